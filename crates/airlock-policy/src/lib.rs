@@ -1,0 +1,3 @@
+//! airlock's request policy: rule parsing, path normalization and matching. Pure and fuzzable.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

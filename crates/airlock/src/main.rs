@@ -1,0 +1,4 @@
+//! The `airlock` command line.
+#![forbid(unsafe_code)]
+
+fn main() {}
