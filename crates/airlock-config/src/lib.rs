@@ -1,3 +1,212 @@
 //! airlock.toml: typed, validated configuration with located errors and comment-preserving edits.
+//!
+//! [`Config::parse`] turns the text into checked, immutable values in one pass: every
+//! reference resolved (a capability's service exists), every rule compiled, every
+//! duration and rate parsed. Anything wrong is a [`ConfigError`] that names
+//! `file:line:column` and says what was expected. The file never holds a secret
+//! value — services name a vault secret instead.
+//!
+//! [`ConfigDoc`] edits the file for the CLI through `toml_edit`, so the user's
+//! comments and ordering survive `airlock add` and friends; every edit is re-parsed
+//! with [`Config::parse`] before it is written, so the CLI can never save a config
+//! that airlock itself would refuse to load.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+mod edit;
+mod parse;
+mod units;
+
+pub use edit::{CapabilitySpec, ConfigDoc, TEMPLATE};
+pub use parse::check_service_url;
+pub use units::{Rate, parse_duration, parse_rate};
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_policy::RuleSet;
+
+/// The auth types this airlock can inject.
+pub const AUTH_TYPES: &[&str] = &["bearer"];
+
+/// A configuration error, located in the file when it comes from the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Something in the file is wrong; `line`/`column` are 1-based.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// An edit the CLI was asked to make is not possible.
+    #[error("{0}")]
+    Edit(String),
+    /// The file cannot be read or written.
+    #[error(transparent)]
+    Home(#[from] airlock_home::HomeError),
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]` settings.
+    pub server: Server,
+    /// `[services.NAME]`, by name.
+    pub services: BTreeMap<String, Service>,
+    /// `[capabilities.NAME]`, by name.
+    pub capabilities: BTreeMap<String, Capability>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Whether capabilities without an `agents` list are visible to every agent.
+    pub default_access: DefaultAccess,
+    /// How long a request waits for a human approval before it is denied.
+    pub approval_timeout: Duration,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            default_access: DefaultAccess::Open,
+            approval_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `server.default_access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAccess {
+    /// Capabilities without `agents` are open to every agent.
+    Open,
+    /// Capabilities without `agents` are hidden.
+    Restricted,
+}
+
+/// `[services.NAME]`: where an API lives and how to authenticate to it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// The service's name.
+    pub name: String,
+    /// Base URL: scheme, host, optional port and base path. No credentials, query
+    /// or fragment. Requests are pinned to its origin.
+    pub url: url::Url,
+    /// How the credential is injected.
+    pub auth: Auth,
+}
+
+/// How a credential is attached to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// `Authorization: Bearer <secret>`.
+    Bearer {
+        /// The vault secret's name.
+        secret: String,
+    },
+}
+
+impl Auth {
+    /// The auth type's name as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Auth::Bearer { .. } => "bearer",
+        }
+    }
+
+    /// Every vault secret this auth uses.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            Auth::Bearer { secret } => vec![secret.as_str()],
+        }
+    }
+}
+
+/// `capabilities.NAME.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// HTTP requests through `execute` or the gateway.
+    Http,
+    /// Allow-listed programs with the secret in their environment.
+    Exec,
+}
+
+/// `capabilities.NAME.approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// No human in the loop.
+    Never,
+    /// Every request waits for a person.
+    Always,
+    /// The first request of each session waits for a person.
+    Session,
+}
+
+/// `[capabilities.NAME]`: what an agent may do with a service.
+#[derive(Debug, Clone)]
+pub struct Capability {
+    /// The capability's name (also the gateway path prefix).
+    pub name: String,
+    /// The service it uses.
+    pub service: String,
+    /// HTTP or exec.
+    pub mode: Mode,
+    /// How long a session lasts.
+    pub ttl: Duration,
+    /// `allow` rules as written.
+    pub allow: Vec<String>,
+    /// `deny` rules as written.
+    pub deny: Vec<String>,
+    /// The compiled rules.
+    pub rules: RuleSet,
+    /// Extra HTTP methods beyond the standard seven.
+    pub methods: Vec<String>,
+    /// Trusted agent identities allowed to use it; `None` = per `default_access`.
+    pub agents: Option<Vec<String>>,
+    /// Whether every request must carry a reason.
+    pub requires_reason: bool,
+    /// Human approval.
+    pub approval: Approval,
+    /// Rate limit per agent.
+    pub rate: Option<Rate>,
+    /// Exec mode: allowed programs, as written (resolved by the exec layer).
+    pub commands: Vec<String>,
+    /// Exec mode: environment for the child; `{{secret}}` stands for the value.
+    pub env: BTreeMap<String, String>,
+    /// Exec mode: how long a command may run.
+    pub timeout: Option<Duration>,
+    /// Exec mode: directories the agent's cwd must lie in.
+    pub workdirs: Vec<String>,
+    /// Exec mode: arguments refused in addition to the built-in guards.
+    pub deny_args: Vec<String>,
+}
+
+impl Config {
+    /// The capability named, or an error that lists what exists.
+    pub fn capability(&self, name: &str) -> Option<&Capability> {
+        self.capabilities.get(name)
+    }
+
+    /// Every vault secret referenced by a service.
+    pub fn referenced_secrets(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut out: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for svc in self.services.values() {
+            for s in svc.auth.secrets() {
+                out.entry(s).or_default().push(svc.name.as_str());
+            }
+        }
+        out
+    }
+}

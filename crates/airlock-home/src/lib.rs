@@ -174,6 +174,23 @@ impl Home {
     }
 }
 
+/// Whether `name` is acceptable as a secret, service, capability or agent name:
+/// 1–64 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit. Names appear in
+/// URLs (`/<capability>/…`), in `airlock://NAME` references, in file names and in
+/// AEAD associated data, so they are kept boring on purpose.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The one-line rule for names, for error messages.
+pub const NAME_RULE: &str =
+    "use 1-64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit";
+
 /// Holds the home's exclusive writer lock until dropped.
 #[derive(Debug)]
 pub struct HomeLock {

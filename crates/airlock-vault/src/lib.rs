@@ -99,7 +99,7 @@ pub enum VaultError {
         name: String,
     },
     /// A name that airlock does not accept.
-    #[error("invalid name \"{name}\": use 1-64 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit")]
+    #[error("invalid name \"{name}\": {}", airlock_home::NAME_RULE)]
     InvalidName {
         /// The name given (already checked to hold no control characters before display).
         name: String,

@@ -43,17 +43,9 @@ impl fmt::Display for UnlockMode {
     }
 }
 
-/// Checks a secret, service or capability name: 1–64 of `A-Z a-z 0-9 _ . -`,
-/// starting with a letter or digit. Names appear in URLs (`/<capability>/…`), in
-/// `airlock://NAME` references and in AAD, so they are kept boring on purpose.
+/// Checks a secret name (see [`airlock_home::is_valid_name`]).
 pub fn validate_name(name: &str) -> Result<(), VaultError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
+    if airlock_home::is_valid_name(name) {
         Ok(())
     } else {
         Err(VaultError::InvalidName {

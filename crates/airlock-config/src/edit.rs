@@ -1,0 +1,195 @@
+//! Comment-preserving edits of `airlock.toml` for the CLI.
+
+use std::path::PathBuf;
+
+use airlock_home::Home;
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+
+use crate::{Config, ConfigError};
+
+/// The file `airlock init` writes: settings with the why next to them.
+pub const TEMPLATE: &str = r#"# airlock configuration. No secret value ever lives in this file: services name a
+# vault secret instead, so it is safe to review and commit. Reference: docs/config.md
+
+[server]
+# "open": every agent sees every capability that has no `agents` list.
+# "restricted": capabilities without `agents` are hidden from all agents.
+default_access = "open"
+"#;
+
+/// A capability to add, as given on the command line (validated when the edited
+/// document is re-parsed).
+#[derive(Debug, Clone, Default)]
+pub struct CapabilitySpec {
+    /// The service it uses.
+    pub service: String,
+    /// Session TTL, e.g. "1h".
+    pub ttl: Option<String>,
+    /// Allow rules.
+    pub allow: Vec<String>,
+    /// Deny rules.
+    pub deny: Vec<String>,
+    /// Trusted agents allowed to use it.
+    pub agents: Option<Vec<String>>,
+    /// Whether every request needs a reason.
+    pub requires_reason: bool,
+    /// Whether every request needs human approval.
+    pub approval: bool,
+    /// Rate limit, e.g. "60/min".
+    pub rate: Option<String>,
+}
+
+/// `airlock.toml` as an editable document that keeps the user's comments, order
+/// and formatting.
+#[derive(Debug)]
+pub struct ConfigDoc {
+    path: PathBuf,
+    doc: DocumentMut,
+}
+
+impl ConfigDoc {
+    /// Loads the home's config (the template if there is none yet). The text must
+    /// already be a valid config: the CLI never edits a file it cannot understand.
+    pub fn load(home: &Home) -> Result<ConfigDoc, ConfigError> {
+        let path = home.config_path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TEMPLATE.to_string(),
+            Err(e) => return Err(airlock_home::HomeError::io("cannot read", &path, e).into()),
+        };
+        Config::parse(&path, &text)?;
+        let doc = text.parse::<DocumentMut>().map_err(|e| {
+            // Config::parse accepted it, so toml_edit should too; report it plainly if not.
+            ConfigError::Edit(format!("{}: {e}", path.display()))
+        })?;
+        Ok(ConfigDoc { path, doc })
+    }
+
+    /// The validated configuration this document describes.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        Config::parse(&self.path, &self.doc.to_string())
+    }
+
+    /// Writes the document atomically after validating it. The caller holds the
+    /// home lock.
+    pub fn save(&self) -> Result<Config, ConfigError> {
+        let text = self.doc.to_string();
+        let config = Config::parse(&self.path, &text)?;
+        airlock_home::write_atomic(&self.path, text.as_bytes())?;
+        Ok(config)
+    }
+
+    /// The text as it would be saved.
+    pub fn to_text(&self) -> String {
+        self.doc.to_string()
+    }
+
+    fn section(&mut self, key: &str) -> &mut Table {
+        let item = self.doc.entry(key).or_insert_with(|| {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            Item::Table(t)
+        });
+        if !item.is_table() {
+            // An inline `services = {}` — normalize to a table we can add to.
+            let replaced = std::mem::take(item)
+                .into_table()
+                .unwrap_or_else(|_| Table::new());
+            *item = Item::Table(replaced);
+        }
+        #[allow(clippy::expect_used)]
+        item.as_table_mut().expect("just made a table")
+    }
+
+    /// Whether a service of this name exists.
+    pub fn has_service(&self, name: &str) -> bool {
+        self.doc
+            .get("services")
+            .and_then(|s| s.get(name))
+            .is_some()
+    }
+
+    /// Whether a capability of this name exists.
+    pub fn has_capability(&self, name: &str) -> bool {
+        self.doc
+            .get("capabilities")
+            .and_then(|s| s.get(name))
+            .is_some()
+    }
+
+    /// Adds `[services.NAME]` with a bearer secret.
+    pub fn add_service(&mut self, name: &str, url: &str, auth_type: &str, secret: &str) -> Result<(), ConfigError> {
+        if self.has_service(name) {
+            return Err(ConfigError::Edit(format!(
+                "a service named \"{name}\" already exists; pick another name or `airlock remove {name}` first"
+            )));
+        }
+        let mut t = Table::new();
+        t.insert("url", toml_edit::value(url));
+        let mut auth = InlineTable::new();
+        auth.insert("type", Value::from(auth_type));
+        auth.insert("secret", Value::from(secret));
+        t.insert("auth", Item::Value(Value::InlineTable(auth)));
+        self.section("services").insert(name, Item::Table(t));
+        Ok(())
+    }
+
+    /// Adds `[capabilities.NAME]`.
+    pub fn add_capability(&mut self, name: &str, spec: &CapabilitySpec) -> Result<(), ConfigError> {
+        if self.has_capability(name) {
+            return Err(ConfigError::Edit(format!(
+                "a capability named \"{name}\" already exists; pick another name or `airlock cap remove {name}` first"
+            )));
+        }
+        let mut t = Table::new();
+        t.insert("service", toml_edit::value(&spec.service));
+        if let Some(ttl) = &spec.ttl {
+            t.insert("ttl", toml_edit::value(ttl));
+        }
+        let array = |items: &[String]| {
+            let mut a = Array::new();
+            for i in items {
+                a.push(i.as_str());
+            }
+            toml_edit::value(a)
+        };
+        if !spec.allow.is_empty() {
+            t.insert("allow", array(&spec.allow));
+        }
+        if !spec.deny.is_empty() {
+            t.insert("deny", array(&spec.deny));
+        }
+        if let Some(agents) = &spec.agents {
+            t.insert("agents", array(agents));
+        }
+        if spec.requires_reason {
+            t.insert("requires_reason", toml_edit::value(true));
+        }
+        if spec.approval {
+            t.insert("approval", toml_edit::value(true));
+        }
+        if let Some(rate) = &spec.rate {
+            t.insert("rate", toml_edit::value(rate));
+        }
+        self.section("capabilities").insert(name, Item::Table(t));
+        Ok(())
+    }
+
+    /// Removes `[services.NAME]`; returns whether it existed.
+    pub fn remove_service(&mut self, name: &str) -> bool {
+        self.doc
+            .get_mut("services")
+            .and_then(Item::as_table_like_mut)
+            .and_then(|t| t.remove(name))
+            .is_some()
+    }
+
+    /// Removes `[capabilities.NAME]`; returns whether it existed.
+    pub fn remove_capability(&mut self, name: &str) -> bool {
+        self.doc
+            .get_mut("capabilities")
+            .and_then(Item::as_table_like_mut)
+            .and_then(|t| t.remove(name))
+            .is_some()
+    }
+}

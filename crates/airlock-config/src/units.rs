@@ -1,0 +1,120 @@
+//! Durations (`"1h"`, `"30s"`) and rates (`"60/min"`).
+
+use std::time::Duration;
+
+/// Parses a friendly duration such as `30s`, `15m`, `1h`, `1h30m`, `2d`.
+/// Must be positive and at most 365 days.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "invalid duration \"{}\"; expected a duration such as \"30s\", \"15m\", \"1h\", \"1h30m\" or \"2d\"",
+            s.escape_debug()
+        )
+    };
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let unit_len = rest[digits..].bytes().take_while(u8::is_ascii_alphabetic).count();
+        if digits == 0 || unit_len == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit: u64 = match &rest[digits..digits + unit_len] {
+            "s" | "sec" | "secs" => 1,
+            "m" | "min" | "mins" => 60,
+            "h" | "hr" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        rest = &rest[digits + unit_len..];
+    }
+    if total == 0 {
+        return Err(format!("duration \"{}\" must be greater than zero", s.escape_debug()));
+    }
+    if total > 365 * 86_400 {
+        return Err(format!("duration \"{}\" is longer than 365 days", s.escape_debug()));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// A rate limit: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests allowed per period (also the burst size).
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            _ => "d",
+        };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// Parses `N/s`, `N/min`, `N/h` or `N/day` (long forms `second`, `minute`,
+/// `hour` accepted), `1 ≤ N ≤ 1 000 000`.
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let expected = "expected COUNT/UNIT such as \"60/min\", \"5/s\", \"1000/h\" or \"10000/day\"";
+    let bad = || format!("invalid rate \"{}\"; {expected}", s.escape_debug());
+    let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = n.trim().parse().map_err(|_| bad())?;
+    if !(1..=1_000_000).contains(&count) {
+        return Err(format!(
+            "rate \"{}\": the count must be between 1 and 1000000",
+            s.escape_debug()
+        ));
+    }
+    let secs = match unit.trim() {
+        "s" | "sec" | "second" => 1,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 3600,
+        "d" | "day" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Rate {
+        count,
+        per: Duration::from_secs(secs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        for bad in ["", "0s", "-1h", "1 fortnight", "h", "400d", "1h 2", "99999999999999999999s", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        let r = parse_rate("60/min").unwrap();
+        assert_eq!((r.count, r.per), (60, Duration::from_secs(60)));
+        assert_eq!(r.to_string(), "60/min");
+        assert_eq!(parse_rate("5/s").unwrap().per, Duration::from_secs(1));
+        for bad in ["", "60", "/min", "0/min", "x/min", "60/fortnight", "-1/s", "9999999/s"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+}
