@@ -40,7 +40,7 @@ pub enum MethodError {
     /// methods the capability names.
     #[error(
         "method {method:?} is not allowed; allowed methods are {allowed} \
-         (a capability can allow others by naming them)"
+         (a capability allows others by listing them in its `methods`)"
     )]
     NotAllowed {
         /// The method, upper-cased.

@@ -146,8 +146,8 @@ pub enum PathError {
     },
     /// A character that is not allowed unencoded in this part of a URL.
     #[error(
-        "{part} of {input:?} contains {ch:?}, which is not allowed there unencoded: \
-         percent-encode it as %{:02X}",
+        "request target {input:?}: the {part} contains {ch:?}, which is not allowed there \
+         unencoded: percent-encode it as %{:02X}",
         u32::from(*ch)
     )]
     DisallowedChar {
@@ -160,8 +160,8 @@ pub enum PathError {
     },
     /// A `%` not followed by two hex digits.
     #[error(
-        "{part} of {input:?} contains {escape:?}, which is not a valid percent-escape: \
-         expected '%' and two hex digits (write a literal '%' as %25)"
+        "request target {input:?}: the {part} contains {escape:?}, which is not a valid \
+         percent-escape: expected '%' and two hex digits (write a literal '%' as %25)"
     )]
     InvalidEscape {
         /// The input (clipped).
