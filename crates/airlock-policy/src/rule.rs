@@ -192,7 +192,8 @@ impl Rule {
     /// Like [`Rule::matches`], but path literals are compared ASCII case-insensitively,
     /// and the path is also tried with `;parameters` cut from each segment, so that
     /// an upstream that ignores case or strips parameters cannot route `/v1/ADMIN` or
-    /// `/v1/admin;x` around a deny rule for `/v1/admin`. Always true when
+    /// `/v1/admin;x` around a deny rule for `/v1/admin`; and a `GET` rule also covers
+    /// `HEAD`, which servers answer with their GET handler. Always true when
     /// [`Rule::matches`] is.
     pub fn matches_loosely(&self, method: &str, path: &str) -> bool {
         self.matches_segments(method, &PathSegments::new(path), Strictness::Loose)
@@ -204,10 +205,17 @@ impl Rule {
         path: &PathSegments,
         strictness: Strictness,
     ) -> bool {
-        let method_ok = self
-            .method
-            .as_deref()
-            .is_none_or(|m| m.eq_ignore_ascii_case(method));
+        let method_ok = match self.method.as_deref() {
+            None => true,
+            Some(m) => {
+                m.eq_ignore_ascii_case(method)
+                    // Servers answer HEAD with their GET handler (minus the body): a
+                    // deny rule for GET must not be side-stepped with HEAD.
+                    || (strictness == Strictness::Loose
+                        && m == "GET"
+                        && method.eq_ignore_ascii_case("HEAD"))
+            }
+        };
         method_ok && self.pattern.matches(path, strictness)
     }
 }
@@ -319,6 +327,10 @@ mod tests {
         assert!(r.matches_loosely("GET", "/v1/Admin"));
         assert!(r.matches_loosely("GET", "/v1/admin;a=b/users"));
         assert!(!r.matches("GET", "/v1/Admin"));
+        let get = Rule::parse("GET /secret").unwrap();
+        assert!(get.matches_loosely("HEAD", "/secret"));
+        assert!(!get.matches("HEAD", "/secret"));
+        assert!(!Rule::parse("HEAD /x").unwrap().matches_loosely("GET", "/x"));
     }
 
     #[test]

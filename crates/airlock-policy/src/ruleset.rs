@@ -318,7 +318,7 @@ impl RuleSet {
                     let how = if rule.matches_segments(&method, &segments, Strictness::Exact) {
                         "matches"
                     } else {
-                        "matches (deny rules ignore letter case and ';' parameters)"
+                        "matches (deny rules also match other letter case, ';' parameters, and HEAD for GET)"
                     };
                     format!("deny[{i}] {:?} {how}: deny wins", rule.as_str())
                 });
@@ -488,7 +488,7 @@ mod tests {
         );
         let text = ex.steps.join("\n");
         assert!(text.contains("normalized to \"/v1/ADMIN/users\""), "{text}");
-        assert!(text.contains("ignore letter case"), "{text}");
+        assert!(text.contains("other letter case"), "{text}");
         assert!(text.contains("\"limit=1\" is sent as is"), "{text}");
         assert!(
             ex.steps

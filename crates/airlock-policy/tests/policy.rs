@@ -284,7 +284,7 @@ const ADMIN_TRICKS: &[&str] = &[
 #[test]
 fn no_trick_reaches_admin() {
     let rs = admin_fence();
-    for method in ["GET", "post", "DELETE", "TRACE"] {
+    for method in ["GET", "head", "post", "DELETE", "TRACE"] {
         for raw in ADMIN_TRICKS
             .iter()
             .chain(TABLE.iter().map(|(raw, _, _)| raw))
