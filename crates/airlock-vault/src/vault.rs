@@ -90,6 +90,11 @@ impl LockedVault {
         }
     }
 
+    /// Whether a secret of this name exists (no key needed).
+    pub fn contains(&self, name: &str) -> bool {
+        self.file.secrets.contains_key(name)
+    }
+
     /// The vault's random id (hex), public.
     pub fn id(&self) -> &str {
         &self.file.vault_id

@@ -1,4 +1,42 @@
-//! The `airlock` command line.
+//! The `airlock` command line: a thin layer over the library crates. It parses
+//! arguments, reads secret input, calls the libraries and prints results; exit
+//! codes are a contract (0 ok, 1 findings or failed check, 2 bad input).
 #![forbid(unsafe_code)]
 
-fn main() {}
+mod cli;
+mod cmd;
+mod input;
+mod output;
+mod unlock;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the cause chain joined, with the remedy the library wrote.
+            let msg = format!("{e:#}").replace('\n', " ");
+            output::error(msg);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let home = airlock_home::Home::from_env()?;
+    match &cli.command {
+        Command::Init(args) => cmd::init::run(&home, args)?,
+        Command::Add(args) => cmd::service::add(&home, args)?,
+        Command::Remove(args) => cmd::service::remove(&home, args)?,
+        Command::List(args) => cmd::service::list(&home, args)?,
+        Command::Cap(c) => cmd::cap::run(&home, c)?,
+        Command::Secret(c) => cmd::secret::run(&home, c)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,174 @@
+//! The command line, as clap sees it. Names and flags are the contract in
+//! DESIGN.md §3; keep them stable.
+
+use clap::{Args, Parser, Subcommand};
+
+/// airlock — a local secrets broker for AI agents. Agents call APIs and tools
+/// through airlock; it injects the credential at the last moment, so the agent
+/// never holds a key.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None)]
+#[command(after_help = "Files live in $AIRLOCK_HOME (default ~/.airlock). Exit codes: 0 ok, 1 findings or a failed check, 2 bad input (with a one-line reason).")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the airlock home and its encrypted vault (key file by default)
+    Init(InitArgs),
+    /// Add a service: its base URL, how to authenticate, and its secret
+    Add(AddArgs),
+    /// Remove a service, its capabilities and the secrets only it used
+    Remove(RemoveArgs),
+    /// List services and capabilities
+    List(JsonFlag),
+    /// Manage capabilities: what agents may do with a service
+    #[command(subcommand)]
+    Cap(CapCommand),
+    /// Manage secret values in the vault
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Protect the vault with a passphrase (Argon2id) instead of a key file;
+    /// reads AIRLOCK_PASSPHRASE, or asks on a terminal
+    #[arg(long, conflicts_with = "keyring")]
+    pub(crate) passphrase: bool,
+    /// Keep the master key in the OS keyring (macOS Keychain, Windows Credential
+    /// Manager, Secret Service on Linux desktops)
+    #[arg(long)]
+    pub(crate) keyring: bool,
+}
+
+/// Where a secret value comes from. With none given, airlock asks on a terminal
+/// (without echo).
+#[derive(Debug, Args, Default)]
+#[group(multiple = false)]
+pub(crate) struct KeyInput {
+    /// Read the key from this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) key_from_env: Option<String>,
+    /// Read the key from standard input (one trailing newline is removed)
+    #[arg(long)]
+    pub(crate) key_stdin: bool,
+    /// The key itself (discouraged: it lands in your shell history)
+    #[arg(long, value_name = "VALUE")]
+    pub(crate) key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Name of the service (also its secret's and capability's name)
+    pub(crate) name: String,
+    /// Base URL of the API, e.g. https://api.stripe.com
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+    /// How the credential is sent
+    #[arg(long, default_value = "bearer", value_name = "TYPE")]
+    pub(crate) auth: String,
+    #[command(flatten)]
+    pub(crate) key: KeyInput,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RemoveArgs {
+    /// The service to remove
+    pub(crate) name: String,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub(crate) yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Machine-readable JSON instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CapCommand {
+    /// Add a capability
+    Add(CapAddArgs),
+    /// List capabilities
+    List(JsonFlag),
+    /// Remove a capability
+    #[command(alias = "rm")]
+    Remove {
+        /// The capability to remove
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CapAddArgs {
+    /// Name of the capability (agents use it; the gateway path starts with it)
+    pub(crate) name: String,
+    /// The service it grants access to
+    #[arg(long)]
+    pub(crate) service: String,
+    /// How long a session lasts after first use, e.g. 15m, 1h, 1d
+    #[arg(long, default_value = "1h")]
+    pub(crate) ttl: String,
+    /// Allow rule "METHOD PATH", e.g. 'GET /v1/**' (repeatable; with any allow
+    /// rule, everything else is denied)
+    #[arg(long, value_name = "RULE")]
+    pub(crate) allow: Vec<String>,
+    /// Deny rule "METHOD PATH" (repeatable; deny wins)
+    #[arg(long, value_name = "RULE")]
+    pub(crate) deny: Vec<String>,
+    /// Trusted agent identities allowed to use it, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    pub(crate) agents: Option<Vec<String>>,
+    /// Every request must give a reason
+    #[arg(long)]
+    pub(crate) requires_reason: bool,
+    /// Every request waits for a person's approval
+    #[arg(long)]
+    pub(crate) approval: bool,
+    /// Rate limit per agent, e.g. 60/min
+    #[arg(long)]
+    pub(crate) rate: Option<String>,
+}
+
+/// Where a secret value comes from for `secret set`/`rotate`.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub(crate) struct ValueInput {
+    /// Read the value from this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) from_env: Option<String>,
+    /// Read the value from standard input (one trailing newline is removed)
+    #[arg(long)]
+    pub(crate) stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Store a new secret
+    Set {
+        /// The secret's name
+        name: String,
+        #[command(flatten)]
+        input: ValueInput,
+    },
+    /// Replace a secret's value (its version goes up by one)
+    Rotate {
+        /// The secret's name
+        name: String,
+        #[command(flatten)]
+        input: ValueInput,
+    },
+    /// List secrets: name, version, dates, fingerprint — never the value
+    List(JsonFlag),
+    /// Delete a secret no service uses
+    #[command(alias = "remove")]
+    Rm {
+        /// The secret's name
+        name: String,
+    },
+}

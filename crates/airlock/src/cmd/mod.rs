@@ -1,0 +1,22 @@
+//! One module per command group.
+
+pub(crate) mod cap;
+pub(crate) mod init;
+pub(crate) mod secret;
+pub(crate) mod service;
+
+/// Formats a duration the way the config writes it ("1h", "90m" → "1h30m").
+pub(crate) fn human_duration(d: std::time::Duration) -> String {
+    let mut s = d.as_secs();
+    if s == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if s >= len {
+            out.push_str(&format!("{}{unit}", s / len));
+            s %= len;
+        }
+    }
+    out
+}

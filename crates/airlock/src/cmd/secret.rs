@@ -1,0 +1,101 @@
+//! `airlock secret set|rotate|list|rm`.
+
+use airlock_config::Config;
+use airlock_home::Home;
+use airlock_vault::LockedVault;
+use anyhow::bail;
+use serde_json::json;
+
+use crate::cli::{SecretCommand, ValueInput};
+use crate::input::{self, Source};
+use crate::{output, unlock};
+
+const VALUE_FLAGS: &str = "--from-env VAR or --stdin";
+
+fn source(input: &ValueInput) -> Source<'_> {
+    match (&input.from_env, input.stdin) {
+        (Some(var), _) => Source::Env(var),
+        (None, true) => Source::Stdin,
+        (None, false) => Source::Prompt,
+    }
+}
+
+pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
+    match cmd {
+        SecretCommand::Set { name, input } => {
+            airlock_vault::validate_name(name)?;
+            let value = input::read_value(source(input), &format!("value for \"{name}\""), VALUE_FLAGS)?;
+            let (_lock, mut vault) = unlock::open_for_write(home, true)?;
+            vault.insert(name, &value)?;
+            vault.save(home)?;
+            output::line(format_args!("stored secret \"{name}\" (version 1)"));
+        }
+        SecretCommand::Rotate { name, input } => {
+            // Fail fast, before asking for a value, if the secret does not exist.
+            if !LockedVault::load(home)?.contains(name) {
+                return Err(airlock_vault::VaultError::NoSuchSecret { name: name.escape_debug().to_string() }.into());
+            }
+            let value = input::read_value(source(input), &format!("new value for \"{name}\""), VALUE_FLAGS)?;
+            let (_lock, mut vault) = unlock::open_for_write(home, false)?;
+            vault.rotate(name, &value)?;
+            vault.save(home)?;
+            let version = vault.list().into_iter().find(|s| &s.name == name).map_or(0, |s| s.version);
+            output::line(format_args!("rotated secret \"{name}\" (now version {version})"));
+        }
+        SecretCommand::List(flag) => {
+            let vault = unlock::open(home)?;
+            let config = Config::load(home)?;
+            let users = config.referenced_secrets();
+            let infos = vault.list();
+            if flag.json {
+                let rows: Vec<_> = infos
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "name": s.name,
+                            "version": s.version,
+                            "created": s.created.to_string(),
+                            "rotated": s.rotated.map(|t| t.to_string()),
+                            "fingerprint": s.fingerprint,
+                            "used_by": users.get(s.name.as_str()).cloned().unwrap_or_default(),
+                        })
+                    })
+                    .collect();
+                return output::json(&rows);
+            }
+            let rows = infos
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.name.clone(),
+                        s.version.to_string(),
+                        s.created.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+                        s.rotated.map_or("-".into(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()),
+                        s.fingerprint.chars().take(12).collect(),
+                        users.get(s.name.as_str()).map_or("-".into(), |u| u.join(", ")),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["NAME", "VERSION", "CREATED", "ROTATED", "FINGERPRINT", "USED BY"],
+                rows,
+                "no secrets yet — `airlock add` or `airlock secret set NAME` stores one",
+            );
+        }
+        SecretCommand::Rm { name } => {
+            let (_lock, mut vault) = unlock::open_for_write(home, false)?;
+            let config = Config::load(home)?;
+            if let Some(users) = config.referenced_secrets().get(name.as_str()) {
+                bail!(
+                    "secret \"{name}\" is used by service {}; remove the service first (`airlock remove {}`)",
+                    users.join(", "),
+                    users[0]
+                );
+            }
+            vault.remove(name)?;
+            vault.save(home)?;
+            output::line(format_args!("deleted secret \"{name}\""));
+        }
+    }
+    Ok(())
+}
