@@ -1,0 +1,778 @@
+//! The matching engine: keyword prefilter, per-rule regexes, validators,
+//! decoy filter, redaction and fingerprints.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use base64::Engine as _;
+use regex::bytes::Regex;
+use sha2::{Digest, Sha256};
+
+use crate::finding::{FileContext, Finding};
+use crate::rules::{Check, END, GENERIC_ASSIGNMENT, Kind, RULES, RuleDef};
+use crate::{ScanError, risk, structured};
+
+/// A compiled rule.
+#[derive(Debug)]
+struct Compiled {
+    def: &'static RuleDef,
+    re: Regex,
+    s_group: Option<usize>,
+    k_group: Option<usize>,
+}
+
+/// Public description of one rule, for documentation and SARIF.
+#[derive(Clone, Copy, Debug)]
+pub struct RuleInfo {
+    /// Stable rule id, e.g. `github-pat`.
+    pub id: &'static str,
+    /// Provider, e.g. `GitHub`.
+    pub provider: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// `true` for the generic (name + entropy) rules.
+    pub generic: bool,
+}
+
+/// A raw match before it becomes a [`Finding`]: where it is, which rule, and
+/// the secret bytes (never leaves this crate).
+#[derive(Debug, Clone)]
+pub(crate) struct Hit {
+    pub(crate) rule: usize,
+    pub(crate) kind: Kind,
+    /// Location span in the file as stored (for decoded content: where the
+    /// encoded value sits).
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) secret: Vec<u8>,
+    pub(crate) context: Option<String>,
+}
+
+/// The secret scanner: the compiled rule set. Cheap to share between threads.
+#[derive(Debug)]
+pub struct Scanner {
+    rules: Vec<Compiled>,
+    ac: AhoCorasick,
+    /// keyword pattern index → rule index
+    kw_rule: Vec<usize>,
+    generic: usize,
+}
+
+impl Scanner {
+    /// Compiles the built-in rule set.
+    pub fn new() -> Result<Self, ScanError> {
+        let mut rules = Vec::with_capacity(RULES.len());
+        let mut keywords: Vec<&str> = Vec::new();
+        let mut kw_rule = Vec::new();
+        let mut generic = usize::MAX;
+        for (i, def) in RULES.iter().enumerate() {
+            let pat = format!("(?-u){}", def.pattern.replace("{E}", END));
+            let re = regex::bytes::RegexBuilder::new(&pat)
+                .size_limit(64 << 20)
+                .dfa_size_limit(16 << 20)
+                .build()
+                .map_err(|e| ScanError::Rule {
+                    rule: def.id,
+                    reason: e.to_string(),
+                })?;
+            let s_group = re.capture_names().position(|n| n == Some("s"));
+            let k_group = re.capture_names().position(|n| n == Some("k"));
+            for kw in def.keywords {
+                keywords.push(kw);
+                kw_rule.push(i);
+            }
+            if def.id == GENERIC_ASSIGNMENT {
+                generic = i;
+            }
+            rules.push(Compiled {
+                def,
+                re,
+                s_group,
+                k_group,
+            });
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&keywords)
+            .map_err(|e| ScanError::Rule {
+                rule: "keywords",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            rules,
+            ac,
+            kw_rule,
+            generic,
+        })
+    }
+
+    /// The rules this scanner applies.
+    pub fn rules(&self) -> impl Iterator<Item = RuleInfo> + '_ {
+        self.rules.iter().map(|c| RuleInfo {
+            id: c.def.id,
+            provider: c.def.provider,
+            description: c.def.description,
+            generic: c.def.kind == Kind::Generic,
+        })
+    }
+
+    /// Scans one file's content. The risk is rated from what the path alone
+    /// says (an MCP client config or not); use [`Scanner::scan_with_context`]
+    /// to add git and permission facts.
+    pub fn scan_bytes(&self, path: &Path, bytes: &[u8]) -> Vec<Finding> {
+        let ctx = FileContext {
+            mcp_config: structured::is_mcp_config(path),
+            ..FileContext::default()
+        };
+        self.scan_with_context(path, &path.to_string_lossy(), bytes, &ctx)
+    }
+
+    /// Scans one file's content; `display` is the path written in findings.
+    pub fn scan_with_context(
+        &self,
+        path: &Path,
+        display: &str,
+        bytes: &[u8],
+        ctx: &FileContext,
+    ) -> Vec<Finding> {
+        let mut hits = Vec::new();
+        self.raw_hits(bytes, &mut hits);
+        structured::hits(self, path, bytes, &mut hits);
+        let hits = dedupe(hits, &self.rules);
+        let mut lines = LineIndex::new(bytes);
+        let mut out = Vec::with_capacity(hits.len());
+        for h in hits {
+            let (line, column, line_text) = lines.locate(h.start);
+            if memchr::memmem::find(line_text, b"airlock:allow").is_some() {
+                continue;
+            }
+            let def = self.rules[h.rule].def;
+            let (risk, reason) = risk::rate(h.kind, ctx);
+            out.push(Finding {
+                rule_id: def.id,
+                provider: def.provider,
+                description: def.description,
+                file: display.to_owned(),
+                line,
+                column,
+                preview: preview(def, &h.secret),
+                fingerprint: fingerprint(def.id, &h.secret),
+                risk,
+                risk_reason: reason,
+                context: h.context,
+                commit: ctx.commit.clone(),
+                in_head: ctx.in_head,
+                kind: h.kind,
+            });
+        }
+        out
+    }
+
+    /// Regex pass over the bytes as stored.
+    pub(crate) fn raw_hits(&self, bytes: &[u8], out: &mut Vec<Hit>) {
+        let mut active = vec![false; self.rules.len()];
+        let mut n_active = 0;
+        for m in self.ac.find_overlapping_iter(bytes) {
+            let r = self.kw_rule[m.pattern().as_usize()];
+            if !active[r] {
+                active[r] = true;
+                n_active += 1;
+                if n_active == self.rules.len() {
+                    break;
+                }
+            }
+        }
+        if n_active == 0 {
+            return;
+        }
+        for (i, c) in self.rules.iter().enumerate() {
+            if !active[i] {
+                continue;
+            }
+            for caps in c.re.captures_iter(bytes) {
+                let Some(m) = c.s_group.and_then(|g| caps.get(g)).or_else(|| caps.get(0)) else {
+                    continue;
+                };
+                let whole = caps.get(0).map_or(m.range(), |w| w.range());
+                let key = c.k_group.and_then(|g| caps.get(g)).map(|k| k.as_bytes());
+                let Some(kind) = self.accept(i, m.as_bytes(), key, &bytes[whole.clone()]) else {
+                    continue;
+                };
+                let start = if c.def.kind == Kind::PrivateKey || c.def.kind == Kind::Encrypted {
+                    whole.start
+                } else {
+                    m.start()
+                };
+                out.push(Hit {
+                    rule: i,
+                    kind,
+                    start,
+                    end: m.end().max(start + 1),
+                    secret: normalize(c.def, m.as_bytes()),
+                    context: None,
+                });
+            }
+        }
+    }
+
+    /// Runs the provider rules over decoded content (base64 data, notebook
+    /// cells) and maps each hit back to `at..at+len` in the stored file.
+    pub(crate) fn decoded_hits(
+        &self,
+        decoded: &[u8],
+        at: usize,
+        len: usize,
+        context: Option<&str>,
+        out: &mut Vec<Hit>,
+    ) {
+        let mut inner = Vec::new();
+        self.raw_hits(decoded, &mut inner);
+        for mut h in inner {
+            h.start = at;
+            h.end = at + len.max(1);
+            h.context = context.map(str::to_owned);
+            out.push(h);
+        }
+    }
+
+    /// A value found under a name by a structured reader (`.env`, JSON, YAML,
+    /// TOML, MCP config): provider rules first, then the generic name +
+    /// entropy gate. `at` is where the value sits in the stored file.
+    pub(crate) fn structured_value(
+        &self,
+        rule_id: &str,
+        key: &str,
+        value: &[u8],
+        at: usize,
+        context: &str,
+        out: &mut Vec<Hit>,
+    ) {
+        let rule = if rule_id == GENERIC_ASSIGNMENT {
+            self.generic
+        } else {
+            match self.rules.iter().position(|c| c.def.id == rule_id) {
+                Some(r) => r,
+                None => return,
+            }
+        };
+        if let Some(kind) = self.accept(rule, value, Some(key.as_bytes()), value) {
+            out.push(Hit {
+                rule,
+                kind,
+                start: at,
+                end: at + value.len().max(1),
+                secret: value.to_vec(),
+                context: Some(context.to_owned()),
+            });
+        }
+    }
+
+    /// Validates one candidate; returns the kind (live/test…) when accepted.
+    fn accept(&self, rule: usize, secret: &[u8], key: Option<&[u8]>, whole: &[u8]) -> Option<Kind> {
+        let def = self.rules[rule].def;
+        if secret.is_empty() {
+            return None;
+        }
+        let norm;
+        let body: &[u8] = if matches!(def.kind, Kind::PrivateKey | Kind::Encrypted) {
+            norm = normalize(def, secret);
+            if norm.len() < 64 {
+                return None;
+            }
+            &norm
+        } else {
+            secret
+        };
+        let pre_ok = match def.check {
+            Check::Generic => generic_gate(key.unwrap_or_default(), secret),
+            Check::UrlPassword => password_ok(secret),
+            _ => true,
+        };
+        if !pre_ok {
+            return None;
+        }
+        if is_decoy(body, def.hex_ok) {
+            return None;
+        }
+        if def.min_entropy > 0.0 && entropy(body) < def.min_entropy {
+            return None;
+        }
+        let ok = match def.check {
+            Check::GithubCrc32 => github_crc_ok(secret),
+            Check::Bech32 => bech32_ok(secret),
+            Check::Jwt => jwt_ok(secret),
+            Check::DockerAuth => docker_auth_ok(secret),
+            _ => true,
+        };
+        if !ok {
+            return None;
+        }
+        let mut kind = def.kind;
+        if let Some(marker) = def.test_marker
+            && memchr::memmem::find(secret, marker.as_bytes()).is_some()
+        {
+            kind = Kind::Test;
+        }
+        if def.check == Check::UrlPassword && is_local_url(whole) {
+            kind = Kind::Test;
+        }
+        Some(kind)
+    }
+}
+
+/// For private keys the secret is the base64 body: drop whitespace, header
+/// lines and JSON `\n` escapes so the fingerprint does not depend on layout.
+fn normalize(def: &RuleDef, secret: &[u8]) -> Vec<u8> {
+    if !matches!(def.kind, Kind::PrivateKey | Kind::Encrypted) && def.id != "gcp-service-account-key" {
+        return secret.to_vec();
+    }
+    let mut out = Vec::with_capacity(secret.len());
+    let mut i = 0;
+    while i < secret.len() {
+        let b = secret[i];
+        if b == b'\\' && secret.get(i + 1) == Some(&b'n') {
+            i += 2;
+            continue;
+        }
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=' {
+            out.push(b);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Removes overlapping hits, keeping the most specific (highest priority,
+/// then one with a key-path context, then the earliest).
+fn dedupe(mut hits: Vec<Hit>, rules: &[Compiled]) -> Vec<Hit> {
+    hits.sort_by(|a, b| {
+        let pa = rules[a.rule].def.priority;
+        let pb = rules[b.rule].def.priority;
+        pb.cmp(&pa)
+            .then(b.context.is_some().cmp(&a.context.is_some()))
+            .then(a.start.cmp(&b.start))
+    });
+    let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut kept = Vec::with_capacity(hits.len());
+    for h in hits {
+        let before = taken.range(..=h.start).next_back();
+        if let Some((_, &e)) = before
+            && e > h.start
+        {
+            continue;
+        }
+        let after = taken.range(h.start..).next();
+        if let Some((&s, _)) = after
+            && s < h.end
+        {
+            continue;
+        }
+        taken.insert(h.start, h.end);
+        kept.push(h);
+    }
+    kept.sort_by_key(|h| (h.start, h.rule));
+    kept
+}
+
+/// Incremental offset → (line, column) for ascending offsets.
+struct LineIndex<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    line: usize,
+    line_start: usize,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            pos: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    /// 1-based line, 1-based column (in characters), and the line's bytes.
+    fn locate(&mut self, offset: usize) -> (usize, usize, &'a [u8]) {
+        let offset = offset.min(self.bytes.len());
+        if offset < self.pos {
+            self.pos = 0;
+            self.line = 1;
+            self.line_start = 0;
+        }
+        for nl in memchr::memchr_iter(b'\n', &self.bytes[self.pos..offset]) {
+            self.line += 1;
+            self.line_start = self.pos + nl + 1;
+        }
+        self.pos = offset;
+        let line_end = memchr::memchr(b'\n', &self.bytes[offset..]).map_or(self.bytes.len(), |e| offset + e);
+        let col = 1 + self.bytes[self.line_start..offset]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count();
+        (self.line, col, &self.bytes[self.line_start..line_end])
+    }
+}
+
+/// Redacted preview: an identifying prefix and at most the last 4 characters.
+pub(crate) fn preview(def: &RuleDef, secret: &[u8]) -> String {
+    let text = String::from_utf8_lossy(secret);
+    let chars: Vec<char> = text.chars().collect();
+    let (prefix, used) = match def.label {
+        Some(l) => (l.to_owned(), 0),
+        None => {
+            let p = def
+                .keywords
+                .iter()
+                .find(|k| secret.starts_with(k.as_bytes()))
+                .map(|k| k.len())
+                .unwrap_or_else(|| segment_prefix(secret));
+            (String::from_utf8_lossy(&secret[..p]).into_owned(), p)
+        }
+    };
+    let body = chars.len().saturating_sub(used);
+    let tail = match body {
+        0..8 => 0,
+        8..16 => 2,
+        _ => 4,
+    };
+    let tail: String = chars[chars.len() - tail..].iter().collect();
+    format!("{prefix}…{tail}")
+}
+
+/// Leading `abc-` / `abc_` segments (lowercase, ≤ 8 chars each, ≤ 3 of them).
+fn segment_prefix(s: &[u8]) -> usize {
+    let mut end = 0;
+    for _ in 0..3 {
+        let rest = &s[end..];
+        let seg = rest
+            .iter()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            .count();
+        if seg == 0 || seg > 8 {
+            break;
+        }
+        match rest.get(seg) {
+            Some(b'-' | b'_' | b'.') => end += seg + 1,
+            _ => break,
+        }
+    }
+    if end * 2 > s.len() { 0 } else { end }
+}
+
+/// SHA-256 over a domain tag, the rule id and the secret; 32 hex characters.
+/// The path is deliberately not part of it: the same secret keeps its
+/// fingerprint when the file moves or the line changes.
+pub(crate) fn fingerprint(rule_id: &str, secret: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"airlock-scan/v1\0");
+    h.update(rule_id.as_bytes());
+    h.update(b"\0");
+    h.update(secret);
+    hex::encode(&h.finalize()[..16])
+}
+
+/// Shannon entropy in bits per byte.
+pub(crate) fn entropy(s: &[u8]) -> f64 {
+    if s.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in s {
+        counts[b as usize] += 1;
+    }
+    let n = s.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+const PLACEHOLDERS: &[&str] = &[
+    "example", "changeme", "change_me", "change-me", "placeholder", "your_", "your-", "yourkey",
+    "yourtoken", "yoursecret", "${", "{{", "}}", "%(", "airlock://", "op://", "vault:", "xxxx",
+    "****", "....", "\u{2026}", "dummy", "redacted", "sample", "insert_", "replace_", "replaceme",
+    "todo", "fixme", "_here", "-here", "notreal", "not_real", "not-a-real", "foobar", "secretsmanager:",
+    "abcdefgh", "12345678",
+];
+
+/// Placeholders, documented example keys, references, digests, UUIDs.
+pub(crate) fn is_decoy(s: &[u8], hex_ok: bool) -> bool {
+    let lower = s.to_ascii_lowercase();
+    if PLACEHOLDERS
+        .iter()
+        .any(|p| memchr::memmem::find(&lower, p.as_bytes()).is_some())
+    {
+        return true;
+    }
+    if matches!(s.first(), Some(b'$' | b'%' | b'<' | b'@' | b'&' | b'*')) {
+        return true;
+    }
+    for integrity in ["sha512-", "sha384-", "sha256-", "sha1-"] {
+        if lower.starts_with(integrity.as_bytes()) {
+            return true;
+        }
+    }
+    // Very few distinct characters: `aaaaaaaa`, `0000-0000`, `abababab`.
+    let mut seen = [false; 256];
+    let distinct = s
+        .iter()
+        .filter(|&&b| !std::mem::replace(&mut seen[b as usize], true))
+        .count();
+    if s.len() >= 8 && distinct <= 3 {
+        return true;
+    }
+    if !hex_ok && (is_uuid(s) || is_hex_digest(s)) {
+        return true;
+    }
+    false
+}
+
+fn is_uuid(s: &[u8]) -> bool {
+    s.len() == 36
+        && s.iter().enumerate().all(|(i, &b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        })
+}
+
+fn is_hex_digest(s: &[u8]) -> bool {
+    matches!(s.len(), 32 | 40 | 56 | 64 | 96 | 128) && s.iter().all(u8::is_ascii_hexdigit)
+}
+
+const NON_SECRET_SUFFIXES: &[&str] = &[
+    "name", "_id", "id", "type", "file", "path", "url", "uri", "env", "var", "length", "len", "size",
+    "count", "field", "header", "prefix", "expires", "expiry", "ttl", "_at", "endpoint", "limit",
+    "format", "mode", "policy", "ref", "hash", "sha", "digest", "checksum", "version", "timeout",
+    "enabled", "required", "tokens", "index", "regex", "pattern", "label", "hint", "kind", "scope",
+    "scopes", "issuer", "audience", "algorithm", "alg", "location", "dir", "class", "provider",
+    "source", "store", "helper", "command", "cmd", "method", "usage", "rotation", "arn",
+];
+
+/// Generic rule: the name must say "secret", the value must look random.
+pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
+    let key = key.to_ascii_lowercase();
+    let key = key.trim_ascii_end();
+    let key = key.strip_suffix(b"\"").unwrap_or(key);
+    if NON_SECRET_SUFFIXES.iter().any(|s| key.ends_with(s.as_bytes())) {
+        return false;
+    }
+    if value.len() < 10 || value.len() > 256 {
+        return false;
+    }
+    let lower = value.to_ascii_lowercase();
+    if [&b"http://"[..], b"https://", b"file://", b"/", b"./", b"../", b"~/"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+        || value.contains(&b'\\')
+    {
+        return false;
+    }
+    if matches!(&lower[..], b"true" | b"false" | b"null" | b"none" | b"undefined") {
+        return false;
+    }
+    let (mut lo, mut up, mut dg, mut ot) = (false, false, false, false);
+    for &b in value {
+        match b {
+            b'a'..=b'z' => lo = true,
+            b'A'..=b'Z' => up = true,
+            b'0'..=b'9' => dg = true,
+            _ => ot = true,
+        }
+    }
+    // identifiers and references: `process.env.TOKEN`, `settings.SECRET_KEY`, `my-app-name`
+    let identifier = value
+        .iter()
+        .all(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'.' | b'-'));
+    if identifier && (ot || !(lo && up)) {
+        return false;
+    }
+    if u8::from(lo) + u8::from(up) + u8::from(dg) + u8::from(ot) < 2 {
+        return false;
+    }
+    let threshold = if value.len() < 16 { 3.0 } else { 3.5 };
+    if entropy(value) < threshold {
+        return false;
+    }
+    // A pure-hex value under a name that is about digests is a digest.
+    if value.iter().all(u8::is_ascii_hexdigit) && (key.ends_with(b"sum") || key.ends_with(b"integrity")) {
+        return false;
+    }
+    true
+}
+
+const DEFAULT_PASSWORDS: &[&str] = &[
+    "password", "pass", "passwd", "secret", "changeme", "root", "admin", "postgres", "mysql", "redis",
+    "mongo", "mongodb", "test", "testing", "user", "username", "pw", "pwd", "example", "guest",
+    "default", "dev", "development", "local", "localhost", "docker", "demo", "sample", "123456",
+    "12345678", "qwerty", "letmein", "pass123", "password123", "p@ssw0rd", "token", "x-oauth-basic",
+];
+
+/// URL and netrc passwords: not a reference, not a default password.
+fn password_ok(pw: &[u8]) -> bool {
+    let lower = pw.to_ascii_lowercase();
+    if DEFAULT_PASSWORDS.iter().any(|p| lower == p.as_bytes()) {
+        return false;
+    }
+    if pw.iter().all(|&b| b == b'*' || b == b'x' || b == b'X') {
+        return false;
+    }
+    // `user:pass@host` in docs, and `:port@` mis-parses
+    !pw.iter().all(u8::is_ascii_digit) || pw.len() > 6
+}
+
+fn is_local_url(whole: &[u8]) -> bool {
+    let Some(at) = memchr::memrchr(b'@', whole) else {
+        return false;
+    };
+    let host = whole[at + 1..].to_ascii_lowercase();
+    ["localhost", "127.0.0.1", "0.0.0.0", "[::1]", "host.docker.internal"]
+        .iter()
+        .any(|h| host.starts_with(h.as_bytes()))
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// GitHub (and npm) tokens: `prefix_` + 30 random + 6 base62 digits of the
+/// CRC32 of the random part.
+pub(crate) fn github_crc_ok(token: &[u8]) -> bool {
+    let Some(us) = memchr::memchr(b'_', token) else {
+        return false;
+    };
+    let rest = &token[us + 1..];
+    if rest.len() != 36 {
+        return false;
+    }
+    let (random, sum) = rest.split_at(30);
+    let mut value: u64 = 0;
+    for &c in sum {
+        let Some(d) = BASE62.iter().position(|&b| b == c) else {
+            return false;
+        };
+        value = value * 62 + d as u64;
+    }
+    value == u64::from(crc32fast::hash(random))
+}
+
+/// The 6-character base62 checksum of a GitHub-style token body.
+pub(crate) fn github_checksum(random: &[u8]) -> String {
+    let mut v = u64::from(crc32fast::hash(random));
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+
+fn bech32_polymod(values: impl Iterator<Item = u8>) -> u32 {
+    const GEN: [u32; 5] = [0x3b6a_57b2, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3];
+    let mut chk: u32 = 1;
+    for v in values {
+        let b = chk >> 25;
+        chk = ((chk & 0x1ff_ffff) << 5) ^ u32::from(v);
+        for (i, g) in GEN.iter().enumerate() {
+            if (b >> i) & 1 == 1 {
+                chk ^= g;
+            }
+        }
+    }
+    chk
+}
+
+/// Bech32 checksum (BIP-173) as used by age identities.
+pub(crate) fn bech32_ok(s: &[u8]) -> bool {
+    let lower = s.to_ascii_lowercase();
+    let Some(sep) = memchr::memrchr(b'1', &lower) else {
+        return false;
+    };
+    let (hrp, data) = (&lower[..sep], &lower[sep + 1..]);
+    if data.len() < 6 {
+        return false;
+    }
+    let mut vals = Vec::with_capacity(hrp.len() * 2 + 1 + data.len());
+    vals.extend(hrp.iter().map(|c| c >> 5));
+    vals.push(0);
+    vals.extend(hrp.iter().map(|c| c & 31));
+    for c in data {
+        match BECH32.iter().position(|b| b == c) {
+            Some(v) => vals.push(v as u8),
+            None => return false,
+        }
+    }
+    bech32_polymod(vals.into_iter()) == 1
+}
+
+/// Appends the bech32 checksum for `hrp` + 5-bit `data` (for the test corpus).
+pub(crate) fn bech32_encode(hrp: &str, data: &[u8]) -> String {
+    let hrp_l = hrp.to_ascii_lowercase();
+    let h = hrp_l.as_bytes();
+    let mut vals: Vec<u8> = h.iter().map(|c| c >> 5).collect();
+    vals.push(0);
+    vals.extend(h.iter().map(|c| c & 31));
+    vals.extend_from_slice(data);
+    vals.extend_from_slice(&[0; 6]);
+    let pm = bech32_polymod(vals.into_iter()) ^ 1;
+    let mut out = String::from(hrp);
+    out.push('1');
+    for &d in data {
+        out.push(BECH32[d as usize & 31] as char);
+    }
+    for i in 0..6 {
+        out.push(BECH32[((pm >> (5 * (5 - i))) & 31) as usize] as char);
+    }
+    out.to_ascii_uppercase()
+}
+
+fn b64url(part: &[u8]) -> Option<Vec<u8>> {
+    let trimmed: Vec<u8> = part.iter().copied().filter(|&b| b != b'=').collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .ok()
+}
+
+fn jwt_ok(token: &[u8]) -> bool {
+    let mut parts = token.split(|&b| b == b'.');
+    let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some(header) = b64url(h).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok()) else {
+        return false;
+    };
+    if header.get("alg").is_none() {
+        return false;
+    }
+    let Some(payload) = b64url(p).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok()) else {
+        return false;
+    };
+    if !payload.is_object() {
+        return false;
+    }
+    // jwt.io's sample token, and Supabase anon keys (public by design)
+    let s = |k: &str| payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    if s("sub") == "1234567890" && s("name") == "John Doe" {
+        return false;
+    }
+    s("role") != "anon"
+}
+
+fn docker_auth_ok(v: &[u8]) -> bool {
+    let Ok(d) = base64::engine::general_purpose::STANDARD.decode(v) else {
+        return false;
+    };
+    match memchr::memchr(b':', &d) {
+        Some(i) => i + 1 < d.len() && password_ok(&d[i + 1..]) && !is_decoy(&d[i + 1..], true),
+        None => false,
+    }
+}

@@ -1,0 +1,415 @@
+//! The rule table: one entry per provider token format, written from the
+//! providers' published formats.
+//!
+//! Every pattern names the secret with the capture group `s` (the whole match
+//! otherwise). `{E}` expands to an end-of-token boundary that, unlike `\b`,
+//! also works after a trailing `-` or `_` (base64url alphabets). Patterns are
+//! compiled with `(?-u)`: ASCII classes, `.` matches any byte but `\n`.
+
+/// How live a match of a rule looks; drives the risk rating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A production credential.
+    Live,
+    /// A test-mode or sandbox credential.
+    Test,
+    /// A private key (PEM, OpenSSH, PGP, PuTTY).
+    PrivateKey,
+    /// A passphrase-protected private key.
+    Encrypted,
+    /// A value that only looks like a secret because of its name and entropy.
+    Generic,
+}
+
+/// Extra validation after the regex matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// None beyond the decoy filter.
+    None,
+    /// GitHub / npm: CRC32 of the 30 random characters, base62, as the last 6.
+    GithubCrc32,
+    /// Bech32 checksum (age secret keys).
+    Bech32,
+    /// Header and payload must decode to JSON objects; header has `alg`.
+    Jwt,
+    /// base64 of `user:password` with a non-empty password.
+    DockerAuth,
+    /// The password part of a URL: placeholder and default-password filter.
+    UrlPassword,
+    /// Name + entropy gate for generic assignments.
+    Generic,
+}
+
+/// One rule of the table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RuleDef {
+    pub(crate) id: &'static str,
+    pub(crate) provider: &'static str,
+    pub(crate) description: &'static str,
+    /// Literal keywords (ASCII case-insensitive): the rule's regex only runs on
+    /// a file that contains one of them.
+    pub(crate) keywords: &'static [&'static str],
+    pub(crate) pattern: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) check: Check,
+    /// Minimum Shannon entropy (bits per byte) of the secret; 0 = none.
+    pub(crate) min_entropy: f64,
+    /// Higher wins when two findings overlap.
+    pub(crate) priority: u8,
+    /// The rule's format is hex/UUID, so hex digests and UUIDs are not decoys.
+    pub(crate) hex_ok: bool,
+    /// A substring of the secret that marks a test/sandbox credential.
+    pub(crate) test_marker: Option<&'static str>,
+    /// Shown instead of the secret's own prefix in the redacted preview.
+    pub(crate) label: Option<&'static str>,
+}
+
+const fn r(
+    id: &'static str,
+    provider: &'static str,
+    description: &'static str,
+    keywords: &'static [&'static str],
+    pattern: &'static str,
+) -> RuleDef {
+    RuleDef {
+        id,
+        provider,
+        description,
+        keywords,
+        pattern,
+        kind: Kind::Live,
+        check: Check::None,
+        min_entropy: 2.5,
+        priority: 2,
+        hex_ok: false,
+        test_marker: None,
+        label: None,
+    }
+}
+
+impl RuleDef {
+    const fn kind(mut self, kind: Kind) -> Self {
+        self.kind = kind;
+        self
+    }
+    const fn check(mut self, check: Check) -> Self {
+        self.check = check;
+        self
+    }
+    const fn entropy(mut self, e: f64) -> Self {
+        self.min_entropy = e;
+        self
+    }
+    const fn priority(mut self, p: u8) -> Self {
+        self.priority = p;
+        self
+    }
+    const fn hex(mut self) -> Self {
+        self.hex_ok = true;
+        self
+    }
+    const fn test_marker(mut self, m: &'static str) -> Self {
+        self.test_marker = Some(m);
+        self
+    }
+    const fn label(mut self, l: &'static str) -> Self {
+        self.label = Some(l);
+        self
+    }
+}
+
+/// End-of-token boundary for base64url-ish tokens.
+pub(crate) const END: &str = r"(?:[^A-Za-z0-9_\-]|\z)";
+
+/// Ids of the generic rules (also produced by the structured readers).
+pub(crate) const GENERIC_ASSIGNMENT: &str = "generic-secret-assignment";
+pub(crate) const AUTH_HEADER: &str = "authorization-header";
+pub(crate) const CLI_FLAG: &str = "cli-secret-flag";
+
+const fn pem(id: &'static str, what: &'static str, kw: &'static [&'static str], pat: &'static str) -> RuleDef {
+    r(id, "Private key", what, kw, pat)
+        .kind(Kind::PrivateKey)
+        .entropy(0.0)
+        .priority(2)
+}
+
+/// The rule table.
+pub(crate) static RULES: &[RuleDef] = &[
+    // ---- cloud -------------------------------------------------------------
+    r("aws-access-key-id", "AWS", "AWS access key ID", &["AKIA", "ASIA", "ABIA", "ACCA"],
+      r"\b(?P<s>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b").entropy(2.8),
+    r("aws-secret-access-key", "AWS", "AWS secret access key", &["aws"],
+      r#"(?i)aws[A-Za-z0-9_.\-]{0,24}?(?:secret|sk)[A-Za-z0-9_.\-]{0,24}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|\z)"#)
+        .entropy(3.5).priority(3),
+    r("gcp-service-account-key", "Google Cloud", "GCP service-account JSON key (private key)", &["service_account"],
+      r#""private_key"\s*:\s*"(?P<s>-----BEGIN (?:RSA )?PRIVATE KEY-----\\n[A-Za-z0-9+/=\\]{64,}?-----END (?:RSA )?PRIVATE KEY-----(?:\\n)?)""#)
+        .entropy(0.0).priority(3).label("gcp:PRIVATE KEY"),
+    r("gcp-api-key", "Google Cloud", "Google API key (Maps, Gemini, Firebase…)", &["AIza"],
+      r"\b(?P<s>AIza[0-9A-Za-z_\-]{35}){E}"),
+    r("gcp-oauth-client-secret", "Google Cloud", "Google OAuth client secret", &["GOCSPX-"],
+      r"\b(?P<s>GOCSPX-[0-9A-Za-z_\-]{28}){E}"),
+    r("azure-storage-account-key", "Azure", "Azure storage account key", &["AccountKey"],
+      r"AccountKey=(?P<s>[A-Za-z0-9+/]{86}==)").entropy(3.5).label("AccountKey="),
+    r("azure-ad-client-secret", "Azure", "Azure AD (Entra ID) client secret", &["Q~"],
+      r"(?:\A|[^A-Za-z0-9_~.\-])(?P<s>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?:[^A-Za-z0-9_~.\-]|\z)")
+        .entropy(3.0),
+    r("alibaba-access-key-id", "Alibaba Cloud", "Alibaba Cloud AccessKey ID", &["LTAI"],
+      r"\b(?P<s>LTAI[A-Za-z0-9]{12,20})\b").entropy(3.0),
+    r("digitalocean-token", "DigitalOcean", "DigitalOcean API / OAuth token", &["dop_v1_", "doo_v1_", "dor_v1_"],
+      r"\b(?P<s>do[opr]_v1_[a-f0-9]{64})\b").hex(),
+    r("cloudflare-origin-ca-key", "Cloudflare", "Cloudflare Origin CA key", &["v1.0-"],
+      r"\b(?P<s>v1\.0-[a-f0-9]{24}-[a-f0-9]{146})\b").hex(),
+    r("heroku-api-key-v2", "Heroku", "Heroku API key", &["HRKU-"],
+      r"\b(?P<s>HRKU-AA[0-9A-Za-z_\-]{58}){E}"),
+    r("heroku-api-key", "Heroku", "Heroku API key (UUID, by context)", &["heroku"],
+      r#"(?i)heroku[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
+        .hex().priority(3),
+    r("flyio-token", "Fly.io", "Fly.io access token", &["fo1_", "fm1", "fm2"],
+      r"\b(?P<s>fo1_[A-Za-z0-9_\-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3})(?:[^A-Za-z0-9_\-+/=]|\z)"),
+    r("netlify-token", "Netlify", "Netlify personal access token", &["nfp_"],
+      r"\b(?P<s>nfp_[A-Za-z0-9]{36})\b"),
+    r("vercel-token", "Vercel", "Vercel access token (by context)", &["vercel"],
+      r#"(?i)vercel[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9]{24})\b"#)
+        .entropy(3.5).priority(3),
+    r("supabase-pat", "Supabase", "Supabase management access token", &["sbp_"],
+      r"\b(?P<s>sbp_[a-f0-9]{40})\b").hex(),
+    r("supabase-secret-key", "Supabase", "Supabase secret API key", &["sb_secret_"],
+      r"\b(?P<s>sb_secret_[A-Za-z0-9_\-]{31,}){E}"),
+    r("databricks-token", "Databricks", "Databricks personal access token", &["dapi"],
+      r"\b(?P<s>dapi[a-f0-9]{32}(?:-[0-9])?)\b").hex(),
+    r("pulumi-token", "Pulumi", "Pulumi access token", &["pul-"],
+      r"\b(?P<s>pul-[a-f0-9]{40})\b").hex(),
+    r("terraform-cloud-token", "HashiCorp", "Terraform Cloud / Enterprise API token", &["atlasv1"],
+      r"\b(?P<s>[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,70})(?:[^A-Za-z0-9_\-=]|\z)").label("atlasv1:"),
+    r("vault-token", "HashiCorp", "HashiCorp Vault token", &["hvs.", "hvb."],
+      r"\b(?P<s>hv[sb]\.[A-Za-z0-9_\-]{24,}){E}").entropy(3.0),
+    r("doppler-token", "Doppler", "Doppler token", &["dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim.", "dp.audit."],
+      r"\b(?P<s>dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,44})\b"),
+    r("onepassword-service-account", "1Password", "1Password service account token", &["ops_eyJ"],
+      r"\b(?P<s>ops_eyJ[A-Za-z0-9+/=_\-]{100,})(?:[^A-Za-z0-9+/=_\-]|\z)"),
+    r("age-secret-key", "age", "age secret key", &["AGE-SECRET-KEY-1"],
+      r"\b(?P<s>AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})\b").check(Check::Bech32),
+    r("tailscale-key", "Tailscale", "Tailscale auth / API key", &["tskey-"],
+      r"\b(?P<s>tskey-(?:auth|api|client|webhook|scim)-[A-Za-z0-9]{8,}-[A-Za-z0-9]{16,})\b"),
+    // ---- version control and CI ---------------------------------------------
+    r("github-pat", "GitHub", "GitHub personal access token (classic)", &["ghp_"],
+      r"\b(?P<s>ghp_[A-Za-z0-9]{36})\b").check(Check::GithubCrc32),
+    r("github-oauth-token", "GitHub", "GitHub OAuth access token", &["gho_"],
+      r"\b(?P<s>gho_[A-Za-z0-9]{36})\b").check(Check::GithubCrc32),
+    r("github-user-token", "GitHub", "GitHub App user-to-server token", &["ghu_"],
+      r"\b(?P<s>ghu_[A-Za-z0-9]{36})\b").check(Check::GithubCrc32),
+    r("github-app-token", "GitHub", "GitHub App installation (server-to-server) token", &["ghs_"],
+      r"\b(?P<s>ghs_[A-Za-z0-9]{36})\b").check(Check::GithubCrc32),
+    r("github-refresh-token", "GitHub", "GitHub App refresh token", &["ghr_"],
+      r"\b(?P<s>ghr_[A-Za-z0-9]{36})\b").check(Check::GithubCrc32),
+    r("github-fine-grained-pat", "GitHub", "GitHub fine-grained personal access token", &["github_pat_"],
+      r"\b(?P<s>github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})\b"),
+    r("gitlab-pat", "GitLab", "GitLab personal access token", &["glpat-"],
+      r"\b(?P<s>glpat-[A-Za-z0-9_\-]{20,}(?:\.[0-9a-z]{2}\.[0-9a-z]{9})?){E}"),
+    r("gitlab-runner-token", "GitLab", "GitLab runner authentication token", &["glrt-"],
+      r"\b(?P<s>glrt-[A-Za-z0-9_\-]{20,}){E}"),
+    r("gitlab-deploy-token", "GitLab", "GitLab deploy token", &["gldt-"],
+      r"\b(?P<s>gldt-[A-Za-z0-9_\-]{20,}){E}"),
+    r("buildkite-token", "Buildkite", "Buildkite user access token", &["bkua_"],
+      r"\b(?P<s>bkua_[a-f0-9]{40})\b").hex(),
+    r("atlassian-api-token", "Atlassian", "Atlassian (Jira/Confluence) API token", &["ATATT3"],
+      r"\b(?P<s>ATATT3[A-Za-z0-9_\-=]{150,})(?:[^A-Za-z0-9_\-=]|\z)"),
+    r("linear-api-key", "Linear", "Linear API key", &["lin_api_"],
+      r"\b(?P<s>lin_api_[A-Za-z0-9]{40})\b"),
+    r("notion-token", "Notion", "Notion integration token", &["secret_", "ntn_"],
+      r"\b(?P<s>secret_[A-Za-z0-9]{43}|ntn_[0-9]{11}[A-Za-z0-9]{35})\b").entropy(3.5),
+    r("postman-api-key", "Postman", "Postman API key", &["PMAK-"],
+      r"\b(?P<s>PMAK-[a-f0-9]{24}-[a-f0-9]{34})\b").hex(),
+    r("airtable-pat", "Airtable", "Airtable personal access token", &["pat"],
+      r"\b(?P<s>pat[A-Za-z0-9]{14}\.[a-f0-9]{64})\b").hex().label("pat"),
+    r("figma-pat", "Figma", "Figma personal access token", &["figd_"],
+      r"\b(?P<s>figd_[A-Za-z0-9_\-]{40}){E}"),
+    // ---- payments -----------------------------------------------------------
+    r("stripe-secret-key", "Stripe", "Stripe live secret key", &["sk_live_"],
+      r"\b(?P<s>sk_live_[A-Za-z0-9]{24,247})\b"),
+    r("stripe-test-secret-key", "Stripe", "Stripe test-mode secret key", &["sk_test_"],
+      r"\b(?P<s>sk_test_[A-Za-z0-9]{24,247})\b").kind(Kind::Test),
+    r("stripe-restricted-key", "Stripe", "Stripe live restricted key", &["rk_live_"],
+      r"\b(?P<s>rk_live_[A-Za-z0-9]{24,247})\b"),
+    r("stripe-test-restricted-key", "Stripe", "Stripe test-mode restricted key", &["rk_test_"],
+      r"\b(?P<s>rk_test_[A-Za-z0-9]{24,247})\b").kind(Kind::Test),
+    r("stripe-webhook-secret", "Stripe", "Stripe webhook signing secret", &["whsec_"],
+      r"\b(?P<s>whsec_[A-Za-z0-9+/]{32,}={0,2})(?:[^A-Za-z0-9+/=]|\z)"),
+    r("square-access-token", "Square", "Square access token", &["EAAA", "sq0atp-"],
+      r"\b(?P<s>EAAA[A-Za-z0-9_\-]{60}|sq0atp-[A-Za-z0-9_\-]{22}){E}").entropy(3.0),
+    r("square-oauth-secret", "Square", "Square OAuth application secret", &["sq0csp-"],
+      r"\b(?P<s>sq0csp-[A-Za-z0-9_\-]{43}){E}"),
+    r("braintree-access-token", "PayPal/Braintree", "PayPal Braintree access token", &["access_token$"],
+      r"\b(?P<s>access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32})\b")
+        .hex().test_marker("$sandbox$").label("access_token$"),
+    r("paypal-client-secret", "PayPal/Braintree", "PayPal REST client secret (by context)", &["paypal"],
+      r#"(?i)paypal[A-Za-z0-9_.\-]{0,30}secret[A-Za-z0-9_.\-]{0,20}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>E[A-Za-z0-9_\-]{79})(?:[^A-Za-z0-9_\-]|\z)"#)
+        .entropy(3.5).priority(3),
+    r("shopify-access-token", "Shopify", "Shopify access token", &["shpat_", "shpca_", "shppa_"],
+      r"\b(?P<s>shp(?:at|ca|pa)_[a-fA-F0-9]{32})\b").hex(),
+    r("shopify-shared-secret", "Shopify", "Shopify app shared secret", &["shpss_"],
+      r"\b(?P<s>shpss_[a-fA-F0-9]{32})\b").hex(),
+    // ---- LLM and AI providers -----------------------------------------------
+    r("openai-api-key", "OpenAI", "OpenAI API key", &["T3BlbkFJ"],
+      r"\b(?P<s>sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_\-]{20,}T3BlbkFJ[A-Za-z0-9_\-]{20,}){E}"),
+    r("anthropic-api-key", "Anthropic", "Anthropic API key", &["sk-ant-api03-"],
+      r"\b(?P<s>sk-ant-api03-[A-Za-z0-9_\-]{93}AA){E}"),
+    r("anthropic-admin-key", "Anthropic", "Anthropic Admin API key", &["sk-ant-admin01-"],
+      r"\b(?P<s>sk-ant-admin01-[A-Za-z0-9_\-]{93}AA){E}"),
+    r("groq-api-key", "Groq", "Groq API key", &["gsk_"],
+      r"\b(?P<s>gsk_[A-Za-z0-9]{52})\b"),
+    r("huggingface-token", "Hugging Face", "Hugging Face access token", &["hf_"],
+      r"\b(?P<s>hf_[A-Za-z]{34})\b").entropy(3.5),
+    r("replicate-api-token", "Replicate", "Replicate API token", &["r8_"],
+      r"\b(?P<s>r8_[A-Za-z0-9]{37})\b"),
+    r("perplexity-api-key", "Perplexity", "Perplexity API key", &["pplx-"],
+      r"\b(?P<s>pplx-[A-Za-z0-9]{48})\b"),
+    r("xai-api-key", "xAI", "xAI (Grok) API key", &["xai-"],
+      r"\b(?P<s>xai-[A-Za-z0-9]{80})\b"),
+    r("mistral-api-key", "Mistral AI", "Mistral API key (by context)", &["mistral"],
+      r#"(?i)mistral[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9]{32})\b"#)
+        .entropy(3.5).priority(3),
+    r("cohere-api-key", "Cohere", "Cohere API key (by context)", &["cohere", "co_api"],
+      r#"(?i)(?:cohere|co_api)[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9]{40})\b"#)
+        .entropy(3.5).priority(3),
+    r("openrouter-api-key", "OpenRouter", "OpenRouter API key", &["sk-or-v1-"],
+      r"\b(?P<s>sk-or-v1-[a-f0-9]{64})\b").hex(),
+    r("langsmith-api-key", "LangChain", "LangSmith API key", &["lsv2_"],
+      r"\b(?P<s>lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10})\b").hex(),
+    r("pinecone-api-key", "Pinecone", "Pinecone API key", &["pcsk_"],
+      r"\b(?P<s>pcsk_[A-Za-z0-9]{4,8}_[A-Za-z0-9]{40,80})\b"),
+    r("tavily-api-key", "Tavily", "Tavily API key", &["tvly-"],
+      r"\b(?P<s>tvly-(?:dev-|prod-)?[A-Za-z0-9]{32})\b"),
+    r("e2b-api-key", "E2B", "E2B API key", &["e2b_"],
+      r"\b(?P<s>e2b_[a-f0-9]{40})\b").hex(),
+    // ---- chat ---------------------------------------------------------------
+    r("slack-bot-token", "Slack", "Slack bot token", &["xoxb-"],
+      r"\b(?P<s>xoxb-[0-9]{10,13}-[0-9]{10,13}-[A-Za-z0-9]{24})\b"),
+    r("slack-user-token", "Slack", "Slack user token", &["xoxp-", "xoxe-"],
+      r"\b(?P<s>xox[pe]-[0-9]{10,13}-[0-9]{10,13}-[0-9]{10,13}-[a-f0-9]{32})\b").hex(),
+    r("slack-app-token", "Slack", "Slack app-level token", &["xapp-"],
+      r"\b(?P<s>xapp-[0-9]-[A-Z0-9]{9,12}-[0-9]{10,13}-[a-f0-9]{64})\b").hex(),
+    r("slack-webhook", "Slack", "Slack incoming webhook URL", &["hooks.slack.com"],
+      r"(?P<s>https://hooks\.slack\.com/(?:services/T[A-Z0-9]{8,12}/B[A-Z0-9]{8,12}/[A-Za-z0-9]{24}|(?:workflows|triggers)/T[A-Z0-9]{8,12}/A[A-Z0-9]{8,12}/[0-9]{10,20}/[a-f0-9]{32}))\b")
+        .entropy(3.0).label("hooks.slack.com/"),
+    r("discord-bot-token", "Discord", "Discord bot token", &["discord"],
+      r"\b(?P<s>[MNO][A-Za-z0-9_\-]{23,25}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,38}){E}")
+        .entropy(3.5).label("discord:"),
+    r("discord-webhook", "Discord", "Discord webhook URL", &["discord.com/api/webhooks", "discordapp.com/api/webhooks"],
+      r"(?P<s>https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{60,68}){E}")
+        .label("discord.com/api/webhooks/"),
+    r("telegram-bot-token", "Telegram", "Telegram bot token", &[":AA"],
+      r"\b(?P<s>[0-9]{8,10}:AA[0-9A-Za-z_\-]{33}){E}").entropy(3.0).label("telegram:"),
+    r("teams-webhook", "Microsoft", "Microsoft Teams incoming webhook URL", &["webhook.office.com"],
+      r"(?P<s>https://[a-z0-9\-]+\.webhook\.office\.com/webhookb2/[a-f0-9\-]{36}@[a-f0-9\-]{36}/IncomingWebhook/[a-f0-9]{32}/[a-f0-9\-]{36})\b")
+        .hex().label("webhook.office.com/"),
+    // ---- email --------------------------------------------------------------
+    r("sendgrid-api-key", "SendGrid", "SendGrid API key", &["SG."],
+      r"\b(?P<s>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}){E}"),
+    r("mailgun-api-key", "Mailgun", "Mailgun private API key", &["key-"],
+      r"\b(?P<s>key-[0-9a-f]{32})\b").hex(),
+    r("mailchimp-api-key", "Mailchimp", "Mailchimp API key", &["-us"],
+      r"\b(?P<s>[0-9a-f]{32}-us[0-9]{1,2})\b").hex().label("mailchimp:"),
+    r("postmark-server-token", "Postmark", "Postmark server token (by context)", &["postmark"],
+      r#"(?i)postmark[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
+        .hex().priority(3),
+    r("brevo-api-key", "Brevo", "Brevo (Sendinblue) API key", &["xkeysib-"],
+      r"\b(?P<s>xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16})\b").hex(),
+    // ---- package registries -------------------------------------------------
+    r("npm-access-token", "npm", "npm access token", &["npm_"],
+      r"\b(?P<s>npm_[A-Za-z0-9]{36})\b").check(Check::GithubCrc32),
+    r("npmrc-auth-token", "npm", "registry auth token in .npmrc", &["_authToken"],
+      r#":_authToken\s*=\s*["']?(?P<s>[A-Za-z0-9_\-.=+/]{20,})"#).hex().priority(1).label("_authToken="),
+    r("pypi-token", "PyPI", "PyPI upload token", &["pypi-AgEIcHlwaS5vcmc"],
+      r"\b(?P<s>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}){E}"),
+    r("pypi-test-token", "PyPI", "TestPyPI upload token", &["pypi-AgENdGVzdC5weXBpLm9yZw"],
+      r"\b(?P<s>pypi-AgENdGVzdC5weXBpLm9yZw[A-Za-z0-9_\-]{50,}){E}").kind(Kind::Test),
+    r("rubygems-api-key", "RubyGems", "RubyGems API key", &["rubygems_"],
+      r"\b(?P<s>rubygems_[a-f0-9]{48})\b").hex(),
+    r("crates-io-token", "crates.io", "crates.io API token", &["cio"],
+      r"\b(?P<s>cio[A-Za-z0-9]{32})\b").entropy(3.5),
+    r("nuget-api-key", "NuGet", "NuGet API key", &["oy2"],
+      r"\b(?P<s>oy2[a-z0-9]{43})\b").entropy(3.5),
+    r("dockerhub-pat", "Docker", "Docker Hub access token", &["dckr_pat_", "dckr_oat_"],
+      r"\b(?P<s>dckr_(?:pat|oat)_[A-Za-z0-9_\-]{27}){E}"),
+    r("docker-config-auth", "Docker", "registry credentials in Docker config.json", &["\"auths\""],
+      r#""auth"\s*:\s*"(?P<s>[A-Za-z0-9+/]{8,}={0,2})""#).check(Check::DockerAuth).entropy(0.0).label("auth:"),
+    r("jfrog-api-key", "JFrog", "JFrog Artifactory API key", &["AKCp"],
+      r"\b(?P<s>AKCp[A-Za-z0-9]{69})\b"),
+    r("netrc-password", "netrc", "password in a .netrc entry", &["machine"],
+      r"machine\s+\S+\s+login\s+\S+\s+password\s+(?P<s>\S+)").check(Check::UrlPassword).entropy(0.0).priority(1),
+    // ---- databases and URLs -------------------------------------------------
+    r("postgres-url", "PostgreSQL", "PostgreSQL connection URL with password", &["postgres"],
+      r#"(?i)\bpostgres(?:ql)?(?:\+[a-z0-9]+)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)
+        .check(Check::UrlPassword).entropy(0.0).label("postgres:"),
+    r("mysql-url", "MySQL", "MySQL/MariaDB connection URL with password", &["mysql", "mariadb"],
+      r#"(?i)\b(?:mysql|mariadb)(?:\+[a-z0-9]+)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)
+        .check(Check::UrlPassword).entropy(0.0).label("mysql:"),
+    r("mongodb-url", "MongoDB", "MongoDB connection URL with password", &["mongodb"],
+      r#"(?i)\bmongodb(?:\+srv)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)
+        .check(Check::UrlPassword).entropy(0.0).label("mongodb:"),
+    r("redis-url", "Redis", "Redis connection URL with password", &["redis"],
+      r#"(?i)\brediss?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)
+        .check(Check::UrlPassword).entropy(0.0).label("redis:"),
+    r("url-password", "URL", "URL with an embedded password", &["://"],
+      r#"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^:@/\s"'`]{1,64}:(?P<s>[^@/\s"'`]{3,128})@[A-Za-z0-9.\-_\[\]]+"#)
+        .check(Check::UrlPassword).entropy(0.0).priority(1).label("url:"),
+    // ---- private keys -------------------------------------------------------
+    pem("private-key-rsa", "RSA private key", &["RSA PRIVATE KEY"],
+      r"-----BEGIN RSA PRIVATE KEY-----(?P<s>[A-Za-z0-9+/=\s\\:,\-]{64,}?)-----END RSA PRIVATE KEY-----").label("RSA PRIVATE KEY:"),
+    pem("private-key-ec", "EC private key", &["EC PRIVATE KEY"],
+      r"-----BEGIN EC PRIVATE KEY-----(?P<s>[A-Za-z0-9+/=\s\\:,\-]{64,}?)-----END EC PRIVATE KEY-----").label("EC PRIVATE KEY:"),
+    pem("private-key-dsa", "DSA private key", &["DSA PRIVATE KEY"],
+      r"-----BEGIN DSA PRIVATE KEY-----(?P<s>[A-Za-z0-9+/=\s\\:,\-]{64,}?)-----END DSA PRIVATE KEY-----").label("DSA PRIVATE KEY:"),
+    pem("private-key-openssh", "OpenSSH private key", &["OPENSSH PRIVATE KEY"],
+      r"-----BEGIN OPENSSH PRIVATE KEY-----(?P<s>[A-Za-z0-9+/=\s\\]{64,}?)-----END OPENSSH PRIVATE KEY-----").label("OPENSSH PRIVATE KEY:"),
+    pem("private-key-pkcs8", "PKCS#8 private key", &["BEGIN PRIVATE KEY"],
+      r"-----BEGIN PRIVATE KEY-----(?P<s>[A-Za-z0-9+/=\s\\]{64,}?)-----END PRIVATE KEY-----").label("PRIVATE KEY:"),
+    pem("private-key-pkcs8-encrypted", "encrypted PKCS#8 private key", &["ENCRYPTED PRIVATE KEY"],
+      r"-----BEGIN ENCRYPTED PRIVATE KEY-----(?P<s>[A-Za-z0-9+/=\s\\]{64,}?)-----END ENCRYPTED PRIVATE KEY-----")
+        .kind(Kind::Encrypted).label("ENCRYPTED PRIVATE KEY:"),
+    pem("private-key-pgp", "PGP private key block", &["PGP PRIVATE KEY BLOCK"],
+      r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?P<s>[A-Za-z0-9+/=\s\\:,.()\-]{64,}?)-----END PGP PRIVATE KEY BLOCK-----").label("PGP PRIVATE KEY:"),
+    pem("private-key-putty", "PuTTY private key", &["PuTTY-User-Key-File"],
+      r"PuTTY-User-Key-File-[23]:[^\n]*\n(?:[^\n]*\n){0,8}?Private-Lines:\s*[0-9]+\s*\n(?P<s>[A-Za-z0-9+/=\s]{40,}?)\s*Private-MAC").label("PuTTY:"),
+    // ---- tokens of many origins ---------------------------------------------
+    r("jwt", "JWT", "JSON Web Token", &["eyJ"],
+      r"\b(?P<s>eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{16,}){E}")
+        .check(Check::Jwt).priority(1).label("eyJ"),
+    r("twilio-api-key", "Twilio", "Twilio API key SID", &["SK"],
+      r"\b(?P<s>SK[0-9a-f]{32})\b").hex().entropy(3.0),
+    r("twilio-auth-token", "Twilio", "Twilio auth token (by context)", &["twilio"],
+      r#"(?i)twilio[A-Za-z0-9_.\-]{0,30}(?:auth|token|secret)[A-Za-z0-9_.\-]{0,20}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[0-9a-f]{32})\b"#)
+        .hex().priority(3),
+    r("sentry-auth-token", "Sentry", "Sentry auth token", &["sntryu_", "sntrys_"],
+      r"\b(?P<s>sntry[us]_[A-Za-z0-9+/=_\-]{64,})(?:[^A-Za-z0-9+/=_\-]|\z)"),
+    r("datadog-api-key", "Datadog", "Datadog API / application key (by context)", &["datadog", "dd_api", "dd_app", "dd-api", "dd-app"],
+      r#"(?i)(?:datadog[_\-.]?(?:api|app|application)?[_\-.]?key|dd[_\-]?(?:api|app|application)[_\-]?key)["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[a-f0-9]{32}(?:[a-f0-9]{8})?)\b"#)
+        .hex().priority(3),
+    r("newrelic-user-api-key", "New Relic", "New Relic user API key", &["NRAK-"],
+      r"\b(?P<s>NRAK-[A-Z0-9]{27})\b"),
+    r("newrelic-license-key", "New Relic", "New Relic ingest license key", &["NRAL"],
+      r"\b(?P<s>[a-f0-9]{36}NRAL)\b").hex().label("newrelic:"),
+    r("grafana-cloud-token", "Grafana", "Grafana Cloud access policy token", &["glc_"],
+      r"\b(?P<s>glc_[A-Za-z0-9+/]{32,}={0,2})(?:[^A-Za-z0-9+/=_\-]|\z)"),
+    r("grafana-service-account-token", "Grafana", "Grafana service account token", &["glsa_"],
+      r"\b(?P<s>glsa_[A-Za-z0-9]{32}_[a-f0-9]{8})\b"),
+    r("mapbox-secret-token", "Mapbox", "Mapbox secret access token", &["sk.eyJ"],
+      r"\b(?P<s>sk\.eyJ[A-Za-z0-9_\-]{50,}\.[A-Za-z0-9_\-]{20,}){E}"),
+    r("planetscale-token", "PlanetScale", "PlanetScale token or password", &["pscale_"],
+      r"\b(?P<s>pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_\-.]{43}){E}"),
+    r("prefect-api-key", "Prefect", "Prefect API key", &["pnu_"],
+      r"\b(?P<s>pnu_[A-Za-z0-9]{36})\b"),
+    // ---- generic (weak context) ---------------------------------------------
+    r(GENERIC_ASSIGNMENT, "Generic", "high-entropy value assigned to a secret-looking name",
+      &["pass", "pwd", "secret", "token", "key", "cred", "auth"],
+      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|signing[_\-.]?key|encryption[_\-.]?key)[A-Za-z0-9_.\-]*)["'`]?\s*(?::=|=>|=|:)\s*[bru]?["'`]?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
+        .kind(Kind::Generic).check(Check::Generic).entropy(0.0).priority(0),
+    r(AUTH_HEADER, "Generic", "credential in an Authorization header", &["authorization"],
+      r#"(?i)authorization["']?\s*[:=]\s*["']?(?:bearer|token|basic)\s+(?P<s>[A-Za-z0-9_\-.=:/+~]{16,})"#)
+        .kind(Kind::Generic).entropy(3.0).priority(1).label(""),
+    r(CLI_FLAG, "Generic", "credential passed as a command-line flag",
+      &["--api", "--token", "--secret", "--password", "--access", "--auth", "--client-secret"],
+      r#"--(?:api[_\-]?key|access[_\-]?token|auth[_\-]?token|token|secret|password|client[_\-]secret)(?:=|\s+)["']?(?P<s>[^\s"'`]{12,})"#)
+        .kind(Kind::Generic).entropy(3.0).priority(1).label(""),
+];
