@@ -498,17 +498,24 @@ const PLACEHOLDERS: &[&str] = &[
     "example", "changeme", "change_me", "change-me", "placeholder", "your_", "your-", "yourkey",
     "yourtoken", "yoursecret", "${", "{{", "}}", "%(", "airlock://", "op://", "vault:", "xxxx",
     "****", "....", "\u{2026}", "dummy", "redacted", "sample", "insert_", "replace_", "replaceme",
-    "todo", "fixme", "_here", "-here", "notreal", "not_real", "not-a-real", "foobar", "secretsmanager:",
+    "_here", "-here", "notreal", "not_real", "not-a-real", "foobar", "secretsmanager:",
     "abcdefgh", "12345678",
 ];
 
 /// Placeholders, documented example keys, references, digests, UUIDs.
 pub(crate) fn is_decoy(s: &[u8], hex_ok: bool) -> bool {
     let lower = s.to_ascii_lowercase();
-    if PLACEHOLDERS
-        .iter()
-        .any(|p| memchr::memmem::find(&lower, p.as_bytes()).is_some())
-    {
+    let upper = s.to_ascii_uppercase();
+    // Placeholders are written in one case (`your_api_key`, `YOUR_API_KEY`);
+    // matching case-sensitively keeps random mixed-case tokens from tripping
+    // over a short word by chance. Long bodies (private keys) only check the
+    // long placeholders.
+    let hit = |p: &&str| {
+        (s.len() <= 200 || p.len() >= 7)
+            && (memchr::memmem::find(s, p.as_bytes()).is_some()
+                || memchr::memmem::find(s, p.to_ascii_uppercase().as_bytes()).is_some())
+    };
+    if PLACEHOLDERS.iter().any(hit) || memchr::memmem::find(&upper, b"EXAMPLE").is_some() {
         return true;
     }
     if matches!(s.first(), Some(b'$' | b'%' | b'<' | b'@' | b'&' | b'*')) {
@@ -594,6 +601,10 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         .iter()
         .all(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'.' | b'-'));
     if identifier && (ot || !(lo && up)) {
+        return false;
+    }
+    // `Protocol=https;AccountKey=…`: a `k=v` list, not one value
+    if value.iter().rposition(|&b| b != b'=').is_some_and(|last| value[..last].contains(&b'=')) {
         return false;
     }
     if u8::from(lo) + u8::from(up) + u8::from(dg) + u8::from(ot) < 2 {
