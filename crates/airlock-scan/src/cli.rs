@@ -66,9 +66,17 @@ impl Default for ScanArgs {
 /// Per-user MCP client config locations, resolved from `$HOME` (and
 /// `%APPDATA%` where set). Only the ones that exist are returned.
 pub fn mcp_config_paths() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(PathBuf::from);
+    let appdata = std::env::var_os("APPDATA").map(PathBuf::from);
+    mcp_config_paths_in(home.as_deref(), appdata.as_deref())
+}
+
+/// [`mcp_config_paths`] for an explicit home (and `%APPDATA%`) directory.
+pub fn mcp_config_paths_in(home: Option<&Path>, appdata: Option<&Path>) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Some(home) = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE")) {
-        let home = PathBuf::from(home);
+    if let Some(home) = home {
         for rel in [
             "Library/Application Support/Claude/claude_desktop_config.json",
             ".config/Claude/claude_desktop_config.json",
@@ -87,9 +95,12 @@ pub fn mcp_config_paths() -> Vec<PathBuf> {
             out.push(home.join(rel));
         }
     }
-    if let Some(appdata) = std::env::var_os("APPDATA") {
-        let appdata = PathBuf::from(appdata);
-        for rel in ["Claude/claude_desktop_config.json", "Code/User/mcp.json", "Code/User/settings.json"] {
+    if let Some(appdata) = appdata {
+        for rel in [
+            "Claude/claude_desktop_config.json",
+            "Code/User/mcp.json",
+            "Code/User/settings.json",
+        ] {
             out.push(appdata.join(rel));
         }
     }
@@ -105,18 +116,26 @@ pub fn read_baseline(path: &Path) -> Result<BTreeSet<String>, ScanError> {
         reason,
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not JSON ({e})")))?;
     let list = match &v {
         serde_json::Value::Array(a) => a.clone(),
         serde_json::Value::Object(o) => match o.get("fingerprints") {
             Some(serde_json::Value::Array(a)) => a.clone(),
             _ => return Err(err("no \"fingerprints\" array".to_owned())),
         },
-        _ => return Err(err("expected an object with \"fingerprints\" or an array".to_owned())),
+        _ => {
+            return Err(err(
+                "expected an object with \"fingerprints\" or an array".to_owned()
+            ));
+        }
     };
     Ok(list
         .iter()
-        .filter_map(|e| e.as_str().or_else(|| e.get("fingerprint").and_then(|f| f.as_str())))
+        .filter_map(|e| {
+            e.as_str()
+                .or_else(|| e.get("fingerprint").and_then(|f| f.as_str()))
+        })
         .map(str::to_owned)
         .collect())
 }

@@ -325,7 +325,9 @@ impl Scanner {
 /// For private keys the secret is the base64 body: drop whitespace, header
 /// lines and JSON `\n` escapes so the fingerprint does not depend on layout.
 fn normalize(def: &RuleDef, secret: &[u8]) -> Vec<u8> {
-    if !matches!(def.kind, Kind::PrivateKey | Kind::Encrypted) && def.id != "gcp-service-account-key" {
+    if !matches!(def.kind, Kind::PrivateKey | Kind::Encrypted)
+        && def.id != "gcp-service-account-key"
+    {
         return secret.to_vec();
     }
     let mut out = Vec::with_capacity(secret.len());
@@ -407,7 +409,8 @@ impl<'a> LineIndex<'a> {
             self.line_start = self.pos + nl + 1;
         }
         self.pos = offset;
-        let line_end = memchr::memchr(b'\n', &self.bytes[offset..]).map_or(self.bytes.len(), |e| offset + e);
+        let line_end =
+            memchr::memchr(b'\n', &self.bytes[offset..]).map_or(self.bytes.len(), |e| offset + e);
         let col = 1 + self.bytes[self.line_start..offset]
             .iter()
             .filter(|&&b| (b & 0xC0) != 0x80)
@@ -495,11 +498,42 @@ pub(crate) fn entropy(s: &[u8]) -> f64 {
 }
 
 const PLACEHOLDERS: &[&str] = &[
-    "example", "changeme", "change_me", "change-me", "placeholder", "your_", "your-", "yourkey",
-    "yourtoken", "yoursecret", "${", "{{", "}}", "%(", "airlock://", "op://", "vault:", "xxxx",
-    "****", "....", "\u{2026}", "dummy", "redacted", "sample", "insert_", "replace_", "replaceme",
-    "_here", "-here", "notreal", "not_real", "not-a-real", "foobar", "secretsmanager:",
-    "abcdefgh", "12345678",
+    "example",
+    "changeme",
+    "change_me",
+    "change-me",
+    "placeholder",
+    "your_",
+    "your-",
+    "yourkey",
+    "yourtoken",
+    "yoursecret",
+    "${",
+    "{{",
+    "}}",
+    "%(",
+    "airlock://",
+    "op://",
+    "vault:",
+    "xxxx",
+    "****",
+    "....",
+    "\u{2026}",
+    "dummy",
+    "redacted",
+    "sample",
+    "insert_",
+    "replace_",
+    "replaceme",
+    "_here",
+    "-here",
+    "notreal",
+    "not_real",
+    "not-a-real",
+    "foobar",
+    "secretsmanager:",
+    "abcdefgh",
+    "12345678",
 ];
 
 /// Placeholders, documented example keys, references, digests, UUIDs.
@@ -557,12 +591,67 @@ fn is_hex_digest(s: &[u8]) -> bool {
 }
 
 const NON_SECRET_SUFFIXES: &[&str] = &[
-    "name", "_id", "id", "type", "file", "path", "url", "uri", "env", "var", "length", "len", "size",
-    "count", "field", "header", "prefix", "expires", "expiry", "ttl", "_at", "endpoint", "limit",
-    "format", "mode", "policy", "ref", "hash", "sha", "digest", "checksum", "version", "timeout",
-    "enabled", "required", "tokens", "index", "regex", "pattern", "label", "hint", "kind", "scope",
-    "scopes", "issuer", "audience", "algorithm", "alg", "location", "dir", "class", "provider",
-    "source", "store", "helper", "command", "cmd", "method", "usage", "rotation", "arn",
+    "name",
+    "_id",
+    "id",
+    "type",
+    "file",
+    "path",
+    "url",
+    "uri",
+    "env",
+    "var",
+    "length",
+    "len",
+    "size",
+    "count",
+    "field",
+    "header",
+    "prefix",
+    "expires",
+    "expiry",
+    "ttl",
+    "_at",
+    "endpoint",
+    "limit",
+    "format",
+    "mode",
+    "policy",
+    "ref",
+    "hash",
+    "sha",
+    "digest",
+    "checksum",
+    "version",
+    "timeout",
+    "enabled",
+    "required",
+    "tokens",
+    "index",
+    "regex",
+    "pattern",
+    "label",
+    "hint",
+    "kind",
+    "scope",
+    "scopes",
+    "issuer",
+    "audience",
+    "algorithm",
+    "alg",
+    "location",
+    "dir",
+    "class",
+    "provider",
+    "source",
+    "store",
+    "helper",
+    "command",
+    "cmd",
+    "method",
+    "usage",
+    "rotation",
+    "arn",
 ];
 
 /// Generic rule: the name must say "secret", the value must look random.
@@ -570,21 +659,35 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     let key = key.to_ascii_lowercase();
     let key = key.trim_ascii_end();
     let key = key.strip_suffix(b"\"").unwrap_or(key);
-    if NON_SECRET_SUFFIXES.iter().any(|s| key.ends_with(s.as_bytes())) {
+    if NON_SECRET_SUFFIXES
+        .iter()
+        .any(|s| key.ends_with(s.as_bytes()))
+    {
         return false;
     }
     if value.len() < 10 || value.len() > 256 {
         return false;
     }
     let lower = value.to_ascii_lowercase();
-    if [&b"http://"[..], b"https://", b"file://", b"/", b"./", b"../", b"~/"]
-        .iter()
-        .any(|p| lower.starts_with(p))
+    if [
+        &b"http://"[..],
+        b"https://",
+        b"file://",
+        b"/",
+        b"./",
+        b"../",
+        b"~/",
+    ]
+    .iter()
+    .any(|p| lower.starts_with(p))
         || value.contains(&b'\\')
     {
         return false;
     }
-    if matches!(&lower[..], b"true" | b"false" | b"null" | b"none" | b"undefined") {
+    if matches!(
+        &lower[..],
+        b"true" | b"false" | b"null" | b"none" | b"undefined"
+    ) {
         return false;
     }
     let (mut lo, mut up, mut dg, mut ot) = (false, false, false, false);
@@ -604,7 +707,11 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         return false;
     }
     // `Protocol=https;AccountKey=…`: a `k=v` list, not one value
-    if value.iter().rposition(|&b| b != b'=').is_some_and(|last| value[..last].contains(&b'=')) {
+    if value
+        .iter()
+        .rposition(|&b| b != b'=')
+        .is_some_and(|last| value[..last].contains(&b'='))
+    {
         return false;
     }
     if u8::from(lo) + u8::from(up) + u8::from(dg) + u8::from(ot) < 2 {
@@ -615,17 +722,52 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         return false;
     }
     // A pure-hex value under a name that is about digests is a digest.
-    if value.iter().all(u8::is_ascii_hexdigit) && (key.ends_with(b"sum") || key.ends_with(b"integrity")) {
+    if value.iter().all(u8::is_ascii_hexdigit)
+        && (key.ends_with(b"sum") || key.ends_with(b"integrity"))
+    {
         return false;
     }
     true
 }
 
 const DEFAULT_PASSWORDS: &[&str] = &[
-    "password", "pass", "passwd", "secret", "changeme", "root", "admin", "postgres", "mysql", "redis",
-    "mongo", "mongodb", "test", "testing", "user", "username", "pw", "pwd", "example", "guest",
-    "default", "dev", "development", "local", "localhost", "docker", "demo", "sample", "123456",
-    "12345678", "qwerty", "letmein", "pass123", "password123", "p@ssw0rd", "token", "x-oauth-basic",
+    "password",
+    "pass",
+    "passwd",
+    "secret",
+    "changeme",
+    "root",
+    "admin",
+    "postgres",
+    "mysql",
+    "redis",
+    "mongo",
+    "mongodb",
+    "test",
+    "testing",
+    "user",
+    "username",
+    "pw",
+    "pwd",
+    "example",
+    "guest",
+    "default",
+    "dev",
+    "development",
+    "local",
+    "localhost",
+    "docker",
+    "demo",
+    "sample",
+    "123456",
+    "12345678",
+    "qwerty",
+    "letmein",
+    "pass123",
+    "password123",
+    "p@ssw0rd",
+    "token",
+    "x-oauth-basic",
 ];
 
 /// URL and netrc passwords: not a reference, not a default password.
@@ -646,9 +788,15 @@ fn is_local_url(whole: &[u8]) -> bool {
         return false;
     };
     let host = whole[at + 1..].to_ascii_lowercase();
-    ["localhost", "127.0.0.1", "0.0.0.0", "[::1]", "host.docker.internal"]
-        .iter()
-        .any(|h| host.starts_with(h.as_bytes()))
+    [
+        "localhost",
+        "127.0.0.1",
+        "0.0.0.0",
+        "[::1]",
+        "host.docker.internal",
+    ]
+    .iter()
+    .any(|h| host.starts_with(h.as_bytes()))
 }
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -688,7 +836,13 @@ pub(crate) fn github_checksum(random: &[u8]) -> String {
 const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 
 fn bech32_polymod(values: impl Iterator<Item = u8>) -> u32 {
-    const GEN: [u32; 5] = [0x3b6a_57b2, 0x2650_8e6d, 0x1ea1_19fa, 0x3d42_33dd, 0x2a14_62b3];
+    const GEN: [u32; 5] = [
+        0x3b6a_57b2,
+        0x2650_8e6d,
+        0x1ea1_19fa,
+        0x3d42_33dd,
+        0x2a14_62b3,
+    ];
     let mut chk: u32 = 1;
     for v in values {
         let b = chk >> 25;
@@ -758,20 +912,29 @@ fn jwt_ok(token: &[u8]) -> bool {
     let (Some(h), Some(p)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let Some(header) = b64url(h).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok()) else {
+    let Some(header) = b64url(h).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+    else {
         return false;
     };
     if header.get("alg").is_none() {
         return false;
     }
-    let Some(payload) = b64url(p).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok()) else {
+    let Some(payload) =
+        b64url(p).and_then(|d| serde_json::from_slice::<serde_json::Value>(&d).ok())
+    else {
         return false;
     };
     if !payload.is_object() {
         return false;
     }
     // jwt.io's sample token, and Supabase anon keys (public by design)
-    let s = |k: &str| payload.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let s = |k: &str| {
+        payload
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
     if s("sub") == "1234567890" && s("name") == "John Doe" {
         return false;
     }

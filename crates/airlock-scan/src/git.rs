@@ -48,7 +48,11 @@ fn git_output(repo: &Path, args: &[&str]) -> Result<Vec<u8>, ScanError> {
         let msg = String::from_utf8_lossy(&out.stderr);
         return Err(git_err(
             repo,
-            format!("`git {}` failed: {}", args.join(" "), msg.lines().next().unwrap_or_default()),
+            format!(
+                "`git {}` failed: {}",
+                args.join(" "),
+                msg.lines().next().unwrap_or_default()
+            ),
         ));
     }
     Ok(out.stdout)
@@ -76,7 +80,15 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
     }
     let log = git_output(
         top,
-        &["log", "--all", "--reverse", "--raw", "--no-abbrev", "--no-renames", "--format=%x01%H"],
+        &[
+            "log",
+            "--all",
+            "--reverse",
+            "--raw",
+            "--no-abbrev",
+            "--no-renames",
+            "--format=%x01%H",
+        ],
     )?;
     let log = String::from_utf8_lossy(&log);
     let mut commit = String::new();
@@ -86,7 +98,9 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
             commit = c.trim().to_owned();
             order += 1;
         } else if let Some(raw) = line.strip_prefix(':') {
-            let Some((meta, path)) = raw.split_once('\t') else { continue };
+            let Some((meta, path)) = raw.split_once('\t') else {
+                continue;
+            };
             let fields: Vec<&str> = meta.split(' ').collect();
             if fields.len() < 5 || fields[4].starts_with('D') {
                 continue;
@@ -106,7 +120,9 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
     let mut head_blobs: HashMap<String, String> = HashMap::new();
     for entry in tree.split(|&b| b == 0).filter(|e| !e.is_empty()) {
         let entry = String::from_utf8_lossy(entry);
-        let Some((meta, path)) = entry.split_once('\t') else { continue };
+        let Some((meta, path)) = entry.split_once('\t') else {
+            continue;
+        };
         let f: Vec<&str> = meta.split(' ').collect();
         if f.len() == 3 && f[1] == "blob" {
             head_blobs.insert(f[2].to_owned(), path.to_owned());
@@ -129,8 +145,14 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| git_err(top, format!("cannot run git cat-file: {e}")))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| git_err(top, "no stdin for git cat-file"))?;
-    let stdout = child.stdout.take().ok_or_else(|| git_err(top, "no stdout for git cat-file"))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| git_err(top, "no stdin for git cat-file"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| git_err(top, "no stdout for git cat-file"))?;
     let feed = ids.clone();
     let writer = std::thread::spawn(move || {
         for id in feed {
@@ -147,13 +169,19 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
     let mut batch_bytes = 0usize;
     let mut header = String::new();
     let mut done = 0usize;
-    let flush = |batch: &mut Vec<(String, Vec<u8>)>, hist: &mut History, best: &mut HashMap<String, (usize, Finding)>| {
+    let flush = |batch: &mut Vec<(String, Vec<u8>)>,
+                 hist: &mut History,
+                 best: &mut HashMap<String, (usize, Finding)>| {
         let results: Vec<(String, Vec<Finding>)> = batch
             .par_iter()
             .map(|(id, bytes)| {
                 let (ord, commit, path) = match origin.get(id) {
                     Some(o) => (o.order, Some(o.commit.clone()), o.path.clone()),
-                    None => (usize::MAX, None, head_blobs.get(id).cloned().unwrap_or_default()),
+                    None => (
+                        usize::MAX,
+                        None,
+                        head_blobs.get(id).cloned().unwrap_or_default(),
+                    ),
                 };
                 let ctx = FileContext {
                     tracked: true,
@@ -161,7 +189,10 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
                     ..FileContext::default()
                 };
                 let _ = ord;
-                (id.clone(), scanner.scan_with_context(Path::new(&path), &path, bytes, &ctx))
+                (
+                    id.clone(),
+                    scanner.scan_with_context(Path::new(&path), &path, bytes, &ctx),
+                )
             })
             .collect();
         for (id, found) in results {
@@ -192,7 +223,9 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
         if parts.len() != 3 {
             continue; // "<id> missing"
         }
-        let Ok(size) = parts[2].parse::<u64>() else { break };
+        let Ok(size) = parts[2].parse::<u64>() else {
+            break;
+        };
         let id = parts[0].to_owned();
         if size > max || parts[1] != "blob" {
             if std::io::copy(&mut reader.by_ref().take(size + 1), &mut std::io::sink()).is_err() {

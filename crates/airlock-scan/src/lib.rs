@@ -78,7 +78,9 @@ pub enum ScanError {
     #[error("cannot write the scan report: {0}; check the output file or pipe")]
     Output(std::io::Error),
     /// A built-in rule does not compile (a bug).
-    #[error("built-in rule {rule} does not compile: {reason}; this is a bug in airlock, please report it")]
+    #[error(
+        "built-in rule {rule} does not compile: {reason}; this is a bug in airlock, please report it"
+    )]
     Rule {
         /// Rule id.
         rule: &'static str,

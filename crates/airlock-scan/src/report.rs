@@ -17,7 +17,11 @@ fn location(f: &Finding) -> String {
 }
 
 /// Plain aligned table, then a one-line summary.
-pub(crate) fn table(findings: &[Finding], suppressed: usize, out: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn table(
+    findings: &[Finding],
+    suppressed: usize,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     if findings.is_empty() {
         write!(out, "no exposed secrets found")?;
         if suppressed > 0 {
@@ -62,7 +66,11 @@ pub(crate) fn table(findings: &[Finding], suppressed: usize, out: &mut dyn Write
     for f in findings {
         *counts.entry(f.risk).or_default() += 1;
     }
-    let parts: Vec<String> = counts.iter().rev().map(|(r, n)| format!("{n} {r}")).collect();
+    let parts: Vec<String> = counts
+        .iter()
+        .rev()
+        .map(|(r, n)| format!("{n} {r}"))
+        .collect();
     write!(
         out,
         "\n{} finding{} ({})",

@@ -15,26 +15,45 @@ pub(crate) fn rate(kind: Kind, ctx: &FileContext) -> (Risk, String) {
     let place = place(ctx);
     match kind {
         Kind::Live | Kind::PrivateKey => {
-            let what = if kind == Kind::Live { "live-looking key" } else { "private key" };
+            let what = if kind == Kind::Live {
+                "live-looking key"
+            } else {
+                "private key"
+            };
             if ctx.commit.is_some() || ctx.tracked || ctx.world_readable {
                 (Risk::Critical, format!("{what} {place}; rotate it"))
             } else if ctx.mcp_config {
-                (Risk::High, format!("{what} {place}; move it into airlock (`airlock migrate`)"))
+                (
+                    Risk::High,
+                    format!("{what} {place}; move it into airlock (`airlock migrate`)"),
+                )
             } else if ctx.ignored && kind == Kind::PrivateKey {
                 (Risk::Medium, format!("{what} {place}"))
             } else {
                 (Risk::High, format!("{what} {place}"))
             }
         }
-        Kind::Test => (Risk::Medium, format!("test-mode or local-only credential {place}")),
-        Kind::Encrypted => (Risk::Medium, format!("passphrase-protected private key {place}")),
+        Kind::Test => (
+            Risk::Medium,
+            format!("test-mode or local-only credential {place}"),
+        ),
+        Kind::Encrypted => (
+            Risk::Medium,
+            format!("passphrase-protected private key {place}"),
+        ),
         Kind::Generic => {
             if ctx.mcp_config {
                 (Risk::High, format!("credential-like value {place}"))
             } else if ctx.commit.is_some() || ctx.tracked {
-                (Risk::Medium, format!("high-entropy value under a secret-like name {place}"))
+                (
+                    Risk::Medium,
+                    format!("high-entropy value under a secret-like name {place}"),
+                )
             } else {
-                (Risk::Low, format!("high-entropy value under a secret-like name {place}"))
+                (
+                    Risk::Low,
+                    format!("high-entropy value under a secret-like name {place}"),
+                )
             }
         }
     }
@@ -44,23 +63,28 @@ fn place(ctx: &FileContext) -> String {
     if let Some(c) = &ctx.commit {
         let short = &c[..c.len().min(12)];
         return match ctx.in_head {
-            Some(false) => format!("in git history (commit {short}), no longer in HEAD: deleting it did not revoke it"),
+            Some(false) => format!(
+                "in git history (commit {short}), no longer in HEAD: deleting it did not revoke it"
+            ),
             _ => format!("in git history since commit {short} and still in HEAD"),
         };
     }
-    let mut parts = Vec::new();
-    if ctx.tracked {
-        parts.push("in a file tracked by git");
+    let adj = if ctx.tracked {
+        "git-tracked"
     } else if ctx.ignored {
-        parts.push("in a git-ignored file");
+        "git-ignored"
     } else {
-        parts.push("in an untracked file");
-    }
-    if ctx.mcp_config {
-        parts.push("that is an MCP client config (every agent and server launched from it can read it)");
-    }
+        "untracked"
+    };
+    let article = if adj == "untracked" { "an" } else { "a" };
+    let noun = if ctx.mcp_config {
+        "MCP client config (every agent and MCP server started from it can read it)"
+    } else {
+        "file"
+    };
+    let mut s = format!("in {article} {adj} {noun}");
     if ctx.world_readable {
-        parts.push("readable by every local user (chmod 600 it)");
+        s.push_str(", readable by every local user (chmod 600 it)");
     }
-    parts.join(", ")
+    s
 }

@@ -126,7 +126,12 @@ pub(crate) const GENERIC_ASSIGNMENT: &str = "generic-secret-assignment";
 pub(crate) const AUTH_HEADER: &str = "authorization-header";
 pub(crate) const CLI_FLAG: &str = "cli-secret-flag";
 
-const fn pem(id: &'static str, what: &'static str, kw: &'static [&'static str], pat: &'static str) -> RuleDef {
+const fn pem(
+    id: &'static str,
+    what: &'static str,
+    kw: &'static [&'static str],
+    pat: &'static str,
+) -> RuleDef {
     r(id, "Private key", what, kw, pat)
         .kind(Kind::PrivateKey)
         .entropy(0.0)

@@ -75,7 +75,13 @@ pub(crate) fn is_secret_bearing(path: &Path) -> bool {
         .unwrap_or_default();
     matches!(
         n.as_str(),
-        ".npmrc" | ".pypirc" | ".netrc" | "_netrc" | ".git-credentials" | ".yarnrc.yml" | ".gem/credentials"
+        ".npmrc"
+            | ".pypirc"
+            | ".netrc"
+            | "_netrc"
+            | ".git-credentials"
+            | ".yarnrc.yml"
+            | ".gem/credentials"
     ) || (n == "config.json" && parent == ".docker")
         || (n == "credentials" && matches!(parent.as_str(), ".aws" | ".gem"))
 }
@@ -87,7 +93,13 @@ fn format_of(path: &Path) -> Format {
     let n = file_name(path);
     if matches!(
         n.as_str(),
-        "package-lock.json" | "npm-shrinkwrap.json" | "yarn.lock" | "pnpm-lock.yaml" | "composer.lock" | "cargo.lock" | "poetry.lock"
+        "package-lock.json"
+            | "npm-shrinkwrap.json"
+            | "yarn.lock"
+            | "pnpm-lock.yaml"
+            | "composer.lock"
+            | "cargo.lock"
+            | "poetry.lock"
     ) {
         return Format::Other;
     }
@@ -106,7 +118,17 @@ fn secret_words() -> &'static Option<AhoCorasick> {
     AC.get_or_init(|| {
         AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build(["pass", "pwd", "secret", "token", "key", "cred", "auth", "mcpservers", "kind: secret"])
+            .build([
+                "pass",
+                "pwd",
+                "secret",
+                "token",
+                "key",
+                "cred",
+                "auth",
+                "mcpservers",
+                "kind: secret",
+            ])
             .ok()
     })
 }
@@ -116,8 +138,22 @@ pub(crate) fn secret_name(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     let k = k.trim_start_matches('-');
     [
-        "password", "passwd", "passphrase", "pwd", "secret", "token", "apikey", "api_key", "api-key",
-        "access_key", "accesskey", "private_key", "privatekey", "auth", "credential", "signing_key",
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "access_key",
+        "accesskey",
+        "private_key",
+        "privatekey",
+        "auth",
+        "credential",
+        "signing_key",
         "encryption_key",
     ]
     .iter()
@@ -198,7 +234,14 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
             continue;
         };
         if secret_name(&leaf.key) {
-            scanner.structured_value(GENERIC_ASSIGNMENT, &leaf.key, leaf.value.as_bytes(), at, &leaf.path, out);
+            scanner.structured_value(
+                GENERIC_ASSIGNMENT,
+                &leaf.key,
+                leaf.value.as_bytes(),
+                at,
+                &leaf.path,
+                out,
+            );
         }
         spans.push((at, at + leaf.value.len(), leaf.path.as_str()));
     }
@@ -237,7 +280,11 @@ fn walk(v: &Value, path: &str, key: &str, out: &mut Vec<Leaf>) {
         }),
         Value::Object(map) => {
             for (k, child) in map {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 walk(child, &p, k, out);
             }
         }
@@ -262,7 +309,11 @@ fn env_leaves(text: &str, out: &mut Vec<Leaf>) {
             continue;
         };
         let k = k.trim();
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-') {
+        if k.is_empty()
+            || !k
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+        {
             continue;
         }
         let v = v.trim();
@@ -285,7 +336,14 @@ fn env_leaves(text: &str, out: &mut Vec<Leaf>) {
 /// (VS Code), `mcp_servers` (Codex), `context_servers` (Zed), at any depth
 /// (`~/.claude.json` nests them per project).
 fn mcp_servers(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
-    fn visit(scanner: &Scanner, v: &Value, path: &str, bytes: &[u8], out: &mut Vec<Hit>, depth: usize) {
+    fn visit(
+        scanner: &Scanner,
+        v: &Value,
+        path: &str,
+        bytes: &[u8],
+        out: &mut Vec<Hit>,
+        depth: usize,
+    ) {
         let Value::Object(map) = v else {
             return;
         };
@@ -293,9 +351,15 @@ fn mcp_servers(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
             return;
         }
         for (k, child) in map {
-            let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-            if matches!(k.as_str(), "mcpServers" | "servers" | "mcp_servers" | "context_servers")
-                && let Value::Object(servers) = child
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if matches!(
+                k.as_str(),
+                "mcpServers" | "servers" | "mcp_servers" | "context_servers"
+            ) && let Value::Object(servers) = child
             {
                 for (name, server) in servers {
                     one_server(scanner, server, &format!("{p}.{name}"), bytes, out);
@@ -315,7 +379,9 @@ fn one_server(scanner: &Scanner, server: &Value, path: &str, bytes: &[u8], out: 
             for (name, val) in h {
                 let Some(val) = val.as_str() else { continue };
                 let ctx = format!("{path}.{field}.{name}");
-                let Some(at) = locate(bytes, val) else { continue };
+                let Some(at) = locate(bytes, val) else {
+                    continue;
+                };
                 if name.eq_ignore_ascii_case("authorization") {
                     let token = ["Bearer ", "bearer ", "Token ", "token ", "Basic ", "basic "]
                         .iter()
@@ -323,9 +389,23 @@ fn one_server(scanner: &Scanner, server: &Value, path: &str, bytes: &[u8], out: 
                         .unwrap_or(val)
                         .trim();
                     let off = val.len() - token.len();
-                    scanner.structured_value(AUTH_HEADER, name, token.as_bytes(), at + off, &ctx, out);
+                    scanner.structured_value(
+                        AUTH_HEADER,
+                        name,
+                        token.as_bytes(),
+                        at + off,
+                        &ctx,
+                        out,
+                    );
                 } else if secret_name(name) {
-                    scanner.structured_value(GENERIC_ASSIGNMENT, name, val.as_bytes(), at, &ctx, out);
+                    scanner.structured_value(
+                        GENERIC_ASSIGNMENT,
+                        name,
+                        val.as_bytes(),
+                        at,
+                        &ctx,
+                        out,
+                    );
                 }
             }
         }
@@ -337,7 +417,11 @@ fn one_server(scanner: &Scanner, server: &Value, path: &str, bytes: &[u8], out: 
             let ctx = format!("{path}.args[{i}]");
             if let Some((flag, val)) = a.split_once('=') {
                 if secret_name(flag) && !val.is_empty() {
-                    let rule = if flag.starts_with("--") { CLI_FLAG } else { GENERIC_ASSIGNMENT };
+                    let rule = if flag.starts_with("--") {
+                        CLI_FLAG
+                    } else {
+                        GENERIC_ASSIGNMENT
+                    };
                     if let Some(at) = locate(bytes, a) {
                         let at = at + flag.len() + 1;
                         scanner.structured_value(rule, flag, val.as_bytes(), at, &ctx, out);
@@ -364,7 +448,14 @@ fn one_server(scanner: &Scanner, server: &Value, path: &str, bytes: &[u8], out: 
                 && let Some(at) = locate(bytes, pair)
             {
                 let ctx = format!("{path}.url?{k}");
-                scanner.structured_value(GENERIC_ASSIGNMENT, k, val.as_bytes(), at + k.len() + 1, &ctx, out);
+                scanner.structured_value(
+                    GENERIC_ASSIGNMENT,
+                    k,
+                    val.as_bytes(),
+                    at + k.len() + 1,
+                    &ctx,
+                    out,
+                );
             }
         }
     }
@@ -384,12 +475,17 @@ fn k8s_secret(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
         return;
     };
     for (key, val) in data {
-        let Some(encoded) = val.as_str() else { continue };
-        let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes()) else {
+        let Some(encoded) = val.as_str() else {
             continue;
         };
-        let Some(at) = locate(bytes, encoded.trim()) else { continue };
+        let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(compact.as_bytes())
+        else {
+            continue;
+        };
+        let Some(at) = locate(bytes, encoded.trim()) else {
+            continue;
+        };
         let ctx = format!("Secret/{name}.data.{key} (base64-decoded)");
         let before = out.len();
         scanner.decoded_hits(&decoded, at, encoded.trim().len(), Some(&ctx), out);
@@ -424,7 +520,10 @@ fn notebook(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
                 if let Some(Value::Object(data)) = o.get("data") {
                     for (mime, d) in data {
                         if mime.starts_with("text/") || mime == "application/json" {
-                            texts.push((format!("cells[{i}].outputs[{j}].{mime}"), text_of(Some(d))));
+                            texts.push((
+                                format!("cells[{i}].outputs[{j}].{mime}"),
+                                text_of(Some(d)),
+                            ));
                         }
                     }
                 }
@@ -437,7 +536,10 @@ fn notebook(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
             let mut inner = Vec::new();
             scanner.raw_hits(text.as_bytes(), &mut inner);
             for mut h in inner {
-                let secret = String::from_utf8_lossy(&text.as_bytes()[h.start.min(text.len())..h.end.min(text.len())]).into_owned();
+                let secret = String::from_utf8_lossy(
+                    &text.as_bytes()[h.start.min(text.len())..h.end.min(text.len())],
+                )
+                .into_owned();
                 let at = locate(bytes, &secret)
                     .or_else(|| locate(bytes, &String::from_utf8_lossy(&h.secret)))
                     .unwrap_or(0);

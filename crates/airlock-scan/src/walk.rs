@@ -13,7 +13,17 @@ use crate::{ScanError, Scanner, git, risk, structured};
 
 /// Directories the secret-bearing-file pass does not descend into: they are
 /// huge and hold no hand-written configuration.
-const HEAVY_DIRS: &[&str] = &[".git", "node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".gradle", ".cache"];
+const HEAVY_DIRS: &[&str] = &[
+    ".git",
+    "node_modules",
+    "target",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".gradle",
+    ".cache",
+];
 
 /// What to scan and how.
 #[derive(Clone, Debug)]
@@ -62,7 +72,11 @@ struct Target {
 
 fn display_of(root_given: &Path, root_canon: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(root_canon).unwrap_or(file);
-    let joined = if rel.as_os_str().is_empty() { root_given.to_path_buf() } else { root_given.join(rel) };
+    let joined = if rel.as_os_str().is_empty() {
+        root_given.to_path_buf()
+    } else {
+        root_given.join(rel)
+    };
     let s = joined.to_string_lossy().into_owned();
     s.strip_prefix("./").map(str::to_owned).unwrap_or(s)
 }
@@ -140,7 +154,12 @@ pub(crate) fn git_toplevel(dir: &Path) -> Option<PathBuf> {
 }
 
 fn tracked_files(top: &Path) -> HashSet<PathBuf> {
-    let Ok(out) = Command::new("git").arg("-C").arg(top).args(["ls-files", "-z"]).output() else {
+    let Ok(out) = Command::new("git")
+        .arg("-C")
+        .arg(top)
+        .args(["ls-files", "-z"])
+        .output()
+    else {
         return HashSet::new();
     };
     out.stdout
@@ -197,9 +216,15 @@ pub fn scan(scanner: &Scanner, opts: &ScanOptions) -> Result<Report, ScanError> 
     let mut tops: Vec<PathBuf> = Vec::new();
     for given in &opts.paths {
         let Ok(canon) = given.canonicalize() else {
-            return Err(ScanError::PathNotFound { path: given.clone() });
+            return Err(ScanError::PathNotFound {
+                path: given.clone(),
+            });
         };
-        let dir = if canon.is_dir() { canon.clone() } else { canon.parent().map(Path::to_path_buf).unwrap_or_default() };
+        let dir = if canon.is_dir() {
+            canon.clone()
+        } else {
+            canon.parent().map(Path::to_path_buf).unwrap_or_default()
+        };
         if let Some(top) = git_toplevel(&dir)
             && !tops.contains(&top)
         {
@@ -209,7 +234,10 @@ pub fn scan(scanner: &Scanner, opts: &ScanOptions) -> Result<Report, ScanError> 
             collect(given, &canon, &mut targets);
         } else {
             let display = given.to_string_lossy().into_owned();
-            let display = display.strip_prefix("./").map(str::to_owned).unwrap_or(display);
+            let display = display
+                .strip_prefix("./")
+                .map(str::to_owned)
+                .unwrap_or(display);
             targets.push(Target {
                 path: canon,
                 display,
@@ -227,7 +255,10 @@ pub fn scan(scanner: &Scanner, opts: &ScanOptions) -> Result<Report, ScanError> 
     let tracked: HashSet<PathBuf> = tops.iter().flat_map(|t| tracked_files(t)).collect();
 
     let bar = if opts.progress && std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::with_draw_target(Some(targets.len() as u64), indicatif::ProgressDrawTarget::stderr())
+        indicatif::ProgressBar::with_draw_target(
+            Some(targets.len() as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        )
     } else {
         indicatif::ProgressBar::hidden()
     };
@@ -274,7 +305,12 @@ pub fn scan(scanner: &Scanner, opts: &ScanOptions) -> Result<Report, ScanError> 
         }
     }
     findings.sort_by(|a, b| {
-        (a.file.as_str(), a.line, a.column, a.rule_id).cmp(&(b.file.as_str(), b.line, b.column, b.rule_id))
+        (a.file.as_str(), a.line, a.column, a.rule_id).cmp(&(
+            b.file.as_str(),
+            b.line,
+            b.column,
+            b.rule_id,
+        ))
     });
     Ok(Report {
         findings,

@@ -48,24 +48,38 @@ fn corpus_recall_and_precision_per_rule() {
                 scores.get_mut(rule).unwrap().tp += 1;
             } else {
                 scores.get_mut(rule).unwrap().fn_ += 1;
-                misses.push(format!("{rule} in {}: got {:?}\n{}", sample.file, found.iter().map(|f| f.rule_id).collect::<Vec<_>>(), sample.content));
+                misses.push(format!(
+                    "{rule} in {}: got {:?}\n{}",
+                    sample.file,
+                    found.iter().map(|f| f.rule_id).collect::<Vec<_>>(),
+                    sample.content
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for f in &found {
             if Some(f.rule_id) != sample.expect && seen.insert(f.rule_id) {
                 scores.get_mut(f.rule_id).unwrap().fp += 1;
-                false_pos.push(format!("{} ({}) in {} [{}]: expected {:?}", f.rule_id, f.preview, sample.file, f.line, sample.expect));
+                false_pos.push(format!(
+                    "{} ({}) in {} [{}]: expected {:?}",
+                    f.rule_id, f.preview, sample.file, f.line, sample.expect
+                ));
             }
         }
     }
     let mut table = String::new();
-    table.push_str(&format!("{:<32} {:>4} {:>4} {:>4} {:>7} {:>7}\n", "rule", "tp", "fn", "fp", "recall", "prec"));
+    table.push_str(&format!(
+        "{:<32} {:>4} {:>4} {:>4} {:>7} {:>7}\n",
+        "rule", "tp", "fn", "fp", "recall", "prec"
+    ));
     let (mut tp, mut fn_, mut fp) = (0, 0, 0);
     for (id, sc) in &scores {
         let recall = sc.tp as f64 / (sc.tp + sc.fn_).max(1) as f64;
         let prec = sc.tp as f64 / (sc.tp + sc.fp).max(1) as f64;
-        table.push_str(&format!("{id:<32} {:>4} {:>4} {:>4} {recall:>7.3} {prec:>7.3}\n", sc.tp, sc.fn_, sc.fp));
+        table.push_str(&format!(
+            "{id:<32} {:>4} {:>4} {:>4} {recall:>7.3} {prec:>7.3}\n",
+            sc.tp, sc.fn_, sc.fp
+        ));
         tp += sc.tp;
         fn_ += sc.fn_;
         fp += sc.fp;
@@ -85,8 +99,778 @@ fn corpus_recall_and_precision_per_rule() {
     for m in false_pos.iter().take(30) {
         println!("FALSE POSITIVE {m}");
     }
-    assert!(misses.is_empty(), "{} misses (first shown above)", misses.len());
+    assert!(
+        misses.is_empty(),
+        "{} misses (first shown above)",
+        misses.len()
+    );
     assert!(f1 >= 0.95, "F1 {f1} below 0.95");
-    let decoy_fp = false_pos.iter().filter(|m| m.ends_with("expected None")).count();
+    let decoy_fp = false_pos
+        .iter()
+        .filter(|m| m.ends_with("expected None"))
+        .count();
     assert_eq!(decoy_fp, 0, "decoys produced findings (see above)");
+}
+
+// ---------------------------------------------------------------------------
+// helpers
+
+/// Fixed fake secrets, assembled from pieces so this file trips no scanner.
+fn fake_github_pat() -> String {
+    let random = concat!("Ab3dE5gH7jK9mN1pQ2r", "S4tU6vW8xY0");
+    format!(
+        "{}{random}{}",
+        "ghp_",
+        airlock_scan::testing::github_checksum(random.as_bytes())
+    )
+}
+fn fake_stripe_live() -> String {
+    concat!("sk_", "live_", "Zq8mN3vR5tY7uI9oP1aS2dF4").to_owned()
+}
+fn fake_stripe_test() -> String {
+    concat!("sk_", "test_", "Hj4kL6zX8cV0bN2mQ4wE6rT8").to_owned()
+}
+fn fake_openai() -> String {
+    format!(
+        "{}{}{}",
+        "sk-proj-",
+        concat!("Rk2Lm9Nq4Pz7Vx1Wy3Ua5", "T3Blbk", "FJ"),
+        "Hb5Jd8Kf0Lg2Mh4Ni6Oc7"
+    )
+}
+const FAKE_PASSWORD: &str = "Xk29!pQz7#Lm4vB8";
+
+fn write(dir: &Path, rel: &str, content: &str) -> PathBuf {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, content).unwrap();
+    set_mode(&p, 0o600);
+    p
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+#[cfg(not(unix))]
+fn set_mode(_p: &Path, _mode: u32) {}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn run_json(args: &ScanArgs) -> (u8, serde_json::Value) {
+    let mut out = Vec::new();
+    let args = ScanArgs {
+        format: OutputFormat::Json,
+        ..args.clone()
+    };
+    let code = run(&args, &mut out).unwrap();
+    (code, serde_json::from_slice(&out).unwrap())
+}
+
+fn find<'a>(v: &'a serde_json::Value, rule: &str) -> Vec<&'a serde_json::Value> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == rule)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// golden reports
+
+fn golden_fixture(dir: &Path) {
+    write(
+        dir,
+        ".env",
+        &format!(
+            "# payments\nexport STRIPE_SECRET_KEY={}\nLOG_LEVEL=debug\n",
+            fake_stripe_live()
+        ),
+    );
+    let mcp = serde_json::json!({
+        "mcpServers": {
+            "github": { "command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+                        "env": { "GITHUB_PERSONAL_ACCESS_TOKEN": fake_github_pat() } },
+            "search": { "command": "search-mcp", "args": ["--api-key", "Qv7Rt2Yp9Wm4Zx8Kn3Bs6Hd"] }
+        }
+    });
+    write(
+        dir,
+        ".cursor/mcp.json",
+        &serde_json::to_string_pretty(&mcp).unwrap(),
+    );
+    write(
+        dir,
+        "src/settings.py",
+        &format!(
+            "DEBUG = False\ndb_password = \"{FAKE_PASSWORD}\"\nSTRIPE_TEST = \"{}\"\n",
+            fake_stripe_test()
+        ),
+    );
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        actual, expected,
+        "golden {name} differs; rerun with UPDATE_GOLDEN=1 after checking the change"
+    );
+}
+
+#[test]
+fn golden_json_and_sarif() {
+    let dir = tempfile::tempdir().unwrap();
+    golden_fixture(dir.path());
+    let root = dir.path().to_string_lossy().into_owned();
+    for (format, name) in [
+        (OutputFormat::Json, "golden.json"),
+        (OutputFormat::Sarif, "golden.sarif"),
+    ] {
+        let args = ScanArgs {
+            paths: vec![dir.path().to_path_buf()],
+            format,
+            ..ScanArgs::default()
+        };
+        let mut out = Vec::new();
+        let code = run(&args, &mut out).unwrap();
+        assert_eq!(code, 1);
+        let text = String::from_utf8(out).unwrap().replace(&root, "ROOT");
+        for secret in [
+            fake_github_pat(),
+            fake_stripe_live(),
+            fake_stripe_test(),
+            FAKE_PASSWORD.to_owned(),
+        ] {
+            assert!(
+                !text.contains(&secret),
+                "a full secret leaked into the {name} report"
+            );
+        }
+        check_golden(name, &text);
+    }
+    // SARIF shape GitHub code scanning needs
+    let args = ScanArgs {
+        paths: vec![dir.path().to_path_buf()],
+        format: OutputFormat::Sarif,
+        ..ScanArgs::default()
+    };
+    let mut out = Vec::new();
+    run(&args, &mut out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let run0 = &v["runs"][0];
+    assert_eq!(run0["tool"]["driver"]["name"], "airlock");
+    let rules = run0["tool"]["driver"]["rules"].as_array().unwrap();
+    for r in run0["results"].as_array().unwrap() {
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], r["ruleId"]);
+        assert!(r["partialFingerprints"]["airlockSecret/v1"].is_string());
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+        assert!(loc["artifactLocation"]["uri"].is_string());
+    }
+}
+
+#[test]
+fn table_output_is_aligned_and_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    golden_fixture(dir.path());
+    let args = ScanArgs {
+        paths: vec![dir.path().to_path_buf()],
+        ..ScanArgs::default()
+    };
+    let mut out = Vec::new();
+    assert_eq!(run(&args, &mut out).unwrap(), 1);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("RISK "), "{text}");
+    assert!(text.contains("stripe-secret-key"));
+    assert!(text.contains("sk_live_…2dF4"), "{text}");
+    assert!(!text.contains(&fake_stripe_live()));
+    assert!(text.contains("findings ("), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// structured readers
+
+#[test]
+fn env_file_export_quotes_and_context() {
+    let s = scanner();
+    let content = format!(
+        "# comment\nexport OPENAI_API_KEY=\"{}\"\n  DB_PASSWORD='{FAKE_PASSWORD}'\n",
+        fake_openai()
+    );
+    let found = s.scan_bytes(Path::new("app/.env.production"), content.as_bytes());
+    let openai = found
+        .iter()
+        .find(|f| f.rule_id == "openai-api-key")
+        .expect("openai key");
+    assert_eq!((openai.line, openai.column), (2, 24));
+    assert_eq!(openai.context.as_deref(), Some("OPENAI_API_KEY"));
+    assert!(
+        openai.preview.starts_with("sk-proj-…"),
+        "{}",
+        openai.preview
+    );
+    let pw = found
+        .iter()
+        .find(|f| f.rule_id == "generic-secret-assignment")
+        .expect("password");
+    assert_eq!((pw.line, pw.column), (3, 16));
+    assert_eq!(pw.context.as_deref(), Some("DB_PASSWORD"));
+}
+
+#[test]
+fn mcp_config_env_args_and_headers() {
+    let s = scanner();
+    let bearer = "Zt7Qw2Er9Ty4Ui8Op3As6Df1Gh5Jk0Lz";
+    let cfg = serde_json::json!({
+        "mcpServers": {
+            "gh": { "command": "docker", "args": ["run", "-e", "GITHUB_TOKEN", "ghcr.io/github/github-mcp-server"],
+                    "env": { "GITHUB_TOKEN": fake_github_pat() } },
+            "brave": { "command": "npx", "args": ["-y", "brave-mcp", "--api-key=Nc4Vb7Xm2Lk9Jh5Gf3Ds8Aq1"] },
+            "remote": { "url": "https://mcp.internal.corp/mcp", "headers": { "Authorization": format!("Bearer {bearer}") } }
+        }
+    });
+    let text = serde_json::to_string_pretty(&cfg).unwrap();
+    let found = s.scan_bytes(Path::new("home/.cursor/mcp.json"), text.as_bytes());
+    let by_rule = |r: &str| {
+        found
+            .iter()
+            .find(|f| f.rule_id == r)
+            .unwrap_or_else(|| panic!("{r} in {found:#?}"))
+    };
+    let gh = by_rule("github-pat");
+    assert_eq!(
+        gh.context.as_deref(),
+        Some("mcpServers.gh.env.GITHUB_TOKEN")
+    );
+    assert_eq!(gh.risk, Risk::High);
+    let flag = by_rule("cli-secret-flag");
+    assert_eq!(flag.context.as_deref(), Some("mcpServers.brave.args[2]"));
+    assert_eq!(flag.risk, Risk::High, "MCP config → high");
+    let header = by_rule("authorization-header");
+    assert_eq!(
+        header.context.as_deref(),
+        Some("mcpServers.remote.headers.Authorization")
+    );
+    assert!(
+        header.preview.ends_with("h5Jk0Lz".get(3..).unwrap()),
+        "{}",
+        header.preview
+    );
+    let line = text.lines().position(|l| l.contains(bearer)).unwrap() + 1;
+    assert_eq!(header.line, line);
+    // codex TOML config
+    let toml = format!(
+        "[mcp_servers.search]\ncommand = \"search-mcp\"\nargs = [\"--token\", \"Pq8Wn3Ez6Rx1Ty4Ub7Ic2Od5\"]\n\n[mcp_servers.search.env]\nOPENAI_API_KEY = \"{}\"\n",
+        fake_openai()
+    );
+    let found = s.scan_bytes(Path::new("home/.codex/config.toml"), toml.as_bytes());
+    assert!(
+        found
+            .iter()
+            .any(|f| f.rule_id == "cli-secret-flag" && f.line == 3),
+        "{found:#?}"
+    );
+    assert!(
+        found.iter().any(|f| f.rule_id == "openai-api-key"
+            && f.context.as_deref() == Some("mcp_servers.search.env.OPENAI_API_KEY")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn kubernetes_secret_data_is_base64_decoded() {
+    use base64::Engine as _;
+    let s = scanner();
+    let enc = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  mode: prod\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: app\ntype: Opaque\ndata:\n  github-token: {}\n  db-password: {}\n",
+        enc(&fake_github_pat()),
+        enc(FAKE_PASSWORD)
+    );
+    let found = s.scan_bytes(Path::new("k8s/secret.yaml"), yaml.as_bytes());
+    let gh = found
+        .iter()
+        .find(|f| f.rule_id == "github-pat")
+        .expect("decoded github token");
+    assert_eq!(gh.line, 14);
+    assert_eq!(gh.column, 17);
+    assert_eq!(
+        gh.context.as_deref(),
+        Some("Secret/app.data.github-token (base64-decoded)")
+    );
+    assert!(gh.preview.starts_with("ghp_…"));
+    let pw = found
+        .iter()
+        .find(|f| f.rule_id == "generic-secret-assignment")
+        .expect("decoded password");
+    assert_eq!(pw.line, 15);
+}
+
+#[test]
+fn jupyter_notebook_cells_and_outputs() {
+    let s = scanner();
+    let nb = serde_json::json!({
+        "cells": [
+            { "cell_type": "code", "source": ["import openai\n", format!("openai.api_key = \"{}\"\n", fake_openai())], "outputs": [] },
+            { "cell_type": "code", "source": [format!("db_password = \"{FAKE_PASSWORD}\"\n")],
+              "outputs": [{ "output_type": "stream", "name": "stdout", "text": [format!("token: {}\n", fake_github_pat())] }] }
+        ],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5
+    });
+    let text = serde_json::to_string_pretty(&nb).unwrap();
+    let found = s.scan_bytes(Path::new("analysis.ipynb"), text.as_bytes());
+    let ids: Vec<_> = found
+        .iter()
+        .map(|f| (f.rule_id, f.context.clone()))
+        .collect();
+    assert!(
+        ids.contains(&("openai-api-key", Some("cells[0].source".into())))
+            || found.iter().any(|f| f.rule_id == "openai-api-key"),
+        "{ids:?}"
+    );
+    let pw = found
+        .iter()
+        .find(|f| f.rule_id == "generic-secret-assignment")
+        .unwrap_or_else(|| panic!("{ids:?}"));
+    assert_eq!(pw.context.as_deref(), Some("cells[1].source"));
+    assert!(
+        text.lines()
+            .nth(pw.line - 1)
+            .unwrap()
+            .contains(FAKE_PASSWORD)
+    );
+    assert!(found.iter().any(|f| f.rule_id == "github-pat"), "{ids:?}");
+}
+
+#[test]
+fn yaml_and_toml_key_paths() {
+    let s = scanner();
+    let yaml = format!(
+        "services:\n  api:\n    env:\n      OPENAI_API_KEY: {}\n",
+        fake_openai()
+    );
+    let found = s.scan_bytes(Path::new("compose.yaml"), yaml.as_bytes());
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(
+        found[0].context.as_deref(),
+        Some("services.api.env.OPENAI_API_KEY")
+    );
+    assert_eq!((found[0].line, found[0].column), (4, 23));
+}
+
+#[test]
+fn allow_comment_suppresses_the_line() {
+    let s = scanner();
+    let text = format!(
+        "KEY1={}  # airlock:allow\nKEY2={}\n",
+        fake_stripe_live(),
+        fake_github_pat()
+    );
+    let found = s.scan_bytes(Path::new("x.sh"), text.as_bytes());
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule_id, "github-pat");
+}
+
+#[test]
+fn findings_never_hold_the_secret_and_fingerprints_ignore_location() {
+    let s = scanner();
+    let a = s.scan_bytes(
+        Path::new("a.env"),
+        format!("K={}\n", fake_stripe_live()).as_bytes(),
+    );
+    let b = s.scan_bytes(
+        Path::new("moved/b.py"),
+        format!("\n\n  key = '{}'\n", fake_stripe_live()).as_bytes(),
+    );
+    assert_eq!(a[0].fingerprint, b[0].fingerprint);
+    assert_eq!(a[0].fingerprint.len(), 32);
+    let dump = format!("{a:?}{}", serde_json::to_string(&a).unwrap());
+    assert!(!dump.contains(&fake_stripe_live()));
+    assert_eq!(a[0].preview, "sk_live_…2dF4");
+}
+
+#[test]
+fn github_checksum_is_verified() {
+    let s = scanner();
+    let good = fake_github_pat();
+    assert_eq!(s.scan_bytes(Path::new("a.txt"), good.as_bytes()).len(), 1);
+    let mut bad = good.clone().into_bytes();
+    let last = bad.len() - 1;
+    bad[last] = if bad[last] == b'a' { b'b' } else { b'a' };
+    assert!(s.scan_bytes(Path::new("a.txt"), &bad).is_empty());
+}
+
+#[test]
+fn never_panics_on_odd_input() {
+    let s = scanner();
+    let inputs: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff, 0xfe, 0x00, 0x80],
+        b"-----BEGIN RSA PRIVATE KEY-----".to_vec(),
+        b"{\"mcpServers\": {\"x\": {\"args\": [\"--api-key\"]}}}".to_vec(),
+        b"kind: Secret\ndata:\n  a: !!!notbase64\n".to_vec(),
+        "token = \"é€😀é€😀é€😀é€😀\"".as_bytes().to_vec(),
+        b"\"cells\": [".to_vec(),
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        for name in [
+            "x.json",
+            ".env",
+            "a.yaml",
+            "c.toml",
+            "n.ipynb",
+            ".mcp.json",
+            "plain",
+        ] {
+            let _ = s.scan_bytes(Path::new(name), input);
+        }
+        let _ = i;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// files, git, risk, baseline, exit codes
+
+#[test]
+fn walker_reads_ignored_secret_files_and_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    write(d, ".gitignore", ".env\nbuild/\nnotes.txt\n");
+    write(d, ".env", &format!("STRIPE_KEY={}\n", fake_stripe_live()));
+    write(d, "notes.txt", &format!("gh {}\n", fake_github_pat()));
+    write(
+        d,
+        "build/.mcp.json",
+        &format!(
+            "{{\"mcpServers\":{{\"x\":{{\"env\":{{\"OPENAI_API_KEY\":\"{}\"}}}}}}}}",
+            fake_openai()
+        ),
+    );
+    let mut bin = b"\x00\x01binary".to_vec();
+    bin.extend_from_slice(fake_stripe_live().as_bytes());
+    std::fs::write(d.join("blob.bin"), bin).unwrap();
+    write(
+        d,
+        "big.txt",
+        &format!("{}\n{}", "a".repeat(4096), fake_stripe_live()),
+    );
+    std::fs::write(d.join(".git/leak"), fake_stripe_live()).unwrap();
+    let args = ScanArgs {
+        paths: vec![d.to_path_buf()],
+        max_file_size: 2048,
+        ..ScanArgs::default()
+    };
+    let (code, v) = run_json(&args);
+    assert_eq!(code, 1);
+    let files: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 2, "{v:#}");
+    let env = &find(&v, "stripe-secret-key")[0];
+    assert!(env["file"].as_str().unwrap().ends_with(".env"));
+    assert!(
+        env["risk_reason"].as_str().unwrap().contains("git-ignored"),
+        "{env}"
+    );
+    assert_eq!(env["risk"], "high");
+    let mcp = &find(&v, "openai-api-key")[0];
+    assert!(mcp["file"].as_str().unwrap().ends_with("build/.mcp.json"));
+}
+
+#[test]
+fn risk_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    write(d, ".gitignore", "ignored/\n");
+    write(
+        d,
+        "tracked.py",
+        &format!("KEY = \"{}\"\n", fake_stripe_live()),
+    );
+    git(d, &["add", "tracked.py", ".gitignore"]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    write(
+        d,
+        "untracked.py",
+        &format!("KEY = \"{}\"\n", fake_github_pat()),
+    );
+    let wr = write(d, "world.py", &format!("KEY = \"{}\"\n", fake_openai()));
+    set_mode(&wr, 0o644);
+    write(
+        d,
+        "testmode.py",
+        &format!("KEY = \"{}\"\n", fake_stripe_test()),
+    );
+    let pem = format!(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW".repeat(3)
+    );
+    write(d, "ignored/id_ed25519", &pem);
+    write(
+        d,
+        "generic.cfg",
+        &format!("service_password = {FAKE_PASSWORD}\n"),
+    );
+    let (_, v) = run_json(&ScanArgs {
+        paths: vec![d.to_path_buf()],
+        ..ScanArgs::default()
+    });
+    let risk = |rule: &str| {
+        find(&v, rule)
+            .first()
+            .map(|f| f["risk"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{rule}: {v:#}"))
+    };
+    assert_eq!(risk("stripe-secret-key"), "critical", "tracked");
+    assert_eq!(risk("github-pat"), "high", "untracked");
+    #[cfg(unix)]
+    assert_eq!(risk("openai-api-key"), "critical", "world-readable");
+    assert_eq!(risk("stripe-test-secret-key"), "medium", "test mode");
+    assert_eq!(risk("generic-secret-assignment"), "low", "generic");
+    // private keys in ignored dirs are only read when the file bears secrets by name; scan it directly
+    let (_, v2) = run_json(&ScanArgs {
+        paths: vec![d.join("ignored")],
+        ..ScanArgs::default()
+    });
+    assert_eq!(find(&v2, "private-key-openssh").len(), 1, "{v2:#}");
+}
+
+#[test]
+fn exit_codes_follow_fail_on() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.py",
+        &format!("KEY = \"{}\"\n", fake_stripe_test()),
+    );
+    let mut args = ScanArgs {
+        paths: vec![dir.path().to_path_buf()],
+        ..ScanArgs::default()
+    };
+    let mut sink = Vec::new();
+    assert_eq!(run(&args, &mut sink).unwrap(), 1, "medium ≥ low");
+    args.fail_on = Risk::Medium;
+    assert_eq!(run(&args, &mut sink).unwrap(), 1, "medium ≥ medium");
+    args.fail_on = Risk::High;
+    assert_eq!(run(&args, &mut sink).unwrap(), 0, "medium < high");
+    let clean = tempfile::tempdir().unwrap();
+    write(clean.path(), "ok.py", "print('hello')\n");
+    let args = ScanArgs {
+        paths: vec![clean.path().to_path_buf()],
+        ..ScanArgs::default()
+    };
+    let mut out = Vec::new();
+    assert_eq!(run(&args, &mut out).unwrap(), 0);
+    assert!(
+        String::from_utf8(out)
+            .unwrap()
+            .contains("no exposed secrets")
+    );
+}
+
+#[test]
+fn nonexistent_path_is_an_error_with_a_remedy() {
+    let args = ScanArgs {
+        paths: vec![PathBuf::from("/definitely/not/here")],
+        ..ScanArgs::default()
+    };
+    let err = run(&args, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, ScanError::PathNotFound { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/definitely/not/here") && msg.contains("check the spelling"),
+        "{msg}"
+    );
+    assert!(!msg.contains('\n'));
+}
+
+#[test]
+fn baseline_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "a.py",
+        &format!(
+            "KEY = \"{}\"\nB = \"{}\"\n",
+            fake_stripe_live(),
+            fake_github_pat()
+        ),
+    );
+    let base = dir.path().join("baseline.json");
+    let scan_dir = dir.path().join("src");
+    std::fs::create_dir(&scan_dir).unwrap();
+    std::fs::rename(dir.path().join("a.py"), scan_dir.join("a.py")).unwrap();
+    let args = ScanArgs {
+        paths: vec![scan_dir.clone()],
+        write_baseline: Some(base.clone()),
+        ..ScanArgs::default()
+    };
+    let mut out = Vec::new();
+    assert_eq!(run(&args, &mut out).unwrap(), 0);
+    let text = std::fs::read_to_string(&base).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["fingerprints"].as_array().unwrap().len(), 2);
+    assert!(!text.contains("line"), "no line numbers in a baseline");
+    // moving lines around keeps the baseline valid
+    write(
+        &scan_dir,
+        "a.py",
+        &format!(
+            "\n\n# moved\nB = \"{}\"\nKEY = \"{}\"\n",
+            fake_github_pat(),
+            fake_stripe_live()
+        ),
+    );
+    let args = ScanArgs {
+        paths: vec![scan_dir.clone()],
+        baseline: Some(base.clone()),
+        ..ScanArgs::default()
+    };
+    let mut out = Vec::new();
+    assert_eq!(run(&args, &mut out).unwrap(), 0);
+    assert!(String::from_utf8(out).unwrap().contains("2 suppressed"));
+    // a new secret is still reported
+    write(
+        &scan_dir,
+        "b.py",
+        &format!("T = \"{}\"\n", fake_stripe_test()),
+    );
+    assert_eq!(run(&args, &mut Vec::new()).unwrap(), 1);
+    // unreadable baseline → error naming the file
+    let bad = ScanArgs {
+        paths: vec![scan_dir],
+        baseline: Some(dir.path().join("missing.json")),
+        ..ScanArgs::default()
+    };
+    let err = run(&bad, &mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("missing.json"));
+}
+
+#[test]
+fn git_history_finds_deleted_secrets_with_their_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    git(d, &["init", "-q"]);
+    write(d, "README.md", "# demo\n");
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "init"]);
+    write(
+        d,
+        "config/prod.env",
+        &format!("STRIPE_KEY={}\n", fake_stripe_live()),
+    );
+    write(d, "app.py", &format!("TOKEN = \"{}\"\n", fake_github_pat()));
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "add config"]);
+    let leak_commit = git(d, &["rev-parse", "HEAD"]);
+    git(d, &["rm", "-q", "config/prod.env"]);
+    git(d, &["commit", "-q", "-m", "remove secret"]);
+    let args = ScanArgs {
+        paths: vec![d.to_path_buf()],
+        git: true,
+        ..ScanArgs::default()
+    };
+    let (code, v) = run_json(&args);
+    assert_eq!(code, 1);
+    let stripe = find(&v, "stripe-secret-key");
+    assert_eq!(stripe.len(), 1, "{v:#}");
+    assert_eq!(stripe[0]["commit"], leak_commit.as_str());
+    assert_eq!(stripe[0]["in_head"], false);
+    assert_eq!(stripe[0]["file"], "config/prod.env");
+    assert_eq!(stripe[0]["risk"], "critical");
+    assert!(
+        stripe[0]["risk_reason"]
+            .as_str()
+            .unwrap()
+            .contains("no longer in HEAD")
+    );
+    let gh = find(&v, "github-pat");
+    assert_eq!(gh.len(), 1, "working tree and history merged: {v:#}");
+    assert_eq!(gh[0]["in_head"], true);
+    assert_eq!(gh[0]["commit"], leak_commit.as_str());
+    // --git outside a repository
+    let plain = tempfile::tempdir().unwrap();
+    let err = run(
+        &ScanArgs {
+            paths: vec![plain.path().to_path_buf()],
+            git: true,
+            ..ScanArgs::default()
+        },
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ScanError::NotARepo { .. }), "{err}");
+}
+
+#[test]
+fn mcp_config_locations_resolve_from_home() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    write(
+        h,
+        ".cursor/mcp.json",
+        &format!(
+            "{{\"mcpServers\":{{\"gh\":{{\"env\":{{\"GITHUB_TOKEN\":\"{}\"}}}}}}}}",
+            fake_github_pat()
+        ),
+    );
+    write(
+        h,
+        ".config/Claude/claude_desktop_config.json",
+        "{\"mcpServers\":{}}",
+    );
+    write(
+        h,
+        ".codex/config.toml",
+        &format!("[mcp_servers.x.env]\nSTRIPE = \"{}\"\n", fake_stripe_live()),
+    );
+    let paths = airlock_scan::cli::mcp_config_paths_in(Some(h), None);
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    let (code, v) = run_json(&ScanArgs {
+        paths,
+        ..ScanArgs::default()
+    });
+    assert_eq!(code, 1);
+    assert_eq!(find(&v, "github-pat")[0]["risk"], "high");
+    assert_eq!(
+        find(&v, "stripe-secret-key")[0]["context"],
+        "mcp_servers.x.env.STRIPE"
+    );
 }

@@ -9,18 +9,18 @@ use airlock_scan::testing::{bech32_encode, github_checksum};
 use base64::Engine as _;
 
 /// One labelled file.
-pub struct Sample {
-    pub file: String,
-    pub content: String,
+pub(crate) struct Sample {
+    pub(crate) file: String,
+    pub(crate) content: String,
     /// The rule that must fire (None: a decoy, nothing may fire).
-    pub expect: Option<&'static str>,
+    pub(crate) expect: Option<&'static str>,
 }
 
 /// Deterministic xorshift64*.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
     fn next(&mut self) -> u64 {
@@ -29,12 +29,12 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    pub fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+    pub(crate) fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
         (0..n)
             .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize] as char)
             .collect()
     }
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -53,7 +53,7 @@ const PASSWORDISH: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23
 /// Expands `{X:n}` placeholders: A alnum, a lower alnum, L letters, U upper
 /// alnum, h hex, d digits, u base64url, b base64, 2 base32, P password-ish;
 /// `{crc}` appends the GitHub checksum of the text since the last `_`.
-pub fn expand(t: &str, rng: &mut Rng) -> String {
+pub(crate) fn expand(t: &str, rng: &mut Rng) -> String {
     let mut out = String::new();
     let mut rest = t;
     while let Some(i) = rest.find('{') {
@@ -110,16 +110,34 @@ pub fn expand(t: &str, rng: &mut Rng) -> String {
 
 /// (rule id, templates, variable name — `None` rotates neutral names).
 /// Templates starting with `@` are whole-secret generators handled in code.
-pub const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
+pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("aws-access-key-id", &["AKIA{2:16}", "ASIA{2:16}"], None),
-    ("aws-secret-access-key", &["{b:40}"], Some("aws_secret_access_key")),
+    (
+        "aws-secret-access-key",
+        &["{b:40}"],
+        Some("aws_secret_access_key"),
+    ),
     ("gcp-service-account-key", &["@gcp"], None),
     ("gcp-api-key", &["AIza{u:35}"], None),
     ("gcp-oauth-client-secret", &["GOCSPX-{u:28}"], None),
-    ("azure-storage-account-key", &["DefaultEndpointsProtocol=https;AccountName=acct{a:6};AccountKey={b:86}==;EndpointSuffix=core.windows.net"], None),
-    ("azure-ad-client-secret", &["{A:3}{d:1}Q~{A:34}", "{A:3}{d:1}Q~{A:31}"], None),
+    (
+        "azure-storage-account-key",
+        &[
+            "DefaultEndpointsProtocol=https;AccountName=acct{a:6};AccountKey={b:86}==;EndpointSuffix=core.windows.net",
+        ],
+        None,
+    ),
+    (
+        "azure-ad-client-secret",
+        &["{A:3}{d:1}Q~{A:34}", "{A:3}{d:1}Q~{A:31}"],
+        None,
+    ),
     ("alibaba-access-key-id", &["LTAI{A:20}", "LTAI{A:16}"], None),
-    ("digitalocean-token", &["dop_v1_{h:64}", "doo_v1_{h:64}"], None),
+    (
+        "digitalocean-token",
+        &["dop_v1_{h:64}", "doo_v1_{h:64}"],
+        None,
+    ),
     ("cloudflare-origin-ca-key", &["v1.0-{h:24}-{h:146}"], None),
     ("heroku-api-key-v2", &["HRKU-AA{u:58}"], None),
     ("heroku-api-key", &["{uuid}"], Some("HEROKU_API_KEY")),
@@ -135,13 +153,21 @@ pub const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("doppler-token", &["dp.pt.{A:43}", "dp.st.{A:40}"], None),
     ("onepassword-service-account", &["ops_eyJ{u:160}"], None),
     ("age-secret-key", &["@age"], None),
-    ("tailscale-key", &["tskey-auth-{A:12}-{A:30}", "tskey-api-{A:10}-{A:24}"], None),
+    (
+        "tailscale-key",
+        &["tskey-auth-{A:12}-{A:30}", "tskey-api-{A:10}-{A:24}"],
+        None,
+    ),
     ("github-pat", &["ghp_{A:30}{crc}"], None),
     ("github-oauth-token", &["gho_{A:30}{crc}"], None),
     ("github-user-token", &["ghu_{A:30}{crc}"], None),
     ("github-app-token", &["ghs_{A:30}{crc}"], None),
     ("github-refresh-token", &["ghr_{A:30}{crc}"], None),
-    ("github-fine-grained-pat", &["github_pat_{A:22}_{A:59}"], None),
+    (
+        "github-fine-grained-pat",
+        &["github_pat_{A:22}_{A:59}"],
+        None,
+    ),
     ("gitlab-pat", &["glpat-{u:20}"], None),
     ("gitlab-runner-token", &["glrt-{u:20}"], None),
     ("gitlab-deploy-token", &["gldt-{u:24}"], None),
@@ -152,18 +178,54 @@ pub const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("postman-api-key", &["PMAK-{h:24}-{h:34}"], None),
     ("airtable-pat", &["pat{A:14}.{h:64}"], None),
     ("figma-pat", &["figd_{u:40}"], None),
-    ("stripe-secret-key", &["sk_live_{A:24}", "sk_live_{A:99}"], None),
-    ("stripe-test-secret-key", &["sk_test_{A:24}", "sk_test_{A:99}"], None),
-    ("stripe-restricted-key", &["rk_live_{A:24}", "rk_live_{A:99}"], None),
+    (
+        "stripe-secret-key",
+        &["sk_live_{A:24}", "sk_live_{A:99}"],
+        None,
+    ),
+    (
+        "stripe-test-secret-key",
+        &["sk_test_{A:24}", "sk_test_{A:99}"],
+        None,
+    ),
+    (
+        "stripe-restricted-key",
+        &["rk_live_{A:24}", "rk_live_{A:99}"],
+        None,
+    ),
     ("stripe-test-restricted-key", &["rk_test_{A:24}"], None),
     ("stripe-webhook-secret", &["whsec_{A:32}"], None),
-    ("square-access-token", &["EAAA{u:60}", "sq0atp-{u:22}"], None),
+    (
+        "square-access-token",
+        &["EAAA{u:60}", "sq0atp-{u:22}"],
+        None,
+    ),
     ("square-oauth-secret", &["sq0csp-{u:43}"], None),
-    ("braintree-access-token", &["access_token$production${a:16}${h:32}"], None),
-    ("paypal-client-secret", &["E{u:79}"], Some("PAYPAL_CLIENT_SECRET")),
-    ("shopify-access-token", &["shpat_{h:32}", "shpca_{h:32}"], None),
+    (
+        "braintree-access-token",
+        &["access_token$production${a:16}${h:32}"],
+        None,
+    ),
+    (
+        "paypal-client-secret",
+        &["E{u:79}"],
+        Some("PAYPAL_CLIENT_SECRET"),
+    ),
+    (
+        "shopify-access-token",
+        &["shpat_{h:32}", "shpca_{h:32}"],
+        None,
+    ),
     ("shopify-shared-secret", &["shpss_{h:32}"], None),
-    ("openai-api-key", &["sk-proj-{u:74}T3BlbkFJ{u:74}", "sk-{A:20}T3BlbkFJ{A:20}", "sk-svcacct-{u:60}T3BlbkFJ{u:60}"], None),
+    (
+        "openai-api-key",
+        &[
+            "sk-proj-{u:74}T3BlbkFJ{u:74}",
+            "sk-{A:20}T3BlbkFJ{A:20}",
+            "sk-svcacct-{u:60}T3BlbkFJ{u:60}",
+        ],
+        None,
+    ),
     ("anthropic-api-key", &["sk-ant-api03-{u:93}AA"], None),
     ("anthropic-admin-key", &["sk-ant-admin01-{u:93}AA"], None),
     ("groq-api-key", &["gsk_{A:52}"], None),
@@ -174,27 +236,61 @@ pub const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("mistral-api-key", &["{A:32}"], Some("MISTRAL_API_KEY")),
     ("cohere-api-key", &["{A:40}"], Some("COHERE_API_KEY")),
     ("openrouter-api-key", &["sk-or-v1-{h:64}"], None),
-    ("langsmith-api-key", &["lsv2_pt_{h:32}_{h:10}", "lsv2_sk_{h:32}_{h:10}"], None),
+    (
+        "langsmith-api-key",
+        &["lsv2_pt_{h:32}_{h:10}", "lsv2_sk_{h:32}_{h:10}"],
+        None,
+    ),
     ("pinecone-api-key", &["pcsk_{A:6}_{A:60}"], None),
     ("tavily-api-key", &["tvly-dev-{A:32}", "tvly-{A:32}"], None),
     ("e2b-api-key", &["e2b_{h:40}"], None),
     ("slack-bot-token", &["xoxb-{d:12}-{d:13}-{A:24}"], None),
-    ("slack-user-token", &["xoxp-{d:12}-{d:12}-{d:13}-{h:32}"], None),
+    (
+        "slack-user-token",
+        &["xoxp-{d:12}-{d:12}-{d:13}-{h:32}"],
+        None,
+    ),
     ("slack-app-token", &["xapp-1-{U:11}-{d:13}-{h:64}"], None),
-    ("slack-webhook", &["https://hooks.slack.com/services/T{U:10}/B{U:10}/{A:24}"], None),
-    ("discord-bot-token", &["M{A:25}.{u:6}.{u:38}", "N{A:23}.{u:6}.{u:27}"], Some("DISCORD_BOT_TOKEN")),
-    ("discord-webhook", &["https://discord.com/api/webhooks/{d:19}/{u:68}"], None),
+    (
+        "slack-webhook",
+        &["https://hooks.slack.com/services/T{U:10}/B{U:10}/{A:24}"],
+        None,
+    ),
+    (
+        "discord-bot-token",
+        &["M{A:25}.{u:6}.{u:38}", "N{A:23}.{u:6}.{u:27}"],
+        Some("DISCORD_BOT_TOKEN"),
+    ),
+    (
+        "discord-webhook",
+        &["https://discord.com/api/webhooks/{d:19}/{u:68}"],
+        None,
+    ),
     ("telegram-bot-token", &["{d:10}:AA{u:33}"], None),
-    ("teams-webhook", &["https://contoso.webhook.office.com/webhookb2/{uuid}@{uuid}/IncomingWebhook/{h:32}/{uuid}"], None),
+    (
+        "teams-webhook",
+        &[
+            "https://contoso.webhook.office.com/webhookb2/{uuid}@{uuid}/IncomingWebhook/{h:32}/{uuid}",
+        ],
+        None,
+    ),
     ("sendgrid-api-key", &["SG.{u:22}.{u:43}"], None),
     ("mailgun-api-key", &["key-{h:32}"], None),
     ("mailchimp-api-key", &["{h:32}-us{d:2}"], None),
-    ("postmark-server-token", &["{uuid}"], Some("POSTMARK_SERVER_TOKEN")),
+    (
+        "postmark-server-token",
+        &["{uuid}"],
+        Some("POSTMARK_SERVER_TOKEN"),
+    ),
     ("brevo-api-key", &["xkeysib-{h:64}-{A:16}"], None),
     ("npm-access-token", &["npm_{A:30}{crc}"], None),
     ("npmrc-auth-token", &["@npmrc"], None),
     ("pypi-token", &["pypi-AgEIcHlwaS5vcmc{u:70}"], None),
-    ("pypi-test-token", &["pypi-AgENdGVzdC5weXBpLm9yZw{u:70}"], None),
+    (
+        "pypi-test-token",
+        &["pypi-AgENdGVzdC5weXBpLm9yZw{u:70}"],
+        None,
+    ),
     ("rubygems-api-key", &["rubygems_{h:48}"], None),
     ("crates-io-token", &["cio{A:32}"], None),
     ("nuget-api-key", &["oy2{a:43}"], None),
@@ -202,17 +298,50 @@ pub const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("docker-config-auth", &["@docker"], None),
     ("jfrog-api-key", &["AKCp{A:69}"], None),
     ("netrc-password", &["@netrc"], None),
-    ("postgres-url", &["postgres://app:{P:20}@db.internal:5432/app", "postgresql+psycopg2://svc:{A:24}@10.0.0.5/prod"], None),
-    ("mysql-url", &["mysql://deploy:{P:20}@mysql.internal:3306/shop"], None),
-    ("mongodb-url", &["mongodb+srv://app:{A:20}@cluster0.ab12c.mongodb.net/prod"], None),
-    ("redis-url", &["redis://default:{A:24}@redis.internal:6379/0", "rediss://:{A:32}@cache.internal:6380"], None),
-    ("url-password", &["https://deploy:{A:20}@git.internal.corp/repo.git", "amqp://worker:{P:18}@mq.internal:5672/"], None),
+    (
+        "postgres-url",
+        &[
+            "postgres://app:{P:20}@db.internal:5432/app",
+            "postgresql+psycopg2://svc:{A:24}@10.0.0.5/prod",
+        ],
+        None,
+    ),
+    (
+        "mysql-url",
+        &["mysql://deploy:{P:20}@mysql.internal:3306/shop"],
+        None,
+    ),
+    (
+        "mongodb-url",
+        &["mongodb+srv://app:{A:20}@cluster0.ab12c.mongodb.net/prod"],
+        None,
+    ),
+    (
+        "redis-url",
+        &[
+            "redis://default:{A:24}@redis.internal:6379/0",
+            "rediss://:{A:32}@cache.internal:6380",
+        ],
+        None,
+    ),
+    (
+        "url-password",
+        &[
+            "https://deploy:{A:20}@git.internal.corp/repo.git",
+            "amqp://worker:{P:18}@mq.internal:5672/",
+        ],
+        None,
+    ),
     ("private-key-rsa", &["@pem:RSA PRIVATE KEY"], None),
     ("private-key-ec", &["@pem:EC PRIVATE KEY"], None),
     ("private-key-dsa", &["@pem:DSA PRIVATE KEY"], None),
     ("private-key-openssh", &["@pem:OPENSSH PRIVATE KEY"], None),
     ("private-key-pkcs8", &["@pem:PRIVATE KEY"], None),
-    ("private-key-pkcs8-encrypted", &["@pem:ENCRYPTED PRIVATE KEY"], None),
+    (
+        "private-key-pkcs8-encrypted",
+        &["@pem:ENCRYPTED PRIVATE KEY"],
+        None,
+    ),
     ("private-key-pgp", &["@pem:PGP PRIVATE KEY BLOCK"], None),
     ("private-key-putty", &["@putty"], None),
     ("jwt", &["@jwt"], None),
@@ -223,11 +352,23 @@ pub const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("newrelic-user-api-key", &["NRAK-{U:27}"], None),
     ("newrelic-license-key", &["{h:36}NRAL"], None),
     ("grafana-cloud-token", &["glc_{b:80}"], None),
-    ("grafana-service-account-token", &["glsa_{A:32}_{h:8}"], None),
+    (
+        "grafana-service-account-token",
+        &["glsa_{A:32}_{h:8}"],
+        None,
+    ),
     ("mapbox-secret-token", &["sk.eyJ{u:60}.{u:22}"], None),
-    ("planetscale-token", &["pscale_tkn_{u:43}", "pscale_pw_{u:43}"], None),
+    (
+        "planetscale-token",
+        &["pscale_tkn_{u:43}", "pscale_pw_{u:43}"],
+        None,
+    ),
     ("prefect-api-key", &["pnu_{A:36}"], None),
-    ("generic-secret-assignment", &["{P:16}", "{P:24}", "{A:32}"], Some("DB_PASSWORD")),
+    (
+        "generic-secret-assignment",
+        &["{P:16}", "{P:24}", "{A:32}"],
+        Some("DB_PASSWORD"),
+    ),
     ("authorization-header", &["@header"], None),
     ("cli-secret-flag", &["@flag"], None),
 ];
@@ -257,8 +398,16 @@ fn b64url(data: &[u8]) -> String {
 
 fn jwt(rng: &mut Rng) -> String {
     let header = b64url(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = format!(r#"{{"sub":"svc-{}","role":"service_role","iat":17{}}}"#, rng.pick(DIGITS, 6), rng.pick(DIGITS, 8));
-    format!("{header}.{}.{}", b64url(payload.as_bytes()), rng.pick(B64URL, 43))
+    let payload = format!(
+        r#"{{"sub":"svc-{}","role":"service_role","iat":17{}}}"#,
+        rng.pick(DIGITS, 6),
+        rng.pick(DIGITS, 8)
+    );
+    format!(
+        "{header}.{}.{}",
+        b64url(payload.as_bytes()),
+        rng.pick(B64URL, 43)
+    )
 }
 
 fn age(rng: &mut Rng) -> String {
@@ -276,12 +425,34 @@ fn contexts(var: &str, secret: &str) -> Vec<(String, String)> {
         "mcpServers": { "svc": { "command": "npx", "args": ["-y", "@acme/svc-mcp"], "env": { env_var.clone(): secret } } }
     });
     vec![
-        ("src/client.py".into(), format!("import acme\n\nclient = acme.Client(\n    {py_var}=\"{secret}\",\n    timeout=30,\n)\n")),
-        (".env".into(), format!("# service settings\nLOG_LEVEL=info\n{env_var}={secret}\n")),
-        ("config/settings.json".into(), format!("{{\n  \"service\": {{\n    \"name\": \"svc\",\n    \"{var}\": {json_secret}\n  }}\n}}\n")),
-        ("deploy/values.yaml".into(), format!("service:\n  name: svc\n  {var}: {json_secret}\n")),
-        ("config.toml".into(), format!("[service]\nname = \"svc\"\n{var} = {json_secret}\n")),
-        (".cursor/mcp.json".into(), serde_json::to_string_pretty(&mcp).unwrap_or_default()),
+        (
+            "src/client.py".into(),
+            format!(
+                "import acme\n\nclient = acme.Client(\n    {py_var}=\"{secret}\",\n    timeout=30,\n)\n"
+            ),
+        ),
+        (
+            ".env".into(),
+            format!("# service settings\nLOG_LEVEL=info\n{env_var}={secret}\n"),
+        ),
+        (
+            "config/settings.json".into(),
+            format!(
+                "{{\n  \"service\": {{\n    \"name\": \"svc\",\n    \"{var}\": {json_secret}\n  }}\n}}\n"
+            ),
+        ),
+        (
+            "deploy/values.yaml".into(),
+            format!("service:\n  name: svc\n  {var}: {json_secret}\n"),
+        ),
+        (
+            "config.toml".into(),
+            format!("[service]\nname = \"svc\"\n{var} = {json_secret}\n"),
+        ),
+        (
+            ".cursor/mcp.json".into(),
+            serde_json::to_string_pretty(&mcp).unwrap_or_default(),
+        ),
     ]
 }
 
@@ -290,14 +461,23 @@ fn multiline_contexts(secret: &str) -> Vec<(String, String)> {
     let indented: String = secret.lines().map(|l| format!("    {l}\n")).collect();
     vec![
         ("keys/deploy_key".into(), secret.to_owned()),
-        ("config/tls.json".into(), format!("{{\n  \"tls\": {{ \"key\": {json_secret} }}\n}}\n")),
-        ("deploy/tls.yaml".into(), format!("tls:\n  key: |\n{indented}")),
-        ("src/keys.py".into(), format!("KEY = \"\"\"{secret}\"\"\"\n")),
+        (
+            "config/tls.json".into(),
+            format!("{{\n  \"tls\": {{ \"key\": {json_secret} }}\n}}\n"),
+        ),
+        (
+            "deploy/tls.yaml".into(),
+            format!("tls:\n  key: |\n{indented}"),
+        ),
+        (
+            "src/keys.py".into(),
+            format!("KEY = \"\"\"{secret}\"\"\"\n"),
+        ),
     ]
 }
 
 /// Every true sample.
-pub fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
+pub(crate) fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
     let mut out = Vec::new();
     for (rule, templates, var) in TEMPLATES {
         for n in 0..per_rule {
@@ -305,7 +485,11 @@ pub fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
             let var = var.unwrap_or(NEUTRAL_VARS[n % NEUTRAL_VARS.len()]);
             let push = |out: &mut Vec<Sample>, files: Vec<(String, String)>| {
                 for (file, content) in files {
-                    out.push(Sample { file, content, expect: Some(rule) });
+                    out.push(Sample {
+                        file,
+                        content,
+                        expect: Some(rule),
+                    });
                 }
             };
             match t {
@@ -316,35 +500,77 @@ pub fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
                         "private_key_id": rng.pick(HEX, 40), "private_key": key,
                         "client_email": "svc@acme-prod.iam.gserviceaccount.com"
                     });
-                    push(&mut out, vec![("acme-prod-sa.json".into(), serde_json::to_string_pretty(&doc).unwrap_or_default())]);
+                    push(
+                        &mut out,
+                        vec![(
+                            "acme-prod-sa.json".into(),
+                            serde_json::to_string_pretty(&doc).unwrap_or_default(),
+                        )],
+                    );
                 }
                 "@age" => {
                     let k = age(rng);
-                    push(&mut out, vec![
-                        ("keys.txt".into(), format!("# created: 2026-01-01T00:00:00Z\n# public key: age1{}\n{k}\n", rng.pick(LOWER_ALNUM, 58))),
-                        (".env".into(), format!("SOPS_AGE_KEY={k}\n")),
-                    ]);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "keys.txt".into(),
+                                format!(
+                                    "# created: 2026-01-01T00:00:00Z\n# public key: age1{}\n{k}\n",
+                                    rng.pick(LOWER_ALNUM, 58)
+                                ),
+                            ),
+                            (".env".into(), format!("SOPS_AGE_KEY={k}\n")),
+                        ],
+                    );
                 }
                 "@npmrc" => {
                     let uuid = expand("{uuid}", rng);
-                    push(&mut out, vec![(".npmrc".into(), format!("registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken={uuid}\n"))]);
+                    push(
+                        &mut out,
+                        vec![(
+                            ".npmrc".into(),
+                            format!(
+                                "registry=https://registry.npmjs.org/\n//registry.npmjs.org/:_authToken={uuid}\n"
+                            ),
+                        )],
+                    );
                 }
                 "@docker" => {
-                    let auth = base64::engine::general_purpose::STANDARD.encode(format!("ci-bot:{}", rng.pick(ALNUM, 24)));
+                    let auth = base64::engine::general_purpose::STANDARD
+                        .encode(format!("ci-bot:{}", rng.pick(ALNUM, 24)));
                     let doc = serde_json::json!({ "auths": { "https://index.docker.io/v1/": { "auth": auth } } });
-                    push(&mut out, vec![(".docker/config.json".into(), serde_json::to_string_pretty(&doc).unwrap_or_default())]);
+                    push(
+                        &mut out,
+                        vec![(
+                            ".docker/config.json".into(),
+                            serde_json::to_string_pretty(&doc).unwrap_or_default(),
+                        )],
+                    );
                 }
                 "@netrc" => {
                     let pw = rng.pick(ALNUM, 20);
-                    push(&mut out, vec![(".netrc".into(), format!("machine git.internal.corp login bob password {pw}\n"))]);
+                    push(
+                        &mut out,
+                        vec![(
+                            ".netrc".into(),
+                            format!("machine git.internal.corp login bob password {pw}\n"),
+                        )],
+                    );
                 }
                 "@jwt" => {
                     let tok = jwt(rng);
                     push(&mut out, contexts(var, &tok));
                 }
                 "@putty" => {
-                    let mut s = String::from("PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nComment: deploy\nPublic-Lines: 2\n");
-                    s.push_str(&format!("{}\n{}\nPrivate-Lines: 3\n", rng.pick(B64, 64), rng.pick(B64, 40)));
+                    let mut s = String::from(
+                        "PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\nComment: deploy\nPublic-Lines: 2\n",
+                    );
+                    s.push_str(&format!(
+                        "{}\n{}\nPrivate-Lines: 3\n",
+                        rng.pick(B64, 64),
+                        rng.pick(B64, 40)
+                    ));
                     for l in pem_body(rng, 3) {
                         s.push_str(&l);
                         s.push('\n');
@@ -355,21 +581,47 @@ pub fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
                 "@header" => {
                     let tok = rng.pick(B64URL, 40);
                     let mcp = serde_json::json!({ "mcpServers": { "remote": { "url": "https://mcp.internal.corp/mcp", "headers": { "Authorization": format!("Bearer {tok}") } } } });
-                    push(&mut out, vec![
-                        (".vscode/mcp.json".into(), serde_json::to_string_pretty(&mcp).unwrap_or_default()),
-                        ("scripts/call.sh".into(), format!("curl -s https://api.internal.corp/v1/items -H \"Authorization: Bearer {tok}\"\n")),
-                        ("src/http.py".into(), format!("HEADERS = {{\"Authorization\": \"Token {tok}\"}}\n")),
-                    ]);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                ".vscode/mcp.json".into(),
+                                serde_json::to_string_pretty(&mcp).unwrap_or_default(),
+                            ),
+                            (
+                                "scripts/call.sh".into(),
+                                format!(
+                                    "curl -s https://api.internal.corp/v1/items -H \"Authorization: Bearer {tok}\"\n"
+                                ),
+                            ),
+                            (
+                                "src/http.py".into(),
+                                format!("HEADERS = {{\"Authorization\": \"Token {tok}\"}}\n"),
+                            ),
+                        ],
+                    );
                 }
                 "@flag" => {
                     let tok = rng.pick(ALNUM, 32);
                     let mcp = serde_json::json!({ "mcpServers": { "search": { "command": "search-mcp", "args": ["--api-key", tok.clone()] } } });
                     let mcp2 = serde_json::json!({ "mcpServers": { "search": { "command": "search-mcp", "args": [format!("--token={tok}")] } } });
-                    push(&mut out, vec![
-                        ("claude_desktop_config.json".into(), serde_json::to_string_pretty(&mcp).unwrap_or_default()),
-                        (".mcp.json".into(), serde_json::to_string_pretty(&mcp2).unwrap_or_default()),
-                        ("scripts/run.sh".into(), format!("#!/bin/sh\nexec search-cli --api-key {tok} \"$@\"\n")),
-                    ]);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "claude_desktop_config.json".into(),
+                                serde_json::to_string_pretty(&mcp).unwrap_or_default(),
+                            ),
+                            (
+                                ".mcp.json".into(),
+                                serde_json::to_string_pretty(&mcp2).unwrap_or_default(),
+                            ),
+                            (
+                                "scripts/run.sh".into(),
+                                format!("#!/bin/sh\nexec search-cli --api-key {tok} \"$@\"\n"),
+                            ),
+                        ],
+                    );
                 }
                 t if t.starts_with("@pem:") => {
                     let key = pem(rng, &t[5..]);
@@ -386,28 +638,68 @@ pub fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
 }
 
 /// Decoys: none of these may produce a finding.
-pub fn decoys(rng: &mut Rng) -> Vec<Sample> {
+pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
     let mut d: Vec<(String, String)> = Vec::new();
     let mut add = |f: &str, c: String| d.push((f.to_owned(), c));
     // placeholders and references
-    add(".env", "OPENAI_API_KEY=changeme\nSTRIPE_SECRET_KEY=<YOUR_KEY>\nGITHUB_TOKEN=${GITHUB_TOKEN}\n".into());
+    add(
+        ".env",
+        "OPENAI_API_KEY=changeme\nSTRIPE_SECRET_KEY=<YOUR_KEY>\nGITHUB_TOKEN=${GITHUB_TOKEN}\n"
+            .into(),
+    );
     add(".env.example", "ANTHROPIC_API_KEY=your_api_key_here\nDB_PASSWORD=xxxxxxxxxxxxxxxx\nAPI_SECRET=****************\n".into());
-    add("deploy/values.yaml", "apiKey: \"{{ .Values.apiKey }}\"\nclient_secret: '{{ secrets.CLIENT_SECRET }}'\n".into());
+    add(
+        "deploy/values.yaml",
+        "apiKey: \"{{ .Values.apiKey }}\"\nclient_secret: '{{ secrets.CLIENT_SECRET }}'\n".into(),
+    );
     add(".env", "STRIPE_KEY=airlock://stripe\nDB_PASSWORD=op://prod/db/password\nVAULT_TOKEN=vault:secret/data/app#token\n".into());
-    add("src/app.js", "const token = process.env.GITHUB_TOKEN;\nconst apiKey = config.get('api_key');\n".into());
+    add(
+        "src/app.js",
+        "const token = process.env.GITHUB_TOKEN;\nconst apiKey = config.get('api_key');\n".into(),
+    );
     add("src/app.py", "password = get_password()\nsecret_key = settings.SECRET_KEY\ntoken = os.environ[\"TOKEN\"]\n".into());
     add("config.yaml", "max_tokens: 4096\ntoken_type: Bearer\npassword_min_length: 12\nsecret_name: prod-db-credentials\n".into());
     // documented example keys
-    add("docs/aws.md", format!("aws_access_key_id = {}\naws_secret_access_key = {}\n", concat!("AKIA", "IOSFODNN7EXAMPLE"), concat!("wJalrXUtnFEMI/K7MDENG/", "bPxRfiCYEXAMPLEKEY")));
-    add("docs/stripe.md", format!("Use a key like `{}` in tests.\n", concat!("sk_live_", "xxxxxxxxxxxxxxxxxxxxxxxx")));
-    add("docs/jwt.md", format!("Example: {}\n", concat!("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.", "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.", "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")));
+    add(
+        "docs/aws.md",
+        format!(
+            "aws_access_key_id = {}\naws_secret_access_key = {}\n",
+            concat!("AKIA", "IOSFODNN7EXAMPLE"),
+            concat!("wJalrXUtnFEMI/K7MDENG/", "bPxRfiCYEXAMPLEKEY")
+        ),
+    );
+    add(
+        "docs/stripe.md",
+        format!(
+            "Use a key like `{}` in tests.\n",
+            concat!("sk_live_", "xxxxxxxxxxxxxxxxxxxxxxxx")
+        ),
+    );
+    add(
+        "docs/jwt.md",
+        format!(
+            "Example: {}\n",
+            concat!(
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.",
+                "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.",
+                "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+            )
+        ),
+    );
     // wrong checksums
     for prefix in ["ghp_", "gho_", "npm_"] {
         let random = rng.pick(ALNUM, 30);
         let good = github_checksum(random.as_bytes());
         let bad: String = good.chars().rev().collect::<String>();
-        let bad = if bad == good { "000000".to_owned() } else { bad };
-        add("src/tokens.rs", format!("const T: &str = \"{prefix}{random}{bad}\";\n"));
+        let bad = if bad == good {
+            "000000".to_owned()
+        } else {
+            bad
+        };
+        add(
+            "src/tokens.rs",
+            format!("const T: &str = \"{prefix}{random}{bad}\";\n"),
+        );
     }
     {
         let k = age(rng);
@@ -417,25 +709,91 @@ pub fn decoys(rng: &mut Rng) -> Vec<Sample> {
         add("keys.txt", format!("{}\n", String::from_utf8_lossy(&b)));
     }
     // UUIDs, digests, commit hashes, lockfile integrity
-    add("config.json", format!("{{\"request_token\": \"{}\", \"client_secret_id\": \"{}\"}}\n", expand("{uuid}", rng), expand("{uuid}", rng)));
-    add("src/build.rs", format!("// fixed in commit {}\nconst SECRET_SHA256: &str = \"{}\";\n", rng.pick(HEX, 40), rng.pick(HEX, 64)));
-    add("package-lock.json", format!("{{\"packages\": {{\"node_modules/x\": {{\"integrity\": \"sha512-{}==\"}}}}}}\n", rng.pick(B64, 86)));
-    add("yarn.lock", format!("x@1.0.0:\n  integrity sha512-{}==\n", rng.pick(B64, 86)));
-    add("deps.json", format!("{{\"token_integrity\": \"sha512-{}==\"}}\n", rng.pick(B64, 86)));
-    add("Dockerfile", format!("FROM alpine@sha256:{}\n", rng.pick(HEX, 64)));
-    add(".git-blame-ignore-revs", format!("{}\n{}\n", rng.pick(HEX, 40), rng.pick(HEX, 40)));
+    add(
+        "config.json",
+        format!(
+            "{{\"request_token\": \"{}\", \"client_secret_id\": \"{}\"}}\n",
+            expand("{uuid}", rng),
+            expand("{uuid}", rng)
+        ),
+    );
+    add(
+        "src/build.rs",
+        format!(
+            "// fixed in commit {}\nconst SECRET_SHA256: &str = \"{}\";\n",
+            rng.pick(HEX, 40),
+            rng.pick(HEX, 64)
+        ),
+    );
+    add(
+        "package-lock.json",
+        format!(
+            "{{\"packages\": {{\"node_modules/x\": {{\"integrity\": \"sha512-{}==\"}}}}}}\n",
+            rng.pick(B64, 86)
+        ),
+    );
+    add(
+        "yarn.lock",
+        format!("x@1.0.0:\n  integrity sha512-{}==\n", rng.pick(B64, 86)),
+    );
+    add(
+        "deps.json",
+        format!(
+            "{{\"token_integrity\": \"sha512-{}==\"}}\n",
+            rng.pick(B64, 86)
+        ),
+    );
+    add(
+        "Dockerfile",
+        format!("FROM alpine@sha256:{}\n", rng.pick(HEX, 64)),
+    );
+    add(
+        ".git-blame-ignore-revs",
+        format!("{}\n{}\n", rng.pick(HEX, 40), rng.pick(HEX, 40)),
+    );
     // low entropy, repeated, templated
-    add("config.ini", "api_key = aaaaaaaaaaaaaaaaaaaa\npassword = 1111111111111\n".into());
+    add(
+        "config.ini",
+        "api_key = aaaaaaaaaaaaaaaaaaaa\npassword = 1111111111111\n".into(),
+    );
     add("docker-compose.yml", "DATABASE_URL: postgres://postgres:postgres@localhost:5432/app\nREDIS_URL: redis://:password@redis:6379\nMONGO: mongodb://user:${MONGO_PASSWORD}@mongo/db\n".into());
     add("README.md", "Clone with `https://user:pass@git.example.com/repo.git` or `git@github.com:org/repo.git`.\n".into());
-    add("docs/keys.md", "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n".into());
-    add("certs/pub.pem", format!("-----BEGIN PUBLIC KEY-----\n{}\n{}\n-----END PUBLIC KEY-----\n", rng.pick(B64, 64), rng.pick(B64, 64)));
+    add(
+        "docs/keys.md",
+        "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n".into(),
+    );
+    add(
+        "certs/pub.pem",
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n{}\n-----END PUBLIC KEY-----\n",
+            rng.pick(B64, 64),
+            rng.pick(B64, 64)
+        ),
+    );
     add("src/lib.rs", "let key = KeyPair::generate();\nlet token = tokenizer.next_token()?;\nfn api_key_header() -> &'static str { \"x-api-key\" }\n".into());
-    add("src/ids.ts", "const SK_PREFIX = 'SKU-';\nconst skip = true;\nconst pattern = /ghp_[A-Za-z0-9]{36}/;\n".into());
+    add(
+        "src/ids.ts",
+        "const SK_PREFIX = 'SKU-';\nconst skip = true;\nconst pattern = /ghp_[A-Za-z0-9]{36}/;\n"
+            .into(),
+    );
     add("infra/main.tf", "variable \"db_password\" {\n  type      = string\n  sensitive = true\n}\npassword = var.db_password\n".into());
-    add(".github/workflows/ci.yml", "env:\n  NPM_TOKEN: ${{ secrets.NPM_TOKEN }}\n  GH_TOKEN: ${{ github.token }}\n".into());
-    add("src/hash.go", format!("var commit = \"{}\"\nvar md5sum = \"{}\"\n", rng.pick(HEX, 40), rng.pick(HEX, 32)));
+    add(
+        ".github/workflows/ci.yml",
+        "env:\n  NPM_TOKEN: ${{ secrets.NPM_TOKEN }}\n  GH_TOKEN: ${{ github.token }}\n".into(),
+    );
+    add(
+        "src/hash.go",
+        format!(
+            "var commit = \"{}\"\nvar md5sum = \"{}\"\n",
+            rng.pick(HEX, 40),
+            rng.pick(HEX, 32)
+        ),
+    );
     d.into_iter()
-        .map(|(file, content)| Sample { file, content, expect: None })
+        .map(|(file, content)| Sample {
+            file,
+            content,
+            expect: None,
+        })
         .collect()
 }
