@@ -103,10 +103,7 @@ impl ConfigDoc {
 
     /// Whether a service of this name exists.
     pub fn has_service(&self, name: &str) -> bool {
-        self.doc
-            .get("services")
-            .and_then(|s| s.get(name))
-            .is_some()
+        self.doc.get("services").and_then(|s| s.get(name)).is_some()
     }
 
     /// Whether a capability of this name exists.
@@ -118,7 +115,13 @@ impl ConfigDoc {
     }
 
     /// Adds `[services.NAME]` with a bearer secret.
-    pub fn add_service(&mut self, name: &str, url: &str, auth_type: &str, secret: &str) -> Result<(), ConfigError> {
+    pub fn add_service(
+        &mut self,
+        name: &str,
+        url: &str,
+        auth_type: &str,
+        secret: &str,
+    ) -> Result<(), ConfigError> {
         if self.has_service(name) {
             return Err(ConfigError::Edit(format!(
                 "a service named \"{name}\" already exists; pick another name or `airlock remove {name}` first"

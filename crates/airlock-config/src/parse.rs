@@ -168,8 +168,8 @@ fn parse_server(src: &Source<'_>, s: RawServer) -> Result<Server, ConfigError> {
         };
     }
     if let Some(t) = s.approval_timeout {
-        server.approval_timeout =
-            parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), format!("approval_timeout: {m}")))?;
+        server.approval_timeout = parse_duration(t.get_ref())
+            .map_err(|m| src.error(t.span(), format!("approval_timeout: {m}")))?;
     }
     Ok(server)
 }
@@ -280,13 +280,17 @@ fn parse_capability(
             let m = c.mode.as_ref().map_or(span.clone(), Spanned::span);
             return Err(src.error(
                 m,
-                ctx(format!("invalid mode \"{}\"; expected \"http\" or \"exec\"", other.escape_debug())),
+                ctx(format!(
+                    "invalid mode \"{}\"; expected \"http\" or \"exec\"",
+                    other.escape_debug()
+                )),
             ));
         }
     };
     let ttl = match &c.ttl {
         None => DEFAULT_TTL,
-        Some(t) => parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), ctx(format!("ttl: {m}"))))?,
+        Some(t) => parse_duration(t.get_ref())
+            .map_err(|m| src.error(t.span(), ctx(format!("ttl: {m}"))))?,
     };
 
     let mut methods = Vec::new();
@@ -360,7 +364,10 @@ fn parse_capability(
         if let Some(first) = commands.first() {
             return Err(src.error(
                 first.span(),
-                ctx("`commands` is only for mode = \"exec\"; add mode = \"exec\" or remove it".into()),
+                ctx(
+                    "`commands` is only for mode = \"exec\"; add mode = \"exec\" or remove it"
+                        .into(),
+                ),
             ));
         }
     } else if commands.is_empty() {
@@ -395,7 +402,8 @@ fn parse_capability(
     let timeout = match &c.timeout {
         None => None,
         Some(t) => Some(
-            parse_duration(t.get_ref()).map_err(|m| src.error(t.span(), ctx(format!("timeout: {m}"))))?,
+            parse_duration(t.get_ref())
+                .map_err(|m| src.error(t.span(), ctx(format!("timeout: {m}"))))?,
         ),
     };
 

@@ -18,7 +18,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total: u64 = 0;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let unit_len = rest[digits..].bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit_len = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
         if digits == 0 || unit_len == 0 {
             return Err(bad());
         }
@@ -37,10 +40,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[digits + unit_len..];
     }
     if total == 0 {
-        return Err(format!("duration \"{}\" must be greater than zero", s.escape_debug()));
+        return Err(format!(
+            "duration \"{}\" must be greater than zero",
+            s.escape_debug()
+        ));
     }
     if total > 365 * 86_400 {
-        return Err(format!("duration \"{}\" is longer than 365 days", s.escape_debug()));
+        return Err(format!(
+            "duration \"{}\" is longer than 365 days",
+            s.escape_debug()
+        ));
     }
     Ok(Duration::from_secs(total))
 }
@@ -102,7 +111,17 @@ mod tests {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
-        for bad in ["", "0s", "-1h", "1 fortnight", "h", "400d", "1h 2", "99999999999999999999s", "1.5h"] {
+        for bad in [
+            "",
+            "0s",
+            "-1h",
+            "1 fortnight",
+            "h",
+            "400d",
+            "1h 2",
+            "99999999999999999999s",
+            "1.5h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
@@ -113,7 +132,16 @@ mod tests {
         assert_eq!((r.count, r.per), (60, Duration::from_secs(60)));
         assert_eq!(r.to_string(), "60/min");
         assert_eq!(parse_rate("5/s").unwrap().per, Duration::from_secs(1));
-        for bad in ["", "60", "/min", "0/min", "x/min", "60/fortnight", "-1/s", "9999999/s"] {
+        for bad in [
+            "",
+            "60",
+            "/min",
+            "0/min",
+            "x/min",
+            "60/fortnight",
+            "-1/s",
+            "9999999/s",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
     }

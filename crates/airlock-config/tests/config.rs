@@ -50,7 +50,10 @@ fn the_design_example_parses() {
     assert_eq!(c.services["github"].url.as_str(), "https://api.github.com/");
     let cap = &c.capabilities["stripe_readonly"];
     assert_eq!(cap.ttl, Duration::from_secs(3600));
-    assert_eq!(cap.agents.as_deref(), Some(&["claude-desktop".to_string()][..]));
+    assert_eq!(
+        cap.agents.as_deref(),
+        Some(&["claude-desktop".to_string()][..])
+    );
     assert!(cap.requires_reason);
     assert_eq!(cap.approval, Approval::Session);
     assert_eq!(cap.rate.unwrap().count, 60);
@@ -65,26 +68,88 @@ fn the_design_example_parses() {
 #[test]
 fn errors_are_located_and_say_what_was_expected() {
     let cases: &[(&str, &str, &str)] = &[
-        ("[services.s]\nurl = \"ftp://x\"\nauth = { type = \"bearer\", secret = \"s\" }\n", "airlock.toml:2:7:", "https://"),
-        ("[services.s]\nurl = \"not a url\"\nauth = { type = \"bearer\", secret = \"s\" }\n", "airlock.toml:2:7:", "invalid URL"),
-        ("[services.s]\nurl = \"https://u:p@x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n", "airlock.toml:2:7:", "credentials"),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearr\", secret = \"s\" }\n", "airlock.toml:3:17:", "unknown auth type \"bearr\"; expected one of: bearer"),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\" }\n", "airlock.toml:3:8:", "needs `secret"),
-        ("[services.s]\nurll = \"https://x.com\"\n", "airlock.toml:2:1:", "unknown field `urll`"),
-        ("[capabilities.c]\nservice = \"nope\"\n", "airlock.toml:2:11:", "unknown service \"nope\""),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nallow = [\"GET /ok\", \"GET v1\"]\n", "airlock.toml:6:21:", "allow rule"),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nttl = \"forever\"\n", "airlock.toml:6:7:", "ttl: invalid duration"),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nrate = \"lots\"\n", "airlock.toml:6:8:", "60/min"),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\napproval = \"maybe\"\n", "airlock.toml:6:12:", "expected true, false or \"session\""),
-        ("[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nmode = \"exec\"\n", "airlock.toml:", "needs `commands"),
-        ("[server]\ndefault_access = \"closed\"\n", "airlock.toml:2:18:", "expected \"open\" or \"restricted\""),
-        ("[services.\"a b\"]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n", "airlock.toml:", "invalid service name"),
+        (
+            "[services.s]\nurl = \"ftp://x\"\nauth = { type = \"bearer\", secret = \"s\" }\n",
+            "airlock.toml:2:7:",
+            "https://",
+        ),
+        (
+            "[services.s]\nurl = \"not a url\"\nauth = { type = \"bearer\", secret = \"s\" }\n",
+            "airlock.toml:2:7:",
+            "invalid URL",
+        ),
+        (
+            "[services.s]\nurl = \"https://u:p@x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n",
+            "airlock.toml:2:7:",
+            "credentials",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearr\", secret = \"s\" }\n",
+            "airlock.toml:3:17:",
+            "unknown auth type \"bearr\"; expected one of: bearer",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\" }\n",
+            "airlock.toml:3:8:",
+            "needs `secret",
+        ),
+        (
+            "[services.s]\nurll = \"https://x.com\"\n",
+            "airlock.toml:2:1:",
+            "unknown field `urll`",
+        ),
+        (
+            "[capabilities.c]\nservice = \"nope\"\n",
+            "airlock.toml:2:11:",
+            "unknown service \"nope\"",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nallow = [\"GET /ok\", \"GET v1\"]\n",
+            "airlock.toml:6:21:",
+            "allow rule",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nttl = \"forever\"\n",
+            "airlock.toml:6:7:",
+            "ttl: invalid duration",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nrate = \"lots\"\n",
+            "airlock.toml:6:8:",
+            "60/min",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\napproval = \"maybe\"\n",
+            "airlock.toml:6:12:",
+            "expected true, false or \"session\"",
+        ),
+        (
+            "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n[capabilities.c]\nservice = \"s\"\nmode = \"exec\"\n",
+            "airlock.toml:",
+            "needs `commands",
+        ),
+        (
+            "[server]\ndefault_access = \"closed\"\n",
+            "airlock.toml:2:18:",
+            "expected \"open\" or \"restricted\"",
+        ),
+        (
+            "[services.\"a b\"]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n",
+            "airlock.toml:",
+            "invalid service name",
+        ),
         ("this is not toml", "airlock.toml:1:", ""),
     ];
     for (text, location, expected) in cases {
         let err = parse(text).unwrap_err();
-        assert!(err.starts_with(location), "{text:?}\n  got: {err}\n  want prefix {location}");
-        assert!(err.contains(expected), "{text:?}\n  got: {err}\n  want: {expected}");
+        assert!(
+            err.starts_with(location),
+            "{text:?}\n  got: {err}\n  want prefix {location}"
+        );
+        assert!(
+            err.contains(expected),
+            "{text:?}\n  got: {err}\n  want: {expected}"
+        );
         assert!(!err.contains('\n'), "error is not one line: {err:?}");
     }
 }
@@ -96,10 +161,16 @@ fn edits_keep_comments_and_order_and_validate() {
     let original = "# my notes about airlock\n[server]\ndefault_access = \"open\" # keep open\n\n# stripe is prod!\n[services.zzz]\nurl = \"https://z.example\"\nauth = { type = \"bearer\", secret = \"z\" }\n";
     std::fs::write(home.config_path(), original).unwrap();
     let mut doc = ConfigDoc::load(&home).unwrap();
-    doc.add_service("stripe", "https://api.stripe.com", "bearer", "stripe").unwrap();
+    doc.add_service("stripe", "https://api.stripe.com", "bearer", "stripe")
+        .unwrap();
     doc.add_capability(
         "stripe",
-        &CapabilitySpec { service: "stripe".into(), ttl: Some("1h".into()), allow: vec!["GET /v1/**".into()], ..Default::default() },
+        &CapabilitySpec {
+            service: "stripe".into(),
+            ttl: Some("1h".into()),
+            allow: vec!["GET /v1/**".into()],
+            ..Default::default()
+        },
     )
     .unwrap();
     let cfg = doc.save().unwrap();
@@ -110,12 +181,26 @@ fn edits_keep_comments_and_order_and_validate() {
     assert!(text.contains("[capabilities.stripe]"), "{text}");
 
     // Duplicates are refused with a remedy.
-    let err = doc.add_service("stripe", "https://x", "bearer", "s").unwrap_err().to_string();
-    assert!(err.contains("already exists") && err.contains("airlock remove stripe"), "{err}");
+    let err = doc
+        .add_service("stripe", "https://x", "bearer", "s")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already exists") && err.contains("airlock remove stripe"),
+        "{err}"
+    );
 
     // An invalid edit is never written.
     let mut doc = ConfigDoc::load(&home).unwrap();
-    doc.add_capability("bad", &CapabilitySpec { service: "stripe".into(), rate: Some("fast".into()), ..Default::default() }).unwrap();
+    doc.add_capability(
+        "bad",
+        &CapabilitySpec {
+            service: "stripe".into(),
+            rate: Some("fast".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(doc.save().is_err());
     assert_eq!(std::fs::read_to_string(home.config_path()).unwrap(), text);
 
@@ -125,7 +210,12 @@ fn edits_keep_comments_and_order_and_validate() {
     assert!(doc.remove_service("stripe"));
     assert!(!doc.remove_service("stripe"));
     doc.save().unwrap();
-    assert_eq!(std::fs::read_to_string(home.config_path()).unwrap().trim_end(), original.trim_end());
+    assert_eq!(
+        std::fs::read_to_string(home.config_path())
+            .unwrap()
+            .trim_end(),
+        original.trim_end()
+    );
 }
 
 #[test]

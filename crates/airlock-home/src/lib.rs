@@ -29,7 +29,9 @@ pub const LOCK_TIMEOUT_ENV: &str = "AIRLOCK_LOCK_TIMEOUT_MS";
 #[non_exhaustive]
 pub enum HomeError {
     /// Neither `AIRLOCK_HOME` nor `HOME` is set.
-    #[error("cannot find a home directory: set AIRLOCK_HOME (or HOME) to where airlock should keep its files")]
+    #[error(
+        "cannot find a home directory: set AIRLOCK_HOME (or HOME) to where airlock should keep its files"
+    )]
     NoHome,
     /// A file or directory is more open than airlock allows.
     #[error(
@@ -64,8 +66,8 @@ pub enum HomeError {
         action: &'static str,
         /// The path concerned.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
+        /// The underlying error (part of the message, not a separate cause, so the
+        /// CLI's one-line error does not repeat it).
         source: io::Error,
     },
 }
@@ -151,8 +153,11 @@ impl Home {
     /// [`Home::lock`] with an explicit timeout.
     pub fn lock_with_timeout(&self, timeout: Duration) -> Result<HomeLock, HomeError> {
         let path = self.lock_path();
-        let file = open_private(&path, OpenOptions::new().create(true).truncate(false).write(true))
-            .map_err(|e| HomeError::io("cannot open the lock file", &path, e))?;
+        let file = open_private(
+            &path,
+            OpenOptions::new().create(true).truncate(false).write(true),
+        )
+        .map_err(|e| HomeError::io("cannot open the lock file", &path, e))?;
         let deadline = Instant::now() + timeout;
         loop {
             match file.try_lock() {

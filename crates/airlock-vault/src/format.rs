@@ -115,17 +115,21 @@ impl VaultFile {
             Some(v) => return Err(VaultError::corrupt(format!("unknown format version {v}"))),
             None => return Err(VaultError::corrupt("missing \"version\"".into())),
         }
-        let file: VaultFile = serde_json::from_slice(bytes)
-            .map_err(|e| VaultError::corrupt(e.to_string()))?;
+        let file: VaultFile =
+            serde_json::from_slice(bytes).map_err(|e| VaultError::corrupt(e.to_string()))?;
         if hex::decode(&file.vault_id).map(|v| v.len()) != Ok(16) {
-            return Err(VaultError::corrupt("vault_id must be 16 bytes of hex".into()));
+            return Err(VaultError::corrupt(
+                "vault_id must be 16 bytes of hex".into(),
+            ));
         }
         if let UnlockHeader::Passphrase { kdf, params, salt } = &file.unlock {
             if kdf != "argon2id" {
                 return Err(VaultError::corrupt(format!("unknown kdf \"{kdf}\"")));
             }
             if salt.0.len() < 16 {
-                return Err(VaultError::corrupt("passphrase salt shorter than 16 bytes".into()));
+                return Err(VaultError::corrupt(
+                    "passphrase salt shorter than 16 bytes".into(),
+                ));
             }
             params.check()?;
         }

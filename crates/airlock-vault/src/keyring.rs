@@ -30,7 +30,9 @@ fn describe(e: &keyring_core::Error) -> String {
     match e {
         E::PlatformFailure(p) | E::NoStorageAccess(p) => p.to_string(),
         E::NoEntry => "no airlock entry in the keyring".into(),
-        E::BadEncoding(_) | E::BadDataFormat(..) => "the keyring entry is not an airlock key".into(),
+        E::BadEncoding(_) | E::BadDataFormat(..) => {
+            "the keyring entry is not an airlock key".into()
+        }
         other => format!("{other:?}").chars().take(200).collect(),
     }
 }
@@ -44,7 +46,10 @@ fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
         // Without a session bus the Secret Service cannot be reached; say so plainly
         // rather than after a D-Bus connection timeout.
-        return Err("no D-Bus session (DBUS_SESSION_BUS_ADDRESS is unset), as on a headless Linux machine".into());
+        return Err(
+            "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is unset), as on a headless Linux machine"
+                .into(),
+        );
     }
     let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| describe(&e))?;
     Ok(store)
@@ -69,8 +74,11 @@ fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
 
 fn entry(vault_id: &str) -> Result<keyring_core::Entry, VaultError> {
     let store = store()?;
-    keyring_core::Entry::new_in_store(&store, SERVICE, &account(vault_id))
-        .map_err(|e| VaultError::KeyringUnavailable { detail: describe(&e) })
+    keyring_core::Entry::new_in_store(&store, SERVICE, &account(vault_id)).map_err(|e| {
+        VaultError::KeyringUnavailable {
+            detail: describe(&e),
+        }
+    })
 }
 
 /// Saves a new vault's master key in the keyring.
@@ -78,16 +86,18 @@ pub(crate) fn store_key(vault_id: &str, key: &MasterKey) -> Result<(), VaultErro
     let encoded = Zeroizing::new(STANDARD.encode(key.expose()));
     entry(vault_id)?
         .set_password(&encoded)
-        .map_err(|e| VaultError::KeyringUnavailable { detail: describe(&e) })
+        .map_err(|e| VaultError::KeyringUnavailable {
+            detail: describe(&e),
+        })
 }
 
 /// Reads the master key of this vault from the keyring.
 pub(crate) fn load(vault_id: &str) -> Result<MasterKey, VaultError> {
-    let encoded = Zeroizing::new(
-        entry(vault_id)?
-            .get_password()
-            .map_err(|e| VaultError::KeyringUnavailable { detail: describe(&e) })?,
-    );
+    let encoded = Zeroizing::new(entry(vault_id)?.get_password().map_err(|e| {
+        VaultError::KeyringUnavailable {
+            detail: describe(&e),
+        }
+    })?);
     let bytes = Zeroizing::new(STANDARD.decode(encoded.as_bytes()).map_err(|_| {
         VaultError::KeyringUnavailable {
             detail: "the keyring entry is not an airlock key".into(),

@@ -55,7 +55,9 @@ pub enum VaultError {
         detail: String,
     },
     /// The vault was written by a newer airlock.
-    #[error("the vault file has format version {found}, newer than this airlock understands ({FORMAT_VERSION}); upgrade airlock")]
+    #[error(
+        "the vault file has format version {found}, newer than this airlock understands ({FORMAT_VERSION}); upgrade airlock"
+    )]
     UnsupportedVersion {
         /// The version found in the file.
         found: u32,
@@ -64,7 +66,9 @@ pub enum VaultError {
     #[error("wrong passphrase for this vault; check AIRLOCK_PASSPHRASE or retype it")]
     WrongPassphrase,
     /// The key file (or keyring entry) is not the key of this vault.
-    #[error("{source_name} does not unlock this vault (the key does not match); restore the original {source_name}")]
+    #[error(
+        "{source_name} does not unlock this vault (the key does not match); restore the original {source_name}"
+    )]
     WrongKey {
         /// "master.key" or "the OS keyring entry".
         source_name: &'static str,
@@ -78,10 +82,14 @@ pub enum VaultError {
         len: usize,
     },
     /// The vault needs a passphrase and none could be obtained.
-    #[error("this vault is protected by a passphrase; set AIRLOCK_PASSPHRASE or run the command in a terminal")]
+    #[error(
+        "this vault is protected by a passphrase; set AIRLOCK_PASSPHRASE or run the command in a terminal"
+    )]
     PassphraseRequired,
     /// A sealed entry fails authentication: the file was modified.
-    #[error("secret \"{name}\" failed authentication: vault.json was modified or damaged; restore it from a backup")]
+    #[error(
+        "secret \"{name}\" failed authentication: vault.json was modified or damaged; restore it from a backup"
+    )]
     Tampered {
         /// The entry's name.
         name: String,
@@ -93,7 +101,9 @@ pub enum VaultError {
         name: String,
     },
     /// A secret of this name already exists.
-    #[error("a secret named \"{name}\" already exists; use `airlock secret rotate {name}` to replace its value")]
+    #[error(
+        "a secret named \"{name}\" already exists; use `airlock secret rotate {name}` to replace its value"
+    )]
     SecretExists {
         /// The name.
         name: String,
@@ -113,7 +123,9 @@ pub enum VaultError {
         problem: &'static str,
     },
     /// The OS keyring cannot be used here.
-    #[error("the OS keyring is not available ({detail}); use `airlock init` (key file) or `airlock init --passphrase` instead")]
+    #[error(
+        "the OS keyring is not available ({detail}); use `airlock init` (key file) or `airlock init --passphrase` instead"
+    )]
     KeyringUnavailable {
         /// Why.
         detail: String,

@@ -61,7 +61,7 @@ pub struct LockedVault {
 }
 
 impl LockedVault {
-    /// Reads and parses `vault.json`, checking its permissions.
+    /// Reads and parses `vault.json`, checking that it and the home are private.
     pub fn load(home: &Home) -> Result<LockedVault, VaultError> {
         let path = home.vault_path();
         if !path.exists() {
@@ -69,6 +69,7 @@ impl LockedVault {
                 home: home.root().to_path_buf(),
             });
         }
+        home.ensure_dir()?;
         airlock_home::check_private_file(&path)?;
         let bytes = airlock_home::read(&path)?;
         Self::from_bytes(&bytes)
@@ -110,10 +111,15 @@ impl LockedVault {
     pub fn unlock_with_passphrase(self, passphrase: &SecretString) -> Result<Vault, VaultError> {
         use secrecy::ExposeSecret;
         let UnlockHeader::Passphrase { params, salt, .. } = &self.file.unlock else {
-            return Err(VaultError::corrupt("the vault is not in passphrase mode".into()));
+            return Err(VaultError::corrupt(
+                "the vault is not in passphrase mode".into(),
+            ));
         };
-        let key =
-            crypto::derive_from_passphrase(passphrase.expose_secret().as_bytes(), &salt.0, *params)?;
+        let key = crypto::derive_from_passphrase(
+            passphrase.expose_secret().as_bytes(),
+            &salt.0,
+            *params,
+        )?;
         match self.unlock_with_key(&key, "passphrase") {
             Err(VaultError::WrongKey { .. }) => Err(VaultError::WrongPassphrase),
             other => other,
@@ -261,7 +267,7 @@ impl Vault {
         home.ensure_dir()?;
         let _lock = home.lock()?;
         if home.vault_path().exists() {
-            let mode = LockedVault::load(home).map(|v| v.mode()).unwrap_or(UnlockMode::KeyFile);
+            let mode = LockedVault::load(home)?.mode();
             return Err(VaultError::AlreadyInitialized {
                 home: home.root().to_path_buf(),
                 mode,
@@ -294,11 +300,8 @@ impl Vault {
                 }
                 let mut salt = vec![0u8; 16];
                 crypto::random(&mut salt)?;
-                let key = crypto::derive_from_passphrase(
-                    pass.expose_secret().as_bytes(),
-                    &salt,
-                    params,
-                )?;
+                let key =
+                    crypto::derive_from_passphrase(pass.expose_secret().as_bytes(), &salt, params)?;
                 let header = UnlockHeader::Passphrase {
                     kdf: "argon2id".into(),
                     params,
@@ -384,9 +387,13 @@ impl Vault {
 
     /// Decrypts one secret.
     pub fn get(&self, name: &str) -> Result<SecretBytes, VaultError> {
-        let entry = self.file.secrets.get(name).ok_or_else(|| VaultError::NoSuchSecret {
-            name: name.escape_debug().to_string(),
-        })?;
+        let entry = self
+            .file
+            .secrets
+            .get(name)
+            .ok_or_else(|| VaultError::NoSuchSecret {
+                name: name.escape_debug().to_string(),
+            })?;
         let aad = secret_aad(&self.file.vault_id, name, entry.version);
         let plain = crypto::open(
             &self.keys.secrets,
@@ -411,9 +418,13 @@ impl Vault {
 
     /// Replaces an existing secret's value, bumping its version.
     pub fn rotate(&mut self, name: &str, value: &[u8]) -> Result<(), VaultError> {
-        let old = self.file.secrets.get(name).ok_or_else(|| VaultError::NoSuchSecret {
-            name: name.escape_debug().to_string(),
-        })?;
+        let old = self
+            .file
+            .secrets
+            .get(name)
+            .ok_or_else(|| VaultError::NoSuchSecret {
+                name: name.escape_debug().to_string(),
+            })?;
         let version = old.version.checked_add(1).ok_or_else(|| {
             VaultError::corrupt(format!("secret \"{name}\" has reached the maximum version"))
         })?;
@@ -518,10 +529,27 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["stripe", "a", "OPENAI_API_KEY", "gh.token-2", &"x".repeat(64)] {
+        for ok in [
+            "stripe",
+            "a",
+            "OPENAI_API_KEY",
+            "gh.token-2",
+            &"x".repeat(64),
+        ] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", "-x", ".env", "a b", "a/b", "a\0b", "é", &"x".repeat(65), "..", "a\nb"] {
+        for bad in [
+            "",
+            "-x",
+            ".env",
+            "a b",
+            "a/b",
+            "a\0b",
+            "é",
+            &"x".repeat(65),
+            "..",
+            "a\nb",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 use airlock_home::Home;
-use airlock_vault::{KdfParams, LockedVault, MasterKey, NewVaultKey, UnlockMode, Vault, VaultError};
+use airlock_vault::{
+    KdfParams, LockedVault, MasterKey, NewVaultKey, UnlockMode, Vault, VaultError,
+};
 use proptest::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -47,7 +49,10 @@ fn init_twice_never_destroys_the_vault() {
     v.save(&home).unwrap();
     let key_before = std::fs::read(home.master_key_path()).unwrap();
     let err = Vault::init(&home, NewVaultKey::KeyFile).unwrap_err();
-    assert!(matches!(err, VaultError::AlreadyInitialized { .. }), "{err}");
+    assert!(
+        matches!(err, VaultError::AlreadyInitialized { .. }),
+        "{err}"
+    );
     let pass = SecretString::from("pw");
     assert!(Vault::init(&home, NewVaultKey::Passphrase(&pass, TEST_KDF)).is_err());
     assert_eq!(std::fs::read(home.master_key_path()).unwrap(), key_before);
@@ -61,7 +66,10 @@ fn passphrase_unlocks_and_wrong_one_is_named() {
     let mut v = Vault::init(&home, NewVaultKey::Passphrase(&pass, TEST_KDF)).unwrap();
     v.insert("k", b"v1").unwrap();
     v.save(&home).unwrap();
-    assert!(!home.master_key_path().exists(), "passphrase mode wrote a key file");
+    assert!(
+        !home.master_key_path().exists(),
+        "passphrase mode wrote a key file"
+    );
     let locked = LockedVault::load(&home).unwrap();
     assert_eq!(locked.mode(), UnlockMode::Passphrase);
     let err = locked
@@ -82,10 +90,14 @@ fn changing_the_passphrase_keeps_every_secret_ciphertext() {
     let mut v = Vault::init(&home, NewVaultKey::Passphrase(&pass, TEST_KDF)).unwrap();
     v.insert("k", b"value").unwrap();
     let before: Value = serde_json::from_slice(&v.to_bytes()).unwrap();
-    v.set_passphrase(&SecretString::from("new"), TEST_KDF).unwrap();
+    v.set_passphrase(&SecretString::from("new"), TEST_KDF)
+        .unwrap();
     v.save(&home).unwrap();
     let after: Value = serde_json::from_slice(&v.to_bytes()).unwrap();
-    assert_eq!(before["secrets"], after["secrets"], "secrets were rewritten");
+    assert_eq!(
+        before["secrets"], after["secrets"],
+        "secrets were rewritten"
+    );
     assert_ne!(before["data_key"], after["data_key"]);
     let locked = LockedVault::load(&home).unwrap();
     assert!(locked.unlock_with_passphrase(&pass).is_err());
@@ -114,14 +126,20 @@ fn rotate_bumps_version_and_keeps_created() {
     let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
     v.insert("k", b"one").unwrap();
     let fp1 = v.list()[0].fingerprint.clone();
-    assert!(matches!(v.insert("k", b"two"), Err(VaultError::SecretExists { .. })));
+    assert!(matches!(
+        v.insert("k", b"two"),
+        Err(VaultError::SecretExists { .. })
+    ));
     v.rotate("k", b"two").unwrap();
     let info = &v.list()[0];
     assert_eq!(info.version, 2);
     assert!(info.rotated.is_some());
     assert_ne!(info.fingerprint, fp1);
     assert_eq!(v.get("k").unwrap().expose_secret(), b"two");
-    assert!(matches!(v.rotate("nope", b"x"), Err(VaultError::NoSuchSecret { .. })));
+    assert!(matches!(
+        v.rotate("nope", b"x"),
+        Err(VaultError::NoSuchSecret { .. })
+    ));
 }
 
 #[test]
@@ -129,7 +147,8 @@ fn header_mode_cannot_be_edited() {
     // Claiming another unlock mode changes the data key's AAD: refused.
     let (_d, home) = new_home();
     Vault::init(&home, NewVaultKey::KeyFile).unwrap();
-    let mut doc: Value = serde_json::from_slice(&std::fs::read(home.vault_path()).unwrap()).unwrap();
+    let mut doc: Value =
+        serde_json::from_slice(&std::fs::read(home.vault_path()).unwrap()).unwrap();
     doc["unlock"] = serde_json::json!({"mode": "keyring"});
     let locked = LockedVault::from_bytes(&serde_json::to_vec(&doc).unwrap()).unwrap();
     let key = MasterKey::from_key_file(&std::fs::read(home.master_key_path()).unwrap()).unwrap();
@@ -150,7 +169,10 @@ fn malformed_files_are_corrupt_not_panics() {
         assert!(matches!(err, VaultError::Corrupt { .. }), "{err}");
     }
     let err = LockedVault::from_bytes(b"{\"format\":\"airlock-vault\",\"version\":9}").unwrap_err();
-    assert!(matches!(err, VaultError::UnsupportedVersion { found: 9 }), "{err}");
+    assert!(
+        matches!(err, VaultError::UnsupportedVersion { found: 9 }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -158,7 +180,8 @@ fn absurd_kdf_parameters_are_refused_before_running() {
     let (_d, home) = new_home();
     let pass = SecretString::from("pw");
     Vault::init(&home, NewVaultKey::Passphrase(&pass, TEST_KDF)).unwrap();
-    let mut doc: Value = serde_json::from_slice(&std::fs::read(home.vault_path()).unwrap()).unwrap();
+    let mut doc: Value =
+        serde_json::from_slice(&std::fs::read(home.vault_path()).unwrap()).unwrap();
     doc["unlock"]["params"]["m_kib"] = serde_json::json!(u32::MAX);
     let err = LockedVault::from_bytes(&serde_json::to_vec(&doc).unwrap()).unwrap_err();
     assert!(matches!(err, VaultError::Corrupt { .. }), "{err}");
@@ -177,8 +200,14 @@ fn golden_vectors_keep_decrypting() {
         .unwrap()
         .unlock_with_key(&MasterKey::from_bytes(key_file), "master.key")
         .unwrap();
-    assert_eq!(v.get("stripe").unwrap().expose_secret(), b"sk_test_golden_vector_1");
-    assert_eq!(v.get("openai").unwrap().expose_secret(), "π and ünïcode bytes ✓".as_bytes());
+    assert_eq!(
+        v.get("stripe").unwrap().expose_secret(),
+        b"sk_test_golden_vector_1"
+    );
+    assert_eq!(
+        v.get("openai").unwrap().expose_secret(),
+        "π and ünïcode bytes ✓".as_bytes()
+    );
     assert_eq!(v.list()[1].version, 2, "stripe was rotated once");
 
     let bytes = std::fs::read(dir.join("v1-passphrase.json")).unwrap();
@@ -186,7 +215,10 @@ fn golden_vectors_keep_decrypting() {
         .unwrap()
         .unlock_with_passphrase(&SecretString::from("golden passphrase"))
         .unwrap();
-    assert_eq!(v.get("github").unwrap().expose_secret(), b"ghp_golden_vector_value");
+    assert_eq!(
+        v.get("github").unwrap().expose_secret(),
+        b"ghp_golden_vector_value"
+    );
 }
 
 /// Writes the golden vectors. Run once, by hand, when a new format version is
@@ -202,7 +234,8 @@ fn write_golden_vectors() {
     let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
     v.insert("stripe", b"sk_test_golden_vector_0").unwrap();
     v.rotate("stripe", b"sk_test_golden_vector_1").unwrap();
-    v.insert("openai", "π and ünïcode bytes ✓".as_bytes()).unwrap();
+    v.insert("openai", "π and ünïcode bytes ✓".as_bytes())
+        .unwrap();
     std::fs::write(dir.join("v1-key-file.json"), v.to_bytes()).unwrap();
 
     let (_d2, home2) = new_home();

@@ -8,7 +8,9 @@ use clap::{Args, Parser, Subcommand};
 /// never holds a key.
 #[derive(Debug, Parser)]
 #[command(name = "airlock", version, about, long_about = None)]
-#[command(after_help = "Files live in $AIRLOCK_HOME (default ~/.airlock). Exit codes: 0 ok, 1 findings or a failed check, 2 bad input (with a one-line reason).")]
+#[command(
+    after_help = "Files live in $AIRLOCK_HOME (default ~/.airlock). Exit codes: 0 ok, 1 findings or a failed check, 2 bad input (with a one-line reason)."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,

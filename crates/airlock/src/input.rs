@@ -23,7 +23,11 @@ pub(crate) enum Source<'a> {
 
 /// Reads a secret value from `source`. `what` names it in messages ("key for
 /// \"stripe\""); `flags` names the flags to suggest when nothing was given.
-pub(crate) fn read_value(source: Source<'_>, what: &str, flags: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_value(
+    source: Source<'_>,
+    what: &str,
+    flags: &str,
+) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     let value = match source {
         Source::Env(var) => match std::env::var_os(var) {
             None => bail!("environment variable {var} is not set; export it first or use {flags}"),
@@ -45,7 +49,9 @@ pub(crate) fn read_value(source: Source<'_>, what: &str, flags: &str) -> anyhow:
             buf
         }
         Source::Literal(v) => {
-            output::warn("a key given with --key is saved in your shell history; prefer --key-from-env or --key-stdin");
+            output::warn(
+                "a key given with --key is saved in your shell history; prefer --key-from-env or --key-stdin",
+            );
             Zeroizing::new(v.as_bytes().to_vec())
         }
         Source::Prompt => {
@@ -63,7 +69,9 @@ pub(crate) fn read_value(source: Source<'_>, what: &str, flags: &str) -> anyhow:
         bail!("the {what} is empty; provide a value with {flags}");
     }
     if value.len() > airlock_vault::MAX_SECRET_LEN {
-        bail!("the {what} is larger than 64 KiB; airlock stores API keys and similar credentials, not files");
+        bail!(
+            "the {what} is larger than 64 KiB; airlock stores API keys and similar credentials, not files"
+        );
     }
     Ok(value)
 }
@@ -83,12 +91,18 @@ pub(crate) fn passphrase(confirm: bool) -> anyhow::Result<SecretString> {
     if !std::io::stdin().is_terminal() {
         return Err(airlock_vault::VaultError::PassphraseRequired.into());
     }
-    let first = Zeroizing::new(rpassword::prompt_password("airlock passphrase: ").context("cannot read from the terminal")?);
+    let first = Zeroizing::new(
+        rpassword::prompt_password("airlock passphrase: ")
+            .context("cannot read from the terminal")?,
+    );
     if first.is_empty() {
         bail!("the passphrase is empty; choose a passphrase");
     }
     if confirm {
-        let second = Zeroizing::new(rpassword::prompt_password("repeat passphrase: ").context("cannot read from the terminal")?);
+        let second = Zeroizing::new(
+            rpassword::prompt_password("repeat passphrase: ")
+                .context("cannot read from the terminal")?,
+        );
         if *first != *second {
             bail!("the passphrases do not match; run the command again");
         }

@@ -19,7 +19,13 @@ pub(crate) fn open(home: &Home) -> anyhow::Result<Vault> {
 /// vault first gets a key-file vault (and says so), so `airlock add` works on a
 /// fresh machine.
 pub(crate) fn open_for_write(home: &Home, create: bool) -> anyhow::Result<(HomeLock, Vault)> {
-    if create && !home.vault_path().exists() {
+    if !home.vault_path().exists() {
+        if !create {
+            return Err(VaultError::NotInitialized {
+                home: home.root().to_path_buf(),
+            }
+            .into());
+        }
         match Vault::init(home, NewVaultKey::KeyFile) {
             Ok(_) => {
                 output::note(format_args!(

@@ -75,7 +75,10 @@ fn remove(home: &Home, name: &str) -> anyhow::Result<()> {
     let _lock = lock_config(home)?;
     let mut doc = ConfigDoc::load(home)?;
     if !doc.remove_capability(name) {
-        bail!("unknown capability \"{}\"; see `airlock cap list`", name.escape_debug());
+        bail!(
+            "unknown capability \"{}\"; see `airlock cap list`",
+            name.escape_debug()
+        );
     }
     doc.save()?;
     output::line(format_args!("removed capability \"{name}\""));
@@ -94,7 +97,11 @@ fn summary(cap: &Capability) -> String {
     if cap.allow.is_empty() && cap.deny.is_empty() {
         parts.push("all paths".into());
     } else {
-        parts.push(format!("{} allow, {} deny rules", cap.allow.len(), cap.deny.len()));
+        parts.push(format!(
+            "{} allow, {} deny rules",
+            cap.allow.len(),
+            cap.deny.len()
+        ));
     }
     if let Some(agents) = &cap.agents {
         parts.push(format!("agents: {}", agents.join(",")));

@@ -1,13 +1,19 @@
 //! `airlock init`.
 
 use airlock_home::Home;
-use airlock_vault::{KdfParams, NewVaultKey, Vault, VaultError};
+use airlock_vault::{KdfParams, LockedVault, NewVaultKey, Vault, VaultError};
 
 use crate::cli::InitArgs;
 use crate::{input, output, unlock};
 
 pub(crate) fn run(home: &Home, args: &InitArgs) -> anyhow::Result<()> {
-    let result = if args.passphrase {
+    // An existing vault is reported before asking for anything.
+    let result = if home.vault_path().exists() {
+        Err(VaultError::AlreadyInitialized {
+            home: home.root().to_path_buf(),
+            mode: LockedVault::load(home)?.mode(),
+        })
+    } else if args.passphrase {
         let pass = input::passphrase(true)?;
         Vault::init(home, NewVaultKey::Passphrase(&pass, KdfParams::DEFAULT))
     } else if args.keyring {
@@ -26,7 +32,9 @@ pub(crate) fn run(home: &Home, args: &InitArgs) -> anyhow::Result<()> {
                 home.root().display(),
                 vault.mode()
             ));
-            output::line("next: `airlock add NAME --url URL --key-from-env VAR` to store an API key");
+            output::line(
+                "next: `airlock add NAME --url URL --key-from-env VAR` to store an API key",
+            );
             Ok(())
         }
         Err(VaultError::AlreadyInitialized { home, mode }) => {

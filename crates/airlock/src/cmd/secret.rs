@@ -24,7 +24,8 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
     match cmd {
         SecretCommand::Set { name, input } => {
             airlock_vault::validate_name(name)?;
-            let value = input::read_value(source(input), &format!("value for \"{name}\""), VALUE_FLAGS)?;
+            let value =
+                input::read_value(source(input), &format!("value for \"{name}\""), VALUE_FLAGS)?;
             let (_lock, mut vault) = unlock::open_for_write(home, true)?;
             vault.insert(name, &value)?;
             vault.save(home)?;
@@ -33,14 +34,27 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
         SecretCommand::Rotate { name, input } => {
             // Fail fast, before asking for a value, if the secret does not exist.
             if !LockedVault::load(home)?.contains(name) {
-                return Err(airlock_vault::VaultError::NoSuchSecret { name: name.escape_debug().to_string() }.into());
+                return Err(airlock_vault::VaultError::NoSuchSecret {
+                    name: name.escape_debug().to_string(),
+                }
+                .into());
             }
-            let value = input::read_value(source(input), &format!("new value for \"{name}\""), VALUE_FLAGS)?;
+            let value = input::read_value(
+                source(input),
+                &format!("new value for \"{name}\""),
+                VALUE_FLAGS,
+            )?;
             let (_lock, mut vault) = unlock::open_for_write(home, false)?;
             vault.rotate(name, &value)?;
             vault.save(home)?;
-            let version = vault.list().into_iter().find(|s| &s.name == name).map_or(0, |s| s.version);
-            output::line(format_args!("rotated secret \"{name}\" (now version {version})"));
+            let version = vault
+                .list()
+                .into_iter()
+                .find(|s| &s.name == name)
+                .map_or(0, |s| s.version);
+            output::line(format_args!(
+                "rotated secret \"{name}\" (now version {version})"
+            ));
         }
         SecretCommand::List(flag) => {
             let vault = unlock::open(home)?;
@@ -70,14 +84,24 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
                         s.name.clone(),
                         s.version.to_string(),
                         s.created.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-                        s.rotated.map_or("-".into(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()),
+                        s.rotated
+                            .map_or("-".into(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()),
                         s.fingerprint.chars().take(12).collect(),
-                        users.get(s.name.as_str()).map_or("-".into(), |u| u.join(", ")),
+                        users
+                            .get(s.name.as_str())
+                            .map_or("-".into(), |u| u.join(", ")),
                     ]
                 })
                 .collect();
             output::table(
-                &["NAME", "VERSION", "CREATED", "ROTATED", "FINGERPRINT", "USED BY"],
+                &[
+                    "NAME",
+                    "VERSION",
+                    "CREATED",
+                    "ROTATED",
+                    "FINGERPRINT",
+                    "USED BY",
+                ],
                 rows,
                 "no secrets yet — `airlock add` or `airlock secret set NAME` stores one",
             );

@@ -29,7 +29,9 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
         );
     }
     let Some(url_arg) = &args.url else {
-        bail!("no URL given for \"{name}\"; add --url https://api.example.com (the API's base URL)");
+        bail!(
+            "no URL given for \"{name}\"; add --url https://api.example.com (the API's base URL)"
+        );
     };
     let url = airlock_config::check_service_url(url_arg).map_err(anyhow::Error::msg)?;
     if url.scheme() == "http" && !is_loopback(&url) {
@@ -99,7 +101,10 @@ pub(crate) fn remove(home: &Home, args: &RemoveArgs) -> anyhow::Result<()> {
     let name = args.name.as_str();
     let config = Config::load(home)?;
     let Some(service) = config.services.get(name) else {
-        bail!("unknown service \"{}\"; see `airlock list`", name.escape_debug());
+        bail!(
+            "unknown service \"{}\"; see `airlock list`",
+            name.escape_debug()
+        );
     };
     let caps: Vec<&str> = config
         .capabilities
@@ -112,7 +117,12 @@ pub(crate) fn remove(home: &Home, args: &RemoveArgs) -> anyhow::Result<()> {
         .auth
         .secrets()
         .into_iter()
-        .filter(|s| config.referenced_secrets().get(s).is_some_and(|users| users.len() == 1))
+        .filter(|s| {
+            config
+                .referenced_secrets()
+                .get(s)
+                .is_some_and(|users| users.len() == 1)
+        })
         .collect();
     if !args.yes {
         let question = format!(
@@ -130,7 +140,10 @@ pub(crate) fn remove(home: &Home, args: &RemoveArgs) -> anyhow::Result<()> {
     // Re-check under the lock: another process may have changed things meanwhile.
     let current = doc.config()?;
     if !current.services.contains_key(name) {
-        bail!("unknown service \"{}\"; see `airlock list`", name.escape_debug());
+        bail!(
+            "unknown service \"{}\"; see `airlock list`",
+            name.escape_debug()
+        );
     }
     for cap in current.capabilities.values().filter(|c| c.service == name) {
         doc.remove_capability(&cap.name);
@@ -172,7 +185,11 @@ pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        let caps: Vec<_> = config.capabilities.values().map(crate::cmd::cap::to_json).collect();
+        let caps: Vec<_> = config
+            .capabilities
+            .values()
+            .map(crate::cmd::cap::to_json)
+            .collect();
         return output::json(&json!({ "services": services, "capabilities": caps }));
     }
     let rows = config
