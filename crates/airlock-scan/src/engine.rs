@@ -20,6 +20,7 @@ struct Compiled {
     re: Regex,
     s_group: Option<usize>,
     k_group: Option<usize>,
+    q_group: Option<usize>,
 }
 
 /// Public description of one rule, for documentation and SARIF.
@@ -78,6 +79,7 @@ impl Scanner {
                 })?;
             let s_group = re.capture_names().position(|n| n == Some("s"));
             let k_group = re.capture_names().position(|n| n == Some("k"));
+            let q_group = re.capture_names().position(|n| n == Some("q"));
             for kw in def.keywords {
                 keywords.push(kw);
                 kw_rule.push(i);
@@ -90,6 +92,7 @@ impl Scanner {
                 re,
                 s_group,
                 k_group,
+                q_group,
             });
         }
         let ac = AhoCorasick::builder()
@@ -138,7 +141,7 @@ impl Scanner {
         ctx: &FileContext,
     ) -> Vec<Finding> {
         let mut hits = Vec::new();
-        self.raw_hits(bytes, &mut hits);
+        self.raw_hits(bytes, structured::is_source_or_doc(path), &mut hits);
         structured::hits(self, path, bytes, &mut hits);
         let hits = dedupe(hits, &self.rules);
         let mut lines = LineIndex::new(bytes);
@@ -170,8 +173,10 @@ impl Scanner {
         out
     }
 
-    /// Regex pass over the bytes as stored.
-    pub(crate) fn raw_hits(&self, bytes: &[u8], out: &mut Vec<Hit>) {
+    /// Regex pass over the bytes as stored. In source code and documents
+    /// (`quoted_only`), the generic rule only takes quoted string literals:
+    /// `token: token::Paren` is a type, not a secret.
+    pub(crate) fn raw_hits(&self, bytes: &[u8], quoted_only: bool, out: &mut Vec<Hit>) {
         let mut active = vec![false; self.rules.len()];
         let mut n_active = 0;
         for m in self.ac.find_overlapping_iter(bytes) {
@@ -195,6 +200,9 @@ impl Scanner {
                 let Some(m) = c.s_group.and_then(|g| caps.get(g)).or_else(|| caps.get(0)) else {
                     continue;
                 };
+                if quoted_only && c.q_group.is_some_and(|g| caps.get(g).is_none()) {
+                    continue;
+                }
                 let whole = caps.get(0).map_or(m.range(), |w| w.range());
                 let key = c.k_group.and_then(|g| caps.get(g)).map(|k| k.as_bytes());
                 let Some(kind) = self.accept(i, m.as_bytes(), key, &bytes[whole.clone()]) else {
@@ -228,7 +236,7 @@ impl Scanner {
         out: &mut Vec<Hit>,
     ) {
         let mut inner = Vec::new();
-        self.raw_hits(decoded, &mut inner);
+        self.raw_hits(decoded, false, &mut inner);
         for mut h in inner {
             h.start = at;
             h.end = at + len.max(1);
@@ -306,7 +314,7 @@ impl Scanner {
             Check::DockerAuth => docker_auth_ok(secret),
             _ => true,
         };
-        if !ok {
+        if !ok || (def.check == Check::UrlPassword && is_doc_url(whole)) {
             return None;
         }
         let mut kind = def.kind;
@@ -690,6 +698,15 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     ) {
         return false;
     }
+    // code, not data: `a::b`, `a->b`, `:Paren`, `0x8009030E_u32`, `a b`
+    if value.iter().any(u8::is_ascii_whitespace)
+        || memchr::memmem::find(value, b"::").is_some()
+        || memchr::memmem::find(value, b"->").is_some()
+        || value.starts_with(b":")
+        || lower.starts_with(b"0x")
+    {
+        return false;
+    }
     let (mut lo, mut up, mut dg, mut ot) = (false, false, false, false);
     for &b in value {
         match b {
@@ -704,6 +721,9 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         .iter()
         .all(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'.' | b'-'));
     if identifier && (ot || !(lo && up)) {
+        return false;
+    }
+    if is_name_like(value) {
         return false;
     }
     // `Protocol=https;AccountKey=…`: a `k=v` list, not one value
@@ -728,6 +748,38 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         return false;
     }
     true
+}
+
+/// `Win32_Security`, `progress-test-1`, `m2m-access-token-12345`: names made
+/// of words, not random. At least two `_`/`-`/`.`-separated segments, three
+/// quarters of them word-like (letters in one case or Capitalized, then at
+/// most three digits; or a short number).
+fn is_name_like(value: &[u8]) -> bool {
+    let segs: Vec<&[u8]> = value
+        .split(|b| matches!(b, b'_' | b'-' | b'.'))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if segs.len() < 2 {
+        return false;
+    }
+    let wordlike = |s: &&&[u8]| {
+        if s.len() > 12 {
+            return false;
+        }
+        let letters = s.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+        let (l, d) = s.split_at(letters);
+        if !d.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        if l.is_empty() {
+            return d.len() <= 6;
+        }
+        let one_case = l.iter().all(u8::is_ascii_lowercase)
+            || l.iter().all(u8::is_ascii_uppercase)
+            || (l[0].is_ascii_uppercase() && l[1..].iter().all(u8::is_ascii_lowercase));
+        one_case && d.len() <= 3
+    };
+    segs.iter().filter(wordlike).count() * 4 >= segs.len() * 3
 }
 
 const DEFAULT_PASSWORDS: &[&str] = &[
@@ -768,6 +820,12 @@ const DEFAULT_PASSWORDS: &[&str] = &[
     "p@ssw0rd",
     "token",
     "x-oauth-basic",
+    "foo",
+    "bar",
+    "baz",
+    "hunter2",
+    "secret1",
+    "secret123",
 ];
 
 /// URL and netrc passwords: not a reference, not a default password.
@@ -776,11 +834,24 @@ fn password_ok(pw: &[u8]) -> bool {
     if DEFAULT_PASSWORDS.iter().any(|p| lower == p.as_bytes()) {
         return false;
     }
-    if pw.iter().all(|&b| b == b'*' || b == b'x' || b == b'X') {
+    if pw.iter().all(|&b| b == b'*' || b == b'x' || b == b'X')
+        || memchr::memmem::find(&lower, b"foo").is_some()
+    {
         return false;
     }
     // `user:pass@host` in docs, and `:port@` mis-parses
     !pw.iter().all(u8::is_ascii_digit) || pw.len() > 6
+}
+
+/// Documentation hosts (`example.com`, RFC 2606) and test hosts.
+fn is_doc_url(whole: &[u8]) -> bool {
+    let Some(at) = memchr::memrchr(b'@', whole) else {
+        return false;
+    };
+    let host = whole[at + 1..].to_ascii_lowercase();
+    ["example", ".test", ".invalid", "foo", "host"]
+        .iter()
+        .any(|h| memchr::memmem::find(&host, h.as_bytes()).is_some())
 }
 
 fn is_local_url(whole: &[u8]) -> bool {

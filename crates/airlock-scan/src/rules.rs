@@ -408,8 +408,8 @@ pub(crate) static RULES: &[RuleDef] = &[
     // ---- generic (weak context) ---------------------------------------------
     r(GENERIC_ASSIGNMENT, "Generic", "high-entropy value assigned to a secret-looking name",
       &["pass", "pwd", "secret", "token", "key", "cred", "auth"],
-      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|signing[_\-.]?key|encryption[_\-.]?key)[A-Za-z0-9_.\-]*)["'`]?\s*(?::=|=>|=|:)\s*[bru]?["'`]?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
-        .kind(Kind::Generic).check(Check::Generic).entropy(0.0).priority(0),
+      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|signing[_\-.]?key|encryption[_\-.]?key)[A-Za-z0-9_.\-]*)["'`]?[ \t]*(?::=|=>|=|:)[ \t]*(?:[bru]?(?P<q>["'`]))?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
+        .kind(Kind::Generic).check(Check::Generic).entropy(0.0).priority(0).label(""),
     r(AUTH_HEADER, "Generic", "credential in an Authorization header", &["authorization"],
       r#"(?i)authorization["']?\s*[:=]\s*["']?(?:bearer|token|basic)\s+(?P<s>[A-Za-z0-9_\-.=:/+~]{16,})"#)
         .kind(Kind::Generic).entropy(3.0).priority(1).label(""),

@@ -39,6 +39,72 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// Source code and prose: the generic rule takes only quoted values there.
+pub(crate) fn is_source_or_doc(path: &Path) -> bool {
+    let n = file_name(path);
+    let ext = n.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    matches!(
+        ext,
+        "rs" | "py"
+            | "pyi"
+            | "js"
+            | "mjs"
+            | "cjs"
+            | "ts"
+            | "tsx"
+            | "jsx"
+            | "go"
+            | "java"
+            | "kt"
+            | "kts"
+            | "scala"
+            | "c"
+            | "h"
+            | "cc"
+            | "cpp"
+            | "hpp"
+            | "cs"
+            | "fs"
+            | "rb"
+            | "php"
+            | "swift"
+            | "m"
+            | "mm"
+            | "dart"
+            | "lua"
+            | "pl"
+            | "pm"
+            | "r"
+            | "jl"
+            | "ex"
+            | "exs"
+            | "erl"
+            | "hs"
+            | "ml"
+            | "clj"
+            | "zig"
+            | "nim"
+            | "v"
+            | "sol"
+            | "vue"
+            | "svelte"
+            | "html"
+            | "htm"
+            | "css"
+            | "scss"
+            | "md"
+            | "markdown"
+            | "rst"
+            | "adoc"
+            | "txt"
+            | "tex"
+            | "ipynb"
+            | "sql"
+            | "xml"
+            | "svg"
+    )
+}
+
 /// `.env`, `.env.local`, `prod.env`, `.envrc`.
 pub(crate) fn is_env_file(path: &Path) -> bool {
     let n = file_name(path);
@@ -125,7 +191,10 @@ fn secret_words() -> &'static Option<AhoCorasick> {
                 "token",
                 "key",
                 "cred",
-                "auth",
+                "authorization",
+                "auth_key",
+                "authkey",
+                "bearer",
                 "mcpservers",
                 "kind: secret",
             ])
@@ -151,7 +220,10 @@ pub(crate) fn secret_name(key: &str) -> bool {
         "accesskey",
         "private_key",
         "privatekey",
-        "auth",
+        "authorization",
+        "auth_key",
+        "authkey",
+        "bearer",
         "credential",
         "signing_key",
         "encryption_key",
@@ -534,7 +606,7 @@ fn notebook(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
                 continue;
             }
             let mut inner = Vec::new();
-            scanner.raw_hits(text.as_bytes(), &mut inner);
+            scanner.raw_hits(text.as_bytes(), true, &mut inner);
             for mut h in inner {
                 let secret = String::from_utf8_lossy(
                     &text.as_bytes()[h.start.min(text.len())..h.end.min(text.len())],

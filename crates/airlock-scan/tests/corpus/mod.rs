@@ -789,6 +789,19 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
             rng.pick(HEX, 32)
         ),
     );
+    // names made of words, code, and test vectors from real crates
+    add("Cargo.toml", "[features]\nWin32_Security_Credentials = [\"Win32_Security\"]\nauthors = [\"Jane Doe <jane@corp.invalid>\"]\n".into());
+    add(
+        "tests/auth.json",
+        "{\"access_token\": \"m2m-access-token-12345\", \"progressToken\": \"progress-test-1\"}\n"
+            .into(),
+    );
+    add("src/tokens.rs", "pub brace_token: token::Brace,\nlet password = entry.get_password().unwrap();\npub const SEC_E_NO_CREDENTIALS: HRESULT = 0x8009030E_u32 as _;\n".into());
+    add(
+        "tests/urls.json",
+        "{\"input\": \"http://&a:foo(b]c@d:2/\", \"href\": \"ftp://rms:secret123@example.com\"}\n"
+            .into(),
+    );
     d.into_iter()
         .map(|(file, content)| Sample {
             file,
