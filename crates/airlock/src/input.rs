@@ -110,6 +110,19 @@ pub(crate) fn passphrase(confirm: bool) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(first.as_str()))
 }
 
+/// Asks for a line of (non-secret) text on a terminal; `None` when there is no
+/// terminal or the answer is empty.
+pub(crate) fn ask(question: &str) -> anyhow::Result<Option<String>> {
+    if !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    output::prompt(question);
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    let answer = answer.trim();
+    Ok((!answer.is_empty()).then(|| answer.to_string()))
+}
+
 /// Asks a yes/no question on a terminal; `false` when there is none.
 pub(crate) fn confirm(question: &str) -> anyhow::Result<bool> {
     if !std::io::stdin().is_terminal() {

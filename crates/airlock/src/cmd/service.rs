@@ -28,11 +28,16 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
             AUTH_TYPES.join(", ")
         );
     }
-    let Some(url_arg) = &args.url else {
-        bail!(
-            "no URL given for \"{name}\"; add --url https://api.example.com (the API's base URL)"
-        );
+    let url_arg = match &args.url {
+        Some(u) => u.clone(),
+        None => input::ask(&format!("base URL for \"{name}\" (e.g. https://api.example.com): "))?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no URL given for \"{name}\"; add --url https://api.example.com (the API's base URL)"
+                )
+            })?,
     };
+    let url_arg = url_arg.as_str();
     let url = airlock_config::check_service_url(url_arg).map_err(anyhow::Error::msg)?;
     if url.scheme() == "http" && !is_loopback(&url) {
         output::warn(format_args!(
