@@ -1,0 +1,561 @@
+//! The appender: one exclusive lock per append, shared by every process that
+//! writes to the same home.
+
+use std::fmt;
+use std::fs::{self, File, TryLockError};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use airlock_home::{Home, ensure_private_dir};
+use jiff::Timestamp;
+
+use crate::chain::{ANCHOR_FILE, Anchor, AnchorState, Keyed, Mac};
+use crate::error::AuditError;
+use crate::files;
+use crate::record::{Event, Kind, canonical_body, format_ts, line_from_body, split_line};
+
+/// Name of the lock file inside the audit directory.
+pub const LOCK_FILE: &str = ".lock";
+/// Default size at which a log file is rotated: 16 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FsyncPolicy {
+    /// Every record is fsynced, and the anchor updated, before `append` returns.
+    /// What DESIGN §7.5 asks for: the caller answers only once its record is on
+    /// disk, and an error from `append` means the request must fail. The default.
+    Always,
+    /// Records are written at once (other processes and `airlock logs` see them),
+    /// but fsynced and anchored only every `max_records` records, or at the first
+    /// append after `max_delay`, or on [`AuditLog::flush`] / drop.
+    ///
+    /// Trade-off: a power loss or kernel crash can lose up to a batch of records
+    /// whose requests were already answered, and tail deletion is detected only
+    /// down to the last anchored record. A crash of the process alone loses
+    /// nothing (the data is in the page cache). Call [`AuditLog::flush_if_due`]
+    /// from a timer so that `max_delay` holds when traffic stops.
+    Batch {
+        /// Fsync after this many records.
+        max_records: u32,
+        /// Fsync when the oldest unsynced record is this old.
+        max_delay: Duration,
+    },
+}
+
+/// Settings of an [`AuditLog`].
+#[derive(Clone)]
+pub struct Options {
+    fsync: FsyncPolicy,
+    max_file_bytes: u64,
+    lock_timeout: Duration,
+    clock: Option<Arc<dyn Fn() -> Timestamp + Send + Sync>>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        let lock_timeout = std::env::var(airlock_home::LOCK_TIMEOUT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(Duration::from_secs(10), Duration::from_millis);
+        Options {
+            fsync: FsyncPolicy::Always,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            lock_timeout,
+            clock: None,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("fsync", &self.fsync)
+            .field("max_file_bytes", &self.max_file_bytes)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl Options {
+    /// Sets the fsync policy (default [`FsyncPolicy::Always`]).
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Options {
+        self.fsync = policy;
+        self
+    }
+    /// Sets the rotation size (default [`DEFAULT_MAX_FILE_BYTES`]). A file always
+    /// takes at least one record, so tiny values mean one record per file.
+    pub fn max_file_bytes(mut self, bytes: u64) -> Options {
+        self.max_file_bytes = bytes;
+        self
+    }
+    /// Sets how long `append` waits for another process's lock (default 10 s, or
+    /// `AIRLOCK_LOCK_TIMEOUT_MS`).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Options {
+        self.lock_timeout = timeout;
+        self
+    }
+    /// Replaces the clock that stamps records (tests).
+    pub fn clock(mut self, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Options {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+}
+
+/// The head of the chain: the newest record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its sequence number (0 for an empty log).
+    pub seq: u64,
+    /// Its MAC ([`Mac::ZERO`] for an empty log).
+    pub mac: Mac,
+}
+
+/// The file being appended to, and what this process knows about it.
+struct Current {
+    index: u64,
+    path: PathBuf,
+    file: File,
+    id: FileId,
+    len: u64,
+    head: Head,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    FileId(meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &fs::Metadata) -> FileId {
+    FileId(0, 0)
+}
+
+/// An open audit log. Cheap to keep open: the file handle stays open and the head
+/// is cached while no other process writes.
+///
+/// `append` takes `&mut self`; share one log between threads behind a `Mutex`.
+/// Several `AuditLog`s (in one process or many) may append to the same directory at
+/// once: each append holds an exclusive lock on `audit/.lock`.
+pub struct AuditLog {
+    audit_dir: PathBuf,
+    state_dir: PathBuf,
+    key: Keyed,
+    opts: Options,
+    lock: Arc<File>,
+    lock_path: PathBuf,
+    cur: Option<Current>,
+    /// The newest record this log wrote: never chain below it, even if the files
+    /// were cut behind our back.
+    written: Option<Anchor>,
+    /// Records written but not yet fsynced and anchored (batch policy).
+    pending: u32,
+    pending_since: Option<Instant>,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("audit_dir", &self.audit_dir)
+            .field("state_dir", &self.state_dir)
+            .field("opts", &self.opts)
+            .field("head", &self.head())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct LockGuard(Arc<File>);
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn acquire(lock: &Arc<File>, path: &Path, timeout: Duration) -> Result<LockGuard, AuditError> {
+    let deadline = Instant::now() + timeout;
+    let mut wait = Duration::from_micros(20);
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok(LockGuard(Arc::clone(lock))),
+            Err(TryLockError::WouldBlock) => {
+                if Instant::now() >= deadline {
+                    return Err(AuditError::Locked {
+                        lock: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(2));
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(AuditError::io("cannot lock the audit log", path, e));
+            }
+        }
+    }
+}
+
+/// Takes the append lock for a reader that wants a consistent snapshot; `None` if
+/// it cannot within `timeout`.
+pub(crate) fn acquire_for_read(lock: &Arc<File>, timeout: Duration) -> Option<LockGuard> {
+    acquire(lock, Path::new(LOCK_FILE), timeout).ok()
+}
+
+impl AuditLog {
+    /// Opens (creating them 0700 if needed) the audit log in `audit_dir` and its
+    /// anchor in `state_dir`, keyed by `key`.
+    ///
+    /// Under the lock it finds the head and repairs what a crash can leave behind:
+    /// a torn final record is cut off and the repair is itself recorded (kind
+    /// `audit_repair`); a missing or unreadable anchor is rebuilt from the newest
+    /// verifying record, also recorded. Fails with [`AuditError::WrongKey`] when
+    /// neither the anchor nor the newest record verifies with `key`.
+    pub fn open(
+        audit_dir: &Path,
+        state_dir: &Path,
+        key: &[u8; 32],
+        opts: Options,
+    ) -> Result<AuditLog, AuditError> {
+        ensure_private_dir(audit_dir)?;
+        ensure_private_dir(state_dir)?;
+        let lock_path = audit_dir.join(LOCK_FILE);
+        let lock = files::open_lock(&lock_path)
+            .map_err(|e| AuditError::io("cannot open the audit lock file", &lock_path, e))?;
+        let mut log = AuditLog {
+            audit_dir: audit_dir.to_path_buf(),
+            state_dir: state_dir.to_path_buf(),
+            key: Keyed::new(key),
+            opts,
+            lock: Arc::new(lock),
+            lock_path,
+            cur: None,
+            written: None,
+            pending: 0,
+            pending_since: None,
+        };
+        let _guard = acquire(&log.lock, &log.lock_path, log.opts.lock_timeout)?;
+        let repaired = log.reload()?;
+        log.settle(repaired)?;
+        Ok(log)
+    }
+
+    /// [`AuditLog::open`] on a home's `audit/` and `state/`.
+    pub fn open_home(home: &Home, key: &[u8; 32], opts: Options) -> Result<AuditLog, AuditError> {
+        AuditLog::open(&home.audit_dir(), &home.state_dir(), key, opts)
+    }
+
+    /// The head as this log last saw it (other processes may have appended since).
+    pub fn head(&self) -> Option<Head> {
+        self.cur.as_ref().map(|c| c.head)
+    }
+
+    /// Appends one record and returns its sequence number. With
+    /// [`FsyncPolicy::Always`] the record is durable and anchored when this returns;
+    /// on error the caller must treat the decision as not audited (and fail the
+    /// request).
+    pub fn append(&mut self, event: &Event) -> Result<u64, AuditError> {
+        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+        let mut force = false;
+        if !self.is_fresh() {
+            force |= self.reload()?;
+        }
+        let (seq, rotated) = self.write(event)?;
+        self.settle(force || rotated)?;
+        Ok(seq)
+    }
+
+    /// Makes every record written so far durable and anchors the head (batch
+    /// policy; a no-op when nothing is pending).
+    pub fn flush(&mut self) -> Result<(), AuditError> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+        if let Some(cur) = &self.cur {
+            // Our records may be in a file another process has since rotated away
+            // from: sync through our own handle first.
+            cur.file
+                .sync_data()
+                .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))?;
+        }
+        if !self.is_fresh() {
+            self.reload()?;
+        }
+        self.sync_and_anchor()
+    }
+
+    /// [`AuditLog::flush`] if the batch policy's `max_delay` has passed. Call it
+    /// from a timer.
+    pub fn flush_if_due(&mut self) -> Result<(), AuditError> {
+        match (self.opts.fsync, self.pending_since) {
+            (FsyncPolicy::Batch { max_delay, .. }, Some(since)) if since.elapsed() >= max_delay => {
+                self.flush()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes pending records and closes the log, reporting a failure that drop
+    /// would have to ignore.
+    pub fn close(mut self) -> Result<(), AuditError> {
+        self.flush()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.opts
+            .clock
+            .as_ref()
+            .map_or_else(Timestamp::now, |c| c())
+    }
+
+    /// Whether the cached head is still the head: nobody else wrote to our file,
+    /// replaced it, or rotated past it since our last append. Called under the lock.
+    fn is_fresh(&self) -> bool {
+        let Some(cur) = &self.cur else {
+            return false;
+        };
+        match fs::metadata(&cur.path) {
+            Ok(meta) if meta.len() == cur.len && file_id(&meta) == cur.id => {}
+            _ => return false,
+        }
+        let next = self.audit_dir.join(files::name_of(cur.index + 1));
+        fs::symlink_metadata(next).is_err()
+    }
+
+    /// Finds the head from the anchor and the newest record, repairing a torn tail
+    /// and a lost anchor. Returns whether it wrote repair records. Called under the
+    /// lock.
+    fn reload(&mut self) -> Result<bool, AuditError> {
+        self.cur = None;
+        let list = files::list(&self.audit_dir)?;
+        let anchor = Anchor::load(&self.state_dir, &self.key)?;
+        let newest = list.last().map(|(i, _)| *i);
+
+        let mut notes: Vec<String> = Vec::new();
+        // The newest complete line: (file index, file name, verified head or None).
+        let mut tail: Option<(u64, Option<Head>)> = None;
+        for (index, path) in list.iter().rev() {
+            let mut file = files::open_append(path)
+                .map_err(|e| AuditError::io("cannot open the audit log", path, e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| AuditError::io("cannot read the audit log", path, e))?
+                .len();
+            let info = files::read_tail(&mut file, len)
+                .map_err(|e| AuditError::io("cannot read the audit log", path, e))?;
+            if info.torn_len > 0 && Some(*index) == newest && tail.is_none() {
+                // A crash in the middle of a write: the record was never
+                // acknowledged. Cut it so the next record starts on a fresh line.
+                file.set_len(info.end_of_complete)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| AuditError::io("cannot repair the audit log", path, e))?;
+                notes.push(format!(
+                    "removed {} bytes of an incomplete record at the end of {} (a crash during a write)",
+                    info.torn_len,
+                    files::name_of(*index)
+                ));
+            }
+            if let Some(line) = info.last_line {
+                let head = split_line(&line).ok().and_then(|split| {
+                    if !self.key.verify_record(&split.body, &split.mac) {
+                        return None;
+                    }
+                    let record = crate::record::parse_body(&split.body, split.mac).ok()?;
+                    Some(Head {
+                        seq: record.seq,
+                        mac: record.mac,
+                    })
+                });
+                tail = Some((*index, head));
+                break;
+            }
+        }
+
+        let anchor_valid = match &anchor {
+            AnchorState::Valid(a) => Some(a.clone()),
+            _ => None,
+        };
+        // The floor: never chain below what the anchor or this process knows.
+        let floor = match (anchor_valid.clone(), self.written.clone()) {
+            (Some(a), Some(w)) => Some(if w.seq > a.seq { w } else { a }),
+            (a, w) => a.or(w),
+        };
+        let tail_head = tail.and_then(|(_, h)| h);
+        let head = match (&floor, tail_head) {
+            (Some(f), Some(t)) if t.seq > f.seq || (t.seq == f.seq && t.mac == f.head) => t,
+            (Some(f), _) => Head {
+                seq: f.seq,
+                mac: f.head,
+            },
+            (None, Some(t)) => t,
+            (None, None) => {
+                if tail.is_some() || matches!(anchor, AnchorState::BadMac) {
+                    return Err(AuditError::WrongKey {
+                        audit_dir: self.audit_dir.clone(),
+                        anchor: self.state_dir.join(ANCHOR_FILE),
+                    });
+                }
+                Head {
+                    seq: 0,
+                    mac: Mac::ZERO,
+                }
+            }
+        };
+        if anchor_valid.is_none() && head.seq > 0 {
+            let why = match &anchor {
+                AnchorState::Missing => "was missing".to_owned(),
+                AnchorState::BadMac => "did not verify".to_owned(),
+                AnchorState::Unreadable(reason) => format!("was unreadable ({reason})"),
+                AnchorState::Valid(_) => String::new(),
+            };
+            notes.push(format!(
+                "the anchor state/{ANCHOR_FILE} {why}; re-anchored at seq {} from the newest verifying record",
+                head.seq
+            ));
+        }
+
+        let anchor_index = anchor_valid
+            .as_ref()
+            .and_then(|a| files::index_of(&a.file))
+            .unwrap_or(1);
+        let index = newest.unwrap_or(1).max(anchor_index);
+        self.cur = Some(self.open_current(index, head)?);
+        for note in &notes {
+            let event = Event::new(Kind::AuditRepair).detail(note);
+            self.write(&event)?;
+        }
+        Ok(!notes.is_empty())
+    }
+
+    fn open_current(&self, index: u64, head: Head) -> Result<Current, AuditError> {
+        let path = self.audit_dir.join(files::name_of(index));
+        let existed = path.exists();
+        let file = files::open_append(&path)
+            .map_err(|e| AuditError::io("cannot open the audit log", &path, e))?;
+        if !existed {
+            files::sync_dir(&self.audit_dir).map_err(|e| {
+                AuditError::io("cannot sync the audit directory", &self.audit_dir, e)
+            })?;
+        }
+        let meta = file
+            .metadata()
+            .map_err(|e| AuditError::io("cannot read the audit log", &path, e))?;
+        Ok(Current {
+            index,
+            path,
+            id: file_id(&meta),
+            len: meta.len(),
+            file,
+            head,
+        })
+    }
+
+    /// Writes one record after the cached head, rotating first if the file is full.
+    /// Returns the sequence number and whether a new file was started.
+    fn write(&mut self, event: &Event) -> Result<(u64, bool), AuditError> {
+        let ts = format_ts(self.now());
+        let Some(cur) = self.cur.as_mut() else {
+            return Err(AuditError::io(
+                "cannot write the audit log",
+                &self.audit_dir,
+                io::Error::other("no current log file"),
+            ));
+        };
+        let seq = cur.head.seq + 1;
+        let body = canonical_body(&ts, seq, event, &cur.head.mac);
+        let mac = self.key.record(&body);
+        let line = line_from_body(body, &mac);
+
+        let mut rotated = false;
+        if cur.len > 0 && cur.len + line.len() as u64 > self.opts.max_file_bytes {
+            // The old file is final from now on: make its tail durable first.
+            cur.file
+                .sync_data()
+                .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))?;
+            let (index, head) = (cur.index + 1, cur.head);
+            let next = self.open_current(index, head)?;
+            self.cur = Some(next);
+            rotated = true;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            unreachable!("set above")
+        };
+        if let Err(e) = cur.file.write_all(&line) {
+            // The file may now end in part of a line: forget what we know, so the
+            // next append re-reads (and repairs) it.
+            let path = cur.path.clone();
+            self.cur = None;
+            return Err(AuditError::io("cannot write the audit log", path, e));
+        }
+        cur.len += line.len() as u64;
+        cur.head = Head { seq, mac };
+        self.written = Some(Anchor {
+            seq,
+            head: mac,
+            file: files::name_of(cur.index),
+        });
+        self.pending += 1;
+        self.pending_since.get_or_insert_with(Instant::now);
+        Ok((seq, rotated || seq == 1))
+    }
+
+    /// Applies the fsync policy after writes. Called under the lock.
+    fn settle(&mut self, force: bool) -> Result<(), AuditError> {
+        if self.pending == 0 {
+            return Ok(());
+        }
+        let due = match self.opts.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Batch {
+                max_records,
+                max_delay,
+            } => {
+                force
+                    || self.pending >= max_records
+                    || self.pending_since.is_some_and(|t| t.elapsed() >= max_delay)
+            }
+        };
+        if due { self.sync_and_anchor() } else { Ok(()) }
+    }
+
+    /// fsync the current file, then point the anchor at its head. The order
+    /// matters: the anchor never names a record that is not yet durable.
+    fn sync_and_anchor(&mut self) -> Result<(), AuditError> {
+        let Some(cur) = &self.cur else {
+            return Ok(());
+        };
+        let result = cur
+            .file
+            .sync_data()
+            .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))
+            .and_then(|()| {
+                Anchor {
+                    seq: cur.head.seq,
+                    head: cur.head.mac,
+                    file: files::name_of(cur.index),
+                }
+                .store(&self.state_dir, &self.key)
+            });
+        if result.is_err() {
+            self.cur = None;
+            return result;
+        }
+        self.pending = 0;
+        self.pending_since = None;
+        Ok(())
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        // Best effort; `close` reports the error.
+        let _ = self.flush();
+    }
+}
