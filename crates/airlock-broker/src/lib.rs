@@ -1,0 +1,33 @@
+//! airlock's request broker: agent identity, visibility, sessions with TTL, rate
+//! limits and the policy decision, shared by MCP, the HTTP gateway and exec mode.
+//!
+//! Every request goes through [`Broker::authorize`], which runs the checks in a
+//! fixed order and either returns an [`Authorized`] request — whose normalized
+//! target is exactly what the engine will send (DESIGN.md §7.3) — or a [`Refusal`]
+//! that names the check and the rule. The doors (MCP, gateway, exec) only translate
+//! their wire format into a [`Caller`] and an [`AgentRequest`]; none of them makes a
+//! decision of its own, so no check can be forgotten on one of them (§7.8).
+//!
+//! The order, and why:
+//! 1. capability exists and is visible to this agent (`agents`, `default_access`);
+//!    only trusted identities match an `agents` list (§5);
+//! 2. capability mode is `http`;
+//! 3. the session for this grant × capability has not ended (TTL, revocation);
+//! 4. method and path normalize, and the rules allow them (deny wins);
+//! 5. a reason is given when `requires_reason`;
+//! 6. approval (held for a person; refused until approval lands);
+//! 7. the rate limit — last, so refused requests do not consume tokens;
+//! 8. a session starts at the first allowed use.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod broker;
+mod clock;
+mod rate;
+mod session;
+
+pub use broker::{AgentRequest, Authorized, Broker, Caller, Check, MAX_REASON_LEN, Refusal};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use rate::RateLimiter;
+pub use session::{Grant, SessionEnd, SessionId, SessionInfo, Sessions};

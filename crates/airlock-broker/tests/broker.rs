@@ -1,0 +1,295 @@
+//! Every check of the broker, in order, with a test clock.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use airlock_broker::{AgentRequest, Broker, Caller, Check, Grant, ManualClock};
+use airlock_config::Config;
+
+const CONFIG: &str = r#"
+[services.stripe]
+url = "https://api.stripe.com/base"
+auth = { type = "bearer", secret = "stripe" }
+
+[capabilities.open]
+service = "stripe"
+ttl = "1m"
+
+[capabilities.ro]
+service = "stripe"
+allow = ["GET /v1/**"]
+deny = ["* /v1/admin/**"]
+agents = ["claude-desktop"]
+requires_reason = true
+rate = "2/min"
+
+[capabilities.approve]
+service = "stripe"
+approval = true
+
+[capabilities.tool]
+service = "stripe"
+mode = "exec"
+commands = ["git"]
+"#;
+
+fn broker(text: &str) -> (std::sync::Arc<ManualClock>, Broker) {
+    let clock = ManualClock::new();
+    let cfg = Config::parse(Path::new("airlock.toml"), text).unwrap();
+    (clock.clone(), Broker::new(cfg, clock))
+}
+
+fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
+    Caller {
+        grant: Grant::connection(),
+        trusted: trusted.map(String::from),
+        declared: declared.map(String::from),
+    }
+}
+
+fn req(cap: &str, method: &str, path: &str, reason: Option<&str>) -> AgentRequest {
+    AgentRequest {
+        capability: cap.into(),
+        method: method.into(),
+        path: path.into(),
+        reason: reason.map(String::from),
+    }
+}
+
+#[test]
+fn allowed_request_carries_the_normalized_target_and_rule() {
+    let (_c, b) = broker(CONFIG);
+    let me = caller(Some("claude-desktop"), None);
+    let ok = b
+        .authorize(
+            &me,
+            &req(
+                "ro",
+                "get",
+                "/v1/./customers/%41b?limit=3",
+                Some("listing customers"),
+            ),
+        )
+        .unwrap();
+    assert_eq!(ok.method, "GET");
+    assert_eq!(ok.target.path, "/v1/customers/Ab");
+    assert_eq!(ok.target.query.as_deref(), Some("limit=3"));
+    assert_eq!(ok.rule.as_deref(), Some("GET /v1/**"));
+    assert_eq!(ok.service.name, "stripe");
+}
+
+#[test]
+fn agents_lists_match_only_trusted_identities() {
+    let (_c, b) = broker(CONFIG);
+    // A client that merely *claims* to be claude-desktop is not.
+    let liar = caller(None, Some("claude-desktop"));
+    let r = b
+        .authorize(&liar, &req("ro", "GET", "/v1/x", Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Agent);
+    assert!(r.message.contains("no trusted identity"), "{}", r.message);
+    assert!(!b.visible(&liar).iter().any(|c| c.name == "ro"));
+    let other = caller(Some("cursor"), None);
+    assert_eq!(
+        b.authorize(&other, &req("ro", "GET", "/v1/x", Some("r")))
+            .unwrap_err()
+            .check,
+        Check::Agent
+    );
+    let me = caller(Some("claude-desktop"), None);
+    assert!(b.visible(&me).iter().any(|c| c.name == "ro"));
+}
+
+#[test]
+fn restricted_default_access_hides_capabilities_without_agents() {
+    let (_c, b) = broker(&format!(
+        "[server]\ndefault_access = \"restricted\"\n{CONFIG}"
+    ));
+    let me = caller(Some("claude-desktop"), None);
+    let names: Vec<String> = b.visible(&me).into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["ro"]);
+    let r = b
+        .authorize(&me, &req("open", "GET", "/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Agent);
+    assert!(r.message.contains("restricted"), "{}", r.message);
+}
+
+#[test]
+fn each_check_refuses_with_its_name() {
+    let (_c, b) = broker(CONFIG);
+    let me = caller(Some("claude-desktop"), None);
+    let cases = [
+        (
+            req("nope", "GET", "/", None),
+            Check::Capability,
+            "unknown capability \"nope\"",
+        ),
+        (req("tool", "GET", "/", None), Check::Mode, "exec"),
+        (
+            req("ro", "TRACE", "/v1/x", Some("r")),
+            Check::Method,
+            "TRACE",
+        ),
+        (req("ro", "GET", "/v1/%2fadmin", Some("r")), Check::Path, ""),
+        (
+            req("ro", "GET", "/v1/../admin", Some("r")),
+            Check::Rule,
+            "/admin",
+        ),
+        (
+            req("ro", "DELETE", "/v1/admin/users", Some("r")),
+            Check::Rule,
+            "* /v1/admin/**",
+        ),
+        (
+            req("ro", "GET", "/v1/x", None),
+            Check::Reason,
+            "requires a reason",
+        ),
+        (
+            req("ro", "GET", "/v1/x", Some("   ")),
+            Check::Reason,
+            "requires a reason",
+        ),
+        (
+            req("approve", "GET", "/x", None),
+            Check::Approval,
+            "approval required",
+        ),
+    ];
+    for (r, check, needle) in cases {
+        let refusal = b.authorize(&me, &r).unwrap_err();
+        assert_eq!(refusal.check, check, "{r:?}: {refusal}");
+        assert!(refusal.message.contains(needle), "{r:?}: {refusal}");
+    }
+    let deny = b
+        .authorize(&me, &req("ro", "GET", "/v1/admin", Some("r")))
+        .unwrap_err();
+    assert_eq!(
+        deny.rule.as_deref(),
+        Some("* /v1/admin/**"),
+        "the refusal names the rule"
+    );
+}
+
+#[test]
+fn rate_limit_counts_only_allowed_requests_per_agent() {
+    let (clock, b) = broker(CONFIG);
+    let me = caller(Some("claude-desktop"), None);
+    // Refused requests spend no tokens.
+    for _ in 0..5 {
+        b.authorize(&me, &req("ro", "GET", "/v1/admin", Some("r")))
+            .unwrap_err();
+    }
+    b.authorize(&me, &req("ro", "GET", "/v1/a", Some("r")))
+        .unwrap();
+    b.authorize(&me, &req("ro", "GET", "/v1/b", Some("r")))
+        .unwrap();
+    let r = b
+        .authorize(&me, &req("ro", "GET", "/v1/c", Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Rate);
+    assert!(r.message.contains("2/min"), "{}", r.message);
+    // The same trusted agent on another connection shares the budget.
+    let me2 = Caller {
+        grant: Grant::connection(),
+        ..me.clone()
+    };
+    assert_eq!(
+        b.authorize(&me2, &req("ro", "GET", "/v1/c", Some("r")))
+            .unwrap_err()
+            .check,
+        Check::Rate
+    );
+    clock.advance(Duration::from_secs(30));
+    b.authorize(&me, &req("ro", "GET", "/v1/c", Some("r")))
+        .unwrap();
+}
+
+#[test]
+fn ttl_runs_from_first_use_then_the_connection_is_refused() {
+    let (clock, b) = broker(CONFIG);
+    let me = caller(None, Some("some-client"));
+    clock.advance(Duration::from_secs(600)); // idle time before first use does not count
+    let first = b.authorize(&me, &req("open", "GET", "/x", None)).unwrap();
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        b.authorize(&me, &req("open", "GET", "/y", None))
+            .unwrap()
+            .session,
+        first.session
+    );
+    clock.advance(Duration::from_secs(1));
+    let r = b
+        .authorize(&me, &req("open", "GET", "/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Session);
+    assert!(r.message.contains("session expired"), "{}", r.message);
+    assert_eq!(r.session.as_ref(), Some(&first.session));
+    // A new connection starts a new session.
+    let fresh = caller(None, Some("some-client"));
+    assert_ne!(
+        b.authorize(&fresh, &req("open", "GET", "/x", None))
+            .unwrap()
+            .session,
+        first.session
+    );
+}
+
+#[test]
+fn revoked_sessions_are_refused_at_once() {
+    let (_clock, b) = broker(CONFIG);
+    let me = caller(None, None);
+    b.authorize(&me, &req("open", "GET", "/x", None)).unwrap();
+    assert_eq!(b.sessions().revoke_where(|s| s.capability == "open"), 1);
+    assert_eq!(
+        b.authorize(&me, &req("open", "GET", "/x", None))
+            .unwrap_err()
+            .check,
+        Check::Session
+    );
+}
+
+#[test]
+fn explain_neither_starts_a_session_nor_spends_a_token() {
+    let (_clock, b) = broker(CONFIG);
+    let me = caller(Some("claude-desktop"), None);
+    for _ in 0..5 {
+        let steps = b.explain(&me, "ro", Some("GET"), Some("/v1/admin/x"));
+        assert!(
+            steps.last().unwrap().starts_with("decision: denied"),
+            "{steps:?}"
+        );
+    }
+    assert!(b.sessions().list().is_empty());
+    b.authorize(&me, &req("ro", "GET", "/v1/a", Some("r")))
+        .unwrap();
+    b.authorize(&me, &req("ro", "GET", "/v1/b", Some("r")))
+        .unwrap();
+}
+
+#[test]
+fn reload_applies_new_rules_and_keeps_sessions() {
+    let (_clock, b) = broker(CONFIG);
+    let me = caller(None, None);
+    let s = b
+        .authorize(&me, &req("open", "GET", "/x", None))
+        .unwrap()
+        .session;
+    let tightened = CONFIG.replace("ttl = \"1m\"", "ttl = \"1m\"\ndeny = [\"GET /x\"]");
+    b.reload(Config::parse(Path::new("airlock.toml"), &tightened).unwrap());
+    assert_eq!(
+        b.authorize(&me, &req("open", "GET", "/x", None))
+            .unwrap_err()
+            .check,
+        Check::Rule
+    );
+    assert_eq!(
+        b.authorize(&me, &req("open", "GET", "/y", None))
+            .unwrap()
+            .session,
+        s
+    );
+}
