@@ -21,6 +21,9 @@ pub struct Caller {
     pub trusted: Option<String>,
     /// What the client says it is (MCP `clientInfo.name`): recorded, never trusted.
     pub declared: Option<String>,
+    /// Capabilities this caller is limited to (a token issued with `--cap`);
+    /// `None` = whatever its identity may use.
+    pub scope: Option<Vec<String>>,
 }
 
 impl Caller {
@@ -194,6 +197,20 @@ impl Broker {
 
     /// Whether `caller` may see and use `cap` at all.
     fn may_use(config: &Config, caller: &Caller, cap: &Capability) -> Result<(), Refusal> {
+        if let Some(scope) = caller
+            .scope
+            .as_ref()
+            .filter(|scope| !scope.iter().any(|c| c == &cap.name))
+        {
+            return Err(refuse(
+                Check::Agent,
+                format!(
+                    "this agent token is limited to capabilities [{}], not \"{}\"",
+                    scope.join(", "),
+                    cap.name
+                ),
+            ));
+        }
         match &cap.agents {
             Some(agents) => match &caller.trusted {
                 Some(t) if agents.iter().any(|a| a == t) => Ok(()),

@@ -26,6 +26,7 @@ mod broker;
 mod clock;
 mod rate;
 mod session;
+pub mod tokens;
 
 pub use broker::{AgentRequest, Authorized, Broker, Caller, Check, MAX_REASON_LEN, Refusal};
 pub use clock::{Clock, ManualClock, SystemClock};

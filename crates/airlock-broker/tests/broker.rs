@@ -45,6 +45,7 @@ fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
         grant: Grant::connection(),
         trusted: trusted.map(String::from),
         declared: declared.map(String::from),
+        scope: None,
     }
 }
 
@@ -99,6 +100,30 @@ fn agents_lists_match_only_trusted_identities() {
     );
     let me = caller(Some("claude-desktop"), None);
     assert!(b.visible(&me).iter().any(|c| c.name == "ro"));
+}
+
+#[test]
+fn a_token_scope_limits_capabilities() {
+    let (_c, b) = broker(CONFIG);
+    let scoped = Caller {
+        scope: Some(vec!["open".into()]),
+        ..caller(Some("claude-desktop"), None)
+    };
+    assert!(
+        b.authorize(&scoped, &req("open", "GET", "/x", None))
+            .is_ok()
+    );
+    let r = b
+        .authorize(&scoped, &req("ro", "GET", "/v1/x", Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Agent);
+    assert!(
+        r.message.contains("limited to capabilities [open]"),
+        "{}",
+        r.message
+    );
+    let names: Vec<String> = b.visible(&scoped).into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["open"]);
 }
 
 #[test]

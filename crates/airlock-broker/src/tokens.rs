@@ -1,0 +1,280 @@
+//! Agent tokens: what the HTTP doors (MCP over HTTP, the gateway) accept instead
+//! of an MCP client's self-declared name. A token binds a trusted agent identity,
+//! optionally a set of capabilities, and an expiry.
+//!
+//! A token is `airlock_<id>_<secret>`: `id` is 12 hex digits (public, names the
+//! token in lists and audit records), `secret` is 32 random bytes, base64url. Only
+//! SHA-256 of the whole token is stored (`state/tokens.json`, 0600); a presented
+//! token is looked up by id and its hash compared in constant time. The token itself
+//! is printed once, by `airlock token issue`, and never stored, logged or shown again.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_home::Home;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// The prefix every airlock token starts with (scanners can recognize leaked ones).
+pub const TOKEN_PREFIX: &str = "airlock_";
+
+/// Token problems. Messages never contain a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// No token was presented.
+    #[error(
+        "no agent token: send it as `Authorization: Bearer <token>` (issue one with `airlock token issue --agent NAME`)"
+    )]
+    Missing,
+    /// The token is not one this home issued (or was mistyped).
+    #[error("unknown agent token; issue one with `airlock token issue --agent NAME`")]
+    Unknown,
+    /// The token's TTL has passed.
+    #[error("agent token {id} expired at {expired}; issue a new one with `airlock token issue`")]
+    Expired {
+        /// The token's public id.
+        id: String,
+        /// When it expired.
+        expired: jiff::Timestamp,
+    },
+    /// The owner revoked the token.
+    #[error("agent token {id} was revoked by the owner")]
+    Revoked {
+        /// The token's public id.
+        id: String,
+    },
+    /// The token store cannot be read or written.
+    #[error("the token store {} is unreadable ({detail}); remove it to start over (all tokens will need reissuing)", path.display())]
+    Store {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Bad input to `issue`.
+    #[error("{0}")]
+    Invalid(String),
+    /// A home-level problem.
+    #[error(transparent)]
+    Home(#[from] airlock_home::HomeError),
+}
+
+/// A stored token: everything but the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRecord {
+    /// Public id.
+    pub id: String,
+    /// The trusted agent identity the token carries.
+    pub agent: String,
+    /// Capabilities it may use; empty means every capability the agent may use.
+    pub capabilities: Vec<String>,
+    /// SHA-256 of the token, hex.
+    pub hash: String,
+    /// When it was issued.
+    pub created: jiff::Timestamp,
+    /// When it stops working.
+    pub expires: jiff::Timestamp,
+    /// Whether the owner revoked it.
+    #[serde(default)]
+    pub revoked: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFile {
+    tokens: Vec<TokenRecord>,
+}
+
+fn path(home: &Home) -> PathBuf {
+    home.state_dir().join("tokens.json")
+}
+
+fn load(home: &Home) -> Result<TokenFile, TokenError> {
+    let p = path(home);
+    match std::fs::read(&p) {
+        Ok(bytes) => {
+            airlock_home::check_private_file(&p)?;
+            serde_json::from_slice(&bytes).map_err(|e| TokenError::Store {
+                path: p,
+                detail: e.to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TokenFile::default()),
+        Err(e) => Err(airlock_home::HomeError::io("cannot read", &p, e).into()),
+    }
+}
+
+fn save(home: &Home, file: &TokenFile) -> Result<(), TokenError> {
+    airlock_home::ensure_private_dir(&home.state_dir())?;
+    let bytes = serde_json::to_vec_pretty(file).map_err(|e| TokenError::Store {
+        path: path(home),
+        detail: e.to_string(),
+    })?;
+    airlock_home::write_atomic(&path(home), &bytes)?;
+    Ok(())
+}
+
+fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Issues a token for `agent`, limited to `capabilities` (empty = all the agent
+/// may use), valid for `ttl`. Returns the token — the only time it exists in the
+/// clear — and its record. The caller holds the home lock.
+pub fn issue(
+    home: &Home,
+    agent: &str,
+    capabilities: &[String],
+    ttl: Duration,
+) -> Result<(Zeroizing<String>, TokenRecord), TokenError> {
+    if !airlock_home::is_valid_name(agent) {
+        return Err(TokenError::Invalid(format!(
+            "invalid agent name \"{}\": {}",
+            agent.escape_debug(),
+            airlock_home::NAME_RULE
+        )));
+    }
+    let mut id = [0u8; 6];
+    let mut secret = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut id).map_err(|e| TokenError::Invalid(format!("random: {e}")))?;
+    getrandom::fill(secret.as_mut()).map_err(|e| TokenError::Invalid(format!("random: {e}")))?;
+    let id = hex::encode(id);
+    let token = Zeroizing::new(format!(
+        "{TOKEN_PREFIX}{id}_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref())
+    ));
+    let now = jiff::Timestamp::now();
+    let ttl = jiff::SignedDuration::try_from(ttl)
+        .map_err(|_| TokenError::Invalid("ttl too long".into()))?;
+    let expires = now
+        .checked_add(ttl)
+        .map_err(|_| TokenError::Invalid("ttl too long".into()))?;
+    let record = TokenRecord {
+        id,
+        agent: agent.to_string(),
+        capabilities: capabilities.to_vec(),
+        hash: hash(&token),
+        created: now,
+        expires,
+        revoked: false,
+    };
+    let mut file = load(home)?;
+    file.tokens.push(record.clone());
+    save(home, &file)?;
+    Ok((token, record))
+}
+
+/// Every stored token (never the tokens themselves).
+pub fn list(home: &Home) -> Result<Vec<TokenRecord>, TokenError> {
+    Ok(load(home)?.tokens)
+}
+
+/// Revokes tokens selected by `pred`; returns how many. The caller holds the home lock.
+pub fn revoke_where(home: &Home, pred: impl Fn(&TokenRecord) -> bool) -> Result<usize, TokenError> {
+    let mut file = load(home)?;
+    let mut n = 0;
+    for t in file.tokens.iter_mut().filter(|t| !t.revoked && pred(t)) {
+        t.revoked = true;
+        n += 1;
+    }
+    if n > 0 {
+        save(home, &file)?;
+    }
+    Ok(n)
+}
+
+/// Checks a presented token against the store (read fresh, so a revocation by
+/// another process takes effect on the next request).
+pub fn verify(home: &Home, presented: &str) -> Result<TokenRecord, TokenError> {
+    let presented = presented.trim();
+    if presented.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    let id = presented
+        .strip_prefix(TOKEN_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(id, _)| id)
+        .ok_or(TokenError::Unknown)?;
+    let file = load(home)?;
+    let record = file
+        .tokens
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or(TokenError::Unknown)?;
+    let want = hex::decode(&record.hash).unwrap_or_default();
+    let got = Sha256::digest(presented.as_bytes());
+    if want.len() != got.len() || !bool::from(want.as_slice().ct_eq(got.as_slice())) {
+        return Err(TokenError::Unknown);
+    }
+    if record.revoked {
+        return Err(TokenError::Revoked { id: record.id });
+    }
+    if jiff::Timestamp::now() >= record.expires {
+        return Err(TokenError::Expired {
+            id: record.id,
+            expired: record.expires,
+        });
+    }
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> (tempfile::TempDir, Home) {
+        let d = tempfile::tempdir().unwrap();
+        let h = Home::at(d.path().join("h"));
+        h.ensure_dir().unwrap();
+        (d, h)
+    }
+
+    #[test]
+    fn issue_verify_revoke() {
+        let (_d, h) = home();
+        let (token, rec) =
+            issue(&h, "ci-bot", &["stripe".into()], Duration::from_secs(3600)).unwrap();
+        assert!(token.starts_with("airlock_"));
+        let stored = std::fs::read_to_string(path(&h)).unwrap();
+        assert!(
+            !stored.contains(token.as_str()),
+            "the token itself is stored"
+        );
+        assert_eq!(verify(&h, &token).unwrap(), rec);
+        // A token with the right id but a wrong secret is unknown.
+        let forged = format!("{TOKEN_PREFIX}{}_AAAA", rec.id);
+        assert!(matches!(verify(&h, &forged), Err(TokenError::Unknown)));
+        assert!(matches!(verify(&h, "garbage"), Err(TokenError::Unknown)));
+        assert!(matches!(verify(&h, ""), Err(TokenError::Missing)));
+        assert_eq!(revoke_where(&h, |t| t.agent == "ci-bot").unwrap(), 1);
+        assert!(matches!(
+            verify(&h, &token),
+            Err(TokenError::Revoked { .. })
+        ));
+    }
+
+    #[test]
+    fn expired_tokens_are_refused() {
+        let (_d, h) = home();
+        let (token, _) = issue(&h, "a", &[], Duration::from_millis(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(matches!(
+            verify(&h, &token),
+            Err(TokenError::Expired { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_agent_names_are_refused() {
+        let (_d, h) = home();
+        assert!(matches!(
+            issue(&h, "a b", &[], Duration::from_secs(1)),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+}
