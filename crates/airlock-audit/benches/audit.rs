@@ -1,1 +1,62 @@
-fn main() {}
+//! Append throughput: fsync per record (the default, DESIGN §7.5) against the
+//! batched policy. Run with `cargo bench -p airlock-audit --bench audit`; criterion
+//! reports the median time per append and appends/s (elements/s).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use airlock_audit::{AuditLog, Decision, Event, FsyncPolicy, Options};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn event() -> Event {
+    Event::request("stripe_readonly", "GET", "/v1/charges/ch_123")
+        .agent("claude-desktop", true)
+        .session("7f3a1c")
+        .query_keys(["limit", "starting_after"])
+        .status(200)
+        .duration(Duration::from_millis(84))
+        .decision(Decision::Allow)
+        .rule("GET /v1/**")
+        .bytes(0, 5_120)
+}
+
+fn append(c: &mut Criterion) {
+    let mut group = c.benchmark_group("append");
+    group.throughput(Throughput::Elements(1));
+    let policies = [
+        ("always", FsyncPolicy::Always),
+        (
+            "batch_64_10ms",
+            FsyncPolicy::Batch {
+                max_records: 64,
+                max_delay: Duration::from_millis(10),
+            },
+        ),
+    ];
+    for (name, policy) in policies {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = AuditLog::open(
+            &dir.path().join("audit"),
+            &dir.path().join("state"),
+            &[7; 32],
+            Options::default().fsync(policy),
+        )
+        .unwrap();
+        let ev = event();
+        if policy == FsyncPolicy::Always {
+            group
+                .sample_size(20)
+                .measurement_time(Duration::from_secs(10));
+        } else {
+            group
+                .sample_size(50)
+                .measurement_time(Duration::from_secs(5));
+        }
+        group.bench_function(name, |b| b.iter(|| log.append(&ev).unwrap()));
+        log.close().unwrap();
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append);
+criterion_main!(benches);
