@@ -164,9 +164,16 @@ impl fmt::Display for VerifyReport {
                 )
             }
             Outcome::Broken(problem) => {
-                write!(f, "audit log BROKEN: {problem} (")?;
-                self.summary(f)?;
-                f.write_str(" verify before it)")
+                let records = if self.records == 1 {
+                    "record"
+                } else {
+                    "records"
+                };
+                write!(
+                    f,
+                    "audit log BROKEN: {problem} ({} {records} before it verify)",
+                    self.records
+                )
             }
         }
     }

@@ -167,9 +167,15 @@ fn edited_field_is_named() {
     let mut lines = read_lines(&path);
     lines[4] = lines[4].replace("\"status\":200", "\"status\":201");
     write_lines(&path, &lines);
-    assert_broken(&check(&h), "audit-000001.jsonl", Some(5), Some(5), &|k| {
+    let report = check(&h);
+    assert_broken(&report, "audit-000001.jsonl", Some(5), Some(5), &|k| {
         *k == ProblemKind::BadMac
     });
+    assert_eq!(
+        report.to_string(),
+        "audit log BROKEN: audit-000001.jsonl line 5 (seq 5): the MAC does not verify: \
+         the record was changed or inserted after it was written (4 records before it verify)"
+    );
 }
 
 #[test]
