@@ -1,0 +1,697 @@
+//! Redaction of secret values in responses and child output (DESIGN.md §7, invariant 4).
+//!
+//! A [`Scrubber`] knows every *form* in which a secret may come back, compiles them
+//! all into one Aho-Corasick automaton, and replaces every byte covered by any
+//! occurrence with `[REDACTED:<secret name>]`.
+//!
+//! # Forms searched, for a secret `S`
+//!
+//! | form | patterns |
+//! |---|---|
+//! | plain | `S` |
+//! | hex | lower- and upper-case |
+//! | base64 | standard (`+/`) and URL-safe (`-_`) alphabets, at all three byte alignments inside a longer base64 string, padded or not; the standard form also with `+`/`/` percent-encoded |
+//! | URL-encoded | `%XX` upper and lower case, space as `%20` or `+`, for the escape sets of common encoders: RFC 3986 unreserved kept, `encodeURIComponent`, Python `quote`, WHATWG form encoding, PHP `urlencode`, every byte escaped. An encoding that mixes these sets arbitrarily is not caught |
+//! | JSON string | `\"`, `\\`, `\/` and `\u00XX` escapes, when `S` has characters JSON escapes |
+//!
+//! **Base64 at any alignment.** When `S` sits at byte offset `k` (mod 3) inside larger
+//! data that is base64-encoded, the characters at both edges of its encoding mix bits
+//! of `S` with bits of its neighbours. The pattern is the run of characters whose 6
+//! bits all come from `S` (computed by encoding `k` zero bytes followed by `S`, and
+//! keeping the characters that contain no pad bits). Up to 4 bits of `S` at each edge
+//! can therefore stay visible next to the marker; the rest is redacted.
+//!
+//! **Overlaps.** Occurrences are found *overlapping* (every occurrence of every
+//! pattern), and overlapping occurrences are merged into one run, replaced by one
+//! marker per distinct secret in the run. So a match of one secret can never "eat"
+//! the beginning of another and leave its tail visible.
+//!
+//! **Short secrets.** An empty secret is ignored (it would match everywhere).
+//! Otherwise the plain form is always searched, whatever its length: DESIGN.md §7.4
+//! has no length exemption, and a mangled response is better than a leaked key.
+//! Derived forms (encodings, base64 cores) shorter than [`MIN_DERIVED_LEN`] bytes are
+//! skipped: they would match noise, and the secret behind them is shorter than 3 bytes.
+//!
+//! **Streaming.** [`StreamScrubber`] holds back only the bytes that could still
+//! become part of an occurrence: the longest tail of what it has seen that is a
+//! proper prefix of some pattern, or an unfinished run of overlapping occurrences.
+//! Everything else is released at once, so Server-Sent Events flow without delay,
+//! and for any chunking the output is byte-identical to [`Scrubber::scrub`] on the
+//! whole input (tested with proptest). A pathological unbroken run of overlapping
+//! occurrences longer than [`MAX_HOLD`] is cut to bound memory.
+//!
+//! Not covered: secrets split by line breaks (MIME base64 at 76 columns), other
+//! encodings (UTF-16, quoted-printable, compression), and a secret revealed in pieces
+//! across separate responses.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use zeroize::Zeroizing;
+
+/// Derived forms shorter than this many bytes are not searched (see module docs).
+pub const MIN_DERIVED_LEN: usize = 4;
+
+/// Longest run of overlapping occurrences a [`StreamScrubber`] holds back before it
+/// cuts the run (and emits a marker for the part seen so far).
+pub const MAX_HOLD: usize = 64 * 1024;
+
+/// The scrubber could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScrubberError {
+    /// The automaton over all forms of all secrets could not be built (too many or
+    /// too long secrets).
+    #[error(
+        "cannot build the redaction automaton over {secrets} secrets ({patterns} patterns): {detail}"
+    )]
+    Build {
+        /// How many secrets were given.
+        secrets: usize,
+        /// How many patterns they expanded to.
+        patterns: usize,
+        /// The automaton's complaint.
+        detail: String,
+    },
+}
+
+/// Replaces every known form of every known secret with `[REDACTED:<name>]`.
+///
+/// Cheap to clone (shared, immutable). Build one from every secret the caller knows
+/// (the whole vault is the safest choice), and let the engine extend it with tokens
+/// an injector mints ([`Scrubber::with_secrets`]).
+///
+/// `Debug` lists secret names only. The automaton keeps copies of the patterns in
+/// memory that are not zeroized on drop (a limitation of `aho-corasick`); every
+/// buffer owned by this module is.
+#[derive(Clone)]
+pub struct Scrubber {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// (name, value), in insertion order; the index is the secret's id.
+    secrets: Vec<(String, Zeroizing<Vec<u8>>)>,
+    /// `[REDACTED:<name>]` per secret.
+    markers: Vec<Vec<u8>>,
+    /// `None` when there is nothing to search for.
+    ac: Option<AhoCorasick>,
+    /// Pattern id → secret id.
+    owner: Vec<usize>,
+    /// Every pattern, sorted, for the streaming prefix test.
+    sorted: Vec<Zeroizing<Vec<u8>>>,
+    /// `first_byte[b]`: some pattern starts with byte `b`.
+    first_byte: [bool; 256],
+    /// Longest pattern.
+    max_len: usize,
+}
+
+impl fmt::Debug for Scrubber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scrubber")
+            .field("secrets", &self.secret_names().collect::<Vec<_>>())
+            .field("patterns", &self.inner.owner.len())
+            .finish()
+    }
+}
+
+impl Default for Scrubber {
+    fn default() -> Self {
+        Scrubber::empty()
+    }
+}
+
+impl Scrubber {
+    /// A scrubber that knows no secret: output equals input.
+    pub fn empty() -> Self {
+        Scrubber {
+            inner: Arc::new(Inner {
+                secrets: Vec::new(),
+                markers: Vec::new(),
+                ac: None,
+                owner: Vec::new(),
+                sorted: Vec::new(),
+                first_byte: [false; 256],
+                max_len: 0,
+            }),
+        }
+    }
+
+    /// A scrubber for `(name, value)` pairs. Empty values are ignored; a value given
+    /// twice is searched once, under the first name.
+    pub fn new<'a, I>(secrets: I) -> Result<Self, ScrubberError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    {
+        Scrubber::empty().with_secrets(secrets)
+    }
+
+    /// This scrubber plus `secrets`. Returns a cheap clone of `self` when every value
+    /// is already known, so calling it per request costs little.
+    pub fn with_secrets<'a, I>(&self, secrets: I) -> Result<Self, ScrubberError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    {
+        let mut all: Vec<(String, Zeroizing<Vec<u8>>)> = self
+            .inner
+            .secrets
+            .iter()
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        let before = all.len();
+        for (name, value) in secrets {
+            if value.is_empty() || all.iter().any(|(_, v)| v.as_slice() == value) {
+                continue;
+            }
+            all.push((name.to_string(), Zeroizing::new(value.to_vec())));
+        }
+        if all.len() == before {
+            return Ok(self.clone());
+        }
+        Scrubber::build(all)
+    }
+
+    fn build(secrets: Vec<(String, Zeroizing<Vec<u8>>)>) -> Result<Self, ScrubberError> {
+        let mut patterns: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+        let mut owner = Vec::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        for (id, (_, value)) in secrets.iter().enumerate() {
+            for form in forms(value) {
+                // `seen` holds copies only for the duration of the build.
+                if seen.insert(form.to_vec()) {
+                    patterns.push(form);
+                    owner.push(id);
+                }
+            }
+        }
+        // Wipe the dedup set's copies.
+        for v in seen.drain() {
+            drop(Zeroizing::new(v));
+        }
+        let markers = secrets
+            .iter()
+            .map(|(name, _)| format!("[REDACTED:{name}]").into_bytes())
+            .collect();
+        let ac = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .build(patterns.iter().map(|p| p.as_slice()))
+                    .map_err(|e| ScrubberError::Build {
+                        secrets: secrets.len(),
+                        patterns: patterns.len(),
+                        detail: e.to_string(),
+                    })?,
+            )
+        };
+        let mut first_byte = [false; 256];
+        for p in &patterns {
+            if let Some(&b) = p.first() {
+                first_byte[usize::from(b)] = true;
+            }
+        }
+        let max_len = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut sorted = patterns;
+        sorted.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
+        Ok(Scrubber {
+            inner: Arc::new(Inner {
+                secrets,
+                markers,
+                ac,
+                owner,
+                sorted,
+                first_byte,
+                max_len,
+            }),
+        })
+    }
+
+    /// The names of the secrets this scrubber redacts, in the order they were added.
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.secrets.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Whether no secret is known (scrubbing is the identity).
+    pub fn is_empty(&self) -> bool {
+        self.inner.ac.is_none()
+    }
+
+    /// Number of patterns (forms of secrets) searched.
+    pub fn pattern_count(&self) -> usize {
+        self.inner.owner.len()
+    }
+
+    /// Whether `data` contains any form of any secret.
+    pub fn contains_secret(&self, data: &[u8]) -> bool {
+        self.inner.ac.as_ref().is_some_and(|ac| ac.is_match(data))
+    }
+
+    /// `data` with every occurrence of every form of every secret replaced.
+    pub fn scrub(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len());
+        self.inner.process(data, true, &mut out);
+        out
+    }
+
+    /// A streaming scrubber sharing this one's secrets.
+    pub fn stream(&self) -> StreamScrubber {
+        StreamScrubber {
+            scrubber: self.clone(),
+            pending: Zeroizing::new(Vec::new()),
+        }
+    }
+}
+
+impl Inner {
+    /// Scrubs `data`; when `last` is false, holds back a tail that may still become
+    /// (part of) an occurrence. Appends the released bytes to `out` and returns how
+    /// many bytes of `data` were consumed.
+    fn process(&self, data: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
+        let Some(ac) = &self.ac else {
+            out.extend_from_slice(data);
+            return data.len();
+        };
+        let hold = if last {
+            data.len()
+        } else {
+            self.hold_point(data)
+        };
+        // Maximal runs of overlapping occurrences that start before `hold`.
+        let mut runs: Vec<Run> = Vec::new();
+        let mut occ: Vec<(usize, usize, usize)> = ac
+            .find_overlapping_iter(data)
+            .filter(|m| m.start() < hold)
+            .map(|m| (m.start(), m.end(), self.owner[m.pattern().as_usize()]))
+            .collect();
+        occ.sort_unstable();
+        for (start, end, secret) in occ {
+            match runs.last_mut() {
+                Some(run) if start < run.end => {
+                    run.end = run.end.max(end);
+                    if !run.secrets.contains(&secret) {
+                        run.secrets.push(secret);
+                    }
+                }
+                _ => runs.push(Run {
+                    start,
+                    end,
+                    secrets: vec![secret],
+                }),
+            }
+        }
+        let mut cut = hold;
+        if !last
+            && let Some(run) = runs.last()
+            && run.end > hold
+        {
+            // The run might still grow: hold it whole, unless it is absurdly long.
+            cut = if data.len() - run.start > MAX_HOLD {
+                run.end
+            } else {
+                run.start
+            };
+        }
+        let mut pos = 0;
+        for run in runs.iter().filter(|r| r.start < cut) {
+            out.extend_from_slice(&data[pos..run.start]);
+            for &s in &run.secrets {
+                out.extend_from_slice(&self.markers[s]);
+            }
+            pos = run.end;
+        }
+        let cut = cut.max(pos);
+        out.extend_from_slice(&data[pos..cut]);
+        cut
+    }
+
+    /// The smallest `i` such that `data[i..]` is a proper prefix of some pattern
+    /// (`data.len()` if there is none): bytes before it can be decided now.
+    fn hold_point(&self, data: &[u8]) -> usize {
+        let from = data.len().saturating_sub(self.max_len.saturating_sub(1));
+        (from..data.len())
+            .find(|&i| self.first_byte[usize::from(data[i])] && self.is_proper_prefix(&data[i..]))
+            .unwrap_or(data.len())
+    }
+
+    fn is_proper_prefix(&self, s: &[u8]) -> bool {
+        let idx = self.sorted.partition_point(|p| p.as_slice() < s);
+        self.sorted[idx..]
+            .iter()
+            .take_while(|p| p.starts_with(s))
+            .any(|p| p.len() > s.len())
+    }
+}
+
+struct Run {
+    start: usize,
+    end: usize,
+    secrets: Vec<usize>,
+}
+
+/// Scrubs a byte stream chunk by chunk; a secret split across chunks is still
+/// caught. Get one from [`Scrubber::stream`]; call [`StreamScrubber::push`] per
+/// chunk and [`StreamScrubber::finish`] at the end (forgetting `finish` loses the
+/// held-back tail, never leaks it).
+pub struct StreamScrubber {
+    scrubber: Scrubber,
+    /// Bytes seen but not yet released; may hold part of a secret.
+    pending: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for StreamScrubber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamScrubber")
+            .field("pending_len", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamScrubber {
+    /// Feeds `chunk`; returns the bytes that can be released now (scrubbed).
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(chunk.len() + self.pending.len());
+        self.push_into(chunk, &mut out);
+        out
+    }
+
+    /// Like [`StreamScrubber::push`], appending to `out`.
+    pub fn push_into(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        if self.scrubber.is_empty() {
+            out.extend_from_slice(chunk);
+            return;
+        }
+        self.pending.extend_from_slice(chunk);
+        let used = self.scrubber.inner.process(&self.pending, false, out);
+        self.pending.drain(..used);
+    }
+
+    /// Ends the stream: returns the held-back tail, scrubbed.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.pending.len());
+        self.scrubber.inner.process(&self.pending, true, &mut out);
+        self.pending.clear();
+        out
+    }
+
+    /// How many bytes are currently held back.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Forms of a secret.
+
+/// Every form of `s` that is searched (see the module docs), deduplicated.
+fn forms(s: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut add = |form: Zeroizing<Vec<u8>>, derived: bool| {
+        if form.is_empty() || (derived && form.len() < MIN_DERIVED_LEN) {
+            return;
+        }
+        if !out.iter().any(|f| f.as_slice() == form.as_slice()) {
+            out.push(form);
+        }
+    };
+    if s.is_empty() {
+        return Vec::new();
+    }
+    add(Zeroizing::new(s.to_vec()), false);
+
+    // hex
+    add(hex_encode(s, b"0123456789abcdef"), true);
+    add(hex_encode(s, b"0123456789ABCDEF"), true);
+
+    // base64 cores at each alignment, both alphabets
+    for k in 0..3 {
+        let std = base64_core(s, k, false);
+        if std.iter().any(|&b| b == b'+' || b == b'/') {
+            add(replace_bytes(&std, &[(b'+', b"%2B"), (b'/', b"%2F")]), true);
+            add(replace_bytes(&std, &[(b'+', b"%2b"), (b'/', b"%2f")]), true);
+        }
+        add(std, true);
+        add(base64_core(s, k, true), true);
+    }
+
+    // URL encodings
+    type Keep = fn(u8) -> bool;
+    let unreserved: Keep = |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    let uri_component: Keep = |b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'_' | b'~' | b'!' | b'*' | b'\'' | b'(' | b')'
+            )
+    };
+    let py_quote: Keep =
+        |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/');
+    let form: Keep = |b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_');
+    let php: Keep = |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    let nothing: Keep = |_| false;
+    for keep in [unreserved, uri_component, py_quote, form, php, nothing] {
+        for hex in [&b"0123456789ABCDEF"[..], &b"0123456789abcdef"[..]] {
+            for plus_for_space in [false, true] {
+                add(url_encode(s, keep, hex, plus_for_space), true);
+            }
+        }
+    }
+
+    // JSON string escapes
+    if s.iter()
+        .any(|&b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20)
+    {
+        add(json_escape(s, false), true);
+        add(json_escape(s, true), true);
+    }
+    out
+}
+
+fn hex_encode(s: &[u8], digits: &[u8; 16]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() * 2));
+    for &b in s {
+        out.push(digits[usize::from(b >> 4)]);
+        out.push(digits[usize::from(b & 15)]);
+    }
+    out
+}
+
+/// The base64 characters determined by `s` alone when `s` starts at byte offset
+/// `k` (mod 3) of the encoded data.
+fn base64_core(s: &[u8], k: usize, url_safe: bool) -> Zeroizing<Vec<u8>> {
+    let mut input = Zeroizing::new(vec![0u8; k]);
+    input.extend_from_slice(s);
+    let engine = if url_safe {
+        &URL_SAFE_NO_PAD
+    } else {
+        &STANDARD_NO_PAD
+    };
+    let encoded = Zeroizing::new(engine.encode(input.as_slice()).into_bytes());
+    let first = (8 * k).div_ceil(6);
+    let last = (8 * (k + s.len())) / 6;
+    Zeroizing::new(encoded.get(first..last).unwrap_or_default().to_vec())
+}
+
+fn replace_bytes(s: &[u8], map: &[(u8, &[u8])]) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() + 8));
+    for &b in s {
+        match map.iter().find(|(from, _)| *from == b) {
+            Some((_, to)) => out.extend_from_slice(to),
+            None => out.push(b),
+        }
+    }
+    out
+}
+
+fn url_encode(
+    s: &[u8],
+    keep: fn(u8) -> bool,
+    hex: &[u8],
+    plus_for_space: bool,
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() * 3));
+    for &b in s {
+        if keep(b) {
+            out.push(b);
+        } else if b == b' ' && plus_for_space {
+            out.push(b'+');
+        } else {
+            out.push(b'%');
+            out.push(hex[usize::from(b >> 4)]);
+            out.push(hex[usize::from(b & 15)]);
+        }
+    }
+    out
+}
+
+fn json_escape(s: &[u8], escape_slash: bool) -> Zeroizing<Vec<u8>> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() + 8));
+    for &b in s {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' if escape_slash => out.extend_from_slice(b"\\/"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..0x20 => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 15)]);
+            }
+            _ => out.push(b),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+
+    const SECRET: &[u8] = b"sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+
+    fn scrubber() -> Scrubber {
+        Scrubber::new([("stripe", SECRET)]).unwrap()
+    }
+
+    fn clean(out: &[u8]) -> bool {
+        !out.windows(SECRET.len()).any(|w| w == SECRET)
+    }
+
+    #[test]
+    fn plain_hex_url() {
+        let s = scrubber();
+        for form in [
+            SECRET.to_vec(),
+            hex_encode(SECRET, b"0123456789abcdef").to_vec(),
+            hex_encode(SECRET, b"0123456789ABCDEF").to_vec(),
+        ] {
+            let mut data = b"token=".to_vec();
+            data.extend_from_slice(&form);
+            data.extend_from_slice(b"&x=1");
+            assert_eq!(s.scrub(&data), b"token=[REDACTED:stripe]&x=1");
+        }
+    }
+
+    #[test]
+    fn url_encoded_special_characters() {
+        let secret = b"p@ss word/+=&x~!";
+        let s = Scrubber::new([("pw", &secret[..])]).unwrap();
+        for enc in [
+            &b"p%40ss%20word%2F%2B%3D%26x~%21"[..],
+            b"p%40ss+word%2F%2B%3D%26x~%21",
+            b"p%40ss%20word%2f%2b%3d%26x~%21",
+            b"p%40ss%20word/%2B%3D%26x~%21",
+            b"p%40ss+word%2F%2B%3D%26x%7E%21",
+        ] {
+            let out = s.scrub(enc);
+            assert_eq!(out, b"[REDACTED:pw]", "{}", String::from_utf8_lossy(enc));
+        }
+    }
+
+    #[test]
+    fn base64_at_every_alignment() {
+        let s = scrubber();
+        for prefix_len in 0..6 {
+            for suffix_len in 0..4 {
+                let mut data = vec![b'A'; prefix_len];
+                data.extend_from_slice(SECRET);
+                data.extend(std::iter::repeat_n(b'Z', suffix_len));
+                for enc in [
+                    STANDARD.encode(&data),
+                    STANDARD_NO_PAD.encode(&data),
+                    URL_SAFE.encode(&data),
+                    URL_SAFE_NO_PAD.encode(&data),
+                ] {
+                    let out = s.scrub(enc.as_bytes());
+                    assert!(
+                        out.windows(17).any(|w| w == b"[REDACTED:stripe]"),
+                        "{enc} -> {}",
+                        String::from_utf8_lossy(&out)
+                    );
+                    // What is left cannot be decoded back to the secret.
+                    let core = base64_core(SECRET, prefix_len % 3, false);
+                    assert!(!out.windows(core.len()).any(|w| w == core.as_slice()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_escapes() {
+        let secret = br#"a/b"c\d"#;
+        let s = Scrubber::new([("j", &secret[..])]).unwrap();
+        assert_eq!(
+            s.scrub(br#"{"k":"a\/b\"c\\d"}"#),
+            br#"{"k":"[REDACTED:j]"}"#
+        );
+        assert_eq!(s.scrub(br#"{"k":"a/b\"c\\d"}"#), br#"{"k":"[REDACTED:j]"}"#);
+    }
+
+    #[test]
+    fn overlapping_secrets_are_both_removed() {
+        // The end of one secret is the start of another: neither may survive.
+        let s = Scrubber::new([("a", &b"xxxx1234"[..]), ("b", &b"1234yyyyyyyy"[..])]).unwrap();
+        assert_eq!(
+            s.scrub(b"<xxxx1234yyyyyyyy>"),
+            b"<[REDACTED:a][REDACTED:b]>"
+        );
+        assert_eq!(
+            s.scrub(b"<xxxx1234><1234yyyyyyyy>"),
+            b"<[REDACTED:a]><[REDACTED:b]>"
+        );
+    }
+
+    #[test]
+    fn short_and_empty_secrets() {
+        let s = Scrubber::new([("pin", &b"42"[..]), ("empty", &b""[..])]).unwrap();
+        assert_eq!(s.scrub(b"a42b"), b"a[REDACTED:pin]b");
+        assert_eq!(s.secret_names().collect::<Vec<_>>(), vec!["pin"]);
+        assert!(Scrubber::new([("e", &b""[..])]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn with_secrets_is_cheap_when_known() {
+        let s = scrubber();
+        let t = s.with_secrets([("other-name", SECRET)]).unwrap();
+        assert!(Arc::ptr_eq(&s.inner, &t.inner));
+        let u = s.with_secrets([("tok", &b"minted-token-xyz"[..])]).unwrap();
+        assert_eq!(u.scrub(b"minted-token-xyz"), b"[REDACTED:tok]");
+        assert!(clean(&u.scrub(SECRET)));
+    }
+
+    #[test]
+    fn streaming_releases_what_cannot_be_a_secret() {
+        let s = scrubber();
+        let mut st = s.stream();
+        assert_eq!(st.push(b"data: hello\n\n"), b"data: hello\n\n");
+        assert_eq!(st.pending_len(), 0);
+        // A prefix of the secret is held…
+        let out = st.push(&SECRET[..10]);
+        assert!(out.is_empty());
+        // …and redacted when the rest arrives.
+        let mut out = st.push(&SECRET[10..]);
+        out.extend(st.push(b" end"));
+        out.extend(st.finish());
+        assert_eq!(out, b"[REDACTED:stripe] end");
+        // A held prefix that never completes comes out unchanged at the end.
+        let mut st = s.stream();
+        let mut out = st.push(b"x sk_live_");
+        out.extend(st.finish());
+        assert_eq!(out, b"x sk_live_");
+    }
+
+    #[test]
+    fn debug_shows_names_only() {
+        let d = format!("{:?}", scrubber());
+        assert!(d.contains("stripe") && !d.contains("sk_live"), "{d}");
+    }
+}

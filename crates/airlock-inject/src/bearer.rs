@@ -1,0 +1,150 @@
+//! `Authorization: Bearer <secret>`.
+
+use std::fmt;
+
+use http::header::AUTHORIZATION;
+use http::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretSlice};
+use zeroize::Zeroizing;
+
+use crate::{BoxFuture, InjectError, Injector, OutgoingRequest};
+
+const OWNED: &[HeaderName] = &[AUTHORIZATION];
+
+/// Bearer auth: sets `Authorization: Bearer <secret>`, marked sensitive.
+///
+/// The value is checked once, when the injector is built: it must be non-empty
+/// visible ASCII (`!`…`~`), which is what a header can carry without ambiguity.
+pub struct Bearer {
+    secret_name: String,
+    value: SecretSlice<u8>,
+}
+
+impl Bearer {
+    /// A bearer injector for the vault secret `secret_name` whose value is `value`.
+    pub fn new(
+        secret_name: impl Into<String>,
+        value: SecretSlice<u8>,
+    ) -> Result<Self, InjectError> {
+        let secret_name = secret_name.into();
+        let invalid = |reason| InjectError::InvalidSecret {
+            secret: secret_name.clone(),
+            auth: "bearer",
+            reason,
+        };
+        let bytes = value.expose_secret();
+        if bytes.is_empty() {
+            return Err(invalid("the value is empty"));
+        }
+        if !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+            return Err(invalid(
+                "a bearer token must be visible ASCII without spaces or control characters",
+            ));
+        }
+        Ok(Bearer { secret_name, value })
+    }
+
+    /// The vault secret's name.
+    pub fn secret_name(&self) -> &str {
+        &self.secret_name
+    }
+
+    fn header_value(&self) -> Result<HeaderValue, InjectError> {
+        let secret = self.value.expose_secret();
+        let mut buf = Zeroizing::new(Vec::with_capacity(7 + secret.len()));
+        buf.extend_from_slice(b"Bearer ");
+        buf.extend_from_slice(secret);
+        let mut v = HeaderValue::from_bytes(&buf).map_err(|_| InjectError::InvalidSecret {
+            secret: self.secret_name.clone(),
+            auth: "bearer",
+            reason: "the value is not a valid header value",
+        })?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+impl fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bearer")
+            .field("secret_name", &self.secret_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Injector for Bearer {
+    fn kind(&self) -> &'static str {
+        "bearer"
+    }
+
+    fn owned_headers(&self) -> &[HeaderName] {
+        OWNED
+    }
+
+    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        visit(&self.secret_name, self.value.expose_secret());
+    }
+
+    fn inject<'a>(
+        &'a self,
+        req: &'a mut OutgoingRequest,
+    ) -> BoxFuture<'a, Result<(), InjectError>> {
+        Box::pin(async move {
+            let value = self.header_value()?;
+            // `insert` replaces every existing value: exactly one Authorization.
+            req.headers.insert(AUTHORIZATION, value);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http::{HeaderMap, Method};
+
+    fn secret(v: &[u8]) -> SecretSlice<u8> {
+        SecretSlice::from(v.to_vec())
+    }
+
+    #[tokio::test]
+    async fn sets_one_sensitive_header() {
+        let b = Bearer::new("api", secret(b"tok_123")).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer agent"));
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        let mut req =
+            OutgoingRequest::new(Method::POST, "http://h", "/", None, headers, Bytes::new());
+        b.inject(&mut req).await.unwrap();
+        let all: Vec<_> = req.headers.get_all(AUTHORIZATION).iter().collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].as_bytes(), b"Bearer tok_123");
+        assert!(all[0].is_sensitive());
+    }
+
+    #[test]
+    fn refuses_bad_values_without_echoing_them() {
+        for bad in [&b""[..], b"zq9 zq9", b"tok\r\nX: y", b"caf\xc3\xa9", b"\0"] {
+            let err = Bearer::new("api", secret(bad)).err().unwrap();
+            let msg = err.to_string();
+            assert!(msg.contains("\"api\""), "{msg}");
+            if !bad.is_empty() {
+                assert!(
+                    !msg.as_bytes().windows(bad.len()).any(|w| w == bad),
+                    "{msg}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn emits_its_secret_and_hides_it_in_debug() {
+        let b = Bearer::new("api", secret(b"tok_123")).unwrap();
+        let mut seen = Vec::new();
+        b.visit_emitted_secrets(&mut |name, v| seen.push((name.to_string(), v.to_vec())));
+        assert_eq!(seen, vec![("api".to_string(), b"tok_123".to_vec())]);
+        assert!(!format!("{b:?}").contains("tok_123"));
+        assert_eq!(b.owned_headers(), &[AUTHORIZATION]);
+    }
+}

@@ -1,0 +1,198 @@
+//! airlock's credential injectors: the only place plaintext credentials meet requests.
+//!
+//! An [`Injector`] turns a vault secret into a credential on one upstream request. The
+//! engine (`airlock-engine`) builds an [`OutgoingRequest`] — method, pinned origin,
+//! normalized path and query, filtered agent headers, body — hands it to the
+//! injector, then checks that the request still points at the service's origin before
+//! sending it.
+//!
+//! The trait is shaped for every auth type airlock will support, not only today's
+//! [`Bearer`]:
+//!
+//! * **signers** (AWS SigV4, OAuth 1.0a) need the method, the full URL, the headers and
+//!   the body — all readable on [`OutgoingRequest`];
+//! * **token minters** (GitHub App, GCP service account, OAuth2 client credentials)
+//!   are asynchronous — [`Injector::inject`] returns a boxed future;
+//! * **query auth** appends a parameter — [`OutgoingRequest::append_query_pair`];
+//! * every injector declares the header names and query parameters it **owns**
+//!   ([`Injector::owned_headers`], [`Injector::owned_query_params`]) so the engine
+//!   strips agent-supplied ones, and every secret value it **may emit**
+//!   ([`Injector::visit_emitted_secrets`]), including minted tokens, so the engine can
+//!   scrub them from responses.
+//!
+//! Secret hygiene: values arrive as [`secrecy::SecretSlice<u8>`]; no type here
+//! implements `Display` or `Serialize`, and `Debug` shows secret *names* only.
+//! Temporary buffers that hold a credential are [`zeroize::Zeroizing`]; injected
+//! header values are marked sensitive (`HeaderValue::set_sensitive(true)`), which
+//! keeps them out of HTTP/2 HPACK tables and out of `Debug` output.
+//!
+//! ```
+//! use airlock_inject::{Bearer, Injector, OutgoingRequest};
+//! use secrecy::SecretSlice;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let bearer = Bearer::new("stripe", SecretSlice::from(b"sk_test_123".to_vec())).unwrap();
+//! let mut req = OutgoingRequest::new(
+//!     http::Method::GET,
+//!     "https://api.stripe.com",
+//!     "/v1/charges",
+//!     Some("limit=1".to_string()),
+//!     http::HeaderMap::new(),
+//!     bytes::Bytes::new(),
+//! );
+//! bearer.inject(&mut req).await.unwrap();
+//! let auth = &req.headers[http::header::AUTHORIZATION];
+//! assert!(auth.is_sensitive());
+//! assert_eq!(format!("{auth:?}"), "Sensitive");
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod bearer;
+mod request;
+
+pub use bearer::Bearer;
+pub use request::OutgoingRequest;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use http::HeaderName;
+use secrecy::SecretSlice;
+
+/// A boxed, sendable future: what [`Injector::inject`] returns, so injectors can be
+/// used as `dyn Injector` and still mint tokens asynchronously.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Puts a credential on an outgoing request.
+///
+/// Implementations must be cheap to call concurrently (`&self`): caches of minted
+/// tokens live behind interior mutability.
+pub trait Injector: Send + Sync {
+    /// The auth type's name as written in `airlock.toml` (`"bearer"`, …).
+    fn kind(&self) -> &'static str;
+
+    /// Header names this injector sets. The engine removes agent-supplied headers
+    /// with these names before calling [`Injector::inject`], so an agent can neither
+    /// override the credential nor smuggle a second one next to it.
+    fn owned_headers(&self) -> &[HeaderName] {
+        &[]
+    }
+
+    /// Query parameter names this injector sets (query auth). The engine removes
+    /// agent-supplied parameters with these names (compared after percent-decoding)
+    /// before calling [`Injector::inject`].
+    fn owned_query_params(&self) -> &[String] {
+        &[]
+    }
+
+    /// Calls `visit(secret_name, value)` for every secret value this injector may put
+    /// on a request *now*: the vault secret itself and any token minted from it. The
+    /// engine scrubs each from the response (`[REDACTED:<secret_name>]`). Call it
+    /// after [`Injector::inject`] so freshly minted tokens are included.
+    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8]));
+
+    /// Adds the credential to `req`. Must not change the request's origin or path
+    /// (the API does not allow it); the engine re-checks the final URL regardless.
+    fn inject<'a>(&'a self, req: &'a mut OutgoingRequest)
+    -> BoxFuture<'a, Result<(), InjectError>>;
+}
+
+/// Why a credential could not be prepared or injected. Messages name the secret and
+/// the problem, never the value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InjectError {
+    /// The secret's value cannot be used for this auth type.
+    #[error(
+        "secret \"{secret}\" cannot be used for {auth} auth: {reason}; run `airlock secret set {secret}` with a valid value"
+    )]
+    InvalidSecret {
+        /// The vault secret's name.
+        secret: String,
+        /// The auth type.
+        auth: &'static str,
+        /// What is wrong with the value (never the value itself).
+        reason: &'static str,
+    },
+    /// The secret the configuration names is not in the vault.
+    #[error("secret \"{secret}\" is not in the vault; run `airlock secret set {secret}`")]
+    MissingSecret {
+        /// The vault secret's name.
+        secret: String,
+    },
+    /// The configuration names an auth type this build cannot inject.
+    #[error("auth type \"{auth}\" is not supported by this airlock")]
+    Unsupported {
+        /// The auth type's name.
+        auth: String,
+    },
+    /// A token endpoint (OAuth2, GitHub App, GCP) failed or answered nonsense.
+    #[error("could not obtain a token for secret \"{secret}\": {detail}")]
+    TokenEndpoint {
+        /// The vault secret's name.
+        secret: String,
+        /// What went wrong (never a secret or a token).
+        detail: String,
+    },
+}
+
+impl InjectError {
+    /// Whether the failure lies with a remote party (a token endpoint) rather than
+    /// with airlock's own configuration: the engine reports the former as a 502.
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, InjectError::TokenEndpoint { .. })
+    }
+}
+
+/// Builds the injector a service's `auth` asks for, fetching each secret through
+/// `lookup` (typically the unlocked vault).
+///
+/// ```
+/// use airlock_config::Auth;
+/// use secrecy::SecretSlice;
+///
+/// let auth = Auth::Bearer { secret: "stripe".into() };
+/// let inj = airlock_inject::for_auth(&auth, &mut |name| {
+///     (name == "stripe").then(|| SecretSlice::from(b"sk_test_1".to_vec()))
+/// })
+/// .unwrap();
+/// assert_eq!(inj.kind(), "bearer");
+/// ```
+pub fn for_auth(
+    auth: &airlock_config::Auth,
+    lookup: &mut dyn FnMut(&str) -> Option<SecretSlice<u8>>,
+) -> Result<Box<dyn Injector>, InjectError> {
+    let mut fetch = |name: &str| {
+        lookup(name).ok_or_else(|| InjectError::MissingSecret {
+            secret: name.to_string(),
+        })
+    };
+    match auth {
+        airlock_config::Auth::Bearer { secret } => {
+            Ok(Box::new(Bearer::new(secret.clone(), fetch(secret)?)?))
+        }
+        #[allow(unreachable_patterns)] // `Auth` is non-exhaustive: new types land later
+        other => Err(InjectError::Unsupported {
+            auth: other.type_name().to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_secret_is_named() {
+        let auth = airlock_config::Auth::Bearer {
+            secret: "gh".into(),
+        };
+        let err = for_auth(&auth, &mut |_| None).err().unwrap();
+        assert!(matches!(err, InjectError::MissingSecret { .. }));
+        assert!(err.to_string().contains("\"gh\""));
+        assert!(!err.is_upstream());
+    }
+}
