@@ -259,8 +259,13 @@ impl AuditLog {
     /// Appends one record and returns its sequence number. With
     /// [`FsyncPolicy::Always`] the record is durable and anchored when this returns;
     /// on error the caller must treat the decision as not audited (and fail the
-    /// request).
+    /// request). An invalid [`Kind::Other`] name is refused with
+    /// [`AuditError::InvalidKind`] before anything is written.
     pub fn append(&mut self, event: &Event) -> Result<u64, AuditError> {
+        if let Kind::Other(name) = &event.kind {
+            // A name readers could not parse back would make the record unreadable.
+            name.parse::<Kind>()?;
+        }
         let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
         let mut force = false;
         if !self.is_fresh() {

@@ -693,6 +693,31 @@ fn human_line_and_json_line() {
 }
 
 #[test]
+fn invalid_kind_names_are_refused_before_writing() {
+    let h = home();
+    let mut log = open(&h, Options::default());
+    let err = log
+        .append(&Event::new(Kind::Other("Not A Kind".into())))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("invalid audit record kind"),
+        "{err}"
+    );
+    assert_eq!(
+        log.append(&Event::new(Kind::Other("custom_thing".into())))
+            .unwrap(),
+        1
+    );
+    drop(log);
+    let r = records(&h.audit, Filter::all())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.event.kind, Kind::Other("custom_thing".into()));
+}
+
+#[test]
 fn no_query_values_or_bodies_can_be_recorded() {
     // The record type has no field for them; query_keys are names.
     let h = home();
