@@ -197,11 +197,41 @@ impl Anchor {
         })
     }
 
-    /// Replaces the anchor atomically and durably (temp file, fsync, rename, fsync
-    /// of the directory), mode 0600.
-    pub(crate) fn store(&self, state_dir: &Path, key: &Keyed) -> Result<(), AuditError> {
-        airlock_home::write_atomic(&state_dir.join(ANCHOR_FILE), &self.to_bytes(key))?;
-        Ok(())
+    /// Replaces the anchor atomically: temp file (0600), fdatasync, rename.
+    ///
+    /// The directory is fsynced only when `sync_dir` is set (the first anchor a
+    /// process writes). Skipping it is safe by construction: the records the anchor
+    /// names are already durable, so if a crash loses the rename the anchor is
+    /// merely one step *behind* the log — the state after a crash between the
+    /// record's fsync and the anchor update, which the appender rolls forward and
+    /// `verify` accepts. It saves one of the three syncs of an `Always` append.
+    pub(crate) fn store(
+        &self,
+        state_dir: &Path,
+        key: &Keyed,
+        sync_dir: bool,
+    ) -> Result<(), AuditError> {
+        let path = state_dir.join(ANCHOR_FILE);
+        let tmp = state_dir.join(format!(".{ANCHOR_FILE}.tmp"));
+        let result = (|| -> std::io::Result<()> {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut file = opts.open(&tmp)?;
+            std::io::Write::write_all(&mut file, &self.to_bytes(key))?;
+            file.sync_data()?;
+            drop(file);
+            std::fs::rename(&tmp, &path)?;
+            if sync_dir {
+                files::sync_dir(state_dir)?;
+            }
+            Ok(())
+        })();
+        result.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            AuditError::io("cannot write the audit anchor", path, e)
+        })
     }
 }
 

@@ -159,6 +159,8 @@ pub struct AuditLog {
     /// Records written but not yet fsynced and anchored (batch policy).
     pending: u32,
     pending_since: Option<Instant>,
+    /// Whether this log has written the anchor once (and fsynced its directory).
+    anchored: bool,
 }
 
 impl fmt::Debug for AuditLog {
@@ -239,6 +241,7 @@ impl AuditLog {
             written: None,
             pending: 0,
             pending_since: None,
+            anchored: false,
         };
         let _guard = acquire(&log.lock, &log.lock_path, log.opts.lock_timeout)?;
         let repaired = log.reload()?;
@@ -546,12 +549,13 @@ impl AuditLog {
                     head: cur.head.mac,
                     file: files::name_of(cur.index),
                 }
-                .store(&self.state_dir, &self.key)
+                .store(&self.state_dir, &self.key, !self.anchored)
             });
         if result.is_err() {
             self.cur = None;
             return result;
         }
+        self.anchored = true;
         self.pending = 0;
         self.pending_since = None;
         Ok(())
