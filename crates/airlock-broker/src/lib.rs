@@ -25,10 +25,12 @@
 mod broker;
 mod clock;
 mod rate;
+mod runtime;
 mod session;
 pub mod tokens;
 
 pub use broker::{AgentRequest, Authorized, Broker, Caller, Check, MAX_REASON_LEN, Refusal};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;
+pub use runtime::{ExecuteError, ExecuteRequest, ExecuteResponse, Runtime, RuntimeError};
 pub use session::{Grant, SessionEnd, SessionId, SessionInfo, Sessions};

@@ -32,6 +32,18 @@ pub(crate) enum Command {
     /// Manage secret values in the vault
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Run the MCP server (stdio by default; --http for streamable HTTP)
+    Serve(ServeArgs),
+    /// Issue agent tokens for the HTTP doors
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Show the audit log
+    Logs(LogsArgs),
+    /// Check the audit log's integrity
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Print the MCP client configuration snippet that runs airlock
+    McpConfig(McpConfigArgs),
 }
 
 #[derive(Debug, Args)]
@@ -173,4 +185,67 @@ pub(crate) enum SecretCommand {
         /// The secret's name
         name: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The trusted agent identity for this server (written by the owner into the
+    /// MCP client's config); capability `agents` lists match it
+    #[arg(long, value_name = "NAME")]
+    pub(crate) agent: Option<String>,
+    /// Serve MCP over streamable HTTP on ADDR (e.g. 127.0.0.1:8788) instead of
+    /// stdio; every request needs an agent token (`airlock token issue`)
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Issue a token for an agent; it is printed once and stored only as a hash
+    Issue {
+        /// The trusted identity the token carries
+        #[arg(long, value_name = "NAME")]
+        agent: String,
+        /// Limit the token to these capabilities (repeatable; default: all the
+        /// agent may use)
+        #[arg(long = "cap", value_name = "CAPABILITY")]
+        caps: Vec<String>,
+        /// How long the token is valid, e.g. 1h, 7d
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// Print {"token", "agent", "expires"} as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// Keep printing new records as they arrive
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+    /// One JSON record per line
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Only this capability
+    #[arg(long, value_name = "C")]
+    pub(crate) capability: Option<String>,
+    /// Only this agent
+    #[arg(long, value_name = "A")]
+    pub(crate) agent: Option<String>,
+    /// Only records newer than this, e.g. 10m, 2h, 1d
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) since: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verify the hash chain and its anchor: exit 0 intact, 1 naming the first bad record
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpConfigArgs {
+    /// The MCP client: claude-desktop, claude-code, cursor, vscode or codex
+    pub(crate) client: String,
 }

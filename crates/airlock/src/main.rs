@@ -37,6 +37,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => cmd::service::list(&home, args)?,
         Command::Cap(c) => cmd::cap::run(&home, c)?,
         Command::Secret(c) => cmd::secret::run(&home, c)?,
+        Command::Serve(args) => cmd::serve::run(&home, args)?,
+        Command::Token(c) => cmd::token::run(&home, c)?,
+        Command::Logs(args) => cmd::audit::logs(&home, args)?,
+        Command::Audit(c) => return cmd::audit::run(&home, c),
+        Command::McpConfig(args) => cmd::mcp_config::run(args)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,8 @@
 //! every bad input (exit 2, one line, nothing changed), canaries, concurrency and
 //! crash safety.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -488,25 +490,22 @@ fn cap_add_bad_inputs_are_refused_and_change_nothing() {
             "unknown service \"nope\"",
         ),
         (
-            vec![&base[..], &["--allow", "GET v1"]].concat(),
+            [&base[..], &["--allow", "GET v1"]].concat(),
             "must start with '/'",
         ),
-        (vec![&base[..], &["--allow", "FETCH /v1"]].concat(), "FETCH"),
+        ([&base[..], &["--allow", "FETCH /v1"]].concat(), "FETCH"),
         (
-            vec![&base[..], &["--deny", "GET /v1/../admin"]].concat(),
+            [&base[..], &["--deny", "GET /v1/../admin"]].concat(),
             "deny rule",
         ),
-        (vec![&base[..], &["--rate", "fast"]].concat(), "60/min"),
+        ([&base[..], &["--rate", "fast"]].concat(), "60/min"),
         (
-            vec![&base[..], &["--ttl", "forever"]].concat(),
+            [&base[..], &["--ttl", "forever"]].concat(),
             "invalid duration",
         ),
+        ([&base[..], &["--ttl", "0s"]].concat(), "greater than zero"),
         (
-            vec![&base[..], &["--ttl", "0s"]].concat(),
-            "greater than zero",
-        ),
-        (
-            vec![&base[..], &["--agents", "a b"]].concat(),
+            [&base[..], &["--agents", "a b"]].concat(),
             "invalid agent name",
         ),
         (

@@ -1,9 +1,13 @@
 //! One module per command group.
 
+pub(crate) mod audit;
 pub(crate) mod cap;
 pub(crate) mod init;
+pub(crate) mod mcp_config;
 pub(crate) mod secret;
+pub(crate) mod serve;
 pub(crate) mod service;
+pub(crate) mod token;
 
 /// Formats a duration the way the config writes it ("1h", "90m" → "1h30m").
 pub(crate) fn human_duration(d: std::time::Duration) -> String {

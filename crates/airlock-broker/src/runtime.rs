@@ -1,0 +1,369 @@
+//! The request path of a running server: decide (broker), audit, inject, send,
+//! scrub — the same code for every door.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime};
+
+use airlock_audit::{AuditLog, Decision as AuditDecision, Event, Kind};
+use airlock_config::Config;
+use airlock_engine::scrub::Scrubber;
+use airlock_engine::{Engine, EngineConfig, EngineError, ErrorSource, UpstreamRequest};
+use airlock_home::Home;
+use airlock_vault::Vault;
+use secrecy::ExposeSecret;
+
+use crate::{AgentRequest, Broker, Caller, Clock, Grant, Refusal, tokens};
+
+/// One `execute` call as the agent gave it.
+#[derive(Debug, Clone, Default)]
+pub struct ExecuteRequest {
+    /// Capability name.
+    pub capability: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path, possibly with `?query`.
+    pub path: String,
+    /// Extra query parameters, appended form-encoded.
+    pub query: Vec<(String, String)>,
+    /// Request headers from the agent (filtered by the engine).
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    pub body: Option<Vec<u8>>,
+    /// The agent's reason.
+    pub reason: Option<String>,
+}
+
+/// The upstream's answer, scrubbed.
+#[derive(Debug, Clone)]
+pub struct ExecuteResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (hop-by-hop and cookies removed, values scrubbed).
+    pub headers: Vec<(String, String)>,
+    /// Body: UTF-8 text, or base64 when `body_base64`.
+    pub body: String,
+    /// Whether `body` is base64 (the upstream sent binary data).
+    pub body_base64: bool,
+}
+
+/// Why an `execute` did not return an upstream answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecuteError {
+    /// A check refused it.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The request was allowed but the engine refused something in it (a header,
+    /// the body size) or the upstream failed; the message says which.
+    #[error("{0}")]
+    Engine(EngineError),
+    /// The decision could not be audited, so the request was not answered (DESIGN §7.5).
+    #[error("the audit log could not be written ({0}); the request was not answered")]
+    Audit(String),
+    /// The credential could not be prepared.
+    #[error("{0}")]
+    Credential(String),
+}
+
+impl ExecuteError {
+    /// Who caused it: 4xx for the agent, 502 for the upstream, 500 for airlock.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ExecuteError::Refused(_) => 403,
+            ExecuteError::Engine(e) => e.http_status().as_u16(),
+            ExecuteError::Audit(_) | ExecuteError::Credential(_) => 500,
+        }
+    }
+}
+
+/// Everything a running server holds: the broker, the unlocked vault, the engine,
+/// the audit log and the scrubber for every secret.
+pub struct Runtime {
+    home: Home,
+    broker: Broker,
+    vault: Vault,
+    engine: Engine,
+    audit: Mutex<AuditLog>,
+    scrubber: Scrubber,
+    config_stamp: Mutex<Option<SystemTime>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors starting a runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] airlock_config::ConfigError),
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] airlock_audit::AuditError),
+    /// The engine cannot be built.
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl Runtime {
+    /// Builds the runtime for `home` with an unlocked `vault`.
+    pub fn new(
+        home: Home,
+        vault: Vault,
+        audit_opts: airlock_audit::Options,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Runtime, RuntimeError> {
+        let config = Config::load(&home)?;
+        let audit = AuditLog::open_home(&home, vault.audit_key(), audit_opts)?;
+        let engine = Engine::new(EngineConfig::default())
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let scrubber = scrubber_for(&vault).map_err(RuntimeError::Engine)?;
+        let stamp = config_mtime(&home.config_path());
+        Ok(Runtime {
+            broker: Broker::new(config, clock),
+            home,
+            vault,
+            engine,
+            audit: Mutex::new(audit),
+            scrubber,
+            config_stamp: Mutex::new(stamp),
+        })
+    }
+
+    /// The broker (policy, sessions, visibility).
+    pub fn broker(&self) -> &Broker {
+        self.maybe_reload();
+        &self.broker
+    }
+
+    /// The home this server runs on.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Appends an audit record; the error means the decision is not on record.
+    pub fn audit(&self, event: &Event) -> Result<u64, String> {
+        self.audit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(event)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Makes batched audit records durable (call from a timer and at shutdown).
+    pub fn flush_audit(&self) -> Result<(), String> {
+        let mut log = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        log.flush_if_due().map_err(|e| e.to_string())
+    }
+
+    /// Reloads `airlock.toml` when it changed on disk. An invalid new file keeps
+    /// the old configuration; the problem goes to stderr and the audit log.
+    fn maybe_reload(&self) {
+        let path: PathBuf = self.home.config_path();
+        let now = config_mtime(&path);
+        let mut stamp = self
+            .config_stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *stamp == now {
+            return;
+        }
+        *stamp = now;
+        drop(stamp);
+        let mut event = Event::new(Kind::ConfigReload);
+        match Config::load(&self.home) {
+            Ok(cfg) => {
+                self.broker.reload(cfg);
+                event = event
+                    .decision(AuditDecision::Allow)
+                    .detail("airlock.toml reloaded");
+            }
+            Err(e) => {
+                let msg = format!(
+                    "airlock.toml changed but is invalid, keeping the previous configuration: {e}"
+                );
+                report(&msg);
+                event = event.decision(AuditDecision::Deny).detail(&msg);
+            }
+        }
+        if let Err(e) = self.audit(&event) {
+            report(&format!("cannot audit the configuration reload: {e}"));
+        }
+    }
+
+    /// Checks an agent token (HTTP doors). Failures are audited.
+    pub fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
+        match tokens::verify(&self.home, presented) {
+            Ok(record) => Ok(Caller {
+                grant: Grant::token(&record.id),
+                trusted: Some(record.agent),
+                declared: None,
+                scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
+            }),
+            Err(e) => {
+                let event = Event::new(Kind::TokenUse)
+                    .decision(AuditDecision::Deny)
+                    .detail(&e.to_string());
+                // A failed audit here only loses the record of a refusal; the
+                // request is refused either way.
+                if let Err(ae) = self.audit(&event) {
+                    report(&format!("cannot audit a refused token: {ae}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Decides, audits, injects, sends and scrubs one request.
+    pub async fn execute(
+        &self,
+        caller: &Caller,
+        req: ExecuteRequest,
+    ) -> Result<ExecuteResponse, ExecuteError> {
+        let started = Instant::now();
+        let broker = self.broker();
+        let mut path = req.path.clone();
+        if !req.query.is_empty() {
+            let extra: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(req.query.iter())
+                .finish();
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(&extra);
+        }
+        let agent_req = AgentRequest {
+            capability: req.capability.clone(),
+            method: req.method.clone(),
+            path,
+            reason: req.reason.clone(),
+        };
+        let bytes_in = req.body.as_ref().map_or(0, |b| b.len() as u64);
+        let base = |method: &str, path: &str| {
+            let mut e = Event::request(&req.capability, method, path)
+                .agent(&caller.agent(), caller.is_trusted())
+                .bytes(bytes_in, 0);
+            if let Some(r) = &req.reason {
+                e = e.reason(r);
+            }
+            e
+        };
+        let authorized = match broker.authorize(caller, &agent_req) {
+            Ok(a) => a,
+            Err(refusal) => {
+                let mut e = base(&req.method.to_ascii_uppercase(), &req.path)
+                    .decision(AuditDecision::Deny)
+                    .status(403)
+                    .rule(refusal.rule.as_deref().unwrap_or(refusal.check.as_str()))
+                    .detail(&refusal.message)
+                    .duration(started.elapsed());
+                if let Some(s) = &refusal.session {
+                    e = e.session(s.as_str());
+                }
+                self.audit(&e).map_err(ExecuteError::Audit)?;
+                return Err(ExecuteError::Refused(refusal));
+            }
+        };
+        let event = base(&authorized.method, &authorized.target.path)
+            .session(authorized.session.as_str())
+            .query_keys(query_keys(authorized.target.query.as_deref()))
+            .rule(authorized.rule.as_deref().unwrap_or("(no allow rules)"));
+
+        let method = airlock_engine::http::Method::from_bytes(authorized.method.as_bytes())
+            .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)));
+        let injector = airlock_inject::for_auth(&authorized.service.auth, &mut |name| {
+            self.vault.get(name).ok()
+        })
+        .map_err(|e| ExecuteError::Credential(e.to_string()));
+        let result = match (method, injector) {
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(method), Ok(injector)) => {
+                let mut upstream = UpstreamRequest::new(method, authorized.target.clone());
+                upstream.headers = req.headers.clone();
+                upstream.body = req.body.clone().unwrap_or_default().into();
+                self.engine
+                    .send(
+                        &authorized.service,
+                        injector.as_ref(),
+                        upstream,
+                        &self.scrubber,
+                    )
+                    .await
+                    .map_err(ExecuteError::Engine)
+            }
+        };
+        let event = match &result {
+            Ok(r) => event
+                .decision(AuditDecision::Allow)
+                .status(r.status.as_u16())
+                .bytes(bytes_in, r.body.len() as u64),
+            Err(e) => {
+                let agent_fault = matches!(e, ExecuteError::Engine(ee) if ee.error_source() == ErrorSource::Agent);
+                event
+                    .decision(if agent_fault { AuditDecision::Deny } else { AuditDecision::Allow })
+                    .status(e.http_status())
+                    .detail(&e.to_string())
+            }
+        }
+        .duration(started.elapsed());
+        self.audit(&event).map_err(ExecuteError::Audit)?;
+        result.map(|r| {
+            let body = r.body_text();
+            let headers = r
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            ExecuteResponse {
+                status: r.status.as_u16(),
+                headers,
+                body: body.text,
+                body_base64: body.base64,
+            }
+        })
+    }
+}
+
+/// Names of the query parameters (never values), for the audit record.
+fn query_keys(query: Option<&str>) -> Vec<String> {
+    query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn config_mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Every vault secret, so that no secret — of this service or another — comes
+/// back to an agent.
+fn scrubber_for(vault: &Vault) -> Result<Scrubber, String> {
+    let secrets: Vec<(String, airlock_vault::SecretBytes)> = vault
+        .list()
+        .into_iter()
+        .filter_map(|info| vault.get(&info.name).ok().map(|v| (info.name, v)))
+        .collect();
+    Scrubber::new(secrets.iter().map(|(n, v)| (n.as_str(), v.expose_secret())))
+        .map_err(|e| format!("cannot prepare response scrubbing: {e}"))
+}
+
+/// A server-side problem worth telling the owner about (stderr, never stdout:
+/// stdout is the MCP protocol).
+#[allow(clippy::print_stderr)]
+fn report(msg: &str) {
+    eprintln!("airlock: {msg}");
+}

@@ -1,0 +1,279 @@
+//! The MCP tools.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use airlock_broker::{Caller, ExecuteError, ExecuteRequest, Runtime};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Where a call's identity comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum Identity {
+    /// One connection (stdio): the caller is fixed for its lifetime.
+    Fixed(Caller),
+    /// HTTP: each request carries a token; the auth layer puts the [`Caller`] in
+    /// the request's extensions.
+    PerRequest,
+}
+
+/// The airlock MCP server for one connection.
+#[derive(Clone)]
+pub struct AirlockMcp {
+    runtime: Arc<Runtime>,
+    identity: Identity,
+    tool_router: ToolRouter<Self>,
+}
+
+impl std::fmt::Debug for AirlockMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AirlockMcp")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Arguments of `execute`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecuteArgs {
+    /// The capability to use, as listed by list_services (for example "stripe").
+    capability: String,
+    /// HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.
+    method: String,
+    /// Path under the service's base URL, starting with "/", e.g. "/v1/customers". May include "?query".
+    path: String,
+    /// Query parameters to add, e.g. {"limit": "10"}.
+    #[serde(default)]
+    query: Option<BTreeMap<String, Value>>,
+    /// Extra request headers, e.g. {"Content-Type": "application/json"}. Credentials are added by airlock; never send your own.
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    /// Request body: a string is sent as is; any other JSON value is sent as JSON.
+    #[serde(default)]
+    body: Option<Value>,
+    /// Why you are making this call (required by some capabilities; always recorded in the audit log).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Arguments of `explain_access`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExplainArgs {
+    /// The capability to explain.
+    capability: String,
+    /// A method to test, e.g. "POST".
+    #[serde(default)]
+    method: Option<String>,
+    /// A path to test, e.g. "/v1/charges".
+    #[serde(default)]
+    path: Option<String>,
+}
+
+fn text(v: &Value) -> ContentBlock {
+    ContentBlock::text(serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()))
+}
+
+fn tool_error(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+impl AirlockMcp {
+    pub(crate) fn new(runtime: Arc<Runtime>, identity: Identity) -> AirlockMcp {
+        AirlockMcp {
+            runtime,
+            identity,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The caller of this request: the connection's, with the client's declared
+    /// name filled in, or the one the HTTP auth layer attached.
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Option<Caller> {
+        match &self.identity {
+            Identity::Fixed(c) => {
+                let mut c = c.clone();
+                c.declared = ctx.client_info().map(|i| i.name);
+                Some(c)
+            }
+            Identity::PerRequest => ctx
+                .extensions
+                .get::<::http::request::Parts>()
+                .and_then(|p| p.extensions.get::<Caller>())
+                .cloned()
+                .map(|mut c| {
+                    c.declared = ctx.client_info().map(|i| i.name);
+                    c
+                }),
+        }
+    }
+}
+
+/// Turns a JSON query value into the string that is sent.
+fn query_value(v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => Err("query values must be strings, numbers or booleans".into()),
+    }
+}
+
+#[tool_router(router = tool_router)]
+impl AirlockMcp {
+    #[tool(
+        name = "list_services",
+        description = "List the API capabilities you may use through airlock: for each, its name, the service's base URL, mode, allowed and denied rules, session TTL and whether a reason or approval is required. Call this first; then use `execute` with one of these capability names. You never need (and never get) the API keys: airlock adds them."
+    )]
+    async fn list_services(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(caller) = self.caller(&ctx) else {
+            return Ok(tool_error("no agent identity for this request"));
+        };
+        let config = self.runtime.broker().config();
+        let caps: Vec<Value> = self
+            .runtime
+            .broker()
+            .visible(&caller)
+            .iter()
+            .map(|c| {
+                let url = config
+                    .services
+                    .get(&c.service)
+                    .map(|s| s.url.as_str().trim_end_matches('/').to_string());
+                json!({
+                    "capability": c.name,
+                    "service": c.service,
+                    "base_url": url,
+                    "mode": if c.mode == airlock_config::Mode::Http { "http" } else { "exec" },
+                    "rules": c.rules.describe(),
+                    "ttl_seconds": c.ttl.as_secs(),
+                    "requires_reason": c.requires_reason,
+                    "approval": c.approval != airlock_config::Approval::Never,
+                    "rate": c.rate.map(|r| r.to_string()),
+                })
+            })
+            .collect();
+        Ok(CallToolResult::success(vec![text(
+            &json!({ "capabilities": caps }),
+        )]))
+    }
+
+    #[tool(
+        name = "execute",
+        description = "Call an HTTP API through airlock. airlock checks the request against the owner's policy, adds the credential, sends it to the capability's service and returns {status, headers, body} (body_base64 is true when the body is binary and base64-encoded). The path is relative to the service's base URL. A refused request returns an error that names the check and the rule."
+    )]
+    async fn execute(
+        &self,
+        Parameters(args): Parameters<ExecuteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(caller) = self.caller(&ctx) else {
+            return Ok(tool_error("no agent identity for this request"));
+        };
+        let mut query = Vec::new();
+        for (k, v) in args.query.unwrap_or_default() {
+            match query_value(&v) {
+                Ok(s) => query.push((k, s)),
+                Err(e) => return Ok(tool_error(format!("query parameter \"{k}\": {e}"))),
+            }
+        }
+        let mut headers: Vec<(String, String)> =
+            args.headers.unwrap_or_default().into_iter().collect();
+        let body = match args.body {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.into_bytes()),
+            Some(other) => {
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    headers.push(("Content-Type".into(), "application/json".into()));
+                }
+                Some(other.to_string().into_bytes())
+            }
+        };
+        let req = ExecuteRequest {
+            capability: args.capability,
+            method: args.method,
+            path: args.path,
+            query,
+            headers,
+            body,
+            reason: args.reason,
+        };
+        match self.runtime.execute(&caller, req).await {
+            Ok(resp) => Ok(CallToolResult::success(vec![text(&json!({
+                "status": resp.status,
+                "headers": resp.headers.into_iter().collect::<BTreeMap<_, _>>(),
+                "body": resp.body,
+                "body_base64": resp.body_base64,
+            }))])),
+            Err(ExecuteError::Refused(r)) => Ok(tool_error(r.to_string())),
+            Err(e) => Ok(tool_error(e.to_string())),
+        }
+    }
+
+    #[tool(
+        name = "whoami",
+        description = "Show the agent identity airlock sees for you (and whether the owner set it, which is what capability `agents` lists match), and the capabilities you may use."
+    )]
+    async fn whoami(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
+        let Some(caller) = self.caller(&ctx) else {
+            return Ok(tool_error("no agent identity for this request"));
+        };
+        let caps: Vec<String> = self
+            .runtime
+            .broker()
+            .visible(&caller)
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        Ok(CallToolResult::success(vec![text(&json!({
+            "agent": caller.agent(),
+            "trusted": caller.is_trusted(),
+            "trusted_identity": caller.trusted,
+            "declared_name": caller.declared,
+            "capabilities": caps,
+        }))]))
+    }
+
+    #[tool(
+        name = "explain_access",
+        description = "Explain, step by step, whether a request would be allowed and why: identity, capability, session, method, path normalization, the matching allow/deny rule, reason, approval and rate requirements. Give a capability, and optionally a method and path to test. Does not send anything."
+    )]
+    async fn explain_access(
+        &self,
+        Parameters(args): Parameters<ExplainArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(caller) = self.caller(&ctx) else {
+            return Ok(tool_error("no agent identity for this request"));
+        };
+        let steps = self.runtime.broker().explain(
+            &caller,
+            &args.capability,
+            args.method.as_deref(),
+            args.path.as_deref(),
+        );
+        Ok(CallToolResult::success(vec![ContentBlock::text(
+            steps.join("\n"),
+        )]))
+    }
+}
+
+#[tool_handler(
+    router = self.tool_router,
+    name = "airlock",
+    instructions = "airlock lets you call APIs without holding their keys. Call list_services to see what you may use, then execute with a capability, method and path; airlock adds the credential, enforces the owner's policy and records every call. Use explain_access when a call is refused."
+)]
+impl ServerHandler for AirlockMcp {}

@@ -1,0 +1,91 @@
+//! `airlock serve`: the MCP server.
+
+use std::sync::Arc;
+
+use airlock_broker::{Runtime, SystemClock};
+use airlock_home::Home;
+use airlock_vault::{NewVaultKey, Vault, VaultError};
+use anyhow::{Context, bail};
+
+use crate::cli::ServeArgs;
+use crate::{output, unlock};
+
+pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
+    if let Some(agent) = args
+        .agent
+        .as_ref()
+        .filter(|a| !airlock_home::is_valid_name(a))
+    {
+        bail!(
+            "invalid agent name \"{}\": {}",
+            agent.escape_debug(),
+            airlock_home::NAME_RULE
+        );
+    }
+    if !home.vault_path().exists() {
+        match Vault::init(home, NewVaultKey::KeyFile) {
+            Ok(_) | Err(VaultError::AlreadyInitialized { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        {
+            let _lock = home.lock()?;
+            unlock::write_template(home)?;
+        }
+        output::note(format_args!(
+            "airlock: initialized a new home at {} (key-file mode); add a service with `airlock add NAME --url URL`",
+            home.root().display()
+        ));
+    }
+    // A crash must not leave the unlocked data key in a core file.
+    disable_core_dumps();
+    let vault = unlock::open(home)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let rt = Arc::new(Runtime::new(
+            home.clone(),
+            vault,
+            airlock_audit::Options::default(),
+            SystemClock::new(),
+        )?);
+        match &args.http {
+            None => {
+                output::note(format_args!(
+                    "airlock: serving MCP on stdio (agent: {})",
+                    args.agent.as_deref().unwrap_or("not set — capabilities with an `agents` list stay closed")
+                ));
+                airlock_mcp::serve_stdio(rt, args.agent.clone()).await?;
+            }
+            Some(addr) => {
+                if args.agent.is_some() {
+                    output::warn("--agent is ignored with --http: each request's agent comes from its token");
+                }
+                airlock_mcp::serve_http(rt, addr, airlock_mcp::HttpOptions::default(), |bound| {
+                    output::note(format_args!(
+                        "airlock: serving MCP on http://{bound}/mcp (agent tokens required: `airlock token issue --agent NAME`)"
+                    ));
+                })
+                .await?;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+#[cfg(unix)]
+fn disable_core_dumps() {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
+}
+
+#[cfg(not(unix))]
+fn disable_core_dumps() {}
