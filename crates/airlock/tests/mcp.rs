@@ -1,0 +1,733 @@
+//! `airlock serve` end to end: a JSON-RPC client on stdio, a local upstream that
+//! records exactly what it received, and a "foreign" server that must never see a
+//! credential. Every adversarial case asserts on what the servers actually got.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// A request as the upstream saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    request_line: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 that records every request. `reply`
+/// decides the response from the request.
+struct Upstream {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    fn start(reply: fn(&Seen, u16) -> (u16, Vec<(String, String)>, Vec<u8>)) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let log = log.clone();
+                std::thread::spawn(move || serve_conn(stream, &log, reply, port));
+            }
+        });
+        Upstream { port, seen }
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn serve_conn(
+    stream: TcpStream,
+    log: &Mutex<Vec<Seen>>,
+    reply: fn(&Seen, u16) -> (u16, Vec<(String, String)>, Vec<u8>),
+    port: u16,
+) {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut headers = Vec::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).ok();
+        let seen = Seen {
+            request_line: request_line.trim_end().to_string(),
+            headers,
+            body,
+        };
+        log.lock().unwrap().push(seen.clone());
+        let (status, hdrs, body) = reply(&seen, port);
+        let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in hdrs {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        if stream
+            .write_all(out.as_bytes())
+            .and_then(|_| stream.write_all(&body))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Echoes the credential back in every form a scrubber must catch.
+fn reflect(seen: &Seen, _port: u16) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let auth = seen.header("authorization").unwrap_or("").to_string();
+    let token = auth.strip_prefix("Bearer ").unwrap_or("").to_string();
+    if seen.request_line.contains("/redirect") {
+        let foreign = seen
+            .request_line
+            .split("to=")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .unwrap_or("1");
+        return (
+            302,
+            vec![(
+                "Location".into(),
+                format!("http://127.0.0.1:{foreign}/steal"),
+            )],
+            b"moved".to_vec(),
+        );
+    }
+    let enc_url: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let body = json!({
+        "request_line": seen.request_line,
+        "auth": auth,
+        "b64": base64::engine::general_purpose::STANDARD.encode(&token),
+        "b64url": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&token),
+        "hex": hex::encode(&token),
+        "urlenc": enc_url,
+    });
+    (
+        200,
+        vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Echo".into(), auth),
+        ],
+        body.to_string().into_bytes(),
+    )
+}
+
+fn nothing(_: &Seen, _: u16) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    (200, vec![], b"foreign".to_vec())
+}
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+impl Server {
+    fn start(home: &PathBuf, agent: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["serve", "--agent", agent])
+            .env("AIRLOCK_HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut s = Server {
+            child,
+            stdin,
+            stdout,
+            next_id: 1,
+        };
+        let init = s.request("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "claude-desktop", "version": "1"}}));
+        assert_eq!(init["result"]["serverInfo"]["name"], "airlock");
+        s.notify("notifications/initialized");
+        s
+    }
+
+    fn notify(&mut self, method: &str) {
+        writeln!(
+            self.stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "method": method})
+        )
+        .unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        writeln!(
+            self.stdin,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+        )
+        .unwrap();
+        self.stdin.flush().unwrap();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.stdout.read_line(&mut line).unwrap() > 0,
+                "server closed stdout"
+            );
+            let v: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
+            if v["id"] == json!(id) {
+                return v;
+            }
+        }
+    }
+
+    /// Calls a tool; returns (is_error, text).
+    fn call(&mut self, tool: &str, args: Value) -> (bool, String) {
+        let v = self.request("tools/call", json!({"name": tool, "arguments": args}));
+        let r = &v["result"];
+        (
+            r["isError"].as_bool().unwrap_or(false),
+            r["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    }
+
+    fn stop(mut self) -> String {
+        drop(self.stdin);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exited with {status}");
+        let mut err = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        err
+    }
+}
+
+fn airlock(home: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.args(args).env("AIRLOCK_HOME", home).stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+const SECRET: &str = "sk_live_CANARY_4f9a8b7c6d5e4f3a2b1c";
+
+fn setup(upstream: &Upstream) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let url = format!("http://127.0.0.1:{}/base", upstream.port);
+    let out = airlock(
+        &home,
+        &["add", "svc", "--url", &url, "--key-from-env", "K"],
+        &[("K", SECRET)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = airlock(
+        &home,
+        &[
+            "cap",
+            "add",
+            "ro",
+            "--service",
+            "svc",
+            "--allow",
+            "GET /v1/**",
+            "--deny",
+            "* /v1/admin/**",
+            "--requires-reason",
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = airlock(
+        &home,
+        &[
+            "cap",
+            "add",
+            "mine",
+            "--service",
+            "svc",
+            "--agents",
+            "tester",
+        ],
+        &[],
+    );
+    assert!(out.status.success());
+    (dir, home)
+}
+
+fn leak_forms() -> Vec<String> {
+    vec![
+        SECRET.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(SECRET),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(SECRET),
+        hex::encode(SECRET),
+    ]
+}
+
+#[test]
+fn execute_injects_the_credential_and_the_agent_never_sees_it() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "get", "path": "/v1/x/../items", "query": {"limit": 3}, "reason": "test"}),
+    );
+    assert!(!err, "{text}");
+    let reqs = upstream.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].request_line, "GET /base/v1/items?limit=3 HTTP/1.1");
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
+    for form in leak_forms() {
+        assert!(
+            !text.contains(&form),
+            "the agent saw the secret as {form}: {text}"
+        );
+    }
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status"], 200);
+    assert!(text.contains("[REDACTED:svc]"), "{text}");
+    assert_eq!(v["headers"]["x-echo"], "Bearer [REDACTED:svc]");
+    let stderr = s.stop();
+    assert!(!stderr.contains(SECRET));
+}
+
+#[test]
+fn no_path_header_or_redirect_moves_the_credential_elsewhere() {
+    let upstream = Upstream::start(reflect);
+    let foreign = Upstream::start(nothing);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    let fp = foreign.port;
+    let paths = [
+        format!("http://127.0.0.1:{fp}/steal"),
+        format!("//127.0.0.1:{fp}/steal"),
+        format!("@127.0.0.1:{fp}/steal"),
+        format!("/..//127.0.0.1:{fp}/steal"),
+        format!("/%2f%2f127.0.0.1:{fp}/steal"),
+        "/v1\\..\\admin".to_string(),
+        "/v1/\r\nHost: evil".to_string(),
+    ];
+    for p in &paths {
+        // None of these is a path that normalizes unambiguously: all refused.
+        let (err, text) = s.call(
+            "execute",
+            json!({"capability": "svc", "method": "GET", "path": p}),
+        );
+        assert!(err, "{p:?} was not refused: {text}");
+        assert!(text.contains("refused by the path check"), "{p:?}: {text}");
+    }
+    assert!(
+        upstream.requests().is_empty(),
+        "a refused path reached the upstream"
+    );
+    // Headers that would redirect or override.
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/h", "headers": {
+            "Host": format!("127.0.0.1:{fp}"), "Authorization": "Bearer agent-chosen", "Cookie": "a=b",
+            "X-HTTP-Method-Override": "DELETE", "Proxy-Authorization": "x", "X-Ok": "kept"}}),
+    );
+    if !err {
+        let reqs = upstream.requests();
+        let last = reqs.last().unwrap();
+        assert_eq!(
+            last.header("authorization"),
+            Some(format!("Bearer {SECRET}").as_str())
+        );
+        assert_eq!(
+            last.header("host"),
+            Some(format!("127.0.0.1:{}", upstream.port).as_str())
+        );
+        for h in ["cookie", "x-http-method-override", "proxy-authorization"] {
+            assert!(
+                last.header(h).is_none(),
+                "{h} reached the upstream: {last:?}"
+            );
+        }
+    } else {
+        assert!(text.contains("header"), "{text}");
+    }
+    // A redirect to the foreign server is returned, not followed.
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": format!("/redirect?to={fp}")}),
+    );
+    assert!(!err, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["status"], 302);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        foreign.requests().is_empty(),
+        "the foreign server was reached: {:?}",
+        foreign.requests()
+    );
+    for r in upstream.requests() {
+        assert!(r.request_line.starts_with("GET /base/"), "{r:?}");
+    }
+    s.stop();
+}
+
+#[test]
+fn refusals_name_the_check_and_are_audited() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "someone-else");
+    let cases = [
+        (
+            json!({"capability": "ro", "method": "GET", "path": "/v1/admin/users", "reason": "r"}),
+            "rule",
+            "* /v1/admin/**",
+        ),
+        (
+            json!({"capability": "ro", "method": "POST", "path": "/v1/items", "reason": "r"}),
+            "rule",
+            "no allow rule",
+        ),
+        (
+            json!({"capability": "ro", "method": "GET", "path": "/v1/items"}),
+            "reason",
+            "requires a reason",
+        ),
+        (
+            json!({"capability": "ro", "method": "GET", "path": "/v1/%2fadmin", "reason": "r"}),
+            "path",
+            "",
+        ),
+        (
+            json!({"capability": "mine", "method": "GET", "path": "/x"}),
+            "agent",
+            "not granted to agent \"someone-else\"",
+        ),
+        (
+            json!({"capability": "nope", "method": "GET", "path": "/x"}),
+            "capability",
+            "unknown capability",
+        ),
+    ];
+    for (args, check, needle) in &cases {
+        let (err, text) = s.call("execute", args.clone());
+        assert!(err, "{args}: {text}");
+        assert!(
+            text.contains(&format!("refused by the {check} check")),
+            "{args}: {text}"
+        );
+        assert!(text.contains(needle), "{args}: {text}");
+    }
+    assert!(
+        upstream.requests().is_empty(),
+        "a refused request reached the upstream"
+    );
+    s.stop();
+    let out = airlock(&home, &["logs", "--json"], &[]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let denials = lines.iter().filter(|r| r["decision"] == "deny").count();
+    assert_eq!(denials, cases.len(), "every refusal is audited: {lines:?}");
+    let verify = airlock(&home, &["audit", "verify"], &[]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn list_whoami_and_explain_show_what_the_agent_may_do() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    let (err, text) = s.call("list_services", json!({}));
+    assert!(!err);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = v["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["capability"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["mine", "ro", "svc"]);
+    let (_, who) = s.call("whoami", json!({}));
+    let who: Value = serde_json::from_str(&who).unwrap();
+    assert_eq!(who["agent"], "tester");
+    assert_eq!(who["trusted"], true);
+    assert_eq!(who["declared_name"], "claude-desktop");
+    let (_, steps) = s.call(
+        "explain_access",
+        json!({"capability": "ro", "method": "GET", "path": "/v1/admin/x"}),
+    );
+    assert!(
+        steps.contains("deny wins") || steps.contains("denied"),
+        "{steps}"
+    );
+    s.stop();
+    // Without --agent, a client naming itself "tester" gets nothing more.
+    let mut s = Server::start(&home, "x");
+    let (_, who) = s.call("whoami", json!({}));
+    assert!(!who.contains("\"mine\""), "{who}");
+    s.stop();
+}
+
+#[test]
+fn an_edited_config_is_picked_up_and_an_invalid_one_is_ignored() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    assert!(
+        !s.call(
+            "execute",
+            json!({"capability": "svc", "method": "GET", "path": "/v1/a"})
+        )
+        .0
+    );
+    let cfg = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "[capabilities.svc]\nservice = \"svc\"",
+            "[capabilities.svc]\nservice = \"svc\"\ndeny = [\"GET /v1/a\"]",
+        ),
+    )
+    .unwrap();
+    let (err, msg) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/a"}),
+    );
+    assert!(err && msg.contains("GET /v1/a"), "{msg}");
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&cfg, "this is not toml").unwrap();
+    let (err, msg) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/a"}),
+    );
+    assert!(
+        err && msg.contains("rule"),
+        "the previous config stays in force: {msg}"
+    );
+    let stderr = s.stop();
+    assert!(
+        stderr.contains("keeping the previous configuration"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_secret_is_in_no_file_and_no_output_after_a_full_run() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    let mut outputs = String::new();
+    for args in [
+        json!({"capability": "svc", "method": "GET", "path": "/v1/a", "reason": "canary"}),
+        json!({"capability": "svc", "method": "POST", "path": "/v1/b", "body": {"k": "v"}}),
+        json!({"capability": "ro", "method": "GET", "path": "/v1/admin", "reason": "r"}),
+    ] {
+        outputs.push_str(&s.call("execute", args).1);
+    }
+    outputs.push_str(&s.call("list_services", json!({})).1);
+    outputs.push_str(&s.stop());
+    for args in [
+        &["logs"][..],
+        &["logs", "--json"],
+        &["audit", "verify"],
+        &["list", "--json"],
+        &["secret", "list", "--json"],
+    ] {
+        let out = airlock(&home, args, &[]);
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![home.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push((e.path(), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    assert!(
+        files
+            .iter()
+            .any(|(p, _)| p.to_string_lossy().contains("audit")),
+        "audit files exist"
+    );
+    let post = upstream
+        .requests()
+        .into_iter()
+        .find(|r| r.request_line.starts_with("POST"))
+        .unwrap();
+    assert_eq!(post.body, br#"{"k":"v"}"#);
+    assert_eq!(post.header("content-type"), Some("application/json"));
+    for form in leak_forms() {
+        assert!(!outputs.contains(&form), "output leaks {form}");
+        for (p, bytes) in &files {
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(&form),
+                "{} leaks {form}",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn http_transport_requires_a_valid_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(airlock(&home, &["init"], &[]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .env("AIRLOCK_HOME", &home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = String::new();
+    for _ in 0..5 {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            addr = rest.split('/').next().unwrap().to_string();
+            break;
+        }
+    }
+    assert!(!addr.is_empty(), "no listening address printed");
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
+    let post = |auth: &str| {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        let req = format!(
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok();
+        resp
+    };
+    let resp = post("");
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    assert!(resp.contains("airlock token issue"), "{resp}");
+    assert!(post("Authorization: Bearer airlock_0000_bogus\r\n").starts_with("HTTP/1.1 401"));
+    let out = airlock(
+        &home,
+        &["token", "issue", "--agent", "ci-bot", "--json"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(token["agent"], "ci-bot");
+    let resp = post(&format!(
+        "Authorization: Bearer {}\r\n",
+        token["token"].as_str().unwrap()
+    ));
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(resp.contains("\"airlock\""), "{resp}");
+    child.kill().ok();
+    child.wait().ok();
+    // The token is stored only as a hash.
+    let stored = std::fs::read_to_string(home.join("state/tokens.json")).unwrap();
+    assert!(!stored.contains(token["token"].as_str().unwrap()));
+}
+
+#[test]
+fn mcp_config_prints_a_snippet_for_each_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    for client in ["claude-desktop", "claude-code", "cursor"] {
+        let out = airlock(&home, &["mcp-config", client], &[]);
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            v["mcpServers"]["airlock"]["args"],
+            json!(["serve", "--agent", client])
+        );
+        assert_eq!(
+            v["mcpServers"]["airlock"]["env"]["AIRLOCK_HOME"],
+            home.to_string_lossy().as_ref()
+        );
+    }
+    let v: Value =
+        serde_json::from_slice(&airlock(&home, &["mcp-config", "vscode"], &[]).stdout).unwrap();
+    assert_eq!(v["servers"]["airlock"]["type"], "stdio");
+    let codex = String::from_utf8(airlock(&home, &["mcp-config", "codex"], &[]).stdout).unwrap();
+    assert!(
+        codex.contains("[mcp_servers.airlock]") && codex.contains("\"codex\""),
+        "{codex}"
+    );
+    let out = airlock(&home, &["mcp-config", "notepad"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected one of: claude-desktop"));
+}
