@@ -156,22 +156,25 @@ impl Scrubber {
     where
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
-        let mut all: Vec<(String, Zeroizing<Vec<u8>>)> = self
-            .inner
-            .secrets
-            .iter()
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
-        let before = all.len();
+        let known = &self.inner.secrets;
+        let mut added: Vec<(&str, &[u8])> = Vec::new();
         for (name, value) in secrets {
-            if value.is_empty() || all.iter().any(|(_, v)| v.as_slice() == value) {
-                continue;
+            let seen = known.iter().any(|(_, v)| v.as_slice() == value)
+                || added.iter().any(|(_, v)| *v == value);
+            if !value.is_empty() && !seen {
+                added.push((name, value));
             }
-            all.push((name.to_string(), Zeroizing::new(value.to_vec())));
         }
-        if all.len() == before {
+        if added.is_empty() {
             return Ok(self.clone());
         }
+        let mut all: Vec<(String, Zeroizing<Vec<u8>>)> =
+            known.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+        all.extend(
+            added
+                .into_iter()
+                .map(|(n, v)| (n.to_string(), Zeroizing::new(v.to_vec()))),
+        );
         Scrubber::build(all)
     }
 

@@ -1156,3 +1156,184 @@ async fn proxy_child() {
         .unwrap();
     assert_eq!(body, "proxied");
 }
+
+// ---------------------------------------------------------------------------------
+// The injector contract, with injectors shaped like the ones still to come.
+
+/// Header + query auth with a token "minted" per request (like OAuth2 / GitHub App):
+/// owns `X-Api-Key` and `api_key`, and emits the current token for scrubbing.
+struct Minting {
+    counter: AtomicUsize,
+    current: Mutex<String>,
+    owned: Vec<http::HeaderName>,
+    params: Vec<String>,
+    /// Misbehave: also set a `Host` header.
+    set_host: Option<String>,
+    /// Fail like a token endpoint would.
+    fail: Option<airlock_inject::InjectError>,
+}
+
+impl Minting {
+    fn new() -> Self {
+        Minting {
+            counter: AtomicUsize::new(0),
+            current: Mutex::new(String::new()),
+            owned: vec![http::HeaderName::from_static("x-api-key")],
+            params: vec!["api_key".into()],
+            set_host: None,
+            fail: None,
+        }
+    }
+}
+
+impl airlock_inject::Injector for Minting {
+    fn kind(&self) -> &'static str {
+        "test-minting"
+    }
+    fn owned_headers(&self) -> &[http::HeaderName] {
+        &self.owned
+    }
+    fn owned_query_params(&self) -> &[String] {
+        &self.params
+    }
+    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        let cur = self.current.lock().unwrap();
+        if !cur.is_empty() {
+            visit("minted", cur.as_bytes());
+        }
+    }
+    fn inject<'a>(
+        &'a self,
+        req: &'a mut airlock_inject::OutgoingRequest,
+    ) -> airlock_inject::BoxFuture<'a, Result<(), airlock_inject::InjectError>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await; // asynchronous, like a token endpoint
+            if let Some(e) = &self.fail {
+                return Err(match e {
+                    airlock_inject::InjectError::TokenEndpoint { .. } => {
+                        airlock_inject::InjectError::TokenEndpoint {
+                            secret: "minted".into(),
+                            detail: "token endpoint answered 503".into(),
+                        }
+                    }
+                    _ => airlock_inject::InjectError::Unsupported { auth: "x".into() },
+                });
+            }
+            let n = self.counter.fetch_add(1, Ordering::SeqCst);
+            let token = format!("mint{n}-Zq8wLx3vKp9rTy2u");
+            let mut v = http::HeaderValue::from_str(&token).unwrap();
+            v.set_sensitive(true);
+            req.headers.insert("x-api-key", v);
+            req.append_query_pair("api_key", token.as_bytes());
+            if let Some(h) = &self.set_host {
+                req.headers.insert(http::header::HOST, h.parse().unwrap());
+            }
+            *self.current.lock().unwrap() = token;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn owned_headers_and_query_params_are_the_injectors_and_minted_tokens_are_scrubbed() {
+    // The upstream echoes the request line and the key header.
+    let up = Server::start(|r| {
+        ok(&format!(
+            "{} key={}",
+            r.request_line,
+            r.one("x-api-key").unwrap_or("")
+        ))
+    })
+    .await;
+    let svc = service(&up.url("/"));
+    let inj = Minting::new();
+    let req = get("/v1/items?api_key=agent&x=1&api%5Fkey=agent2")
+        .header("X-Api-Key", "agent-placeholder");
+    let resp = engine().send(&svc, &inj, req, &empty()).await.unwrap();
+
+    let got = &up.received()[0];
+    let token = inj.current.lock().unwrap().clone();
+    assert_eq!(got.all("x-api-key"), vec![token.as_str()]);
+    assert_eq!(
+        got.request_line,
+        format!("GET /v1/items?x=1&api_key={token} HTTP/1.1")
+    );
+    assert!(got.all("authorization").is_empty());
+    assert!(
+        resp.removed_request_headers
+            .contains(&"x-api-key".to_string())
+    );
+    assert!(
+        resp.removed_request_headers
+            .contains(&"query parameter api_key".to_string())
+    );
+    // The minted token, never known to the caller's scrubber, is redacted.
+    let body = String::from_utf8(resp.body.to_vec()).unwrap();
+    assert!(!body.contains(&token), "{body}");
+    assert_eq!(
+        body,
+        "GET /v1/items?x=1&api_key=[REDACTED:minted] HTTP/1.1 key=[REDACTED:minted]"
+    );
+}
+
+#[tokio::test]
+async fn a_misbehaving_injector_cannot_redirect_the_request() {
+    let foreign = Server::start(|_| ok("stolen")).await;
+    let up = Server::start(|_| ok("")).await;
+    let inj = Minting {
+        set_host: Some(foreign.addr.to_string()),
+        ..Minting::new()
+    };
+    let err = engine()
+        .send(&service(&up.url("/")), &inj, get("/v1"), &empty())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_source(), ErrorSource::Internal, "{err}");
+    assert_eq!(err.http_status(), 500);
+    up.assert_untouched();
+    foreign.assert_untouched();
+}
+
+#[tokio::test]
+async fn injector_failures_know_their_source() {
+    let up = Server::start(|_| ok("")).await;
+    let svc = service(&up.url("/"));
+    let endpoint_down = Minting {
+        fail: Some(airlock_inject::InjectError::TokenEndpoint {
+            secret: String::new(),
+            detail: String::new(),
+        }),
+        ..Minting::new()
+    };
+    let err = engine()
+        .send(&svc, &endpoint_down, get("/"), &empty())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_source(), ErrorSource::Upstream, "{err}");
+    let broken = Minting {
+        fail: Some(airlock_inject::InjectError::Unsupported {
+            auth: String::new(),
+        }),
+        ..Minting::new()
+    };
+    let err = engine()
+        .send(&svc, &broken, get("/"), &empty())
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_source(), ErrorSource::Internal, "{err}");
+    up.assert_untouched();
+}
+
+#[tokio::test]
+async fn the_callers_scrubber_redacts_other_secrets_too() {
+    // A response that leaks *another* vault secret is scrubbed with the caller's
+    // scrubber (built from the whole vault), not only the injector's.
+    let up = Server::start(|_| ok("github token: ghp_abcdefghijklmnopqrstuvwxyz0123456789")).await;
+    let vault =
+        Scrubber::new([("github", &b"ghp_abcdefghijklmnopqrstuvwxyz0123456789"[..])]).unwrap();
+    let resp = engine()
+        .send(&service(&up.url("/")), &bearer(), get("/"), &vault)
+        .await
+        .unwrap();
+    assert_eq!(&resp.body[..], b"github token: [REDACTED:github]");
+}
