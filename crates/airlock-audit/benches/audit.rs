@@ -32,6 +32,15 @@ fn append(c: &mut Criterion) {
                 max_delay: Duration::from_millis(10),
             },
         ),
+        // Never synced while measuring: the in-process cost alone (lock, freshness
+        // check, MAC, write).
+        (
+            "unsynced",
+            FsyncPolicy::Batch {
+                max_records: u32::MAX,
+                max_delay: Duration::from_secs(3600),
+            },
+        ),
     ];
     for (name, policy) in policies {
         let dir = tempfile::tempdir().unwrap();

@@ -112,13 +112,13 @@ impl fmt::Debug for Keyed {
 /// The chain's head as recorded in `state/audit-head`: the newest record that is
 /// known to be durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Anchor {
+pub(crate) struct Anchor {
     /// Its sequence number.
-    pub seq: u64,
+    pub(crate) seq: u64,
     /// Its MAC.
-    pub head: Mac,
+    pub(crate) head: Mac,
     /// The log file that holds it (`audit-000003.jsonl`).
-    pub file: String,
+    pub(crate) file: String,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -45,7 +45,7 @@ mod read;
 mod record;
 mod verify;
 
-pub use chain::{ANCHOR_FILE, Anchor, Mac};
+pub use chain::{ANCHOR_FILE, Mac};
 pub use error::AuditError;
 pub use log::{AuditLog, DEFAULT_MAX_FILE_BYTES, FsyncPolicy, Head, LOCK_FILE, Options};
 pub use read::{Filter, Follow, Records, records};
