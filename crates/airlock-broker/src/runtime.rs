@@ -114,14 +114,20 @@ pub enum RuntimeError {
 
 impl Runtime {
     /// Builds the runtime for `home` with an unlocked `vault`.
-    pub fn new(
-        home: Home,
-        vault: Vault,
-        audit_opts: airlock_audit::Options,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Runtime, RuntimeError> {
+    pub fn new(home: Home, vault: Vault, clock: Arc<dyn Clock>) -> Result<Runtime, RuntimeError> {
         let config = Config::load(&home)?;
-        let audit = AuditLog::open_home(&home, vault.audit_key(), audit_opts)?;
+        let fsync = match config.server.audit_fsync {
+            airlock_config::AuditFsync::Always => airlock_audit::FsyncPolicy::Always,
+            airlock_config::AuditFsync::Batch => airlock_audit::FsyncPolicy::Batch {
+                max_records: 1000,
+                max_delay: std::time::Duration::from_millis(100),
+            },
+        };
+        let audit = AuditLog::open_home(
+            &home,
+            vault.audit_key(),
+            airlock_audit::Options::default().fsync(fsync),
+        )?;
         let engine = Engine::new(EngineConfig::default())
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
         let scrubber = scrubber_for(&vault).map_err(RuntimeError::Engine)?;

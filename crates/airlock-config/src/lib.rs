@@ -72,6 +72,20 @@ pub struct Server {
     pub default_access: DefaultAccess,
     /// How long a request waits for a human approval before it is denied.
     pub approval_timeout: Duration,
+    /// When audit records are made durable.
+    pub audit_fsync: AuditFsync,
+}
+
+/// `server.audit_fsync`: when audit records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFsync {
+    /// Every record is fsynced before the request is answered (the default).
+    Always,
+    /// Records are written before the answer (so a crash of airlock loses none)
+    /// but fsynced in batches of up to 100 ms: a power loss can lose the newest
+    /// batch. Much faster on slow disks.
+    Batch,
 }
 
 impl Default for Server {
@@ -79,6 +93,7 @@ impl Default for Server {
         Server {
             default_access: DefaultAccess::Open,
             approval_timeout: Duration::from_secs(120),
+            audit_fsync: AuditFsync::Always,
         }
     }
 }

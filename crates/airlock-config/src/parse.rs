@@ -34,6 +34,7 @@ struct RawConfig {
 struct RawServer {
     default_access: Option<Spanned<String>>,
     approval_timeout: Option<Spanned<String>>,
+    audit_fsync: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +162,21 @@ fn parse_server(src: &Source<'_>, s: RawServer) -> Result<Server, ConfigError> {
                     access.span(),
                     format!(
                         "invalid default_access \"{}\"; expected \"open\" or \"restricted\"",
+                        other.escape_debug()
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(f) = s.audit_fsync {
+        server.audit_fsync = match f.get_ref().as_str() {
+            "always" => crate::AuditFsync::Always,
+            "batch" => crate::AuditFsync::Batch,
+            other => {
+                return Err(src.error(
+                    f.span(),
+                    format!(
+                        "invalid audit_fsync \"{}\"; expected \"always\" or \"batch\"",
                         other.escape_debug()
                     ),
                 ));

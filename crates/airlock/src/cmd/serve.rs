@@ -48,9 +48,20 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
         let rt = Arc::new(Runtime::new(
             home.clone(),
             vault,
-            airlock_audit::Options::default(),
             SystemClock::new(),
         )?);
+        // With batched audit fsyncs, make records durable within 100 ms even
+        // when traffic stops.
+        let flusher = rt.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                if let Err(e) = flusher.flush_audit() {
+                    output::warn(format_args!("audit flush failed: {e}"));
+                }
+            }
+        });
         match &args.http {
             None => {
                 output::note(format_args!(
