@@ -98,6 +98,9 @@ impl Scanner {
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // a full DFA: the overlapping search cannot use a prefilter, so the
+            // per-byte cost of the automaton is the cost of the whole scan
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&keywords)
             .map_err(|e| ScanError::Rule {
                 rule: "keywords",
@@ -1019,5 +1022,72 @@ fn docker_auth_ok(v: &[u8]) -> bool {
     match memchr::memchr(b':', &d) {
         Some(i) => i + 1 < d.len() && password_ok(&d[i + 1..]) && !is_decoy(&d[i + 1..], true),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn github_checksum_round_trip() {
+        let random = b"0123456789abcdefghijABCDEFGHIJ";
+        let token = format!("ghp_{}{}", std::str::from_utf8(random).unwrap(), github_checksum(random));
+        assert!(github_crc_ok(token.as_bytes()));
+        assert!(!github_crc_ok(&token.as_bytes()[..token.len() - 1]));
+        let mut bad = token.into_bytes();
+        bad[5] ^= 1;
+        assert!(!github_crc_ok(&bad));
+    }
+
+    #[test]
+    fn bech32_round_trip() {
+        let data: Vec<u8> = (0..52).map(|i| (i * 7 % 32) as u8).collect();
+        let key = bech32_encode("AGE-SECRET-KEY-", &data);
+        assert!(key.starts_with("AGE-SECRET-KEY-1"));
+        assert!(bech32_ok(key.as_bytes()));
+        let mut bad = key.into_bytes();
+        let i = bad.len() - 3;
+        bad[i] = if bad[i] == b'Q' { b'P' } else { b'Q' };
+        assert!(!bech32_ok(&bad));
+    }
+
+    #[test]
+    fn name_like_values() {
+        assert!(is_name_like(b"Win32_Security"));
+        assert!(is_name_like(b"progress-test-1"));
+        assert!(is_name_like(b"m2m-access-token-12345"));
+        assert!(!is_name_like(b"aB3_x-Kq9zT"));
+        assert!(!is_name_like(b"Xk29!pQz7#Lm4vB8"));
+    }
+
+    #[test]
+    fn previews_reveal_little() {
+        let rule = RULES.iter().find(|r| r.id == "stripe-secret-key").unwrap();
+        assert_eq!(preview(rule, b"sk_live_abcdefghijklmnopqrstuvwx"), "sk_live_…uvwx");
+        let generic = RULES.iter().find(|r| r.id == GENERIC_ASSIGNMENT).unwrap();
+        assert_eq!(preview(generic, b"short-pw1"), "…w1");
+        assert_eq!(preview(generic, b"tiny"), "…");
+        let openai = RULES.iter().find(|r| r.id == "openai-api-key").unwrap();
+        assert!(preview(openai, b"sk-proj-AbCdEfGhIjKlMnOpQrStT3BlbkFJAbCdEfGhIjKlMnOpQrSt").starts_with("sk-proj-…"));
+    }
+
+    #[test]
+    fn decoys() {
+        assert!(is_decoy(b"AKIAIOSFODNN7EXAMPLE", false));
+        assert!(is_decoy(b"${OPENAI_API_KEY}", false));
+        assert!(is_decoy(b"sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false));
+        assert!(is_decoy(b"550e8400-e29b-41d4-a716-446655440000", false));
+        assert!(!is_decoy(b"550e8400-e29b-41d4-a716-446655440000", true));
+        assert!(is_decoy(b"da39a3ee5e6b4b0d3255bfef95601890afd80709", false));
+        assert!(!is_decoy(b"Xk29pQz7Lm4vB8nR", false));
+    }
+
+    #[test]
+    fn entropy_bounds() {
+        assert_eq!(entropy(b""), 0.0);
+        assert_eq!(entropy(b"aaaa"), 0.0);
+        assert!((entropy(b"abcd") - 2.0).abs() < 1e-9);
     }
 }
