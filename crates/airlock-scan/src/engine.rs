@@ -726,7 +726,7 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     if identifier && (ot || !(lo && up)) {
         return false;
     }
-    if is_name_like(value) {
+    if is_name_like(value) || is_camel_words(value) {
         return false;
     }
     // `Protocol=https;AccountKey=…`: a `k=v` list, not one value
@@ -766,7 +766,7 @@ fn is_name_like(value: &[u8]) -> bool {
         return false;
     }
     let wordlike = |s: &&&[u8]| {
-        if s.len() > 12 {
+        if s.len() > 20 {
             return false;
         }
         let letters = s.iter().take_while(|b| b.is_ascii_alphabetic()).count();
@@ -783,6 +783,21 @@ fn is_name_like(value: &[u8]) -> bool {
         one_case && d.len() <= 3
     };
     segs.iter().filter(wordlike).count() * 4 >= segs.len() * 3
+}
+
+/// `Credential`, `SecretValue`, `AccessTokenV2`: CamelCase words — every upper-case
+/// letter starts a run of at least two lower-case ones.
+fn is_camel_words(value: &[u8]) -> bool {
+    let letters = value.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    let (word, rest) = value.split_at(letters);
+    if word.is_empty() || rest.len() > 3 || !rest.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    word.iter().enumerate().all(|(i, b)| {
+        !b.is_ascii_uppercase()
+            || (word.get(i + 1).is_some_and(u8::is_ascii_lowercase)
+                && word.get(i + 2).is_none_or(u8::is_ascii_lowercase))
+    })
 }
 
 const DEFAULT_PASSWORDS: &[&str] = &[
@@ -829,6 +844,7 @@ const DEFAULT_PASSWORDS: &[&str] = &[
     "hunter2",
     "secret1",
     "secret123",
+    "opensesame",
 ];
 
 /// URL and netrc passwords: not a reference, not a default password.
@@ -1033,7 +1049,11 @@ mod tests {
     #[test]
     fn github_checksum_round_trip() {
         let random = b"0123456789abcdefghijABCDEFGHIJ";
-        let token = format!("ghp_{}{}", std::str::from_utf8(random).unwrap(), github_checksum(random));
+        let token = format!(
+            "ghp_{}{}",
+            std::str::from_utf8(random).unwrap(),
+            github_checksum(random)
+        );
         assert!(github_crc_ok(token.as_bytes()));
         assert!(!github_crc_ok(&token.as_bytes()[..token.len() - 1]));
         let mut bad = token.into_bytes();
@@ -1060,24 +1080,39 @@ mod tests {
         assert!(is_name_like(b"m2m-access-token-12345"));
         assert!(!is_name_like(b"aB3_x-Kq9zT"));
         assert!(!is_name_like(b"Xk29!pQz7#Lm4vB8"));
+        assert!(is_name_like(b"Win32_Security_Authorization"));
+        assert!(is_camel_words(b"Credential"));
+        assert!(!is_camel_words(b"kQzXvBnMrTpLwYsHjDfG"));
     }
 
     #[test]
     fn previews_reveal_little() {
         let rule = RULES.iter().find(|r| r.id == "stripe-secret-key").unwrap();
-        assert_eq!(preview(rule, b"sk_live_abcdefghijklmnopqrstuvwx"), "sk_live_…uvwx");
+        assert_eq!(
+            preview(rule, b"sk_live_abcdefghijklmnopqrstuvwx"),
+            "sk_live_…uvwx"
+        );
         let generic = RULES.iter().find(|r| r.id == GENERIC_ASSIGNMENT).unwrap();
         assert_eq!(preview(generic, b"short-pw1"), "…w1");
         assert_eq!(preview(generic, b"tiny"), "…");
         let openai = RULES.iter().find(|r| r.id == "openai-api-key").unwrap();
-        assert!(preview(openai, b"sk-proj-AbCdEfGhIjKlMnOpQrStT3BlbkFJAbCdEfGhIjKlMnOpQrSt").starts_with("sk-proj-…"));
+        assert!(
+            preview(
+                openai,
+                b"sk-proj-AbCdEfGhIjKlMnOpQrStT3BlbkFJAbCdEfGhIjKlMnOpQrSt"
+            )
+            .starts_with("sk-proj-…")
+        );
     }
 
     #[test]
     fn decoys() {
         assert!(is_decoy(b"AKIAIOSFODNN7EXAMPLE", false));
         assert!(is_decoy(b"${OPENAI_API_KEY}", false));
-        assert!(is_decoy(b"sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", false));
+        assert!(is_decoy(
+            b"sha512-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            false
+        ));
         assert!(is_decoy(b"550e8400-e29b-41d4-a716-446655440000", false));
         assert!(!is_decoy(b"550e8400-e29b-41d4-a716-446655440000", true));
         assert!(is_decoy(b"da39a3ee5e6b4b0d3255bfef95601890afd80709", false));

@@ -612,8 +612,11 @@ fn notebook(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
                     &text.as_bytes()[h.start.min(text.len())..h.end.min(text.len())],
                 )
                 .into_owned();
+                // as written, or (multi-line values, escaped in JSON) by its first line
+                let first_line = secret.lines().next().unwrap_or_default();
                 let at = locate(bytes, &secret)
                     .or_else(|| locate(bytes, &String::from_utf8_lossy(&h.secret)))
+                    .or_else(|| locate(bytes, first_line))
                     .unwrap_or(0);
                 h.end = at + (h.end - h.start).max(1);
                 h.start = at;
