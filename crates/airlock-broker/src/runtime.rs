@@ -83,7 +83,7 @@ pub struct Runtime {
     home: Home,
     broker: Broker,
     vault: Vault,
-    engine: Engine,
+    engine: std::sync::RwLock<Arc<Engine>>,
     audit: Mutex<AuditLog>,
     scrubber: Scrubber,
     config_stamp: Mutex<Option<SystemTime>>,
@@ -128,15 +128,14 @@ impl Runtime {
             vault.audit_key(),
             airlock_audit::Options::default().fsync(fsync),
         )?;
-        let engine = Engine::new(EngineConfig::default())
-            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let engine = engine_for(&config).map_err(RuntimeError::Engine)?;
         let scrubber = scrubber_for(&vault).map_err(RuntimeError::Engine)?;
         let stamp = config_mtime(&home.config_path());
         Ok(Runtime {
             broker: Broker::new(config, clock),
             home,
             vault,
-            engine,
+            engine: std::sync::RwLock::new(Arc::new(engine)),
             audit: Mutex::new(audit),
             scrubber,
             config_stamp: Mutex::new(stamp),
@@ -185,12 +184,22 @@ impl Runtime {
         drop(stamp);
         let mut event = Event::new(Kind::ConfigReload);
         match Config::load(&self.home) {
-            Ok(cfg) => {
-                self.broker.reload(cfg);
-                event = event
-                    .decision(AuditDecision::Allow)
-                    .detail("airlock.toml reloaded");
-            }
+            Ok(cfg) => match engine_for(&cfg) {
+                Ok(engine) => {
+                    *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
+                    self.broker.reload(cfg);
+                    event = event
+                        .decision(AuditDecision::Allow)
+                        .detail("airlock.toml reloaded");
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "airlock.toml changed but its service settings are unusable ({e}); keeping the previous configuration"
+                    );
+                    report(&msg);
+                    event = event.decision(AuditDecision::Deny).detail(&msg);
+                }
+            },
             Err(e) => {
                 let msg = format!(
                     "airlock.toml changed but is invalid, keeping the previous configuration: {e}"
@@ -292,7 +301,12 @@ impl Runtime {
                 let mut upstream = UpstreamRequest::new(method, authorized.target.clone());
                 upstream.headers = req.headers.clone();
                 upstream.body = req.body.clone().unwrap_or_default().into();
-                self.engine
+                let engine = self
+                    .engine
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                engine
                     .send(
                         &authorized.service,
                         injector.as_ref(),
@@ -338,6 +352,26 @@ impl Runtime {
             }
         })
     }
+}
+
+/// The engine for a configuration: per-service limits and cookie forwarding.
+fn engine_for(config: &Config) -> Result<Engine, String> {
+    let mut ec = EngineConfig::default();
+    for (name, svc) in &config.services {
+        let mut opts = ec.defaults;
+        if let Some(t) = svc.timeout {
+            opts.limits.timeout = t;
+        }
+        if let Some(n) = svc.max_request_bytes {
+            opts.limits.max_request_body = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = svc.max_response_bytes {
+            opts.limits.max_response_body = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        opts.forward_cookies = svc.forward_cookies;
+        ec.services.insert(name.clone(), opts);
+    }
+    Engine::new(ec).map_err(|e| e.to_string())
 }
 
 /// Names of the query parameters (never values), for the audit record.

@@ -19,7 +19,7 @@ mod units;
 
 pub use edit::{CapabilitySpec, ConfigDoc, TEMPLATE};
 pub use parse::check_service_url;
-pub use units::{Rate, parse_duration, parse_rate};
+pub use units::{Rate, parse_duration, parse_rate, parse_size};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -118,6 +118,14 @@ pub struct Service {
     pub url: url::Url,
     /// How the credential is injected.
     pub auth: Auth,
+    /// Total time allowed for one upstream request (default 60 s).
+    pub timeout: Option<Duration>,
+    /// Largest request body sent upstream, in bytes (default 10 MiB).
+    pub max_request_bytes: Option<u64>,
+    /// Largest response body accepted from upstream, in bytes (default 10 MiB).
+    pub max_response_bytes: Option<u64>,
+    /// Whether the agent's `Cookie` header is forwarded (default false).
+    pub forward_cookies: bool,
 }
 
 /// How a credential is attached to a request.

@@ -9,7 +9,7 @@ use airlock_policy::{Rule, RuleSet};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::units::{parse_duration, parse_rate};
+use crate::units::{parse_duration, parse_rate, parse_size};
 use crate::{
     AUTH_TYPES, Approval, Auth, Capability, Config, ConfigError, DefaultAccess, Mode, Server,
     Service,
@@ -42,6 +42,10 @@ struct RawServer {
 struct RawService {
     url: Spanned<String>,
     auth: Spanned<RawAuth>,
+    timeout: Option<Spanned<String>>,
+    max_request_bytes: Option<Spanned<toml::Value>>,
+    max_response_bytes: Option<Spanned<toml::Value>>,
+    forward_cookies: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -219,10 +223,32 @@ fn parse_service(src: &Source<'_>, name: &str, s: RawService) -> Result<Service,
             ));
         }
     };
+    let timeout = match &s.timeout {
+        None => None,
+        Some(t) => Some(
+            parse_duration(t.get_ref())
+                .map_err(|m| src.error(t.span(), format!("service \"{name}\": timeout: {m}")))?,
+        ),
+    };
+    let size = |v: &Option<Spanned<toml::Value>>, key: &str| -> Result<Option<u64>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        let text = match v.get_ref() {
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::String(s) => s.clone(),
+            _ => String::new(),
+        };
+        parse_size(&text)
+            .map(Some)
+            .map_err(|m| src.error(v.span(), format!("service \"{name}\": {key}: {m}")))
+    };
     Ok(Service {
         name: name.to_string(),
         url,
         auth,
+        timeout,
+        max_request_bytes: size(&s.max_request_bytes, "max_request_bytes")?,
+        max_response_bytes: size(&s.max_response_bytes, "max_response_bytes")?,
+        forward_cookies: s.forward_cookies.unwrap_or(false),
     })
 }
 

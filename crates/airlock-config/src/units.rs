@@ -54,6 +54,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// Parses a size: a number of bytes, optionally with `KiB`, `MiB` or `GiB`
+/// (`"512KiB"`, `"10MiB"`). At least 1 byte, at most 1 GiB.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "invalid size \"{}\"; expected bytes such as 1048576, \"512KiB\" or \"10MiB\"",
+            s.escape_debug()
+        )
+    };
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let mult: u64 = match t[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "KB" => 1024,
+        "MiB" | "M" | "MB" => 1024 * 1024,
+        "GiB" | "G" | "GB" => 1024 * 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    let v = n.checked_mul(mult).ok_or_else(bad)?;
+    if v == 0 || v > 1 << 30 {
+        return Err(format!(
+            "size \"{}\" must be between 1 byte and 1 GiB",
+            s.escape_debug()
+        ));
+    }
+    Ok(v)
+}
+
 /// A rate limit: `count` requests per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -123,6 +152,16 @@ mod tests {
             "1.5h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("10MiB").unwrap(), 10 << 20);
+        for bad in ["", "0", "-1", "10 parsecs", "2GiB", "MiB"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
         }
     }
 

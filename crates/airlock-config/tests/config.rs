@@ -19,6 +19,9 @@ auth = { type = "bearer", secret = "stripe" }
 [services.github]
 url = "https://api.github.com/"
 auth = { type = "bearer", secret = "gh" }
+timeout = "30s"
+max_response_bytes = "2MiB"
+max_request_bytes = 65536
 
 [capabilities.stripe_readonly]
 service = "stripe"
@@ -48,6 +51,10 @@ fn the_design_example_parses() {
     assert_eq!(c.server.default_access, DefaultAccess::Restricted);
     assert_eq!(c.server.approval_timeout, Duration::from_secs(300));
     assert_eq!(c.services["github"].url.as_str(), "https://api.github.com/");
+    assert_eq!(c.services["github"].timeout, Some(Duration::from_secs(30)));
+    assert_eq!(c.services["github"].max_response_bytes, Some(2 << 20));
+    assert_eq!(c.services["github"].max_request_bytes, Some(65536));
+    assert!(!c.services["github"].forward_cookies);
     let cap = &c.capabilities["stripe_readonly"];
     assert_eq!(cap.ttl, Duration::from_secs(3600));
     assert_eq!(

@@ -576,6 +576,30 @@ fn an_edited_config_is_picked_up_and_an_invalid_one_is_ignored() {
 }
 
 #[test]
+fn per_service_limits_from_the_config_apply() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let cfg = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let limited = text.replace(
+        "auth = { type = \"bearer\", secret = \"svc\" }",
+        "auth = { type = \"bearer\", secret = \"svc\" }\nmax_response_bytes = 16",
+    );
+    assert_ne!(text, limited);
+    std::fs::write(&cfg, limited).unwrap();
+    let mut s = Server::start(&home, "tester");
+    let (err, msg) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/a"}),
+    );
+    assert!(err, "{msg}");
+    assert!(msg.contains("over the 16-byte limit"), "{msg}");
+    s.stop();
+    let logs = String::from_utf8(airlock(&home, &["logs", "--json"], &[]).stdout).unwrap();
+    assert!(logs.contains("\"status\":502"), "{logs}");
+}
+
+#[test]
 fn the_secret_is_in_no_file_and_no_output_after_a_full_run() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
