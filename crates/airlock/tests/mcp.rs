@@ -755,3 +755,130 @@ fn mcp_config_prints_a_snippet_for_each_client() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected one of: claude-desktop"));
 }
+
+#[test]
+fn audit_verify_names_the_first_tampered_record_and_exits_1() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    for i in 0..4 {
+        s.call(
+            "execute",
+            json!({"capability": "svc", "method": "GET", "path": format!("/v1/{i}")}),
+        );
+    }
+    s.stop();
+    assert!(airlock(&home, &["audit", "verify"], &[]).status.success());
+    let log = std::fs::read_dir(home.join("audit"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("/v1/2", "/v1/9", 1)).unwrap();
+    let out = airlock(&home, &["audit", "verify"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let msg = String::from_utf8_lossy(&out.stdout);
+    assert!(msg.contains("line 3"), "names the first bad record: {msg}");
+    // Deleting the newest record is caught by the anchor.
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&log, format!("{}\n", lines[..lines.len() - 1].join("\n"))).unwrap();
+    let out = airlock(&home, &["audit", "verify"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn logs_follow_shows_new_records_as_they_happen() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/first"}),
+    );
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["logs", "-f", "--capability", "svc"])
+        .env("AIRLOCK_HOME", &home)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(follow.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("/v1/first"), "{line}");
+    s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/second"}),
+    );
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.contains("GET /v1/second") && line.contains("allow"),
+        "{line}"
+    );
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    s.stop();
+}
+
+#[test]
+fn serve_and_token_bad_inputs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(airlock(&home, &["init"], &[]).status.success());
+    let cases: &[(&[&str], &str)] = &[
+        (&["serve", "--agent", "bad name"], "invalid agent name"),
+        (
+            &["token", "issue", "--agent", "a", "--cap", "nope"],
+            "unknown capability \"nope\"",
+        ),
+        (
+            &["token", "issue", "--agent", "a", "--ttl", "forever"],
+            "invalid duration",
+        ),
+        (&["token", "issue", "--agent", "a b"], "invalid agent name"),
+        (
+            &["serve", "--http", "256.0.0.1:1"],
+            "cannot listen on 256.0.0.1:1",
+        ),
+        (&["logs", "--since", "yesterday"], "invalid duration"),
+    ];
+    for (args, needle) in cases {
+        let out = airlock(&home, args, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{args:?}: {err}"
+        );
+    }
+    // A passphrase vault cannot prompt on stdio (stdin is the protocol).
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(
+        airlock(
+            &home,
+            &["init", "--passphrase"],
+            &[("AIRLOCK_PASSPHRASE", "pw")]
+        )
+        .status
+        .success()
+    );
+    let out = airlock(&home, &["serve"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AIRLOCK_PASSPHRASE"));
+}
