@@ -692,6 +692,7 @@ fn http_transport_requires_a_valid_token() {
             "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
+        // `auth` may carry extra header lines (Origin) after the token.
         s.write_all(req.as_bytes()).unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).ok();
@@ -719,6 +720,12 @@ fn http_transport_requires_a_valid_token() {
     ));
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     assert!(resp.contains("\"airlock\""), "{resp}");
+    // A web page cannot reach the local server through the user's browser.
+    let resp = post(&format!(
+        "Authorization: Bearer {}\r\nOrigin: http://evil.example\r\n",
+        token["token"].as_str().unwrap()
+    ));
+    assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     child.kill().ok();
     child.wait().ok();
     // The token is stored only as a hash.
