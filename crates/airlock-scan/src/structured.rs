@@ -148,7 +148,11 @@ pub(crate) fn is_secret_bearing(path: &Path) -> bool {
             | ".git-credentials"
             | ".yarnrc.yml"
             | ".gem/credentials"
-    ) || (n == "config.json" && parent == ".docker")
+    ) || (n.starts_with("id_") && !n.ends_with(".pub"))
+        || [".pem", ".key", ".p8", ".ppk"]
+            .iter()
+            .any(|e| n.ends_with(e))
+        || (n == "config.json" && parent == ".docker")
         || (n == "credentials" && matches!(parent.as_str(), ".aws" | ".gem"))
 }
 
