@@ -14,8 +14,11 @@ fn vault_with(n: usize) -> (tempfile::TempDir, Home) {
     let home = Home::at(dir.path().join("home"));
     let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
     for i in 0..n {
-        v.insert(&format!("secret-{i:05}"), format!("sk_live_{i:032}").as_bytes())
-            .unwrap();
+        v.insert(
+            &format!("secret-{i:05}"),
+            format!("sk_live_{i:032}").as_bytes(),
+        )
+        .unwrap();
     }
     v.save(&home).unwrap();
     (dir, home)
@@ -26,13 +29,19 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("open 1000-secret vault (key file) + read one", |b| {
         b.iter(|| {
-            let v = LockedVault::load(&home).unwrap().unlock_with_key_file(&home).unwrap();
+            let v = LockedVault::load(&home)
+                .unwrap()
+                .unlock_with_key_file(&home)
+                .unwrap();
             let s = v.get("secret-00500").unwrap();
             assert_eq!(s.expose_secret().len(), 40);
         })
     });
 
-    let v = LockedVault::load(&home).unwrap().unlock_with_key_file(&home).unwrap();
+    let v = LockedVault::load(&home)
+        .unwrap()
+        .unlock_with_key_file(&home)
+        .unwrap();
     let names: Vec<String> = v.list().into_iter().map(|s| s.name).collect();
     c.bench_function("decrypt all 1000 secrets (unlocked)", |b| {
         b.iter(|| {
@@ -48,10 +57,19 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     for (label, params) in [
         ("default 64MiB t=3 p=1", KdfParams::DEFAULT),
-        ("floor 19MiB t=2 p=1", KdfParams { m_kib: 19 * 1024, t: 2, p: 1 }),
+        (
+            "floor 19MiB t=2 p=1",
+            KdfParams {
+                m_kib: 19 * 1024,
+                t: 2,
+                p: 1,
+            },
+        ),
     ] {
         g.bench_function(label, |b| {
-            b.iter(|| derive_from_passphrase(b"correct horse battery staple", &[7u8; 16], params).unwrap())
+            b.iter(|| {
+                derive_from_passphrase(b"correct horse battery staple", &[7u8; 16], params).unwrap()
+            })
         });
     }
     g.finish();

@@ -173,6 +173,29 @@ fn read_key_file(path: &Path) -> Result<MasterKey, VaultError> {
     })
 }
 
+/// A fresh salt, the Argon2id key for `pass`, and the header that records both.
+fn passphrase_key(
+    pass: &SecretString,
+    params: KdfParams,
+) -> Result<(MasterKey, UnlockHeader), VaultError> {
+    use secrecy::ExposeSecret;
+    if pass.expose_secret().is_empty() {
+        return Err(VaultError::InvalidValue {
+            name: "passphrase".into(),
+            problem: "empty",
+        });
+    }
+    let mut salt = vec![0u8; 16];
+    crypto::random(&mut salt)?;
+    let key = crypto::derive_from_passphrase(pass.expose_secret().as_bytes(), &salt, params)?;
+    let header = UnlockHeader::Passphrase {
+        kdf: "argon2id".into(),
+        params,
+        salt: B64(salt),
+    };
+    Ok((key, header))
+}
+
 /// The AAD for the wrapped data key binds the vault id and the unlock mode, so a
 /// header cannot be edited to claim another mode.
 fn data_key_aad(vault_id: &str, unlock: &UnlockHeader) -> Vec<u8> {
@@ -290,25 +313,7 @@ impl Vault {
                 };
                 (key, UnlockHeader::KeyFile)
             }
-            NewVaultKey::Passphrase(pass, params) => {
-                use secrecy::ExposeSecret;
-                if pass.expose_secret().is_empty() {
-                    return Err(VaultError::InvalidValue {
-                        name: "passphrase".into(),
-                        problem: "empty",
-                    });
-                }
-                let mut salt = vec![0u8; 16];
-                crypto::random(&mut salt)?;
-                let key =
-                    crypto::derive_from_passphrase(pass.expose_secret().as_bytes(), &salt, params)?;
-                let header = UnlockHeader::Passphrase {
-                    kdf: "argon2id".into(),
-                    params,
-                    salt: B64(salt),
-                };
-                (key, header)
-            }
+            NewVaultKey::Passphrase(pass, params) => passphrase_key(pass, params)?,
             NewVaultKey::Keyring => {
                 let key = MasterKey::generate()?;
                 crate::keyring::store_key(&vault_id, &key)?;
@@ -458,16 +463,7 @@ impl Vault {
         passphrase: &SecretString,
         params: KdfParams,
     ) -> Result<(), VaultError> {
-        use secrecy::ExposeSecret;
-        let mut salt = vec![0u8; 16];
-        crypto::random(&mut salt)?;
-        let key =
-            crypto::derive_from_passphrase(passphrase.expose_secret().as_bytes(), &salt, params)?;
-        let unlock = UnlockHeader::Passphrase {
-            kdf: "argon2id".into(),
-            params,
-            salt: B64(salt),
-        };
+        let (key, unlock) = passphrase_key(passphrase, params)?;
         self.rewrap(&key, unlock)
     }
 
