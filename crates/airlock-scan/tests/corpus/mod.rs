@@ -789,6 +789,43 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
             rng.pick(HEX, 32)
         ),
     );
+    // near misses: a prefix inside a longer word, one character short, bad JSON in a JWT shape,
+    // a data URI, a UUID under a secret name
+    add(
+        "src/near.py",
+        format!(
+            "x = \"my{}{}\"\ny = \"{}{}\"\n",
+            "sk_live_",
+            rng.pick(ALNUM, 24),
+            "glpat-",
+            rng.pick(B64URL, 19)
+        ),
+    );
+    add(
+        "src/jwtish.js",
+        format!(
+            "const t = \"eyJ{}.eyJ{}.{}\";\n",
+            rng.pick(ALNUM, 20),
+            rng.pick(ALNUM, 20),
+            rng.pick(B64URL, 30)
+        ),
+    );
+    add(
+        "ui/icon.json",
+        format!(
+            "{{\"icon\": \"data:image/png;base64,iVBORw0KGgo{}\"}}\n",
+            rng.pick(B64, 120)
+        ),
+    );
+    add(
+        "config.yaml",
+        format!("api_key: {}\n", expand("{uuid}", rng)),
+    );
+    add(
+        "src/slack.rs",
+        format!("// xoxb-{}-{}\n", rng.pick(DIGITS, 4), rng.pick(ALNUM, 10)),
+    );
+    add("docs/age.md", "Keys look like `AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ`.\n".into());
     // names made of words, code, and test vectors from real crates
     add("Cargo.toml", "[features]\nWin32_Security_Credentials = [\"Win32_Security\"]\nauthors = [\"Jane Doe <jane@corp.invalid>\"]\n".into());
     add(
