@@ -560,7 +560,10 @@ pub(crate) fn is_decoy(s: &[u8], hex_ok: bool) -> bool {
             && (memchr::memmem::find(s, p.as_bytes()).is_some()
                 || memchr::memmem::find(s, p.to_ascii_uppercase().as_bytes()).is_some())
     };
-    if PLACEHOLDERS.iter().any(hit) || memchr::memmem::find(&upper, b"EXAMPLE").is_some() {
+    if PLACEHOLDERS.iter().any(hit)
+        || memchr::memmem::find(&upper, b"EXAMPLE").is_some()
+        || memchr::memmem::find(s, b"IOSFODNN7").is_some()
+    {
         return true;
     }
     if matches!(s.first(), Some(b'$' | b'%' | b'<' | b'@' | b'&' | b'*')) {
@@ -726,7 +729,13 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     if identifier && (ot || !(lo && up)) {
         return false;
     }
-    if is_name_like(value) || is_camel_words(value) {
+    // JWT-shaped values belong to the `jwt` rule (which validates them);
+    // `hijklmnop…` alphabets are tables, not secrets
+    if is_name_like(value)
+        || is_camel_words(value)
+        || value.starts_with(b"eyJ")
+        || has_ascending_run(value, 5)
+    {
         return false;
     }
     // `Protocol=https;AccountKey=…`: a `k=v` list, not one value
@@ -739,6 +748,31 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     }
     if u8::from(lo) + u8::from(up) + u8::from(dg) + u8::from(ot) < 2 {
         return false;
+    }
+    // A name that says only "key" (`APP_KEY`, `"key"`) is weak context: demand a
+    // value that is long and clearly random.
+    const STRONG: &[&str] = &[
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "api",
+        "access",
+        "private",
+        "auth",
+        "cred",
+        "signing",
+        "encryption",
+        "master",
+        "client",
+    ];
+    if !STRONG
+        .iter()
+        .any(|w| memchr::memmem::find(key, w.as_bytes()).is_some())
+    {
+        if value.len() < 20 || value.iter().all(u8::is_ascii_hexdigit) || entropy(value) < 4.0 {
+            return false;
+        }
     }
     let threshold = if value.len() < 16 { 3.0 } else { 3.5 };
     if entropy(value) < threshold {
@@ -783,6 +817,22 @@ fn is_name_like(value: &[u8]) -> bool {
         one_case && d.len() <= 3
     };
     segs.iter().filter(wordlike).count() * 4 >= segs.len() * 3
+}
+
+/// `abcde`, `12345`, `KLMNO`: a run of `n` consecutive ascending characters.
+fn has_ascending_run(value: &[u8], n: usize) -> bool {
+    let mut run = 1;
+    for w in value.windows(2) {
+        if w[1] == w[0].wrapping_add(1) && w[0].is_ascii_alphanumeric() {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            run = 1;
+        }
+    }
+    false
 }
 
 /// `Credential`, `SecretValue`, `AccessTokenV2`: CamelCase words — every upper-case

@@ -123,6 +123,7 @@ pub(crate) const END: &str = r"(?:[^A-Za-z0-9_\-]|\z)";
 
 /// Ids of the generic rules (also produced by the structured readers).
 pub(crate) const GENERIC_ASSIGNMENT: &str = "generic-secret-assignment";
+pub(crate) const XML_SECRET: &str = "generic-xml-secret";
 pub(crate) const AUTH_HEADER: &str = "authorization-header";
 pub(crate) const CLI_FLAG: &str = "cli-secret-flag";
 
@@ -408,7 +409,11 @@ pub(crate) static RULES: &[RuleDef] = &[
     // ---- generic (weak context) ---------------------------------------------
     r(GENERIC_ASSIGNMENT, "Generic", "high-entropy value assigned to a secret-looking name",
       &["pass", "pwd", "secret", "token", "key", "cred", "auth"],
-      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|signing[_\-.]?key|encryption[_\-.]?key)[A-Za-z0-9_.\-]*)["'`]?[ \t]*(?::=|=>|=|:)[ \t]*(?:[bru]?(?P<q>["'`]))?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
+      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|key)[A-Za-z0-9_.\-]*)["'`]?[ \t]*(?::=|=>|=|:)[ \t]*(?:[bru]?(?P<q>["'`]))?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
+        .kind(Kind::Generic).check(Check::Generic).entropy(0.0).priority(0).label(""),
+    r(XML_SECRET, "Generic", "high-entropy value in an XML element with a secret-looking name",
+      &["pass", "secret", "token", "key", "cred"],
+      r#"(?i)<(?P<k>[A-Za-z0-9_.\-:]*(?:password|passwd|passphrase|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|credentials?)[A-Za-z0-9_.\-]*)>[ \t]*(?P<s>[^<>\s]{8,256})[ \t]*</"#)
         .kind(Kind::Generic).check(Check::Generic).entropy(0.0).priority(0).label(""),
     r(AUTH_HEADER, "Generic", "credential in an Authorization header", &["authorization"],
       r#"(?i)authorization["']?\s*[:=]\s*["']?(?:bearer|token|basic)\s+(?P<s>[A-Za-z0-9_\-.=:/+~]{16,})"#)

@@ -369,6 +369,7 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         &["{P:16}", "{P:24}", "{A:32}"],
         Some("DB_PASSWORD"),
     ),
+    ("generic-xml-secret", &["@xml"], None),
     ("authorization-header", &["@header"], None),
     ("cli-secret-flag", &["@flag"], None),
 ];
@@ -577,6 +578,26 @@ pub(crate) fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
                     }
                     s.push_str(&format!("Private-MAC: {}\n", rng.pick(HEX, 40)));
                     push(&mut out, vec![("deploy.ppk".into(), s)]);
+                }
+                "@xml" => {
+                    let pw = expand("{P:20}", rng);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                ".m2/settings.xml".into(),
+                                format!(
+                                    "<settings>\n  <servers>\n    <server>\n      <id>internal</id>\n      <username>deploy</username>\n      <password>{pw}</password>\n    </server>\n  </servers>\n</settings>\n"
+                                ),
+                            ),
+                            (
+                                "App.config".into(),
+                                format!(
+                                    "<configuration>\n  <appSettings>\n    <ApiToken>{pw}</ApiToken>\n  </appSettings>\n</configuration>\n"
+                                ),
+                            ),
+                        ],
+                    );
                 }
                 "@header" => {
                     let tok = rng.pick(B64URL, 40);
@@ -826,6 +847,16 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
         format!("// xoxb-{}-{}\n", rng.pick(DIGITS, 4), rng.pick(ALNUM, 10)),
     );
     add("docs/age.md", "Keys look like `AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ`.\n".into());
+    // bare "key" names with values that are not random enough
+    add(
+        "settings.ini",
+        "APP_KEY = iftkeq2y4qj0nbt\nsort_key = created_at_desc\ncache_key = user-profile-v2\n"
+            .into(),
+    );
+    add(
+        "i18n/en.json",
+        "{\"key\": \"welcome_message\", \"primaryKey\": \"CustomerId\"}\n".into(),
+    );
     // names made of words, code, and test vectors from real crates
     add("Cargo.toml", "[features]\nWin32_Security_Credentials = [\"Win32_Security\"]\nauthors = [\"Jane Doe <jane@corp.invalid>\"]\n".into());
     add(
