@@ -766,13 +766,13 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         "master",
         "client",
     ];
-    if !STRONG
+    let strong = STRONG
         .iter()
-        .any(|w| memchr::memmem::find(key, w.as_bytes()).is_some())
+        .any(|w| memchr::memmem::find(key, w.as_bytes()).is_some());
+    if !strong
+        && (value.len() < 20 || value.iter().all(u8::is_ascii_hexdigit) || entropy(value) < 4.0)
     {
-        if value.len() < 20 || value.iter().all(u8::is_ascii_hexdigit) || entropy(value) < 4.0 {
-            return false;
-        }
+        return false;
     }
     let threshold = if value.len() < 16 { 3.0 } else { 3.5 };
     if entropy(value) < threshold {
