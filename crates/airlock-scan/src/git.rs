@@ -175,20 +175,15 @@ pub(crate) fn scan_history(scanner: &Scanner, top: &Path, max: u64) -> Result<Hi
         let results: Vec<(String, Vec<Finding>)> = batch
             .par_iter()
             .map(|(id, bytes)| {
-                let (ord, commit, path) = match origin.get(id) {
-                    Some(o) => (o.order, Some(o.commit.clone()), o.path.clone()),
-                    None => (
-                        usize::MAX,
-                        None,
-                        head_blobs.get(id).cloned().unwrap_or_default(),
-                    ),
+                let (commit, path) = match origin.get(id) {
+                    Some(o) => (Some(o.commit.clone()), o.path.clone()),
+                    None => (None, head_blobs.get(id).cloned().unwrap_or_default()),
                 };
                 let ctx = FileContext {
                     tracked: true,
                     commit,
                     ..FileContext::default()
                 };
-                let _ = ord;
                 (
                     id.clone(),
                     scanner.scan_with_context(Path::new(&path), &path, bytes, &ctx),
