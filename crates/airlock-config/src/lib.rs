@@ -18,7 +18,7 @@ mod parse;
 mod units;
 
 pub use edit::{CapabilitySpec, ConfigDoc, TEMPLATE};
-pub use parse::check_service_url;
+pub use parse::{check_service_url, check_token_url};
 pub use units::{Rate, parse_duration, parse_rate, parse_size};
 
 use std::collections::BTreeMap;
@@ -27,8 +27,18 @@ use std::time::Duration;
 
 use airlock_policy::RuleSet;
 
-/// The auth types this airlock can inject.
-pub const AUTH_TYPES: &[&str] = &["bearer"];
+/// The auth types this airlock can inject, as written in `auth.type`.
+pub const AUTH_TYPES: &[&str] = &[
+    "bearer",
+    "basic",
+    "header",
+    "query",
+    "aws-sigv4",
+    "oauth1",
+    "github-app",
+    "gcp-service-account",
+    "oauth2",
+];
 
 /// A configuration error, located in the file when it comes from the file.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +139,10 @@ pub struct Service {
 }
 
 /// How a credential is attached to a request.
+///
+/// Every variant names its vault secrets (never their values) and carries the
+/// non-secret parameters, validated when the file is parsed. `docs/config.md`
+/// ("auth types") shows the TOML of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Auth {
@@ -137,6 +151,108 @@ pub enum Auth {
         /// The vault secret's name.
         secret: String,
     },
+    /// `Authorization: Basic base64(username:password)` (RFC 7617).
+    Basic {
+        /// The user name (not a secret; may be empty, never contains `:`).
+        username: String,
+        /// The vault secret holding the password.
+        secret: String,
+    },
+    /// An API key in a header of the service's choosing: `<header_name>: <prefix><secret>`.
+    Header {
+        /// The header's name, e.g. `X-Api-Key` (a valid, non-hop-by-hop header name).
+        header_name: String,
+        /// Text put before the key, e.g. `"Token "`; empty for none.
+        prefix: String,
+        /// The vault secret holding the key.
+        secret: String,
+    },
+    /// An API key in a query parameter: `?<param>=<secret>`.
+    Query {
+        /// The query parameter's name, e.g. `api_key`.
+        param: String,
+        /// The vault secret holding the key.
+        secret: String,
+    },
+    /// AWS Signature Version 4 in the `Authorization` header.
+    AwsSigV4 {
+        /// The AWS region, e.g. `us-east-1`.
+        region: String,
+        /// The signing name of the AWS service, e.g. `s3`, `ses`, `execute-api`.
+        aws_service: String,
+        /// The vault secret holding the access key id.
+        access_key_id: String,
+        /// The vault secret holding the secret access key.
+        secret_access_key: String,
+        /// The vault secret holding a session token (temporary credentials), if any.
+        session_token: Option<String>,
+    },
+    /// OAuth 1.0a with HMAC-SHA1 signatures (RFC 5849).
+    OAuth1 {
+        /// The vault secret holding the consumer (client) key.
+        consumer_key: String,
+        /// The vault secret holding the consumer (client) secret.
+        consumer_secret: String,
+        /// The vault secret holding the access token; `None` for two-legged OAuth.
+        /// Set together with `token_secret`.
+        token: Option<String>,
+        /// The vault secret holding the token secret. Set together with `token`.
+        token_secret: Option<String>,
+    },
+    /// A GitHub App installation: a JWT (RS256) signed with the app's private key is
+    /// exchanged at `{service url}/app/installations/{installation_id}/access_tokens`
+    /// for an installation token, sent as `Authorization: Bearer`.
+    GitHubApp {
+        /// The app's id (digits) or client id.
+        app_id: String,
+        /// The installation's id.
+        installation_id: u64,
+        /// The vault secret holding the app's PEM private key.
+        secret: String,
+    },
+    /// A Google Cloud service account: a JWT (RS256) from the key file is exchanged at
+    /// the key's `token_uri` for an access token, sent as `Authorization: Bearer`.
+    GcpServiceAccount {
+        /// The vault secret holding the service account's JSON key file.
+        secret: String,
+        /// The OAuth scopes to request (at least one).
+        scopes: Vec<String>,
+    },
+    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4): the access token is sent as
+    /// `Authorization: Bearer`.
+    OAuth2 {
+        /// The token endpoint (https, or http on a loopback address).
+        token_url: url::Url,
+        /// The client id (not a secret).
+        client_id: String,
+        /// The vault secret holding the client secret.
+        secret: String,
+        /// The `scope` parameter, if the provider wants one.
+        scope: Option<String>,
+        /// How the client authenticates to the token endpoint.
+        client_auth: ClientAuth,
+    },
+}
+
+/// How an OAuth 2.0 client authenticates to its token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded client id and secret (the RFC's default).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Body,
+}
+
+impl ClientAuth {
+    /// The name written in the config (`"basic"`, `"body"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "basic",
+            ClientAuth::Body => "body",
+        }
+    }
 }
 
 impl Auth {
@@ -144,14 +260,168 @@ impl Auth {
     pub fn type_name(&self) -> &'static str {
         match self {
             Auth::Bearer { .. } => "bearer",
+            Auth::Basic { .. } => "basic",
+            Auth::Header { .. } => "header",
+            Auth::Query { .. } => "query",
+            Auth::AwsSigV4 { .. } => "aws-sigv4",
+            Auth::OAuth1 { .. } => "oauth1",
+            Auth::GitHubApp { .. } => "github-app",
+            Auth::GcpServiceAccount { .. } => "gcp-service-account",
+            Auth::OAuth2 { .. } => "oauth2",
         }
     }
 
-    /// Every vault secret this auth uses.
+    /// Every vault secret this auth uses, in the order of the config fields.
     pub fn secrets(&self) -> Vec<&str> {
         match self {
-            Auth::Bearer { secret } => vec![secret.as_str()],
+            Auth::Bearer { secret }
+            | Auth::Basic { secret, .. }
+            | Auth::Header { secret, .. }
+            | Auth::Query { secret, .. }
+            | Auth::GitHubApp { secret, .. }
+            | Auth::GcpServiceAccount { secret, .. }
+            | Auth::OAuth2 { secret, .. } => vec![secret.as_str()],
+            Auth::AwsSigV4 {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                ..
+            } => {
+                let mut v = vec![access_key_id.as_str(), secret_access_key.as_str()];
+                v.extend(session_token.as_deref());
+                v
+            }
+            Auth::OAuth1 {
+                consumer_key,
+                consumer_secret,
+                token,
+                token_secret,
+            } => {
+                let mut v = vec![consumer_key.as_str(), consumer_secret.as_str()];
+                v.extend(token.as_deref());
+                v.extend(token_secret.as_deref());
+                v
+            }
         }
+    }
+
+    /// Whether this auth obtains short-lived tokens from a token endpoint (and so
+    /// needs a cache that outlives one request).
+    pub fn mints_tokens(&self) -> bool {
+        matches!(
+            self,
+            Auth::GitHubApp { .. } | Auth::GcpServiceAccount { .. } | Auth::OAuth2 { .. }
+        )
+    }
+
+    /// The `auth = { … }` inline table that [`Config::parse`] reads back as this
+    /// value, fields in their documented order: what the CLI writes.
+    pub fn to_inline_table(&self) -> toml_edit::InlineTable {
+        use toml_edit::Value;
+        let mut t = toml_edit::InlineTable::new();
+        t.insert("type", Value::from(self.type_name()));
+        fn put(t: &mut toml_edit::InlineTable, k: &str, v: &str) {
+            t.insert(k, toml_edit::Value::from(v));
+        }
+        match self {
+            Auth::Bearer { secret } => put(&mut t, "secret", secret),
+            Auth::Basic { username, secret } => {
+                put(&mut t, "username", username);
+                put(&mut t, "secret", secret);
+            }
+            Auth::Header {
+                header_name,
+                prefix,
+                secret,
+            } => {
+                put(&mut t, "header_name", header_name);
+                if !prefix.is_empty() {
+                    put(&mut t, "prefix", prefix);
+                }
+                put(&mut t, "secret", secret);
+            }
+            Auth::Query { param, secret } => {
+                put(&mut t, "param", param);
+                put(&mut t, "secret", secret);
+            }
+            Auth::AwsSigV4 {
+                region,
+                aws_service,
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => {
+                put(&mut t, "region", region);
+                put(&mut t, "aws_service", aws_service);
+                put(&mut t, "access_key_id", access_key_id);
+                put(&mut t, "secret_access_key", secret_access_key);
+                if let Some(tok) = session_token {
+                    put(&mut t, "session_token", tok);
+                }
+            }
+            Auth::OAuth1 {
+                consumer_key,
+                consumer_secret,
+                token,
+                token_secret,
+            } => {
+                put(&mut t, "consumer_key", consumer_key);
+                put(&mut t, "consumer_secret", consumer_secret);
+                if let Some(v) = token {
+                    put(&mut t, "token", v);
+                }
+                if let Some(v) = token_secret {
+                    put(&mut t, "token_secret", v);
+                }
+            }
+            Auth::GitHubApp {
+                app_id,
+                installation_id,
+                secret,
+            } => {
+                match app_id.parse::<i64>() {
+                    Ok(n) => {
+                        t.insert("app_id", Value::from(n));
+                    }
+                    Err(_) => put(&mut t, "app_id", app_id),
+                }
+                match i64::try_from(*installation_id) {
+                    Ok(n) => {
+                        t.insert("installation_id", Value::from(n));
+                    }
+                    Err(_) => {
+                        t.insert("installation_id", Value::from(installation_id.to_string()));
+                    }
+                }
+                put(&mut t, "secret", secret);
+            }
+            Auth::GcpServiceAccount { secret, scopes } => {
+                put(&mut t, "secret", secret);
+                let mut a = toml_edit::Array::new();
+                for sc in scopes {
+                    a.push(sc.as_str());
+                }
+                t.insert("scopes", Value::Array(a));
+            }
+            Auth::OAuth2 {
+                token_url,
+                client_id,
+                secret,
+                scope,
+                client_auth,
+            } => {
+                put(&mut t, "token_url", token_url.as_str());
+                put(&mut t, "client_id", client_id);
+                put(&mut t, "secret", secret);
+                if let Some(sc) = scope {
+                    put(&mut t, "scope", sc);
+                }
+                if *client_auth != ClientAuth::default() {
+                    put(&mut t, "client_auth", client_auth.name());
+                }
+            }
+        }
+        t
     }
 }
 

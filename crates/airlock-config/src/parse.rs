@@ -48,12 +48,91 @@ struct RawService {
     forward_cookies: Option<bool>,
 }
 
+/// `auth = { type = "…", … }`: every field any auth type uses; each type checks that
+/// it has what it needs and nothing another type uses (`auth_fields`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     #[serde(rename = "type")]
     kind: Spanned<String>,
     secret: Option<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    header_name: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    param: Option<Spanned<String>>,
+    region: Option<Spanned<String>>,
+    aws_service: Option<Spanned<String>>,
+    access_key_id: Option<Spanned<String>>,
+    secret_access_key: Option<Spanned<String>>,
+    session_token: Option<Spanned<String>>,
+    consumer_key: Option<Spanned<String>>,
+    consumer_secret: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_secret: Option<Spanned<String>>,
+    app_id: Option<Spanned<toml::Value>>,
+    installation_id: Option<Spanned<toml::Value>>,
+    scopes: Option<Spanned<Vec<Spanned<String>>>>,
+    token_url: Option<Spanned<String>>,
+    client_id: Option<Spanned<String>>,
+    scope: Option<Spanned<String>>,
+    client_auth: Option<Spanned<String>>,
+}
+
+impl RawAuth {
+    /// The optional fields that are present, with their spans.
+    fn present(&self) -> Vec<(&'static str, Range<usize>)> {
+        fn sp<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
+            v.as_ref().map(Spanned::span)
+        }
+        let all = [
+            ("secret", sp(&self.secret)),
+            ("username", sp(&self.username)),
+            ("header_name", sp(&self.header_name)),
+            ("prefix", sp(&self.prefix)),
+            ("param", sp(&self.param)),
+            ("region", sp(&self.region)),
+            ("aws_service", sp(&self.aws_service)),
+            ("access_key_id", sp(&self.access_key_id)),
+            ("secret_access_key", sp(&self.secret_access_key)),
+            ("session_token", sp(&self.session_token)),
+            ("consumer_key", sp(&self.consumer_key)),
+            ("consumer_secret", sp(&self.consumer_secret)),
+            ("token", sp(&self.token)),
+            ("token_secret", sp(&self.token_secret)),
+            ("app_id", sp(&self.app_id)),
+            ("installation_id", sp(&self.installation_id)),
+            ("scopes", sp(&self.scopes)),
+            ("token_url", sp(&self.token_url)),
+            ("client_id", sp(&self.client_id)),
+            ("scope", sp(&self.scope)),
+            ("client_auth", sp(&self.client_auth)),
+        ];
+        all.into_iter()
+            .filter_map(|(k, s)| s.map(|s| (k, s)))
+            .collect()
+    }
+}
+
+/// The fields each auth type accepts besides `type`.
+fn auth_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "bearer" => &["secret"],
+        "basic" => &["username", "secret"],
+        "header" => &["header_name", "prefix", "secret"],
+        "query" => &["param", "secret"],
+        "aws-sigv4" => &[
+            "region",
+            "aws_service",
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+        ],
+        "oauth1" => &["consumer_key", "consumer_secret", "token", "token_secret"],
+        "github-app" => &["app_id", "installation_id", "secret"],
+        "gcp-service-account" => &["secret", "scopes"],
+        "oauth2" => &["token_url", "client_id", "secret", "scope", "client_auth"],
+        _ => &[],
+    }
 }
 
 #[derive(Deserialize)]
@@ -197,32 +276,7 @@ fn parse_server(src: &Source<'_>, s: RawServer) -> Result<Server, ConfigError> {
 fn parse_service(src: &Source<'_>, name: &str, s: RawService) -> Result<Service, ConfigError> {
     let url = check_service_url(s.url.get_ref())
         .map_err(|m| src.error(s.url.span(), format!("service \"{name}\": {m}")))?;
-    let auth_span = s.auth.span();
-    let raw = s.auth.into_inner();
-    let auth = match raw.kind.get_ref().as_str() {
-        "bearer" => {
-            let secret = raw.secret.ok_or_else(|| {
-                src.error(
-                    auth_span.clone(),
-                    format!("service \"{name}\": auth type \"bearer\" needs `secret = \"NAME\"` (the vault secret to send)"),
-                )
-            })?;
-            check_name(src, "secret", &secret)?;
-            Auth::Bearer {
-                secret: secret.into_inner(),
-            }
-        }
-        other => {
-            return Err(src.error(
-                raw.kind.span(),
-                format!(
-                    "service \"{name}\": unknown auth type \"{}\"; expected one of: {}",
-                    other.escape_debug(),
-                    AUTH_TYPES.join(", ")
-                ),
-            ));
-        }
-    };
+    let auth = parse_auth(src, name, s.auth)?;
     let timeout = match &s.timeout {
         None => None,
         Some(t) => Some(
@@ -250,6 +304,455 @@ fn parse_service(src: &Source<'_>, name: &str, s: RawService) -> Result<Service,
         max_response_bytes: size(&s.max_response_bytes, "max_response_bytes")?,
         forward_cookies: s.forward_cookies.unwrap_or(false),
     })
+}
+
+/// `services.NAME.auth`: the type, its required fields, and nothing it does not use.
+fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Auth, ConfigError> {
+    let span = auth.span();
+    let raw = auth.into_inner();
+    let kind = raw.kind.get_ref().as_str();
+    if !AUTH_TYPES.contains(&kind) {
+        return Err(src.error(
+            raw.kind.span(),
+            format!(
+                "service \"{name}\": unknown auth type \"{}\"; expected one of: {}",
+                kind.escape_debug(),
+                AUTH_TYPES.join(", ")
+            ),
+        ));
+    }
+    let allowed = auth_fields(kind);
+    for (field, field_span) in raw.present() {
+        if !allowed.contains(&field) {
+            let owners: Vec<&str> = AUTH_TYPES
+                .iter()
+                .copied()
+                .filter(|t| auth_fields(t).contains(&field))
+                .collect();
+            return Err(src.error(
+                field_span,
+                format!(
+                    "service \"{name}\": auth type \"{kind}\" does not use `{field}` (it belongs to {}); remove it",
+                    owners
+                        .iter()
+                        .map(|t| format!("\"{t}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+
+    let ctx = |m: String| format!("service \"{name}\": auth type \"{kind}\": {m}");
+    // A required field, or an error at the auth table naming it and what it is for.
+    let need = |v: Option<Spanned<String>>, field: &str, what: &str| {
+        v.ok_or_else(|| {
+            src.error(
+                span.clone(),
+                ctx(format!("needs `{field} = \"…\"` ({what})")),
+            )
+        })
+    };
+    // A vault secret's name: required or optional.
+    let secret = |v: Option<Spanned<String>>, field: &str, what: &str| {
+        let v = need(v, field, what)?;
+        check_name(src, "secret", &v)?;
+        Ok::<_, ConfigError>(v.into_inner())
+    };
+    let opt_secret = |v: Option<Spanned<String>>| match v {
+        None => Ok(None),
+        Some(v) => {
+            check_name(src, "secret", &v)?;
+            Ok::<_, ConfigError>(Some(v.into_inner()))
+        }
+    };
+    let invalid = |span: Range<usize>, m: String| src.error(span, ctx(m));
+
+    Ok(match kind {
+        "bearer" => Auth::Bearer {
+            secret: secret(raw.secret, "secret", "the vault secret to send")?,
+        },
+        "basic" => {
+            let username = need(
+                raw.username,
+                "username",
+                "the user name sent with the password",
+            )?;
+            if let Some(bad) = username
+                .get_ref()
+                .chars()
+                .find(|c| *c == ':' || c.is_control())
+            {
+                return Err(invalid(
+                    username.span(),
+                    format!(
+                        "`username` must not contain {}",
+                        if bad == ':' {
+                            "`:`"
+                        } else {
+                            "control characters"
+                        }
+                    ),
+                ));
+            }
+            Auth::Basic {
+                username: username.into_inner(),
+                secret: secret(
+                    raw.secret,
+                    "secret",
+                    "the vault secret holding the password",
+                )?,
+            }
+        }
+        "header" => {
+            let header_name = need(
+                raw.header_name,
+                "header_name",
+                "the header to put the key in, e.g. \"X-Api-Key\"",
+            )?;
+            check_header_name(header_name.get_ref())
+                .map_err(|m| invalid(header_name.span(), format!("`header_name`: {m}")))?;
+            let prefix = match raw.prefix {
+                None => String::new(),
+                Some(p) => {
+                    let ok = p.get_ref().bytes().all(|b| (0x20..=0x7e).contains(&b))
+                        && !p.get_ref().starts_with(' ');
+                    if !ok {
+                        return Err(invalid(
+                            p.span(),
+                            "`prefix` must be printable ASCII and not start with a space, e.g. \"Token \"".into(),
+                        ));
+                    }
+                    p.into_inner()
+                }
+            };
+            Auth::Header {
+                header_name: header_name.into_inner(),
+                prefix,
+                secret: secret(raw.secret, "secret", "the vault secret holding the key")?,
+            }
+        }
+        "query" => {
+            let param = need(
+                raw.param,
+                "param",
+                "the query parameter to put the key in, e.g. \"api_key\"",
+            )?;
+            let p = param.get_ref();
+            if p.is_empty()
+                || p.len() > 128
+                || p.chars()
+                    .any(|c| c.is_control() || matches!(c, '&' | '=' | '#' | ' '))
+            {
+                return Err(invalid(
+                    param.span(),
+                    "`param` must be 1 to 128 characters without spaces, control characters, `&`, `=` or `#`".into(),
+                ));
+            }
+            Auth::Query {
+                param: param.into_inner(),
+                secret: secret(raw.secret, "secret", "the vault secret holding the key")?,
+            }
+        }
+        "aws-sigv4" => {
+            let region = need(raw.region, "region", "the AWS region, e.g. \"us-east-1\"")?;
+            check_aws_word(region.get_ref())
+                .map_err(|m| invalid(region.span(), format!("`region`: {m}")))?;
+            let service = need(
+                raw.aws_service,
+                "aws_service",
+                "the AWS service's signing name, e.g. \"s3\"",
+            )?;
+            check_aws_word(service.get_ref())
+                .map_err(|m| invalid(service.span(), format!("`aws_service`: {m}")))?;
+            Auth::AwsSigV4 {
+                region: region.into_inner(),
+                aws_service: service.into_inner(),
+                access_key_id: secret(
+                    raw.access_key_id,
+                    "access_key_id",
+                    "the vault secret holding the access key id",
+                )?,
+                secret_access_key: secret(
+                    raw.secret_access_key,
+                    "secret_access_key",
+                    "the vault secret holding the secret access key",
+                )?,
+                session_token: opt_secret(raw.session_token)?,
+            }
+        }
+        "oauth1" => {
+            let consumer_key = secret(
+                raw.consumer_key,
+                "consumer_key",
+                "the vault secret holding the consumer key",
+            )?;
+            let consumer_secret = secret(
+                raw.consumer_secret,
+                "consumer_secret",
+                "the vault secret holding the consumer secret",
+            )?;
+            match (&raw.token, &raw.token_secret) {
+                (Some(_), None) => {
+                    return Err(src.error(span, ctx("`token` needs `token_secret = \"…\"` too (the vault secret holding the token secret)".into())));
+                }
+                (None, Some(_)) => {
+                    return Err(src.error(span, ctx("`token_secret` needs `token = \"…\"` too (the vault secret holding the access token)".into())));
+                }
+                _ => {}
+            }
+            Auth::OAuth1 {
+                consumer_key,
+                consumer_secret,
+                token: opt_secret(raw.token)?,
+                token_secret: opt_secret(raw.token_secret)?,
+            }
+        }
+        "github-app" => {
+            let app_id = raw.app_id.ok_or_else(|| {
+                src.error(
+                    span.clone(),
+                    ctx("needs `app_id = 123456` (the GitHub App's id)".into()),
+                )
+            })?;
+            let app_id_text = match app_id.get_ref() {
+                toml::Value::Integer(i) if *i > 0 => i.to_string(),
+                toml::Value::String(s)
+                    if !s.is_empty()
+                        && s.len() <= 64
+                        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') =>
+                {
+                    s.clone()
+                }
+                _ => {
+                    return Err(invalid(
+                        app_id.span(),
+                        "`app_id` must be the app's id (a positive number) or its client id (letters, digits and `.`)".into(),
+                    ));
+                }
+            };
+            let inst = raw.installation_id.ok_or_else(|| {
+                src.error(
+                    span.clone(),
+                    ctx(
+                        "needs `installation_id = 123456` (the installation of the app to act as)"
+                            .into(),
+                    ),
+                )
+            })?;
+            let installation_id = match inst.get_ref() {
+                toml::Value::Integer(i) if *i > 0 => u64::try_from(*i).ok(),
+                toml::Value::String(s) => s.parse::<u64>().ok().filter(|n| *n > 0),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                invalid(
+                    inst.span(),
+                    "`installation_id` must be a positive number".into(),
+                )
+            })?;
+            Auth::GitHubApp {
+                app_id: app_id_text,
+                installation_id,
+                secret: secret(
+                    raw.secret,
+                    "secret",
+                    "the vault secret holding the app's PEM private key",
+                )?,
+            }
+        }
+        "gcp-service-account" => {
+            let secret = secret(
+                raw.secret,
+                "secret",
+                "the vault secret holding the service account's JSON key",
+            )?;
+            let scopes = raw.scopes.ok_or_else(|| {
+                src.error(
+                    span.clone(),
+                    ctx("needs `scopes = [\"https://www.googleapis.com/auth/…\"]` (the OAuth scopes to request)".into()),
+                )
+            })?;
+            let scopes_span = scopes.span();
+            let scopes = scopes.into_inner();
+            if scopes.is_empty() {
+                return Err(invalid(
+                    scopes_span,
+                    "`scopes` must name at least one scope".into(),
+                ));
+            }
+            let mut out = Vec::new();
+            for sc in scopes {
+                let v = sc.get_ref();
+                if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(invalid(
+                        sc.span(),
+                        "each scope must be non-empty, without spaces".into(),
+                    ));
+                }
+                out.push(sc.into_inner());
+            }
+            Auth::GcpServiceAccount {
+                secret,
+                scopes: out,
+            }
+        }
+        "oauth2" => {
+            let token_url = need(raw.token_url, "token_url", "the provider's token endpoint")?;
+            let url = check_token_url(token_url.get_ref())
+                .map_err(|m| invalid(token_url.span(), format!("`token_url`: {m}")))?;
+            let client_id = need(raw.client_id, "client_id", "the OAuth client id")?;
+            if client_id.get_ref().is_empty() || client_id.get_ref().chars().any(char::is_control) {
+                return Err(invalid(
+                    client_id.span(),
+                    "`client_id` must be non-empty, without control characters".into(),
+                ));
+            }
+            let scope = match raw.scope {
+                None => None,
+                Some(sc) => {
+                    if sc.get_ref().trim().is_empty() || sc.get_ref().chars().any(char::is_control)
+                    {
+                        return Err(invalid(
+                            sc.span(),
+                            "`scope` must be space-separated scope names; remove it if the provider needs none".into(),
+                        ));
+                    }
+                    Some(sc.into_inner())
+                }
+            };
+            let client_auth = match raw.client_auth {
+                None => crate::ClientAuth::default(),
+                Some(ca) => match ca.get_ref().as_str() {
+                    "basic" => crate::ClientAuth::Basic,
+                    "body" => crate::ClientAuth::Body,
+                    other => {
+                        return Err(invalid(
+                            ca.span(),
+                            format!(
+                                "invalid `client_auth` \"{}\"; expected \"basic\" or \"body\"",
+                                other.escape_debug()
+                            ),
+                        ));
+                    }
+                },
+            };
+            Auth::OAuth2 {
+                token_url: url,
+                client_id: client_id.into_inner(),
+                secret: secret(
+                    raw.secret,
+                    "secret",
+                    "the vault secret holding the client secret",
+                )?,
+                scope,
+                client_auth,
+            }
+        }
+        // AUTH_TYPES was checked above; a type listed there but not handled here is a
+        // bug caught by the tests, reported rather than panicking.
+        other => {
+            return Err(src.error(
+                raw.kind.span(),
+                format!(
+                    "service \"{name}\": auth type \"{}\" is not handled",
+                    other.escape_debug()
+                ),
+            ));
+        }
+    })
+}
+
+/// A header name the `header` auth type may set: an HTTP token, and not one that
+/// frames the message, routes it, or belongs to the connection.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(tchar) {
+        return Err(format!(
+            "\"{}\" is not a valid header name (letters, digits and -, e.g. \"X-Api-Key\")",
+            name.escape_debug()
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    const RESERVED: &[&str] = &[
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "http2-settings",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "forwarded",
+        "via",
+    ];
+    if RESERVED.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+        return Err(format!(
+            "\"{name}\" controls how the request is framed or routed and cannot carry a credential"
+        ));
+    }
+    Ok(())
+}
+
+/// An AWS region or signing name: lowercase letters, digits, `-` (and `.`/`_` seen in
+/// some signing names).
+fn check_aws_word(v: &str) -> Result<(), String> {
+    if v.is_empty()
+        || v.len() > 64
+        || !v.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        })
+    {
+        return Err(format!(
+            "\"{}\" is not valid; use lowercase letters, digits and -, e.g. \"us-east-1\" or \"s3\"",
+            v.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// A token endpoint: https, or http to a loopback address (a local test or sidecar);
+/// no credentials or fragment in the URL.
+pub fn check_token_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s).map_err(|e| {
+        format!(
+            "invalid URL \"{}\" ({e}); expected something like \"https://auth.example.com/oauth/token\"",
+            s.escape_debug()
+        )
+    })?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(format!(
+                "\"{}\" must use https:// (http:// only for 127.0.0.1, ::1 or localhost)",
+                s.escape_debug()
+            ));
+        }
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("\"{}\" has no host", s.escape_debug()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL contains credentials; put the client secret in the vault".into());
+    }
+    if url.fragment().is_some() {
+        return Err(format!("\"{}\" must not have a fragment", s.escape_debug()));
+    }
+    Ok(url)
 }
 
 /// Checks a service base URL: http(s), a host, no credentials, query or fragment.

@@ -6,8 +6,14 @@
 //! injector, then checks that the request still points at the service's origin before
 //! sending it.
 //!
-//! The trait is shaped for every auth type airlock will support, not only today's
-//! [`Bearer`]:
+//! Every auth type of `airlock.toml` has an injector here: [`Bearer`], [`Basic`],
+//! [`HeaderKey`], [`QueryKey`], [`SigV4`], [`OAuth1`], [`GitHubApp`],
+//! [`GcpServiceAccount`] and [`OAuth2ClientCredentials`]. A running server builds them
+//! through [`Injectors`], which keeps one per service so minted tokens survive across
+//! requests; [`for_auth`] builds a one-off injector for the types that mint nothing.
+//! `docs/injectors.md` is the reference.
+//!
+//! The trait is shaped for all of them:
 //!
 //! * **signers** (AWS SigV4, OAuth 1.0a) need the method, the full URL, the headers and
 //!   the body — all readable on [`OutgoingRequest`];
@@ -50,14 +56,35 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod basic;
 mod bearer;
+mod clock;
+mod gcp;
+mod github_app;
+mod jwt;
+mod oauth1;
+mod oauth2;
+mod registry;
 mod request;
+mod sigv4;
+mod token;
 
+pub use basic::{Basic, HeaderKey, QueryKey};
 pub use bearer::Bearer;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use gcp::GcpServiceAccount;
+pub use github_app::GitHubApp;
+pub use oauth1::OAuth1;
+pub use oauth2::OAuth2ClientCredentials;
+pub use registry::Injectors;
 pub use request::OutgoingRequest;
+pub use sigv4::{SigV4, SigV4Options};
+pub use token::TokenClient;
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use http::HeaderName;
 use secrecy::SecretSlice;
@@ -100,9 +127,34 @@ pub trait Injector: Send + Sync {
     -> BoxFuture<'a, Result<(), InjectError>>;
 }
 
+/// A vault secret's name and value, as injectors receive them. `Debug` shows the name
+/// only.
+pub struct NamedSecret {
+    /// The vault secret's name (used in errors and scrubber markers).
+    pub name: String,
+    /// The value.
+    pub value: SecretSlice<u8>,
+}
+
+impl NamedSecret {
+    /// Pairs a name with its value.
+    pub fn new(name: impl Into<String>, value: SecretSlice<u8>) -> Self {
+        NamedSecret {
+            name: name.into(),
+            value,
+        }
+    }
+}
+
+impl fmt::Debug for NamedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NamedSecret({:?})", self.name)
+    }
+}
+
 /// Why a credential could not be prepared or injected. Messages name the secret and
 /// the problem, never the value.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum InjectError {
     /// The secret's value cannot be used for this auth type.
@@ -137,6 +189,39 @@ pub enum InjectError {
         /// What went wrong (never a secret or a token).
         detail: String,
     },
+    /// A non-secret parameter (header name, region, URL…) cannot be used. The config
+    /// parser refuses these already; this is for injectors built by hand.
+    #[error("{auth} auth: {reason}; fix the service's auth in airlock.toml")]
+    InvalidParameter {
+        /// The auth type.
+        auth: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// This auth type mints tokens and must be built through [`Injectors`], which
+    /// caches them across requests.
+    #[error(
+        "auth type \"{auth}\" mints tokens and needs a token cache: build it with airlock_inject::Injectors"
+    )]
+    NeedsCache {
+        /// The auth type.
+        auth: &'static str,
+    },
+    /// The request, as the agent made it, cannot be signed (a header that is not
+    /// ASCII for SigV4, OAuth parameters in a form body…).
+    #[error("this request cannot be signed for {auth} auth: {reason}")]
+    Request {
+        /// The auth type.
+        auth: &'static str,
+        /// What in the request is the problem (never a header value).
+        reason: String,
+    },
+    /// The HTTP client for token endpoints could not be built.
+    #[error("cannot build the HTTP client for token endpoints: {detail}")]
+    HttpClient {
+        /// Why.
+        detail: String,
+    },
 }
 
 impl InjectError {
@@ -145,10 +230,31 @@ impl InjectError {
     pub fn is_upstream(&self) -> bool {
         matches!(self, InjectError::TokenEndpoint { .. })
     }
+
+    /// Whether the agent's request is the problem ([`InjectError::Request`]): a 400,
+    /// not a 500.
+    pub fn is_agent(&self) -> bool {
+        matches!(self, InjectError::Request { .. })
+    }
+}
+
+/// `n` random bytes as lower-case hex (OAuth 1.0a nonces).
+pub(crate) fn random_hex(n: usize) -> Result<String, InjectError> {
+    let mut bytes = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| InjectError::Request {
+        auth: "oauth1",
+        reason: "the system's random number generator failed".into(),
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Builds the injector a service's `auth` asks for, fetching each secret through
-/// `lookup` (typically the unlocked vault).
+/// `lookup` (typically the unlocked vault), on the system clock.
+///
+/// For the types that mint tokens (`github-app`, `gcp-service-account`, `oauth2`)
+/// this returns [`InjectError::NeedsCache`]: a token minted per request would hammer
+/// the token endpoint. Use [`Injectors::get`] — which also works for every other type
+/// and is what a running server should call.
 ///
 /// ```
 /// use airlock_config::Auth;
@@ -165,20 +271,13 @@ pub fn for_auth(
     auth: &airlock_config::Auth,
     lookup: &mut dyn FnMut(&str) -> Option<SecretSlice<u8>>,
 ) -> Result<Box<dyn Injector>, InjectError> {
-    let mut fetch = |name: &str| {
-        lookup(name).ok_or_else(|| InjectError::MissingSecret {
-            secret: name.to_string(),
-        })
+    let mut secrets = registry::fetch_secrets(auth, lookup)?;
+    let ctx = registry::BuildContext {
+        clock: Arc::new(SystemClock),
+        http: None,
+        service_url: None,
     };
-    match auth {
-        airlock_config::Auth::Bearer { secret } => {
-            Ok(Box::new(Bearer::new(secret.clone(), fetch(secret)?)?))
-        }
-        #[allow(unreachable_patterns)] // `Auth` is non-exhaustive: new types land later
-        other => Err(InjectError::Unsupported {
-            auth: other.type_name().to_string(),
-        }),
-    }
+    registry::build(auth, &mut secrets, &ctx)
 }
 
 #[cfg(test)]

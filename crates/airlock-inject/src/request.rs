@@ -130,7 +130,9 @@ impl fmt::Debug for OutgoingRequest {
     }
 }
 
-fn percent_encode_into(bytes: &[u8], out: &mut String) {
+/// RFC 3986 percent-encoding: everything except unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`) becomes `%XX` (upper-case hex). OAuth 1.0a's encoding (§3.6).
+pub(crate) fn percent_encode_into(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -140,6 +142,17 @@ fn percent_encode_into(bytes: &[u8], out: &mut String) {
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 15)]));
         }
+    }
+}
+
+/// `application/x-www-form-urlencoded` for a value: space as `+`, every other byte but
+/// unreserved characters as `%XX`.
+pub(crate) fn form_encode_into(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.split(|&b| b == b' ').enumerate() {
+        if chunk.0 > 0 {
+            out.push('+');
+        }
+        percent_encode_into(chunk.1, out);
     }
 }
 

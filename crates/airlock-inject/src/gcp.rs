@@ -1,0 +1,205 @@
+//! Google Cloud service accounts: JWT (RS256) → OAuth 2.0 access token (RFC 7523).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::jwt::RsaKey;
+use crate::token::{self, Minted, TokenCache, TokenClient};
+use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
+
+const OWNED: &[HeaderName] = &[AUTHORIZATION];
+const AUTH: &str = "gcp-service-account";
+const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// A Google service account: `Authorization: Bearer <access token>`.
+///
+/// The vault secret is the JSON key file (`type = "service_account"`, `client_email`,
+/// `private_key`, optional `private_key_id` and `token_uri`). A JWT (`iss` = the
+/// client email, `scope` = the configured scopes, `aud` = `token_uri`, one hour) is
+/// exchanged at `token_uri` with the `urn:ietf:params:oauth:grant-type:jwt-bearer`
+/// grant; the access token is cached until shortly before `expires_in` runs out.
+pub struct GcpServiceAccount {
+    client_email: String,
+    key_id: Option<String>,
+    token_url: url::Url,
+    scopes: String,
+    json: NamedSecret,
+    key: RsaKey,
+    http: TokenClient,
+    cache: TokenCache,
+}
+
+#[derive(serde::Deserialize)]
+struct KeyFile {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    client_email: Option<String>,
+    private_key: Option<Zeroizing<String>>,
+    private_key_id: Option<String>,
+    token_uri: Option<String>,
+}
+
+impl GcpServiceAccount {
+    /// A service account from the JSON key in the vault secret `json`, asking for `scopes`.
+    pub fn new(
+        json: NamedSecret,
+        scopes: &[String],
+        http: TokenClient,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InjectError> {
+        let invalid = |reason| InjectError::InvalidSecret {
+            secret: json.name.clone(),
+            auth: AUTH,
+            reason,
+        };
+        let file: KeyFile = serde_json::from_slice(json.value.expose_secret())
+            .map_err(|_| invalid("the value is not a service-account JSON key file"))?;
+        if file.kind.as_deref() != Some("service_account") {
+            return Err(invalid(
+                "the JSON key's \"type\" is not \"service_account\" (download a key for a service account)",
+            ));
+        }
+        let client_email = file
+            .client_email
+            .filter(|e| e.contains('@') && !e.chars().any(char::is_control))
+            .ok_or_else(|| invalid("the JSON key has no valid \"client_email\""))?;
+        let pem = file
+            .private_key
+            .ok_or_else(|| invalid("the JSON key has no \"private_key\""))?;
+        let key = RsaKey::from_pem(pem.as_bytes()).map_err(invalid)?;
+        let token_url = airlock_config::check_token_url(
+            file.token_uri.as_deref().unwrap_or(DEFAULT_TOKEN_URI),
+        )
+        .map_err(|_| {
+            invalid("the JSON key's \"token_uri\" must be an https URL (http only for loopback)")
+        })?;
+        if scopes.is_empty()
+            || scopes
+                .iter()
+                .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(InjectError::InvalidParameter {
+                auth: AUTH,
+                reason: "scopes must be one or more scope names without spaces".into(),
+            });
+        }
+        Ok(GcpServiceAccount {
+            client_email,
+            key_id: file
+                .private_key_id
+                .filter(|k| !k.chars().any(char::is_control)),
+            token_url,
+            scopes: scopes.join(" "),
+            json,
+            key,
+            http,
+            cache: TokenCache::new(clock),
+        })
+    }
+
+    /// The service account's email (not secret).
+    pub fn client_email(&self) -> &str {
+        &self.client_email
+    }
+
+    async fn mint(&self) -> Result<Minted, InjectError> {
+        let fail = |detail: String| InjectError::TokenEndpoint {
+            secret: self.json.name.clone(),
+            detail,
+        };
+        let now = self.cache.clock().now();
+        let unix = self.cache.clock().unix_seconds();
+        let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
+        if let Some(kid) = &self.key_id {
+            header["kid"] = serde_json::json!(kid);
+        }
+        let claims = serde_json::json!({
+            "iss": self.client_email,
+            "scope": self.scopes,
+            "aud": self.token_url.as_str(),
+            "iat": unix,
+            "exp": unix + 3600,
+        });
+        let jwt = self
+            .key
+            .sign_jwt(&header, &claims)
+            .map_err(|e| fail(e.to_string()))?;
+        let mut body = Zeroizing::new(Vec::with_capacity(jwt.len() + 80));
+        body.extend_from_slice(
+            b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=",
+        );
+        body.extend_from_slice(jwt.as_bytes()); // base64url and dots: nothing to encode
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let (status, resp) = self
+            .http
+            .post(&self.token_url, headers, body, &self.json.name)
+            .await?;
+        let what = format!("POST {}", token::endpoint_name(&self.token_url));
+        if !status.is_success() {
+            return Err(fail(format!(
+                "{what}: {}",
+                token::describe_failure(status, &resp, &[jwt.as_bytes()])
+            )));
+        }
+        let (access, lifetime) =
+            token::parse_oauth_token(&resp).map_err(|m| fail(format!("{what}: {m}")))?;
+        let lifetime = lifetime
+            .unwrap_or(token::DEFAULT_LIFETIME)
+            .min(Duration::from_secs(86_400));
+        Ok(Minted::new(access, now, now + lifetime))
+    }
+}
+
+impl fmt::Debug for GcpServiceAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GcpServiceAccount")
+            .field("client_email", &self.client_email)
+            .field("token_url", &token::endpoint_name(&self.token_url))
+            .field("scopes", &self.scopes)
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Injector for GcpServiceAccount {
+    fn kind(&self) -> &'static str {
+        AUTH
+    }
+
+    fn owned_headers(&self) -> &[HeaderName] {
+        OWNED
+    }
+
+    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        visit(&self.json.name, self.json.value.expose_secret());
+        self.cache.visit(&self.json.name, visit);
+    }
+
+    fn inject<'a>(
+        &'a self,
+        req: &'a mut OutgoingRequest,
+    ) -> BoxFuture<'a, Result<(), InjectError>> {
+        Box::pin(async move {
+            let token = self.cache.get(|| self.mint()).await?;
+            let value = token::sensitive("Bearer ", &token.value).ok_or_else(|| {
+                InjectError::TokenEndpoint {
+                    secret: self.json.name.clone(),
+                    detail: "the token is not a valid header value".into(),
+                }
+            })?;
+            req.headers.insert(AUTHORIZATION, value);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! GitHub App installation tokens: JWT (RS256) → `POST /app/installations/{id}/access_tokens`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::header::{ACCEPT, AUTHORIZATION};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use crate::jwt::RsaKey;
+use crate::token::{self, Minted, TokenCache, TokenClient};
+use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
+
+const OWNED: &[HeaderName] = &[AUTHORIZATION];
+const AUTH: &str = "github-app";
+
+/// A GitHub App acting as one installation: `Authorization: Bearer <installation token>`.
+///
+/// The token is obtained with a JWT (RS256, `iss` = the app id, `iat` 60 s in the past
+/// for clock drift, `exp` 9 minutes ahead) signed by the app's private key, POSTed to
+/// `{api}/app/installations/{installation_id}/access_tokens` where `{api}` is the
+/// service's URL (`https://api.github.com`, or `https://HOST/api/v3` for GitHub
+/// Enterprise Server) — the same origin the token is then used on. It is cached until
+/// shortly before its `expires_at` (GitHub: one hour) and refreshed single-flight.
+pub struct GitHubApp {
+    app_id: String,
+    token_url: url::Url,
+    pem: NamedSecret,
+    key: RsaKey,
+    http: TokenClient,
+    cache: TokenCache,
+}
+
+impl GitHubApp {
+    /// An installation of app `app_id` on the GitHub API at `api` (the service URL),
+    /// with the PEM private key in the vault secret `pem`.
+    pub fn new(
+        api: &url::Url,
+        app_id: impl Into<String>,
+        installation_id: u64,
+        pem: NamedSecret,
+        http: TokenClient,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, InjectError> {
+        let app_id = app_id.into();
+        if app_id.is_empty()
+            || !app_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+        {
+            return Err(InjectError::InvalidParameter {
+                auth: AUTH,
+                reason: "app_id must be the app's id or client id".into(),
+            });
+        }
+        let key = RsaKey::from_pem(pem.value.expose_secret()).map_err(|reason| {
+            InjectError::InvalidSecret {
+                secret: pem.name.clone(),
+                auth: AUTH,
+                reason,
+            }
+        })?;
+        let base = api.as_str().trim_end_matches('/');
+        let token_url = url::Url::parse(&format!(
+            "{base}/app/installations/{installation_id}/access_tokens"
+        ))
+        .map_err(|_| InjectError::InvalidParameter {
+            auth: AUTH,
+            reason: "the service URL cannot be joined with the token path".into(),
+        })?;
+        Ok(GitHubApp {
+            app_id,
+            token_url,
+            pem,
+            key,
+            http,
+            cache: TokenCache::new(clock),
+        })
+    }
+
+    /// Where installation tokens come from.
+    pub fn token_url(&self) -> &url::Url {
+        &self.token_url
+    }
+
+    async fn mint(&self) -> Result<Minted, InjectError> {
+        let fail = |detail: String| InjectError::TokenEndpoint {
+            secret: self.pem.name.clone(),
+            detail,
+        };
+        let now = self.cache.clock().now();
+        let unix = self.cache.clock().unix_seconds();
+        // Older GitHub Enterprise Server versions want a numeric `iss`.
+        let iss = match self.app_id.parse::<u64>() {
+            Ok(n) => serde_json::json!(n),
+            Err(_) => serde_json::json!(self.app_id),
+        };
+        let jwt = self
+            .key
+            .sign_jwt(
+                &serde_json::json!({"alg": "RS256", "typ": "JWT"}),
+                &serde_json::json!({"iat": unix.saturating_sub(60), "exp": unix + 540, "iss": iss}),
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            token::sensitive("Bearer ", &jwt).ok_or_else(|| fail("invalid JWT".into()))?,
+        );
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            HeaderName::from_static("x-github-api-version"),
+            HeaderValue::from_static("2022-11-28"),
+        );
+        let (status, body) = self
+            .http
+            .post(
+                &self.token_url,
+                headers,
+                Zeroizing::new(Vec::new()),
+                &self.pem.name,
+            )
+            .await?;
+        let what = format!("POST {}", token::endpoint_name(&self.token_url));
+        if !status.is_success() {
+            return Err(fail(format!(
+                "{what}: {}",
+                token::describe_failure(status, &body, &[jwt.as_bytes()])
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            token: Zeroizing<String>,
+            #[serde(default)]
+            expires_at: Option<String>,
+        }
+        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
+            fail(format!(
+                "{what}: HTTP {}: the response has no `token` string",
+                status.as_u16()
+            ))
+        })?;
+        token::check_token(&answer.token).map_err(|m| fail(format!("{what}: {m}")))?;
+        let expires_at = match answer.expires_at.as_deref() {
+            Some(s) => {
+                let ts: jiff::Timestamp = s.parse().map_err(|_| {
+                    fail(format!("{what}: `expires_at` is not an RFC 3339 timestamp"))
+                })?;
+                let secs = u64::try_from(ts.as_second()).unwrap_or(0);
+                SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+            }
+            None => now + Duration::from_secs(3600),
+        };
+        Ok(Minted::new(answer.token, now, expires_at))
+    }
+}
+
+impl fmt::Debug for GitHubApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GitHubApp")
+            .field("app_id", &self.app_id)
+            .field("token_url", &token::endpoint_name(&self.token_url))
+            .field("pem", &self.pem)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Injector for GitHubApp {
+    fn kind(&self) -> &'static str {
+        AUTH
+    }
+
+    fn owned_headers(&self) -> &[HeaderName] {
+        OWNED
+    }
+
+    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        visit(&self.pem.name, self.pem.value.expose_secret());
+        self.cache.visit(&self.pem.name, visit);
+    }
+
+    fn inject<'a>(
+        &'a self,
+        req: &'a mut OutgoingRequest,
+    ) -> BoxFuture<'a, Result<(), InjectError>> {
+        Box::pin(async move {
+            let token = self.cache.get(|| self.mint()).await?;
+            let value = token::sensitive("Bearer ", &token.value).ok_or_else(|| {
+                InjectError::TokenEndpoint {
+                    secret: self.pem.name.clone(),
+                    detail: "the token is not a valid header value".into(),
+                }
+            })?;
+            req.headers.insert(AUTHORIZATION, value);
+            Ok(())
+        })
+    }
+}
