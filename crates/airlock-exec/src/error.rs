@@ -95,9 +95,7 @@ pub enum Refusal {
     #[error("empty command: give the program and its arguments as an array")]
     EmptyCommand,
     /// `command[0]` is a relative path (`./x`, `../x`, `bin/x`).
-    #[error(
-        "program \"{program}\" is a relative path; use one of the allowed names: {allowed}"
-    )]
+    #[error("program \"{program}\" is a relative path; use one of the allowed names: {allowed}")]
     RelativeProgram {
         /// What the agent asked for.
         program: String,
@@ -149,9 +147,7 @@ pub enum Refusal {
         reason: String,
     },
     /// The cwd (resolved) is outside every workdir.
-    #[error(
-        "cwd \"{cwd}\" resolves to {resolved}, outside the capability's workdirs: {workdirs}"
-    )]
+    #[error("cwd \"{cwd}\" resolves to {resolved}, outside the capability's workdirs: {workdirs}")]
     CwdOutside {
         /// The cwd as given (escaped).
         cwd: String,

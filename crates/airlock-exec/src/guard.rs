@@ -163,10 +163,7 @@ const GIT_REFUSED_SUBCOMMANDS: &[(&str, &str)] = &[
         "config",
         "it writes configuration that later git commands obey (aliases, core.sshCommand, core.fsmonitor…)",
     ),
-    (
-        "filter-branch",
-        "its filters are shell commands",
-    ),
+    ("filter-branch", "its filters are shell commands"),
     ("difftool", "it runs a configurable external tool"),
     ("mergetool", "it runs a configurable external tool"),
     ("help", "it runs a configurable viewer or browser"),
@@ -262,11 +259,7 @@ fn check_git(program: &str, args: &[String]) -> Result<(), Refusal> {
     let first_positional = rest.iter().find(|a| !a.starts_with('-'));
     match (sub.as_str(), first_positional.map(String::as_str)) {
         ("bisect", Some("run")) => {
-            return Err(refuse(
-                program,
-                "run",
-                "git bisect run executes a command",
-            ));
+            return Err(refuse(program, "run", "git bisect run executes a command"));
         }
         ("submodule", Some("foreach")) => {
             return Err(refuse(
@@ -320,10 +313,7 @@ fn check_git(program: &str, args: &[String]) -> Result<(), Refusal> {
 
 fn check_gh(program: &str, args: &[String]) -> Result<(), Refusal> {
     if let Some(sub) = args.iter().find(|a| !a.starts_with('-'))
-        && matches!(
-            sub.as_str(),
-            "alias" | "extension" | "extensions" | "ext"
-        )
+        && matches!(sub.as_str(), "alias" | "extension" | "extensions" | "ext")
     {
         return Err(refuse(
             program,
@@ -350,7 +340,11 @@ fn check_npm(program: &str, args: &[String]) -> Result<(), Refusal> {
             name,
             "--call" | "-c" | "--script-shell" | "--node-options" | "--shell"
         ) {
-            return Err(refuse(program, arg, "it names a command or shell for npm to run"));
+            return Err(refuse(
+                program,
+                arg,
+                "it names a command or shell for npm to run",
+            ));
         }
     }
     let mut positional = args.iter().filter(|a| !a.starts_with('-'));

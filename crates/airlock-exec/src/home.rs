@@ -113,9 +113,9 @@ impl GitCredential {
             };
             matches!(scheme, "http" | "https")
                 && !rest.is_empty()
-                && rest
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+                && rest.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
         };
         let var_ok = self
             .token_var

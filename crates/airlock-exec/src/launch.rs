@@ -204,10 +204,7 @@ impl fmt::Debug for Launch {
             .field("arg0", &self.arg0)
             .field("args", &self.args)
             .field("cwd", &self.cwd)
-            .field(
-                "env",
-                &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
             .field(
                 "secrets",
                 &self.secrets.iter().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -402,9 +399,9 @@ impl Launch {
             source,
         })?;
         let raw = child.id().and_then(|id| i32::try_from(id).ok());
-        let pid = raw.and_then(Pid::from_raw).ok_or_else(|| {
-            ExecError::Io(std::io::Error::other("the child has no process id"))
-        })?;
+        let pid = raw
+            .and_then(Pid::from_raw)
+            .ok_or_else(|| ExecError::Io(std::io::Error::other("the child has no process id")))?;
         let stdin_task = match (self.stdin, child.stdin.take()) {
             (Stdin::Bytes(bytes), Some(mut pipe)) => Some(tokio::spawn(async move {
                 // A child that does not read its stdin closes the pipe: not an error.
@@ -505,7 +502,10 @@ impl Drop for GroupGuard {
     fn drop(&mut self) {
         // Dropped before the child was reaped (the caller's future was cancelled):
         // take the whole group down with it.
-        let exited = self.exited.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let exited = self
+            .exited
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
         if !*exited {
             self.send(Signal::KILL);
         }
@@ -702,11 +702,7 @@ impl Running {
         Ok((exit, out.truncated, err.truncated))
     }
 
-    async fn drive(
-        mut self,
-        out: &mut impl Sink,
-        err: &mut impl Sink,
-    ) -> Result<Exit, ExecError> {
+    async fn drive(mut self, out: &mut impl Sink, err: &mut impl Sink) -> Result<Exit, ExecError> {
         let mut o = Pump::new(&mut self.stdout, &self.scrubber);
         let mut e = Pump::new(&mut self.stderr, &self.scrubber);
         let far = Duration::from_secs(100 * 365 * 24 * 3600);

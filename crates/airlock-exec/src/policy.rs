@@ -76,8 +76,14 @@ pub const FORBIDDEN_ENV: &[(&str, &str)] = &[
     ("TMPDIR", "airlock sets TMPDIR inside the private HOME"),
     ("GIT_ASKPASS", "airlock provides the askpass helper"),
     ("SSH_ASKPASS", "it names a program to run"),
-    ("GIT_CONFIG_COUNT", "airlock sets git configuration overrides"),
-    ("GIT_CONFIG_PARAMETERS", "it is command-line git configuration"),
+    (
+        "GIT_CONFIG_COUNT",
+        "airlock sets git configuration overrides",
+    ),
+    (
+        "GIT_CONFIG_PARAMETERS",
+        "it is command-line git configuration",
+    ),
     ("GIT_CONFIG", "it replaces git configuration"),
     ("GIT_CONFIG_GLOBAL", "it replaces git configuration"),
     ("GIT_CONFIG_SYSTEM", "it replaces git configuration"),
@@ -132,7 +138,10 @@ fn forbidden_env(key: &str) -> Option<&'static str> {
     if key.starts_with("BASH_FUNC_") {
         return Some("bash imports it as a function");
     }
-    FORBIDDEN_ENV.iter().find(|(k, _)| *k == key).map(|(_, why)| *why)
+    FORBIDDEN_ENV
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, why)| *why)
 }
 
 /// What the owner's environment contributes when a capability is compiled.
@@ -229,8 +238,7 @@ impl ExecPolicy {
         let token_var = ["GH_TOKEN", "GITHUB_TOKEN"]
             .into_iter()
             .find(|k| policy.env.get(*k).is_some_and(|v| v == PLACEHOLDER));
-        policy.credential =
-            token_var.and_then(|var| GitCredential::for_service(&service.url, var));
+        policy.credential = token_var.and_then(|var| GitCredential::for_service(&service.url, var));
         Ok(policy)
     }
 
@@ -254,7 +262,10 @@ impl ExecPolicy {
                     program.name
                 ));
             }
-            if !programs.iter().any(|p: &AllowedProgram| p.name == program.name) {
+            if !programs
+                .iter()
+                .any(|p: &AllowedProgram| p.name == program.name)
+            {
                 programs.push(program);
             }
         }
@@ -577,7 +588,15 @@ mod tests {
 
     #[test]
     fn forbidden_keys() {
-        for k in ["LD_PRELOAD", "LD_LIBRARY_PATH", "DYLD_INSERT_LIBRARIES", "BASH_ENV", "ENV", "PATH", "GIT_CONFIG_KEY_0"] {
+        for k in [
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "DYLD_INSERT_LIBRARIES",
+            "BASH_ENV",
+            "ENV",
+            "PATH",
+            "GIT_CONFIG_KEY_0",
+        ] {
             assert!(forbidden_env(k).is_some(), "{k}");
         }
         for k in ["GH_TOKEN", "GIT_AUTHOR_NAME", "STRIPE_API_KEY"] {

@@ -53,7 +53,10 @@ impl ProgramKind {
             // python3.12, perl5.36, node18…
             n if ["python", "perl", "ruby", "node", "php", "lua"]
                 .iter()
-                .any(|p| n.strip_prefix(p).is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))) =>
+                .any(|p| {
+                    n.strip_prefix(p)
+                        .is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+                }) =>
             {
                 ProgramKind::Runner
             }

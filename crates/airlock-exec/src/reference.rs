@@ -192,7 +192,10 @@ fn resolve_name(
 /// Resolves references among `vars` (the current environment: pass
 /// `std::env::vars_os()`). Values that are exactly `airlock://NAME` become the
 /// secret; every other value is kept unchanged.
-pub fn resolve_environment<I>(vars: I, lookup: SecretLookup<'_>) -> Result<ResolvedEnv, ReferenceError>
+pub fn resolve_environment<I>(
+    vars: I,
+    lookup: SecretLookup<'_>,
+) -> Result<ResolvedEnv, ReferenceError>
 where
     I: IntoIterator<Item = (OsString, OsString)>,
 {
@@ -216,7 +219,10 @@ pub fn resolve_assignment(
     lookup: SecretLookup<'_>,
 ) -> Result<ResolvedEnv, ReferenceError> {
     let bad = |message: String| ReferenceError::Secret {
-        location: format!("--env {}", crate::error::shown(assignment.split('=').next().unwrap_or(""))),
+        location: format!(
+            "--env {}",
+            crate::error::shown(assignment.split('=').next().unwrap_or(""))
+        ),
         message,
     };
     let Some((key, value)) = assignment.split_once('=') else {
@@ -239,7 +245,10 @@ pub fn resolve_assignment(
 }
 
 /// Reads and resolves an env file.
-pub fn resolve_env_file(path: &Path, lookup: SecretLookup<'_>) -> Result<ResolvedEnv, ReferenceError> {
+pub fn resolve_env_file(
+    path: &Path,
+    lookup: SecretLookup<'_>,
+) -> Result<ResolvedEnv, ReferenceError> {
     let text = std::fs::read(path).map_err(|source| ReferenceError::Read {
         path: path.to_path_buf(),
         source,

@@ -1,0 +1,983 @@
+//! Integration tests for exec mode (DESIGN.md §7, invariants 4 and 10).
+//!
+//! Programs are small shell scripts written into temporary "owner" directories, so
+//! the tests need only `/bin/sh` and coreutils. Tests that must set variables in
+//! airlock's own environment (which needs `unsafe` in edition 2024) re-run this
+//! test binary as a child process with the environment prepared.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use airlock_exec::reference::{self, ReferenceError};
+use airlock_exec::{
+    BASE_ENV, ExecPolicy, GIT_CONFIG_OVERRIDES, GitCredential, Launch, Limits, OwnerEnv, Refusal,
+    Scrubber, Stdin,
+};
+use base64::Engine as _;
+use secrecy::SecretSlice;
+
+const SECRET: &str = "sk_live_4eC39Hq/Ly+jWD ar&tT1zdp7dc=";
+const NAME: &str = "stripe";
+
+fn secret() -> SecretSlice<u8> {
+    SECRET.as_bytes().to_vec().into()
+}
+
+/// Writes an executable script.
+fn script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+struct World {
+    _root: tempfile::TempDir,
+    /// The owner's bin directory (on the owner's PATH).
+    bin: PathBuf,
+    /// The agent's workdir.
+    work: PathBuf,
+    owner: OwnerEnv,
+}
+
+fn world() -> World {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("owner-bin");
+    let real = root.path().join("owner-real");
+    let work = root.path().join("work");
+    for d in [&bin, &real, &work] {
+        std::fs::create_dir(d).unwrap();
+    }
+    // `tool` is a symlink to the real program, to check canonicalization.
+    script(&real.join("tool-impl"), "echo \"canonical tool: $0 $*\"");
+    std::os::unix::fs::symlink(real.join("tool-impl"), bin.join("tool")).unwrap();
+    // A fake git that only reports its arguments.
+    script(&bin.join("git"), "echo \"fake git: $*\"");
+    std::os::unix::fs::symlink("/bin/sh", bin.join("sh")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/env", bin.join("env")).unwrap();
+    // The agent's own programs, named like the allowed ones.
+    script(&work.join("tool"), "echo AGENT-FAKE");
+    std::os::unix::fs::symlink(work.join("tool"), work.join("git")).unwrap();
+    let path =
+        std::env::join_paths([bin.as_path(), Path::new("/usr/bin"), Path::new("/bin")]).unwrap();
+    let owner = OwnerEnv {
+        path,
+        home: None,
+        lang: None,
+        term: None,
+        temp_root: None,
+    };
+    let work = work.canonicalize().unwrap();
+    World {
+        _root: root,
+        bin,
+        work,
+        owner,
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn policy(w: &World, commands: &[&str], env: &[(&str, &str)], deny: &[&str]) -> ExecPolicy {
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    ExecPolicy::from_parts(
+        "cap",
+        &strings(commands),
+        &[w.work.display().to_string()],
+        &strings(deny),
+        &env,
+        &w.owner,
+    )
+    .unwrap()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Checks and runs `command` in `cwd`, buffered.
+fn run(p: &ExecPolicy, command: &[&str], cwd: Option<&str>, stdin: Stdin) -> airlock_exec::Output {
+    let inv = p.check(&strings(command), cwd).unwrap();
+    let launch = p.prepare(inv, Some(&secret()), stdin).unwrap();
+    rt().block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap()
+}
+
+fn stdout(o: &airlock_exec::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------------
+// The agent cannot choose the program.
+
+#[test]
+fn agent_cannot_choose_the_program() {
+    let w = world();
+    let p = policy(&w, &["tool", "git"], &[], &[]);
+    let work = w.work.display().to_string();
+    let cwd = Some(work.as_str());
+
+    // Bare names outside the list.
+    for bad in ["sh", "bash", "env", "ls", "tool-impl"] {
+        let r = p.check(&strings(&[bad]), cwd);
+        assert!(
+            matches!(r, Err(Refusal::ProgramNotAllowed { .. })),
+            "{bad}: {r:?}"
+        );
+    }
+    // Relative paths, including the agent's own `./tool` in its cwd.
+    for bad in ["./tool", "../tool", "work/tool", "./git", "owner-bin/tool"] {
+        let r = p.check(&strings(&[bad]), cwd);
+        assert!(
+            matches!(r, Err(Refusal::RelativeProgram { .. })),
+            "{bad}: {r:?}"
+        );
+    }
+    // Absolute paths outside the list: the agent's fake and its symlink, a shell,
+    // the allowed program reached through another path.
+    let fake = w.work.join("tool").display().to_string();
+    let fake_link = w.work.join("git").display().to_string();
+    let other_path = w.bin.join("../owner-bin/tool").display().to_string();
+    for bad in [
+        fake.as_str(),
+        fake_link.as_str(),
+        "/bin/sh",
+        other_path.as_str(),
+    ] {
+        let r = p.check(&strings(&[bad]), cwd);
+        assert!(
+            matches!(r, Err(Refusal::ProgramNotAllowed { .. })),
+            "{bad}: {r:?}"
+        );
+    }
+    assert_eq!(p.check(&[], cwd), Err(Refusal::EmptyCommand));
+
+    // The allowed name runs the canonical binary, not the agent's `tool` in cwd.
+    let canonical_line = |args: &str| {
+        format!(
+            "canonical tool: {} {args}\n",
+            p.programs()[0].canonical.display()
+        )
+    };
+    let out = run(&p, &["tool", "a b"], cwd, Stdin::Null);
+    assert_eq!(stdout(&out), canonical_line("a b"), "{out:?}");
+    assert!(out.exit.success());
+    // By the exact paths the owner's entry was found at / canonicalizes to.
+    let prog = &p.programs()[0];
+    assert_eq!(
+        prog.canonical,
+        w.bin
+            .parent()
+            .unwrap()
+            .join("owner-real/tool-impl")
+            .canonicalize()
+            .unwrap()
+    );
+    for path in [&prog.found, &prog.canonical] {
+        let out = run(&p, &[path.to_str().unwrap()], cwd, Stdin::Null);
+        assert_eq!(stdout(&out), canonical_line(""));
+    }
+}
+
+#[test]
+fn commands_resolve_through_the_owners_path_only() {
+    let w = world();
+    // Relative entries in the owner's PATH (`.`, empty) are never searched.
+    let owner = OwnerEnv {
+        path: OsString::from(".::work:owner-bin"),
+        ..w.owner.clone()
+    };
+    let r = ExecPolicy::from_parts(
+        "cap",
+        &strings(&["tool"]),
+        &[],
+        &[],
+        &BTreeMap::new(),
+        &owner,
+    );
+    assert!(r.is_err(), "{r:?}");
+    // Relative command entries are refused at load.
+    let r = ExecPolicy::from_parts(
+        "cap",
+        &strings(&["./tool"]),
+        &[],
+        &[],
+        &BTreeMap::new(),
+        &w.owner,
+    );
+    assert!(r.unwrap_err().to_string().contains("relative path"));
+    let r = ExecPolicy::from_parts(
+        "cap",
+        &strings(&["nope-not-here"]),
+        &[],
+        &[],
+        &BTreeMap::new(),
+        &w.owner,
+    );
+    assert!(r.unwrap_err().to_string().contains("not found in PATH"));
+    // Runners are allowed when listed, and flagged.
+    let p = policy(&w, &["sh", "tool"], &[], &[]);
+    assert_eq!(p.warnings().len(), 1, "{:?}", p.warnings());
+}
+
+/// Re-runs this binary with `vars` in its environment, executing the ignored test
+/// `name`; fails if it fails.
+fn probe(name: &str, vars: &[(&str, &str)]) {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(vars.iter().copied())
+        .env("AIRLOCK_EXEC_PROBE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "probe {name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn path_and_environment_of_airlock_do_not_reach_the_child() {
+    let w = world();
+    // airlock's own PATH starts with the agent's directory holding fake programs.
+    let path = format!("{}:/usr/bin:/bin", w.work.display());
+    probe(
+        "probe_parent_environment",
+        &[
+            ("PATH", path.as_str()),
+            ("LD_PRELOAD", "/nonexistent/airlock-test-preload.so"),
+            ("LD_LIBRARY_PATH", "/tmp"),
+            ("BASH_ENV", "/tmp/evil-bash-env"),
+            ("ENV", "/tmp/evil-env"),
+            ("DYLD_INSERT_LIBRARIES", "/tmp/x.dylib"),
+            ("OTHER_SECRET", "sk_other_secret_value_123"),
+            ("GIT_SSH_COMMAND", "touch /tmp/pwned"),
+        ],
+    );
+}
+
+#[test]
+#[ignore = "run by path_and_environment_of_airlock_do_not_reach_the_child"]
+fn probe_parent_environment() {
+    if std::env::var_os("AIRLOCK_EXEC_PROBE").is_none() {
+        return;
+    }
+    let w = world();
+    // Compiled with an explicit owner PATH: airlock's own (poisoned) PATH is not
+    // used to resolve, and does not reach the child.
+    let p = policy(
+        &w,
+        &["env", "sh", "tool"],
+        &[("API_KEY", "{{secret}}"), ("PLAIN", "plain-value")],
+        &[],
+    );
+    let work = w.work.display().to_string();
+    let cwd = Some(work.as_str());
+    let out = run(&p, &["tool"], cwd, Stdin::Null);
+    assert!(stdout(&out).starts_with("canonical tool: "), "{out:?}");
+
+    let out = run(&p, &["env"], cwd, Stdin::Null);
+    let text = stdout(&out);
+    let keys: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    let mut expected: BTreeSet<String> = BASE_ENV.iter().map(|s| s.to_string()).collect();
+    for i in 0..GIT_CONFIG_OVERRIDES.len() {
+        expected.insert(format!("GIT_CONFIG_KEY_{i}"));
+        expected.insert(format!("GIT_CONFIG_VALUE_{i}"));
+    }
+    expected.insert("API_KEY".into());
+    expected.insert("PLAIN".into());
+    assert_eq!(keys, expected, "{text}");
+    for absent in [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "BASH_ENV",
+        "ENV=",
+        "DYLD_",
+        "OTHER_SECRET",
+        "sk_other",
+        "GIT_SSH_COMMAND",
+        "evil",
+    ] {
+        assert!(!text.contains(absent), "{absent} leaked:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("API_KEY=[REDACTED:{}]", "cap"))
+            || text.contains("API_KEY=[REDACTED:"),
+        "{text}"
+    );
+    assert!(text.contains("PLAIN=plain-value"));
+    assert!(text.contains("PATH=") && !text.contains(&format!("PATH={}", w.work.display())));
+    assert!(!text.contains(SECRET));
+
+    // The secret is really there, under its name, and HOME is private.
+    let out = run(
+        &p,
+        &[
+            "sh",
+            "-c",
+            "[ \"$API_KEY\" = \"$1\" ] && echo key-ok; stat -c %a \"$HOME\"; echo \"home=$HOME\"; [ -d \"$TMPDIR\" ] && echo tmp-ok",
+            "sh",
+            SECRET,
+        ],
+        cwd,
+        Stdin::Null,
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("key-ok\n700\nhome="), "{out:?}");
+    assert!(text.contains("tmp-ok"));
+    let home = text
+        .lines()
+        .find_map(|l| l.strip_prefix("home="))
+        .unwrap()
+        .to_string();
+    assert!(!Path::new(&home).exists(), "HOME {home} not removed");
+}
+
+// ---------------------------------------------------------------------------------
+// Argument guards.
+
+#[test]
+fn git_trampolines_and_deny_args_are_refused() {
+    let w = world();
+    let p = policy(
+        &w,
+        &["git", "tool"],
+        &[],
+        &["--force", "--output=", "--yes"],
+    );
+    let work = w.work.display().to_string();
+    let cwd = Some(work.as_str());
+    for bad in [
+        &["git", "-c", "alias.x=!sh -c 'id'", "x"][..],
+        &["git", "-c", "core.sshCommand=touch /tmp/p", "fetch"],
+        &["git", "-c", "core.pager=sh", "log"],
+        &["git", "-c", "credential.helper=!sh", "fetch"],
+        &["git", "--config-env=core.editor=EVIL", "commit"],
+        &["git", "--config-env", "core.editor=EVIL", "commit"],
+        &["git", "clone", "--upload-pack=touch /tmp/p", "repo"],
+        &["git", "clone", "-u", "touch /tmp/p", "repo"],
+        &["git", "fetch", "--upload-pack", "x", "origin"],
+        &["git", "ls-remote", "--upload-pack=x", "origin"],
+        &["git", "push", "--receive-pack=x", "origin"],
+        &["git", "push", "--receive-p", "x", "origin"],
+        &["git", "--exec-path=/tmp", "status"],
+        &["git", "--exec-path"],
+        &["git", "x"],
+        &["git", "config", "alias.x", "!sh"],
+        &["git", "rebase", "--exec", "sh"],
+        &["git", "-C", "/", "status"],
+        &["git", "push", "--force", "origin"],
+        &["tool", "--output", "/etc/x"],
+        &["tool", "--output=/etc/x"],
+        &["tool", "--yes"],
+    ] {
+        let r = p.check(&strings(bad), cwd);
+        assert!(matches!(r, Err(Refusal::Argument { .. })), "{bad:?}: {r:?}");
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.contains("refused"), "{msg}");
+    }
+    // Ordinary use still works (and reaches the allowed program).
+    let out = run(
+        &p,
+        &["git", "push", "-u", "origin", "main"],
+        cwd,
+        Stdin::Null,
+    );
+    assert_eq!(stdout(&out), "fake git: push -u origin main\n");
+}
+
+#[test]
+fn env_and_shell_wrappers_need_the_allow_list() {
+    let w = world();
+    let p = policy(&w, &["env", "tool"], &[], &[]);
+    let work = w.work.display().to_string();
+    let cwd = Some(work.as_str());
+    assert!(matches!(
+        p.check(&strings(&["env", "sh", "-c", "id"]), cwd),
+        Err(Refusal::Argument { .. })
+    ));
+    assert!(matches!(
+        p.check(&strings(&["env", "-S", "sh -c id"]), cwd),
+        Err(Refusal::Argument { .. })
+    ));
+    assert!(matches!(
+        p.check(&strings(&["sh", "-c", "id"]), cwd),
+        Err(Refusal::ProgramNotAllowed { .. })
+    ));
+}
+
+#[test]
+fn cwd_must_lie_inside_a_workdir() {
+    let w = world();
+    let p = policy(&w, &["tool"], &[], &[]);
+    std::fs::create_dir(w.work.join("sub")).unwrap();
+    let outside = w.work.parent().unwrap().join("owner-bin");
+    // A sibling whose name starts with the workdir's: a string prefix, not a path one.
+    let sibling = PathBuf::from(format!("{}-evil", w.work.display()));
+    std::fs::create_dir(&sibling).unwrap();
+    std::os::unix::fs::symlink(&outside, w.work.join("escape")).unwrap();
+    let ok = |c: &str| p.check(&strings(&["tool"]), Some(c));
+    assert_eq!(
+        ok(w.work.join("sub").to_str().unwrap()).unwrap().cwd,
+        Some(w.work.join("sub"))
+    );
+    assert_eq!(ok("sub").unwrap().cwd, Some(w.work.join("sub")));
+    for bad in [
+        outside.display().to_string(),
+        sibling.display().to_string(),
+        w.work.join("escape").display().to_string(),
+        "escape".into(),
+        "../owner-bin".into(),
+        "/".into(),
+    ] {
+        assert!(
+            matches!(ok(&bad), Err(Refusal::CwdOutside { .. })),
+            "{bad}: {:?}",
+            ok(&bad)
+        );
+    }
+    assert!(matches!(ok("missing"), Err(Refusal::CwdInvalid { .. })));
+    // Without workdirs, no cwd at all; the command runs in its private HOME.
+    let p = ExecPolicy::from_parts(
+        "cap",
+        &strings(&["sh"]),
+        &[],
+        &[],
+        &BTreeMap::new(),
+        &w.owner,
+    )
+    .unwrap();
+    assert!(matches!(
+        p.check(&strings(&["sh"]), Some("/tmp")),
+        Err(Refusal::CwdNotAllowed { .. })
+    ));
+    let out = run(
+        &p,
+        &["sh", "-c", "[ \"$PWD\" = \"$HOME\" ] && echo in-home"],
+        None,
+        Stdin::Null,
+    );
+    assert_eq!(stdout(&out), "in-home\n");
+}
+
+// ---------------------------------------------------------------------------------
+// Process lifetime and limits.
+
+/// Processes (other than zombies) whose process group is `pgid`.
+fn live_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp …; comm may contain spaces: split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group() {
+    let w = world();
+    let p = policy(&w, &["sh"], &[], &[]).with_timeout(Duration::from_millis(800));
+    let inv = p
+        .check(
+            &strings(&[
+                "sh",
+                "-c",
+                "sleep 100 & echo grandchild=$!; sh -c 'sleep 100' ; echo unreachable",
+            ]),
+            None,
+        )
+        .unwrap();
+    let launch = p.prepare(inv, Some(&secret()), Stdin::Null).unwrap();
+    let started = Instant::now();
+    let (out, pgid) = rt().block_on(async {
+        let running = launch.spawn(&Scrubber::empty()).unwrap();
+        let pgid = running.pid();
+        (running.output().await.unwrap(), pgid)
+    });
+    assert!(out.exit.timed_out, "{out:?}");
+    assert_eq!(out.exit.exit_code(), 137);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stdout(&out).starts_with("grandchild="), "{out:?}");
+    assert!(!stdout(&out).contains("unreachable"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        live_members(pgid),
+        Vec::<i32>::new(),
+        "processes of the group survived"
+    );
+}
+
+#[test]
+fn background_processes_left_behind_are_killed_at_exit() {
+    let w = world();
+    let p = policy(&w, &["sh"], &[], &[]);
+    let inv = p
+        .check(&strings(&["sh", "-c", "sleep 100 & echo started"]), None)
+        .unwrap();
+    let launch = p.prepare(inv, None, Stdin::Null).unwrap();
+    let started = Instant::now();
+    let (out, pgid) = rt().block_on(async {
+        let running = launch.spawn(&Scrubber::empty()).unwrap();
+        let pgid = running.pid();
+        (running.output().await.unwrap(), pgid)
+    });
+    assert_eq!(stdout(&out), "started\n");
+    assert!(out.exit.success() && !out.exit.timed_out);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(live_members(pgid), Vec::<i32>::new());
+}
+
+#[test]
+fn output_caps_truncate_and_say_so() {
+    let w = world();
+    let p = policy(&w, &["sh"], &[], &[]);
+    let inv = p
+        .check(
+            &strings(&[
+                "sh",
+                "-c",
+                "head -c 3000000 /dev/zero | tr '\\0' a; echo err >&2",
+            ]),
+            None,
+        )
+        .unwrap();
+    let launch = p.prepare(inv, None, Stdin::Null).unwrap();
+    let out = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    assert_eq!(out.stdout.len(), airlock_exec::DEFAULT_MAX_OUTPUT);
+    assert!(out.stdout_truncated && !out.stderr_truncated);
+    assert!(
+        out.exit.success(),
+        "the child is drained, not blocked: {:?}",
+        out.exit
+    );
+    let json = out.to_json();
+    assert_eq!(json["truncated"], true);
+    assert!(
+        json["stdout"]
+            .as_str()
+            .unwrap()
+            .ends_with(airlock_exec::TRUNCATION_NOTE)
+    );
+    assert_eq!(json["stderr"], "err\n");
+    assert_eq!(json["exit_code"], 0);
+
+    // Custom caps, and stdin passed through.
+    let inv = p
+        .check(&strings(&["sh", "-c", "cat; cat >&2 </dev/null"]), None)
+        .unwrap();
+    let launch = p
+        .prepare(inv, None, Stdin::Bytes(b"0123456789".to_vec()))
+        .unwrap()
+        .limits(Limits {
+            max_stdout: Some(4),
+            max_stderr: None,
+        });
+    let out = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    assert_eq!(out.stdout, b"0123");
+    assert!(out.stdout_truncated);
+}
+
+#[test]
+fn stdin_is_dev_null_unless_given() {
+    let w = world();
+    let p = policy(&w, &["sh"], &[], &[]);
+    let out = run(&p, &["sh", "-c", "cat; echo done"], None, Stdin::Null);
+    assert_eq!(stdout(&out), "done\n");
+}
+
+// ---------------------------------------------------------------------------------
+// Scrubbing.
+
+fn hex(s: &[u8]) -> String {
+    s.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn url_encode(s: &[u8]) -> String {
+    s.iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Every form of the secret the test child prints.
+fn forms() -> Vec<String> {
+    let s = SECRET.as_bytes();
+    vec![
+        SECRET.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(s),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s),
+        hex(s),
+        hex(s).to_uppercase(),
+        url_encode(s),
+    ]
+}
+
+/// A script printing every form, to stdout and stderr, then the secret split
+/// across writes with pauses, and `$API_KEY` through base64(1).
+fn leaky_script(dir: &Path) -> PathBuf {
+    let mut body = String::new();
+    for f in forms() {
+        body.push_str(&format!(
+            "printf 'out:%s\\n' '{f}'\nprintf 'err:%s\\n' '{f}' >&2\n"
+        ));
+    }
+    let (a, b) = SECRET.split_at(9);
+    body.push_str(&format!(
+        "printf 'split:%s' '{a}'; sleep 0.3; printf '%s\\n' '{b}'\n\
+         printf '%s' '{a}' >&2; sleep 0.3; printf '%s\\n' '{b}' >&2\n\
+         printf '%s' \"$API_KEY\" | base64\n\
+         printf 'chunked:'; printf '%s\\n' \"$API_KEY\" | fold -w 3 | while IFS= read -r c; do printf '%s' \"$c\"; sleep 0.05; done; echo\n"
+    ));
+    let path = dir.join("leak.sh");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn assert_clean(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for f in forms() {
+        assert!(!text.contains(&f), "{what}: form {f} leaked:\n{text}");
+    }
+    let b64_core = &base64::engine::general_purpose::STANDARD.encode(SECRET.as_bytes())[..40];
+    assert!(!text.contains(b64_core), "{what}: base64 leaked:\n{text}");
+    assert!(text.contains("[REDACTED:stripe]"), "{what}:\n{text}");
+}
+
+fn leaky_policy(w: &World) -> ExecPolicy {
+    let toml = format!(
+        r#"
+[services.stripe]
+url = "https://api.stripe.com"
+auth = {{ type = "bearer", secret = "{NAME}" }}
+
+[capabilities.stripe_cli]
+service = "stripe"
+mode = "exec"
+commands = ["sh"]
+env = {{ API_KEY = "{{{{secret}}}}" }}
+workdirs = ["{}"]
+timeout = "20s"
+"#,
+        w.work.display()
+    );
+    let config = airlock_config::Config::parse(Path::new("airlock.toml"), &toml).unwrap();
+    let cap = config.capability("stripe_cli").unwrap();
+    let svc = &config.services["stripe"];
+    let p = ExecPolicy::new(cap, svc, &w.owner).unwrap();
+    assert_eq!(p.secret_name(), Some(NAME));
+    assert_eq!(p.timeout(), Duration::from_secs(20));
+    assert!(p.git_credential().is_none());
+    p
+}
+
+#[test]
+fn output_is_scrubbed_buffered() {
+    let w = world();
+    let p = leaky_policy(&w);
+    let script = leaky_script(&w.work);
+    let out = run(&p, &["sh", script.to_str().unwrap()], None, Stdin::Null);
+    assert!(out.exit.success(), "{out:?}");
+    assert_clean("stdout", &out.stdout);
+    assert_clean("stderr", &out.stderr);
+    let text = stdout(&out);
+    assert!(text.contains("split:[REDACTED:stripe]\n"), "{text}");
+    assert!(text.contains("chunked:[REDACTED:stripe]\n"), "{text}");
+    assert_eq!(
+        text.matches("[REDACTED:stripe]").count(),
+        forms().len() + 3,
+        "{text}"
+    );
+    let json = out.to_json().to_string();
+    assert!(!json.contains(SECRET));
+}
+
+#[test]
+fn output_is_scrubbed_streamed() {
+    let w = world();
+    let p = leaky_policy(&w);
+    let script = leaky_script(&w.work);
+    let inv = p
+        .check(&strings(&["sh", script.to_str().unwrap()]), None)
+        .unwrap();
+    // The caller's scrubber knows other secrets too; both are redacted.
+    let base = Scrubber::new([("other", &b"another-vault-secret"[..])]).unwrap();
+    let launch = p.prepare(inv, Some(&secret()), Stdin::Null).unwrap();
+    let (mut o, mut e) = (Vec::new(), Vec::new());
+    let (exit, ot, et) = rt()
+        .block_on(async { launch.spawn(&base).unwrap().stream(&mut o, &mut e).await })
+        .unwrap();
+    assert!(exit.success() && !ot && !et);
+    assert_clean("stdout", &o);
+    assert_clean("stderr", &e);
+}
+
+#[test]
+fn streaming_forwards_as_output_arrives_and_keeps_colours() {
+    let launch = Launch::new("/bin/sh")
+        .args([
+            "-c",
+            "printf '\\033[31mred\\033[0m\\n'; sleep 1; echo later",
+        ])
+        .env("PATH", "/usr/bin:/bin");
+    rt().block_on(async {
+        let running = launch.spawn(&Scrubber::empty()).unwrap();
+        let (mut w, mut r) = tokio::io::duplex(1024);
+        let mut err = Vec::new();
+        let reader = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut first = [0u8; 13];
+            let started = Instant::now();
+            r.read_exact(&mut first).await.unwrap();
+            let waited = started.elapsed();
+            let mut rest = Vec::new();
+            r.read_to_end(&mut rest).await.unwrap();
+            assert_eq!(rest, b"later\n");
+            (first, waited)
+        });
+        let (exit, _, _) = running.stream(&mut w, &mut err).await.unwrap();
+        drop(w);
+        assert!(exit.success());
+        let (first, waited) = reader.await.unwrap();
+        assert_eq!(&first, b"\x1b[31mred\x1b[0m\n");
+        assert!(
+            waited < Duration::from_millis(900),
+            "not streamed: {waited:?}"
+        );
+    });
+}
+
+#[test]
+fn signaller_reaches_the_child() {
+    let launch = Launch::new("/bin/sh")
+        .args([
+            "-c",
+            "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .env("PATH", "/usr/bin:/bin");
+    let out = rt().block_on(async {
+        let running = launch.spawn(&Scrubber::empty()).unwrap();
+        let sig = running.signaller();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(sig.signal(15));
+        });
+        running.output().await.unwrap()
+    });
+    assert_eq!(stdout(&out), "ready\ngot-term\n");
+    assert_eq!(out.exit.exit_code(), 3);
+}
+
+// ---------------------------------------------------------------------------------
+// git askpass.
+
+#[test]
+fn askpass_answers_only_for_the_service_host() {
+    let w = world();
+    // A git-like fake: asks the helper like git does and reports, without printing
+    // the token itself, what it got.
+    script(
+        &w.bin.join("git"),
+        r#"ask() { got=$("$GIT_ASKPASS" "$1"); rc=$?
+  if [ -z "$got" ]; then echo "nothing (rc=$rc) for $1"
+  elif [ "$got" = "$GH_TOKEN" ]; then echo "TOKEN for $1"
+  else echo "answer '$got' for $1"; fi; }
+ask "Username for 'https://github.com': "
+ask "Password for 'https://x-access-token@github.com': "
+ask "Password for 'https://x-access-token@evil.example': "
+ask "Password for 'https://x-access-token@github.com.evil.example': "
+ask "Password for 'https://x@evil.example/@github.com': "
+ask "Password for 'http://x-access-token@github.com': "
+ask "Username for 'https://evil.example': "
+grep -c "$GH_TOKEN" "$GIT_ASKPASS"
+stat -c %a "$GIT_ASKPASS"
+echo "helper=$GIT_ASKPASS""#,
+    );
+    let toml = format!(
+        r#"
+[services.github]
+url = "https://api.github.com"
+auth = {{ type = "bearer", secret = "gh" }}
+
+[capabilities.gh]
+service = "github"
+mode = "exec"
+commands = ["git"]
+env = {{ GH_TOKEN = "{{{{secret}}}}" }}
+workdirs = ["{}"]
+"#,
+        w.work.display()
+    );
+    let config = airlock_config::Config::parse(Path::new("airlock.toml"), &toml).unwrap();
+    let p = ExecPolicy::new(
+        config.capability("gh").unwrap(),
+        &config.services["github"],
+        &w.owner,
+    )
+    .unwrap();
+    let cred: &GitCredential = p.git_credential().unwrap();
+    assert_eq!(
+        cred.origins,
+        ["https://api.github.com", "https://github.com"]
+    );
+    let token: SecretSlice<u8> = b"ghs_0123456789abcdefTOKEN".to_vec().into();
+    let inv = p
+        .check(&strings(&["git", "fetch", "origin"]), None)
+        .unwrap();
+    let launch = p.prepare(inv, Some(&token), Stdin::Null).unwrap();
+    let out = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "answer 'x-access-token' for Username for 'https://github.com': ",
+        "{text}"
+    );
+    assert_eq!(
+        lines[1],
+        "TOKEN for Password for 'https://x-access-token@github.com': "
+    );
+    for l in &lines[2..7] {
+        assert!(l.starts_with("nothing (rc=1)"), "{l}\n{text}");
+    }
+    assert_eq!(lines[7], "0", "the helper file contains the token");
+    assert_eq!(lines[8], "700");
+    let helper = lines[9].strip_prefix("helper=").unwrap();
+    assert!(!Path::new(helper).exists(), "helper not removed");
+    assert!(!text.contains("ghs_0123456789abcdefTOKEN"));
+}
+
+// ---------------------------------------------------------------------------------
+// airlock:// references.
+
+fn lookup(name: &str) -> Option<SecretSlice<u8>> {
+    match name {
+        "stripe" => Some(SECRET.as_bytes().to_vec().into()),
+        "db.password" => Some(b"hunter2-long-password".to_vec().into()),
+        _ => None,
+    }
+}
+
+#[test]
+fn env_file_references_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    std::fs::write(
+        &path,
+        "# comment\nexport STRIPE_KEY=airlock://stripe\nDB_PASSWORD=\"airlock://db.password\"\nMODE=test # trailing\nQUOTED='a # b'\n",
+    )
+    .unwrap();
+    let env = reference::resolve_env_file(&path, &lookup).unwrap();
+    assert_eq!(env.get("STRIPE_KEY"), Some(SECRET.as_bytes()));
+    assert_eq!(env.get("DB_PASSWORD"), Some(&b"hunter2-long-password"[..]));
+    assert_eq!(env.get("MODE"), Some(&b"test"[..]));
+    assert_eq!(env.get("QUOTED"), Some(&b"a # b"[..]));
+    assert_eq!(
+        env.secret_names().collect::<Vec<_>>(),
+        ["stripe", "db.password"]
+    );
+    let dbg = format!("{env:?}");
+    assert!(
+        !dbg.contains("hunter2") && !dbg.contains("sk_live"),
+        "{dbg}"
+    );
+
+    // Run a program with it: the secrets are in its environment and scrubbed
+    // from its output under their names.
+    let launch = Launch::new("/bin/sh")
+        .args(["-c", "echo $STRIPE_KEY; echo $DB_PASSWORD; echo $MODE"])
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env);
+    let out = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "[REDACTED:stripe]\n[REDACTED:db.password]\ntest\n"
+    );
+
+    // The process environment and wrap --env.
+    let vars = vec![
+        (OsString::from("A"), OsString::from("airlock://stripe")),
+        (OsString::from("B"), OsString::from("see airlock://stripe")),
+    ];
+    let env = reference::resolve_environment(vars, &lookup).unwrap();
+    assert_eq!(env.get("A"), Some(SECRET.as_bytes()));
+    assert_eq!(env.get("B"), Some(&b"see airlock://stripe"[..]));
+    let env = reference::resolve_assignment("KEY=airlock://stripe", &lookup).unwrap();
+    assert_eq!(env.get("KEY"), Some(SECRET.as_bytes()));
+}
+
+#[test]
+fn malformed_env_files_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.env");
+    let cases: &[(&str, usize, &str)] = &[
+        ("A=1\nthis is not an assignment\n", 2, "expected KEY=VALUE"),
+        ("A=1\n\n1BAD=x\n", 3, "invalid variable name"),
+        ("A=\"open\nstill open\n", 1, "unterminated"),
+        ("A='x' trailing\n", 1, "after the closing quote"),
+        ("A=1\nB=airlock://nope\n", 2, "unknown secret \"nope\""),
+        ("B=airlock://bad name\n", 1, "invalid secret name"),
+        ("URL=postgres://u:airlock://stripe@h\n", 1, "whole value"),
+    ];
+    for (text, line, needle) in cases {
+        std::fs::write(&path, text).unwrap();
+        let err = reference::resolve_env_file(&path, &lookup).unwrap_err();
+        let msg = err.to_string();
+        let prefix = format!("{}:{line}: ", path.display());
+        assert!(msg.starts_with(&prefix), "{text:?}: {msg}");
+        assert!(msg.contains(needle), "{text:?}: {msg}");
+        assert!(!msg.contains("sk_live"));
+    }
+    let err = reference::resolve_env_file(&dir.path().join("missing.env"), &lookup).unwrap_err();
+    assert!(matches!(err, ReferenceError::Read { .. }));
+    let err = reference::resolve_assignment("KEY", &lookup).unwrap_err();
+    assert!(err.to_string().contains("VAR=airlock://NAME"));
+}
