@@ -44,6 +44,8 @@ pub(crate) enum Command {
     Audit(AuditCommand),
     /// Print the MCP client configuration snippet that runs airlock
     McpConfig(McpConfigArgs),
+    /// Find exposed secrets in files, MCP client configs and git history, with a risk rating
+    Scan(airlock_scan::cli::ScanArgs),
 }
 
 #[derive(Debug, Args)]

@@ -42,6 +42,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => cmd::audit::logs(&home, args)?,
         Command::Audit(c) => return cmd::audit::run(&home, c),
         Command::McpConfig(args) => cmd::mcp_config::run(args)?,
+        Command::Scan(args) => {
+            let mut out = std::io::stdout().lock();
+            let code = airlock_scan::cli::run(args, &mut out)?;
+            return Ok(ExitCode::from(code));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -936,3 +936,29 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_write() {
         assert_eq!(t.secret(a), a.as_bytes());
     }
 }
+
+// ---------------------------------------------------------------- scan
+
+#[test]
+fn scan_reports_an_exposed_key_with_exit_1_and_json() {
+    let t = Env::new();
+    let dir = t.dir.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Assembled at run time so this repository does not itself hold a key.
+    let key = format!("sk_live_{}", "4eC39HqLyjWDarjtT1zdp7dc9Q2Xv");
+    std::fs::write(dir.join(".env"), format!("STRIPE_KEY={key}\n")).unwrap();
+    std::fs::write(dir.join("clean.txt"), "nothing here\n").unwrap();
+    let out = t.run(&["scan", dir.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let findings: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let f = &findings.as_array().unwrap()[0];
+    assert!(f["file"].as_str().unwrap().ends_with(".env"), "{f}");
+    assert!(
+        !out.stdout.contains(&key),
+        "the finding shows the whole key"
+    );
+    let out = t.run(&["scan", dir.join("clean.txt").to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    t.run(&["scan", "/definitely/not/here"])
+        .usage_error("does not exist");
+}
