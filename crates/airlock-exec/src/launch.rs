@@ -39,8 +39,11 @@ pub enum Stdin {
     Null,
     /// These bytes, then end of file.
     Bytes(Vec<u8>),
-    /// airlock's own stdin (for `airlock run` and `wrap`).
+    /// airlock's own stdin (for `airlock run`).
     Inherit,
+    /// A pipe the caller writes to: take it with [`Running::take_stdin`] before
+    /// finishing (for `airlock wrap`'s relay). Dropping it closes the child's stdin.
+    Piped,
 }
 
 impl fmt::Debug for Stdin {
@@ -49,6 +52,7 @@ impl fmt::Debug for Stdin {
             Stdin::Null => f.write_str("Null"),
             Stdin::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             Stdin::Inherit => f.write_str("Inherit"),
+            Stdin::Piped => f.write_str("Piped"),
         }
     }
 }
@@ -384,7 +388,7 @@ impl Launch {
         }
         cmd.stdin(match self.stdin {
             Stdin::Null => Stdio::null(),
-            Stdin::Bytes(_) => Stdio::piped(),
+            Stdin::Bytes(_) | Stdin::Piped => Stdio::piped(),
             Stdin::Inherit => Stdio::inherit(),
         });
         cmd.stdout(Stdio::piped());
@@ -402,12 +406,15 @@ impl Launch {
         let pid = raw
             .and_then(Pid::from_raw)
             .ok_or_else(|| ExecError::Io(std::io::Error::other("the child has no process id")))?;
-        let stdin_task = match (self.stdin, child.stdin.take()) {
-            (Stdin::Bytes(bytes), Some(mut pipe)) => Some(tokio::spawn(async move {
-                // A child that does not read its stdin closes the pipe: not an error.
-                let _ = pipe.write_all(&bytes).await;
-                let _ = pipe.shutdown().await;
-            })),
+        let stdin_task = match self.stdin {
+            Stdin::Bytes(bytes) => child.stdin.take().map(|mut pipe| {
+                tokio::spawn(async move {
+                    // A child that does not read its stdin closes the pipe: not an
+                    // error.
+                    let _ = pipe.write_all(&bytes).await;
+                    let _ = pipe.shutdown().await;
+                })
+            }),
             _ => None,
         };
         let (stdout, stderr) = match (child.stdout.take(), child.stderr.take()) {
@@ -639,6 +646,11 @@ impl Running {
     /// The child's process id (also its process-group id when it leads one).
     pub fn pid(&self) -> i32 {
         self.guard.pid.as_raw_nonzero().get()
+    }
+
+    /// The child's stdin pipe when launched with [`Stdin::Piped`] (once).
+    pub fn take_stdin(&mut self) -> Option<tokio::process::ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// A handle to signal the child while it runs.

@@ -562,7 +562,7 @@ fn expand(template: &str, secret: Option<&SecretSlice<u8>>) -> Zeroizing<Vec<u8>
     let mut out = Zeroizing::new(Vec::with_capacity(template.len() + 64));
     let mut rest = template;
     while let Some(at) = rest.find(PLACEHOLDER) {
-        out.extend_from_slice(rest[..at].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..at]);
         if let Some(s) = secret {
             out.extend_from_slice(s.expose_secret());
         }

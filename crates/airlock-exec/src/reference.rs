@@ -31,6 +31,12 @@ use zeroize::Zeroizing;
 /// The reference scheme.
 pub const REFERENCE_PREFIX: &str = "airlock://";
 
+/// Environment variables whose values may be secret.
+pub type EnvVars = Vec<(OsString, Zeroizing<Vec<u8>>)>;
+
+/// Secrets by name (for scrubbing).
+pub type NamedSecrets = Vec<(String, SecretSlice<u8>)>;
+
 /// Looks up a vault secret by name (`None` when there is no such secret).
 pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<SecretSlice<u8>>;
 
@@ -71,8 +77,8 @@ pub enum ReferenceError {
 /// used (for scrubbing). `Debug` shows names only.
 #[derive(Default)]
 pub struct ResolvedEnv {
-    vars: Vec<(OsString, Zeroizing<Vec<u8>>)>,
-    secrets: Vec<(String, SecretSlice<u8>)>,
+    vars: EnvVars,
+    secrets: NamedSecrets,
 }
 
 impl fmt::Debug for ResolvedEnv {
@@ -125,12 +131,7 @@ impl ResolvedEnv {
     }
 
     /// The variables and the secrets, for [`Launch::envs`](crate::Launch::envs).
-    pub fn into_parts(
-        self,
-    ) -> (
-        Vec<(OsString, Zeroizing<Vec<u8>>)>,
-        Vec<(String, SecretSlice<u8>)>,
-    ) {
+    pub fn into_parts(self) -> (EnvVars, NamedSecrets) {
         (self.vars, self.secrets)
     }
 

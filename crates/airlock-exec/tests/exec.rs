@@ -5,6 +5,8 @@
 //! airlock's own environment (which needs `unsafe` in edition 2024) re-run this
 //! test binary as a child process with the environment prepared.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt as _;
@@ -616,6 +618,24 @@ fn output_caps_truncate_and_say_so() {
         .unwrap();
     assert_eq!(out.stdout, b"0123");
     assert!(out.stdout_truncated);
+}
+
+#[test]
+fn piped_stdin_for_relays() {
+    let launch = Launch::new("/bin/sh")
+        .args(["-c", "while IFS= read -r l; do echo \"got $l\"; done"])
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdin::Piped);
+    let out = rt().block_on(async {
+        use tokio::io::AsyncWriteExt as _;
+        let mut running = launch.spawn(&Scrubber::empty()).unwrap();
+        let mut pipe = running.take_stdin().unwrap();
+        assert!(running.take_stdin().is_none());
+        pipe.write_all(b"one\ntwo\n").await.unwrap();
+        drop(pipe);
+        running.output().await.unwrap()
+    });
+    assert_eq!(stdout(&out), "got one\ngot two\n");
 }
 
 #[test]
