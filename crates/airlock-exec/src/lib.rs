@@ -22,7 +22,7 @@
 //! arrive. Collect with [`Running::output`] (buffered, for the MCP tool) or forward
 //! with [`Running::stream`] (for `run`, keeping ANSI colours).
 //!
-//! **References** ([`reference`]): `airlock://NAME` in `.env` files, in the current
+//! **References** ([`reference`](mod@reference)): `airlock://NAME` in `.env` files, in the current
 //! environment and in `wrap --env VAR=airlock://NAME`, resolved through a lookup
 //! closure so this crate does not depend on the vault.
 //!

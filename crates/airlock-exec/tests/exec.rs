@@ -1001,3 +1001,124 @@ fn malformed_env_files_name_file_and_line() {
     let err = reference::resolve_assignment("KEY", &lookup).unwrap_err();
     assert!(err.to_string().contains("VAR=airlock://NAME"));
 }
+
+// ---------------------------------------------------------------------------------
+// Real git against two local HTTP servers that demand Basic auth.
+
+/// A server on 127.0.0.1 that answers every request with 401 + `WWW-Authenticate:
+/// Basic` and records each request's `Authorization` header ("none" without one).
+fn basic_auth_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut auth = "none".to_string();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line
+                    .strip_prefix("Authorization: ")
+                    .or_else(|| line.strip_prefix("authorization: "))
+                {
+                    auth = v.trim().to_string();
+                }
+            }
+            log.lock().unwrap().push(auth);
+            let mut stream = stream;
+            let _ = stream.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn real_git_sends_the_token_only_to_the_service_host() {
+    if airlock_exec::find_program("git", std::ffi::OsStr::new("/usr/bin:/bin")).is_none() {
+        return; // no git on this machine
+    }
+    let w = world();
+    let (good, good_seen) = basic_auth_server();
+    let (other, other_seen) = basic_auth_server();
+    let owner = OwnerEnv {
+        path: "/usr/bin:/bin".into(),
+        ..w.owner.clone()
+    };
+    let env: BTreeMap<String, String> = [("GH_TOKEN".to_string(), "{{secret}}".to_string())].into();
+    let p = ExecPolicy::from_parts("gh", &strings(&["git"]), &[], &[], &env, &owner)
+        .unwrap()
+        .with_timeout(Duration::from_secs(20))
+        .with_git_credential(Some(GitCredential {
+            origins: vec![format!("http://127.0.0.1:{good}")],
+            token_var: "GH_TOKEN".into(),
+            username: "x-access-token".into(),
+        }));
+    let token: SecretSlice<u8> = b"ghs_realGitToken0123456789".to_vec().into();
+    for port in [good, other] {
+        let url = format!("http://127.0.0.1:{port}/o/r.git");
+        let inv = p
+            .check(&strings(&["git", "ls-remote", &url]), None)
+            .unwrap();
+        let launch = p.prepare(inv, Some(&token), Stdin::Null).unwrap();
+        let out = rt()
+            .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+            .unwrap();
+        assert!(!out.exit.success(), "{out:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("ghs_real"));
+    }
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode("x-access-token:ghs_realGitToken0123456789")
+    );
+    let good_seen = good_seen.lock().unwrap().clone();
+    let other_seen = other_seen.lock().unwrap().clone();
+    assert!(
+        good_seen.contains(&expected),
+        "service host got {good_seen:?}"
+    );
+    assert!(!other_seen.is_empty(), "the other host was never asked");
+    assert!(
+        other_seen.iter().all(|a| a == "none"),
+        "another host got credentials: {other_seen:?}"
+    );
+}
+
+/// Not a check: prints the median cost of an exec (`cargo test -- --ignored
+/// overhead --nocapture`) against a bare spawn of the same program.
+#[test]
+#[ignore = "measurement"]
+fn overhead() {
+    let w = world();
+    let p = policy(&w, &["env"], &[("API_KEY", "{{secret}}")], &[]);
+    let rt = rt();
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut ours = Vec::new();
+    let mut bare = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        let inv = p.check(&strings(&["env"]), None).unwrap();
+        let launch = p.prepare(inv, Some(&secret()), Stdin::Null).unwrap();
+        rt.block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+            .unwrap();
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        std::process::Command::new("/usr/bin/env").output().unwrap();
+        bare.push(t.elapsed());
+    }
+    println!(
+        "exec via airlock-exec: median {:?}; bare spawn: median {:?}",
+        median(ours),
+        median(bare)
+    );
+}
