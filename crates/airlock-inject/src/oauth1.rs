@@ -43,6 +43,7 @@ pub struct OAuth1 {
     key: hmac::Key,
     clock: Arc<dyn Clock>,
     owned_params: Vec<String>,
+    send_version: bool,
 }
 
 impl OAuth1 {
@@ -84,7 +85,16 @@ impl OAuth1 {
             key,
             clock,
             owned_params: PROTOCOL_PARAMS.iter().map(|s| (*s).to_string()).collect(),
+            send_version: true,
         })
+    }
+
+    /// Whether `oauth_version="1.0"` is sent (and signed). On by default: it is
+    /// OPTIONAL in RFC 5849 §3.1, but servers of the OAuth Core 1.0 era expect it. The
+    /// RFC's own examples omit it.
+    pub fn with_version_param(mut self, send: bool) -> Self {
+        self.send_version = send;
+        self
     }
 
     /// The `Authorization` header value for `req` with this `timestamp` and `nonce`
@@ -105,8 +115,10 @@ impl OAuth1 {
             ("oauth_nonce", nonce.as_bytes()),
             ("oauth_signature_method", b"HMAC-SHA1"),
             ("oauth_timestamp", timestamp.as_bytes()),
-            ("oauth_version", b"1.0"),
         ];
+        if self.send_version {
+            oauth.push(("oauth_version", b"1.0"));
+        }
         if let Some((t, _)) = &self.token {
             oauth.push(("oauth_token", t.value.expose_secret()));
         }
