@@ -353,19 +353,26 @@ fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Au
             )
         })
     };
-    // A vault secret's name: required or optional.
-    let secret = |v: Option<Spanned<String>>, field: &str, what: &str| {
-        let v = need(v, field, what)?;
-        check_name(src, "secret", &v)?;
-        Ok::<_, ConfigError>(v.into_inner())
-    };
-    let opt_secret = |v: Option<Spanned<String>>| match v {
-        None => Ok(None),
-        Some(v) => {
-            check_name(src, "secret", &v)?;
-            Ok::<_, ConfigError>(Some(v.into_inner()))
+    // A vault secret's name, checked, with the field named in the error.
+    let secret_name = |v: Spanned<String>, field: &str| {
+        if airlock_home::is_valid_name(v.get_ref()) {
+            Ok(v.into_inner())
+        } else {
+            Err(src.error(
+                v.span(),
+                ctx(format!(
+                    "`{field}`: invalid secret name \"{}\": {}",
+                    v.get_ref().escape_debug(),
+                    airlock_home::NAME_RULE
+                )),
+            ))
         }
     };
+    let secret = |v: Option<Spanned<String>>, field: &str, what: &str| {
+        secret_name(need(v, field, what)?, field)
+    };
+    let opt_secret =
+        |v: Option<Spanned<String>>, field: &str| v.map(|v| secret_name(v, field)).transpose();
     let invalid = |span: Range<usize>, m: String| src.error(span, ctx(m));
 
     Ok(match kind {
@@ -478,7 +485,7 @@ fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Au
                     "secret_access_key",
                     "the vault secret holding the secret access key",
                 )?,
-                session_token: opt_secret(raw.session_token)?,
+                session_token: opt_secret(raw.session_token, "session_token")?,
             }
         }
         "oauth1" => {
@@ -504,8 +511,8 @@ fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Au
             Auth::OAuth1 {
                 consumer_key,
                 consumer_secret,
-                token: opt_secret(raw.token)?,
-                token_secret: opt_secret(raw.token_secret)?,
+                token: opt_secret(raw.token, "token")?,
+                token_secret: opt_secret(raw.token_secret, "token_secret")?,
             }
         }
         "github-app" => {

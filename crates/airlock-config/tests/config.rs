@@ -240,3 +240,452 @@ fn a_missing_config_is_empty() {
     let c = Config::load(&Home::at(dir.path())).unwrap();
     assert!(c.services.is_empty() && c.capabilities.is_empty());
 }
+
+// ---- auth types -------------------------------------------------------------------
+
+const ALL_AUTH: &str = r#"
+[services.bearer]
+url = "https://api.stripe.com"
+auth = { type = "bearer", secret = "stripe" }
+
+[services.basic]
+url = "https://jira.example.com"
+auth = { type = "basic", username = "me@example.com", secret = "jira_pw" }
+
+[services.header]
+url = "https://api.example.com"
+auth = { type = "header", header_name = "X-Api-Key", secret = "ex_key" }
+
+[services.header_prefix]
+url = "https://discord.com/api"
+auth = { type = "header", header_name = "Authorization", prefix = "Bot ", secret = "discord" }
+
+[services.query]
+url = "https://maps.example.com"
+auth = { type = "query", param = "key", secret = "maps_key" }
+
+[services.s3]
+url = "https://my-bucket.s3.eu-west-1.amazonaws.com"
+auth = { type = "aws-sigv4", region = "eu-west-1", aws_service = "s3", access_key_id = "aws_id", secret_access_key = "aws_secret" }
+
+[services.ses]
+url = "https://email.us-east-1.amazonaws.com"
+auth = { type = "aws-sigv4", region = "us-east-1", aws_service = "ses", access_key_id = "aws_id", secret_access_key = "aws_secret", session_token = "aws_token" }
+
+[services.oauth1]
+url = "https://api.x.com"
+auth = { type = "oauth1", consumer_key = "x_ck", consumer_secret = "x_cs", token = "x_tok", token_secret = "x_toks" }
+
+[services.oauth1_2legged]
+url = "https://api.example.org"
+auth = { type = "oauth1", consumer_key = "o_ck", consumer_secret = "o_cs" }
+
+[services.github]
+url = "https://api.github.com"
+auth = { type = "github-app", app_id = 123456, installation_id = 7890, secret = "gh_app_pem" }
+
+[services.ghe]
+url = "https://ghe.example.com/api/v3"
+auth = { type = "github-app", app_id = "Iv1.abc123", installation_id = "42", secret = "ghe_pem" }
+
+[services.gcs]
+url = "https://storage.googleapis.com"
+auth = { type = "gcp-service-account", secret = "gcp_sa", scopes = ["https://www.googleapis.com/auth/devstorage.read_only"] }
+
+[services.oauth2]
+url = "https://api.example.net"
+auth = { type = "oauth2", token_url = "https://auth.example.net/oauth/token", client_id = "cid", secret = "client_secret", scope = "read write" }
+
+[services.oauth2_body]
+url = "https://api.example.net"
+auth = { type = "oauth2", token_url = "http://127.0.0.1:9999/token", client_id = "cid", secret = "client_secret", client_auth = "body" }
+"#;
+
+#[test]
+fn every_auth_type_parses() {
+    use airlock_config::{AUTH_TYPES, Auth, ClientAuth};
+    let c = parse(ALL_AUTH).unwrap();
+    let auth = |n: &str| c.services[n].auth.clone();
+    assert_eq!(
+        auth("basic"),
+        Auth::Basic {
+            username: "me@example.com".into(),
+            secret: "jira_pw".into()
+        }
+    );
+    assert_eq!(
+        auth("header_prefix"),
+        Auth::Header {
+            header_name: "Authorization".into(),
+            prefix: "Bot ".into(),
+            secret: "discord".into()
+        }
+    );
+    assert_eq!(
+        auth("query"),
+        Auth::Query {
+            param: "key".into(),
+            secret: "maps_key".into()
+        }
+    );
+    assert_eq!(
+        auth("ses"),
+        Auth::AwsSigV4 {
+            region: "us-east-1".into(),
+            aws_service: "ses".into(),
+            access_key_id: "aws_id".into(),
+            secret_access_key: "aws_secret".into(),
+            session_token: Some("aws_token".into()),
+        }
+    );
+    assert_eq!(
+        auth("oauth1_2legged"),
+        Auth::OAuth1 {
+            consumer_key: "o_ck".into(),
+            consumer_secret: "o_cs".into(),
+            token: None,
+            token_secret: None,
+        }
+    );
+    assert_eq!(
+        auth("github"),
+        Auth::GitHubApp {
+            app_id: "123456".into(),
+            installation_id: 7890,
+            secret: "gh_app_pem".into()
+        }
+    );
+    assert_eq!(
+        auth("ghe"),
+        Auth::GitHubApp {
+            app_id: "Iv1.abc123".into(),
+            installation_id: 42,
+            secret: "ghe_pem".into()
+        }
+    );
+    assert_eq!(
+        auth("gcs"),
+        Auth::GcpServiceAccount {
+            secret: "gcp_sa".into(),
+            scopes: vec!["https://www.googleapis.com/auth/devstorage.read_only".into()],
+        }
+    );
+    match auth("oauth2") {
+        Auth::OAuth2 {
+            token_url,
+            client_id,
+            secret,
+            scope,
+            client_auth,
+        } => {
+            assert_eq!(token_url.as_str(), "https://auth.example.net/oauth/token");
+            assert_eq!(
+                (client_id.as_str(), secret.as_str()),
+                ("cid", "client_secret")
+            );
+            assert_eq!(scope.as_deref(), Some("read write"));
+            assert_eq!(client_auth, ClientAuth::Basic);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        auth("oauth2_body"),
+        Auth::OAuth2 {
+            client_auth: ClientAuth::Body,
+            scope: None,
+            ..
+        }
+    ));
+
+    // type names, secrets, minting
+    let mut seen: Vec<&str> = c.services.values().map(|s| s.auth.type_name()).collect();
+    seen.sort();
+    seen.dedup();
+    let mut all = AUTH_TYPES.to_vec();
+    all.sort();
+    assert_eq!(seen, all, "every type in AUTH_TYPES is exercised");
+    assert_eq!(auth("ses").secrets(), ["aws_id", "aws_secret", "aws_token"]);
+    assert_eq!(auth("s3").secrets(), ["aws_id", "aws_secret"]);
+    assert_eq!(
+        auth("oauth1").secrets(),
+        ["x_ck", "x_cs", "x_tok", "x_toks"]
+    );
+    assert_eq!(auth("basic").secrets(), ["jira_pw"]);
+    assert_eq!(auth("gcs").secrets(), ["gcp_sa"]);
+    assert!(
+        auth("github").mints_tokens()
+            && auth("gcs").mints_tokens()
+            && auth("oauth2").mints_tokens()
+    );
+    assert!(!auth("s3").mints_tokens() && !auth("basic").mints_tokens());
+    let refs = c.referenced_secrets();
+    assert_eq!(refs["aws_id"], ["s3", "ses"]);
+    assert_eq!(refs["client_secret"], ["oauth2", "oauth2_body"]);
+
+    // What the CLI writes reads back as the same auth.
+    for (name, svc) in &c.services {
+        let text = format!(
+            "[services.{name}]\nurl = \"{}\"\nauth = {}\n",
+            svc.url,
+            svc.auth.to_inline_table()
+        );
+        let back = parse(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        assert_eq!(back.services[name].auth, svc.auth, "{text}");
+    }
+}
+
+/// Each auth type's missing and invalid fields: one line, `airlock.toml:3:COL`, where
+/// COL points at the auth table (a missing field) or at the bad value, and the message
+/// names the field.
+#[test]
+fn auth_errors_are_located_and_name_the_field() {
+    // (auth table, what the column points at ("{" = the table), expected text)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            r#"{ type = "basic", secret = "s" }"#,
+            "{",
+            "auth type \"basic\": needs `username",
+        ),
+        (
+            r#"{ type = "basic", username = "u" }"#,
+            "{",
+            "needs `secret",
+        ),
+        (
+            r#"{ type = "basic", username = "a:b", secret = "s" }"#,
+            "\"a:b\"",
+            "`username` must not contain `:`",
+        ),
+        (
+            r#"{ type = "basic", username = "u", secret = "bad name" }"#,
+            "\"bad name\"",
+            "invalid secret name",
+        ),
+        (
+            r#"{ type = "header", secret = "s" }"#,
+            "{",
+            "needs `header_name",
+        ),
+        (
+            r#"{ type = "header", header_name = "X-Key" }"#,
+            "{",
+            "needs `secret",
+        ),
+        (
+            r#"{ type = "header", header_name = "X Key", secret = "s" }"#,
+            "\"X Key\"",
+            "`header_name`: \"X Key\" is not a valid header name",
+        ),
+        (
+            r#"{ type = "header", header_name = "Host", secret = "s" }"#,
+            "\"Host\"",
+            "cannot carry a credential",
+        ),
+        (
+            r#"{ type = "header", header_name = "Proxy-Authorization", secret = "s" }"#,
+            "\"Proxy",
+            "cannot carry a credential",
+        ),
+        (
+            r#"{ type = "header", header_name = "X-Key", prefix = " Token", secret = "s" }"#,
+            "\" Token\"",
+            "`prefix` must be printable ASCII",
+        ),
+        (r#"{ type = "query", secret = "s" }"#, "{", "needs `param"),
+        (
+            r#"{ type = "query", param = "a&b", secret = "s" }"#,
+            "\"a&b\"",
+            "`param` must be",
+        ),
+        (r#"{ type = "query", param = "k" }"#, "{", "needs `secret"),
+        (
+            r#"{ type = "aws-sigv4", aws_service = "s3", access_key_id = "a", secret_access_key = "b" }"#,
+            "{",
+            "needs `region",
+        ),
+        (
+            r#"{ type = "aws-sigv4", region = "us-east-1", access_key_id = "a", secret_access_key = "b" }"#,
+            "{",
+            "needs `aws_service",
+        ),
+        (
+            r#"{ type = "aws-sigv4", region = "US East", aws_service = "s3", access_key_id = "a", secret_access_key = "b" }"#,
+            "\"US East\"",
+            "`region`: \"US East\" is not valid",
+        ),
+        (
+            r#"{ type = "aws-sigv4", region = "us-east-1", aws_service = "S3!", access_key_id = "a", secret_access_key = "b" }"#,
+            "\"S3!\"",
+            "`aws_service`",
+        ),
+        (
+            r#"{ type = "aws-sigv4", region = "us-east-1", aws_service = "s3", secret_access_key = "b" }"#,
+            "{",
+            "needs `access_key_id",
+        ),
+        (
+            r#"{ type = "aws-sigv4", region = "us-east-1", aws_service = "s3", access_key_id = "a" }"#,
+            "{",
+            "needs `secret_access_key",
+        ),
+        (
+            r#"{ type = "aws-sigv4", region = "us-east-1", aws_service = "s3", access_key_id = "a", secret_access_key = "b", session_token = "no good" }"#,
+            "\"no good\"",
+            "invalid secret name",
+        ),
+        (
+            r#"{ type = "oauth1", consumer_secret = "b" }"#,
+            "{",
+            "needs `consumer_key",
+        ),
+        (
+            r#"{ type = "oauth1", consumer_key = "a" }"#,
+            "{",
+            "needs `consumer_secret",
+        ),
+        (
+            r#"{ type = "oauth1", consumer_key = "a", consumer_secret = "b", token = "t" }"#,
+            "{",
+            "`token` needs `token_secret",
+        ),
+        (
+            r#"{ type = "oauth1", consumer_key = "a", consumer_secret = "b", token_secret = "t" }"#,
+            "{",
+            "`token_secret` needs `token",
+        ),
+        (
+            r#"{ type = "github-app", installation_id = 1, secret = "s" }"#,
+            "{",
+            "needs `app_id",
+        ),
+        (
+            r#"{ type = "github-app", app_id = -1, installation_id = 1, secret = "s" }"#,
+            "-1",
+            "`app_id` must be",
+        ),
+        (
+            r#"{ type = "github-app", app_id = "a b", installation_id = 1, secret = "s" }"#,
+            "\"a b\"",
+            "`app_id` must be",
+        ),
+        (
+            r#"{ type = "github-app", app_id = 1, secret = "s" }"#,
+            "{",
+            "needs `installation_id",
+        ),
+        (
+            r#"{ type = "github-app", app_id = 1, installation_id = "x", secret = "s" }"#,
+            "\"x\"",
+            "`installation_id` must be a positive number",
+        ),
+        (
+            r#"{ type = "github-app", app_id = 1, installation_id = 2 }"#,
+            "{",
+            "needs `secret",
+        ),
+        (
+            r#"{ type = "gcp-service-account", secret = "s" }"#,
+            "{",
+            "needs `scopes",
+        ),
+        (
+            r#"{ type = "gcp-service-account", secret = "s", scopes = [] }"#,
+            "[",
+            "`scopes` must name at least one scope",
+        ),
+        (
+            r#"{ type = "gcp-service-account", secret = "s", scopes = ["a b"] }"#,
+            "\"a b\"",
+            "each scope must be non-empty",
+        ),
+        (
+            r#"{ type = "gcp-service-account", scopes = ["x"] }"#,
+            "{",
+            "needs `secret",
+        ),
+        (
+            r#"{ type = "oauth2", client_id = "c", secret = "s" }"#,
+            "{",
+            "needs `token_url",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "http://auth.example.com/t", client_id = "c", secret = "s" }"#,
+            "\"http:",
+            "`token_url`: \"http://auth.example.com/t\" must use https://",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "not a url", client_id = "c", secret = "s" }"#,
+            "\"not",
+            "`token_url`: invalid URL",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "https://u:p@auth.example.com/t", client_id = "c", secret = "s" }"#,
+            "\"https:",
+            "contains credentials",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "https://a.example/t", secret = "s" }"#,
+            "{",
+            "needs `client_id",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "https://a.example/t", client_id = "", secret = "s" }"#,
+            "\"\"",
+            "`client_id` must be non-empty",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "https://a.example/t", client_id = "c" }"#,
+            "{",
+            "needs `secret",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "https://a.example/t", client_id = "c", secret = "s", scope = " " }"#,
+            "\" \"",
+            "`scope` must be",
+        ),
+        (
+            r#"{ type = "oauth2", token_url = "https://a.example/t", client_id = "c", secret = "s", client_auth = "jwt" }"#,
+            "\"jwt\"",
+            "invalid `client_auth` \"jwt\"; expected \"basic\" or \"body\"",
+        ),
+        (
+            r#"{ type = "bearer", secret = "s", param = "k" }"#,
+            "\"k\"",
+            "auth type \"bearer\" does not use `param` (it belongs to \"query\"); remove it",
+        ),
+        (
+            r#"{ type = "query", param = "k", secret = "s", region = "x" }"#,
+            "\"x\"",
+            "does not use `region` (it belongs to \"aws-sigv4\")",
+        ),
+        (
+            r#"{ type = "basic", usernme = "u", secret = "s" }"#,
+            "usernme",
+            "unknown field `usernme`",
+        ),
+        (
+            r#"{ type = "aws", secret = "s" }"#,
+            "\"aws\"",
+            "unknown auth type \"aws\"; expected one of: bearer, basic, header, query, aws-sigv4, oauth1, github-app, gcp-service-account, oauth2",
+        ),
+    ];
+    for (table, locate, expected) in cases {
+        let line = format!("auth = {table}");
+        let text = format!("[services.s]\nurl = \"https://x.example\"\n{line}\n");
+        let col = line.find(locate).unwrap() + 1;
+        let err = parse(&text).unwrap_err();
+        let location = format!("airlock.toml:3:{col}:");
+        assert!(
+            err.starts_with(&location),
+            "{table}\n  got: {err}\n  want prefix {location}"
+        );
+        assert!(
+            err.contains(expected),
+            "{table}\n  got: {err}\n  want: {expected}"
+        );
+        assert!(!err.contains('\n'), "error is not one line: {err:?}");
+        if !locate.starts_with("usernme") && !expected.starts_with("unknown") {
+            assert!(err.contains("service \"s\""), "{err}");
+        }
+    }
+}
