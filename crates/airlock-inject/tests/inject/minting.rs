@@ -554,3 +554,89 @@ async fn token_endpoint_transport_failures_are_clear() {
     assert!(msg.contains("access_token"), "{msg}");
     assert_no_secret(&msg, &["zzz-not-a-token"]);
 }
+
+// Token endpoints are reached directly, whatever the proxy variables say. The
+// environment is process-wide (and `set_var` is unsafe, which the workspace forbids),
+// so the token request runs in a child process of this test binary with the proxy
+// variables pointing at a local listener; this process checks who received what.
+
+const CHILD_ENV: &str = "AIRLOCK_INJECT_TEST_PROXY_CHILD";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_ignore_proxy_environment() {
+    let endpoint = Endpoint::start(|_| async {
+        (
+            200,
+            r#"{"access_token":"direct-token","expires_in":60}"#.to_string(),
+        )
+    })
+    .await;
+    let proxied = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = proxied.clone();
+    let proxy = Endpoint::start(move |r: Received| {
+        seen.lock().unwrap().push(r.path.clone());
+        async { (200, r#"{"access_token":"proxied-token"}"#.to_string()) }
+    })
+    .await;
+    let token_url = endpoint.url("/token");
+    let proxy_url = proxy.url("");
+    let exe = std::env::current_exe().unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args([
+            "--exact",
+            "minting::proxy_child",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, &token_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy");
+        for var in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            cmd.env(var, &proxy_url);
+        }
+        cmd.stdout(std::process::Stdio::null()).status().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "child failed: {status}");
+    // The token request went direct…
+    assert_eq!(endpoint.calls(), 1);
+    // …while a default client in the same environment reached the proxy: the test
+    // does detect a proxied request.
+    let proxied = proxied.lock().unwrap().clone();
+    assert_eq!(proxied.len(), 1, "{proxied:?}");
+    assert!(proxied[0].ends_with("/control"), "{proxied:?}");
+}
+
+#[tokio::test]
+#[ignore = "run by token_requests_ignore_proxy_environment in a child process"]
+async fn proxy_child() {
+    let Ok(token_url) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let svc = oauth2_service(&token_url, "");
+    let injectors = Injectors::new();
+    let mut l = lookup(vec![("cs", CLIENT_SECRET.to_string())]);
+    let (a, _) = authorize(&injectors, &svc, &mut l).await.unwrap();
+    assert_eq!(a, "Bearer direct-token");
+    // Control: a client that honours the environment reaches the proxy instead.
+    let control = reqwest::Client::builder().build().unwrap();
+    let base = token_url.trim_end_matches("/token");
+    let body = control
+        .get(format!("{base}/control"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("proxied-token"), "{body}");
+}
