@@ -79,6 +79,8 @@ pub struct Authorized {
     pub rule: Option<String>,
     /// The session it belongs to.
     pub session: SessionId,
+    /// Whether this request started the session.
+    pub session_started: bool,
 }
 
 /// The check that refused a request.
@@ -105,6 +107,8 @@ pub enum Check {
     Approval,
     /// Too many requests.
     Rate,
+    /// The owner engaged the emergency lock.
+    Lock,
 }
 
 impl Check {
@@ -121,6 +125,7 @@ impl Check {
             Check::Reason => "reason",
             Check::Approval => "approval",
             Check::Rate => "rate",
+            Check::Lock => "lock",
         }
     }
 }
@@ -149,7 +154,9 @@ impl fmt::Display for Refusal {
     }
 }
 
-fn refuse(check: Check, message: impl Into<String>) -> Refusal {
+/// A refusal from `check` with `message` (for doors that check things the broker
+/// does not, such as the emergency lock).
+pub fn refuse(check: Check, message: impl Into<String>) -> Refusal {
     Refusal {
         check,
         rule: None,
@@ -350,7 +357,7 @@ impl Broker {
                 })?;
         }
 
-        let session = self
+        let (session, session_started) = self
             .sessions
             .start_or_get(&caller.grant, &caller.agent(), &cap.name, cap.ttl)
             .map_err(|(id, why)| session_ended(&cap, id, why))?;
@@ -368,6 +375,7 @@ impl Broker {
             target,
             rule,
             session,
+            session_started,
         })
     }
 

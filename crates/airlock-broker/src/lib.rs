@@ -27,9 +27,12 @@ mod clock;
 mod rate;
 mod runtime;
 mod session;
+pub mod state;
 pub mod tokens;
 
-pub use broker::{AgentRequest, Authorized, Broker, Caller, Check, MAX_REASON_LEN, Refusal};
+pub use broker::{
+    AgentRequest, Authorized, Broker, Caller, Check, MAX_REASON_LEN, Refusal, refuse,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;
 pub use runtime::{ExecuteError, ExecuteRequest, ExecuteResponse, Runtime, RuntimeError};

@@ -87,6 +87,10 @@ pub struct Runtime {
     audit: Mutex<AuditLog>,
     scrubber: Scrubber,
     config_stamp: Mutex<Option<SystemTime>>,
+    revocations: crate::state::RevocationWatch,
+    /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
+    /// cached across requests and refreshed single-flight.
+    injectors: airlock_inject::Injectors,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -139,6 +143,8 @@ impl Runtime {
             audit: Mutex::new(audit),
             scrubber,
             config_stamp: Mutex::new(stamp),
+            revocations: crate::state::RevocationWatch::default(),
+            injectors: airlock_inject::Injectors::new(),
         })
     }
 
@@ -187,6 +193,7 @@ impl Runtime {
             Ok(cfg) => match engine_for(&cfg) {
                 Ok(engine) => {
                     *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
+                    self.injectors.retain(|n| cfg.services.contains_key(n));
                     self.broker.reload(cfg);
                     event = event
                         .decision(AuditDecision::Allow)
@@ -236,6 +243,44 @@ impl Runtime {
         }
     }
 
+    /// Applies the owner's lock and revocations (shared by every server on this
+    /// home through `state/`) to the live sessions. Called before every decision.
+    fn check_owner_state(&self) -> Result<(), Refusal> {
+        if crate::state::is_locked(&self.home) {
+            // Minted tokens are dropped too: after an unlock they are fetched anew.
+            self.injectors.clear();
+            return Err(crate::refuse(
+                crate::Check::Lock,
+                "airlock is locked by its owner: every request is refused until `airlock unlock`",
+            ));
+        }
+        match self.revocations.current(&self.home) {
+            Ok((revs, true)) => {
+                let n = self
+                    .broker
+                    .sessions()
+                    .revoke_where(|s| revs.revokes_session(s));
+                if n > 0 {
+                    let e = Event::new(Kind::Revoke)
+                        .decision(AuditDecision::Deny)
+                        .detail(&format!(
+                            "{n} live session(s) of this server ended by the owner's revocation"
+                        ));
+                    if let Err(err) = self.audit(&e) {
+                        report(&format!("cannot audit a revocation: {err}"));
+                    }
+                }
+                Ok(())
+            }
+            Ok((_, false)) => Ok(()),
+            // An unreadable revocation list must not fail open.
+            Err(e) => Err(crate::refuse(
+                crate::Check::Lock,
+                format!("the revocation list cannot be read ({e}); refusing until it is fixed"),
+            )),
+        }
+    }
+
     /// Decides, audits, injects, sends and scrubs one request.
     pub async fn execute(
         &self,
@@ -244,6 +289,7 @@ impl Runtime {
     ) -> Result<ExecuteResponse, ExecuteError> {
         let started = Instant::now();
         let broker = self.broker();
+        let owner_state = self.check_owner_state();
         let mut path = req.path.clone();
         if !req.query.is_empty() {
             let extra: String = url::form_urlencoded::Serializer::new(String::new())
@@ -268,7 +314,8 @@ impl Runtime {
             }
             e
         };
-        let authorized = match broker.authorize(caller, &agent_req) {
+        let decision = owner_state.and_then(|()| broker.authorize(caller, &agent_req));
+        let authorized = match decision {
             Ok(a) => a,
             Err(refusal) => {
                 let mut e = base(&req.method.to_ascii_uppercase(), &req.path)
@@ -284,6 +331,29 @@ impl Runtime {
                 return Err(ExecuteError::Refused(refusal));
             }
         };
+        if authorized.session_started {
+            let now = jiff::Timestamp::now();
+            let rec = crate::state::SessionRecord {
+                id: authorized.session.as_str().to_string(),
+                grant: caller.grant.as_str().to_string(),
+                agent: caller.agent(),
+                capability: authorized.capability.name.clone(),
+                started: now,
+                expires: now
+                    .checked_add(
+                        jiff::SignedDuration::try_from(authorized.capability.ttl)
+                            .unwrap_or(jiff::SignedDuration::MAX),
+                    )
+                    .unwrap_or(now),
+                pid: std::process::id(),
+            };
+            if let Err(e) = crate::state::record_session(&self.home, rec) {
+                report(&format!(
+                    "cannot record session {}: {e}",
+                    authorized.session
+                ));
+            }
+        }
         let event = base(&authorized.method, &authorized.target.path)
             .session(authorized.session.as_str())
             .query_keys(query_keys(authorized.target.query.as_deref()))
@@ -291,10 +361,10 @@ impl Runtime {
 
         let method = airlock_engine::http::Method::from_bytes(authorized.method.as_bytes())
             .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)));
-        let injector = airlock_inject::for_auth(&authorized.service.auth, &mut |name| {
-            self.vault.get(name).ok()
-        })
-        .map_err(|e| ExecuteError::Credential(e.to_string()));
+        let injector = self
+            .injectors
+            .get(&authorized.service, &mut |name| self.vault.get(name).ok())
+            .map_err(|e| ExecuteError::Credential(e.to_string()));
         let result = match (method, injector) {
             (Err(e), _) | (_, Err(e)) => Err(e),
             (Ok(method), Ok(injector)) => {

@@ -73,6 +73,7 @@ struct Session {
     agent: String,
     capability: String,
     started: Duration,
+    started_at: jiff::Timestamp,
     expires: Duration,
     revoked: bool,
 }
@@ -92,6 +93,8 @@ pub struct SessionInfo {
     pub remaining: Option<Duration>,
     /// Why it ended, if it has.
     pub ended: Option<SessionEnd>,
+    /// When it started (wall clock), for revocations by time.
+    pub started_at: jiff::Timestamp,
 }
 
 /// All sessions of one server.
@@ -127,28 +130,33 @@ impl Sessions {
         Some(state(s, now))
     }
 
-    /// Returns the running session, or starts one with `ttl` if there is none.
-    /// An ended session is never restarted for the same grant.
+    /// Returns the running session, or starts one with `ttl` if there is none
+    /// (then `.1` is true). An ended session is never restarted for the same grant.
     pub fn start_or_get(
         &self,
         grant: &Grant,
         agent: &str,
         capability: &str,
         ttl: Duration,
-    ) -> Result<SessionId, (SessionId, SessionEnd)> {
+    ) -> Result<(SessionId, bool), (SessionId, SessionEnd)> {
         let now = self.clock.now();
         let mut map = self.lock();
+        let mut started = false;
         let s = map
             .entry((grant.clone(), capability.to_string()))
-            .or_insert_with(|| Session {
-                id: SessionId(format!("s-{}", random_hex(8))),
-                agent: agent.to_string(),
-                capability: capability.to_string(),
-                started: now,
-                expires: now.saturating_add(ttl),
-                revoked: false,
+            .or_insert_with(|| {
+                started = true;
+                Session {
+                    id: SessionId(format!("s-{}", random_hex(8))),
+                    agent: agent.to_string(),
+                    capability: capability.to_string(),
+                    started: now,
+                    started_at: jiff::Timestamp::now(),
+                    expires: now.saturating_add(ttl),
+                    revoked: false,
+                }
             });
-        state(s, now)
+        state(s, now).map(|id| (id, started))
     }
 
     /// Revokes every session that `pred` selects; returns how many.
@@ -204,6 +212,7 @@ fn info(grant: &Grant, s: &Session, now: Duration) -> SessionInfo {
         capability: s.capability.clone(),
         remaining: ended.is_none().then(|| s.expires.saturating_sub(now)),
         ended,
+        started_at: s.started_at,
     }
 }
 
@@ -219,14 +228,15 @@ mod tests {
         let g = Grant::connection();
         assert!(s.check(&g, "c").is_none());
         clock.advance(Duration::from_secs(100));
-        let id = s
+        let (id, new) = s
             .start_or_get(&g, "a", "c", Duration::from_secs(60))
             .unwrap();
+        assert!(new);
         clock.advance(Duration::from_secs(59));
         assert_eq!(
             s.start_or_get(&g, "a", "c", Duration::from_secs(60))
                 .unwrap(),
-            id
+            (id.clone(), false)
         );
         clock.advance(Duration::from_secs(1));
         assert_eq!(
@@ -241,7 +251,8 @@ mod tests {
         let g2 = Grant::connection();
         assert_ne!(
             s.start_or_get(&g2, "a", "c", Duration::from_secs(60))
-                .unwrap(),
+                .unwrap()
+                .0,
             id
         );
     }
@@ -251,10 +262,10 @@ mod tests {
         let clock = ManualClock::new();
         let s = Sessions::new(clock);
         let g = Grant::connection();
-        let a = s
+        let (a, _) = s
             .start_or_get(&g, "agent1", "c1", Duration::from_secs(60))
             .unwrap();
-        let b = s
+        let (b, _) = s
             .start_or_get(&g, "agent1", "c2", Duration::from_secs(60))
             .unwrap();
         assert_eq!(s.revoke_where(|i| i.capability == "c1"), 1);

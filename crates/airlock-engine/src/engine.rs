@@ -480,7 +480,13 @@ impl Engine {
             .inject(&mut out)
             .await
             .map_err(|e| -> EngineError {
-                if e.is_upstream() {
+                if e.is_agent() {
+                    AgentError::Unsignable {
+                        service: name.clone(),
+                        source: e,
+                    }
+                    .into()
+                } else if e.is_upstream() {
                     UpstreamError::Credential {
                         service: name.clone(),
                         source: e,

@@ -63,6 +63,16 @@ impl EngineError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentError {
+    /// The credential cannot be applied to this request as the agent built it
+    /// (for example a body a signing injector cannot sign).
+    #[error("service \"{service}\": {source}")]
+    Unsignable {
+        /// The service.
+        service: String,
+        /// Why, from the injector.
+        #[source]
+        source: airlock_inject::InjectError,
+    },
     /// The target is not in the normal form the policy checked.
     #[error("request target refused: {reason}")]
     InvalidTarget {

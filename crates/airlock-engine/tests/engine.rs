@@ -237,6 +237,10 @@ fn service(url: &str) -> Service {
         auth: Auth::Bearer {
             secret: SECRET_NAME.into(),
         },
+        timeout: None,
+        max_request_bytes: None,
+        max_response_bytes: None,
+        forward_cookies: false,
     }
 }
 

@@ -44,6 +44,14 @@ pub(crate) enum Command {
     Audit(AuditCommand),
     /// Print the MCP client configuration snippet that runs airlock
     McpConfig(McpConfigArgs),
+    /// List sessions started by the servers on this home
+    Sessions(JsonFlag),
+    /// End sessions at once, in every running server: one, an agent's, a capability's, or all
+    Revoke(RevokeArgs),
+    /// Emergency stop: every running server refuses every request until `airlock unlock`
+    Lock,
+    /// Release the emergency lock (needs the master key or passphrase)
+    Unlock,
     /// Find exposed secrets in files, MCP client configs and git history, with a risk rating
     Scan(airlock_scan::cli::ScanArgs),
 }
@@ -250,4 +258,20 @@ pub(crate) enum AuditCommand {
 pub(crate) struct McpConfigArgs {
     /// The MCP client: claude-desktop, claude-code, cursor, vscode or codex
     pub(crate) client: String,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct RevokeArgs {
+    /// The session to end (see `airlock sessions`)
+    pub(crate) session: Option<String>,
+    /// End every session of this agent, and revoke its agent tokens
+    #[arg(long, value_name = "A")]
+    pub(crate) agent: Option<String>,
+    /// End every session of this capability
+    #[arg(long, value_name = "C")]
+    pub(crate) capability: Option<String>,
+    /// End every session and revoke every agent token
+    #[arg(long)]
+    pub(crate) all: bool,
 }

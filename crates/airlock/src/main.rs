@@ -42,6 +42,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => cmd::audit::logs(&home, args)?,
         Command::Audit(c) => return cmd::audit::run(&home, c),
         Command::McpConfig(args) => cmd::mcp_config::run(args)?,
+        Command::Sessions(args) => cmd::sessions::list(&home, args)?,
+        Command::Revoke(args) => cmd::sessions::revoke(&home, args)?,
+        Command::Lock => cmd::sessions::lock(&home)?,
+        Command::Unlock => cmd::sessions::unlock(&home)?,
         Command::Scan(args) => {
             let mut out = std::io::stdout().lock();
             let code = airlock_scan::cli::run(args, &mut out)?;

@@ -889,3 +889,78 @@ fn serve_and_token_bad_inputs_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AIRLOCK_PASSPHRASE"));
 }
+
+#[test]
+fn revoke_and_lock_apply_to_every_running_server_at_once() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let get = json!({"capability": "svc", "method": "GET", "path": "/v1/a"});
+    let mut s1 = Server::start(&home, "tester");
+    let mut s2 = Server::start(&home, "other");
+    assert!(!s1.call("execute", get.clone()).0);
+    assert!(!s2.call("execute", get.clone()).0);
+    let listed: Value =
+        serde_json::from_slice(&airlock(&home, &["sessions", "--json"], &[]).stdout).unwrap();
+    let sessions = listed.as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{listed}");
+    assert!(sessions.iter().all(|s| s["status"] == "active"));
+    let s2_id = sessions.iter().find(|s| s["agent"] == "other").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Revoking an agent ends its sessions in the server that runs them, at once.
+    let out = airlock(&home, &["revoke", "--agent", "tester"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 active session(s) ended"));
+    let (err, msg) = s1.call("execute", get.clone());
+    assert!(err && msg.contains("revoked by the owner"), "{msg}");
+    assert!(
+        !s2.call("execute", get.clone()).0,
+        "other agents are untouched"
+    );
+
+    // The lock stops everything in every server; unlock needs the key and restores.
+    assert!(airlock(&home, &["lock"], &[]).status.success());
+    let (err, msg) = s2.call("execute", get.clone());
+    assert!(err && msg.contains("refused by the lock check"), "{msg}");
+    // A server started while locked obeys too (the lock is persisted).
+    let mut s3 = Server::start(&home, "third");
+    assert!(s3.call("execute", get.clone()).0);
+    assert!(airlock(&home, &["unlock"], &[]).status.success());
+    assert!(!s2.call("execute", get.clone()).0);
+    assert!(!s3.call("execute", get.clone()).0);
+    assert!(
+        s1.call("execute", get.clone()).0,
+        "a revoked session stays revoked after unlock"
+    );
+
+    // One session by id.
+    assert!(airlock(&home, &["revoke", &s2_id], &[]).status.success());
+    assert!(s2.call("execute", get.clone()).0);
+    let out = airlock(&home, &["revoke", "s-nonexistent"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no session \"s-nonexistent\""));
+    let out = airlock(&home, &["revoke"], &[]);
+    assert_eq!(out.status.code(), Some(2), "revoke needs a target");
+
+    // Everything.
+    assert!(airlock(&home, &["revoke", "--all"], &[]).status.success());
+    assert!(s3.call("execute", get.clone()).0);
+    for s in [s1, s2, s3] {
+        s.stop();
+    }
+    let logs = String::from_utf8(airlock(&home, &["logs", "--json"], &[]).stdout).unwrap();
+    for kind in [
+        "\"kind\":\"lock\"",
+        "\"kind\":\"unlock\"",
+        "\"kind\":\"revoke\"",
+    ] {
+        assert!(logs.contains(kind), "{kind} not audited");
+    }
+    assert!(airlock(&home, &["audit", "verify"], &[]).status.success());
+}

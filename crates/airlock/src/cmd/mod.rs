@@ -7,6 +7,7 @@ pub(crate) mod mcp_config;
 pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod service;
+pub(crate) mod sessions;
 pub(crate) mod token;
 
 /// Formats a duration the way the config writes it ("1h", "90m" → "1h30m").
