@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use airlock_home::Home;
-use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{Array, DocumentMut, Item, Table, Value};
 
 use crate::{Config, ConfigError};
 
@@ -114,13 +114,12 @@ impl ConfigDoc {
             .is_some()
     }
 
-    /// Adds `[services.NAME]` with a bearer secret.
+    /// Adds `[services.NAME]` with `auth` written as an inline table.
     pub fn add_service(
         &mut self,
         name: &str,
         url: &str,
-        auth_type: &str,
-        secret: &str,
+        auth: &crate::Auth,
     ) -> Result<(), ConfigError> {
         if self.has_service(name) {
             return Err(ConfigError::Edit(format!(
@@ -129,10 +128,10 @@ impl ConfigDoc {
         }
         let mut t = Table::new();
         t.insert("url", toml_edit::value(url));
-        let mut auth = InlineTable::new();
-        auth.insert("type", Value::from(auth_type));
-        auth.insert("secret", Value::from(secret));
-        t.insert("auth", Item::Value(Value::InlineTable(auth)));
+        t.insert(
+            "auth",
+            Item::Value(Value::InlineTable(auth.to_inline_table())),
+        );
         self.section("services").insert(name, Item::Table(t));
         Ok(())
     }

@@ -168,8 +168,14 @@ fn edits_keep_comments_and_order_and_validate() {
     let original = "# my notes about airlock\n[server]\ndefault_access = \"open\" # keep open\n\n# stripe is prod!\n[services.zzz]\nurl = \"https://z.example\"\nauth = { type = \"bearer\", secret = \"z\" }\n";
     std::fs::write(home.config_path(), original).unwrap();
     let mut doc = ConfigDoc::load(&home).unwrap();
-    doc.add_service("stripe", "https://api.stripe.com", "bearer", "stripe")
-        .unwrap();
+    doc.add_service(
+        "stripe",
+        "https://api.stripe.com",
+        &airlock_config::Auth::Bearer {
+            secret: "stripe".into(),
+        },
+    )
+    .unwrap();
     doc.add_capability(
         "stripe",
         &CapabilitySpec {
@@ -189,7 +195,11 @@ fn edits_keep_comments_and_order_and_validate() {
 
     // Duplicates are refused with a remedy.
     let err = doc
-        .add_service("stripe", "https://x", "bearer", "s")
+        .add_service(
+            "stripe",
+            "https://x",
+            &airlock_config::Auth::Bearer { secret: "s".into() },
+        )
         .unwrap_err()
         .to_string();
     assert!(

@@ -21,7 +21,7 @@ pub(crate) enum Command {
     /// Create the airlock home and its encrypted vault (key file by default)
     Init(InitArgs),
     /// Add a service: its base URL, how to authenticate, and its secret
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Remove a service, its capabilities and the secrets only it used
     Remove(RemoveArgs),
     /// List services and capabilities
@@ -52,6 +52,8 @@ pub(crate) enum Command {
     Lock,
     /// Release the emergency lock (needs the master key or passphrase)
     Unlock,
+    /// List the service templates `airlock add` knows
+    Search(SearchArgs),
     /// Find exposed secrets in files, MCP client configs and git history, with a risk rating
     Scan(airlock_scan::cli::ScanArgs),
 }
@@ -86,16 +88,99 @@ pub(crate) struct KeyInput {
 
 #[derive(Debug, Args)]
 pub(crate) struct AddArgs {
-    /// Name of the service (also its secret's and capability's name)
+    /// Name of the service (also its secret's and capability's name). A known name
+    /// (see `airlock search`) fills in the URL, auth type and read-only rules.
     pub(crate) name: String,
     /// Base URL of the API, e.g. https://api.stripe.com
     #[arg(long)]
     pub(crate) url: Option<String>,
-    /// How the credential is sent
-    #[arg(long, default_value = "bearer", value_name = "TYPE")]
-    pub(crate) auth: String,
+    /// How the credential is sent: bearer, basic, header, query, aws-sigv4, oauth1,
+    /// github-app, gcp-service-account, oauth2 (default: the template's, else bearer)
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) auth: Option<String>,
+    /// Use this template's URL, auth type and rules under another name
+    #[arg(long, value_name = "TEMPLATE")]
+    pub(crate) template: Option<String>,
     #[command(flatten)]
     pub(crate) key: KeyInput,
+    #[command(flatten)]
+    pub(crate) typed: AuthFlags,
+}
+
+/// Type-specific `add` flags. Each secret part comes from `--<part>-from-env VAR`
+/// or, on a terminal, a no-echo prompt.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Auth-type options")]
+pub(crate) struct AuthFlags {
+    /// basic: the username
+    #[arg(long)]
+    pub(crate) username: Option<String>,
+    /// basic: read the password from this variable (or use --key-from-env/--key-stdin)
+    #[arg(long, value_name = "VAR")]
+    pub(crate) password_from_env: Option<String>,
+    /// header: the header that carries the key, e.g. X-Api-Key
+    #[arg(long, value_name = "NAME")]
+    pub(crate) header_name: Option<String>,
+    /// header: text before the key in the header value, e.g. "Token "
+    #[arg(long)]
+    pub(crate) prefix: Option<String>,
+    /// query: the query parameter that carries the key, e.g. api_key
+    #[arg(long, value_name = "NAME")]
+    pub(crate) param: Option<String>,
+    /// aws-sigv4: the region, e.g. us-east-1
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// aws-sigv4: the AWS service name, e.g. s3, ses, execute-api
+    #[arg(long, value_name = "SERVICE")]
+    pub(crate) aws_service: Option<String>,
+    /// aws-sigv4: read the access key id from this variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) access_key_id_from_env: Option<String>,
+    /// aws-sigv4: read the secret access key from this variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) secret_access_key_from_env: Option<String>,
+    /// aws-sigv4: read a session token from this variable (temporary credentials)
+    #[arg(long, value_name = "VAR")]
+    pub(crate) session_token_from_env: Option<String>,
+    /// oauth1: read the consumer key from this variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) consumer_key_from_env: Option<String>,
+    /// oauth1: read the consumer secret from this variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) consumer_secret_from_env: Option<String>,
+    /// oauth1: read the access token from this variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) token_from_env: Option<String>,
+    /// oauth1: read the access token secret from this variable
+    #[arg(long, value_name = "VAR")]
+    pub(crate) token_secret_from_env: Option<String>,
+    /// github-app: the App id
+    #[arg(long)]
+    pub(crate) app_id: Option<String>,
+    /// github-app: the installation id
+    #[arg(long)]
+    pub(crate) installation_id: Option<u64>,
+    /// github-app: the App's private key (PEM); read once and stored in the vault
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pem_file: Option<std::path::PathBuf>,
+    /// gcp-service-account: the service-account key JSON; read once and stored in the vault
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json_file: Option<std::path::PathBuf>,
+    /// gcp-service-account: OAuth scopes, comma-separated
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) scopes: Vec<String>,
+    /// oauth2: the token endpoint
+    #[arg(long, value_name = "URL")]
+    pub(crate) token_url: Option<String>,
+    /// oauth2: the client id
+    #[arg(long)]
+    pub(crate) client_id: Option<String>,
+    /// oauth2: the scope to request
+    #[arg(long)]
+    pub(crate) scope: Option<String>,
+    /// oauth2: read the client secret from this variable (or use --key-from-env/--key-stdin)
+    #[arg(long, value_name = "VAR")]
+    pub(crate) client_secret_from_env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -274,4 +359,13 @@ pub(crate) struct RevokeArgs {
     /// End every session and revoke every agent token
     #[arg(long)]
     pub(crate) all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SearchArgs {
+    /// Filter by name or description
+    pub(crate) query: Option<String>,
+    /// Machine-readable JSON instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
 }

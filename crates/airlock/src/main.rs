@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod input;
 mod output;
+mod templates;
 mod unlock;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => cmd::sessions::revoke(&home, args)?,
         Command::Lock => cmd::sessions::lock(&home)?,
         Command::Unlock => cmd::sessions::unlock(&home)?,
+        Command::Search(args) => cmd::service::search(args)?,
         Command::Scan(args) => {
             let mut out = std::io::stdout().lock();
             let code = airlock_scan::cli::run(args, &mut out)?;

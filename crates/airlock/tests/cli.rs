@@ -962,3 +962,396 @@ fn scan_reports_an_exposed_key_with_exit_1_and_json() {
     t.run(&["scan", "/definitely/not/here"])
         .usage_error("does not exist");
 }
+
+// ---------------------------------------------------------------- auth types and templates
+
+#[test]
+fn templates_fill_url_auth_and_read_only_rules() {
+    let t = Env::new();
+    t.run_with(
+        &["add", "stripe", "--key-from-env", "K"],
+        &[("K", "sk_test_x")],
+        None,
+    )
+    .ok();
+    t.run_with(
+        &["add", "anthropic", "--key-from-env", "K"],
+        &[("K", "sk-ant-x")],
+        None,
+    )
+    .ok();
+    t.run_with(
+        &[
+            "add",
+            "mys3",
+            "--template",
+            "aws-s3",
+            "--region",
+            "eu-west-1",
+            "--access-key-id-from-env",
+            "A",
+            "--secret-access-key-from-env",
+            "S",
+        ],
+        &[("A", "AKIAX"), ("S", "secretx")],
+        None,
+    )
+    .ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&t.run(&["list", "--json"]).ok().stdout).unwrap();
+    let svc = |n: &str| {
+        v["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    let cap = |n: &str| {
+        v["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(svc("stripe")["url"], "https://api.stripe.com");
+    assert_eq!(cap("stripe")["allow"], serde_json::json!(["GET /v1/**"]));
+    assert_eq!(svc("anthropic")["auth"], "header");
+    assert_eq!(svc("mys3")["url"], "https://s3.eu-west-1.amazonaws.com");
+    assert_eq!(svc("mys3")["auth"], "aws-sigv4");
+    assert_eq!(
+        svc("mys3")["secrets"],
+        serde_json::json!(["mys3.access_key_id", "mys3.secret_access_key"])
+    );
+    assert_eq!(t.secret("mys3.secret_access_key"), b"secretx");
+    let cfg = std::fs::read_to_string(t.home().config_path()).unwrap();
+    assert!(cfg.contains("header_name = \"x-api-key\""), "{cfg}");
+    let found = t.run(&["search", "aws", "--json"]).ok().stdout;
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    assert!(found.as_array().unwrap().len() >= 2);
+    assert!(t.run(&["search"]).ok().stdout.contains("huggingface"));
+}
+
+#[test]
+fn every_auth_type_can_be_added_from_flags() {
+    let t = Env::new();
+    let dir = t.dir.path();
+    std::fs::write(
+        dir.join("app.pem"),
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("sa.json"), "{\"type\":\"service_account\"}").unwrap();
+    let pem = dir.join("app.pem");
+    let sa = dir.join("sa.json");
+    let u = "https://api.example.com";
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec![
+                "add",
+                "b1",
+                "--url",
+                u,
+                "--auth",
+                "basic",
+                "--username",
+                "me",
+                "--password-from-env",
+                "P",
+            ],
+            vec![("P", "pw")],
+            "basic",
+        ),
+        (
+            vec![
+                "add",
+                "h1",
+                "--url",
+                u,
+                "--auth",
+                "header",
+                "--header-name",
+                "X-Api-Key",
+                "--key-from-env",
+                "K",
+            ],
+            vec![("K", "k")],
+            "header",
+        ),
+        (
+            vec![
+                "add",
+                "q1",
+                "--url",
+                u,
+                "--auth",
+                "query",
+                "--param",
+                "api_key",
+                "--key-from-env",
+                "K",
+            ],
+            vec![("K", "k")],
+            "query",
+        ),
+        (
+            vec![
+                "add",
+                "o1",
+                "--url",
+                u,
+                "--auth",
+                "oauth1",
+                "--consumer-key-from-env",
+                "A",
+                "--consumer-secret-from-env",
+                "B",
+                "--token-from-env",
+                "C",
+                "--token-secret-from-env",
+                "D",
+            ],
+            vec![("A", "a"), ("B", "b"), ("C", "c"), ("D", "d")],
+            "oauth1",
+        ),
+        (
+            vec![
+                "add",
+                "g1",
+                "--url",
+                u,
+                "--auth",
+                "github-app",
+                "--app-id",
+                "123",
+                "--installation-id",
+                "456",
+                "--pem-file",
+                pem.to_str().unwrap(),
+            ],
+            vec![],
+            "github-app",
+        ),
+        (
+            vec![
+                "add",
+                "c1",
+                "--url",
+                u,
+                "--auth",
+                "gcp-service-account",
+                "--json-file",
+                sa.to_str().unwrap(),
+                "--scopes",
+                "https://www.googleapis.com/auth/cloud-platform",
+            ],
+            vec![],
+            "gcp-service-account",
+        ),
+        (
+            vec![
+                "add",
+                "t1",
+                "--url",
+                u,
+                "--auth",
+                "oauth2",
+                "--token-url",
+                "https://auth.example.com/token",
+                "--client-id",
+                "cid",
+                "--client-secret-from-env",
+                "S",
+            ],
+            vec![("S", "s")],
+            "oauth2",
+        ),
+    ];
+    for (args, env, kind) in cases {
+        t.run_with(&args, &env, None).ok();
+        let v: serde_json::Value =
+            serde_json::from_str(&t.run(&["list", "--json"]).ok().stdout).unwrap();
+        assert!(
+            v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["name"] == args[1] && s["auth"] == kind),
+            "{args:?}: {v}"
+        );
+    }
+    assert_eq!(t.secret("o1.token_secret"), b"d");
+    assert!(t.secret("g1").starts_with(b"-----BEGIN"));
+}
+
+#[test]
+fn missing_auth_flags_are_named_and_nothing_is_stored() {
+    let t = Env::new();
+    t.init();
+    let before = t.snapshot();
+    let u = "https://api.example.com";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["add", "x", "--url", u, "--auth", "basic", "--key", "p"],
+            "--username",
+        ),
+        (
+            vec!["add", "x", "--url", u, "--auth", "header", "--key", "p"],
+            "--header-name",
+        ),
+        (
+            vec!["add", "x", "--url", u, "--auth", "query", "--key", "p"],
+            "--param",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "aws-sigv4",
+                "--aws-service",
+                "s3",
+            ],
+            "--region",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "aws-sigv4",
+                "--region",
+                "us-east-1",
+                "--aws-service",
+                "s3",
+            ],
+            "--access-key-id-from-env",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "oauth1",
+                "--consumer-key-from-env",
+                "A",
+                "--consumer-secret-from-env",
+                "A",
+                "--token-from-env",
+                "A",
+            ],
+            "--token-secret-from-env",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "github-app",
+                "--app-id",
+                "1",
+            ],
+            "--installation-id",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "github-app",
+                "--app-id",
+                "1",
+                "--installation-id",
+                "2",
+            ],
+            "--pem-file",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "github-app",
+                "--app-id",
+                "1",
+                "--installation-id",
+                "2",
+                "--pem-file",
+                "/no/such.pem",
+            ],
+            "/no/such.pem",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "gcp-service-account",
+                "--json-file",
+                "/etc/hostname",
+            ],
+            "--scopes",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "oauth2",
+                "--client-id",
+                "c",
+                "--key",
+                "s",
+            ],
+            "--token-url",
+        ),
+        (
+            vec![
+                "add",
+                "x",
+                "--url",
+                u,
+                "--auth",
+                "oauth2",
+                "--token-url",
+                "http://auth.example.com/t",
+                "--client-id",
+                "c",
+                "--key",
+                "s",
+            ],
+            "https",
+        ),
+        (
+            vec!["add", "x", "--template", "nope", "--key", "k"],
+            "unknown template \"nope\"",
+        ),
+        (
+            vec!["add", "aws-s3", "--access-key-id-from-env", "A"],
+            "--region",
+        ),
+    ];
+    for (args, needle) in cases {
+        t.run_with(&args, &[("A", "a")], None).usage_error(needle);
+        assert_eq!(t.snapshot(), before, "{args:?} changed the home");
+    }
+}
