@@ -964,3 +964,95 @@ fn revoke_and_lock_apply_to_every_running_server_at_once() {
     }
     assert!(airlock(&home, &["audit", "verify"], &[]).status.success());
 }
+
+#[test]
+fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them() {
+    let upstream = Upstream::start(reflect);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let url = format!("http://127.0.0.1:{}", upstream.port);
+    for args in [
+        vec![
+            "add",
+            "h",
+            "--url",
+            &url,
+            "--auth",
+            "header",
+            "--header-name",
+            "X-Api-Key",
+            "--key-from-env",
+            "K",
+        ],
+        vec![
+            "add",
+            "q",
+            "--url",
+            &url,
+            "--auth",
+            "query",
+            "--param",
+            "api_key",
+            "--key-from-env",
+            "K",
+        ],
+        vec![
+            "add",
+            "b",
+            "--url",
+            &url,
+            "--auth",
+            "basic",
+            "--username",
+            "me",
+            "--key-from-env",
+            "K",
+        ],
+    ] {
+        let out = airlock(&home, &args, &[("K", SECRET)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut s = Server::start(&home, "tester");
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "h", "method": "GET", "path": "/x", "headers": {"X-Api-Key": "agent-chosen"}}),
+    );
+    assert!(!err, "{text}");
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "q", "method": "GET", "path": "/y?api_key=agent-chosen&a=1"}),
+    );
+    assert!(!err, "{text}");
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "b", "method": "GET", "path": "/z"}),
+    );
+    assert!(!err, "{text}");
+    s.stop();
+    let reqs = upstream.requests();
+    assert_eq!(
+        reqs[0].header("x-api-key"),
+        Some(SECRET),
+        "the agent's copy is replaced"
+    );
+    assert!(reqs[0].header("authorization").is_none());
+    assert!(
+        reqs[1].request_line.contains(&format!("api_key={SECRET}")),
+        "{}",
+        reqs[1].request_line
+    );
+    assert!(
+        !reqs[1].request_line.contains("agent-chosen"),
+        "{}",
+        reqs[1].request_line
+    );
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("me:{SECRET}"));
+    assert_eq!(
+        reqs[2].header("authorization"),
+        Some(format!("Basic {basic}").as_str())
+    );
+}
