@@ -1,9 +1,11 @@
 //! The decision pipeline.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use airlock_config::{Approval, Capability, Config, DefaultAccess, Mode, Service};
+use airlock_exec::{ExecPolicy, Invocation, OwnerEnv};
 use airlock_policy::{Decision, Target};
 
 use crate::session::{Grant, SessionEnd, SessionId, Sessions};
@@ -83,6 +85,94 @@ pub struct Authorized {
     pub session_started: bool,
 }
 
+/// One `exec` request as an agent phrased it.
+#[derive(Debug, Clone, Default)]
+pub struct ExecAgentRequest {
+    /// Capability name (a `mode = "exec"` capability).
+    pub capability: String,
+    /// The program and its arguments (`command[0]` resolves through the
+    /// capability's allow-list only).
+    pub command: Vec<String>,
+    /// The working directory the agent asks for (must lie inside `workdirs`).
+    pub cwd: Option<String>,
+    /// Why the agent runs it.
+    pub reason: Option<String>,
+}
+
+/// An exec request that passed every check: run `invocation` with `policy`.
+#[derive(Debug, Clone)]
+pub struct AuthorizedExec {
+    /// The capability used.
+    pub capability: Capability,
+    /// Its service (whose secret goes into the child's environment).
+    pub service: Service,
+    /// The compiled exec policy of the capability (prepares the launch).
+    pub policy: Arc<ExecPolicy>,
+    /// The checked program, arguments and working directory.
+    pub invocation: Invocation,
+    /// The session it belongs to.
+    pub session: SessionId,
+    /// Whether this request started the session.
+    pub session_started: bool,
+}
+
+/// The exec capabilities of one configuration, compiled
+/// ([`ExecPolicy::new`]): allow-lists resolved to canonical paths, workdirs
+/// canonicalized, `env` checked. A capability that does not compile keeps its
+/// error (shown to the owner at load, and to the agent when it is used).
+#[derive(Debug, Clone, Default)]
+pub struct ExecPolicies {
+    compiled: BTreeMap<String, Result<Arc<ExecPolicy>, String>>,
+}
+
+impl ExecPolicies {
+    /// Compiles every `mode = "exec"` capability of `config` against the
+    /// owner's environment (`PATH` for bare command names, `HOME` for `~/`).
+    pub fn compile(config: &Config, owner: &OwnerEnv) -> ExecPolicies {
+        let compiled = config
+            .capabilities
+            .values()
+            .filter(|c| c.mode == Mode::Exec)
+            .map(|cap| {
+                let policy = match config.services.get(&cap.service) {
+                    None => Err(format!(
+                        "capability \"{}\": service \"{}\" is not configured",
+                        cap.name, cap.service
+                    )),
+                    Some(service) => ExecPolicy::new(cap, service, owner)
+                        .map(Arc::new)
+                        .map_err(|e| e.to_string()),
+                };
+                (cap.name.clone(), policy)
+            })
+            .collect();
+        ExecPolicies { compiled }
+    }
+
+    /// The compiled policy of capability `name`, or why it could not be
+    /// compiled; `None` when it is not an exec capability.
+    pub fn get(&self, name: &str) -> Option<Result<&Arc<ExecPolicy>, &str>> {
+        self.compiled
+            .get(name)
+            .map(|r| r.as_ref().map_err(String::as_str))
+    }
+
+    /// The configuration problems, one message per capability that did not compile.
+    pub fn errors(&self) -> impl Iterator<Item = &str> {
+        self.compiled
+            .values()
+            .filter_map(|r| r.as_ref().err().map(String::as_str))
+    }
+
+    /// Warnings about policies that compiled (an allowed shell or interpreter…).
+    pub fn warnings(&self) -> impl Iterator<Item = &str> {
+        self.compiled
+            .values()
+            .filter_map(|r| r.as_ref().ok())
+            .flat_map(|p| p.warnings().iter().map(String::as_str))
+    }
+}
+
 /// The check that refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,7 +181,8 @@ pub enum Check {
     Capability,
     /// The agent may not use it.
     Agent,
-    /// It is not an HTTP capability.
+    /// It is not the kind of capability the tool needs (`execute` needs an HTTP
+    /// capability, `exec` an exec one).
     Mode,
     /// The session expired or was revoked.
     Session,
@@ -109,6 +200,15 @@ pub enum Check {
     Rate,
     /// The owner engaged the emergency lock.
     Lock,
+    /// The program is not on the exec capability's allow-list.
+    Program,
+    /// An argument makes the program run another one, or `deny_args` refuses it.
+    Argument,
+    /// The working directory is outside the capability's `workdirs`.
+    Cwd,
+    /// The capability's configuration cannot be used (an exec capability that
+    /// did not compile); the owner must fix `airlock.toml`.
+    Config,
 }
 
 impl Check {
@@ -126,6 +226,10 @@ impl Check {
             Check::Approval => "approval",
             Check::Rate => "rate",
             Check::Lock => "lock",
+            Check::Program => "program",
+            Check::Argument => "argument",
+            Check::Cwd => "cwd",
+            Check::Config => "config",
         }
     }
 }
@@ -165,36 +269,93 @@ pub fn refuse(check: Check, message: impl Into<String>) -> Refusal {
     }
 }
 
+/// The broker's refusal for an exec-layer refusal: which check it is.
+fn exec_refusal(r: airlock_exec::Refusal) -> Refusal {
+    use airlock_exec::Refusal as R;
+    let check = match &r {
+        R::EmptyCommand | R::RelativeProgram { .. } | R::ProgramNotAllowed { .. } => Check::Program,
+        R::CwdNotAllowed { .. } | R::CwdInvalid { .. } | R::CwdOutside { .. } => Check::Cwd,
+        R::Nul { what } if *what == "cwd" => Check::Cwd,
+        _ => Check::Argument,
+    };
+    refuse(check, r.to_string())
+}
+
+/// The configuration in force and its compiled exec policies, swapped together.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    config: Arc<Config>,
+    exec: Arc<ExecPolicies>,
+}
+
+/// What the shared steps of every decision produce.
+struct Decided<T> {
+    capability: Capability,
+    service: Service,
+    specific: T,
+    session: SessionId,
+    session_started: bool,
+}
+
 /// Decides requests against the current configuration and the live sessions.
 #[derive(Debug)]
 pub struct Broker {
-    config: RwLock<Arc<Config>>,
+    current: RwLock<Snapshot>,
     sessions: Sessions,
     rate: RateLimiter,
 }
 
 impl Broker {
-    /// A broker for `config`, on `clock`.
+    /// A broker for `config`, on `clock`; its exec capabilities are compiled
+    /// against airlock's own environment ([`OwnerEnv::from_process`]).
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Broker {
+        let exec = ExecPolicies::compile(&config, &OwnerEnv::from_process());
+        Broker::with_exec_policies(config, exec, clock)
+    }
+
+    /// A broker for `config` with its exec capabilities compiled by the caller.
+    pub fn with_exec_policies(config: Config, exec: ExecPolicies, clock: Arc<dyn Clock>) -> Broker {
         Broker {
-            config: RwLock::new(Arc::new(config)),
+            current: RwLock::new(Snapshot {
+                config: Arc::new(config),
+                exec: Arc::new(exec),
+            }),
             sessions: Sessions::new(clock.clone()),
             rate: RateLimiter::new(clock),
         }
     }
 
-    /// The configuration in force.
-    pub fn config(&self) -> Arc<Config> {
-        self.config
+    fn snapshot(&self) -> Snapshot {
+        self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    /// Replaces the configuration (a reload). Sessions and rate buckets carry
-    /// over; a session keeps the TTL it started with.
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.snapshot().config
+    }
+
+    /// The compiled exec capabilities of the configuration in force.
+    pub fn exec_policies(&self) -> Arc<ExecPolicies> {
+        self.snapshot().exec
+    }
+
+    /// Replaces the configuration (a reload), compiling its exec capabilities
+    /// against airlock's own environment. Sessions and rate buckets carry over; a
+    /// session keeps the TTL it started with.
     pub fn reload(&self, config: Config) {
-        *self.config.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(config);
+        let exec = ExecPolicies::compile(&config, &OwnerEnv::from_process());
+        self.reload_with_exec_policies(config, exec);
+    }
+
+    /// Replaces the configuration and its compiled exec capabilities together.
+    pub fn reload_with_exec_policies(&self, config: Config, exec: ExecPolicies) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Snapshot {
+            config: Arc::new(config),
+            exec: Arc::new(exec),
+        };
     }
 
     /// The live sessions.
@@ -276,46 +437,129 @@ impl Broker {
 
     /// Runs every check, in order, for one HTTP request.
     pub fn authorize(&self, caller: &Caller, req: &AgentRequest) -> Result<Authorized, Refusal> {
-        let config = self.config();
-        let cap = Self::capability(&config, caller, &req.capability)?;
-        if cap.mode != Mode::Http {
-            return Err(refuse(
-                Check::Mode,
-                format!(
+        let decided = self.decide(
+            caller,
+            &req.capability,
+            Mode::Http,
+            req.reason.as_deref(),
+            |_, cap| {
+                let method = airlock_policy::normalize_method(&req.method, &cap.methods)
+                    .map_err(|e| refuse(Check::Method, e.to_string()))?;
+                let target = airlock_policy::normalize(&req.path)
+                    .map_err(|e| refuse(Check::Path, e.to_string()))?;
+                match cap.rules.decide(&method, &target) {
+                    Decision::Allow { rule } => Ok((method, target, rule)),
+                    Decision::Deny { reason } => {
+                        let rule = match &reason {
+                            airlock_policy::DenyReason::DenyRule(r) => Some(r.clone()),
+                            _ => None,
+                        };
+                        Err(Refusal {
+                            check: Check::Rule,
+                            rule,
+                            session: None,
+                            message: format!("{method} {}: {reason}", target.path),
+                        })
+                    }
+                }
+            },
+        )?;
+        let (method, target, rule) = decided.specific;
+        Ok(Authorized {
+            capability: decided.capability,
+            service: decided.service,
+            method,
+            target,
+            rule,
+            session: decided.session,
+            session_started: decided.session_started,
+        })
+    }
+
+    /// Runs every check, in order, for one `exec` request: the same identity,
+    /// visibility, session, reason, approval and rate checks as
+    /// [`Broker::authorize`], with the capability's compiled [`ExecPolicy`]
+    /// (program allow-list, argument guards, `workdirs`) in place of the HTTP
+    /// rules.
+    pub fn authorize_exec(
+        &self,
+        caller: &Caller,
+        req: &ExecAgentRequest,
+    ) -> Result<AuthorizedExec, Refusal> {
+        let decided = self.decide(
+            caller,
+            &req.capability,
+            Mode::Exec,
+            req.reason.as_deref(),
+            |exec, cap| {
+                let policy = match exec.get(&cap.name) {
+                    Some(Ok(p)) => p.clone(),
+                    Some(Err(problem)) => {
+                        return Err(refuse(
+                            Check::Config,
+                            format!(
+                                "exec capability \"{}\" cannot be used until the owner fixes airlock.toml: {problem}",
+                                cap.name
+                            ),
+                        ));
+                    }
+                    None => {
+                        return Err(refuse(
+                            Check::Config,
+                            format!("exec capability \"{}\" is not compiled", cap.name),
+                        ));
+                    }
+                };
+                let invocation = policy
+                    .check(&req.command, req.cwd.as_deref())
+                    .map_err(exec_refusal)?;
+                Ok((policy, invocation))
+            },
+        )?;
+        let (policy, invocation) = decided.specific;
+        Ok(AuthorizedExec {
+            capability: decided.capability,
+            service: decided.service,
+            policy,
+            invocation,
+            session: decided.session,
+            session_started: decided.session_started,
+        })
+    }
+
+    /// The steps every request shares, in order: capability and visibility,
+    /// mode, session, then `specific` (the HTTP rules or the exec policy), reason,
+    /// approval, rate, and the session's start.
+    fn decide<T>(
+        &self,
+        caller: &Caller,
+        capability: &str,
+        mode: Mode,
+        reason: Option<&str>,
+        specific: impl FnOnce(&ExecPolicies, &Capability) -> Result<T, Refusal>,
+    ) -> Result<Decided<T>, Refusal> {
+        let Snapshot { config, exec } = self.snapshot();
+        let cap = Self::capability(&config, caller, capability)?;
+        if cap.mode != mode {
+            let message = match cap.mode {
+                Mode::Exec => format!(
                     "capability \"{}\" runs programs (mode exec); use the exec tool",
                     cap.name
                 ),
-            ));
+                _ => format!(
+                    "capability \"{}\" is an HTTP capability; use the execute tool",
+                    cap.name
+                ),
+            };
+            return Err(refuse(Check::Mode, message));
         }
         if let Some(Err((id, why))) = self.sessions.check(&caller.grant, &cap.name) {
             return Err(session_ended(&cap, id, why));
         }
 
-        let method = airlock_policy::normalize_method(&req.method, &cap.methods)
-            .map_err(|e| refuse(Check::Method, e.to_string()))?;
-        let target =
-            airlock_policy::normalize(&req.path).map_err(|e| refuse(Check::Path, e.to_string()))?;
-        let rule = match cap.rules.decide(&method, &target) {
-            Decision::Allow { rule } => rule,
-            Decision::Deny { reason } => {
-                let rule = match &reason {
-                    airlock_policy::DenyReason::DenyRule(r) => Some(r.clone()),
-                    _ => None,
-                };
-                return Err(Refusal {
-                    check: Check::Rule,
-                    rule,
-                    session: None,
-                    message: format!("{method} {}: {reason}", target.path),
-                });
-            }
-        };
+        let specific = specific(&exec, &cap)?;
 
-        let reason = req
-            .reason
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty());
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if cap.requires_reason && reason.is_none() {
             return Err(refuse(
                 Check::Reason,
@@ -368,12 +612,10 @@ impl Broker {
                 format!("service \"{}\" is not configured", cap.service),
             )
         })?;
-        Ok(Authorized {
+        Ok(Decided {
             capability: cap,
             service,
-            method,
-            target,
-            rule,
+            specific,
             session,
             session_started,
         })
@@ -435,6 +677,39 @@ impl Broker {
         }
         if let Some(rate) = cap.rate {
             steps.push(format!("rate: {rate} per agent"));
+        }
+        if cap.mode == Mode::Exec {
+            match self.exec_policies().get(&cap.name) {
+                Some(Ok(policy)) => {
+                    let programs: Vec<String> = policy
+                        .programs()
+                        .iter()
+                        .map(|p| format!("{} ({})", p.name, p.canonical.display()))
+                        .collect();
+                    steps.push(format!("programs allowed: {}", programs.join(", ")));
+                    steps.push(
+                        "arguments that make a program run another one are refused (git -c, --upload-pack, …)"
+                            .into(),
+                    );
+                    let dirs: Vec<String> = policy
+                        .workdirs()
+                        .iter()
+                        .map(|w| w.display().to_string())
+                        .collect();
+                    steps.push(if dirs.is_empty() {
+                        "cwd: not allowed; commands run in a fresh empty directory".into()
+                    } else {
+                        format!("cwd: inside {}", dirs.join(", "))
+                    });
+                }
+                Some(Err(problem)) => {
+                    steps.push(format!(
+                        "decision: deny — unusable configuration: {problem}"
+                    ));
+                }
+                None => {}
+            }
+            return steps;
         }
         match (method, path) {
             (Some(m), Some(p)) => {

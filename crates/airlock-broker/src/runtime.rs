@@ -9,11 +9,15 @@ use airlock_audit::{AuditLog, Decision as AuditDecision, Event, Kind};
 use airlock_config::Config;
 use airlock_engine::scrub::Scrubber;
 use airlock_engine::{Engine, EngineConfig, EngineError, ErrorSource, UpstreamRequest};
+use airlock_exec::{ExecError, Output, OwnerEnv, Stdin};
 use airlock_home::Home;
 use airlock_vault::Vault;
 use secrecy::ExposeSecret;
 
-use crate::{AgentRequest, Broker, Caller, Clock, Grant, Refusal, tokens};
+use crate::{
+    AgentRequest, Broker, Caller, Clock, ExecAgentRequest, ExecPolicies, Grant, Refusal, SessionId,
+    tokens,
+};
 
 /// One `execute` call as the agent gave it.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +51,38 @@ pub struct ExecuteResponse {
     pub body_base64: bool,
 }
 
+/// One `exec` call as the agent gave it.
+#[derive(Debug, Clone, Default)]
+pub struct ExecRequest {
+    /// Capability name (a `mode = "exec"` capability).
+    pub capability: String,
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// Working directory (inside the capability's `workdirs`).
+    pub cwd: Option<String>,
+    /// Bytes for the child's stdin (`/dev/null` when `None`).
+    pub stdin: Option<Vec<u8>>,
+    /// The agent's reason.
+    pub reason: Option<String>,
+}
+
+/// How an allowed program ran: its exit and its output, scrubbed of every vault
+/// secret and capped.
+#[derive(Debug, Clone)]
+pub struct ExecOutcome {
+    /// Exit, scrubbed stdout and stderr, truncation flags.
+    pub output: Output,
+    /// The session the call belongs to.
+    pub session: SessionId,
+}
+
+impl ExecOutcome {
+    /// The `exec` tool's result: `{exit_code, stdout, stderr, truncated, timed_out}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.output.to_json()
+    }
+}
+
 /// Why an `execute` did not return an upstream answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -64,6 +100,9 @@ pub enum ExecuteError {
     /// The credential could not be prepared.
     #[error("{0}")]
     Credential(String),
+    /// An allowed program could not be run (spawn, private HOME, output).
+    #[error("{0}")]
+    Exec(ExecError),
 }
 
 impl ExecuteError {
@@ -72,7 +111,7 @@ impl ExecuteError {
         match self {
             ExecuteError::Refused(_) => 403,
             ExecuteError::Engine(e) => e.http_status().as_u16(),
-            ExecuteError::Audit(_) | ExecuteError::Credential(_) => 500,
+            ExecuteError::Audit(_) | ExecuteError::Credential(_) | ExecuteError::Exec(_) => 500,
         }
     }
 }
@@ -135,8 +174,9 @@ impl Runtime {
         let engine = engine_for(&config).map_err(RuntimeError::Engine)?;
         let scrubber = scrubber_for(&vault).map_err(RuntimeError::Engine)?;
         let stamp = config_mtime(&home.config_path());
+        let exec = compile_exec(&config);
         Ok(Runtime {
-            broker: Broker::new(config, clock),
+            broker: Broker::with_exec_policies(config, exec, clock),
             home,
             vault,
             engine: std::sync::RwLock::new(Arc::new(engine)),
@@ -194,7 +234,8 @@ impl Runtime {
                 Ok(engine) => {
                     *self.engine.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
                     self.injectors.retain(|n| cfg.services.contains_key(n));
-                    self.broker.reload(cfg);
+                    let exec = compile_exec(&cfg);
+                    self.broker.reload_with_exec_policies(cfg, exec);
                     event = event
                         .decision(AuditDecision::Allow)
                         .detail("airlock.toml reloaded");
@@ -318,42 +359,16 @@ impl Runtime {
         let authorized = match decision {
             Ok(a) => a,
             Err(refusal) => {
-                let mut e = base(&req.method.to_ascii_uppercase(), &req.path)
-                    .decision(AuditDecision::Deny)
-                    .status(403)
-                    .rule(refusal.rule.as_deref().unwrap_or(refusal.check.as_str()))
-                    .detail(&refusal.message)
-                    .duration(started.elapsed());
-                if let Some(s) = &refusal.session {
-                    e = e.session(s.as_str());
-                }
-                self.audit(&e).map_err(ExecuteError::Audit)?;
-                return Err(ExecuteError::Refused(refusal));
+                let e = base(&req.method.to_ascii_uppercase(), &req.path).status(403);
+                return Err(self.refused(e, refusal, started));
             }
         };
-        if authorized.session_started {
-            let now = jiff::Timestamp::now();
-            let rec = crate::state::SessionRecord {
-                id: authorized.session.as_str().to_string(),
-                grant: caller.grant.as_str().to_string(),
-                agent: caller.agent(),
-                capability: authorized.capability.name.clone(),
-                started: now,
-                expires: now
-                    .checked_add(
-                        jiff::SignedDuration::try_from(authorized.capability.ttl)
-                            .unwrap_or(jiff::SignedDuration::MAX),
-                    )
-                    .unwrap_or(now),
-                pid: std::process::id(),
-            };
-            if let Err(e) = crate::state::record_session(&self.home, rec) {
-                report(&format!(
-                    "cannot record session {}: {e}",
-                    authorized.session
-                ));
-            }
-        }
+        self.record_session(
+            caller,
+            &authorized.session,
+            authorized.session_started,
+            &authorized.capability,
+        );
         let event = base(&authorized.method, &authorized.target.path)
             .session(authorized.session.as_str())
             .query_keys(query_keys(authorized.target.query.as_deref()))
@@ -424,6 +439,174 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Audits a refusal and turns it into the error for the caller; when the
+    /// refusal cannot be audited, the audit failure is the answer.
+    fn refused(&self, event: Event, refusal: Refusal, started: Instant) -> ExecuteError {
+        let mut e = event
+            .decision(AuditDecision::Deny)
+            .rule(refusal.rule.as_deref().unwrap_or(refusal.check.as_str()))
+            .detail(&refusal.message)
+            .duration(started.elapsed());
+        if let Some(s) = &refusal.session {
+            e = e.session(s.as_str());
+        }
+        match self.audit(&e) {
+            Ok(_) => ExecuteError::Refused(refusal),
+            Err(err) => ExecuteError::Audit(err),
+        }
+    }
+
+    /// Writes a session that just `started` to the shared state (for `airlock
+    /// sessions` and revocation by other processes).
+    fn record_session(
+        &self,
+        caller: &Caller,
+        session: &SessionId,
+        started: bool,
+        capability: &airlock_config::Capability,
+    ) {
+        if !started {
+            return;
+        }
+        let ttl = capability.ttl;
+        let now = jiff::Timestamp::now();
+        let rec = crate::state::SessionRecord {
+            id: session.as_str().to_string(),
+            grant: caller.grant.as_str().to_string(),
+            agent: caller.agent(),
+            capability: capability.name.clone(),
+            started: now,
+            expires: now
+                .checked_add(
+                    jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX),
+                )
+                .unwrap_or(now),
+            pid: std::process::id(),
+        };
+        if let Err(e) = crate::state::record_session(&self.home, rec) {
+            report(&format!("cannot record session {session}: {e}"));
+        }
+    }
+
+    /// Decides, audits and runs one `exec` call: the broker's checks (identity,
+    /// visibility, session, the capability's exec policy, reason, approval, rate),
+    /// then the allowed program with the capability's secret in its environment
+    /// only, its output scrubbed of every vault secret. The outcome is audited
+    /// (program, exit code, duration, bytes) before it is returned; if the record
+    /// cannot be written, the call fails.
+    pub async fn exec(
+        &self,
+        caller: &Caller,
+        req: ExecRequest,
+    ) -> Result<ExecOutcome, ExecuteError> {
+        let started = Instant::now();
+        let broker = self.broker();
+        let owner_state = self.check_owner_state();
+        let agent_req = ExecAgentRequest {
+            capability: req.capability.clone(),
+            command: req.command.clone(),
+            cwd: req.cwd.clone(),
+            reason: req.reason.clone(),
+        };
+        let bytes_in = req.stdin.as_ref().map_or(0, |b| b.len() as u64);
+        // Agent-chosen text goes into the record scrubbed, like everything the
+        // agent gets back.
+        let shown =
+            |s: &str| String::from_utf8_lossy(&self.scrubber.scrub(s.as_bytes())).into_owned();
+        let command = format!("command: {}", shown(&command_line(&req.command)));
+        let mut base = Event::new(Kind::Exec)
+            .capability(&req.capability)
+            .agent(&caller.agent(), caller.is_trusted())
+            .bytes(bytes_in, 0)
+            .detail(&command);
+        if let Some(r) = &req.reason {
+            base = base.reason(r);
+        }
+        let decision = owner_state.and_then(|()| broker.authorize_exec(caller, &agent_req));
+        let authorized = match decision {
+            Ok(a) => a,
+            Err(refusal) => {
+                let program = req.command.first().map(|p| shown(p)).unwrap_or_default();
+                return Err(self.refused(base.path(&program), refusal, started));
+            }
+        };
+        self.record_session(
+            caller,
+            &authorized.session,
+            authorized.session_started,
+            &authorized.capability,
+        );
+        let session = authorized.session.clone();
+        let program = authorized
+            .invocation
+            .program
+            .canonical
+            .display()
+            .to_string();
+        let event = base
+            .path(&program)
+            .session(authorized.session.as_str())
+            .rule(&format!("program {}", authorized.invocation.program.name));
+
+        let result = self.run_authorized(authorized, req.stdin).await;
+        let event = match &result {
+            Ok(out) => {
+                let flags: String = [
+                    out.exit.timed_out.then_some("; timed out"),
+                    out.truncated().then_some("; output truncated"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                event
+                    .decision(AuditDecision::Allow)
+                    .status(u16::try_from(out.exit.exit_code()).unwrap_or(u16::MAX))
+                    .bytes(bytes_in, (out.stdout.len() + out.stderr.len()) as u64)
+                    .detail(&format!("{command}{}", flags))
+            }
+            Err(err) => event
+                .decision(AuditDecision::Allow)
+                .status(err.http_status())
+                .detail(&format!("{command}; {err}")),
+        }
+        .duration(started.elapsed());
+        self.audit(&event).map_err(ExecuteError::Audit)?;
+        result.map(|output| ExecOutcome { output, session })
+    }
+
+    /// Looks up the capability's secret, prepares the launch and runs it.
+    async fn run_authorized(
+        &self,
+        authorized: crate::AuthorizedExec,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Output, ExecuteError> {
+        let policy = authorized.policy;
+        let secret = match policy.secret_name() {
+            Some(name) => Some(self.vault.get(name).map_err(|_| {
+                ExecuteError::Credential(format!(
+                    "secret \"{name}\" of capability \"{}\" is not in the vault; the owner can add it with `airlock secret set {name}`",
+                    authorized.capability.name
+                ))
+            })?),
+            None => None,
+        };
+        let launch = policy
+            .prepare(
+                authorized.invocation,
+                secret.as_ref(),
+                stdin.map(Stdin::Bytes).unwrap_or_default(),
+            )
+            .map_err(ExecuteError::Exec)?;
+        launch
+            .spawn(&self.scrubber)
+            .map_err(ExecuteError::Exec)?
+            .output()
+            .await
+            .map_err(ExecuteError::Exec)
+    }
+}
+
 /// The engine for a configuration: per-service limits and cookie forwarding.
 fn engine_for(config: &Config) -> Result<Engine, String> {
     let mut ec = EngineConfig::default();
@@ -469,6 +652,41 @@ fn scrubber_for(vault: &Vault) -> Result<Scrubber, String> {
         .collect();
     Scrubber::new(secrets.iter().map(|(n, v)| (n.as_str(), v.expose_secret())))
         .map_err(|e| format!("cannot prepare response scrubbing: {e}"))
+}
+
+/// Compiles the exec capabilities of `config` against airlock's own environment
+/// and tells the owner about the ones that cannot be used (they are refused with
+/// the same message) and about risky ones. Like other configuration problems, this
+/// goes to stderr; the server keeps running.
+fn compile_exec(config: &Config) -> ExecPolicies {
+    let exec = ExecPolicies::compile(config, &OwnerEnv::from_process());
+    for problem in exec.errors() {
+        report(&format!(
+            "{problem} (this exec capability is refused until airlock.toml is fixed)"
+        ));
+    }
+    for warning in exec.warnings() {
+        report(&format!("warning: {warning}"));
+    }
+    exec
+}
+
+/// The command as one line for the audit record (arguments quoted when needed).
+fn command_line(command: &[String]) -> String {
+    command
+        .iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@,+%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("{a:?}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A server-side problem worth telling the owner about (stderr, never stdout:

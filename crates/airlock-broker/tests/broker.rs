@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use airlock_broker::{AgentRequest, Broker, Caller, Check, Grant, ManualClock};
+use airlock_broker::{AgentRequest, Broker, Caller, Check, ExecAgentRequest, Grant, ManualClock};
 use airlock_config::Config;
 
 const CONFIG: &str = r#"
@@ -317,4 +317,199 @@ fn reload_applies_new_rules_and_keeps_sessions() {
             .session,
         s
     );
+}
+
+// ---- exec: the same shared checks, with the exec policy in place of the rules ----
+
+fn exec_config(workdir: &Path) -> String {
+    format!(
+        r#"
+[services.gh]
+url = "https://api.github.com"
+auth = {{ type = "bearer", secret = "gh" }}
+
+[capabilities.api]
+service = "gh"
+
+[capabilities.tools]
+service = "gh"
+mode = "exec"
+ttl = "1m"
+commands = ["/usr/bin/printenv", "git"]
+env = {{ GH_TOKEN = "{{{{secret}}}}" }}
+workdirs = ["{}"]
+agents = ["claude-desktop"]
+requires_reason = true
+rate = "2/min"
+
+[capabilities.broken]
+service = "gh"
+mode = "exec"
+commands = ["/nonexistent/airlock-test-program"]
+"#,
+        workdir.display()
+    )
+}
+
+fn exec_req(
+    cap: &str,
+    command: &[&str],
+    cwd: Option<&str>,
+    reason: Option<&str>,
+) -> ExecAgentRequest {
+    ExecAgentRequest {
+        capability: cap.into(),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        cwd: cwd.map(String::from),
+        reason: reason.map(String::from),
+    }
+}
+
+#[test]
+fn authorize_exec_resolves_the_program_through_the_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, b) = broker(&exec_config(dir.path()));
+    let me = caller(Some("claude-desktop"), None);
+    let ok = b
+        .authorize_exec(
+            &me,
+            &exec_req("tools", &["printenv", "GH_TOKEN"], None, Some("r")),
+        )
+        .unwrap();
+    assert_eq!(ok.invocation.program.name, "printenv");
+    assert!(ok.invocation.program.canonical.is_absolute());
+    assert_eq!(ok.invocation.args, vec!["GH_TOKEN".to_string()]);
+    assert_eq!(
+        ok.invocation.cwd.as_deref(),
+        Some(dir.path().canonicalize().unwrap().as_path())
+    );
+    assert_eq!(ok.service.name, "gh");
+    assert_eq!(ok.policy.secret_name(), Some("gh"));
+    assert!(ok.session_started);
+}
+
+#[test]
+fn authorize_exec_refusals_name_their_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let (_c, b) = broker(&exec_config(dir.path()));
+    let me = caller(Some("claude-desktop"), None);
+    let outside_path = outside.path().display().to_string();
+    let cases = [
+        (
+            exec_req("nope", &["printenv"], None, Some("r")),
+            Check::Capability,
+            "unknown capability",
+        ),
+        (
+            exec_req("api", &["printenv"], None, Some("r")),
+            Check::Mode,
+            "execute tool",
+        ),
+        (
+            exec_req("tools", &["sh", "-c", "id"], None, Some("r")),
+            Check::Program,
+            "not allowed",
+        ),
+        (
+            exec_req("tools", &["/bin/sh"], None, Some("r")),
+            Check::Program,
+            "not allowed",
+        ),
+        (
+            exec_req("tools", &["./printenv"], None, Some("r")),
+            Check::Program,
+            "relative path",
+        ),
+        (
+            exec_req("tools", &[], None, Some("r")),
+            Check::Program,
+            "empty command",
+        ),
+        (
+            exec_req("tools", &["git", "-c", "alias.x=!sh", "x"], None, Some("r")),
+            Check::Argument,
+            "-c",
+        ),
+        (
+            exec_req(
+                "tools",
+                &["git", "clone", "--upload-pack=touch /tmp/x", "u"],
+                None,
+                Some("r"),
+            ),
+            Check::Argument,
+            "--upload-pack",
+        ),
+        (
+            exec_req("tools", &["printenv"], Some(&outside_path), Some("r")),
+            Check::Cwd,
+            "outside",
+        ),
+        (
+            exec_req("tools", &["printenv"], None, None),
+            Check::Reason,
+            "requires a reason",
+        ),
+        (
+            exec_req("broken", &["airlock-test-program"], None, None),
+            Check::Config,
+            "airlock.toml",
+        ),
+    ];
+    for (r, check, needle) in cases {
+        let refusal = b.authorize_exec(&me, &r).unwrap_err();
+        assert_eq!(refusal.check, check, "{r:?}: {refusal}");
+        assert!(refusal.message.contains(needle), "{r:?}: {refusal}");
+        assert!(
+            refusal
+                .to_string()
+                .contains(&format!("refused by the {} check", check.as_str()))
+        );
+    }
+    // The agents list matches trusted identities only.
+    let stranger = caller(None, Some("claude-desktop"));
+    assert_eq!(
+        b.authorize_exec(
+            &stranger,
+            &exec_req("tools", &["printenv"], None, Some("r"))
+        )
+        .unwrap_err()
+        .check,
+        Check::Agent
+    );
+    // No refused request started a session.
+    assert!(b.sessions().list().is_empty());
+    // The unusable capability is reported once, by name.
+    let policies = b.exec_policies();
+    let problems: Vec<&str> = policies.errors().collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("\"broken\""), "{problems:?}");
+}
+
+#[test]
+fn authorize_exec_shares_rate_and_session_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, b) = broker(&exec_config(dir.path()));
+    let me = caller(Some("claude-desktop"), None);
+    // Refused requests spend no rate tokens.
+    for _ in 0..5 {
+        b.authorize_exec(&me, &exec_req("tools", &["sh"], None, Some("r")))
+            .unwrap_err();
+    }
+    let first = b
+        .authorize_exec(&me, &exec_req("tools", &["printenv"], None, Some("r")))
+        .unwrap();
+    b.authorize_exec(&me, &exec_req("tools", &["git", "status"], None, Some("r")))
+        .unwrap();
+    let r = b
+        .authorize_exec(&me, &exec_req("tools", &["printenv"], None, Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Rate);
+    clock.advance(Duration::from_secs(60));
+    let r = b
+        .authorize_exec(&me, &exec_req("tools", &["printenv"], None, Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Session, "{r}");
+    assert_eq!(r.session.as_ref(), Some(&first.session));
 }

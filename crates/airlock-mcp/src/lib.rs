@@ -1,5 +1,5 @@
 //! airlock's MCP server (DESIGN.md §5): the tools `list_services`, `execute`,
-//! `whoami` and `explain_access`, over stdio or streamable HTTP, on the official
+//! `exec`, `whoami` and `explain_access`, over stdio or streamable HTTP, on the official
 //! `rmcp` SDK. rmcp's API changes every few months, so it stays inside this crate.
 //!
 //! This crate decides nothing: it turns MCP calls into [`airlock_broker`] calls and

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use airlock_broker::{Caller, ExecuteError, ExecuteRequest, Runtime};
+use airlock_broker::{Caller, ExecRequest, ExecuteError, ExecuteRequest, Runtime};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -59,6 +59,25 @@ pub(crate) struct ExecuteArgs {
     #[serde(default)]
     body: Option<Value>,
     /// Why you are making this call (required by some capabilities; always recorded in the audit log).
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Arguments of `exec`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExecArgs {
+    /// The exec capability to use, as listed by list_services (mode "exec"), e.g. "gh".
+    capability: String,
+    /// The program and its arguments as an array, e.g. ["gh", "pr", "list"]. No shell: pipes, redirections and $VARS are not interpreted. The program must be one the capability allows (see list_services).
+    command: Vec<String>,
+    /// Working directory; must lie inside one of the capability's workdirs (a relative path is taken from the first one). Omit it to use the default.
+    #[serde(default)]
+    cwd: Option<String>,
+    /// Text written to the program's standard input (otherwise it reads nothing).
+    #[serde(default)]
+    stdin: Option<String>,
+    /// Why you are running this command (required by some capabilities; always recorded in the audit log).
     #[serde(default)]
     reason: Option<String>,
 }
@@ -130,7 +149,7 @@ fn query_value(v: &Value) -> Result<String, String> {
 impl AirlockMcp {
     #[tool(
         name = "list_services",
-        description = "List the API capabilities you may use through airlock: for each, its name, the service's base URL, mode, allowed and denied rules, session TTL and whether a reason or approval is required. Call this first; then use `execute` with one of these capability names. You never need (and never get) the API keys: airlock adds them."
+        description = "List the capabilities you may use through airlock: for each, its name, the service's base URL, mode, allowed and denied rules, session TTL and whether a reason or approval is required. Mode \"http\" capabilities are used with `execute`; mode \"exec\" capabilities with `exec`, and list the programs they allow (exec.programs), the directories commands may run in (exec.workdirs) and the time limit. Call this first. You never need (and never get) the API keys: airlock adds them."
     )]
     async fn list_services(
         &self,
@@ -139,10 +158,10 @@ impl AirlockMcp {
         let Some(caller) = self.caller(&ctx) else {
             return Ok(tool_error("no agent identity for this request"));
         };
-        let config = self.runtime.broker().config();
-        let caps: Vec<Value> = self
-            .runtime
-            .broker()
+        let broker = self.runtime.broker();
+        let config = broker.config();
+        let exec = broker.exec_policies();
+        let caps: Vec<Value> = broker
             .visible(&caller)
             .iter()
             .map(|c| {
@@ -150,7 +169,7 @@ impl AirlockMcp {
                     .services
                     .get(&c.service)
                     .map(|s| s.url.as_str().trim_end_matches('/').to_string());
-                json!({
+                let mut v = json!({
                     "capability": c.name,
                     "service": c.service,
                     "base_url": url,
@@ -160,7 +179,21 @@ impl AirlockMcp {
                     "requires_reason": c.requires_reason,
                     "approval": c.approval != airlock_config::Approval::Never,
                     "rate": c.rate.map(|r| r.to_string()),
-                })
+                });
+                if let Some(policy) = exec.get(&c.name) {
+                    v["exec"] = match policy {
+                        Ok(p) => json!({
+                            "programs": p.programs().iter().map(|a| json!({
+                                "name": a.name,
+                                "path": a.canonical.display().to_string(),
+                            })).collect::<Vec<_>>(),
+                            "workdirs": p.workdirs().iter().map(|w| w.display().to_string()).collect::<Vec<_>>(),
+                            "timeout_seconds": p.timeout().as_secs(),
+                        }),
+                        Err(problem) => json!({ "unavailable": problem }),
+                    };
+                }
+                v
             })
             .collect();
         Ok(CallToolResult::success(vec![text(
@@ -224,6 +257,31 @@ impl AirlockMcp {
     }
 
     #[tool(
+        name = "exec",
+        description = "Run a command-line program through an exec capability (mode \"exec\" in list_services). airlock checks the program against the capability's allow-list, refuses arguments that would run another program (e.g. git -c alias…, --upload-pack), runs it without a shell, with the credential in its environment only, and returns {exit_code, stdout, stderr, truncated, timed_out}. Any secret in the output is replaced by [REDACTED:<name>]. `command` is an array: [\"gh\", \"pr\", \"list\"]. A refused command returns an error that names the check (program, argument, cwd, agent, session, reason, rate)."
+    )]
+    async fn exec(
+        &self,
+        Parameters(args): Parameters<ExecArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(caller) = self.caller(&ctx) else {
+            return Ok(tool_error("no agent identity for this request"));
+        };
+        let req = ExecRequest {
+            capability: args.capability,
+            command: args.command,
+            cwd: args.cwd,
+            stdin: args.stdin.map(String::into_bytes),
+            reason: args.reason,
+        };
+        match self.runtime.exec(&caller, req).await {
+            Ok(outcome) => Ok(CallToolResult::success(vec![text(&outcome.to_json())])),
+            Err(e) => Ok(tool_error(e.to_string())),
+        }
+    }
+
+    #[tool(
         name = "whoami",
         description = "Show the agent identity airlock sees for you (and whether the owner set it, which is what capability `agents` lists match), and the capabilities you may use."
     )]
@@ -274,6 +332,6 @@ impl AirlockMcp {
 #[tool_handler(
     router = self.tool_router,
     name = "airlock",
-    instructions = "airlock lets you call APIs without holding their keys. Call list_services to see what you may use, then execute with a capability, method and path; airlock adds the credential, enforces the owner's policy and records every call. Use explain_access when a call is refused."
+    instructions = "airlock lets you call APIs and run command-line tools without holding their keys. Call list_services to see what you may use. For an HTTP capability, call execute with a capability, method and path; for an exec capability, call exec with a capability and a command array. airlock adds the credential, enforces the owner's policy, scrubs secrets from what comes back and records every call. Use explain_access when a call is refused."
 )]
 impl ServerHandler for AirlockMcp {}
