@@ -1056,3 +1056,156 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
         Some(format!("Basic {basic}").as_str())
     );
 }
+
+const MINTED: &str = "minted_CANARY_tok_9f8e7d6c5b4a3f2e1d0c";
+
+/// A token endpoint (`POST /token`) and an API that reflects the credential.
+fn token_and_reflect(seen: &Seen, port: u16) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    if seen.request_line.starts_with("POST /token") {
+        let body = json!({"access_token": MINTED, "token_type": "Bearer", "expires_in": 3600});
+        return (
+            200,
+            vec![("Content-Type".into(), "application/json".into())],
+            body.to_string().into_bytes(),
+        );
+    }
+    reflect(seen, port)
+}
+
+#[test]
+fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
+    let upstream = Upstream::start(token_and_reflect);
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let url = format!("http://127.0.0.1:{}", upstream.port);
+    let token_url = format!("{url}/token");
+    let parts = [
+        ("A", "AKIA_CANARY_PART_1a2b3c4d"),
+        ("S", "aws_CANARY_secret_part_5e6f7a8b"),
+        ("C1", "ck_CANARY_consumer_key_0a1b"),
+        ("C2", "cs_CANARY_consumer_secret_2c3d"),
+        ("CS", "client_CANARY_secret_4e5f6a7b"),
+    ];
+    let mut outputs = String::new();
+    for args in [
+        vec![
+            "add",
+            "aws",
+            "--url",
+            &url,
+            "--auth",
+            "aws-sigv4",
+            "--region",
+            "us-east-1",
+            "--aws-service",
+            "execute-api",
+            "--access-key-id-from-env",
+            "A",
+            "--secret-access-key-from-env",
+            "S",
+        ],
+        vec![
+            "add",
+            "o1",
+            "--url",
+            &url,
+            "--auth",
+            "oauth1",
+            "--consumer-key-from-env",
+            "C1",
+            "--consumer-secret-from-env",
+            "C2",
+        ],
+        vec![
+            "add",
+            "o2",
+            "--url",
+            &url,
+            "--auth",
+            "oauth2",
+            "--token-url",
+            &token_url,
+            "--client-id",
+            "cid",
+            "--client-secret-from-env",
+            "CS",
+        ],
+    ] {
+        let out = airlock(&home, &args, &parts);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let mut s = Server::start(&home, "tester");
+    for cap in ["aws", "o1", "o2", "o2"] {
+        let (err, text) = s.call(
+            "execute",
+            json!({"capability": cap, "method": "GET", "path": "/v1/x"}),
+        );
+        assert!(!err, "{cap}: {text}");
+        outputs.push_str(&text);
+    }
+    outputs.push_str(&s.stop());
+    for args in [
+        &["logs", "--json"][..],
+        &["list", "--json"],
+        &["secret", "list", "--json"],
+        &["sessions", "--json"],
+    ] {
+        let out = airlock(&home, args, &[]);
+        outputs.push_str(&String::from_utf8_lossy(&out.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // The upstream did get the minted token, once (cached for the second call).
+    let reqs = upstream.requests();
+    assert_eq!(
+        reqs.iter()
+            .filter(|r| r.request_line.starts_with("POST /token"))
+            .count(),
+        1
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.header("authorization") == Some(format!("Bearer {MINTED}").as_str()))
+    );
+    assert!(reqs.iter().any(|r| {
+        r.header("authorization")
+            .is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256"))
+    }));
+    assert!(reqs.iter().any(|r| {
+        r.header("authorization")
+            .is_some_and(|a| a.starts_with("OAuth "))
+    }));
+    let mut files = Vec::new();
+    let mut stack = vec![home.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push((e.path(), std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    let canaries: Vec<&str> = parts.iter().map(|(_, v)| *v).chain([MINTED]).collect();
+    for c in canaries {
+        for form in [
+            c.to_string(),
+            base64::engine::general_purpose::STANDARD.encode(c),
+            hex::encode(c),
+        ] {
+            assert!(!outputs.contains(&form), "output leaks {c} as {form}");
+            for (p, bytes) in &files {
+                assert!(
+                    !String::from_utf8_lossy(bytes).contains(&form),
+                    "{} leaks {c}",
+                    p.display()
+                );
+            }
+        }
+    }
+}
