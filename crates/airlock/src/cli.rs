@@ -56,6 +56,12 @@ pub(crate) enum Command {
     Search(SearchArgs),
     /// Find exposed secrets in files, MCP client configs and git history, with a risk rating
     Scan(airlock_scan::cli::ScanArgs),
+    /// Run a command with secrets in its environment (airlock://NAME references,
+    /// --env-file, --cap), its output scrubbed of them
+    Run(RunArgs),
+    /// Run a stdio MCP server with secrets in its environment, relaying its
+    /// protocol with every server message scrubbed and each tool call audited
+    Wrap(WrapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -368,4 +374,47 @@ pub(crate) struct SearchArgs {
     /// Machine-readable JSON instead of a table
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Add the environment of this exec capability (its `env`, with {{secret}}
+    /// filled in); repeatable
+    #[arg(long = "cap", value_name = "C")]
+    pub(crate) caps: Vec<String>,
+    /// Read variables from this .env file; a value airlock://NAME becomes that
+    /// secret (repeatable; later files win)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_file: Vec<std::path::PathBuf>,
+    /// Do not scrub the command's output (secrets it prints appear as is)
+    #[arg(long)]
+    pub(crate) no_mask: bool,
+    /// The command and its arguments, after --
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WrapArgs {
+    /// Add the environment of this exec capability (its `env`, with {{secret}}
+    /// filled in); repeatable
+    #[arg(long = "cap", value_name = "C")]
+    pub(crate) caps: Vec<String>,
+    /// Give the server VAR set to a secret: VAR=airlock://NAME (or a literal
+    /// VAR=value); repeatable
+    #[arg(long, value_name = "VAR=airlock://NAME")]
+    pub(crate) env: Vec<String>,
+    /// The MCP server's command and its arguments, after --
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }

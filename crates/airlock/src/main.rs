@@ -48,6 +48,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock => cmd::sessions::lock(&home)?,
         Command::Unlock => cmd::sessions::unlock(&home)?,
         Command::Search(args) => cmd::service::search(args)?,
+        Command::Run(args) => return cmd::run::run(&home, args),
+        Command::Wrap(args) => return cmd::wrap::run(&home, args),
         Command::Scan(args) => {
             let mut out = std::io::stdout().lock();
             let code = airlock_scan::cli::run(args, &mut out)?;

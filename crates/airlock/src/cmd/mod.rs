@@ -4,11 +4,13 @@ pub(crate) mod audit;
 pub(crate) mod cap;
 pub(crate) mod init;
 pub(crate) mod mcp_config;
+pub(crate) mod run;
 pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod sessions;
 pub(crate) mod token;
+pub(crate) mod wrap;
 
 /// Formats a duration the way the config writes it ("1h", "90m" → "1h30m").
 pub(crate) fn human_duration(d: std::time::Duration) -> String {

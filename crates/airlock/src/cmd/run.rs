@@ -1,0 +1,327 @@
+//! `airlock run [--cap C]... [--env-file F]... [--no-mask] -- CMD ARGS...`: the
+//! owner's command with secrets in its environment (like `op run`), its output
+//! scrubbed of them.
+//!
+//! The owner chooses the command, so there is no allow-list and no agent policy
+//! here: the environment is airlock's own (minus `AIRLOCK_PASSPHRASE`) with every
+//! value that is exactly `airlock://NAME` replaced by the secret, then the env
+//! files' variables, then each `--cap`'s `env` (its `{{secret}}` filled in).
+//! The helpers that build that environment are shared with `airlock wrap`.
+
+use std::ffi::{OsStr, OsString};
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use airlock_audit::{AuditLog, Decision, Event, Kind};
+use airlock_config::{Config, Mode};
+use airlock_exec::reference::{self, ResolvedEnv};
+use airlock_exec::{ExecError, Launch, Limits, Scrubber, Stdin, find_program};
+use airlock_home::Home;
+use airlock_vault::{SecretBytes, Vault};
+use anyhow::{Context as _, bail};
+use secrecy::ExposeSecret as _;
+use tokio::signal::unix::{SignalKind, signal};
+use zeroize::Zeroizing;
+
+use crate::cli::RunArgs;
+use crate::{input, output, unlock};
+
+/// The placeholder for a capability's secret in its `env` values.
+const PLACEHOLDER: &str = "{{secret}}";
+
+/// Exit status when the command cannot be found (as `env`, `nohup`, shells).
+const NOT_FOUND: u8 = 127;
+/// Exit status when the command exists but cannot be run.
+const CANNOT_RUN: u8 = 126;
+
+/// The child's environment, and the secrets it holds (by name, for scrubbing).
+pub(crate) struct ChildEnv {
+    vars: Vec<(OsString, Zeroizing<Vec<u8>>)>,
+    secrets: Vec<(String, SecretBytes)>,
+}
+
+impl ChildEnv {
+    /// The names of the secrets the child gets, each once.
+    pub(crate) fn secret_names(&self) -> Vec<String> {
+        self.secrets.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// A scrubber for every secret the child holds, in every form.
+    pub(crate) fn scrubber(&self) -> anyhow::Result<Scrubber> {
+        Scrubber::new(
+            self.secrets
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.expose_secret())),
+        )
+        .context("cannot prepare output scrubbing")
+    }
+
+    /// Puts the variables on `launch`; with `mask`, registers every secret for
+    /// scrubbing too.
+    pub(crate) fn apply(self, mut launch: Launch, mask: bool) -> Launch {
+        for (k, v) in self.vars {
+            launch = launch.env_bytes(k, v);
+        }
+        if mask {
+            for (name, value) in self.secrets {
+                launch = launch.scrub_secret(&name, value);
+            }
+        }
+        launch
+    }
+
+    fn add_secret(&mut self, name: String, value: SecretBytes) {
+        if !self.secrets.iter().any(|(n, _)| *n == name) {
+            self.secrets.push((name, value));
+        }
+    }
+}
+
+/// Builds the child's environment: airlock's own variables (without
+/// `AIRLOCK_PASSPHRASE`) with `airlock://NAME` values resolved, then `extra`
+/// (env files, `--env`), then each capability's `env`.
+pub(crate) fn child_env(
+    home: &Home,
+    vault: &Vault,
+    caps: &[String],
+    extra: impl FnOnce(reference::SecretLookup<'_>) -> anyhow::Result<ResolvedEnv>,
+) -> anyhow::Result<ChildEnv> {
+    let lookup = |name: &str| vault.get(name).ok();
+    let own = std::env::vars_os().filter(|(k, _)| k != input::PASSPHRASE_ENV);
+    let mut resolved = reference::resolve_environment(own, &lookup)?;
+    resolved.extend(extra(&lookup)?);
+    let (vars, secrets) = resolved.into_parts();
+    let mut env = ChildEnv { vars, secrets };
+    if caps.is_empty() {
+        return Ok(env);
+    }
+    let config = Config::load(home)?;
+    for name in caps {
+        let Some(cap) = config.capability(name) else {
+            bail!("unknown capability \"{name}\"; see `airlock cap list`");
+        };
+        if cap.mode != Mode::Exec {
+            bail!(
+                "capability \"{name}\" is not mode = \"exec\": --cap takes an exec capability, whose `env` says which variables get the secret"
+            );
+        }
+        let service = config.services.get(&cap.service).with_context(|| {
+            format!(
+                "capability \"{name}\": service \"{}\" is not configured",
+                cap.service
+            )
+        })?;
+        let secret = match service.auth.secrets().first() {
+            Some(s) => Some((
+                s.to_string(),
+                vault
+                    .get(s)
+                    .with_context(|| format!("capability \"{name}\" needs secret \"{s}\""))?,
+            )),
+            None => None,
+        };
+        for (key, template) in &cap.env {
+            let value = secret
+                .as_ref()
+                .map(|(_, v)| v.expose_secret())
+                .unwrap_or_default();
+            let mut out = Zeroizing::new(Vec::new());
+            for (i, part) in template.split(PLACEHOLDER).enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(value);
+                }
+                out.extend_from_slice(part.as_bytes());
+            }
+            env.vars.push((key.into(), out));
+        }
+        if let Some((n, v)) = secret {
+            env.add_secret(n, v);
+        }
+    }
+    Ok(env)
+}
+
+/// Opens the home for a command that runs a child with secrets: the vault must
+/// exist and be unlocked, and the owner's emergency lock must be off.
+pub(crate) fn open(home: &Home) -> anyhow::Result<(Vault, AuditLog)> {
+    if airlock_broker::state::is_locked(home) {
+        bail!("airlock is locked by its owner; run `airlock unlock` first");
+    }
+    // A crash must not leave the unlocked data key in a core file.
+    disable_core_dumps();
+    let vault = unlock::open(home)?;
+    let audit = AuditLog::open_home(home, vault.audit_key(), airlock_audit::Options::default())?;
+    Ok((vault, audit))
+}
+
+/// The program to run: an absolute or relative path as given, or a bare name
+/// found in `path` (the child's `PATH`). `Err` is the exit status and message.
+pub(crate) fn resolve_program(cmd: &OsStr, path: &OsStr) -> Result<PathBuf, (u8, String)> {
+    if cmd.as_encoded_bytes().contains(&b'/') {
+        return Ok(PathBuf::from(cmd));
+    }
+    let name = cmd.to_str().unwrap_or_default();
+    find_program(name, path).ok_or_else(|| {
+        (
+            NOT_FOUND,
+            format!("command not found: {}", cmd.to_string_lossy()),
+        )
+    })
+}
+
+/// The exit status and message for a child that could not be started.
+pub(crate) fn spawn_failure(err: &ExecError) -> (u8, String) {
+    match err {
+        ExecError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            (NOT_FOUND, err.to_string())
+        }
+        ExecError::Spawn { .. } => (CANNOT_RUN, err.to_string()),
+        _ => (2, err.to_string()),
+    }
+}
+
+/// The `PATH` the child will search for a bare command name.
+pub(crate) fn child_path() -> OsString {
+    std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
+}
+
+pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let Some((cmd, cmd_args)) = args.command.split_first() else {
+        bail!("no command given; usage: airlock run [--cap C]... [--env-file F] -- CMD ARGS...");
+    };
+    let (vault, mut audit) = open(home)?;
+    let env = child_env(home, &vault, &args.caps, |lookup| {
+        let mut all = ResolvedEnv::default();
+        for file in &args.env_file {
+            all.extend(reference::resolve_env_file(file, lookup)?);
+        }
+        Ok(all)
+    })?;
+    drop(vault);
+    let secrets = env.secret_names();
+    let program = match resolve_program(cmd, &child_path()) {
+        Ok(p) => p,
+        Err((code, msg)) => {
+            output::error(msg);
+            return Ok(ExitCode::from(code));
+        }
+    };
+    if args.no_mask {
+        output::warn(
+            "--no-mask: the command's output is not scrubbed; secrets it prints appear as is",
+        );
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let mut launch = Launch::new(&program)
+        .arg0(cmd)
+        .args(cmd_args)
+        .stdin(Stdin::Inherit)
+        .limits(Limits::unlimited())
+        // On a terminal the child stays in the terminal's foreground group: it
+        // can read the terminal, and Ctrl-C reaches it directly.
+        .own_process_group(!interactive);
+    launch = env.apply(launch, !args.no_mask);
+    if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        // The child writes to a pipe (airlock scrubs it), so tell colour-aware
+        // programs that the output does end on a terminal.
+        for var in ["CLICOLOR_FORCE", "FORCE_COLOR"] {
+            if std::env::var_os(var).is_none() {
+                launch = launch.env(var, "1");
+            }
+        }
+    }
+
+    let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let running = launch.spawn(&Scrubber::empty())?;
+        let stop = forward_signals(running.signaller(), interactive)?;
+        let mut out = tokio::io::stdout();
+        let mut err = tokio::io::stderr();
+        let r = running.stream(&mut out, &mut err).await;
+        stop.abort();
+        Ok::<_, anyhow::Error>(r)
+    })?;
+    // Stdin is read by the child, not by us: nothing to wait for.
+    runtime.shutdown_background();
+
+    let mut event = Event::new(Kind::Exec)
+        .agent("owner", true)
+        .method("run")
+        .path(&program.display().to_string())
+        .duration(started.elapsed())
+        .decision(Decision::Allow)
+        .detail(&format!(
+            "airlock run; secrets: [{}]; capabilities: [{}]; env files: {}; output {}",
+            secrets.join(", "),
+            args.caps.join(", "),
+            args.env_file.len(),
+            if args.no_mask {
+                "not scrubbed (--no-mask)"
+            } else {
+                "scrubbed"
+            }
+        ));
+    if let [cap] = args.caps.as_slice() {
+        event = event.capability(cap);
+    }
+    let code = match result {
+        Ok((exit, _, _)) => {
+            let code = exit.exit_code();
+            event = event.status(u16::try_from(code).unwrap_or(u16::MAX));
+            u8::try_from(code).unwrap_or(1)
+        }
+        Err(e) => {
+            let (code, msg) = spawn_failure(&e);
+            event = event.status(u16::from(code));
+            output::error(msg);
+            code
+        }
+    };
+    if let Err(e) = audit.append(&event) {
+        output::warn(format_args!("the run could not be audited: {e}"));
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// Forwards `SIGINT`, `SIGTERM`, `SIGHUP` and `SIGQUIT` to the child until the
+/// returned task is aborted. When the child shares the terminal's foreground
+/// group (`interactive`), the terminal already delivers Ctrl-C and Ctrl-\ to it:
+/// those are only kept from killing airlock, not sent a second time.
+pub(crate) fn forward_signals(
+    signaller: airlock_exec::Signaller,
+    interactive: bool,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut quit = signal(SignalKind::quit()).context("cannot handle SIGQUIT")?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let (kind, from_terminal) = tokio::select! {
+                _ = int.recv() => (SignalKind::interrupt(), true),
+                _ = quit.recv() => (SignalKind::quit(), true),
+                _ = term.recv() => (SignalKind::terminate(), false),
+                _ = hup.recv() => (SignalKind::hangup(), false),
+            };
+            if !(interactive && from_terminal) {
+                signaller.signal(kind.as_raw_value());
+            }
+        }
+    }))
+}
+
+#[cfg(unix)]
+fn disable_core_dumps() {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let zero = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    let _ = setrlimit(Resource::Core, zero);
+}
