@@ -157,18 +157,15 @@ pub(crate) fn open(home: &Home) -> anyhow::Result<(Vault, AuditLog)> {
 }
 
 /// The program to run: an absolute or relative path as given, or a bare name
-/// found in `path` (the child's `PATH`). `Err` is the exit status and message.
-pub(crate) fn resolve_program(cmd: &OsStr, path: &OsStr) -> Result<PathBuf, (u8, String)> {
+/// found in `path`; a name that is not found is left for the launch to report
+/// (exit 127).
+pub(crate) fn resolve_program(cmd: &OsStr, path: &OsStr) -> PathBuf {
     if cmd.as_encoded_bytes().contains(&b'/') {
-        return Ok(PathBuf::from(cmd));
+        return PathBuf::from(cmd);
     }
-    let name = cmd.to_str().unwrap_or_default();
-    find_program(name, path).ok_or_else(|| {
-        (
-            NOT_FOUND,
-            format!("command not found: {}", cmd.to_string_lossy()),
-        )
-    })
+    cmd.to_str()
+        .and_then(|name| find_program(name, path))
+        .unwrap_or_else(|| PathBuf::from(cmd))
 }
 
 /// The exit status and message for a child that could not be started.
@@ -201,13 +198,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     })?;
     drop(vault);
     let secrets = env.secret_names();
-    let program = match resolve_program(cmd, &child_path()) {
-        Ok(p) => p,
-        Err((code, msg)) => {
-            output::error(msg);
-            return Ok(ExitCode::from(code));
-        }
-    };
+    let program = resolve_program(cmd, &child_path());
     if args.no_mask {
         output::warn(
             "--no-mask: the command's output is not scrubbed; secrets it prints appear as is",
@@ -239,7 +230,10 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        let running = launch.spawn(&Scrubber::empty())?;
+        let running = match launch.spawn(&Scrubber::empty()) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
         let stop = forward_signals(running.signaller(), interactive)?;
         let mut out = tokio::io::stdout();
         let mut err = tokio::io::stderr();

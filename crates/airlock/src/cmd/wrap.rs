@@ -112,13 +112,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     drop(vault);
     let scrubber = env.scrubber()?;
     let secrets = env.secret_names();
-    let program = match resolve_program(cmd, &child_path()) {
-        Ok(p) => p,
-        Err((code, msg)) => {
-            output::error(msg);
-            return Ok(ExitCode::from(code));
-        }
-    };
+    let program = resolve_program(cmd, &child_path());
     // airlock scrubs whole lines itself (below), so the launch gets no secrets
     // to scrub: a stream scrubber would hold back the end of a line that might
     // begin a secret, and a JSON-RPC response must not wait for the next one.
