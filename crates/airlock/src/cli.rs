@@ -52,6 +52,10 @@ pub(crate) enum Command {
     Lock,
     /// Release the emergency lock (needs the master key or passphrase)
     Unlock,
+    /// Move the secrets of a .env file or an MCP client config into the vault and rewrite it
+    Migrate(MigrateArgs),
+    /// Check permissions, configuration, exposures, the audit chain and running servers
+    Doctor,
     /// List the service templates `airlock add` knows
     Search(SearchArgs),
     /// Find exposed secrets in files, MCP client configs and git history, with a risk rating
@@ -417,4 +421,13 @@ pub(crate) struct WrapArgs {
         value_name = "CMD"
     )]
     pub(crate) command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MigrateArgs {
+    /// A .env file or an MCP client config (claude_desktop_config.json, .mcp.json, .cursor/mcp.json, .vscode/mcp.json)
+    pub(crate) file: std::path::PathBuf,
+    /// Show what would move (values redacted) without writing anything
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }

@@ -48,6 +48,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock => cmd::sessions::lock(&home)?,
         Command::Unlock => cmd::sessions::unlock(&home)?,
         Command::Search(args) => cmd::service::search(args)?,
+        Command::Migrate(args) => cmd::migrate::run(&home, args)?,
+        Command::Doctor => return cmd::doctor::run(&home),
         Command::Run(args) => return cmd::run::run(&home, args),
         Command::Wrap(args) => return cmd::wrap::run(&home, args),
         Command::Scan(args) => {

@@ -1355,3 +1355,146 @@ fn missing_auth_flags_are_named_and_nothing_is_stored() {
         assert_eq!(t.snapshot(), before, "{args:?} changed the home");
     }
 }
+
+// ---------------------------------------------------------------- migrate and doctor
+
+fn openai_like_key() -> String {
+    let mut b = [0u8; 40];
+    getrandom::fill(&mut b).unwrap();
+    let body: String = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(b)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(40)
+        .collect();
+    format!("sk-proj-{body}T3BlbkFJ{body}")
+}
+
+#[test]
+fn migrate_moves_env_secrets_into_the_vault_and_is_idempotent() {
+    let t = Env::new();
+    t.init();
+    let key = openai_like_key();
+    let env = t.dir.path().join(".env");
+    let original = format!("# settings\nexport OPENAI_API_KEY=\"{key}\"\nDEBUG=true\nPORT=8080\n");
+    std::fs::write(&env, &original).unwrap();
+    let dry = t.run(&["migrate", env.to_str().unwrap(), "--dry-run"]).ok();
+    assert!(
+        dry.stdout
+            .contains("+ OPENAI_API_KEY=airlock://openai_api_key"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        !dry.stdout.contains(&key[..12]),
+        "the dry run shows the value"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        original,
+        "a dry run writes nothing"
+    );
+    let out = t.run(&["migrate", env.to_str().unwrap()]).ok();
+    assert!(
+        out.stderr.contains("rotate"),
+        "rotation advice: {}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "# settings\nexport OPENAI_API_KEY=\"airlock://openai_api_key\"\nDEBUG=true\nPORT=8080\n"
+    );
+    assert_eq!(t.secret("openai_api_key"), key.as_bytes());
+    let before = t.snapshot();
+    let again = t.run(&["migrate", env.to_str().unwrap()]).ok();
+    assert!(again.stdout.contains("nothing changed"), "{}", again.stdout);
+    assert_eq!(t.snapshot(), before);
+    // A same-named variable with another value in another file gets its own name.
+    let other = t.dir.path().join("prod.env");
+    let key2 = openai_like_key();
+    std::fs::write(&other, format!("OPENAI_API_KEY={key2}\n")).unwrap();
+    t.run(&["migrate", other.to_str().unwrap()]).ok();
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "OPENAI_API_KEY=airlock://openai_api_key-prod\n"
+    );
+    assert_eq!(t.secret("openai_api_key-prod"), key2.as_bytes());
+}
+
+#[test]
+fn migrate_rewrites_an_mcp_config_to_launch_through_wrap() {
+    let t = Env::new();
+    t.init();
+    let key = openai_like_key();
+    let cfg = t.dir.path().join("claude_desktop_config.json");
+    let original = serde_json::json!({"mcpServers": {
+        "openai": {"command": "npx", "args": ["-y", "some-server"], "env": {"OPENAI_API_KEY": key, "LOG_LEVEL": "debug"}},
+        "fs": {"command": "npx", "args": ["server-fs"]}
+    }});
+    std::fs::write(&cfg, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    t.run(&["migrate", cfg.to_str().unwrap()]).ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let s = &v["mcpServers"]["openai"];
+    assert!(s["command"].as_str().unwrap().ends_with("airlock"), "{s}");
+    assert_eq!(
+        s["args"],
+        serde_json::json!([
+            "wrap",
+            "--env",
+            "OPENAI_API_KEY=airlock://openai_api_key",
+            "--",
+            "npx",
+            "-y",
+            "some-server"
+        ])
+    );
+    assert_eq!(s["env"], serde_json::json!({"LOG_LEVEL": "debug"}));
+    assert_eq!(v["mcpServers"]["fs"], original["mcpServers"]["fs"]);
+    assert!(!std::fs::read_to_string(&cfg).unwrap().contains(&key));
+    assert_eq!(t.secret("openai_api_key"), key.as_bytes());
+    // Unparseable: exit 2, file untouched, vault untouched.
+    let bad = t.dir.path().join("broken.json");
+    std::fs::write(&bad, "{\"mcpServers\": ").unwrap();
+    let before = t.snapshot();
+    t.run(&["migrate", bad.to_str().unwrap()])
+        .usage_error("not valid JSON");
+    assert_eq!(std::fs::read_to_string(&bad).unwrap(), "{\"mcpServers\": ");
+    assert_eq!(t.snapshot(), before);
+    t.run(&["migrate", "/no/such/file.env"])
+        .usage_error("cannot read");
+}
+
+#[test]
+fn doctor_exits_1_when_something_needs_action() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Env::new();
+    t.init();
+    let user_home = t.dir.path().join("user");
+    std::fs::create_dir_all(user_home.join(".cursor")).unwrap();
+    let out = t.run_with(&["doctor"], &[("HOME", user_home.to_str().unwrap())], None);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(out.stdout.contains("key-file mode"), "{}", out.stdout);
+    // An exposed key in an MCP client config needs action.
+    let key = openai_like_key();
+    std::fs::write(
+        user_home.join(".cursor/mcp.json"),
+        serde_json::json!({"mcpServers": {"x": {"command": "x", "env": {"OPENAI_API_KEY": key}}}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = t.run_with(&["doctor"], &[("HOME", user_home.to_str().unwrap())], None);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("airlock migrate"), "{}", out.stdout);
+    assert!(!out.stdout.contains(&key));
+    std::fs::remove_file(user_home.join(".cursor/mcp.json")).unwrap();
+    // Loose permissions need action.
+    std::fs::set_permissions(
+        t.home().vault_path(),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = t.run_with(&["doctor"], &[("HOME", user_home.to_str().unwrap())], None);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("chmod 600"), "{}", out.stdout);
+}

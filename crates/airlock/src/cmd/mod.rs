@@ -2,8 +2,10 @@
 
 pub(crate) mod audit;
 pub(crate) mod cap;
+pub(crate) mod doctor;
 pub(crate) mod init;
 pub(crate) mod mcp_config;
+pub(crate) mod migrate;
 pub(crate) mod run;
 pub(crate) mod secret;
 pub(crate) mod serve;
