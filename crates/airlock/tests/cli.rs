@@ -1498,3 +1498,48 @@ fn doctor_exits_1_when_something_needs_action() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("chmod 600"), "{}", out.stdout);
 }
+
+/// A migrate killed at any instant leaves the file either untouched or fully
+/// rewritten, the vault readable, and — whenever the file was rewritten — every
+/// secret stored. (A kill after the vault write but before the file write leaves
+/// the old file and the secret already stored; the next run reuses it.)
+#[test]
+fn migrate_killed_at_random_moments_loses_nothing() {
+    let t = Env::new();
+    t.init();
+    let key = openai_like_key();
+    let original = format!("OPENAI_API_KEY={key}\nA=1\n");
+    let env = t.dir.path().join(".env");
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).unwrap();
+    let mut x = u64::from_le_bytes(seed) | 1;
+    for _ in 0..60 {
+        std::fs::write(&env, &original).unwrap();
+        let mut child = t
+            .cmd(&["migrate", env.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::thread::sleep(std::time::Duration::from_micros(x % 15_000));
+        let _ = child.kill();
+        let _ = child.wait();
+        let text = std::fs::read_to_string(&env).unwrap();
+        let names = t.secret_names();
+        if text == original {
+            continue;
+        }
+        assert!(
+            text.starts_with("OPENAI_API_KEY=airlock://openai_api_key"),
+            "half-written file: {text:?}"
+        );
+        assert!(
+            names.contains("openai_api_key"),
+            "file rewritten but the secret is not stored"
+        );
+        assert_eq!(t.secret("openai_api_key"), key.as_bytes());
+    }
+}

@@ -582,3 +582,86 @@ fn wrap_scrubs_the_servers_messages_and_audits_tool_calls() {
         .expect("the wrapped server's run is audited");
     assert_eq!(run["status"], 3);
 }
+
+/// A key the scanner recognizes (OpenAI project key shape), random per run.
+fn migratable_key() -> String {
+    let body: String = (0..40)
+        .map(|i| {
+            let b = SECRET.as_bytes()[i % SECRET.len()];
+            (b'a' + (b.wrapping_add(i as u8) % 26)) as char
+        })
+        .collect();
+    format!("sk-proj-{body}T3BlbkFJ{body}")
+}
+
+#[test]
+fn migrated_env_file_gives_run_the_original_values() {
+    let (dir, home) = home();
+    let key = migratable_key();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, format!("OPENAI_API_KEY={key}\nMODE=test\n")).unwrap();
+    ok(airlock(&home).arg("migrate").arg(&env).output().unwrap());
+    let text = std::fs::read_to_string(&env).unwrap();
+    assert!(!text.contains(&key), "{text}");
+    let seen = dir.path().join("seen");
+    let script = format!(
+        "printf '%s|%s' \"$OPENAI_API_KEY\" \"$MODE\" > {}",
+        seen.display()
+    );
+    ok(airlock(&home)
+        .arg("run")
+        .arg("--env-file")
+        .arg(&env)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap());
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("{key}|test")
+    );
+}
+
+#[test]
+fn migrated_mcp_config_still_launches_the_server_with_the_same_env() {
+    let (dir, home) = home();
+    let key = migratable_key();
+    let server = dir.path().join("server.py");
+    std::fs::write(&server, FAKE_SERVER).unwrap();
+    let seen = dir.path().join("seen");
+    let cfg = dir.path().join("claude_desktop_config.json");
+    let original = json!({"mcpServers": {"fake": {
+        "command": "python3",
+        "args": [server.to_str().unwrap()],
+        "env": {"K": key, "SEEN_FILE": seen.to_str().unwrap()}
+    }}});
+    std::fs::write(&cfg, original.to_string()).unwrap();
+    ok(airlock(&home).arg("migrate").arg(&cfg).output().unwrap());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    assert!(!v.to_string().contains(&key));
+    // Launch it exactly as an MCP client would, from the rewritten entry.
+    let entry = &v["mcpServers"]["fake"];
+    let mut cmd = Command::new(entry["command"].as_str().unwrap());
+    cmd.args(
+        entry["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap()),
+    )
+    .env("AIRLOCK_HOME", &home);
+    for (k, val) in entry["env"].as_object().unwrap() {
+        cmd.env(k, val.as_str().unwrap());
+    }
+    let mut c = Client::spawn(cmd);
+    let init = c.initialize();
+    assert_eq!(init["result"]["serverInfo"]["name"], "fake", "{init}");
+    let (err, text) = c.tool("show_env", json!({}));
+    assert!(!err && text.starts_with("K is [REDACTED:"), "{text}");
+    let (code, _) = c.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        key,
+        "the server got the original value"
+    );
+}
