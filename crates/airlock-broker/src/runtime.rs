@@ -121,10 +121,11 @@ impl ExecuteError {
 pub struct Runtime {
     home: Home,
     broker: Broker,
-    vault: Vault,
+    vault: std::sync::RwLock<Vault>,
+    vault_stamp: Mutex<Option<SystemTime>>,
     engine: std::sync::RwLock<Arc<Engine>>,
     audit: Mutex<AuditLog>,
-    scrubber: Scrubber,
+    scrubber: std::sync::RwLock<Arc<Scrubber>>,
     config_stamp: Mutex<Option<SystemTime>>,
     revocations: crate::state::RevocationWatch,
     /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
@@ -174,14 +175,16 @@ impl Runtime {
         let engine = engine_for(&config).map_err(RuntimeError::Engine)?;
         let scrubber = scrubber_for(&vault).map_err(RuntimeError::Engine)?;
         let stamp = config_mtime(&home.config_path());
+        let vault_stamp = config_mtime(&home.vault_path());
         let exec = compile_exec(&config);
         Ok(Runtime {
             broker: Broker::with_exec_policies(config, exec, clock),
             home,
-            vault,
+            vault: std::sync::RwLock::new(vault),
+            vault_stamp: Mutex::new(vault_stamp),
             engine: std::sync::RwLock::new(Arc::new(engine)),
             audit: Mutex::new(audit),
-            scrubber,
+            scrubber: std::sync::RwLock::new(Arc::new(scrubber)),
             config_stamp: Mutex::new(stamp),
             revocations: crate::state::RevocationWatch::default(),
             injectors: airlock_inject::Injectors::new(),
@@ -191,7 +194,60 @@ impl Runtime {
     /// The broker (policy, sessions, visibility).
     pub fn broker(&self) -> &Broker {
         self.maybe_reload();
+        self.maybe_reload_vault();
         &self.broker
+    }
+
+    /// One secret from the vault.
+    fn secret(&self, name: &str) -> Option<airlock_vault::SecretBytes> {
+        self.vault
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .ok()
+    }
+
+    /// The scrubber for every vault secret, as of the last vault change.
+    fn scrubber(&self) -> Arc<Scrubber> {
+        self.scrubber
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Picks up secrets added, rotated or removed by the CLI while the server runs
+    /// (one `stat` per request). The scrubber is rebuilt, so a new secret is
+    /// redacted from the first response that could carry it. A vault that cannot
+    /// be read keeps the previous one in force and says why.
+    fn maybe_reload_vault(&self) {
+        let now = config_mtime(&self.home.vault_path());
+        let mut stamp = self
+            .vault_stamp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *stamp == now {
+            return;
+        }
+        *stamp = now;
+        drop(stamp);
+        let result = airlock_home::read(&self.home.vault_path())
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let mut vault = self.vault.write().unwrap_or_else(PoisonError::into_inner);
+                vault.refresh(&bytes).map_err(|e| e.to_string())?;
+                scrubber_for(&vault)
+            });
+        match result {
+            Ok(scrubber) => {
+                *self
+                    .scrubber
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(scrubber);
+            }
+            Err(e) => report(&format!(
+                "vault.json changed but cannot be used ({e}); keeping the previous secrets"
+            )),
+        }
     }
 
     /// The home this server runs on.
@@ -322,12 +378,10 @@ impl Runtime {
         }
     }
 
-    /// Decides, audits, injects, sends and scrubs one request.
-    pub async fn execute(
-        &self,
-        caller: &Caller,
-        req: ExecuteRequest,
-    ) -> Result<ExecuteResponse, ExecuteError> {
+    /// Decides one request and gets everything ready to send it: the authorized
+    /// request, its audit record so far, the injector and the engine. A refusal is
+    /// audited here.
+    fn begin(&self, caller: &Caller, req: &ExecuteRequest) -> Result<Prepared, ExecuteError> {
         let started = Instant::now();
         let broker = self.broker();
         let owner_state = self.check_owner_state();
@@ -373,70 +427,148 @@ impl Runtime {
             .session(authorized.session.as_str())
             .query_keys(query_keys(authorized.target.query.as_deref()))
             .rule(authorized.rule.as_deref().unwrap_or("(no allow rules)"));
-
-        let method = airlock_engine::http::Method::from_bytes(authorized.method.as_bytes())
-            .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)));
-        let injector = self
-            .injectors
-            .get(&authorized.service, &mut |name| self.vault.get(name).ok())
-            .map_err(|e| ExecuteError::Credential(e.to_string()));
-        let result = match (method, injector) {
-            (Err(e), _) | (_, Err(e)) => Err(e),
-            (Ok(method), Ok(injector)) => {
+        let ready = airlock_engine::http::Method::from_bytes(authorized.method.as_bytes())
+            .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)))
+            .and_then(|method| {
+                let injector = self
+                    .injectors
+                    .get(&authorized.service, &mut |name| self.secret(name))
+                    .map_err(|e| ExecuteError::Credential(e.to_string()))?;
                 let mut upstream = UpstreamRequest::new(method, authorized.target.clone());
                 upstream.headers = req.headers.clone();
                 upstream.body = req.body.clone().unwrap_or_default().into();
-                let engine = self
+                Ok((injector, upstream))
+            });
+        match ready {
+            Ok((injector, upstream)) => Ok(Prepared {
+                service: authorized.service,
+                event,
+                injector,
+                upstream,
+                engine: self
                     .engine
                     .read()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
-                engine
-                    .send(
-                        &authorized.service,
-                        injector.as_ref(),
-                        upstream,
-                        &self.scrubber,
-                    )
-                    .await
-                    .map_err(ExecuteError::Engine)
-            }
-        };
-        let event = match &result {
-            Ok(r) => event
-                .decision(AuditDecision::Allow)
-                .status(r.status.as_u16())
-                .bytes(bytes_in, r.body.len() as u64),
-            Err(e) => {
-                let agent_fault = matches!(e, ExecuteError::Engine(ee) if ee.error_source() == ErrorSource::Agent);
-                event
-                    .decision(if agent_fault { AuditDecision::Deny } else { AuditDecision::Allow })
-                    .status(e.http_status())
-                    .detail(&e.to_string())
-            }
+                    .clone(),
+                started,
+                bytes_in,
+            }),
+            Err(e) => Err(self.finish_failed(event, e, started)),
         }
-        .duration(started.elapsed());
+    }
+
+    /// Audits a request that was allowed but failed (engine, credential); returns
+    /// the error for the caller (or the audit failure).
+    fn finish_failed(&self, event: Event, e: ExecuteError, started: Instant) -> ExecuteError {
+        let agent_fault =
+            matches!(&e, ExecuteError::Engine(ee) if ee.error_source() == ErrorSource::Agent);
+        let event = event
+            .decision(if agent_fault {
+                AuditDecision::Deny
+            } else {
+                AuditDecision::Allow
+            })
+            .status(e.http_status())
+            .detail(&e.to_string())
+            .duration(started.elapsed());
+        match self.audit(&event) {
+            Ok(_) => e,
+            Err(err) => ExecuteError::Audit(err),
+        }
+    }
+
+    /// Decides, audits, injects, sends and scrubs one request (body buffered).
+    pub async fn execute(
+        &self,
+        caller: &Caller,
+        req: ExecuteRequest,
+    ) -> Result<ExecuteResponse, ExecuteError> {
+        let p = self.begin(caller, &req)?;
+        let result = p
+            .engine
+            .send(
+                &p.service,
+                p.injector.as_ref(),
+                p.upstream,
+                &self.scrubber(),
+            )
+            .await;
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => return Err(self.finish_failed(p.event, ExecuteError::Engine(e), p.started)),
+        };
+        let event = p
+            .event
+            .decision(AuditDecision::Allow)
+            .status(r.status.as_u16())
+            .bytes(p.bytes_in, r.body.len() as u64)
+            .duration(p.started.elapsed());
         self.audit(&event).map_err(ExecuteError::Audit)?;
-        result.map(|r| {
-            let body = r.body_text();
-            let headers = r
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            ExecuteResponse {
-                status: r.status.as_u16(),
-                headers,
-                body: body.text,
-                body_base64: body.base64,
-            }
+        let body = r.body_text();
+        Ok(ExecuteResponse {
+            status: r.status.as_u16(),
+            headers: header_pairs(&r.headers),
+            body: body.text,
+            body_base64: body.base64,
         })
     }
+
+    /// Like [`Runtime::execute`], but the body streams back (the HTTP gateway; SSE
+    /// for LLM APIs). The decision and the upstream's status are audited when the
+    /// response head arrives, before anything is returned; the body then streams,
+    /// scrubbed, including secrets split across chunks.
+    pub async fn execute_streaming(
+        &self,
+        caller: &Caller,
+        req: ExecuteRequest,
+    ) -> Result<airlock_engine::StreamingResponse, ExecuteError> {
+        let p = self.begin(caller, &req)?;
+        let result = p
+            .engine
+            .send_streaming(
+                &p.service,
+                p.injector.as_ref(),
+                p.upstream,
+                &self.scrubber(),
+            )
+            .await;
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => return Err(self.finish_failed(p.event, ExecuteError::Engine(e), p.started)),
+        };
+        let event = p
+            .event
+            .decision(AuditDecision::Allow)
+            .status(r.status.as_u16())
+            .detail("streamed response")
+            .duration(p.started.elapsed());
+        self.audit(&event).map_err(ExecuteError::Audit)?;
+        Ok(r)
+    }
+}
+
+/// An allowed request, ready to send.
+struct Prepared {
+    service: airlock_config::Service,
+    event: Event,
+    injector: Arc<dyn airlock_inject::Injector>,
+    upstream: UpstreamRequest,
+    engine: Arc<Engine>,
+    started: Instant,
+    bytes_in: u64,
+}
+
+/// Response headers as (name, value) text pairs.
+fn header_pairs(headers: &airlock_engine::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 impl Runtime {
@@ -512,8 +644,8 @@ impl Runtime {
         let bytes_in = req.stdin.as_ref().map_or(0, |b| b.len() as u64);
         // Agent-chosen text goes into the record scrubbed, like everything the
         // agent gets back.
-        let shown =
-            |s: &str| String::from_utf8_lossy(&self.scrubber.scrub(s.as_bytes())).into_owned();
+        let scrubber = self.scrubber();
+        let shown = |s: &str| String::from_utf8_lossy(&scrubber.scrub(s.as_bytes())).into_owned();
         let command = format!("command: {}", shown(&command_line(&req.command)));
         let mut base = Event::new(Kind::Exec)
             .capability(&req.capability)
@@ -583,7 +715,7 @@ impl Runtime {
     ) -> Result<Output, ExecuteError> {
         let policy = authorized.policy;
         let secret = match policy.secret_name() {
-            Some(name) => Some(self.vault.get(name).map_err(|_| {
+            Some(name) => Some(self.secret(name).ok_or(()).map_err(|()| {
                 ExecuteError::Credential(format!(
                     "secret \"{name}\" of capability \"{}\" is not in the vault; the owner can add it with `airlock secret set {name}`",
                     authorized.capability.name
@@ -599,7 +731,7 @@ impl Runtime {
             )
             .map_err(ExecuteError::Exec)?;
         launch
-            .spawn(&self.scrubber)
+            .spawn(&self.scrubber())
             .map_err(ExecuteError::Exec)?
             .output()
             .await

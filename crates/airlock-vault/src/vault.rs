@@ -344,6 +344,21 @@ impl Vault {
         Ok(vault)
     }
 
+    /// Re-reads the entries from `bytes` (the vault file as another process left
+    /// it), keeping this vault's keys: a running server picks up secrets added or
+    /// rotated by the CLI without asking for the master key again. The file must
+    /// be the same vault (same id); entries are authenticated when read, as always.
+    pub fn refresh(&mut self, bytes: &[u8]) -> Result<(), VaultError> {
+        let file = VaultFile::parse(bytes)?;
+        if file.vault_id != self.file.vault_id {
+            return Err(VaultError::corrupt(
+                "vault.json now holds a different vault; restart the server".into(),
+            ));
+        }
+        self.file = file;
+        Ok(())
+    }
+
     /// Writes the vault atomically (temp file, fsync, rename, fsync directory).
     /// The caller holds [`Home::lock`] across load-change-save.
     pub fn save(&self, home: &Home) -> Result<(), VaultError> {

@@ -302,6 +302,11 @@ pub(crate) struct ServeArgs {
     /// stdio; every request needs an agent token (`airlock token issue`)
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+    /// Also serve the HTTP gateway for stock SDKs on ADDR (e.g. 127.0.0.1:8787):
+    /// http://ADDR/<capability>/<path>, agent token as the SDK's key. Alone, it
+    /// serves only the gateway (no MCP on stdio)
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) gateway: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1209,3 +1209,281 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
         }
     }
 }
+
+// ---------------------------------------------------------------- HTTP gateway
+
+/// Starts `airlock serve --gateway 127.0.0.1:0`; returns the child and its address.
+fn start_gateway(home: &PathBuf) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--gateway", "127.0.0.1:0"])
+        .env("AIRLOCK_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    for _ in 0..5 {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        if let Some(rest) = line.split("http://").nth(1) {
+            let addr = rest.split('/').next().unwrap().to_string();
+            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+            return (child, addr);
+        }
+    }
+    child.kill().ok();
+    child.wait().ok();
+    panic!("the gateway printed no address");
+}
+
+/// One raw HTTP/1.1 exchange; returns the whole response text.
+fn raw_http(addr: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).ok();
+    String::from_utf8_lossy(&resp).into_owned()
+}
+
+fn token(home: &PathBuf, extra: &[&str]) -> String {
+    let mut args = vec!["token", "issue", "--agent", "sdk", "--json"];
+    args.extend_from_slice(extra);
+    let out = airlock(home, &args, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_gateway_swaps_the_agent_token_for_the_credential_and_refuses_tricks() {
+    let upstream = Upstream::start(reflect);
+    let foreign = Upstream::start(nothing);
+    let (_d, home) = setup(&upstream);
+    let tok = token(&home, &[]);
+    let (mut gw, addr) = start_gateway(&home);
+    let get = |path: &str, headers: &str| {
+        raw_http(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"),
+        )
+    };
+    // The token works in each of the three headers, and never reaches the upstream.
+    for h in [
+        format!("Authorization: Bearer {tok}\r\n"),
+        format!("x-api-key: {tok}\r\n"),
+        format!("api-key: {tok}\r\n"),
+    ] {
+        let resp = get("/svc/v1/items?limit=2", &h);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(
+            resp.contains("[REDACTED:svc]") && !resp.contains(SECRET),
+            "{resp}"
+        );
+    }
+    for r in upstream.requests() {
+        assert_eq!(r.request_line, "GET /base/v1/items?limit=2 HTTP/1.1");
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {SECRET}").as_str())
+        );
+        assert!(
+            !r.headers.iter().any(|(_, v)| v.contains(&tok)),
+            "the agent token was forwarded: {r:?}"
+        );
+    }
+    let auth = format!("Authorization: Bearer {tok}\r\n");
+    let fp = foreign.port;
+    let cases: Vec<(String, String, &str)> = vec![
+        (
+            format!("http://127.0.0.1:{fp}/steal"),
+            auth.clone(),
+            "HTTP/1.1 400",
+        ),
+        (
+            format!("/svc//127.0.0.1:{fp}/steal"),
+            auth.clone(),
+            "HTTP/1.1 403",
+        ),
+        (
+            "/svc/v1/%2e%2e/%2e%2e/x".into(),
+            auth.clone(),
+            "HTTP/1.1 403",
+        ),
+        ("/svc/v1/%2fadmin".into(), auth.clone(), "HTTP/1.1 403"),
+        ("/ro/v1/admin/users".into(), auth.clone(), "HTTP/1.1 403"),
+        (
+            format!("/svc/x?api_key={tok}"),
+            String::new(),
+            "HTTP/1.1 401",
+        ),
+        (
+            "/svc/x".into(),
+            "Authorization: Bearer airlock_000000000000_forged\r\n".into(),
+            "HTTP/1.1 401",
+        ),
+        ("/svc/x".into(), String::new(), "HTTP/1.1 401"),
+    ];
+    for (path, headers, want) in &cases {
+        let resp = get(path, headers);
+        assert!(resp.starts_with(want), "{path}: {resp}");
+        assert!(
+            resp.contains("\"error\""),
+            "{path}: JSON error body: {resp}"
+        );
+    }
+    // Host and X-Forwarded-Host pointing elsewhere change nothing.
+    let before = upstream.requests().len();
+    let resp = get(
+        "/svc/v1/h",
+        &format!("{auth}X-Forwarded-Host: 127.0.0.1:{fp}\r\n"),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let last = upstream.requests()[before].clone();
+    assert_eq!(
+        last.header("host"),
+        Some(format!("127.0.0.1:{}", upstream.port).as_str())
+    );
+    assert!(last.header("x-forwarded-host").is_none());
+    // An upstream that is down is a 502 with a JSON body.
+    let out = airlock(
+        &home,
+        &["add", "down", "--url", "http://127.0.0.1:9", "--key", "k"],
+        &[],
+    );
+    assert!(out.status.success());
+    let resp = get("/down/x", &auth);
+    assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
+    // A token scoped to one capability is refused on another.
+    let scoped = token(&home, &["--cap", "ro"]);
+    let resp = get(
+        "/svc/v1/items",
+        &format!("Authorization: Bearer {scoped}\r\n"),
+    );
+    assert!(
+        resp.starts_with("HTTP/1.1 403") && resp.contains("limited to capabilities [ro]"),
+        "{resp}"
+    );
+    gw.kill().ok();
+    gw.wait().ok();
+    assert!(
+        foreign.requests().is_empty(),
+        "the foreign server was reached"
+    );
+    assert!(airlock(&home, &["audit", "verify"], &[]).status.success());
+}
+
+#[test]
+fn the_gateway_streams_and_scrubs_a_secret_split_across_chunks() {
+    // An upstream that sends an SSE stream in pieces, with the secret cut in two.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sent_first, first_sent) = std::sync::mpsc::channel::<()>();
+    let (go_on, resume) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let (a, b) = SECRET.split_at(10);
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+        let chunk = |s: &mut TcpStream, data: &str| {
+            s.write_all(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+                .unwrap();
+            s.flush().unwrap();
+        };
+        chunk(&mut s, "data: first event\n\n");
+        sent_first.send(()).unwrap();
+        resume.recv_timeout(Duration::from_secs(10)).ok();
+        chunk(&mut s, &format!("data: key={a}"));
+        std::thread::sleep(Duration::from_millis(50));
+        chunk(&mut s, &format!("{b} end\n\n"));
+        s.write_all(b"0\r\n\r\n").unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let out = airlock(
+        &home,
+        &[
+            "add",
+            "llm",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--key-from-env",
+            "K",
+        ],
+        &[("K", SECRET)],
+    );
+    assert!(out.status.success());
+    let tok = token(&home, &[]);
+    let (mut gw, addr) = start_gateway(&home);
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "POST /llm/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {tok}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
+    // The first event arrives while the upstream is still holding the rest back.
+    first_sent.recv_timeout(Duration::from_secs(10)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("first event") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "stream closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    go_on.send(()).unwrap();
+    s.read_to_end(&mut got).ok();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("[REDACTED:llm]"), "{text}");
+    assert!(
+        !text.contains(SECRET) && !text.contains(&SECRET[10..]),
+        "{text}"
+    );
+    gw.kill().ok();
+    gw.wait().ok();
+}
+
+#[test]
+fn a_secret_rotated_while_the_server_runs_is_used_and_scrubbed_at_once() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    assert!(
+        !s.call(
+            "execute",
+            json!({"capability": "svc", "method": "GET", "path": "/v1/a"})
+        )
+        .0
+    );
+    let rotated = "sk_live_ROTATED_CANARY_0f1e2d3c4b5a";
+    let out = airlock(
+        &home,
+        &["secret", "rotate", "svc", "--from-env", "V"],
+        &[("V", rotated)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": "/v1/b"}),
+    );
+    assert!(!err, "{text}");
+    assert!(
+        !text.contains(rotated) && text.contains("[REDACTED:svc]"),
+        "{text}"
+    );
+    let last = upstream.requests().pop().unwrap();
+    assert_eq!(
+        last.header("authorization"),
+        Some(format!("Bearer {rotated}").as_str())
+    );
+    s.stop();
+}

@@ -62,25 +62,49 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        match &args.http {
-            None => {
-                output::note(format_args!(
-                    "airlock: serving MCP on stdio (agent: {})",
-                    args.agent.as_deref().unwrap_or("not set — capabilities with an `agents` list stay closed")
-                ));
-                airlock_mcp::serve_stdio(rt, args.agent.clone()).await?;
-            }
-            Some(addr) => {
-                if args.agent.is_some() {
-                    output::warn("--agent is ignored with --http: each request's agent comes from its token");
+        let gateway = async {
+            match &args.gateway {
+                None => std::future::pending::<anyhow::Result<()>>().await,
+                Some(addr) => {
+                    airlock_gateway::serve_gateway(rt.clone(), addr, |bound| {
+                        output::note(format_args!(
+                            "airlock: gateway on http://{bound}/ (use http://{bound}/<capability> as the SDK's base URL and an agent token as its key)"
+                        ));
+                    })
+                    .await?;
+                    Ok(())
                 }
-                airlock_mcp::serve_http(rt, addr, airlock_mcp::HttpOptions::default(), |bound| {
-                    output::note(format_args!(
-                        "airlock: serving MCP on http://{bound}/mcp (agent tokens required: `airlock token issue --agent NAME`)"
-                    ));
-                })
-                .await?;
             }
+        };
+        let mcp = async {
+            match (&args.http, &args.gateway) {
+                (None, Some(_)) => std::future::pending::<anyhow::Result<()>>().await,
+                (None, None) => {
+                    output::note(format_args!(
+                        "airlock: serving MCP on stdio (agent: {})",
+                        args.agent.as_deref().unwrap_or("not set — capabilities with an `agents` list stay closed")
+                    ));
+                    airlock_mcp::serve_stdio(rt.clone(), args.agent.clone()).await?;
+                    Ok(())
+                }
+                (Some(addr), _) => {
+                    if args.agent.is_some() {
+                        output::warn("--agent is ignored with --http: each request's agent comes from its token");
+                    }
+                    airlock_mcp::serve_http(rt.clone(), addr, airlock_mcp::HttpOptions::default(), |bound| {
+                        output::note(format_args!(
+                            "airlock: serving MCP on http://{bound}/mcp (agent tokens required: `airlock token issue --agent NAME`)"
+                        ));
+                    })
+                    .await?;
+                    Ok(())
+                }
+            }
+        };
+        // Whichever ends first (stdio closed, a listener failed) ends the server.
+        tokio::select! {
+            r = gateway => r?,
+            r = mcp => r?,
         }
         Ok::<_, anyhow::Error>(())
     })
