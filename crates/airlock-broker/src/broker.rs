@@ -64,6 +64,9 @@ pub struct AgentRequest {
     pub path: String,
     /// Why the agent makes this call.
     pub reason: Option<String>,
+    /// A person approved this request (the runtime sets it after the approval
+    /// flow; an `approval` capability refuses a request without it).
+    pub approved: bool,
 }
 
 /// A request that passed every check.
@@ -97,6 +100,8 @@ pub struct ExecAgentRequest {
     pub cwd: Option<String>,
     /// Why the agent runs it.
     pub reason: Option<String>,
+    /// A person approved this request (see [`AgentRequest::approved`]).
+    pub approved: bool,
 }
 
 /// An exec request that passed every check: run `invocation` with `policy`.
@@ -442,6 +447,7 @@ impl Broker {
             &req.capability,
             Mode::Http,
             req.reason.as_deref(),
+            req.approved,
             |_, cap| {
                 let method = airlock_policy::normalize_method(&req.method, &cap.methods)
                     .map_err(|e| refuse(Check::Method, e.to_string()))?;
@@ -491,6 +497,7 @@ impl Broker {
             &req.capability,
             Mode::Exec,
             req.reason.as_deref(),
+            req.approved,
             |exec, cap| {
                 let policy = match exec.get(&cap.name) {
                     Some(Ok(p)) => p.clone(),
@@ -536,6 +543,7 @@ impl Broker {
         capability: &str,
         mode: Mode,
         reason: Option<&str>,
+        approved: bool,
         specific: impl FnOnce(&ExecPolicies, &Capability) -> Result<T, Refusal>,
     ) -> Result<Decided<T>, Refusal> {
         let Snapshot { config, exec } = self.snapshot();
@@ -576,11 +584,17 @@ impl Broker {
             ));
         }
 
-        if cap.approval != Approval::Never {
+        // `approval = true`: every request; `"session"`: the first of a session.
+        let needs_approval = match cap.approval {
+            Approval::Never => false,
+            Approval::Always => true,
+            Approval::Session => self.sessions.check(&caller.grant, &cap.name).is_none(),
+        };
+        if needs_approval && !approved {
             return Err(refuse(
                 Check::Approval,
                 format!(
-                    "approval required: capability \"{}\" needs a person to approve each request, which this server cannot ask for yet",
+                    "approval required: capability \"{}\" needs a person to approve this request",
                     cap.name
                 ),
             ));
@@ -671,7 +685,7 @@ impl Broker {
         }
         if cap.approval != Approval::Never {
             steps.push(
-                "approval: required (not yet available on this server: requests are refused)"
+                "approval: required (a person answers with `airlock approve ID` or `airlock deny ID`)"
                     .into(),
             );
         }

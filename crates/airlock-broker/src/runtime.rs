@@ -381,7 +381,7 @@ impl Runtime {
     /// Decides one request and gets everything ready to send it: the authorized
     /// request, its audit record so far, the injector and the engine. A refusal is
     /// audited here.
-    fn begin(&self, caller: &Caller, req: &ExecuteRequest) -> Result<Prepared, ExecuteError> {
+    async fn begin(&self, caller: &Caller, req: &ExecuteRequest) -> Result<Prepared, ExecuteError> {
         let started = Instant::now();
         let broker = self.broker();
         let owner_state = self.check_owner_state();
@@ -393,11 +393,12 @@ impl Runtime {
             path.push(if path.contains('?') { '&' } else { '?' });
             path.push_str(&extra);
         }
-        let agent_req = AgentRequest {
+        let mut agent_req = AgentRequest {
             capability: req.capability.clone(),
             method: req.method.clone(),
             path,
             reason: req.reason.clone(),
+            approved: false,
         };
         let bytes_in = req.body.as_ref().map_or(0, |b| b.len() as u64);
         let base = |method: &str, path: &str| {
@@ -409,7 +410,23 @@ impl Runtime {
             }
             e
         };
-        let decision = owner_state.and_then(|()| broker.authorize(caller, &agent_req));
+        let mut decision = owner_state.and_then(|()| broker.authorize(caller, &agent_req));
+        if matches!(&decision, Err(r) if r.check == crate::Check::Approval) {
+            let asked = crate::approval::Ask {
+                agent: caller.agent(),
+                capability: req.capability.clone(),
+                method: req.method.to_ascii_uppercase(),
+                path: req.path.clone(),
+                reason: req.reason.clone(),
+            };
+            decision = match self.await_approval(asked).await {
+                Ok(()) => {
+                    agent_req.approved = true;
+                    broker.authorize(caller, &agent_req)
+                }
+                Err(refusal) => Err(refusal),
+            };
+        }
         let authorized = match decision {
             Ok(a) => a,
             Err(refusal) => {
@@ -457,6 +474,65 @@ impl Runtime {
         }
     }
 
+    /// Holds a request until a person answers (`airlock approve ID` / `airlock
+    /// deny ID`) or `approval_timeout` passes (then it is denied). Every outcome is
+    /// audited.
+    async fn await_approval(&self, ask: crate::approval::Ask) -> Result<(), Refusal> {
+        let timeout = self.broker.config().server.approval_timeout;
+        let pending = crate::approval::request(&self.home, &ask, timeout).map_err(|e| {
+            crate::refuse(
+                crate::Check::Approval,
+                format!("approval required, but the request cannot be queued: {e}"),
+            )
+        })?;
+        report(&format!(
+            "approval needed: {} wants {} {} on \"{}\"; answer with `airlock approve {}` or `airlock deny {}`",
+            ask.agent, ask.method, ask.path, ask.capability, pending.id, pending.id
+        ));
+        let answer = pending.wait(timeout).await;
+        let (kind, decision, text) = match answer {
+            crate::approval::Answer::Approved => {
+                (Kind::Approve, AuditDecision::Allow, "approved by the owner")
+            }
+            crate::approval::Answer::Denied => {
+                (Kind::Deny, AuditDecision::Deny, "denied by the owner")
+            }
+            crate::approval::Answer::TimedOut => (
+                Kind::ApprovalTimeout,
+                AuditDecision::Deny,
+                "no answer in time",
+            ),
+        };
+        let event = Event::new(kind)
+            .capability(&ask.capability)
+            .agent(&ask.agent, true)
+            .method(&ask.method)
+            .path(&ask.path)
+            .decision(decision)
+            .detail(&format!("approval {}: {text}", pending.id));
+        if let Err(e) = self.audit(&event) {
+            return Err(crate::refuse(
+                crate::Check::Approval,
+                format!("the approval could not be audited: {e}"),
+            ));
+        }
+        match answer {
+            crate::approval::Answer::Approved => Ok(()),
+            crate::approval::Answer::Denied => Err(crate::refuse(
+                crate::Check::Approval,
+                format!("the owner denied this request (approval {})", pending.id),
+            )),
+            crate::approval::Answer::TimedOut => Err(crate::refuse(
+                crate::Check::Approval,
+                format!(
+                    "approval {} timed out: nobody answered within {}s, so the request is denied",
+                    pending.id,
+                    timeout.as_secs()
+                ),
+            )),
+        }
+    }
+
     /// Audits a request that was allowed but failed (engine, credential); returns
     /// the error for the caller (or the audit failure).
     fn finish_failed(&self, event: Event, e: ExecuteError, started: Instant) -> ExecuteError {
@@ -483,7 +559,7 @@ impl Runtime {
         caller: &Caller,
         req: ExecuteRequest,
     ) -> Result<ExecuteResponse, ExecuteError> {
-        let p = self.begin(caller, &req)?;
+        let p = self.begin(caller, &req).await?;
         let result = p
             .engine
             .send(
@@ -522,7 +598,7 @@ impl Runtime {
         caller: &Caller,
         req: ExecuteRequest,
     ) -> Result<airlock_engine::StreamingResponse, ExecuteError> {
-        let p = self.begin(caller, &req)?;
+        let p = self.begin(caller, &req).await?;
         let result = p
             .engine
             .send_streaming(
@@ -635,11 +711,12 @@ impl Runtime {
         let started = Instant::now();
         let broker = self.broker();
         let owner_state = self.check_owner_state();
-        let agent_req = ExecAgentRequest {
+        let mut agent_req = ExecAgentRequest {
             capability: req.capability.clone(),
             command: req.command.clone(),
             cwd: req.cwd.clone(),
             reason: req.reason.clone(),
+            approved: false,
         };
         let bytes_in = req.stdin.as_ref().map_or(0, |b| b.len() as u64);
         // Agent-chosen text goes into the record scrubbed, like everything the
@@ -655,7 +732,23 @@ impl Runtime {
         if let Some(r) = &req.reason {
             base = base.reason(r);
         }
-        let decision = owner_state.and_then(|()| broker.authorize_exec(caller, &agent_req));
+        let mut decision = owner_state.and_then(|()| broker.authorize_exec(caller, &agent_req));
+        if matches!(&decision, Err(r) if r.check == crate::Check::Approval) {
+            let asked = crate::approval::Ask {
+                agent: caller.agent(),
+                capability: req.capability.clone(),
+                method: "EXEC".into(),
+                path: shown(&command_line(&req.command)),
+                reason: req.reason.clone(),
+            };
+            decision = match self.await_approval(asked).await {
+                Ok(()) => {
+                    agent_req.approved = true;
+                    broker.authorize_exec(caller, &agent_req)
+                }
+                Err(refusal) => Err(refusal),
+            };
+        }
         let authorized = match decision {
             Ok(a) => a,
             Err(refusal) => {

@@ -55,6 +55,7 @@ fn req(cap: &str, method: &str, path: &str, reason: Option<&str>) -> AgentReques
         method: method.into(),
         path: path.into(),
         reason: reason.map(String::from),
+        approved: false,
     }
 }
 
@@ -362,6 +363,7 @@ fn exec_req(
         command: command.iter().map(|s| s.to_string()).collect(),
         cwd: cwd.map(String::from),
         reason: reason.map(String::from),
+        approved: false,
     }
 }
 

@@ -48,6 +48,13 @@ pub(crate) enum Command {
     Sessions(JsonFlag),
     /// End sessions at once, in every running server: one, an agent's, a capability's, or all
     Revoke(RevokeArgs),
+    /// List requests waiting for approval, or approve one
+    Approve(ApproveArgs),
+    /// Deny a request waiting for approval
+    Deny {
+        /// The pending request's id (see `airlock approve`)
+        id: String,
+    },
     /// Emergency stop: every running server refuses every request until `airlock unlock`
     Lock,
     /// Release the emergency lock (needs the master key or passphrase)
@@ -435,4 +442,13 @@ pub(crate) struct MigrateArgs {
     /// Show what would move (values redacted) without writing anything
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApproveArgs {
+    /// The pending request to approve; without it, list what is pending
+    pub(crate) id: Option<String>,
+    /// With no ID: machine-readable JSON
+    #[arg(long)]
+    pub(crate) json: bool,
 }

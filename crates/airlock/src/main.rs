@@ -45,6 +45,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::McpConfig(args) => cmd::mcp_config::run(args)?,
         Command::Sessions(args) => cmd::sessions::list(&home, args)?,
         Command::Revoke(args) => cmd::sessions::revoke(&home, args)?,
+        Command::Approve(args) => cmd::sessions::approve(&home, args)?,
+        Command::Deny { id } => cmd::sessions::deny(&home, id)?,
         Command::Lock => cmd::sessions::lock(&home)?,
         Command::Unlock => cmd::sessions::unlock(&home)?,
         Command::Search(args) => cmd::service::search(args)?,

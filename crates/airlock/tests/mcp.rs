@@ -1487,3 +1487,88 @@ fn a_secret_rotated_while_the_server_runs_is_used_and_scrubbed_at_once() {
     );
     s.stop();
 }
+
+/// Waits until `airlock approve --json` lists a pending request; returns its id.
+fn wait_for_pending(home: &PathBuf) -> String {
+    for _ in 0..100 {
+        let out = airlock(home, &["approve", "--json"], &[]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if let Some(id) = v.get(0).and_then(|p| p["id"].as_str()) {
+            return id.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no pending approval appeared");
+}
+
+#[test]
+fn approval_holds_the_request_until_a_person_answers() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    assert!(airlock(&home, &["cap", "add", "guarded", "--service", "svc", "--approval"], &[]).status.success());
+    let mut s = Server::start(&home, "tester");
+    let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay", "reason": "monthly report"});
+
+    // Approved: the request goes through after the answer, not before.
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| s.call("execute", call.clone()));
+        let id = wait_for_pending(&home);
+        let listed = String::from_utf8(airlock(&home, &["approve"], &[]).stdout).unwrap();
+        assert!(listed.contains("GET /v1/pay") && listed.contains("monthly report"), "{listed}");
+        assert!(upstream.requests().is_empty(), "sent before approval");
+        assert!(airlock(&home, &["approve", &id], &[]).status.success());
+        let (err, text) = h.join().unwrap();
+        assert!(!err, "{text}");
+    });
+    assert_eq!(upstream.requests().len(), 1);
+
+    // Denied.
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| s.call("execute", call.clone()));
+        let id = wait_for_pending(&home);
+        assert!(airlock(&home, &["deny", &id], &[]).status.success());
+        let (err, text) = h.join().unwrap();
+        assert!(err && text.contains("denied"), "{text}");
+    });
+    assert_eq!(upstream.requests().len(), 1);
+    let out = airlock(&home, &["approve", "ap-00000000"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    s.stop();
+
+    // No answer within approval_timeout: denied.
+    let cfg = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("[server]\n", "[server]\napproval_timeout = \"1s\"\n")).unwrap();
+    let mut s = Server::start(&home, "tester");
+    let (err, text) = s.call("execute", call.clone());
+    assert!(err && text.contains("timed out"), "{text}");
+    s.stop();
+    let logs = String::from_utf8(airlock(&home, &["logs", "--json"], &[]).stdout).unwrap();
+    for kind in ["\"kind\":\"approve\"", "\"kind\":\"deny\"", "\"kind\":\"approval_timeout\""] {
+        assert!(logs.contains(kind), "{kind} not audited");
+    }
+}
+
+#[test]
+fn session_approval_asks_once_per_session() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let cfg = home.join("airlock.toml");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[capabilities.once]\nservice = \"svc\"\napproval = \"session\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut s = Server::start(&home, "tester");
+    let call = json!({"capability": "once", "method": "GET", "path": "/v1/x"});
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| s.call("execute", call.clone()));
+        let id = wait_for_pending(&home);
+        assert!(airlock(&home, &["approve", &id], &[]).status.success());
+        assert!(!h.join().unwrap().0);
+    });
+    // The session is approved: the next calls go straight through.
+    for _ in 0..3 {
+        let (err, text) = s.call("execute", call.clone());
+        assert!(!err, "{text}");
+    }
+    s.stop();
+}

@@ -8,7 +8,7 @@ use airlock_broker::tokens;
 use airlock_home::Home;
 use serde_json::json;
 
-use crate::cli::{JsonFlag, RevokeArgs};
+use crate::cli::{ApproveArgs, JsonFlag, RevokeArgs};
 use crate::cmd::human_duration;
 use crate::{output, unlock};
 
@@ -178,5 +178,64 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
     } else {
         output::line("airlock was not locked; nothing changed");
     }
+    Ok(())
+}
+
+pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
+    let Some(id) = &args.id else {
+        let pending = airlock_broker::approval::pending(home)?;
+        if args.json {
+            let v: Vec<_> = pending
+                .iter()
+                .map(|p| {
+                    json!({"id": p.id, "agent": p.agent, "capability": p.capability, "method": p.method,
+                           "path": p.path, "reason": p.reason, "created": p.created.to_string(), "expires": p.expires.to_string()})
+                })
+                .collect();
+            return output::json(&v);
+        }
+        let now = jiff::Timestamp::now();
+        let rows = pending
+            .iter()
+            .map(|p| {
+                let left = now.duration_until(p.expires).unsigned_abs().as_secs();
+                vec![
+                    p.id.clone(),
+                    p.agent.clone(),
+                    p.capability.clone(),
+                    format!("{} {}", p.method, p.path),
+                    p.reason.clone().unwrap_or_else(|| "-".into()),
+                    format!("{left}s"),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "ID",
+                "AGENT",
+                "CAPABILITY",
+                "REQUEST",
+                "REASON",
+                "TIME LEFT",
+            ],
+            rows,
+            "nothing is waiting for approval",
+        );
+        return Ok(());
+    };
+    let rec = airlock_broker::approval::answer(home, id, true)?;
+    output::line(format_args!(
+        "approved {id}: {} may {} {} on \"{}\"",
+        rec.agent, rec.method, rec.path, rec.capability
+    ));
+    Ok(())
+}
+
+pub(crate) fn deny(home: &Home, id: &str) -> anyhow::Result<()> {
+    let rec = airlock_broker::approval::answer(home, id, false)?;
+    output::line(format_args!(
+        "denied {id}: {} {} on \"{}\" is refused",
+        rec.method, rec.path, rec.capability
+    ));
     Ok(())
 }
