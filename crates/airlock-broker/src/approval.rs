@@ -143,6 +143,14 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// Removes the request's files (it was answered another way).
+    pub fn withdraw(&self) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.answer", self.id)));
+        let _ = std::fs::remove_file(self.dir.join(format!("{}.json", self.id)));
+    }
+}
+
 /// The requests waiting for an answer now (held by a live server, not expired).
 pub fn pending(home: &Home) -> Result<Vec<PendingRecord>, StateError> {
     let dir = dir(home);

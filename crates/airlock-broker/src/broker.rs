@@ -26,6 +26,26 @@ pub struct Caller {
     /// Capabilities this caller is limited to (a token issued with `--cap`);
     /// `None` = whatever its identity may use.
     pub scope: Option<Vec<String>>,
+    /// A way to ask a person on the caller's side (MCP elicitation), tried
+    /// alongside `airlock approve` when a request needs approval.
+    pub approver: Option<std::sync::Arc<dyn Approver>>,
+}
+
+/// Asks a person to approve a request through the agent's own client (MCP
+/// elicitation). `None` means "no answer this way" (unsupported, dismissed): the
+/// request keeps waiting for `airlock approve`/`deny` until the timeout.
+pub trait Approver: Send + Sync {
+    /// Shows `message` and returns the person's answer, if any.
+    fn ask(
+        &self,
+        message: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>>;
+}
+
+impl std::fmt::Debug for dyn Approver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Approver")
+    }
 }
 
 impl Caller {

@@ -38,7 +38,7 @@ pub mod state;
 pub mod tokens;
 
 pub use broker::{
-    AgentRequest, Authorized, AuthorizedExec, Broker, Caller, Check, ExecAgentRequest,
+    AgentRequest, Approver, Authorized, AuthorizedExec, Broker, Caller, Check, ExecAgentRequest,
     ExecPolicies, MAX_REASON_LEN, Refusal, refuse,
 };
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -325,6 +325,7 @@ impl Runtime {
                 trusted: Some(record.agent),
                 declared: None,
                 scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
+                approver: None,
             }),
             Err(e) => {
                 let event = Event::new(Kind::TokenUse)
@@ -419,7 +420,7 @@ impl Runtime {
                 path: req.path.clone(),
                 reason: req.reason.clone(),
             };
-            decision = match self.await_approval(asked).await {
+            decision = match self.await_approval(asked, caller.approver.clone()).await {
                 Ok(()) => {
                     agent_req.approved = true;
                     broker.authorize(caller, &agent_req)
@@ -477,7 +478,11 @@ impl Runtime {
     /// Holds a request until a person answers (`airlock approve ID` / `airlock
     /// deny ID`) or `approval_timeout` passes (then it is denied). Every outcome is
     /// audited.
-    async fn await_approval(&self, ask: crate::approval::Ask) -> Result<(), Refusal> {
+    async fn await_approval(
+        &self,
+        ask: crate::approval::Ask,
+        approver: Option<Arc<dyn crate::Approver>>,
+    ) -> Result<(), Refusal> {
         let timeout = self.broker.config().server.approval_timeout;
         let pending = crate::approval::request(&self.home, &ask, timeout).map_err(|e| {
             crate::refuse(
@@ -489,7 +494,35 @@ impl Runtime {
             "approval needed: {} wants {} {} on \"{}\"; answer with `airlock approve {}` or `airlock deny {}`",
             ask.agent, ask.method, ask.path, ask.capability, pending.id, pending.id
         ));
-        let answer = pending.wait(timeout).await;
+        let answer = match approver {
+            None => pending.wait(timeout).await,
+            Some(approver) => {
+                let message = format!(
+                    "airlock: approve this request?\nagent: {}\ncapability: {}\nrequest: {} {}\nreason: {}\n(or answer with `airlock approve {}` / `airlock deny {}`)",
+                    ask.agent,
+                    ask.capability,
+                    ask.method,
+                    ask.path,
+                    ask.reason.as_deref().unwrap_or("(none given)"),
+                    pending.id,
+                    pending.id
+                );
+                let asked = async {
+                    match approver.ask(message).await {
+                        Some(true) => crate::approval::Answer::Approved,
+                        Some(false) => crate::approval::Answer::Denied,
+                        // No answer from the client: only the CLI can decide now.
+                        None => std::future::pending().await,
+                    }
+                };
+                let answer = tokio::select! {
+                    a = pending.wait(timeout) => a,
+                    a = asked => a,
+                };
+                pending.withdraw();
+                answer
+            }
+        };
         let (kind, decision, text) = match answer {
             crate::approval::Answer::Approved => {
                 (Kind::Approve, AuditDecision::Allow, "approved by the owner")
@@ -741,7 +774,7 @@ impl Runtime {
                 path: shown(&command_line(&req.command)),
                 reason: req.reason.clone(),
             };
-            decision = match self.await_approval(asked).await {
+            decision = match self.await_approval(asked, caller.approver.clone()).await {
                 Ok(()) => {
                     agent_req.approved = true;
                     broker.authorize_exec(caller, &agent_req)

@@ -46,6 +46,7 @@ fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
         trusted: trusted.map(String::from),
         declared: declared.map(String::from),
         scope: None,
+        approver: None,
     }
 }
 

@@ -51,6 +51,7 @@ pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result
         trusted: agent,
         declared: None,
         scope: None,
+        approver: None,
     };
     let server = AirlockMcp::new(runtime, tools::Identity::Fixed(caller));
     let running = server

@@ -120,6 +120,9 @@ impl AirlockMcp {
             Identity::Fixed(c) => {
                 let mut c = c.clone();
                 c.declared = ctx.client_info().map(|i| i.name);
+                c.approver = Some(Arc::new(ElicitApprover {
+                    peer: ctx.peer.clone(),
+                }));
                 Some(c)
             }
             Identity::PerRequest => ctx
@@ -129,9 +132,43 @@ impl AirlockMcp {
                 .cloned()
                 .map(|mut c| {
                     c.declared = ctx.client_info().map(|i| i.name);
+                    c.approver = Some(Arc::new(ElicitApprover {
+                        peer: ctx.peer.clone(),
+                    }));
                     c
                 }),
         }
+    }
+}
+
+/// The form a person answers when a request needs approval.
+#[derive(Debug, serde::Serialize, Deserialize, JsonSchema)]
+pub(crate) struct ApprovalForm {
+    /// Approve this request?
+    approve: bool,
+}
+
+rmcp::elicit_safe!(ApprovalForm);
+
+/// Asks the person at the MCP client through elicitation (form mode).
+struct ElicitApprover {
+    peer: rmcp::Peer<RoleServer>,
+}
+
+impl airlock_broker::Approver for ElicitApprover {
+    fn ask(
+        &self,
+        message: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>> {
+        Box::pin(async move {
+            match self.peer.elicit::<ApprovalForm>(message).await {
+                Ok(Some(form)) => Some(form.approve),
+                Err(rmcp::service::ElicitationError::UserDeclined) => Some(false),
+                // Unsupported, cancelled, no content, transport trouble: the CLI
+                // can still answer.
+                _ => None,
+            }
+        })
     }
 }
 

@@ -1505,7 +1505,15 @@ fn wait_for_pending(home: &PathBuf) -> String {
 fn approval_holds_the_request_until_a_person_answers() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
-    assert!(airlock(&home, &["cap", "add", "guarded", "--service", "svc", "--approval"], &[]).status.success());
+    assert!(
+        airlock(
+            &home,
+            &["cap", "add", "guarded", "--service", "svc", "--approval"],
+            &[]
+        )
+        .status
+        .success()
+    );
     let mut s = Server::start(&home, "tester");
     let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay", "reason": "monthly report"});
 
@@ -1514,7 +1522,10 @@ fn approval_holds_the_request_until_a_person_answers() {
         let h = scope.spawn(|| s.call("execute", call.clone()));
         let id = wait_for_pending(&home);
         let listed = String::from_utf8(airlock(&home, &["approve"], &[]).stdout).unwrap();
-        assert!(listed.contains("GET /v1/pay") && listed.contains("monthly report"), "{listed}");
+        assert!(
+            listed.contains("GET /v1/pay") && listed.contains("monthly report"),
+            "{listed}"
+        );
         assert!(upstream.requests().is_empty(), "sent before approval");
         assert!(airlock(&home, &["approve", &id], &[]).status.success());
         let (err, text) = h.join().unwrap();
@@ -1538,13 +1549,21 @@ fn approval_holds_the_request_until_a_person_answers() {
     // No answer within approval_timeout: denied.
     let cfg = home.join("airlock.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(&cfg, text.replace("[server]\n", "[server]\napproval_timeout = \"1s\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[server]\n", "[server]\napproval_timeout = \"1s\"\n"),
+    )
+    .unwrap();
     let mut s = Server::start(&home, "tester");
     let (err, text) = s.call("execute", call.clone());
     assert!(err && text.contains("timed out"), "{text}");
     s.stop();
     let logs = String::from_utf8(airlock(&home, &["logs", "--json"], &[]).stdout).unwrap();
-    for kind in ["\"kind\":\"approve\"", "\"kind\":\"deny\"", "\"kind\":\"approval_timeout\""] {
+    for kind in [
+        "\"kind\":\"approve\"",
+        "\"kind\":\"deny\"",
+        "\"kind\":\"approval_timeout\"",
+    ] {
         assert!(logs.contains(kind), "{kind} not audited");
     }
 }
@@ -1571,4 +1590,77 @@ fn session_approval_asks_once_per_session() {
         assert!(!err, "{text}");
     }
     s.stop();
+}
+
+#[test]
+fn an_mcp_client_with_elicitation_answers_the_approval_itself() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    assert!(
+        airlock(
+            &home,
+            &["cap", "add", "guarded", "--service", "svc", "--approval"],
+            &[]
+        )
+        .status
+        .success()
+    );
+    for (answer, expect_sent) in [(true, true), (false, false)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["serve", "--agent", "tester"])
+            .env("AIRLOCK_HOME", &home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
+        send(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"elicitation": {"form": {}}},
+            "clientInfo": {"name": "elicit-client", "version": "1"}}}),
+        );
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        send(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "execute",
+            "arguments": {"capability": "guarded", "method": "GET", "path": "/v1/elicited"}}}),
+        );
+        let before = upstream.requests().len();
+        let result = loop {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "server closed");
+            let msg: Value = serde_json::from_str(&line).unwrap();
+            if msg["method"] == "elicitation/create" {
+                let text = msg["params"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(
+                    text.contains("GET /v1/elicited") && text.contains("tester"),
+                    "{text}"
+                );
+                assert_eq!(upstream.requests().len(), before, "sent before the answer");
+                send(
+                    json!({"jsonrpc": "2.0", "id": msg["id"], "result": {"action": "accept", "content": {"approve": answer}}}),
+                );
+            } else if msg["id"] == json!(2) {
+                break msg;
+            }
+        };
+        let is_error = result["result"]["isError"].as_bool().unwrap_or(false);
+        assert_eq!(!is_error, expect_sent, "{result}");
+        assert_eq!(upstream.requests().len() > before, expect_sent);
+        let _ = send;
+        drop(stdin);
+        child.wait().unwrap();
+    }
+    // Nothing is left pending once the client answered.
+    let pending: Value =
+        serde_json::from_slice(&airlock(&home, &["approve", "--json"], &[]).stdout).unwrap();
+    assert_eq!(pending, json!([]));
 }
