@@ -63,6 +63,8 @@ pub(crate) enum Command {
     Migrate(MigrateArgs),
     /// Check permissions, configuration, exposures, the audit chain and running servers
     Doctor,
+    /// Import another tool's setup: `airlock import janee [PATH]`
+    Import(ImportArgs),
     /// List the service templates `airlock add` knows
     Search(SearchArgs),
     /// Find exposed secrets in files, MCP client configs and git history, with a risk rating
@@ -451,4 +453,12 @@ pub(crate) struct ApproveArgs {
     /// With no ID: machine-readable JSON
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// What to import from: janee
+    pub(crate) source: String,
+    /// Its home directory (default: $JANEE_HOME, else ~/.janee)
+    pub(crate) path: Option<std::path::PathBuf>,
 }

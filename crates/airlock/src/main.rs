@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => cmd::service::search(args)?,
         Command::Migrate(args) => cmd::migrate::run(&home, args)?,
         Command::Doctor => return cmd::doctor::run(&home),
+        Command::Import(args) => cmd::import::run(&home, args)?,
         Command::Run(args) => return cmd::run::run(&home, args),
         Command::Wrap(args) => return cmd::wrap::run(&home, args),
         Command::Scan(args) => {

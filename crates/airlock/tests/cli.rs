@@ -1543,3 +1543,77 @@ fn migrate_killed_at_random_moments_loses_nothing() {
         assert_eq!(t.secret("openai_api_key"), key.as_bytes());
     }
 }
+
+// ---------------------------------------------------------------- import janee
+
+/// Seals like Janee: base64(iv ‖ tag ‖ ciphertext), AES-256-GCM, 12-byte IV.
+fn janee_seal(key: &[u8; 32], plain: &str, n: u8) -> String {
+    use aes_gcm::aead::{Aead, KeyInit};
+    let iv = [n; 12];
+    let out = aes_gcm::Aes256Gcm::new_from_slice(key)
+        .unwrap()
+        .encrypt(aes_gcm::Nonce::from_slice(&iv), plain.as_bytes())
+        .unwrap();
+    let (ct, tag) = out.split_at(out.len() - 16);
+    let mut v = iv.to_vec();
+    v.extend_from_slice(tag);
+    v.extend_from_slice(ct);
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+#[test]
+fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
+    let t = Env::new();
+    t.init();
+    let janee = t.dir.path().join("janee");
+    std::fs::create_dir_all(&janee).unwrap();
+    let key = [7u8; 32];
+    std::fs::write(
+        janee.join("config.yaml"),
+        "version: 0.3.0\nserver:\n  port: 9119\n  host: localhost\n  strictDecryption: true\nservices:\n  stripe:\n    baseUrl: https://api.stripe.com\n    auth:\n      type: bearer\ncapabilities:\n  stripe_readonly:\n    service: stripe\n    ttl: 1h\n    autoApprove: true\n    rules:\n      allow:\n        - GET *\n      deny:\n        - DELETE *\n",
+    )
+    .unwrap();
+    let creds = serde_json::json!({
+        "masterKey": base64::engine::general_purpose::STANDARD.encode(key),
+        "secrets": {"stripe": {"key": janee_seal(&key, "sk_test_from_janee_123", 1)}}
+    });
+    std::fs::write(janee.join("credentials.json"), creds.to_string()).unwrap();
+    let out = t.run(&["import", "janee", janee.to_str().unwrap()]).ok();
+    assert!(
+        out.stdout
+            .contains("1 service(s), 1 capability(ies), 1 secret(s)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("sk_test_from_janee") && !out.stderr.contains("sk_test_from_janee")
+    );
+    assert_eq!(t.secret("stripe"), b"sk_test_from_janee_123");
+    let v: serde_json::Value =
+        serde_json::from_str(&t.run(&["list", "--json"]).ok().stdout).unwrap();
+    let cap = v["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "stripe_readonly")
+        .unwrap()
+        .clone();
+    assert_eq!(cap["allow"], serde_json::json!(["GET /**"]));
+    assert_eq!(cap["deny"], serde_json::json!(["DELETE /**"]));
+    // Importing again would overwrite: refused, nothing changed.
+    let before = t.snapshot();
+    t.run(&["import", "janee", janee.to_str().unwrap()])
+        .usage_error("already exist");
+    assert_eq!(t.snapshot(), before);
+    // A wrong master key is a clear error.
+    let mut bad = creds.clone();
+    bad["masterKey"] =
+        serde_json::json!(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
+    std::fs::write(janee.join("credentials.json"), bad.to_string()).unwrap();
+    let t2 = Env::new();
+    t2.init();
+    t2.run(&["import", "janee", janee.to_str().unwrap()])
+        .usage_error("master key");
+    t2.run(&["import", "vault", janee.to_str().unwrap()])
+        .usage_error("supported: janee");
+}

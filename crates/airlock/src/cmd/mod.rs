@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod cap;
 pub(crate) mod doctor;
+pub(crate) mod import;
 pub(crate) mod init;
 pub(crate) mod mcp_config;
 pub(crate) mod migrate;
