@@ -1664,3 +1664,43 @@ fn an_mcp_client_with_elicitation_answers_the_approval_itself() {
         serde_json::from_slice(&airlock(&home, &["approve", "--json"], &[]).stdout).unwrap();
     assert_eq!(pending, json!([]));
 }
+
+/// From `airlock lock` returning to the first refused request, in two running
+/// servers, 100 times: the very next request is always refused (there is no
+/// propagation delay to wait out), and `unlock` restores service just as fast.
+#[test]
+fn lock_takes_effect_on_the_next_request_in_every_server_100_times() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut a = Server::start(&home, "tester");
+    let mut b = Server::start(&home, "other");
+    let get = json!({"capability": "svc", "method": "GET", "path": "/v1/a"});
+    let mut latencies = Vec::new();
+    for i in 0..100 {
+        assert!(airlock(&home, &["lock"], &[]).status.success());
+        let t = std::time::Instant::now();
+        let (err_a, msg) = a.call("execute", get.clone());
+        latencies.push(t.elapsed());
+        assert!(err_a && msg.contains("lock"), "trial {i}: {msg}");
+        assert!(
+            b.call("execute", get.clone()).0,
+            "trial {i}: server b still served"
+        );
+        assert!(airlock(&home, &["unlock"], &[]).status.success());
+        assert!(
+            !a.call("execute", get.clone()).0,
+            "trial {i}: unlock did not restore a"
+        );
+        assert!(
+            !b.call("execute", get.clone()).0,
+            "trial {i}: unlock did not restore b"
+        );
+    }
+    latencies.sort();
+    eprintln!(
+        "lock → first refusal: p50 {:?}, p99 {:?}",
+        latencies[50], latencies[98]
+    );
+    a.stop();
+    b.stop();
+}
