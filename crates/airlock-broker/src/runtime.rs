@@ -317,6 +317,20 @@ impl Runtime {
         }
     }
 
+    /// Records a request refused before any token could be checked (none sent, or
+    /// one in the query string) — every door request leaves a record.
+    pub fn audit_token_refusal(&self, method: &str, path: &str, detail: &str) {
+        let event = Event::new(Kind::TokenUse)
+            .method(method)
+            .path(path)
+            .decision(AuditDecision::Deny)
+            .status(401)
+            .detail(detail);
+        if let Err(e) = self.audit(&event) {
+            report(&format!("cannot audit a refused request: {e}"));
+        }
+    }
+
     /// Checks an agent token (HTTP doors). Failures are audited.
     pub fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
         match tokens::verify(&self.home, presented) {

@@ -129,6 +129,7 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         } else {
             "no agent token: send it as `Authorization: Bearer <token>`, `x-api-key` or `api-key` (issue one with `airlock token issue --agent NAME`)"
         };
+        runtime.audit_token_refusal(parts.method.as_str(), parts.uri.path(), msg);
         return error(StatusCode::UNAUTHORIZED, "authentication_error", msg);
     };
     let caller = match runtime.authenticate(&presented) {
