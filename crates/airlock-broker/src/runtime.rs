@@ -131,6 +131,8 @@ pub struct Runtime {
     /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
     /// cached across requests and refreshed single-flight.
     injectors: airlock_inject::Injectors,
+    /// When each token's use was last written to `state/token-use/`.
+    token_uses: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -188,6 +190,7 @@ impl Runtime {
             config_stamp: Mutex::new(stamp),
             revocations: crate::state::RevocationWatch::default(),
             injectors: airlock_inject::Injectors::new(),
+            token_uses: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -317,6 +320,23 @@ impl Runtime {
         }
     }
 
+    /// Marks a token as used, at most once a minute per token (for `token list`).
+    fn note_token_use(&self, id: &str) {
+        let now = Instant::now();
+        let mut seen = self
+            .token_uses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let due = seen
+            .get(id)
+            .is_none_or(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60));
+        if due {
+            seen.insert(id.to_string(), now);
+            drop(seen);
+            tokens::note_use(&self.home, id);
+        }
+    }
+
     /// Records a request refused before any token could be checked (none sent, or
     /// one in the query string) — every door request leaves a record.
     pub fn audit_token_refusal(&self, method: &str, path: &str, detail: &str) {
@@ -334,13 +354,16 @@ impl Runtime {
     /// Checks an agent token (HTTP doors). Failures are audited.
     pub fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
         match tokens::verify(&self.home, presented) {
-            Ok(record) => Ok(Caller {
-                grant: Grant::token(&record.id),
-                trusted: Some(record.agent),
-                declared: None,
-                scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
-                approver: None,
-            }),
+            Ok(record) => {
+                self.note_token_use(&record.id);
+                Ok(Caller {
+                    grant: Grant::token(&record.id),
+                    trusted: Some(record.agent),
+                    declared: None,
+                    scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
+                    approver: None,
+                })
+            }
             Err(e) => {
                 let event = Event::new(Kind::TokenUse)
                     .decision(AuditDecision::Deny)

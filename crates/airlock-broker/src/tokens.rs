@@ -223,6 +223,28 @@ pub fn verify(home: &Home, presented: &str) -> Result<TokenRecord, TokenError> {
     Ok(record)
 }
 
+fn use_path(home: &Home, id: &str) -> PathBuf {
+    home.state_dir().join("token-use").join(id)
+}
+
+/// Notes that a token was used now (its marker file's mtime). Servers call it at
+/// most once a minute per token, so it costs nothing per request.
+pub fn note_use(home: &Home, id: &str) {
+    let dir = home.state_dir().join("token-use");
+    if airlock_home::ensure_private_dir(&dir).is_ok() {
+        let _ = airlock_home::write_atomic(&use_path(home, id), b"");
+    }
+}
+
+/// When a token was last used (to the minute), if ever.
+pub fn last_use(home: &Home, id: &str) -> Option<jiff::Timestamp> {
+    let modified = std::fs::metadata(use_path(home, id))
+        .ok()?
+        .modified()
+        .ok()?;
+    jiff::Timestamp::try_from(modified).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -336,6 +336,13 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+    /// List agent tokens: agent, capabilities, expiry, last use — never the token
+    List(JsonFlag),
+    /// Revoke an agent token at once, in every running server
+    Revoke {
+        /// The token's id (see `airlock token list`)
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

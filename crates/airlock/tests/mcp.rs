@@ -1704,3 +1704,46 @@ fn lock_takes_effect_on_the_next_request_in_every_server_100_times() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn token_list_shows_tokens_without_the_token_and_revoke_stops_one_at_once() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let tok = token(&home, &[]);
+    let (mut gw, addr) = start_gateway(&home);
+    let get = |t: &str| {
+        raw_http(
+            &addr,
+            &format!(
+                "GET /svc/v1/x HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    assert!(get(&tok).starts_with("HTTP/1.1 200"));
+    let out = airlock(&home, &["token", "list", "--json"], &[]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(&tok), "token list shows the token");
+    let list: Value = serde_json::from_str(&text).unwrap();
+    let t = &list[0];
+    assert_eq!(t["agent"], "sdk");
+    assert_eq!(t["status"], "active");
+    assert!(t["last_use"].is_string(), "{t}");
+    let id = t["id"].as_str().unwrap().to_string();
+    assert!(
+        airlock(&home, &["token", "revoke", &id], &[])
+            .status
+            .success()
+    );
+    let resp = get(&tok);
+    assert!(
+        resp.starts_with("HTTP/1.1 401") && resp.contains("revoked"),
+        "{resp}"
+    );
+    let out = airlock(&home, &["token", "revoke", &id], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let list: Value =
+        serde_json::from_slice(&airlock(&home, &["token", "list", "--json"], &[]).stdout).unwrap();
+    assert_eq!(list[0]["status"], "revoked");
+    gw.kill().ok();
+    gw.wait().ok();
+}

@@ -76,7 +76,7 @@ pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
 
 /// Records an owner action in the audit log when the vault opens without a prompt;
 /// otherwise says so (an emergency action must never wait for a passphrase).
-fn audit(home: &Home, event: Event) {
+pub(crate) fn audit(home: &Home, event: Event) {
     let key_free = std::env::var_os(crate::input::PASSPHRASE_ENV).is_some()
         || airlock_vault::LockedVault::load(home)
             .is_ok_and(|v| v.mode() != airlock_vault::UnlockMode::Passphrase);

@@ -7,6 +7,7 @@ use anyhow::bail;
 use serde_json::json;
 
 use crate::cli::TokenCommand;
+use crate::cmd::human_duration;
 use crate::{output, unlock};
 
 pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
@@ -62,6 +63,91 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
                     record.id, record.agent, record.expires
                 ));
             }
+            Ok(())
+        }
+        TokenCommand::List(flag) => {
+            let now = jiff::Timestamp::now();
+            let rows: Vec<_> = tokens::list(home)?
+                .into_iter()
+                .map(|t| {
+                    let status = if t.revoked {
+                        "revoked"
+                    } else if t.expires <= now {
+                        "expired"
+                    } else {
+                        "active"
+                    };
+                    let last = tokens::last_use(home, &t.id);
+                    (t, status, last)
+                })
+                .collect();
+            if flag.json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(t, status, last)| {
+                        json!({"id": t.id, "agent": t.agent, "capabilities": t.capabilities, "status": status,
+                               "created": t.created.to_string(), "expires": t.expires.to_string(),
+                               "last_use": last.map(|l| l.to_string())})
+                    })
+                    .collect();
+                return output::json(&v);
+            }
+            let table = rows
+                .iter()
+                .map(|(t, status, last)| {
+                    let caps = if t.capabilities.is_empty() {
+                        "(all the agent may use)".to_string()
+                    } else {
+                        t.capabilities.join(", ")
+                    };
+                    let left = if *status == "active" {
+                        human_duration(std::time::Duration::from_secs(
+                            now.duration_until(t.expires).unsigned_abs().as_secs(),
+                        ))
+                    } else {
+                        "-".into()
+                    };
+                    vec![
+                        t.id.clone(),
+                        t.agent.clone(),
+                        caps,
+                        (*status).to_string(),
+                        left,
+                        last.map_or("never".into(), |l| {
+                            l.strftime("%Y-%m-%d %H:%M UTC").to_string()
+                        }),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "ID",
+                    "AGENT",
+                    "CAPABILITIES",
+                    "STATUS",
+                    "TIME LEFT",
+                    "LAST USE",
+                ],
+                table,
+                "no agent tokens; `airlock token issue --agent NAME` makes one",
+            );
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            home.ensure_dir()?;
+            let n = {
+                let _lock = home.lock()?;
+                tokens::revoke_where(home, |t| &t.id == id)?
+            };
+            if n == 0 {
+                bail!(
+                    "no active token \"{}\"; see `airlock token list`",
+                    id.escape_debug()
+                );
+            }
+            output::line(format_args!(
+                "revoked token {id}: running servers refuse it from its next request"
+            ));
             Ok(())
         }
     }
