@@ -874,3 +874,25 @@ fn mcp_config_locations_resolve_from_home() {
         "mcp_servers.x.env.STRIPE"
     );
 }
+
+/// Writes the labelled corpus to `$AIRLOCK_CORPUS_OUT` (one directory per sample,
+/// so paths keep the names structured readers key on, plus `labels.json`) for
+/// `bench/scan/f1.py`, which scores airlock and ripsecrets on the same files.
+/// Run by the bench: `cargo test -p airlock-scan --test scan -- --ignored dump_corpus`.
+#[test]
+#[ignore]
+fn dump_corpus() {
+    let out = std::path::PathBuf::from(std::env::var("AIRLOCK_CORPUS_OUT").expect("set AIRLOCK_CORPUS_OUT"));
+    let mut rng = corpus::Rng::new(0x5eed_a110_c0de_u64);
+    let samples = corpus::positives(4, &mut rng);
+    let decoys = corpus::decoys(&mut rng);
+    let mut labels = serde_json::Map::new();
+    for (i, sample) in samples.iter().chain(decoys.iter()).enumerate() {
+        let rel = format!("s{i:05}/{}", sample.file);
+        let path = out.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &sample.content).unwrap();
+        labels.insert(rel, sample.expect.map_or(serde_json::Value::Null, serde_json::Value::from));
+    }
+    std::fs::write(out.join("labels.json"), serde_json::Value::Object(labels).to_string()).unwrap();
+}
