@@ -882,7 +882,9 @@ fn mcp_config_locations_resolve_from_home() {
 #[test]
 #[ignore]
 fn dump_corpus() {
-    let out = std::path::PathBuf::from(std::env::var("AIRLOCK_CORPUS_OUT").expect("set AIRLOCK_CORPUS_OUT"));
+    let out = std::path::PathBuf::from(
+        std::env::var("AIRLOCK_CORPUS_OUT").expect("set AIRLOCK_CORPUS_OUT"),
+    );
     let mut rng = corpus::Rng::new(0x5eed_a110_c0de_u64);
     let samples = corpus::positives(4, &mut rng);
     let decoys = corpus::decoys(&mut rng);
@@ -892,7 +894,16 @@ fn dump_corpus() {
         let path = out.join(&rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &sample.content).unwrap();
-        labels.insert(rel, sample.expect.map_or(serde_json::Value::Null, serde_json::Value::from));
+        labels.insert(
+            rel,
+            sample
+                .expect
+                .map_or(serde_json::Value::Null, serde_json::Value::from),
+        );
     }
-    std::fs::write(out.join("labels.json"), serde_json::Value::Object(labels).to_string()).unwrap();
+    std::fs::write(
+        out.join("labels.json"),
+        serde_json::Value::Object(labels).to_string(),
+    )
+    .unwrap();
 }
