@@ -32,9 +32,9 @@ pub(crate) enum Command {
     /// Manage secret values in the vault
     #[command(subcommand)]
     Secret(SecretCommand),
-    /// Run the MCP server (stdio by default; --http for streamable HTTP)
+    /// Run the MCP server (stdio by default; --http for streamable HTTP) and/or the HTTP gateway (--gateway)
     Serve(ServeArgs),
-    /// Issue agent tokens for the HTTP doors
+    /// Issue, list and revoke agent tokens for the HTTP doors
     #[command(subcommand)]
     Token(TokenCommand),
     /// Show the audit log
