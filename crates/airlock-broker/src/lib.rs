@@ -31,6 +31,7 @@
 pub mod approval;
 mod broker;
 mod clock;
+pub mod control;
 mod rate;
 mod runtime;
 mod session;

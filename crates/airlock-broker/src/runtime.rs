@@ -201,6 +201,14 @@ impl Runtime {
         &self.broker
     }
 
+    /// Applies configuration, vault, revocation and lock changes now (the
+    /// control socket's `reload`), instead of at the next request.
+    pub fn refresh(&self) {
+        self.maybe_reload();
+        self.maybe_reload_vault();
+        let _ = self.check_owner_state();
+    }
+
     /// One secret from the vault.
     fn secret(&self, name: &str) -> Option<airlock_vault::SecretBytes> {
         self.vault

@@ -954,6 +954,16 @@ fn revoke_and_lock_apply_to_every_running_server_at_once() {
     for s in [s1, s2, s3] {
         s.stop();
     }
+    let left: Vec<PathBuf> = std::fs::read_dir(&home)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "sockets left after the servers stopped: {left:?}"
+    );
     let logs = String::from_utf8(airlock(&home, &["logs", "--json"], &[]).stdout).unwrap();
     for kind in [
         "\"kind\":\"lock\"",

@@ -101,13 +101,59 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
                 }
             }
         };
+        let control_path = start_control(&rt, home);
         // Whichever ends first (stdio closed, a listener failed) ends the server.
-        tokio::select! {
-            r = gateway => r?,
-            r = mcp => r?,
+        let outcome = tokio::select! {
+            r = gateway => r,
+            r = mcp => r,
+        };
+        if let Some(p) = control_path {
+            airlock_broker::control::remove(&p);
         }
+        outcome?;
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// Listens on the admin socket (`control.sock`, 0600) for the CLI's `sessions`,
+/// `revoke`, `lock` and `unlock`. A server that cannot open it keeps serving (the
+/// shared state files still reach it at its next request) and says so.
+#[cfg(unix)]
+fn start_control(rt: &Arc<Runtime>, home: &Home) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let path = airlock_broker::control::socket_path(home);
+    let listener = match tokio::net::UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            output::warn(format_args!(
+                "no admin socket at {} ({e}); revocations still apply at the next request",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    let rt = rt.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_ok() {
+                    let answer = airlock_broker::control::answer(&rt, &line);
+                    let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+                }
+            });
+        }
+    });
+    Some(path)
+}
+
+#[cfg(not(unix))]
+fn start_control(_rt: &Arc<Runtime>, _home: &Home) -> Option<std::path::PathBuf> {
+    None
 }
 
 #[cfg(unix)]

@@ -14,6 +14,13 @@ use crate::{output, unlock};
 
 pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
+    // Sessions the running servers hold right now (through control.sock).
+    let live: std::collections::BTreeSet<String> =
+        airlock_broker::control::broadcast(home, &json!({"cmd": "sessions"}))
+            .into_iter()
+            .flat_map(|a| a["sessions"].as_array().cloned().unwrap_or_default())
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
     let revs = state::revocations(home)?;
     let rows: Vec<_> = state::sessions(home)?
         .into_iter()
@@ -35,6 +42,7 @@ pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
                 json!({
                     "id": s.id, "agent": s.agent, "capability": s.capability, "status": status,
                     "started": s.started.to_string(), "expires": s.expires.to_string(), "pid": s.pid,
+                    "live": live.contains(&s.id),
                 })
             })
             .collect();
@@ -104,6 +112,12 @@ pub(crate) fn audit(home: &Home, event: Event) {
     }
 }
 
+/// Tells every running server (through its control socket) to apply the state
+/// files now; returns how many answered.
+fn notify(home: &Home) -> usize {
+    airlock_broker::control::broadcast(home, &json!({"cmd": "reload"})).len()
+}
+
 pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
     let (target, what) = match (&args.session, &args.agent, &args.capability, args.all) {
         (Some(id), ..) => (RevokeTarget::Session(id.clone()), format!("session {id}")),
@@ -138,8 +152,9 @@ pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
                 "owner revoked {what}: {ended} active session(s), {tokens} token(s)"
             )),
     );
+    let servers = notify(home);
     output::line(format_args!(
-        "revoked {what}: {ended} active session(s) ended, {tokens} agent token(s) revoked; running servers refuse them from their next request"
+        "revoked {what}: {ended} active session(s) ended, {tokens} agent token(s) revoked; {servers} running server(s) applied it now (others at their next request)"
     ));
     Ok(())
 }
@@ -174,6 +189,7 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
                 .decision(Decision::Allow)
                 .detail("owner released the emergency lock"),
         )?;
+        notify(home);
         output::line("airlock is unlocked: requests are decided by the policy again");
     } else {
         output::line("airlock was not locked; nothing changed");
