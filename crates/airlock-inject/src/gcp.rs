@@ -192,14 +192,7 @@ impl Injector for GcpServiceAccount {
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
             let token = self.cache.get(|| self.mint()).await?;
-            let value = token::sensitive("Bearer ", &token.value).ok_or_else(|| {
-                InjectError::TokenEndpoint {
-                    secret: self.json.name.clone(),
-                    detail: "the token is not a valid header value".into(),
-                }
-            })?;
-            req.headers.insert(AUTHORIZATION, value);
-            Ok(())
+            token::set_bearer(&mut req.headers, &self.json.name, &token.value)
         })
     }
 }

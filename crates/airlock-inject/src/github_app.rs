@@ -190,14 +190,7 @@ impl Injector for GitHubApp {
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
             let token = self.cache.get(|| self.mint()).await?;
-            let value = token::sensitive("Bearer ", &token.value).ok_or_else(|| {
-                InjectError::TokenEndpoint {
-                    secret: self.pem.name.clone(),
-                    detail: "the token is not a valid header value".into(),
-                }
-            })?;
-            req.headers.insert(AUTHORIZATION, value);
-            Ok(())
+            token::set_bearer(&mut req.headers, &self.pem.name, &token.value)
         })
     }
 }

@@ -171,14 +171,7 @@ impl Injector for OAuth2ClientCredentials {
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
             let token = self.cache.get(|| self.mint()).await?;
-            let value = token::sensitive("Bearer ", &token.value).ok_or_else(|| {
-                InjectError::TokenEndpoint {
-                    secret: self.client_secret.name.clone(),
-                    detail: "the token is not a valid header value".into(),
-                }
-            })?;
-            req.headers.insert(AUTHORIZATION, value);
-            Ok(())
+            token::set_bearer(&mut req.headers, &self.client_secret.name, &token.value)
         })
     }
 }

@@ -266,6 +266,21 @@ impl TokenCache {
 }
 
 /// A header value holding a credential, marked sensitive.
+/// Puts a minted access token on the request as `Authorization: Bearer …`
+/// (sensitive); `secret` names the vault secret it was minted from, for the error.
+pub(crate) fn set_bearer(
+    headers: &mut HeaderMap,
+    secret: &str,
+    token: &str,
+) -> Result<(), InjectError> {
+    let value = sensitive("Bearer ", token).ok_or_else(|| InjectError::TokenEndpoint {
+        secret: secret.to_string(),
+        detail: "the token is not a valid header value".into(),
+    })?;
+    headers.insert(http::header::AUTHORIZATION, value);
+    Ok(())
+}
+
 pub(crate) fn sensitive(prefix: &str, secret: &str) -> Option<HeaderValue> {
     let mut buf = Zeroizing::new(String::with_capacity(prefix.len() + secret.len()));
     buf.push_str(prefix);
