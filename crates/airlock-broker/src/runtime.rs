@@ -128,6 +128,8 @@ pub struct Runtime {
     scrubber: std::sync::RwLock<Arc<Scrubber>>,
     config_stamp: Mutex<Option<SystemTime>>,
     revocations: crate::state::RevocationWatch,
+    /// `state/tokens.json`, re-read only when it changes.
+    token_store: crate::state::Watched<Vec<tokens::TokenRecord>>,
     /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
     /// cached across requests and refreshed single-flight.
     injectors: airlock_inject::Injectors,
@@ -189,6 +191,7 @@ impl Runtime {
             scrubber: std::sync::RwLock::new(Arc::new(scrubber)),
             config_stamp: Mutex::new(stamp),
             revocations: crate::state::RevocationWatch::default(),
+            token_store: crate::state::Watched::default(),
             injectors: airlock_inject::Injectors::new(),
             token_uses: Mutex::new(std::collections::HashMap::new()),
         })
@@ -361,7 +364,11 @@ impl Runtime {
 
     /// Checks an agent token (HTTP doors). Failures are audited.
     pub fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
-        match tokens::verify(&self.home, presented) {
+        let verified = self
+            .token_store
+            .current(&tokens::store_path(&self.home), || tokens::list(&self.home))
+            .and_then(|(records, _)| tokens::verify_in(&records, presented));
+        match verified {
             Ok(record) => {
                 self.note_token_use(&record.id);
                 Ok(Caller {

@@ -242,30 +242,54 @@ pub fn release_lock(home: &Home) -> Result<bool, StateError> {
 
 type FileStamp = (Option<SystemTime>, Option<u64>);
 
-/// A server's cached view of `revocations.json`, re-read only when it changes.
-#[derive(Debug, Default)]
-pub struct RevocationWatch {
-    /// The file's (mtime, length) when last read, and what it said; `None` before
-    /// the first read.
-    cached: Mutex<Option<(FileStamp, Revocations)>>,
+/// A server's cached view of one state file, re-read only when its (mtime,
+/// length) changes: one `stat` per request instead of a read and a parse.
+#[derive(Debug)]
+pub struct Watched<T> {
+    /// The stamp when last read, and what the file said; `None` before the first read.
+    cached: Mutex<Option<(FileStamp, T)>>,
 }
 
-impl RevocationWatch {
-    /// The revocations in force, and whether they changed since the last call.
-    pub fn current(&self, home: &Home) -> Result<(Revocations, bool), StateError> {
-        let path = revocations_path(home);
-        let meta = std::fs::metadata(&path).ok();
+impl<T> Default for Watched<T> {
+    fn default() -> Self {
+        Watched {
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Clone> Watched<T> {
+    /// The file's content (through `load` when it changed), and whether it changed
+    /// since the last call.
+    pub fn current<E>(
+        &self,
+        path: &std::path::Path,
+        load: impl FnOnce() -> Result<T, E>,
+    ) -> Result<(T, bool), E> {
+        let meta = std::fs::metadata(path).ok();
         let stamp: FileStamp = (
             meta.as_ref().and_then(|m| m.modified().ok()),
             meta.as_ref().map(std::fs::Metadata::len),
         );
         let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, revs)) = cached.as_ref().filter(|(seen, _)| *seen == stamp) {
-            return Ok((revs.clone(), false));
+        if let Some((_, value)) = cached.as_ref().filter(|(seen, _)| *seen == stamp) {
+            return Ok((value.clone(), false));
         }
-        let revs = revocations(home)?;
-        *cached = Some((stamp, revs.clone()));
-        Ok((revs, true))
+        let value = load()?;
+        *cached = Some((stamp, value.clone()));
+        Ok((value, true))
+    }
+}
+
+/// A server's cached view of `revocations.json`.
+#[derive(Debug, Default)]
+pub struct RevocationWatch(Watched<Revocations>);
+
+impl RevocationWatch {
+    /// The revocations in force, and whether they changed since the last call.
+    pub fn current(&self, home: &Home) -> Result<(Revocations, bool), StateError> {
+        self.0
+            .current(&revocations_path(home), || revocations(home))
     }
 }
 

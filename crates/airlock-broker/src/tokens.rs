@@ -189,8 +189,19 @@ pub fn revoke_where(home: &Home, pred: impl Fn(&TokenRecord) -> bool) -> Result<
 }
 
 /// Checks a presented token against the store (read fresh, so a revocation by
-/// another process takes effect on the next request).
+/// another process takes effect on the next request). Servers use
+/// [`verify_in`] with a cached copy that is re-read whenever the file changes.
 pub fn verify(home: &Home, presented: &str) -> Result<TokenRecord, TokenError> {
+    verify_in(&list(home)?, presented)
+}
+
+/// The token file's path (for a server's cache of it).
+pub fn store_path(home: &Home) -> PathBuf {
+    path(home)
+}
+
+/// Checks a presented token against `records` (the content of the store).
+pub fn verify_in(records: &[TokenRecord], presented: &str) -> Result<TokenRecord, TokenError> {
     let presented = presented.trim();
     if presented.is_empty() {
         return Err(TokenError::Missing);
@@ -200,11 +211,10 @@ pub fn verify(home: &Home, presented: &str) -> Result<TokenRecord, TokenError> {
         .and_then(|rest| rest.split_once('_'))
         .map(|(id, _)| id)
         .ok_or(TokenError::Unknown)?;
-    let file = load(home)?;
-    let record = file
-        .tokens
-        .into_iter()
+    let record = records
+        .iter()
         .find(|t| t.id == id)
+        .cloned()
         .ok_or(TokenError::Unknown)?;
     let want = hex::decode(&record.hash).unwrap_or_default();
     let got = Sha256::digest(presented.as_bytes());
