@@ -471,14 +471,24 @@ class _UpstreamHandler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client (airlock) that hangs up mid-answer is expected when it is killed.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class Upstream:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.lock = threading.Lock()
         self.count = 0
         self.auth_counts: collections.Counter = collections.Counter()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _UpstreamHandler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), _UpstreamHandler)
         self.httpd.upstream = self  # type: ignore[attr-defined]
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
