@@ -56,6 +56,13 @@ pub enum AuditError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A group commit that covered this record failed to make it durable (the
+    /// thread that ran the fsync got the underlying error).
+    #[error("the audit record could not be made durable: {reason}")]
+    NotDurable {
+        /// The error of the failed sync.
+        reason: String,
+    },
     /// A record kind is not a valid name.
     #[error(
         "invalid audit record kind {0:?}: use 1-64 characters from a-z 0-9 _, starting with a letter"

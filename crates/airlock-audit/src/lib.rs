@@ -10,6 +10,8 @@
 //!
 //! * [`AuditLog`] appends, from any number of threads and processes at once
 //!   (exclusive lock on `audit/.lock` per append), with an [`FsyncPolicy`].
+//!   [`SharedLog`] shares one between a server's threads with group commit: one
+//!   fsync makes every record waiting at that moment durable.
 //! * [`verify`] walks the chain and names the first bad record
 //!   ([`VerifyReport`], one line for `airlock audit verify`).
 //! * [`records`] and [`Follow`] read for `airlock logs [-f]`, with a [`Filter`];
@@ -40,6 +42,7 @@
 mod chain;
 mod error;
 mod files;
+mod group;
 mod log;
 mod read;
 mod record;
@@ -47,6 +50,7 @@ mod verify;
 
 pub use chain::{ANCHOR_FILE, Mac};
 pub use error::AuditError;
+pub use group::{SharedLog, Written};
 pub use log::{AuditLog, DEFAULT_MAX_FILE_BYTES, FsyncPolicy, Head, LOCK_FILE, Options};
 pub use read::{Filter, Follow, Records, records};
 pub use record::{

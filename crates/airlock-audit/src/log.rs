@@ -119,7 +119,8 @@ pub struct Head {
 struct Current {
     index: u64,
     path: PathBuf,
-    file: File,
+    /// Shared so that a group commit can fsync it outside the append lock.
+    file: Arc<File>,
     id: FileId,
     len: u64,
     head: Head,
@@ -316,6 +317,79 @@ impl AuditLog {
         self.flush()
     }
 
+    /// Whether records wait for their own fsync ([`FsyncPolicy::Always`]): then a
+    /// [`crate::SharedLog`] writes them with [`AuditLog::append_deferred`] and
+    /// makes them durable in groups.
+    pub(crate) fn syncs_each_record(&self) -> bool {
+        self.opts.fsync == FsyncPolicy::Always
+    }
+
+    /// Writes one record without waiting for its fsync (group commit). Returns
+    /// its sequence number and whether it is already durable and anchored: a
+    /// record that starts a file, or follows a repair, is settled at once.
+    pub(crate) fn append_deferred(&mut self, event: &Event) -> Result<(u64, bool), AuditError> {
+        if let Kind::Other(name) = &event.kind {
+            name.parse::<Kind>()?;
+        }
+        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+        let mut force = false;
+        if !self.is_fresh() {
+            force |= self.reload()?;
+        }
+        let (seq, rotated) = self.write(event)?;
+        if force || rotated {
+            self.sync_and_anchor()?;
+            return Ok((seq, true));
+        }
+        Ok((seq, false))
+    }
+
+    /// What a group commit must fsync to make every record this log wrote
+    /// durable: the file holding the newest one and the anchor naming it. `None`
+    /// when the newest record is not in the file being appended to (another
+    /// process rotated past it, and fsynced it before doing so) or the file was
+    /// dropped after an error; [`AuditLog::flush`] then does the work under the
+    /// lock.
+    pub(crate) fn sync_point(&self) -> Option<SyncPoint> {
+        let cur = self.cur.as_ref()?;
+        let written = self.written.clone()?;
+        (written.file == files::name_of(cur.index)).then(|| SyncPoint {
+            file: Arc::clone(&cur.file),
+            path: cur.path.clone(),
+            anchor: written,
+        })
+    }
+
+    /// The sequence number of the newest record this log wrote (0 if none).
+    pub(crate) fn written_seq(&self) -> u64 {
+        self.written.as_ref().map_or(0, |w| w.seq)
+    }
+
+    /// Points the anchor at a record whose file was fsynced outside the lock
+    /// (group commit), unless another writer already anchored a newer record.
+    pub(crate) fn anchor_synced(&mut self, point: &SyncPoint) -> Result<(), AuditError> {
+        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+        let newer = matches!(
+            Anchor::load(&self.state_dir, &self.key)?,
+            AnchorState::Valid(a) if a.seq >= point.anchor.seq
+        );
+        if !newer {
+            if let Err(e) = point
+                .anchor
+                .store(&self.state_dir, &self.key, !self.anchored)
+            {
+                self.cur = None;
+                return Err(e);
+            }
+            self.anchored = true;
+        }
+        if self.written_seq() == point.anchor.seq {
+            self.pending = 0;
+            self.pending_since = None;
+        }
+        Ok(())
+    }
+
     fn now(&self) -> Timestamp {
         self.opts
             .clock
@@ -460,7 +534,7 @@ impl AuditLog {
             path,
             id: file_id(&meta),
             len: meta.len(),
-            file,
+            file: Arc::new(file),
             head,
         })
     }
@@ -495,7 +569,7 @@ impl AuditLog {
         let Some(cur) = self.cur.as_mut() else {
             unreachable!("set above")
         };
-        if let Err(e) = cur.file.write_all(&line) {
+        if let Err(e) = (&*cur.file).write_all(&line) {
             // The file may now end in part of a line: forget what we know, so the
             // next append re-reads (and repairs) it.
             let path = cur.path.clone();
@@ -559,6 +633,27 @@ impl AuditLog {
         self.pending = 0;
         self.pending_since = None;
         Ok(())
+    }
+}
+
+/// A record position to make durable outside the append lock.
+pub(crate) struct SyncPoint {
+    file: Arc<File>,
+    path: PathBuf,
+    anchor: Anchor,
+}
+
+impl SyncPoint {
+    /// The record's sequence number.
+    pub(crate) fn seq(&self) -> u64 {
+        self.anchor.seq
+    }
+
+    /// fsyncs the file holding the record (and every record before it in it).
+    pub(crate) fn sync(&self) -> Result<(), AuditError> {
+        self.file
+            .sync_data()
+            .map_err(|e| AuditError::io("cannot sync the audit log", &self.path, e))
     }
 }
 

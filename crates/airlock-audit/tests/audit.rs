@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use airlock_audit::{
     AuditLog, Decision, Event, Filter, Follow, FsyncPolicy, Kind, Options, Outcome, ProblemKind,
-    Record, VerifyReport, records, verify,
+    Record, SharedLog, VerifyReport, records, verify,
 };
 use proptest::prelude::*;
 
@@ -512,6 +512,65 @@ fn concurrent_logs_in_threads_never_fork_the_chain() {
     assert_eq!(
         (report.outcome.clone(), report.records),
         (Outcome::Intact, 2000),
+        "{report}"
+    );
+}
+
+#[test]
+fn shared_log_anchors_each_record_before_append_returns() {
+    let h = home();
+    let log = SharedLog::new(open(&h, Options::default()));
+    for i in 1..=20 {
+        let seq = log.append(&event(i)).unwrap();
+        assert_eq!(seq, i);
+        // Durable and anchored when `append` returns, with no flush or drop.
+        assert_eq!(check(&h).anchor_seq, Some(seq));
+    }
+    std::mem::forget(log);
+}
+
+#[test]
+fn group_commit_from_many_threads_and_another_writer_keeps_one_anchored_chain() {
+    let h = Arc::new(home());
+    let shared = Arc::new(SharedLog::new(open(
+        &h,
+        Options::default().max_file_bytes(64 * 1024),
+    )));
+    let mut threads: Vec<_> = (0..8)
+        .map(|t| {
+            let shared = Arc::clone(&shared);
+            std::thread::spawn(move || {
+                (0..150)
+                    .map(|i| shared.append(&event(t * 1000 + i)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    // A second writer on the same directory (as another server process would be),
+    // with its own lock handle.
+    let other = Arc::clone(&h);
+    threads.push(std::thread::spawn(move || {
+        let other = SharedLog::new(open(&other, Options::default().max_file_bytes(64 * 1024)));
+        let seqs = (0..300)
+            .map(|i| other.append(&event(9000 + i)).unwrap())
+            .collect::<Vec<_>>();
+        std::mem::forget(other);
+        seqs
+    }));
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=1500).collect::<Vec<_>>());
+    // No flush, no drop: what the appends returned must already be on disk and
+    // anchored, up to the newest record.
+    let shared = Arc::into_inner(shared).unwrap();
+    std::mem::forget(shared);
+    let report = check(&h);
+    assert_eq!(
+        (report.outcome.clone(), report.records, report.anchor_seq),
+        (Outcome::Intact, 1500, Some(1500)),
         "{report}"
     );
 }

@@ -124,7 +124,7 @@ pub struct Runtime {
     vault: std::sync::RwLock<Vault>,
     vault_stamp: Mutex<Option<SystemTime>>,
     engine: std::sync::RwLock<Arc<Engine>>,
-    audit: Mutex<AuditLog>,
+    audit: Arc<airlock_audit::SharedLog>,
     scrubber: std::sync::RwLock<Arc<Scrubber>>,
     config_stamp: Mutex<Option<SystemTime>>,
     revocations: crate::state::RevocationWatch,
@@ -187,7 +187,7 @@ impl Runtime {
             vault: std::sync::RwLock::new(vault),
             vault_stamp: Mutex::new(vault_stamp),
             engine: std::sync::RwLock::new(Arc::new(engine)),
-            audit: Mutex::new(audit),
+            audit: Arc::new(airlock_audit::SharedLog::new(audit)),
             scrubber: std::sync::RwLock::new(Arc::new(scrubber)),
             config_stamp: Mutex::new(stamp),
             revocations: crate::state::RevocationWatch::default(),
@@ -270,18 +270,31 @@ impl Runtime {
     }
 
     /// Appends an audit record; the error means the decision is not on record.
+    /// Blocks the thread until the record is durable: async request paths use
+    /// [`Runtime::audit_durable`].
     pub fn audit(&self, event: &Event) -> Result<u64, String> {
-        self.audit
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .append(event)
-            .map_err(|e| e.to_string())
+        self.audit.append(event).map_err(|e| e.to_string())
+    }
+
+    /// Appends an audit record and waits, without blocking the async runtime,
+    /// until it is durable. Concurrent requests share fsyncs (group commit), so a
+    /// loaded server is not limited to one fsync per request.
+    pub async fn audit_durable(&self, event: &Event) -> Result<u64, String> {
+        let written = self.audit.write(event).map_err(|e| e.to_string())?;
+        if written.is_durable() {
+            return Ok(written.seq);
+        }
+        let log = Arc::clone(&self.audit);
+        tokio::task::spawn_blocking(move || log.wait(written))
+            .await
+            .map_err(|e| format!("the audit sync task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+        Ok(written.seq)
     }
 
     /// Makes batched audit records durable (call from a timer and at shutdown).
     pub fn flush_audit(&self) -> Result<(), String> {
-        let mut log = self.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        log.flush_if_due().map_err(|e| e.to_string())
+        self.audit.flush_if_due().map_err(|e| e.to_string())
     }
 
     /// Reloads `airlock.toml` when it changed on disk. An invalid new file keeps
@@ -484,7 +497,7 @@ impl Runtime {
             Ok(a) => a,
             Err(refusal) => {
                 let e = base(&req.method.to_ascii_uppercase(), &req.path).status(403);
-                return Err(self.refused(e, refusal, started));
+                return Err(self.refused(e, refusal, started).await);
             }
         };
         self.record_session(
@@ -523,7 +536,7 @@ impl Runtime {
                 started,
                 bytes_in,
             }),
-            Err(e) => Err(self.finish_failed(event, e, started)),
+            Err(e) => Err(self.finish_failed(event, e, started).await),
         }
     }
 
@@ -620,7 +633,7 @@ impl Runtime {
 
     /// Audits a request that was allowed but failed (engine, credential); returns
     /// the error for the caller (or the audit failure).
-    fn finish_failed(&self, event: Event, e: ExecuteError, started: Instant) -> ExecuteError {
+    async fn finish_failed(&self, event: Event, e: ExecuteError, started: Instant) -> ExecuteError {
         let agent_fault =
             matches!(&e, ExecuteError::Engine(ee) if ee.error_source() == ErrorSource::Agent);
         let event = event
@@ -632,7 +645,7 @@ impl Runtime {
             .status(e.http_status())
             .detail(&e.to_string())
             .duration(started.elapsed());
-        match self.audit(&event) {
+        match self.audit_durable(&event).await {
             Ok(_) => e,
             Err(err) => ExecuteError::Audit(err),
         }
@@ -656,7 +669,11 @@ impl Runtime {
             .await;
         let r = match result {
             Ok(r) => r,
-            Err(e) => return Err(self.finish_failed(p.event, ExecuteError::Engine(e), p.started)),
+            Err(e) => {
+                return Err(self
+                    .finish_failed(p.event, ExecuteError::Engine(e), p.started)
+                    .await);
+            }
         };
         let event = p
             .event
@@ -664,7 +681,9 @@ impl Runtime {
             .status(r.status.as_u16())
             .bytes(p.bytes_in, r.body.len() as u64)
             .duration(p.started.elapsed());
-        self.audit(&event).map_err(ExecuteError::Audit)?;
+        self.audit_durable(&event)
+            .await
+            .map_err(ExecuteError::Audit)?;
         let body = r.body_text();
         Ok(ExecuteResponse {
             status: r.status.as_u16(),
@@ -695,7 +714,11 @@ impl Runtime {
             .await;
         let r = match result {
             Ok(r) => r,
-            Err(e) => return Err(self.finish_failed(p.event, ExecuteError::Engine(e), p.started)),
+            Err(e) => {
+                return Err(self
+                    .finish_failed(p.event, ExecuteError::Engine(e), p.started)
+                    .await);
+            }
         };
         let event = p
             .event
@@ -703,7 +726,9 @@ impl Runtime {
             .status(r.status.as_u16())
             .detail("streamed response")
             .duration(p.started.elapsed());
-        self.audit(&event).map_err(ExecuteError::Audit)?;
+        self.audit_durable(&event)
+            .await
+            .map_err(ExecuteError::Audit)?;
         Ok(r)
     }
 }
@@ -735,7 +760,7 @@ fn header_pairs(headers: &airlock_engine::http::HeaderMap) -> Vec<(String, Strin
 impl Runtime {
     /// Audits a refusal and turns it into the error for the caller; when the
     /// refusal cannot be audited, the audit failure is the answer.
-    fn refused(&self, event: Event, refusal: Refusal, started: Instant) -> ExecuteError {
+    async fn refused(&self, event: Event, refusal: Refusal, started: Instant) -> ExecuteError {
         let mut e = event
             .decision(AuditDecision::Deny)
             .rule(refusal.rule.as_deref().unwrap_or(refusal.check.as_str()))
@@ -744,7 +769,7 @@ impl Runtime {
         if let Some(s) = &refusal.session {
             e = e.session(s.as_str());
         }
-        match self.audit(&e) {
+        match self.audit_durable(&e).await {
             Ok(_) => ExecuteError::Refused(refusal),
             Err(err) => ExecuteError::Audit(err),
         }
@@ -838,7 +863,7 @@ impl Runtime {
             Ok(a) => a,
             Err(refusal) => {
                 let program = req.command.first().map(|p| shown(p)).unwrap_or_default();
-                return Err(self.refused(base.path(&program), refusal, started));
+                return Err(self.refused(base.path(&program), refusal, started).await);
             }
         };
         self.record_session(
@@ -881,7 +906,9 @@ impl Runtime {
                 .detail(&format!("{command}; {err}")),
         }
         .duration(started.elapsed());
-        self.audit(&event).map_err(ExecuteError::Audit)?;
+        self.audit_durable(&event)
+            .await
+            .map_err(ExecuteError::Audit)?;
         result.map(|output| ExecOutcome { output, session })
     }
 
