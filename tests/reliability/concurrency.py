@@ -253,7 +253,7 @@ def main():
         verifies = 0
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            time.sleep(min(seconds / 4, deadline - time.monotonic()))
+            time.sleep(max(0, min(seconds / 4, 5, deadline - time.monotonic())))
             r = home.verify()
             verifies += 1
             check(r.ok, f"audit verify while servers and writers append: {r}")

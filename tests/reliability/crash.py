@@ -360,14 +360,17 @@ def phase_gateway(home: Home, L: Ledger, token: str, canary: str, kills: int, cl
         if attempts > kills * 5:
             fail(f"only {done} gateway kills in {attempts} attempts")
             break
-        if random.random() < 0.2:
+        # One kill in five lands during start-up; right after a torn audit line one in
+        # two does, since opening the log is when a server repairs it.
+        if random.random() < (0.5 if pending_repair else 0.2):
             # Kill during start-up, before (or just as) the port opens.
             log_path = os.path.join(home.tmp, f"startup-{attempts}.log")
             with open(log_path, "wb") as log:
+                t_spawn = time.monotonic()
                 p = home.spawn("serve", "--gateway", "127.0.0.1:0", stdout=log, stderr=log)
-                delay = random.uniform(0, 0.06)
-                time.sleep(delay)
+                time.sleep(random.uniform(0, 0.06))
                 p.kill()
+                delay = time.monotonic() - t_spawn
                 rc = p.wait()
             with open(log_path, "rb") as f:
                 scan_panics([f.read().decode(errors="replace")], "gateway start-up")
@@ -383,8 +386,8 @@ def phase_gateway(home: Home, L: Ledger, token: str, canary: str, kills: int, cl
                 else:
                     L.silent_repairs += 1
                     fail(
-                        "silent audit repair: `airlock serve` killed during start-up, "
-                        f"{delay * 1000:.1f} ms after it was spawned, removed the torn final audit line "
+                        "silent audit repair: `airlock serve` SIGKILLed during start-up "
+                        f"({delay * 1000:.1f} ms after spawning it) removed the torn final audit line "
                         "but no audit_repair record was written (docs/audit.md: repairs are never silent)"
                     )
                 pending_repair = False
@@ -765,6 +768,9 @@ def main():
         server.stop()
         scan_panics([server.log()], "phase-B server")
         strays = home.stray_files()
+        for f in strays:
+            mode = os.stat(os.path.join(home.path, f)).st_mode & 0o777
+            check(mode & 0o077 == 0, f"leftover temp file {f} is readable by others (mode {mode:o})")
         orphans = sorted(n for n in L.services_maybe if n in home.secrets() and n not in {s["name"] for s in home.listing()["services"]})
         if orphans:
             # `add` writes the vault, then the config: a kill between the two leaves the
