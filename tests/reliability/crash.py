@@ -15,8 +15,8 @@ A. The gateway under load. `airlock serve --gateway` is started; --clients threa
 
 B. CLI writers killed mid-write, one at a time, while a server keeps serving load:
    `secret set --stdin`, `add`, `cap add`, `token issue`, `secret rotate --stdin`,
-   each SIGKILLed after a random delay drawn from 0..1.25x that command's measured
-   run time (so most die somewhere inside it). Checkpoints every few kills.
+   each SIGKILLed after a random delay drawn from 0..1.6x that command's measured
+   run time (so most die somewhere inside it, some finish). Checkpoints every few kills.
 
 Every check, at checkpoints and at the end:
   * the vault and config open (`secret list --json`, `list --json`, `token list
@@ -65,6 +65,8 @@ def extra_args(ap):
     ap.add_argument("--kills", type=int, default=None, help="total SIGKILLs (default 60, --full 500)")
     ap.add_argument("--clients", type=int, default=4, help="client threads sending gateway requests")
     ap.add_argument("--gateway-share", type=float, default=0.4, help="fraction of kills aimed at the gateway")
+    ap.add_argument("--repair-kills", type=int, default=None,
+                    help="extra start-up kills right after a torn audit line (default 20, --full 60)")
 
 
 # ------------------------------------------------------------------ audit files
@@ -453,6 +455,69 @@ def phase_gateway(home: Home, L: Ledger, token: str, canary: str, kills: int, cl
 # ------------------------------------------------------------------ phase B: CLI writers
 
 
+def phase_repair(home: Home, L: Ledger, n: int) -> dict:
+    """Torn final audit line, then `airlock serve` SIGKILLed during start-up, n times.
+
+    A server repairs a torn tail when it opens the log: it must cut the line AND
+    write an audit_repair record, or do neither (killed before). Kill instants are
+    spread around the measured moment a starting server cuts the line."""
+    # When, after spawning, does a server cut a torn line? Aim the kills around it.
+    cuts = []
+    for _ in range(3):
+        if not audit_tail_torn(home.path):
+            inject_torn_tail(home.path)
+            L.torn_injected += 1
+        t0 = time.monotonic()
+        p = home.spawn("serve", "--gateway", "127.0.0.1:0")
+        while audit_tail_torn(home.path) and time.monotonic() - t0 < 10:
+            time.sleep(0.0002)
+        cuts.append(time.monotonic() - t0)
+        time.sleep(0.05)
+        p.kill()
+        p.wait()
+    t_cut = statistics.median(cuts)
+    t_ready = t_cut
+    cut = recorded = untouched = kills = 0
+    silent = []
+    for i in range(n):
+        if not audit_tail_torn(home.path):
+            inject_torn_tail(home.path)
+            L.torn_injected += 1
+        before = count_repairs_raw(home.path)
+        t0 = time.monotonic()
+        p = home.spawn("serve", "--gateway", "127.0.0.1:0", stderr=subprocess.PIPE)
+        time.sleep(random.uniform(t_cut * 0.5, t_cut * 1.5 + 0.002))
+        p.kill()
+        elapsed = time.monotonic() - t0
+        _out, err = p.communicate()
+        scan_panics([err.decode(errors="replace")], "gateway start-up (repair phase)")
+        if p.returncode == -signal.SIGKILL:
+            kills += 1
+        after = count_repairs_raw(home.path)
+        if audit_tail_torn(home.path):
+            untouched += 1
+            continue
+        cut += 1
+        if after > before:
+            recorded += 1
+        else:
+            silent.append(elapsed)
+    L.torn_repaired_checked = count_repairs_raw(home.path)
+    L.silent_repairs += len(silent)
+    if silent:
+        fail(
+            f"silent audit repair: {len(silent)} of {cut} torn final audit lines were cut by an `airlock serve` "
+            f"SIGKILLed during start-up ({', '.join(f'{t * 1000:.1f}' for t in silent[:8])} ms after spawning it) "
+            "without any audit_repair record (docs/audit.md: repairs are never silent). Reproduce: put a partial "
+            "line at the end of audit/audit-000001.jsonl, start `airlock serve --gateway 127.0.0.1:0`, SIGKILL it "
+            "a few ms later; AuditLog::reload() truncates and fsyncs the file before it writes the repair record"
+        )
+    r = home.verify()
+    check(r.ok, f"audit verify after the repair phase: {r}")
+    return {"kills": kills, "cut": cut, "recorded": recorded, "untouched": untouched,
+            "silent": len(silent), "t_ready": t_ready}
+
+
 def cli_ops(L: Ledger, upstream_url: str, i: int):
     """One randomly chosen write: (label, args, stdin, env, on_ack, on_kill)."""
     kind = random.choice(("secret", "add", "cap", "token", "rotate"))
@@ -534,7 +599,7 @@ def phase_cli(home: Home, L: Ledger, kills: int, upstream_url: str, client: Clie
             fail(f"only {done} CLI kills in {i} runs: the writers finish too fast to interrupt")
             break
         kind, args, stdin, env, on_ack, on_kill = cli_ops(L, upstream_url, i)
-        delay = random.uniform(0, med[kind] * 1.25)
+        delay = random.uniform(0, med[kind] * 1.6)
         r = run_killed(home, args, stdin, env, delay)
         scan_panics([r.err], f"`airlock {' '.join(args)}`")
         if r.rc == 0:
@@ -744,6 +809,14 @@ def main():
               f"{A['sent']} answered, {A['conn_errors']} connection errors, statuses {A['statuses']}, {A['verifies']} verifies, "
               f"{L.torn_injected} torn lines simulated, {L.torn_natural} natural, {ta:.1f}s", flush=True)
 
+        # Phase A2: start-up kills aimed at the audit repair.
+        repair_kills = args.repair_kills if args.repair_kills is not None else (60 if args.full else 20)
+        t2 = time.monotonic()
+        R = phase_repair(home, L, repair_kills)
+        print(f"phase A2: {R['kills']} start-up kills right after a torn audit line (a starting server cuts it after {R['t_ready'] * 1000:.0f} ms): "
+              f"line cut {R['cut']} times ({R['recorded']} with an audit_repair record, {R['silent']} silently), "
+              f"left for the next server {R['untouched']} times, {time.monotonic() - t2:.1f}s", flush=True)
+
         # Phase B: one server keeps serving load while CLI writers are killed.
         tb = time.monotonic()
         server = home.serve()
@@ -786,8 +859,9 @@ def main():
         acked_writes = sum(B["acked"].values())
         dur = time.monotonic() - t0
         print(
-            f"SUMMARY crash: {A['kills'] + B['kills']} SIGKILLs ({A['kills']} of `serve --gateway` under {args.clients} client threads, "
-            f"{A['startup_kills']} of them during start-up; {B['kills']} of CLI writers mid-write: {B['killed']}) in {dur:.1f}s. "
+            f"SUMMARY crash: {A['kills'] + R['kills'] + B['kills']} SIGKILLs ({A['kills']} of `serve --gateway` under {args.clients} client threads, "
+            f"{A['startup_kills']} of them during start-up; {R['kills']} of `serve` starting on a torn audit line: cut {R['cut']}, "
+            f"recorded {R['recorded']}, silent {R['silent']}; {B['kills']} of CLI writers mid-write: {B['killed']}) in {dur:.1f}s. "
             f"Acknowledged writes: {acked_writes} ({B['acked']}; {len(L.tokens)} tokens, {len(L.rot_attempts)} rotations attempted), "
             f"all present with their values. Acknowledged gateway requests: {len(L.requests)}, every one with its request record "
             f"({F['kinds']['request']} request records, {F['records']} records in all). Torn audit lines: {L.torn_injected} simulated + "
