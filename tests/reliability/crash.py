@@ -682,7 +682,7 @@ def final_checks(home: Home, L: Ledger, client: Client, upstream_url: str) -> di
           f"but only {kinds['audit_repair']} audit_repair records")
     r = home.verify()
     check(r.ok and "intact" in r.out, f"final audit verify: {r}")
-    return {"records": len(records), "kinds": kinds, "verify": r.out.strip()}
+    return {"records": len(records), "kinds": kinds, "verify": r.out.strip(), "missing": len(missing)}
 
 
 def negative_controls(home: Home, L: Ledger) -> int:
@@ -857,13 +857,16 @@ def main():
         check(caught == total, f"negative controls: only {caught}/{total} damages were caught by the checks")
 
         acked_writes = sum(B["acked"].values())
+        lost = [f for f in common.failures() if "lost" in f or "does not hold" in f or "not in the vault" in f]
         dur = time.monotonic() - t0
         print(
             f"SUMMARY crash: {A['kills'] + R['kills'] + B['kills']} SIGKILLs ({A['kills']} of `serve --gateway` under {args.clients} client threads, "
             f"{A['startup_kills']} of them during start-up; {R['kills']} of `serve` starting on a torn audit line: cut {R['cut']}, "
             f"recorded {R['recorded']}, silent {R['silent']}; {B['kills']} of CLI writers mid-write: {B['killed']}) in {dur:.1f}s. "
             f"Acknowledged writes: {acked_writes} ({B['acked']}; {len(L.tokens)} tokens, {len(L.rot_attempts)} rotations attempted), "
-            f"all present with their values. Acknowledged gateway requests: {len(L.requests)}, every one with its request record "
+            f"{'all present with their values' if not lost else f'{len(lost)} LOST or wrong (see FAIL lines)'}. "
+            f"Acknowledged gateway requests: {len(L.requests)}, "
+            f"{'every one with its request record' if not F['missing'] else str(F['missing']) + ' WITHOUT a request record'} "
             f"({F['kinds']['request']} request records, {F['records']} records in all). Torn audit lines: {L.torn_injected} simulated + "
             f"{L.torn_natural} from kills; audit_repair records seen: {F['kinds']['audit_repair']}. Final verify: {F['verify']}. "
             f"Stray temp files left by kills: {len(strays)} {strays[:4]}; commands unaffected. Orphan secrets from killed adds: {len(orphans)}. "
