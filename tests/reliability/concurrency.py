@@ -261,7 +261,6 @@ def main():
         for t in threads:
             t.join(timeout=60)
             check(not t.is_alive(), f"thread {t.name} did not stop")
-        load_secs = time.monotonic() - t_start
 
         # Nothing lost.
         secrets = home.secrets()
@@ -345,28 +344,29 @@ def main():
             s.stop()
             if any(m in s.log() for m in PANIC_MARKERS):
                 fail(f"server {name} panicked: {s.log()[-3000:]}")
-        mem = None
         pickup = sorted(S.pickup)
         p50 = pickup[len(pickup) // 2] if pickup else float("nan")
         pmax = pickup[-1] if pickup else float("nan")
         dur = time.monotonic() - t_start
         writes = len(S.secrets) + len(S.services) + len(S.caps) + len(S.tokens)
+        lost = [f for f in common.failures() if " lost" in f or "does not hold" in f or "does not answer" in f]
+        unlogged = [f for f in common.failures() if "have no audit record" in f]
         cmd_p = {k: f"{sorted(v)[len(v) // 2] * 1000:.0f}/{max(v) * 1000:.0f}ms" for k, v in S.cmd_secs.items()}
         print(
             f"SUMMARY concurrency: {args.writers} writers and 2 gateway servers ({args.clients} clients each) on one home for "
             f"{seconds:.0f}s (total {dur:.1f}s). Commands: {dict(S.cmds)} (median/max {cmd_p}); acknowledged writes {writes} "
-            f"({len(S.secrets)} secrets, {len(S.services)} services, {len(S.caps)} capabilities, {len(S.tokens)} tokens), all present "
-            f"with their values; lock-timeout refusals during the run: {len(S.refused)} (absent as required); other failures: "
+            f"({len(S.secrets)} secrets, {len(S.services)} services, {len(S.caps)} capabilities, {len(S.tokens)} tokens), "
+            f"{'all present with their values' if not lost else f'{len(lost)} LOST or wrong (see FAIL lines)'}; lock-timeout refusals during the run: {len(S.refused)} (absent as required); other failures: "
             f"{len(S.failed)}. Services added while serving picked up by both servers: {len(S.pickup)} (median {p50 * 1000:.0f} ms, "
             f"max {pmax * 1000:.0f} ms); new tokens checked on both servers: {S.token_checks}. Requests acknowledged: "
-            f"srv1 {len(S.requests['srv1'])}, srv2 {len(S.requests['srv2'])}, all with their records; statuses "
+            f"srv1 {len(S.requests['srv1'])}, srv2 {len(S.requests['srv2'])}, "
+            f"{'all with their records' if not unlogged else 'SOME WITHOUT A RECORD (see FAIL lines)'}; statuses "
             f"srv1 {dict(stats['srv1'])}, srv2 {dict(stats['srv2'])}. Audit: {len(records)} records ({kinds['request']} requests, "
             f"{kinds['config_reload']} config_reload, {kinds['token_issue']} token_issue, {kinds['audit_repair']} audit_repair), "
             f"{switches} switches between the servers' records, {verifies} verifies during the run, final: {r.out.strip()}. "
             f"Lock-timeout probe: {probe}/4 clear refusals. Failures: {len(common.failures())}.",
             flush=True,
         )
-        del mem, load_secs
     except Exception:
         import traceback
 
