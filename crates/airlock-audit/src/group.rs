@@ -161,6 +161,12 @@ impl SharedLog {
         self.log().flush_if_due()
     }
 
+    /// Makes every record written so far durable and anchored, including those
+    /// whose writers stopped waiting.
+    pub fn flush(&self) -> Result<(), AuditError> {
+        self.log().flush()
+    }
+
     /// Flushes pending records and returns the log.
     pub fn into_inner(self) -> AuditLog {
         self.log

@@ -21,6 +21,10 @@ pub const LOCK_FILE: &str = ".lock";
 /// Default size at which a log file is rotated: 16 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 << 20;
 
+/// How old a record written for a group commit gets before
+/// [`AuditLog::flush_if_due`] makes it durable itself (its writer stopped waiting).
+const ABANDONED_AFTER: Duration = Duration::from_millis(100);
+
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -300,13 +304,18 @@ impl AuditLog {
         self.sync_and_anchor()
     }
 
-    /// [`AuditLog::flush`] if the batch policy's `max_delay` has passed. Call it
-    /// from a timer.
+    /// [`AuditLog::flush`] if the batch policy's `max_delay` has passed (or, with
+    /// `Always`, if a record written for a group commit was left unsynced for
+    /// 100 ms because its writer stopped waiting). Call it from a timer.
     pub fn flush_if_due(&mut self) -> Result<(), AuditError> {
-        match (self.opts.fsync, self.pending_since) {
-            (FsyncPolicy::Batch { max_delay, .. }, Some(since)) if since.elapsed() >= max_delay => {
-                self.flush()
-            }
+        let max_delay = match self.opts.fsync {
+            FsyncPolicy::Batch { max_delay, .. } => max_delay,
+            // Records written for a group commit whose writers stopped waiting
+            // (a client that hung up): anchor them once they are this old.
+            FsyncPolicy::Always => ABANDONED_AFTER,
+        };
+        match self.pending_since {
+            Some(since) if since.elapsed() >= max_delay => self.flush(),
             _ => Ok(()),
         }
     }
@@ -421,6 +430,8 @@ impl AuditLog {
         let newest = list.last().map(|(i, _)| *i);
 
         let mut notes: Vec<String> = Vec::new();
+        // A torn final line: (file index, where it starts, its length).
+        let mut torn: Option<(u64, u64, u64)> = None;
         // The newest complete line: (file index, file name, verified head or None).
         let mut tail: Option<(u64, Option<Head>)> = None;
         for (index, path) in list.iter().rev() {
@@ -434,15 +445,8 @@ impl AuditLog {
                 .map_err(|e| AuditError::io("cannot read the audit log", path, e))?;
             if info.torn_len > 0 && Some(*index) == newest && tail.is_none() {
                 // A crash in the middle of a write: the record was never
-                // acknowledged. Cut it so the next record starts on a fresh line.
-                file.set_len(info.end_of_complete)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| AuditError::io("cannot repair the audit log", path, e))?;
-                notes.push(format!(
-                    "removed {} bytes of an incomplete record at the end of {} (a crash during a write)",
-                    info.torn_len,
-                    files::name_of(*index)
-                ));
+                // acknowledged. It is replaced below by the record of its removal.
+                torn = Some((*index, info.end_of_complete, info.torn_len));
             }
             if let Some(line) = info.last_line {
                 let head = split_line(&line).ok().and_then(|split| {
@@ -508,12 +512,75 @@ impl AuditLog {
             .and_then(|a| files::index_of(&a.file))
             .unwrap_or(1);
         let index = newest.unwrap_or(1).max(anchor_index);
-        self.cur = Some(self.open_current(index, head)?);
+        let mut repaired = false;
+        if let Some((torn_index, end, torn_len)) = torn {
+            let note = format!(
+                "removed {torn_len} bytes of an incomplete record at the end of {} (a crash during a write)",
+                files::name_of(torn_index)
+            );
+            if torn_index == index {
+                self.overwrite_torn(index, end, head, &note)?;
+                repaired = true;
+            } else {
+                // The head moved to a newer file (the anchor names one that is
+                // gone): cut the torn bytes and record it there.
+                let path = self.audit_dir.join(files::name_of(torn_index));
+                files::open_append(&path)
+                    .and_then(|f| f.set_len(end).and_then(|()| f.sync_all()))
+                    .map_err(|e| AuditError::io("cannot repair the audit log", &path, e))?;
+                notes.insert(0, note);
+            }
+        }
+        if self.cur.is_none() {
+            self.cur = Some(self.open_current(index, head)?);
+        }
         for note in &notes {
             let event = Event::new(Kind::AuditRepair).detail(note);
             self.write(&event)?;
         }
-        Ok(!notes.is_empty())
+        Ok(repaired || !notes.is_empty())
+    }
+
+    /// Replaces a torn final line (from `end` on) with the record of its removal.
+    /// The record is written over the torn bytes and the file is cut after it, so
+    /// a crash at any point leaves either torn bytes (which the next writer
+    /// repairs, and records) or the repair record — never a silent cut.
+    fn overwrite_torn(
+        &mut self,
+        index: u64,
+        end: u64,
+        head: Head,
+        note: &str,
+    ) -> Result<(), AuditError> {
+        use std::io::{Seek, SeekFrom};
+        let path = self.audit_dir.join(files::name_of(index));
+        let (seq, mac, line) = self.next_line(&Event::new(Kind::AuditRepair).detail(note), head);
+        let result = (|| -> io::Result<()> {
+            let mut file = fs::OpenOptions::new().write(true).open(&path)?;
+            file.seek(SeekFrom::Start(end))?;
+            file.write_all(&line)?;
+            file.set_len(end + line.len() as u64)?;
+            file.sync_all()
+        })();
+        result.map_err(|e| AuditError::io("cannot repair the audit log", &path, e))?;
+        self.cur = Some(self.open_current(index, Head { seq, mac })?);
+        self.written = Some(Anchor {
+            seq,
+            head: mac,
+            file: files::name_of(index),
+        });
+        self.pending += 1;
+        self.pending_since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    /// The record line that follows `head`: its sequence number, MAC and bytes.
+    fn next_line(&self, event: &Event, head: Head) -> (u64, Mac, Vec<u8>) {
+        let ts = format_ts(self.now());
+        let seq = head.seq + 1;
+        let body = canonical_body(&ts, seq, event, &head.mac);
+        let mac = self.key.record(&body);
+        (seq, mac, line_from_body(body, &mac))
     }
 
     fn open_current(&self, index: u64, head: Head) -> Result<Current, AuditError> {
@@ -542,18 +609,17 @@ impl AuditLog {
     /// Writes one record after the cached head, rotating first if the file is full.
     /// Returns the sequence number and whether a new file was started.
     fn write(&mut self, event: &Event) -> Result<(u64, bool), AuditError> {
-        let ts = format_ts(self.now());
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(head) = self.cur.as_ref().map(|c| c.head) else {
             return Err(AuditError::io(
                 "cannot write the audit log",
                 &self.audit_dir,
                 io::Error::other("no current log file"),
             ));
         };
-        let seq = cur.head.seq + 1;
-        let body = canonical_body(&ts, seq, event, &cur.head.mac);
-        let mac = self.key.record(&body);
-        let line = line_from_body(body, &mac);
+        let (seq, mac, line) = self.next_line(event, head);
+        let Some(cur) = self.cur.as_mut() else {
+            unreachable!("checked above")
+        };
 
         let mut rotated = false;
         if cur.len > 0 && cur.len + line.len() as u64 > self.opts.max_file_bytes {

@@ -359,6 +359,37 @@ fn torn_final_line_is_reported_as_torn_and_appending_repairs_it() {
 }
 
 #[test]
+fn a_long_torn_line_is_replaced_by_its_repair_record_with_nothing_left_over() {
+    let h = home();
+    fill(&h, 3, Options::default());
+    let path = log_path(&h, 1);
+    let complete = fs::read(&path).unwrap();
+    // Torn bytes longer than the repair record that replaces them, and shorter.
+    for torn in [vec![b'x'; 5000], b"{\"ts\"".to_vec()] {
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(&torn);
+        fs::write(&path, &bytes).unwrap();
+        drop(open(&h, Options::default()));
+        let after = fs::read(&path).unwrap();
+        assert!(after.ends_with(b"\n") && !after.windows(2).any(|w| w == b"xx"));
+        let last = records(&h.audit, Filter::all())
+            .unwrap()
+            .last()
+            .unwrap()
+            .unwrap();
+        assert_eq!(last.event.kind, Kind::AuditRepair);
+        assert!(
+            last.event
+                .detail
+                .unwrap()
+                .contains(&format!("removed {} bytes", torn.len()))
+        );
+        assert_eq!(check(&h).outcome, Outcome::Intact);
+    }
+    assert!(fs::read(&path).unwrap().starts_with(&complete));
+}
+
+#[test]
 fn torn_line_that_the_anchor_covers_is_damage_not_a_crash() {
     let h = home();
     fill(&h, 5, Options::default());

@@ -292,9 +292,14 @@ impl Runtime {
         Ok(written.seq)
     }
 
-    /// Makes batched audit records durable (call from a timer and at shutdown).
+    /// Makes batched audit records durable when they are due (call from a timer).
     pub fn flush_audit(&self) -> Result<(), String> {
         self.audit.flush_if_due().map_err(|e| e.to_string())
+    }
+
+    /// Makes every audit record written so far durable and anchored (at exit).
+    pub fn close_audit(&self) -> Result<(), String> {
+        self.audit.flush().map_err(|e| e.to_string())
     }
 
     /// Reloads `airlock.toml` when it changed on disk. An invalid new file keeps

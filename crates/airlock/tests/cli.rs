@@ -327,6 +327,13 @@ fn add_bad_inputs_are_one_line_errors_that_change_nothing() {
     let t = Env::new();
     t.init();
     t.add("stripe", "sk_test_1");
+    // A secret no service uses, as an interrupted `add` leaves behind.
+    let set = t.run_with(
+        &["secret", "set", "orphan", "--from-env", "V"],
+        &[("V", "sk_test_orphan")],
+        None,
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
     let before = t.snapshot();
     let url = ["--url", "https://api.example.com"];
     let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
@@ -375,6 +382,11 @@ fn add_bad_inputs_are_one_line_errors_that_change_nothing() {
             vec!["add", "stripe", url[0], url[1], "--key", "k"],
             vec![],
             "already exists",
+        ),
+        (
+            vec!["add", "orphan", url[0], url[1], "--key", "k"],
+            vec![],
+            "run `airlock secret rm orphan` and add again",
         ),
         (
             vec!["add", "bad name", url[0], url[1], "--key", "k"],

@@ -40,7 +40,9 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
     disable_core_dumps();
     let vault = unlock::open(home)?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // One worker per core: a request's audit wait runs on the blocking pool, so
+    // the workers keep serving while a group of records is fsynced.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -50,15 +52,19 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
             vault,
             SystemClock::new(),
         )?);
-        // With batched audit fsyncs, make records durable within 100 ms even
-        // when traffic stops.
+        // Make batched audit records durable within 100 ms even when traffic
+        // stops, and anchor records whose requests were abandoned mid-wait. The
+        // fsync runs on the blocking pool, off the async workers.
         let flusher = rt.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
             loop {
                 tick.tick().await;
-                if let Err(e) = flusher.flush_audit() {
-                    output::warn(format_args!("audit flush failed: {e}"));
+                let f = flusher.clone();
+                match tokio::task::spawn_blocking(move || f.flush_audit()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => output::warn(format_args!("audit flush failed: {e}")),
+                    Err(e) => output::warn(format_args!("audit flush task failed: {e}")),
                 }
             }
         });
@@ -102,17 +108,43 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
             }
         };
         let control_path = start_control(&rt, home);
-        // Whichever ends first (stdio closed, a listener failed) ends the server.
+        // Whichever ends first (stdio closed, a listener failed, SIGTERM or
+        // Ctrl-C) ends the server.
         let outcome = tokio::select! {
             r = gateway => r,
             r = mcp => r,
+            r = shutdown_signal() => r,
         };
         if let Some(p) = control_path {
             airlock_broker::control::remove(&p);
         }
+        // Anchor records whose requests were abandoned mid-wait (and batched ones).
+        if let Err(e) = rt.close_audit() {
+            output::warn(format_args!("audit flush at exit failed: {e}"));
+        }
         outcome?;
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// Resolves on SIGTERM or SIGINT, so the server exits through its cleanup (admin
+/// socket removed, audit anchored) instead of dying mid-way.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot watch Ctrl-C")?;
+    Ok(())
 }
 
 /// Listens on the admin socket (`control.sock`, 0600) for the CLI's `sessions`,

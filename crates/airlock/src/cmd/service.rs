@@ -412,6 +412,13 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
     };
     doc.add_capability(name, &spec)?;
     doc.config()?;
+    if let Some((taken, _)) = secrets.iter().find(|(s, _)| vault.contains(s)) {
+        // The service is new, so its key's name is free unless an interrupted
+        // `add` (vault written, config not) or `secret set` took it.
+        bail!(
+            "a secret named \"{taken}\" is already in the vault, though no service \"{name}\" exists (left by an interrupted `airlock add`, or set with `airlock secret set`): run `airlock secret rm {taken}` and add again, or choose another service name"
+        );
+    }
     for (secret_name, value) in &secrets {
         vault.insert(secret_name, value)?;
     }
