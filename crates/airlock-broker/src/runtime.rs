@@ -380,6 +380,34 @@ impl Runtime {
         }
     }
 
+    /// Records a request an HTTP door refused before it reached the broker
+    /// (malformed framing, a body over a limit, a forbidden target form), so every
+    /// request leaves a record. `caller` is the agent when the token was already
+    /// checked. An error means the refusal is not on record.
+    pub async fn audit_door_refusal(
+        &self,
+        caller: Option<&Caller>,
+        capability: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+        detail: &str,
+    ) -> Result<u64, String> {
+        let mut event = Event::new(Kind::Request)
+            .method(method)
+            .path(path)
+            .decision(AuditDecision::Deny)
+            .status(status)
+            .detail(detail);
+        if let Some(c) = capability {
+            event = event.capability(c);
+        }
+        if let Some(c) = caller {
+            event = event.agent(&c.agent(), c.is_trusted());
+        }
+        self.audit_durable(&event).await
+    }
+
     /// Checks an agent token (HTTP doors). Failures are audited.
     pub fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
         let verified = self
