@@ -728,8 +728,9 @@ impl Runtime {
 
     /// Like [`Runtime::execute`], but the body streams back (the HTTP gateway; SSE
     /// for LLM APIs). The decision and the upstream's status are audited when the
-    /// response head arrives, before anything is returned; the body then streams,
-    /// scrubbed, including secrets split across chunks.
+    /// response head and the first body chunk have arrived, before anything is
+    /// returned; the body then streams, scrubbed, including secrets split across
+    /// chunks.
     pub async fn execute_streaming(
         &self,
         caller: &Caller,
@@ -745,6 +746,19 @@ impl Runtime {
                 &self.scrubber(),
             )
             .await;
+        // The first chunk is awaited before the head is answered: a body that
+        // fails at once is a failed request (502, audited so), not a 200 cut
+        // before its first byte.
+        let result = match result {
+            Ok(mut r) => match r.body.prefetch().await {
+                Ok(body) => {
+                    r.body = body;
+                    Ok(r)
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
         let r = match result {
             Ok(r) => r,
             Err(e) => {

@@ -171,6 +171,23 @@ impl ScrubbedBody {
         self.inner.next().await
     }
 
+    /// Waits for the first chunk and keeps it at the head of the stream. A body
+    /// that fails before its first byte (a malformed first chunk, an upstream that
+    /// resets) then fails the request, answered 502, instead of a response head
+    /// that an HTTP server may never send once the body's first read errors.
+    pub async fn prefetch(mut self) -> Result<ScrubbedBody, EngineError> {
+        let rest = match self.inner.next().await {
+            Some(Err(e)) => return Err(e),
+            None => return Ok(self),
+            Some(Ok(first)) => {
+                futures_util::stream::once(async move { Ok(first) }).chain(self.inner)
+            }
+        };
+        Ok(ScrubbedBody {
+            inner: Box::pin(rest),
+        })
+    }
+
     /// Reads the rest of the stream into one buffer.
     pub async fn collect(mut self) -> Result<Vec<u8>, EngineError> {
         let mut out = Vec::new();

@@ -1816,3 +1816,53 @@ fn concurrent_gateway_requests_are_each_audited_and_sigterm_exits_cleanly() {
         "{said}"
     );
 }
+
+#[test]
+fn a_body_that_fails_before_its_first_byte_is_a_502_and_audited_as_one() {
+    // An upstream whose 200 head is followed by a malformed first chunk.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nhello\r\n0\r\n\r\n",
+            );
+        }
+    });
+    let upstream = Upstream {
+        port,
+        seen: Arc::default(),
+    };
+    let (_d, home) = setup(&upstream);
+    let tok = token(&home, &[]);
+    let (mut gw, addr) = start_gateway(&home);
+    let resp = raw_http(
+        &addr,
+        &format!(
+            "GET /svc/v1/items HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {tok}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
+    assert!(resp.contains("svc"), "the error names the service: {resp}");
+    // Still serving.
+    let again = raw_http(
+        &addr,
+        &format!("GET /svc/v1/items HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(again.starts_with("HTTP/1.1 401"), "{again}");
+    gw.kill().ok();
+    gw.wait().ok();
+    let logs = airlock(&home, &["logs", "--json", "--capability", "svc"], &[]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    let record = text
+        .lines()
+        .find(|l| l.contains("\"path\":\"/v1/items\"") && l.contains("\"kind\":\"request\""))
+        .unwrap_or_else(|| panic!("no request record: {text}"));
+    assert!(record.contains("\"status\":502"), "{record}");
+}
