@@ -16,9 +16,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod http;
+mod stdio;
 mod tools;
 
 pub use http::{HttpOptions, serve_http};
+pub use stdio::MAX_LINE;
 pub use tools::AirlockMcp;
 
 use std::sync::Arc;
@@ -43,7 +45,8 @@ pub enum McpError {
 }
 
 /// Serves MCP over stdin/stdout until the client disconnects. stdout carries only
-/// the protocol; nothing else in the process may write to it.
+/// the protocol; nothing else in the process may write to it. A stdin line that is
+/// not JSON gets a JSON-RPC `-32700` error, one over [`MAX_LINE`] a `-32600`.
 pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result<(), McpError> {
     use rmcp::ServiceExt;
     let caller = Caller {
@@ -54,13 +57,18 @@ pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result
         approver: None,
     };
     let server = AirlockMcp::new(runtime, tools::Identity::Fixed(caller));
+    // A line rmcp would drop in silence (not JSON, too long) gets its JSON-RPC
+    // error instead; see `stdio`.
+    let (transport, door) = stdio::transport(tokio::io::stdin(), tokio::io::stdout());
     let running = server
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await
         .map_err(|e| McpError::Transport(e.to_string()))?;
-    running
+    let ended = running
         .waiting()
         .await
-        .map_err(|e| McpError::Transport(e.to_string()))?;
+        .map_err(|e| McpError::Transport(e.to_string()));
+    door.await;
+    ended?;
     Ok(())
 }

@@ -1866,3 +1866,29 @@ fn a_body_that_fails_before_its_first_byte_is_a_502_and_audited_as_one() {
         .unwrap_or_else(|| panic!("no request record: {text}"));
     assert!(record.contains("\"status\":502"), "{record}");
 }
+
+#[test]
+fn a_stdin_line_that_is_not_json_gets_a_parse_error_and_the_server_keeps_serving() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    for bad in [
+        b"this is not json\n".to_vec(),
+        b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"\n".to_vec(),
+        b"{\"x\":\"\xff\"}\n".to_vec(),
+    ] {
+        s.stdin.write_all(&bad).unwrap();
+        s.stdin.flush().unwrap();
+        let mut line = String::new();
+        s.stdout.read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["error"]["code"], -32700, "{line}");
+        assert_eq!(v["id"], Value::Null, "{line}");
+    }
+    let (is_error, text) = s.call(
+        "execute",
+        json!({"capability": "mine", "method": "GET", "path": "/v1/items"}),
+    );
+    assert!(!is_error, "{text}");
+    s.stop();
+}
