@@ -38,21 +38,19 @@ fn check(line: &[u8]) -> Option<Line> {
     if trimmed.is_empty() {
         return None;
     }
-    Some(
-        match serde_json::from_slice::<serde_json::Value>(trimmed) {
-            Ok(_) => {
-                let mut v = trimmed.to_vec();
-                v.push(b'\n');
-                Line::Json(v)
-            }
-            Err(e) => Line::Refused(error_line(
-                -32700,
-                &format!(
-                    "Parse error: the line is not valid JSON ({e}); send one JSON-RPC message per line"
-                ),
-            )),
-        },
-    )
+    Some(match serde_json::from_slice::<serde_json::Value>(trimmed) {
+        Ok(_) => {
+            let mut v = trimmed.to_vec();
+            v.push(b'\n');
+            Line::Json(v)
+        }
+        Err(e) => Line::Refused(error_line(
+            -32700,
+            &format!(
+                "Parse error: the line is not valid JSON ({e}); send one JSON-RPC message per line"
+            ),
+        )),
+    })
 }
 
 /// Reads one line of at most [`MAX_LINE`] bytes. `Ok(None)` at the end of input;
