@@ -1,9 +1,13 @@
-"""MCP `execute` over stdio: latency, throughput, memory and cold start, next to
-the same calls made directly to the same local upstream, in the same run.
+"""MCP `execute` over stdio: latency, throughput, memory and cold start of one or
+more MCP servers, next to the same calls made directly to the same local upstream,
+all in one run (each run measures direct, then every server in turn).
 
-Usage: bench_mcp.py --server "CMD ..." [--calls N] [--runs R] [--json OUT]
-The server command must speak MCP on stdio with a tool `execute` and a capability
-named `bench` pointing at the upstream; bench/mcp/run sets that up for airlock.
+Usage: bench_mcp.py --server "LABEL::CMD ..." [--server ...] [--setup "CMD"]...
+                    [--calls N] [--runs R] [--cold K]
+`{port}` in --setup and --server commands is replaced by the upstream's port. A
+server must speak MCP on stdio with a tool `execute` taking {capability, method,
+path}, and know a capability named `bench` for the upstream; bench/mcp/run sets
+that up for airlock. Writes the section file `mcp` (see bench/lib.py).
 """
 
 import argparse
@@ -12,11 +16,13 @@ import json
 import os
 import shlex
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib  # noqa: E402
 
 BODY = b'{"ok":true,"items":[1,2,3]}'
 
@@ -75,16 +81,6 @@ def direct(port, n):
     return lat
 
 
-def peak_rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-
-
 class Client:
     def __init__(self, cmd, env):
         self.t0 = time.perf_counter()
@@ -110,74 +106,119 @@ class Client:
         self.p.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method}).encode() + b"\n")
         self.p.stdin.flush()
 
+    def start(self):
+        """initialize, initialized, tools/list: returns seconds since spawn."""
+        self.call("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})
+        self.notify("notifications/initialized")
+        self.call("tools/list")
+        return time.perf_counter() - self.t0
+
     def close(self):
-        rss = peak_rss_kib(self.p.pid)
+        rss = lib.peak_rss_kib(self.p.pid)
         self.p.stdin.close()
         self.p.wait()
         return rss
 
 
+ARGS = {"name": "execute", "arguments": {"capability": "bench", "method": "GET", "path": "/v1/items"}}
+
+
 def via_mcp(cmd, env, n):
     c = Client(cmd, env)
-    c.call("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}})
-    c.notify("notifications/initialized")
-    c.call("tools/list")
-    cold = time.perf_counter() - c.t0
-    args = {"name": "execute", "arguments": {"capability": "bench", "method": "GET", "path": "/v1/items"}}
-    for _ in range(min(50, n)):  # warm the connection pool
-        c.call("tools/call", args)
+    c.start()
+    for _ in range(min(50, n)):  # warm the upstream connection pool
+        c.call("tools/call", ARGS)
     lat = []
     for _ in range(n):
         t = time.perf_counter()
-        r = c.call("tools/call", args)
+        r = c.call("tools/call", ARGS)
         lat.append(time.perf_counter() - t)
-        if r["result"].get("isError"):
+        if r.get("error") or r["result"].get("isError"):
             raise SystemExit(f"execute failed: {r}")
-    rss = c.close()
-    return lat, cold, rss
+    return lat, c.close()
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(len(xs) * p))]
+def cold_start(cmd, env):
+    c = Client(cmd, env)
+    t = c.start()
+    c.close()
+    return t
+
+
+def stats(lat):
+    return {
+        "p50_ms": lib.median(lat) * 1e3,
+        "p99_ms": lib.pct(lat, 0.99) * 1e3,
+        "calls_per_s": len(lat) / sum(lat),
+    }
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--server", required=True, help="server command; {port} is replaced by the upstream port")
-    ap.add_argument("--setup", help="command run once with {port} before measuring (configures the server)")
+    ap.add_argument("--server", action="append", required=True, help="LABEL::CMD; {port} is the upstream port")
+    ap.add_argument("--setup", action="append", default=[], help="command run once before measuring, {port} replaced")
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--label", default="airlock")
-    ap.add_argument("--json")
+    ap.add_argument("--cold", type=int, default=20, help="spawns for the cold-start median")
     a = ap.parse_args()
     port = start_upstream()
     env = dict(os.environ)
-    if a.setup:
-        subprocess.run(a.setup.replace("{port}", str(port)), shell=True, check=True, env=env)
-    cmd = shlex.split(a.server.replace("{port}", str(port)))
-    runs = []
+    for s in a.setup:
+        subprocess.run(s.replace("{port}", str(port)), shell=True, check=True, env=env)
+    servers = []
+    for s in a.server:
+        label, _, cmd = s.partition("::")
+        servers.append((label, shlex.split(cmd.replace("{port}", str(port)))))
+
+    runs = {label: [] for label, _ in servers}
+    runs["direct"] = []
     for _ in range(a.runs):
-        d = direct(port, a.calls)
-        m, cold, rss = via_mcp(cmd, env, a.calls)
-        runs.append({
-            "direct_p50_ms": statistics.median(d) * 1e3,
-            "direct_p99_ms": pct(d, 0.99) * 1e3,
-            "mcp_p50_ms": statistics.median(m) * 1e3,
-            "mcp_p99_ms": pct(m, 0.99) * 1e3,
-            "calls_per_s": len(m) / sum(m),
-            "cold_start_ms": cold * 1e3,
-            "peak_rss_mib": (rss or 0) / 1024,
-        })
-    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    med["added_p50_ms"] = med["mcp_p50_ms"] - med["direct_p50_ms"]
-    med["label"] = a.label
-    med["calls"] = a.calls
-    med["runs"] = a.runs
-    print(f"| {a.label} | {med['mcp_p50_ms']:.3f} | {med['mcp_p99_ms']:.3f} | {med['direct_p50_ms']:.3f} | {med['added_p50_ms']:.3f} | {med['calls_per_s']:.0f} | {med['peak_rss_mib']:.1f} | {med['cold_start_ms']:.1f} |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(med, f, indent=2)
+        runs["direct"].append(stats(direct(port, a.calls)))
+        for label, cmd in servers:
+            lat, rss = via_mcp(cmd, env, a.calls)
+            runs[label].append({**stats(lat), "peak_rss_mib": (rss or 0) / 1024})
+    cold = {label: [] for label, _ in servers}
+    for _ in range(a.cold):  # interleaved, like the runs
+        for label, cmd in servers:
+            cold[label].append(cold_start(cmd, env) * 1e3)
+
+    d = lib.medians(runs["direct"])
+    data = {"direct": {**d, "runs": runs["direct"]}}
+    rows = [["direct (same client, raw HTTP/1.1)", lib.num(d["p50_ms"]), lib.num(d["p99_ms"]), lib.num(d["calls_per_s"]), "", "", "", ""]]
+    summary = []
+    for label, _ in servers:
+        m = lib.medians(runs[label])
+        m["cold_start_ms"] = lib.median(cold[label])
+        m["added_p50_ms"] = m["p50_ms"] - d["p50_ms"]
+        data[label] = {**m, "runs": runs[label], "cold_start_samples_ms": cold[label]}
+        rows.append([
+            label, lib.num(m["p50_ms"]), lib.num(m["p99_ms"]), lib.num(m["calls_per_s"]),
+            lib.num(m["added_p50_ms"]), lib.ratio(m["calls_per_s"], d["calls_per_s"]),
+            lib.num(m["peak_rss_mib"], 1), lib.num(m["cold_start_ms"], 1),
+        ])
+        summary += [
+            {"measure": f"MCP execute p50, {label}", "airlock": f"{lib.num(m['p50_ms'])} ms",
+             "reference": f"direct {lib.num(d['p50_ms'])} ms", "ratio": lib.ratio(m["p50_ms"], d["p50_ms"])},
+            {"measure": f"MCP execute calls/s, {label}", "airlock": lib.num(m["calls_per_s"]),
+             "reference": f"direct {lib.num(d['calls_per_s'])}", "ratio": lib.ratio(m["calls_per_s"], d["calls_per_s"])},
+        ]
+    first = servers[0][0]
+    for label, _ in servers:
+        if not label.startswith("airlock"):  # another server (--mcp-server): against airlock too
+            o, f = data[label], data[first]
+            summary.append({"measure": f"MCP execute p50, {label}", "airlock": f"{lib.num(o['p50_ms'])} ms",
+                            "reference": f"{first} {lib.num(f['p50_ms'])} ms", "ratio": lib.ratio(o["p50_ms"], f["p50_ms"])})
+    summary += [
+        {"measure": f"MCP server peak RSS, {first}", "airlock": f"{lib.num(data[first]['peak_rss_mib'], 1)} MiB", "reference": "", "ratio": ""},
+        {"measure": f"MCP cold start (spawn → tools/list answered), {first}", "airlock": f"{lib.num(data[first]['cold_start_ms'], 1)} ms", "reference": "", "ratio": ""},
+    ]
+    table = {
+        "title": f"MCP execute over stdio: {a.calls:,} sequential calls per run, medians of {a.runs} runs; cold start median of {a.cold} spawns",
+        "columns": ["server", "p50 ms", "p99 ms", "calls/s", "added p50 ms", "calls/s ÷ direct", "peak RSS MiB", "cold start ms"],
+        "rows": rows,
+    }
+    lib.write_section("mcp", "MCP execute over stdio", a.runs, summary, [table], data,
+                      params={"calls": a.calls, "runs": a.runs, "cold_spawns": a.cold, "servers": [s for s in a.server]})
 
 
 if __name__ == "__main__":

@@ -1,18 +1,26 @@
-"""F1 of airlock-scan and ripsecrets on airlock's labelled corpus, file by file:
+"""F1 of `airlock scan` and ripsecrets on airlock's labelled corpus, file by file:
 a file with a planted secret counts as found if the tool reports anything in it;
 a decoy file counts as a false positive if the tool reports anything in it.
-Usage: f1.py CORPUS_DIR AIRLOCK_SCAN_BIN RIPSECRETS_BIN"""
-import json, os, subprocess, sys
+Usage: f1.py CORPUS_DIR AIRLOCK_BIN RIPSECRETS_BIN   (writes the section `f1`)"""
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib  # noqa: E402
 
 corpus, airlock, rip = sys.argv[1:4]
 labels = json.load(open(os.path.join(corpus, "labels.json")))
 
+
 def hits_airlock():
-    out = subprocess.run([airlock, corpus, "--format", "json"], capture_output=True, text=True).stdout
+    out = subprocess.run([airlock, "scan", corpus, "--format", "json"], capture_output=True, text=True).stdout
     files = set()
     for f in json.loads(out or "[]"):
         files.add(os.path.relpath(os.path.join(corpus, f["file"]) if not os.path.isabs(f["file"]) else f["file"], corpus))
     return files
+
 
 def hits_rip():
     out = subprocess.run([rip, corpus], capture_output=True, text=True, cwd=corpus).stdout
@@ -23,6 +31,7 @@ def hits_rip():
             files.add(os.path.relpath(os.path.join(corpus, path), corpus))
     return files
 
+
 def score(hits):
     tp = sum(1 for f, rule in labels.items() if rule and f in hits)
     fn = sum(1 for f, rule in labels.items() if rule and f not in hits)
@@ -30,12 +39,18 @@ def score(hits):
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return tp, fn, fp, p, r, f1
+    return {"found": tp, "missed": fn, "false_positives": fp, "precision": p, "recall": r, "f1": f1}
+
 
 pos = sum(1 for r in labels.values() if r)
-print(f"corpus: {pos} files with a planted secret, {len(labels) - pos} decoy files")
-print("| tool | found | missed | false positives | precision | recall | F1 |")
-print("|---|---|---|---|---|---|---|")
-for name, hits in [("airlock", hits_airlock()), ("ripsecrets", hits_rip())]:
-    tp, fn, fp, p, r, f1 = score(hits)
-    print(f"| {name} | {tp} | {fn} | {fp} | {p:.3f} | {r:.3f} | {f1:.3f} |")
+res = {"airlock": score(hits_airlock()), "ripsecrets": score(hits_rip())}
+rows = [[t, f"{s['found']:,}", f"{s['missed']:,}", f"{s['false_positives']:,}", f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}"]
+        for t, s in res.items()]
+a, r = res["airlock"]["f1"], res["ripsecrets"]["f1"]
+lib.write_section(
+    "f1", "Scan accuracy (F1, labelled corpus)", 1,
+    [{"measure": "scan F1 on airlock's labelled corpus (file level)", "airlock": f"{a:.3f}", "reference": f"ripsecrets {r:.3f}", "ratio": lib.ratio(a, r)}],
+    [{"title": f"F1 on airlock's generated corpus: {pos:,} files with a planted secret, {len(labels) - pos:,} decoys (deterministic, one run)",
+      "columns": ["tool", "found", "missed", "false positives", "precision", "recall", "F1"], "rows": rows}],
+    {**res, "positives": pos, "decoys": len(labels) - pos},
+)

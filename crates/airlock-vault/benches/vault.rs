@@ -1,46 +1,78 @@
-//! Vault costs: open a vault of 1,000 secrets and read one; decrypt all 1,000;
-//! the Argon2id unlock a passphrase vault pays on every command.
+//! Vault costs: open a vault of 1,000 and of 100,000 secrets and read one; decrypt
+//! all 1,000; the Argon2id unlock a passphrase vault pays on every command.
 //!
-//! Run: `cargo bench -p airlock-vault --bench vault`.
+//! Run: `cargo bench -p airlock-vault --bench vault` (bench/run's `vault` section).
+//! The 100,000-secret vault takes a while to build, so it is kept under the target
+//! directory (`CARGO_TARGET_TMPDIR/vault-100000`) and rebuilt only if it no longer
+//! opens.
 #![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
 
 use airlock_home::Home;
 use airlock_vault::{KdfParams, LockedVault, NewVaultKey, Vault, derive_from_passphrase};
 use criterion::{Criterion, criterion_group, criterion_main};
 use secrecy::ExposeSecret;
 
-fn vault_with(n: usize) -> (tempfile::TempDir, Home) {
-    let dir = tempfile::tempdir().unwrap();
-    let home = Home::at(dir.path().join("home"));
-    let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
+fn name(i: usize) -> String {
+    format!("secret-{i:06}")
+}
+
+fn fill(home: &Home, n: usize) {
+    let mut v = Vault::init(home, NewVaultKey::KeyFile).unwrap();
     for i in 0..n {
-        v.insert(
-            &format!("secret-{i:05}"),
-            format!("sk_live_{i:032}").as_bytes(),
-        )
-        .unwrap();
+        v.insert(&name(i), format!("sk_live_{i:032}").as_bytes())
+            .unwrap();
     }
-    v.save(&home).unwrap();
-    (dir, home)
+    v.save(home).unwrap();
+}
+
+/// A key-file vault of `n` secrets in `dir` (created if missing or unusable).
+fn vault_at(dir: &Path, n: usize) -> Home {
+    let home = Home::at(dir.join("home"));
+    let usable = LockedVault::load(&home)
+        .and_then(|v| v.unlock_with_key_file(&home))
+        .is_ok_and(|v| v.list().len() == n && v.get(&name(n - 1)).is_ok());
+    if !usable {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        fill(&home, n);
+    }
+    home
+}
+
+fn open_and_read(home: &Home, n: usize) {
+    let v = LockedVault::load(home)
+        .unwrap()
+        .unlock_with_key_file(home)
+        .unwrap();
+    let s = v.get(&name(n / 2)).unwrap();
+    assert_eq!(s.expose_secret().len(), 40);
 }
 
 fn bench(c: &mut Criterion) {
-    let (_d, home) = vault_with(1000);
+    let small = tempfile::tempdir().unwrap();
+    let home_1k = vault_at(small.path(), 1000);
+    let home_100k = vault_at(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("vault-100000"),
+        100_000,
+    );
 
-    c.bench_function("open 1000-secret vault (key file) + read one", |b| {
-        b.iter(|| {
-            let v = LockedVault::load(&home)
-                .unwrap()
-                .unlock_with_key_file(&home)
-                .unwrap();
-            let s = v.get("secret-00500").unwrap();
-            assert_eq!(s.expose_secret().len(), 40);
-        })
+    let mut g = c.benchmark_group("open");
+    g.bench_function("1000 secrets (key file) + read one", |b| {
+        b.iter(|| open_and_read(&home_1k, 1000))
     });
+    g.sample_size(10);
+    g.bench_function("100000 secrets (key file) + read one", |b| {
+        b.iter(|| open_and_read(&home_100k, 100_000))
+    });
+    g.finish();
 
-    let v = LockedVault::load(&home)
+    let v = LockedVault::load(&home_1k)
         .unwrap()
-        .unlock_with_key_file(&home)
+        .unlock_with_key_file(&home_1k)
         .unwrap();
     let names: Vec<String> = v.list().into_iter().map(|s| s.name).collect();
     c.bench_function("decrypt all 1000 secrets (unlocked)", |b| {
