@@ -12,18 +12,27 @@
 //! Errors are JSON, shaped so both the OpenAI and the Anthropic SDKs read the
 //! message: `{"type": "error", "error": {"type": …, "message": …}}` with 400 for a
 //! malformed request, 401 for a missing/unknown/expired/revoked token, 403 for a
-//! policy refusal, 413 for a body over the limit, 502/504 for an upstream failure.
+//! policy refusal, 408 for a request body that stalls, 413 for a body over the
+//! limit, 502/504 for an upstream failure. Every refusal the gateway makes itself
+//! (before the broker sees the request) is audited too.
+//!
+//! [`listen`] serves both HTTP doors (this gateway and MCP over HTTP) with a
+//! header-read timeout, a body idle timeout and a connection cap.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod listen;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use airlock_broker::{ExecuteError, ExecuteRequest, Runtime};
+use airlock_broker::{Caller, ExecuteError, ExecuteRequest, Runtime};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 /// Headers that may carry the agent token; all are removed before forwarding.
@@ -31,8 +40,9 @@ const TOKEN_HEADERS: [&str; 3] = ["authorization", "x-api-key", "api-key"];
 /// An optional header with the agent's reason (for `requires_reason`); removed
 /// before forwarding.
 pub const REASON_HEADER: &str = "x-airlock-reason";
-/// The largest request body the gateway reads (the engine applies each
-/// service's own, smaller or larger, limit afterwards).
+/// The largest request body the gateway reads, whatever the service allows.
+/// Below it, the target service's `max_request_bytes` (default
+/// [`airlock_engine::DEFAULT_MAX_BODY`]) applies while the body is read.
 pub const MAX_BODY: usize = 32 << 20;
 
 /// Errors starting the gateway.
@@ -52,6 +62,12 @@ pub enum GatewayError {
     Serve(String),
 }
 
+/// The gateway as an axum app, for [`listen::serve`] (which [`serve_gateway`] uses
+/// with the default limits).
+pub fn app(runtime: Arc<Runtime>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(runtime)
+}
+
 /// Serves the gateway on `addr` until the process stops; `ready` gets the bound
 /// address (useful with port 0).
 pub async fn serve_gateway(
@@ -59,7 +75,7 @@ pub async fn serve_gateway(
     addr: &str,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), GatewayError> {
-    let app = axum::Router::new().fallback(handle).with_state(runtime);
+    let app = app(runtime);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| GatewayError::Bind {
@@ -70,9 +86,14 @@ pub async fn serve_gateway(
         .local_addr()
         .map_err(|e| GatewayError::Serve(e.to_string()))?;
     ready(local);
-    axum::serve(listener, app)
-        .await
-        .map_err(|e| GatewayError::Serve(e.to_string()))
+    listen::serve(
+        listener,
+        app,
+        listen::Options::default(),
+        std::future::pending(),
+    )
+    .await;
+    Ok(())
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response {
@@ -111,16 +132,135 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// Answers a refusal the gateway makes itself, after auditing it (DESIGN.md §7.5:
+/// every decision is audited; a refusal that cannot be recorded fails as a 500).
+#[allow(clippy::too_many_arguments)]
+async fn refuse(
+    runtime: &Runtime,
+    caller: Option<&Caller>,
+    capability: Option<&str>,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+) -> Response {
+    match runtime
+        .audit_door_refusal(caller, capability, method, path, status.as_u16(), message)
+        .await
+    {
+        Ok(_) => error(status, kind, message),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            &format!("{message}; the refusal could not be audited ({e}), so the request fails"),
+        ),
+    }
+}
+
+/// The request-body limit for `capability`: its service's `max_request_bytes`
+/// (default [`airlock_engine::DEFAULT_MAX_BODY`]), at most [`MAX_BODY`]; and what
+/// to call it in the refusal. An unknown capability gets the default (the
+/// broker refuses it anyway, with the reason).
+fn body_limit(runtime: &Runtime, capability: &str) -> (usize, String) {
+    let config = runtime.broker().config();
+    let service = config
+        .capabilities
+        .get(capability)
+        .and_then(|c| config.services.get(&c.service));
+    let own = service
+        .and_then(|s| s.max_request_bytes)
+        .map_or(airlock_engine::DEFAULT_MAX_BODY, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        });
+    match service {
+        Some(s) if own <= MAX_BODY => (
+            own,
+            format!(
+                "the {own}-byte limit for service \"{}\" (its max_request_bytes)",
+                s.name
+            ),
+        ),
+        _ if own <= MAX_BODY => (own, format!("the gateway's {own}-byte limit")),
+        _ => (MAX_BODY, format!("the gateway's {MAX_BODY}-byte limit")),
+    }
+}
+
+/// Why a request body could not be read.
+#[derive(Debug)]
+enum BodyFailure {
+    /// Over the limit (declared by Content-Length, or seen while reading).
+    TooLarge,
+    /// No bytes for the body idle timeout.
+    Stalled(String),
+    /// Malformed framing (a bad chunk size…) or the connection failed mid-body.
+    Malformed(String),
+}
+
+/// Reads a request body of at most `limit` bytes. A Content-Length over the limit
+/// is refused before any byte is read; a chunked body as soon as it passes it.
+async fn read_body(body: Body, declared: Option<u64>, limit: usize) -> Result<Bytes, BodyFailure> {
+    let limit64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit64) {
+        return Err(BodyFailure::TooLarge);
+    }
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let mut buf = BytesMut::with_capacity(capacity);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            if listen::is_body_stalled(&e) {
+                BodyFailure::Stalled(e.to_string())
+            } else {
+                BodyFailure::Malformed(error_chain(&e))
+            }
+        })?;
+        if chunk.len() > limit - buf.len() {
+            return Err(BodyFailure::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// An error and its sources, as one line (hyper's body errors say the cause in
+/// the source: "error reading a body from connection: invalid chunk size line").
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    for e in std::iter::successors(Some(err), |e| e.source()) {
+        let text = e.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let method = parts.method.as_str();
     // An absolute-form target (`GET http://elsewhere/… HTTP/1.1`) would make this a
-    // forward proxy: refused.
+    // forward proxy: refused (and recorded with its path and host only: an
+    // authority can carry userinfo).
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "absolute-form request targets are refused: send the path only (http://ADDR/<capability>/<path>)",
+        let msg = format!(
+            "absolute-form request targets are refused (this one names host \"{}\"): send the path only (http://ADDR/<capability>/<path>)",
+            parts.uri.host().unwrap_or("").escape_debug()
         );
+        return refuse(
+            &runtime,
+            None,
+            None,
+            method,
+            parts.uri.path(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            &msg,
+        )
+        .await;
     }
     let Some(presented) = token(&parts.headers) else {
         let in_query = parts.uri.query().is_some_and(|q| q.contains("airlock_"));
@@ -129,7 +269,7 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         } else {
             "no agent token: send it as `Authorization: Bearer <token>`, `x-api-key` or `api-key` (issue one with `airlock token issue --agent NAME`)"
         };
-        runtime.audit_token_refusal(parts.method.as_str(), parts.uri.path(), msg);
+        runtime.audit_token_refusal(method, parts.uri.path(), msg);
         return error(StatusCode::UNAUTHORIZED, "authentication_error", msg);
     };
     let caller = match runtime.authenticate(&presented) {
@@ -152,15 +292,21 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         None => (trimmed, "/".to_string()),
     };
     if capability.is_empty() {
-        return error(
+        return refuse(
+            &runtime,
+            Some(&caller),
+            None,
+            method,
+            raw,
             StatusCode::NOT_FOUND,
             "not_found_error",
             "no capability in the path: use http://ADDR/<capability>/<path>",
-        );
+        )
+        .await;
     }
     let path = match parts.uri.query() {
         Some(q) => format!("{rest}?{q}"),
-        None => rest,
+        None => rest.clone(),
     };
 
     let mut headers = parts.headers.clone();
@@ -172,21 +318,64 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok().map(str::to_string));
     let headers = match airlock_engine::UpstreamRequest::headers_from_map(&headers) {
         Ok(h) => h,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        Err(e) => {
+            return refuse(
+                &runtime,
+                Some(&caller),
+                Some(capability),
+                method,
+                &rest,
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &e.to_string(),
+            )
+            .await;
+        }
     };
-    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+    // The service's own limit applies while the body is read: a body over it is
+    // refused without buffering more than the limit.
+    let (limit, limit_name) = body_limit(&runtime, capability);
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body = match read_body(body, declared, limit).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                &format!("request body over the gateway's {MAX_BODY}-byte limit"),
-            );
+        Err(failure) => {
+            let (status, kind, msg) = match failure {
+                BodyFailure::TooLarge => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request_too_large",
+                    format!("request body over {limit_name}"),
+                ),
+                BodyFailure::Stalled(e) => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "invalid_request_error",
+                    format!("the request body stalled: {e}"),
+                ),
+                BodyFailure::Malformed(e) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    format!("malformed request body: {e}"),
+                ),
+            };
+            return refuse(
+                &runtime,
+                Some(&caller),
+                Some(capability),
+                method,
+                &rest,
+                status,
+                kind,
+                &msg,
+            )
+            .await;
         }
     };
     let request = ExecuteRequest {
         capability: capability.to_string(),
-        method: parts.method.as_str().to_string(),
+        method: method.to_string(),
         path,
         query: Vec::new(),
         headers,

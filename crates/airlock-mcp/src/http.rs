@@ -1,4 +1,7 @@
 //! MCP over streamable HTTP (`airlock serve --http ADDR`), behind agent tokens.
+//! Served by [`airlock_gateway::listen`], like the gateway: a request head must
+//! arrive within 10 s (idle connections close after 10 s), a request body may not
+//! stall for 30 s, and the process keeps at most 512 connections across its doors.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -69,9 +72,16 @@ pub async fn serve_http(
         .local_addr()
         .map_err(|e| McpError::Transport(e.to_string()))?;
     ready(local);
-    axum::serve(listener, app)
-        .await
-        .map_err(|e| McpError::Transport(e.to_string()))
+    // The gateway's serving loop: header-read timeout, body idle timeout and the
+    // process-wide connection cap (see airlock_gateway::listen).
+    airlock_gateway::listen::serve(
+        listener,
+        app,
+        airlock_gateway::listen::Options::default(),
+        std::future::pending(),
+    )
+    .await;
+    Ok(())
 }
 
 /// Checks the agent token and attaches the trusted [`airlock_broker::Caller`].
