@@ -15,6 +15,7 @@ import re
 import socket
 import statistics
 import subprocess
+import tempfile
 import time
 
 
@@ -75,15 +76,23 @@ def peak_rss_kib(pid):
     return None
 
 
-def timed_run(cmd, cwd=None, env=None):
-    """Runs cmd (output discarded); returns (wall seconds, peak RSS KiB, exit code).
-    Peak RSS is the child's ru_maxrss from wait4, so no GNU time is needed."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, env=env)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return wall, ru.ru_maxrss, p.returncode
+def timed_run(cmd, stdout=subprocess.DEVNULL, env=None):
+    """Runs cmd; returns (wall seconds, peak RSS KiB, exit code). The peak RSS comes
+    from GNU time: a child's own ru_maxrss would include the RSS of this Python
+    process, which the kernel carries into the child at exec."""
+    fd, out = tempfile.mkstemp()
+    os.close(fd)
+    try:
+        t0 = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-q", "-f", "%x %M", "-o", out, *cmd],
+                           stdout=stdout, stderr=subprocess.DEVNULL, env=env)
+        wall = time.perf_counter() - t0
+        code, rss = open(out).read().split()[-2:]
+    finally:
+        os.unlink(out)
+    if p.returncode != int(code):
+        raise SystemExit(f"/usr/bin/time failed on {cmd[0]}")
+    return wall, int(rss), int(code)
 
 
 def tree_size(root):

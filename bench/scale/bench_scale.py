@@ -1,25 +1,29 @@
 """How cost grows: the gateway (16 connections) with 10, 100 and 1,000 services,
 secrets and capabilities of 10, 100 and 1,000 rules each (and, to tell the two
 apart, 1,000 services of 10 rules and 10 services of 1,000 rules, and 1,000
-services with every request on one capability), and `airlock
-scan` over 1×, 10× and 100× copies of a tree; every figure also as a ratio to 1×.
+services with every request on one capability), and `airlock scan` over 1×, 10×
+and 100× copies of a tree; every figure also as a ratio to 1×.
 
 Usage: bench_scale.py --upstream PORT [--runs R] [--duration 10s]   (section `scale`)
 
-Each run starts the six gateways (their start-up time is measured), sends wrk
-to each in turn, reads their peak RSS and stops them. The vaults (k secrets, set
-with `airlock secret set NAME --stdin`) are built once and kept in $BENCH_CACHE;
-airlock.toml is written for each run. Requests rotate over all k capabilities
-(a wrk Lua script); each capability's allow list holds k - 1 rules that do not
-match and, last, the one that does. audit_fsync = "batch", so that the figures
-show the cost of the configuration's size, not of the disk.
+Each run prepares fresh homes, starts the six gateways (their start-up time is
+measured), then for each: one request to each capability in turn, twice, over one
+connection (the first request to a capability opens its session), one unmeasured
+second of wrk, the measured wrk run; then reads their peak RSS and stops them.
+The vaults (k secrets, set with `airlock secret set NAME --stdin`) are built once
+and kept in $BENCH_CACHE; airlock.toml is written for each run. Requests rotate
+over the capabilities (a wrk Lua script); each capability's allow list holds
+k - 1 rules that do not match and, last, the one that does. audit_fsync = "batch",
+so that the figures show the cost of the configuration's size, not of the disk.
 """
 
 import argparse
+import http.client
 import os
 import shutil
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
@@ -70,9 +74,10 @@ def config(k, nrules, port):
     return "\n".join(out)
 
 
-def prepare(cfg, upstream):
+def prepare(cfg, upstream, run):
+    """A fresh home for one run (no sessions yet): (home, token, airlock.toml bytes)."""
     k, nrules, used = cfg
-    home = os.path.join(WORK, f"home-{k}-{nrules}-{used}")
+    home = os.path.join(WORK, f"home-{k}-{nrules}-{used}-run{run}")
     shutil.copytree(vault_home(k), home, symlinks=True)
     path = os.path.join(home, "airlock.toml")
     with open(path, "w") as f:
@@ -84,13 +89,29 @@ def prepare(cfg, upstream):
     return home, token, os.path.getsize(path)
 
 
+def one_pass(port, token, caps):
+    """One request to each capability in turn over one connection: latencies (s)."""
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    lat = []
+    for i in range(1, caps + 1):
+        t = time.perf_counter()
+        c.request("GET", f"/c{i:04}/v1/items", headers={"Authorization": f"Bearer {token}"})
+        r = c.getresponse()
+        r.read()
+        lat.append(time.perf_counter() - t)
+        if r.status != 200:
+            raise SystemExit(f"capability c{i:04}: HTTP {r.status}")
+    c.close()
+    return lat
+
+
 def gateway(a):
     script = os.path.join(WORK, "rotate.lua")
     with open(script, "w") as f:
         f.write(LUA)
-    homes = {c: prepare(c, a.upstream) for c in CONFIGS}
     runs = {c: [] for c in CONFIGS}
-    for _ in range(a.runs):
+    for run in range(a.runs):
+        homes = {c: prepare(c, a.upstream, run) for c in CONFIGS}
         procs = {}
         try:
             for k in CONFIGS:
@@ -103,16 +124,25 @@ def gateway(a):
                 procs[k] = (p, port, startup)
             for k in CONFIGS:
                 p, port, startup = procs[k]
-                r = lib.wrk(f"http://127.0.0.1:{port}/", 16, a.duration, [f"Authorization: Bearer {homes[k][1]}"],
+                token = homes[k][1]
+                # The first request to a capability opens its session; the next does not.
+                first = one_pass(port, token, k[2])
+                second = one_pass(port, token, k[2])
+                # One more second unmeasured, then wrk.
+                lib.wrk(f"http://127.0.0.1:{port}/", 16, "1s", [f"Authorization: Bearer {token}"],
+                        script=script, env={**os.environ, "BENCH_CAPS": str(k[2])})
+                r = lib.wrk(f"http://127.0.0.1:{port}/", 16, a.duration, [f"Authorization: Bearer {token}"],
                             script=script, env={**os.environ, "BENCH_CAPS": str(k[2])})
                 if r["errors"] or r["non2xx"]:
                     raise SystemExit(f"gateway with {k} (services, rules): {r['errors']} socket errors, {r['non2xx']} non-2xx answers")
-                runs[k].append({**r, "startup_ms": startup * 1e3, "peak_rss_mib": (lib.peak_rss_kib(p.pid) or 0) / 1024})
+                runs[k].append({**r, "startup_ms": startup * 1e3, "peak_rss_mib": (lib.peak_rss_kib(p.pid) or 0) / 1024,
+                                "first_use_p50_ms": lib.median(first) * 1e3, "first_use_total_s": sum(first),
+                                "next_p50_ms": lib.median(second) * 1e3})
         finally:
             for p, *_ in procs.values():
                 p.terminate()
                 p.wait()
-    return {"config_bytes": {k: h[2] for k, h in homes.items()}, "runs": runs,
+    return {"config_bytes": {c: homes[c][2] for c in CONFIGS}, "runs": runs,
             "median": {k: lib.medians(r) for k, r in runs.items()}}
 
 
@@ -154,6 +184,14 @@ def main():
                       lib.num(m["rps"]), lib.num(m["p50_ms"]), lib.num(m["p99_ms"]),
                       lib.ratio(g1["rps"], m["rps"]), lib.num(m["startup_ms"]), lib.ratio(m["startup_ms"], g1["startup_ms"]),
                       lib.num(m["peak_rss_mib"], 1), lib.ratio(m["peak_rss_mib"], g1["peak_rss_mib"])])
+    fu = []
+    for c in CONFIGS:
+        if c[2] < 10:
+            continue
+        m = gw["median"][c]
+        fu.append([f"{c[0]:,} services × {c[1]:,} rules", f"{c[2]:,}", lib.num(m["first_use_p50_ms"]), lib.num(m["next_p50_ms"]),
+                   lib.ratio(m["first_use_p50_ms"], m["next_p50_ms"]), lib.num(m["first_use_total_s"]),
+                   lib.ratio(m["first_use_p50_ms"], g1["first_use_p50_ms"])])
     s1 = sc["median"][1]
     srows = []
     for k in (1, 10, 100):
@@ -176,8 +214,11 @@ def main():
     summary = [
         {"measure": f"gateway req/s at 16 conn., {c[0]:,} services × {c[1]:,} rules{'' if c[2] == c[0] else ', one capability used'}", "airlock": lib.num(gw["median"][c]["rps"]),
          "reference": f"10 × 10: {lib.num(g1['rps'])}", "ratio": lib.ratio(gw["median"][c]["rps"], g1["rps"])}
-        for c in SCALES[1:]
+        for c in CONFIGS[1:]
     ] + [
+        {"measure": f"gateway first request per capability (opens a session), {big[0]:,} capabilities",
+         "airlock": f"{lib.num(gw['median'][big]['first_use_p50_ms'])} ms",
+         "reference": f"10: {lib.num(g1['first_use_p50_ms'])} ms", "ratio": lib.ratio(gw["median"][big]["first_use_p50_ms"], g1["first_use_p50_ms"])},
         {"measure": f"gateway start-up, {big[0]:,} services × {big[1]:,} rules", "airlock": f"{lib.num(gw['median'][big]['startup_ms'])} ms",
          "reference": f"10 × 10: {lib.num(g1['startup_ms'])} ms", "ratio": lib.ratio(gw["median"][big]["startup_ms"], g1["startup_ms"])},
         {"measure": f"gateway peak RSS, {big[0]:,} services × {big[1]:,} rules", "airlock": f"{lib.num(gw['median'][big]['peak_rss_mib'], 1)} MiB",
@@ -194,6 +235,11 @@ def main():
          "columns": ["scale", "services = secrets = capabilities", "rules each", "rules in all", "capabilities used", "airlock.toml KiB", "req/s", "p50 ms", "p99 ms",
                      "time per request ÷ 1×", "start-up ms", "start-up ÷ 1×", "peak RSS MiB", "RSS ÷ 1×"],
          "rows": grows},
+        {"title": "First request to each capability (opens its session) against the next one: one connection, one request "
+                  f"per capability in turn, on a fresh home; medians of {a.runs} runs",
+         "columns": ["configuration", "capabilities", "first request p50 ms", "next request p50 ms", "first ÷ next",
+                     "first pass, total s", "first p50 ÷ 1×"],
+         "rows": fu},
         {"title": f"`airlock scan` over K copies (hard links) of a {f1:,}-file, {b1 / 2**20:,.1f} MiB tree, warm cache, medians of {a.runs} runs",
          "columns": ["scale", "files", "MiB", "wall s", "wall ÷ 1×", "MB/s", "files/s", "peak RSS MiB"],
          "rows": srows},

@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -122,14 +121,10 @@ def scanners(out_dir):
 def measure(cmd, env, out_file):
     """(wall s, peak RSS KiB); output kept in out_file for the finding count."""
     with open(out_file, "wb") as f:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.DEVNULL, env=env)
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
+        wall, rss, code = lib.timed_run(cmd, stdout=f, env=env)
     if code not in (0, 1):  # 1: findings
         raise SystemExit(f"{cmd[0]} exited with {code}")
-    return wall, ru.ru_maxrss
+    return wall, rss
 
 
 def findings(tool, out_file):
