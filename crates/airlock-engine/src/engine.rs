@@ -392,6 +392,24 @@ impl Engine {
         })
     }
 
+    /// The URL [`Engine::send`] would request for `req`, built and checked by the same
+    /// code (origin pinning, the normalized-target check, the base path joined on,
+    /// the credential injected, the final re-parse), but sent nowhere. Refuses with
+    /// the errors `send` gives before sending. For tests and fuzzing of "what is
+    /// checked is what is sent" (DESIGN.md §7 invariant 3). The URL may hold a
+    /// credential (a query injector's): treat it like one.
+    pub async fn request_url(
+        &self,
+        service: &Service,
+        injector: &dyn Injector,
+        req: UpstreamRequest,
+    ) -> Result<url::Url, EngineError> {
+        let p = self
+            .prepare(service, injector, req, &Scrubber::empty())
+            .await?;
+        Ok(p.request.url().clone())
+    }
+
     /// Checks and builds everything; nothing is sent yet.
     async fn prepare(
         &self,
