@@ -107,12 +107,14 @@ def report(out, failed):
     md.append("")
     md.append("Every figure is a median over the runs stated in its section; ratios compare figures of this same run.")
     measured = sum(v for k, v in timings.items() if k != "build")
+    md.append("")
     md.append(f"Time: {measured // 60} min {measured % 60} s measuring, {timings.get('build', 0)} s building first.")
     for name, s in sections.items():
         md += ["", f"### {s['title']} (`{name}`, {timings.get(name, '?')} s)", ""]
         for t in s["tables"]:
             md += [lib.markdown(t), ""]
-        md += list(s["notes"])
+        for n in s["notes"]:
+            md += [n, ""]
     if failed:
         md += ["", f"FAILED sections: {', '.join(failed)} (logs in {out}/logs/)"]
     text = "\n".join(md).rstrip() + "\n"

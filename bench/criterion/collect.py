@@ -41,7 +41,7 @@ def row(r, label, extra=""):
     return [label, t(r["median_ns"]), f"{t(r['low_ns'])} – {t(r['high_ns'])}", f"{r['samples']} ({r['iterations']:,} iterations)", extra]
 
 
-COLS = ["benchmark", "median", "95% interval of the median", "samples", ""]
+COLS = ["benchmark", "median", "95% interval of the median", "samples", "note"]
 
 
 def vault(res):
