@@ -484,6 +484,33 @@ pub struct Capability {
     pub workdirs: Vec<String>,
     /// Exec mode: arguments refused in addition to the built-in guards.
     pub deny_args: Vec<String>,
+    /// Exec mode: whether the child runs in the kernel sandbox (default `true`;
+    /// `confine = false` is the owner's explicit opt-out, reported by `doctor`
+    /// and `list`).
+    pub confine: bool,
+    /// Exec mode: what network the child may reach.
+    pub network: Network,
+}
+
+/// What network an exec child may reach (`network = "…"` on the capability).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// No network at all (the default until the egress proxy exists): no socket
+    /// can be created, no TCP connection made.
+    #[default]
+    None,
+    /// Any host, directly: the network is not confined (`doctor` flags it).
+    Direct,
+}
+
+impl Network {
+    /// As written in `airlock.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::None => "none",
+            Network::Direct => "direct",
+        }
+    }
 }
 
 impl Config {

@@ -11,8 +11,8 @@ use toml::Spanned;
 
 use crate::units::{parse_duration, parse_rate, parse_size};
 use crate::{
-    AUTH_TYPES, Approval, Auth, Capability, Config, ConfigError, DefaultAccess, Mode, Server,
-    Service,
+    AUTH_TYPES, Approval, Auth, Capability, Config, ConfigError, DefaultAccess, Mode, Network,
+    Server, Service,
 };
 
 /// The TTL a capability gets when it names none.
@@ -153,6 +153,8 @@ struct RawCapability {
     timeout: Option<Spanned<String>>,
     workdirs: Option<Vec<Spanned<String>>>,
     deny_args: Option<Vec<Spanned<String>>>,
+    confine: Option<Spanned<bool>>,
+    network: Option<Spanned<String>>,
 }
 
 /// Locates byte offsets in the source for error messages.
@@ -951,6 +953,36 @@ fn parse_capability(
         }
         env_out.insert(k, v.into_inner());
     }
+    if mode == Mode::Http {
+        if let Some(c) = &c.confine {
+            return Err(src.error(
+                c.span(),
+                ctx("`confine` is only for mode = \"exec\" (HTTP capabilities start no program); remove it".into()),
+            ));
+        }
+        if let Some(n) = &c.network {
+            return Err(src.error(
+                n.span(),
+                ctx("`network` is only for mode = \"exec\"; remove it".into()),
+            ));
+        }
+    }
+    let network = match &c.network {
+        None => Network::None,
+        Some(n) => match n.get_ref().as_str() {
+            "none" => Network::None,
+            "direct" => Network::Direct,
+            other => {
+                return Err(src.error(
+                    n.span(),
+                    ctx(format!(
+                        "invalid network \"{}\"; expected \"none\" (the default: no network) or \"direct\" (any host, unconfined network)",
+                        other.escape_debug()
+                    )),
+                ));
+            }
+        },
+    };
     let timeout = match &c.timeout {
         None => None,
         Some(t) => Some(
@@ -977,6 +1009,8 @@ fn parse_capability(
         timeout,
         workdirs: workdirs.into_iter().map(Spanned::into_inner).collect(),
         deny_args: deny_args.into_iter().map(Spanned::into_inner).collect(),
+        confine: c.confine.map(Spanned::into_inner).unwrap_or(true),
+        network,
     })
 }
 

@@ -56,6 +56,31 @@ pub enum PolicyError {
         /// Why.
         reason: String,
     },
+    /// A `workdirs` entry (or a program's directory) would let a child reach the
+    /// airlock home or the owner's home.
+    #[error(
+        "capability \"{capability}\": {what} \"{path}\" cannot be given to a confined program: {reason}"
+    )]
+    Reach {
+        /// The capability.
+        capability: String,
+        /// `workdir` or `program directory`.
+        what: &'static str,
+        /// The entry as written (or resolved).
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The kernel cannot confine programs and the capability did not opt out.
+    #[error(
+        "capability \"{capability}\" cannot run: {reason}; airlock never runs an agent's program unconfined silently — set `confine = false` on the capability to accept that (doctor and list will warn)"
+    )]
+    Unconfinable {
+        /// The capability.
+        capability: String,
+        /// Why the kernel cannot confine (one line).
+        reason: String,
+    },
     /// `env` sets a variable airlock owns or one that loads code into the child.
     #[error(
         "capability \"{capability}\": env variable \"{key}\" is not allowed ({reason}); remove it from `env`"
@@ -184,6 +209,9 @@ pub enum ExecError {
     /// A launch setting is invalid (a NUL in an environment variable, a bad name…).
     #[error("invalid launch setting: {0}")]
     Invalid(String),
+    /// The child could not be confined, so it was not started.
+    #[error("cannot confine the program: {0}")]
+    Confine(String),
 }
 
 /// `s` with control characters escaped, cut to a readable length, for messages.

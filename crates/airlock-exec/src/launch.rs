@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret as _, SecretSlice};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use zeroize::Zeroizing;
 
+use crate::confine::Sandbox;
 use crate::error::ExecError;
 use crate::home::PrivateHome;
 
@@ -199,6 +200,7 @@ pub struct Launch {
     limits: Limits,
     own_group: bool,
     home: Option<PrivateHome>,
+    sandbox: Option<Sandbox>,
 }
 
 impl fmt::Debug for Launch {
@@ -217,6 +219,7 @@ impl fmt::Debug for Launch {
             .field("timeout", &self.timeout)
             .field("limits", &self.limits)
             .field("own_group", &self.own_group)
+            .field("confined", &self.sandbox.is_some())
             .finish()
     }
 }
@@ -237,6 +240,7 @@ impl Launch {
             limits: Limits::unlimited(),
             own_group: true,
             home: None,
+            sandbox: None,
         }
     }
 
@@ -333,6 +337,19 @@ impl Launch {
         self
     }
 
+    /// Runs the child in `sandbox` (Landlock + seccomp, applied between fork and
+    /// exec); the private HOME, if any, is writable too. If the sandbox cannot be
+    /// applied, [`Launch::spawn`] fails and nothing runs.
+    pub fn confine(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    /// Whether the child will be confined.
+    pub fn is_confined(&self) -> bool {
+        self.sandbox.is_some()
+    }
+
     /// The program that will be executed.
     pub fn program(&self) -> &Path {
         &self.program
@@ -397,6 +414,10 @@ impl Launch {
             cmd.process_group(0);
         }
         cmd.kill_on_drop(true);
+        if let Some(sandbox) = &self.sandbox {
+            let hook = sandbox.hook(self.home.as_ref().map(PrivateHome::path))?;
+            airlock_confine::confine_on_exec(cmd.as_std_mut(), hook);
+        }
         let started = Instant::now();
         let mut child = cmd.spawn().map_err(|source| ExecError::Spawn {
             program: program.clone(),

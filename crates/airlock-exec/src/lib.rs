@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod confine;
 mod error;
 pub mod guard;
 mod home;
@@ -38,6 +39,7 @@ mod policy;
 mod program;
 pub mod reference;
 
+pub use confine::{Sandbox, Support};
 pub use error::{ExecError, PolicyError, Refusal};
 pub use home::{GitCredential, PrivateHome};
 pub use launch::{
@@ -51,4 +53,5 @@ pub use program::{AllowedProgram, ProgramKind, find_program};
 pub use reference::{REFERENCE_PREFIX, ReferenceError, ResolvedEnv, SecretLookup};
 
 /// Re-exported so callers name the same scrubber type.
+pub use airlock_config::Network;
 pub use airlock_engine::scrub::Scrubber;

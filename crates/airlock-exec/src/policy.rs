@@ -5,10 +5,11 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use airlock_config::{Capability, Mode, Service};
+use airlock_config::{Capability, Mode, Network, Service};
 use secrecy::{ExposeSecret as _, SecretSlice};
 use zeroize::Zeroizing;
 
+use crate::confine::{Protected, Sandbox, Support};
 use crate::error::{ExecError, PolicyError, Refusal, shown};
 use crate::guard::{self, DenyArgs};
 use crate::home::{GitCredential, PrivateHome};
@@ -39,27 +40,61 @@ pub const BASE_ENV: &[&str] = &[
     "GIT_TERMINAL_PROMPT",
     "GIT_ASKPASS",
     "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_ALLOW_PROTOCOL",
     "GIT_CONFIG_COUNT",
 ];
+
+/// The transports git may use (`GIT_ALLOW_PROTOCOL`): when set, this list alone
+/// decides, whatever any `protocol.*.allow` configuration says — a
+/// repository's `.git/config` cannot allow `ext::` (runs a command), `file`
+/// (local repositories outside the workdirs, their `uploadpack`) or `ssh` (the
+/// owner's own keys from `~/.ssh`, not the capability's secret).
+const GIT_ALLOWED_PROTOCOLS: &str = "https:http";
+
+/// `diff.external` for every exec child: an agent-written `.git/config` may name
+/// any program as `diff.external`, which `git diff`, `log -p` and `show` run, and
+/// the command line cannot unset a key (an empty value makes git try to run ""
+/// and fail). This overrides it with an ordinary unified diff of the two files
+/// git hands over (`$1` path, `$2` old file, `$5` new file, `$8` new path of a
+/// rename; only `$1` for an unmerged path). git runs the value through `sh -c`
+/// with those as positional parameters, quoted here: a file name is never
+/// code. `diff` exits 1 when the files differ, which git would take for a crash.
+const DIFF_EXTERNAL: &str = concat!(
+    r#"airlock_diff() { [ $# -ge 7 ] || { echo "* Unmerged path $1"; return 0; }; "#,
+    r#"diff -u --label "a/$1" --label "b/${8:-$1}" -- "$2" "$5"; [ $? -le 1 ]; }; "#,
+    "airlock_diff",
+);
 
 /// Git configuration given to every exec child through `GIT_CONFIG_COUNT` /
 /// `GIT_CONFIG_KEY_n` / `GIT_CONFIG_VALUE_n`. Command-line configuration wins over
 /// the repository's `.git/config`, which the agent may be able to write: these
-/// neutralize the well-known keys that name a program to run or a credential
-/// store. (`protocol.file.allow = never` also stops a local-path remote's
-/// `remote.<name>.uploadpack`; `git clone /local/dir` is refused as a result.)
+/// neutralize the well-known keys that name a program to run, a file to read, or
+/// a credential store. The `protocol.*` entries repeat `GIT_ALLOW_PROTOCOL`
+/// (`https:http`, set in every child) for a git started without that variable (`protocol.file.allow = never` also
+/// stops a local-path remote's `remote.<name>.uploadpack`; `git clone /local/dir`
+/// is refused as a result). `safe.bareRepository = explicit`: git does not
+/// enter a bare repository it finds (one committed inside a checkout, with its
+/// own `config`) unless told to with `--bare`.
 pub const GIT_CONFIG_OVERRIDES: &[(&str, &str)] = &[
     ("core.fsmonitor", "false"),
     ("core.hooksPath", "/dev/null"),
+    ("diff.external", DIFF_EXTERNAL),
+    ("commit.template", "/dev/null"),
+    ("safe.bareRepository", "explicit"),
     ("core.sshCommand", "ssh"),
     ("core.pager", "cat"),
     ("core.editor", "true"),
     ("sequence.editor", "true"),
     ("credential.helper", ""),
     ("credential.useHttpPath", "false"),
+    ("protocol.allow", "never"),
+    ("protocol.https.allow", "always"),
+    ("protocol.http.allow", "always"),
     ("protocol.ext.allow", "never"),
     ("protocol.file.allow", "never"),
     ("protocol.git.allow", "never"),
+    ("protocol.ssh.allow", "never"),
     ("gpg.program", "gpg"),
     ("gpg.ssh.program", "ssh-keygen"),
     ("gpg.x509.program", "gpgsm"),
@@ -85,7 +120,18 @@ pub const FORBIDDEN_ENV: &[(&str, &str)] = &[
         "it is command-line git configuration",
     ),
     ("GIT_CONFIG", "it replaces git configuration"),
-    ("GIT_CONFIG_GLOBAL", "it replaces git configuration"),
+    (
+        "GIT_CONFIG_GLOBAL",
+        "airlock sets git's global configuration to a file in the private HOME",
+    ),
+    (
+        "GIT_CONFIG_NOSYSTEM",
+        "airlock keeps the system's git configuration out",
+    ),
+    (
+        "GIT_ALLOW_PROTOCOL",
+        "airlock sets which transports git may use",
+    ),
     ("GIT_CONFIG_SYSTEM", "it replaces git configuration"),
     ("GIT_EXEC_PATH", "it chooses where git finds programs"),
     ("GIT_SSH", "it names a program to run"),
@@ -158,6 +204,8 @@ pub struct OwnerEnv {
     /// Where private homes are created (the system temporary directory when
     /// `None`).
     pub temp_root: Option<PathBuf>,
+    /// `$AIRLOCK_HOME`: no workdir or program directory may overlap it.
+    pub airlock_home: Option<PathBuf>,
 }
 
 impl OwnerEnv {
@@ -170,6 +218,9 @@ impl OwnerEnv {
             lang: std::env::var_os("LANG"),
             term: None,
             temp_root: None,
+            airlock_home: airlock_home::Home::from_env()
+                .ok()
+                .map(|h| h.root().to_path_buf()),
         }
     }
 }
@@ -191,6 +242,7 @@ pub struct ExecPolicy {
     term: OsString,
     temp_root: Option<PathBuf>,
     warnings: Vec<String>,
+    sandbox: Option<Sandbox>,
 }
 
 /// A request that passed every check: run it with [`ExecPolicy::prepare`].
@@ -231,6 +283,17 @@ impl ExecPolicy {
             &capability.env,
             owner,
         )?;
+        if !capability.confine {
+            policy = policy.unconfined();
+        } else {
+            policy = policy.with_network(capability.network);
+            if let Support::Unavailable(reason) = Support::probe() {
+                return Err(PolicyError::Unconfinable {
+                    capability: capability.name.clone(),
+                    reason,
+                });
+            }
+        }
         policy.secret_name = service.auth.secrets().first().map(|s| s.to_string());
         if let Some(t) = capability.timeout {
             policy.timeout = t;
@@ -243,7 +306,8 @@ impl ExecPolicy {
     }
 
     /// Compiles the exec parts of a capability without a [`Capability`] value
-    /// (tests, tools). No secret name, no askpass, [`DEFAULT_TIMEOUT`].
+    /// (tests, tools). No secret name, no askpass, [`DEFAULT_TIMEOUT`]; confined
+    /// with no network (see [`ExecPolicy::unconfined`], [`ExecPolicy::with_network`]).
     pub fn from_parts(
         capability: &str,
         commands: &[String],
@@ -254,6 +318,8 @@ impl ExecPolicy {
     ) -> Result<ExecPolicy, PolicyError> {
         let mut programs = Vec::new();
         let mut warnings = Vec::new();
+        let protected = Protected::new(owner.airlock_home.as_deref(), owner.home.as_deref());
+        let mut sandbox = Sandbox::new(Network::None, protected.clone());
         for command in commands {
             let program = AllowedProgram::resolve(capability, command, &owner.path)?;
             if program.kind == ProgramKind::Runner {
@@ -261,6 +327,16 @@ impl ExecPolicy {
                     "capability \"{capability}\": `{}` runs whatever it is told to; allowing it lets the agent run any program with the secret",
                     program.name
                 ));
+            }
+            for dir in program_dirs(&program) {
+                sandbox
+                    .allow_read_exec(&dir)
+                    .map_err(|e| PolicyError::Reach {
+                        capability: capability.to_string(),
+                        what: "program directory",
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
             }
             if !programs
                 .iter()
@@ -293,6 +369,14 @@ impl ExecPolicy {
                     "capability \"{capability}\": workdir \"/\" lets the agent run in any directory"
                 ));
             }
+            sandbox
+                .allow_write(&canonical)
+                .map_err(|e| PolicyError::Reach {
+                    capability: capability.to_string(),
+                    what: "workdir",
+                    path: w.clone(),
+                    reason: e.to_string(),
+                })?;
             dirs.push(canonical);
         }
         for (key, value) in env {
@@ -335,7 +419,28 @@ impl ExecPolicy {
             term: owner.term.clone().unwrap_or_else(|| "dumb".into()),
             temp_root: owner.temp_root.clone(),
             warnings,
+            sandbox: Some(sandbox),
         })
+    }
+
+    /// Runs children without the kernel sandbox (`confine = false`: the owner's
+    /// explicit choice, which `doctor` and `list` report).
+    pub fn unconfined(mut self) -> Self {
+        self.sandbox = None;
+        self
+    }
+
+    /// Sets what network a confined child may reach (default: none).
+    pub fn with_network(mut self, network: Network) -> Self {
+        if let Some(sb) = &mut self.sandbox {
+            sb.set_network(network);
+        }
+        self
+    }
+
+    /// The sandbox children run in; `None` when unconfined.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
     }
 
     /// Sets the timeout (replacing the capability's).
@@ -521,6 +626,12 @@ impl ExecPolicy {
         set("GIT_SEQUENCE_EDITOR", b"true");
         set("GIT_TERMINAL_PROMPT", b"0");
         set("GIT_CONFIG_NOSYSTEM", b"1");
+        let git_config = home.write_git_config().map_err(ExecError::Home)?;
+        set(
+            "GIT_CONFIG_GLOBAL",
+            git_config.as_os_str().as_encoded_bytes(),
+        );
+        set("GIT_ALLOW_PROTOCOL", GIT_ALLOWED_PROTOCOLS.as_bytes());
         set(
             "GIT_CONFIG_COUNT",
             GIT_CONFIG_OVERRIDES.len().to_string().as_bytes(),
@@ -552,9 +663,38 @@ impl ExecPolicy {
             let name = self.secret_name.as_deref().unwrap_or(&self.capability);
             launch = launch.scrub_secret(name, secret.clone());
         }
+        if let Some(sandbox) = &self.sandbox {
+            launch = launch.confine(sandbox.clone());
+        }
         Ok(launch.private_home(home))
     }
 }
+
+/// The directories an allowed program needs to be read and run from: where it
+/// was found and where it really is; for a program inside `node_modules`, its
+/// whole package.
+fn program_dirs(program: &AllowedProgram) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in [&program.found, &program.canonical] {
+        let components: Vec<_> = p.components().collect();
+        let package = components
+            .iter()
+            .position(|c| c.as_os_str() == "node_modules")
+            .filter(|i| i + 2 < components.len())
+            .map(|i| components[..i + 2].iter().collect::<PathBuf>());
+        let dir = package.or_else(|| p.parent().map(Path::to_path_buf));
+        if let Some(d) = dir
+            && !SYSTEM_DIRS.iter().any(|s| d.starts_with(s))
+            && !out.contains(&d)
+        {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Directories the sandbox grants anyway.
+const SYSTEM_DIRS: &[&str] = crate::confine::SYSTEM_READ_EXEC;
 
 /// `template` with every `{{secret}}` replaced by the secret's bytes (by nothing
 /// when there is no secret).

@@ -21,6 +21,9 @@ use airlock_exec::{
 use base64::Engine as _;
 use secrecy::SecretSlice;
 
+#[path = "exec/confine.rs"]
+mod confine;
+
 const SECRET: &str = "sk_live_4eC39Hq/Ly+jWD ar&tT1zdp7dc=";
 const NAME: &str = "stripe";
 
@@ -69,6 +72,7 @@ fn world() -> World {
         lang: None,
         term: None,
         temp_root: None,
+        airlock_home: None,
     };
     let work = work.canonicalize().unwrap();
     World {
@@ -1052,8 +1056,10 @@ fn real_git_sends_the_token_only_to_the_service_host() {
         ..w.owner.clone()
     };
     let env: BTreeMap<String, String> = [("GH_TOKEN".to_string(), "{{secret}}".to_string())].into();
+    // The askpass flow needs the network: this capability says `network = "direct"`.
     let p = ExecPolicy::from_parts("gh", &strings(&["git"]), &[], &[], &env, &owner)
         .unwrap()
+        .with_network(airlock_exec::Network::Direct)
         .with_timeout(Duration::from_secs(20))
         .with_git_credential(Some(GitCredential {
             origins: vec![format!("http://127.0.0.1:{good}")],

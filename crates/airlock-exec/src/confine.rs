@@ -1,0 +1,539 @@
+//! The kernel sandbox around every program airlock starts for an agent
+//! (DESIGN.md §7 invariant 11; the full statement is docs/exec.md, *Confinement*).
+//!
+//! A [`Sandbox`] is compiled once per capability (or per `airlock run --confine`):
+//! which directories the child may write (the workdirs), which it may only read
+//! and execute (the system's read-only paths, the allowed programs' own
+//! directories), and what network it may reach. At each spawn it becomes a
+//! Landlock ruleset, plus the per-call private HOME, and a seccomp-BPF program;
+//! `airlock-confine` applies both in the child between `fork` and `exec`.
+//!
+//! Landlock (best ABI the kernel offers, up to the last one vetted here, v7):
+//! * files: read+write+execute beneath the writable directories; read+execute
+//!   beneath `/usr`, `/bin`, `/sbin`, `/lib*`, the programs' directories; read of
+//!   `/etc` entry by entry, secret-shaped ones left out ([`hidden_in_etc`]); a few
+//!   device files; a handful of `/proc` and `/sys` files, and the child's own
+//!   `/proc/self`. Nothing else: not `$AIRLOCK_HOME`, not the owner's home, not
+//!   `/tmp`, not other users' files, not `/proc/<other pid>`.
+//! * TCP (ABI ≥ 4): no `bind`, no `connect` (until the egress proxy: then its
+//!   port only), unless the capability says `network = "direct"`.
+//! * scopes (ABI ≥ 6): no signals to processes outside the sandbox, no abstract
+//!   UNIX sockets created outside it.
+//!
+//! seccomp, only for holes Landlock leaves, each named:
+//! * `socket()` — Landlock does not mediate UDP, raw or netlink sockets, nor
+//!   `connect()` to a pathname UNIX socket (before ABI 9), and `control.sock`
+//!   answers revocations. With `network = "none"` no socket can be created at
+//!   all; with `"direct"`, only `AF_UNIX` is refused.
+//! * `io_uring_setup` — io_uring creates sockets (`IORING_OP_SOCKET`) without the
+//!   `socket()` system call the filter sees.
+//! * `ioctl(TIOCSTI | TIOCLINUX)` — a terminal inherited from `airlock run` is
+//!   an open descriptor Landlock never re-checks; TIOCSTI types into it.
+//! * `truncate()` on kernels before Landlock ABI 3, which did not mediate it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use airlock_config::Network;
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, Scope,
+};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+use crate::error::ExecError;
+
+/// The last Landlock ABI whose rights this code was written and tested against.
+/// A newer kernel is used at this level (its extra rights stay unhandled).
+const VETTED_ABI: ABI = ABI::V7;
+
+/// System directories a child may read and execute from, where they exist.
+pub const SYSTEM_READ_EXEC: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/nix/store",
+];
+
+/// Device files a child may read and write.
+const DEVICES_RW: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"];
+/// Device files a child may read.
+const DEVICES_RO: &[&str] = &["/dev/random", "/dev/urandom"];
+/// System-wide `/proc` and `/sys` files a child may read (CPU count, memory,
+/// kernel version: what runtimes read at start-up). Its own `/proc/self` is
+/// added in the child.
+const PROC_SYS_RO: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/loadavg",
+    "/proc/uptime",
+    "/proc/version",
+    "/proc/filesystems",
+    "/sys/devices/system/cpu",
+    "/sys/kernel/mm/transparent_hugepage",
+];
+/// `/etc` subdirectories looked into entry by entry (they mix public files and
+/// keys); every other `/etc` entry is granted or hidden whole.
+const ETC_DESCEND: &[&str] = &[
+    "ssh",
+    "ssl",
+    "pki",
+    "security",
+    "ppp",
+    "docker",
+    "NetworkManager",
+    "cups",
+];
+
+/// Whether an `/etc` entry (at any depth looked at) is secret-shaped and left out
+/// of what a child may read: password hashes, sudo rules, host and TLS private
+/// keys, Kerberos keytabs, VPN and Wi-Fi credentials.
+pub fn hidden_in_etc(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    const WORDS: &[&str] = &[
+        "shadow",
+        "sudoers",
+        "secret",
+        "private",
+        "keytab",
+        "credential",
+        "password",
+        "opasswd",
+        "wireguard",
+        "letsencrypt",
+        "openvpn",
+        "ipsec",
+        "sssd",
+        "system-connections",
+        "key.json",
+    ];
+    WORDS.iter().any(|w| n.contains(w))
+        || n.ends_with("_key")
+        || n.ends_with(".key")
+        || n.ends_with("-key.pem")
+        || n.ends_with("_key.pem")
+}
+
+/// What the kernel offers, for `doctor` and for refusing to run without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// Landlock works; the ABI version the kernel offers.
+    Landlock {
+        /// The kernel's Landlock ABI (1 = Linux 5.13 … 7 = Linux 6.15).
+        abi: u32,
+    },
+    /// No Landlock; why, in one line.
+    Unavailable(String),
+}
+
+impl Support {
+    /// Probes the running kernel.
+    pub fn probe() -> Support {
+        match airlock_confine::landlock_abi() {
+            Ok(abi) => Support::Landlock { abi },
+            Err(e) => Support::Unavailable(e.to_string()),
+        }
+    }
+
+    /// What a confined child gets on this kernel, and what it misses, in one line
+    /// each (for `doctor`).
+    pub fn describe(&self) -> Vec<String> {
+        let Support::Landlock { abi } = self else {
+            return Vec::new();
+        };
+        let abi = *abi;
+        let mut out = vec![format!(
+            "Landlock ABI {abi}: files confined; seccomp: sockets, io_uring and terminal injection refused"
+        )];
+        if abi < 3 {
+            out.push("ABI < 3: truncate(2) is refused by seccomp instead".into());
+        }
+        if abi < 4 {
+            out.push("ABI < 4: TCP is confined by seccomp only (no socket at all with network = \"none\")".into());
+        }
+        if abi < 5 {
+            out.push(
+                "ABI < 5: ioctl on device files opened in the sandbox is not restricted".into(),
+            );
+        }
+        if abi < 6 {
+            out.push(
+                "ABI < 6: a child can signal other processes of the same user (upgrade to Linux 6.12+)"
+                    .into(),
+            );
+        }
+        out
+    }
+}
+
+/// Why a directory may not be made writable (or readable) for a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlap {
+    /// It is `$AIRLOCK_HOME`, inside it, or contains it.
+    AirlockHome(PathBuf),
+    /// It is the owner's home directory or contains it.
+    OwnerHome(PathBuf),
+}
+
+impl std::fmt::Display for Overlap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Overlap::AirlockHome(h) => write!(
+                f,
+                "it overlaps the airlock home {} (the key, vault, config and state), which nothing an agent runs may reach; choose a project directory outside it",
+                h.display()
+            ),
+            Overlap::OwnerHome(h) => write!(
+                f,
+                "it contains your home directory {} (your keys, shell and tool configuration); choose a project directory inside it instead",
+                h.display()
+            ),
+        }
+    }
+}
+
+/// Places a child must never reach: checked against every directory a sandbox
+/// grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Protected {
+    /// `$AIRLOCK_HOME`, canonical when it exists.
+    pub airlock_home: Option<PathBuf>,
+    /// The owner's home directory, canonical when it exists.
+    pub owner_home: Option<PathBuf>,
+}
+
+impl Protected {
+    /// From the given paths (canonicalized when they exist).
+    pub fn new(airlock_home: Option<&Path>, owner_home: Option<&Path>) -> Protected {
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        Protected {
+            airlock_home: airlock_home.map(canon),
+            owner_home: owner_home.map(canon),
+        }
+    }
+
+    /// Whether `dir` (canonical) may be granted to a child.
+    pub fn check(&self, dir: &Path) -> Result<(), Overlap> {
+        if let Some(h) = &self.airlock_home
+            && (dir.starts_with(h) || h.starts_with(dir))
+        {
+            return Err(Overlap::AirlockHome(h.clone()));
+        }
+        if let Some(h) = &self.owner_home
+            && h.starts_with(dir)
+        {
+            return Err(Overlap::OwnerHome(h.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// A compiled sandbox: what a child may write, read and execute, and reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    writable: Vec<PathBuf>,
+    read_exec: Vec<PathBuf>,
+    network: Network,
+    protected: Protected,
+}
+
+impl Sandbox {
+    /// A sandbox with the system's read-only paths and nothing writable.
+    pub fn new(network: Network, protected: Protected) -> Sandbox {
+        Sandbox {
+            writable: Vec::new(),
+            read_exec: Vec::new(),
+            network,
+            protected,
+        }
+    }
+
+    /// Lets the child write (and read, and execute) beneath `dir` (canonical).
+    pub fn allow_write(&mut self, dir: &Path) -> Result<(), Overlap> {
+        self.protected.check(dir)?;
+        if !self.writable.iter().any(|d| d == dir) {
+            self.writable.push(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Lets the child read and execute beneath `dir` (an allowed program's own
+    /// directory).
+    pub fn allow_read_exec(&mut self, dir: &Path) -> Result<(), Overlap> {
+        if let Some(h) = &self.protected.airlock_home
+            && (dir.starts_with(h) || h.starts_with(dir))
+        {
+            return Err(Overlap::AirlockHome(h.clone()));
+        }
+        if let Some(h) = &self.protected.owner_home
+            && h.starts_with(dir)
+        {
+            return Err(Overlap::OwnerHome(h.clone()));
+        }
+        if !self.read_exec.iter().any(|d| d == dir) {
+            self.read_exec.push(dir.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// The directories the child may write.
+    pub fn writable(&self) -> &[PathBuf] {
+        &self.writable
+    }
+
+    /// Sets the network it may reach.
+    pub fn set_network(&mut self, network: Network) {
+        self.network = network;
+    }
+
+    /// The network it may reach.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// The Landlock ruleset and seccomp program for one child, whose private
+    /// HOME (writable) is `private`.
+    pub(crate) fn hook(&self, private: Option<&Path>) -> Result<airlock_confine::Hook, ExecError> {
+        let abi = match airlock_confine::landlock_abi() {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(ExecError::Confine(format!(
+                    "{e}; the program was not started. Set `confine = false` on the capability to run it unconfined (doctor will warn)"
+                )));
+            }
+        };
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            ExecError::Confine(format!("building the sandbox ({what}): {e}"))
+        };
+        let all = AccessFs::from_all(VETTED_ABI);
+        let read: BitFlags<AccessFs> = AccessFs::ReadFile | AccessFs::ReadDir;
+        let read_exec = read | AccessFs::Execute;
+        let dev_rw = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
+        let mut ruleset = Ruleset::default()
+            .handle_access(all)
+            .map_err(|e| err("file rights", &e))?
+            .scope(Scope::from_all(VETTED_ABI))
+            .map_err(|e| err("scopes", &e))?;
+        if self.network != Network::Direct {
+            ruleset = ruleset
+                .handle_access(AccessNet::from_all(VETTED_ABI))
+                .map_err(|e| err("network rights", &e))?;
+        }
+        // Grants that name a path which does not exist (no /lib32 here) are skipped;
+        // every other failure fails the spawn.
+        let mut rules: Vec<PathBeneath<PathFd>> = Vec::new();
+        let mut grant = |path: &Path, access: BitFlags<AccessFs>| -> Result<(), ExecError> {
+            let fd = match PathFd::new(path) {
+                Ok(fd) => fd,
+                Err(_) if !path.exists() => return Ok(()),
+                Err(e) => return Err(err(&path.display().to_string(), &e)),
+            };
+            // A rule on a file (not a directory) takes only file rights.
+            let access = if path.is_dir() {
+                access
+            } else {
+                access & AccessFs::from_file(VETTED_ABI)
+            };
+            rules.push(PathBeneath::new(fd, access));
+            Ok(())
+        };
+        for p in SYSTEM_READ_EXEC {
+            grant(Path::new(p), read_exec)?;
+        }
+        for p in &self.read_exec {
+            grant(p, read_exec)?;
+        }
+        for p in etc_entries() {
+            grant(&p, read)?;
+        }
+        for p in DEVICES_RW {
+            grant(Path::new(p), dev_rw)?;
+        }
+        if Path::new("/dev/pts").exists() {
+            grant(Path::new("/dev/pts"), dev_rw)?;
+        }
+        for p in DEVICES_RO {
+            grant(Path::new(p), read)?;
+        }
+        for p in PROC_SYS_RO {
+            grant(Path::new(p), read)?;
+        }
+        if self.network == Network::Direct {
+            // Name resolution on systemd hosts: /etc/resolv.conf links here.
+            grant(Path::new("/run/systemd/resolve"), read)?;
+        }
+        for p in &self.writable {
+            grant(p, all)?;
+        }
+        if let Some(p) = private {
+            grant(p, all)?;
+        }
+        let created = ruleset
+            .create()
+            .map_err(|e| err("ruleset", &e))?
+            .add_rules(rules.into_iter().map(Ok::<_, landlock::RulesetError>))
+            .map_err(|e| err("rules", &e))?;
+        let ruleset: Option<std::os::fd::OwnedFd> = created.into();
+        let ruleset = ruleset.ok_or_else(|| {
+            ExecError::Confine("the kernel refused to create a Landlock ruleset".into())
+        })?;
+        Ok(airlock_confine::Hook {
+            ruleset,
+            proc_self_access: (AccessFs::ReadFile | AccessFs::ReadDir).bits(),
+            filter: seccomp_program(self.network, abi)?,
+        })
+    }
+}
+
+/// The readable `/etc` entries (secret-shaped ones left out), listed at each
+/// spawn so a file the system replaced since is still the one granted.
+fn etc_entries() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(top) = std::fs::read_dir("/etc") else {
+        return out;
+    };
+    for e in top.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if hidden_in_etc(name) {
+            continue;
+        }
+        if ETC_DESCEND.contains(&name) {
+            if let Ok(inner) = std::fs::read_dir(e.path()) {
+                for i in inner.flatten() {
+                    let n = i.file_name();
+                    if n.to_str().is_some_and(|n| !hidden_in_etc(n)) {
+                        out.push(i.path());
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(e.path());
+    }
+    out
+}
+
+/// The seccomp program: everything allowed except the named holes (see the
+/// module docs), which fail with `EACCES` like a Landlock refusal.
+fn seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecError> {
+    let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
+    };
+    fn bad(e: impl std::fmt::Display) -> ExecError {
+        ExecError::Confine(format!("building the seccomp filter: {e}"))
+    }
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    match network {
+        Network::None => {
+            // No socket at all (an empty rule list matches every call).
+            rules.insert(libc::SYS_socket, Vec::new());
+        }
+        Network::Direct => {
+            let unix = cond(0, SeccompCmpOp::Eq, libc::AF_UNIX as u64).map_err(bad)?;
+            rules.insert(
+                libc::SYS_socket,
+                vec![SeccompRule::new(vec![unix]).map_err(bad)?],
+            );
+        }
+    }
+    rules.insert(libc::SYS_io_uring_setup, Vec::new());
+    let tiocsti = cond(1, SeccompCmpOp::Eq, libc::TIOCSTI).map_err(bad)?;
+    let tioclinux = cond(1, SeccompCmpOp::Eq, libc::TIOCLINUX).map_err(bad)?;
+    rules.insert(
+        libc::SYS_ioctl,
+        vec![
+            SeccompRule::new(vec![tiocsti]).map_err(bad)?,
+            SeccompRule::new(vec![tioclinux]).map_err(bad)?,
+        ],
+    );
+    if abi < 3 {
+        rules.insert(libc::SYS_truncate, Vec::new());
+    }
+    let arch = TargetArch::try_from(std::env::consts::ARCH)
+        .map_err(|e| ExecError::Confine(format!("seccomp: {e}")))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EACCES as u32),
+        arch,
+    )
+    .map_err(|e| ExecError::Confine(format!("building the seccomp filter: {e}")))?;
+    BpfProgram::try_from(filter)
+        .map_err(|e| ExecError::Confine(format!("building the seccomp filter: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etc_secrets_hidden() {
+        for n in [
+            "shadow",
+            "gshadow-",
+            "sudoers",
+            "sudoers.d",
+            "ssh_host_ed25519_key",
+            "private",
+            "krb5.keytab",
+            "ipsec.secrets",
+            "wireguard",
+            "chap-secrets",
+        ] {
+            assert!(hidden_in_etc(n), "{n}");
+        }
+        for n in [
+            "passwd",
+            "group",
+            "hosts",
+            "resolv.conf",
+            "ssh_host_ed25519_key.pub",
+            "ssh_config",
+            "certs",
+            "ca-certificates.crt",
+            "gitconfig",
+        ] {
+            assert!(!hidden_in_etc(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn protected_paths() {
+        let p = Protected {
+            airlock_home: Some("/home/o/.airlock".into()),
+            owner_home: Some("/home/o".into()),
+        };
+        assert!(p.check(Path::new("/home/o/src/app")).is_ok());
+        assert!(p.check(Path::new("/tmp/x")).is_ok());
+        assert!(matches!(
+            p.check(Path::new("/home/o/.airlock/state")),
+            Err(Overlap::AirlockHome(_))
+        ));
+        assert!(matches!(
+            p.check(Path::new("/home/o")),
+            Err(Overlap::AirlockHome(_))
+        ));
+        assert!(matches!(
+            p.check(Path::new("/")),
+            Err(Overlap::AirlockHome(_))
+        ));
+        let q = Protected {
+            airlock_home: Some("/srv/airlock".into()),
+            owner_home: Some("/home/o".into()),
+        };
+        assert!(matches!(
+            q.check(Path::new("/home")),
+            Err(Overlap::OwnerHome(_))
+        ));
+        assert!(q.check(Path::new("/home/o/.airlockx")).is_ok());
+    }
+}

@@ -1,0 +1,338 @@
+//! The kernel sandbox (DESIGN.md §7 invariant 11), through the library: real
+//! programs from the system (`cat`, `touch`, `bash`, `kill`, `python3`) run
+//! confined, each trying one thing the sandbox must stop, next to a control that
+//! must still work. Each test skips (with a note) on a kernel without Landlock;
+//! CI's kernel has it, and `confinement_is_available_here` fails there if not.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use airlock_exec::{ExecPolicy, Network, OwnerEnv, Scrubber, Stdin, Support};
+
+use super::{rt, strings};
+
+const CANARY: &str = "CANARY-master-key-5f2b8c1e9d";
+
+struct Sandboxed {
+    _root: tempfile::TempDir,
+    /// Stands for `$AIRLOCK_HOME` (holds `master.key` with the canary).
+    home: PathBuf,
+    /// Stands for the owner's home: a file outside every workdir.
+    owner_home: PathBuf,
+    /// The capability's workdir.
+    work: PathBuf,
+    owner: OwnerEnv,
+}
+
+fn landlock() -> bool {
+    match Support::probe() {
+        Support::Landlock { .. } => true,
+        Support::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+fn sandbox_world() -> Sandboxed {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().canonicalize().unwrap();
+    let home = r.join("airlock-home");
+    let owner_home = r.join("owner");
+    let work = owner_home.join("src/app");
+    for d in [&home, &owner_home, &work] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(home.join("master.key"), CANARY).unwrap();
+    std::fs::write(home.join("airlock.toml"), "# owner's config\n").unwrap();
+    std::fs::create_dir(home.join("state")).unwrap();
+    std::fs::write(owner_home.join(".netrc"), CANARY).unwrap();
+    std::fs::write(work.join("README"), "project file\n").unwrap();
+    let owner = OwnerEnv {
+        path: "/usr/bin:/bin".into(),
+        home: Some(owner_home.clone()),
+        lang: None,
+        term: None,
+        temp_root: None,
+        airlock_home: Some(home.clone()),
+    };
+    Sandboxed {
+        _root: root,
+        home,
+        owner_home,
+        work,
+        owner,
+    }
+}
+
+fn confined(b: &Sandboxed, commands: &[&str]) -> ExecPolicy {
+    ExecPolicy::from_parts(
+        "cap",
+        &strings(commands),
+        &[b.work.display().to_string()],
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_secs(20))
+}
+
+fn exec(p: &ExecPolicy, command: &[&str]) -> airlock_exec::Output {
+    let inv = p.check(&strings(command), None).unwrap();
+    let launch = p.prepare(inv, None, Stdin::Null).unwrap();
+    assert!(launch.is_confined());
+    rt().block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap()
+}
+
+fn text(o: &airlock_exec::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn denied(o: &airlock_exec::Output) {
+    assert!(!o.exit.success(), "should have failed: {o:?}");
+    assert!(!text(o).contains(CANARY), "canary leaked: {o:?}");
+}
+
+#[test]
+fn confinement_is_available_here() {
+    // CI runs on a kernel with Landlock; a machine without it must say so, not
+    // silently skip every sandbox test.
+    if std::env::var_os("CI").is_some() {
+        assert!(
+            matches!(Support::probe(), Support::Landlock { .. }),
+            "CI kernel has no Landlock: {:?}",
+            Support::probe()
+        );
+    }
+}
+
+#[test]
+fn reads_stop_at_the_workdir_and_the_system() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let p = confined(&b, &["cat"]);
+    // The controls: the workdir and the system's public files are readable.
+    let ok = exec(&p, &["cat", "README", "/etc/passwd"]);
+    assert!(ok.exit.success(), "{ok:?}");
+    assert!(text(&ok).contains("project file"));
+    // The airlock home, the owner's home outside the workdir, /etc/shadow, other
+    // temp dirs: refused by the kernel.
+    for f in [
+        b.home.join("master.key"),
+        b.home.join("airlock.toml"),
+        b.owner_home.join(".netrc"),
+        PathBuf::from("/etc/shadow"),
+    ] {
+        let o = exec(&p, &["cat", f.to_str().unwrap()]);
+        denied(&o);
+        assert!(
+            text(&o).contains("Permission denied"),
+            "{}: {o:?}",
+            f.display()
+        );
+    }
+    // Not even a directory listing of the home.
+    let ls = confined(&b, &["ls"]);
+    let o = exec(&ls, &["ls", b.home.to_str().unwrap()]);
+    denied(&o);
+    assert!(!text(&o).contains("master.key"), "{o:?}");
+}
+
+#[test]
+fn writes_stop_at_the_workdir_and_the_private_home() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let p = confined(&b, &["touch", "sh"]);
+    let o = exec(&p, &["touch", "made-here"]);
+    assert!(o.exit.success(), "{o:?}");
+    assert!(b.work.join("made-here").exists());
+    // The private HOME and TMPDIR are writable.
+    let o = exec(
+        &p,
+        &["sh", "-c", "touch \"$HOME/h\" \"$TMPDIR/t\" && echo wrote"],
+    );
+    assert!(text(&o).contains("wrote"), "{o:?}");
+    for target in [
+        b.home.join("airlock.toml"),
+        b.home.join("state/ap-00000000.answer"),
+        b.home.join("new-file"),
+        b.owner_home.join(".bashrc"),
+        std::env::temp_dir().join(format!("airlock-escape-{}", std::process::id())),
+    ] {
+        let before = std::fs::read(&target).ok();
+        // A content write (`touch` on an existing file only sets its times,
+        // which Landlock does not mediate, so it is not the probe).
+        let o = exec(
+            &p,
+            &[
+                "sh",
+                "-c",
+                "echo pwned >> \"$1\"",
+                "sh",
+                target.to_str().unwrap(),
+            ],
+        );
+        denied(&o);
+        assert_eq!(
+            std::fs::read(&target).ok(),
+            before,
+            "{} was written",
+            target.display()
+        );
+        let o = exec(&p, &["touch", target.to_str().unwrap()]);
+        assert!(
+            before.is_some() || !target.exists(),
+            "{} was created: {o:?}",
+            target.display()
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(b.home.join("airlock.toml")).unwrap(),
+        "# owner's config\n"
+    );
+}
+
+#[test]
+fn no_network_without_direct() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = confined(&b, &["bash"]);
+    let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
+    let o = exec(&p, &["bash", "-c", &probe]);
+    assert!(!text(&o).contains("connected"), "{o:?}");
+    assert!(listener.accept().is_err(), "the listener saw a connection");
+    // The same capability with network = "direct" connects.
+    let direct = confined(&b, &["bash"]).with_network(Network::Direct);
+    let o = exec(&direct, &["bash", "-c", &probe]);
+    assert!(text(&o).contains("connected"), "{o:?}");
+}
+
+#[test]
+fn unix_sockets_outside_are_unreachable() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    // Stands for control.sock: a listening socket the child must not reach, even
+    // with network = "direct".
+    let sock = b.work.join("control.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let p = confined(&b, &["python3"]).with_network(Network::Direct);
+    let code = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print('connected')",
+        sock.display().to_string()
+    );
+    let o = exec(&p, &["python3", "-c", &code]);
+    assert!(!text(&o).contains("connected"), "{o:?}");
+    assert!(listener.accept().is_err(), "the socket saw a connection");
+}
+
+#[test]
+fn other_processes_are_out_of_reach() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let me = std::process::id().to_string();
+    let p = confined(&b, &["cat", "kill"]);
+    // Its own /proc/self is readable; this process's environment is not.
+    let own = exec(&p, &["cat", "/proc/self/status"]);
+    assert!(own.exit.success(), "{own:?}");
+    let o = exec(&p, &["cat", &format!("/proc/{me}/environ")]);
+    denied(&o);
+    let o = exec(&p, &["cat", &format!("/proc/{me}/cmdline")]);
+    denied(&o);
+    // No signal to a process outside the sandbox (Landlock ABI 6).
+    if let Support::Landlock { abi } = Support::probe()
+        && abi >= 6
+    {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let o = exec(&p, &["kill", "-TERM", &sleeper.id().to_string()]);
+        assert!(!o.exit.success(), "{o:?}");
+        assert!(sleeper.try_wait().unwrap().is_none(), "the signal got out");
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+    }
+}
+
+#[test]
+fn unconfined_runs_where_the_owner_said_so() {
+    let b = sandbox_world();
+    let p = confined(&b, &["cat"]).unconfined();
+    let inv = p
+        .check(
+            &strings(&["cat", b.owner_home.join(".netrc").to_str().unwrap()]),
+            None,
+        )
+        .unwrap();
+    let launch = p.prepare(inv, None, Stdin::Null).unwrap();
+    assert!(!launch.is_confined());
+    let o = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    // Without the sandbox the file is readable: the opt-out is real, which is why
+    // doctor and list report it.
+    assert!(text(&o).contains(CANARY), "{o:?}");
+}
+
+#[test]
+fn workdirs_may_not_reach_the_homes() {
+    let b = sandbox_world();
+    let compile = |workdir: &Path| {
+        ExecPolicy::from_parts(
+            "cap",
+            &strings(&["cat"]),
+            &[workdir.display().to_string()],
+            &[],
+            &Default::default(),
+            &b.owner,
+        )
+    };
+    for w in [
+        b.home.clone(),
+        b.home.join("state"),
+        b.owner_home.clone(),
+        b.owner_home.parent().unwrap().to_path_buf(),
+        PathBuf::from("/"),
+    ] {
+        let e = compile(&w).unwrap_err().to_string();
+        assert!(e.contains("cannot be given to a confined program"), "{e}");
+    }
+    assert!(compile(&b.work).is_ok());
+}
+
+#[test]
+fn terminal_injection_is_refused() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let p = confined(&b, &["python3"]);
+    // TIOCSTI on whatever fd 0 is: refused by seccomp with EACCES before the
+    // kernel even looks at the descriptor (without the filter: ENOTTY).
+    let code = "import fcntl, termios, errno\n\
+                try:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x')\n\
+                except OSError as e:\n    print(errno.errorcode[e.errno])";
+    let o = exec(&p, &["python3", "-c", code]);
+    assert!(text(&o).contains("EACCES"), "{o:?}");
+}
