@@ -20,13 +20,33 @@
 //!   program either. Refused sub-commands: `config` (writes the configuration
 //!   later commands obey), `filter-branch`, `difftool`, `mergetool`, `help` (runs a
 //!   viewer), `maintenance` (installs schedulers), `bisect run`,
-//!   `submodule foreach`. Per sub-command option guards (long options also in
-//!   every abbreviation git accepts, short options also inside clusters):
-//!   `--upload-pack`/`-u` (clone, ls-remote; fetch and pull: `--upload-pack`),
-//!   `--receive-pack`/`--exec` (push), `--exec` (archive), `--exec`/`-x`
-//!   (rebase), `--template`/`--config`/`-c` (clone), `--open-files-in-pager`/`-O`
-//!   (grep), and `--ext-diff` and `--help` everywhere. Arguments after `--` are
-//!   paths and are not inspected.
+//!   `submodule foreach`. Per sub-command option guards (`GIT_OPTION_GUARDS`;
+//!   long options also in every abbreviation git accepts, short options also
+//!   inside clusters), by what they would do:
+//!   - *run a program*: `--upload-pack`/`-u` (clone, ls-remote; fetch and pull:
+//!     `--upload-pack`), `--config`/`-c` (clone), `--receive-pack`/`--exec`
+//!     (push), `--exec` (archive), `--exec`/`-x` (rebase),
+//!     `--open-files-in-pager`/`-O` (grep), and `--ext-diff`, `--help`,
+//!     `--exec-path` everywhere;
+//!   - *install configuration that runs programs*: `--template` (init, clone: the
+//!     template's `config` may set `diff.external`, its `hooks/` run);
+//!   - *write outside the workdirs*: `--output` and `--output-directory`
+//!     everywhere (every command with diff options), `-o` (format-patch,
+//!     archive), `--unsafe-paths` (apply), `--separate-git-dir` (init, clone);
+//!   - *read outside the workdirs*: `--no-index` everywhere (diff, grep), path
+//!     arguments of `diff` and `hash-object` that are absolute (other than
+//!     `/dev/null`) or contain `..` — `git diff` with a path outside the working
+//!     tree is an implicit `--no-index` — also after `--`;
+//!     `--add-file` (archive), `--contents` (blame, annotate), `--stdin-paths`
+//!     (hash-object), `--reference[-if-able]` (clone, submodule).
+//!
+//!   `-C`, `--git-dir`, `--work-tree` stay refused rather than checked against
+//!   the workdirs: the request's `cwd` is checked already, and a second
+//!   directory would only add a way around that check. Other arguments are not
+//!   inspected (git has many ways to name a file: `commit -F`, `init <dir>`,
+//!   `bundle create <file>`…): the guards are defence in depth, and the kernel
+//!   sandbox (DESIGN.md §7, invariant 11) is what keeps a child inside the
+//!   workdirs.
 //!   What arguments cannot stop — the repository's own `.git/config`, which the
 //!   agent may be able to write — is narrowed by [`GIT_CONFIG_OVERRIDES`] in the
 //!   child's environment; see `docs/exec.md` for what remains.
@@ -173,25 +193,62 @@ const GIT_REFUSED_SUBCOMMANDS: &[(&str, &str)] = &[
     ),
 ];
 
-/// `(sub-command, long options without "--", short option letters)` refused.
-const GIT_OPTION_GUARDS: &[(&str, &[&str], &[char])] = &[
-    ("clone", &["upload-pack", "template", "config"], &['u', 'c']),
-    ("ls-remote", &["upload-pack"], &['u']),
-    ("fetch", &["upload-pack"], &[]),
-    ("pull", &["upload-pack"], &[]),
-    ("push", &["receive-pack", "exec"], &[]),
-    ("archive", &["exec"], &[]),
-    ("rebase", &["exec"], &['x']),
-    ("grep", &["open-files-in-pager"], &['O']),
+/// Why a git option is refused (the message after the option's name).
+const RUNS: &str = "it runs a program of the caller's choosing";
+const TEMPLATE: &str =
+    "it copies a template directory whose config and hooks git then obeys (diff.external, hooks…)";
+const WRITES: &str = "it writes a file wherever it is told, outside the workdirs too";
+const READS: &str = "it reads a file named by the caller, outside the workdirs too";
+const OTHER_REPO: &str = "it reads the objects of another repository on this machine";
+
+/// `(sub-command, long options without "--", short option letters, why)`
+/// refused. A sub-command may have several rows.
+const GIT_OPTION_GUARDS: &[(&str, &[&str], &[char], &str)] = &[
+    ("clone", &["upload-pack", "config"], &['u', 'c'], RUNS),
+    ("clone", &["template"], &[], TEMPLATE),
+    ("clone", &["separate-git-dir"], &[], WRITES),
+    (
+        "clone",
+        &["reference", "reference-if-able"],
+        &[],
+        OTHER_REPO,
+    ),
+    ("init", &["template"], &[], TEMPLATE),
+    ("init", &["separate-git-dir"], &[], WRITES),
+    ("submodule", &["reference"], &[], OTHER_REPO),
+    ("ls-remote", &["upload-pack"], &['u'], RUNS),
+    ("fetch", &["upload-pack"], &[], RUNS),
+    ("pull", &["upload-pack"], &[], RUNS),
+    ("push", &["receive-pack", "exec"], &[], RUNS),
+    ("archive", &["exec"], &[], RUNS),
+    ("archive", &["output"], &['o'], WRITES),
+    ("archive", &["add-file"], &[], READS),
+    ("hash-object", &["stdin-paths"], &[], READS),
+    ("format-patch", &[], &['o'], WRITES),
+    ("apply", &["unsafe-paths"], &[], WRITES),
+    ("blame", &["contents"], &[], READS),
+    ("annotate", &["contents"], &[], READS),
+    ("rebase", &["exec"], &['x'], RUNS),
+    ("grep", &["open-files-in-pager"], &['O'], RUNS),
 ];
 
-/// Long options refused for every git sub-command.
+/// Long options refused for every git sub-command (matched from three letters on).
 const GIT_LONG_EVERYWHERE: &[(&str, &str)] = &[
     (
         "ext-diff",
         "it runs the external diff program named in the repository's configuration",
     ),
     ("help", "it runs a configurable viewer or browser"),
+    (
+        "no-index",
+        "it makes git diff or grep read any file on the machine, not only the repository",
+    ),
+    ("output", WRITES),
+    ("output-directory", WRITES),
+    (
+        "exec-path",
+        "it chooses where git finds the programs it runs",
+    ),
 ];
 
 fn refuse(program: &str, arg: &str, reason: impl Into<String>) -> Refusal {
@@ -270,11 +327,26 @@ fn check_git(program: &str, args: &[String]) -> Result<(), Refusal> {
         }
         _ => {}
     }
-    let (long, short): (&[&str], &[char]) = GIT_OPTION_GUARDS
-        .iter()
-        .find(|(s, _, _)| s == sub)
-        .map(|(_, l, s)| (*l, *s))
-        .unwrap_or((&[], &[]));
+    if GIT_PATH_SUBCOMMANDS.contains(&sub.as_str()) {
+        let mut options_done = false;
+        for arg in rest {
+            let positional = options_done || !arg.starts_with('-');
+            if !options_done && (arg == "--" || arg == "--end-of-options") {
+                options_done = true;
+                continue;
+            }
+            if positional && leaves_cwd(arg) {
+                return Err(refuse(
+                    program,
+                    arg,
+                    format!(
+                        "git {sub} with a path outside the working directory reads any file on the machine (as --no-index does); give paths relative to cwd, without `..`"
+                    ),
+                ));
+            }
+        }
+    }
+    let guards = || GIT_OPTION_GUARDS.iter().filter(|(s, ..)| s == sub);
     for arg in rest {
         if arg == "--" || arg == "--end-of-options" {
             break;
@@ -285,12 +357,10 @@ fn check_git(program: &str, args: &[String]) -> Result<(), Refusal> {
                 continue;
             }
             // git accepts any unambiguous abbreviation of a long option.
-            if let Some(opt) = long.iter().find(|o| o.starts_with(name)) {
-                return Err(refuse(
-                    program,
-                    arg,
-                    format!("git {sub} --{opt} runs a program of the caller's choosing"),
-                ));
+            for (_, long, _, why) in guards() {
+                if let Some(opt) = long.iter().find(|o| o.starts_with(name)) {
+                    return Err(refuse(program, arg, format!("git {sub} --{opt}: {why}")));
+                }
             }
             if let Some((opt, why)) = GIT_LONG_EVERYWHERE
                 .iter()
@@ -298,17 +368,28 @@ fn check_git(program: &str, args: &[String]) -> Result<(), Refusal> {
             {
                 return Err(refuse(program, arg, format!("--{opt}: {why}")));
             }
-        } else if let Some(cluster) = arg.strip_prefix('-')
-            && let Some(c) = short.iter().find(|c| cluster.contains(**c))
-        {
-            return Err(refuse(
-                program,
-                arg,
-                format!("git {sub} -{c} runs a program of the caller's choosing"),
-            ));
+        } else if let Some(cluster) = arg.strip_prefix('-') {
+            for (_, _, short, why) in guards() {
+                if let Some(c) = short.iter().find(|c| cluster.contains(**c)) {
+                    return Err(refuse(program, arg, format!("git {sub} -{c}: {why}")));
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Sub-commands whose path arguments must stay below the working directory:
+/// `git diff` compares two files anywhere (an implicit `--no-index`) when one of
+/// them lies outside the working tree, and `hash-object` stores any file it is
+/// given, for `cat-file` to print.
+const GIT_PATH_SUBCOMMANDS: &[&str] = &["diff", "hash-object"];
+
+/// Whether a path argument may name something outside the working directory:
+/// absolute (other than `/dev/null`) or with a `..` component. Symlinks are not
+/// followed here; the kernel sandbox is what holds.
+fn leaves_cwd(path: &str) -> bool {
+    (path.starts_with('/') && path != "/dev/null") || path.split('/').any(|c| c == "..")
 }
 
 fn check_gh(program: &str, args: &[String]) -> Result<(), Refusal> {
@@ -533,6 +614,71 @@ mod tests {
             &["filter-branch", "--tree-filter", "sh"],
         ] {
             assert!(git(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn git_refuses_reads_and_writes_outside_the_workdirs() {
+        for bad in [
+            &["diff", "--no-index", "/etc/passwd", "/dev/null"][..],
+            &["diff", "--no-ind", "a", "b"],
+            &["diff", "--stat", "--no-index", "a", "b"],
+            &["grep", "--no-index", "x", "/etc/passwd"],
+            &["grep", "--no-in", "x"],
+            &["log", "--no-index"],
+            &["diff", "/etc/passwd", "/dev/null"],
+            &["diff", "--", "/etc/passwd", "/dev/null"],
+            &["diff", "../outside", "a"],
+            &["diff", "--", "a/../../outside", "b"],
+            &["hash-object", "-w", "/etc/passwd"],
+            &["hash-object", "--stdin-paths"],
+            &["diff", "--output=/tmp/x"],
+            &["log", "-p", "--output", "/tmp/x"],
+            &["diff", "--out=/tmp/x"],
+            &["format-patch", "-1", "--output-directory=/tmp/d"],
+            &["format-patch", "-1", "-o", "/tmp/d"],
+            &["format-patch", "-1", "-ko/tmp/d"],
+            &["archive", "-o", "/tmp/x.tar", "HEAD"],
+            &["archive", "--out=/tmp/x.tar", "HEAD"],
+            &["archive", "--add-file=/etc/passwd", "HEAD"],
+            &["apply", "--unsafe-paths", "p.patch"],
+            &["apply", "--unsafe-p", "p.patch"],
+            &["apply", "--unsa", "p.patch"],
+            &["init", "--template=/tmp/t"],
+            &["init", "--templ=/tmp/t"],
+            &["init", "--te", "/tmp/t"],
+            &["init", "--separate-git-dir=/tmp/g"],
+            &["clone", "--templ=/tmp/t", "u"],
+            &["clone", "--reference", "/home/o/repo", "u"],
+            &["clone", "--reference-if-able=/home/o/repo", "u"],
+            &["submodule", "update", "--reference", "/home/o/repo"],
+            &["blame", "--contents", "/etc/passwd", "f"],
+            &["annotate", "--contents=/etc/passwd", "f"],
+            &["status", "--exec-path=/tmp"],
+            &["--exec-path=/tmp", "status"],
+            &["-C", "sub", "status"],
+            &["--work-tree=/", "status"],
+        ] {
+            let r = git(bad);
+            assert!(
+                matches!(r, Err(Refusal::Argument { .. })),
+                "{bad:?} accepted: {r:?}"
+            );
+        }
+        for ok in [
+            &["diff", "HEAD~1..HEAD", "--", "src/lib.rs"][..],
+            &["diff", "main...feature"],
+            &["diff", "a.txt", "/dev/null"],
+            &["diff", "--output-indicator-new=>"],
+            &["diff", "--index"],
+            &["apply", "--index", "p.patch"],
+            &["init", "--initial-branch=main"],
+            &["log", "--", "../x"],
+            &["grep", "-o", "x"],
+            &["clone", "-o", "up", "https://x/y"],
+            &["hash-object", "-w", "src/lib.rs"],
+        ] {
+            assert!(git(ok).is_ok(), "{ok:?}: {:?}", git(ok));
         }
     }
 

@@ -46,6 +46,32 @@ impl PrivateHome {
         self.dir.path().join("tmp")
     }
 
+    /// Writes the file git reads as its global configuration (`GIT_CONFIG_GLOBAL`,
+    /// mode 0600) and returns its path.
+    ///
+    /// It pins git's global configuration to a file airlock wrote, so nothing
+    /// else in this directory (`~/.gitconfig`, `~/.config/git/config`, written by
+    /// a program the child runs) is read as global configuration. It holds no
+    /// setting: global configuration ranks below the repository's own, so what
+    /// must win over an agent-written `.git/config` is given on git's command
+    /// line instead ([`GIT_CONFIG_OVERRIDES`](crate::GIT_CONFIG_OVERRIDES)). No
+    /// `safe.directory` entry either: entries only widen which repositories git
+    /// trusts, and with none it trusts only those owned by airlock's user.
+    pub fn write_git_config(&self) -> std::io::Result<PathBuf> {
+        let path = self.dir.path().join(".airlock-gitconfig");
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        f.write_all(
+            b"# git's global configuration for one command airlock runs (GIT_CONFIG_GLOBAL);\n\
+              # removed with this directory. The settings that keep git safe are given on\n\
+              # its command line (GIT_CONFIG_COUNT), which wins over every file.\n",
+        )?;
+        Ok(path)
+    }
+
     /// Writes the askpass helper for `cred` (mode 0700) and returns its path.
     ///
     /// The helper holds no secret: it prints the value of the environment variable
@@ -175,6 +201,10 @@ mod tests {
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         assert!(home.tmp().is_dir());
+        let config = home.write_git_config().unwrap();
+        assert!(config.starts_with(&p));
+        let mode = fs::metadata(&config).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
         drop(home);
         assert!(!p.exists());
     }

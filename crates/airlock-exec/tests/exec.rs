@@ -432,6 +432,253 @@ fn env_and_shell_wrappers_need_the_allow_list() {
     ));
 }
 
+// Issue 12: git as a way to read, write and run outside the workdirs.
+
+#[test]
+fn git_reads_writes_and_templates_outside_the_workdirs_are_refused() {
+    let w = world();
+    let p = policy(&w, &["git"], &[], &[]);
+    let work = w.work.display().to_string();
+    let cwd = Some(work.as_str());
+    for bad in [
+        // Reads: explicit and implicit --no-index, in the abbreviations git takes.
+        &["git", "diff", "--no-index", "/etc/passwd", "/dev/null"][..],
+        &["git", "diff", "--no-ind", "/etc/passwd", "/dev/null"],
+        &["git", "grep", "--no-index", "root", "/etc/passwd"],
+        &["git", "grep", "--no-ind", "root", "/etc/passwd"],
+        &["git", "diff", "/etc/passwd", "/dev/null"],
+        &["git", "diff", "--", "/etc/passwd", "/dev/null"],
+        &["git", "diff", "../../etc/passwd", "a"],
+        &["git", "hash-object", "-w", "/etc/passwd"],
+        &["git", "blame", "--contents", "/etc/passwd", "f"],
+        &["git", "archive", "--add-file=/etc/passwd", "HEAD"],
+        &["git", "clone", "--reference=/home/o/private", "https://x/y"],
+        // Writes.
+        &["git", "diff", "--output=/tmp/airlock-x"],
+        &["git", "log", "-p", "--output", "/tmp/airlock-x"],
+        &["git", "diff", "--out=/tmp/airlock-x"],
+        &["git", "format-patch", "-1", "-o", "/tmp/airlock-d"],
+        &[
+            "git",
+            "format-patch",
+            "-1",
+            "--output-directory=/tmp/airlock-d",
+        ],
+        &["git", "archive", "-o", "/tmp/airlock-x.tar", "HEAD"],
+        &["git", "apply", "--unsafe-paths", "p.patch"],
+        &["git", "apply", "--unsafe-p", "p.patch"],
+        &["git", "init", "--separate-git-dir=/tmp/airlock-g"],
+        // Templates install a config and hooks that later commands obey.
+        &["git", "init", "--template=/tmp/airlock-t"],
+        &["git", "init", "--templ=/tmp/airlock-t"],
+        &["git", "init", "--template", "/tmp/airlock-t", "r"],
+        &["git", "clone", "--templ=/tmp/airlock-t", "https://x/y"],
+        // Where git finds programs, and other directories than cwd.
+        &["git", "--exec-path=/tmp", "status"],
+        &["git", "status", "--exec-path=/tmp"],
+        &["git", "-C", "/", "status"],
+        &["git", "-C", "sub", "status"],
+        &["git", "--git-dir=/tmp/x/.git", "status"],
+        &["git", "--work-tree=/", "status"],
+    ] {
+        let r = p.check(&strings(bad), cwd);
+        assert!(matches!(r, Err(Refusal::Argument { .. })), "{bad:?}: {r:?}");
+    }
+    for ok in [
+        &["git", "diff", "HEAD~1..HEAD", "--", "src"][..],
+        &["git", "diff", "--stat"],
+        &["git", "apply", "--index", "p.patch"],
+        &["git", "init", "-q", "repo"],
+        &["git", "grep", "-n", "x"],
+    ] {
+        assert!(p.check(&strings(ok), cwd).is_ok(), "{ok:?}");
+    }
+}
+
+/// The owner's hand: runs the real git in `dir` with a clean environment (no
+/// airlock involved), for setting up repositories and for control runs.
+fn owner_git(dir: &Path, home: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("/usr/bin/git")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "o")
+        .env("GIT_AUTHOR_EMAIL", "o@example.com")
+        .env("GIT_COMMITTER_NAME", "o")
+        .env("GIT_COMMITTER_EMAIL", "o@example.com")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn real_git_ignores_programs_named_by_an_agent_written_repository() {
+    if !Path::new("/usr/bin/git").exists() {
+        return; // no git on this machine
+    }
+    let w = world();
+    let root = w.work.parent().unwrap().to_path_buf();
+    let marker = root.join("marker");
+    // The agent's payload: appends its name and arguments to `marker`.
+    let evil = root.join("evil.sh");
+    script(&evil, &format!("echo \"$0 $*\" >> '{}'", marker.display()));
+    let hooks = root.join("hooks");
+    std::fs::create_dir(&hooks).unwrap();
+    for hook in ["pre-commit", "commit-msg", "post-commit"] {
+        std::os::unix::fs::symlink(&evil, hooks.join(hook)).unwrap();
+    }
+    let secret_file = root.join("master.key");
+    std::fs::write(&secret_file, "MASTER-KEY-CONTENT\n").unwrap();
+
+    let repo = w.work.join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    let owner_home = root.join("owner-home");
+    std::fs::create_dir(&owner_home).unwrap();
+    let g = |args: &[&str]| {
+        let out = owner_git(&repo, &owner_home, args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    g(&["init", "-q"]);
+    std::fs::write(repo.join("f.txt"), "hello\n").unwrap();
+    g(&["add", "f.txt"]);
+    g(&["commit", "-q", "-m", "one"]);
+    for hook in ["pre-commit", "post-commit"] {
+        std::os::unix::fs::symlink(&evil, repo.join(".git/hooks").join(hook)).unwrap();
+    }
+    // What an agent that can write the workdir writes into .git/config.
+    let mut config = std::fs::read_to_string(repo.join(".git/config")).unwrap();
+    config.push_str(&format!(
+        "[diff]\n\texternal = {evil}\n[core]\n\tfsmonitor = {evil}\n\thooksPath = {hooks}\n\
+         \tpager = {evil}\n[pager]\n\tlog = {evil}\n[commit]\n\ttemplate = {key}\n\
+         [protocol \"ext\"]\n\tallow = always\n[protocol \"file\"]\n\tallow = always\n",
+        evil = evil.display(),
+        hooks = hooks.display(),
+        key = secret_file.display(),
+    ));
+    std::fs::write(repo.join(".git/config"), config).unwrap();
+    std::fs::write(repo.join("f.txt"), "hello\nworld\n").unwrap();
+
+    // Control: without airlock's environment the payload runs.
+    owner_git(&repo, &owner_home, &["diff"]);
+    assert!(marker.exists(), "the control run did not run diff.external");
+    std::fs::remove_file(&marker).unwrap();
+
+    let owner = OwnerEnv {
+        path: "/usr/bin:/bin".into(),
+        ..w.owner.clone()
+    };
+    let env: BTreeMap<String, String> = [
+        ("GIT_AUTHOR_NAME", "a"),
+        ("GIT_AUTHOR_EMAIL", "a@example.com"),
+        ("GIT_COMMITTER_NAME", "a"),
+        ("GIT_COMMITTER_EMAIL", "a@example.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    // Without the kernel sandbox: this checks the configuration layer alone.
+    let p = ExecPolicy::from_parts(
+        "git",
+        &strings(&["git"]),
+        &[w.work.display().to_string()],
+        &[],
+        &env,
+        &owner,
+    )
+    .unwrap()
+    .unconfined()
+    .with_timeout(Duration::from_secs(20));
+    let repo_dir = repo.display().to_string();
+    let git = |args: &[&str]| {
+        let mut command = vec!["git"];
+        command.extend_from_slice(args);
+        run(&p, &command, Some(&repo_dir), Stdin::Null)
+    };
+
+    // git diff: the diff still works (an ordinary unified diff), the payload
+    // does not run; nor as fsmonitor (status), nor under log -p / show.
+    let out = git(&["diff"]);
+    assert!(out.exit.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("--- a/f.txt") && text.contains("+++ b/f.txt") && text.contains("+world"),
+        "{text}"
+    );
+    let out = git(&["status", "--short"]);
+    assert_eq!(stdout(&out), " M f.txt\n", "{out:?}");
+    let out = git(&["-p", "log", "-p", "-1"]);
+    assert!(
+        out.exit.success() && stdout(&out).contains("+hello"),
+        "{out:?}"
+    );
+    let out = git(&["show", "--stat", "HEAD"]);
+    assert!(out.exit.success(), "{out:?}");
+
+    // git commit: no hook runs (neither core.hooksPath nor .git/hooks), and the
+    // template (a file outside the workdir) does not become the message.
+    let out = git(&["commit", "-q", "-a", "-m", "two"]);
+    assert!(out.exit.success(), "{out:?}");
+    std::fs::write(repo.join("f.txt"), "hello\nworld\nagain\n").unwrap();
+    let out = git(&["commit", "-q", "-a"]);
+    assert!(!out.exit.success(), "committed with the template: {out:?}");
+    let out = git(&["log", "--format=%B"]);
+    assert!(!stdout(&out).contains("MASTER-KEY"), "{out:?}");
+
+    // Transports the repository allows itself are still refused.
+    let ext = format!("ext::sh -c touch% {}", marker.display());
+    let out = git(&["ls-remote", &ext]);
+    assert!(!out.exit.success(), "{out:?}");
+    let other = root.join("owner-home").display().to_string();
+    let out = git(&["ls-remote", &other]);
+    assert!(!out.exit.success(), "{out:?}");
+
+    assert!(
+        !marker.exists(),
+        "the agent's program ran: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+}
+
+#[test]
+fn git_global_configuration_is_a_private_file_removed_after() {
+    let w = world();
+    let p = policy(&w, &["sh"], &[], &[]);
+    let out = run(
+        &p,
+        &[
+            "sh",
+            "-c",
+            "echo \"$HOME\"; echo \"$GIT_CONFIG_GLOBAL\"; stat -c %a \"$GIT_CONFIG_GLOBAL\"; echo \"$GIT_ALLOW_PROTOCOL\"; echo \"$GIT_CONFIG_NOSYSTEM\"",
+        ],
+        None,
+        Stdin::Null,
+    );
+    assert!(out.exit.success(), "{out:?}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let [home, global, mode, protocols, nosystem] = lines[..] else {
+        panic!("{text}");
+    };
+    assert!(Path::new(global).starts_with(home), "{text}");
+    assert_eq!(mode, "600");
+    assert_eq!(protocols, "https:http");
+    assert_eq!(nosystem, "1");
+    assert!(!Path::new(global).exists(), "{global} not removed");
+
+    // The capability's env cannot set what airlock pins.
+    for key in [
+        "GIT_CONFIG_GLOBAL",
+        "GIT_ALLOW_PROTOCOL",
+        "GIT_CONFIG_NOSYSTEM",
+    ] {
+        let env: BTreeMap<String, String> = [(key.to_string(), "/tmp/x".to_string())].into();
+        let r = ExecPolicy::from_parts("cap", &strings(&["sh"]), &[], &[], &env, &w.owner);
+        assert!(r.is_err(), "{key} accepted");
+    }
+}
+
 #[test]
 fn cwd_must_lie_inside_a_workdir() {
     let w = world();
