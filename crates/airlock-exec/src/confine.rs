@@ -284,6 +284,32 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Lets the child read and run `program` (as found, e.g. a symlink in a
+    /// `bin` directory): grants the directory it was found in and the one it
+    /// really is in; for a program inside `node_modules`, its whole package.
+    /// Directories under the system paths are granted anyway and skipped.
+    pub fn allow_program(&mut self, program: &Path) -> Result<(), Overlap> {
+        let canonical = program
+            .canonicalize()
+            .unwrap_or_else(|_| program.to_path_buf());
+        for p in [program, canonical.as_path()] {
+            let components: Vec<_> = p.components().collect();
+            let package = components
+                .iter()
+                .position(|c| c.as_os_str() == "node_modules")
+                .filter(|i| i + 2 < components.len())
+                .map(|i| components[..i + 2].iter().collect::<PathBuf>());
+            let Some(dir) = package.or_else(|| p.parent().map(Path::to_path_buf)) else {
+                continue;
+            };
+            if SYSTEM_READ_EXEC.iter().any(|s| dir.starts_with(s)) {
+                continue;
+            }
+            self.allow_read_exec(&dir)?;
+        }
+        Ok(())
+    }
+
     /// The directories the child may write.
     pub fn writable(&self) -> &[PathBuf] {
         &self.writable

@@ -328,16 +328,14 @@ impl ExecPolicy {
                     program.name
                 ));
             }
-            for dir in program_dirs(&program) {
-                sandbox
-                    .allow_read_exec(&dir)
-                    .map_err(|e| PolicyError::Reach {
-                        capability: capability.to_string(),
-                        what: "program directory",
-                        path: dir.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-            }
+            sandbox
+                .allow_program(&program.found)
+                .map_err(|e| PolicyError::Reach {
+                    capability: capability.to_string(),
+                    what: "program",
+                    path: program.found.display().to_string(),
+                    reason: e.to_string(),
+                })?;
             if !programs
                 .iter()
                 .any(|p: &AllowedProgram| p.name == program.name)
@@ -669,32 +667,6 @@ impl ExecPolicy {
         Ok(launch.private_home(home))
     }
 }
-
-/// The directories an allowed program needs to be read and run from: where it
-/// was found and where it really is; for a program inside `node_modules`, its
-/// whole package.
-fn program_dirs(program: &AllowedProgram) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in [&program.found, &program.canonical] {
-        let components: Vec<_> = p.components().collect();
-        let package = components
-            .iter()
-            .position(|c| c.as_os_str() == "node_modules")
-            .filter(|i| i + 2 < components.len())
-            .map(|i| components[..i + 2].iter().collect::<PathBuf>());
-        let dir = package.or_else(|| p.parent().map(Path::to_path_buf));
-        if let Some(d) = dir
-            && !SYSTEM_DIRS.iter().any(|s| d.starts_with(s))
-            && !out.contains(&d)
-        {
-            out.push(d);
-        }
-    }
-    out
-}
-
-/// Directories the sandbox grants anyway.
-const SYSTEM_DIRS: &[&str] = crate::confine::SYSTEM_READ_EXEC;
 
 /// `template` with every `{{secret}}` replaced by the secret's bytes (by nothing
 /// when there is no secret).

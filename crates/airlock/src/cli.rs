@@ -414,6 +414,12 @@ pub(crate) struct RunArgs {
     /// Do not scrub the command's output (secrets it prints appear as is)
     #[arg(long)]
     pub(crate) no_mask: bool,
+    /// Run the command in the kernel sandbox: it writes only in the current
+    /// directory, the --cap capabilities' workdirs and a private HOME, reads the
+    /// system's read-only paths, never the airlock home or your home, and has no
+    /// network unless a --cap says network = "direct"
+    #[arg(long)]
+    pub(crate) confine: bool,
     /// The command and its arguments, after --
     #[arg(
         required = true,
@@ -434,6 +440,9 @@ pub(crate) struct WrapArgs {
     /// VAR=value); repeatable
     #[arg(long, value_name = "VAR=airlock://NAME")]
     pub(crate) env: Vec<String>,
+    /// Run the server in the kernel sandbox (as `airlock run --confine`)
+    #[arg(long)]
+    pub(crate) confine: bool,
     /// The MCP server's command and its arguments, after --
     #[arg(
         required = true,

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+#[path = "exec/confine.rs"]
+mod confine;
+
 const SECRET: &str = "tok_live_EXEC_CANARY_8d7c6b5a4f3e2d1c";
 
 fn airlock(home: &Path) -> Command {

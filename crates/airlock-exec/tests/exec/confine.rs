@@ -25,6 +25,7 @@ struct Sandboxed {
     owner: OwnerEnv,
 }
 
+#[allow(clippy::print_stderr)]
 fn landlock() -> bool {
     match Support::probe() {
         Support::Landlock { .. } => true,

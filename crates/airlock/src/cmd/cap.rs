@@ -119,7 +119,7 @@ fn summary(cap: &Capability) -> String {
 }
 
 pub(crate) fn to_json(c: &Capability) -> Value {
-    json!({
+    let mut v = json!({
         "name": c.name,
         "service": c.service,
         "mode": c.mode,
@@ -131,7 +131,14 @@ pub(crate) fn to_json(c: &Capability) -> Value {
         "requires_reason": c.requires_reason,
         "approval": c.approval,
         "rate": c.rate.map(|r| r.to_string()),
-    })
+    });
+    if c.mode == airlock_config::Mode::Exec {
+        v["commands"] = json!(c.commands);
+        v["workdirs"] = json!(c.workdirs);
+        v["confine"] = json!(c.confine);
+        v["network"] = json!(c.network.as_str());
+    }
+    v
 }
 
 pub(crate) fn print_table(config: &Config) {
@@ -141,7 +148,9 @@ pub(crate) fn print_table(config: &Config) {
         .map(|c| {
             let mut rules: Vec<String> = c.allow.iter().map(|r| format!("allow {r}")).collect();
             rules.extend(c.deny.iter().map(|r| format!("deny {r}")));
-            if rules.is_empty() {
+            if c.mode == airlock_config::Mode::Exec {
+                rules = vec![format!("exec: {}", c.commands.join(", "))];
+            } else if rules.is_empty() {
                 rules.push("(all paths)".into());
             }
             vec![
@@ -163,6 +172,14 @@ pub(crate) fn print_table(config: &Config) {
 
 fn summary_flags(c: &Capability) -> String {
     let mut f = Vec::new();
+    if c.mode == airlock_config::Mode::Exec {
+        if !c.confine {
+            f.push("UNCONFINED (confine = false)".to_string());
+        }
+        if c.network == airlock_config::Network::Direct {
+            f.push("network direct".to_string());
+        }
+    }
     if c.requires_reason {
         f.push("reason".to_string());
     }

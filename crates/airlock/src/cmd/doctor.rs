@@ -14,6 +14,8 @@ use crate::output;
 enum Level {
     Ok,
     Note,
+    /// Worth the owner's attention, but the owner's own choice: not a failure.
+    Warn,
     Action,
 }
 
@@ -155,6 +157,9 @@ pub(crate) fn run(home: &Home) -> anyhow::Result<ExitCode> {
         Err(e) => r.push(Level::Action, format!("{e}")),
     }
 
+    // Confinement of what airlock runs for agents.
+    confinement(home, &mut r);
+
     // Exposures in the MCP client configs of this user.
     match airlock_scan::Scanner::new() {
         Ok(scanner) => {
@@ -227,6 +232,7 @@ pub(crate) fn run(home: &Home) -> anyhow::Result<ExitCode> {
         let mark = match level {
             Level::Ok => "ok  ",
             Level::Note => "note",
+            Level::Warn => "WARN",
             Level::Action => "FIX ",
         };
         output::line(format_args!("{mark} {msg}"));
@@ -236,4 +242,88 @@ pub(crate) fn run(home: &Home) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Whether the kernel can confine exec children, and what each exec capability
+/// gets: confined (writable places, network), unconfined by the owner's choice,
+/// or refused (why).
+fn confinement(home: &Home, r: &mut Report) {
+    use airlock_config::{Mode, Network};
+    use airlock_exec::{ExecPolicy, OwnerEnv, Support};
+    let support = Support::probe();
+    let exec_caps: Vec<_> = Config::load(home)
+        .map(|cfg| {
+            cfg.capabilities
+                .values()
+                .filter(|c| c.mode == Mode::Exec)
+                .map(|c| (c.clone(), cfg.services.get(&c.service).cloned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    match &support {
+        Support::Landlock { .. } => {
+            for line in support.describe() {
+                r.push(Level::Ok, format!("kernel sandbox: {line}"));
+            }
+        }
+        Support::Unavailable(why) => {
+            let confined: Vec<&str> = exec_caps
+                .iter()
+                .filter(|(c, _)| c.confine)
+                .map(|(c, _)| c.name.as_str())
+                .collect();
+            if confined.is_empty() {
+                r.push(Level::Note, format!("kernel sandbox unavailable: {why}"));
+            } else {
+                r.push(
+                    Level::Action,
+                    format!(
+                        "kernel sandbox unavailable: {why}; exec capabilities [{}] refuse to run (set `confine = false` on one to run it unconfined)",
+                        confined.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    let owner = OwnerEnv::from_process();
+    for (cap, service) in &exec_caps {
+        let name = &cap.name;
+        if !cap.confine {
+            r.push(
+                Level::Warn,
+                format!(
+                    "capability \"{name}\" runs its programs UNCONFINED (confine = false): they can read and write anything you can, this airlock home included"
+                ),
+            );
+        }
+        if cap.network == Network::Direct {
+            r.push(
+                Level::Warn,
+                format!(
+                    "capability \"{name}\" has network = \"direct\": its programs reach any host, with no egress policy"
+                ),
+            );
+        }
+        let Some(service) = service else { continue };
+        match ExecPolicy::new(cap, service, &owner) {
+            Ok(p) => {
+                if let Some(sb) = p.sandbox() {
+                    let writable: Vec<String> = sb
+                        .writable()
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect();
+                    r.push(
+                        Level::Ok,
+                        format!(
+                            "capability \"{name}\" is confined: writes [{}] and a private HOME; reads the system's read-only paths and its programs; network {}",
+                            writable.join(", "),
+                            sb.network().as_str()
+                        ),
+                    );
+                }
+            }
+            Err(e) => r.push(Level::Action, e.to_string()),
+        }
+    }
 }

@@ -16,8 +16,12 @@ use std::time::Instant;
 
 use airlock_audit::{AuditLog, Decision, Event, Kind};
 use airlock_config::{Config, Mode};
+use airlock_exec::confine::Protected;
 use airlock_exec::reference::{self, ResolvedEnv};
-use airlock_exec::{ExecError, Launch, Limits, Scrubber, Stdin, find_program};
+use airlock_exec::{
+    ExecError, Launch, Limits, Network, PrivateHome, Sandbox, Scrubber, Stdin, Support,
+    find_program,
+};
 use airlock_home::Home;
 use airlock_vault::{SecretBytes, Vault};
 use anyhow::{Context as _, bail};
@@ -179,6 +183,81 @@ pub(crate) fn spawn_failure(err: &ExecError) -> (u8, String) {
     }
 }
 
+/// The sandbox for `run --confine` / `wrap --confine`: writable are the current
+/// directory, each `--cap` capability's `workdirs` and a fresh private HOME
+/// (returned; `HOME` and `TMPDIR` point into it); readable and runnable the
+/// system's read-only paths and the program's own directory; no network unless
+/// a `--cap` says `network = "direct"`. Refused, with the reason, when the kernel
+/// cannot confine or a writable place overlaps the airlock home or contains the
+/// owner's home.
+pub(crate) fn confinement(
+    home: &Home,
+    caps: &[String],
+    program: &std::path::Path,
+) -> anyhow::Result<(Sandbox, PrivateHome)> {
+    if let Support::Unavailable(reason) = Support::probe() {
+        bail!("--confine: {reason}; nothing was run (drop --confine to run it unconfined)");
+    }
+    let owner_home = std::env::var_os("HOME").map(PathBuf::from);
+    let protected = Protected::new(Some(home.root()), owner_home.as_deref());
+    let mut network = Network::None;
+    let mut writable: Vec<(String, PathBuf)> = Vec::new();
+    let cwd = std::env::current_dir().context("--confine: cannot read the current directory")?;
+    writable.push(("the current directory".into(), cwd));
+    if !caps.is_empty() {
+        let config = Config::load(home)?;
+        for name in caps {
+            let Some(cap) = config.capability(name) else {
+                bail!("unknown capability \"{name}\"; see `airlock cap list`");
+            };
+            if cap.network == Network::Direct {
+                network = Network::Direct;
+            }
+            for w in &cap.workdirs {
+                let expanded = match (w.strip_prefix("~/"), &owner_home) {
+                    (Some(rest), Some(h)) => h.join(rest),
+                    _ => PathBuf::from(w),
+                };
+                writable.push((
+                    format!("workdir \"{w}\" of capability \"{name}\""),
+                    expanded,
+                ));
+            }
+        }
+    }
+    let mut sandbox = Sandbox::new(network, protected);
+    for (what, dir) in writable {
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("--confine: {what} ({})", dir.display()))?;
+        sandbox.allow_write(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "--confine: {what} ({}) cannot be writable in the sandbox: {e}",
+                dir.display()
+            )
+        })?;
+    }
+    if program.is_absolute() {
+        sandbox.allow_program(program).map_err(|e| {
+            anyhow::anyhow!(
+                "--confine: the program {} cannot be run confined: {e}",
+                program.display()
+            )
+        })?;
+    }
+    let private = PrivateHome::create(None).context("--confine: cannot create the private HOME")?;
+    Ok((sandbox, private))
+}
+
+/// Puts `launch` in the sandbox with its private HOME (`HOME`, `TMPDIR`).
+pub(crate) fn confine_launch(launch: Launch, sandbox: Sandbox, private: PrivateHome) -> Launch {
+    launch
+        .env("HOME", private.path())
+        .env("TMPDIR", private.tmp())
+        .confine(sandbox)
+        .private_home(private)
+}
+
 /// The `PATH` the child will search for a bare command name.
 pub(crate) fn child_path() -> OsString {
     std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into())
@@ -199,6 +278,11 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     drop(vault);
     let secrets = env.secret_names();
     let program = resolve_program(cmd, &child_path());
+    let confinement = if args.confine {
+        Some(confinement(home, &args.caps, &program)?)
+    } else {
+        None
+    };
     if args.no_mask {
         output::warn(
             "--no-mask: the command's output is not scrubbed; secrets it prints appear as is",
@@ -214,6 +298,9 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         // can read the terminal, and Ctrl-C reaches it directly.
         .own_process_group(!interactive);
     launch = env.apply(launch, !args.no_mask);
+    if let Some((sandbox, private)) = confinement {
+        launch = confine_launch(launch, sandbox, private);
+    }
     if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         // The child writes to a pipe (airlock scrubs it), so tell colour-aware
         // programs that the output does end on a terminal.
@@ -251,7 +338,8 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .duration(started.elapsed())
         .decision(Decision::Allow)
         .detail(&format!(
-            "airlock run; secrets: [{}]; capabilities: [{}]; env files: {}; output {}",
+            "airlock run{}; secrets: [{}]; capabilities: [{}]; env files: {}; output {}",
+            if args.confine { " --confine" } else { "" },
             secrets.join(", "),
             args.caps.join(", "),
             args.env_file.len(),

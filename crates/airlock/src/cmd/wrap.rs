@@ -116,7 +116,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     // airlock scrubs whole lines itself (below), so the launch gets no secrets
     // to scrub: a stream scrubber would hold back the end of a line that might
     // begin a secret, and a JSON-RPC response must not wait for the next one.
-    let launch = env.apply(
+    let mut launch = env.apply(
         Launch::new(&program)
             .arg0(cmd)
             .args(cmd_args)
@@ -124,6 +124,10 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
             .limits(Limits::unlimited()),
         false,
     );
+    if args.confine {
+        let (sandbox, private) = super::run::confinement(home, &args.caps, &program)?;
+        launch = super::run::confine_launch(launch, sandbox, private);
+    }
     let relay = Arc::new(Relay {
         calls: Mutex::new(Calls::default()),
         audit: Mutex::new(audit),
