@@ -1,22 +1,35 @@
 //! Human approval (DESIGN.md §8): a request to an `approval` capability waits
 //! until a person answers or `approval_timeout` passes (then it is denied).
 //!
-//! Pending requests live in `state/approvals/<id>.json`, so any `serve` process
-//! can hold one and the CLI can list and answer them: `airlock approve` lists,
-//! `airlock approve ID` / `airlock deny ID` write `state/approvals/<id>.answer`,
-//! which the waiting server picks up within 100 ms.
+//! How an answer travels. The server that holds a request keeps it in memory, in
+//! its [`Approvals`] (id → the waiting request's one-shot channel), and nowhere
+//! else: nothing is written to disk. An answer reaches it by one of the owner's
+//! channels only (DESIGN.md §7, invariant 13):
 //!
-//! Trust: answering needs write access to the airlock home, like every other owner
-//! action. An agent running as the same OS user with a shell could write the
-//! answer itself — the same limit as reading `master.key`; see the threat model.
+//! - the agent's own MCP client, through elicitation (the runtime asks it);
+//! - the server's admin socket (`control.sock`, see [`crate::control`]):
+//!   `{"cmd":"approvals"}` lists what this server holds, `{"cmd":"answer","id":…,
+//!   "approve":…}` answers one. `airlock approve` / `airlock deny ID` send these to
+//!   every running server; exactly one holds the id. The socket is 0600 in the
+//!   0700 home, and the server refuses a peer whose uid is not its own.
+//!
+//! An answer wakes the waiting request at once, and applies once: the id is taken
+//! out of the map by the first answer, by the timeout or when the request is
+//! abandoned, whichever comes first, and a later answer is told the id is not
+//! pending.
+//!
+//! Why no file is an answer: anything that can write under `$AIRLOCK_HOME/state/`
+//! — a program an agent started, if confinement were ever missing or wrong — could
+//! otherwise approve its own request. Earlier versions polled
+//! `state/approvals/<id>.answer`; such files are now ignored (never read), like any
+//! other file that appears there.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use airlock_home::Home;
 use serde::{Deserialize, Serialize};
-
-use crate::state::StateError;
+use tokio::sync::oneshot;
 
 /// What a held request asks for, as the person sees it.
 #[derive(Debug, Clone)]
@@ -33,7 +46,7 @@ pub struct Ask {
     pub reason: Option<String>,
 }
 
-/// A pending approval as stored.
+/// A pending approval as listed (`{"cmd":"approvals"}`, `airlock approve`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRecord {
     /// Its id (`ap-` and 8 hex digits).
@@ -67,128 +80,239 @@ pub enum Answer {
     TimedOut,
 }
 
-/// A request being held.
+/// Why an answer was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnswerError {
+    /// This server holds no pending request with this id (never asked, already
+    /// answered, timed out or abandoned).
+    #[error(
+        "no pending approval \"{0}\"; `airlock approve` lists them (it may have timed out or been answered)"
+    )]
+    NotPending(String),
+}
+
+/// Why a request could not be held.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HoldError {
+    /// No random id could be drawn.
+    #[error("no random approval id: {0}")]
+    Random(String),
+}
+
+struct Held {
+    record: PendingRecord,
+    answer: oneshot::Sender<bool>,
+}
+
+/// The requests this server holds for a person's answer, by id. Cloning shares
+/// the same map.
+#[derive(Clone, Default)]
+pub struct Approvals {
+    held: Arc<Mutex<HashMap<String, Held>>>,
+}
+
+impl std::fmt::Debug for Approvals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Approvals")
+            .field("pending", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Approvals {
+    /// An empty set.
+    pub fn new() -> Approvals {
+        Approvals::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds a request until [`Pending::wait`] ends; its id is new and random.
+    pub fn hold(&self, ask: &Ask, timeout: Duration) -> Result<Pending, HoldError> {
+        let now = jiff::Timestamp::now();
+        let expires = jiff::SignedDuration::try_from(timeout)
+            .ok()
+            .and_then(|d| now.checked_add(d).ok())
+            .unwrap_or(jiff::Timestamp::MAX);
+        let (tx, rx) = oneshot::channel();
+        let mut held = self.lock();
+        let id = loop {
+            let mut raw = [0u8; 4];
+            getrandom::fill(&mut raw).map_err(|e| HoldError::Random(e.to_string()))?;
+            let id = format!("ap-{}", hex::encode(raw));
+            if !held.contains_key(&id) {
+                break id;
+            }
+        };
+        let record = PendingRecord {
+            id: id.clone(),
+            agent: ask.agent.clone(),
+            capability: ask.capability.clone(),
+            method: ask.method.clone(),
+            path: ask.path.clone(),
+            reason: ask.reason.clone(),
+            created: now,
+            expires,
+            pid: std::process::id(),
+        };
+        held.insert(id.clone(), Held { record, answer: tx });
+        Ok(Pending {
+            id,
+            answer: rx,
+            approvals: self.clone(),
+        })
+    }
+
+    /// The requests waiting for an answer now, oldest first.
+    pub fn list(&self) -> Vec<PendingRecord> {
+        let mut out: Vec<PendingRecord> = self.lock().values().map(|h| h.record.clone()).collect();
+        out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+
+    /// Answers a held request: it wakes at once. Fails when this server holds no
+    /// such id (or its request stopped waiting in the meantime).
+    pub fn answer(&self, id: &str, approve: bool) -> Result<PendingRecord, AnswerError> {
+        let mut map = self.lock();
+        let held = map
+            .remove(id)
+            .ok_or_else(|| AnswerError::NotPending(id.to_string()))?;
+        // Sent under the lock: a waiter that timed out withdraws its id under the
+        // same lock and then looks for an answer once more, so an answer reported
+        // as taken is always the one the request gets.
+        let sent = held.answer.send(approve);
+        drop(map);
+        sent.map_err(|_| AnswerError::NotPending(id.to_string()))?;
+        Ok(held.record)
+    }
+
+    fn withdraw(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// A request being held; dropping it withdraws it (a later answer is refused).
 #[derive(Debug)]
 pub struct Pending {
     /// Its id.
     pub id: String,
-    dir: PathBuf,
-}
-
-fn dir(home: &Home) -> PathBuf {
-    home.state_dir().join("approvals")
-}
-
-fn valid_id(id: &str) -> bool {
-    id.len() == 11 && id.starts_with("ap-") && id[3..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Queues a request for approval.
-pub fn request(home: &Home, ask: &Ask, timeout: Duration) -> Result<Pending, StateError> {
-    let dir = dir(home);
-    airlock_home::ensure_private_dir(&home.state_dir())?;
-    airlock_home::ensure_private_dir(&dir)?;
-    let mut raw = [0u8; 4];
-    getrandom::fill(&mut raw).map_err(|e| StateError::Corrupt {
-        path: dir.clone(),
-        detail: format!("random: {e}"),
-    })?;
-    let id = format!("ap-{}", hex::encode(raw));
-    let now = jiff::Timestamp::now();
-    let rec = PendingRecord {
-        id: id.clone(),
-        agent: ask.agent.clone(),
-        capability: ask.capability.clone(),
-        method: ask.method.clone(),
-        path: ask.path.clone(),
-        reason: ask.reason.clone(),
-        created: now,
-        expires: now
-            .checked_add(
-                jiff::SignedDuration::try_from(timeout).unwrap_or(jiff::SignedDuration::MAX),
-            )
-            .unwrap_or(now),
-        pid: std::process::id(),
-    };
-    let bytes = serde_json::to_vec_pretty(&rec).map_err(|e| StateError::Corrupt {
-        path: dir.clone(),
-        detail: e.to_string(),
-    })?;
-    airlock_home::write_atomic(&dir.join(format!("{id}.json")), &bytes)?;
-    Ok(Pending { id, dir })
+    answer: oneshot::Receiver<bool>,
+    approvals: Approvals,
 }
 
 impl Pending {
-    /// Waits for the answer (polling every 100 ms) or the timeout; removes the
-    /// request either way.
-    pub async fn wait(&self, timeout: Duration) -> Answer {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let answer_path = self.dir.join(format!("{}.answer", self.id));
-        let answer = loop {
-            if let Ok(text) = std::fs::read_to_string(&answer_path) {
-                break if text.trim() == "approve" {
-                    Answer::Approved
-                } else {
-                    Answer::Denied
-                };
+    /// Waits for the answer or the timeout (then [`Answer::TimedOut`]). Waking is
+    /// immediate: nothing polls.
+    pub async fn wait(&mut self, timeout: Duration) -> Answer {
+        let got = match tokio::time::timeout(timeout, &mut self.answer).await {
+            Ok(got) => got.ok(),
+            Err(_elapsed) => {
+                // Withdraw first, so no answer is taken after this point; one
+                // that was taken just before still counts (its sender was told so).
+                self.approvals.withdraw(&self.id);
+                self.answer.try_recv().ok()
             }
-            if tokio::time::Instant::now() >= deadline {
-                break Answer::TimedOut;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        let _ = std::fs::remove_file(&answer_path);
-        let _ = std::fs::remove_file(self.dir.join(format!("{}.json", self.id)));
-        answer
+        match got {
+            Some(true) => Answer::Approved,
+            Some(false) => Answer::Denied,
+            None => Answer::TimedOut,
+        }
     }
 }
 
 impl Pending {
-    /// Removes the request's files (it was answered another way).
+    /// Stops taking answers (it was answered another way, e.g. by the MCP client).
     pub fn withdraw(&self) {
-        let _ = std::fs::remove_file(self.dir.join(format!("{}.answer", self.id)));
-        let _ = std::fs::remove_file(self.dir.join(format!("{}.json", self.id)));
+        self.approvals.withdraw(&self.id);
     }
 }
 
-/// The requests waiting for an answer now (held by a live server, not expired).
-pub fn pending(home: &Home) -> Result<Vec<PendingRecord>, StateError> {
-    let dir = dir(home);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let now = jiff::Timestamp::now();
-    let mut out = Vec::new();
-    for e in entries.flatten() {
-        let path = e.path();
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let Ok(rec) = serde_json::from_slice::<PendingRecord>(&bytes) else {
-            continue;
-        };
-        let alive = std::path::Path::new(&format!("/proc/{}", rec.pid)).exists()
-            || !cfg!(target_os = "linux");
-        let answered = dir.join(format!("{}.answer", rec.id)).exists();
-        if rec.expires > now && alive && !answered {
-            out.push(rec);
-        }
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.approvals.withdraw(&self.id);
     }
-    out.sort_by_key(|r| r.created);
-    Ok(out)
 }
 
-/// Answers a pending request.
-pub fn answer(home: &Home, id: &str, approve: bool) -> Result<PendingRecord, StateError> {
-    let rec = pending(home)?
-        .into_iter()
-        .find(|r| r.id == id)
-        .filter(|_| valid_id(id))
-        .ok_or_else(|| StateError::NoSuchApproval(id.to_string()))?;
-    let text = if approve { "approve\n" } else { "deny\n" };
-    airlock_home::write_atomic(&dir(home).join(format!("{id}.answer")), text.as_bytes())?;
-    Ok(rec)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask() -> Ask {
+        Ask {
+            agent: "tester".into(),
+            capability: "guarded".into(),
+            method: "GET".into(),
+            path: "/v1/pay".into(),
+            reason: Some("monthly report".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_wakes_the_request_at_once_and_applies_once() {
+        let approvals = Approvals::new();
+        let mut pending = approvals.hold(&ask(), Duration::from_secs(60)).unwrap();
+        let listed = approvals.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, pending.id);
+        assert_eq!(listed[0].path, "/v1/pay");
+        assert!(pending.id.starts_with("ap-") && pending.id.len() == 11);
+
+        let rec = approvals.answer(&pending.id, true).unwrap();
+        assert_eq!(rec.capability, "guarded");
+        let started = std::time::Instant::now();
+        assert_eq!(
+            pending.wait(Duration::from_secs(60)).await,
+            Answer::Approved
+        );
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert!(approvals.list().is_empty());
+        assert_eq!(
+            approvals.answer(&pending.id, false),
+            Err(AnswerError::NotPending(pending.id.clone()))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_denial_denies() {
+        let approvals = Approvals::new();
+        let mut pending = approvals.hold(&ask(), Duration::from_secs(60)).unwrap();
+        let id = pending.id.clone();
+        let answering = approvals.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            answering.answer(&id, false).unwrap();
+        });
+        assert_eq!(pending.wait(Duration::from_secs(60)).await, Answer::Denied);
+    }
+
+    #[tokio::test]
+    async fn no_answer_in_time_is_a_timeout_and_the_id_is_gone() {
+        let approvals = Approvals::new();
+        let mut pending = approvals.hold(&ask(), Duration::from_millis(50)).unwrap();
+        assert_eq!(
+            pending.wait(Duration::from_millis(50)).await,
+            Answer::TimedOut
+        );
+        assert!(approvals.list().is_empty());
+        assert!(approvals.answer(&pending.id, true).is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_and_abandoned_ids_are_not_pending() {
+        let approvals = Approvals::new();
+        assert_eq!(
+            approvals.answer("ap-00000000", true),
+            Err(AnswerError::NotPending("ap-00000000".into()))
+        );
+        let pending = approvals.hold(&ask(), Duration::from_secs(60)).unwrap();
+        let id = pending.id.clone();
+        drop(pending);
+        assert!(approvals.list().is_empty());
+        assert!(approvals.answer(&id, true).is_err());
+    }
 }

@@ -9,11 +9,22 @@
 //! | `{"cmd":"ping"}` | `{"ok":true,"pid":…}` |
 //! | `{"cmd":"sessions"}` | `{"ok":true,"pid":…,"locked":…,"sessions":[{id, agent, capability, grant, remaining_s, ended}]}` — this server's live view |
 //! | `{"cmd":"reload"}` | re-reads the configuration, the vault, the revocations and the lock now |
+//! | `{"cmd":"approvals"}` | `{"ok":true,"pid":…,"approvals":[{id, agent, capability, method, path, reason, created, expires, pid}]}` — the requests this server holds for a person's answer |
+//! | `{"cmd":"answer","id":"ap-…","approve":true\|false}` | `{"ok":true,"pid":…,"approval":{…}}` — the held request wakes at once, approved or denied; `{"ok":false,"pid":…,"error":…,"not_pending":true}` when this server holds no such id (unknown, timed out, already answered) |
 //!
-//! The shared files in `state/` stay the source of truth (they survive restarts and
-//! reach servers that were down); the socket makes `revoke`, `lock` and `unlock`
-//! apply — and be audited — at once even in a server that is idle, and lets
-//! `airlock sessions` show live TTLs.
+//! For sessions, revocations and the lock, the shared files in `state/` stay the
+//! source of truth (they survive restarts and reach servers that were down); the
+//! socket makes `revoke`, `lock` and `unlock` apply — and be audited — at once even
+//! in a server that is idle, and lets `airlock sessions` show live TTLs.
+//!
+//! Approvals are different: the socket is the only way an answer reaches a held
+//! request (besides the MCP client's own elicitation), and no file is ever read as
+//! an answer (DESIGN.md §7, invariant 13; see [`crate::approval`]). `airlock approve`
+//! and `airlock deny` send `answer` to every server; exactly one holds the id.
+//!
+//! Who may talk: the socket is 0600 in the 0700 home, and the server also checks
+//! the peer's uid (`SO_PEERCRED`) on every connection and refuses — with
+//! `{"ok":false,"error":…}` and nothing done — a peer whose uid is not its own.
 
 use std::path::{Path, PathBuf};
 
@@ -89,10 +100,8 @@ pub fn socket_path(home: &Home) -> PathBuf {
 /// The answer to one request.
 pub fn answer(runtime: &crate::Runtime, request: &str) -> Value {
     let pid = std::process::id();
-    let cmd = serde_json::from_str::<Value>(request)
-        .ok()
-        .and_then(|v| v.get("cmd").and_then(Value::as_str).map(str::to_string));
-    match cmd.as_deref() {
+    let v = serde_json::from_str::<Value>(request).unwrap_or_default();
+    match v["cmd"].as_str() {
         Some("ping") => json!({"ok": true, "pid": pid}),
         Some("reload") => {
             runtime.refresh();
@@ -115,8 +124,22 @@ pub fn answer(runtime: &crate::Runtime, request: &str) -> Value {
                 .collect();
             json!({"ok": true, "pid": pid, "locked": crate::state::is_locked(runtime.home()), "sessions": sessions})
         }
+        Some("approvals") => {
+            json!({"ok": true, "pid": pid, "approvals": runtime.approvals().list()})
+        }
+        Some("answer") => {
+            let (Some(id), Some(approve)) = (v["id"].as_str(), v["approve"].as_bool()) else {
+                return json!({"ok": false, "pid": pid, "error": "answer needs \"id\" (a string) and \"approve\" (true or false)"});
+            };
+            match runtime.approvals().answer(id, approve) {
+                Ok(record) => json!({"ok": true, "pid": pid, "approval": record}),
+                Err(e) => {
+                    json!({"ok": false, "pid": pid, "error": e.to_string(), "not_pending": true})
+                }
+            }
+        }
         _ => {
-            json!({"ok": false, "pid": pid, "error": "unknown command; expected ping, sessions or reload"})
+            json!({"ok": false, "pid": pid, "error": "unknown command; expected ping, sessions, reload, approvals or answer"})
         }
     }
 }

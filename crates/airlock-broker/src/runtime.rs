@@ -135,6 +135,8 @@ pub struct Runtime {
     injectors: airlock_inject::Injectors,
     /// When each token's use was last written to `state/token-use/`.
     token_uses: Mutex<std::collections::HashMap<String, Instant>>,
+    /// The requests held for a person's answer (in memory only; see `approval`).
+    approvals: crate::approval::Approvals,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -194,6 +196,7 @@ impl Runtime {
             token_store: crate::state::Watched::default(),
             injectors: airlock_inject::Injectors::new(),
             token_uses: Mutex::new(std::collections::HashMap::new()),
+            approvals: crate::approval::Approvals::new(),
         })
     }
 
@@ -202,6 +205,12 @@ impl Runtime {
         self.maybe_reload();
         self.maybe_reload_vault();
         &self.broker
+    }
+
+    /// The requests this server holds for approval: the control socket lists and
+    /// answers them (`airlock approve` / `airlock deny`).
+    pub fn approvals(&self) -> &crate::approval::Approvals {
+        &self.approvals
     }
 
     /// Applies configuration, vault, revocation and lock changes now (the
@@ -574,15 +583,15 @@ impl Runtime {
     }
 
     /// Holds a request until a person answers (`airlock approve ID` / `airlock
-    /// deny ID`) or `approval_timeout` passes (then it is denied). Every outcome is
-    /// audited.
+    /// deny ID` over the control socket, or the MCP client's elicitation) or
+    /// `approval_timeout` passes (then it is denied). Every outcome is audited.
     async fn await_approval(
         &self,
         ask: crate::approval::Ask,
         approver: Option<Arc<dyn crate::Approver>>,
     ) -> Result<(), Refusal> {
         let timeout = self.broker.config().server.approval_timeout;
-        let pending = crate::approval::request(&self.home, &ask, timeout).map_err(|e| {
+        let mut pending = self.approvals.hold(&ask, timeout).map_err(|e| {
             crate::refuse(
                 crate::Check::Approval,
                 format!("approval required, but the request cannot be queued: {e}"),
@@ -617,6 +626,7 @@ impl Runtime {
                     a = pending.wait(timeout) => a,
                     a = asked => a,
                 };
+                // The client answered: a late `airlock approve` is told it is not pending.
                 pending.withdraw();
                 answer
             }

@@ -35,9 +35,6 @@ pub enum StateError {
         /// What is wrong.
         detail: String,
     },
-    /// No pending approval with this id.
-    #[error("no pending approval \"{0}\"; `airlock approve` lists them (it may have timed out)")]
-    NoSuchApproval(String),
     /// An unknown session id was given.
     #[error("no session \"{0}\"; see `airlock sessions`")]
     NoSuchSession(String),

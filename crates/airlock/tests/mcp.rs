@@ -1537,24 +1537,62 @@ fn approval_holds_the_request_until_a_person_answers() {
             "{listed}"
         );
         assert!(upstream.requests().is_empty(), "sent before approval");
-        assert!(airlock(&home, &["approve", &id], &[]).status.success());
+        // The request is held in the server's memory: nothing is written to state/.
+        assert!(
+            !home.join("state").join("approvals").exists(),
+            "a pending approval was written to a file"
+        );
+        let out = airlock(&home, &["approve", &id], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let said = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            said.contains(&format!("approved {id}")) && said.contains("GET /v1/pay"),
+            "{said}"
+        );
         let (err, text) = h.join().unwrap();
         assert!(!err, "{text}");
     });
     assert_eq!(upstream.requests().len(), 1);
 
-    // Denied.
+    // Denied; a second answer to the same id is refused (an answer applies once).
     std::thread::scope(|scope| {
         let h = scope.spawn(|| s.call("execute", call.clone()));
         let id = wait_for_pending(&home);
         assert!(airlock(&home, &["deny", &id], &[]).status.success());
         let (err, text) = h.join().unwrap();
         assert!(err && text.contains("denied"), "{text}");
+        let again = airlock(&home, &["approve", &id], &[]);
+        assert_eq!(again.status.code(), Some(2));
     });
     assert_eq!(upstream.requests().len(), 1);
+
+    // An unknown id: one line, exit 2, pointing at the list.
+    for verb in ["approve", "deny"] {
+        let out = airlock(&home, &[verb, "ap-00000000"], &[]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("no pending approval \"ap-00000000\"")
+                && err.contains("`airlock approve` lists them"),
+            "{err}"
+        );
+    }
+    s.stop();
+
+    // No server running: nothing can be waiting; one line, exit 2.
     let out = airlock(&home, &["approve", "ap-00000000"], &[]);
     assert_eq!(out.status.code(), Some(2));
-    s.stop();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no airlock server is running"), "{err}");
+    let listed: Value =
+        serde_json::from_slice(&airlock(&home, &["approve", "--json"], &[]).stdout).unwrap();
+    assert_eq!(listed, json!([]));
 
     // No answer within approval_timeout: denied.
     let cfg = home.join("airlock.toml");
@@ -1576,6 +1614,121 @@ fn approval_holds_the_request_until_a_person_answers() {
     ] {
         assert!(logs.contains(kind), "{kind} not audited");
     }
+}
+
+/// Issue 12 (item 3): approvals are answered only over the server's control
+/// socket. A file that says "approve" — what older versions read from
+/// `state/approvals/<id>.answer` — is not an answer: the request stays held and is
+/// denied at the timeout, and nothing reaches the upstream.
+#[test]
+fn an_answer_file_under_state_is_never_an_answer() {
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    assert!(
+        airlock(
+            &home,
+            &["cap", "add", "guarded", "--service", "svc", "--approval"],
+            &[]
+        )
+        .status
+        .success()
+    );
+    let cfg = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[server]\n", "[server]\napproval_timeout = \"3s\"\n"),
+    )
+    .unwrap();
+    let mut s = Server::start(&home, "tester");
+    let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay"});
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| s.call("execute", call.clone()));
+        let id = wait_for_pending(&home);
+        let dir = home.join("state").join("approvals");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{id}.answer")), "approve\n").unwrap();
+        std::fs::write(dir.join(format!("{id}.json")), "{}").unwrap();
+        // Still pending a moment later: the file changed nothing.
+        std::thread::sleep(Duration::from_millis(500));
+        let listed: Value =
+            serde_json::from_slice(&airlock(&home, &["approve", "--json"], &[]).stdout).unwrap();
+        assert_eq!(listed[0]["id"], json!(id), "{listed}");
+        let (err, text) = h.join().unwrap();
+        assert!(err && text.contains("timed out"), "{text}");
+    });
+    assert!(
+        upstream.requests().is_empty(),
+        "an answer file approved a request"
+    );
+    s.stop();
+    let logs = String::from_utf8(airlock(&home, &["logs", "--json"], &[]).stdout).unwrap();
+    assert!(logs.contains("\"kind\":\"approval_timeout\""), "{logs}");
+    assert!(!logs.contains("\"kind\":\"approve\""), "{logs}");
+}
+
+/// The control socket answers only its own uid (SO_PEERCRED), even when the
+/// file permissions would let another user connect. Needs root to run the client
+/// as another uid; skipped otherwise.
+#[cfg(unix)]
+#[test]
+fn the_control_socket_refuses_another_uid() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let me = Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&me.stdout).trim() != "0" {
+        eprintln!("skipped: needs root to connect as another uid");
+        return;
+    }
+    let upstream = Upstream::start(reflect);
+    let (dir, home) = setup(&upstream);
+    assert!(
+        airlock(
+            &home,
+            &["cap", "add", "guarded", "--service", "svc", "--approval"],
+            &[]
+        )
+        .status
+        .success()
+    );
+    let mut s = Server::start(&home, "tester");
+    let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay"});
+    std::thread::scope(|scope| {
+        let h = scope.spawn(|| s.call("execute", call.clone()));
+        let id = wait_for_pending(&home);
+        // Open every door the file system has, as a misconfiguration would.
+        let open = |p: &std::path::Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        open(dir.path(), 0o755);
+        open(&home, 0o755);
+        open(&home.join("control.sock"), 0o666);
+        let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["approve", &id])
+            .env("AIRLOCK_HOME", &home)
+            .env_remove("HOME")
+            .uid(65534)
+            .gid(65534)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("refused"), "{err}");
+        open(&home.join("control.sock"), 0o600);
+        open(&home, 0o700);
+        open(dir.path(), 0o700);
+        // The request is still held, and the owner can still answer it.
+        assert!(upstream.requests().is_empty());
+        assert!(airlock(&home, &["deny", &id], &[]).status.success());
+        let (err, text) = h.join().unwrap();
+        assert!(err && text.contains("denied"), "{text}");
+    });
+    let stderr = s.stop();
+    assert!(
+        stderr.contains("refused a connection from uid 65534"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -148,12 +148,14 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 /// Listens on the admin socket (`control.sock`, 0600) for the CLI's `sessions`,
-/// `revoke`, `lock` and `unlock`. A server that cannot open it keeps serving (the
-/// shared state files still reach it at its next request) and says so.
+/// `revoke`, `lock`, `unlock`, `approve` and `deny`. A server that cannot open it
+/// keeps serving (the shared state files still reach it at its next request; held
+/// approvals can then be answered only by the MCP client or time out) and says so.
+/// A peer whose uid (`SO_PEERCRED`) is not this server's is refused.
 #[cfg(unix)]
 fn start_control(rt: &Arc<Runtime>, home: &Home) -> Option<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt;
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let path = airlock_broker::control::socket_path(home);
     let listener = match tokio::net::UnixListener::bind(&path) {
         Ok(l) => l,
@@ -171,12 +173,28 @@ fn start_control(rt: &Arc<Runtime>, home: &Home) -> Option<std::path::PathBuf> {
         while let Ok((stream, _)) = listener.accept().await {
             let rt = rt.clone();
             tokio::spawn(async move {
+                let own = rustix::process::getuid().as_raw();
+                let peer = stream.peer_cred().map(|c| c.uid());
                 let (read, mut write) = stream.into_split();
+                // One line, at most 64 KiB (read before refusing, so a refused
+                // peer gets the refusal rather than a broken pipe).
                 let mut line = String::new();
-                if BufReader::new(read).read_line(&mut line).await.is_ok() {
-                    let answer = airlock_broker::control::answer(&rt, &line);
-                    let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
+                let mut reader = BufReader::new(read.take(64 * 1024));
+                if reader.read_line(&mut line).await.is_err() {
+                    return;
                 }
+                if peer.as_ref().ok() != Some(&own) {
+                    let who = peer.map_or_else(|e| format!("unknown ({e})"), |u| u.to_string());
+                    output::warn(format_args!(
+                        "admin socket: refused a connection from uid {who} (this server runs as uid {own})"
+                    ));
+                    let refusal = serde_json::json!({"ok": false, "pid": std::process::id(),
+                        "error": format!("refused: the admin socket answers only uid {own}")});
+                    let _ = write.write_all(format!("{refusal}\n").as_bytes()).await;
+                    return;
+                }
+                let answer = airlock_broker::control::answer(&rt, &line);
+                let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
             });
         }
     });

@@ -1,8 +1,13 @@
-//! `airlock sessions`, `revoke`, `lock`, `unlock`: the owner's controls over
-//! running servers. They act through `state/` (see `airlock_broker::state`), which
-//! every server on this home checks before each request.
+//! `airlock sessions`, `revoke`, `lock`, `unlock`, `approve`, `deny`: the owner's
+//! controls over running servers. Sessions, revocations and the lock act through
+//! `state/` (see `airlock_broker::state`), which every server on this home checks
+//! before each request, and are pushed at once over each server's control socket.
+//! Approvals travel over the control socket only: a held request lives in the
+//! memory of the server that holds it, and no file is ever an answer
+//! (`airlock_broker::approval`).
 
 use airlock_audit::{Decision, Event, Kind};
+use airlock_broker::approval::{AnswerError, PendingRecord};
 use airlock_broker::state::{self, RevokeTarget};
 use airlock_broker::tokens;
 use airlock_home::Home;
@@ -197,15 +202,73 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Agent-controlled text (agent names, paths, reasons) for the terminal: control
+/// characters escaped (DESIGN.md §7, invariant 14).
+fn shown(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// The requests every running server holds for approval, oldest first. Approvals
+/// live only in the server that holds the request: they are asked for over each
+/// server's control socket, never read from a file.
+fn pending_approvals(home: &Home) -> Vec<PendingRecord> {
+    let mut out: Vec<PendingRecord> =
+        airlock_broker::control::broadcast(home, &json!({"cmd": "approvals"}))
+            .into_iter()
+            .flat_map(|a| a["approvals"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| serde_json::from_value(p).ok())
+            .collect();
+    out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+    out
+}
+
+/// Sends an answer to every running server over its control socket; the one that
+/// holds `id` takes it and wakes the request at once.
+fn send_answer(home: &Home, id: &str, approve: bool) -> anyhow::Result<PendingRecord> {
+    let answers = airlock_broker::control::broadcast(
+        home,
+        &json!({"cmd": "answer", "id": id, "approve": approve}),
+    );
+    if answers.is_empty() {
+        anyhow::bail!(
+            "no airlock server is running on {}, so nothing is waiting for approval (a held request lives in its `airlock serve`)",
+            home.root().display()
+        );
+    }
+    if let Some(taken) = answers.iter().find(|a| a["ok"] == json!(true)) {
+        return serde_json::from_value(taken["approval"].clone()).map_err(|e| {
+            anyhow::anyhow!("the server took the answer but its reply is unreadable: {e}")
+        });
+    }
+    if let Some(other) = answers.iter().find(|a| a["not_pending"] != json!(true)) {
+        anyhow::bail!(
+            "the server (pid {}) did not take the answer: {}",
+            other["pid"],
+            shown(other["error"].as_str().unwrap_or("no reason given"))
+        );
+    }
+    Err(AnswerError::NotPending(shown(id)).into())
+}
+
 pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
     let Some(id) = &args.id else {
-        let pending = airlock_broker::approval::pending(home)?;
+        let pending = pending_approvals(home);
         if args.json {
             let v: Vec<_> = pending
                 .iter()
                 .map(|p| {
                     json!({"id": p.id, "agent": p.agent, "capability": p.capability, "method": p.method,
-                           "path": p.path, "reason": p.reason, "created": p.created.to_string(), "expires": p.expires.to_string()})
+                           "path": p.path, "reason": p.reason, "created": p.created.to_string(),
+                           "expires": p.expires.to_string(), "pid": p.pid})
                 })
                 .collect();
             return output::json(&v);
@@ -216,11 +279,11 @@ pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
             .map(|p| {
                 let left = now.duration_until(p.expires).unsigned_abs().as_secs();
                 vec![
-                    p.id.clone(),
-                    p.agent.clone(),
-                    p.capability.clone(),
-                    format!("{} {}", p.method, p.path),
-                    p.reason.clone().unwrap_or_else(|| "-".into()),
+                    shown(&p.id),
+                    shown(&p.agent),
+                    shown(&p.capability),
+                    format!("{} {}", shown(&p.method), shown(&p.path)),
+                    p.reason.as_deref().map_or_else(|| "-".into(), shown),
                     format!("{left}s"),
                 ]
             })
@@ -239,19 +302,26 @@ pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     };
-    let rec = airlock_broker::approval::answer(home, id, true)?;
+    let rec = send_answer(home, id, true)?;
     output::line(format_args!(
-        "approved {id}: {} may {} {} on \"{}\"",
-        rec.agent, rec.method, rec.path, rec.capability
+        "approved {}: {} may {} {} on \"{}\"",
+        shown(id),
+        shown(&rec.agent),
+        shown(&rec.method),
+        shown(&rec.path),
+        shown(&rec.capability)
     ));
     Ok(())
 }
 
 pub(crate) fn deny(home: &Home, id: &str) -> anyhow::Result<()> {
-    let rec = airlock_broker::approval::answer(home, id, false)?;
+    let rec = send_answer(home, id, false)?;
     output::line(format_args!(
-        "denied {id}: {} {} on \"{}\" is refused",
-        rec.method, rec.path, rec.capability
+        "denied {}: {} {} on \"{}\" is refused",
+        shown(id),
+        shown(&rec.method),
+        shown(&rec.path),
+        shown(&rec.capability)
     ));
     Ok(())
 }
