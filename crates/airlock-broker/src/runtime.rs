@@ -936,6 +936,11 @@ impl Runtime {
             .canonical
             .display()
             .to_string();
+        // Whether the kernel sandbox held the child, on the record of every run.
+        let command = match authorized.policy.sandbox() {
+            Some(sb) => format!("{command}; confined, network {}", sb.network().as_str()),
+            None => format!("{command}; UNCONFINED (confine = false)"),
+        };
         let event = base
             .path(&program)
             .session(authorized.session.as_str())
