@@ -1,7 +1,9 @@
 """Exec overhead: `airlock run -- true` vs `true`, and the MCP `exec` tool vs a
-direct spawn of the same program, medians of N runs each (interleaved).
-Usage: bench_exec.py N   (AIRLOCK_HOME must hold capability `t` with
-commands = ["true"] and mode = "exec"; BENCH_BIN is the airlock binary).
+direct spawn of the same program, medians of N runs each (interleaved); and the
+kernel sandbox's cost: MCP `exec` of `true` confined (capability `t`) vs
+unconfined (`tu`, confine = false), `airlock run --confine` vs `airlock run`.
+Usage: bench_exec.py N   (AIRLOCK_HOME must hold exec capabilities `t` and `tu`
+with commands = ["true"]; BENCH_BIN is the airlock binary).
 Writes the section `exec`."""
 import json
 import os
@@ -38,30 +40,48 @@ call(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {}, "cli
 p.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
 p.stdin.flush()
 
-direct, run, mcp = [], [], []
+def mcp_exec(i, cap):
+    t = time.perf_counter()
+    r = call(i, "tools/call", {"name": "exec", "arguments": {"capability": cap, "command": ["true"]}})
+    took = time.perf_counter() - t
+    assert not r["result"].get("isError"), r
+    return took
+
+
+direct, run, runc, mcp, mcpu = [], [], [], [], []
 for i in range(1, n + 1):
     direct.append(timed([true]))
     run.append(timed([bin_, "run", "--", true]))
-    t = time.perf_counter()
-    r = call(i, "tools/call", {"name": "exec", "arguments": {"capability": "t", "command": ["true"]}})
-    mcp.append(time.perf_counter() - t)
-    assert not r["result"].get("isError"), r
+    runc.append(timed([bin_, "run", "--confine", "--", true]))
+    mcp.append(mcp_exec(2 * i, "t"))
+    mcpu.append(mcp_exec(2 * i + 1, "tu"))
 p.stdin.close()
 p.wait()
 
-d, ru, m = (lib.median(x) * 1e3 for x in (direct, run, mcp))
+d, ru, m, rc, mu = (lib.median(x) * 1e3 for x in (direct, run, mcp, runc, mcpu))
 rows = [
     ["`true` (direct spawn)", lib.num(d), "", ""],
     ["`airlock run -- true`", lib.num(ru), lib.num(ru - d), lib.ratio(ru, d)],
     ["MCP `exec` of `true` (one call over stdio)", lib.num(m), lib.num(m - d), lib.ratio(m, d)],
+    ["MCP `exec` of `true`, confine = false", lib.num(mu), lib.num(mu - d), lib.ratio(mu, d)],
+    ["`airlock run --confine -- true`", lib.num(rc), lib.num(rc - d), lib.ratio(rc, d)],
+]
+sandbox_rows = [
+    ["MCP `exec` of `true`", lib.num(mu), lib.num(m), lib.num(m - mu), lib.ratio(m, mu)],
+    ["`airlock run -- true`", lib.num(ru), lib.num(rc), lib.num(rc - ru), lib.ratio(rc, ru)],
 ]
 summary = [
     {"measure": "`airlock run -- true`", "airlock": f"{lib.num(ru)} ms", "reference": f"`true` {lib.num(d)} ms", "ratio": lib.ratio(ru, d)},
     {"measure": "MCP `exec` of `true`", "airlock": f"{lib.num(m)} ms", "reference": f"`true` {lib.num(d)} ms", "ratio": lib.ratio(m, d)},
+    {"measure": "kernel sandbox, MCP `exec` of `true` (target ≤ +1 ms)", "airlock": f"{lib.num(m)} ms confined",
+     "reference": f"{lib.num(mu)} ms unconfined (+{lib.num(m - mu)} ms)", "ratio": lib.ratio(m, mu)},
 ]
 lib.write_section(
     "exec", "Exec overhead", n, summary,
     [{"title": f"Exec overhead, medians of {n} runs (audit_fsync = \"always\")",
-      "columns": ["measure", "median ms", "added ms", "÷ direct"], "rows": rows}],
-    {"direct_ms": direct, "run_ms": run, "mcp_exec_ms": mcp, "median_ms": {"direct": d, "run": ru, "mcp_exec": m}},
+      "columns": ["measure", "median ms", "added ms", "÷ direct"], "rows": rows},
+     {"title": f"Kernel sandbox (Landlock + seccomp) overhead, medians of {n} runs, same run",
+      "columns": ["measure", "unconfined ms", "confined ms", "added ms", "ratio"], "rows": sandbox_rows}],
+    {"direct_ms": direct, "run_ms": run, "run_confine_ms": runc, "mcp_exec_ms": mcp, "mcp_exec_unconfined_ms": mcpu,
+     "median_ms": {"direct": d, "run": ru, "run_confine": rc, "mcp_exec": m, "mcp_exec_unconfined": mu}},
 )

@@ -32,6 +32,7 @@
 //! * `truncate()` on kernels before Landlock ABI 3, which did not mediate it.
 
 use std::collections::BTreeMap;
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 
 use airlock_config::Network;
@@ -336,91 +337,145 @@ impl Sandbox {
                 )));
             }
         };
-        let err = |what: &str, e: &dyn std::fmt::Display| {
-            ExecError::Confine(format!("building the sandbox ({what}): {e}"))
-        };
         let all = AccessFs::from_all(VETTED_ABI);
-        let read: BitFlags<AccessFs> = AccessFs::ReadFile | AccessFs::ReadDir;
-        let read_exec = read | AccessFs::Execute;
-        let dev_rw = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
         let mut ruleset = Ruleset::default()
             .handle_access(all)
-            .map_err(|e| err("file rights", &e))?
+            .map_err(|e| build_error("file rights", &e))?
             .scope(Scope::from_all(VETTED_ABI))
-            .map_err(|e| err("scopes", &e))?;
+            .map_err(|e| build_error("scopes", &e))?;
         if self.network != Network::Direct {
             ruleset = ruleset
                 .handle_access(AccessNet::from_all(VETTED_ABI))
-                .map_err(|e| err("network rights", &e))?;
+                .map_err(|e| build_error("network rights", &e))?;
         }
-        // Grants that name a path which does not exist (no /lib32 here) are skipped;
-        // every other failure fails the spawn.
-        let mut rules: Vec<PathBeneath<PathFd>> = Vec::new();
-        let mut grant = |path: &Path, access: BitFlags<AccessFs>| -> Result<(), ExecError> {
-            let fd = match PathFd::new(path) {
-                Ok(fd) => fd,
-                Err(_) if !path.exists() => return Ok(()),
-                Err(e) => return Err(err(&path.display().to_string(), &e)),
-            };
-            // A rule on a file (not a directory) takes only file rights.
-            let access = if path.is_dir() {
-                access
-            } else {
-                access & AccessFs::from_file(VETTED_ABI)
-            };
-            rules.push(PathBeneath::new(fd, access));
-            Ok(())
-        };
-        for p in SYSTEM_READ_EXEC {
-            grant(Path::new(p), read_exec)?;
-        }
+        // This sandbox's own grants, opened now.
+        let mut own: Vec<Grant> = Vec::new();
         for p in &self.read_exec {
-            grant(p, read_exec)?;
-        }
-        for p in etc_entries() {
-            grant(&p, read)?;
-        }
-        for p in DEVICES_RW {
-            grant(Path::new(p), dev_rw)?;
-        }
-        if Path::new("/dev/pts").exists() {
-            grant(Path::new("/dev/pts"), dev_rw)?;
-        }
-        for p in DEVICES_RO {
-            grant(Path::new(p), read)?;
-        }
-        for p in PROC_SYS_RO {
-            grant(Path::new(p), read)?;
+            Grant::open(p, read_exec(), &mut own)?;
         }
         if self.network == Network::Direct {
             // Name resolution on systemd hosts: /etc/resolv.conf links here.
-            grant(Path::new("/run/systemd/resolve"), read)?;
+            Grant::open(Path::new("/run/systemd/resolve"), read(), &mut own)?;
         }
-        for p in &self.writable {
-            grant(p, all)?;
+        for p in self.writable.iter().map(PathBuf::as_path).chain(private) {
+            Grant::open(p, all, &mut own)?;
         }
-        if let Some(p) = private {
-            grant(p, all)?;
-        }
+        // The system's grants, shared by every sandbox and re-opened only when
+        // /etc (or one of the directories looked into) changed.
+        let system = system_grants()?;
+        let rules = system
+            .iter()
+            .chain(own.iter())
+            .map(|g| Ok::<_, landlock::RulesetError>(PathBeneath::new(g.fd.as_fd(), g.access)));
         let created = ruleset
             .create()
-            .map_err(|e| err("ruleset", &e))?
-            .add_rules(rules.into_iter().map(Ok::<_, landlock::RulesetError>))
-            .map_err(|e| err("rules", &e))?;
+            .map_err(|e| build_error("ruleset", &e))?
+            .add_rules(rules)
+            .map_err(|e| build_error("rules", &e))?;
         let ruleset: Option<std::os::fd::OwnedFd> = created.into();
         let ruleset = ruleset.ok_or_else(|| {
             ExecError::Confine("the kernel refused to create a Landlock ruleset".into())
         })?;
         Ok(airlock_confine::Hook {
             ruleset,
-            proc_self_access: (AccessFs::ReadFile | AccessFs::ReadDir).bits(),
+            proc_self_access: read().bits(),
             filter: seccomp_program(self.network, abi)?,
         })
     }
 }
 
-/// The readable `/etc` entries (secret-shaped ones left out), listed at each
-/// spawn so a file the system replaced since is still the one granted.
+fn build_error(what: &str, e: &dyn std::fmt::Display) -> ExecError {
+    ExecError::Confine(format!("building the sandbox ({what}): {e}"))
+}
+
+fn read() -> BitFlags<AccessFs> {
+    AccessFs::ReadFile | AccessFs::ReadDir
+}
+
+fn read_exec() -> BitFlags<AccessFs> {
+    read() | AccessFs::Execute
+}
+
+/// One path opened (`O_PATH`) with the rights granted beneath it.
+struct Grant {
+    fd: PathFd,
+    access: BitFlags<AccessFs>,
+}
+
+impl Grant {
+    /// Opens `path` and pushes its grant; a path that does not exist (no /lib32
+    /// here) is skipped, any other failure fails the spawn. A file (not a
+    /// directory) takes only file rights.
+    fn open(
+        path: &Path,
+        access: BitFlags<AccessFs>,
+        out: &mut Vec<Grant>,
+    ) -> Result<(), ExecError> {
+        let fd = match PathFd::new(path) {
+            Ok(fd) => fd,
+            Err(_) if !path.exists() => return Ok(()),
+            Err(e) => return Err(build_error(&path.display().to_string(), &e)),
+        };
+        let access = if path.is_dir() {
+            access
+        } else {
+            access & AccessFs::from_file(VETTED_ABI)
+        };
+        out.push(Grant { fd, access });
+        Ok(())
+    }
+}
+
+/// What the system grants were opened against: (path, inode, ctime) of `/etc`
+/// and of the `/etc` directories looked into. A file replaced in `/etc` (by
+/// rename, as package managers and `useradd` do) changes its directory's ctime.
+type Stamp = Vec<(PathBuf, u64, i64, i64)>;
+
+fn stamp() -> Stamp {
+    use std::os::unix::fs::MetadataExt as _;
+    std::iter::once(PathBuf::from("/etc"))
+        .chain(ETC_DESCEND.iter().map(|d| Path::new("/etc").join(d)))
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            Some((p, m.ino(), m.ctime(), m.ctime_nsec()))
+        })
+        .collect()
+}
+
+/// The grants every sandbox shares: the system's read-only paths, `/etc` entry
+/// by entry, the device files, the `/proc` and `/sys` files. Opened once and
+/// reused while [`stamp`] is unchanged (a spawn then costs one `stat` per
+/// stamped directory instead of ~200 `open`s).
+fn system_grants() -> Result<std::sync::Arc<Vec<Grant>>, ExecError> {
+    use std::sync::{Arc, Mutex, PoisonError};
+    static CACHE: Mutex<Option<(Stamp, Arc<Vec<Grant>>)>> = Mutex::new(None);
+    let now = stamp();
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((at, grants)) = cache.as_ref()
+        && *at == now
+    {
+        return Ok(grants.clone());
+    }
+    let dev_rw = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
+    let mut out = Vec::new();
+    for p in SYSTEM_READ_EXEC {
+        Grant::open(Path::new(p), read_exec(), &mut out)?;
+    }
+    for p in etc_entries() {
+        Grant::open(&p, read(), &mut out)?;
+    }
+    for p in DEVICES_RW.iter().chain(&["/dev/pts"]) {
+        Grant::open(Path::new(p), dev_rw, &mut out)?;
+    }
+    for p in DEVICES_RO.iter().chain(PROC_SYS_RO) {
+        Grant::open(Path::new(p), read(), &mut out)?;
+    }
+    let grants = Arc::new(out);
+    *cache = Some((now, grants.clone()));
+    Ok(grants)
+}
+
+/// The readable `/etc` entries (secret-shaped ones left out).
 fn etc_entries() -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(top) = std::fs::read_dir("/etc") else {
@@ -451,6 +506,19 @@ fn etc_entries() -> Vec<PathBuf> {
 /// The seccomp program: everything allowed except the named holes (see the
 /// module docs), which fail with `EACCES` like a Landlock refusal.
 fn seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecError> {
+    use std::sync::OnceLock;
+    // Four possible programs (network none/direct × truncate filtered or not),
+    // each compiled once.
+    static PROGRAMS: [OnceLock<BpfProgram>; 4] = [const { OnceLock::new() }; 4];
+    let slot = &PROGRAMS[usize::from(network == Network::Direct) * 2 + usize::from(abi < 3)];
+    if let Some(p) = slot.get() {
+        return Ok(p.clone());
+    }
+    let p = build_seccomp_program(network, abi)?;
+    Ok(slot.get_or_init(|| p).clone())
+}
+
+fn build_seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecError> {
     let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
         SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
     };

@@ -337,3 +337,35 @@ fn terminal_injection_is_refused() {
     let o = exec(&p, &["python3", "-c", code]);
     assert!(text(&o).contains("EACCES"), "{o:?}");
 }
+
+#[test]
+#[ignore = "measurement"]
+fn sandbox_overhead() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let on = confined(&b, &["true"]);
+    let off = confined(&b, &["true"]).unconfined();
+    let rt = rt();
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut a, mut u) = (Vec::new(), Vec::new());
+    for _ in 0..200 {
+        for (p, out) in [(&on, &mut a), (&off, &mut u)] {
+            let t = std::time::Instant::now();
+            let inv = p.check(&strings(&["true"]), None).unwrap();
+            let launch = p.prepare(inv, None, Stdin::Null).unwrap();
+            rt.block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+                .unwrap();
+            out.push(t.elapsed());
+        }
+    }
+    println!(
+        "confined: median {:?}; unconfined: median {:?}",
+        median(a),
+        median(u)
+    );
+}

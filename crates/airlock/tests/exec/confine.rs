@@ -441,3 +441,107 @@ fn confine_false_still_runs_and_is_reported() {
         "{report}"
     );
 }
+
+/// Runs `f` (which spawns airlock) on a thread whose system calls
+/// `landlock_create_ruleset`, `landlock_add_rule` and `landlock_restrict_self`
+/// fail with ENOSYS, as on a kernel built without Landlock; what it spawns
+/// inherits the filter.
+fn without_landlock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
+    std::thread::spawn(move || {
+        let rules = [
+            libc::SYS_landlock_create_ruleset,
+            libc::SYS_landlock_add_rule,
+            libc::SYS_landlock_restrict_self,
+        ]
+        .into_iter()
+        .map(|n| (n, Vec::new()))
+        .collect();
+        let filter = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            TargetArch::try_from(std::env::consts::ARCH).unwrap(),
+        )
+        .unwrap();
+        let program: seccompiler::BpfProgram = filter.try_into().unwrap();
+        seccompiler::apply_filter(&program).unwrap();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn without_landlock_exec_refuses_with_one_line_and_confine_false_runs() {
+    if !have_git_and_landlock() {
+        return;
+    }
+    let w = world("");
+    let mut config = std::fs::read_to_string(w.home.join("airlock.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[capabilities.open]\nservice = \"svc\"\nmode = \"exec\"\ncommands = [\"git\"]\nworkdirs = [\"{}\"]\nconfine = false\n",
+        w.work.display()
+    ));
+    std::fs::write(w.home.join("airlock.toml"), config).unwrap();
+    let (home, owner) = (w.home.clone(), w.owner.clone());
+    let mut c = without_landlock(move || {
+        let mut cmd = airlock(&home);
+        cmd.args(["serve", "--agent", "attacker"])
+            .env("HOME", &owner);
+        Client::spawn(cmd)
+    });
+    c.initialize();
+    let (err, text, _) = exec(&mut c, &["git", "log", "--oneline"]);
+    assert!(err, "ran without its sandbox: {text}");
+    assert!(text.contains("refused by the config check"), "{text}");
+    assert!(text.contains("without Landlock"), "{text}");
+    assert!(text.contains("confine = false"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    // The owner's explicit opt-out still runs.
+    let (err, text) = c.tool(
+        "exec",
+        json!({"capability": "open", "command": ["git", "log", "--oneline"]}),
+    );
+    assert!(!err, "{text}");
+    assert!(text.contains("first"), "{text}");
+    drop(c.finish(Duration::from_secs(10)));
+    let refused: Vec<Value> = audit_records(&w.home)
+        .into_iter()
+        .filter(|r| r["kind"] == "exec" && r["decision"] == "deny")
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["rule"], "config", "{refused:?}");
+
+    // run --confine: exit 2, one line, nothing run.
+    let (home, work, owner) = (w.home.clone(), w.work.clone(), w.owner.clone());
+    let out = without_landlock(move || {
+        airlock(&home)
+            .args(["run", "--confine", "--", "touch", "ran"])
+            .current_dir(&work)
+            .env("HOME", &owner)
+            .output()
+            .unwrap()
+    });
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without Landlock"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!w.work.join("ran").exists());
+
+    // doctor: a FIX line naming the capabilities that refuse to run.
+    let (home, owner) = (w.home.clone(), w.owner.clone());
+    let out = without_landlock(move || {
+        airlock(&home)
+            .arg("doctor")
+            .env("HOME", &owner)
+            .output()
+            .unwrap()
+    });
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FIX  kernel sandbox unavailable") && report.contains("[gitcap]"),
+        "{report}"
+    );
+}
