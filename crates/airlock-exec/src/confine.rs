@@ -63,7 +63,10 @@ pub const SYSTEM_READ_EXEC: &[&str] = &[
     "/nix/store",
 ];
 
-/// Device files a child may read and write.
+/// Device files a child may read and write. `/dev/tty` is the child's own
+/// controlling terminal, if any; `/dev/pts/*` (the owner's other terminals,
+/// whose keystrokes could be read) is not granted: an inherited terminal needs
+/// no open.
 const DEVICES_RW: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty"];
 /// Device files a child may read.
 const DEVICES_RO: &[&str] = &["/dev/random", "/dev/urandom"];
@@ -182,6 +185,8 @@ pub enum Overlap {
     AirlockHome(PathBuf),
     /// It is the owner's home directory or contains it.
     OwnerHome(PathBuf),
+    /// It contains the directory where each call's private HOME is made.
+    TempRoot(PathBuf),
 }
 
 impl std::fmt::Display for Overlap {
@@ -191,6 +196,11 @@ impl std::fmt::Display for Overlap {
                 f,
                 "it overlaps the airlock home {} (the key, vault, config and state), which nothing an agent runs may reach; choose a project directory outside it",
                 h.display()
+            ),
+            Overlap::TempRoot(t) => write!(
+                f,
+                "it contains {}, where airlock makes each call's private HOME, so other calls' homes would be writable; choose a directory below it",
+                t.display()
             ),
             Overlap::OwnerHome(h) => write!(
                 f,
@@ -209,6 +219,9 @@ pub struct Protected {
     pub airlock_home: Option<PathBuf>,
     /// The owner's home directory, canonical when it exists.
     pub owner_home: Option<PathBuf>,
+    /// Where private HOMEs are made (the system temporary directory by default):
+    /// no writable directory may contain it.
+    pub temp_root: Option<PathBuf>,
 }
 
 impl Protected {
@@ -218,7 +231,14 @@ impl Protected {
         Protected {
             airlock_home: airlock_home.map(canon),
             owner_home: owner_home.map(canon),
+            temp_root: Some(canon(&std::env::temp_dir())),
         }
+    }
+
+    /// Sets where private HOMEs are made (canonicalized when it exists).
+    pub fn with_temp_root(mut self, dir: &Path) -> Protected {
+        self.temp_root = Some(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
+        self
     }
 
     /// Whether `dir` (canonical) may be granted to a child.
@@ -232,6 +252,11 @@ impl Protected {
             && h.starts_with(dir)
         {
             return Err(Overlap::OwnerHome(h.clone()));
+        }
+        if let Some(t) = &self.temp_root
+            && t.starts_with(dir)
+        {
+            return Err(Overlap::TempRoot(t.clone()));
         }
         Ok(())
     }
@@ -464,7 +489,7 @@ fn system_grants() -> Result<std::sync::Arc<Vec<Grant>>, ExecError> {
     for p in etc_entries() {
         Grant::open(&p, read(), &mut out)?;
     }
-    for p in DEVICES_RW.iter().chain(&["/dev/pts"]) {
+    for p in DEVICES_RW {
         Grant::open(Path::new(p), dev_rw, &mut out)?;
     }
     for p in DEVICES_RO.iter().chain(PROC_SYS_RO) {
@@ -561,8 +586,48 @@ fn build_seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecE
         arch,
     )
     .map_err(|e| ExecError::Confine(format!("building the seccomp filter: {e}")))?;
-    BpfProgram::try_from(filter)
-        .map_err(|e| ExecError::Confine(format!("building the seccomp filter: {e}")))
+    let mut program = BpfProgram::try_from(filter)
+        .map_err(|e| ExecError::Confine(format!("building the seccomp filter: {e}")))?;
+    deny_x32(&mut program);
+    Ok(program)
+}
+
+/// On x86-64, the x32 ABI reaches the same system calls with bit 30 set in the
+/// number and the same audit architecture, so a filter that matches `socket` by
+/// number misses x32's `socket`. Refuse every x32 call, right after seccompiler's
+/// architecture check (its first three instructions; the jumps after them are
+/// relative, so inserting before them keeps them right). Calls through the i386
+/// ABI fail that architecture check and kill the process.
+fn deny_x32(program: &mut BpfProgram) {
+    if cfg!(target_arch = "x86_64") && program.len() >= 3 {
+        use seccompiler::sock_filter;
+        const BPF_LD_W_ABS: u16 = 0x20;
+        const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
+        const BPF_RET_K: u16 = 0x06;
+        const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+        let deny = libc::SECCOMP_RET_ERRNO | libc::EACCES as u32;
+        let block = [
+            sock_filter {
+                code: BPF_LD_W_ABS,
+                jt: 0,
+                jf: 0,
+                k: 0,
+            },
+            sock_filter {
+                code: BPF_JMP_JGE_K,
+                jt: 0,
+                jf: 1,
+                k: X32_SYSCALL_BIT,
+            },
+            sock_filter {
+                code: BPF_RET_K,
+                jt: 0,
+                jf: 0,
+                k: deny,
+            },
+        ];
+        program.splice(3..3, block);
+    }
 }
 
 #[cfg(test)]
@@ -605,6 +670,7 @@ mod tests {
         let p = Protected {
             airlock_home: Some("/home/o/.airlock".into()),
             owner_home: Some("/home/o".into()),
+            temp_root: Some("/tmp".into()),
         };
         assert!(p.check(Path::new("/home/o/src/app")).is_ok());
         assert!(p.check(Path::new("/tmp/x")).is_ok());
@@ -623,11 +689,17 @@ mod tests {
         let q = Protected {
             airlock_home: Some("/srv/airlock".into()),
             owner_home: Some("/home/o".into()),
+            temp_root: Some("/tmp".into()),
         };
         assert!(matches!(
             q.check(Path::new("/home")),
             Err(Overlap::OwnerHome(_))
         ));
         assert!(q.check(Path::new("/home/o/.airlockx")).is_ok());
+        assert!(matches!(
+            q.check(Path::new("/tmp")),
+            Err(Overlap::TempRoot(_))
+        ));
+        assert!(q.check(Path::new("/tmp/project")).is_ok());
     }
 }

@@ -214,7 +214,9 @@ impl OwnerEnv {
     pub fn from_process() -> OwnerEnv {
         OwnerEnv {
             path: std::env::var_os("PATH").unwrap_or_default(),
-            home: std::env::var_os("HOME").map(PathBuf::from),
+            home: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .or_else(std::env::home_dir),
             lang: std::env::var_os("LANG"),
             term: None,
             temp_root: None,
@@ -318,7 +320,10 @@ impl ExecPolicy {
     ) -> Result<ExecPolicy, PolicyError> {
         let mut programs = Vec::new();
         let mut warnings = Vec::new();
-        let protected = Protected::new(owner.airlock_home.as_deref(), owner.home.as_deref());
+        let mut protected = Protected::new(owner.airlock_home.as_deref(), owner.home.as_deref());
+        if let Some(t) = &owner.temp_root {
+            protected = protected.with_temp_root(t);
+        }
         let mut sandbox = Sandbox::new(Network::None, protected.clone());
         for command in commands {
             let program = AllowedProgram::resolve(capability, command, &owner.path)?;

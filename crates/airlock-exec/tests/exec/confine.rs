@@ -315,6 +315,7 @@ fn workdirs_may_not_reach_the_homes() {
         b.owner_home.clone(),
         b.owner_home.parent().unwrap().to_path_buf(),
         PathBuf::from("/"),
+        std::env::temp_dir(),
     ] {
         let e = compile(&w).unwrap_err().to_string();
         assert!(e.contains("cannot be given to a confined program"), "{e}");
@@ -336,6 +337,24 @@ fn terminal_injection_is_refused() {
                 except OSError as e:\n    print(errno.errorcode[e.errno])";
     let o = exec(&p, &["python3", "-c", code]);
     assert!(text(&o).contains("EACCES"), "{o:?}");
+}
+
+#[test]
+fn x32_system_calls_do_not_slip_past_the_filter() {
+    if !landlock() || !cfg!(target_arch = "x86_64") {
+        return;
+    }
+    let b = sandbox_world();
+    let p = confined(&b, &["python3"]);
+    // x32's socket(AF_INET, SOCK_STREAM, 0): the number with bit 30 set. Without
+    // the x32 guard the filter would not match it (the kernel may then run it,
+    // or answer ENOSYS where x32 is off); with it: EACCES.
+    let code = "import ctypes, errno\n\
+                libc = ctypes.CDLL(None, use_errno=True)\n\
+                r = libc.syscall(0x40000000 + 41, 2, 1, 0)\n\
+                print(r, errno.errorcode.get(ctypes.get_errno()))";
+    let o = exec(&p, &["python3", "-c", code]);
+    assert!(text(&o).contains("-1 EACCES"), "{o:?}");
 }
 
 #[test]
