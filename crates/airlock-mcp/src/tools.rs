@@ -226,6 +226,16 @@ impl AirlockMcp {
                             })).collect::<Vec<_>>(),
                             "workdirs": p.workdirs().iter().map(|w| w.display().to_string()).collect::<Vec<_>>(),
                             "timeout_seconds": p.timeout().as_secs(),
+                            // What the kernel sandbox lets the program reach, so
+                            // an agent can tell a refusal from a bug.
+                            "sandbox": match p.sandbox() {
+                                Some(sb) => json!({
+                                    "confined": true,
+                                    "writable": "the workdirs and a private HOME/TMPDIR",
+                                    "network": sb.network().as_str(),
+                                }),
+                                None => json!({ "confined": false }),
+                            },
                         }),
                         Err(problem) => json!({ "unavailable": problem }),
                     };

@@ -282,6 +282,18 @@ fn mcp_exec_git_cannot_reach_the_home_the_owner_or_the_network() {
     }
     let w = world("");
     let mut c = serve(&w);
+    // The agent is told what its programs can reach.
+    let (_, listed) = c.tool("list_services", json!({}));
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let cap = listed["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["capability"] == "gitcap")
+        .unwrap()
+        .clone();
+    assert_eq!(cap["exec"]["sandbox"]["confined"], true, "{cap}");
+    assert_eq!(cap["exec"]["sandbox"]["network"], "none", "{cap}");
     // The control: git works in its workdir.
     let (err, text, v) = exec(&mut c, &["git", "log", "--oneline"]);
     assert!(!err && v["exit_code"] == 0, "{text}");
