@@ -328,12 +328,39 @@ impl Sandbox {
             let Some(dir) = package.or_else(|| p.parent().map(Path::to_path_buf)) else {
                 continue;
             };
+            let dir = self.install_prefix(&dir).unwrap_or(dir);
             if SYSTEM_READ_EXEC.iter().any(|s| dir.starts_with(s)) {
                 continue;
             }
             self.allow_read_exec(&dir)?;
         }
         Ok(())
+    }
+
+    /// For a program in a `bin` directory, the installation it belongs to (its
+    /// `lib/`, `share/`…: a Python or Node installed by pyenv or nvm needs its
+    /// standard library): the `bin` directory's parent — unless that is the
+    /// owner's home or a directory directly in it (`~/.local`, `~/.cargo` hold
+    /// keyrings and registry tokens), or overlaps the airlock home.
+    fn install_prefix(&self, dir: &Path) -> Option<PathBuf> {
+        if dir.file_name()? != "bin" {
+            return None;
+        }
+        let prefix = dir.parent()?;
+        if prefix == Path::new("/") {
+            return None;
+        }
+        if let Some(h) = &self.protected.owner_home
+            && (h.starts_with(prefix) || prefix.parent() == Some(h.as_path()))
+        {
+            return None;
+        }
+        if let Some(h) = &self.protected.airlock_home
+            && (h.starts_with(prefix) || prefix.starts_with(h))
+        {
+            return None;
+        }
+        Some(prefix.to_path_buf())
     }
 
     /// The directories the child may write.

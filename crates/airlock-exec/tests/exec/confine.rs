@@ -358,6 +358,41 @@ fn x32_system_calls_do_not_slip_past_the_filter() {
 }
 
 #[test]
+fn a_program_installed_in_the_home_gets_its_installation_not_the_home() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    let script = |path: &Path| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "#!/bin/sh\ncat \"$(dirname \"$0\")/../lib/data\"\n").unwrap();
+        let mut perm = std::fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        std::fs::set_permissions(path, perm).unwrap();
+    };
+    // A pyenv/nvm-style installation two levels into the home: its prefix
+    // (bin/ and lib/) is readable.
+    let tool = b.owner_home.join(".tools/versions/1.0/bin/tool");
+    script(&tool);
+    std::fs::create_dir_all(b.owner_home.join(".tools/versions/1.0/lib")).unwrap();
+    std::fs::write(
+        b.owner_home.join(".tools/versions/1.0/lib/data"),
+        "stdlib\n",
+    )
+    .unwrap();
+    // A ~/.local/bin program: only its bin/ — ~/.local/lib is not granted.
+    let local = b.owner_home.join(".local/bin/ltool");
+    script(&local);
+    std::fs::create_dir_all(b.owner_home.join(".local/lib")).unwrap();
+    std::fs::write(b.owner_home.join(".local/lib/data"), CANARY).unwrap();
+    let p = confined(&b, &[tool.to_str().unwrap(), local.to_str().unwrap()]);
+    let o = exec(&p, &["tool"]);
+    assert!(text(&o).contains("stdlib"), "{o:?}");
+    let o = exec(&p, &["ltool"]);
+    denied(&o);
+}
+
+#[test]
 #[ignore = "measurement"]
 fn sandbox_overhead() {
     if !landlock() {

@@ -557,3 +557,63 @@ fn without_landlock_exec_refuses_with_one_line_and_confine_false_runs() {
         "{report}"
     );
 }
+
+/// A stdio MCP server that reports whether it can read the file a tool call names.
+const PROBE_SERVER: &str = r#"
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m.get("method") == "initialize":
+        r = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+             "serverInfo": {"name": "probe", "version": "1"}}
+    else:
+        try:
+            open(m["params"]["arguments"]["path"], "rb").read()
+            t = "read"
+        except OSError as e:
+            t = "denied: " + e.strerror
+        r = {"content": [{"type": "text", "text": t}], "isError": False}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+"#;
+
+#[test]
+fn wrap_confine_keeps_the_server_out_of_the_home() {
+    if !have_git_and_landlock() || !Path::new("/usr/bin/python3").exists() {
+        return;
+    }
+    let w = world("");
+    std::fs::write(w.work.join("probe.py"), PROBE_SERVER).unwrap();
+    let mut cmd = airlock(&w.home);
+    cmd.args([
+        "wrap",
+        "--confine",
+        "--env",
+        "K=airlock://svc",
+        "--",
+        "/usr/bin/python3",
+        "probe.py",
+    ])
+    .current_dir(&w.work)
+    .env("HOME", &w.owner);
+    let mut c = Client::spawn(cmd);
+    assert_eq!(c.initialize()["result"]["serverInfo"]["name"], "probe");
+    let probe =
+        |c: &mut Client, p: &Path| c.tool("probe", json!({"path": p.display().to_string()})).1;
+    assert_eq!(probe(&mut c, &w.work.join("README")), "read");
+    for f in [
+        w.home.join("master.key"),
+        w.home.join("vault.json"),
+        w.owner.join(".netrc"),
+    ] {
+        assert_eq!(
+            probe(&mut c, &f),
+            "denied: Permission denied",
+            "{}",
+            f.display()
+        );
+    }
+    let (code, stderr) = c.finish(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+}
