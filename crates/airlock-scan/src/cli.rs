@@ -161,6 +161,10 @@ pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
     if paths.is_empty() && !args.mcp_configs {
         paths.push(PathBuf::from("."));
     }
+    // SARIF URIs are relative to the scan root, whatever form the paths take
+    // (a current directory that cannot be read leaves only absolute URIs).
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let root = report::scan_root(&paths, &cwd);
     if args.mcp_configs {
         paths.extend(mcp_config_paths());
     }
@@ -189,7 +193,7 @@ pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
     match args.format {
         OutputFormat::Table => report::table(&findings, suppressed, out),
         OutputFormat::Json => report::json(&findings, out),
-        OutputFormat::Sarif => report::sarif(&findings, out),
+        OutputFormat::Sarif => report::sarif(&findings, &root, &cwd, out),
     }
     .map_err(ScanError::Output)?;
     Ok(u8::from(findings.iter().any(|f| f.risk >= args.fail_on)))

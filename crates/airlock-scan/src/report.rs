@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Component, Path, PathBuf};
 
 use serde_json::json;
 
@@ -107,26 +108,127 @@ fn security_severity(r: Risk) -> &'static str {
     }
 }
 
-/// A relative, `/`-separated, percent-encoded URI; absolute paths become `file://` URIs.
-fn uri(path: &str) -> (String, bool) {
-    let p = path.replace('\\', "/");
-    let mut enc = String::with_capacity(p.len());
-    for b in p.bytes() {
+/// `path` with `.` and `..` resolved lexically (no file system access: findings
+/// are shown with the path as given, and so are the scan roots).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The directory SARIF URIs are relative to (`%SRCROOT%`): the current
+/// directory when every scanned path lies in it (the usual CI case: the
+/// checkout), else the deepest directory that contains them all (a file counts
+/// as its parent directory).
+pub(crate) fn scan_root(paths: &[PathBuf], cwd: &Path) -> PathBuf {
+    let cwd = lexical(cwd);
+    let abs: Vec<PathBuf> = paths.iter().map(|p| lexical(&cwd.join(p))).collect();
+    if abs.iter().all(|p| p.starts_with(&cwd)) {
+        return cwd;
+    }
+    let dirs = abs.iter().map(|p| {
+        if p.is_file() {
+            p.parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| p.clone())
+        } else {
+            p.clone()
+        }
+    });
+    let mut root: Option<PathBuf> = None;
+    for d in dirs {
+        root = Some(match root {
+            None => d,
+            Some(r) => r
+                .components()
+                .zip(d.components())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    root.unwrap_or(cwd)
+}
+
+/// Percent-encodes a `/`-separated path for a URI (RFC 3986 unreserved
+/// characters and `/` stay as they are).
+fn encode(path: &str) -> String {
+    let mut enc = String::with_capacity(path.len());
+    for b in path.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
             enc.push(b as char);
         } else {
             enc.push_str(&format!("%{b:02X}"));
         }
     }
-    if p.starts_with('/') {
-        (format!("file://{enc}"), false)
-    } else {
-        (enc, true)
+    enc
+}
+
+/// A `file://` URI for an absolute path; a directory's ends with `/`.
+fn file_uri(path: &Path, dir: bool) -> String {
+    let mut p = path.to_string_lossy().replace('\\', "/");
+    if !p.starts_with('/') {
+        p.insert(0, '/'); // C:/x → /C:/x
+    }
+    if dir && !p.ends_with('/') {
+        p.push('/');
+    }
+    format!("file://{}", encode(&p))
+}
+
+/// The artifact URI of a finding's file: relative to `root` (with
+/// `uriBaseId: %SRCROOT%`) when it lies there, whatever form the path was given
+/// in; else an absolute `file://` URI.
+fn artifact(file: &str, root: &Path, cwd: &Path) -> serde_json::Value {
+    let abs = lexical(&cwd.join(file.replace('\\', "/")));
+    match abs.strip_prefix(root) {
+        Ok(rel) if !rel.as_os_str().is_empty() => {
+            let rel: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            json!({ "uri": encode(&rel.join("/")), "uriBaseId": SRCROOT })
+        }
+        _ => json!({ "uri": file_uri(&abs, false) }),
     }
 }
 
-/// SARIF 2.1.0 as GitHub code scanning accepts it.
-pub(crate) fn sarif(findings: &[Finding], out: &mut dyn Write) -> std::io::Result<()> {
+/// The base id of relative artifact URIs (GitHub code scanning's convention).
+const SRCROOT: &str = "%SRCROOT%";
+
+/// A rule's `name`: its id in PascalCase (`github-pat` → `GithubPat`), as SARIF
+/// viewers show names next to ids.
+fn rule_name(id: &str) -> String {
+    id.split(['-', '_'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// SARIF 2.1.0 as GitHub code scanning accepts it (and as the OASIS schema
+/// requires): URIs relative to `root`, which `originalUriBaseIds` gives as an
+/// absolute `file://` URI; `cwd` resolves the findings' paths as given.
+pub(crate) fn sarif(
+    findings: &[Finding],
+    root: &Path,
+    cwd: &Path,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let mut rule_index: BTreeMap<&str, (usize, &Finding)> = BTreeMap::new();
     for f in findings {
         let n = rule_index.len();
@@ -139,10 +241,15 @@ pub(crate) fn sarif(findings: &[Finding], out: &mut dyn Write) -> std::io::Resul
         .iter()
         .map(|id| {
             let f = rule_index[id].1;
-            let worst = findings.iter().filter(|g| g.rule_id == *id).map(|g| g.risk).max().unwrap_or(Risk::Low);
+            let worst = findings
+                .iter()
+                .filter(|g| g.rule_id == *id)
+                .map(|g| g.risk)
+                .max()
+                .unwrap_or(Risk::Low);
             json!({
                 "id": id,
-                "name": id,
+                "name": rule_name(id),
                 "shortDescription": { "text": format!("{}: {}", f.provider, f.description) },
                 "fullDescription": { "text": format!("{} ({}). Move it into airlock and rotate it.", f.description, f.provider) },
                 "defaultConfiguration": { "level": level(worst) },
@@ -150,14 +257,11 @@ pub(crate) fn sarif(findings: &[Finding], out: &mut dyn Write) -> std::io::Resul
             })
         })
         .collect();
+    let cwd = lexical(cwd);
+    let root = lexical(root);
     let results: Vec<serde_json::Value> = findings
         .iter()
         .map(|f| {
-            let (u, relative) = uri(&f.file);
-            let mut artifact = json!({ "uri": u });
-            if relative {
-                artifact["uriBaseId"] = json!("%SRCROOT%");
-            }
             let mut props = json!({ "risk": f.risk, "riskReason": f.risk_reason });
             if let Some(c) = &f.commit {
                 props["commit"] = json!(c);
@@ -175,7 +279,7 @@ pub(crate) fn sarif(findings: &[Finding], out: &mut dyn Write) -> std::io::Resul
                 "message": { "text": format!("{} {} ({} risk: {})", f.description, f.preview, f.risk, f.risk_reason) },
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": artifact,
+                        "artifactLocation": artifact(&f.file, &root, &cwd),
                         "region": { "startLine": f.line, "startColumn": f.column }
                     }
                 }],
@@ -190,12 +294,53 @@ pub(crate) fn sarif(findings: &[Finding], out: &mut dyn Write) -> std::io::Resul
         "runs": [{
             "tool": { "driver": {
                 "name": "airlock",
-                "informationUri": "https://example.invalid/airlock",
+                "version": env!("CARGO_PKG_VERSION"),
+                "semanticVersion": env!("CARGO_PKG_VERSION"),
+                "informationUri": INFORMATION_URI,
                 "rules": rules
             }},
+            "originalUriBaseIds": { SRCROOT: { "uri": file_uri(&root, true) } },
             "results": results
         }]
     });
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
+}
+
+/// Where SARIF viewers send people for the tool: the workspace's `repository`
+/// key (one place to change it).
+const INFORMATION_URI: &str = env!("CARGO_PKG_REPOSITORY");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_uris_for_every_path_form() {
+        let cwd = Path::new("/w/repo");
+        for given in [".", "./", "/w/repo", "/w/repo/."] {
+            assert_eq!(scan_root(&[given.into()], cwd), cwd, "{given}");
+        }
+        assert_eq!(scan_root(&["./src".into()], cwd), cwd);
+        assert_eq!(scan_root(&["../x".into()], cwd), Path::new("/w/x"));
+        assert_eq!(
+            scan_root(&["../x/a".into(), "/w/x/b/c".into()], cwd),
+            Path::new("/w/x")
+        );
+        let root = Path::new("/w/x");
+        for file in ["../x/a b.env", "/w/x/a b.env", "../repo/../x/./a b.env"] {
+            assert_eq!(
+                artifact(file, root, cwd),
+                json!({"uri": "a%20b.env", "uriBaseId": "%SRCROOT%"}),
+                "{file}"
+            );
+        }
+        assert_eq!(
+            artifact("/etc/x", root, cwd),
+            json!({"uri": "file:///etc/x"})
+        );
+        assert_eq!(file_uri(root, true), "file:///w/x/");
+        assert_eq!(rule_name("github-pat"), "GithubPat");
+        assert_eq!(rule_name("jwt"), "Jwt");
+    }
 }
