@@ -62,7 +62,7 @@ pub(crate) enum Command {
     /// Move the secrets of a .env file or an MCP client config into the vault and rewrite it
     Migrate(MigrateArgs),
     /// Check permissions, configuration, exposures, the audit chain and running servers
-    Doctor,
+    Doctor(JsonFlag),
     /// Import another tool's setup: `airlock import janee [PATH]`
     Import(ImportArgs),
     /// List the service templates `airlock add` knows
@@ -107,9 +107,17 @@ pub(crate) struct KeyInput {
 
 #[derive(Debug, Args)]
 pub(crate) struct AddArgs {
-    /// Name of the service (also its secret's and capability's name). A known name
-    /// (see `airlock search`) fills in the URL, auth type and read-only rules.
+    /// Name of the service (also its secret's name). A known name (see `airlock
+    /// search`) fills in the URL, auth type and read-only rules.
     pub(crate) name: String,
+    /// Also create a capability (named NAME, or --cap=CAP) with the template's
+    /// rules and ttl 1h. Without it agents get no access until `airlock cap add`
+    #[arg(long, value_name = "CAP", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub(crate) cap: Option<String>,
+    /// With --cap: the trusted agents that may use it, comma-separated (default:
+    /// per the server's default_access)
+    #[arg(long, value_delimiter = ',', value_name = "A,B", requires = "cap")]
+    pub(crate) agents: Option<Vec<String>>,
     /// Base URL of the API, e.g. https://api.stripe.com
     #[arg(long)]
     pub(crate) url: Option<String>,
@@ -367,13 +375,16 @@ pub(crate) struct LogsArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Verify the hash chain and its anchor: exit 0 intact, 1 naming the first bad record
-    Verify,
+    Verify(JsonFlag),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct McpConfigArgs {
-    /// The MCP client: claude-desktop, claude-code, cursor, vscode or codex
+    /// The MCP client: claude-desktop, claude-code, cursor, vscode, windsurf or codex
     pub(crate) client: String,
+    /// Print {client, file, format, snippet, command} as JSON
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        // The reader of our output went away (`airlock list | head -1`): it has
+        // what it wanted. Exit quietly, as ripgrep does.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the cause chain joined, with the remedy the library wrote.
             let msg = format!("{e:#}").replace('\n', " ");
@@ -29,8 +32,47 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the command works on an existing home. `init`, `add`, `serve`, `secret
+/// set`, `migrate` and `import` create one (and say so); `search`, `scan` and
+/// `mcp-config` do not use one.
+fn needs_home(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Init(_)
+            | Command::Add(_)
+            | Command::Serve(_)
+            | Command::Secret(cli::SecretCommand::Set { .. })
+            | Command::Migrate(_)
+            | Command::Import(_)
+            | Command::Search(_)
+            | Command::Scan(_)
+            | Command::McpConfig(_)
+    )
+}
+
+/// A home exists once `init` (or a creating command) wrote its vault or its
+/// configuration. A mistyped AIRLOCK_HOME must not look like an empty setup.
+fn require_home(home: &airlock_home::Home) -> anyhow::Result<()> {
+    if home.vault_path().exists() || home.config_path().exists() {
+        return Ok(());
+    }
+    let from = if std::env::var_os(airlock_home::HOME_ENV).is_some_and(|v| !v.is_empty()) {
+        format!(" (from {})", airlock_home::HOME_ENV)
+    } else {
+        String::new()
+    };
+    anyhow::bail!(
+        "no airlock home at {}{from}; run `airlock init` to create one, or check {} if it names the wrong directory",
+        home.root().display(),
+        airlock_home::HOME_ENV
+    )
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let home = airlock_home::Home::from_env()?;
+    if needs_home(&cli.command) {
+        require_home(&home)?;
+    }
     match &cli.command {
         Command::Init(args) => cmd::init::run(&home, args)?,
         Command::Add(args) => cmd::service::add(&home, args)?,
@@ -42,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(c) => cmd::token::run(&home, c)?,
         Command::Logs(args) => cmd::audit::logs(&home, args)?,
         Command::Audit(c) => return cmd::audit::run(&home, c),
-        Command::McpConfig(args) => cmd::mcp_config::run(args)?,
+        Command::McpConfig(args) => cmd::mcp_config::run(&home, args)?,
         Command::Sessions(args) => cmd::sessions::list(&home, args)?,
         Command::Revoke(args) => cmd::sessions::revoke(&home, args)?,
         Command::Approve(args) => cmd::sessions::approve(&home, args)?,
@@ -51,7 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unlock => cmd::sessions::unlock(&home)?,
         Command::Search(args) => cmd::service::search(args)?,
         Command::Migrate(args) => cmd::migrate::run(&home, args)?,
-        Command::Doctor => return cmd::doctor::run(&home),
+        Command::Doctor(args) => return cmd::doctor::run(&home, args),
         Command::Import(args) => cmd::import::run(&home, args)?,
         Command::Run(args) => return cmd::run::run(&home, args),
         Command::Wrap(args) => return cmd::wrap::run(&home, args),

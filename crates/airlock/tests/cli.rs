@@ -120,6 +120,7 @@ impl Env {
         self.run(&["init"]).ok();
     }
 
+    /// `add` with `--cap`: the service and a capability of the same name.
     fn add(&self, name: &str, key: &str) {
         self.run_with(
             &[
@@ -129,6 +130,7 @@ impl Env {
                 "https://api.example.com",
                 "--key-from-env",
                 "K",
+                "--cap",
             ],
             &[("K", key)],
             None,
@@ -981,7 +983,7 @@ fn scan_reports_an_exposed_key_with_exit_1_and_json() {
 fn templates_fill_url_auth_and_read_only_rules() {
     let t = Env::new();
     t.run_with(
-        &["add", "stripe", "--key-from-env", "K"],
+        &["add", "stripe", "--key-from-env", "K", "--cap"],
         &[("K", "sk_test_x")],
         None,
     )
@@ -1629,3 +1631,5 @@ fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
     t2.run(&["import", "vault", janee.to_str().unwrap()])
         .usage_error("supported: janee");
 }
+#[path = "cli/edges.rs"]
+mod edges;

@@ -1,8 +1,7 @@
 //! `airlock logs` and `airlock audit verify`.
 
-use std::ops::ControlFlow;
+use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use airlock_audit::{Filter, Follow};
@@ -42,14 +41,25 @@ pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
         }
     };
     if args.follow {
-        let stop = AtomicBool::new(false);
-        Follow::from_start(&dir, filter)?.run(Duration::from_millis(200), &stop, |item| {
-            match item {
-                Ok(r) => print(&r),
-                Err(e) => output::warn(e),
+        let mut follow = Follow::from_start(&dir, filter)?;
+        let mut told = false;
+        loop {
+            for item in follow.poll()? {
+                match item {
+                    Ok(r) => print(&r),
+                    Err(e) => output::warn(e),
+                }
             }
-            ControlFlow::Continue(())
-        })?;
+            // After what is already there: say that the silence is waiting, not
+            // a hang. Only for a person (stderr a terminal), never in a pipe.
+            if !told {
+                told = true;
+                if std::io::stderr().is_terminal() {
+                    output::note("waiting for new records… (Ctrl-C to stop)");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     } else {
         for item in airlock_audit::records(&dir, filter)? {
             print(&item?);
@@ -60,10 +70,14 @@ pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
 
 pub(crate) fn run(home: &Home, cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify => {
+        AuditCommand::Verify(args) => {
             let vault = unlock::open(home)?;
             let report = airlock_audit::verify_home(home, vault.audit_key())?;
-            output::line(&report);
+            if args.json {
+                output::json(&verify_json(&report))?;
+            } else {
+                output::line(&report);
+            }
             Ok(if report.is_ok() {
                 ExitCode::SUCCESS
             } else {
@@ -71,4 +85,51 @@ pub(crate) fn run(home: &Home, cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `audit verify --json`: the report's numbers, its verdict and the first bad
+/// record, with the same sentences the text form prints.
+fn verify_json(report: &airlock_audit::VerifyReport) -> serde_json::Value {
+    use airlock_audit::Outcome;
+    let outcome = match &report.outcome {
+        Outcome::Intact => "intact",
+        Outcome::TornTail { .. } => "torn_tail",
+        Outcome::Broken(_) => "broken",
+        _ => "other",
+    };
+    let mut v = serde_json::json!({
+        "ok": report.is_ok(),
+        "outcome": outcome,
+        "records": report.records,
+        "files": report.files,
+        "last_seq": report.last_seq,
+        "anchor_seq": report.anchor_seq,
+        "message": report.to_string(),
+    });
+    if let Outcome::TornTail { file, line } = &report.outcome {
+        v["torn_tail"] = serde_json::json!({ "file": file, "line": line });
+    }
+    if let Some(p) = report.problem() {
+        // The kind's name as written in the library (`BadMac` → "bad_mac").
+        let debug = format!("{:?}", p.kind);
+        let name = debug
+            .split(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or_default();
+        let mut kind = String::new();
+        for (i, c) in name.chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                kind.push('_');
+            }
+            kind.push(c.to_ascii_lowercase());
+        }
+        v["problem"] = serde_json::json!({
+            "file": p.file,
+            "line": p.line,
+            "seq": p.seq,
+            "kind": kind,
+            "message": p.to_string(),
+        });
+    }
+    v
 }

@@ -8,6 +8,7 @@ use airlock_config::Config;
 use airlock_home::Home;
 use airlock_vault::{LockedVault, UnlockMode};
 
+use crate::cli::JsonFlag;
 use crate::output;
 
 #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
@@ -29,16 +30,22 @@ impl Report {
     }
 }
 
-pub(crate) fn run(home: &Home) -> anyhow::Result<ExitCode> {
-    let mut r = Report { lines: Vec::new() };
-    let root = home.root();
-    if !root.exists() {
-        output::line(format_args!(
-            "no airlock home at {}; run `airlock init`",
-            root.display()
-        ));
-        return Ok(ExitCode::from(1));
+impl Level {
+    /// The mark in the table and the `level` in JSON.
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Ok => "ok",
+            Level::Note => "note",
+            Level::Warn => "warn",
+            Level::Action => "fix",
+        }
     }
+}
+
+/// Exit 1 when a line needs action. A missing home never gets here: `main`
+/// refuses it with exit 2 first.
+pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
+    let mut r = Report { lines: Vec::new() };
 
     // Permissions.
     let mut perm_problems = 0;
@@ -228,14 +235,26 @@ pub(crate) fn run(home: &Home) -> anyhow::Result<ExitCode> {
     }
 
     let worst = r.lines.iter().map(|(l, _)| *l).max().unwrap_or(Level::Ok);
-    for (level, msg) in &r.lines {
-        let mark = match level {
-            Level::Ok => "ok  ",
-            Level::Note => "note",
-            Level::Warn => "WARN",
-            Level::Action => "FIX ",
-        };
-        output::line(format_args!("{mark} {msg}"));
+    if args.json {
+        let lines: Vec<_> = r
+            .lines
+            .iter()
+            .map(|(level, msg)| serde_json::json!({ "level": level.as_str(), "message": msg }))
+            .collect();
+        output::json(&serde_json::json!({
+            "ok": worst != Level::Action,
+            "lines": lines,
+        }))?;
+    } else {
+        for (level, msg) in &r.lines {
+            let mark = match level {
+                Level::Ok => "ok  ",
+                Level::Note => "note",
+                Level::Warn => "WARN",
+                Level::Action => "FIX ",
+            };
+            output::line(format_args!("{mark} {msg}"));
+        }
     }
     Ok(if worst == Level::Action {
         ExitCode::from(1)

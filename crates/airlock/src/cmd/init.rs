@@ -1,5 +1,7 @@
 //! `airlock init`.
 
+use std::io::IsTerminal;
+
 use airlock_home::Home;
 use airlock_vault::{KdfParams, LockedVault, NewVaultKey, Vault, VaultError};
 
@@ -14,6 +16,14 @@ pub(crate) fn run(home: &Home, args: &InitArgs) -> anyhow::Result<()> {
             mode: LockedVault::load(home)?.mode(),
         })
     } else if args.passphrase {
+        // No vault yet: this chooses the passphrase of a new one. Say so, rather
+        // than the unlock error ("this vault is protected by a passphrase").
+        if std::env::var_os(input::PASSPHRASE_ENV).is_none() && !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "--passphrase needs the passphrase for the new vault and there is no terminal to ask on: set {} to the passphrase you choose (every later command reads it from there too, or asks on a terminal), or run `airlock init --passphrase` in a terminal",
+                input::PASSPHRASE_ENV
+            );
+        }
         let pass = input::passphrase(true)?;
         Vault::init(home, NewVaultKey::Passphrase(&pass, KdfParams::DEFAULT))
     } else if args.keyring {
@@ -32,8 +42,14 @@ pub(crate) fn run(home: &Home, args: &InitArgs) -> anyhow::Result<()> {
                 home.root().display(),
                 vault.mode()
             ));
+            if vault.mode() == airlock_vault::UnlockMode::Passphrase {
+                output::line(format_args!(
+                    "the vault is sealed with your passphrase: no file holds it, and it cannot be recovered if lost. Commands ask for it on a terminal, or read {} where there is none (an MCP client starting `airlock serve`)",
+                    input::PASSPHRASE_ENV
+                ));
+            }
             output::line(
-                "next: `airlock add NAME --url URL --key-from-env VAR` to store an API key",
+                "next: `airlock add NAME --url URL --key-from-env VAR` to store an API key, then `airlock cap add` to say what agents may do with it",
             );
             Ok(())
         }

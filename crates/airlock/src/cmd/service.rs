@@ -1,5 +1,5 @@
-//! `airlock add`, `remove` and `list`: services with their secret and default
-//! capability.
+//! `airlock add`, `remove` and `list`: services with their secret, and with
+//! `--cap` a first capability.
 
 use airlock_config::{AUTH_TYPES, Auth, CapabilitySpec, Config, ConfigDoc};
 use airlock_home::Home;
@@ -399,7 +399,13 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
     let (_lock, mut vault) = unlock::open_for_write(home, true)?;
     let mut doc = ConfigDoc::load(home)?;
     doc.add_service(name, url_arg.trim_end_matches('/'), &auth)?;
-    let spec = CapabilitySpec {
+    // A capability only when asked for: a service alone gives agents nothing, so
+    // a narrower capability the owner adds next is the only access there is.
+    let cap_name = args
+        .cap
+        .as_deref()
+        .map(|c| if c.is_empty() { name } else { c });
+    let spec = cap_name.map(|_| CapabilitySpec {
         service: name.to_string(),
         ttl: Some("1h".into()),
         allow: template
@@ -408,9 +414,19 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
         deny: template
             .map(|t| t.deny.iter().map(|r| (*r).to_string()).collect())
             .unwrap_or_default(),
+        agents: args.agents.clone(),
         ..Default::default()
-    };
-    doc.add_capability(name, &spec)?;
+    });
+    if let (Some(cap), Some(spec)) = (cap_name, &spec) {
+        if !airlock_home::is_valid_name(cap) {
+            bail!(
+                "invalid capability name \"{}\": {}",
+                cap.escape_debug(),
+                airlock_home::NAME_RULE
+            );
+        }
+        doc.add_capability(cap, spec)?;
+    }
     doc.config()?;
     if let Some((taken, _)) = secrets.iter().find(|(s, _)| vault.contains(s)) {
         // The service is new, so its key's name is free unless an interrupted
@@ -433,20 +449,49 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
         vault.save(home)?;
         return Err(e.into());
     }
-    let rules = if spec.allow.is_empty() {
-        "all paths".to_string()
-    } else {
-        format!("allow {}", spec.allow.join(", "))
-    };
+    let default_access = doc.config()?.server.default_access;
     output::line(format_args!(
-        "added service \"{name}\" ({}, {auth_type}) with capability \"{name}\" (ttl 1h, {rules}); {} secret(s) in the vault",
+        "added service \"{name}\" ({}, {auth_type}); {} secret(s) in the vault",
         display_url(&url),
         secrets.len()
     ));
-    output::line(
-        "change what agents may do with `airlock cap add ...` or by editing airlock.toml; see `airlock list`",
-    );
+    match (cap_name, &spec) {
+        (Some(cap), Some(spec)) => output::line(granted(cap, spec, default_access)),
+        _ => output::line(format_args!(
+            "granted: nothing; agents cannot use \"{name}\" until you add a capability: `airlock cap add NAME --service {name} --allow 'GET /**' --agents AGENT` (see `airlock cap add --help`)"
+        )),
+    }
     Ok(())
+}
+
+/// The one line that says what a new capability lets agents do: its name, rules,
+/// agents and ttl.
+fn granted(
+    cap: &str,
+    spec: &CapabilitySpec,
+    default_access: airlock_config::DefaultAccess,
+) -> String {
+    let allow = if spec.allow.is_empty() {
+        "every method and path".to_string()
+    } else {
+        spec.allow.join(", ")
+    };
+    let deny = if spec.deny.is_empty() {
+        String::new()
+    } else {
+        format!("; deny {}", spec.deny.join(", "))
+    };
+    let agents = match (&spec.agents, default_access) {
+        (Some(a), _) => format!("agents {}", a.join(", ")),
+        (None, airlock_config::DefaultAccess::Restricted) => {
+            "no agent (default_access is \"restricted\" and it has no agents list)".to_string()
+        }
+        (None, _) => "every agent (no agents list)".to_string(),
+    };
+    format!(
+        "granted: capability \"{cap}\": allow {allow}{deny}; {agents}; ttl {}",
+        spec.ttl.as_deref().unwrap_or("1h")
+    )
 }
 
 pub(crate) fn search(args: &SearchArgs) -> anyhow::Result<()> {
