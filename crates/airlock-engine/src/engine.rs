@@ -178,7 +178,13 @@ impl ScrubbedBody {
     pub async fn prefetch(mut self) -> Result<ScrubbedBody, EngineError> {
         let rest = match self.inner.next().await {
             Some(Err(e)) => return Err(e),
-            None => return Ok(self),
+            // The stream has ended and must not be polled again (an `unfold`
+            // panics): an empty body takes its place (issue 14 item 8).
+            None => {
+                return Ok(ScrubbedBody {
+                    inner: Box::pin(futures_util::stream::empty()),
+                });
+            }
             Some(Ok(first)) => {
                 futures_util::stream::once(async move { Ok(first) }).chain(self.inner)
             }

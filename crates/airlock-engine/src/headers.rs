@@ -6,13 +6,14 @@
 //! |---|---|---|
 //! | name or value with CR, LF or NUL | **refused** ([`AgentError::HeaderInjection`]) | header injection is an attack, not a mistake to paper over |
 //! | name not an HTTP token, value with another control character | **refused** | cannot be sent faithfully |
-//! | `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override` | **refused** ([`AgentError::MethodOverride`]) | it would change the method after the policy check; dropping it silently would send a *different* request than the agent meant |
+//! | method overrides: `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, `X-Original-Method` | **refused** ([`AgentError::MethodOverride`]) | it would change the method after the policy check; dropping it silently would send a *different* request than the agent meant |
+//! | routing overrides: `X-Original-URL`, `X-Rewrite-URL`, `X-Original-URI`, `X-Envoy-Original-Path`, `X-Original-Host`, `X-Host`, `X-Envoy-Original-Dst-Host`, `Forwarded`, every `X-Forwarded-*` (`-Host`, `-Prefix`, `-Proto`, `-Port`, `-For`…) | **refused** ([`AgentError::InvalidTarget`], naming the header) | proxies and frameworks that honour them serve another path or host than the one the policy checked; the list and where each comes from: docs/gateway.md, "Routing-override headers" |
 //! | `Authorization`, `Proxy-Authorization` | dropped | credentials come from the injector only (SDKs always send a placeholder key) |
 //! | `Host` | dropped | the upstream's host comes from the service URL (SDKs send the gateway's host) |
 //! | hop-by-hop: `Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`, `HTTP2-Settings`, and every header named in `Connection` | dropped | they describe the agent's connection to airlock, not airlock's to the upstream |
 //! | `Content-Length`, `Expect` | dropped | the client computes framing from the buffered body |
 //! | `Accept-Encoding` | dropped; `identity` is sent | a compressed response cannot be scrubbed |
-//! | `Forwarded`, `X-Forwarded-*`, `X-Real-IP`, `Via` | dropped | the agent must not forge where the request comes from |
+//! | `X-Real-IP`, `Via` | dropped | the agent must not forge where the request comes from |
 //! | `Cookie` | dropped unless the service sets `forward_cookies` | cookies are often session credentials |
 //! | headers the injector owns (e.g. `X-Api-Key` for header auth) | dropped | the injector sets them |
 //!
@@ -54,17 +55,72 @@ const DROPPED: &[&str] = &[
     "content-length",
     "expect",
     "accept-encoding",
-    "forwarded",
     "x-real-ip",
     "via",
 ];
 
-/// Method-override headers: refused.
+/// Method-override headers (lower case): refused. `X-HTTP-Method-Override`,
+/// `X-HTTP-Method` and `X-Method-Override` are honoured by Rack's
+/// `MethodOverride`, Express's `method-override`, ASP.NET and Google's APIs;
+/// `X-Original-Method` carries the original method behind ingress-nginx.
 const METHOD_OVERRIDES: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x-original-method",
 ];
+
+/// Routing-override headers (lower case): refused. Each makes a proxy or
+/// framework that honours it serve another path or host than the request line and
+/// `Host` say, which is what the policy checked:
+///
+/// - `x-original-url`, `x-rewrite-url`: IIS URL Rewrite, and Symfony and Zend,
+///   whose request objects take the path from them;
+/// - `x-original-uri`: the original URI in nginx `auth_request` setups;
+/// - `x-envoy-original-path`: Envoy's record of a path it rewrote;
+/// - `x-original-host`, `x-host`: the original host, honoured by some
+///   frameworks and Azure front ends;
+/// - `x-envoy-original-dst-host`: Envoy's original-destination routing (the
+///   upstream address itself);
+/// - `forwarded` (RFC 7239: `host=`, `proto=`), and every `x-forwarded-*`
+///   ([`ROUTING_OVERRIDE_PREFIX`]): `-host`, `-proto`, `-port`, `-prefix`
+///   (Werkzeug's `ProxyFix`, Spring, Traefik), `-path`, `-uri`, `-server`,
+///   `-for`. `-for` names a client address, not a route; it is refused with the
+///   rest because an agent has no reason to send any of them, and one rule is
+///   easier to state (and harder to slip past) than a list of suffixes.
+const ROUTING_OVERRIDES: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-envoy-original-path",
+    "x-original-host",
+    "x-host",
+    "x-envoy-original-dst-host",
+    "forwarded",
+];
+
+/// Every header whose name starts with this is a routing override.
+const ROUTING_OVERRIDE_PREFIX: &str = "x-forwarded-";
+
+/// Whether `name` (lower case) is a routing-override header (see
+/// [`ROUTING_OVERRIDES`]).
+fn is_routing_override(name: &str) -> bool {
+    ROUTING_OVERRIDES.contains(&name) || name.starts_with(ROUTING_OVERRIDE_PREFIX)
+}
+
+/// What a routing-override header would override, for the refusal's message.
+fn overridden_part(name: &str) -> &'static str {
+    match name {
+        "x-original-host" | "x-host" | "x-forwarded-host" | "x-forwarded-server" => "host",
+        "x-envoy-original-dst-host" => "upstream address",
+        "forwarded" => "host and scheme",
+        "x-forwarded-proto" | "x-forwarded-scheme" | "x-forwarded-ssl" => "scheme",
+        "x-forwarded-port" => "port",
+        "x-forwarded-for" => "client address",
+        n if n.starts_with(ROUTING_OVERRIDE_PREFIX) => "path or origin",
+        _ => "path",
+    }
+}
 
 /// Hop-by-hop headers removed from responses.
 const RESPONSE_HOP_BY_HOP: &[&str] = &[
@@ -141,6 +197,14 @@ pub(crate) fn filter_request(
         if METHOD_OVERRIDES.contains(&lower.as_str()) {
             return Err(AgentError::MethodOverride { header: lower });
         }
+        if is_routing_override(&lower) {
+            let part = overridden_part(&lower);
+            return Err(AgentError::InvalidTarget {
+                reason: format!(
+                    "header \"{lower}\" is refused: proxies and frameworks that honour it take the request's {part} from it instead of the request the policy checked; send the request without it (the refused headers are listed in docs/gateway.md, \"Routing-override headers\")"
+                ),
+            });
+        }
         let value = HeaderValue::from_str(value).map_err(|_| AgentError::BadHeaderValue {
             header: quote(name),
         })?;
@@ -169,7 +233,6 @@ pub(crate) fn filter_request(
     for (name, value) in parsed {
         let n = name.as_str();
         let drop = DROPPED.contains(&n)
-            || n.starts_with("x-forwarded-")
             || n.starts_with("proxy-")
             || (n == "cookie" && !forward_cookies)
             || connection_named.iter().any(|c| c == n)
@@ -271,7 +334,7 @@ mod tests {
                 ("Connection", "x-foo, keep-alive"),
                 ("X-Foo", "1"),
                 ("Cookie", "a=b"),
-                ("X-Forwarded-For", "1.2.3.4"),
+                ("X-Real-IP", "1.2.3.4"),
                 ("Proxy-Foo", "1"),
                 ("Accept", "application/json"),
                 ("X-Api-Key", "placeholder"),
@@ -291,7 +354,7 @@ mod tests {
                 "connection",
                 "x-foo",
                 "cookie",
-                "x-forwarded-for",
+                "x-real-ip",
                 "proxy-foo",
                 "x-api-key"
             ]
@@ -313,6 +376,7 @@ mod tests {
             (h(&[("X-A\r\nHost", "x")]), "CR"),
             (h(&[("X-HTTP-Method-Override", "DELETE")]), "overrides"),
             (h(&[("x-method-override", "DELETE")]), "overrides"),
+            (h(&[("X-Original-Method", "DELETE")]), "overrides"),
             (h(&[("Bad Name", "x")]), "not a valid"),
             (h(&[(":authority", "x")]), "not a valid"),
             (h(&[("X-A", "bell\x07")]), "control character"),
@@ -327,6 +391,66 @@ mod tests {
             filter_request(&many, &[], false),
             Err(AgentError::TooManyHeaders { .. })
         ));
+    }
+
+    /// Issue 14 item 5: every header that proxies and frameworks use to
+    /// override the path, host or method is refused, whatever its case, with a
+    /// message naming it; a refusal wins over any drop.
+    #[test]
+    fn routing_overrides_are_refused_naming_the_header() {
+        for (name, part) in [
+            ("X-Original-URL", "path"),
+            ("X-Rewrite-URL", "path"),
+            ("X-Original-URI", "path"),
+            ("X-Envoy-Original-Path", "path"),
+            ("X-Original-Host", "host"),
+            ("X-Host", "host"),
+            ("X-Envoy-Original-Dst-Host", "upstream address"),
+            ("Forwarded", "host and scheme"),
+            ("X-Forwarded-Host", "host"),
+            ("X-Forwarded-Prefix", "path or origin"),
+            ("X-Forwarded-Path", "path or origin"),
+            ("X-Forwarded-Proto", "scheme"),
+            ("X-Forwarded-Port", "port"),
+            ("X-Forwarded-For", "client address"),
+            ("x-forwarded-anything-else", "path or origin"),
+        ] {
+            let err = filter_request(
+                &h(&[("Authorization", "Bearer x"), (name, "/v1/admin")]),
+                &[],
+                false,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, AgentError::InvalidTarget { .. }),
+                "{name}: {err}"
+            );
+            let text = err.to_string();
+            let lower = name.to_ascii_lowercase();
+            assert!(text.contains(&format!("\"{lower}\"")), "{text}");
+            assert!(text.contains(&format!("request's {part} ")), "{text}");
+            assert!(text.contains("Routing-override headers"), "{text}");
+        }
+        for name in [
+            "X-HTTP-Method-Override",
+            "X-HTTP-Method",
+            "X-Method-Override",
+            "X-Original-Method",
+        ] {
+            let err = filter_request(&h(&[(name, "DELETE")]), &[], false).unwrap_err();
+            assert!(
+                matches!(err, AgentError::MethodOverride { .. }),
+                "{name}: {err}"
+            );
+        }
+        // Near names are not caught.
+        let f = filter_request(
+            &h(&[("X-Original-Request-Id", "1"), ("X-Forwarded", "1")]),
+            &[],
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.headers.len(), 2);
     }
 
     #[test]

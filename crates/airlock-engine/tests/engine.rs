@@ -436,15 +436,27 @@ async fn foreign_server_never_gets_anything() {
         assert_eq!(&resp.body[..], b"upstream", "{raw}");
     }
 
-    // Agent Host / forwarding headers cannot move it.
-    let req = get("/v1")
-        .header("Host", f.clone())
-        .header("X-Forwarded-Host", f.clone())
-        .header("Forwarded", format!("host={f}"));
+    // An agent Host cannot move it; forwarding headers are refused outright
+    // (routing overrides, issue 14) and nothing is sent.
+    let req = get("/v1").header("Host", f.clone());
     e.send(&svc, &bearer(), req, &empty()).await.unwrap();
     let last = up.received().pop().unwrap();
     assert_eq!(last.one("host"), Some(up.addr.to_string().as_str()));
-    assert!(last.all("x-forwarded-host").is_empty() && last.all("forwarded").is_empty());
+    let n = up.received().len();
+    for (name, value) in [
+        ("X-Forwarded-Host", f.clone()),
+        ("Forwarded", format!("host={f}")),
+        ("X-Original-URL", "/v1/admin".to_string()),
+    ] {
+        let req = get("/v1").header(name, value);
+        let err = e.send(&svc, &bearer(), req, &empty()).await.unwrap_err();
+        assert_eq!(err.http_status(), 400, "{name}: {err}");
+    }
+    assert_eq!(
+        up.received().len(),
+        n,
+        "a refused request reached the upstream"
+    );
 
     // A redirect elsewhere is returned, not followed, and its Location is removed.
     for path in ["/redirect-away", "/redirect-away-307"] {
@@ -499,7 +511,7 @@ async fn agent_headers_are_filtered_on_the_wire() {
         .header("Content-Length", "999")
         .header("TE", "trailers")
         .header("Upgrade", "h2c")
-        .header("X-Forwarded-For", "10.0.0.1")
+        .header("X-Real-IP", "10.0.0.1")
         .header("Accept-Encoding", "gzip")
         .header("X-Custom", "kept")
         .header("Content-Type", "application/x-www-form-urlencoded")
@@ -517,7 +529,7 @@ async fn agent_headers_are_filtered_on_the_wire() {
         "transfer-encoding",
         "te",
         "upgrade",
-        "x-forwarded-for",
+        "x-real-ip",
     ] {
         assert!(
             got.all(absent).is_empty(),

@@ -40,6 +40,7 @@ fn home() -> (tempfile::TempDir, PathBuf) {
         .args([
             "add",
             "svc",
+            "--cap",
             "--url",
             "http://127.0.0.1:9/",
             "--key-from-env",

@@ -266,7 +266,7 @@ fn setup(upstream: &Upstream) -> (tempfile::TempDir, PathBuf) {
     let url = format!("http://127.0.0.1:{}/base", upstream.port);
     let out = airlock(
         &home,
-        &["add", "svc", "--url", &url, "--key-from-env", "K"],
+        &["add", "svc", "--cap", "--url", &url, "--key-from-env", "K"],
         &[("K", SECRET)],
     );
     assert!(
@@ -985,6 +985,7 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
         vec![
             "add",
             "h",
+            "--cap",
             "--url",
             &url,
             "--auth",
@@ -997,6 +998,7 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
         vec![
             "add",
             "q",
+            "--cap",
             "--url",
             &url,
             "--auth",
@@ -1009,6 +1011,7 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
         vec![
             "add",
             "b",
+            "--cap",
             "--url",
             &url,
             "--auth",
@@ -1101,6 +1104,7 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
         vec![
             "add",
             "aws",
+            "--cap",
             "--url",
             &url,
             "--auth",
@@ -1117,6 +1121,7 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
         vec![
             "add",
             "o1",
+            "--cap",
             "--url",
             &url,
             "--auth",
@@ -1129,6 +1134,7 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
         vec![
             "add",
             "o2",
+            "--cap",
             "--url",
             &url,
             "--auth",
@@ -1349,23 +1355,27 @@ fn the_gateway_swaps_the_agent_token_for_the_credential_and_refuses_tricks() {
             "{path}: JSON error body: {resp}"
         );
     }
-    // Host and X-Forwarded-Host pointing elsewhere change nothing.
+    // The agent's Host (the gateway's) changes nothing; X-Forwarded-Host is
+    // refused (a routing override, issue 14) and nothing is sent.
     let before = upstream.requests().len();
-    let resp = get(
-        "/svc/v1/h",
-        &format!("{auth}X-Forwarded-Host: 127.0.0.1:{fp}\r\n"),
-    );
+    let resp = get("/svc/v1/h", &auth);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
     let last = upstream.requests()[before].clone();
     assert_eq!(
         last.header("host"),
         Some(format!("127.0.0.1:{}", upstream.port).as_str())
     );
-    assert!(last.header("x-forwarded-host").is_none());
+    let resp = get(
+        "/svc/v1/h",
+        &format!("{auth}X-Forwarded-Host: 127.0.0.1:{fp}\r\n"),
+    );
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert!(resp.contains("x-forwarded-host"), "{resp}");
+    assert_eq!(upstream.requests().len(), before + 1);
     // An upstream that is down is a 502 with a JSON body.
     let out = airlock(
         &home,
-        &["add", "down", "--url", "http://127.0.0.1:9", "--key", "k"],
+        &["add", "down", "--cap", "--url", "http://127.0.0.1:9", "--key", "k"],
         &[],
     );
     assert!(out.status.success());
@@ -1423,6 +1433,7 @@ fn the_gateway_streams_and_scrubs_a_secret_split_across_chunks() {
         &[
             "add",
             "llm",
+            "--cap",
             "--url",
             &format!("http://127.0.0.1:{port}"),
             "--key-from-env",
