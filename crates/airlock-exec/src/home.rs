@@ -92,6 +92,9 @@ impl PrivateHome {
     }
 }
 
+/// The variables whose `{{secret}}` git gets through the askpass helper.
+const GIT_TOKEN_VARS: [&str; 2] = ["GH_TOKEN", "GITHUB_TOKEN"];
+
 /// How a token reaches git over HTTPS: through `GIT_ASKPASS`, for some origins only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitCredential {
@@ -129,6 +132,20 @@ impl GitCredential {
             username: "x-access-token".into(),
         };
         cred.is_valid().then_some(cred)
+    }
+
+    /// The credential of an exec capability whose `env` gives git the service's
+    /// token: `GH_TOKEN` or `GITHUB_TOKEN` set to exactly `{{secret}}` (the first
+    /// of the two), for the origin(s) of `service_url`. One rule for the MCP
+    /// `exec` tool and for `airlock run`/`wrap --cap`.
+    pub fn for_capability_env(
+        service_url: &url::Url,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Option<GitCredential> {
+        let var = GIT_TOKEN_VARS
+            .into_iter()
+            .find(|k| env.get(*k).is_some_and(|v| v == "{{secret}}"))?;
+        GitCredential::for_service(service_url, var)
     }
 
     /// Whether every piece can be written into the helper script literally.

@@ -300,10 +300,7 @@ impl ExecPolicy {
         if let Some(t) = capability.timeout {
             policy.timeout = t;
         }
-        let token_var = ["GH_TOKEN", "GITHUB_TOKEN"]
-            .into_iter()
-            .find(|k| policy.env.get(*k).is_some_and(|v| v == PLACEHOLDER));
-        policy.credential = token_var.and_then(|var| GitCredential::for_service(&service.url, var));
+        policy.credential = GitCredential::for_capability_env(&service.url, &policy.env);
         Ok(policy)
     }
 

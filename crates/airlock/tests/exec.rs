@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 #[path = "exec/confine.rs"]
 mod confine;
+#[path = "exec/runcap.rs"]
+mod runcap;
 
 const SECRET: &str = "tok_live_EXEC_CANARY_8d7c6b5a4f3e2d1c";
 

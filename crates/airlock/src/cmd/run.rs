@@ -19,8 +19,8 @@ use airlock_config::{Config, Mode};
 use airlock_exec::confine::Protected;
 use airlock_exec::reference::{self, ResolvedEnv};
 use airlock_exec::{
-    ExecError, Launch, Limits, Network, PrivateHome, Sandbox, Scrubber, Stdin, Support,
-    find_program,
+    ExecError, GitCredential, Launch, Limits, Network, PrivateHome, Sandbox, Scrubber, Stdin,
+    Support, find_program,
 };
 use airlock_home::Home;
 use airlock_vault::{SecretBytes, Vault};
@@ -44,6 +44,10 @@ const CANNOT_RUN: u8 = 126;
 pub(crate) struct ChildEnv {
     vars: Vec<(OsString, Zeroizing<Vec<u8>>)>,
     secrets: Vec<(String, SecretBytes)>,
+    /// git's askpass helper, in its own private directory (0700, removed with
+    /// the child), for a `--cap` whose `env` puts `{{secret}}` in
+    /// `GH_TOKEN`/`GITHUB_TOKEN` (the last such capability wins).
+    git: Option<(GitCredential, PrivateHome, PathBuf)>,
 }
 
 impl ChildEnv {
@@ -63,8 +67,14 @@ impl ChildEnv {
     }
 
     /// Puts the variables on `launch`; with `mask`, registers every secret for
-    /// scrubbing too.
-    pub(crate) fn apply(self, mut launch: Launch, mask: bool) -> Launch {
+    /// scrubbing too. With a git credential, git gets the askpass helper the
+    /// MCP `exec` tool gives it (its private directory goes with the launch and
+    /// is removed after the child); `HOME` is left alone.
+    pub(crate) fn apply(mut self, mut launch: Launch, mask: bool) -> Launch {
+        if let Some((cred, dir, askpass)) = self.git.take() {
+            self.set_git_askpass(&cred, &askpass);
+            launch = launch.private_home(dir);
+        }
         for (k, v) in self.vars {
             launch = launch.env_bytes(k, v);
         }
@@ -74,6 +84,41 @@ impl ChildEnv {
             }
         }
         launch
+    }
+
+    /// `GIT_ASKPASS` = `askpass`, and, for each of the credential's origins,
+    /// `credential.<origin>.helper` reset on git's command line (appended to
+    /// any `GIT_CONFIG_COUNT` the owner set): the owner's own credential
+    /// helpers neither answer for that origin nor store the token (`store`
+    /// would write it to `~/.git-credentials`).
+    fn set_git_askpass(&mut self, cred: &GitCredential, askpass: &std::path::Path) {
+        let value = |s: &[u8]| Zeroizing::new(s.to_vec());
+        let start = self
+            .vars
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "GIT_CONFIG_COUNT")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut set: Vec<(OsString, Zeroizing<Vec<u8>>)> = vec![(
+            "GIT_ASKPASS".into(),
+            value(askpass.as_os_str().as_encoded_bytes()),
+        )];
+        for (i, origin) in cred.origins.iter().enumerate() {
+            let n = start + i;
+            set.push((
+                format!("GIT_CONFIG_KEY_{n}").into(),
+                value(format!("credential.{origin}.helper").as_bytes()),
+            ));
+            set.push((format!("GIT_CONFIG_VALUE_{n}").into(), value(b"")));
+        }
+        set.push((
+            "GIT_CONFIG_COUNT".into(),
+            value((start + cred.origins.len()).to_string().as_bytes()),
+        ));
+        let keys: Vec<OsString> = set.iter().map(|(k, _)| k.clone()).collect();
+        self.vars.retain(|(k, _)| !keys.contains(k));
+        self.vars.extend(set);
     }
 
     fn add_secret(&mut self, name: String, value: SecretBytes) {
@@ -97,7 +142,11 @@ pub(crate) fn child_env(
     let mut resolved = reference::resolve_environment(own, &lookup)?;
     resolved.extend(extra(&lookup)?);
     let (vars, secrets) = resolved.into_parts();
-    let mut env = ChildEnv { vars, secrets };
+    let mut env = ChildEnv {
+        vars,
+        secrets,
+        git: None,
+    };
     if caps.is_empty() {
         return Ok(env);
     }
@@ -142,6 +191,14 @@ pub(crate) fn child_env(
         }
         if let Some((n, v)) = secret {
             env.add_secret(n, v);
+            if let Some(cred) = GitCredential::for_capability_env(&service.url, &cap.env) {
+                let dir = PrivateHome::create(None)
+                    .context("cannot create the directory for git's askpass helper")?;
+                let askpass = dir
+                    .write_askpass(&cred)
+                    .context("cannot write git's askpass helper")?;
+                env.git = Some((cred, dir, askpass));
+            }
         }
     }
     Ok(env)
@@ -194,13 +251,14 @@ pub(crate) fn confinement(
     home: &Home,
     caps: &[String],
     program: &std::path::Path,
-) -> anyhow::Result<(Sandbox, PrivateHome)> {
+) -> anyhow::Result<(Sandbox, ConfinedHome)> {
     if let Support::Unavailable(reason) = Support::probe() {
         bail!("--confine: {reason}; nothing was run (drop --confine to run it unconfined)");
     }
     let owner_home = std::env::var_os("HOME").map(PathBuf::from);
     let protected = Protected::new(Some(home.root()), owner_home.as_deref());
     let mut network = Network::None;
+    let mut git = None;
     let mut writable: Vec<(String, PathBuf)> = Vec::new();
     let cwd = std::env::current_dir().context("--confine: cannot read the current directory")?;
     writable.push(("the current directory".into(), cwd));
@@ -212,6 +270,13 @@ pub(crate) fn confinement(
             };
             if cap.network == Network::Direct {
                 network = Network::Direct;
+            }
+            // As in `child_env`: the askpass helper when the service has a secret.
+            let service = config.services.get(&cap.service);
+            if let Some(service) = service.filter(|s| !s.auth.secrets().is_empty())
+                && let Some(cred) = GitCredential::for_capability_env(&service.url, &cap.env)
+            {
+                git = Some(cred);
             }
             for w in &cap.workdirs {
                 let expanded = match (w.strip_prefix("~/"), &owner_home) {
@@ -246,16 +311,42 @@ pub(crate) fn confinement(
         })?;
     }
     let private = PrivateHome::create(None).context("--confine: cannot create the private HOME")?;
-    Ok((sandbox, private))
+    let askpass = match &git {
+        Some(cred) => Some(
+            private
+                .write_askpass(cred)
+                .context("--confine: cannot write git's askpass helper")?,
+        ),
+        None => None,
+    };
+    Ok((
+        sandbox,
+        ConfinedHome {
+            home: private,
+            askpass,
+        },
+    ))
 }
 
-/// Puts `launch` in the sandbox with its private HOME (`HOME`, `TMPDIR`).
-pub(crate) fn confine_launch(launch: Launch, sandbox: Sandbox, private: PrivateHome) -> Launch {
-    launch
-        .env("HOME", private.path())
-        .env("TMPDIR", private.tmp())
-        .confine(sandbox)
-        .private_home(private)
+/// The private HOME of a confined child, with git's askpass helper in it when a
+/// `--cap` gives git a token (the sandbox lets the child run what is there,
+/// not what is in another temporary directory).
+pub(crate) struct ConfinedHome {
+    home: PrivateHome,
+    askpass: Option<PathBuf>,
+}
+
+/// Puts `launch` in the sandbox with its private HOME (`HOME`, `TMPDIR`). It
+/// replaces the launch's askpass directory, if any ([`ChildEnv::apply`]):
+/// `GIT_ASKPASS` then names the copy in the private HOME.
+pub(crate) fn confine_launch(launch: Launch, sandbox: Sandbox, private: ConfinedHome) -> Launch {
+    let mut launch = launch
+        .env("HOME", private.home.path())
+        .env("TMPDIR", private.home.tmp());
+    if let Some(askpass) = &private.askpass {
+        launch = launch.env("GIT_ASKPASS", askpass);
+    }
+    launch.confine(sandbox).private_home(private.home)
 }
 
 /// The `PATH` the child will search for a bare command name.
