@@ -2056,3 +2056,7 @@ fn a_stdin_line_that_is_not_json_gets_a_parse_error_and_the_server_keeps_serving
     assert!(!is_error, "{text}");
     s.stop();
 }
+
+// Issue 14 items 5 and 17: MCP over HTTP edges, routing overrides in execute.
+#[path = "mcp/http_edges.rs"]
+mod http_edges;
