@@ -54,7 +54,7 @@ stop_nginx() {
 bench_home() {
   local home="$1" url="$2" fsync="$3"
   AIRLOCK_HOME="$home" BENCH_KEY=sk_test_bench_0123456789abcdef \
-    "$BENCH_BIN" add bench --url "$url" --key-from-env BENCH_KEY >/dev/null 2>&1
+    "$BENCH_BIN" add bench --cap --url "$url" --key-from-env BENCH_KEY >/dev/null 2>&1
   set_fsync "$home" "$fsync"
 }
 

@@ -409,8 +409,8 @@ def main():
     control()
 
     home = tempfile.mkdtemp(prefix="airlock-gateway-interop-")
-    airlock(home, "add", "openai", "--url", OPENAI_URL, "--key-from-env", "K", env={"K": OPENAI_KEY})
-    airlock(home, "add", "anthropic", "--url", ANTHROPIC_URL, "--key-from-env", "K", env={"K": ANTHROPIC_KEY})
+    airlock(home, "add", "openai", "--cap", "--url", OPENAI_URL, "--key-from-env", "K", env={"K": OPENAI_KEY})
+    airlock(home, "add", "anthropic", "--cap", "--url", ANTHROPIC_URL, "--key-from-env", "K", env={"K": ANTHROPIC_KEY})
     tokens = {}
     for cap in ("openai", "anthropic"):
         issued = json.loads(airlock(home, "token", "issue", "--agent", f"{cap}-sdk", "--cap", cap, "--json").stdout)

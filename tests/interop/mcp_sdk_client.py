@@ -83,7 +83,7 @@ async def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     home = tempfile.mkdtemp(prefix="airlock-interop-")
-    airlock(home, "add", "echo", "--url", f"http://127.0.0.1:{port}/api", "--key-from-env", "K", env={"K": SECRET})
+    airlock(home, "add", "echo", "--cap", "--url", f"http://127.0.0.1:{port}/api", "--key-from-env", "K", env={"K": SECRET})
 
     # stdio
     params = StdioServerParameters(command=AIRLOCK, args=["serve", "--agent", "python-sdk"], env={"AIRLOCK_HOME": home, "PATH": os.environ.get("PATH", "")})

@@ -16,7 +16,7 @@ Home(bin, init=True)                       a temporary AIRLOCK_HOME (key-file mo
     .run(*args, input=None, env=None, timeout=60) -> Result(rc, out, err, secs)
     .spawn(*args, stdin=None, env=None) -> subprocess.Popen  (tracked; stdout/err to DEVNULL
                                             unless given; pass stdout=PIPE etc. as kwargs)
-    .add_service(name, url, key, auth=None) -> Result     `airlock add NAME --url URL --key-from-env`
+    .add_service(name, url, key, auth=None) -> Result     `airlock add NAME --cap --url URL --key-from-env`
     .issue_token(agent, ttl="1h", caps=()) -> str          the printed token (raises on failure)
     .serve(gateway=True, http=False, agent=None) -> Server  `airlock serve --gateway 127.0.0.1:0`
     .logs() -> list[dict]                   `airlock logs --json`, one record per line
@@ -289,7 +289,7 @@ class Home:
     # -- common commands
 
     def add_service(self, name: str, url: str, key: str, auth: str | None = None) -> Result:
-        args = ["add", name, "--url", url, "--key-from-env", "AIRLOCK_REL_KEY"]
+        args = ["add", name, "--cap", "--url", url, "--key-from-env", "AIRLOCK_REL_KEY"]
         if auth:
             args += ["--auth", auth]
         return self.run(*args, env={"AIRLOCK_REL_KEY": key})

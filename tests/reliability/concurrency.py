@@ -202,7 +202,7 @@ def lock_timeout_probe(home: Home, upstream_url: str) -> int:
         env = {"AIRLOCK_LOCK_TIMEOUT_MS": "300"}
         probes = [
             ("secret", "probe-s", home.run("secret", "set", "probe-s", "--stdin", input="v", env=env)),
-            ("add", "probe-svc", home.run("add", "probe-svc", "--url", upstream_url, "--key-from-env", "K", env={**env, "K": "k"})),
+            ("add", "probe-svc", home.run("add", "probe-svc", "--cap", "--url", upstream_url, "--key-from-env", "K", env={**env, "K": "k"})),
             ("cap", "probe-cap", home.run("cap", "add", "probe-cap", "--service", "svc", env=env)),
             ("token", "probe-agent", home.run("token", "issue", "--agent", "probe-agent", env=env)),
         ]

@@ -527,7 +527,7 @@ def cli_ops(L: Ledger, upstream_url: str, i: int):
                 lambda r: L.secrets.__setitem__(name, value), lambda: L.secrets_maybe.__setitem__(name, value))
     if kind == "add":
         name, key = f"svc{i}", f"key-svc{i}-{random.randrange(1 << 30)}"
-        return (kind, ["add", name, "--url", upstream_url, "--key-from-env", "K"], None, {"K": key},
+        return (kind, ["add", name, "--cap", "--url", upstream_url, "--key-from-env", "K"], None, {"K": key},
                 lambda r: L.services.__setitem__(name, key), lambda: L.services_maybe.__setitem__(name, key))
     if kind == "cap":
         name = f"cap{i}"
@@ -574,7 +574,7 @@ def calibrate(home: Home, upstream_url: str) -> dict:
     for j in range(3):
         for kind, args, stdin, env in (
             ("secret", ["secret", "set", f"cal{j}", "--stdin"], "calv", None),
-            ("add", ["add", f"calsvc{j}", "--url", upstream_url, "--key-from-env", "K"], None, {"K": f"calk{j}"}),
+            ("add", ["add", f"calsvc{j}", "--cap", "--url", upstream_url, "--key-from-env", "K"], None, {"K": f"calk{j}"}),
             ("cap", ["cap", "add", f"calcap{j}", "--service", "svc"], None, None),
             ("token", ["token", "issue", "--agent", "cal"], None, None),
             ("rotate", ["secret", "rotate", "calrot", "--stdin"], f"calr{j}", None),
