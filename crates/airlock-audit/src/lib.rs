@@ -54,6 +54,7 @@ pub use group::{SharedLog, Written};
 pub use log::{AuditLog, DEFAULT_MAX_FILE_BYTES, FsyncPolicy, Head, LOCK_FILE, Options};
 pub use read::{Filter, Follow, Records, records};
 pub use record::{
-    Decision, Event, Human, Kind, MAX_DETAIL, MAX_FIELD, MAX_LINE, MAX_PATH, MAX_QUERY_KEYS, Record,
+    Decision, Escaped, Event, Human, Kind, MAX_DETAIL, MAX_FIELD, MAX_LINE, MAX_PATH,
+    MAX_QUERY_KEYS, Record,
 };
 pub use verify::{Outcome, Problem, ProblemKind, VerifyReport, verify, verify_home};

@@ -4,7 +4,7 @@
 //! optional members omitted, followed by `\n`:
 //!
 //! ```text
-//! {"ts":…,"seq":…,"kind":…,"agent":…,"agent_trusted":…,"session":…,"capability":…,
+//! {"ts":…,"seq":…,"kind":…,"of":…,"agent":…,"agent_trusted":…,"session":…,"capability":…,
 //!  "method":…,"path":…,"query_keys":[…],"status":…,"duration_ms":…,"decision":…,
 //!  "rule":…,"reason":…,"bytes_in":…,"bytes_out":…,"detail":…,"prev":…,"mac":…}
 //! ```
@@ -53,6 +53,9 @@ pub enum Kind {
     Request,
     /// A program run through `exec` / `run` / `wrap`.
     Exec,
+    /// How an allowed `request` or `exec` ended (status, bytes, duration): the
+    /// second half of a write-ahead pair, naming its decision record in `of`.
+    Outcome,
     /// An MCP tool call that is not itself a request (`list_services`, `whoami`…).
     ToolCall,
     /// A gateway token was issued.
@@ -87,6 +90,7 @@ pub enum Kind {
 const KNOWN_KINDS: &[(&str, Kind)] = &[
     ("request", Kind::Request),
     ("exec", Kind::Exec),
+    ("outcome", Kind::Outcome),
     ("tool_call", Kind::ToolCall),
     ("token_issue", Kind::TokenIssue),
     ("token_use", Kind::TokenUse),
@@ -172,6 +176,8 @@ impl Decision {
 pub struct Event {
     /// What happened.
     pub kind: Kind,
+    /// For an [`Kind::Outcome`]: the `seq` of the decision record it completes.
+    pub of: Option<u64>,
     /// The agent identity airlock saw.
     pub agent: Option<String>,
     /// Whether that identity was set by the owner (`serve --agent`, a token) rather
@@ -210,6 +216,7 @@ impl Event {
     pub fn new(kind: Kind) -> Event {
         Event {
             kind,
+            of: None,
             agent: None,
             agent_trusted: None,
             session: None,
@@ -233,6 +240,24 @@ impl Event {
             .capability(capability)
             .method(method)
             .path(path)
+    }
+    /// The outcome record that completes the write-ahead decision record `seq`:
+    /// this event's fields, as [`Kind::Outcome`] with `of = seq`.
+    pub fn outcome_of(mut self, seq: u64) -> Event {
+        self.kind = Kind::Outcome;
+        self.of = Some(seq);
+        self
+    }
+    /// Whether this is a write-ahead decision record: an allowed `request` or
+    /// `exec` with no outcome in it (neither `status` nor `duration_ms`), written
+    /// before anything was sent; the [`Kind::Outcome`] record whose `of` is its
+    /// `seq` completes it. One-record events (a refusal, `airlock run`) carry
+    /// their outcome and need none.
+    pub fn awaits_outcome(&self) -> bool {
+        matches!(self.kind, Kind::Request | Kind::Exec)
+            && self.decision == Some(Decision::Allow)
+            && self.status.is_none()
+            && self.duration_ms.is_none()
     }
     /// Sets the agent and whether its identity is trusted.
     pub fn agent(mut self, name: &str, trusted: bool) -> Event {
@@ -330,6 +355,8 @@ struct WireOut<'a> {
     seq: u64,
     kind: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    of: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     agent_trusted: Option<bool>,
@@ -369,6 +396,8 @@ struct WireIn {
     ts: String,
     seq: u64,
     kind: String,
+    #[serde(default)]
+    of: Option<u64>,
     #[serde(default)]
     agent: Option<String>,
     #[serde(default)]
@@ -430,6 +459,7 @@ pub(crate) fn canonical_body(ts: &str, seq: u64, event: &Event, prev: &Mac) -> V
         ts,
         seq,
         kind: event.kind.as_str(),
+        of: event.of,
         agent: cap_opt(&event.agent, MAX_FIELD),
         agent_trusted: event.agent_trusted,
         session: cap_opt(&event.session, MAX_FIELD),
@@ -515,6 +545,7 @@ pub(crate) fn parse_body(body: &[u8], mac: Mac) -> Result<Record, String> {
         seq: wire.seq,
         event: Event {
             kind,
+            of: wire.of,
             agent: wire.agent,
             agent_trusted: wire.agent_trusted,
             session: wire.session,
@@ -573,12 +604,38 @@ impl Record {
 #[derive(Debug)]
 pub struct Human<'a>(&'a Record);
 
+/// Agent-controlled text made safe for a terminal (DESIGN.md §7, invariant 14):
+/// control characters and the invisible or bidirectional-override ones are
+/// written escaped (`\u{1b}`), everything else as is. `airlock logs` prints every
+/// record through it, and every other command that shows agent-chosen text
+/// (reasons, client names, paths, headers) uses it too — one escaping, not one
+/// per command.
+///
+/// ```
+/// assert_eq!(airlock_audit::Escaped("a\u{1b}[2Jb").to_string(), "a\\u{1b}[2Jb");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_clean(f, self.0)
+    }
+}
+
+/// Whether `c` is shown escaped by [`Escaped`].
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Writes `s` with control characters (and other non-printing ones) escaped.
 fn write_clean(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    if !s.chars().any(needs_escape) {
+        return f.write_str(s);
+    }
     for c in s.chars() {
-        if c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-        {
+        if needs_escape(c) {
             write!(f, "{}", c.escape_unicode())?;
         } else {
             write!(f, "{c}")?;
@@ -600,6 +657,9 @@ impl fmt::Display for Human<'_> {
         let e = &r.event;
         write!(f, "{} #{} ", format_ts(r.ts), r.seq)?;
         write_clean(f, e.kind.as_str())?;
+        if let Some(of) = e.of {
+            write!(f, " of #{of}")?;
+        }
         f.write_str(" ")?;
         write_opt(f, e.agent.as_deref())?;
         if e.agent.is_some() && e.agent_trusted == Some(false) {

@@ -29,6 +29,12 @@ pub struct VerifyReport {
     pub anchor_seq: Option<u64>,
     /// The verdict.
     pub outcome: Outcome,
+    /// Write-ahead decision records (an allowed `request` or `exec`, written
+    /// before anything was sent) that no `outcome` record completes, oldest
+    /// first: requests still in flight when the log was read, or interrupted by
+    /// a crash between sending and recording how they ended. Not a chain
+    /// failure: the decision is on record, only the outcome is missing.
+    pub without_outcome: Vec<u64>,
 }
 
 /// The verdict of `verify`.
@@ -133,6 +139,28 @@ impl VerifyReport {
         }
     }
 
+    /// "; N request(s) without outcome: seq a, b, …" (at most 20 listed).
+    fn open_requests(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.without_outcome.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let noun = if n == 1 { "request" } else { "requests" };
+        write!(f, "; {n} {noun} without outcome: seq ")?;
+        for (i, seq) in self.without_outcome.iter().take(20).enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{seq}")?;
+        }
+        if n > 20 {
+            write!(f, " and {} more", n - 20)?;
+        }
+        f.write_str(
+            " (allowed and possibly sent, but how it ended was never recorded: in flight while verify ran, or airlock stopped before the outcome was written)",
+        )
+    }
+
     fn summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let files = if self.files == 1 { "file" } else { "files" };
         write!(f, "{} records in {} {files}", self.records, self.files)?;
@@ -153,7 +181,8 @@ impl fmt::Display for VerifyReport {
         match &self.outcome {
             Outcome::Intact => {
                 f.write_str("audit log intact: ")?;
-                self.summary(f)
+                self.summary(f)?;
+                self.open_requests(f)
             }
             Outcome::TornTail { file, line } => {
                 f.write_str("audit log intact up to the last complete record (")?;
@@ -161,7 +190,8 @@ impl fmt::Display for VerifyReport {
                 write!(
                     f,
                     "); the last record in {file} line {line} is incomplete: a crash during a write; everything before it verifies"
-                )
+                )?;
+                self.open_requests(f)
             }
             Outcome::Broken(problem) => {
                 let records = if self.records == 1 {
@@ -276,6 +306,7 @@ pub fn verify(
         expected: 1,
         prev: Mac::ZERO,
         records: 0,
+        open: std::collections::BTreeSet::new(),
     };
     let report = |walk: &Walk, files: usize, outcome: Outcome| VerifyReport {
         records: walk.records,
@@ -283,6 +314,7 @@ pub fn verify(
         last_seq: (walk.records > 0).then(|| walk.expected - 1),
         anchor_seq: anchor_valid.as_ref().map(|a| a.seq),
         outcome,
+        without_outcome: walk.open.iter().copied().collect(),
     };
 
     let count = snapshot.files.len();
@@ -462,6 +494,8 @@ struct Walk {
     expected: u64,
     prev: Mac,
     records: u64,
+    /// Write-ahead decision records not yet completed by an outcome.
+    open: std::collections::BTreeSet<u64>,
 }
 
 impl Walk {
@@ -522,6 +556,13 @@ impl Walk {
                     anchor_file: anchor.file.clone(),
                 },
             ));
+        }
+        if record.event.awaits_outcome() {
+            self.open.insert(record.seq);
+        } else if record.event.kind == crate::Kind::Outcome
+            && let Some(of) = record.event.of
+        {
+            self.open.remove(&of);
         }
         self.prev = record.mac;
         self.expected += 1;

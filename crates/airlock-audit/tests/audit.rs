@@ -900,3 +900,68 @@ fn arb_event() -> impl Strategy<Value = Event> {
             e
         })
 }
+
+/// Write-ahead (DESIGN §7.5): an allowed request is recorded before it is sent and
+/// completed by an `outcome` record naming it. A decision without its outcome (a
+/// crash between the two) is reported as such, and the chain still verifies.
+#[test]
+fn a_decision_without_its_outcome_is_reported_but_the_chain_is_intact() {
+    let h = home();
+    let mut log = open(&h, Options::default());
+    let decision = |path: &str| {
+        Event::request("stripe", "POST", path)
+            .agent("cursor (unverified)", false)
+            .decision(Decision::Allow)
+    };
+    let first = log.append(&decision("/v1/a")).unwrap();
+    let done = decision("/v1/a").status(200).bytes(1, 2).outcome_of(first);
+    assert_eq!(done.kind, Kind::Outcome);
+    let o = log.append(&done).unwrap();
+    let second = log.append(&decision("/v1/b")).unwrap();
+    // A refusal and a one-record request (older writers) need no outcome.
+    log.append(&decision("/v1/c").decision(Decision::Deny).status(403))
+        .unwrap();
+    log.append(&event(9)).unwrap();
+    log.close().unwrap();
+
+    let report = check(&h);
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.outcome, Outcome::Intact);
+    assert_eq!(report.without_outcome, vec![second]);
+    let text = report.to_string();
+    assert!(
+        text.starts_with("audit log intact: ")
+            && text.contains(&format!("1 request without outcome: seq {second} ")),
+        "{text}"
+    );
+    let lines = read_lines(&log_path(&h, 1));
+    assert!(
+        lines[(o - 1) as usize].contains(&format!("\"kind\":\"outcome\",\"of\":{first},")),
+        "{}",
+        lines[(o - 1) as usize]
+    );
+    let r = Record::parse_line(lines[(o - 1) as usize].as_bytes()).unwrap();
+    assert_eq!(r.event.of, Some(first));
+    assert!(
+        r.human()
+            .to_string()
+            .contains(&format!("outcome of #{first} "))
+    );
+
+    // Completing it later closes it.
+    let mut log = open(&h, Options::default());
+    log.append(&decision("/v1/b").status(502).outcome_of(second))
+        .unwrap();
+    log.close().unwrap();
+    let report = check(&h);
+    assert!(report.without_outcome.is_empty(), "{report}");
+    assert!(!report.to_string().contains("without outcome"));
+}
+
+#[test]
+fn escaped_writes_control_and_bidi_characters_escaped() {
+    use airlock_audit::Escaped;
+    assert_eq!(Escaped("plain name").to_string(), "plain name");
+    let s = Escaped("x\u{1b}[2J\u{1b}[1;1H\r\n\u{202e}y").to_string();
+    assert_eq!(s, r"x\u{1b}[2J\u{1b}[1;1H\u{d}\u{a}\u{202e}y");
+}

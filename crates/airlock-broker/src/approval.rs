@@ -31,36 +31,137 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-/// What a held request asks for, as the person sees it.
-#[derive(Debug, Clone)]
+/// What a held request asks for, exactly as it will be sent (DESIGN.md §7,
+/// invariant 13): the person sees all of it, and the answer is bound to its
+/// [`Ask::hash`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ask {
-    /// The agent identity.
+    /// The agent identity (the same name every audit record of the request carries).
     pub agent: String,
+    /// Whether the owner set that identity (`serve --agent`, a token) or the
+    /// client declared it (then it is not trusted).
+    pub agent_trusted: bool,
     /// The capability.
     pub capability: String,
     /// HTTP method (or `EXEC`).
     pub method: String,
-    /// The path (or the command line, scrubbed).
+    /// The normalized path with its query, as sent (or the command line, scrubbed).
     pub path: String,
+    /// The full URL that is sent: the service's origin and base path, the
+    /// normalized path and the whole query (HTTP only).
+    pub url: Option<String>,
+    /// The working directory asked for (exec only).
+    pub cwd: Option<String>,
+    /// The headers the agent set, as given, in order.
+    pub headers: Vec<(String, String)>,
+    /// Size of the body (or of the child's stdin), in bytes.
+    pub body_bytes: u64,
+    /// SHA-256 of the body (or stdin), lowercase hex (that of nothing when empty).
+    pub body_sha256: String,
     /// The agent's reason.
     pub reason: Option<String>,
 }
 
-/// A pending approval as listed (`{"cmd":"approvals"}`, `airlock approve`).
+impl Ask {
+    /// The size and SHA-256 of a body, for [`Ask::body_bytes`] and
+    /// [`Ask::body_sha256`].
+    pub fn body_digest(body: Option<&[u8]>) -> (u64, String) {
+        use sha2::Digest;
+        let body = body.unwrap_or_default();
+        (body.len() as u64, hex::encode(sha2::Sha256::digest(body)))
+    }
+
+    /// The hash an answer is bound to: SHA-256 over a versioned, fixed-order
+    /// serialization of everything above, so a request that differs in any shown
+    /// part (a query parameter, a header, one byte of the body) has another hash.
+    pub fn hash(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"airlock approval v1\n");
+        // Serializing strings, integers and bools into memory cannot fail.
+        h.update(serde_json::to_vec(self).unwrap_or_default());
+        hex::encode(h.finalize())
+    }
+
+    /// The question a person reads (the MCP client's elicitation form, the
+    /// server's log line): every agent-chosen part with its control characters
+    /// escaped (invariant 14).
+    pub fn prompt(&self, id: &str) -> String {
+        use airlock_audit::Escaped as E;
+        let mut out = format!(
+            "airlock: approve this request?\nagent: {}{}\ncapability: {}\nrequest: {} {}\n",
+            E(&self.agent),
+            if self.agent_trusted {
+                ""
+            } else {
+                " (self-declared, not verified)"
+            },
+            E(&self.capability),
+            E(&self.method),
+            E(&self.path),
+        );
+        if let Some(url) = &self.url {
+            out.push_str(&format!("url: {}\n", E(url)));
+        }
+        if let Some(cwd) = &self.cwd {
+            out.push_str(&format!("cwd: {}\n", E(cwd)));
+        }
+        if self.headers.is_empty() {
+            out.push_str("headers: (none)\n");
+        } else {
+            out.push_str("headers:\n");
+            for (k, v) in &self.headers {
+                out.push_str(&format!("  {}: {}\n", E(k), E(v)));
+            }
+        }
+        out.push_str(&format!(
+            "body: {} bytes, sha256 {}\nreason: {}\nrequest hash: {}\n(or answer with `airlock approve {id}` / `airlock deny {id}`)",
+            self.body_bytes,
+            self.body_sha256,
+            self.reason.as_deref().map_or_else(|| "(none given)".to_string(), |r| E(r).to_string()),
+            self.hash(),
+        ));
+        out
+    }
+}
+
+/// A pending approval as listed (`{"cmd":"approvals"}`, `airlock approve`): the
+/// request exactly as it will be sent ([`Ask`]), its hash, and its timing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRecord {
     /// Its id (`ap-` and 8 hex digits).
     pub id: String,
     /// The agent identity.
     pub agent: String,
+    /// Whether that identity is trusted (set by the owner).
+    #[serde(default)]
+    pub agent_trusted: bool,
     /// The capability.
     pub capability: String,
     /// HTTP method or `EXEC`.
     pub method: String,
-    /// Path or command line.
+    /// Normalized path with query, or command line.
     pub path: String,
+    /// The full URL with its query (HTTP).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The working directory (exec).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// The headers the agent set.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Body (or stdin) size in bytes.
+    #[serde(default)]
+    pub body_bytes: u64,
+    /// Body (or stdin) SHA-256, hex.
+    #[serde(default)]
+    pub body_sha256: String,
     /// The agent's reason.
     pub reason: Option<String>,
+    /// The hash the answer is bound to ([`Ask::hash`]).
+    #[serde(default)]
+    pub hash: String,
     /// When it was asked.
     pub created: jiff::Timestamp,
     /// When it will be denied for lack of an answer.
@@ -90,6 +191,12 @@ pub enum AnswerError {
         "no pending approval \"{0}\"; `airlock approve` lists them (it may have timed out or been answered)"
     )]
     NotPending(String),
+    /// The answer names a request hash that is not the held request's: the
+    /// person saw another request.
+    #[error(
+        "approval \"{0}\" is for another request than the one you were shown (its hash differs); run `airlock approve` to see it again"
+    )]
+    OtherRequest(String),
 }
 
 /// Why a request could not be held.
@@ -151,10 +258,17 @@ impl Approvals {
         let record = PendingRecord {
             id: id.clone(),
             agent: ask.agent.clone(),
+            agent_trusted: ask.agent_trusted,
             capability: ask.capability.clone(),
             method: ask.method.clone(),
             path: ask.path.clone(),
+            url: ask.url.clone(),
+            cwd: ask.cwd.clone(),
+            headers: ask.headers.clone(),
+            body_bytes: ask.body_bytes,
+            body_sha256: ask.body_sha256.clone(),
             reason: ask.reason.clone(),
+            hash: ask.hash(),
             created: now,
             expires,
             pid: std::process::id(),
@@ -175,9 +289,21 @@ impl Approvals {
     }
 
     /// Answers a held request: it wakes at once. Fails when this server holds no
-    /// such id (or its request stopped waiting in the meantime).
-    pub fn answer(&self, id: &str, approve: bool) -> Result<PendingRecord, AnswerError> {
+    /// such id (or its request stopped waiting in the meantime), or when `hash`
+    /// — the request hash the person was shown — is given and is not the held
+    /// request's (then the request stays held).
+    pub fn answer(
+        &self,
+        id: &str,
+        approve: bool,
+        hash: Option<&str>,
+    ) -> Result<PendingRecord, AnswerError> {
         let mut map = self.lock();
+        if let (Some(shown), Some(held)) = (hash, map.get(id))
+            && shown != held.record.hash
+        {
+            return Err(AnswerError::OtherRequest(id.to_string()));
+        }
         let held = map
             .remove(id)
             .ok_or_else(|| AnswerError::NotPending(id.to_string()))?;
@@ -243,13 +369,67 @@ mod tests {
     use super::*;
 
     fn ask() -> Ask {
+        let (body_bytes, body_sha256) = Ask::body_digest(None);
         Ask {
             agent: "tester".into(),
+            agent_trusted: true,
             capability: "guarded".into(),
             method: "GET".into(),
             path: "/v1/pay".into(),
+            url: Some("http://127.0.0.1:1/v1/pay".into()),
+            cwd: None,
+            headers: Vec::new(),
+            body_bytes,
+            body_sha256,
             reason: Some("monthly report".into()),
         }
+    }
+
+    #[test]
+    fn the_hash_covers_every_shown_part_and_the_prompt_escapes() {
+        let base = ask();
+        let mut seen = std::collections::HashSet::new();
+        assert!(seen.insert(base.hash()));
+        let mut q = base.clone();
+        q.url = Some("http://127.0.0.1:1/v1/pay?delete=all".into());
+        let mut h = base.clone();
+        h.headers.push(("X-Confirm".into(), "yes".into()));
+        let mut b = base.clone();
+        (b.body_bytes, b.body_sha256) = Ask::body_digest(Some(b"{}"));
+        let mut t = base.clone();
+        t.agent_trusted = false;
+        let mut r = base.clone();
+        r.reason = None;
+        for other in [q, h, b, t, r] {
+            assert!(seen.insert(other.hash()), "{other:?}");
+        }
+        assert_eq!(base.hash().len(), 64);
+        let mut evil = base.clone();
+        evil.reason = Some("ok\u{1b}[2J\u{1b}[1;1H".into());
+        evil.agent = "x\u{1b}]0;t\u{7}".into();
+        let text = evil.prompt("ap-1");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(text.contains(r"\u{1b}[2J"), "{text}");
+        assert!(text.contains("http://127.0.0.1:1/v1/pay") && text.contains(&base.body_sha256));
+    }
+
+    #[tokio::test]
+    async fn an_answer_for_another_hash_is_refused_and_the_request_stays_held() {
+        let approvals = Approvals::new();
+        let mut pending = approvals.hold(&ask(), Duration::from_secs(60)).unwrap();
+        let wrong = "0".repeat(64);
+        assert_eq!(
+            approvals.answer(&pending.id, true, Some(&wrong)),
+            Err(AnswerError::OtherRequest(pending.id.clone()))
+        );
+        assert_eq!(approvals.list().len(), 1);
+        let hash = ask().hash();
+        assert_eq!(approvals.list()[0].hash, hash);
+        approvals.answer(&pending.id, true, Some(&hash)).unwrap();
+        assert_eq!(pending.wait(Duration::from_secs(1)).await, Answer::Approved);
     }
 
     #[tokio::test]
@@ -262,7 +442,7 @@ mod tests {
         assert_eq!(listed[0].path, "/v1/pay");
         assert!(pending.id.starts_with("ap-") && pending.id.len() == 11);
 
-        let rec = approvals.answer(&pending.id, true).unwrap();
+        let rec = approvals.answer(&pending.id, true, None).unwrap();
         assert_eq!(rec.capability, "guarded");
         let started = std::time::Instant::now();
         assert_eq!(
@@ -272,7 +452,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(50));
         assert!(approvals.list().is_empty());
         assert_eq!(
-            approvals.answer(&pending.id, false),
+            approvals.answer(&pending.id, false, None),
             Err(AnswerError::NotPending(pending.id.clone()))
         );
     }
@@ -285,7 +465,7 @@ mod tests {
         let answering = approvals.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            answering.answer(&id, false).unwrap();
+            answering.answer(&id, false, None).unwrap();
         });
         assert_eq!(pending.wait(Duration::from_secs(60)).await, Answer::Denied);
     }
@@ -299,20 +479,20 @@ mod tests {
             Answer::TimedOut
         );
         assert!(approvals.list().is_empty());
-        assert!(approvals.answer(&pending.id, true).is_err());
+        assert!(approvals.answer(&pending.id, true, None).is_err());
     }
 
     #[tokio::test]
     async fn unknown_and_abandoned_ids_are_not_pending() {
         let approvals = Approvals::new();
         assert_eq!(
-            approvals.answer("ap-00000000", true),
+            approvals.answer("ap-00000000", true, None),
             Err(AnswerError::NotPending("ap-00000000".into()))
         );
         let pending = approvals.hold(&ask(), Duration::from_secs(60)).unwrap();
         let id = pending.id.clone();
         drop(pending);
         assert!(approvals.list().is_empty());
-        assert!(approvals.answer(&id, true).is_err());
+        assert!(approvals.answer(&id, true, None).is_err());
     }
 }

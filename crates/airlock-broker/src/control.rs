@@ -9,8 +9,8 @@
 //! | `{"cmd":"ping"}` | `{"ok":true,"pid":…}` |
 //! | `{"cmd":"sessions"}` | `{"ok":true,"pid":…,"locked":…,"sessions":[{id, agent, capability, grant, remaining_s, ended}]}` — this server's live view |
 //! | `{"cmd":"reload"}` | re-reads the configuration, the vault, the revocations and the lock now |
-//! | `{"cmd":"approvals"}` | `{"ok":true,"pid":…,"approvals":[{id, agent, capability, method, path, reason, created, expires, pid}]}` — the requests this server holds for a person's answer |
-//! | `{"cmd":"answer","id":"ap-…","approve":true\|false}` | `{"ok":true,"pid":…,"approval":{…}}` — the held request wakes at once, approved or denied; `{"ok":false,"pid":…,"error":…,"not_pending":true}` when this server holds no such id (unknown, timed out, already answered) |
+//! | `{"cmd":"approvals"}` | `{"ok":true,"pid":…,"approvals":[{id, agent, agent_trusted, capability, method, path, url, cwd, headers, body_bytes, body_sha256, reason, hash, created, expires, pid}]}` — the requests this server holds for a person's answer, exactly as they would be sent |
+//! | `{"cmd":"answer","id":"ap-…","approve":true\|false,"hash":"…"}` | `{"ok":true,"pid":…,"approval":{…}}` — the held request wakes at once, approved or denied; `{"ok":false,"pid":…,"error":…,"not_pending":true}` when this server holds no such id (unknown, timed out, already answered); `hash` (optional) is the request hash the person was shown, and an answer whose hash is not the held request's is refused |
 //!
 //! For sessions, revocations and the lock, the shared files in `state/` stay the
 //! source of truth (they survive restarts and reach servers that were down); the
@@ -131,11 +131,12 @@ pub fn answer(runtime: &crate::Runtime, request: &str) -> Value {
             let (Some(id), Some(approve)) = (v["id"].as_str(), v["approve"].as_bool()) else {
                 return json!({"ok": false, "pid": pid, "error": "answer needs \"id\" (a string) and \"approve\" (true or false)"});
             };
-            match runtime.approvals().answer(id, approve) {
+            match runtime.approvals().answer(id, approve, v["hash"].as_str()) {
                 Ok(record) => json!({"ok": true, "pid": pid, "approval": record}),
-                Err(e) => {
+                Err(e @ crate::approval::AnswerError::NotPending(_)) => {
                     json!({"ok": false, "pid": pid, "error": e.to_string(), "not_pending": true})
                 }
+                Err(e) => json!({"ok": false, "pid": pid, "error": e.to_string()}),
             }
         }
         _ => {

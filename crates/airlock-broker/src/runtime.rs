@@ -94,8 +94,10 @@ pub enum ExecuteError {
     /// the body size) or the upstream failed; the message says which.
     #[error("{0}")]
     Engine(EngineError),
-    /// The decision could not be audited, so the request was not answered (DESIGN §7.5).
-    #[error("the audit log could not be written ({0}); the request was not answered")]
+    /// A record could not be written (DESIGN §7.5): the decision record, so
+    /// nothing was sent, or the outcome record, so the answer is withheld; the
+    /// text says which.
+    #[error("the audit log could not be written ({0})")]
     Audit(String),
     /// The credential could not be prepared.
     #[error("{0}")]
@@ -412,7 +414,7 @@ impl Runtime {
             event = event.capability(c);
         }
         if let Some(c) = caller {
-            event = event.agent(&c.agent(), c.is_trusted());
+            event = agent_event(event, c);
         }
         self.audit_durable(&event).await
     }
@@ -486,9 +488,12 @@ impl Runtime {
         }
     }
 
-    /// Decides one request and gets everything ready to send it: the authorized
-    /// request, its audit record so far, the injector and the engine. A refusal is
-    /// audited here.
+    /// Decides one request, writes its decision record and gets everything ready
+    /// to send it: the authorized request, the record's `seq`, the injector and
+    /// the engine. Write-ahead (DESIGN §7.5): the decision record is durable
+    /// before anything that could carry the credential happens — the injector
+    /// (which may mint a token upstream) is only fetched after it — and when it
+    /// cannot be written nothing is sent. A refusal is audited here.
     async fn begin(&self, caller: &Caller, req: &ExecuteRequest) -> Result<Prepared, ExecuteError> {
         let started = Instant::now();
         let broker = self.broker();
@@ -510,8 +515,7 @@ impl Runtime {
         };
         let bytes_in = req.body.as_ref().map_or(0, |b| b.len() as u64);
         let base = |method: &str, path: &str| {
-            let mut e = Event::request(&req.capability, method, path)
-                .agent(&caller.agent(), caller.is_trusted())
+            let mut e = agent_event(Event::request(&req.capability, method, path), caller)
                 .bytes(bytes_in, 0);
             if let Some(r) = &req.reason {
                 e = e.reason(r);
@@ -520,19 +524,35 @@ impl Runtime {
         };
         let mut decision = owner_state.and_then(|()| broker.authorize(caller, &agent_req));
         if matches!(&decision, Err(r) if r.check == crate::Check::Approval) {
-            let asked = crate::approval::Ask {
-                agent: caller.agent(),
-                capability: req.capability.clone(),
-                method: req.method.to_ascii_uppercase(),
-                path: req.path.clone(),
-                reason: req.reason.clone(),
-            };
-            decision = match self.await_approval(asked, caller.approver.clone()).await {
-                Ok(()) => {
-                    agent_req.approved = true;
-                    broker.authorize(caller, &agent_req)
-                }
+            decision = match self.http_ask(caller, req, &agent_req.path) {
                 Err(refusal) => Err(refusal),
+                Ok((ask, audit_path)) => match self.await_approval(caller, &ask, &audit_path).await
+                {
+                    Ok(()) => {
+                        agent_req.approved = true;
+                        broker.authorize(caller, &agent_req).and_then(|a| {
+                            // What is sent is what was approved: the same view of
+                            // the authorized request must have the approved hash.
+                            let sent = http_ask(
+                                caller,
+                                req,
+                                &a.capability.name,
+                                &a.method,
+                                &a.service,
+                                &a.target,
+                            );
+                            if sent.hash() == ask.hash() {
+                                Ok(a)
+                            } else {
+                                Err(crate::refuse(
+                                    crate::Check::Approval,
+                                    "the request to send is not the one that was approved (the configuration changed while it was held); nothing was sent, ask again",
+                                ))
+                            }
+                        })
+                    }
+                    Err(refusal) => Err(refusal),
+                },
             };
         }
         let authorized = match decision {
@@ -551,7 +571,9 @@ impl Runtime {
         let event = base(&authorized.method, &authorized.target.path)
             .session(authorized.session.as_str())
             .query_keys(query_keys(authorized.target.query.as_deref()))
-            .rule(authorized.rule.as_deref().unwrap_or("(no allow rules)"));
+            .rule(authorized.rule.as_deref().unwrap_or("(no allow rules)"))
+            .decision(AuditDecision::Allow);
+        let seq = self.write_ahead(&event).await?;
         let ready = airlock_engine::http::Method::from_bytes(authorized.method.as_bytes())
             .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)))
             .and_then(|method| {
@@ -567,7 +589,7 @@ impl Runtime {
         match ready {
             Ok((injector, upstream)) => Ok(Prepared {
                 service: authorized.service,
-                event,
+                event: event.outcome_of(seq),
                 injector,
                 upstream,
                 engine: self
@@ -578,42 +600,100 @@ impl Runtime {
                 started,
                 bytes_in,
             }),
-            Err(e) => Err(self.finish_failed(event, e, started).await),
+            Err(e) => Err(self.finish_failed(event.outcome_of(seq), e, started).await),
         }
+    }
+
+    /// Writes a decision record before anything leaves airlock (DESIGN §7.5):
+    /// durable under `audit_fsync = "always"`. An error means nothing may be sent.
+    async fn write_ahead(&self, event: &Event) -> Result<u64, ExecuteError> {
+        self.audit_durable(event).await.map_err(|e| {
+            ExecuteError::Audit(format!(
+                "{e}; the decision could not be recorded, so nothing was sent"
+            ))
+        })
+    }
+
+    /// Writes the outcome record that completes a decision record; an error
+    /// withholds the answer.
+    async fn write_outcome(&self, event: &Event) -> Result<u64, ExecuteError> {
+        self.audit_durable(event).await.map_err(|e| {
+            ExecuteError::Audit(format!(
+                "{e}; the request was sent and its decision is on record, but its outcome could not be recorded, so the answer is withheld"
+            ))
+        })
+    }
+
+    /// What a person is asked to approve for an HTTP request (before the
+    /// broker hands out the authorized request): the same normalization the
+    /// broker applies, so the view matches the authorized request's exactly.
+    /// Also returns the normalized path (no query) for the audit records.
+    fn http_ask(
+        &self,
+        caller: &Caller,
+        req: &ExecuteRequest,
+        path: &str,
+    ) -> Result<(crate::approval::Ask, String), Refusal> {
+        let config = self.broker.config();
+        let cap = config.capabilities.get(&req.capability).ok_or_else(|| {
+            crate::refuse(
+                crate::Check::Capability,
+                format!("unknown capability \"{}\"", req.capability.escape_debug()),
+            )
+        })?;
+        let service = config.services.get(&cap.service).ok_or_else(|| {
+            crate::refuse(
+                crate::Check::Config,
+                format!(
+                    "the service of capability \"{}\" is not configured",
+                    cap.name
+                ),
+            )
+        })?;
+        let method = airlock_policy::normalize_method(&req.method, &cap.methods)
+            .map_err(|e| crate::refuse(crate::Check::Method, e.to_string()))?;
+        let target = airlock_policy::normalize(path)
+            .map_err(|e| crate::refuse(crate::Check::Path, e.to_string()))?;
+        let ask = http_ask(caller, req, &cap.name, &method, service, &target);
+        Ok((ask, target.path))
     }
 
     /// Holds a request until a person answers (`airlock approve ID` / `airlock
     /// deny ID` over the control socket, or the MCP client's elicitation) or
-    /// `approval_timeout` passes (then it is denied). Every outcome is audited.
+    /// `approval_timeout` passes (then it is denied). The person is shown `ask`
+    /// — the request exactly as it will be sent — and the answer applies to it
+    /// alone, once. Every outcome is audited, with the caller's identity and
+    /// trust exactly as on the request's own records; `audit_path` is the path
+    /// for the record (no query values).
     async fn await_approval(
         &self,
-        ask: crate::approval::Ask,
-        approver: Option<Arc<dyn crate::Approver>>,
+        caller: &Caller,
+        ask: &crate::approval::Ask,
+        audit_path: &str,
     ) -> Result<(), Refusal> {
+        use airlock_audit::Escaped as E;
         let timeout = self.broker.config().server.approval_timeout;
-        let mut pending = self.approvals.hold(&ask, timeout).map_err(|e| {
+        let mut pending = self.approvals.hold(ask, timeout).map_err(|e| {
             crate::refuse(
                 crate::Check::Approval,
                 format!("approval required, but the request cannot be queued: {e}"),
             )
         })?;
+        let hash = ask.hash();
         report(&format!(
-            "approval needed: {} wants {} {} on \"{}\"; answer with `airlock approve {}` or `airlock deny {}`",
-            ask.agent, ask.method, ask.path, ask.capability, pending.id, pending.id
+            "approval needed: {} wants {} {} on \"{}\" ({} body bytes); answer with `airlock approve {}` or `airlock deny {}`",
+            E(&ask.agent),
+            E(&ask.method),
+            E(ask.url.as_deref().unwrap_or(&ask.path)),
+            E(&ask.capability),
+            ask.body_bytes,
+            pending.id,
+            pending.id
         ));
-        let answer = match approver {
+        let answer = match caller.approver.clone() {
             None => pending.wait(timeout).await,
             Some(approver) => {
-                let message = format!(
-                    "airlock: approve this request?\nagent: {}\ncapability: {}\nrequest: {} {}\nreason: {}\n(or answer with `airlock approve {}` / `airlock deny {}`)",
-                    ask.agent,
-                    ask.capability,
-                    ask.method,
-                    ask.path,
-                    ask.reason.as_deref().unwrap_or("(none given)"),
-                    pending.id,
-                    pending.id
-                );
+                let message = ask.prompt(&pending.id);
                 let asked = async {
                     match approver.ask(message).await {
                         Some(true) => crate::approval::Answer::Approved,
@@ -644,14 +724,16 @@ impl Runtime {
                 "no answer in time",
             ),
         };
-        let event = Event::new(kind)
+        let event = agent_event(Event::new(kind), caller)
             .capability(&ask.capability)
-            .agent(&ask.agent, true)
             .method(&ask.method)
-            .path(&ask.path)
+            .path(audit_path)
             .decision(decision)
-            .detail(&format!("approval {}: {text}", pending.id));
-        if let Err(e) = self.audit(&event) {
+            .detail(&format!(
+                "approval {}: {text}; request sha256 {hash}, body {} bytes",
+                pending.id, ask.body_bytes
+            ));
+        if let Err(e) = self.audit_durable(&event).await {
             return Err(crate::refuse(
                 crate::Check::Approval,
                 format!("the approval could not be audited: {e}"),
@@ -674,8 +756,9 @@ impl Runtime {
         }
     }
 
-    /// Audits a request that was allowed but failed (engine, credential); returns
-    /// the error for the caller (or the audit failure).
+    /// Completes the decision record of a request that was allowed but failed
+    /// (engine, credential) with its outcome; returns the error for the caller
+    /// (or the audit failure). `event` is the outcome record so far.
     async fn finish_failed(&self, event: Event, e: ExecuteError, started: Instant) -> ExecuteError {
         let agent_fault =
             matches!(&e, ExecuteError::Engine(ee) if ee.error_source() == ErrorSource::Agent);
@@ -688,13 +771,15 @@ impl Runtime {
             .status(e.http_status())
             .detail(&e.to_string())
             .duration(started.elapsed());
-        match self.audit_durable(&event).await {
+        match self.write_outcome(&event).await {
             Ok(_) => e,
-            Err(err) => ExecuteError::Audit(err),
+            Err(err) => err,
         }
     }
 
-    /// Decides, audits, injects, sends and scrubs one request (body buffered).
+    /// Decides, audits, injects, sends and scrubs one request (body buffered):
+    /// the decision record is durable before the request leaves, the outcome
+    /// record (status, bytes, duration) before the answer is returned.
     pub async fn execute(
         &self,
         caller: &Caller,
@@ -720,13 +805,10 @@ impl Runtime {
         };
         let event = p
             .event
-            .decision(AuditDecision::Allow)
             .status(r.status.as_u16())
             .bytes(p.bytes_in, r.body.len() as u64)
             .duration(p.started.elapsed());
-        self.audit_durable(&event)
-            .await
-            .map_err(ExecuteError::Audit)?;
+        self.write_outcome(&event).await?;
         let body = r.body_text();
         Ok(ExecuteResponse {
             status: r.status.as_u16(),
@@ -737,10 +819,10 @@ impl Runtime {
     }
 
     /// Like [`Runtime::execute`], but the body streams back (the HTTP gateway; SSE
-    /// for LLM APIs). The decision and the upstream's status are audited when the
-    /// response head and the first body chunk have arrived, before anything is
-    /// returned; the body then streams, scrubbed, including secrets split across
-    /// chunks.
+    /// for LLM APIs). The decision is recorded before the request is sent; the
+    /// outcome (the upstream's status) when the response head and the first body
+    /// chunk have arrived, before anything is returned; the body then streams,
+    /// scrubbed, including secrets split across chunks.
     pub async fn execute_streaming(
         &self,
         caller: &Caller,
@@ -779,26 +861,64 @@ impl Runtime {
         };
         let event = p
             .event
-            .decision(AuditDecision::Allow)
             .status(r.status.as_u16())
             .detail("streamed response")
             .duration(p.started.elapsed());
-        self.audit_durable(&event)
-            .await
-            .map_err(ExecuteError::Audit)?;
+        self.write_outcome(&event).await?;
         Ok(r)
     }
 }
 
-/// An allowed request, ready to send.
+/// An allowed request, ready to send; its decision is on record.
 struct Prepared {
     service: airlock_config::Service,
+    /// The outcome record so far (it names the decision record).
     event: Event,
     injector: Arc<dyn airlock_inject::Injector>,
     upstream: UpstreamRequest,
     engine: Arc<Engine>,
     started: Instant,
     bytes_in: u64,
+}
+
+/// The agent on a record: who `caller` is and whether the owner vouches for
+/// it. Every record of one request (decision, approval, outcome, refusal) takes
+/// its identity from here, so they cannot disagree.
+fn agent_event(event: Event, caller: &Caller) -> Event {
+    event.agent(&caller.agent(), caller.is_trusted())
+}
+
+/// What a person approves for an HTTP request: the request as the engine sends
+/// it (method, the service's origin and base path with the normalized target and
+/// its whole query, the agent's headers, the body's size and SHA-256, the reason).
+fn http_ask(
+    caller: &Caller,
+    req: &ExecuteRequest,
+    capability: &str,
+    method: &str,
+    service: &airlock_config::Service,
+    target: &airlock_policy::Target,
+) -> crate::approval::Ask {
+    let url = format!(
+        "{}{}{}",
+        service.url.origin().ascii_serialization(),
+        service.url.path().trim_end_matches('/'),
+        target
+    );
+    let (body_bytes, body_sha256) = crate::approval::Ask::body_digest(req.body.as_deref());
+    crate::approval::Ask {
+        agent: caller.agent(),
+        agent_trusted: caller.is_trusted(),
+        capability: capability.to_string(),
+        method: method.to_string(),
+        path: target.to_string(),
+        url: Some(url),
+        cwd: None,
+        headers: req.headers.clone(),
+        body_bytes,
+        body_sha256,
+        reason: req.reason.clone(),
+    }
 }
 
 /// Response headers as (name, value) text pairs.
@@ -867,8 +987,9 @@ impl Runtime {
     /// Decides, audits and runs one `exec` call: the broker's checks (identity,
     /// visibility, session, the capability's exec policy, reason, approval, rate),
     /// then the allowed program with the capability's secret in its environment
-    /// only, its output scrubbed of every vault secret. The outcome is audited
-    /// (program, exit code, duration, bytes) before it is returned; if the record
+    /// only, its output scrubbed of every vault secret. The decision is recorded
+    /// before the child starts (if it cannot be, nothing runs); the outcome
+    /// (exit code, duration, bytes) before it is returned, and if that record
     /// cannot be written, the call fails.
     pub async fn exec(
         &self,
@@ -891,9 +1012,8 @@ impl Runtime {
         let scrubber = self.scrubber();
         let shown = |s: &str| String::from_utf8_lossy(&scrubber.scrub(s.as_bytes())).into_owned();
         let command = format!("command: {}", shown(&command_line(&req.command)));
-        let mut base = Event::new(Kind::Exec)
+        let mut base = agent_event(Event::new(Kind::Exec), caller)
             .capability(&req.capability)
-            .agent(&caller.agent(), caller.is_trusted())
             .bytes(bytes_in, 0)
             .detail(&command);
         if let Some(r) = &req.reason {
@@ -901,14 +1021,24 @@ impl Runtime {
         }
         let mut decision = owner_state.and_then(|()| broker.authorize_exec(caller, &agent_req));
         if matches!(&decision, Err(r) if r.check == crate::Check::Approval) {
+            let (body_bytes, body_sha256) = crate::approval::Ask::body_digest(req.stdin.as_deref());
             let asked = crate::approval::Ask {
                 agent: caller.agent(),
+                agent_trusted: caller.is_trusted(),
                 capability: req.capability.clone(),
                 method: "EXEC".into(),
                 path: shown(&command_line(&req.command)),
+                url: None,
+                cwd: req.cwd.as_deref().map(shown),
+                headers: Vec::new(),
+                body_bytes,
+                body_sha256,
                 reason: req.reason.clone(),
             };
-            decision = match self.await_approval(asked, caller.approver.clone()).await {
+            let program = req.command.first().map(|p| shown(p)).unwrap_or_default();
+            // `req` is owned here and not changed after the answer: what runs is
+            // what was shown.
+            decision = match self.await_approval(caller, &asked, &program).await {
                 Ok(()) => {
                     agent_req.approved = true;
                     broker.authorize_exec(caller, &agent_req)
@@ -944,9 +1074,15 @@ impl Runtime {
         let event = base
             .path(&program)
             .session(authorized.session.as_str())
-            .rule(&format!("program {}", authorized.invocation.program.name));
+            .rule(&format!("program {}", authorized.invocation.program.name))
+            .decision(AuditDecision::Allow)
+            .detail(&command);
+        // Write-ahead (DESIGN §7.5): on record before the secret is read or the
+        // child started; if it cannot be written, nothing runs.
+        let seq = self.write_ahead(&event).await?;
 
         let result = self.run_authorized(authorized, req.stdin).await;
+        let event = event.outcome_of(seq);
         let event = match &result {
             Ok(out) => {
                 let flags: String = [
@@ -957,20 +1093,16 @@ impl Runtime {
                 .flatten()
                 .collect();
                 event
-                    .decision(AuditDecision::Allow)
                     .status(u16::try_from(out.exit.exit_code()).unwrap_or(u16::MAX))
                     .bytes(bytes_in, (out.stdout.len() + out.stderr.len()) as u64)
                     .detail(&format!("{command}{}", flags))
             }
             Err(err) => event
-                .decision(AuditDecision::Allow)
                 .status(err.http_status())
                 .detail(&format!("{command}; {err}")),
         }
         .duration(started.elapsed());
-        self.audit_durable(&event)
-            .await
-            .map_err(ExecuteError::Audit)?;
+        self.write_outcome(&event).await?;
         result.map(|output| ExecOutcome { output, session })
     }
 

@@ -39,6 +39,23 @@ pub struct CapabilitySpec {
     pub rate: Option<String>,
 }
 
+/// The exec part of a capability (`airlock cap add --mode exec`), as given on
+/// the command line (validated when the edited document is re-parsed and the
+/// capability compiled).
+#[derive(Debug, Clone, Default)]
+pub struct ExecSpec {
+    /// Allowed programs (`commands`).
+    pub commands: Vec<String>,
+    /// `env` entries, `{{secret}}` standing for the service's secret.
+    pub env: Vec<(String, String)>,
+    /// `workdirs`.
+    pub workdirs: Vec<String>,
+    /// `confine = false` when false.
+    pub confine: bool,
+    /// `network`, when given.
+    pub network: Option<String>,
+}
+
 /// `airlock.toml` as an editable document that keeps the user's comments, order
 /// and formatting.
 #[derive(Debug)]
@@ -174,6 +191,48 @@ impl ConfigDoc {
             t.insert("rate", toml_edit::value(rate));
         }
         self.section("capabilities").insert(name, Item::Table(t));
+        Ok(())
+    }
+
+    /// Makes `[capabilities.NAME]` (added with [`ConfigDoc::add_capability`])
+    /// an exec capability: `mode = "exec"`, `commands`, `env` (an inline table),
+    /// `workdirs`, and `confine`/`network` when they differ from the defaults.
+    pub fn set_exec(&mut self, name: &str, spec: &ExecSpec) -> Result<(), ConfigError> {
+        let Some(t) = self
+            .doc
+            .get_mut("capabilities")
+            .and_then(|c| c.get_mut(name))
+            .and_then(Item::as_table_mut)
+        else {
+            return Err(ConfigError::Edit(format!(
+                "capability \"{name}\" is not in the file; add it first"
+            )));
+        };
+        let array = |items: &[String]| {
+            let mut a = Array::new();
+            for i in items {
+                a.push(i.as_str());
+            }
+            toml_edit::value(a)
+        };
+        t.insert("mode", toml_edit::value("exec"));
+        t.insert("commands", array(&spec.commands));
+        if !spec.env.is_empty() {
+            let mut env = toml_edit::InlineTable::new();
+            for (k, v) in &spec.env {
+                env.insert(k, v.as_str().into());
+            }
+            t.insert("env", Item::Value(Value::InlineTable(env)));
+        }
+        if !spec.workdirs.is_empty() {
+            t.insert("workdirs", array(&spec.workdirs));
+        }
+        if !spec.confine {
+            t.insert("confine", toml_edit::value(false));
+        }
+        if let Some(n) = &spec.network {
+            t.insert("network", toml_edit::value(n));
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@ mod edit;
 mod parse;
 mod units;
 
-pub use edit::{CapabilitySpec, ConfigDoc, TEMPLATE};
+pub use edit::{CapabilitySpec, ConfigDoc, ExecSpec, TEMPLATE};
 pub use parse::{check_service_url, check_token_url};
 pub use units::{Rate, parse_duration, parse_rate, parse_size};
 

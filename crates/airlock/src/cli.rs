@@ -110,13 +110,17 @@ pub(crate) struct AddArgs {
     /// Name of the service (also its secret's name). A known name (see `airlock
     /// search`) fills in the URL, auth type and read-only rules.
     pub(crate) name: String,
-    /// Also create a capability (named NAME, or --cap=CAP) with the template's
-    /// rules and ttl 1h. Without it agents get no access until `airlock cap add`
+    /// Name the capability `add` creates (default: NAME). It gets the template's
+    /// rules (none for a custom service: every path) and ttl 1h
     #[arg(long, value_name = "CAP", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub(crate) cap: Option<String>,
-    /// With --cap: the trusted agents that may use it, comma-separated (default:
-    /// per the server's default_access)
-    #[arg(long, value_delimiter = ',', value_name = "A,B", requires = "cap")]
+    /// Create no capability: agents get no access to the service until
+    /// `airlock cap add` (for a narrower capability than the template's)
+    #[arg(long, conflicts_with_all = ["cap", "agents"])]
+    pub(crate) no_cap: bool,
+    /// The trusted agents that may use the new capability, comma-separated
+    /// (default: per the server's default_access)
+    #[arg(long, value_delimiter = ',', value_name = "A,B")]
     pub(crate) agents: Option<Vec<String>>,
     /// Base URL of the API, e.g. https://api.stripe.com
     #[arg(long)]
@@ -229,7 +233,7 @@ pub(crate) struct JsonFlag {
 #[derive(Debug, Subcommand)]
 pub(crate) enum CapCommand {
     /// Add a capability
-    Add(CapAddArgs),
+    Add(Box<CapAddArgs>),
     /// List capabilities
     List(JsonFlag),
     /// Remove a capability
@@ -269,6 +273,61 @@ pub(crate) struct CapAddArgs {
     /// Rate limit per agent, e.g. 60/min
     #[arg(long)]
     pub(crate) rate: Option<String>,
+    /// `exec`: the agent runs programs with the secret in their environment
+    /// (MCP tool `exec`) instead of HTTP requests
+    #[arg(long, value_enum, default_value_t = CapMode::Http)]
+    pub(crate) mode: CapMode,
+    /// With --mode exec: a program the agent may run, a bare name found in PATH
+    /// or an absolute path (repeatable, or comma-separated)
+    #[arg(long = "command", value_name = "PROG", value_delimiter = ',')]
+    pub(crate) commands: Vec<String>,
+    /// With --mode exec: an environment variable for the program,
+    /// e.g. GH_TOKEN={{secret}} (repeatable)
+    #[arg(long = "env", value_name = "VAR=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// With --mode exec: a directory the program may run in and write to
+    /// (repeatable; must exist)
+    #[arg(long = "workdir", value_name = "DIR")]
+    pub(crate) workdirs: Vec<String>,
+    /// With --mode exec: how the secret reaches the program; only `env` (the
+    /// real secret in its environment) until the egress proxy brings
+    /// `placeholder`
+    #[arg(long, value_enum, value_name = "HOW")]
+    pub(crate) inject: Option<CapInject>,
+    /// With --mode exec: run its programs outside the kernel sandbox
+    /// (`confine = false`; doctor and list warn)
+    #[arg(long)]
+    pub(crate) no_confine: bool,
+    /// With --mode exec: `none` (default) or `direct` (any host)
+    #[arg(long, value_enum, value_name = "NET")]
+    pub(crate) network: Option<CapNetwork>,
+}
+
+/// `cap add --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CapMode {
+    /// HTTP requests through the broker (`execute`, the gateway)
+    Http,
+    /// Programs run with the secret in their environment (`exec`)
+    Exec,
+}
+
+/// `cap add --inject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CapInject {
+    /// A host-bound placeholder, swapped by the egress proxy (not yet available)
+    Placeholder,
+    /// The real secret in the program's environment
+    Env,
+}
+
+/// `cap add --network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CapNetwork {
+    /// No network at all
+    None,
+    /// Any host, directly
+    Direct,
 }
 
 /// Where a secret value comes from for `secret set`/`rotate`.

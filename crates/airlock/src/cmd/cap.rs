@@ -1,11 +1,13 @@
 //! `airlock cap add|list|remove`.
 
-use airlock_config::{Capability, CapabilitySpec, Config, ConfigDoc};
+use std::path::{Path, PathBuf};
+
+use airlock_config::{Capability, CapabilitySpec, Config, ConfigDoc, ExecSpec};
 use airlock_home::Home;
 use anyhow::bail;
 use serde_json::{Value, json};
 
-use crate::cli::{CapAddArgs, CapCommand};
+use crate::cli::{CapAddArgs, CapCommand, CapInject, CapMode, CapNetwork};
 use crate::cmd::human_duration;
 use crate::output;
 
@@ -35,6 +37,7 @@ fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
             airlock_home::NAME_RULE
         );
     }
+    let exec = exec_spec(args)?;
     let _lock = lock_config(home)?;
     let mut doc = ConfigDoc::load(home)?;
     if !doc.has_service(&args.service) {
@@ -55,20 +58,165 @@ fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
         rate: args.rate.clone(),
     };
     doc.add_capability(name, &spec)?;
+    if let Some(exec) = &exec {
+        doc.set_exec(name, exec)?;
+    }
     // Validation errors point into the edited text, which the user never saw:
     // re-phrase them as being about the flags.
     let config = doc.config().map_err(|e| match e {
         airlock_config::ConfigError::Invalid { message, .. } => anyhow::anyhow!("{message}"),
         other => other.into(),
     })?;
-    doc.save()?;
     let cap = &config.capabilities[name];
+    if exec.is_some() {
+        check_exec(&config, cap)?;
+    }
+    doc.save()?;
     output::line(format_args!(
         "added capability \"{name}\" for service \"{}\" ({})",
         cap.service,
         summary(cap)
     ));
     Ok(())
+}
+
+/// The exec part of `cap add`, checked: the exec flags need `--mode exec`,
+/// which needs a `--command`; `--env` is `VAR=VALUE`; each `--workdir` exists
+/// (stored absolute; `~/…` kept as written); `--inject placeholder` waits for
+/// the egress proxy.
+fn exec_spec(args: &CapAddArgs) -> anyhow::Result<Option<ExecSpec>> {
+    if args.mode != CapMode::Exec {
+        let given: Vec<&str> = [
+            (!args.commands.is_empty(), "--command"),
+            (!args.env.is_empty(), "--env"),
+            (!args.workdirs.is_empty(), "--workdir"),
+            (args.inject.is_some(), "--inject"),
+            (args.no_confine, "--no-confine"),
+            (args.network.is_some(), "--network"),
+        ]
+        .into_iter()
+        .filter_map(|(set, flag)| set.then_some(flag))
+        .collect();
+        if !given.is_empty() {
+            bail!(
+                "{} only apply to exec capabilities; add --mode exec",
+                given.join(", ")
+            );
+        }
+        return Ok(None);
+    }
+    if !args.allow.is_empty() || !args.deny.is_empty() {
+        bail!(
+            "--allow/--deny are HTTP rules; an exec capability is limited by --command, --workdir and its token's own scope"
+        );
+    }
+    if args.inject == Some(CapInject::Placeholder) {
+        bail!(
+            "--inject placeholder arrives with the egress proxy; use --inject env (the real secret in the program's environment, today's behaviour) or leave --inject out"
+        );
+    }
+    let commands: Vec<String> = args
+        .commands
+        .iter()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if commands.is_empty() {
+        bail!(
+            "--mode exec needs the programs the agent may run: add --command PROG (e.g. --command git)"
+        );
+    }
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in &args.env {
+        let parsed = e.split_once('=').filter(|(k, _)| {
+            k.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+        let Some((k, v)) = parsed else {
+            bail!(
+                "invalid --env \"{}\": expected VAR=VALUE with VAR made of letters, digits and _, e.g. --env 'GH_TOKEN={{{{secret}}}}'",
+                e.escape_debug()
+            );
+        };
+        if v.replace("{{secret}}", "").contains("{{") {
+            bail!(
+                "invalid --env \"{}\": the only placeholder is {{{{secret}}}} (the service's secret)",
+                e.escape_debug()
+            );
+        }
+        env.retain(|(old, _)| old != k);
+        env.push((k.to_string(), v.to_string()));
+    }
+    let mut workdirs = Vec::new();
+    for w in &args.workdirs {
+        workdirs.push(workdir(w)?);
+    }
+    Ok(Some(ExecSpec {
+        commands,
+        env,
+        workdirs,
+        confine: !args.no_confine,
+        network: args.network.map(|n| {
+            match n {
+                CapNetwork::None => "none",
+                CapNetwork::Direct => "direct",
+            }
+            .to_string()
+        }),
+    }))
+}
+
+/// A `--workdir` as stored: `~/…` as written, an absolute path as written, a
+/// relative one made absolute; it must be an existing directory.
+fn workdir(given: &str) -> anyhow::Result<String> {
+    let owner = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .or_else(std::env::home_dir);
+    let (path, keep) = match (given.strip_prefix("~/"), &owner) {
+        (Some(rest), Some(h)) => (h.join(rest), true),
+        _ if given == "~" => (owner.clone().unwrap_or_default(), true),
+        _ => (PathBuf::from(given), Path::new(given).is_absolute()),
+    };
+    let shown = given.escape_debug();
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!("--workdir \"{shown}\" is not a directory"),
+        Err(_) => bail!("--workdir \"{shown}\" does not exist; create it or fix the path"),
+    }
+    if keep {
+        return Ok(given.to_string());
+    }
+    let abs = path
+        .canonicalize()
+        .map_err(|e| anyhow::anyhow!("--workdir \"{shown}\": {e}"))?;
+    abs.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("--workdir \"{shown}\" is not valid UTF-8"))
+}
+
+/// Compiles the new exec capability as `serve` will (programs found, env keys
+/// allowed, workdirs clear of the airlock home), so a mistake is refused now
+/// rather than reported when an agent first uses it. A kernel without Landlock
+/// is only a warning here: `doctor` and the capability's own refusal say it.
+fn check_exec(config: &Config, cap: &Capability) -> anyhow::Result<()> {
+    let Some(service) = config.services.get(&cap.service) else {
+        return Ok(());
+    };
+    match airlock_exec::ExecPolicy::new(cap, service, &airlock_exec::OwnerEnv::from_process()) {
+        Ok(policy) => {
+            for w in policy.warnings() {
+                output::warn(w);
+            }
+            Ok(())
+        }
+        Err(e @ airlock_exec::PolicyError::Unconfinable { .. }) => {
+            output::warn(e);
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
 }
 
 fn remove(home: &Home, name: &str) -> anyhow::Result<()> {
@@ -94,7 +242,21 @@ fn lock_config(home: &Home) -> anyhow::Result<airlock_home::HomeLock> {
 
 fn summary(cap: &Capability) -> String {
     let mut parts = vec![format!("ttl {}", human_duration(cap.ttl))];
-    if cap.allow.is_empty() && cap.deny.is_empty() {
+    if cap.mode == airlock_config::Mode::Exec {
+        parts.push(format!("exec: {}", cap.commands.join(", ")));
+        if !cap.env.is_empty() {
+            let keys: Vec<&str> = cap.env.keys().map(String::as_str).collect();
+            parts.push(format!("env {}", keys.join(", ")));
+        }
+        if !cap.workdirs.is_empty() {
+            parts.push(format!("workdirs {}", cap.workdirs.join(", ")));
+        }
+        parts.push(if cap.confine {
+            format!("confined, network {}", cap.network.as_str())
+        } else {
+            "UNCONFINED (confine = false)".into()
+        });
+    } else if cap.allow.is_empty() && cap.deny.is_empty() {
         parts.push("all paths".into());
     } else {
         parts.push(format!(

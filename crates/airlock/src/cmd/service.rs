@@ -1,5 +1,5 @@
 //! `airlock add`, `remove` and `list`: services with their secret, and with
-//! `--cap` a first capability.
+//! a first capability (NAME, the template's rules, ttl 1h; `--no-cap` for none).
 
 use airlock_config::{AUTH_TYPES, Auth, CapabilitySpec, Config, ConfigDoc};
 use airlock_home::Home;
@@ -399,12 +399,18 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
     let (_lock, mut vault) = unlock::open_for_write(home, true)?;
     let mut doc = ConfigDoc::load(home)?;
     doc.add_service(name, url_arg.trim_end_matches('/'), &auth)?;
-    // A capability only when asked for: a service alone gives agents nothing, so
-    // a narrower capability the owner adds next is the only access there is.
-    let cap_name = args
-        .cap
-        .as_deref()
-        .map(|c| if c.is_empty() { name } else { c });
+    // The capability DESIGN §3 promises (NAME, the template's rules, ttl 1h), so
+    // `add` then `mcp-config` gives an agent access; `--no-cap` leaves the service
+    // without one, so a narrower capability the owner adds next is the only access
+    // there is. Either way the last line says exactly what was granted.
+    let cap_name = if args.no_cap {
+        None
+    } else {
+        Some(match args.cap.as_deref() {
+            None | Some("") => name,
+            Some(c) => c,
+        })
+    };
     let spec = cap_name.map(|_| CapabilitySpec {
         service: name.to_string(),
         ttl: Some("1h".into()),
@@ -458,7 +464,7 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
     match (cap_name, &spec) {
         (Some(cap), Some(spec)) => output::line(granted(cap, spec, default_access)),
         _ => output::line(format_args!(
-            "granted: nothing; agents cannot use \"{name}\" until you add a capability: `airlock cap add NAME --service {name} --allow 'GET /**' --agents AGENT` (see `airlock cap add --help`)"
+            "granted: nothing (--no-cap); agents cannot use \"{name}\" until you add a capability: `airlock cap add NAME --service {name} --allow 'GET /**' --agents AGENT` (see `airlock cap add --help`)"
         )),
     }
     Ok(())

@@ -63,9 +63,9 @@ pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
                 "-".into()
             };
             vec![
-                s.id.clone(),
-                s.agent.clone(),
-                s.capability.clone(),
+                shown(&s.id),
+                shown(&s.agent),
+                shown(&s.capability),
                 (*status).to_string(),
                 left,
                 s.pid.to_string(),
@@ -202,19 +202,11 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Agent-controlled text (agent names, paths, reasons) for the terminal: control
-/// characters escaped (DESIGN.md §7, invariant 14).
+/// Agent-controlled text (agent names, paths, reasons, headers) for the
+/// terminal: control characters escaped (DESIGN.md §7, invariant 14), with the
+/// one escaping every command uses — that of `airlock logs`.
 fn shown(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    airlock_audit::Escaped(s).to_string()
 }
 
 /// The requests every running server holds for approval, oldest first. Approvals
@@ -233,11 +225,17 @@ fn pending_approvals(home: &Home) -> Vec<PendingRecord> {
 
 /// Sends an answer to every running server over its control socket; the one that
 /// holds `id` takes it and wakes the request at once.
+///
+/// The answer carries the hash of the request as this command sees it listed
+/// now, so it applies to exactly that request (DESIGN.md §7, invariant 13).
 fn send_answer(home: &Home, id: &str, approve: bool) -> anyhow::Result<PendingRecord> {
-    let answers = airlock_broker::control::broadcast(
-        home,
-        &json!({"cmd": "answer", "id": id, "approve": approve}),
-    );
+    let mut request = json!({"cmd": "answer", "id": id, "approve": approve});
+    if let Some(p) = pending_approvals(home).into_iter().find(|p| p.id == id)
+        && !p.hash.is_empty()
+    {
+        request["hash"] = json!(p.hash);
+    }
+    let answers = airlock_broker::control::broadcast(home, &request);
     if answers.is_empty() {
         anyhow::bail!(
             "no airlock server is running on {}, so nothing is waiting for approval (a held request lives in its `airlock serve`)",
@@ -266,8 +264,12 @@ pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
             let v: Vec<_> = pending
                 .iter()
                 .map(|p| {
-                    json!({"id": p.id, "agent": p.agent, "capability": p.capability, "method": p.method,
-                           "path": p.path, "reason": p.reason, "created": p.created.to_string(),
+                    json!({"id": p.id, "agent": p.agent, "agent_trusted": p.agent_trusted,
+                           "capability": p.capability, "method": p.method, "path": p.path,
+                           "url": p.url, "cwd": p.cwd,
+                           "headers": p.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                           "body_bytes": p.body_bytes, "body_sha256": p.body_sha256,
+                           "reason": p.reason, "hash": p.hash, "created": p.created.to_string(),
                            "expires": p.expires.to_string(), "pid": p.pid})
                 })
                 .collect();
@@ -280,9 +282,9 @@ pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
                 let left = now.duration_until(p.expires).unsigned_abs().as_secs();
                 vec![
                     shown(&p.id),
-                    shown(&p.agent),
+                    agent_cell(p),
                     shown(&p.capability),
-                    format!("{} {}", shown(&p.method), shown(&p.path)),
+                    request_cell(p),
                     p.reason.as_deref().map_or_else(|| "-".into(), shown),
                     format!("{left}s"),
                 ]
@@ -303,13 +305,24 @@ pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
         return Ok(());
     };
     let rec = send_answer(home, id, true)?;
+    let mut sent = rec.url.as_deref().map(shown).unwrap_or_default();
+    if !rec.body_sha256.is_empty() {
+        if !sent.is_empty() {
+            sent.push_str("; ");
+        }
+        sent.push_str(&format!(
+            "body {} bytes, sha256 {}",
+            rec.body_bytes, rec.body_sha256
+        ));
+    }
     output::line(format_args!(
-        "approved {}: {} may {} {} on \"{}\"",
+        "approved {}: {} may {} {} on \"{}\" ({sent}; request sha256 {}), this once",
         shown(id),
-        shown(&rec.agent),
+        agent_cell(&rec),
         shown(&rec.method),
         shown(&rec.path),
-        shown(&rec.capability)
+        shown(&rec.capability),
+        shown(&rec.hash),
     ));
     Ok(())
 }
@@ -324,4 +337,35 @@ pub(crate) fn deny(home: &Home, id: &str) -> anyhow::Result<()> {
         shown(&rec.capability)
     ));
     Ok(())
+}
+
+/// The agent of a pending request, `?`-marked when self-declared (as in `logs`).
+fn agent_cell(p: &PendingRecord) -> String {
+    let mark = if p.agent_trusted { "" } else { "?" };
+    format!("{}{mark}", shown(&p.agent))
+}
+
+/// Everything that will be sent, for the REQUEST column: method and full URL
+/// with its query (or the command line and cwd), each agent-set header, the body
+/// size and SHA-256, and the request hash the answer is bound to.
+fn request_cell(p: &PendingRecord) -> String {
+    let mut cell = format!("{} {}", shown(&p.method), shown(&p.path));
+    if let Some(url) = &p.url {
+        cell.push_str(&format!("\n{}", shown(url)));
+    }
+    if let Some(cwd) = &p.cwd {
+        cell.push_str(&format!("\ncwd: {}", shown(cwd)));
+    }
+    for (k, v) in &p.headers {
+        cell.push_str(&format!("\n{}: {}", shown(k), shown(v)));
+    }
+    let what = if p.method == "EXEC" { "stdin" } else { "body" };
+    cell.push_str(&format!("\n{what}: {} bytes", p.body_bytes));
+    if !p.body_sha256.is_empty() {
+        cell.push_str(&format!(", sha256 {}", p.body_sha256));
+    }
+    if !p.hash.is_empty() {
+        cell.push_str(&format!("\nrequest sha256 {}", p.hash));
+    }
+    cell
 }

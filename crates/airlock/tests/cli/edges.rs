@@ -114,13 +114,40 @@ fn issue_14_9_every_command_exits_quietly_on_a_closed_pipe() {
 // ---------------------------------------------------------------- 10: what add grants
 
 #[test]
-fn issue_14_10_add_grants_nothing_unless_asked_and_says_what_it_granted() {
+fn issue_14_10_add_says_what_it_granted_and_the_readme_flow_grants_no_more() {
+    // Plain `add` (DESIGN §3, the quick start): capability NAME with the
+    // template's read-only rules, and a line that says so.
     let t = Env::new();
     t.init();
-    // The README's walkthrough: add, then a narrow capability for one agent.
     let out = t
         .run_with(
             &["add", "stripe", "--key-from-env", "K"],
+            &[("K", "sk_test_readme")],
+            None,
+        )
+        .ok();
+    assert!(
+        out.stdout.contains("granted: capability \"stripe\": allow GET"),
+        "{}",
+        out.stdout
+    );
+    let v = json(&t.run(&["list", "--json"]).ok());
+    assert_eq!(v["capabilities"][0]["name"], "stripe");
+    assert!(
+        v["capabilities"][0]["allow"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r.as_str().unwrap().starts_with("GET ")),
+        "{v}"
+    );
+
+    let t = Env::new();
+    t.init();
+    // The README's walkthrough: add --no-cap, then a narrow capability for one agent.
+    let out = t
+        .run_with(
+            &["add", "stripe", "--key-from-env", "K", "--no-cap"],
             &[("K", "sk_test_readme")],
             None,
         )
@@ -215,7 +242,7 @@ fn issue_14_10_add_grants_nothing_unless_asked_and_says_what_it_granted() {
         "{}",
         out.stdout
     );
-    // --agents alone is a usage error: there is no capability to give it to.
+    // --agents with --no-cap is a usage error: there is no capability to give it to.
     let before = t.snapshot();
     let out = t.run_with(
         &[
@@ -225,6 +252,7 @@ fn issue_14_10_add_grants_nothing_unless_asked_and_says_what_it_granted() {
             "https://x.example",
             "--key-from-env",
             "K",
+            "--no-cap",
             "--agents",
             "a",
         ],
@@ -232,7 +260,7 @@ fn issue_14_10_add_grants_nothing_unless_asked_and_says_what_it_granted() {
         None,
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("--cap"), "{}", out.stderr);
+    assert!(out.stderr.contains("--no-cap"), "{}", out.stderr);
     assert_eq!(t.snapshot(), before);
 }
 

@@ -230,3 +230,202 @@ fn run_and_wrap_cap_give_git_the_askpass_helper_for_the_service_origin_only() {
         assert!(good_seen.lock().unwrap()[before..].contains(&basic));
     }
 }
+
+/// `airlock cap add NAME --service S …` with `args`: (exit code, stderr).
+fn cap_add(home: &Path, name: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = airlock(home)
+        .args(["cap", "add", name, "--service", "svc"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+#[test]
+fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line() {
+    let (dir, home) = super::home();
+    let config = home.join("airlock.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.insert_str(0, "# the owner's own note, kept by every edit\n");
+    std::fs::write(&config, &text).unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let work_s = work.canonicalize().unwrap().display().to_string();
+    let seen = dir.path().join("seen");
+
+    // Each refusal: exit 2, one line, the file untouched.
+    let missing = dir.path().join("missing").display().to_string();
+    let refusals: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--command", "printenv"], "add --mode exec"),
+        (
+            vec!["--workdir", &work_s, "--no-confine"],
+            "add --mode exec",
+        ),
+        (vec!["--mode", "exec"], "--command"),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "printenv",
+                "--env",
+                "GH_TOKEN",
+            ],
+            "invalid --env",
+        ),
+        (
+            vec!["--mode", "exec", "--command", "printenv", "--env", "1X=a"],
+            "invalid --env",
+        ),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "printenv",
+                "--env",
+                "T={{token}}",
+            ],
+            "{{secret}}",
+        ),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "printenv",
+                "--workdir",
+                &missing,
+            ],
+            "does not exist",
+        ),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "printenv",
+                "--inject",
+                "placeholder",
+            ],
+            "egress proxy",
+        ),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "no-such-program-airlock-test",
+            ],
+            "no-such-program-airlock-test",
+        ),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "printenv",
+                "--env",
+                "PATH=/tmp",
+            ],
+            "PATH",
+        ),
+        (
+            vec![
+                "--mode",
+                "exec",
+                "--command",
+                "printenv",
+                "--allow",
+                "GET /**",
+            ],
+            "--allow",
+        ),
+    ];
+    for (args, needle) in &refusals {
+        let (code, err) = cap_add(&home, "bad", args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(std::fs::read_to_string(&config).unwrap(), text, "{args:?}");
+    }
+
+    // The docs' example shape, with --inject env (today's behaviour).
+    let (code, err) = cap_add(
+        &home,
+        "gh",
+        &[
+            "--mode",
+            "exec",
+            "--command",
+            "printenv",
+            "--command",
+            "sh",
+            "--env",
+            "GH_TOKEN={{secret}}",
+            "--env",
+            "GIT_AUTHOR_NAME=owner",
+            "--workdir",
+            &work_s,
+            "--inject",
+            "env",
+            "--network",
+            "direct",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = cap_add(
+        &home,
+        "loose",
+        &["--mode", "exec", "--command", "printenv", "--no-confine"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.starts_with("# the owner's own note"), "{written}");
+    for line in [
+        "[capabilities.gh]",
+        "mode = \"exec\"",
+        "commands = [\"printenv\", \"sh\"]",
+        "GH_TOKEN = \"{{secret}}\"",
+        "network = \"direct\"",
+        "confine = false",
+    ] {
+        assert!(written.contains(line), "no {line} in {written}");
+    }
+    assert!(
+        written.contains(&format!("workdirs = [\"{work_s}\"]")),
+        "{written}"
+    );
+
+    let out = ok(airlock(&home)
+        .args(["cap", "list", "--json"])
+        .output()
+        .unwrap());
+    let caps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gh = caps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "gh")
+        .unwrap();
+    assert_eq!(gh["mode"], "exec");
+    assert_eq!(gh["commands"], serde_json::json!(["printenv", "sh"]));
+    assert_eq!(gh["workdirs"], serde_json::json!([work_s]));
+    assert_eq!(gh["network"], "direct");
+    assert_eq!(gh["confine"], true);
+    let out = ok(airlock(&home).args(["cap", "list"]).output().unwrap());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("exec: printenv, sh"), "{table}");
+    assert!(table.contains("UNCONFINED"), "{table}");
+
+    // And it works: `run --cap gh` gives the program the secret.
+    ok(airlock(&home)
+        .args(["run", "--cap", "gh", "--", "sh", "-c"])
+        .arg(format!("printf '%s' \"$GH_TOKEN\" > '{}'", seen.display()))
+        .output()
+        .unwrap());
+    assert_eq!(std::fs::read_to_string(&seen).unwrap(), super::SECRET);
+}
