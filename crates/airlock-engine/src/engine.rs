@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::error::{AgentError, EngineError, InternalError, UpstreamError, describe};
 use crate::headers::{LocationCheck, filter_request, filter_response};
 use crate::options::{EngineConfig, Limits, ServiceOptions};
-use crate::scrub::{Scrubber, StreamScrubber};
+use crate::scrub::{BodyKind, Scrubber, StreamScrubber};
 
 /// What the agent asked for, after the policy allowed it.
 ///
@@ -317,7 +317,7 @@ impl Engine {
         if resp.content_length().is_some_and(|n| n > max as u64) {
             return Err(too_large(&service.name, max));
         }
-        let mut scrub = p.scrubber.stream();
+        let mut scrub = p.scrubber.stream_body(body_kind(&resp));
         let mut body = Vec::new();
         let mut total = 0usize;
         while let Some(chunk) = resp
@@ -379,9 +379,10 @@ impl Engine {
         {
             return Err(too_large(&service.name, limits.max_response_body));
         }
+        let scrub = p.scrubber.stream_body(body_kind(&resp));
         let state = Some(Box::new(BodyReader {
             resp,
-            scrub: p.scrubber.stream(),
+            scrub,
             total: 0,
             service: service.name.clone(),
             limits,
@@ -744,6 +745,48 @@ fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// How the body is read: an event stream is also scrubbed across its events.
+fn body_kind(resp: &reqwest::Response) -> BodyKind {
+    BodyKind::from_content_type(
+        resp.headers()
+            .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes),
+    )
+}
+
+/// Refuses a body the scrubber cannot read: any content coding other than
+/// `identity`, any transfer coding other than `chunked` (or `identity`). An empty
+/// `Content-Encoding` or `Transfer-Encoding` value, or an empty list element, is
+/// refused too: "no coding" is said by leaving the header out, and a client or
+/// intermediary may read an empty or odd value differently than we would.
+fn check_codings(service: &str, headers: &HeaderMap) -> Result<(), EngineError> {
+    for (name, allowed) in [
+        (header::CONTENT_ENCODING, &["identity"][..]),
+        (header::TRANSFER_ENCODING, &["chunked", "identity"][..]),
+    ] {
+        for v in headers.get_all(&name) {
+            let s = String::from_utf8_lossy(v.as_bytes());
+            let ok = s.split(',').all(|t| {
+                let t = t.trim_matches([' ', '\t']);
+                allowed.iter().any(|a| t.eq_ignore_ascii_case(a))
+            });
+            if !ok {
+                return Err(UpstreamError::CompressedResponse {
+                    service: service.to_string(),
+                    header: if name == header::CONTENT_ENCODING {
+                        "Content-Encoding"
+                    } else {
+                        "Transfer-Encoding"
+                    },
+                    encoding: crate::error::quote(&s),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks the response head and filters its headers.
 fn response_head(
     service: &str,
@@ -759,19 +802,7 @@ fn response_head(
         || status == StatusCode::NOT_MODIFIED
         || resp.content_length() == Some(0);
     if !bodiless {
-        for v in resp.headers().get_all(header::CONTENT_ENCODING) {
-            let s = String::from_utf8_lossy(v.as_bytes());
-            if s.split(',').any(|t| {
-                let t = t.trim();
-                !t.is_empty() && !t.eq_ignore_ascii_case("identity")
-            }) {
-                return Err(UpstreamError::CompressedResponse {
-                    service: service.to_string(),
-                    encoding: crate::error::quote(&s),
-                }
-                .into());
-            }
-        }
+        check_codings(service, resp.headers())?;
     }
     let (headers, removed) = filter_response(resp.headers(), scrubber, |loc| {
         match location_base.join(loc) {

@@ -192,11 +192,13 @@ pub enum UpstreamError {
     /// The response is compressed although airlock asked for `identity`: it cannot
     /// be scrubbed, so it is not returned.
     #[error(
-        "service \"{service}\" sent a body with Content-Encoding {encoding:?} although airlock asked for identity; compressed bodies cannot be scrubbed, so it is not returned"
+        "service \"{service}\" sent a body with {header} {encoding:?} although airlock asked for identity; compressed or otherwise encoded bodies cannot be scrubbed, so it is not returned"
     )]
     CompressedResponse {
         /// The service.
         service: String,
+        /// `Content-Encoding` or `Transfer-Encoding`.
+        header: &'static str,
         /// The encoding sent.
         encoding: String,
     },

@@ -272,6 +272,7 @@ pub(crate) fn filter_response(
         }
     }
     let mut out = HeaderMap::with_capacity(upstream.len());
+    let mut kept: Vec<(&HeaderName, &[u8])> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
     let remove = |removed: &mut Vec<String>, n: &str| {
         if !removed.iter().any(|r| r == n) {
@@ -303,12 +304,17 @@ pub(crate) fn filter_response(
                 continue;
             }
         }
-        let scrubbed = scrubber.scrub(value.as_bytes());
+        kept.push((name, value.as_bytes()));
+    }
+    // Values are scrubbed as one block, in order: a secret split across
+    // consecutive values is found too.
+    let values: Vec<&[u8]> = kept.iter().map(|(_, v)| *v).collect();
+    for ((name, _), scrubbed) in kept.iter().zip(scrubber.scrub_parts(&values)) {
         match HeaderValue::from_bytes(&scrubbed) {
             Ok(v) => {
-                out.append(name.clone(), v);
+                out.append((*name).clone(), v);
             }
-            Err(_) => remove(&mut removed, n),
+            Err(_) => remove(&mut removed, name.as_str()),
         }
     }
     (out, removed)

@@ -44,6 +44,9 @@
 //! encodings (UTF-16, quoted-printable, compression), and a secret revealed in pieces
 //! across separate responses.
 
+mod sse;
+mod views;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -184,8 +187,9 @@ impl Scrubber {
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         for (id, (_, value)) in secrets.iter().enumerate() {
             for form in forms(value) {
+                // Matching ignores ASCII case: one pattern per case-folded form.
                 // `seen` holds copies only for the duration of the build.
-                if seen.insert(form.to_vec()) {
+                if seen.insert(form.to_ascii_lowercase()) {
                     patterns.push(form);
                     owner.push(id);
                 }
@@ -205,6 +209,7 @@ impl Scrubber {
             Some(
                 AhoCorasickBuilder::new()
                     .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
                     .build(patterns.iter().map(|p| p.as_slice()))
                     .map_err(|e| ScrubberError::Build {
                         secrets: secrets.len(),
@@ -214,13 +219,17 @@ impl Scrubber {
             )
         };
         let mut first_byte = [false; 256];
-        for p in &patterns {
+        let mut sorted: Vec<Zeroizing<Vec<u8>>> = patterns
+            .iter()
+            .map(|p| Zeroizing::new(p.to_ascii_lowercase()))
+            .collect();
+        for p in &sorted {
             if let Some(&b) = p.first() {
                 first_byte[usize::from(b)] = true;
             }
         }
         let max_len = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
-        let mut sorted = patterns;
+        drop(patterns);
         sorted.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
         Ok(Scrubber {
             inner: Arc::new(Inner {
@@ -250,98 +259,331 @@ impl Scrubber {
         self.inner.owner.len()
     }
 
-    /// Whether `data` contains any form of any secret.
+    /// Whether `data` contains any form of any secret, in the raw bytes or in a
+    /// decoding view (exactly when [`Scrubber::scrub`] would change it).
     pub fn contains_secret(&self, data: &[u8]) -> bool {
-        self.inner.ac.as_ref().is_some_and(|ac| ac.is_match(data))
+        let Some(ac) = &self.inner.ac else {
+            return false;
+        };
+        ac.is_match(data)
+            || !self
+                .inner
+                .analyze(data, true, BodyKind::Plain)
+                .occ
+                .is_empty()
     }
 
     /// `data` with every occurrence of every form of every secret replaced.
     pub fn scrub(&self, data: &[u8]) -> Vec<u8> {
+        self.scrub_body(data, BodyKind::Plain)
+    }
+
+    /// Like [`Scrubber::scrub`], reading `data` as a body of `kind` (an event stream
+    /// is also searched across events, see the module docs).
+    pub fn scrub_body(&self, data: &[u8], kind: BodyKind) -> Vec<u8> {
         let mut out = Vec::with_capacity(data.len());
-        self.inner.process(data, true, &mut out);
+        if self.is_empty() {
+            out.extend_from_slice(data);
+            return out;
+        }
+        let a = self.inner.analyze(data, true, kind);
+        self.inner.emit(data, &a, true, 0, &mut out);
+        out
+    }
+
+    /// Scrubs consecutive parts (header values, in order) as one block, so a secret
+    /// split across parts is found. A run of redacted bytes that spans parts leaves
+    /// its markers in the part where it starts and removes its bytes from the others.
+    pub fn scrub_parts(&self, parts: &[&[u8]]) -> Vec<Vec<u8>> {
+        if self.is_empty() {
+            return parts.iter().map(|p| p.to_vec()).collect();
+        }
+        let block: Zeroizing<Vec<u8>> = Zeroizing::new(parts.concat());
+        let a = self.inner.analyze(&block, true, BodyKind::Plain);
+        let runs = runs(&a.occ);
+        let mut out = Vec::with_capacity(parts.len());
+        let mut ps = 0;
+        for part in parts {
+            let pe = ps + part.len();
+            let mut o = Vec::with_capacity(part.len());
+            let mut pos = ps;
+            for r in runs.iter().filter(|r| r.start < pe && r.end > ps) {
+                o.extend_from_slice(&block[pos..r.start.max(pos)]);
+                if r.start >= ps {
+                    self.inner.markers_into(r, &mut o);
+                }
+                pos = pos.max(r.end.min(pe));
+            }
+            o.extend_from_slice(&block[pos..pe]);
+            out.push(o);
+            ps = pe;
+        }
         out
     }
 
     /// A streaming scrubber sharing this one's secrets.
     pub fn stream(&self) -> StreamScrubber {
+        self.stream_body(BodyKind::Plain)
+    }
+
+    /// A streaming scrubber for a body of `kind`.
+    pub fn stream_body(&self, kind: BodyKind) -> StreamScrubber {
         StreamScrubber {
             scrubber: self.clone(),
-            pending: Zeroizing::new(Vec::new()),
+            kind,
+            buf: Zeroizing::new(Vec::new()),
+            emitted: 0,
         }
     }
 }
 
-impl Inner {
-    /// Scrubs `data`; when `last` is false, holds back a tail that may still become
-    /// (part of) an occurrence. Appends the released bytes to `out` and returns how
-    /// many bytes of `data` were consumed.
-    fn process(&self, data: &[u8], last: bool, out: &mut Vec<u8>) -> usize {
-        let Some(ac) = &self.ac else {
-            out.extend_from_slice(data);
-            return data.len();
+/// How the client reads a body; decides which views are searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BodyKind {
+    /// Any body: raw bytes, JSON-escape and HTML-reference views.
+    #[default]
+    Plain,
+    /// `text/event-stream`: also the text that consecutive events' `data` make
+    /// together (see the module docs).
+    EventStream,
+}
+
+impl BodyKind {
+    /// The kind for a `Content-Type` header value (`None`: no header).
+    pub fn from_content_type(value: Option<&[u8]>) -> BodyKind {
+        let Some(v) = value else {
+            return BodyKind::Plain;
         };
-        let hold = if last {
-            data.len()
+        let media = v.split(|&b| b == b';').next().unwrap_or_default();
+        if media
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"text/event-stream")
+        {
+            BodyKind::EventStream
         } else {
-            self.hold_point(data)
+            BodyKind::Plain
+        }
+    }
+}
+
+/// An occurrence of a secret form, as a raw byte range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Occ {
+    start: usize,
+    end: usize,
+    secret: usize,
+    /// Whether the marker goes here (false: a later piece of a match split across
+    /// events, whose bytes are only removed).
+    marker: bool,
+    /// The multi-piece match this is part of, if any.
+    group: Option<usize>,
+}
+
+/// Everything found in some data.
+struct Analysis {
+    occ: Vec<Occ>,
+    /// Raw span of each multi-piece match (never released in part).
+    groups: Vec<(usize, usize)>,
+    /// Bytes from here on may still become part of an occurrence.
+    hold: usize,
+    /// The same, byte-level views only (what a forced release falls back to).
+    byte_hold: usize,
+    /// Escape spans of each view (streaming only), to never resume inside one.
+    spans: Vec<Vec<(usize, usize)>>,
+    /// Event starts (event streams), to resume at an event boundary.
+    event_starts: Option<Vec<usize>>,
+    /// An unfinished event is too long to hold: read the rest as a plain body.
+    oversized: bool,
+}
+
+/// A maximal run of overlapping occurrences.
+struct Run {
+    start: usize,
+    end: usize,
+    /// Secrets in the run, in order of appearance, and whether one of their
+    /// occurrences carries the marker.
+    secrets: Vec<(usize, bool)>,
+}
+
+fn runs(occ: &[Occ]) -> Vec<Run> {
+    let mut occ = occ.to_vec();
+    occ.sort_unstable();
+    let mut runs: Vec<Run> = Vec::new();
+    for o in occ {
+        match runs.last_mut() {
+            Some(run) if o.start < run.end => {
+                run.end = run.end.max(o.end);
+                match run.secrets.iter_mut().find(|(s, _)| *s == o.secret) {
+                    Some((_, m)) => *m |= o.marker,
+                    None => run.secrets.push((o.secret, o.marker)),
+                }
+            }
+            _ => runs.push(Run {
+                start: o.start,
+                end: o.end,
+                secrets: vec![(o.secret, o.marker)],
+            }),
+        }
+    }
+    runs
+}
+
+const VIEWS: [views::Kind; 2] = [views::Kind::Json, views::Kind::Html];
+
+impl Inner {
+    /// Finds every occurrence in `data` (raw bytes, decoding views, and for event
+    /// streams the events' text) and, when more data may follow (`!last`), where
+    /// the bytes that may still become part of one begin.
+    fn analyze(&self, data: &[u8], last: bool, kind: BodyKind) -> Analysis {
+        let mut a = Analysis {
+            occ: Vec::new(),
+            groups: Vec::new(),
+            hold: data.len(),
+            byte_hold: data.len(),
+            spans: Vec::new(),
+            event_starts: None,
+            oversized: false,
         };
-        // Maximal runs of overlapping occurrences that start before `hold`.
-        let mut runs: Vec<Run> = Vec::new();
-        let mut occ: Vec<(usize, usize, usize)> = ac
-            .find_overlapping_iter(data)
-            .filter(|m| m.start() < hold)
-            .map(|m| (m.start(), m.end(), self.owner[m.pattern().as_usize()]))
-            .collect();
-        occ.sort_unstable();
-        for (start, end, secret) in occ {
-            match runs.last_mut() {
-                Some(run) if start < run.end => {
-                    run.end = run.end.max(end);
-                    if !run.secrets.contains(&secret) {
-                        run.secrets.push(secret);
+        let Some(ac) = &self.ac else {
+            return a;
+        };
+        a.occ.extend(ac.find_overlapping_iter(data).map(|m| Occ {
+            start: m.start(),
+            end: m.end(),
+            secret: self.owner[m.pattern().as_usize()],
+            marker: true,
+            group: None,
+        }));
+        if !last {
+            a.hold = self.hold_point(data);
+        }
+        let ext = self.max_len.saturating_sub(1);
+        for view in VIEWS {
+            let sc = views::scan(view, data, last, ext, !last);
+            for w in &sc.windows {
+                for m in ac.find_overlapping_iter(w.decoded.text.as_slice()) {
+                    if let Some((start, end)) = w.decoded.raw_range(m.start(), m.end()) {
+                        a.occ.push(Occ {
+                            start,
+                            end,
+                            secret: self.owner[m.pattern().as_usize()],
+                            marker: true,
+                            group: None,
+                        });
                     }
                 }
-                _ => runs.push(Run {
-                    start,
-                    end,
-                    secrets: vec![secret],
-                }),
+            }
+            if !last {
+                if let Some(p) = sc.incomplete {
+                    a.hold = a.hold.min(p);
+                }
+                // Only a window reaching the end can end with a pattern's prefix
+                // that the raw search does not see.
+                if let Some(w) = sc.windows.last()
+                    && (w.raw_end == data.len() || Some(w.raw_end) == sc.incomplete)
+                {
+                    let text = w.decoded.text.as_slice();
+                    let i = self.hold_point(text);
+                    if i < text.len() {
+                        a.hold = a.hold.min(w.decoded.raw_pos(i, w.raw_end));
+                    }
+                }
+                a.spans.push(sc.spans);
             }
         }
-        let mut cut = hold;
-        if !last
-            && let Some(run) = runs.last()
-            && run.end > hold
-        {
-            // The run might still grow: hold it whole, unless it is absurdly long.
-            cut = if data.len() - run.start > MAX_HOLD {
-                run.end
-            } else {
-                run.start
-            };
+        a.byte_hold = a.hold;
+        if kind == BodyKind::EventStream {
+            let s = sse::analyze(self, data, last, MAX_HOLD);
+            a.occ.extend(s.occ);
+            a.groups = s.groups;
+            a.hold = a.hold.min(s.hold);
+            a.event_starts = Some(s.event_starts);
+            a.oversized = s.oversized;
         }
-        let mut pos = 0;
-        for run in runs.iter().filter(|r| r.start < cut) {
-            out.extend_from_slice(&data[pos..run.start]);
-            for &s in &run.secrets {
+        a
+    }
+
+    /// Writes the markers of `run` to `out`.
+    fn markers_into(&self, run: &Run, out: &mut Vec<u8>) {
+        for &(s, marker) in &run.secrets {
+            if marker {
                 out.extend_from_slice(&self.markers[s]);
             }
-            pos = run.end;
+        }
+    }
+
+    /// Releases `data[emitted..cut]`, scrubbed, into `out` and returns `cut`: all of
+    /// it when `last`, otherwise up to where nothing can change any more.
+    fn emit(
+        &self,
+        data: &[u8],
+        a: &Analysis,
+        last: bool,
+        emitted: usize,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let runs = runs(&a.occ);
+        let len = data.len();
+        let mut cut = if last { len } else { a.hold.min(len) };
+        if !last {
+            // Never cut through a run (it may still grow) or a match split across
+            // events (its later pieces must go out with its first).
+            loop {
+                let before = cut;
+                for r in runs.iter().rev() {
+                    if r.start < cut && r.end > cut {
+                        cut = r.start;
+                    }
+                }
+                for &(s, e) in &a.groups {
+                    if s < cut && e > cut {
+                        cut = s;
+                    }
+                }
+                if cut == before {
+                    break;
+                }
+            }
+            if len - cut > MAX_HOLD {
+                // Pathological: release what the byte-level views allow, and a run
+                // across that point whole (a marker for the part seen so far).
+                cut = a.byte_hold.min(len);
+                if let Some(r) = runs.iter().find(|r| r.start < cut && r.end > cut) {
+                    cut = r.end;
+                }
+            }
+            cut = cut.max(emitted);
+        }
+        let mut pos = emitted;
+        for r in &runs {
+            if r.start >= cut {
+                break;
+            }
+            if r.end <= emitted {
+                continue;
+            }
+            out.extend_from_slice(&data[pos..r.start.max(pos)]);
+            self.markers_into(r, out);
+            pos = pos.max(r.end);
         }
         let cut = cut.max(pos);
         out.extend_from_slice(&data[pos..cut]);
         cut
     }
 
-    /// The smallest `i` such that `data[i..]` is a proper prefix of some pattern
-    /// (`data.len()` if there is none): bytes before it can be decided now.
+    /// The smallest `i` such that `data[i..]` is a proper prefix of some pattern,
+    /// ignoring ASCII case (`data.len()` if there is none): bytes before it can be
+    /// decided now.
     fn hold_point(&self, data: &[u8]) -> usize {
         let from = data.len().saturating_sub(self.max_len.saturating_sub(1));
-        (from..data.len())
-            .find(|&i| self.first_byte[usize::from(data[i])] && self.is_proper_prefix(&data[i..]))
-            .unwrap_or(data.len())
+        let tail = Zeroizing::new(data[from..].to_ascii_lowercase());
+        (0..tail.len())
+            .find(|&i| self.first_byte[usize::from(tail[i])] && self.is_proper_prefix(&tail[i..]))
+            .map_or(data.len(), |i| from + i)
     }
 
+    /// `s` (lower case) is a proper prefix of some (lower-cased) pattern.
     fn is_proper_prefix(&self, s: &[u8]) -> bool {
         let idx = self.sorted.partition_point(|p| p.as_slice() < s);
         self.sorted[idx..]
@@ -351,26 +593,47 @@ impl Inner {
     }
 }
 
-struct Run {
-    start: usize,
-    end: usize,
-    secrets: Vec<usize>,
+/// Where a stream resumes after releasing up to `cut`: never inside an escape
+/// sequence (decoding restarts there), and for event streams at an event start.
+fn resume_point(a: &Analysis, cut: usize, kind: BodyKind) -> usize {
+    if kind == BodyKind::EventStream
+        && let Some(starts) = &a.event_starts
+    {
+        let i = starts.partition_point(|&s| s <= cut);
+        return i.checked_sub(1).map_or(0, |i| starts[i]);
+    }
+    let mut t = cut;
+    for spans in &a.spans {
+        let i = spans.partition_point(|&(s, _)| s < cut);
+        if let Some(&(s, e)) = i.checked_sub(1).and_then(|i| spans.get(i))
+            && s < cut
+            && cut < e
+        {
+            t = t.min(s);
+        }
+    }
+    t
 }
 
 /// Scrubs a byte stream chunk by chunk; a secret split across chunks is still
-/// caught. Get one from [`Scrubber::stream`]; call [`StreamScrubber::push`] per
-/// chunk and [`StreamScrubber::finish`] at the end (forgetting `finish` loses the
-/// held-back tail, never leaks it).
+/// caught. Get one from [`Scrubber::stream`] or [`Scrubber::stream_body`]; call
+/// [`StreamScrubber::push`] per chunk and [`StreamScrubber::finish`] at the end
+/// (forgetting `finish` loses the held-back tail, never leaks it).
 pub struct StreamScrubber {
     scrubber: Scrubber,
-    /// Bytes seen but not yet released; may hold part of a secret.
-    pending: Zeroizing<Vec<u8>>,
+    kind: BodyKind,
+    /// Bytes kept for analysis: from a point where decoding can restart (for event
+    /// streams, an event start). May hold part of a secret.
+    buf: Zeroizing<Vec<u8>>,
+    /// How many bytes of `buf` were already released.
+    emitted: usize,
 }
 
 impl fmt::Debug for StreamScrubber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamScrubber")
-            .field("pending_len", &self.pending.len())
+            .field("kind", &self.kind)
+            .field("pending_len", &self.pending_len())
             .finish_non_exhaustive()
     }
 }
@@ -378,7 +641,7 @@ impl fmt::Debug for StreamScrubber {
 impl StreamScrubber {
     /// Feeds `chunk`; returns the bytes that can be released now (scrubbed).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(chunk.len() + self.pending.len());
+        let mut out = Vec::with_capacity(chunk.len() + self.pending_len());
         self.push_into(chunk, &mut out);
         out
     }
@@ -389,22 +652,35 @@ impl StreamScrubber {
             out.extend_from_slice(chunk);
             return;
         }
-        self.pending.extend_from_slice(chunk);
-        let used = self.scrubber.inner.process(&self.pending, false, out);
-        self.pending.drain(..used);
+        self.buf.extend_from_slice(chunk);
+        let inner = &self.scrubber.inner;
+        let a = inner.analyze(&self.buf, false, self.kind);
+        let cut = inner.emit(&self.buf, &a, false, self.emitted, out);
+        if a.oversized {
+            // An event longer than we may hold: not read as events any more.
+            self.kind = BodyKind::Plain;
+        }
+        let t = resume_point(&a, cut, self.kind).min(cut);
+        self.buf.drain(..t);
+        self.emitted = cut - t;
     }
 
     /// Ends the stream: returns the held-back tail, scrubbed.
     pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.pending.len());
-        self.scrubber.inner.process(&self.pending, true, &mut out);
-        self.pending.clear();
+        let mut out = Vec::with_capacity(self.pending_len());
+        if !self.scrubber.is_empty() {
+            let inner = &self.scrubber.inner;
+            let a = inner.analyze(&self.buf, true, self.kind);
+            inner.emit(&self.buf, &a, true, self.emitted, &mut out);
+        }
+        self.buf.clear();
+        self.emitted = 0;
         out
     }
 
-    /// How many bytes are currently held back.
+    /// How many bytes are currently held back (received, not yet released).
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.buf.len() - self.emitted
     }
 }
 

@@ -68,6 +68,8 @@ enum Reply {
     },
     /// Waits, then answers 200.
     Hang(Duration),
+    /// These bytes, head and body, as they are.
+    Raw(Vec<u8>),
 }
 
 fn ok(body: &str) -> Reply {
@@ -218,6 +220,7 @@ async fn write_reply(sock: &mut tokio::net::TcpStream, reply: Reply) -> std::io:
             }
             sock.write_all(b"0\r\n\r\n").await?;
         }
+        Reply::Raw(bytes) => sock.write_all(&bytes).await?,
         Reply::Hang(d) => {
             tokio::time::sleep(d).await;
             sock.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
@@ -1353,3 +1356,7 @@ async fn the_callers_scrubber_redacts_other_secrets_too() {
         .unwrap();
     assert_eq!(&resp.body[..], b"github token: [REDACTED:github]");
 }
+
+// Issue 14, items 4 and 6: encodings and transformed echoes.
+#[path = "engine/transformed.rs"]
+mod transformed;
