@@ -3,7 +3,8 @@
 //! (`http://ADDR/<capability>`) and its key (an agent token).
 //!
 //! `http://ADDR/<capability>/<path>?<query>` → the agent token is taken from
-//! `Authorization: Bearer`, `x-api-key` or `api-key` and removed; the request goes
+//! `Authorization: Bearer`, `x-api-key` or `api-key` (or, for AWS SDKs, the
+//! access key id of a SigV4 `Authorization`) and removed; the request goes
 //! through exactly the same runtime as MCP `execute` — normalization, policy,
 //! sessions per token, injection, scrubbing, audit — and the answer streams back
 //! (chunked and SSE bodies pass through as they arrive, scrubbed, including a
@@ -112,7 +113,11 @@ fn error(status: StatusCode, kind: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// The agent token from the request's headers.
+/// The agent token from the request's headers: `Authorization: Bearer`, the
+/// access key id of an AWS SigV4 `Authorization` (an AWS SDK configured with the
+/// token as its access key id; its signature is not checked — the token is the
+/// credential — and the header is replaced by airlock's own signature), then
+/// `x-api-key` or `api-key`.
 fn token(headers: &HeaderMap) -> Option<String> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
@@ -124,6 +129,17 @@ fn token(headers: &HeaderMap) -> Option<String> {
             .or_else(|| v.strip_prefix("bearer "))
         {
             return Some(t.trim().to_string());
+        }
+        if let Some(params) = v.strip_prefix("AWS4-HMAC-SHA256 ") {
+            // Credential=<access key id>/<date>/<region>/<service>/aws4_request
+            let key_id = params
+                .split(',')
+                .find_map(|p| p.trim().strip_prefix("Credential="))
+                .and_then(|c| c.split('/').next())
+                .filter(|k| !k.is_empty());
+            if let Some(k) = key_id {
+                return Some(k.to_string());
+            }
         }
     }
     ["x-api-key", "api-key"]
@@ -402,5 +418,37 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
             };
             error(status, kind, &e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_comes_from_any_of_its_headers() {
+        let with = |name: &'static str, value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_str(value).unwrap());
+            token(&h)
+        };
+        assert_eq!(
+            with("authorization", "Bearer airlock_a").as_deref(),
+            Some("airlock_a")
+        );
+        assert_eq!(with("x-api-key", "airlock_b").as_deref(), Some("airlock_b"));
+        assert_eq!(
+            with(
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=airlock_c/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00"
+            )
+            .as_deref(),
+            Some("airlock_c")
+        );
+        assert_eq!(
+            with("authorization", "AWS4-HMAC-SHA256 SignedHeaders=host"),
+            None
+        );
+        assert_eq!(with("authorization", "Basic eDp5"), None);
     }
 }
