@@ -104,6 +104,9 @@ fn verify_json(report: &airlock_audit::VerifyReport) -> serde_json::Value {
         "files": report.files,
         "last_seq": report.last_seq,
         "anchor_seq": report.anchor_seq,
+        // Write-ahead decisions no outcome record completes (docs/audit.md):
+        // visible, but not a chain failure.
+        "without_outcome": report.without_outcome,
         "message": report.to_string(),
     });
     if let Outcome::TornTail { file, line } = &report.outcome {

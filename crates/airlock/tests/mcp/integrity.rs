@@ -260,6 +260,11 @@ fn a_crash_between_decision_and_outcome_is_a_request_without_outcome() {
             && text.contains(&format!("1 request without outcome: seq {seq} ")),
         "{text}"
     );
+    let out = airlock(&home, &["audit", "verify", "--json"], &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["without_outcome"], json!([seq]), "{v}");
 
     // A completed request has its outcome, naming its decision.
     let upstream = Upstream::start(reflect);
