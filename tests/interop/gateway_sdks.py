@@ -431,7 +431,9 @@ def main():
     logs = [json.loads(line) for line in airlock(home, "logs", "--json").stdout.splitlines()]
     requests = [r for r in logs if r["kind"] == "request"]
     allowed = [r for r in requests if r.get("decision") == "allow"]
-    check(len(allowed) == 5 and all(r.get("status") == 200 for r in allowed), f"audit: one allowed request record (status 200) per forwarded request ({len(allowed)})")
+    # Write-ahead audit: the status is on the outcome record that names the decision.
+    outcomes = {r.get("of"): r for r in logs if r["kind"] == "outcome"}
+    check(len(allowed) == 5 and all(outcomes.get(r["seq"], {}).get("status") == 200 for r in allowed), f"audit: one allowed request record per forwarded request, completed by an outcome with status 200 ({len(allowed)})")
     check(sorted((r["capability"], r["method"], r["path"]) for r in allowed) == sorted([("openai", "POST", "/v1/chat/completions")] * 2 + [("anthropic", "POST", "/v1/messages")] * 3), "audit: the allowed records name the capability, method and path")
     check(all(r["agent"] == f"{r['capability']}-sdk" and r.get("agent_trusted") for r in allowed), "audit: the allowed records name the token's agent, trusted")
     refused = sorted((r["capability"], r["method"], r["path"], r.get("status")) for r in requests if r.get("decision") == "deny")

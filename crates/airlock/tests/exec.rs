@@ -319,12 +319,19 @@ timeout = "20s"
     let denied: Vec<&Value> = exec.iter().filter(|r| r["decision"] == "deny").collect();
     assert_eq!(allowed.len(), 2, "{exec:?}");
     assert_eq!(allowed[0]["path"], "/usr/bin/printenv");
-    assert_eq!(allowed[0]["status"], 0);
     assert_eq!(allowed[0]["capability"], "tool");
     assert_eq!(allowed[0]["agent"], "tester");
     assert_eq!(allowed[0]["reason"], "test");
-    assert!(allowed[0]["duration_ms"].is_u64());
-    assert!(allowed[0]["bytes_out"].as_u64().unwrap() > 0);
+    // Write-ahead: the decision is recorded before the child starts; how it
+    // ended is in the outcome record that names it.
+    assert!(allowed[0].get("status").is_none(), "{}", allowed[0]);
+    let outcome = audit_records(&home)
+        .into_iter()
+        .find(|r| r["kind"] == "outcome" && r["of"] == allowed[0]["seq"])
+        .expect("the run's outcome is on record");
+    assert_eq!(outcome["status"], 0);
+    assert!(outcome["duration_ms"].is_u64());
+    assert!(outcome["bytes_out"].as_u64().unwrap() > 0);
     let rules: Vec<&str> = denied.iter().map(|r| r["rule"].as_str().unwrap()).collect();
     assert_eq!(
         rules,
