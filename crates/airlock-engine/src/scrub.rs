@@ -6,13 +6,45 @@
 //!
 //! # Forms searched, for a secret `S`
 //!
+//! Every form is matched **ignoring ASCII case** (an upper-cased echo, mixed-case
+//! hex or `%xx`); case folding of non-ASCII letters is not.
+//!
 //! | form | patterns |
 //! |---|---|
 //! | plain | `S` |
-//! | hex | lower- and upper-case |
+//! | hex | `S` as hex digits |
 //! | base64 | standard (`+/`) and URL-safe (`-_`) alphabets, at all three byte alignments inside a longer base64 string, padded or not; the standard form also with `+`/`/` percent-encoded |
-//! | URL-encoded | `%XX` upper and lower case, space as `%20` or `+`, for the escape sets of common encoders: RFC 3986 unreserved kept, `encodeURIComponent`, Python `quote`, WHATWG form encoding, PHP `urlencode`, every byte escaped. An encoding that mixes these sets arbitrarily is not caught |
+//! | URL-encoded | `%XX`, space as `%20` or `+`, for the escape sets of common encoders: RFC 3986 unreserved kept, `encodeURIComponent`, Python `quote`, WHATWG form encoding, PHP `urlencode`, every byte escaped. An encoding that mixes these sets arbitrarily is not caught |
 //! | JSON string | `\"`, `\\`, `\/` and `\u00XX` escapes, when `S` has characters JSON escapes |
+//!
+//! # Decoding views
+//!
+//! Besides the raw bytes, every pattern is searched in two decoded *views* of the
+//! data, and a match there redacts the raw bytes it was decoded from (whole escape
+//! sequences):
+//!
+//! | view | decodes |
+//! |---|---|
+//! | JSON | `\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t` and `\uXXXX` anywhere (surrogate pairs joined; a lone surrogate reads as U+FFFD): Go's `\u0026`, `\u003c`, `\u003e`, or every character escaped |
+//! | HTML | `&#DDD;` and `&#xHH;` (`x` either case, semicolon optional, up to 10 digits, leading zeros included), mixed freely with plain characters; `&amp;` `&lt;` `&gt;` `&quot;` `&apos;` and a few other named references of ASCII punctuation (semicolon required) |
+//!
+//! Decoding runs left to right from the start of the data, as a parser reads it
+//! (`\\u0073` is a backslash and `u0073`), and only around escape sequences: a match
+//! without any escape is a raw match too. Each view decodes one kind of escape; text
+//! encoded twice (HTML references inside JSON escapes) is not decoded.
+//!
+//! **Event streams** ([`BodyKind::EventStream`], `Content-Type: text/event-stream`)
+//! are also searched in the text a client puts together from consecutive events:
+//! each event's `data` lines joined; when that is one JSON value, every string in
+//! it (escapes decoded) continues the text of its *path* (`choices/0/delta/content`,
+//! `delta/text`) from earlier events, otherwise the whole data continues a plain
+//! text. A secret in such a text is redacted in every event holding a piece of it:
+//! the first piece gets the marker, the later pieces lose the covered bytes, so the
+//! reassembled text reads one marker and each event stays valid JSON.
+//!
+//! **Header blocks.** [`Scrubber::scrub_parts`] scrubs consecutive values (response
+//! headers, in the order they are returned) as one text, so a secret split across
+//! two headers is found.
 //!
 //! **Base64 at any alignment.** When `S` sits at byte offset `k` (mod 3) inside larger
 //! data that is base64-encoded, the characters at both edges of its encoding mix bits
@@ -22,9 +54,10 @@
 //! can therefore stay visible next to the marker; the rest is redacted.
 //!
 //! **Overlaps.** Occurrences are found *overlapping* (every occurrence of every
-//! pattern), and overlapping occurrences are merged into one run, replaced by one
-//! marker per distinct secret in the run. So a match of one secret can never "eat"
-//! the beginning of another and leave its tail visible.
+//! pattern, in every view), and overlapping occurrences are merged into one run,
+//! replaced by one marker per distinct secret in the run. So a match of one secret
+//! can never "eat" the beginning of another and leave its tail visible. Two secrets
+//! that differ only in ASCII case are reported under the first one's name.
 //!
 //! **Short secrets.** An empty secret is ignored (it would match everywhere).
 //! Otherwise the plain form is always searched, whatever its length: DESIGN.md §7.4
@@ -33,16 +66,23 @@
 //! skipped: they would match noise, and the secret behind them is shorter than 3 bytes.
 //!
 //! **Streaming.** [`StreamScrubber`] holds back only the bytes that could still
-//! become part of an occurrence: the longest tail of what it has seen that is a
-//! proper prefix of some pattern, or an unfinished run of overlapping occurrences.
-//! Everything else is released at once, so Server-Sent Events flow without delay,
-//! and for any chunking the output is byte-identical to [`Scrubber::scrub`] on the
-//! whole input (tested with proptest). A pathological unbroken run of overlapping
-//! occurrences longer than [`MAX_HOLD`] is cut to bound memory.
+//! become part of an occurrence: the longest tail that is a proper prefix of some
+//! pattern, in the raw bytes or in a view; an unfinished escape sequence; an
+//! unfinished run of overlapping occurrences; and for event streams, every event
+//! from the first one whose piece of some path's text could still begin a secret,
+//! and an unfinished event (held whole). Everything else is released at once, and
+//! for any chunking the output is byte-identical to [`Scrubber::scrub_body`] on the
+//! whole input (proptest and the `scrub_stream` fuzz target). A pathological run of
+//! overlapping occurrences, or of held events, longer than [`MAX_HOLD`] is released
+//! to bound memory; an unfinished event longer than [`MAX_HOLD`] ends the reading as
+//! events for the rest of that stream.
 //!
 //! Not covered: secrets split by line breaks (MIME base64 at 76 columns), other
-//! encodings (UTF-16, quoted-printable, compression), and a secret revealed in pieces
-//! across separate responses.
+//! encodings (UTF-16, quoted-printable, compression — the engine refuses compressed
+//! bodies), encodings stacked on each other (base64 of an upper-cased secret, HTML
+//! references inside JSON escapes), a secret split across events in an order other
+//! than the stream's, or spread over more than [`MAX_HOLD`] bytes of events, and a
+//! secret revealed in pieces across separate responses.
 
 mod sse;
 mod views;

@@ -422,7 +422,8 @@ fn html_ref_at(data: &[u8], p: usize, last: bool) -> Next {
     }
     let name = &data[p + 1..i];
     match data.get(i) {
-        None if i - (p + 1) < MAX_NAME => unfinished(),
+        // The loop stops at MAX_NAME letters: a `;` may still follow.
+        None => unfinished(),
         Some(b';') => NAMED
             .iter()
             .find(|(n, _)| *n == name)
@@ -484,6 +485,7 @@ mod tests {
             (Kind::Html, b"ab&#"),
             (Kind::Html, b"ab&#x7"),
             (Kind::Html, b"ab&am"),
+            (Kind::Html, b"ab&percnt"),
         ] {
             let sc = scan(kind, s, false, 8, false);
             assert_eq!(sc.incomplete, Some(2), "{s:?}");
