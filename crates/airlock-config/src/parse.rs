@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use airlock_policy::{Rule, RuleSet};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use toml::Spanned;
 
+use crate::auth::all_field_names;
 use crate::units::{parse_duration, parse_rate, parse_size};
 use crate::{
-    AUTH_TYPES, Approval, Auth, Capability, Config, ConfigError, DefaultAccess, Mode, Network,
-    Server, Service,
+    AUTH_TABLE, AUTH_TYPES, Approval, Auth, AuthField, AuthValue, Capability, Config, ConfigError,
+    DefaultAccess, Mode, Network, Server, Service, auth_type,
 };
 
 /// The TTL a capability gets when it names none.
@@ -48,93 +50,145 @@ struct RawService {
     forward_cookies: Option<bool>,
 }
 
-/// `auth = { type = "…", … }`: every field any auth type uses; each type checks that
-/// it has what it needs and nothing another type uses (`auth_fields`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAuth {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
-    secret: Option<Spanned<String>>,
-    username: Option<Spanned<String>>,
-    header_name: Option<Spanned<String>>,
-    prefix: Option<Spanned<String>>,
-    param: Option<Spanned<String>>,
-    region: Option<Spanned<String>>,
-    aws_service: Option<Spanned<String>>,
-    access_key_id: Option<Spanned<String>>,
-    secret_access_key: Option<Spanned<String>>,
-    session_token: Option<Spanned<String>>,
-    consumer_key: Option<Spanned<String>>,
-    consumer_secret: Option<Spanned<String>>,
-    token: Option<Spanned<String>>,
-    token_secret: Option<Spanned<String>>,
-    app_id: Option<Spanned<toml::Value>>,
-    installation_id: Option<Spanned<toml::Value>>,
-    scopes: Option<Spanned<Vec<Spanned<String>>>>,
-    token_url: Option<Spanned<String>>,
-    client_id: Option<Spanned<String>>,
-    scope: Option<Spanned<String>>,
-    client_auth: Option<Spanned<String>>,
+/// How a field of `auth = { … }` is read (an [`crate::AuthField`]'s shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A string.
+    Str,
+    /// Any value (a number or a string).
+    Value,
+    /// A list of strings.
+    List,
 }
 
-impl RawAuth {
-    /// The optional fields that are present, with their spans.
-    fn present(&self) -> Vec<(&'static str, Range<usize>)> {
-        fn sp<T>(v: &Option<Spanned<T>>) -> Option<Range<usize>> {
-            v.as_ref().map(Spanned::span)
+/// One field of `auth = { … }` as written, with its span.
+pub(crate) enum RawField {
+    Str(Spanned<String>),
+    Value(Spanned<toml::Value>),
+    List(Spanned<Vec<Spanned<String>>>),
+}
+
+/// Where something is wrong, and what (without the service and type context).
+pub(crate) type Located = (Range<usize>, String);
+
+/// A field's check: its name and value as written → its value, or what is wrong.
+pub(crate) type Check = fn(&'static str, &RawField) -> Result<AuthValue, Located>;
+
+impl RawField {
+    fn span(&self) -> Range<usize> {
+        match self {
+            RawField::Str(v) => v.span(),
+            RawField::Value(v) => v.span(),
+            RawField::List(v) => v.span(),
         }
-        let all = [
-            ("secret", sp(&self.secret)),
-            ("username", sp(&self.username)),
-            ("header_name", sp(&self.header_name)),
-            ("prefix", sp(&self.prefix)),
-            ("param", sp(&self.param)),
-            ("region", sp(&self.region)),
-            ("aws_service", sp(&self.aws_service)),
-            ("access_key_id", sp(&self.access_key_id)),
-            ("secret_access_key", sp(&self.secret_access_key)),
-            ("session_token", sp(&self.session_token)),
-            ("consumer_key", sp(&self.consumer_key)),
-            ("consumer_secret", sp(&self.consumer_secret)),
-            ("token", sp(&self.token)),
-            ("token_secret", sp(&self.token_secret)),
-            ("app_id", sp(&self.app_id)),
-            ("installation_id", sp(&self.installation_id)),
-            ("scopes", sp(&self.scopes)),
-            ("token_url", sp(&self.token_url)),
-            ("client_id", sp(&self.client_id)),
-            ("scope", sp(&self.scope)),
-            ("client_auth", sp(&self.client_auth)),
-        ];
-        all.into_iter()
-            .filter_map(|(k, s)| s.map(|s| (k, s)))
-            .collect()
+    }
+
+    fn shape_error(&self, expected: &str) -> Located {
+        (self.span(), format!("expected {expected}"))
+    }
+
+    fn text(&self) -> Result<&Spanned<String>, Located> {
+        match self {
+            RawField::Str(v) => Ok(v),
+            other => Err(other.shape_error("a string")),
+        }
+    }
+
+    fn value(&self) -> Result<&Spanned<toml::Value>, Located> {
+        match self {
+            RawField::Value(v) => Ok(v),
+            other => Err(other.shape_error("a value")),
+        }
+    }
+
+    fn list(&self) -> Result<&Spanned<Vec<Spanned<String>>>, Located> {
+        match self {
+            RawField::List(v) => Ok(v),
+            other => Err(other.shape_error("a list of strings")),
+        }
     }
 }
 
-/// The fields each auth type accepts besides `type`.
-fn auth_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "bearer" => &["secret"],
-        "basic" => &["username", "secret"],
-        "header" => &["header_name", "prefix", "secret"],
-        "query" => &["param", "secret"],
-        "aws-sigv4" => &[
-            "region",
-            "aws_service",
-            "access_key_id",
-            "secret_access_key",
-            "session_token",
-        ],
-        "oauth1" => &["consumer_key", "consumer_secret", "token", "token_secret"],
-        "github-app" => &["app_id", "installation_id", "secret"],
-        "gcp-service-account" => &["secret", "scopes"],
-        "oauth2" => &["token_url", "client_id", "secret", "scope", "client_auth"],
-        _ => &[],
+/// `auth = { type = "…", … }`: the type and every field present, each read in the
+/// shape [`AUTH_TABLE`] gives it. A key no auth type uses is refused as
+/// `deny_unknown_fields` would; each type then checks that it has what it needs and
+/// nothing another type uses ([`parse_auth`]).
+struct RawAuth {
+    kind: Spanned<String>,
+    fields: BTreeMap<&'static str, RawField>,
+}
+
+impl<'de> Deserialize<'de> for RawAuth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct("RawAuth", all_field_names(), RawAuthVisitor)
     }
 }
 
+/// A key of `auth = { … }`.
+enum AuthKey {
+    Type,
+    Field(&'static AuthField),
+}
+
+/// Reads a key, refusing unknown ones while the key is read (so the error points at it).
+struct AuthKeySeed;
+
+impl<'de> DeserializeSeed<'de> for AuthKeySeed {
+    type Value = AuthKey;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<AuthKey, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for AuthKeySeed {
+    type Value = AuthKey;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("field identifier")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AuthKey, E> {
+        if v == "type" {
+            return Ok(AuthKey::Type);
+        }
+        AUTH_TABLE
+            .iter()
+            .flat_map(|t| t.fields)
+            .find(|f| f.name == v)
+            .map(AuthKey::Field)
+            .ok_or_else(|| E::unknown_field(v, all_field_names()))
+    }
+}
+
+struct RawAuthVisitor;
+
+impl<'de> Visitor<'de> for RawAuthVisitor {
+    type Value = RawAuth;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("struct RawAuth")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawAuth, A::Error> {
+        let mut kind = None;
+        let mut fields = BTreeMap::new();
+        while let Some(key) = map.next_key_seed(AuthKeySeed)? {
+            match key {
+                AuthKey::Type if kind.is_some() => return Err(de::Error::duplicate_field("type")),
+                AuthKey::Type => kind = Some(map.next_value()?),
+                AuthKey::Field(f) if fields.contains_key(f.name) => {
+                    return Err(de::Error::duplicate_field(f.name));
+                }
+                AuthKey::Field(f) => {
+                    let v = match f.shape {
+                        Shape::Str => RawField::Str(map.next_value()?),
+                        Shape::Value => RawField::Value(map.next_value()?),
+                        Shape::List => RawField::List(map.next_value()?),
+                    };
+                    fields.insert(f.name, v);
+                }
+            }
+        }
+        let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
+        Ok(RawAuth { kind, fields })
+    }
+}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCapability {
@@ -308,12 +362,13 @@ fn parse_service(src: &Source<'_>, name: &str, s: RawService) -> Result<Service,
     })
 }
 
-/// `services.NAME.auth`: the type, its required fields, and nothing it does not use.
+/// `services.NAME.auth`: the type, its required fields, and nothing it does not use,
+/// as [`AUTH_TABLE`] says; each field checked by its row's check.
 fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Auth, ConfigError> {
     let span = auth.span();
     let raw = auth.into_inner();
     let kind = raw.kind.get_ref().as_str();
-    if !AUTH_TYPES.contains(&kind) {
+    let Some(ty) = auth_type(kind) else {
         return Err(src.error(
             raw.kind.span(),
             format!(
@@ -322,354 +377,261 @@ fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Au
                 AUTH_TYPES.join(", ")
             ),
         ));
-    }
-    let allowed = auth_fields(kind);
-    for (field, field_span) in raw.present() {
-        if !allowed.contains(&field) {
-            let owners: Vec<&str> = AUTH_TYPES
+    };
+    for field in all_field_names() {
+        let Some(v) = raw.fields.get(field) else {
+            continue;
+        };
+        if ty.field(field).is_none() {
+            let owners: Vec<String> = AUTH_TABLE
                 .iter()
-                .copied()
-                .filter(|t| auth_fields(t).contains(&field))
+                .filter(|t| t.field(field).is_some())
+                .map(|t| format!("\"{}\"", t.name))
                 .collect();
             return Err(src.error(
-                field_span,
+                v.span(),
                 format!(
                     "service \"{name}\": auth type \"{kind}\" does not use `{field}` (it belongs to {}); remove it",
-                    owners
-                        .iter()
-                        .map(|t| format!("\"{t}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    owners.join(", ")
                 ),
             ));
         }
     }
 
     let ctx = |m: String| format!("service \"{name}\": auth type \"{kind}\": {m}");
-    // A required field, or an error at the auth table naming it and what it is for.
-    let need = |v: Option<Spanned<String>>, field: &str, what: &str| {
-        v.ok_or_else(|| {
-            src.error(
-                span.clone(),
-                ctx(format!("needs `{field} = \"…\"` ({what})")),
-            )
-        })
-    };
-    // A vault secret's name, checked, with the field named in the error.
-    let secret_name = |v: Spanned<String>, field: &str| {
-        if airlock_home::is_valid_name(v.get_ref()) {
-            Ok(v.into_inner())
-        } else {
-            Err(src.error(
-                v.span(),
-                ctx(format!(
-                    "`{field}`: invalid secret name \"{}\": {}",
-                    v.get_ref().escape_debug(),
-                    airlock_home::NAME_RULE
-                )),
-            ))
-        }
-    };
-    let secret = |v: Option<Spanned<String>>, field: &str, what: &str| {
-        secret_name(need(v, field, what)?, field)
-    };
-    let opt_secret =
-        |v: Option<Spanned<String>>, field: &str| v.map(|v| secret_name(v, field)).transpose();
-    let invalid = |span: Range<usize>, m: String| src.error(span, ctx(m));
-
-    Ok(match kind {
-        "bearer" => Auth::Bearer {
-            secret: secret(raw.secret, "secret", "the vault secret to send")?,
-        },
-        "basic" => {
-            let username = need(
-                raw.username,
-                "username",
-                "the user name sent with the password",
-            )?;
-            if let Some(bad) = username
-                .get_ref()
-                .chars()
-                .find(|c| *c == ':' || c.is_control())
+    let mut values = Vec::new();
+    for field in ty.fields {
+        // Fields set together are checked where the first of them is.
+        for (a, b) in ty.together.iter().filter(|(a, _)| *a == field.name) {
+            let (present, missing) = match (raw.fields.contains_key(a), raw.fields.contains_key(b))
             {
-                return Err(invalid(
-                    username.span(),
-                    format!(
-                        "`username` must not contain {}",
-                        if bad == ':' {
-                            "`:`"
-                        } else {
-                            "control characters"
-                        }
-                    ),
-                ));
-            }
-            Auth::Basic {
-                username: username.into_inner(),
-                secret: secret(
-                    raw.secret,
-                    "secret",
-                    "the vault secret holding the password",
-                )?,
-            }
-        }
-        "header" => {
-            let header_name = need(
-                raw.header_name,
-                "header_name",
-                "the header to put the key in, e.g. \"X-Api-Key\"",
-            )?;
-            check_header_name(header_name.get_ref())
-                .map_err(|m| invalid(header_name.span(), format!("`header_name`: {m}")))?;
-            let prefix = match raw.prefix {
-                None => String::new(),
-                Some(p) => {
-                    let ok = p.get_ref().bytes().all(|b| (0x20..=0x7e).contains(&b))
-                        && !p.get_ref().starts_with(' ');
-                    if !ok {
-                        return Err(invalid(
-                            p.span(),
-                            "`prefix` must be printable ASCII and not start with a space, e.g. \"Token \"".into(),
-                        ));
-                    }
-                    p.into_inner()
-                }
+                (true, false) => (a, b),
+                (false, true) => (b, a),
+                _ => continue,
             };
-            Auth::Header {
-                header_name: header_name.into_inner(),
-                prefix,
-                secret: secret(raw.secret, "secret", "the vault secret holding the key")?,
-            }
-        }
-        "query" => {
-            let param = need(
-                raw.param,
-                "param",
-                "the query parameter to put the key in, e.g. \"api_key\"",
-            )?;
-            let p = param.get_ref();
-            if p.is_empty()
-                || p.len() > 128
-                || p.chars()
-                    .any(|c| c.is_control() || matches!(c, '&' | '=' | '#' | ' '))
-            {
-                return Err(invalid(
-                    param.span(),
-                    "`param` must be 1 to 128 characters without spaces, control characters, `&`, `=` or `#`".into(),
-                ));
-            }
-            Auth::Query {
-                param: param.into_inner(),
-                secret: secret(raw.secret, "secret", "the vault secret holding the key")?,
-            }
-        }
-        "aws-sigv4" => {
-            let region = need(raw.region, "region", "the AWS region, e.g. \"us-east-1\"")?;
-            check_aws_word(region.get_ref())
-                .map_err(|m| invalid(region.span(), format!("`region`: {m}")))?;
-            let service = need(
-                raw.aws_service,
-                "aws_service",
-                "the AWS service's signing name, e.g. \"s3\"",
-            )?;
-            check_aws_word(service.get_ref())
-                .map_err(|m| invalid(service.span(), format!("`aws_service`: {m}")))?;
-            Auth::AwsSigV4 {
-                region: region.into_inner(),
-                aws_service: service.into_inner(),
-                access_key_id: secret(
-                    raw.access_key_id,
-                    "access_key_id",
-                    "the vault secret holding the access key id",
-                )?,
-                secret_access_key: secret(
-                    raw.secret_access_key,
-                    "secret_access_key",
-                    "the vault secret holding the secret access key",
-                )?,
-                session_token: opt_secret(raw.session_token, "session_token")?,
-            }
-        }
-        "oauth1" => {
-            let consumer_key = secret(
-                raw.consumer_key,
-                "consumer_key",
-                "the vault secret holding the consumer key",
-            )?;
-            let consumer_secret = secret(
-                raw.consumer_secret,
-                "consumer_secret",
-                "the vault secret holding the consumer secret",
-            )?;
-            match (&raw.token, &raw.token_secret) {
-                (Some(_), None) => {
-                    return Err(src.error(span, ctx("`token` needs `token_secret = \"…\"` too (the vault secret holding the token secret)".into())));
-                }
-                (None, Some(_)) => {
-                    return Err(src.error(span, ctx("`token_secret` needs `token = \"…\"` too (the vault secret holding the access token)".into())));
-                }
-                _ => {}
-            }
-            Auth::OAuth1 {
-                consumer_key,
-                consumer_secret,
-                token: opt_secret(raw.token, "token")?,
-                token_secret: opt_secret(raw.token_secret, "token_secret")?,
-            }
-        }
-        "github-app" => {
-            let app_id = raw.app_id.ok_or_else(|| {
-                src.error(
-                    span.clone(),
-                    ctx("needs `app_id = 123456` (the GitHub App's id)".into()),
-                )
-            })?;
-            let app_id_text = match app_id.get_ref() {
-                toml::Value::Integer(i) if *i > 0 => i.to_string(),
-                toml::Value::String(s)
-                    if !s.is_empty()
-                        && s.len() <= 64
-                        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') =>
-                {
-                    s.clone()
-                }
-                _ => {
-                    return Err(invalid(
-                        app_id.span(),
-                        "`app_id` must be the app's id (a positive number) or its client id (letters, digits and `.`)".into(),
-                    ));
-                }
-            };
-            let inst = raw.installation_id.ok_or_else(|| {
-                src.error(
-                    span.clone(),
-                    ctx(
-                        "needs `installation_id = 123456` (the installation of the app to act as)"
-                            .into(),
-                    ),
-                )
-            })?;
-            let installation_id = match inst.get_ref() {
-                toml::Value::Integer(i) if *i > 0 => u64::try_from(*i).ok(),
-                toml::Value::String(s) => s.parse::<u64>().ok().filter(|n| *n > 0),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                invalid(
-                    inst.span(),
-                    "`installation_id` must be a positive number".into(),
-                )
-            })?;
-            Auth::GitHubApp {
-                app_id: app_id_text,
-                installation_id,
-                secret: secret(
-                    raw.secret,
-                    "secret",
-                    "the vault secret holding the app's PEM private key",
-                )?,
-            }
-        }
-        "gcp-service-account" => {
-            let secret = secret(
-                raw.secret,
-                "secret",
-                "the vault secret holding the service account's JSON key",
-            )?;
-            let scopes = raw.scopes.ok_or_else(|| {
-                src.error(
-                    span.clone(),
-                    ctx("needs `scopes = [\"https://www.googleapis.com/auth/…\"]` (the OAuth scopes to request)".into()),
-                )
-            })?;
-            let scopes_span = scopes.span();
-            let scopes = scopes.into_inner();
-            if scopes.is_empty() {
-                return Err(invalid(
-                    scopes_span,
-                    "`scopes` must name at least one scope".into(),
-                ));
-            }
-            let mut out = Vec::new();
-            for sc in scopes {
-                let v = sc.get_ref();
-                if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(invalid(
-                        sc.span(),
-                        "each scope must be non-empty, without spaces".into(),
-                    ));
-                }
-                out.push(sc.into_inner());
-            }
-            Auth::GcpServiceAccount {
-                secret,
-                scopes: out,
-            }
-        }
-        "oauth2" => {
-            let token_url = need(raw.token_url, "token_url", "the provider's token endpoint")?;
-            let url = check_token_url(token_url.get_ref())
-                .map_err(|m| invalid(token_url.span(), format!("`token_url`: {m}")))?;
-            let client_id = need(raw.client_id, "client_id", "the OAuth client id")?;
-            if client_id.get_ref().is_empty() || client_id.get_ref().chars().any(char::is_control) {
-                return Err(invalid(
-                    client_id.span(),
-                    "`client_id` must be non-empty, without control characters".into(),
-                ));
-            }
-            let scope = match raw.scope {
-                None => None,
-                Some(sc) => {
-                    if sc.get_ref().trim().is_empty() || sc.get_ref().chars().any(char::is_control)
-                    {
-                        return Err(invalid(
-                            sc.span(),
-                            "`scope` must be space-separated scope names; remove it if the provider needs none".into(),
-                        ));
-                    }
-                    Some(sc.into_inner())
-                }
-            };
-            let client_auth = match raw.client_auth {
-                None => crate::ClientAuth::default(),
-                Some(ca) => match ca.get_ref().as_str() {
-                    "basic" => crate::ClientAuth::Basic,
-                    "body" => crate::ClientAuth::Body,
-                    other => {
-                        return Err(invalid(
-                            ca.span(),
-                            format!(
-                                "invalid `client_auth` \"{}\"; expected \"basic\" or \"body\"",
-                                other.escape_debug()
-                            ),
-                        ));
-                    }
-                },
-            };
-            Auth::OAuth2 {
-                token_url: url,
-                client_id: client_id.into_inner(),
-                secret: secret(
-                    raw.secret,
-                    "secret",
-                    "the vault secret holding the client secret",
-                )?,
-                scope,
-                client_auth,
-            }
-        }
-        // AUTH_TYPES was checked above; a type listed there but not handled here is a
-        // bug caught by the tests, reported rather than panicking.
-        other => {
+            let about = ty.field(missing).map_or("", |f| f.about);
             return Err(src.error(
-                raw.kind.span(),
-                format!(
-                    "service \"{name}\": auth type \"{}\" is not handled",
-                    other.escape_debug()
-                ),
+                span.clone(),
+                ctx(format!(
+                    "`{present}` needs `{missing} = \"…\"` too ({about})"
+                )),
             ));
         }
+        match raw.fields.get(field.name) {
+            None if field.required => {
+                return Err(src.error(
+                    span.clone(),
+                    ctx(format!(
+                        "needs `{} = {}` ({})",
+                        field.name, field.example, field.about
+                    )),
+                ));
+            }
+            None => {}
+            Some(v) => {
+                let value =
+                    (field.check)(field.name, v).map_err(|(at, m)| src.error(at, ctx(m)))?;
+                values.push((field.name.to_string(), value));
+            }
+        }
+    }
+    Auth::from_values(ty.kind, values).map_err(|m| src.error(span, ctx(m)))
+}
+
+/// A vault secret's name (every secret field).
+pub(crate) fn check_secret_name(field: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let v = v.text()?;
+    if airlock_home::is_valid_name(v.get_ref()) {
+        Ok(AuthValue::Text(v.get_ref().clone()))
+    } else {
+        Err((
+            v.span(),
+            format!(
+                "`{field}`: invalid secret name \"{}\": {}",
+                v.get_ref().escape_debug(),
+                airlock_home::NAME_RULE
+            ),
+        ))
+    }
+}
+
+/// `basic`'s user name: no `:` and no control characters (RFC 7617).
+pub(crate) fn check_username(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let u = v.text()?;
+    match u.get_ref().chars().find(|c| *c == ':' || c.is_control()) {
+        Some(bad) => Err((
+            u.span(),
+            format!(
+                "`username` must not contain {}",
+                if bad == ':' {
+                    "`:`"
+                } else {
+                    "control characters"
+                }
+            ),
+        )),
+        None => Ok(AuthValue::Text(u.get_ref().clone())),
+    }
+}
+
+/// `header`'s header name ([`check_header_name`]).
+pub(crate) fn check_header_name_field(
+    field: &'static str,
+    v: &RawField,
+) -> Result<AuthValue, Located> {
+    let h = v.text()?;
+    check_header_name(h.get_ref()).map_err(|m| (h.span(), format!("`{field}`: {m}")))?;
+    Ok(AuthValue::Text(h.get_ref().clone()))
+}
+
+/// `header`'s prefix: printable ASCII, not starting with a space.
+pub(crate) fn check_prefix(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let p = v.text()?;
+    let ok =
+        p.get_ref().bytes().all(|b| (0x20..=0x7e).contains(&b)) && !p.get_ref().starts_with(' ');
+    if !ok {
+        return Err((
+            p.span(),
+            "`prefix` must be printable ASCII and not start with a space, e.g. \"Token \"".into(),
+        ));
+    }
+    Ok(AuthValue::Text(p.get_ref().clone()))
+}
+
+/// `query`'s parameter name.
+pub(crate) fn check_param(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let param = v.text()?;
+    let p = param.get_ref();
+    if p.is_empty()
+        || p.len() > 128
+        || p.chars()
+            .any(|c| c.is_control() || matches!(c, '&' | '=' | '#' | ' '))
+    {
+        return Err((
+            param.span(),
+            "`param` must be 1 to 128 characters without spaces, control characters, `&`, `=` or `#`".into(),
+        ));
+    }
+    Ok(AuthValue::Text(p.clone()))
+}
+
+/// `aws-sigv4`'s region and signing name ([`check_aws_word`]).
+pub(crate) fn check_aws_word_field(
+    field: &'static str,
+    v: &RawField,
+) -> Result<AuthValue, Located> {
+    let w = v.text()?;
+    check_aws_word(w.get_ref()).map_err(|m| (w.span(), format!("`{field}`: {m}")))?;
+    Ok(AuthValue::Text(w.get_ref().clone()))
+}
+
+/// `github-app`'s app id: a positive number, or a client id (letters, digits, `.`).
+pub(crate) fn check_app_id(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let app_id = v.value()?;
+    match app_id.get_ref() {
+        toml::Value::Integer(i) if *i > 0 => Ok(AuthValue::Text(i.to_string())),
+        toml::Value::String(s)
+            if !s.is_empty()
+                && s.len() <= 64
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') =>
+        {
+            Ok(AuthValue::Text(s.clone()))
+        }
+        _ => Err((
+            app_id.span(),
+            "`app_id` must be the app's id (a positive number) or its client id (letters, digits and `.`)".into(),
+        )),
+    }
+}
+
+/// `github-app`'s installation id: a positive number (a digit string is accepted).
+pub(crate) fn check_installation_id(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let inst = v.value()?;
+    match inst.get_ref() {
+        toml::Value::Integer(i) if *i > 0 => u64::try_from(*i).ok(),
+        toml::Value::String(s) => s.parse::<u64>().ok().filter(|n| *n > 0),
+        _ => None,
+    }
+    .map(AuthValue::Number)
+    .ok_or_else(|| {
+        (
+            inst.span(),
+            "`installation_id` must be a positive number".into(),
+        )
     })
+}
+
+/// `gcp-service-account`'s scopes: at least one, each without spaces.
+pub(crate) fn check_scopes(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let scopes = v.list()?;
+    if scopes.get_ref().is_empty() {
+        return Err((
+            scopes.span(),
+            "`scopes` must name at least one scope".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for sc in scopes.get_ref() {
+        let v = sc.get_ref();
+        if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err((
+                sc.span(),
+                "each scope must be non-empty, without spaces".into(),
+            ));
+        }
+        out.push(v.clone());
+    }
+    Ok(AuthValue::List(out))
+}
+
+/// `oauth2`'s token endpoint ([`check_token_url`]).
+pub(crate) fn check_token_url_field(
+    field: &'static str,
+    v: &RawField,
+) -> Result<AuthValue, Located> {
+    let u = v.text()?;
+    check_token_url(u.get_ref()).map_err(|m| (u.span(), format!("`{field}`: {m}")))?;
+    Ok(AuthValue::Text(u.get_ref().clone()))
+}
+
+/// `oauth2`'s client id: non-empty, no control characters.
+pub(crate) fn check_client_id(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let c = v.text()?;
+    if c.get_ref().is_empty() || c.get_ref().chars().any(char::is_control) {
+        return Err((
+            c.span(),
+            "`client_id` must be non-empty, without control characters".into(),
+        ));
+    }
+    Ok(AuthValue::Text(c.get_ref().clone()))
+}
+
+/// `oauth2`'s scope: space-separated names.
+pub(crate) fn check_scope(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let sc = v.text()?;
+    if sc.get_ref().trim().is_empty() || sc.get_ref().chars().any(char::is_control) {
+        return Err((
+            sc.span(),
+            "`scope` must be space-separated scope names; remove it if the provider needs none"
+                .into(),
+        ));
+    }
+    Ok(AuthValue::Text(sc.get_ref().clone()))
+}
+
+/// `oauth2`'s client authentication: `"basic"` or `"body"`.
+pub(crate) fn check_client_auth(_: &'static str, v: &RawField) -> Result<AuthValue, Located> {
+    let ca = v.text()?;
+    match ca.get_ref().as_str() {
+        "basic" | "body" => Ok(AuthValue::Text(ca.get_ref().clone())),
+        other => Err((
+            ca.span(),
+            format!(
+                "invalid `client_auth` \"{}\"; expected \"basic\" or \"body\"",
+                other.escape_debug()
+            ),
+        )),
+    }
 }
 
 /// A header name the `header` auth type may set: an HTTP token, and not one that

@@ -138,80 +138,112 @@ pub(crate) struct AddArgs {
     pub(crate) typed: AuthFlags,
 }
 
-/// Type-specific `add` flags. Each secret part comes from `--<part>-from-env VAR`
-/// or, on a terminal, a no-echo prompt.
-#[derive(Debug, Args, Default)]
-#[command(next_help_heading = "Auth-type options")]
+/// Type-specific `add` flags, one per field of `airlock_config::AUTH_TABLE` that
+/// has an `AddFlag` (so a new auth type brings its flags with it). Each secret part
+/// comes from `--<part>-from-env VAR` or, on a terminal, a no-echo prompt.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct AuthFlags {
-    /// basic: the username
-    #[arg(long)]
-    pub(crate) username: Option<String>,
-    /// basic: read the password from this variable (or use --key-from-env/--key-stdin)
-    #[arg(long, value_name = "VAR")]
-    pub(crate) password_from_env: Option<String>,
-    /// header: the header that carries the key, e.g. X-Api-Key
-    #[arg(long, value_name = "NAME")]
-    pub(crate) header_name: Option<String>,
-    /// header: text before the key in the header value, e.g. "Token "
-    #[arg(long)]
-    pub(crate) prefix: Option<String>,
-    /// query: the query parameter that carries the key, e.g. api_key
-    #[arg(long, value_name = "NAME")]
-    pub(crate) param: Option<String>,
-    /// aws-sigv4: the region, e.g. us-east-1
-    #[arg(long)]
-    pub(crate) region: Option<String>,
-    /// aws-sigv4: the AWS service name, e.g. s3, ses, execute-api
-    #[arg(long, value_name = "SERVICE")]
-    pub(crate) aws_service: Option<String>,
-    /// aws-sigv4: read the access key id from this variable
-    #[arg(long, value_name = "VAR")]
-    pub(crate) access_key_id_from_env: Option<String>,
-    /// aws-sigv4: read the secret access key from this variable
-    #[arg(long, value_name = "VAR")]
-    pub(crate) secret_access_key_from_env: Option<String>,
-    /// aws-sigv4: read a session token from this variable (temporary credentials)
-    #[arg(long, value_name = "VAR")]
-    pub(crate) session_token_from_env: Option<String>,
-    /// oauth1: read the consumer key from this variable
-    #[arg(long, value_name = "VAR")]
-    pub(crate) consumer_key_from_env: Option<String>,
-    /// oauth1: read the consumer secret from this variable
-    #[arg(long, value_name = "VAR")]
-    pub(crate) consumer_secret_from_env: Option<String>,
-    /// oauth1: read the access token from this variable
-    #[arg(long, value_name = "VAR")]
-    pub(crate) token_from_env: Option<String>,
-    /// oauth1: read the access token secret from this variable
-    #[arg(long, value_name = "VAR")]
-    pub(crate) token_secret_from_env: Option<String>,
-    /// github-app: the App id
-    #[arg(long)]
-    pub(crate) app_id: Option<String>,
-    /// github-app: the installation id
-    #[arg(long)]
-    pub(crate) installation_id: Option<u64>,
-    /// github-app: the App's private key (PEM); read once and stored in the vault
-    #[arg(long, value_name = "FILE")]
-    pub(crate) pem_file: Option<std::path::PathBuf>,
-    /// gcp-service-account: the service-account key JSON; read once and stored in the vault
-    #[arg(long, value_name = "FILE")]
-    pub(crate) json_file: Option<std::path::PathBuf>,
-    /// gcp-service-account: OAuth scopes, comma-separated
-    #[arg(long, value_delimiter = ',')]
-    pub(crate) scopes: Vec<String>,
-    /// oauth2: the token endpoint
-    #[arg(long, value_name = "URL")]
-    pub(crate) token_url: Option<String>,
-    /// oauth2: the client id
-    #[arg(long)]
-    pub(crate) client_id: Option<String>,
-    /// oauth2: the scope to request
-    #[arg(long)]
-    pub(crate) scope: Option<String>,
-    /// oauth2: read the client secret from this variable (or use --key-from-env/--key-stdin)
-    #[arg(long, value_name = "VAR")]
-    pub(crate) client_secret_from_env: Option<String>,
+    /// The values given, by flag (without `--`).
+    values: std::collections::BTreeMap<&'static str, Vec<String>>,
+    /// The files given, by flag.
+    files: std::collections::BTreeMap<&'static str, std::path::PathBuf>,
+}
+
+impl AuthFlags {
+    /// Every auth type's flags, once each, in table order: (type, flag).
+    fn flags() -> impl Iterator<Item = (&'static str, airlock_config::AddFlag, &'static str)> {
+        let mut seen = Vec::new();
+        airlock_config::AUTH_TABLE
+            .iter()
+            .flat_map(|t| t.fields.iter().map(move |f| (t.name, f.flag)))
+            .filter_map(move |(ty, flag)| {
+                let flag = flag?;
+                let long = flag.long?;
+                (!seen.contains(&long)).then(|| {
+                    seen.push(long);
+                    (ty, flag, long)
+                })
+            })
+    }
+
+    /// The value of `--long`, if given.
+    pub(crate) fn get(&self, long: &str) -> Option<&str> {
+        self.values
+            .get(long)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    /// The file named by `--long`, if given.
+    pub(crate) fn path(&self, long: &str) -> Option<&std::path::Path> {
+        self.files.get(long).map(std::path::PathBuf::as_path)
+    }
+
+    /// Every value of a list flag (`--scopes a,b`).
+    pub(crate) fn list(&self, long: &str) -> &[String] {
+        self.values.get(long).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl clap::FromArgMatches for AuthFlags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = AuthFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        use airlock_config::FlagInput;
+        for (_, flag, long) in Self::flags() {
+            let id = long;
+            let values: Vec<String> = match flag.input {
+                FlagInput::Number => matches
+                    .get_many::<u64>(id)
+                    .map(|v| v.map(u64::to_string).collect())
+                    .unwrap_or_default(),
+                FlagInput::SecretFile { .. } => {
+                    if let Some(p) = matches.get_one::<std::path::PathBuf>(id) {
+                        self.files.insert(long, p.clone());
+                    }
+                    continue;
+                }
+                _ => matches
+                    .get_many::<String>(id)
+                    .map(|v| v.cloned().collect())
+                    .unwrap_or_default(),
+            };
+            if !values.is_empty() {
+                self.values.insert(long, values);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for AuthFlags {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        use airlock_config::FlagInput;
+        use clap::{Arg, ArgAction, value_parser};
+        let mut cmd = cmd.next_help_heading("Auth-type options");
+        for (ty, flag, long) in Self::flags() {
+            let arg = Arg::new(long)
+                .long(long)
+                .value_name(flag.value_name)
+                .help(format!("{ty}: {}", flag.help));
+            let arg = match flag.input {
+                FlagInput::Number => arg.value_parser(value_parser!(u64)),
+                FlagInput::List => arg.action(ArgAction::Append).value_delimiter(','),
+                FlagInput::SecretFile { .. } => arg.value_parser(value_parser!(std::path::PathBuf)),
+                _ => arg,
+            };
+            cmd = cmd.arg(arg);
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 #[derive(Debug, Args)]

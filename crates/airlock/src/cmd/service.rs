@@ -1,7 +1,7 @@
 //! `airlock add`, `remove` and `list`: services with their secret, and with
 //! a first capability (NAME, the template's rules, ttl 1h; `--no-cap` for none).
 
-use airlock_config::{AUTH_TYPES, Auth, CapabilitySpec, Config, ConfigDoc};
+use airlock_config::{AUTH_TYPES, Auth, AuthValue, CapabilitySpec, Config, ConfigDoc, FlagInput};
 use airlock_home::Home;
 use anyhow::bail;
 use serde_json::json;
@@ -76,7 +76,17 @@ fn main_secret(
     input::read_value(source, &format!("{what} for \"{name}\""), KEY_FLAGS)
 }
 
-/// Reads every secret part the auth type needs and builds its config entry.
+/// A field the template fills in when its flag is not given.
+fn template_value(template: &Template, field: &str) -> Option<&'static str> {
+    match (template.auth, field) {
+        (TemplateAuth::Header(h), "header_name") => Some(h),
+        (TemplateAuth::AwsSigV4(s), "aws_service") => Some(s),
+        _ => None,
+    }
+}
+
+/// Reads every field the auth type needs — as its row of `AUTH_TABLE` says: flags,
+/// prompts, files, the template's defaults — and builds its config entry.
 /// Returns the auth and the (vault name, value) pairs to store.
 fn build_auth(
     args: &AddArgs,
@@ -84,263 +94,81 @@ fn build_auth(
     auth_type: &str,
     template: Option<&Template>,
 ) -> anyhow::Result<(Auth, SecretParts)> {
-    let f = &args.typed;
-    let sub = |part: &str| format!("{name}.{part}");
-    Ok(match auth_type {
-        "bearer" => (
-            Auth::Bearer {
-                secret: name.into(),
-            },
-            vec![(name.into(), main_secret(args, name, None, "key")?)],
-        ),
-        "basic" => {
-            let username = need(
-                f.username.as_deref(),
-                auth_type,
-                "--username",
-                "the username",
-            )?;
-            let pw = main_secret(args, name, f.password_from_env.as_deref(), "password")?;
-            (
-                Auth::Basic {
-                    username,
-                    secret: name.into(),
-                },
-                vec![(name.into(), pw)],
-            )
-        }
-        "header" => {
-            let from_template = template.and_then(|t| match t.auth {
-                TemplateAuth::Header(h) => Some(h),
-                _ => None,
-            });
-            let header_name = need(
-                f.header_name.as_deref().or(from_template),
-                auth_type,
-                "--header-name",
-                "the header that carries the key, e.g. X-Api-Key",
-            )?;
-            let prefix = f.prefix.clone().unwrap_or_default();
-            (
-                Auth::Header {
-                    header_name,
-                    prefix,
-                    secret: name.into(),
-                },
-                vec![(name.into(), main_secret(args, name, None, "key")?)],
-            )
-        }
-        "query" => {
-            let param = need(
-                f.param.as_deref(),
-                auth_type,
-                "--param",
-                "the query parameter that carries the key, e.g. api_key",
-            )?;
-            (
-                Auth::Query {
-                    param,
-                    secret: name.into(),
-                },
-                vec![(name.into(), main_secret(args, name, None, "key")?)],
-            )
-        }
-        "aws-sigv4" => {
-            let region = need(
-                f.region.as_deref(),
-                auth_type,
-                "--region",
-                "the AWS region, e.g. us-east-1",
-            )?;
-            let from_template = template.and_then(|t| match t.auth {
-                TemplateAuth::AwsSigV4(s) => Some(s),
-                _ => None,
-            });
-            let aws_service = need(
-                f.aws_service.as_deref().or(from_template),
-                auth_type,
-                "--aws-service",
-                "the AWS service name, e.g. s3",
-            )?;
-            let mut secrets = vec![
-                (
-                    sub("access_key_id"),
-                    part(
-                        f.access_key_id_from_env.as_deref(),
-                        "AWS access key id",
-                        "--access-key-id-from-env",
-                    )?,
-                ),
-                (
-                    sub("secret_access_key"),
-                    part(
-                        f.secret_access_key_from_env.as_deref(),
-                        "AWS secret access key",
-                        "--secret-access-key-from-env",
-                    )?,
-                ),
-            ];
-            let session_token = match f.session_token_from_env.as_deref() {
-                Some(var) => {
-                    secrets.push((
-                        sub("session_token"),
-                        part(Some(var), "AWS session token", "--session-token-from-env")?,
-                    ));
-                    Some(sub("session_token"))
-                }
-                None => None,
-            };
-            (
-                Auth::AwsSigV4 {
-                    region,
-                    aws_service,
-                    access_key_id: sub("access_key_id"),
-                    secret_access_key: sub("secret_access_key"),
-                    session_token,
-                },
-                secrets,
-            )
-        }
-        "oauth1" => {
-            let mut secrets = vec![
-                (
-                    sub("consumer_key"),
-                    part(
-                        f.consumer_key_from_env.as_deref(),
-                        "OAuth consumer key",
-                        "--consumer-key-from-env",
-                    )?,
-                ),
-                (
-                    sub("consumer_secret"),
-                    part(
-                        f.consumer_secret_from_env.as_deref(),
-                        "OAuth consumer secret",
-                        "--consumer-secret-from-env",
-                    )?,
-                ),
-            ];
-            let (token, token_secret) = match (
-                f.token_from_env.as_deref(),
-                f.token_secret_from_env.as_deref(),
-            ) {
-                (Some(t), Some(ts)) => {
-                    secrets.push((
-                        sub("token"),
-                        part(Some(t), "OAuth access token", "--token-from-env")?,
-                    ));
-                    secrets.push((
-                        sub("token_secret"),
-                        part(Some(ts), "OAuth token secret", "--token-secret-from-env")?,
-                    ));
-                    (Some(sub("token")), Some(sub("token_secret")))
-                }
-                (None, None) => (None, None),
-                _ => bail!(
-                    "auth type \"oauth1\" needs both --token-from-env and --token-secret-from-env, or neither"
-                ),
-            };
-            (
-                Auth::OAuth1 {
-                    consumer_key: sub("consumer_key"),
-                    consumer_secret: sub("consumer_secret"),
-                    token,
-                    token_secret,
-                },
-                secrets,
-            )
-        }
-        "github-app" => {
-            let app_id = need(
-                f.app_id.as_deref(),
-                auth_type,
-                "--app-id",
-                "the GitHub App id",
-            )?;
-            let Some(installation_id) = f.installation_id else {
-                bail!(
-                    "auth type \"github-app\" needs --installation-id (the App installation's numeric id)"
-                );
-            };
-            let pem = match &f.pem_file {
-                Some(p) => file_part(p, "GitHub App private key (PEM)")?,
-                None if args.key.key_stdin || args.key.key_from_env.is_some() => {
-                    main_secret(args, name, None, "private key (PEM)")?
-                }
-                None => {
-                    bail!("auth type \"github-app\" needs --pem-file FILE (the App's private key)")
-                }
-            };
-            (
-                Auth::GitHubApp {
-                    app_id,
-                    installation_id,
-                    secret: name.into(),
-                },
-                vec![(name.into(), pem)],
-            )
-        }
-        "gcp-service-account" => {
-            let json = match &f.json_file {
-                Some(p) => file_part(p, "service-account key JSON")?,
-                None if args.key.key_stdin || args.key.key_from_env.is_some() => {
-                    main_secret(args, name, None, "service-account key JSON")?
-                }
-                None => bail!(
-                    "auth type \"gcp-service-account\" needs --json-file FILE (the service-account key)"
-                ),
-            };
-            if f.scopes.is_empty() {
-                bail!(
-                    "auth type \"gcp-service-account\" needs --scopes (e.g. https://www.googleapis.com/auth/cloud-platform)"
-                );
-            }
-            (
-                Auth::GcpServiceAccount {
-                    secret: name.into(),
-                    scopes: f.scopes.clone(),
-                },
-                vec![(name.into(), json)],
-            )
-        }
-        "oauth2" => {
-            let token_url = need(
-                f.token_url.as_deref(),
-                auth_type,
-                "--token-url",
-                "the token endpoint URL",
-            )?;
-            let token_url =
-                airlock_config::check_token_url(&token_url).map_err(anyhow::Error::msg)?;
-            let client_id = need(
-                f.client_id.as_deref(),
-                auth_type,
-                "--client-id",
-                "the OAuth client id",
-            )?;
-            let secret = main_secret(
-                args,
-                name,
-                f.client_secret_from_env.as_deref(),
-                "client secret",
-            )?;
-            (
-                Auth::OAuth2 {
-                    token_url,
-                    client_id,
-                    secret: name.into(),
-                    scope: f.scope.clone(),
-                    client_auth: airlock_config::ClientAuth::default(),
-                },
-                vec![(name.into(), secret)],
-            )
-        }
-        other => bail!(
+    let Some(ty) = airlock_config::auth_type(auth_type) else {
+        bail!(
             "unknown auth type \"{}\"; expected one of: {}",
-            other.escape_debug(),
+            auth_type.escape_debug(),
             AUTH_TYPES.join(", ")
-        ),
-    })
+        );
+    };
+    let f = &args.typed;
+    let flag_of = |field: &str| ty.field(field).and_then(|f| f.flag?.long);
+    let keys_given = args.key.key_stdin || args.key.key_from_env.is_some();
+    let mut values = Vec::new();
+    let mut secrets: SecretParts = Vec::new();
+    for field in ty.fields {
+        let Some(flag) = field.flag else { continue };
+        // Fields set together: both flags or neither, checked before either is read.
+        for (a, b) in ty.together.iter().filter(|(a, _)| *a == field.name) {
+            let (fa, fb) = (flag_of(a).unwrap_or(a), flag_of(b).unwrap_or(b));
+            if f.get(fa).is_some() != f.get(fb).is_some() {
+                bail!("auth type \"{auth_type}\" needs both --{fa} and --{fb}, or neither");
+            }
+        }
+        let long = flag.long.unwrap_or(field.name);
+        let given = flag.long.and_then(|l| f.get(l));
+        let missing =
+            || anyhow::anyhow!("auth type \"{auth_type}\" needs --{long} ({})", flag.what);
+        let value = if field.secret {
+            let value = match flag.input {
+                FlagInput::SecretEnv if given.is_none() && !field.required => continue,
+                FlagInput::SecretEnv => part(given, flag.what, &format!("--{long}"))?,
+                FlagInput::SecretFile { key_what, missing } => match f.path(long) {
+                    Some(p) => file_part(p, flag.what)?,
+                    None if keys_given => main_secret(args, name, None, key_what)?,
+                    None => bail!(
+                        "auth type \"{auth_type}\" needs --{long} {} ({missing})",
+                        flag.value_name
+                    ),
+                },
+                _ => main_secret(args, name, given, flag.what)?,
+            };
+            let vault_name = match field.vault_part() {
+                None => name.to_string(),
+                Some(part) => format!("{name}.{part}"),
+            };
+            secrets.push((vault_name.clone(), value));
+            AuthValue::Text(vault_name)
+        } else {
+            match flag.input {
+                FlagInput::List => match f.list(long) {
+                    [] if field.required => return Err(missing()),
+                    [] => continue,
+                    list => AuthValue::List(list.to_vec()),
+                },
+                FlagInput::Number => match given {
+                    Some(n) => AuthValue::Number(n.parse()?),
+                    None if field.required => return Err(missing()),
+                    None => continue,
+                },
+                _ => {
+                    let given =
+                        given.or_else(|| template.and_then(|t| template_value(t, field.name)));
+                    let v = match given {
+                        None if !field.required => continue,
+                        given => need(given, auth_type, &format!("--{long}"), flag.what)?,
+                    };
+                    if let Some(check) = flag.check {
+                        check(&v).map_err(anyhow::Error::msg)?;
+                    }
+                    AuthValue::Text(v)
+                }
+            }
+        };
+        values.push((field.name.to_string(), value));
+    }
+    let auth = Auth::from_values(ty.kind, values).map_err(anyhow::Error::msg)?;
+    Ok((auth, secrets))
 }
 
 pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
@@ -376,7 +204,7 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
     let url_arg = match (&args.url, template) {
         (Some(u), _) => u.clone(),
         (None, Some(t)) if t.url.contains("{region}") => {
-            let region = need(args.typed.region.as_deref(), &auth_type, "--region", "the AWS region, e.g. us-east-1")?;
+            let region = need(args.typed.get("region"), &auth_type, "--region", "the AWS region, e.g. us-east-1")?;
             t.url.replace("{region}", &region)
         }
         (None, Some(t)) => t.url.to_string(),
