@@ -127,7 +127,8 @@ fn issue_14_10_add_says_what_it_granted_and_the_readme_flow_grants_no_more() {
         )
         .ok();
     assert!(
-        out.stdout.contains("granted: capability \"stripe\": allow GET"),
+        out.stdout
+            .contains("granted: capability \"stripe\": allow GET"),
         "{}",
         out.stdout
     );
