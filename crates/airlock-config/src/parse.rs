@@ -188,6 +188,27 @@ impl<'de> Visitor<'de> for RawAuthVisitor {
         let kind = kind.ok_or_else(|| de::Error::missing_field("type"))?;
         Ok(RawAuth { kind, fields })
     }
+    /// An array in place of the table: read positionally, as a derived
+    /// `Deserialize` would (and with its message when elements run out).
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawAuth, A::Error> {
+        let names = all_field_names();
+        let expected = format!("struct RawAuth with {} elements", names.len());
+        let short = |i: usize| de::Error::invalid_length(i, &expected.as_str());
+        let kind = seq.next_element()?.ok_or_else(|| short(0))?;
+        let mut fields = BTreeMap::new();
+        for (i, name) in names.iter().enumerate().skip(1) {
+            let Some(AuthKey::Field(f)) = AuthKeySeed.visit_str::<A::Error>(name).ok() else {
+                continue;
+            };
+            let v = match f.shape {
+                Shape::Str => seq.next_element()?.map(RawField::Str),
+                Shape::Value => seq.next_element()?.map(RawField::Value),
+                Shape::List => seq.next_element()?.map(RawField::List),
+            };
+            fields.insert(f.name, v.ok_or_else(|| short(i))?);
+        }
+        Ok(RawAuth { kind, fields })
+    }
 }
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

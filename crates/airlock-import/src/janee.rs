@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use airlock_config::{Auth, check_service_url};
+use airlock_config::{Auth, AuthKind, AuthValue, check_service_url};
 use airlock_home::is_valid_name;
 use secrecy::SecretSlice;
 use yaml_serde::{Mapping, Value};
@@ -821,6 +821,66 @@ fn planned_secret(
     }
 }
 
+/// Where an airlock auth field's value is in a Janee service's `auth`.
+#[derive(Clone, Copy)]
+enum JaneeField {
+    /// A sealed value that must be there.
+    Sealed(&'static str),
+    /// A sealed value that may be there.
+    OptSealed(&'static str),
+    /// A plain string.
+    Plain(&'static str),
+    /// A plain number (or digit string).
+    Number(&'static str),
+    /// A list of strings, at least one.
+    List(&'static str),
+}
+
+/// The Janee auth types that map field by field onto an airlock type of
+/// `airlock_config::AUTH_TABLE`: (airlock field, where it is in Janee), in the
+/// table's field order. `headers` is mapped by hand (`map_service`).
+fn janee_auth(janee_type: &str) -> Option<(AuthKind, &'static [(&'static str, JaneeField)])> {
+    use JaneeField::{List, Number, OptSealed, Plain, Sealed};
+    Some(match janee_type {
+        "bearer" => (AuthKind::Bearer, &[("secret", Sealed("key"))]),
+        "service-account" => (
+            AuthKind::GcpServiceAccount,
+            &[
+                ("secret", Sealed("credentials")),
+                ("scopes", List("scopes")),
+            ],
+        ),
+        "github-app" => (
+            AuthKind::GitHubApp,
+            &[
+                ("app_id", Plain("appId")),
+                ("installation_id", Number("installationId")),
+                ("secret", Sealed("privateKey")),
+            ],
+        ),
+        "oauth1a-twitter" => (
+            AuthKind::OAuth1,
+            &[
+                ("consumer_key", Sealed("consumerKey")),
+                ("consumer_secret", Sealed("consumerSecret")),
+                ("token", Sealed("accessToken")),
+                ("token_secret", Sealed("accessTokenSecret")),
+            ],
+        ),
+        "aws-sigv4" => (
+            AuthKind::AwsSigV4,
+            &[
+                ("region", Plain("region")),
+                ("aws_service", Plain("awsService")),
+                ("access_key_id", Sealed("accessKeyId")),
+                ("secret_access_key", Sealed("secretAccessKey")),
+                ("session_token", OptSealed("sessionToken")),
+            ],
+        ),
+        _ => return None,
+    })
+}
+
 /// Maps one Janee service onto an airlock auth, taking the values it uses out of
 /// `raw.values`. On `Err` nothing is taken.
 fn map_service(
@@ -851,11 +911,6 @@ fn map_service(
     // (airlock part, Janee field) pairs to take, in auth.secrets() order.
     let mut name_of = |part: Option<&str>| unique(&secret_name(&svc, part), secret_names);
     let (auth, take): (Auth, Vec<(String, FieldKey)>) = match raw.auth_type.as_str() {
-        "bearer" => {
-            need(raw, &["key"])?;
-            let n = name_of(None);
-            (Auth::Bearer { secret: n.clone() }, vec![(n, field("key"))])
-        }
         "headers" => {
             let headers: Vec<FieldKey> = raw
                 .values
@@ -910,105 +965,73 @@ fn map_service(
             };
             (auth, vec![(n, key)])
         }
-        "service-account" => {
-            need(raw, &["credentials"])?;
-            let scopes = str_list(get(&raw.auth, "scopes")).unwrap_or_default();
-            if scopes.is_empty() {
-                return Err("`auth.scopes` is missing or empty; airlock needs at least one".into());
-            }
-            let n = name_of(None);
-            (
-                Auth::GcpServiceAccount {
-                    secret: n.clone(),
-                    scopes,
-                },
-                vec![(n, field("credentials"))],
-            )
-        }
-        "github-app" => {
-            if !has(raw, "privateKey") && get(&raw.auth, "pemFile").is_some() {
+        janee_type if janee_auth(janee_type).is_some() => {
+            let Some((kind, sources)) = janee_auth(janee_type) else {
+                return Err(format!(
+                    "auth type `{janee_type}` is unknown to this importer"
+                ));
+            };
+            if kind == AuthKind::GitHubApp
+                && !has(raw, "privateKey")
+                && get(&raw.auth, "pemFile").is_some()
+            {
                 return Err(
                     "its private key is read from `pemFile`, which is not imported; add it with \
                      `airlock add NAME --auth github-app`"
                         .into(),
                 );
             }
-            need(raw, &["privateKey"])?;
-            let app_id = plain(raw, "appId")?;
-            let installation = plain(raw, "installationId")?;
-            let installation_id: u64 = installation
-                .parse()
-                .map_err(|_| format!("`auth.installationId` {installation:?} is not a number"))?;
-            let n = name_of(None);
-            (
-                Auth::GitHubApp {
-                    app_id,
-                    installation_id,
-                    secret: n.clone(),
-                },
-                vec![(n, field("privateKey"))],
-            )
-        }
-        "oauth1a-twitter" => {
-            need(
-                raw,
-                &[
-                    "consumerKey",
-                    "consumerSecret",
-                    "accessToken",
-                    "accessTokenSecret",
-                ],
-            )?;
-            let (ck, cs, t, ts) = (
-                name_of(Some("consumer_key")),
-                name_of(Some("consumer_secret")),
-                name_of(Some("token")),
-                name_of(Some("token_secret")),
-            );
-            (
-                Auth::OAuth1 {
-                    consumer_key: ck.clone(),
-                    consumer_secret: cs.clone(),
-                    token: Some(t.clone()),
-                    token_secret: Some(ts.clone()),
-                },
-                vec![
-                    (ck, field("consumerKey")),
-                    (cs, field("consumerSecret")),
-                    (t, field("accessToken")),
-                    (ts, field("accessTokenSecret")),
-                ],
-            )
-        }
-        "aws-sigv4" => {
-            need(raw, &["accessKeyId", "secretAccessKey"])?;
-            let region = plain(raw, "region")?;
-            let aws_service = plain(raw, "awsService")?;
-            let (ak, sk) = (
-                name_of(Some("access_key_id")),
-                name_of(Some("secret_access_key")),
-            );
-            let mut take = vec![
-                (ak.clone(), field("accessKeyId")),
-                (sk.clone(), field("secretAccessKey")),
-            ];
-            let session_token = if has(raw, "sessionToken") {
-                let st = name_of(Some("session_token"));
-                take.push((st.clone(), field("sessionToken")));
-                Some(st)
-            } else {
-                None
-            };
-            (
-                Auth::AwsSigV4 {
-                    region,
-                    aws_service,
-                    access_key_id: ak,
-                    secret_access_key: sk,
-                    session_token,
-                },
-                take,
-            )
+            // Every required sealed value first, then the plain parameters.
+            let sealed: Vec<&str> = sources
+                .iter()
+                .filter_map(|(_, s)| match s {
+                    JaneeField::Sealed(f) => Some(*f),
+                    _ => None,
+                })
+                .collect();
+            need(raw, &sealed)?;
+            let ty = kind.auth_type();
+            let mut values = Vec::new();
+            for (name, source) in sources.iter() {
+                let value = match source {
+                    JaneeField::Sealed(_) | JaneeField::OptSealed(_) => continue,
+                    JaneeField::Plain(f) => AuthValue::Text(plain(raw, f)?),
+                    JaneeField::Number(f) => {
+                        let text = plain(raw, f)?;
+                        AuthValue::Number(
+                            text.parse()
+                                .map_err(|_| format!("`auth.{f}` {text:?} is not a number"))?,
+                        )
+                    }
+                    JaneeField::List(f) => {
+                        let list = str_list(get(&raw.auth, f)).unwrap_or_default();
+                        if list.is_empty() {
+                            return Err(format!(
+                                "`auth.{f}` is missing or empty; airlock needs at least one"
+                            ));
+                        }
+                        AuthValue::List(list)
+                    }
+                };
+                values.push((name.to_string(), value));
+            }
+            // Vault names in the table's field order (`auth.secrets()` order).
+            let mut take = Vec::new();
+            for spec in ty.fields.iter().filter(|f| f.secret) {
+                let Some((_, source)) = sources.iter().find(|(f, _)| *f == spec.name) else {
+                    continue;
+                };
+                let (JaneeField::Sealed(from) | JaneeField::OptSealed(from)) = *source else {
+                    continue;
+                };
+                if !has(raw, from) {
+                    continue;
+                }
+                let n = name_of(spec.vault_part());
+                values.push((spec.name.to_string(), AuthValue::Text(n.clone())));
+                take.push((n, field(from)));
+            }
+            (Auth::from_values(kind, values)?, take)
         }
         t @ ("hmac-mexc" | "hmac-bybit" | "hmac-okx" | "hmac") => {
             return Err(format!(
