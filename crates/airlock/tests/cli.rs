@@ -1633,3 +1633,5 @@ fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
 }
 #[path = "cli/edges.rs"]
 mod edges;
+#[path = "cli/auth_table.rs"]
+mod auth_table;
