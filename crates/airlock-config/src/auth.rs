@@ -101,8 +101,11 @@ pub struct AddFlag {
     /// Where the value comes from.
     pub input: FlagInput,
     /// A check run on the value as soon as it is read (its message is the error).
-    pub check: Option<fn(&str) -> Result<(), String>>,
+    pub check: Option<FlagCheck>,
 }
+
+/// A check `airlock add` runs on a flag's value; its error is the message.
+pub type FlagCheck = fn(&str) -> Result<(), String>;
 
 /// Where `airlock add` reads a field's value from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +186,7 @@ impl AuthField {
         self
     }
 
-    const fn flag_check(mut self, check: fn(&str) -> Result<(), String>) -> Self {
+    const fn flag_check(mut self, check: FlagCheck) -> Self {
         if let Some(f) = &mut self.flag {
             f.check = Some(check);
         }

@@ -20,7 +20,7 @@ mod units;
 
 pub use auth::{
     AUTH_TABLE, AUTH_TYPES, AddFlag, Auth, AuthField, AuthKind, AuthType, AuthValue, AuthValueRef,
-    ClientAuth, FlagInput, auth_type,
+    ClientAuth, FlagCheck, FlagInput, auth_type,
 };
 pub use edit::{CapabilitySpec, ConfigDoc, ExecSpec, TEMPLATE};
 pub use parse::{check_service_url, check_token_url};
