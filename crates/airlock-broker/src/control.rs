@@ -98,17 +98,17 @@ pub fn socket_path(home: &Home) -> PathBuf {
 }
 
 /// The answer to one request.
-pub fn answer(runtime: &crate::Runtime, request: &str) -> Value {
+pub async fn answer(runtime: &crate::Runtime, request: &str) -> Value {
     let pid = std::process::id();
     let v = serde_json::from_str::<Value>(request).unwrap_or_default();
     match v["cmd"].as_str() {
         Some("ping") => json!({"ok": true, "pid": pid}),
         Some("reload") => {
-            runtime.refresh();
+            runtime.refresh().await;
             json!({"ok": true, "pid": pid})
         }
         Some("sessions") => {
-            runtime.refresh();
+            runtime.refresh().await;
             let sessions: Vec<Value> = runtime
                 .broker()
                 .sessions()

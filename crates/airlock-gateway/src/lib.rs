@@ -178,8 +178,8 @@ async fn refuse(
 /// (default [`airlock_engine::DEFAULT_MAX_BODY`]), at most [`MAX_BODY`]; and what
 /// to call it in the refusal. An unknown capability gets the default (the
 /// broker refuses it anyway, with the reason).
-fn body_limit(runtime: &Runtime, capability: &str) -> (usize, String) {
-    let config = runtime.broker().config();
+fn body_limit(broker: &airlock_broker::Broker, capability: &str) -> (usize, String) {
+    let config = broker.config();
     let service = config
         .capabilities
         .get(capability)
@@ -285,10 +285,12 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         } else {
             "no agent token: send it as `Authorization: Bearer <token>`, `x-api-key` or `api-key` (issue one with `airlock token issue --agent NAME`)"
         };
-        runtime.audit_token_refusal(method, parts.uri.path(), msg);
+        runtime
+            .audit_token_refusal(method, parts.uri.path(), msg)
+            .await;
         return error(StatusCode::UNAUTHORIZED, "authentication_error", msg);
     };
-    let caller = match runtime.authenticate(&presented) {
+    let caller = match runtime.authenticate(&presented).await {
         Ok(c) => c,
         Err(e) => {
             return error(
@@ -350,7 +352,7 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
     };
     // The service's own limit applies while the body is read: a body over it is
     // refused without buffering more than the limit.
-    let (limit, limit_name) = body_limit(&runtime, capability);
+    let (limit, limit_name) = body_limit(runtime.fresh_broker().await, capability);
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)

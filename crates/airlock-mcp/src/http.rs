@@ -124,7 +124,7 @@ async fn authenticate(
         })
         .unwrap_or("")
         .to_string();
-    match runtime.authenticate(&presented) {
+    match runtime.authenticate(&presented).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await

@@ -195,7 +195,7 @@ impl AirlockMcp {
         let Some(caller) = self.caller(&ctx) else {
             return Ok(tool_error("no agent identity for this request"));
         };
-        let broker = self.runtime.broker();
+        let broker = self.runtime.fresh_broker().await;
         let config = broker.config();
         let exec = broker.exec_policies();
         let caps: Vec<Value> = broker
@@ -338,7 +338,8 @@ impl AirlockMcp {
         };
         let caps: Vec<String> = self
             .runtime
-            .broker()
+            .fresh_broker()
+            .await
             .visible(&caller)
             .into_iter()
             .map(|c| c.name)
@@ -364,7 +365,7 @@ impl AirlockMcp {
         let Some(caller) = self.caller(&ctx) else {
             return Ok(tool_error("no agent identity for this request"));
         };
-        let steps = self.runtime.broker().explain(
+        let steps = self.runtime.fresh_broker().await.explain(
             &caller,
             &args.capability,
             args.method.as_deref(),

@@ -1,0 +1,205 @@
+//! The audit writer: one dedicated thread owns the audit log.
+//!
+//! Ownership. The [`SharedLog`] lives on the writer thread and nowhere else; the
+//! rest of the server holds an [`AuditWriter`], which only sends it records. So no
+//! async worker ever takes the log's lock, its cross-process file lock, a write or
+//! an fsync: an async request awaits a one-shot answer instead.
+//!
+//! Group commit. The thread takes every record queued at that moment, writes them
+//! in order ([`SharedLog::write`]), makes them durable with one fsync
+//! ([`SharedLog::wait`] on each: the first leads the sync, the others find their
+//! record covered) and then answers each sender with its sequence number or the
+//! error. Records queued during that fsync form the next group. Under
+//! `audit_fsync = "batch"` the log itself decides when to sync, and the thread
+//! calls [`SharedLog::flush_if_due`] every [`TICK`] (the server needs no timer of
+//! its own).
+//!
+//! Order. One thread, one queue: records reach the log in the order they were
+//! sent.
+//!
+//! Shutdown. Dropping the writer closes the queue; the thread writes what is still
+//! queued, flushes and anchors the log, and the drop waits for it.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use airlock_audit::{AuditError, Event, SharedLog, Written};
+use tokio::sync::oneshot;
+
+use super::report;
+
+/// How often the thread makes batched (or abandoned) records durable when due.
+const TICK: Duration = Duration::from_millis(100);
+
+/// At most this many records in one group (bounds one sender's wait).
+const MAX_GROUP: usize = 1024;
+
+/// The sequence number of a durable record, or why it is not on record.
+type Answer = Result<u64, String>;
+
+const STOPPED: &str = "the audit writer has stopped";
+
+/// Who waits for an answer.
+enum Reply {
+    /// An async task (the request path).
+    Task(oneshot::Sender<Answer>),
+    /// A thread that may block (the blocking pool, a test, shutdown).
+    Thread(mpsc::SyncSender<Answer>),
+}
+
+impl Reply {
+    fn send(self, answer: Answer) {
+        match self {
+            // A sender that stopped waiting (a client that hung up) still gets its
+            // record written and synced; only the answer is dropped.
+            Reply::Task(tx) => drop(tx.send(answer)),
+            Reply::Thread(tx) => drop(tx.send(answer)),
+        }
+    }
+}
+
+enum Job {
+    /// Write a record and make it durable.
+    Append { event: Box<Event>, reply: Reply },
+    /// Sync and anchor what is written: everything, or only what is due.
+    Flush { due_only: bool, reply: Reply },
+}
+
+/// The handle the server holds: it sends records to the writer thread.
+pub(super) struct AuditWriter {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter").finish_non_exhaustive()
+    }
+}
+
+impl AuditWriter {
+    /// Starts the writer thread, which takes ownership of `log`.
+    pub(super) fn start(log: SharedLog) -> std::io::Result<AuditWriter> {
+        let (queue, jobs) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("airlock-audit".into())
+            .spawn(move || run(&log, &jobs))?;
+        Ok(AuditWriter {
+            queue: Some(queue),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Job) -> Result<(), String> {
+        self.queue
+            .as_ref()
+            .ok_or(STOPPED)?
+            .send(job)
+            .map_err(|_| STOPPED.to_string())
+    }
+
+    /// Appends `event` and waits, without blocking the async worker, until it is
+    /// durable (per the fsync policy). An error means it is not on record.
+    pub(super) async fn append(&self, event: &Event) -> Answer {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Append {
+            event: Box::new(event.clone()),
+            reply: Reply::Task(tx),
+        })?;
+        rx.await.map_err(|_| STOPPED.to_string())?
+    }
+
+    /// [`AuditWriter::append`] for a thread that may block.
+    pub(super) fn append_blocking(&self, event: &Event) -> Answer {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Append {
+            event: Box::new(event.clone()),
+            reply: Reply::Thread(tx),
+        })?;
+        rx.recv().map_err(|_| STOPPED.to_string())?
+    }
+
+    /// Syncs and anchors every record written so far (or, with `due_only`, only
+    /// batched records that are due); blocks the calling thread until done.
+    pub(super) fn flush_blocking(&self, due_only: bool) -> Result<(), String> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Job::Flush {
+            due_only,
+            reply: Reply::Thread(tx),
+        })?;
+        rx.recv().map_err(|_| STOPPED.to_string())?.map(drop)
+    }
+}
+
+impl Drop for AuditWriter {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            // The thread flushes and anchors what is queued, then ends.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: groups, writes, syncs, answers; until the queue closes.
+fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
+    let mut last_tick = Instant::now();
+    let mut written: Vec<(Result<Written, AuditError>, Reply)> = Vec::new();
+    loop {
+        let first = match jobs.recv_timeout(TICK) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                tick(log);
+                last_tick = Instant::now();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        for job in group {
+            match job {
+                Job::Append { event, reply } => written.push((log.write(&event), reply)),
+                Job::Flush { due_only, reply } => {
+                    settle(log, &mut written);
+                    let done = if due_only {
+                        log.flush_if_due()
+                    } else {
+                        log.flush()
+                    };
+                    reply.send(done.map(|()| 0).map_err(|e| e.to_string()));
+                }
+            }
+        }
+        settle(log, &mut written);
+        if last_tick.elapsed() >= TICK {
+            tick(log);
+            last_tick = Instant::now();
+        }
+    }
+    if let Err(e) = log.flush() {
+        report(&format!("audit flush at exit failed: {e}"));
+    }
+}
+
+/// Makes the written records durable (one fsync for the group) and answers
+/// each sender, in order.
+fn settle(log: &SharedLog, written: &mut Vec<(Result<Written, AuditError>, Reply)>) {
+    for (w, reply) in written.drain(..) {
+        let answer = w.and_then(|w| log.wait(w).map(|()| w.seq));
+        reply.send(answer.map_err(|e| e.to_string()));
+    }
+}
+
+/// Batched records due for their fsync (batch policy) are synced and anchored.
+fn tick(log: &SharedLog) {
+    if let Err(e) = log.flush_if_due() {
+        report(&format!("audit flush failed: {e}"));
+    }
+}

@@ -1,0 +1,277 @@
+//! State and reload: what a running server holds of the owner's files
+//! (`airlock.toml`, `vault.json`) and how their changes reach it.
+//!
+//! The request path only reads snapshots: the broker's configuration and compiled
+//! exec policies ([`crate::Broker::config`]), the engine, the scrubber and the
+//! unlocked vault, each behind an `Arc` or a read lock. Before it decides,
+//! [`Runtime::fresh`] compares the two files' modification times with those of
+//! the snapshot (one `stat` each, like the lock and revocation checks). Only when
+//! one changed is anything loaded, and then on the blocking pool — reading and
+//! parsing the file, decrypting the vault, building the engine and the scrubber,
+//! compiling the exec capabilities — while the request awaits it without holding
+//! an async worker; the new snapshot is then swapped in. Requests that see the
+//! same change wait for that one reload. So an edit is in force from the next
+//! request on (a changed file is never missed), and an unusable file keeps the
+//! previous snapshot in force and says why (stderr and the audit log).
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use airlock_audit::{Decision as AuditDecision, Event, Kind};
+use airlock_config::Config;
+use airlock_engine::scrub::Scrubber;
+use airlock_engine::{Engine, EngineConfig};
+use airlock_exec::OwnerEnv;
+use airlock_home::Home;
+use airlock_vault::Vault;
+use secrecy::ExposeSecret;
+
+use super::{Runtime, report};
+use crate::ExecPolicies;
+
+/// The modification times the snapshot was loaded at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamps {
+    config: Option<SystemTime>,
+    vault: Option<SystemTime>,
+}
+
+impl Stamps {
+    fn of(home: &Home) -> Stamps {
+        Stamps {
+            config: mtime(&home.config_path()),
+            vault: mtime(&home.vault_path()),
+        }
+    }
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The snapshots the request path reads (the configuration itself is the
+/// broker's).
+pub(super) struct Live {
+    /// Written only by a vault reload, on the blocking pool.
+    vault: Arc<RwLock<Vault>>,
+    engine: RwLock<Arc<Engine>>,
+    scrubber: RwLock<Arc<Scrubber>>,
+    stamps: Mutex<Stamps>,
+    /// One reload at a time; requests that saw a change wait here for it.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Live {
+    /// The snapshots for `config` and `vault` as just loaded from `home`.
+    pub(super) fn new(home: &Home, config: &Config, vault: Vault) -> Result<Live, String> {
+        let engine = engine_for(config)?;
+        let scrubber = scrubber_for(&vault)?;
+        Ok(Live {
+            vault: Arc::new(RwLock::new(vault)),
+            engine: RwLock::new(Arc::new(engine)),
+            scrubber: RwLock::new(Arc::new(scrubber)),
+            stamps: Mutex::new(Stamps::of(home)),
+            turn: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The engine for the configuration in force.
+    pub(super) fn engine(&self) -> Arc<Engine> {
+        self.engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The scrubber for every vault secret, as of the last vault change.
+    pub(super) fn scrubber(&self) -> Arc<Scrubber> {
+        self.scrubber
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One secret from the vault.
+    pub(super) fn secret(&self, name: &str) -> Option<airlock_vault::SecretBytes> {
+        self.vault
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .ok()
+    }
+
+    fn stamps(&self) -> Stamps {
+        *self.stamps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_stamps(&self, stamps: Stamps) {
+        *self.stamps.lock().unwrap_or_else(PoisonError::into_inner) = stamps;
+    }
+}
+
+/// A configuration loaded off the async workers, ready to swap in.
+struct Loaded {
+    config: Config,
+    engine: Engine,
+    exec: ExecPolicies,
+}
+
+impl Runtime {
+    /// Picks up `airlock.toml` and vault changes made while the server runs (by
+    /// the owner's editor or the CLI): one `stat` per file when nothing changed;
+    /// otherwise the new version is loaded on the blocking pool and swapped in
+    /// before this returns.
+    pub(super) async fn fresh(&self) {
+        if Stamps::of(&self.home) == self.live.stamps() {
+            return;
+        }
+        let _turn = self.live.turn.lock().await;
+        let known = self.live.stamps();
+        // The stamp is taken before the load: a change made during the load is
+        // seen by the next request.
+        let seen = Stamps::of(&self.home);
+        self.live.set_stamps(seen);
+        if seen.config != known.config {
+            self.reload_config().await;
+        }
+        if seen.vault != known.vault {
+            self.reload_vault().await;
+        }
+    }
+
+    /// Reloads `airlock.toml`. An invalid new file keeps the old configuration;
+    /// the problem goes to stderr and the audit log.
+    async fn reload_config(&self) {
+        let home = self.home.clone();
+        let loaded = blocking(move || load(&home)).await;
+        let event = Event::new(Kind::ConfigReload);
+        let event = match loaded {
+            Ok(l) => {
+                *self
+                    .live
+                    .engine
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(l.engine);
+                self.injectors.retain(|n| l.config.services.contains_key(n));
+                self.broker.reload_with_exec_policies(l.config, l.exec);
+                event
+                    .decision(AuditDecision::Allow)
+                    .detail("airlock.toml reloaded")
+            }
+            Err(msg) => {
+                report(&msg);
+                event.decision(AuditDecision::Deny).detail(&msg)
+            }
+        };
+        if let Err(e) = self.audit.append(&event).await {
+            report(&format!("cannot audit the configuration reload: {e}"));
+        }
+    }
+
+    /// Picks up secrets added, rotated or removed by the CLI. The scrubber is
+    /// rebuilt, so a new secret is redacted from the first response that could
+    /// carry it. A vault that cannot be read keeps the previous one in force and
+    /// says why.
+    async fn reload_vault(&self) {
+        let home = self.home.clone();
+        let vault = Arc::clone(&self.live.vault);
+        let result = blocking(move || {
+            let bytes = airlock_home::read(&home.vault_path()).map_err(|e| e.to_string())?;
+            vault
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .refresh(&bytes)
+                .map_err(|e| e.to_string())?;
+            scrubber_for(&vault.read().unwrap_or_else(PoisonError::into_inner))
+        })
+        .await;
+        match result {
+            Ok(scrubber) => {
+                *self
+                    .live
+                    .scrubber
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(scrubber);
+            }
+            Err(e) => report(&format!(
+                "vault.json changed but cannot be used ({e}); keeping the previous secrets"
+            )),
+        }
+    }
+}
+
+/// Runs `f` on the blocking pool and awaits it.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(format!("the reload task failed: {e}")))
+}
+
+/// Loads and checks `airlock.toml` with everything built from it.
+fn load(home: &Home) -> Result<Loaded, String> {
+    let config = Config::load(home).map_err(|e| {
+        format!("airlock.toml changed but is invalid, keeping the previous configuration: {e}")
+    })?;
+    let engine = engine_for(&config).map_err(|e| {
+        format!(
+            "airlock.toml changed but its service settings are unusable ({e}); keeping the previous configuration"
+        )
+    })?;
+    let exec = compile_exec(&config);
+    Ok(Loaded {
+        config,
+        engine,
+        exec,
+    })
+}
+
+/// The engine for a configuration: per-service limits and cookie forwarding.
+pub(super) fn engine_for(config: &Config) -> Result<Engine, String> {
+    let mut ec = EngineConfig::default();
+    for (name, svc) in &config.services {
+        let mut opts = ec.defaults;
+        if let Some(t) = svc.timeout {
+            opts.limits.timeout = t;
+        }
+        if let Some(n) = svc.max_request_bytes {
+            opts.limits.max_request_body = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = svc.max_response_bytes {
+            opts.limits.max_response_body = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        opts.forward_cookies = svc.forward_cookies;
+        ec.services.insert(name.clone(), opts);
+    }
+    Engine::new(ec).map_err(|e| e.to_string())
+}
+
+/// Every vault secret, so that no secret — of this service or another — comes
+/// back to an agent.
+fn scrubber_for(vault: &Vault) -> Result<Scrubber, String> {
+    let secrets: Vec<(String, airlock_vault::SecretBytes)> = vault
+        .list()
+        .into_iter()
+        .filter_map(|info| vault.get(&info.name).ok().map(|v| (info.name, v)))
+        .collect();
+    Scrubber::new(secrets.iter().map(|(n, v)| (n.as_str(), v.expose_secret())))
+        .map_err(|e| format!("cannot prepare response scrubbing: {e}"))
+}
+
+/// Compiles the exec capabilities of `config` against airlock's own environment
+/// and tells the owner about the ones that cannot be used (they are refused with
+/// the same message) and about risky ones. Like other configuration problems, this
+/// goes to stderr; the server keeps running.
+pub(super) fn compile_exec(config: &Config) -> ExecPolicies {
+    let exec = ExecPolicies::compile(config, &OwnerEnv::from_process());
+    for problem in exec.errors() {
+        report(&format!(
+            "{problem} (this exec capability is refused until airlock.toml is fixed)"
+        ));
+    }
+    for warning in exec.warnings() {
+        report(&format!("warning: {warning}"));
+    }
+    exec
+}

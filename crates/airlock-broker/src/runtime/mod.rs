@@ -1,0 +1,320 @@
+//! A running server: the [`Runtime`] every door (MCP, gateway, exec) calls.
+//!
+//! This module holds its construction, agent tokens, the owner's lock and
+//! revocations, and the records of refusals a door makes itself. The rest is
+//! split by concern (see the crate docs for the request path in order): `live`
+//! (state and reload), `audit_writer` (the audit log's own thread), `approve`
+//! (the decision and the one approval flow), `request` (the HTTP request path
+//! and the steps exec shares) and `exec`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use airlock_audit::{AuditLog, Decision as AuditDecision, Event, Kind};
+use airlock_config::Config;
+use airlock_home::Home;
+use airlock_vault::Vault;
+
+use crate::{Broker, Caller, Check, Clock, Grant, Refusal, refuse, tokens};
+
+mod approve;
+mod audit_writer;
+mod exec;
+mod live;
+mod request;
+
+pub use exec::{ExecOutcome, ExecRequest};
+pub use request::{ExecuteError, ExecuteRequest, ExecuteResponse};
+
+/// Everything a running server holds: the broker, the unlocked vault, the engine,
+/// the audit writer and the scrubber for every secret.
+pub struct Runtime {
+    home: Home,
+    broker: Broker,
+    /// The engine, scrubber and vault snapshots, and their reload.
+    live: live::Live,
+    /// The audit log's owner (a dedicated thread).
+    audit: audit_writer::AuditWriter,
+    revocations: crate::state::RevocationWatch,
+    /// `state/tokens.json`, re-read only when it changes.
+    token_store: crate::state::Watched<Vec<tokens::TokenRecord>>,
+    /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
+    /// cached across requests and refreshed single-flight.
+    injectors: airlock_inject::Injectors,
+    /// When each token's use was last written to `state/token-use/`.
+    token_uses: Mutex<HashMap<String, Instant>>,
+    /// The requests held for a person's answer (in memory only; see `approval`).
+    approvals: crate::approval::Approvals,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("home", &self.home)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors starting a runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The config is invalid.
+    #[error(transparent)]
+    Config(#[from] airlock_config::ConfigError),
+    /// The audit log cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] airlock_audit::AuditError),
+    /// The engine cannot be built.
+    #[error("{0}")]
+    Engine(String),
+    /// The audit writer thread cannot be started.
+    #[error("cannot start the audit writer thread: {0}")]
+    AuditWriter(std::io::Error),
+}
+
+impl Runtime {
+    /// Builds the runtime for `home` with an unlocked `vault`, and starts its
+    /// audit writer thread.
+    pub fn new(
+        home: Home,
+        vault: Vault,
+        clock: std::sync::Arc<dyn Clock>,
+    ) -> Result<Runtime, RuntimeError> {
+        let config = Config::load(&home)?;
+        let fsync = match config.server.audit_fsync {
+            airlock_config::AuditFsync::Always => airlock_audit::FsyncPolicy::Always,
+            airlock_config::AuditFsync::Batch => airlock_audit::FsyncPolicy::Batch {
+                max_records: 1000,
+                max_delay: std::time::Duration::from_millis(100),
+            },
+        };
+        let log = AuditLog::open_home(
+            &home,
+            vault.audit_key(),
+            airlock_audit::Options::default().fsync(fsync),
+        )?;
+        let live = live::Live::new(&home, &config, vault).map_err(RuntimeError::Engine)?;
+        let audit = audit_writer::AuditWriter::start(airlock_audit::SharedLog::new(log))
+            .map_err(RuntimeError::AuditWriter)?;
+        let exec = live::compile_exec(&config);
+        Ok(Runtime {
+            broker: Broker::with_exec_policies(config, exec, clock),
+            home,
+            live,
+            audit,
+            revocations: crate::state::RevocationWatch::default(),
+            token_store: crate::state::Watched::default(),
+            injectors: airlock_inject::Injectors::new(),
+            token_uses: Mutex::new(HashMap::new()),
+            approvals: crate::approval::Approvals::new(),
+        })
+    }
+
+    /// The broker (policy, sessions, visibility) with the configuration as of the
+    /// last reload. Reads only; [`Runtime::fresh_broker`] first picks up a
+    /// changed `airlock.toml`.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// The broker after picking up any change to `airlock.toml` and the vault
+    /// (loaded off the async workers), as the request path does before it
+    /// decides: for tools that show the configuration.
+    pub async fn fresh_broker(&self) -> &Broker {
+        self.fresh().await;
+        &self.broker
+    }
+
+    /// The requests this server holds for approval: the control socket lists and
+    /// answers them (`airlock approve` / `airlock deny`).
+    pub fn approvals(&self) -> &crate::approval::Approvals {
+        &self.approvals
+    }
+
+    /// Applies configuration, vault, revocation and lock changes now (the
+    /// control socket's `reload`), instead of at the next request.
+    pub async fn refresh(&self) {
+        self.fresh().await;
+        let _ = self.check_owner_state().await;
+    }
+
+    /// The home this server runs on.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// Appends an audit record; the error means the decision is not on record.
+    /// Blocks the calling thread until the record is durable: async code uses
+    /// [`Runtime::audit_durable`].
+    pub fn audit(&self, event: &Event) -> Result<u64, String> {
+        self.audit.append_blocking(event)
+    }
+
+    /// Appends an audit record and waits, without blocking the async runtime,
+    /// until it is durable. The audit writer thread does the write and the
+    /// fsync; concurrent requests share fsyncs (group commit), so a loaded server
+    /// is not limited to one fsync per request.
+    pub async fn audit_durable(&self, event: &Event) -> Result<u64, String> {
+        self.audit.append(event).await
+    }
+
+    /// Makes batched audit records durable when they are due. The audit writer
+    /// does this on its own every 100 ms; calling it is harmless. Blocks the
+    /// calling thread.
+    pub fn flush_audit(&self) -> Result<(), String> {
+        self.audit.flush_blocking(true)
+    }
+
+    /// Makes every audit record written so far durable and anchored (at exit).
+    /// Blocks the calling thread.
+    pub fn close_audit(&self) -> Result<(), String> {
+        self.audit.flush_blocking(false)
+    }
+
+    /// Records a request refused before any token could be checked (none sent, or
+    /// one in the query string) — every door request leaves a record.
+    pub async fn audit_token_refusal(&self, method: &str, path: &str, detail: &str) {
+        let event = Event::new(Kind::TokenUse)
+            .method(method)
+            .path(path)
+            .decision(AuditDecision::Deny)
+            .status(401)
+            .detail(detail);
+        if let Err(e) = self.audit.append(&event).await {
+            report(&format!("cannot audit a refused request: {e}"));
+        }
+    }
+
+    /// Records a request an HTTP door refused before it reached the broker
+    /// (malformed framing, a body over a limit, a forbidden target form), so every
+    /// request leaves a record. `caller` is the agent when the token was already
+    /// checked. An error means the refusal is not on record.
+    pub async fn audit_door_refusal(
+        &self,
+        caller: Option<&Caller>,
+        capability: Option<&str>,
+        method: &str,
+        path: &str,
+        status: u16,
+        detail: &str,
+    ) -> Result<u64, String> {
+        let mut event = Event::new(Kind::Request)
+            .method(method)
+            .path(path)
+            .decision(AuditDecision::Deny)
+            .status(status)
+            .detail(detail);
+        if let Some(c) = capability {
+            event = event.capability(c);
+        }
+        if let Some(c) = caller {
+            event = agent_event(event, c);
+        }
+        self.audit.append(&event).await
+    }
+
+    /// Checks an agent token (HTTP doors). Failures are audited (durably, before
+    /// this returns).
+    pub async fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
+        let verified = self
+            .token_store
+            .current(&tokens::store_path(&self.home), || tokens::list(&self.home))
+            .and_then(|(records, _)| tokens::verify_in(&records, presented));
+        match verified {
+            Ok(record) => {
+                self.note_token_use(&record.id);
+                Ok(Caller {
+                    grant: Grant::token(&record.id),
+                    trusted: Some(record.agent),
+                    declared: None,
+                    scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
+                    approver: None,
+                })
+            }
+            Err(e) => {
+                let event = Event::new(Kind::TokenUse)
+                    .decision(AuditDecision::Deny)
+                    .detail(&e.to_string());
+                // A failed audit here only loses the record of a refusal; the
+                // request is refused either way.
+                if let Err(ae) = self.audit.append(&event).await {
+                    report(&format!("cannot audit a refused token: {ae}"));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks a token as used, at most once a minute per token (for `token
+    /// list`); the marker file is written on the blocking pool.
+    fn note_token_use(&self, id: &str) {
+        let now = Instant::now();
+        let mut seen = self
+            .token_uses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let due = seen
+            .get(id)
+            .is_none_or(|t| now.duration_since(*t) >= std::time::Duration::from_secs(60));
+        if due {
+            seen.insert(id.to_string(), now);
+            drop(seen);
+            let (home, id) = (self.home.clone(), id.to_string());
+            tokio::task::spawn_blocking(move || tokens::note_use(&home, &id));
+        }
+    }
+
+    /// Applies the owner's lock and revocations (shared by every server on this
+    /// home through `state/`) to the live sessions. Called before every decision.
+    async fn check_owner_state(&self) -> Result<(), Refusal> {
+        if crate::state::is_locked(&self.home) {
+            // Minted tokens are dropped too: after an unlock they are fetched anew.
+            self.injectors.clear();
+            return Err(refuse(
+                Check::Lock,
+                "airlock is locked by its owner: every request is refused until `airlock unlock`",
+            ));
+        }
+        match self.revocations.current(&self.home) {
+            Ok((revs, true)) => {
+                let n = self
+                    .broker
+                    .sessions()
+                    .revoke_where(|s| revs.revokes_session(s));
+                if n > 0 {
+                    let e = Event::new(Kind::Revoke)
+                        .decision(AuditDecision::Deny)
+                        .detail(&format!(
+                            "{n} live session(s) of this server ended by the owner's revocation"
+                        ));
+                    if let Err(err) = self.audit.append(&e).await {
+                        report(&format!("cannot audit a revocation: {err}"));
+                    }
+                }
+                Ok(())
+            }
+            Ok((_, false)) => Ok(()),
+            // An unreadable revocation list must not fail open.
+            Err(e) => Err(refuse(
+                Check::Lock,
+                format!("the revocation list cannot be read ({e}); refusing until it is fixed"),
+            )),
+        }
+    }
+}
+
+/// The agent on a record: who `caller` is and whether the owner vouches for
+/// it. Every record of one request (decision, approval, outcome, refusal) takes
+/// its identity from here, so they cannot disagree.
+fn agent_event(event: Event, caller: &Caller) -> Event {
+    event.agent(&caller.agent(), caller.is_trusted())
+}
+
+/// A server-side problem worth telling the owner about (stderr, never stdout:
+/// stdout is the MCP protocol).
+#[allow(clippy::print_stderr)]
+fn report(msg: &str) {
+    eprintln!("airlock: {msg}");
+}
