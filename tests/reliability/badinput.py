@@ -41,6 +41,11 @@ checks: slowloris and idle connections closed within the 10 s header-read timeou
 read, a malformed request body answered 400, a connection flood up to the
 descriptor limit not locking out a normal request.
 
+Two checks are hard failures, not findings: a request with both Content-Length
+and Transfer-Encoding whose trailing bytes are served as a second request
+(request smuggling), and an MCP stdio line that should get a JSON-RPC error but
+gets no answer at all (a dropped line).
+
 Verdicts: PASS; FAIL (fails the run); FINDING (a missing protection worth fixing
 that the suite reports without failing). Findings are listed at the end with the
 evidence.
@@ -662,15 +667,21 @@ def main() -> int:
                 f"a second answer {second.status} to the bytes after the body" if second.status else
                 ("connection closed" if second.closed else "connection left open")
             ) + f"; upstream got {reached} request(s)"
-            ok = rr.status == 400 or (rr.status == 200 and reached <= 2)
-            finding = None
-            if rr.status == 200 and second.status is not None:
-                finding = (
-                    "a request with both Content-Length and Transfer-Encoding is served by its chunked framing and "
-                    "the connection stays open: the bytes after the chunked body are served as a second request "
-                    "(RFC 9112 §6.1 says close after answering). Not a bypass here — each request carries and is "
-                    "checked with its own token — but a front proxy that framed by Content-Length would disagree"
+            # Refused (400, nothing sent), or served once by its chunked framing
+            # (200, one upstream request) with the connection closed after the
+            # answer. The bytes after the chunked body served as a second request
+            # (request smuggling: a front proxy framing by Content-Length would see
+            # one request where airlock serves two) FAIL the run.
+            smuggled_served = second.status is not None
+            ok = not smuggled_served and (
+                (rr.status == 400 and reached == 0) or (rr.status == 200 and reached == 1)
+            )
+            if smuggled_served:
+                answer += (
+                    " — SMUGGLED: the bytes after the chunked body were served as a second request "
+                    "(RFC 9112 §6.1: close the connection after answering a request with both framings)"
                 )
+            finding = None
             return Outcome(answer, ok, finding=finding)
 
         suite.run("agent", "malformed: Content-Length + Transfer-Encoding", cl_te, gateway_probe, 20, audit=1)
@@ -724,13 +735,14 @@ def main() -> int:
                     ok, finding = True, None
                 else:
                     desc = "dropped: no JSON-RPC answer, nothing on stderr"
-                    ok = True
-                    finding = (
-                        "rmcp drops an unparsable line (not JSON, invalid UTF-8, nesting past serde's 128 levels, "
-                        "a line over its 16 MiB cap) without any answer: no JSON-RPC -32700 Parse error (JSON-RPC 2.0 "
-                        "§5 asks for one, with id null), and airlock installs no tracing subscriber, so rmcp's own "
-                        "log line never appears on stderr. The client waits for an answer that never comes."
-                    )
+                    ok, finding = False, None
+                if not answers and expect == "error":
+                    # A request line that gets no answer leaves the client waiting
+                    # forever (JSON-RPC 2.0 §5: an unparsable message gets a -32700
+                    # Parse error with id null): a dropped line FAILS the run, with or
+                    # without a note on stderr.
+                    ok = False
+                    desc += " — DROPPED: a JSON-RPC error answer was expected"
                 if must_not_run and reached:
                     ok = False
                     desc += f"; but the upstream received {reached} request(s)"

@@ -516,3 +516,155 @@ fn authorize_exec_shares_rate_and_session_ttl() {
     assert_eq!(r.check, Check::Session, "{r}");
     assert_eq!(r.session.as_ref(), Some(&first.session));
 }
+
+// ---------------------------------------------------------------- whole-home canary scan
+
+/// A local upstream on 127.0.0.1 that answers every request `200 ok` and keeps
+/// the request lines it saw.
+fn upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            // The rest of the head (GET: no body).
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map_or(true, |n| n == 0) || h == "\r\n" {
+                    break;
+                }
+            }
+            log.lock().unwrap().push(line.trim_end().to_string());
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (port, seen)
+}
+
+/// Every file under `root`, as bytes; an unreadable file fails the test.
+fn home_files(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+/// Fails if any file under the home (audit log and anchor, state, config, vault)
+/// holds `canary` plain, hex-encoded or base64-encoded; checks first that the
+/// audit log has records, so the scan covers what it is about.
+fn assert_no_canary_in_home(root: &Path, canary: &str) {
+    use base64::Engine as _;
+    let files = home_files(root);
+    assert!(
+        files.iter().any(|(p, b)| p.starts_with(root.join("audit"))
+            && p.extension().is_some_and(|e| e == "jsonl")
+            && !b.is_empty()),
+        "no audit records under {}: the scan would prove nothing",
+        root.display()
+    );
+    let forms = [
+        canary.to_string(),
+        hex::encode(canary),
+        base64::engine::general_purpose::STANDARD.encode(canary),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(canary),
+    ];
+    for (path, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        for form in &forms {
+            assert!(
+                !text.contains(form.as_str()),
+                "{} holds the canary ({form}):\n{text}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The broker's request path (`Runtime::execute`: decide, write-ahead audit,
+/// inject, send, scrub, outcome) on a real home: canaries sent as query values —
+/// in the path's `?query` and in the `query` pairs — reach the upstream, the
+/// audit record names the keys only, and no file under the home holds a canary
+/// or the credential.
+#[tokio::test(flavor = "current_thread")]
+async fn query_values_and_the_credential_are_in_no_file_under_the_home() {
+    use airlock_broker::{ExecuteRequest, Runtime, SystemClock};
+    use airlock_vault::{NewVaultKey, Vault};
+    const SECRET: &str = "sk_test_BROKER_canary_91d2";
+    const IN_PATH: &str = "qv_CANARY_broker_path_40aa";
+    const IN_PAIRS: &str = "qv_CANARY_broker_pairs_7f3e";
+    let (port, seen) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let home = airlock_home::Home::at(dir.path().join("home"));
+    let mut vault = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
+    vault.insert("svc", SECRET.as_bytes()).unwrap();
+    vault.save(&home).unwrap();
+    std::fs::write(
+        home.config_path(),
+        format!(
+            "[services.svc]\nurl = \"http://127.0.0.1:{port}/base\"\n\
+             auth = {{ type = \"bearer\", secret = \"svc\" }}\n\
+             [capabilities.svc]\nservice = \"svc\"\nallow = [\"GET /v1/**\"]\n"
+        ),
+    )
+    .unwrap();
+    let root = home.root().to_path_buf();
+    let rt = Runtime::new(home, vault, SystemClock::new()).unwrap();
+    let me = caller(Some("tester"), None);
+    let r = rt
+        .execute(
+            &me,
+            ExecuteRequest {
+                capability: "svc".into(),
+                method: "GET".into(),
+                path: format!("/v1/items?k={IN_PATH}&page=2"),
+                query: vec![("token".into(), IN_PAIRS.into())],
+                headers: Vec::new(),
+                body: None,
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(IN_PATH) && lines[0].contains(IN_PAIRS),
+        "{lines:?}"
+    );
+    rt.close_audit().unwrap();
+    // The whole-home scan first: it holds whatever the record's layout.
+    for canary in [IN_PATH, IN_PAIRS, SECRET] {
+        assert_no_canary_in_home(&root, canary);
+    }
+    let audit = home_files(&root.join("audit"))
+        .into_iter()
+        .map(|(_, b)| String::from_utf8(b).unwrap())
+        .collect::<String>();
+    assert!(
+        audit.contains(r#""query_keys":["k","page","token"]"#),
+        "{audit}"
+    );
+}

@@ -758,26 +758,72 @@ fn live_members(pgid: i32) -> Vec<i32> {
     out
 }
 
+/// Waits (up to 10 s) for the child to write its background process's pid to
+/// `pid_file`, then checks that the process is alive (not a zombie) and in process
+/// group `pgid`, so that "the group is empty" afterwards means it was killed, not
+/// that it never started or ran elsewhere. Returns the pid.
+fn background_member(pid_file: &Path, pgid: i32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Ok(text) = std::fs::read_to_string(pid_file)
+            && text.ends_with('\n')
+        {
+            break text.trim().parse::<i32>().unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the child never wrote {}",
+            pid_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("background process {pid} is not running: {e}"));
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    assert_ne!(
+        fields[0], "Z",
+        "background process {pid} already exited: {stat}"
+    );
+    assert_eq!(
+        fields[2],
+        pgid.to_string(),
+        "background process {pid} is not in the child's process group: {stat}"
+    );
+    assert!(live_members(pgid).contains(&pid));
+    pid
+}
+
 #[test]
 fn timeout_kills_the_whole_process_group() {
     let w = world();
     let p = policy(&w, &["sh"], &[], &[]).with_timeout(Duration::from_millis(800));
+    let pid_file = w.work.join("background.pid");
     let inv = p
         .check(
             &strings(&[
                 "sh",
                 "-c",
-                "sleep 100 & echo grandchild=$!; sh -c 'sleep 100' ; echo unreachable",
+                &format!(
+                    "sleep 100 & echo $! > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; \
+                     echo grandchild=$!; sh -c 'sleep 100' ; echo unreachable",
+                    pid_file = pid_file.display()
+                ),
             ]),
             None,
         )
         .unwrap();
     let launch = p.prepare(inv, Some(&secret()), Stdin::Null).unwrap();
     let started = Instant::now();
-    let (out, pgid) = rt().block_on(async {
+    let (out, pgid, bg) = rt().block_on(async {
         let running = launch.spawn(&Scrubber::empty()).unwrap();
         let pgid = running.pid();
-        (running.output().await.unwrap(), pgid)
+        let bg = background_member(&pid_file, pgid);
+        (running.output().await.unwrap(), pgid, bg)
     });
     assert!(out.exit.timed_out, "{out:?}");
     assert_eq!(out.exit.exit_code(), 137);
@@ -786,13 +832,17 @@ fn timeout_kills_the_whole_process_group() {
         "{:?}",
         started.elapsed()
     );
-    assert!(stdout(&out).starts_with("grandchild="), "{out:?}");
+    assert_eq!(
+        stdout(&out).lines().next(),
+        Some(format!("grandchild={bg}").as_str()),
+        "{out:?}"
+    );
     assert!(!stdout(&out).contains("unreachable"));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         live_members(pgid),
         Vec::<i32>::new(),
-        "processes of the group survived"
+        "processes of the group survived (background process was {bg})"
     );
 }
 
@@ -800,21 +850,35 @@ fn timeout_kills_the_whole_process_group() {
 fn background_processes_left_behind_are_killed_at_exit() {
     let w = world();
     let p = policy(&w, &["sh"], &[], &[]);
-    let inv = p
-        .check(&strings(&["sh", "-c", "sleep 100 & echo started"]), None)
-        .unwrap();
+    let pid_file = w.work.join("background.pid");
+    let go = w.work.join("go");
+    // The child leaves `sleep` behind, but only after the test has seen it running
+    // in the group (it waits for `go`).
+    let script = format!(
+        "sleep 100 & echo $! > {pid}.tmp && mv {pid}.tmp {pid}; \
+         while [ ! -e {go} ]; do sleep 0.01; done; echo started",
+        pid = pid_file.display(),
+        go = go.display()
+    );
+    let inv = p.check(&strings(&["sh", "-c", &script]), None).unwrap();
     let launch = p.prepare(inv, None, Stdin::Null).unwrap();
     let started = Instant::now();
-    let (out, pgid) = rt().block_on(async {
+    let (out, pgid, bg) = rt().block_on(async {
         let running = launch.spawn(&Scrubber::empty()).unwrap();
         let pgid = running.pid();
-        (running.output().await.unwrap(), pgid)
+        let bg = background_member(&pid_file, pgid);
+        std::fs::write(&go, b"").unwrap();
+        (running.output().await.unwrap(), pgid, bg)
     });
     assert_eq!(stdout(&out), "started\n");
     assert!(out.exit.success() && !out.exit.timed_out);
     assert!(started.elapsed() < Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(live_members(pgid), Vec::<i32>::new());
+    assert_eq!(
+        live_members(pgid),
+        Vec::<i32>::new(),
+        "background process {bg} survived the child's exit"
+    );
 }
 
 #[test]

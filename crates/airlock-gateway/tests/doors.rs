@@ -108,6 +108,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// a token for agent `tester`, and the runtime.
 struct Setup {
     _dir: tempfile::TempDir,
+    /// `$AIRLOCK_HOME`: config, vault, key, audit, state.
+    home_dir: PathBuf,
     audit_dir: PathBuf,
     token: String,
     runtime: Arc<Runtime>,
@@ -146,14 +148,84 @@ service = "svc"
         token.to_string()
     };
     let audit_dir = home.audit_dir();
+    let home_dir = home.root().to_path_buf();
     let runtime = Arc::new(Runtime::new(home, vault, SystemClock::new()).unwrap());
     Setup {
         _dir: dir,
+        home_dir,
         audit_dir,
         token,
         runtime,
         upstream,
     }
+}
+
+/// Every file under `$AIRLOCK_HOME` (audit log, anchor, state, config, vault),
+/// read as bytes; a file that cannot be read fails the test (it is never skipped
+/// or read as empty).
+fn home_files(s: &Setup) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![s.home_dir.clone()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
+        for e in entries {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+/// Fails if any file under the home holds `canary` — plain, percent-encoded,
+/// hex or base64 — and checks that the scan saw audit records at all.
+fn assert_no_canary_in_home(s: &Setup, canary: &str) {
+    let files = home_files(s);
+    assert!(
+        files.iter().any(|(p, b)| p.starts_with(&s.audit_dir)
+            && p.extension().is_some_and(|e| e == "jsonl")
+            && !b.is_empty()),
+        "no audit records under {}: the scan would prove nothing",
+        s.home_dir.display()
+    );
+    let forms = [canary.to_string(), hex(canary), base64(canary)];
+    for (path, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        for form in &forms {
+            assert!(
+                !text.contains(form.as_str()),
+                "{} holds the canary ({form}):\n{text}",
+                path.display()
+            );
+        }
+    }
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Standard base64 without padding (a prefix of the padded form).
+fn base64(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &x)| n | u32::from(x) << (16 - 8 * i));
+        for i in 0..=c.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
 }
 
 /// Every audit record, as JSON.
@@ -617,12 +689,15 @@ async fn an_absolute_form_target_is_refused_and_audited() {
     assert_eq!(recs.len(), 1, "{recs:?}");
     assert_refusal_audited(&recs[0], 400, None, "169.254.169.254");
     assert_eq!(recs[0]["path"], "/latest/meta-data/");
-    // The userinfo is in no record.
-    let all = std::fs::read_dir(&s.audit_dir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
-        .collect::<String>();
-    assert!(!all.contains("pw@"), "userinfo reached the audit log");
+    // The userinfo is in no record (a file that cannot be read fails the test).
+    for (path, bytes) in home_files(&s) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("pw@"),
+            "userinfo reached {}",
+            path.display()
+        );
+    }
+    assert_no_canary_in_home(&s, SECRET);
 }
 
 // ---------------------------------------------------------------- connection cap
@@ -643,7 +718,9 @@ async fn at_the_connection_cap_idle_connections_make_room_and_busy_ones_do_not()
         idle.push(TcpStream::connect(addr).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(connections.open() <= max, "{} open", connections.open());
+    // Exactly `max`: at most the cap, and at least as many as were kept (a server
+    // that accepted nothing, or closed every idle connection, fails here).
+    assert_eq!(connections.open(), max, "{} open", connections.open());
     // A new client is served at once: the longest-idle connection made room.
     let t0 = Instant::now();
     let a = exchange(addr, &get(&s.token, "/svc/ok")).await;
@@ -747,4 +824,40 @@ async fn an_upstream_body_failing_after_its_first_chunk_still_delivers_the_head(
             "a failed body must not look complete: {text:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------- audit hygiene
+
+/// Query values are data, not metadata: a canary sent as a query value reaches the
+/// upstream, and no file under the home (audit log included) holds it; the audit
+/// record names the parameter (`query_keys`), never its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_value_reaches_the_upstream_but_no_file_under_the_home() {
+    const CANARY: &str = "qv_CANARY_7c1e9a0b3d";
+    assert_eq!(base64(CANARY), "cXZfQ0FOQVJZXzdjMWU5YTBiM2Q");
+    let s = setup();
+    let addr = start(
+        &s,
+        short(Duration::from_secs(5), Duration::from_secs(5), 64),
+    )
+    .await;
+    let before = records(&s).len();
+    let a = exchange(
+        addr,
+        &get(&s.token, &format!("/svc/ok?k={CANARY}&page=2&flag")),
+    )
+    .await;
+    assert_eq!(a.status, Some(200), "{a:?}");
+    assert_eq!(s.upstream.count(), 1);
+    s.runtime.flush_audit().unwrap();
+    assert_no_canary_in_home(&s, CANARY);
+    assert_no_canary_in_home(&s, SECRET);
+    let recs = new_requests(&s, before);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        recs[0]["query_keys"],
+        serde_json::json!(["k", "page", "flag"]),
+        "{}",
+        recs[0]
+    );
 }

@@ -233,18 +233,44 @@ fn golden_fixture(dir: &Path) {
     );
 }
 
+/// Compares `actual` with the committed golden file. With `UPDATE_GOLDEN=1` a
+/// differing (or missing) golden is rewritten and the test still fails, naming
+/// the file: the comparison is always against what was on disk before, never a
+/// file with itself, so an update run cannot pass by construction.
 fn check_golden(name: &str, actual: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
+    let expected = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => panic!("cannot read golden {}: {e}", path.display()),
+    };
+    if expected.as_deref() == Some(actual) {
+        return;
+    }
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
+        panic!(
+            "golden {name} {}; rewrote {} — review the diff, then rerun without UPDATE_GOLDEN",
+            if expected.is_some() {
+                "differed"
+            } else {
+                "was missing"
+            },
+            path.display()
+        );
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        actual, expected,
-        "golden {name} differs; rerun with UPDATE_GOLDEN=1 after checking the change"
-    );
+    match expected {
+        None => panic!(
+            "golden {} is missing; create it with UPDATE_GOLDEN=1 and review it",
+            path.display()
+        ),
+        Some(expected) => assert_eq!(
+            actual, expected,
+            "golden {name} differs; rerun with UPDATE_GOLDEN=1 after checking the change"
+        ),
+    }
 }
 
 #[test]

@@ -255,7 +255,7 @@ fn flip(doc: &mut Value, pointer: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn seal_open_round_trip(value in proptest::collection::vec(any::<u8>(), 1..2048),

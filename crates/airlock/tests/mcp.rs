@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -221,17 +221,13 @@ impl Server {
         }
     }
 
-    /// Calls a tool; returns (is_error, text).
+    /// Calls a tool; returns (is_error, text) of its result. A JSON-RPC error (or a
+    /// result without text content) is not a tool result: the harness panics with
+    /// the whole message instead of handing callers `(false, "")`, which a
+    /// "not contains" assertion would wave through.
     fn call(&mut self, tool: &str, args: Value) -> (bool, String) {
         let v = self.request("tools/call", json!({"name": tool, "arguments": args}));
-        let r = &v["result"];
-        (
-            r["isError"].as_bool().unwrap_or(false),
-            r["content"][0]["text"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
+        tool_result(&v)
     }
 
     fn stop(mut self) -> String {
@@ -246,6 +242,89 @@ impl Server {
             .read_to_string(&mut err)
             .unwrap();
         err
+    }
+}
+
+/// A `tools/call` answer as (isError, text); panics on a JSON-RPC error or a
+/// result with no text content, naming the message.
+fn tool_result(v: &Value) -> (bool, String) {
+    assert!(
+        v.get("error").is_none(),
+        "tools/call answered with a JSON-RPC error, not a tool result: {v}"
+    );
+    let r = &v["result"];
+    let text = r["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("tools/call result without text content: {v}"));
+    let is_error = match &r["isError"] {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        other => panic!("isError is not a boolean: {other} in {v}"),
+    };
+    (is_error, text.to_string())
+}
+
+/// Every file under the home, as bytes (sockets, which hold nothing, aside).
+/// Unreadable files and directories fail the test: a scan that skips what it
+/// cannot read proves nothing.
+fn home_files(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![home.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
+        for e in entries {
+            let e = e.unwrap();
+            let (path, kind) = (e.path(), e.file_type().unwrap());
+            if kind.is_dir() {
+                stack.push(path);
+            } else if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
+                // control.sock of a server that was killed: no content to scan.
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                files.push((path, bytes));
+            }
+        }
+    }
+    files
+}
+
+/// The forms a canary could be written in: plain, percent-encoded, hex, base64.
+fn canary_forms(canary: &str) -> Vec<String> {
+    let mut forms = vec![
+        canary.to_string(),
+        url::form_urlencoded::byte_serialize(canary.as_bytes()).collect(),
+        hex::encode(canary),
+        base64::engine::general_purpose::STANDARD.encode(canary),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(canary),
+    ];
+    forms.dedup();
+    forms
+}
+
+/// Fails if any file under `$AIRLOCK_HOME` — audit log and anchor, state,
+/// config, vault — holds any canary in any of its forms. Also checks that the
+/// audit log is non-empty, so the scan covered the records it is about.
+fn assert_no_canary_in_home(home: &Path, canaries: &[&str]) {
+    let files = home_files(home);
+    assert!(
+        files.iter().any(|(p, b)| p.starts_with(home.join("audit"))
+            && p.extension().is_some_and(|e| e == "jsonl")
+            && !b.is_empty()),
+        "no audit records under {}: the scan would prove nothing",
+        home.display()
+    );
+    for canary in canaries {
+        for form in canary_forms(canary) {
+            for (p, bytes) in &files {
+                assert!(
+                    !String::from_utf8_lossy(bytes).contains(&form),
+                    "{} holds canary {canary:?} (as {form:?})",
+                    p.display()
+                );
+            }
+        }
     }
 }
 
@@ -625,23 +704,8 @@ fn the_secret_is_in_no_file_and_no_output_after_a_full_run() {
         outputs.push_str(&String::from_utf8_lossy(&out.stdout));
         outputs.push_str(&String::from_utf8_lossy(&out.stderr));
     }
-    let mut files = Vec::new();
-    let mut stack = vec![home.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                files.push((e.path(), std::fs::read(e.path()).unwrap()));
-            }
-        }
-    }
-    assert!(
-        files
-            .iter()
-            .any(|(p, _)| p.to_string_lossy().contains("audit")),
-        "audit files exist"
-    );
+    let files = home_files(&home);
+    assert_no_canary_in_home(&home, &[SECRET]);
     let post = upstream
         .requests()
         .into_iter()
@@ -659,6 +723,63 @@ fn the_secret_is_in_no_file_and_no_output_after_a_full_run() {
             );
         }
     }
+}
+
+/// Query values are data the agent sends, not metadata airlock keeps: canaries
+/// sent as query values — the MCP `execute` tool's `query` map, a `?k=v` in its
+/// `path`, and a `?k=v` through the HTTP gateway — reach the upstream, and no
+/// file under `$AIRLOCK_HOME` (audit log included) holds any of them; the audit
+/// records name the parameters (`query_keys`) only.
+#[test]
+fn query_values_reach_the_upstream_and_no_file_under_the_home() {
+    const IN_QUERY: &str = "qv_CANARY_mcp_query_5b2d";
+    const IN_PATH: &str = "qv_CANARY_mcp_path_8e1f";
+    const IN_GATEWAY: &str = "qv_CANARY_gateway_3a7c";
+    let upstream = Upstream::start(reflect);
+    let (_d, home) = setup(&upstream);
+    let mut s = Server::start(&home, "tester");
+    let (err, text) = s.call(
+        "execute",
+        json!({"capability": "svc", "method": "GET", "path": format!("/v1/q?k2={IN_PATH}"),
+               "query": {"k": IN_QUERY, "n": 3}}),
+    );
+    assert!(!err, "{text}");
+    s.stop();
+    let tok = token(&home, &[]);
+    let (mut gw, addr) = start_gateway(&home);
+    let resp = raw_http(
+        &addr,
+        &format!(
+            "GET /svc/v1/g?k={IN_GATEWAY}&flag HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    gw.kill().unwrap();
+    gw.wait().unwrap();
+
+    let lines: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.request_line.clone())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(IN_PATH) && l.contains(IN_QUERY)),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l.contains(IN_GATEWAY)), "{lines:?}");
+    assert_no_canary_in_home(&home, &[IN_QUERY, IN_PATH, IN_GATEWAY, SECRET]);
+    // The records name the keys.
+    let logs = airlock(&home, &["logs", "--json"], &[]);
+    let keys: Vec<Value> = String::from_utf8_lossy(&logs.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "request")
+        .map(|r| r["query_keys"].clone())
+        .collect();
+    assert!(keys.contains(&json!(["k2", "k", "n"])), "{keys:?}");
+    assert!(keys.contains(&json!(["k", "flag"])), "{keys:?}");
 }
 
 #[test]
@@ -1386,7 +1507,15 @@ fn the_gateway_swaps_the_agent_token_for_the_credential_and_refuses_tricks() {
     // An upstream that is down is a 502 with a JSON body.
     let out = airlock(
         &home,
-        &["add", "down", "--cap", "--url", "http://127.0.0.1:9", "--key", "k"],
+        &[
+            "add",
+            "down",
+            "--cap",
+            "--url",
+            "http://127.0.0.1:9",
+            "--key",
+            "k",
+        ],
         &[],
     );
     assert!(out.status.success());
@@ -1837,7 +1966,7 @@ fn an_mcp_client_with_elicitation_answers_the_approval_itself() {
                 break msg;
             }
         };
-        let is_error = result["result"]["isError"].as_bool().unwrap_or(false);
+        let (is_error, _) = tool_result(&result);
         assert_eq!(!is_error, expect_sent, "{result}");
         assert_eq!(upstream.requests().len() > before, expect_sent);
         let _ = send;
