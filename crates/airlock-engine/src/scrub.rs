@@ -151,6 +151,9 @@ struct Inner {
     first_byte: [bool; 256],
     /// Longest pattern.
     max_len: usize,
+    /// `useful[b]`: some pattern has byte `b` (either ASCII case). An escape that
+    /// decodes to any other byte is in no match.
+    useful: [bool; 256],
 }
 
 impl fmt::Debug for Scrubber {
@@ -180,6 +183,7 @@ impl Scrubber {
                 sorted: Vec::new(),
                 first_byte: [false; 256],
                 max_len: 0,
+                useful: [false; 256],
             }),
         }
     }
@@ -269,6 +273,11 @@ impl Scrubber {
             }
         }
         let max_len = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut useful = [false; 256];
+        for &b in patterns.iter().flat_map(|p| p.iter()) {
+            useful[usize::from(b.to_ascii_lowercase())] = true;
+            useful[usize::from(b.to_ascii_uppercase())] = true;
+        }
         drop(patterns);
         sorted.sort_unstable_by(|a, b| a.as_slice().cmp(b.as_slice()));
         Ok(Scrubber {
@@ -280,6 +289,7 @@ impl Scrubber {
                 sorted,
                 first_byte,
                 max_len,
+                useful,
             }),
         })
     }
@@ -500,7 +510,7 @@ impl Inner {
         }
         let ext = self.max_len.saturating_sub(1);
         for view in VIEWS {
-            let sc = views::scan(view, data, last, ext, !last);
+            let sc = views::scan(view, data, last, ext, !last, &self.useful);
             for w in &sc.windows {
                 for m in ac.find_overlapping_iter(w.decoded.text.as_slice()) {
                     if let Some((start, end)) = w.decoded.raw_range(m.start(), m.end()) {

@@ -172,8 +172,18 @@ pub(super) struct Scan {
     pub(super) spans: Vec<(usize, usize)>,
 }
 
-/// Decodes the neighbourhood (`ext` plain bytes each side) of every escape in `data`.
-pub(super) fn scan(kind: Kind, data: &[u8], last: bool, ext: usize, spans: bool) -> Scan {
+/// Decodes the neighbourhood (`ext` plain bytes each side) of every escape in `data`
+/// that decodes to bytes `useful` allows (bytes some pattern has, in either case). An
+/// escape that decodes to any other byte can be in no match, so no match spans it:
+/// it ends the current window and opens none.
+pub(super) fn scan(
+    kind: Kind,
+    data: &[u8],
+    last: bool,
+    ext: usize,
+    spans: bool,
+    useful: &[bool; 256],
+) -> Scan {
     let mut out = Scan {
         windows: Vec::new(),
         incomplete: None,
@@ -204,6 +214,17 @@ pub(super) fn scan(kind: Kind, data: &[u8], last: bool, ext: usize, spans: bool)
         };
         if spans && let Some(e) = &esc {
             out.spans.push((e.start, e.end));
+        }
+        if let Some(e) = &esc
+            && !e.bytes().iter().all(|&b| useful[usize::from(b)])
+        {
+            // A barrier: close the window before it, open none.
+            if let Some(w) = cur.take() {
+                close(w, cur_pos, &mut out, at);
+            }
+            floor = e.end;
+            from = e.end;
+            continue;
         }
         match cur.as_mut() {
             Some(w) if at - cur_pos <= 2 * ext => {
@@ -487,21 +508,37 @@ mod tests {
             (Kind::Html, b"ab&am"),
             (Kind::Html, b"ab&percnt"),
         ] {
-            let sc = scan(kind, s, false, 8, false);
+            let sc = scan(kind, s, false, 8, false, &[true; 256]);
             assert_eq!(sc.incomplete, Some(2), "{s:?}");
-            assert!(scan(kind, s, true, 8, false).incomplete.is_none());
+            assert!(
+                scan(kind, s, true, 8, false, &[true; 256])
+                    .incomplete
+                    .is_none()
+            );
         }
     }
 
     #[test]
     fn windows_map_back() {
         let data = b"0123456789 &#115;&#107; 0123456789";
-        let sc = scan(Kind::Html, data, true, 3, true);
+        let sc = scan(Kind::Html, data, true, 3, true, &[true; 256]);
         assert_eq!(sc.windows.len(), 1);
         let w = &sc.windows[0];
         assert_eq!(w.decoded.text.as_slice(), b"89 sk 01");
         assert_eq!(w.decoded.raw_range(3, 5), Some((11, 23)));
         assert_eq!(w.decoded.raw_range(0, 1), Some((8, 9)));
         assert_eq!(sc.spans, vec![(11, 17), (17, 23)]);
+        // An escape of a byte no pattern has is a barrier, not a window.
+        let mut useful = [true; 256];
+        useful[usize::from(b'&')] = false;
+        let data = b"0123456789 &#115;&amp;&#107; 0123456789";
+        let sc = scan(Kind::Html, data, true, 3, true, &useful);
+        let texts: Vec<&[u8]> = sc
+            .windows
+            .iter()
+            .map(|w| w.decoded.text.as_slice())
+            .collect();
+        assert_eq!(texts, vec![&b"89 s"[..], &b"k 01"[..]]);
+        assert_eq!(sc.spans.len(), 3);
     }
 }
