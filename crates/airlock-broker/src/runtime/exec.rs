@@ -80,13 +80,11 @@ impl Approvable for ExecCall<'_> {
         caller: &Caller,
         approved: bool,
     ) -> Result<AuthorizedExec, Refusal> {
-        if approved {
-            let mut agent_req = self.agent_req.clone();
-            agent_req.approved = true;
-            broker.authorize_exec(caller, &agent_req)
-        } else {
-            broker.authorize_exec(caller, &self.agent_req)
-        }
+        let req = ExecAgentRequest {
+            approved,
+            ..self.agent_req.clone()
+        };
+        broker.authorize_exec(caller, &req)
     }
 
     fn ask(&self, _broker: &Broker, caller: &Caller) -> Result<(Ask, String), Refusal> {

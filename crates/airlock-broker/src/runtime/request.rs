@@ -114,13 +114,11 @@ impl Approvable for HttpRequest<'_> {
         caller: &Caller,
         approved: bool,
     ) -> Result<Authorized, Refusal> {
-        if approved {
-            let mut agent_req = self.agent_req.clone();
-            agent_req.approved = true;
-            broker.authorize(caller, &agent_req)
-        } else {
-            broker.authorize(caller, &self.agent_req)
-        }
+        let req = AgentRequest {
+            approved,
+            ..self.agent_req.clone()
+        };
+        broker.authorize(caller, &req)
     }
 
     /// The same normalization the broker applies, so the view matches the
