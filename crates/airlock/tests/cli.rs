@@ -1631,7 +1631,7 @@ fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
     t2.run(&["import", "vault", janee.to_str().unwrap()])
         .usage_error("supported: janee");
 }
-#[path = "cli/edges.rs"]
-mod edges;
 #[path = "cli/auth_table.rs"]
 mod auth_table;
+#[path = "cli/edges.rs"]
+mod edges;
