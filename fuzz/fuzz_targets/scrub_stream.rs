@@ -128,9 +128,11 @@ fuzz_target!(|data: &[u8]| {
         }
         let at = pos % (body.len() + 1);
         body.splice(at..at, encoded);
-        // A JSON escape reads differently after a backslash in the body (`\\u0073`
-        // is a backslash and `u0073`): those forms are checked on their own below.
-        inserted |= !matches!(form, 6 | 7);
+        // Only the last insertion is sure to stay whole (a later one may land inside
+        // an earlier one). A JSON escape reads differently after a backslash in the
+        // body (`\\u0073` is a backslash and `u0073`): those forms are checked on
+        // their own below.
+        inserted = !matches!(form, 6 | 7);
     }
 
     let scrubber = Scrubber::new(secrets.iter().zip(NAMES).map(|(v, n)| (n, v.as_slice())))
