@@ -25,7 +25,8 @@
 //! `Set-Cookie2` (a session cookie minted for the injected credential is itself a
 //! credential, and the agent has no cookie jar through airlock) are removed; a
 //! `Location` that resolves to another origin is removed (the agent learns only that
-//! there was a redirect); every remaining value is scrubbed, and a header whose *name*
+//! there was a redirect); the remaining values are scrubbed as one block, in order
+//! (a secret split across consecutive values is found), and a header whose *name*
 //! contains a secret is removed.
 
 use http::HeaderMap;
