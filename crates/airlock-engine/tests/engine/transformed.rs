@@ -593,6 +593,33 @@ proptest! {
     }
 
     #[test]
+    fn secret_split_across_any_header_values_is_redacted(
+        secret in key_like(),
+        splits in proptest::collection::vec(0usize..40, 1..5),
+        form in 0u8..7,
+        before in "[a-z ]{0,10}",
+        after in "[a-z ]{0,10}",
+    ) {
+        let s = Scrubber::new([("s", secret.as_slice())]).unwrap();
+        let enc = encode(&secret, form, 1);
+        let text = [before.as_bytes(), &enc, after.as_bytes()].concat();
+        let mut points: Vec<usize> = splits.iter().map(|p| p % (text.len() + 1)).collect();
+        points.sort_unstable();
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut from = 0;
+        for p in points.into_iter().chain([text.len()]) {
+            parts.push(&text[from..p]);
+            from = p;
+        }
+        let out = s.scrub_parts(&parts);
+        prop_assert_eq!(out.len(), parts.len());
+        let joined = out.concat();
+        prop_assert_eq!(&joined, &s.scrub(&text));
+        prop_assert!(has(&joined, b"[REDACTED:s]"));
+        prop_assert!(!has(&lower(&joined), &lower(&secret)));
+    }
+
+    #[test]
     fn event_streams_without_secrets_pass_unchanged(
         pieces in proptest::collection::vec("[a-z ]{0,12}", 0..10),
         cuts in proptest::collection::vec(0usize..2000, 0..16),
