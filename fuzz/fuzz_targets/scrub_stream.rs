@@ -275,8 +275,14 @@ fn percent(s: &[u8], digits: &[u8; 16]) -> Vec<u8> {
 fn html(s: &[u8], style: impl Fn(usize) -> usize) -> Vec<u8> {
     let mut out = Vec::new();
     for (i, &b) in s.iter().enumerate() {
-        // What a browser decodes to the same byte: ASCII but NUL.
-        let style = if b == 0 || !b.is_ascii() { 2 } else { style(i) };
+        // What a browser decodes to the same byte: ASCII but NUL; and `&` always
+        // escaped, as an encoder does (a plain `&` could start a reference with
+        // what follows).
+        let style = match b {
+            b'&' => 0,
+            0 | 0x80.. => 2,
+            _ => style(i),
+        };
         match style {
             0 => out.extend_from_slice(format!("&#{b};").as_bytes()),
             1 => out.extend_from_slice(format!("&#x{b:x};").as_bytes()),
