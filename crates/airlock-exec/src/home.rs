@@ -54,10 +54,13 @@ impl PrivateHome {
     /// a program the child runs) is read as global configuration. It holds no
     /// setting: global configuration ranks below the repository's own, so what
     /// must win over an agent-written `.git/config` is given on git's command
-    /// line instead ([`GIT_CONFIG_OVERRIDES`](crate::GIT_CONFIG_OVERRIDES)). No
-    /// `safe.directory` entry either: entries only widen which repositories git
-    /// trusts, and with none it trusts only those owned by airlock's user.
-    pub fn write_git_config(&self) -> std::io::Result<PathBuf> {
+    /// line instead ([`GIT_CONFIG_OVERRIDES`](crate::GIT_CONFIG_OVERRIDES)).
+    /// Its one setting is `safe.directory`, limited to `workdirs` (each, and
+    /// everything below it): git trusts repositories there even when another
+    /// user owns them, and elsewhere only those owned by airlock's user (which
+    /// the sandbox keeps out of reach anyway). A workdir whose path cannot be
+    /// written as a git config value (a newline in it) gets no entry.
+    pub fn write_git_config(&self, workdirs: &[PathBuf]) -> std::io::Result<PathBuf> {
         let path = self.dir.path().join(".airlock-gitconfig");
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -69,6 +72,24 @@ impl PrivateHome {
               # removed with this directory. The settings that keep git safe are given on\n\
               # its command line (GIT_CONFIG_COUNT), which wins over every file.\n",
         )?;
+        let mut safe = String::new();
+        for dir in workdirs {
+            let Some(d) = dir.to_str().filter(|d| !d.contains(['\n', '\r', '\0'])) else {
+                continue;
+            };
+            let quoted = d.replace('\\', "\\\\").replace('"', "\\\"");
+            let all = if quoted.ends_with('/') {
+                format!("{quoted}*")
+            } else {
+                format!("{quoted}/*")
+            };
+            safe.push_str(&format!(
+                "\tdirectory = \"{quoted}\"\n\tdirectory = \"{all}\"\n"
+            ));
+        }
+        if !safe.is_empty() {
+            f.write_all(format!("[safe]\n{safe}").as_bytes())?;
+        }
         Ok(path)
     }
 
@@ -218,8 +239,18 @@ mod tests {
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         assert!(home.tmp().is_dir());
-        let config = home.write_git_config().unwrap();
+        let config = home
+            .write_git_config(&[PathBuf::from("/srv/a \"b\""), PathBuf::from("/bad\nline")])
+            .unwrap();
         assert!(config.starts_with(&p));
+        let text = fs::read_to_string(&config).unwrap();
+        assert!(
+            text.contains(
+                "[safe]\n\tdirectory = \"/srv/a \\\"b\\\"\"\n\tdirectory = \"/srv/a \\\"b\\\"/*\"\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("bad"), "{text}");
         let mode = fs::metadata(&config).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         drop(home);

@@ -626,7 +626,9 @@ impl ExecPolicy {
         set("GIT_SEQUENCE_EDITOR", b"true");
         set("GIT_TERMINAL_PROMPT", b"0");
         set("GIT_CONFIG_NOSYSTEM", b"1");
-        let git_config = home.write_git_config().map_err(ExecError::Home)?;
+        let git_config = home
+            .write_git_config(&self.workdirs)
+            .map_err(ExecError::Home)?;
         set(
             "GIT_CONFIG_GLOBAL",
             git_config.as_os_str().as_encoded_bytes(),

@@ -423,3 +423,48 @@ fn sandbox_overhead() {
         median(u)
     );
 }
+
+#[test]
+fn git_trusts_a_repository_in_the_workdir_owned_by_another_user() {
+    // As root only (chown), with git: safe.directory is limited to the workdirs.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !landlock() || !is_root || !Path::new("/usr/bin/git").exists() {
+        return;
+    }
+    let b = sandbox_world();
+    let git = |dir: &Path, args: &[&str]| {
+        std::process::Command::new("/usr/bin/git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap()
+    };
+    assert!(git(&b.work, &["init", "-q"]).status.success());
+    let chown = |p: &Path| std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    let mut stack = vec![b.work.clone()];
+    while let Some(d) = stack.pop() {
+        chown(&d);
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                chown(&e.path());
+            }
+        }
+    }
+    // The control: git refuses a repository another user owns.
+    let control = git(&b.work, &["status", "--short"]);
+    assert!(
+        !control.status.success(),
+        "git trusted it without safe.directory"
+    );
+    assert!(String::from_utf8_lossy(&control.stderr).contains("dubious ownership"));
+    // Through airlock, in the workdir: trusted.
+    let p = confined(&b, &["/usr/bin/git"]);
+    let o = exec(&p, &["git", "status", "--short"]);
+    assert!(o.exit.success(), "{o:?}");
+}
