@@ -314,6 +314,19 @@ class Home:
             raise RuntimeError(f"airlock logs --json failed: {r}")
         return [json.loads(line) for line in r.out.splitlines() if line.strip()]
 
+    @staticmethod
+    def request_statuses(records: list[dict]) -> list[tuple[dict, int]]:
+        """Each `request` record with the status it ended with: its own `status`
+        (refusals, records written before the write-ahead audit) or, for a
+        write-ahead decision record, the `status` of the `outcome` record whose
+        `of` is its `seq`. A request without an outcome yet gets 0."""
+        outcome = {r.get("of"): r.get("status") or 0 for r in records if r.get("kind") == "outcome"}
+        return [
+            (r, r.get("status") or outcome.get(r.get("seq"), 0))
+            for r in records
+            if r.get("kind") == "request"
+        ]
+
     def count_kinds(self) -> collections.Counter:
         return collections.Counter(rec.get("kind") for rec in self.logs())
 

@@ -318,12 +318,11 @@ def main():
         kinds = collections.Counter(r.get("kind") for r in records)
         logged = collections.defaultdict(set)
         order = []
-        for rec in records:
-            if rec.get("kind") == "request":
-                if 200 <= (rec.get("status") or 0) < 300:
-                    logged[rec.get("agent")].add(rec.get("path"))
-                if rec.get("agent") in ("srv1", "srv2"):
-                    order.append(rec["agent"])
+        for rec, status in Home.request_statuses(records):
+            if 200 <= status < 300:
+                logged[rec.get("agent")].add(rec.get("path"))
+            if rec.get("agent") in ("srv1", "srv2"):
+                order.append(rec["agent"])
         acked_total = 0
         for srv, paths in S.requests.items():
             acked_total += len(paths)

@@ -671,7 +671,7 @@ def final_checks(home: Home, L: Ledger, client: Client, upstream_url: str) -> di
         check(200 <= st < 300, f"acknowledged capability {name} does not answer: {st} {body[:200]!r}")
     records = home.logs()  # again: the checks above added records
     kinds = collections.Counter(r.get("kind") for r in records)
-    logged = {r.get("path") for r in records if r.get("kind") == "request" and 200 <= (r.get("status") or 0) < 300}
+    logged = {r.get("path") for r, status in Home.request_statuses(records) if 200 <= status < 300}
     missing = [p for p in L.requests if p not in logged]
     check(not missing, f"{len(missing)} acknowledged gateway requests have no audit record, e.g. {missing[:5]}")
     check(kinds["request"] >= len(L.requests),
