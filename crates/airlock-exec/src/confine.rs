@@ -241,8 +241,21 @@ impl Protected {
         self
     }
 
-    /// Whether `dir` (canonical) may be granted to a child.
+    /// Whether `dir` (canonical) may be made writable for a child: neither
+    /// [`Protected::check_readable`] objects, nor does it contain the temp root.
     pub fn check(&self, dir: &Path) -> Result<(), Overlap> {
+        self.check_readable(dir)?;
+        if let Some(t) = &self.temp_root
+            && t.starts_with(dir)
+        {
+            return Err(Overlap::TempRoot(t.clone()));
+        }
+        Ok(())
+    }
+
+    /// Whether `dir` (canonical) may be made readable for a child: it does not
+    /// overlap the airlock home and does not contain the owner's home.
+    pub fn check_readable(&self, dir: &Path) -> Result<(), Overlap> {
         if let Some(h) = &self.airlock_home
             && (dir.starts_with(h) || h.starts_with(dir))
         {
@@ -252,11 +265,6 @@ impl Protected {
             && h.starts_with(dir)
         {
             return Err(Overlap::OwnerHome(h.clone()));
-        }
-        if let Some(t) = &self.temp_root
-            && t.starts_with(dir)
-        {
-            return Err(Overlap::TempRoot(t.clone()));
         }
         Ok(())
     }
@@ -294,16 +302,7 @@ impl Sandbox {
     /// Lets the child read and execute beneath `dir` (an allowed program's own
     /// directory).
     pub fn allow_read_exec(&mut self, dir: &Path) -> Result<(), Overlap> {
-        if let Some(h) = &self.protected.airlock_home
-            && (dir.starts_with(h) || h.starts_with(dir))
-        {
-            return Err(Overlap::AirlockHome(h.clone()));
-        }
-        if let Some(h) = &self.protected.owner_home
-            && h.starts_with(dir)
-        {
-            return Err(Overlap::OwnerHome(h.clone()));
-        }
+        self.protected.check_readable(dir)?;
         if !self.read_exec.iter().any(|d| d == dir) {
             self.read_exec.push(dir.to_path_buf());
         }

@@ -47,7 +47,7 @@ pub use launch::{
 };
 pub use policy::{
     BASE_ENV, DEFAULT_TIMEOUT, ExecPolicy, FORBIDDEN_ENV, GIT_CONFIG_OVERRIDES, Invocation,
-    OwnerEnv, SAFE_PATH,
+    OwnerEnv, SAFE_PATH, expand_workdir,
 };
 pub use program::{AllowedProgram, ProgramKind, find_program};
 pub use reference::{REFERENCE_PREFIX, ReferenceError, ResolvedEnv, SecretLookup};

@@ -347,11 +347,7 @@ impl ExecPolicy {
         }
         let mut dirs = Vec::new();
         for w in workdirs {
-            let expanded = match (w.strip_prefix("~/"), &owner.home) {
-                (Some(rest), Some(home)) => home.join(rest),
-                _ if w == "~" && owner.home.is_some() => owner.home.clone().unwrap_or_default(),
-                _ => PathBuf::from(w),
-            };
+            let expanded = expand_workdir(w, owner.home.as_deref());
             let bad = |reason: String| PolicyError::Workdir {
                 capability: capability.to_string(),
                 workdir: w.clone(),
@@ -669,6 +665,16 @@ impl ExecPolicy {
             launch = launch.confine(sandbox.clone());
         }
         Ok(launch.private_home(home))
+    }
+}
+
+/// A `workdirs` entry as a path: `~` and `~/…` are the owner's home (`home`);
+/// anything else as written. Shared by exec capabilities and `run --confine`.
+pub fn expand_workdir(entry: &str, home: Option<&Path>) -> PathBuf {
+    match (entry.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        (None, Some(home)) if entry == "~" => home.to_path_buf(),
+        _ => PathBuf::from(entry),
     }
 }
 

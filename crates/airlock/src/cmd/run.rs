@@ -279,10 +279,7 @@ pub(crate) fn confinement(
                 git = Some(cred);
             }
             for w in &cap.workdirs {
-                let expanded = match (w.strip_prefix("~/"), &owner_home) {
-                    (Some(rest), Some(h)) => h.join(rest),
-                    _ => PathBuf::from(w),
-                };
+                let expanded = airlock_exec::expand_workdir(w, owner_home.as_deref());
                 writable.push((
                     format!("workdir \"{w}\" of capability \"{name}\""),
                     expanded,
