@@ -699,3 +699,54 @@ fn auth_errors_are_located_and_name_the_field() {
         }
     }
 }
+
+/// Issue 12: `confine` and `network` are exec-only, `network` takes "none" or
+/// "direct"; a mistake is one located error, never a silent default.
+#[test]
+fn confine_and_network_are_checked() {
+    let svc =
+        "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n";
+    let exec = "[capabilities.c]\nservice = \"s\"\nmode = \"exec\"\ncommands = [\"git\"]\n";
+    let parse = |extra: &str, base: &str| {
+        airlock_config::Config::parse(
+            std::path::Path::new("airlock.toml"),
+            &format!("{svc}{base}{extra}"),
+        )
+    };
+    let ok = parse("", exec).unwrap();
+    let cap = &ok.capabilities["c"];
+    assert!(cap.confine, "confined by default");
+    assert_eq!(cap.network, airlock_config::Network::None);
+    let direct = parse("network = \"direct\"\nconfine = false\n", exec).unwrap();
+    assert_eq!(
+        direct.capabilities["c"].network,
+        airlock_config::Network::Direct
+    );
+    assert!(!direct.capabilities["c"].confine);
+    let http = "[capabilities.c]\nservice = \"s\"\n";
+    for (extra, base, line, says) in [
+        (
+            "network = \"proxy\"\n",
+            exec,
+            ":8:",
+            "invalid network \"proxy\"",
+        ),
+        ("network = \"\\u001b[2J\"\n", exec, ":8:", "\\u{1b}"),
+        ("confine = \"no\"\n", exec, ":8:", "expected a boolean"),
+        ("confine = false\n", http, ":6:", "only for mode = \"exec\""),
+        (
+            "network = \"direct\"\n",
+            http,
+            ":6:",
+            "only for mode = \"exec\"",
+        ),
+    ] {
+        let e = parse(extra, base).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("airlock.toml{line}")),
+            "{extra}: {e}"
+        );
+        assert!(e.contains(says), "{extra}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+}
