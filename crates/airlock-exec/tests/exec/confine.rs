@@ -149,6 +149,29 @@ fn reads_stop_at_the_workdir_and_the_system() {
 }
 
 #[test]
+fn links_in_the_workdir_do_not_lead_out() {
+    if !landlock() {
+        return;
+    }
+    let b = sandbox_world();
+    // The agent controls its workdir: a symlink to the key, a symlinked
+    // directory into the home. The kernel checks the file reached, not the name.
+    std::os::unix::fs::symlink(b.home.join("master.key"), b.work.join("key")).unwrap();
+    std::os::unix::fs::symlink(&b.home, b.work.join("home")).unwrap();
+    let p = confined(&b, &["cat", "sh"]);
+    for f in ["key", "home/master.key"] {
+        let o = exec(&p, &["cat", f]);
+        denied(&o);
+    }
+    let o = exec(&p, &["sh", "-c", "echo pwned > home/airlock.toml"]);
+    denied(&o);
+    assert_eq!(
+        std::fs::read_to_string(b.home.join("airlock.toml")).unwrap(),
+        "# owner's config\n"
+    );
+}
+
+#[test]
 fn writes_stop_at_the_workdir_and_the_private_home() {
     if !landlock() {
         return;
