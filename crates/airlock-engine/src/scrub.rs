@@ -77,6 +77,11 @@
 //! to bound memory; an unfinished event longer than [`MAX_HOLD`] ends the reading as
 //! events for the rest of that stream.
 //!
+//! **Speed.** Clean data is the common case, so occurrences are first located
+//! coarsely: a DFA over every pattern walks four slices of the data at once
+//! (`lanes`), and the exact overlapping search starts where the first occurrence
+//! can begin (about 2× the single walk on clean text; docs/engine.md).
+//!
 //! Not covered: secrets split by line breaks (MIME base64 at 76 columns), other
 //! encodings (UTF-16, quoted-printable, compression — the engine refuses compressed
 //! bodies), encodings stacked on each other (base64 of an upper-cased secret, HTML
@@ -84,12 +89,13 @@
 //! than the stream's, or spread over more than [`MAX_HOLD`] bytes of events, and a
 //! secret revealed in pieces across separate responses.
 
+mod lanes;
 mod sse;
 mod views;
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
@@ -143,6 +149,10 @@ struct Inner {
     markers: Vec<Vec<u8>>,
     /// `None` when there is nothing to search for.
     ac: Option<AhoCorasick>,
+    /// The fast walk to where occurrences can begin, built at the first
+    /// haystack long enough to use it (`None`: too many patterns for a DFA, the
+    /// exact search walks everything).
+    lanes: OnceLock<Option<lanes::Lanes>>,
     /// Pattern id → secret id.
     owner: Vec<usize>,
     /// Every pattern, sorted, for the streaming prefix test.
@@ -179,6 +189,7 @@ impl Scrubber {
                 secrets: Vec::new(),
                 markers: Vec::new(),
                 ac: None,
+                lanes: OnceLock::new(),
                 owner: Vec::new(),
                 sorted: Vec::new(),
                 first_byte: [false; 256],
@@ -285,6 +296,7 @@ impl Scrubber {
                 secrets,
                 markers,
                 ac,
+                lanes: OnceLock::new(),
                 owner,
                 sorted,
                 first_byte,
@@ -315,7 +327,7 @@ impl Scrubber {
         let Some(ac) = &self.inner.ac else {
             return false;
         };
-        ac.is_match(data)
+        self.inner.overlapping(ac, data).next().is_some()
             || !self
                 .inner
                 .analyze(data, true, BodyKind::Plain)
@@ -498,7 +510,7 @@ impl Inner {
         let Some(ac) = &self.ac else {
             return a;
         };
-        a.occ.extend(ac.find_overlapping_iter(data).map(|m| Occ {
+        a.occ.extend(self.overlapping(ac, data).map(|m| Occ {
             start: m.start(),
             end: m.end(),
             secret: self.owner[m.pattern().as_usize()],
@@ -512,7 +524,7 @@ impl Inner {
         for view in VIEWS {
             let sc = views::scan(view, data, last, ext, !last, &self.useful);
             for w in &sc.windows {
-                for m in ac.find_overlapping_iter(w.decoded.text.as_slice()) {
+                for m in self.overlapping(ac, w.decoded.text.as_slice()) {
                     if let Some((start, end)) = w.decoded.raw_range(m.start(), m.end()) {
                         a.occ.push(Occ {
                             start,
@@ -552,6 +564,30 @@ impl Inner {
             a.oversized = s.oversized;
         }
         a
+    }
+
+    /// Every occurrence of every pattern in `haystack`, overlapping: the exact
+    /// search, started where the fast walk says the first occurrence can begin
+    /// (see `lanes`), so clean data costs the fast walk only.
+    fn overlapping<'h>(
+        &self,
+        ac: &'h AhoCorasick,
+        haystack: &'h [u8],
+    ) -> impl Iterator<Item = aho_corasick::Match> + 'h {
+        let lanes = (haystack.len() >= lanes::MIN_HAYSTACK)
+            .then(|| {
+                self.lanes.get_or_init(|| {
+                    lanes::Lanes::build(self.sorted.iter().map(|p| p.as_slice()), self.max_len)
+                })
+            })
+            .and_then(Option::as_ref);
+        let from = match lanes {
+            Some(lanes) => lanes.first_start(haystack),
+            None => Some(0),
+        };
+        from.into_iter().flat_map(move |from| {
+            ac.find_overlapping_iter(aho_corasick::Input::new(haystack).span(from..haystack.len()))
+        })
     }
 
     /// Writes the markers of `run` to `out`.

@@ -122,7 +122,7 @@ pub(super) fn analyze(inner: &Inner, data: &[u8], last: bool, max_hold: usize) -
             .map_or(0, |s| s.raw)
     });
     for ch in &channels {
-        for m in ac.find_overlapping_iter(ch.text.as_slice()) {
+        for m in inner.overlapping(ac, ch.text.as_slice()) {
             let secret = inner.owner[m.pattern().as_usize()];
             let first = ch
                 .pieces
