@@ -292,13 +292,7 @@ pub(crate) fn sarif(
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": { "driver": {
-                "name": "airlock",
-                "version": env!("CARGO_PKG_VERSION"),
-                "semanticVersion": env!("CARGO_PKG_VERSION"),
-                "informationUri": INFORMATION_URI,
-                "rules": rules
-            }},
+            "tool": { "driver": driver(rules) },
             "originalUriBaseIds": { SRCROOT: { "uri": file_uri(&root, true) } },
             "results": results
         }]
@@ -307,13 +301,48 @@ pub(crate) fn sarif(
     writeln!(out)
 }
 
+/// The SARIF `driver` object: the tool's name and version, where to read about
+/// it, and the rules that have results.
+fn driver(rules: Vec<serde_json::Value>) -> serde_json::Value {
+    let mut d = json!({
+        "name": "airlock",
+        "version": env!("CARGO_PKG_VERSION"),
+        "semanticVersion": env!("CARGO_PKG_VERSION"),
+        "rules": rules
+    });
+    if let Some(uri) = information_uri(env!("CARGO_PKG_REPOSITORY")) {
+        d["informationUri"] = json!(uri);
+    }
+    d
+}
+
 /// Where SARIF viewers send people for the tool: the workspace's `repository`
-/// key (one place to change it).
-const INFORMATION_URI: &str = env!("CARGO_PKG_REPOSITORY");
+/// key (one place to change it), unless it is a placeholder on a reserved
+/// `.invalid` host (RFC 2606): the key is optional in SARIF, and a link that
+/// leads nowhere is worse than none.
+fn information_uri(repository: &str) -> Option<&str> {
+    let rest = repository.strip_prefix("https://")?;
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let reserved = host == "invalid" || host.ends_with(".invalid");
+    (!host.is_empty() && !reserved).then_some(repository)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn information_uri_is_a_real_https_url_or_absent() {
+        assert_eq!(
+            information_uri("https://github.com/owner/airlock"),
+            Some("https://github.com/owner/airlock")
+        );
+        assert_eq!(information_uri("https://example.invalid/airlock"), None);
+        assert_eq!(information_uri("https://invalid/airlock"), None);
+        assert_eq!(information_uri("https://x.invalid:443/a"), None);
+        assert_eq!(information_uri("http://example.com/airlock"), None);
+        assert_eq!(information_uri(""), None);
+    }
 
     #[test]
     fn root_and_uris_for_every_path_form() {
