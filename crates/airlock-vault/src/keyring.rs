@@ -37,48 +37,51 @@ fn describe(e: &keyring_core::Error) -> String {
     }
 }
 
-fn store() -> Result<Arc<keyring_core::CredentialStore>, VaultError> {
-    platform_store().map_err(|detail| VaultError::KeyringUnavailable { detail })
+/// [`VaultError::KeyringUnavailable`] for an error of the keyring crate.
+fn unavailable(e: &keyring_core::Error) -> VaultError {
+    VaultError::KeyringUnavailable {
+        detail: describe(e),
+    }
 }
 
 #[cfg(target_os = "linux")]
-fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
+fn store() -> Result<Arc<keyring_core::CredentialStore>, VaultError> {
     if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
         // Without a session bus the Secret Service cannot be reached; say so plainly
         // rather than after a D-Bus connection timeout.
-        return Err(
-            "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is unset), as on a headless Linux machine"
-                .into(),
-        );
+        return Err(VaultError::KeyringUnavailable {
+            detail:
+                "no D-Bus session (DBUS_SESSION_BUS_ADDRESS is unset), as on a headless Linux machine"
+                    .into(),
+        });
     }
-    let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| describe(&e))?;
+    let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| unavailable(&e))?;
     Ok(store)
 }
 
 #[cfg(target_os = "macos")]
-fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
-    let store = apple_native_keyring_store::keychain::Store::new().map_err(|e| describe(&e))?;
+fn store() -> Result<Arc<keyring_core::CredentialStore>, VaultError> {
+    let store = apple_native_keyring_store::keychain::Store::new().map_err(|e| unavailable(&e))?;
     Ok(store)
 }
 
 #[cfg(target_os = "windows")]
-fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
-    let store = windows_native_keyring_store::Store::new().map_err(|e| describe(&e))?;
+fn store() -> Result<Arc<keyring_core::CredentialStore>, VaultError> {
+    let store = windows_native_keyring_store::Store::new().map_err(|e| unavailable(&e))?;
     Ok(store)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
-fn platform_store() -> Result<Arc<keyring_core::CredentialStore>, String> {
-    Err("this operating system has no supported keyring".into())
+fn store() -> Result<Arc<keyring_core::CredentialStore>, VaultError> {
+    Err(VaultError::KeyringUnavailable {
+        detail: "this operating system has no supported keyring".into(),
+    })
 }
 
 fn entry(vault_id: &str) -> Result<keyring_core::Entry, VaultError> {
     let store = store()?;
-    keyring_core::Entry::new_in_store(&store, SERVICE, &account(vault_id)).map_err(|e| {
-        VaultError::KeyringUnavailable {
-            detail: describe(&e),
-        }
-    })
+    keyring_core::Entry::new_in_store(&store, SERVICE, &account(vault_id))
+        .map_err(|e| unavailable(&e))
 }
 
 /// Saves a new vault's master key in the keyring.
@@ -86,18 +89,16 @@ pub(crate) fn store_key(vault_id: &str, key: &MasterKey) -> Result<(), VaultErro
     let encoded = Zeroizing::new(STANDARD.encode(key.expose()));
     entry(vault_id)?
         .set_password(&encoded)
-        .map_err(|e| VaultError::KeyringUnavailable {
-            detail: describe(&e),
-        })
+        .map_err(|e| unavailable(&e))
 }
 
 /// Reads the master key of this vault from the keyring.
 pub(crate) fn load(vault_id: &str) -> Result<MasterKey, VaultError> {
-    let encoded = Zeroizing::new(entry(vault_id)?.get_password().map_err(|e| {
-        VaultError::KeyringUnavailable {
-            detail: describe(&e),
-        }
-    })?);
+    let encoded = Zeroizing::new(
+        entry(vault_id)?
+            .get_password()
+            .map_err(|e| unavailable(&e))?,
+    );
     let bytes = Zeroizing::new(STANDARD.decode(encoded.as_bytes()).map_err(|_| {
         VaultError::KeyringUnavailable {
             detail: "the keyring entry is not an airlock key".into(),
