@@ -18,13 +18,10 @@ Usage: python gateway_boto3.py PATH/TO/airlock
 
 import json
 import os
-import re
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 for name in list(os.environ):
@@ -38,26 +35,11 @@ os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 import botocore.exceptions  # noqa: E402
+from common import airlock, arm_watchdog, check, start_gateway, summary  # noqa: E402
 
-AIRLOCK = os.path.abspath(sys.argv[1])
 REGION = "us-east-1"
 BUCKET = "airlock-interop"
 NO_AUTH_ACTIONS = 3  # CreateUser, CreateAccessKey, PutUserPolicy; signatures checked after
-PASSED = 0
-
-
-def check(cond, what):
-    global PASSED
-    if not cond:
-        print(f"FAIL: {what}", file=sys.stderr)
-        sys.exit(1)
-    PASSED += 1
-    print(f"ok - {what}")
-
-
-def watchdog(*_):
-    print("FAIL: timed out (boto3, moto or the gateway hung)", file=sys.stderr)
-    os._exit(1)
 
 
 def free_port():
@@ -98,24 +80,6 @@ def client(service, endpoint, key_id, secret):
     )
 
 
-def airlock(home, *args, env=None):
-    e = dict(os.environ, AIRLOCK_HOME=home, **(env or {}))
-    return subprocess.run([AIRLOCK, *args], env=e, capture_output=True, text=True, check=True)
-
-
-def start_gateway(home):
-    proc = subprocess.Popen([AIRLOCK, "serve", "--gateway", "127.0.0.1:0"], env=dict(os.environ, AIRLOCK_HOME=home), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    addr = None
-    for _ in range(10):
-        line = proc.stderr.readline()
-        m = re.search(r"http://([0-9.]+:\d+)", line)
-        if m:
-            addr = m.group(1)
-            break
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return proc, addr
-
-
 def error_code(call):
     try:
         call()
@@ -125,15 +89,14 @@ def error_code(call):
 
 
 def main():
-    signal.signal(signal.SIGALRM, watchdog)
-    signal.alarm(180)
+    arm_watchdog("boto3, moto or the gateway")
     moto, moto_url = start_moto()
     try:
         run(moto_url)
     finally:
         moto.terminate()
         moto.wait()
-    print(f"{PASSED} passed, 0 failed")
+    summary()
 
 
 def run(moto_url):

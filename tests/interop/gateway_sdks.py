@@ -20,10 +20,6 @@ Exits non-zero on the first failed check; prints "N passed, 0 failed" at the end
 import http.server
 import json
 import os
-import re
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -38,26 +34,11 @@ import urllib.request  # noqa: E402
 
 import anthropic  # noqa: E402
 import openai  # noqa: E402
+from common import airlock, arm_watchdog, check, start_gateway, summary  # noqa: E402
 
-AIRLOCK = os.path.abspath(sys.argv[1])
 OPENAI_KEY = "sk-proj-interop" + os.urandom(16).hex()
 ANTHROPIC_KEY = "sk-ant-api03-interop" + os.urandom(16).hex()
 GAP = 0.15  # seconds between streamed events
-PASSED = 0
-
-
-def check(cond, what):
-    global PASSED
-    if not cond:
-        print(f"FAIL: {what}", file=sys.stderr)
-        sys.exit(1)
-    PASSED += 1
-    print(f"ok - {what}")
-
-
-def watchdog(*_):
-    print("FAIL: timed out (the SDK or the gateway hung)", file=sys.stderr)
-    os._exit(1)
 
 
 # ---------------------------------------------------------------------------
@@ -277,25 +258,6 @@ def streamed(label, timed_items, handler):
 # ---------------------------------------------------------------------------
 
 
-def airlock(home, *args, env=None):
-    e = dict(os.environ, AIRLOCK_HOME=home, **(env or {}))
-    return subprocess.run([AIRLOCK, *args], env=e, capture_output=True, text=True, check=True)
-
-
-def start_gateway(home):
-    proc = subprocess.Popen([AIRLOCK, "serve", "--gateway", "127.0.0.1:0"], env=dict(os.environ, AIRLOCK_HOME=home), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    addr = None
-    for _ in range(10):
-        line = proc.stderr.readline()
-        m = re.search(r"http://([0-9.]+:\d+)", line)
-        if m:
-            addr = m.group(1)
-            break
-    # keep reading stderr so the server never blocks on a full pipe
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return proc, addr
-
-
 def control():
     """The SDKs against the fake upstream directly: the fake speaks their wire format."""
     plain, chunks = openai_calls(openai.OpenAI(base_url=f"{OPENAI_URL}/v1", api_key=OPENAI_KEY))
@@ -347,18 +309,25 @@ def expect_error(label, exc_type, status, call):
     check(False, f"{label}: expected {exc_type.__name__} ({status}), the call succeeded")
 
 
+def answers_redacted(label, what, text_of, plain, items, handler, key_prefix):
+    """The plain answer and the stream arrive whole, the key redacted, streamed; the real
+    key (nor its first characters, `key_prefix`) is in nothing the SDK returned."""
+    key = OPENAI_KEY if label == "openai" else ANTHROPIC_KEY
+    text, stext = text_of(plain, items)
+    check(text == f"Hello! The key is [REDACTED:{label}].", f"{label}: {what} arrives, the key in it redacted")
+    check(stext == f"Hello from the fake key=[REDACTED:{label}] again=[REDACTED:{label}]", f"{label}: the SSE stream arrives whole, the key redacted in one delta and when split across two writes")
+    streamed(f"{label}: stream", items, handler)
+    returned = dump(plain) + "".join(dump(item) for _, item in items)
+    check(key not in returned and key_prefix not in returned, f"{label}: the real key is in nothing the SDK returned")
+
+
 def through_gateway(addr, tokens):
     tok_o, tok_a = tokens["openai"], tokens["anthropic"]
     everything = list(tokens.values())
 
     # OpenAI: bearer token, plain and streamed.
     plain, chunks = openai_calls(openai.OpenAI(base_url=f"http://{addr}/openai/v1", api_key=tok_o))
-    text, stext = openai_text(plain, chunks)
-    check(text == "Hello! The key is [REDACTED:openai].", "openai: the chat completion arrives, the key in it redacted")
-    check(stext == "Hello from the fake key=[REDACTED:openai] again=[REDACTED:openai]", "openai: the SSE stream arrives whole, the key redacted in one delta and when split across two writes")
-    streamed("openai: stream", chunks, FakeOpenAI)
-    returned = dump(plain) + "".join(dump(c) for _, c in chunks)
-    check(OPENAI_KEY not in returned and OPENAI_KEY[:12] not in returned, "openai: the real key is in nothing the SDK returned")
+    answers_redacted("openai", "the chat completion", openai_text, plain, chunks, FakeOpenAI, OPENAI_KEY[:12])
     seen = FakeOpenAI.seen
     check([(r["method"], r["path"]) for r in seen] == [("POST", "/v1/chat/completions")] * 2, "openai: the upstream got both requests at /v1/chat/completions")
     check(all(headers_of(r, "authorization") == [f"Bearer {OPENAI_KEY}"] for r in seen), "openai: the upstream got the real key as the bearer token")
@@ -369,12 +338,7 @@ def through_gateway(addr, tokens):
 
     # Anthropic: the stock SDK sends its key as a bearer token; plain and streamed.
     plain, events = anthropic_calls(anthropic.Anthropic(base_url=f"http://{addr}/anthropic", api_key=tok_a))
-    text, stext = anthropic_text(plain, events)
-    check(text == "Hello! The key is [REDACTED:anthropic].", "anthropic: the message arrives, the key in it redacted")
-    check(stext == "Hello from the fake key=[REDACTED:anthropic] again=[REDACTED:anthropic]", "anthropic: the SSE stream arrives whole, the key redacted in one delta and when split across two writes")
-    streamed("anthropic: stream", events, FakeAnthropic)
-    returned = dump(plain) + "".join(dump(e) for _, e in events)
-    check(ANTHROPIC_KEY not in returned and ANTHROPIC_KEY[:16] not in returned, "anthropic: the real key is in nothing the SDK returned")
+    answers_redacted("anthropic", "the message", anthropic_text, plain, events, FakeAnthropic, ANTHROPIC_KEY[:16])
     # The same SDK's Foundry client sends its key as both x-api-key and api-key.
     foundry = anthropic.AnthropicFoundry(base_url=f"http://{addr}/anthropic", api_key=tok_a)
     msg = foundry.messages.create(model="claude-fake", max_tokens=64, messages=[{"role": "user", "content": "Say hello."}])
@@ -402,8 +366,7 @@ def through_gateway(addr, tokens):
 
 def main():
     global OPENAI_URL, ANTHROPIC_URL
-    signal.signal(signal.SIGALRM, watchdog)
-    signal.alarm(180)
+    arm_watchdog("the SDK or the gateway")
     up_openai, OPENAI_URL = serve(FakeOpenAI)
     up_anthropic, ANTHROPIC_URL = serve(FakeAnthropic)
     control()
@@ -444,7 +407,7 @@ def main():
     text = json.dumps(logs)
     check(not any(t in text for t in [OPENAI_KEY, ANTHROPIC_KEY, wrong, *tokens.values()]), "audit: no key or token (nor the wrong one) in the log")
     check("intact" in airlock(home, "audit", "verify").stdout, "audit verify: intact")
-    print(f"{PASSED} passed, 0 failed")
+    summary()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import threading
 
@@ -20,18 +19,9 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-AIRLOCK = os.path.abspath(sys.argv[1])
+from common import AIRLOCK, airlock, check, summary
+
 SECRET = "sk_test_interop_" + os.urandom(8).hex()
-PASSED = 0
-
-
-def check(cond, what):
-    global PASSED
-    if not cond:
-        print(f"FAIL: {what}", file=sys.stderr)
-        sys.exit(1)
-    PASSED += 1
-    print(f"ok - {what}")
 
 
 class Upstream(http.server.BaseHTTPRequestHandler):
@@ -48,11 +38,6 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def airlock(home, *args, env=None):
-    e = dict(os.environ, AIRLOCK_HOME=home, **(env or {}))
-    return subprocess.run([AIRLOCK, *args], env=e, capture_output=True, text=True, check=True)
 
 
 def tool_text(result):
@@ -120,7 +105,7 @@ async def main():
     logs = [json.loads(line) for line in airlock(home, "logs", "--json").stdout.splitlines()]
     check(sum(1 for r in logs if r["kind"] == "request") == 4, "every execute is in the audit log")
     check("intact" in airlock(home, "audit", "verify").stdout, "audit verify: intact")
-    print(f"{PASSED} passed, 0 failed")
+    summary()
 
 
 asyncio.run(main())
