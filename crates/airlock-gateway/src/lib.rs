@@ -322,9 +322,28 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         )
         .await;
     }
+    let capability = capability.to_owned();
+    forward(&runtime, &caller, &capability, &rest, parts, body).await
+}
+
+/// Sends one request the door has authenticated and routed: `capability`, and
+/// `rest` (the path within the service, as received; the query is taken from
+/// `parts`), through the broker's request path (`Runtime::execute_streaming`),
+/// and streams the scrubbed answer back. Token headers and the reason header are
+/// removed here; the service's body limit applies while the body is read; every
+/// refusal is audited. The HTTP gateway and the egress proxy both end here.
+pub async fn forward(
+    runtime: &Runtime,
+    caller: &Caller,
+    capability: &str,
+    rest: &str,
+    parts: http::request::Parts,
+    body: Body,
+) -> Response {
+    let method = parts.method.as_str();
     let path = match parts.uri.query() {
         Some(q) => format!("{rest}?{q}"),
-        None => rest.clone(),
+        None => rest.to_string(),
     };
 
     let mut headers = parts.headers.clone();
@@ -338,11 +357,11 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         Ok(h) => h,
         Err(e) => {
             return refuse(
-                &runtime,
-                Some(&caller),
+                runtime,
+                Some(caller),
                 Some(capability),
                 method,
-                &rest,
+                rest,
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &e.to_string(),
@@ -379,11 +398,11 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
                 ),
             };
             return refuse(
-                &runtime,
-                Some(&caller),
+                runtime,
+                Some(caller),
                 Some(capability),
                 method,
-                &rest,
+                rest,
                 status,
                 kind,
                 &msg,
@@ -400,7 +419,7 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         body: (!body.is_empty()).then(|| body.to_vec()),
         reason,
     };
-    match runtime.execute_streaming(&caller, request).await {
+    match runtime.execute_streaming(caller, request).await {
         Ok(resp) => {
             let stream = resp
                 .body

@@ -380,7 +380,11 @@ async fn connection(
         body_idle_timeout,
     };
     {
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        // With upgrades: the egress proxy answers CONNECT and takes the connection
+        // over (no other door upgrades a connection).
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         tokio::pin!(conn);
         let mut stopping = false;
         loop {

@@ -34,6 +34,9 @@ pub(crate) enum Command {
     Secret(SecretCommand),
     /// Run the MCP server (stdio by default; --http for streamable HTTP) and/or the HTTP gateway (--gateway)
     Serve(ServeArgs),
+    /// Run the egress proxy alone (HTTPS_PROXY for clients whose base URL cannot
+    /// change) and print the environment that points a program at it
+    Proxy(ProxyArgs),
     /// Issue, list and revoke agent tokens for the HTTP doors
     #[command(subcommand)]
     Token(TokenCommand),
@@ -415,6 +418,25 @@ pub(crate) struct ServeArgs {
     /// serves only the gateway (no MCP on stdio)
     #[arg(long, value_name = "ADDR")]
     pub(crate) gateway: Option<String>,
+    /// Also serve the egress proxy on ADDR (e.g. 127.0.0.1:8789): HTTPS_PROXY for
+    /// any client, agent token in Proxy-Authorization. Alone (or with
+    /// --gateway), no MCP on stdio
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) proxy: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProxyArgs {
+    /// Where to listen (loopback)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8789")]
+    pub(crate) listen: String,
+    /// Issue a token for this agent, valid while the proxy runs (revoked when it
+    /// stops), and put it in the printed HTTPS_PROXY
+    #[arg(long, value_name = "NAME")]
+    pub(crate) agent: Option<String>,
+    /// With --agent: limit the token to these capabilities (repeatable)
+    #[arg(long = "cap", value_name = "CAPABILITY", requires = "agent")]
+    pub(crate) caps: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -81,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cap(c) => cmd::cap::run(&home, c)?,
         Command::Secret(c) => cmd::secret::run(&home, c)?,
         Command::Serve(args) => cmd::serve::run(&home, args)?,
+        Command::Proxy(args) => cmd::serve::proxy(&home, args)?,
         Command::Token(c) => cmd::token::run(&home, c)?,
         Command::Logs(args) => cmd::audit::logs(&home, args)?,
         Command::Audit(c) => return cmd::audit::run(&home, c),

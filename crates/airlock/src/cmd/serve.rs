@@ -7,10 +7,75 @@ use airlock_home::Home;
 use airlock_vault::{NewVaultKey, Vault, VaultError};
 use anyhow::{Context, bail};
 
-use crate::cli::ServeArgs;
+use crate::cli::{ProxyArgs, ServeArgs};
 use crate::{output, unlock};
 
 pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
+    serve(home, args, None)
+}
+
+/// How long a token `airlock proxy --agent` issues is valid at most (it is
+/// revoked when the proxy stops).
+const PROXY_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `airlock proxy`: the egress proxy alone, and the environment for a program.
+pub(crate) fn proxy(home: &Home, args: &ProxyArgs) -> anyhow::Result<()> {
+    let serve_args = ServeArgs {
+        agent: None,
+        http: None,
+        gateway: None,
+        proxy: Some(args.listen.clone()),
+    };
+    let issued = match &args.agent {
+        None => None,
+        Some(agent) => {
+            let _lock = home.lock()?;
+            Some(airlock_broker::tokens::issue(
+                home,
+                agent,
+                &args.caps,
+                PROXY_TOKEN_TTL,
+            )?)
+        }
+    };
+    let token = issued.as_ref().map(|(t, _)| t.as_str());
+    let outcome = serve(home, &serve_args, Some(token));
+    if let Some((_, record)) = &issued {
+        let _lock = home.lock()?;
+        airlock_broker::tokens::revoke_where(home, |t| t.id == record.id)?;
+    }
+    outcome
+}
+
+/// The environment that sends a program's HTTP(S) through the proxy at `bound`
+/// and makes it trust the session CA at `ca`, as shell `export` lines.
+fn proxy_env(bound: std::net::SocketAddr, token: Option<&str>, ca: &std::path::Path) -> String {
+    let token = token.unwrap_or("TOKEN");
+    let url = format!("http://airlock:{token}@{bound}");
+    let ca = ca.display().to_string();
+    let mut lines = Vec::new();
+    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        lines.push(format!("export {var}='{url}'"));
+    }
+    for var in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "GIT_SSL_CAINFO",
+        "AWS_CA_BUNDLE",
+    ] {
+        lines.push(format!("export {var}='{ca}'"));
+    }
+    lines.push("export NODE_USE_ENV_PROXY=1".to_string());
+    // NO_PROXY must never cover a service's host (DESIGN.md §7.12).
+    lines.push("unset NO_PROXY no_proxy".to_string());
+    lines.join("\n")
+}
+
+/// Serves the doors `args` names; `proxy_print` (from `airlock proxy`) prints the
+/// proxy's environment, with the token it issued, once the proxy listens.
+fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> anyhow::Result<()> {
     if let Some(agent) = args
         .agent
         .as_ref()
@@ -68,10 +133,40 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
                 }
             }
         };
+        let proxy = async {
+            match &args.proxy {
+                None => std::future::pending::<anyhow::Result<()>>().await,
+                Some(addr) => {
+                    let proxy = airlock_proxy::Proxy::new(rt.clone())?;
+                    // The session CA's certificate (public; its key stays in
+                    // memory), in a private directory removed at exit.
+                    let dir = tempfile::Builder::new()
+                        .prefix("airlock-proxy-")
+                        .tempdir()
+                        .context("cannot create the proxy's directory for its CA certificate")?;
+                    let ca = dir.path().join("ca.pem");
+                    std::fs::write(&ca, proxy.ca().cert_pem())
+                        .with_context(|| format!("cannot write {}", ca.display()))?;
+                    airlock_proxy::serve_proxy(proxy, addr, |bound| {
+                        output::note(format_args!(
+                            "airlock: egress proxy on http://{bound} (session CA: {}; agent token in Proxy-Authorization)",
+                            ca.display()
+                        ));
+                        if let Some(token) = proxy_print {
+                            output::line(proxy_env(bound, token, &ca));
+                        }
+                    })
+                    .await?;
+                    drop(dir);
+                    Ok(())
+                }
+            }
+        };
         let mcp = async {
-            match (&args.http, &args.gateway) {
-                (None, Some(_)) => std::future::pending::<anyhow::Result<()>>().await,
-                (None, None) => {
+            let other_door = args.gateway.is_some() || args.proxy.is_some();
+            match (&args.http, other_door) {
+                (None, true) => std::future::pending::<anyhow::Result<()>>().await,
+                (None, false) => {
                     output::note(format_args!(
                         "airlock: serving MCP on stdio (agent: {})",
                         args.agent.as_deref().unwrap_or("not set — capabilities with an `agents` list stay closed")
@@ -98,6 +193,7 @@ pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
         // Ctrl-C) ends the server.
         let outcome = tokio::select! {
             r = gateway => r,
+            r = proxy => r,
             r = mcp => r,
             r = shutdown_signal() => r,
         };

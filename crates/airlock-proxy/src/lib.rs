@@ -1,0 +1,623 @@
+//! airlock's egress proxy (DESIGN.md §1 "proxy", docs/proxy.md): an HTTP proxy on
+//! loopback for clients whose base URL cannot be changed (`gh`, `git`, curl
+//! scripts, cloud CLIs). A client sets `HTTPS_PROXY`, trusts the session CA, and
+//! talks to the real API's host name; airlock terminates TLS with a leaf
+//! certificate for that host, and every request inside goes through the same
+//! request path as MCP `execute` and the HTTP gateway
+//! ([`airlock_gateway::forward`] → `Runtime::execute_streaming`): normalization,
+//! policy, rate, reason, approval, write-ahead audit, injection, scrubbing.
+//!
+//! - **Authentication first.** Every proxy request carries the agent token in
+//!   `Proxy-Authorization` (`Basic` with the token as password — what
+//!   `HTTPS_PROXY=http://USER:TOKEN@HOST:PORT` sends — or `Bearer`); without a
+//!   valid one the answer is `407` and nothing else happens. The token is checked
+//!   again for every request inside a tunnel, so a revocation stops a tunnel
+//!   that is already open at its next request.
+//! - **Routing by host.** `CONNECT host:port` is accepted only when an `https`
+//!   service names that origin and the agent may use exactly one of its
+//!   capabilities (the proxy user name picks one when there are several; the
+//!   user name `airlock`, or none, picks none). Any other host is refused (`403`,
+//!   audited): airlock connects only to origins its services name, so private
+//!   and metadata addresses are never reached unless a service names them.
+//!   Absolute-form `http://` requests go through the same checks against `http`
+//!   services.
+//! - **Inside the tunnel.** The TLS client hello's server name must be the
+//!   CONNECT host, and each request's `Host` (or `:authority`) must name it too
+//!   (`421` otherwise); the path must lie under the service's base path. HTTP/1.1
+//!   and HTTP/2 are offered by ALPN.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod ca;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use airlock_broker::{Broker, Caller, Runtime};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use http::{HeaderValue, Method, StatusCode, header};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::ServerConfig;
+use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+pub use ca::SessionCa;
+
+/// The proxy user name that picks no capability (`http://airlock:TOKEN@…`).
+pub const NO_CAPABILITY_USER: &str = "airlock";
+
+/// Errors starting the proxy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The session CA or a leaf certificate could not be made.
+    #[error("egress proxy certificate authority: {0}")]
+    Ca(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {detail}; pick another address with --listen HOST:PORT")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// The egress proxy: the runtime every request goes through, and the session CA.
+pub struct Proxy {
+    runtime: Arc<Runtime>,
+    ca: SessionCa,
+    tls: Mutex<HashMap<String, Arc<ServerConfig>>>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy").finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy over `runtime` with a new session CA.
+    pub fn new(runtime: Arc<Runtime>) -> Result<Arc<Proxy>, ProxyError> {
+        Ok(Arc::new(Proxy {
+            runtime,
+            ca: SessionCa::new()?,
+            tls: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The session CA (its certificate goes to the clients).
+    pub fn ca(&self) -> &SessionCa {
+        &self.ca
+    }
+
+    /// The TLS configuration presenting the leaf for `host` (cached per host).
+    fn tls_config(&self, host: &str) -> Result<Arc<ServerConfig>, ProxyError> {
+        let mut tls = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = tls.get(host) {
+            return Ok(c.clone());
+        }
+        let leaf = self.ca.leaf(host)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ProxyError::Ca(e.to_string()))?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Fixed(leaf)));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let config = Arc::new(config);
+        tls.insert(host.to_string(), config.clone());
+        Ok(config)
+    }
+}
+
+/// Always the same leaf: one configuration per host.
+#[derive(Debug)]
+struct Fixed(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for Fixed {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The proxy as an axum app, for [`airlock_gateway::listen::serve`] (which
+/// applies the header-read timeout and the connection cap to proxy connections).
+pub fn app(proxy: Arc<Proxy>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(proxy)
+}
+
+/// Serves the proxy on `addr` until the process stops; `ready` gets the bound
+/// address (useful with port 0).
+pub async fn serve_proxy(
+    proxy: Arc<Proxy>,
+    addr: &str,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ProxyError> {
+    let bind_error = |e: std::io::Error| ProxyError::Bind {
+        addr: addr.to_string(),
+        detail: e.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    ready(listener.local_addr().map_err(bind_error)?);
+    airlock_gateway::listen::serve(
+        listener,
+        app(proxy),
+        airlock_gateway::listen::Options::default(),
+        std::future::pending(),
+    )
+    .await;
+    Ok(())
+}
+
+/// An answer in the gateway's JSON error shape.
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "error",
+        "error": { "type": kind, "message": message },
+    });
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The 407 every unauthenticated proxy request gets.
+fn proxy_auth_required(message: &str) -> Response {
+    let mut r = error(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "authentication_error",
+        message,
+    );
+    r.headers_mut().insert(
+        header::PROXY_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"airlock\""),
+    );
+    r
+}
+
+/// The user name (a capability, or none) and the token of a
+/// `Proxy-Authorization` header.
+fn proxy_credentials(req: &Request) -> Option<(Option<String>, String)> {
+    let v = req
+        .headers()
+        .get(header::PROXY_AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, rest) = v.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some((None, rest.trim().to_string()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, token) = text.split_once(':')?;
+    let user = (!user.is_empty() && user != NO_CAPABILITY_USER).then(|| user.to_string());
+    Some((user, token.to_string()))
+}
+
+/// Where a proxied origin's requests go: a capability, and its service's base
+/// path (no trailing `/`).
+#[derive(Debug, Clone)]
+struct Route {
+    capability: String,
+    base: String,
+}
+
+/// The capability for requests from `caller` to `scheme://host:port`, or why
+/// there is none.
+fn route(
+    broker: &Broker,
+    caller: &Caller,
+    scheme: &str,
+    host: &str,
+    port: u16,
+    wanted: Option<&str>,
+) -> Result<Route, (StatusCode, String)> {
+    let config = broker.config();
+    let services: Vec<&airlock_config::Service> = config
+        .services
+        .values()
+        .filter(|s| {
+            s.url.scheme() == scheme
+                && s.url
+                    .host_str()
+                    .is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(host))
+                && s.url.port_or_known_default() == Some(port)
+        })
+        .collect();
+    let shown = format!("{scheme}://{}:{port}", host.escape_debug());
+    if services.is_empty() {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "no service names {shown}: the egress proxy reaches only the origins of configured services (add one with `airlock add`)"
+            ),
+        ));
+    }
+    let mut caps: Vec<airlock_config::Capability> = broker
+        .visible(caller)
+        .into_iter()
+        .filter(|c| {
+            c.mode == airlock_config::Mode::Http && services.iter().any(|s| s.name == c.service)
+        })
+        .collect();
+    caps.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = wanted {
+        caps.retain(|c| c.name == w);
+        if caps.is_empty() {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "capability \"{}\" (the proxy user name) is not one this agent may use for {shown}",
+                    w.escape_debug()
+                ),
+            ));
+        }
+    }
+    match caps.as_slice() {
+        [] => Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "agent \"{}\" may use no capability for {shown}",
+                caller.agent().escape_debug()
+            ),
+        )),
+        [cap] => {
+            let service = services
+                .iter()
+                .find(|s| s.name == cap.service)
+                .expect("filtered on the service");
+            Ok(Route {
+                capability: cap.name.clone(),
+                base: service.url.path().trim_end_matches('/').to_string(),
+            })
+        }
+        many => Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "several capabilities reach {shown} ({}): name one as the proxy user name (http://CAPABILITY:TOKEN@ADDR)",
+                many.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// The path within the service: `path` without the service's base path, or
+/// `None` when it lies outside it.
+fn within_base(base: &str, path: &str) -> Option<String> {
+    if base.is_empty() {
+        return Some(path.to_string());
+    }
+    let rest = path.strip_prefix(base)?;
+    match rest {
+        "" => Some("/".to_string()),
+        r if r.starts_with('/') => Some(r.to_string()),
+        _ => None,
+    }
+}
+
+/// Records a refusal and answers it.
+async fn refuse(
+    runtime: &Runtime,
+    caller: Option<&Caller>,
+    capability: Option<&str>,
+    method: &str,
+    target: &str,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    match runtime
+        .audit_door_refusal(caller, capability, method, target, status.as_u16(), message)
+        .await
+    {
+        Ok(_) => error(status, "permission_error", message),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            &format!("{message}; the refusal could not be audited ({e}), so the request fails"),
+        ),
+    }
+}
+
+async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
+    let runtime = &proxy.runtime;
+    let method = req.method().as_str().to_string();
+    let target = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let Some((wanted, token)) = proxy_credentials(&req) else {
+        let msg = "no agent token: the egress proxy needs `Proxy-Authorization` (set HTTPS_PROXY=http://airlock:TOKEN@ADDR; issue a token with `airlock token issue --agent NAME`)";
+        runtime.audit_token_refusal(&method, &target, msg).await;
+        return proxy_auth_required(msg);
+    };
+    let caller = match runtime.authenticate(&token).await {
+        Ok(c) => c,
+        Err(e) => return proxy_auth_required(&e.to_string()),
+    };
+    let broker = runtime.fresh_broker().await;
+    let Some(authority) = req.uri().authority().cloned() else {
+        let msg = "this is airlock's egress proxy: send requests through it as a proxy (HTTPS_PROXY), not to it";
+        return refuse(
+            runtime,
+            Some(&caller),
+            None,
+            &method,
+            &target,
+            StatusCode::BAD_REQUEST,
+            msg,
+        )
+        .await;
+    };
+    let host = authority
+        .host()
+        .trim_matches(['[', ']'])
+        .to_ascii_lowercase();
+    if req.method() == Method::CONNECT {
+        let Some(port) = authority.port_u16() else {
+            let msg = "CONNECT needs host:port";
+            return refuse(
+                runtime,
+                Some(&caller),
+                None,
+                &method,
+                &target,
+                StatusCode::BAD_REQUEST,
+                msg,
+            )
+            .await;
+        };
+        let route = match route(broker, &caller, "https", &host, port, wanted.as_deref()) {
+            Ok(r) => r,
+            Err((status, msg)) => {
+                return refuse(runtime, Some(&caller), None, &method, &target, status, &msg).await;
+            }
+        };
+        let config = match proxy.tls_config(&host) {
+            Ok(c) => c,
+            Err(e) => {
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    &e.to_string(),
+                );
+            }
+        };
+        let tunnel = Tunnel {
+            proxy: proxy.clone(),
+            host,
+            port,
+            token,
+            route,
+        };
+        let upgrade = hyper::upgrade::on(req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                tunnel.serve(TokioIo::new(upgraded), config).await;
+            }
+        });
+        return StatusCode::OK.into_response();
+    }
+    // An absolute-form request: plain http to an http service.
+    if req.uri().scheme_str() != Some("http") {
+        let msg = "the egress proxy takes CONNECT (https) and absolute-form http:// requests only";
+        return refuse(
+            runtime,
+            Some(&caller),
+            None,
+            &method,
+            &target,
+            StatusCode::BAD_REQUEST,
+            msg,
+        )
+        .await;
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    let route = match route(broker, &caller, "http", &host, port, wanted.as_deref()) {
+        Ok(r) => r,
+        Err((status, msg)) => {
+            return refuse(runtime, Some(&caller), None, &method, &target, status, &msg).await;
+        }
+    };
+    let (mut parts, body) = req.into_parts();
+    parts.headers.remove(header::PROXY_AUTHORIZATION);
+    parts.headers.remove("proxy-connection");
+    send(runtime, &caller, &route, parts, body).await
+}
+
+/// Sends one request of `route` through the gateway's forwarding path, after
+/// checking that its path lies under the service's base path.
+async fn send(
+    runtime: &Runtime,
+    caller: &Caller,
+    route: &Route,
+    parts: http::request::Parts,
+    body: Body,
+) -> Response {
+    let Some(rest) = within_base(&route.base, parts.uri.path()) else {
+        let msg = format!(
+            "path \"{}\" is outside the service's base path \"{}\"",
+            parts.uri.path().escape_debug(),
+            route.base.escape_debug()
+        );
+        return refuse(
+            runtime,
+            Some(caller),
+            Some(&route.capability),
+            parts.method.as_str(),
+            parts.uri.path(),
+            StatusCode::FORBIDDEN,
+            &msg,
+        )
+        .await;
+    };
+    airlock_gateway::forward(runtime, caller, &route.capability, &rest, parts, body).await
+}
+
+/// One CONNECT tunnel: TLS terminated for `host`, requests served inside.
+struct Tunnel {
+    proxy: Arc<Proxy>,
+    host: String,
+    port: u16,
+    token: String,
+    route: Route,
+}
+
+impl Tunnel {
+    async fn serve(self, io: TokioIo<hyper::upgrade::Upgraded>, config: Arc<ServerConfig>) {
+        let Ok(start) = tokio_rustls::LazyConfigAcceptor::new(Acceptor::default(), io).await else {
+            return;
+        };
+        let sni = start
+            .client_hello()
+            .server_name()
+            .map(str::to_ascii_lowercase);
+        if let Some(sni) = sni.filter(|s| *s != self.host) {
+            let msg = format!(
+                "TLS server name \"{}\" is not the CONNECT host \"{}\"",
+                sni.escape_debug(),
+                self.host.escape_debug()
+            );
+            let _ = self
+                .proxy
+                .runtime
+                .audit_door_refusal(
+                    None,
+                    Some(&self.route.capability),
+                    "CONNECT",
+                    &self.host,
+                    421,
+                    &msg,
+                )
+                .await;
+            return;
+        }
+        let Ok(tls) = start.into_stream(config).await else {
+            return;
+        };
+        let tunnel = Arc::new(self);
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let tunnel = tunnel.clone();
+                async move { Ok::<_, std::convert::Infallible>(tunnel.request(req).await) }
+            });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(airlock_gateway::listen::HEADER_READ_TIMEOUT);
+        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+    }
+
+    /// One request inside the tunnel.
+    async fn request(&self, req: http::Request<hyper::body::Incoming>) -> Response {
+        let runtime = &self.proxy.runtime;
+        // Checked per request: a revoked token stops an open tunnel.
+        let caller = match runtime.authenticate(&self.token).await {
+            Ok(c) => c,
+            Err(e) => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "authentication_error",
+                    &e.to_string(),
+                );
+            }
+        };
+        let (mut parts, body) = req.into_parts();
+        let named = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        if !names_origin(&named, &self.host, self.port) {
+            let msg = format!(
+                "request names host \"{}\" inside a tunnel to \"{}:{}\"",
+                named.escape_debug(),
+                self.host.escape_debug(),
+                self.port
+            );
+            return refuse(
+                runtime,
+                Some(&caller),
+                Some(&self.route.capability),
+                parts.method.as_str(),
+                parts.uri.path(),
+                StatusCode::MISDIRECTED_REQUEST,
+                &msg,
+            )
+            .await;
+        }
+        // The engine sets Host (and :authority) from the service's URL.
+        parts.headers.remove(header::HOST);
+        parts.uri = match parts.uri.path_and_query() {
+            Some(pq) => pq.as_str().parse().unwrap_or_default(),
+            None => http::Uri::from_static("/"),
+        };
+        send(runtime, &caller, &self.route, parts, Body::new(body)).await
+    }
+}
+
+/// Whether a `Host`/`:authority` value names `host:port` (the port may be left
+/// out when it is https's default).
+fn names_origin(named: &str, host: &str, port: u16) -> bool {
+    let Ok(a) = named.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    a.host().trim_matches(['[', ']']).eq_ignore_ascii_case(host)
+        && a.port_u16().unwrap_or(443) == port
+        && !named.contains('@')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths() {
+        assert_eq!(within_base("", "/v1/x").as_deref(), Some("/v1/x"));
+        assert_eq!(within_base("/api", "/api/v1").as_deref(), Some("/v1"));
+        assert_eq!(within_base("/api", "/api").as_deref(), Some("/"));
+        assert_eq!(within_base("/api", "/apix/v1"), None);
+        assert_eq!(within_base("/api", "/v1"), None);
+    }
+
+    #[test]
+    fn origins_named_inside_a_tunnel() {
+        assert!(names_origin("api.github.com", "api.github.com", 443));
+        assert!(names_origin("API.github.com:443", "api.github.com", 443));
+        assert!(!names_origin("api.github.com:8443", "api.github.com", 443));
+        assert!(!names_origin("evil.example", "api.github.com", 443));
+        assert!(!names_origin("user@api.github.com", "api.github.com", 443));
+        assert!(!names_origin("", "api.github.com", 443));
+    }
+}

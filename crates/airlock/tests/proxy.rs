@@ -1,0 +1,434 @@
+//! The egress proxy through the real binary and a real client (curl):
+//! `airlock proxy --agent NAME` prints the environment, and a program that
+//! uses it reaches configured services only, with the credential injected by
+//! airlock and the answer scrubbed; TLS is terminated with the session CA;
+//! unauthenticated requests, other hosts, a TLS server name or a `Host` that is
+//! not the CONNECT host, and policy refusals are refused and audited.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: &str = "sk_live_proxyCanary0123456789abcdef";
+const AGENT: &str = "bot";
+
+fn airlock(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.env("AIRLOCK_HOME", home).stdin(Stdio::null());
+    c
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// An HTTP/1.1 upstream that answers every request with what it received:
+/// `{"line": REQUEST LINE, "authorization": VALUE}`. Returns its port and the
+/// request heads it saw.
+fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let (mut line, mut auth) = (String::new(), String::from("none"));
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+                if line.is_empty() {
+                    line = l.trim().to_string();
+                }
+                if let Some(v) = l.to_ascii_lowercase().strip_prefix("authorization: ") {
+                    auth = l[l.len() - v.len()..].trim().to_string();
+                }
+                head.push_str(&l);
+            }
+            log.lock().unwrap().push(head);
+            let body = serde_json::json!({ "line": line, "authorization": auth }).to_string();
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// A free loopback port with nothing listening on it.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `airlock proxy --agent bot`, with the environment it printed.
+struct Proxy {
+    child: Child,
+    url: String,
+    ca: PathBuf,
+    stdout: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_proxy(home: &Path) -> Proxy {
+    let port = closed_port();
+    let mut child = airlock(home)
+        .args([
+            "proxy",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--agent",
+            AGENT,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = String::new();
+    while !stdout.contains("unset NO_PROXY") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("airlock proxy exited: {err}");
+        }
+        stdout.push_str(&line);
+    }
+    let value = |var: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {var}='")))
+            .and_then(|v| v.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("{var} not printed: {stdout}"))
+            .to_string()
+    };
+    Proxy {
+        url: value("HTTPS_PROXY"),
+        ca: PathBuf::from(value("SSL_CERT_FILE")),
+        stdout,
+        child,
+    }
+}
+
+/// A home with service "local" (plain http, on `http_port`) and "remote" (https
+/// on `https_port`, GET /v1/** only), both for agent `bot`.
+fn home(http_port: u16, https_port: u16) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    for (name, url) in [
+        ("local", format!("http://127.0.0.1:{http_port}")),
+        ("remote", format!("https://127.0.0.1:{https_port}")),
+    ] {
+        ok(airlock(&home)
+            .args([
+                "add",
+                name,
+                "--url",
+                &url,
+                "--key-from-env",
+                "KEY",
+                "--no-cap",
+            ])
+            .env("KEY", SECRET)
+            .output()
+            .unwrap());
+    }
+    ok(airlock(&home)
+        .args([
+            "cap",
+            "add",
+            "local",
+            "--service",
+            "local",
+            "--agents",
+            AGENT,
+        ])
+        .output()
+        .unwrap());
+    ok(airlock(&home)
+        .args([
+            "cap",
+            "add",
+            "remote",
+            "--service",
+            "remote",
+            "--agents",
+            AGENT,
+            "--allow",
+            "GET /v1/**",
+        ])
+        .output()
+        .unwrap());
+    (dir, home)
+}
+
+/// curl with `args`, no proxy variables of the test's own environment; returns
+/// (exit code, body, stderr).
+fn curl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("curl must be installed (Debian package curl)");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn audit_text(home: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(home.join("audit")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            text.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+    text
+}
+
+/// Waits until the audit log contains `needle` (records may be batched).
+fn audit_contains(home: &Path, needle: &str) -> bool {
+    for _ in 0..50 {
+        if audit_text(home).contains(needle) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_plain_http_request_gets_the_credential_and_its_answer_is_scrubbed() {
+    let (up, seen) = upstream();
+    let (_dir, home) = home(up, closed_port());
+    let proxy = start_proxy(&home);
+    assert!(!proxy.stdout.contains(SECRET));
+
+    let (code, body, err) = curl(&[
+        "-x",
+        &proxy.url,
+        &format!("http://127.0.0.1:{up}/v1/customers?limit=3"),
+        "-H",
+        "Authorization: Bearer airlock_placeholder_of_the_program",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["line"], "GET /v1/customers?limit=3 HTTP/1.1");
+    // The upstream got the real key; the program sees it redacted.
+    assert_eq!(answer["authorization"], "Bearer [REDACTED:local]");
+    let heads = seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    assert!(!heads.contains("airlock_placeholder_of_the_program"));
+    assert!(!heads.to_ascii_lowercase().contains("proxy-authorization"));
+    assert!(!body.contains(SECRET));
+    assert!(audit_contains(&home, "/v1/customers"));
+}
+
+#[test]
+fn without_a_valid_token_the_answer_is_407_and_nothing_is_sent() {
+    let (up, seen) = upstream();
+    let (_dir, home) = home(up, closed_port());
+    let proxy = start_proxy(&home);
+    let addr = proxy.url.rsplit('@').next().unwrap().to_string();
+    let target = format!("http://127.0.0.1:{up}/v1/x");
+    for proxy_url in [
+        format!("http://{addr}"),
+        format!("http://airlock:airlock_0000_wrong@{addr}"),
+    ] {
+        let (code, body, err) = curl(&["-x", &proxy_url, &target, "-w", "\n%{http_code}"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(body.ends_with("\n407"), "{body}");
+    }
+    // CONNECT too.
+    let (code, _, _) = curl(&[
+        "-x",
+        &format!("http://{addr}"),
+        &format!("https://127.0.0.1:{up}/v1/x"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the upstream saw a request"
+    );
+}
+
+#[test]
+fn hosts_no_service_names_are_refused_and_audited() {
+    let (up, seen) = upstream();
+    let (_dir, home) = home(closed_port(), closed_port());
+    let proxy = start_proxy(&home);
+    // `up` listens but no service names it.
+    let (code, body, err) = curl(&[
+        "-x",
+        &proxy.url,
+        &format!("http://127.0.0.1:{up}/"),
+        "-w",
+        "\n%{http_code}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.ends_with("\n403"), "{body}");
+    assert!(body.contains("no service names"), "{body}");
+    let (code, _, err) = curl(&["-x", &proxy.url, &format!("https://127.0.0.1:{up}/")]);
+    assert_ne!(code, 0);
+    assert!(err.contains("403"), "{err}");
+    assert!(seen.lock().unwrap().is_empty());
+    assert!(audit_contains(&home, &format!("127.0.0.1:{up}")));
+}
+
+#[test]
+fn tls_is_terminated_with_the_session_ca_and_the_policy_decides() {
+    let https_port = closed_port();
+    let (_dir, home) = home(closed_port(), https_port);
+    let proxy = start_proxy(&home);
+    let ca = proxy.ca.to_str().unwrap();
+    let url = |path: &str| format!("https://127.0.0.1:{https_port}{path}");
+
+    // Refused by the capability's rules inside the tunnel: airlock's JSON answer
+    // over TLS that curl verified against the session CA (HTTP/2 by ALPN).
+    let (code, body, err) = curl(&[
+        "-x",
+        &proxy.url,
+        "--cacert",
+        ca,
+        "-X",
+        "DELETE",
+        &url("/v1/customers/1"),
+        "-w",
+        "\n%{http_code} %{http_version}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.ends_with("\n403 2"), "{body}");
+    assert!(body.contains("permission_error"), "{body}");
+    // The same over HTTP/1.1.
+    let (code, body, err) = curl(&[
+        "-x",
+        &proxy.url,
+        "--cacert",
+        ca,
+        "--http1.1",
+        "-X",
+        "DELETE",
+        &url("/v1/customers/1"),
+        "-w",
+        "\n%{http_code} %{http_version}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.ends_with("\n403 1.1"), "{body}");
+    // Allowed: airlock connects to the service's origin (nothing listens: 502).
+    let (code, body, err) = curl(&[
+        "-x",
+        &proxy.url,
+        "--cacert",
+        ca,
+        &url("/v1/customers"),
+        "-w",
+        "\n%{http_code}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.ends_with("\n502"), "{body}");
+    // Without the session CA, the client does not trust the leaf.
+    let (code, _, _) = curl(&["-x", &proxy.url, &url("/v1/customers")]);
+    assert_ne!(code, 0);
+    assert!(audit_contains(&home, "/v1/customers/1"));
+}
+
+#[test]
+fn a_tls_server_name_or_host_other_than_the_connect_host_is_refused() {
+    let https_port = closed_port();
+    let (_dir, home) = home(closed_port(), https_port);
+    let proxy = start_proxy(&home);
+    let ca = proxy.ca.to_str().unwrap();
+    // CONNECT 127.0.0.1:PORT, but the TLS server name says localhost.
+    let (code, _, _) = curl(&[
+        "-x",
+        &proxy.url,
+        "--cacert",
+        ca,
+        "--connect-to",
+        &format!("localhost:{https_port}:127.0.0.1:{https_port}"),
+        &format!("https://localhost:{https_port}/v1/x"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(audit_contains(&home, "is not the CONNECT host"));
+    // Inside a tunnel to 127.0.0.1, a request that names another host.
+    let (code, body, err) = curl(&[
+        "-x",
+        &proxy.url,
+        "--cacert",
+        ca,
+        "--http1.1",
+        "-H",
+        "Host: evil.example",
+        &format!("https://127.0.0.1:{https_port}/v1/x"),
+        "-w",
+        "\n%{http_code}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.ends_with("\n421"), "{body}");
+}
+
+#[test]
+fn the_token_it_issued_is_revoked_when_the_proxy_stops() {
+    let (_dir, home) = home(closed_port(), closed_port());
+    let proxy = start_proxy(&home);
+    let list = |home: &Path| {
+        String::from_utf8(ok(airlock(home).args(["token", "list"]).output().unwrap()).stdout)
+            .unwrap()
+    };
+    assert!(list(&home).contains(AGENT));
+    let mut proxy = proxy;
+    // SIGTERM: the proxy's clean exit path.
+    Command::new("kill")
+        .args(["-TERM", &proxy.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = proxy.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let after = list(&home);
+    assert!(
+        after
+            .lines()
+            .filter(|l| l.contains(AGENT))
+            .all(|l| l.contains("revoked")),
+        "{after}"
+    );
+    assert!(!proxy.ca.exists(), "the CA file outlived the proxy");
+}
