@@ -167,14 +167,13 @@ struct Server {
 
 impl Server {
     fn start(home: &PathBuf, agent: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["serve", "--agent", agent])
-            .env("AIRLOCK_HOME", home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_stdio(serve_cmd(home, &["--agent", agent]), Stdio::piped());
+        Server::initialized(child, "claude-desktop")
+    }
+
+    /// Speaks MCP on the stdio of a spawned `serve` (stdin and stdout piped):
+    /// initializes with `client_name` as `clientInfo.name`.
+    fn initialized(mut child: Child, client_name: &str) -> Server {
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let mut s = Server {
@@ -183,8 +182,12 @@ impl Server {
             stdout,
             next_id: 1,
         };
-        let init = s.request("initialize", json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "claude-desktop", "version": "1"}}));
-        assert_eq!(init["result"]["serverInfo"]["name"], "airlock");
+        let init = s.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": client_name, "version": "1"}}),
+        );
+        assert_eq!(init["result"]["serverInfo"]["name"], "airlock", "{init}");
         s.notify("notifications/initialized");
         s
     }
@@ -228,6 +231,14 @@ impl Server {
     fn call(&mut self, tool: &str, args: Value) -> (bool, String) {
         let v = self.request("tools/call", json!({"name": tool, "arguments": args}));
         tool_result(&v)
+    }
+
+    /// `execute` with just a capability, a method and a path.
+    fn execute(&mut self, capability: &str, method: &str, path: &str) -> (bool, String) {
+        self.call(
+            "execute",
+            json!({"capability": capability, "method": method, "path": path}),
+        )
     }
 
     fn stop(mut self) -> String {
@@ -328,6 +339,40 @@ fn assert_no_canary_in_home(home: &Path, canaries: &[&str]) {
     }
 }
 
+/// Ends a child at once and reaps it.
+fn end(mut child: Child) {
+    child.kill().ok();
+    child.wait().ok();
+}
+
+/// An upstream that reflects, a home `setup` for it, and a server for agent "tester".
+fn serving() -> (Upstream, tempfile::TempDir, PathBuf, Server) {
+    let upstream = Upstream::start(reflect);
+    let (dir, home) = setup(&upstream);
+    let s = Server::start(&home, "tester");
+    (upstream, dir, home, s)
+}
+
+/// Every audit record, parsed.
+fn records(home: &PathBuf) -> Vec<Value> {
+    let out = airlock(home, &["logs", "--json"], &[]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Fails unless the command succeeded, showing what it printed.
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn airlock(home: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
     c.args(args).env("AIRLOCK_HOME", home).stdin(Stdio::null());
@@ -348,11 +393,7 @@ fn setup(upstream: &Upstream) -> (tempfile::TempDir, PathBuf) {
         &["add", "svc", "--cap", "--url", &url, "--key-from-env", "K"],
         &[("K", SECRET)],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let out = airlock(
         &home,
         &[
@@ -369,11 +410,7 @@ fn setup(upstream: &Upstream) -> (tempfile::TempDir, PathBuf) {
         ],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let out = airlock(
         &home,
         &[
@@ -402,9 +439,7 @@ fn leak_forms() -> Vec<String> {
 
 #[test]
 fn execute_injects_the_credential_and_the_agent_never_sees_it() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (upstream, _d, _home, mut s) = serving();
     let (err, text) = s.call(
         "execute",
         json!({"capability": "svc", "method": "get", "path": "/v1/x/../items", "query": {"limit": 3}, "reason": "test"}),
@@ -558,26 +593,16 @@ fn refusals_name_the_check_and_are_audited() {
         "a refused request reached the upstream"
     );
     s.stop();
-    let out = airlock(&home, &["logs", "--json"], &[]);
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = records(&home);
     let denials = lines.iter().filter(|r| r["decision"] == "deny").count();
     assert_eq!(denials, cases.len(), "every refusal is audited: {lines:?}");
     let verify = airlock(&home, &["audit", "verify"], &[]);
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    assert_ok(&verify);
 }
 
 #[test]
 fn list_whoami_and_explain_show_what_the_agent_may_do() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (_upstream, _d, home, mut s) = serving();
     let (err, text) = s.call("list_services", json!({}));
     assert!(!err);
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -611,16 +636,8 @@ fn list_whoami_and_explain_show_what_the_agent_may_do() {
 
 #[test]
 fn an_edited_config_is_picked_up_and_an_invalid_one_is_ignored() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
-    assert!(
-        !s.call(
-            "execute",
-            json!({"capability": "svc", "method": "GET", "path": "/v1/a"})
-        )
-        .0
-    );
+    let (_upstream, _d, home, mut s) = serving();
+    assert!(!s.execute("svc", "GET", "/v1/a").0);
     let cfg = home.join("airlock.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::thread::sleep(Duration::from_millis(20));
@@ -632,17 +649,11 @@ fn an_edited_config_is_picked_up_and_an_invalid_one_is_ignored() {
         ),
     )
     .unwrap();
-    let (err, msg) = s.call(
-        "execute",
-        json!({"capability": "svc", "method": "GET", "path": "/v1/a"}),
-    );
+    let (err, msg) = s.execute("svc", "GET", "/v1/a");
     assert!(err && msg.contains("GET /v1/a"), "{msg}");
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(&cfg, "this is not toml").unwrap();
-    let (err, msg) = s.call(
-        "execute",
-        json!({"capability": "svc", "method": "GET", "path": "/v1/a"}),
-    );
+    let (err, msg) = s.execute("svc", "GET", "/v1/a");
     assert!(
         err && msg.contains("rule"),
         "the previous config stays in force: {msg}"
@@ -667,10 +678,7 @@ fn per_service_limits_from_the_config_apply() {
     assert_ne!(text, limited);
     std::fs::write(&cfg, limited).unwrap();
     let mut s = Server::start(&home, "tester");
-    let (err, msg) = s.call(
-        "execute",
-        json!({"capability": "svc", "method": "GET", "path": "/v1/a"}),
-    );
+    let (err, msg) = s.execute("svc", "GET", "/v1/a");
     assert!(err, "{msg}");
     assert!(msg.contains("over the 16-byte limit"), "{msg}");
     s.stop();
@@ -680,9 +688,7 @@ fn per_service_limits_from_the_config_apply() {
 
 #[test]
 fn the_secret_is_in_no_file_and_no_output_after_a_full_run() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (upstream, _d, home, mut s) = serving();
     let mut outputs = String::new();
     for args in [
         json!({"capability": "svc", "method": "GET", "path": "/v1/a", "reason": "canary"}),
@@ -735,9 +741,7 @@ fn query_values_reach_the_upstream_and_no_file_under_the_home() {
     const IN_QUERY: &str = "qv_CANARY_mcp_query_5b2d";
     const IN_PATH: &str = "qv_CANARY_mcp_path_8e1f";
     const IN_GATEWAY: &str = "qv_CANARY_gateway_3a7c";
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (upstream, _d, home, mut s) = serving();
     let (err, text) = s.call(
         "execute",
         json!({"capability": "svc", "method": "GET", "path": format!("/v1/q?k2={IN_PATH}"),
@@ -787,25 +791,7 @@ fn http_transport_requires_a_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     assert!(airlock(&home, &["init"], &[]).status.success());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .env("AIRLOCK_HOME", &home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = String::new();
-    for _ in 0..5 {
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        if let Some(rest) = line.split("http://").nth(1) {
-            addr = rest.split('/').next().unwrap().to_string();
-            break;
-        }
-    }
-    assert!(!addr.is_empty(), "no listening address printed");
+    let (child, addr) = serve_listening(&home, &["--http", "127.0.0.1:0"]);
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}"#;
     let post = |auth: &str| {
         let mut s = TcpStream::connect(&addr).unwrap();
@@ -828,11 +814,7 @@ fn http_transport_requires_a_valid_token() {
         &["token", "issue", "--agent", "ci-bot", "--json"],
         &[],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let token: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(token["agent"], "ci-bot");
     let resp = post(&format!(
@@ -847,8 +829,7 @@ fn http_transport_requires_a_valid_token() {
         token["token"].as_str().unwrap()
     ));
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
-    child.kill().ok();
-    child.wait().ok();
+    end(child);
     // The token is stored only as a hash.
     let stored = std::fs::read_to_string(home.join("state/tokens.json")).unwrap();
     assert!(!stored.contains(token["token"].as_str().unwrap()));
@@ -886,9 +867,7 @@ fn mcp_config_prints_a_snippet_for_each_client() {
 
 #[test]
 fn audit_verify_names_the_first_tampered_record_and_exits_1() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (_upstream, _d, home, mut s) = serving();
     for i in 0..4 {
         s.call(
             "execute",
@@ -933,13 +912,8 @@ fn audit_verify_names_the_first_tampered_record_and_exits_1() {
 
 #[test]
 fn logs_follow_shows_new_records_as_they_happen() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
-    s.call(
-        "execute",
-        json!({"capability": "svc", "method": "GET", "path": "/v1/first"}),
-    );
+    let (_upstream, _d, home, mut s) = serving();
+    s.execute("svc", "GET", "/v1/first");
     let mut follow = Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(["logs", "-f", "--capability", "svc"])
         .env("AIRLOCK_HOME", &home)
@@ -951,10 +925,7 @@ fn logs_follow_shows_new_records_as_they_happen() {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert!(line.contains("/v1/first"), "{line}");
-    s.call(
-        "execute",
-        json!({"capability": "svc", "method": "GET", "path": "/v1/second"}),
-    );
+    s.execute("svc", "GET", "/v1/second");
     // The next records: /v1/first's outcome, then /v1/second's decision.
     for _ in 0..3 {
         line.clear();
@@ -1043,11 +1014,7 @@ fn revoke_and_lock_apply_to_every_running_server_at_once() {
 
     // Revoking an agent ends its sessions in the server that runs them, at once.
     let out = airlock(&home, &["revoke", "--agent", "tester"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 active session(s) ended"));
     let (err, msg) = s1.call("execute", get.clone());
     assert!(err && msg.contains("revoked by the owner"), "{msg}");
@@ -1155,11 +1122,7 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
         ],
     ] {
         let out = airlock(&home, &args, &[("K", SECRET)]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
     }
     let mut s = Server::start(&home, "tester");
     let (err, text) = s.call(
@@ -1167,15 +1130,9 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
         json!({"capability": "h", "method": "GET", "path": "/x", "headers": {"X-Api-Key": "agent-chosen"}}),
     );
     assert!(!err, "{text}");
-    let (err, text) = s.call(
-        "execute",
-        json!({"capability": "q", "method": "GET", "path": "/y?api_key=agent-chosen&a=1"}),
-    );
+    let (err, text) = s.execute("q", "GET", "/y?api_key=agent-chosen&a=1");
     assert!(!err, "{text}");
-    let (err, text) = s.call(
-        "execute",
-        json!({"capability": "b", "method": "GET", "path": "/z"}),
-    );
+    let (err, text) = s.execute("b", "GET", "/z");
     assert!(!err, "{text}");
     s.stop();
     let reqs = upstream.requests();
@@ -1280,11 +1237,7 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
         ],
     ] {
         let out = airlock(&home, &args, &parts);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         outputs.push_str(&String::from_utf8_lossy(&out.stdout));
         outputs.push_str(&String::from_utf8_lossy(&out.stderr));
     }
@@ -1362,14 +1315,44 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
 
 /// Starts `airlock serve --gateway 127.0.0.1:0`; returns the child and its address.
 fn start_gateway(home: &PathBuf) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--gateway", "127.0.0.1:0"])
-        .env("AIRLOCK_HOME", home)
+    serve_listening(home, &["--gateway", "127.0.0.1:0"])
+}
+
+/// Starts `airlock serve ARGS` (a listener on port 0); the child and its address.
+fn serve_listening(home: &PathBuf, args: &[&str]) -> (Child, String) {
+    spawn_listener(serve_cmd(home, args), args)
+}
+
+/// `airlock serve ARGS` on `home`, not yet spawned.
+fn serve_cmd(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.arg("serve").args(args).env("AIRLOCK_HOME", home);
+    c
+}
+
+/// Spawns with stdin and stdout piped (an MCP client's stdio), stderr as given.
+fn spawn_stdio(mut c: Command, stderr: Stdio) -> Child {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
+/// Spawns a listener (only its stderr piped) and reads the address it prints.
+fn spawn_listener(mut c: Command, what: &[&str]) -> (Child, String) {
+    let child = c
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    listening(child, what)
+}
+
+/// The address a spawned `serve` (stderr piped) prints on stderr; its stderr is
+/// drained from then on. Panics, having killed the child, when none is printed.
+fn listening(mut child: Child, what: &[&str]) -> (Child, String) {
     let mut err = BufReader::new(child.stderr.take().unwrap());
     for _ in 0..5 {
         let mut line = String::new();
@@ -1380,9 +1363,8 @@ fn start_gateway(home: &PathBuf) -> (Child, String) {
             return (child, addr);
         }
     }
-    child.kill().ok();
-    child.wait().ok();
-    panic!("the gateway printed no address");
+    end(child);
+    panic!("serve {what:?} printed no address");
 }
 
 /// One raw HTTP/1.1 exchange; returns the whole response text.
@@ -1399,11 +1381,7 @@ fn token(home: &PathBuf, extra: &[&str]) -> String {
     let mut args = vec!["token", "issue", "--agent", "sdk", "--json"];
     args.extend_from_slice(extra);
     let out = airlock(home, &args, &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     serde_json::from_slice::<Value>(&out.stdout).unwrap()["token"]
         .as_str()
         .unwrap()
@@ -1416,7 +1394,7 @@ fn the_gateway_swaps_the_agent_token_for_the_credential_and_refuses_tricks() {
     let foreign = Upstream::start(nothing);
     let (_d, home) = setup(&upstream);
     let tok = token(&home, &[]);
-    let (mut gw, addr) = start_gateway(&home);
+    let (gw, addr) = start_gateway(&home);
     let get = |path: &str, headers: &str| {
         raw_http(
             &addr,
@@ -1531,8 +1509,7 @@ fn the_gateway_swaps_the_agent_token_for_the_credential_and_refuses_tricks() {
         resp.starts_with("HTTP/1.1 403") && resp.contains("limited to capabilities [ro]"),
         "{resp}"
     );
-    gw.kill().ok();
-    gw.wait().ok();
+    end(gw);
     assert!(
         foreign.requests().is_empty(),
         "the foreign server was reached"
@@ -1583,7 +1560,7 @@ fn the_gateway_streams_and_scrubs_a_secret_split_across_chunks() {
     );
     assert!(out.status.success());
     let tok = token(&home, &[]);
-    let (mut gw, addr) = start_gateway(&home);
+    let (gw, addr) = start_gateway(&home);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "POST /llm/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {tok}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}").unwrap();
@@ -1605,37 +1582,21 @@ fn the_gateway_streams_and_scrubs_a_secret_split_across_chunks() {
         !text.contains(SECRET) && !text.contains(&SECRET[10..]),
         "{text}"
     );
-    gw.kill().ok();
-    gw.wait().ok();
+    end(gw);
 }
 
 #[test]
 fn a_secret_rotated_while_the_server_runs_is_used_and_scrubbed_at_once() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
-    assert!(
-        !s.call(
-            "execute",
-            json!({"capability": "svc", "method": "GET", "path": "/v1/a"})
-        )
-        .0
-    );
+    let (upstream, _d, home, mut s) = serving();
+    assert!(!s.execute("svc", "GET", "/v1/a").0);
     let rotated = "sk_live_ROTATED_CANARY_0f1e2d3c4b5a";
     let out = airlock(
         &home,
         &["secret", "rotate", "svc", "--from-env", "V"],
         &[("V", rotated)],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let (err, text) = s.call(
-        "execute",
-        json!({"capability": "svc", "method": "GET", "path": "/v1/b"}),
-    );
+    assert_ok(&out);
+    let (err, text) = s.execute("svc", "GET", "/v1/b");
     assert!(!err, "{text}");
     assert!(
         !text.contains(rotated) && text.contains("[REDACTED:svc]"),
@@ -1647,6 +1608,23 @@ fn a_secret_rotated_while_the_server_runs_is_used_and_scrubbed_at_once() {
         Some(format!("Bearer {rotated}").as_str())
     );
     s.stop();
+}
+
+/// Capability "guarded" on the service: every request waits for an approval.
+fn add_guarded(home: &PathBuf) {
+    assert_ok(&airlock(
+        home,
+        &["cap", "add", "guarded", "--service", "svc", "--approval"],
+        &[],
+    ));
+}
+
+/// Sets `[server] approval_timeout` in the home's config.
+fn set_approval_timeout(home: &Path, timeout: &str) {
+    let cfg = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let line = format!("[server]\napproval_timeout = \"{timeout}\"\n");
+    std::fs::write(&cfg, text.replace("[server]\n", &line)).unwrap();
 }
 
 /// Waits until `airlock approve --json` lists a pending request; returns its id.
@@ -1666,15 +1644,7 @@ fn wait_for_pending(home: &PathBuf) -> String {
 fn approval_holds_the_request_until_a_person_answers() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
-    assert!(
-        airlock(
-            &home,
-            &["cap", "add", "guarded", "--service", "svc", "--approval"],
-            &[]
-        )
-        .status
-        .success()
-    );
+    add_guarded(&home);
     let mut s = Server::start(&home, "tester");
     let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay", "reason": "monthly report"});
 
@@ -1694,11 +1664,7 @@ fn approval_holds_the_request_until_a_person_answers() {
             "a pending approval was written to a file"
         );
         let out = airlock(&home, &["approve", &id], &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         let said = String::from_utf8(out.stdout).unwrap();
         assert!(
             said.contains(&format!("approved {id}")) && said.contains("GET /v1/pay"),
@@ -1746,13 +1712,7 @@ fn approval_holds_the_request_until_a_person_answers() {
     assert_eq!(listed, json!([]));
 
     // No answer within approval_timeout: denied.
-    let cfg = home.join("airlock.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("[server]\n", "[server]\napproval_timeout = \"1s\"\n"),
-    )
-    .unwrap();
+    set_approval_timeout(&home, "1s");
     let mut s = Server::start(&home, "tester");
     let (err, text) = s.call("execute", call.clone());
     assert!(err && text.contains("timed out"), "{text}");
@@ -1775,22 +1735,8 @@ fn approval_holds_the_request_until_a_person_answers() {
 fn an_answer_file_under_state_is_never_an_answer() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
-    assert!(
-        airlock(
-            &home,
-            &["cap", "add", "guarded", "--service", "svc", "--approval"],
-            &[]
-        )
-        .status
-        .success()
-    );
-    let cfg = home.join("airlock.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace("[server]\n", "[server]\napproval_timeout = \"3s\"\n"),
-    )
-    .unwrap();
+    add_guarded(&home);
+    set_approval_timeout(&home, "3s");
     let mut s = Server::start(&home, "tester");
     let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay"});
     std::thread::scope(|scope| {
@@ -1833,15 +1779,7 @@ fn the_control_socket_refuses_another_uid() {
     }
     let upstream = Upstream::start(reflect);
     let (dir, home) = setup(&upstream);
-    assert!(
-        airlock(
-            &home,
-            &["cap", "add", "guarded", "--service", "svc", "--approval"],
-            &[]
-        )
-        .status
-        .success()
-    );
+    add_guarded(&home);
     let mut s = Server::start(&home, "tester");
     let call = json!({"capability": "guarded", "method": "GET", "path": "/v1/pay"});
     std::thread::scope(|scope| {
@@ -1910,24 +1848,9 @@ fn session_approval_asks_once_per_session() {
 fn an_mcp_client_with_elicitation_answers_the_approval_itself() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
-    assert!(
-        airlock(
-            &home,
-            &["cap", "add", "guarded", "--service", "svc", "--approval"],
-            &[]
-        )
-        .status
-        .success()
-    );
+    add_guarded(&home);
     for (answer, expect_sent) in [(true, true), (false, false)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-            .args(["serve", "--agent", "tester"])
-            .env("AIRLOCK_HOME", &home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_stdio(serve_cmd(&home, &["--agent", "tester"]), Stdio::null());
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut send = |v: Value| writeln!(stdin, "{v}").unwrap();
@@ -2024,7 +1947,7 @@ fn token_list_shows_tokens_without_the_token_and_revoke_stops_one_at_once() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
     let tok = token(&home, &[]);
-    let (mut gw, addr) = start_gateway(&home);
+    let (gw, addr) = start_gateway(&home);
     let get = |t: &str| {
         raw_http(
             &addr,
@@ -2058,8 +1981,7 @@ fn token_list_shows_tokens_without_the_token_and_revoke_stops_one_at_once() {
     let list: Value =
         serde_json::from_slice(&airlock(&home, &["token", "list", "--json"], &[]).stdout).unwrap();
     assert_eq!(list[0]["status"], "revoked");
-    gw.kill().ok();
-    gw.wait().ok();
+    end(gw);
 }
 
 #[test]
@@ -2158,7 +2080,7 @@ fn a_body_that_fails_before_its_first_byte_is_a_502_and_audited_as_one() {
     };
     let (_d, home) = setup(&upstream);
     let tok = token(&home, &[]);
-    let (mut gw, addr) = start_gateway(&home);
+    let (gw, addr) = start_gateway(&home);
     let resp = raw_http(
         &addr,
         &format!(
@@ -2173,8 +2095,7 @@ fn a_body_that_fails_before_its_first_byte_is_a_502_and_audited_as_one() {
         &format!("GET /svc/v1/items HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     );
     assert!(again.starts_with("HTTP/1.1 401"), "{again}");
-    gw.kill().ok();
-    gw.wait().ok();
+    end(gw);
     let logs = airlock(&home, &["logs", "--json", "--capability", "svc"], &[]);
     let text = String::from_utf8_lossy(&logs.stdout);
     let record = text
@@ -2186,9 +2107,7 @@ fn a_body_that_fails_before_its_first_byte_is_a_502_and_audited_as_one() {
 
 #[test]
 fn a_stdin_line_that_is_not_json_gets_a_parse_error_and_the_server_keeps_serving() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (_upstream, _d, _home, mut s) = serving();
     for bad in [
         b"this is not json\n".to_vec(),
         b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"\n".to_vec(),
@@ -2202,10 +2121,7 @@ fn a_stdin_line_that_is_not_json_gets_a_parse_error_and_the_server_keeps_serving
         assert_eq!(v["error"]["code"], -32700, "{line}");
         assert_eq!(v["id"], Value::Null, "{line}");
     }
-    let (is_error, text) = s.call(
-        "execute",
-        json!({"capability": "mine", "method": "GET", "path": "/v1/items"}),
-    );
+    let (is_error, text) = s.execute("mine", "GET", "/v1/items");
     assert!(!is_error, "{text}");
     s.stop();
 }

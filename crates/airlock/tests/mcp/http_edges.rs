@@ -7,27 +7,7 @@ use super::*;
 
 /// `airlock serve --http 127.0.0.1:0` on `home`; the child and its address.
 fn start_http(home: &PathBuf) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--http", "127.0.0.1:0"])
-        .env("AIRLOCK_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    for _ in 0..5 {
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        if let Some(rest) = line.split("http://").nth(1) {
-            let addr = rest.split('/').next().unwrap().to_string();
-            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-            return (child, addr);
-        }
-    }
-    child.kill().ok();
-    child.wait().ok();
-    panic!("serve --http printed no address");
+    serve_listening(home, &["--http", "127.0.0.1:0"])
 }
 
 /// POSTs `body` as JSON to `/mcp` with `extra` header lines; (status, body).
@@ -69,7 +49,7 @@ fn mcp_over_http_answers_a_body_that_is_not_jsonrpc_with_400_and_a_jsonrpc_error
     let home = dir.path().join("home");
     assert!(airlock(&home, &["init"], &[]).status.success());
     let tok = token(&home, &[]);
-    let (mut child, addr) = start_http(&home);
+    let (child, addr) = start_http(&home);
     let auth = format!("Authorization: Bearer {tok}\r\n");
     for (body, code) in [
         (&b"{this is not json"[..], -32700),
@@ -103,8 +83,7 @@ fn mcp_over_http_answers_a_body_that_is_not_jsonrpc_with_400_and_a_jsonrpc_error
     let (status, text) = post_mcp(&addr, &auth, INIT.as_bytes());
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("\"airlock\""), "{text}");
-    child.kill().ok();
-    child.wait().ok();
+    end(child);
 }
 
 #[test]
@@ -113,7 +92,7 @@ fn mcp_over_http_accepts_its_own_loopback_origin_and_refuses_others() {
     let home = dir.path().join("home");
     assert!(airlock(&home, &["init"], &[]).status.success());
     let tok = token(&home, &[]);
-    let (mut child, addr) = start_http(&home);
+    let (child, addr) = start_http(&home);
     let port = addr.rsplit(':').next().unwrap().to_string();
     let other = if port == "9" { "10" } else { "9" };
     let auth = format!("Authorization: Bearer {tok}\r\n");
@@ -159,15 +138,12 @@ fn mcp_over_http_accepts_its_own_loopback_origin_and_refuses_others() {
         b"{nope",
     );
     assert_eq!(status, 403);
-    child.kill().ok();
-    child.wait().ok();
+    end(child);
 }
 
 #[test]
 fn execute_refuses_routing_override_headers_and_audits_each() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup(&upstream);
-    let mut s = Server::start(&home, "tester");
+    let (upstream, _d, home, mut s) = serving();
     let names = [
         "X-Original-URL",
         "X-Rewrite-URL",
@@ -196,11 +172,7 @@ fn execute_refuses_routing_override_headers_and_audits_each() {
         "a request with a routing override reached the upstream"
     );
     s.stop();
-    let out = airlock(&home, &["logs", "--json"], &[]);
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines = records(&home);
     for name in names {
         let lower = name.to_ascii_lowercase();
         assert!(

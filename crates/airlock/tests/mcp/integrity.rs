@@ -17,43 +17,28 @@ use super::*;
 /// sets limits the server inherits), speaks MCP on its stdio, and initializes
 /// with `client_name` as `clientInfo.name`.
 fn start_via_shell(home: &PathBuf, prelude: &str, args: &[&str], client_name: &str) -> Server {
+    let child = spawn_stdio(serve_via_shell(home, prelude, args), Stdio::null());
+    Server::initialized(child, client_name)
+}
+
+/// `sh -c 'PRELUDE; exec airlock serve ARGS'` on `home`, not yet spawned.
+fn serve_via_shell(home: &PathBuf, prelude: &str, args: &[&str]) -> Command {
     let mut script = format!("{prelude}; exec \"$0\" serve");
     for (i, _) in args.iter().enumerate() {
         script.push_str(&format!(" \"${}\"", i + 1));
     }
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut c = Command::new("sh");
+    c.arg("-c")
         .arg(&script)
         .arg(env!("CARGO_BIN_EXE_airlock"))
         .args(args)
-        .env("AIRLOCK_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut s = Server {
-        child,
-        stdin,
-        stdout,
-        next_id: 1,
-    };
-    let init = s.request(
-        "initialize",
-        json!({"protocolVersion": "2025-06-18", "capabilities": {},
-               "clientInfo": {"name": client_name, "version": "1"}}),
-    );
-    assert_eq!(init["result"]["serverInfo"]["name"], "airlock", "{init}");
-    s.notify("notifications/initialized");
-    s
+        .env("AIRLOCK_HOME", home);
+    c
 }
 
 /// Ends a server at once (it may not be able to flush an audit log it cannot write).
-fn kill(mut s: Server) {
-    s.child.kill().ok();
-    s.child.wait().ok();
+fn kill(s: Server) {
+    end(s.child);
 }
 
 /// `setup` plus capability "any" on the service, open to every agent, with no
@@ -61,22 +46,8 @@ fn kill(mut s: Server) {
 fn setup_any(upstream: &Upstream) -> (tempfile::TempDir, PathBuf) {
     let (dir, home) = setup(upstream);
     let out = airlock(&home, &["cap", "add", "any", "--service", "svc"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     (dir, home)
-}
-
-/// Every audit record, parsed.
-fn records(home: &PathBuf) -> Vec<Value> {
-    let out = airlock(home, &["logs", "--json"], &[]);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The size of the newest audit file.
@@ -165,33 +136,15 @@ fn nothing_is_sent_or_started_when_the_decision_cannot_be_recorded() {
     kill(s);
 
     // The gateway: same path, same refusal.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{limit}; exec \"$0\" serve --gateway 127.0.0.1:0"))
-        .arg(env!("CARGO_BIN_EXE_airlock"))
-        .env("AIRLOCK_HOME", &home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "no gateway address");
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest.split('/').next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let gateway = ["--gateway", "127.0.0.1:0"];
+    let (child, addr) = spawn_listener(serve_via_shell(&home, limit, &gateway), &gateway);
     let resp = raw_http(
         &addr,
         &format!(
             "POST /any/v1/charges HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\nContent-Length: 8\r\nConnection: close\r\n\r\namount=1"
         ),
     );
-    child.kill().ok();
-    child.wait().ok();
+    end(child);
     assert!(resp.starts_with("HTTP/1.1 500"), "{resp}");
     assert!(resp.contains("audit log could not be written"), "{resp}");
     assert_eq!(
@@ -203,11 +156,7 @@ fn nothing_is_sent_or_started_when_the_decision_cannot_be_recorded() {
     // Nothing was recorded, and the chain is intact.
     assert_eq!(records(&home).len(), before);
     let out = airlock(&home, &["audit", "verify"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_ok(&out);
 }
 
 /// Answers after a long pause: the server can be killed while the upstream
@@ -270,13 +219,7 @@ fn a_crash_between_decision_and_outcome_is_a_request_without_outcome() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup_any(&upstream);
     let mut s = Server::start(&home, "tester");
-    assert!(
-        !s.call(
-            "execute",
-            json!({"capability": "any", "method": "GET", "path": "/v1/ok"})
-        )
-        .0
-    );
+    assert!(!s.execute("any", "GET", "/v1/ok").0);
     s.stop();
     let recs = records(&home);
     let decision = recs
@@ -329,15 +272,7 @@ fn control(home: &std::path::Path, request: &Value) -> Value {
 fn approval_shows_and_binds_exactly_what_is_sent() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup_any(&upstream);
-    assert!(
-        airlock(
-            &home,
-            &["cap", "add", "guarded", "--service", "svc", "--approval"],
-            &[]
-        )
-        .status
-        .success()
-    );
+    add_guarded(&home);
     let body = "{\"reason\":\"cleanup\"}";
     let call = json!({"capability": "guarded", "method": "POST", "path": "/v1/customers",
                       "query": {"confirm": "yes", "delete": "all"},
@@ -375,11 +310,7 @@ fn approval_shows_and_binds_exactly_what_is_sent() {
         }
         assert!(upstream.requests().is_empty(), "sent before approval");
         let out = airlock(&home, &["approve", &id], &[]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         let said = String::from_utf8(out.stdout).unwrap();
         assert!(said.contains(&url) && said.contains(&sha), "{said}");
         let (err, text) = h.join().unwrap();
@@ -440,15 +371,7 @@ fn approval_shows_and_binds_exactly_what_is_sent() {
 fn agent_text_is_escaped_and_every_record_has_the_same_agent_trust() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup_any(&upstream);
-    assert!(
-        airlock(
-            &home,
-            &["cap", "add", "guarded", "--service", "svc", "--approval"],
-            &[]
-        )
-        .status
-        .success()
-    );
+    add_guarded(&home);
     let name = "evil\u{1b}[2J\u{1b}[1;1Hclient\u{202e}";
     let reason = "ok\u{1b}[2J\u{1b}[1;1H\r\nfake row";
     let mut s = start_via_shell(&home, "true", &[], name);
