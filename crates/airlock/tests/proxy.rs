@@ -260,6 +260,31 @@ fn a_plain_http_request_gets_the_credential_and_its_answer_is_scrubbed() {
     assert!(!heads.to_ascii_lowercase().contains("proxy-authorization"));
     assert!(!body.contains(SECRET));
     assert!(audit_contains(&home, "/v1/customers"));
+    // Canary: the key is in no file of the home (the vault holds it sealed) nor
+    // in the CA's directory.
+    for dir in [home.as_path(), proxy.ca.parent().unwrap()] {
+        for file in files_under(dir) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+                "the key is in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
 }
 
 #[test]
@@ -431,4 +456,146 @@ fn the_token_it_issued_is_revoked_when_the_proxy_stops() {
         "{after}"
     );
     assert!(!proxy.ca.exists(), "the CA file outlived the proxy");
+}
+
+#[test]
+fn targets_that_are_not_a_service_origin_are_refused_before_anything_is_sent() {
+    let (up, seen) = upstream();
+    let https_port = closed_port();
+    let (_dir, home) = home(up, https_port);
+    let proxy = start_proxy(&home);
+    let code_of = |args: &[&str]| {
+        let mut all = vec!["-x", proxy.url.as_str(), "-w", "\n%{http_code}"];
+        all.extend_from_slice(args);
+        let (code, body, err) = curl(&all);
+        assert_eq!(code, 0, "{err}");
+        body.rsplit('\n').next().unwrap().to_string()
+    };
+    // The service names 127.0.0.1, not localhost (same address, other origin).
+    assert_eq!(code_of(&[&format!("http://localhost:{up}/v1/x")]), "403");
+    // Another port of the same host.
+    assert_eq!(
+        code_of(&[&format!("http://127.0.0.1:{}/v1/x", closed_port())]),
+        "403"
+    );
+    // The https service's origin over plain http (no http service names it).
+    assert_eq!(
+        code_of(&[&format!("http://127.0.0.1:{https_port}/v1/x")]),
+        "403"
+    );
+    // An origin-form request to the proxy itself.
+    let addr = proxy.url.rsplit('@').next().unwrap();
+    let (code, body, err) = curl(&[
+        "--proxy-user",
+        "x:y",
+        "-H",
+        &format!(
+            "Proxy-Authorization: Basic {}",
+            base64_of(&format!("airlock:{}", token_of(&proxy.url)))
+        ),
+        &format!("http://{addr}/v1/x"),
+        "-w",
+        "\n%{http_code}",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(body.ends_with("\n400"), "{body}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the upstream saw a request"
+    );
+}
+
+#[test]
+fn the_proxy_user_name_picks_a_capability_and_cannot_widen_access() {
+    let (up, seen) = upstream();
+    let (_dir, home) = home(up, closed_port());
+    // A second, narrower capability on the same service: now two match.
+    ok(airlock(&home)
+        .args([
+            "cap",
+            "add",
+            "local_ro",
+            "--service",
+            "local",
+            "--agents",
+            AGENT,
+            "--allow",
+            "GET /v1/public/**",
+        ])
+        .output()
+        .unwrap());
+    let proxy = start_proxy(&home);
+    let token = token_of(&proxy.url);
+    let addr = proxy.url.rsplit('@').next().unwrap().to_string();
+    let get = |user: &str, path: &str| {
+        let (code, body, err) = curl(&[
+            "-x",
+            &format!("http://{user}:{token}@{addr}"),
+            &format!("http://127.0.0.1:{up}{path}"),
+            "-w",
+            "\n%{http_code}",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        body
+    };
+    let ambiguous = get("airlock", "/v1/x");
+    assert!(ambiguous.ends_with("\n403"), "{ambiguous}");
+    assert!(ambiguous.contains("local, local_ro"), "{ambiguous}");
+    assert!(get("local_ro", "/v1/public/a").ends_with("\n200"));
+    assert!(get("local_ro", "/v1/private").ends_with("\n403"));
+    assert!(get("local", "/v1/private").ends_with("\n200"));
+    // A capability of another service, or none at all, is not a way in.
+    assert!(get("remote", "/v1/x").ends_with("\n403"));
+    assert!(get("nonexistent", "/v1/x").ends_with("\n403"));
+    let heads = seen.lock().unwrap();
+    assert_eq!(heads.len(), 2, "{heads:?}");
+}
+
+#[test]
+fn serve_proxy_serves_it_for_issued_tokens() {
+    let (up, _seen) = upstream();
+    let (_dir, home) = home(up, closed_port());
+    let out = ok(airlock(&home)
+        .args(["token", "issue", "--agent", AGENT, "--json"])
+        .output()
+        .unwrap());
+    let token = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = closed_port();
+    let mut child = airlock(&home)
+        .args(["serve", "--proxy", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("egress proxy on") {
+        line.clear();
+        assert_ne!(err.read_line(&mut line).unwrap(), 0, "serve exited");
+    }
+    let (code, body, e) = curl(&[
+        "-x",
+        &format!("http://airlock:{token}@127.0.0.1:{port}"),
+        &format!("http://127.0.0.1:{up}/v1/x"),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 0, "{e}");
+    assert!(body.contains("Bearer [REDACTED:local]"), "{body}");
+}
+
+fn token_of(proxy_url: &str) -> String {
+    proxy_url
+        .strip_prefix("http://airlock:")
+        .and_then(|r| r.split('@').next())
+        .unwrap()
+        .to_string()
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
