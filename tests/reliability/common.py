@@ -54,6 +54,8 @@ wait_port(port, timeout=10, proc=None) -> None  waits until 127.0.0.1:port accep
 kill_all()                                 kill every tracked process (also run at exit)
 fail(msg) / check(cond, msg)               record a failed check (printed at once);
 failures()                                 the list of failed checks so far
+cleanup_keeping_on_failure(home)           home.cleanup(), keeping it when a check failed
+verdict(script)                            "SCRIPT: passed", or "SCRIPT: FAILED (N failed checks)" and exit 1
 """
 
 from __future__ import annotations
@@ -141,6 +143,21 @@ def check(cond: bool, msg: str) -> bool:
 
 def failures() -> list[str]:
     return list(_failures)
+
+
+def cleanup_keeping_on_failure(home) -> None:
+    """Removes `home`, unless a check has failed (then it is kept to look at)."""
+    if _failures:
+        home.keep = True
+    home.cleanup()
+
+
+def verdict(script: str) -> None:
+    """The end of a suite: exits 1 naming the count of failed checks, or says it passed."""
+    if _failures:
+        print(f"{script}: FAILED ({len(_failures)} failed checks)", flush=True)
+        sys.exit(1)
+    print(f"{script}: passed", flush=True)
 
 
 # ------------------------------------------------------------------ arguments

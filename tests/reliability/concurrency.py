@@ -374,13 +374,8 @@ def main():
     finally:
         S.stop.set()
         upstream.stop()
-        if common.failures():
-            home.keep = True
-        home.cleanup()
-    if common.failures():
-        print(f"concurrency.py: FAILED ({len(common.failures())} failed checks)", flush=True)
-        sys.exit(1)
-    print("concurrency.py: passed", flush=True)
+        common.cleanup_keeping_on_failure(home)
+    common.verdict("concurrency.py")
 
 
 if __name__ == "__main__":

@@ -178,22 +178,17 @@ def check_state(home: Home, L: Ledger, client: Client | None, where: str, values
     caps = {c["name"]: c for c in listing["capabilities"]}
 
     # Acknowledged writes are present.
-    for name in L.secrets:
-        if name not in secrets:
-            bad(f"acknowledged `secret set {name}` lost")
-    for name in L.services:
-        if name not in services:
-            bad(f"acknowledged `add {name}` lost: no service")
-        if name not in caps:
-            bad(f"acknowledged `add {name}` lost: no capability")
-        if name not in secrets:
-            bad(f"acknowledged `add {name}` lost: no secret")
-    for name in L.caps:
-        if name not in caps:
-            bad(f"acknowledged `cap add {name}` lost")
-    for tid in L.tokens:
-        if tid not in tokens:
-            bad(f"acknowledged `token issue` (token {tid}) lost")
+    acknowledged = [
+        (L.secrets, [(secrets, "`secret set {}` lost")]),
+        (L.services, [(services, "`add {}` lost: no service"), (caps, "`add {}` lost: no capability"), (secrets, "`add {}` lost: no secret")]),
+        (L.caps, [(caps, "`cap add {}` lost")]),
+        (L.tokens, [(tokens, "`token issue` (token {}) lost")]),
+    ]
+    for names, wheres in acknowledged:
+        for name in names:
+            for present, what in wheres:
+                if name not in present:
+                    bad("acknowledged " + what.format(name))
 
     # Nothing half-written: every service's secrets exist, every capability's service exists.
     for name, s in services.items():
@@ -697,6 +692,13 @@ def negative_controls(home: Home, L: Ledger) -> int:
                         ignore=shutil.ignore_patterns("*.sock"))
         return h
 
+    def control(h, was_caught, missed):
+        """One damage's verdict (1 if caught); says so when it was missed. Removes the copy."""
+        if not was_caught:
+            print(f"negative control: {missed}")
+        h.cleanup()
+        return 1 if was_caught else 0
+
     # 1. a changed byte in an old audit record
     total += 1
     h = scratch()
@@ -708,11 +710,7 @@ def negative_controls(home: Home, L: Ledger) -> int:
     with open(f, "wb") as fh:
         fh.write(b"\n".join(lines))
     r = h.verify()
-    if r.rc != 0 and "BROKEN" in r.out + r.err:
-        caught += 1
-    else:
-        print(f"negative control: a changed audit line was NOT caught by verify: {r}")
-    h.cleanup()
+    caught += control(h, r.rc != 0 and "BROKEN" in r.out + r.err, f"a changed audit line was NOT caught by verify: {r}")
 
     def drop_secret(h, name):
         path = os.path.join(h.path, "vault.json")
@@ -729,11 +727,7 @@ def negative_controls(home: Home, L: Ledger) -> int:
         name = next((n for n in L.secrets if n in home.secrets()), next(iter(L.secrets)))
         drop_secret(h, name)
         probs = check_state(h, L, None, "control", values=False)
-        if probs:
-            caught += 1
-        else:
-            print(f"negative control: a lost acknowledged secret ({name}) was NOT caught")
-        h.cleanup()
+        caught += control(h, bool(probs), f"a lost acknowledged secret ({name}) was NOT caught")
 
     # 3. an acknowledged request's record dropped (the newest file cut back before
     #    it): the anchor makes verify fail, and the path check misses it.
@@ -750,11 +744,7 @@ def negative_controls(home: Home, L: Ledger) -> int:
             fh.write(b"\n".join(lines[:drop]) + b"\n")
         r = h.verify()
         logged = {rec.get("path") for rec in h.logs() if rec.get("kind") == "request"}
-        if r.rc != 0 and (path not in logged):
-            caught += 1
-        else:
-            print(f"negative control: a dropped request record was NOT caught (verify {r}, path present {path in logged})")
-        h.cleanup()
+        caught += control(h, r.rc != 0 and (path not in logged), f"a dropped request record was NOT caught (verify {r}, path present {path in logged})")
 
     # 4. a service's secret gone behind its back (a half-written add)
     if L.services:
@@ -763,11 +753,7 @@ def negative_controls(home: Home, L: Ledger) -> int:
         name = next(iter(L.services))
         drop_secret(h, name)
         probs = check_state(h, L, None, "control", values=False)
-        if any(f"refers to secret {name}" in p for p in probs):
-            caught += 1
-        else:
-            print(f"negative control: a service without its secret was NOT caught: {probs}")
-        h.cleanup()
+        caught += control(h, any(f"refers to secret {name}" in p for p in probs), f"a service without its secret was NOT caught: {probs}")
     return caught, total
 
 
@@ -880,13 +866,8 @@ def main():
         fail("crash.py raised")
     finally:
         upstream.stop()
-        if common.failures():
-            home.keep = True
-        home.cleanup()
-    if common.failures():
-        print(f"crash.py: FAILED ({len(common.failures())} failed checks)", flush=True)
-        sys.exit(1)
-    print("crash.py: passed", flush=True)
+        common.cleanup_keeping_on_failure(home)
+    common.verdict("crash.py")
 
 
 if __name__ == "__main__":

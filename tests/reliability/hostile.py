@@ -180,6 +180,17 @@ class HostileUpstream:
         with self.lock:
             self.sent_bytes[behaviour] += len(data)
 
+    def _until_hangup(self, conn: socket.socket, seconds: float) -> None:
+        """Reads (and drops) until the peer hangs up, the upstream stops or `seconds` pass."""
+        conn.settimeout(1)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                if conn.recv(4096) == b"":
+                    break
+            except socket.timeout:
+                continue
+
     def _answer(self, conn, behaviour, method, target, auth) -> bool:
         echo = auth.encode("latin-1") if self.secret_echo else b"no-echo"
         if behaviour in ("ok", "echo"):
@@ -243,41 +254,20 @@ class HostileUpstream:
             return False
         if behaviour == "slow-head":
             # Say nothing until airlock hangs up (bounded: 60 s).
-            conn.settimeout(1)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not self._stop.is_set():
-                try:
-                    if conn.recv(4096) == b"":
-                        break
-                except socket.timeout:
-                    continue
+            self._until_hangup(conn, 60)
             with self.lock:
                 self.sent_bytes[behaviour] += 0
             return False
         if behaviour == "stall-body":
             self._send(conn, behaviour, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
-            conn.settimeout(1)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not self._stop.is_set():
-                try:
-                    if conn.recv(4096) == b"":
-                        break
-                except socket.timeout:
-                    continue
+            self._until_hangup(conn, 120)
             return False
-        if behaviour == "bad-chunked":
-            self._send(
-                conn,
-                behaviour,
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ" + echo + b"\r\nhello\r\n0\r\n\r\n",
-            )
-            return False
-        if behaviour == "bad-chunked-mid":
-            self._send(
-                conn,
-                behaviour,
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nQQ;" + echo + b"\r\nxx\r\n0\r\n\r\n",
-            )
+        bad_chunks = {
+            "bad-chunked": b"ZZ" + echo + b"\r\nhello\r\n0\r\n\r\n",
+            "bad-chunked-mid": b"5\r\nhello\r\nQQ;" + echo + b"\r\nxx\r\n0\r\n\r\n",
+        }
+        if behaviour in bad_chunks:
+            self._send(conn, behaviour, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + bad_chunks[behaviour])
             return False
         if behaviour == "short-body":
             self._send(conn, behaviour, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + echo[:10])
