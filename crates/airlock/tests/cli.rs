@@ -13,6 +13,9 @@ use airlock_vault::LockedVault;
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 
+mod common;
+use common::{audit_jsonl, find_named};
+
 /// One temporary airlock home and a way to run the real binary against it.
 struct Env {
     dir: tempfile::TempDir,
@@ -471,12 +474,7 @@ fn cap_add_stores_every_option_and_list_shows_it() {
     .ok();
     let out = t.run(&["cap", "list", "--json"]).ok();
     let caps: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let ro = caps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "ro")
-        .unwrap();
+    let ro = find_named(&caps, "name", "ro");
     assert_eq!(ro["ttl"], "15m");
     assert_eq!(ro["allow"][0], "get /v1/**");
     assert_eq!(ro["deny"][0], "* /v1/charges/**");
@@ -1013,24 +1011,8 @@ fn templates_fill_url_auth_and_read_only_rules() {
     .ok();
     let v: serde_json::Value =
         serde_json::from_str(&t.run(&["list", "--json"]).ok().stdout).unwrap();
-    let svc = |n: &str| {
-        v["services"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == n)
-            .unwrap()
-            .clone()
-    };
-    let cap = |n: &str| {
-        v["capabilities"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == n)
-            .unwrap()
-            .clone()
-    };
+    let svc = |n: &str| find_named(&v["services"], "name", n);
+    let cap = |n: &str| find_named(&v["capabilities"], "name", n);
     assert_eq!(svc("stripe")["url"], "https://api.stripe.com");
     assert_eq!(cap("stripe")["allow"], serde_json::json!(["GET /v1/**"]));
     assert_eq!(svc("anthropic")["auth"], "header");
@@ -1605,13 +1587,7 @@ fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
     assert_eq!(t.secret("stripe"), b"sk_test_from_janee_123");
     let v: serde_json::Value =
         serde_json::from_str(&t.run(&["list", "--json"]).ok().stdout).unwrap();
-    let cap = v["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "stripe_readonly")
-        .unwrap()
-        .clone();
+    let cap = find_named(&v["capabilities"], "name", "stripe_readonly");
     assert_eq!(cap["allow"], serde_json::json!(["GET /**"]));
     assert_eq!(cap["deny"], serde_json::json!(["DELETE /**"]));
     // Importing again would overwrite: refused, nothing changed.

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+mod common;
+use common::{append_config, find_named, initialize_params, read_response};
+
 #[path = "exec/confine.rs"]
 mod confine;
 #[path = "exec/runcap.rs"]
@@ -109,25 +112,11 @@ impl Client {
         let id = self.next;
         self.next += 1;
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.stdout.read_line(&mut line).unwrap() > 0,
-                "stdout closed"
-            );
-            let v: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
-            if v["id"] == json!(id) {
-                return v;
-            }
-        }
+        read_response(&mut self.stdout, id, "stdout closed")
     }
 
     fn initialize(&mut self) -> Value {
-        let r = self.call(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "exec-test", "version": "1"}}),
-        );
+        let r = self.call("initialize", initialize_params("exec-test"));
         self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
         r
     }
@@ -191,10 +180,10 @@ fn mcp_exec_runs_allowed_programs_with_the_secret_and_refuses_the_rest() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = home.join("airlock.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        r#"
+    append_config(
+        &home,
+        &format!(
+            r#"
 [capabilities.tool]
 service = "svc"
 mode = "exec"
@@ -203,10 +192,10 @@ env = {{ TOKEN = "{{{{secret}}}}" }}
 workdirs = ["{}"]
 timeout = "20s"
 "#,
-        tool.display(),
-        work.display()
-    ));
-    std::fs::write(&config, text).unwrap();
+            tool.display(),
+            work.display()
+        ),
+    );
 
     let mut serve = airlock(&home);
     serve.args(["serve", "--agent", "tester"]);
@@ -214,13 +203,7 @@ timeout = "20s"
     assert_eq!(c.initialize()["result"]["serverInfo"]["name"], "airlock");
 
     let tools = c.call("tools/list", json!({}));
-    let exec = tools["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "exec")
-        .expect("the exec tool is listed")
-        .clone();
+    let exec = find_named(&tools["result"]["tools"], "name", "exec");
     assert!(
         exec["inputSchema"]["properties"]["command"].is_object(),
         "{exec}"
@@ -229,13 +212,7 @@ timeout = "20s"
     let (err, listed) = c.tool("list_services", json!({}));
     assert!(!err, "{listed}");
     let listed: Value = serde_json::from_str(&listed).unwrap();
-    let cap = listed["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["capability"] == "tool")
-        .unwrap()
-        .clone();
+    let cap = find_named(&listed["capabilities"], "capability", "tool");
     assert_eq!(cap["mode"], "exec");
     let names: Vec<&str> = cap["exec"]["programs"]
         .as_array()
@@ -445,12 +422,10 @@ fn run_resolves_references_scrubs_output_and_propagates_the_exit_code() {
 #[test]
 fn run_adds_a_capabilitys_env_and_forwards_sigterm() {
     let (dir, home) = home();
-    let config = home.join("airlock.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
+    append_config(
+        &home,
         "\n[capabilities.cli]\nservice = \"svc\"\nmode = \"exec\"\ncommands = [\"printenv\"]\nenv = { API_AUTH = \"Bearer {{secret}}\" }\n",
     );
-    std::fs::write(&config, text).unwrap();
     let seen = dir.path().join("seen");
     let out = ok(airlock(&home)
         .args(["run", "--cap", "cli", "--", "sh", "-c"])

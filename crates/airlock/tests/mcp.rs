@@ -13,6 +13,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+mod common;
+use common::{append_config, audit_jsonl, edit_config, initialize_params, read_response};
+
 /// A request as the upstream saw it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -166,7 +169,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(home: &PathBuf, agent: &str) -> Server {
+    fn start(home: &Path, agent: &str) -> Server {
         let child = spawn_stdio(serve_cmd(home, &["--agent", agent]), Stdio::piped());
         Server::initialized(child, "claude-desktop")
     }
@@ -182,11 +185,7 @@ impl Server {
             stdout,
             next_id: 1,
         };
-        let init = s.request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": client_name, "version": "1"}}),
-        );
+        let init = s.request("initialize", initialize_params(client_name));
         assert_eq!(init["result"]["serverInfo"]["name"], "airlock", "{init}");
         s.notify("notifications/initialized");
         s
@@ -211,17 +210,7 @@ impl Server {
         )
         .unwrap();
         self.stdin.flush().unwrap();
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.stdout.read_line(&mut line).unwrap() > 0,
-                "server closed stdout"
-            );
-            let v: Value = serde_json::from_str(&line).expect("stdout carries only JSON-RPC");
-            if v["id"] == json!(id) {
-                return v;
-            }
-        }
+        read_response(&mut self.stdout, id, "server closed stdout")
     }
 
     /// Calls a tool; returns (is_error, text) of its result. A JSON-RPC error (or a
@@ -876,12 +865,7 @@ fn audit_verify_names_the_first_tampered_record_and_exits_1() {
     }
     s.stop();
     assert!(airlock(&home, &["audit", "verify"], &[]).status.success());
-    let log = std::fs::read_dir(home.join("audit"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .unwrap();
+    let log = audit_jsonl(&home.join("audit"));
     let text = std::fs::read_to_string(&log).unwrap();
     std::fs::write(&log, text.replacen("/v1/2", "/v1/9", 1)).unwrap();
     let out = airlock(&home, &["audit", "verify"], &[]);
@@ -1314,12 +1298,12 @@ fn no_secret_part_and_no_minted_token_reaches_a_file_or_an_output() {
 // ---------------------------------------------------------------- HTTP gateway
 
 /// Starts `airlock serve --gateway 127.0.0.1:0`; returns the child and its address.
-fn start_gateway(home: &PathBuf) -> (Child, String) {
+fn start_gateway(home: &Path) -> (Child, String) {
     serve_listening(home, &["--gateway", "127.0.0.1:0"])
 }
 
 /// Starts `airlock serve ARGS` (a listener on port 0); the child and its address.
-fn serve_listening(home: &PathBuf, args: &[&str]) -> (Child, String) {
+fn serve_listening(home: &Path, args: &[&str]) -> (Child, String) {
     spawn_listener(serve_cmd(home, args), args)
 }
 
@@ -1621,10 +1605,8 @@ fn add_guarded(home: &PathBuf) {
 
 /// Sets `[server] approval_timeout` in the home's config.
 fn set_approval_timeout(home: &Path, timeout: &str) {
-    let cfg = home.join("airlock.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
     let line = format!("[server]\napproval_timeout = \"{timeout}\"\n");
-    std::fs::write(&cfg, text.replace("[server]\n", &line)).unwrap();
+    edit_config(home, |text| text.replace("[server]\n", &line));
 }
 
 /// Waits until `airlock approve --json` lists a pending request; returns its id.
@@ -1824,10 +1806,10 @@ fn the_control_socket_refuses_another_uid() {
 fn session_approval_asks_once_per_session() {
     let upstream = Upstream::start(reflect);
     let (_d, home) = setup(&upstream);
-    let cfg = home.join("airlock.toml");
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str("\n[capabilities.once]\nservice = \"svc\"\napproval = \"session\"\n");
-    std::fs::write(&cfg, text).unwrap();
+    append_config(
+        &home,
+        "\n[capabilities.once]\nservice = \"svc\"\napproval = \"session\"\n",
+    );
     let mut s = Server::start(&home, "tester");
     let call = json!({"capability": "once", "method": "GET", "path": "/v1/x"});
     std::thread::scope(|scope| {

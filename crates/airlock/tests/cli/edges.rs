@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{Env, Out};
+use super::{Env, Out, audit_jsonl};
 
 fn json(out: &Out) -> serde_json::Value {
     serde_json::from_str(&out.stdout)
@@ -495,12 +495,7 @@ fn issue_14_15_audit_verify_json_reports_the_verdict_and_the_first_bad_record() 
     );
     // Tamper with the first record: exit 1, and the problem as fields.
     let audit = t.home().audit_dir();
-    let file = std::fs::read_dir(&audit)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .unwrap();
+    let file = audit_jsonl(&audit);
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replacen("\"a\"", "\"b\"", 1)).unwrap();
     let out = t.run(&["audit", "verify", "--json"]);

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Client, SECRET, airlock, assert_no_secret, audit_records, home, ok};
+use super::{
+    Client, SECRET, airlock, append_config, assert_no_secret, audit_records, find_named, home, ok,
+};
 
 /// Real git and a kernel with Landlock; CI has both (`confinement_is_available_here`
 /// in airlock-exec's tests fails CI otherwise).
@@ -64,10 +66,10 @@ fn world(extra_cap: &str) -> World {
     assert!(git(&work, &["init", "-q"]).status.success());
     assert!(git(&work, &["add", "README"]).status.success());
     assert!(git(&work, &["commit", "-qm", "first"]).status.success());
-    let config = home.join("airlock.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        r#"
+    append_config(
+        &home,
+        &format!(
+            r#"
 [capabilities.gitcap]
 service = "svc"
 mode = "exec"
@@ -77,9 +79,9 @@ workdirs = ["{work}"]
 timeout = "20s"
 {extra_cap}
 "#,
-        work = work.display()
-    ));
-    std::fs::write(&config, text).unwrap();
+            work = work.display()
+        ),
+    );
     World {
         dir,
         home,
@@ -285,13 +287,7 @@ fn mcp_exec_git_cannot_reach_the_home_the_owner_or_the_network() {
     // The agent is told what its programs can reach.
     let (_, listed) = c.tool("list_services", json!({}));
     let listed: Value = serde_json::from_str(&listed).unwrap();
-    let cap = listed["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["capability"] == "gitcap")
-        .unwrap()
-        .clone();
+    let cap = find_named(&listed["capabilities"], "capability", "gitcap");
     assert_eq!(cap["exec"]["sandbox"]["confined"], true, "{cap}");
     assert_eq!(cap["exec"]["sandbox"]["network"], "none", "{cap}");
     // The control: git works in its workdir.
@@ -429,13 +425,7 @@ fn confine_false_still_runs_and_is_reported() {
     assert!(String::from_utf8_lossy(&list.stdout).contains("UNCONFINED"));
     let json = ok(airlock(&w.home).args(["list", "--json"]).output().unwrap());
     let v: Value = serde_json::from_slice(&json.stdout).unwrap();
-    let cap = v["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "gitcap")
-        .unwrap()
-        .clone();
+    let cap = find_named(&v["capabilities"], "name", "gitcap");
     assert_eq!(cap["confine"], false, "{cap}");
     assert_eq!(cap["network"], "none", "{cap}");
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 
-use super::{airlock, ok};
+use super::{airlock, append_config, find_named, ok};
 
 const TOKEN: &str = "ghs_runCapGitToken0123456789abcdef";
 const REF: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -108,11 +108,10 @@ fn run_and_wrap_cap_give_git_the_askpass_helper_for_the_service_origin_only() {
         .output()
         .unwrap());
     let config = home.join("airlock.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(
+    append_config(
+        &home,
         "\n[capabilities.gitcap]\nservice = \"github\"\nmode = \"exec\"\ncommands = [\"git\"]\nenv = { GH_TOKEN = \"{{secret}}\" }\n",
     );
-    std::fs::write(&config, text).unwrap();
 
     // The service's origin: git asks, the helper answers, the server lists the ref.
     let url = format!("http://127.0.0.1:{good}/o/r.git");
@@ -405,12 +404,7 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
         .output()
         .unwrap());
     let caps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let gh = caps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "gh")
-        .unwrap();
+    let gh = find_named(&caps, "name", "gh");
     assert_eq!(gh["mode"], "exec");
     assert_eq!(gh["commands"], serde_json::json!(["printenv", "sh"]));
     assert_eq!(gh["workdirs"], serde_json::json!([work_s]));

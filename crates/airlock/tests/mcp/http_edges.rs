@@ -6,7 +6,7 @@
 use super::*;
 
 /// `airlock serve --http 127.0.0.1:0` on `home`; the child and its address.
-fn start_http(home: &PathBuf) -> (Child, String) {
+fn start_http(home: &Path) -> (Child, String) {
     serve_listening(home, &["--http", "127.0.0.1:0"])
 }
 

@@ -72,14 +72,14 @@ fn add_marker_tool(home: &std::path::Path) -> tempfile::TempDir {
     let tool = dir.join("marker-tool");
     std::fs::write(&tool, "#!/bin/sh\ntouch ran\necho ran\n").unwrap();
     std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = home.join("airlock.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&format!(
-        "\n[capabilities.tool]\nservice = \"svc\"\nmode = \"exec\"\ncommands = [\"{}\"]\nworkdirs = [\"{}\"]\nconfine = false\n",
-        tool.display(),
-        work.display()
-    ));
-    std::fs::write(&config, text).unwrap();
+    append_config(
+        home,
+        &format!(
+            "\n[capabilities.tool]\nservice = \"svc\"\nmode = \"exec\"\ncommands = [\"{}\"]\nworkdirs = [\"{}\"]\nconfine = false\n",
+            tool.display(),
+            work.display()
+        ),
+    );
     tmp
 }
 
