@@ -5,6 +5,9 @@
 use airlock_policy::{Decision, DenyReason, PathError, Rule, RuleSet, Target, normalize};
 use proptest::prelude::*;
 
+#[path = "policy/edges.rs"]
+mod edges;
+
 // ---------------------------------------------------------------------------------
 // The adversarial table
 // ---------------------------------------------------------------------------------
