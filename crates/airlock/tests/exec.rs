@@ -4,7 +4,7 @@
 //! the caller saw and the audit log recorded.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +13,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod common;
-use common::{append_config, find_named, initialize_params, read_response};
+use common::{
+    append_config, find_named, first_line, initialize_params, read_response, read_stderr,
+};
 
 #[path = "exec/confine.rs"]
 mod confine;
@@ -55,6 +57,13 @@ fn home() -> (tempfile::TempDir, PathBuf) {
         .output()
         .unwrap());
     (dir, home)
+}
+
+/// Writes `text` to the file `name` in `dir`; its path.
+fn write_in(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 fn audit_records(home: &Path) -> Vec<Value> {
@@ -148,13 +157,7 @@ impl Client {
             );
             std::thread::sleep(Duration::from_millis(20));
         };
-        let mut err = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let err = read_stderr(&mut self.child);
         (status.code(), err)
     }
 }
@@ -379,8 +382,7 @@ fn run_resolves_references_scrubs_output_and_propagates_the_exit_code() {
     assert_eq!(out.status.code(), Some(127));
 
     // An unknown reference: one line, exit 2, naming file:line; nothing runs.
-    let bad = dir.path().join("bad.env");
-    std::fs::write(&bad, "A=1\nB=airlock://nope\n").unwrap();
+    let bad = write_in(&dir, "bad.env", "A=1\nB=airlock://nope\n");
     let marker = dir.path().join("ran");
     let out = airlock(&home)
         .args(["run", "--env-file", bad.to_str().unwrap(), "--", "touch"])
@@ -457,9 +459,7 @@ fn run_adds_a_capabilitys_env_and_forwards_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let (mut stdout, line) = first_line(&mut child);
     assert_eq!(line, "ready\n");
     let started = Instant::now();
     let kill = Command::new("kill")
@@ -508,8 +508,7 @@ sys.exit(int(os.environ.get("EXIT_CODE", "0")))
 #[test]
 fn wrap_scrubs_the_servers_messages_and_audits_tool_calls() {
     let (dir, home) = home();
-    let server = dir.path().join("server.py");
-    std::fs::write(&server, FAKE_SERVER).unwrap();
+    let server = write_in(&dir, "server.py", FAKE_SERVER);
     let seen = dir.path().join("seen");
     let mut cmd = airlock(&home);
     cmd.args(["wrap", "--env", "K=airlock://svc", "--", "python3"])
@@ -586,8 +585,7 @@ fn migratable_key() -> String {
 fn migrated_env_file_gives_run_the_original_values() {
     let (dir, home) = home();
     let key = migratable_key();
-    let env = dir.path().join(".env");
-    std::fs::write(&env, format!("OPENAI_API_KEY={key}\nMODE=test\n")).unwrap();
+    let env = write_in(&dir, ".env", &format!("OPENAI_API_KEY={key}\nMODE=test\n"));
     ok(airlock(&home).arg("migrate").arg(&env).output().unwrap());
     let text = std::fs::read_to_string(&env).unwrap();
     assert!(!text.contains(&key), "{text}");
@@ -613,8 +611,7 @@ fn migrated_env_file_gives_run_the_original_values() {
 fn migrated_mcp_config_still_launches_the_server_with_the_same_env() {
     let (dir, home) = home();
     let key = migratable_key();
-    let server = dir.path().join("server.py");
-    std::fs::write(&server, FAKE_SERVER).unwrap();
+    let server = write_in(&dir, "server.py", FAKE_SERVER);
     let seen = dir.path().join("seen");
     let cfg = dir.path().join("claude_desktop_config.json");
     let original = json!({"mcpServers": {"fake": {

@@ -14,7 +14,10 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod common;
-use common::{append_config, audit_jsonl, edit_config, initialize_params, read_response};
+use common::{
+    append_config, audit_jsonl, edit_config, first_line, initialize_params, read_response,
+    read_stderr,
+};
 
 /// A request as the upstream saw it.
 #[derive(Debug, Clone)]
@@ -234,14 +237,7 @@ impl Server {
         drop(self.stdin);
         let status = self.child.wait().unwrap();
         assert!(status.success(), "serve exited with {status}");
-        let mut err = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        err
+        read_stderr(&mut self.child)
     }
 }
 
@@ -905,9 +901,7 @@ fn logs_follow_shows_new_records_as_they_happen() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(follow.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
+    let (mut out, mut line) = first_line(&mut follow);
     assert!(line.contains("/v1/first"), "{line}");
     s.execute("svc", "GET", "/v1/second");
     // The next records: /v1/first's outcome, then /v1/second's decision.

@@ -307,29 +307,27 @@ fn issue_14_13_mcp_config_writes_the_path_the_owner_ran_not_the_link_target() {
     t.init();
     let link = linked_bin(&t);
     let root = t.dir.path();
-    // Run by its absolute path through the link.
-    let out = run_program(&t, &link, &["mcp-config", "cursor"], root, None).ok();
-    assert_eq!(snippet_command(&out.stdout), link.to_str().unwrap());
-    // Run by a relative path: made absolute, the link kept.
-    let out = run_program(
-        &t,
-        Path::new("./bin/airlock"),
-        &["mcp-config", "cursor"],
-        root,
-        None,
-    )
-    .ok();
-    assert_eq!(snippet_command(&out.stdout), link.to_str().unwrap());
-    // Run by name from PATH: the PATH entry.
-    let out = run_program(
-        &t,
-        Path::new("airlock"),
-        &["mcp-config", "claude-desktop"],
-        root,
-        Some(&root.join("bin")),
-    )
-    .ok();
-    assert_eq!(snippet_command(&out.stdout), link.to_str().unwrap());
+    let path_dir = root.join("bin");
+    for (program, client, path_env) in [
+        // Run by its absolute path through the link.
+        (link.as_path(), "cursor", None),
+        // Run by a relative path: made absolute, the link kept.
+        (Path::new("./bin/airlock"), "cursor", None),
+        // Run by name from PATH: the PATH entry.
+        (
+            Path::new("airlock"),
+            "claude-desktop",
+            Some(path_dir.as_path()),
+        ),
+    ] {
+        let out = run_program(&t, program, &["mcp-config", client], root, path_env).ok();
+        assert_eq!(
+            snippet_command(&out.stdout),
+            link.to_str().unwrap(),
+            "{}",
+            program.display()
+        );
+    }
 }
 
 #[test]

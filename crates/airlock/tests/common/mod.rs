@@ -2,8 +2,9 @@
 //! config edits, JSON lookups, the audit file and the JSON-RPC stdio exchange.
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout};
 
 use serde_json::{Value, json};
 
@@ -57,4 +58,17 @@ pub(crate) fn read_response(stdout: &mut impl BufRead, id: u64, closed: &str) ->
             return v;
         }
     }
+}
+
+/// Everything (left) on a child's piped stderr, up to its end.
+pub(crate) fn read_stderr(child: &mut Child) -> String {
+    std::io::read_to_string(child.stderr.take().unwrap()).unwrap()
+}
+
+/// A child's piped stdout as lines, and the first line read from it.
+pub(crate) fn first_line(child: &mut Child) -> (BufReader<ChildStdout>, String) {
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    (stdout, line)
 }

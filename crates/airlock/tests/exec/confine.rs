@@ -103,6 +103,21 @@ impl CanonicalizeOrCreate for PathBuf {
 }
 
 /// `airlock serve --agent attacker` with the owner's HOME set to `w.owner`.
+/// `world(extra_cap)`; none (the test has nothing to check) without git and Landlock.
+fn confinable_world(extra_cap: &str) -> Option<World> {
+    have_git_and_landlock().then(|| world(extra_cap))
+}
+
+/// `airlock doctor` for the world's owner: its report.
+fn doctor_report(w: &World) -> String {
+    let doctor = airlock(&w.home)
+        .arg("doctor")
+        .env("HOME", &w.owner)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&doctor.stdout).into_owned()
+}
+
 fn serve(w: &World) -> Client {
     let mut cmd = airlock(&w.home);
     cmd.args(["serve", "--agent", "attacker"])
@@ -279,10 +294,9 @@ fn attacks(w: &World, run: &mut dyn FnMut(&[&str]) -> (bool, String)) -> usize {
 
 #[test]
 fn mcp_exec_git_cannot_reach_the_home_the_owner_or_the_network() {
-    if !have_git_and_landlock() {
+    let Some(w) = confinable_world("") else {
         return;
-    }
-    let w = world("");
+    };
     let mut c = serve(&w);
     // The agent is told what its programs can reach.
     let (_, listed) = c.tool("list_services", json!({}));
@@ -341,10 +355,9 @@ fn mcp_exec_git_cannot_reach_the_home_the_owner_or_the_network() {
 
 #[test]
 fn run_confine_holds_the_same_line() {
-    if !have_git_and_landlock() {
+    let Some(w) = confinable_world("") else {
         return;
-    }
-    let w = world("");
+    };
     let n = attacks(&w, &mut |argv| {
         let out = airlock(&w.home)
             .args(["run", "--confine", "--cap", "gitcap", "--"])
@@ -399,10 +412,9 @@ fn run_confine_holds_the_same_line() {
 
 #[test]
 fn confine_false_still_runs_and_is_reported() {
-    if !have_git_and_landlock() {
+    let Some(w) = confinable_world("confine = false") else {
         return;
-    }
-    let w = world("confine = false");
+    };
     let mut c = serve(&w);
     // Unconfined, git reads the owner's file: the opt-out is real.
     let netrc = w.owner.join(".netrc");
@@ -411,12 +423,7 @@ fn confine_false_still_runs_and_is_reported() {
     let (err, text, v) = exec(&mut c, &argv);
     assert!(!err && v["exit_code"] == 0, "{text}");
     drop(c.finish(Duration::from_secs(10)));
-    let doctor = airlock(&w.home)
-        .arg("doctor")
-        .env("HOME", &w.owner)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&doctor.stdout);
+    let report = doctor_report(&w);
     assert!(
         report.contains("WARN capability \"gitcap\" runs its programs UNCONFINED"),
         "{report}"
@@ -431,12 +438,7 @@ fn confine_false_still_runs_and_is_reported() {
 
     // The confined default is reported as such.
     let w = world("");
-    let doctor = airlock(&w.home)
-        .arg("doctor")
-        .env("HOME", &w.owner)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&doctor.stdout);
+    let report = doctor_report(&w);
     assert!(report.contains("kernel sandbox: Landlock ABI"), "{report}");
     assert!(
         report.contains("capability \"gitcap\" is confined"),
@@ -476,10 +478,9 @@ fn without_landlock<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
 
 #[test]
 fn without_landlock_exec_refuses_with_one_line_and_confine_false_runs() {
-    if !have_git_and_landlock() {
+    let Some(w) = confinable_world("") else {
         return;
-    }
-    let w = world("");
+    };
     let mut config = std::fs::read_to_string(w.home.join("airlock.toml")).unwrap();
     config.push_str(&format!(
         "\n[capabilities.open]\nservice = \"svc\"\nmode = \"exec\"\ncommands = [\"git\"]\nworkdirs = [\"{}\"]\nconfine = false\n",

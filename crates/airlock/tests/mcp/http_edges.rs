@@ -10,6 +10,26 @@ fn start_http(home: &Path) -> (Child, String) {
     serve_listening(home, &["--http", "127.0.0.1:0"])
 }
 
+/// A new home with `serve --http` running: the home's directory, the server,
+/// its address and an `Authorization` header line with a valid token.
+fn serving_http() -> (tempfile::TempDir, Child, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    assert!(airlock(&home, &["init"], &[]).status.success());
+    let tok = token(&home, &[]);
+    let (child, addr) = start_http(&home);
+    (dir, child, addr, format!("Authorization: Bearer {tok}\r\n"))
+}
+
+/// POSTs `INIT` with `extra` header lines and an `Origin` header.
+fn post_init_from(addr: &str, extra: &str, origin: &str) -> (u16, String) {
+    post_mcp(
+        addr,
+        &format!("{extra}Origin: {origin}\r\n"),
+        INIT.as_bytes(),
+    )
+}
+
 /// POSTs `body` as JSON to `/mcp` with `extra` header lines; (status, body).
 fn post_mcp(addr: &str, extra: &str, body: &[u8]) -> (u16, String) {
     post_typed(addr, extra, "application/json", body)
@@ -45,12 +65,7 @@ const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"p
 
 #[test]
 fn mcp_over_http_answers_a_body_that_is_not_jsonrpc_with_400_and_a_jsonrpc_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    assert!(airlock(&home, &["init"], &[]).status.success());
-    let tok = token(&home, &[]);
-    let (child, addr) = start_http(&home);
-    let auth = format!("Authorization: Bearer {tok}\r\n");
+    let (_dir, child, addr, auth) = serving_http();
     for (body, code) in [
         (&b"{this is not json"[..], -32700),
         (&b"\xff\xfe"[..], -32700),
@@ -88,27 +103,18 @@ fn mcp_over_http_answers_a_body_that_is_not_jsonrpc_with_400_and_a_jsonrpc_error
 
 #[test]
 fn mcp_over_http_accepts_its_own_loopback_origin_and_refuses_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    assert!(airlock(&home, &["init"], &[]).status.success());
-    let tok = token(&home, &[]);
-    let (child, addr) = start_http(&home);
+    let (_dir, child, addr, auth) = serving_http();
     let port = addr.rsplit(':').next().unwrap().to_string();
     let other = if port == "9" { "10" } else { "9" };
-    let auth = format!("Authorization: Bearer {tok}\r\n");
     for origin in [
         format!("http://127.0.0.1:{port}"),
         format!("http://localhost:{port}"),
         format!("http://LOCALHOST:{port}"),
     ] {
-        let (status, text) = post_mcp(
-            &addr,
-            &format!("{auth}Origin: {origin}\r\n"),
-            INIT.as_bytes(),
-        );
+        let (status, text) = post_init_from(&addr, &auth, &origin);
         assert_eq!(status, 200, "{origin}: {text}");
         // The token is still required.
-        let (status, _) = post_mcp(&addr, &format!("Origin: {origin}\r\n"), INIT.as_bytes());
+        let (status, _) = post_init_from(&addr, "", &origin);
         assert_eq!(status, 401, "{origin}");
     }
     for origin in [
@@ -120,11 +126,7 @@ fn mcp_over_http_accepts_its_own_loopback_origin_and_refuses_others() {
         "null".to_string(),
         format!("http://127.0.0.1:{port}.evil.example"),
     ] {
-        let (status, text) = post_mcp(
-            &addr,
-            &format!("{auth}Origin: {origin}\r\n"),
-            INIT.as_bytes(),
-        );
+        let (status, text) = post_init_from(&addr, &auth, &origin);
         assert_eq!(status, 403, "{origin}: {text}");
         assert!(
             text.contains("may not call this server"),
