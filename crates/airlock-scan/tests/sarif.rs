@@ -11,16 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use airlock_scan::cli::{OutputFormat, ScanArgs, run};
+use fakes::fake_github_pat;
 use serde_json::Value;
 
-fn fake_github_pat() -> String {
-    let random = concat!("Ab3dE5gH7jK9mN1pQ2r", "S4tU6vW8xY0");
-    format!(
-        "{}{random}{}",
-        "ghp_",
-        airlock_scan::testing::github_checksum(random.as_bytes())
-    )
-}
+mod fakes;
 
 fn sarif(paths: &[&str]) -> Value {
     let args = ScanArgs {

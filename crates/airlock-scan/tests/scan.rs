@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod corpus;
+mod fakes;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use airlock_scan::cli::{OutputFormat, ScanArgs, run};
 use airlock_scan::{Risk, ScanError, Scanner};
+use fakes::{fake_github_pat, fake_openai, fake_stripe_live, fake_stripe_test};
 
 fn scanner() -> Scanner {
     Scanner::new().unwrap()
@@ -115,29 +117,6 @@ fn corpus_recall_and_precision_per_rule() {
 // ---------------------------------------------------------------------------
 // helpers
 
-/// Fixed fake secrets, assembled from pieces so this file trips no scanner.
-fn fake_github_pat() -> String {
-    let random = concat!("Ab3dE5gH7jK9mN1pQ2r", "S4tU6vW8xY0");
-    format!(
-        "{}{random}{}",
-        "ghp_",
-        airlock_scan::testing::github_checksum(random.as_bytes())
-    )
-}
-fn fake_stripe_live() -> String {
-    concat!("sk_", "live_", "Zq8mN3vR5tY7uI9oP1aS2dF4").to_owned()
-}
-fn fake_stripe_test() -> String {
-    concat!("sk_", "test_", "Hj4kL6zX8cV0bN2mQ4wE6rT8").to_owned()
-}
-fn fake_openai() -> String {
-    format!(
-        "{}{}{}",
-        "sk-proj-",
-        concat!("Rk2Lm9Nq4Pz7Vx1Wy3Ua5", "T3Blbk", "FJ"),
-        "Hb5Jd8Kf0Lg2Mh4Ni6Oc7"
-    )
-}
 const FAKE_PASSWORD: &str = "Xk29!pQz7#Lm4vB8";
 
 fn write(dir: &Path, rel: &str, content: &str) -> PathBuf {
