@@ -22,6 +22,13 @@ fn new_home() -> (tempfile::TempDir, Home) {
     (dir, home)
 }
 
+/// A new vault (unlocked by `key`) holding the one secret `name`, saved to `home`.
+fn saved_with(home: &Home, key: NewVaultKey<'_>, name: &str, value: &[u8]) {
+    let mut v = Vault::init(home, key).unwrap();
+    v.insert(name, value).unwrap();
+    v.save(home).unwrap();
+}
+
 fn reopen(home: &Home) -> Vault {
     LockedVault::load(home)
         .unwrap()
@@ -32,9 +39,7 @@ fn reopen(home: &Home) -> Vault {
 #[test]
 fn key_file_vault_round_trip_and_persistence() {
     let (_d, home) = new_home();
-    let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
-    v.insert("stripe", b"sk_live_123").unwrap();
-    v.save(&home).unwrap();
+    saved_with(&home, NewVaultKey::KeyFile, "stripe", b"sk_live_123");
     let v = reopen(&home);
     assert_eq!(v.get("stripe").unwrap().expose_secret(), b"sk_live_123");
     assert_eq!(v.mode(), UnlockMode::KeyFile);
@@ -44,9 +49,7 @@ fn key_file_vault_round_trip_and_persistence() {
 #[test]
 fn init_twice_never_destroys_the_vault() {
     let (_d, home) = new_home();
-    let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
-    v.insert("a", b"value-a").unwrap();
-    v.save(&home).unwrap();
+    saved_with(&home, NewVaultKey::KeyFile, "a", b"value-a");
     let key_before = std::fs::read(home.master_key_path()).unwrap();
     let err = Vault::init(&home, NewVaultKey::KeyFile).unwrap_err();
     assert!(
@@ -63,9 +66,7 @@ fn init_twice_never_destroys_the_vault() {
 fn passphrase_unlocks_and_wrong_one_is_named() {
     let (_d, home) = new_home();
     let pass = SecretString::from("correct horse");
-    let mut v = Vault::init(&home, NewVaultKey::Passphrase(&pass, TEST_KDF)).unwrap();
-    v.insert("k", b"v1").unwrap();
-    v.save(&home).unwrap();
+    saved_with(&home, NewVaultKey::Passphrase(&pass, TEST_KDF), "k", b"v1");
     assert!(
         !home.master_key_path().exists(),
         "passphrase mode wrote a key file"
@@ -261,9 +262,7 @@ proptest! {
     fn seal_open_round_trip(value in proptest::collection::vec(any::<u8>(), 1..2048),
                             name in "[a-z0-9][a-z0-9_.-]{0,20}") {
         let (_d, home) = new_home();
-        let mut v = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
-        v.insert(&name, &value).unwrap();
-        v.save(&home).unwrap();
+        saved_with(&home, NewVaultKey::KeyFile, &name, &value);
         let v = reopen(&home);
         let got = v.get(&name).unwrap();
         prop_assert_eq!(got.expose_secret(), &value[..]);
