@@ -420,18 +420,24 @@ capabilities:
     )
 }
 
+/// Writes `published_example(...)` as the directory's `config.yaml`.
+fn write_published(dir: &Path, master_key: &str, github: &str, openai: &str, version: &str) {
+    write(
+        dir,
+        "config.yaml",
+        &published_example(master_key, github, openai, version),
+    );
+}
+
 #[test]
 fn inline_layout_published_example() {
     let dir = tempfile::tempdir().unwrap();
-    write(
+    write_published(
         dir.path(),
-        "config.yaml",
-        &published_example(
-            &key_b64(&KEY),
-            &seal(&KEY, "ghp_test"),
-            &seal(&KEY, "sk-test"),
-            "0.2.0",
-        ),
+        &key_b64(&KEY),
+        &seal(&KEY, "ghp_test"),
+        &seal(&KEY, "sk-test"),
+        "0.2.0",
     );
     let plan = read_janee(dir.path()).unwrap();
     assert_eq!(plan.format, JaneeFormat::Inline);
@@ -471,34 +477,25 @@ fn inline_layout_published_example() {
 #[test]
 fn published_example_as_shipped_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    // Its version "1" is not a Janee config version…
-    write(
-        dir.path(),
-        "config.yaml",
-        &published_example(
+    // The example's placeholders as shipped, under a given version: what reading it says.
+    let shipped = |version: &str| {
+        write_published(
+            dir.path(),
             "generate-with-janee-init",
             "encrypted:your-github-token",
             "encrypted:your-openai-key",
-            "1",
-        ),
-    );
-    let e = read_janee(dir.path()).unwrap_err();
+            version,
+        );
+        read_janee(dir.path()).unwrap_err()
+    };
+    // Its version "1" is not a Janee config version…
+    let e = shipped("1");
     assert!(
         matches!(e, ImportError::UnsupportedVersion { line: Some(2), .. }),
         "{e}"
     );
     // …and its placeholder master key cannot decrypt anything.
-    write(
-        dir.path(),
-        "config.yaml",
-        &published_example(
-            "generate-with-janee-init",
-            "encrypted:your-github-token",
-            "encrypted:your-openai-key",
-            "0.2.0",
-        ),
-    );
-    let e = read_janee(dir.path()).unwrap_err();
+    let e = shipped("0.2.0");
     assert!(
         matches!(e, ImportError::InvalidMasterKey { line: Some(3), .. }),
         "{e}"
@@ -556,15 +553,12 @@ fn tampered_value_names_the_entry() {
 
     // Inline layout: the YAML line is named.
     let dir = tempfile::tempdir().unwrap();
-    write(
+    write_published(
         dir.path(),
-        "config.yaml",
-        &published_example(
-            &key_b64(&KEY),
-            &seal(&KEY, "ghp_test"),
-            &seal(&[9u8; 32], "sk-test"),
-            "0.2.0",
-        ),
+        &key_b64(&KEY),
+        &seal(&KEY, "ghp_test"),
+        &seal(&[9u8; 32], "sk-test"),
+        "0.2.0",
     );
     let e = read_janee(dir.path()).unwrap_err();
     assert!(
