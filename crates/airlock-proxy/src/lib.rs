@@ -52,6 +52,14 @@ pub use ca::SessionCa;
 /// The proxy user name that picks no capability (`http://airlock:TOKEN@…`).
 pub const NO_CAPABILITY_USER: &str = "airlock";
 
+/// How many CONNECT tunnels may be open at once; past it, CONNECT gets `503`.
+/// (Tunnels leave the HTTP doors' shared connection cap once answered.)
+pub const MAX_TUNNELS: usize = 256;
+
+/// How long a client has, after the CONNECT is answered, to complete its TLS
+/// handshake (a tunnel that never speaks is closed).
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Errors starting the proxy.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -74,6 +82,7 @@ pub struct Proxy {
     runtime: Arc<Runtime>,
     ca: SessionCa,
     tls: Mutex<HashMap<String, Arc<ServerConfig>>>,
+    tunnels: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -89,6 +98,7 @@ impl Proxy {
             runtime,
             ca: SessionCa::new()?,
             tls: Mutex::new(HashMap::new()),
+            tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
         }))
     }
 
@@ -406,6 +416,13 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
                 );
             }
         };
+        let Ok(slot) = proxy.tunnels.clone().try_acquire_owned() else {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                &format!("{MAX_TUNNELS} tunnels are open; try again when one closes"),
+            );
+        };
         let tunnel = Tunnel {
             proxy: proxy.clone(),
             host,
@@ -418,6 +435,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
             if let Ok(upgraded) = upgrade.await {
                 tunnel.serve(TokioIo::new(upgraded), config).await;
             }
+            drop(slot);
         });
         return StatusCode::OK.into_response();
     }
@@ -488,7 +506,8 @@ struct Tunnel {
 
 impl Tunnel {
     async fn serve(self, io: TokioIo<hyper::upgrade::Upgraded>, config: Arc<ServerConfig>) {
-        let Ok(start) = tokio_rustls::LazyConfigAcceptor::new(Acceptor::default(), io).await else {
+        let hello = tokio_rustls::LazyConfigAcceptor::new(Acceptor::default(), io);
+        let Ok(Ok(start)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, hello).await else {
             return;
         };
         let sni = start
@@ -515,7 +534,8 @@ impl Tunnel {
                 .await;
             return;
         }
-        let Ok(tls) = start.into_stream(config).await else {
+        let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config)).await
+        else {
             return;
         };
         let tunnel = Arc::new(self);

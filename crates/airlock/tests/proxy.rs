@@ -599,3 +599,31 @@ fn base64_of(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[test]
+fn a_tunnel_that_never_starts_tls_is_closed() {
+    let https_port = closed_port();
+    let (_dir, home) = home(closed_port(), https_port);
+    let proxy = start_proxy(&home);
+    let addr = proxy.url.rsplit('@').next().unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "CONNECT 127.0.0.1:{https_port} HTTP/1.1\r\nHost: 127.0.0.1:{https_port}\r\nProxy-Authorization: Basic {}\r\n\r\n",
+        base64_of(&format!("airlock:{}", token_of(&proxy.url)))
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Say nothing: the proxy closes the tunnel after its handshake timeout.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the silent tunnel stayed open for {:?}",
+        started.elapsed()
+    );
+}
