@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use airlock_inject::{Injector, ManualClock, SigV4, SigV4Options};
+use airlock_inject::{Injector, ManualClock, OutgoingRequest, SigV4, SigV4Options};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -29,6 +29,14 @@ fn suite_signer(service: &str, token: Option<&str>) -> SigV4 {
 
 fn signature(auth: &str) -> &str {
     auth.rsplit_once("Signature=").unwrap().1
+}
+
+/// Fails unless the request's `Authorization` signs the headers `signed` with the
+/// signature `sig`; `what` names the case.
+fn assert_signed(req: &OutgoingRequest, signed: &str, sig: &str, what: &str) {
+    let auth = header(req, "authorization");
+    assert_eq!(signed_headers(auth), signed, "{what}");
+    assert_eq!(signature(auth), sig, "{what}");
 }
 
 fn signed_headers(auth: &str) -> &str {
@@ -240,14 +248,11 @@ async fn s3_documentation_examples() {
         b"",
     );
     s3_doc_signer().inject(&mut req).await.unwrap();
-    let auth = header(&req, "authorization");
-    assert_eq!(
-        signed_headers(auth),
-        "host;range;x-amz-content-sha256;x-amz-date"
-    );
-    assert_eq!(
-        signature(auth),
-        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    assert_signed(
+        &req,
+        "host;range;x-amz-content-sha256;x-amz-date",
+        "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
+        "GET Object",
     );
     assert_eq!(
         header(&req, "x-amz-content-sha256"),
@@ -267,14 +272,11 @@ async fn s3_documentation_examples() {
         b"Welcome to Amazon S3.",
     );
     s3_doc_signer().inject(&mut req).await.unwrap();
-    let auth = header(&req, "authorization");
-    assert_eq!(
-        signed_headers(auth),
-        "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class"
-    );
-    assert_eq!(
-        signature(auth),
-        "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+    assert_signed(
+        &req,
+        "date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class",
+        "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+        "PUT Object",
     );
     assert_eq!(
         header(&req, "x-amz-content-sha256"),
@@ -356,15 +358,18 @@ async fn s3_single_encoding_vs_double_for_other_services() {
             "/bucket/a/b%252Bc",
         ),
     ] {
+        let put = || {
+            request(
+                "PUT",
+                origin,
+                path,
+                Some("x-id=PutObject&tagging"),
+                &[],
+                body,
+            )
+        };
         // S3
-        let mut req = request(
-            "PUT",
-            origin,
-            path,
-            Some("x-id=PutObject&tagging"),
-            &[],
-            body,
-        );
+        let mut req = put();
         suite_signer("s3", None).inject(&mut req).await.unwrap();
         let (signed, sig) = reference_signature(
             "PUT",
@@ -378,20 +383,11 @@ async fn s3_single_encoding_vs_double_for_other_services() {
             body,
             "s3",
         );
-        let auth = header(&req, "authorization");
-        assert_eq!(signed_headers(auth), signed, "{path}");
-        assert_eq!(signature(auth), sig, "s3 {path}");
+        assert_signed(&req, &signed, &sig, &format!("s3 {path}"));
         assert_eq!(header(&req, "x-amz-content-sha256"), body_hash);
 
         // any other service
-        let mut req = request(
-            "PUT",
-            origin,
-            path,
-            Some("x-id=PutObject&tagging"),
-            &[],
-            body,
-        );
+        let mut req = put();
         suite_signer("service", None)
             .inject(&mut req)
             .await
@@ -407,9 +403,7 @@ async fn s3_single_encoding_vs_double_for_other_services() {
             body,
             "service",
         );
-        let auth = header(&req, "authorization");
-        assert_eq!(signed_headers(auth), signed, "{path}");
-        assert_eq!(signature(auth), sig, "service {path}");
+        assert_signed(&req, &signed, &sig, &format!("service {path}"));
         // The path and query sent are untouched.
         assert_eq!(req.path(), path);
         assert_eq!(req.query(), Some("x-id=PutObject&tagging"));
