@@ -4,7 +4,7 @@
 //! concurrent callers, clear errors without secrets.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -123,6 +123,35 @@ async fn authorize(
 }
 
 /// 50 concurrent first requests: one token request, one token.
+/// `Endpoint::start` with `handler` answering after 50 ms: long enough for fifty
+/// concurrent callers to pile up behind the first token request.
+async fn slow_endpoint<F, Fut>(handler: F) -> Endpoint
+where
+    F: Fn(Received) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (u16, String)> + Send + 'static,
+{
+    let handler = Arc::new(handler);
+    Endpoint::start(move |r| {
+        let handler = handler.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            handler(r).await
+        }
+    })
+    .await
+}
+
+/// After fifty first requests at once: the endpoint got one token request (it
+/// minted one token for all of them) and rejected nothing (else `rejected`).
+fn assert_one_token(endpoint: &Endpoint, seen_bad: &AtomicBool, rejected: &str) {
+    assert!(!seen_bad.load(Ordering::SeqCst), "{rejected}");
+    assert_eq!(
+        endpoint.calls(),
+        1,
+        "single-flight: one token request for 50 callers"
+    );
+}
+
 async fn fifty_at_once(
     injectors: &Arc<Injectors>,
     svc: &Service,
@@ -157,12 +186,10 @@ async fn github_app_installation_tokens() {
     let failing = Arc::new(AtomicBool::new(false));
     let seen_bad = Arc::new(AtomicBool::new(false));
     let (c, f, bad) = (clock.clone(), failing.clone(), seen_bad.clone());
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let n = issued.clone();
-    let endpoint = Endpoint::start(move |r: Received| {
+    let n = Arc::new(AtomicUsize::new(0)); // tokens issued
+    let endpoint = slow_endpoint(move |r: Received| {
         let (c, f, bad, n) = (c.clone(), f.clone(), bad.clone(), n.clone());
         async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
             if f.load(Ordering::SeqCst) {
                 return (401, r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#.to_string());
             }
@@ -206,15 +233,7 @@ async fn github_app_installation_tokens() {
     let secrets = vec![("gh_pem", test_key().pkcs1_pem.clone())];
 
     let auths = fifty_at_once(&injectors, &svc, secrets.clone()).await;
-    assert!(
-        !seen_bad.load(Ordering::SeqCst),
-        "the endpoint rejected a JWT"
-    );
-    assert_eq!(
-        endpoint.calls(),
-        1,
-        "single-flight: one token request for 50 callers"
-    );
+    assert_one_token(&endpoint, &seen_bad, "the endpoint rejected a JWT");
     assert!(auths.iter().all(|a| a == "Bearer ghs_installation_token_0"));
 
     // Cache hit; the minted token is reported for scrubbing.
@@ -301,12 +320,10 @@ async fn gcp_service_account_access_tokens() {
     let seen_bad = Arc::new(AtomicBool::new(false));
     let token_uri: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
     let (c, bad, uri) = (clock.clone(), seen_bad.clone(), token_uri.clone());
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let n = issued.clone();
-    let endpoint = Endpoint::start(move |r: Received| {
+    let n = Arc::new(AtomicUsize::new(0)); // tokens issued
+    let endpoint = slow_endpoint(move |r: Received| {
         let (c, bad, uri, n) = (c.clone(), bad.clone(), uri.clone(), n.clone());
         async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
             let now = c.unix_seconds();
             let form: Vec<(String, String)> = url::form_urlencoded::parse(&r.body).into_owned().collect();
             let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -350,15 +367,11 @@ async fn gcp_service_account_access_tokens() {
     let secrets = vec![("sa", key_json.clone())];
 
     let auths = fifty_at_once(&injectors, &svc, secrets.clone()).await;
-    assert!(
-        !seen_bad.load(Ordering::SeqCst),
-        "the endpoint rejected the assertion"
-    );
-    assert_eq!(endpoint.calls(), 1);
+    assert_one_token(&endpoint, &seen_bad, "the endpoint rejected the assertion");
     assert!(auths.iter().all(|a| a == "Bearer ya29.gcp-token-0"));
 
-    let mut l = lookup(secrets.clone());
     clock.advance(Duration::from_secs(3500));
+    let mut l = lookup(secrets.clone());
     let (a, inj) = authorize(&injectors, &svc, &mut l).await.unwrap();
     assert_eq!(
         (a.as_str(), endpoint.calls()),
@@ -409,12 +422,10 @@ async fn oauth2_client_credentials() {
     let failing = Arc::new(AtomicBool::new(false));
     let seen_bad = Arc::new(AtomicBool::new(false));
     let (f, bad) = (failing.clone(), seen_bad.clone());
-    let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let n = issued.clone();
-    let endpoint = Endpoint::start(move |r: Received| {
+    let n = Arc::new(AtomicUsize::new(0)); // tokens issued
+    let endpoint = slow_endpoint(move |r: Received| {
         let (f, bad, n) = (f.clone(), bad.clone(), n.clone());
         async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
             if f.load(Ordering::SeqCst) {
                 return (
                     401,
@@ -458,11 +469,7 @@ async fn oauth2_client_credentials() {
     let secrets = vec![("cs", CLIENT_SECRET.to_string())];
 
     let auths = fifty_at_once(&injectors, &svc, secrets.clone()).await;
-    assert!(
-        !seen_bad.load(Ordering::SeqCst),
-        "the endpoint rejected the client"
-    );
-    assert_eq!(endpoint.calls(), 1);
+    assert_one_token(&endpoint, &seen_bad, "the endpoint rejected the client");
     assert!(auths.iter().all(|a| a == "Bearer at-0"));
 
     // expires_in 60: refreshed 15 s early.
