@@ -31,6 +31,45 @@ fn reparse(doc: &ConfigDoc, what: &str) -> Config {
     }
 }
 
+/// `remove` (the edit `what`) of `name` from the home's config as loaded: it must
+/// find it; the config read back.
+fn removed(
+    home: &airlock_home::Home,
+    name: &str,
+    what: &str,
+    remove: impl FnOnce(&mut ConfigDoc, &str) -> bool,
+) -> Config {
+    let mut doc = ConfigDoc::load(home).expect("load");
+    assert!(remove(&mut doc, name), "{what}({name:?}) found nothing");
+    reparse(&doc, what)
+}
+
+/// The table an edit of the other one must leave as it was.
+enum Kept {
+    Services,
+    Capabilities,
+}
+
+/// After the edit `what`, the `kept` table reads back as in `cfg`; with `server`
+/// also the `[server]` table (`same_server`).
+fn rest_unchanged(after: &Config, cfg: &Config, what: &str, kept: Kept, server: bool) {
+    match kept {
+        Kept::Services => assert_eq!(
+            dbg(&after.services),
+            dbg(&cfg.services),
+            "{what} changed services"
+        ),
+        Kept::Capabilities => assert_eq!(
+            dbg(&after.capabilities),
+            dbg(&cfg.capabilities),
+            "{what} changed capabilities"
+        ),
+    }
+    if server {
+        same_server(after, cfg, what);
+    }
+}
+
 /// Everything but `services` and `capabilities` is unchanged.
 fn same_server(a: &Config, b: &Config, what: &str) {
     assert_eq!(a.server, b.server, "{what}: [server] changed");
@@ -71,13 +110,10 @@ fuzz_target!(|data: &[u8]| {
 
     // Remove the first capability: everything else stays.
     if let Some(name) = cfg.capabilities.keys().next().cloned() {
-        let mut doc = ConfigDoc::load(&home).expect("load");
-        assert!(doc.has_capability(&name));
-        assert!(
-            doc.remove_capability(&name),
-            "remove_capability({name:?}) found nothing"
-        );
-        let after = reparse(&doc, "remove_capability");
+        let after = removed(&home, &name, "remove_capability", |doc, n| {
+            assert!(doc.has_capability(n));
+            doc.remove_capability(n)
+        });
         let mut want = cfg.capabilities.clone();
         want.remove(&name);
         assert_eq!(
@@ -85,12 +121,7 @@ fuzz_target!(|data: &[u8]| {
             dbg(&want),
             "remove_capability({name:?})"
         );
-        assert_eq!(
-            dbg(&after.services),
-            dbg(&cfg.services),
-            "remove_capability changed services"
-        );
-        same_server(&after, &cfg, "remove_capability");
+        rest_unchanged(&after, &cfg, "remove_capability", Kept::Services, true);
     }
 
     if let Some(svc) = cfg.services.values().next() {
@@ -120,12 +151,7 @@ fuzz_target!(|data: &[u8]| {
                 dbg(&cfg.capabilities),
                 "add_capability changed others"
             );
-            assert_eq!(
-                dbg(&after.services),
-                dbg(&cfg.services),
-                "add_capability changed services"
-            );
-            same_server(&after, &cfg, "add_capability");
+            rest_unchanged(&after, &cfg, "add_capability", Kept::Services, true);
         }
 
         // Add a service with the first one's URL and auth (`airlock add` writes the
@@ -144,12 +170,7 @@ fuzz_target!(|data: &[u8]| {
             let mut rest = after.services.clone();
             rest.remove(NEW_SVC);
             assert_eq!(dbg(&rest), dbg(&cfg.services), "add_service changed others");
-            assert_eq!(
-                dbg(&after.capabilities),
-                dbg(&cfg.capabilities),
-                "add_service changed capabilities"
-            );
-            same_server(&after, &cfg, "add_service");
+            rest_unchanged(&after, &cfg, "add_service", Kept::Capabilities, true);
         }
     }
 
@@ -159,19 +180,10 @@ fuzz_target!(|data: &[u8]| {
         .keys()
         .find(|s| !cfg.capabilities.values().any(|c| &c.service == *s));
     if let Some(name) = unused.cloned() {
-        let mut doc = ConfigDoc::load(&home).expect("load");
-        assert!(
-            doc.remove_service(&name),
-            "remove_service({name:?}) found nothing"
-        );
-        let after = reparse(&doc, "remove_service");
+        let after = removed(&home, &name, "remove_service", ConfigDoc::remove_service);
         let mut want = cfg.services.clone();
         want.remove(&name);
         assert_eq!(dbg(&after.services), dbg(&want), "remove_service({name:?})");
-        assert_eq!(
-            dbg(&after.capabilities),
-            dbg(&cfg.capabilities),
-            "remove_service changed capabilities"
-        );
+        rest_unchanged(&after, &cfg, "remove_service", Kept::Capabilities, false);
     }
 });

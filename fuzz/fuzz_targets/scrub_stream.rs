@@ -21,7 +21,7 @@
 //! from the output holds the marker and no secret.
 #![no_main]
 
-use airlock_engine::scrub::{BodyKind, Scrubber};
+use airlock_engine::scrub::{BodyKind, Scrubber, StreamScrubber};
 use libfuzzer_sys::fuzz_target;
 
 const NAMES: [&str; 3] = ["s0", "s1", "s2"];
@@ -157,14 +157,16 @@ fuzz_target!(|data: &[u8]| {
         }
         from = to;
     }
-    streamed.extend(stream.finish());
-    assert_eq!(stream.pending_len(), 0);
-    assert!(
-        streamed == one_shot,
-        "streamed output differs from one-shot scrub\n secrets: {secrets:?}\n cuts: {cuts:?}\n body: {:?}\n one-shot: {:?}\n streamed: {:?}",
-        String::from_utf8_lossy(&body),
-        String::from_utf8_lossy(&one_shot),
-        String::from_utf8_lossy(&streamed),
+    let case = Case {
+        secrets: &secrets,
+        cuts: &cuts,
+        body: &body,
+    };
+    case.finish(
+        stream,
+        &mut streamed,
+        &one_shot,
+        "streamed output differs from one-shot scrub",
     );
 
     // No secret between markers.
@@ -231,6 +233,36 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// The parts of `out` between occurrences of any marker.
+/// One streamed scrub: the secrets, where the body was cut, the body.
+struct Case<'a> {
+    secrets: &'a [Vec<u8>],
+    cuts: &'a [usize],
+    body: &'a [u8],
+}
+
+impl Case<'_> {
+    /// Ends the stream (nothing may stay pending) and fails with `differs`, the case
+    /// and both outputs unless the streamed output is the one-shot scrub's.
+    fn finish(
+        &self,
+        mut stream: StreamScrubber,
+        streamed: &mut Vec<u8>,
+        one_shot: &[u8],
+        differs: &str,
+    ) {
+        streamed.extend(stream.finish());
+        assert_eq!(stream.pending_len(), 0);
+        let (secrets, cuts) = (self.secrets, self.cuts);
+        assert!(
+            streamed.as_slice() == one_shot,
+            "{differs}\n secrets: {secrets:?}\n cuts: {cuts:?}\n body: {:?}\n one-shot: {:?}\n streamed: {:?}",
+            String::from_utf8_lossy(self.body),
+            String::from_utf8_lossy(one_shot),
+            String::from_utf8_lossy(streamed),
+        );
+    }
+}
+
 fn between_markers<'a>(out: &'a [u8], markers: &[Vec<u8>]) -> Vec<&'a [u8]> {
     let mut segments = Vec::new();
     let (mut start, mut i) = (0, 0);
@@ -413,14 +445,16 @@ fn event_stream(secrets: &[Vec<u8>], input: &mut Input<'_>) {
         streamed.extend(stream.push(&body[from..to]));
         from = to;
     }
-    streamed.extend(stream.finish());
-    assert_eq!(stream.pending_len(), 0);
-    assert!(
-        streamed == one_shot,
-        "streamed event stream differs from one-shot\n secrets: {secrets:?}\n cuts: {cuts:?}\n body: {:?}\n one-shot: {:?}\n streamed: {:?}",
-        String::from_utf8_lossy(&body),
-        String::from_utf8_lossy(&one_shot),
-        String::from_utf8_lossy(&streamed),
+    Case {
+        secrets,
+        cuts: &cuts,
+        body: &body,
+    }
+    .finish(
+        stream,
+        &mut streamed,
+        &one_shot,
+        "streamed event stream differs from one-shot",
     );
     // The reassembled content holds a marker and, between markers, no secret.
     if let Some(text) = reassemble(&streamed) {
