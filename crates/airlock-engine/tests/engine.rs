@@ -13,9 +13,9 @@ use airlock_config::{Auth, Service};
 use airlock_engine::scrub::Scrubber;
 use airlock_engine::{
     AgentError, Engine, EngineConfig, EngineError, ErrorSource, Limits, ServiceOptions,
-    UpstreamError, UpstreamRequest,
+    StreamingResponse, UpstreamError, UpstreamRequest, UpstreamResponse,
 };
-use airlock_inject::Bearer;
+use airlock_inject::{Bearer, Injector};
 use airlock_policy::{Target, normalize};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -272,6 +272,32 @@ fn get(raw_target: &str) -> UpstreamRequest {
 
 /// The scrubber the caller would pass: it knows nothing; the engine adds the
 /// injector's secret itself.
+/// `GET target` to `svc` with the bearer token, nothing to scrub; must succeed.
+async fn get_ok(svc: &Service, target: &str) -> UpstreamResponse {
+    engine()
+        .send(svc, &bearer(), get(target), &empty())
+        .await
+        .unwrap()
+}
+
+/// The same, streamed.
+async fn stream_ok(svc: &Service, target: &str) -> StreamingResponse {
+    engine()
+        .send_streaming(svc, &bearer(), get(target), &empty())
+        .await
+        .unwrap()
+}
+
+/// `send` (with nothing to scrub) that must fail: its error.
+async fn send_err(
+    e: &Engine,
+    svc: &Service,
+    inj: &dyn Injector,
+    req: UpstreamRequest,
+) -> EngineError {
+    e.send(svc, inj, req, &empty()).await.unwrap_err()
+}
+
 fn empty() -> Scrubber {
     Scrubber::empty()
 }
@@ -452,7 +478,7 @@ async fn foreign_server_never_gets_anything() {
         ("X-Original-URL", "/v1/admin".to_string()),
     ] {
         let req = get("/v1").header(name, value);
-        let err = e.send(&svc, &bearer(), req, &empty()).await.unwrap_err();
+        let err = send_err(&e, &svc, &bearer(), req).await;
         assert_eq!(err.http_status(), 400, "{name}: {err}");
     }
     assert_eq!(
@@ -596,10 +622,7 @@ async fn refused_headers_send_nothing() {
         ("X-Note\r\nHost", "foreign", "CR"),
         ("Bad Name", "x", "not a valid HTTP header name"),
     ] {
-        let err = e
-            .send(&svc, &bearer(), get("/v1").header(name, value), &empty())
-            .await
-            .unwrap_err();
+        let err = send_err(&e, &svc, &bearer(), get("/v1").header(name, value)).await;
         assert_eq!(err.error_source(), ErrorSource::Agent);
         assert_eq!(err.http_status(), 400);
         assert!(err.to_string().contains(expect), "{err}");
@@ -618,17 +641,14 @@ async fn forbidden_methods_and_unsendable_queries_are_refused() {
             Method::from_bytes(m.as_bytes()).unwrap(),
             normalize("/").unwrap(),
         );
-        let err = e.send(&svc, &bearer(), req, &empty()).await.unwrap_err();
+        let err = send_err(&e, &svc, &bearer(), req).await;
         assert!(
             matches!(err, EngineError::Agent(AgentError::ForbiddenMethod { .. })),
             "{err}"
         );
     }
     // `'` would be re-encoded by the URL parser: refused with a hint, not altered.
-    let err = e
-        .send(&svc, &bearer(), get("/v1?q='x'"), &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&e, &svc, &bearer(), get("/v1?q='x'")).await;
     assert!(err.to_string().contains("%27"), "{err}");
     up.assert_untouched();
 }
@@ -705,10 +725,7 @@ fn assert_clean(bytes: &[u8], what: &str) {
 async fn reflected_credential_is_redacted_everywhere() {
     let up = Server::start(echo_reply).await;
     let svc = service(&up.url("/"));
-    let resp = engine()
-        .send(&svc, &bearer(), get("/echo"), &empty())
-        .await
-        .unwrap();
+    let resp = get_ok(&svc, "/echo").await;
     // The upstream did get the real credential…
     assert_eq!(
         up.received()[0].one("authorization"),
@@ -770,10 +787,7 @@ async fn reflected_credential_is_redacted_when_streamed_in_tiny_chunks() {
     })
     .await;
     let svc = service(&up.url("/"));
-    let resp = engine()
-        .send_streaming(&svc, &bearer(), get("/echo"), &empty())
-        .await
-        .unwrap();
+    let resp = stream_ok(&svc, "/echo").await;
     assert_eq!(resp.status, 200);
     let body = resp.body.collect().await.unwrap();
     assert_clean(&body, "streamed body");
@@ -793,10 +807,7 @@ async fn binary_bodies_come_back_as_base64_scrubbed() {
         }
     })
     .await;
-    let resp = engine()
-        .send(&service(&up.url("/")), &bearer(), get("/bin"), &empty())
-        .await
-        .unwrap();
+    let resp = get_ok(&service(&up.url("/")), "/bin").await;
     let t = resp.body_text();
     assert!(t.base64);
     let decoded = STANDARD.decode(&t.text).unwrap();
@@ -905,10 +916,7 @@ async fn request_body_limit_is_the_agents_fault() {
         ..Limits::default()
     });
     let req = UpstreamRequest::new(Method::POST, normalize("/v1").unwrap()).body(vec![b'x'; 17]);
-    let err = e
-        .send(&service(&up.url("/")), &bearer(), req, &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&e, &service(&up.url("/")), &bearer(), req).await;
     assert_eq!(err.error_source(), ErrorSource::Agent);
     assert_eq!(err.http_status(), 413);
     up.assert_untouched();
@@ -938,10 +946,7 @@ async fn response_body_limit_is_the_upstreams_fault() {
         ..Limits::default()
     });
     for up in [&big, &chunked] {
-        let err = e
-            .send(&service(&up.url("/")), &bearer(), get("/"), &empty())
-            .await
-            .unwrap_err();
+        let err = send_err(&e, &service(&up.url("/")), &bearer(), get("/")).await;
         assert!(
             matches!(
                 err,
@@ -987,10 +992,7 @@ async fn timeouts_and_connect_failures_are_the_upstreams_fault() {
         ..Limits::default()
     });
     let started = std::time::Instant::now();
-    let err = e
-        .send(&service(&slow.url("/")), &bearer(), get("/"), &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&e, &service(&slow.url("/")), &bearer(), get("/")).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(
         matches!(err, EngineError::Upstream(UpstreamError::Timeout { .. })),
@@ -1057,10 +1059,7 @@ async fn compressed_responses_are_refused_not_passed_unscrubbed() {
         body: b"\x1f\x8b not really".to_vec(),
     })
     .await;
-    let err = engine()
-        .send(&service(&up.url("/")), &bearer(), get("/"), &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&engine(), &service(&up.url("/")), &bearer(), get("/")).await;
     assert!(
         matches!(
             err,
@@ -1158,10 +1157,7 @@ async fn proxy_child() {
     let Ok(upstream) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let resp = engine()
-        .send(&service(&upstream), &bearer(), get("/via-engine"), &empty())
-        .await
-        .unwrap();
+    let resp = get_ok(&service(&upstream), "/via-engine").await;
     assert_eq!(&resp.body[..], b"direct");
     // Control: a client that honours the environment reaches the proxy instead.
     let control = reqwest::Client::builder().build().unwrap();
@@ -1205,7 +1201,7 @@ impl Minting {
     }
 }
 
-impl airlock_inject::Injector for Minting {
+impl Injector for Minting {
     fn kind(&self) -> &'static str {
         "test-minting"
     }
@@ -1303,10 +1299,7 @@ async fn a_misbehaving_injector_cannot_redirect_the_request() {
         set_host: Some(foreign.addr.to_string()),
         ..Minting::new()
     };
-    let err = engine()
-        .send(&service(&up.url("/")), &inj, get("/v1"), &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&engine(), &service(&up.url("/")), &inj, get("/v1")).await;
     assert_eq!(err.error_source(), ErrorSource::Internal, "{err}");
     assert_eq!(err.http_status(), 500);
     up.assert_untouched();
@@ -1324,10 +1317,7 @@ async fn injector_failures_know_their_source() {
         }),
         ..Minting::new()
     };
-    let err = engine()
-        .send(&svc, &endpoint_down, get("/"), &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&engine(), &svc, &endpoint_down, get("/")).await;
     assert_eq!(err.error_source(), ErrorSource::Upstream, "{err}");
     let broken = Minting {
         fail: Some(airlock_inject::InjectError::Unsupported {
@@ -1335,10 +1325,7 @@ async fn injector_failures_know_their_source() {
         }),
         ..Minting::new()
     };
-    let err = engine()
-        .send(&svc, &broken, get("/"), &empty())
-        .await
-        .unwrap_err();
+    let err = send_err(&engine(), &svc, &broken, get("/")).await;
     assert_eq!(err.error_source(), ErrorSource::Internal, "{err}");
     up.assert_untouched();
 }

@@ -246,10 +246,7 @@ async fn a_secret_split_across_two_response_headers_is_redacted() {
         }
     })
     .await;
-    let resp = engine()
-        .send(&service(&up.url("/")), &bearer(), get("/"), &empty())
-        .await
-        .unwrap();
+    let resp = get_ok(&service(&up.url("/")), "/").await;
     let joined: Vec<u8> = resp
         .headers
         .iter()
@@ -407,16 +404,10 @@ async fn event_streams_from_the_upstream_are_redacted_across_events() {
     })
     .await;
     let svc = service(&up.url("/"));
-    let resp = engine()
-        .send_streaming(&svc, &bearer(), get("/v1/chat"), &empty())
-        .await
-        .unwrap();
+    let resp = stream_ok(&svc, "/v1/chat").await;
     let body = resp.body.collect().await.unwrap();
     assert_eq!(reassembled(&body), b"echo: [REDACTED:stripe]");
-    let buffered = engine()
-        .send(&svc, &bearer(), get("/v1/chat"), &empty())
-        .await
-        .unwrap();
+    let buffered = get_ok(&svc, "/v1/chat").await;
     assert_eq!(&buffered.body[..], &body[..]);
 }
 
