@@ -267,6 +267,25 @@ async fn start(s: &Setup, opts: Options) -> SocketAddr {
     addr
 }
 
+/// A new `setup()` served as by `serving`, and the count of its audit records so far.
+async fn served() -> (Setup, SocketAddr, usize) {
+    let s = setup();
+    let addr = serving(&s).await;
+    let before = records(&s).len();
+    (s, addr, before)
+}
+
+/// `POST /svc/ok` with the agent's token, then `rest` (more headers, the blank line, a body).
+fn post_ok(token: &str, rest: &str) -> String {
+    format!("POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{rest}")
+}
+
+/// Serves the gateway app with the usual test options: 5 s for the header and
+/// between body bytes, 64 connections.
+async fn serving(s: &Setup) -> SocketAddr {
+    start(s, short(Duration::from_secs(5), Duration::from_secs(5), 64)).await
+}
+
 fn short(header: Duration, body: Duration, max: usize) -> Options {
     Options {
         header_read_timeout: header,
@@ -513,6 +532,21 @@ async fn stream_body(addr: SocketAddr, head: &[u8], frame: &[u8], max: usize) ->
     (answer, sent)
 }
 
+/// The requests audited since `before` are one refusal, audited as
+/// `assert_refusal_audited` says; they are returned.
+fn one_refusal_audited(
+    s: &Setup,
+    before: usize,
+    status: u16,
+    capability: Option<&str>,
+    detail_has: &str,
+) -> Vec<Value> {
+    let recs = new_requests(s, before);
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_refusal_audited(&recs[0], status, capability, detail_has);
+    recs
+}
+
 fn assert_refusal_audited(rec: &Value, status: u16, capability: Option<&str>, detail_has: &str) {
     assert_eq!(rec["kind"], "request", "{rec}");
     assert_eq!(rec["decision"], "deny", "{rec}");
@@ -533,17 +567,8 @@ fn assert_refusal_audited(rec: &Value, status: u16, capability: Option<&str>, de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_chunked_body_is_refused_at_the_service_limit_and_audited() {
-    let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
-    let before = records(&s).len();
-    let head = format!(
-        "POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
-        s.token
-    );
+    let (s, addr, before) = served().await;
+    let head = post_ok(&s.token, "Transfer-Encoding: chunked\r\n\r\n");
     let mut frame = format!("{:x}\r\n", 16 * KIB).into_bytes();
     frame.extend(std::iter::repeat_n(b'x', 16 * KIB));
     frame.extend_from_slice(b"\r\n");
@@ -556,10 +581,9 @@ async fn an_endless_chunked_body_is_refused_at_the_service_limit_and_audited() {
         "{sent} bytes sent before the 413"
     );
     assert_eq!(s.upstream.count(), 0);
-    let recs = new_requests(&s, before);
-    assert_eq!(recs.len(), 1, "{recs:?}");
-    assert_refusal_audited(
-        &recs[0],
+    one_refusal_audited(
+        &s,
+        before,
         413,
         Some("svc"),
         "65536-byte limit for service \"svc\"",
@@ -568,13 +592,7 @@ async fn an_endless_chunked_body_is_refused_at_the_service_limit_and_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_content_length_over_the_service_limit_is_refused_before_reading() {
-    let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
-    let before = records(&s).len();
+    let (s, addr, before) = served().await;
     // Declares 1 TiB and sends nothing: the answer comes at once.
     let req = format!(
         "POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
@@ -619,16 +637,10 @@ async fn a_content_length_over_the_service_limit_is_refused_before_reading() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_chunked_body_is_a_400_not_a_413_and_audited() {
-    let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
-    let before = records(&s).len();
-    let req = format!(
-        "POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-        s.token
+    let (s, addr, before) = served().await;
+    let req = post_ok(
+        &s.token,
+        "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     );
     let a = exchange(addr, req.as_bytes()).await;
     assert_eq!(a.status, Some(400), "{a:?}");
@@ -636,9 +648,7 @@ async fn a_malformed_chunked_body_is_a_400_not_a_413_and_audited() {
     assert!(msg.starts_with("malformed request body"), "{msg}");
     assert!(msg.to_ascii_lowercase().contains("chunk"), "{msg}");
     assert_eq!(s.upstream.count(), 0);
-    let recs = new_requests(&s, before);
-    assert_eq!(recs.len(), 1, "{recs:?}");
-    assert_refusal_audited(&recs[0], 400, Some("svc"), "malformed request body");
+    one_refusal_audited(&s, before, 400, Some("svc"), "malformed request body");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -650,10 +660,7 @@ async fn a_stalled_body_is_a_408_and_audited() {
     )
     .await;
     let before = records(&s).len();
-    let req = format!(
-        "POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100\r\n\r\nonly ten b",
-        s.token
-    );
+    let req = post_ok(&s.token, "Content-Length: 100\r\n\r\nonly ten b");
     let t0 = Instant::now();
     let a = exchange(addr, req.as_bytes()).await;
     assert_eq!(a.status, Some(408), "{a:?}");
@@ -663,20 +670,12 @@ async fn a_stalled_body_is_a_408_and_audited() {
         "{took:?}"
     );
     assert!(a.message().contains("stalled"), "{a:?}");
-    let recs = new_requests(&s, before);
-    assert_eq!(recs.len(), 1, "{recs:?}");
-    assert_refusal_audited(&recs[0], 408, Some("svc"), "stalled");
+    one_refusal_audited(&s, before, 408, Some("svc"), "stalled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absolute_form_target_is_refused_and_audited() {
-    let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
-    let before = records(&s).len();
+    let (s, addr, before) = served().await;
     let a = exchange(
         addr,
         &get(&s.token, "http://user:pw@169.254.169.254/latest/meta-data/"),
@@ -685,9 +684,7 @@ async fn an_absolute_form_target_is_refused_and_audited() {
     assert_eq!(a.status, Some(400), "{a:?}");
     assert!(a.message().contains("absolute-form"), "{a:?}");
     assert_eq!(s.upstream.count(), 0);
-    let recs = new_requests(&s, before);
-    assert_eq!(recs.len(), 1, "{recs:?}");
-    assert_refusal_audited(&recs[0], 400, None, "169.254.169.254");
+    let recs = one_refusal_audited(&s, before, 400, None, "169.254.169.254");
     assert_eq!(recs[0]["path"], "/latest/meta-data/");
     // The userinfo is in no record (a file that cannot be read fails the test).
     for (path, bytes) in home_files(&s) {
@@ -740,10 +737,7 @@ async fn at_the_connection_cap_idle_connections_make_room_and_busy_ones_do_not()
     let mut busy = Vec::new();
     for _ in 0..max {
         let mut c = TcpStream::connect(addr).await.unwrap();
-        let head = format!(
-            "POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 10\r\n\r\nabc",
-            s.token
-        );
+        let head = post_ok(&s.token, "Content-Length: 10\r\n\r\nabc");
         c.write_all(head.as_bytes()).await.unwrap();
         busy.push(c);
     }
@@ -776,10 +770,7 @@ async fn shutdown_lets_a_request_in_flight_finish_and_stops_accepting() {
     ));
     // A request whose body is still coming when the shutdown starts.
     let mut c = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /svc/ok HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 4\r\n\r\nab",
-        s.token
-    );
+    let head = post_ok(&s.token, "Content-Length: 4\r\n\r\nab");
     c.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop_tx.send(()).unwrap();
@@ -802,11 +793,7 @@ async fn shutdown_lets_a_request_in_flight_finish_and_stops_accepting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_body_failing_after_its_first_chunk_still_delivers_the_head() {
     let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
+    let addr = serving(&s).await;
     for _ in 0..5 {
         let mut conn = TcpStream::connect(addr).await.unwrap();
         conn.write_all(&get(&s.token, "/svc/bad-chunked-mid"))
@@ -835,13 +822,7 @@ async fn an_upstream_body_failing_after_its_first_chunk_still_delivers_the_head(
 async fn a_query_value_reaches_the_upstream_but_no_file_under_the_home() {
     const CANARY: &str = "qv_CANARY_7c1e9a0b3d";
     assert_eq!(base64(CANARY), "cXZfQ0FOQVJZXzdjMWU5YTBiM2Q");
-    let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
-    let before = records(&s).len();
+    let (s, addr, before) = served().await;
     let a = exchange(
         addr,
         &get(&s.token, &format!("/svc/ok?k={CANARY}&page=2&flag")),

@@ -116,11 +116,7 @@ fn audited_status(recs: &[Value], path: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_without_a_body_are_complete_and_audited_with_their_status() {
     let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
+    let addr = serving(&s).await;
     let auth = format!("Authorization: Bearer {}\r\n", s.token);
     // method, path, body sent, status wanted, a header the answer must keep
     let cases: [(&str, &str, &str, u16, &str); 5] = [
@@ -185,11 +181,7 @@ async fn answers_without_a_body_are_complete_and_audited_with_their_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_answer_on_a_closing_connection_is_not_lost() {
     let s = setup();
-    let addr = start(
-        &s,
-        short(Duration::from_secs(5), Duration::from_secs(5), 64),
-    )
-    .await;
+    let addr = serving(&s).await;
     for (method, path, want) in [
         ("PUT", "/empty/put", 200),
         ("GET", "/empty/ok", 200),
