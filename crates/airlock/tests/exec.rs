@@ -31,11 +31,13 @@ fn airlock(home: &Path) -> Command {
 }
 
 fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok_as("", out)
+}
+
+/// `ok`, the failure message starting with `what`.
+fn ok_as(what: &str, out: Output) -> Output {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}{err}");
     out
 }
 

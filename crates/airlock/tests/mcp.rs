@@ -1058,49 +1058,15 @@ fn header_query_and_basic_credentials_are_injected_where_the_service_wants_them(
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let url = format!("http://127.0.0.1:{}", upstream.port);
-    for args in [
-        vec![
-            "add",
-            "h",
-            "--cap",
-            "--url",
-            &url,
-            "--auth",
-            "header",
-            "--header-name",
-            "X-Api-Key",
-            "--key-from-env",
-            "K",
-        ],
-        vec![
-            "add",
-            "q",
-            "--cap",
-            "--url",
-            &url,
-            "--auth",
-            "query",
-            "--param",
-            "api_key",
-            "--key-from-env",
-            "K",
-        ],
-        vec![
-            "add",
-            "b",
-            "--cap",
-            "--url",
-            &url,
-            "--auth",
-            "basic",
-            "--username",
-            "me",
-            "--key-from-env",
-            "K",
-        ],
+    for (name, auth) in [
+        ("h", "--auth header --header-name X-Api-Key"),
+        ("q", "--auth query --param api_key"),
+        ("b", "--auth basic --username me"),
     ] {
-        let out = airlock(&home, &args, &[("K", SECRET)]);
-        assert_ok(&out);
+        let mut args = vec!["add", name, "--cap", "--url", &url];
+        args.extend(auth.split(' '));
+        args.extend(["--key-from-env", "K"]);
+        assert_ok(&airlock(&home, &args, &[("K", SECRET)]));
     }
     let mut s = Server::start(&home, "tester");
     let (err, text) = s.call(

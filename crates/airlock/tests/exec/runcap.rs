@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 
-use super::{airlock, append_config, find_named, ok};
+use super::{airlock, append_config, find_named, ok, ok_as};
 
 const TOKEN: &str = "ghs_runCapGitToken0123456789abcdef";
 const REF: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -178,14 +178,10 @@ fn run_and_wrap_cap_give_git_the_askpass_helper_for_the_service_origin_only() {
 
     // wrap: the same helper.
     let before = good_seen.lock().unwrap().len();
-    let out = owner_cmd(&home, &owner)
-        .args(["wrap", "--cap", "gitcap", "--", "git", "ls-remote", &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "wrap: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let wrap = ["wrap", "--cap", "gitcap", "--", "git", "ls-remote", &url];
+    ok_as(
+        "wrap: ",
+        owner_cmd(&home, &owner).args(wrap).output().unwrap(),
     );
     assert!(good_seen.lock().unwrap()[before..].contains(&basic));
 
@@ -203,24 +199,20 @@ fn run_and_wrap_cap_give_git_the_askpass_helper_for_the_service_origin_only() {
         let work = dir.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         let before = good_seen.lock().unwrap().len();
-        let out = owner_cmd(&home, &owner)
-            .current_dir(&work)
-            .args([
-                "run",
-                "--confine",
-                "--cap",
-                "gitcap",
-                "--",
-                "git",
-                "ls-remote",
-                &url,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "run --confine: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let run = [
+            "run",
+            "--confine",
+            "--cap",
+            "gitcap",
+            "--",
+            "git",
+            "ls-remote",
+            &url,
+        ];
+        let mut cmd = owner_cmd(&home, &owner);
+        let out = ok_as(
+            "run --confine: ",
+            cmd.current_dir(&work).args(run).output().unwrap(),
         );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),

@@ -50,6 +50,14 @@ fn setup_any(upstream: &Upstream) -> (tempfile::TempDir, PathBuf) {
     (dir, home)
 }
 
+/// A reflecting upstream and a home `setup_any` for it, with capability "guarded".
+fn guarded_any() -> (Upstream, tempfile::TempDir, PathBuf) {
+    let upstream = Upstream::start(reflect);
+    let (dir, home) = setup_any(&upstream);
+    add_guarded(&home);
+    (upstream, dir, home)
+}
+
 /// The size of the newest audit file.
 fn audit_bytes(home: &std::path::Path) -> u64 {
     std::fs::read_dir(home.join("audit"))
@@ -270,9 +278,7 @@ fn control(home: &std::path::Path, request: &Value) -> Value {
 /// for another hash is refused. The approve record carries the request's trust.
 #[test]
 fn approval_shows_and_binds_exactly_what_is_sent() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup_any(&upstream);
-    add_guarded(&home);
+    let (upstream, _d, home) = guarded_any();
     let body = "{\"reason\":\"cleanup\"}";
     let call = json!({"capability": "guarded", "method": "POST", "path": "/v1/customers",
                       "query": {"confirm": "yes", "delete": "all"},
@@ -369,9 +375,7 @@ fn approval_shows_and_binds_exactly_what_is_sent() {
 /// request, approve, deny and outcome records all say the same untrusted name.
 #[test]
 fn agent_text_is_escaped_and_every_record_has_the_same_agent_trust() {
-    let upstream = Upstream::start(reflect);
-    let (_d, home) = setup_any(&upstream);
-    add_guarded(&home);
+    let (_upstream, _d, home) = guarded_any();
     let name = "evil\u{1b}[2J\u{1b}[1;1Hclient\u{202e}";
     let reason = "ok\u{1b}[2J\u{1b}[1;1H\r\nfake row";
     let mut s = start_via_shell(&home, "true", &[], name);
