@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use airlock_config::Service;
@@ -257,27 +258,46 @@ struct Prepared {
 /// the service a request is for. See the crate docs.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    client: reqwest::Client,
+    /// Built at the first request, not at start-up: a server that answers
+    /// `tools/list` or refuses a request never pays for loading the TLS roots
+    /// and seeding the TLS library (issue 16, cold start).
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     config: EngineConfig,
 }
 
 impl Engine {
-    /// Builds the engine and its connection pool: rustls only, no proxy (not even
-    /// `HTTPS_PROXY` from the environment), no redirects, no `Referer`, connect
-    /// timeout from `config`.
+    /// The engine; its connection pool (rustls only, no proxy — not even
+    /// `HTTPS_PROXY` from the environment —, no redirects, no `Referer`, connect
+    /// timeout from `config`) is built at the first request.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .referer(false)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .tls_backend_rustls()
-            .build()
-            .map_err(|e| InternalError::Client {
-                detail: describe(&e),
-            })?;
-        Ok(Engine { client, config })
+        Ok(Engine {
+            client: Arc::new(OnceLock::new()),
+            config,
+        })
+    }
+
+    /// The connection pool, built at the first call.
+    fn client(&self) -> Result<&reqwest::Client, EngineError> {
+        let config = &self.config;
+        self.client
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .referer(false)
+                    .connect_timeout(config.connect_timeout)
+                    .pool_idle_timeout(config.pool_idle_timeout)
+                    .tls_backend_rustls()
+                    .build()
+                    .map_err(|e| describe(&e))
+            })
+            .as_ref()
+            .map_err(|detail| {
+                InternalError::Client {
+                    detail: detail.clone(),
+                }
+                .into()
+            })
     }
 
     /// The configuration.
@@ -300,7 +320,7 @@ impl Engine {
         *p.request.timeout_mut() = Some(limits.timeout);
         let method = p.request.method().clone();
         let mut resp = self
-            .client
+            .client()?
             .execute(p.request)
             .await
             .map_err(|e| self.send_error(&service.name, &e, &limits))?;
@@ -353,18 +373,18 @@ impl Engine {
         let p = self.prepare(service, injector, req, scrubber).await?;
         let limits = p.options.limits;
         let method = p.request.method().clone();
-        let resp = match tokio::time::timeout(limits.timeout, self.client.execute(p.request)).await
-        {
-            Err(_) => {
-                return Err(UpstreamError::Timeout {
-                    service: service.name.clone(),
-                    after: limits.timeout,
-                    phase: "response",
+        let resp =
+            match tokio::time::timeout(limits.timeout, self.client()?.execute(p.request)).await {
+                Err(_) => {
+                    return Err(UpstreamError::Timeout {
+                        service: service.name.clone(),
+                        after: limits.timeout,
+                        phase: "response",
+                    }
+                    .into());
                 }
-                .into());
-            }
-            Ok(r) => r.map_err(|e| self.send_error(&service.name, &e, &limits))?,
-        };
+                Ok(r) => r.map_err(|e| self.send_error(&service.name, &e, &limits))?,
+            };
         let (status, headers, removed_resp) = response_head(
             &service.name,
             &method,
