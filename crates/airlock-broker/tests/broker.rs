@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use airlock_broker::{AgentRequest, Broker, Caller, Check, ExecAgentRequest, Grant, ManualClock};
 use airlock_config::Config;
+use homes::{assert_no_canary_in_home, home_files, home_with_secret};
+
+#[path = "support/homes.rs"]
+mod homes;
 
 const CONFIG: &str = r#"
 [services.stripe]
@@ -485,7 +489,7 @@ fn authorize_exec_refusals_name_their_check() {
     assert!(b.sessions().list().is_empty());
     // The unusable capability is reported once, by name.
     let policies = b.exec_policies();
-    let problems: Vec<&str> = policies.errors().collect();
+    let problems: Vec<String> = policies.errors().map(ToString::to_string).collect();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("\"broken\""), "{problems:?}");
 }
@@ -550,58 +554,6 @@ fn upstream() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (port, seen)
 }
 
-/// Every file under `root`, as bytes; an unreadable file fails the test.
-fn home_files(root: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
-        for e in entries {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path)
-                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-                files.push((path, bytes));
-            }
-        }
-    }
-    files
-}
-
-/// Fails if any file under the home (audit log and anchor, state, config, vault)
-/// holds `canary` plain, hex-encoded or base64-encoded; checks first that the
-/// audit log has records, so the scan covers what it is about.
-fn assert_no_canary_in_home(root: &Path, canary: &str) {
-    use base64::Engine as _;
-    let files = home_files(root);
-    assert!(
-        files.iter().any(|(p, b)| p.starts_with(root.join("audit"))
-            && p.extension().is_some_and(|e| e == "jsonl")
-            && !b.is_empty()),
-        "no audit records under {}: the scan would prove nothing",
-        root.display()
-    );
-    let forms = [
-        canary.to_string(),
-        hex::encode(canary),
-        base64::engine::general_purpose::STANDARD.encode(canary),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(canary),
-    ];
-    for (path, bytes) in &files {
-        let text = String::from_utf8_lossy(bytes);
-        for form in &forms {
-            assert!(
-                !text.contains(form.as_str()),
-                "{} holds the canary ({form}):\n{text}",
-                path.display()
-            );
-        }
-    }
-}
-
 /// The broker's request path (`Runtime::execute`: decide, write-ahead audit,
 /// inject, send, scrub, outcome) on a real home: canaries sent as query values —
 /// in the path's `?query` and in the `query` pairs — reach the upstream, the
@@ -610,25 +562,17 @@ fn assert_no_canary_in_home(root: &Path, canary: &str) {
 #[tokio::test(flavor = "current_thread")]
 async fn query_values_and_the_credential_are_in_no_file_under_the_home() {
     use airlock_broker::{ExecuteRequest, Runtime, SystemClock};
-    use airlock_vault::{NewVaultKey, Vault};
     const SECRET: &str = "sk_test_BROKER_canary_91d2";
     const IN_PATH: &str = "qv_CANARY_broker_path_40aa";
     const IN_PAIRS: &str = "qv_CANARY_broker_pairs_7f3e";
     let (port, seen) = upstream();
     let dir = tempfile::tempdir().unwrap();
-    let home = airlock_home::Home::at(dir.path().join("home"));
-    let mut vault = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
-    vault.insert("svc", SECRET.as_bytes()).unwrap();
-    vault.save(&home).unwrap();
-    std::fs::write(
-        home.config_path(),
-        format!(
-            "[services.svc]\nurl = \"http://127.0.0.1:{port}/base\"\n\
-             auth = {{ type = \"bearer\", secret = \"svc\" }}\n\
-             [capabilities.svc]\nservice = \"svc\"\nallow = [\"GET /v1/**\"]\n"
-        ),
-    )
-    .unwrap();
+    let config = format!(
+        "[services.svc]\nurl = \"http://127.0.0.1:{port}/base\"\n\
+         auth = {{ type = \"bearer\", secret = \"svc\" }}\n\
+         [capabilities.svc]\nservice = \"svc\"\nallow = [\"GET /v1/**\"]\n"
+    );
+    let (home, vault) = home_with_secret(dir.path().join("home"), SECRET, &config);
     let root = home.root().to_path_buf();
     let rt = Runtime::new(home, vault, SystemClock::new()).unwrap();
     let me = caller(Some("tester"), None);
@@ -657,7 +601,7 @@ async fn query_values_and_the_credential_are_in_no_file_under_the_home() {
     rt.close_audit().unwrap();
     // The whole-home scan first: it holds whatever the record's layout.
     for canary in [IN_PATH, IN_PAIRS, SECRET] {
-        assert_no_canary_in_home(&root, canary);
+        assert_no_canary_in_home(&root, &root.join("audit"), &[canary]);
     }
     let audit = home_files(&root.join("audit"))
         .into_iter()

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use airlock_broker::{Runtime, SystemClock};
 use airlock_gateway::listen::{self, Connections, Options};
-use airlock_home::Home;
-use airlock_vault::{NewVaultKey, Vault};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -99,6 +97,9 @@ impl Upstream {
 // Issue 14 item 8: answers without a body (empty 200, 204, 304, HEAD).
 #[path = "doors/empty_bodies.rs"]
 mod empty_bodies;
+#[path = "../../airlock-broker/tests/support/homes.rs"]
+mod homes;
+use homes::{base64, home_files, home_with_secret};
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
@@ -119,14 +120,8 @@ struct Setup {
 fn setup() -> Setup {
     let upstream = Upstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let home = Home::at(dir.path().join("home"));
-    let mut vault = Vault::init(&home, NewVaultKey::KeyFile).unwrap();
-    vault.insert("svc", SECRET.as_bytes()).unwrap();
-    vault.save(&home).unwrap();
-    std::fs::write(
-        home.config_path(),
-        format!(
-            r#"
+    let config = format!(
+        r#"
 [services.svc]
 url = "http://127.0.0.1:{}/base"
 auth = {{ type = "bearer", secret = "svc" }}
@@ -136,11 +131,10 @@ max_request_bytes = "{}KiB"
 [capabilities.svc]
 service = "svc"
 "#,
-            upstream.port,
-            SERVICE_LIMIT / KIB
-        ),
-    )
-    .unwrap();
+        upstream.port,
+        SERVICE_LIMIT / KIB
+    );
+    let (home, vault) = home_with_secret(dir.path().join("home"), SECRET, &config);
     let token = {
         let _lock = home.lock().unwrap();
         let (token, _) =
@@ -160,72 +154,10 @@ service = "svc"
     }
 }
 
-/// Every file under `$AIRLOCK_HOME` (audit log, anchor, state, config, vault),
-/// read as bytes; a file that cannot be read fails the test (it is never skipped
-/// or read as empty).
-fn home_files(s: &Setup) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![s.home_dir.clone()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
-        for e in entries {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path)
-                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-                files.push((path, bytes));
-            }
-        }
-    }
-    files
-}
-
-/// Fails if any file under the home holds `canary` — plain, percent-encoded,
-/// hex or base64 — and checks that the scan saw audit records at all.
+/// Fails if any file under the home holds `canary` in any form it could be
+/// written in (`homes`), and checks that the scan saw audit records at all.
 fn assert_no_canary_in_home(s: &Setup, canary: &str) {
-    let files = home_files(s);
-    assert!(
-        files.iter().any(|(p, b)| p.starts_with(&s.audit_dir)
-            && p.extension().is_some_and(|e| e == "jsonl")
-            && !b.is_empty()),
-        "no audit records under {}: the scan would prove nothing",
-        s.home_dir.display()
-    );
-    let forms = [canary.to_string(), hex(canary), base64(canary)];
-    for (path, bytes) in &files {
-        let text = String::from_utf8_lossy(bytes);
-        for form in &forms {
-            assert!(
-                !text.contains(form.as_str()),
-                "{} holds the canary ({form}):\n{text}",
-                path.display()
-            );
-        }
-    }
-}
-
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Standard base64 without padding (a prefix of the padded form).
-fn base64(s: &str) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &x)| n | u32::from(x) << (16 - 8 * i));
-        for i in 0..=c.len() {
-            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-        }
-    }
-    out
+    homes::assert_no_canary_in_home(&s.home_dir, &s.audit_dir, &[canary]);
 }
 
 /// Every audit record, as JSON.
@@ -687,7 +619,7 @@ async fn an_absolute_form_target_is_refused_and_audited() {
     let recs = one_refusal_audited(&s, before, 400, None, "169.254.169.254");
     assert_eq!(recs[0]["path"], "/latest/meta-data/");
     // The userinfo is in no record (a file that cannot be read fails the test).
-    for (path, bytes) in home_files(&s) {
+    for (path, bytes) in home_files(&s.home_dir) {
         assert!(
             !String::from_utf8_lossy(&bytes).contains("pw@"),
             "userinfo reached {}",
@@ -821,7 +753,7 @@ async fn an_upstream_body_failing_after_its_first_chunk_still_delivers_the_head(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_value_reaches_the_upstream_but_no_file_under_the_home() {
     const CANARY: &str = "qv_CANARY_7c1e9a0b3d";
-    assert_eq!(base64(CANARY), "cXZfQ0FOQVJZXzdjMWU5YTBiM2Q");
+    assert_eq!(base64(CANARY, false), "cXZfQ0FOQVJZXzdjMWU5YTBiM2Q");
     let (s, addr, before) = served().await;
     let a = exchange(
         addr,

@@ -14,10 +14,13 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod common;
+#[path = "../../airlock-broker/tests/support/homes.rs"]
+mod homes;
 use common::{
     append_config, audit_jsonl, edit_config, first_line, initialize_params, read_response,
     read_stderr,
 };
+use homes::home_files;
 
 /// A request as the upstream saw it.
 #[derive(Debug, Clone)]
@@ -260,68 +263,10 @@ fn tool_result(v: &Value) -> (bool, String) {
     (is_error, text.to_string())
 }
 
-/// Every file under the home, as bytes (sockets, which hold nothing, aside).
-/// Unreadable files and directories fail the test: a scan that skips what it
-/// cannot read proves nothing.
-fn home_files(home: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![home.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries =
-            std::fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display()));
-        for e in entries {
-            let e = e.unwrap();
-            let (path, kind) = (e.path(), e.file_type().unwrap());
-            if kind.is_dir() {
-                stack.push(path);
-            } else if std::os::unix::fs::FileTypeExt::is_socket(&kind) {
-                // control.sock of a server that was killed: no content to scan.
-            } else {
-                let bytes = std::fs::read(&path)
-                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-                files.push((path, bytes));
-            }
-        }
-    }
-    files
-}
-
-/// The forms a canary could be written in: plain, percent-encoded, hex, base64.
-fn canary_forms(canary: &str) -> Vec<String> {
-    let mut forms = vec![
-        canary.to_string(),
-        url::form_urlencoded::byte_serialize(canary.as_bytes()).collect(),
-        hex::encode(canary),
-        base64::engine::general_purpose::STANDARD.encode(canary),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(canary),
-    ];
-    forms.dedup();
-    forms
-}
-
-/// Fails if any file under `$AIRLOCK_HOME` — audit log and anchor, state,
-/// config, vault — holds any canary in any of its forms. Also checks that the
-/// audit log is non-empty, so the scan covered the records it is about.
+/// Fails if any file under `$AIRLOCK_HOME` holds any canary in any of its forms
+/// (`homes`); checks first that the audit log is non-empty.
 fn assert_no_canary_in_home(home: &Path, canaries: &[&str]) {
-    let files = home_files(home);
-    assert!(
-        files.iter().any(|(p, b)| p.starts_with(home.join("audit"))
-            && p.extension().is_some_and(|e| e == "jsonl")
-            && !b.is_empty()),
-        "no audit records under {}: the scan would prove nothing",
-        home.display()
-    );
-    for canary in canaries {
-        for form in canary_forms(canary) {
-            for (p, bytes) in &files {
-                assert!(
-                    !String::from_utf8_lossy(bytes).contains(&form),
-                    "{} holds canary {canary:?} (as {form:?})",
-                    p.display()
-                );
-            }
-        }
-    }
+    homes::assert_no_canary_in_home(home, &home.join("audit"), canaries);
 }
 
 /// Ends a child at once and reaps it.
