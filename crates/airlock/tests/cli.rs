@@ -119,6 +119,19 @@ impl Env {
         }
     }
 
+    /// `run` that must be refused as a usage error naming `needle` (`Out::usage_error`).
+    #[track_caller]
+    fn refused(&self, args: &[&str], needle: &str) -> Out {
+        self.run(args).usage_error(needle)
+    }
+
+    /// A new directory `name` next to the home (outside it); its path.
+    fn new_dir(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn init(&self) {
         self.run(&["init"]).ok();
     }
@@ -251,17 +264,14 @@ fn passphrase_mode_works_non_interactively_and_refuses_a_wrong_passphrase() {
 #[test]
 fn init_passphrase_without_a_terminal_or_variable_is_an_input_error() {
     let t = Env::new();
-    t.run(&["init", "--passphrase"])
-        .usage_error("AIRLOCK_PASSPHRASE");
+    t.refused(&["init", "--passphrase"], "AIRLOCK_PASSPHRASE");
     assert!(!t.home().vault_path().exists());
 }
 
 #[test]
 fn keyring_on_a_headless_machine_names_the_alternatives() {
     let t = Env::new();
-    let out = t
-        .run(&["init", "--keyring"])
-        .usage_error("keyring is not available");
+    let out = t.refused(&["init", "--keyring"], "keyring is not available");
     assert!(
         out.stderr.contains("airlock init --passphrase"),
         "{}",
@@ -434,8 +444,7 @@ fn remove_takes_service_capabilities_and_its_secret() {
     // No terminal and no --yes: refused, nothing removed.
     t.run(&["remove", "stripe"]).usage_error("--yes");
     assert_eq!(t.snapshot(), before);
-    t.run(&["remove", "nope", "--yes"])
-        .usage_error("unknown service \"nope\"");
+    t.refused(&["remove", "nope", "--yes"], "unknown service \"nope\"");
     let out = t.run(&["remove", "stripe", "--yes"]).ok();
     assert!(out.stdout.contains("stripe_ro"), "{}", out.stdout);
     let v: serde_json::Value =
@@ -485,8 +494,7 @@ fn cap_add_stores_every_option_and_list_shows_it() {
     let cfg = std::fs::read_to_string(t.home().config_path()).unwrap();
     assert!(cfg.contains("[capabilities.ro]"), "{cfg}");
     t.run(&["cap", "remove", "ro"]).ok();
-    t.run(&["cap", "remove", "ro"])
-        .usage_error("unknown capability \"ro\"");
+    t.refused(&["cap", "remove", "ro"], "unknown capability \"ro\"");
 }
 
 #[test]
@@ -580,11 +588,12 @@ fn secret_lifecycle_never_shows_the_value() {
         "{table}"
     );
     assert!(!table.contains("new-value") && !list1.contains(value));
-    t.run(&["secret", "rotate", "nope", "--stdin"])
-        .usage_error("no secret named \"nope\"");
+    t.refused(
+        &["secret", "rotate", "nope", "--stdin"],
+        "no secret named \"nope\"",
+    );
     t.run(&["secret", "rm", "db"]).ok();
-    t.run(&["secret", "rm", "db"])
-        .usage_error("no secret named \"db\"");
+    t.refused(&["secret", "rm", "db"], "no secret named \"db\"");
 }
 
 #[test]
@@ -593,12 +602,12 @@ fn secret_bad_inputs() {
     t.init();
     t.add("stripe", "k");
     let before = t.snapshot();
-    t.run(&["secret", "rm", "stripe"])
-        .usage_error("used by service stripe");
-    t.run(&["secret", "set", "x", "--from-env", "UNSET_VAR_X"])
-        .usage_error("UNSET_VAR_X is not set");
-    t.run(&["secret", "set", "x"])
-        .usage_error("--from-env VAR or --stdin");
+    t.refused(&["secret", "rm", "stripe"], "used by service stripe");
+    t.refused(
+        &["secret", "set", "x", "--from-env", "UNSET_VAR_X"],
+        "UNSET_VAR_X is not set",
+    );
+    t.refused(&["secret", "set", "x"], "--from-env VAR or --stdin");
     t.run_with(&["secret", "set", "x", "--stdin"], &[], Some(b""))
         .usage_error("empty");
     t.run_with(
@@ -636,8 +645,7 @@ fn a_corrupt_config_is_named_with_line_and_column_and_left_alone() {
         "{}",
         out.stderr
     );
-    t.run(&["cap", "add", "c", "--service", "stripe"])
-        .usage_error("airlock.toml:");
+    t.refused(&["cap", "add", "c", "--service", "stripe"], "airlock.toml:");
     t.run_with(
         &["add", "n", "--url", "https://n.example", "--key-stdin"],
         &[],
@@ -657,8 +665,7 @@ fn a_corrupt_vault_is_reported_and_not_rewritten() {
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&vault, &bytes).unwrap();
     let before = t.snapshot();
-    t.run(&["secret", "list"])
-        .usage_error("vault file is corrupt");
+    t.refused(&["secret", "list"], "vault file is corrupt");
     t.run_with(&["secret", "set", "n", "--stdin"], &[], Some(b"v"))
         .usage_error("vault file is corrupt");
     t.run(&["init"]).usage_error("vault file is corrupt"); // never replaces it
@@ -697,8 +704,7 @@ fn a_missing_or_unreadable_key_file_is_an_input_error() {
     t.init();
     let key = t.home().master_key_path();
     std::fs::write(&key, b"short").unwrap();
-    t.run(&["secret", "list"])
-        .usage_error("not a valid key file");
+    t.refused(&["secret", "list"], "not a valid key file");
     std::fs::remove_file(&key).unwrap();
     std::fs::create_dir(&key).unwrap(); // unreadable as a file, even for root
     t.run(&["secret", "list"]).usage_error("master.key");
@@ -954,8 +960,7 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_write() {
 #[test]
 fn scan_reports_an_exposed_key_with_exit_1_and_json() {
     let t = Env::new();
-    let dir = t.dir.path().join("project");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = t.new_dir("project");
     // Assembled at run time so this repository does not itself hold a key.
     let key = format!("sk_live_{}", "4eC39HqLyjWDarjtT1zdp7dc9Q2Xv");
     std::fs::write(dir.join(".env"), format!("STRIPE_KEY={key}\n")).unwrap();
@@ -971,8 +976,7 @@ fn scan_reports_an_exposed_key_with_exit_1_and_json() {
     );
     let out = t.run(&["scan", dir.join("clean.txt").to_str().unwrap()]);
     assert_eq!(out.code, 0, "{}", out.stdout);
-    t.run(&["scan", "/definitely/not/here"])
-        .usage_error("does not exist");
+    t.refused(&["scan", "/definitely/not/here"], "does not exist");
 }
 
 // ---------------------------------------------------------------- auth types and templates
@@ -1453,12 +1457,10 @@ fn migrate_rewrites_an_mcp_config_to_launch_through_wrap() {
     let bad = t.dir.path().join("broken.json");
     std::fs::write(&bad, "{\"mcpServers\": ").unwrap();
     let before = t.snapshot();
-    t.run(&["migrate", bad.to_str().unwrap()])
-        .usage_error("not valid JSON");
+    t.refused(&["migrate", bad.to_str().unwrap()], "not valid JSON");
     assert_eq!(std::fs::read_to_string(&bad).unwrap(), "{\"mcpServers\": ");
     assert_eq!(t.snapshot(), before);
-    t.run(&["migrate", "/no/such/file.env"])
-        .usage_error("cannot read");
+    t.refused(&["migrate", "/no/such/file.env"], "cannot read");
 }
 
 #[test]
@@ -1561,8 +1563,7 @@ fn janee_seal(key: &[u8; 32], plain: &str, n: u8) -> String {
 fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
     let t = Env::new();
     t.init();
-    let janee = t.dir.path().join("janee");
-    std::fs::create_dir_all(&janee).unwrap();
+    let janee = t.new_dir("janee");
     let key = [7u8; 32];
     std::fs::write(
         janee.join("config.yaml"),
@@ -1592,8 +1593,10 @@ fn import_janee_brings_services_secrets_and_rules_and_overwrites_nothing() {
     assert_eq!(cap["deny"], serde_json::json!(["DELETE /**"]));
     // Importing again would overwrite: refused, nothing changed.
     let before = t.snapshot();
-    t.run(&["import", "janee", janee.to_str().unwrap()])
-        .usage_error("already exist");
+    t.refused(
+        &["import", "janee", janee.to_str().unwrap()],
+        "already exist",
+    );
     assert_eq!(t.snapshot(), before);
     // A wrong master key is a clear error.
     let mut bad = creds.clone();

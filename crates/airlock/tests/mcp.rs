@@ -26,16 +26,17 @@ use homes::home_files;
 #[derive(Debug, Clone)]
 struct Seen {
     request_line: String,
-    headers: Vec<(String, String)>,
     body: Vec<u8>,
+    headers: Vec<(String, String)>,
 }
 
 impl Seen {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        let (_, v) = self
+            .headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        Some(v)
     }
 }
 

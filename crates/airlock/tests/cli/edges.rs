@@ -65,8 +65,7 @@ fn run_into_closed_pipe(t: &Env, args: &[&str]) -> (i32, String) {
 #[test]
 fn issue_14_9_every_command_exits_quietly_on_a_closed_pipe() {
     let t = home_with_records();
-    let project = t.dir.path().join("project");
-    std::fs::create_dir_all(&project).unwrap();
+    let project = t.new_dir("project");
     let key = format!("sk_live_{}", "4eC39HqLyjWDarjtT1zdp7dc9Q2Xv");
     std::fs::write(project.join(".env"), format!("STRIPE_KEY={key}\n")).unwrap();
     let project = project.to_str().unwrap();
@@ -221,21 +220,9 @@ fn issue_14_10_add_says_what_it_granted_and_the_readme_flow_grants_no_more() {
     assert!(line.contains("ttl 1h"), "{line}");
 
     // --cap=NAME names it; without --agents the line says every agent may use it.
-    let out = t
-        .run_with(
-            &[
-                "add",
-                "other",
-                "--url",
-                "https://x.example",
-                "--key-from-env",
-                "K",
-                "--cap=other_all",
-            ],
-            &[("K", "k")],
-            None,
-        )
-        .ok();
+    let add = "add other --url https://x.example --key-from-env K --cap=other_all";
+    let args: Vec<&str> = add.split(' ').collect();
+    let out = t.run_with(&args, &[("K", "k")], None).ok();
     assert!(
         out.stdout.contains(
             "granted: capability \"other_all\": allow every method and path; every agent"
@@ -269,8 +256,7 @@ fn issue_14_10_add_says_what_it_granted_and_the_readme_flow_grants_no_more() {
 
 /// A package manager's layout: `bin/airlock` is a link to a versioned binary.
 fn linked_bin(t: &Env) -> PathBuf {
-    let bin = t.dir.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
+    let bin = t.new_dir("bin");
     let link = bin.join("airlock");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_airlock"), &link).unwrap();
     link
@@ -417,8 +403,7 @@ fn issue_14_14_a_missing_home_is_an_error_naming_the_path_not_an_empty_setup() {
     // Commands that need no home still work.
     t.run(&["search"]).ok();
     t.run(&["mcp-config", "cursor"]).ok();
-    let empty = t.dir.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    let empty = t.new_dir("empty");
     t.run(&["scan", empty.to_str().unwrap()]).ok();
     assert!(!t.home_path().exists());
     // And `init` makes it usable.
@@ -432,8 +417,7 @@ fn issue_14_14_a_missing_home_is_an_error_naming_the_path_not_an_empty_setup() {
 fn issue_14_15_doctor_json_has_a_level_and_message_per_line() {
     let t = Env::new();
     t.init();
-    let user_home = t.dir.path().join("user");
-    std::fs::create_dir_all(&user_home).unwrap();
+    let user_home = t.new_dir("user");
     let h = [("HOME", user_home.to_str().unwrap())];
     let text = t.run_with(&["doctor"], &h, None);
     let out = t.run_with(&["doctor", "--json"], &h, None);
@@ -614,8 +598,7 @@ fn issue_14_15_logs_follow_says_it_is_waiting_on_a_terminal_only() {
 #[test]
 fn issue_14_15_scan_table_ends_with_a_newline() {
     let t = Env::new();
-    let dir = t.dir.path().join("project");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = t.new_dir("project");
     std::fs::write(dir.join("clean.txt"), "nothing here\n").unwrap();
     let out = t.run(&["scan", dir.to_str().unwrap()]);
     assert_eq!(out.code, 0);
@@ -630,9 +613,7 @@ fn issue_14_15_scan_table_ends_with_a_newline() {
 #[test]
 fn issue_14_15_init_passphrase_on_a_new_home_speaks_of_a_new_passphrase() {
     let t = Env::new();
-    let out = t
-        .run(&["init", "--passphrase"])
-        .usage_error("AIRLOCK_PASSPHRASE");
+    let out = t.refused(&["init", "--passphrase"], "AIRLOCK_PASSPHRASE");
     assert!(
         out.stderr.contains("new vault") && !out.stderr.contains("is protected by a passphrase"),
         "there is no vault yet to be protected: {}",
