@@ -27,22 +27,11 @@ fn pkt(s: &str) -> String {
 fn git_server(accept: Option<String>) -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = Arc::clone(&seen);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut auth = "none".to_string();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if lower.starts_with("authorization: ") {
-                    auth = line["authorization: ".len()..].trim().to_string();
-                }
-            }
+            let auth = authorization(&stream);
             log.lock().unwrap().push(auth.clone());
             let mut stream = stream;
             if accept.as_deref() == Some(auth.as_str()) {
@@ -64,6 +53,20 @@ fn git_server(accept: Option<String>) -> (u16, Arc<Mutex<Vec<String>>>) {
         }
     });
     (port, seen)
+}
+
+/// Reads a request's head from `stream`: its (last) `Authorization` value, "none"
+/// without one.
+fn authorization(stream: &std::net::TcpStream) -> String {
+    const NAME: &str = "authorization: ";
+    BufReader::new(stream.try_clone().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|line| !line.is_empty())
+        .filter(|line| line.to_ascii_lowercase().starts_with(NAME))
+        .map(|line| line[NAME.len()..].trim().to_string())
+        .last()
+        .unwrap_or_else(|| "none".to_string())
 }
 
 fn have_git() -> bool {
