@@ -378,7 +378,6 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
     );
     assert_eq!(code, Some(0), "{err}");
     let written = std::fs::read_to_string(&config).unwrap();
-    assert!(written.starts_with("# the owner's own note"), "{written}");
     for line in [
         "[capabilities.gh]",
         "mode = \"exec\"",
@@ -389,6 +388,7 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
     ] {
         assert!(written.contains(line), "no {line} in {written}");
     }
+    assert!(written.starts_with("# the owner's own note"), "{written}");
     assert!(
         written.contains(&format!("workdirs = [\"{work_s}\"]")),
         "{written}"
