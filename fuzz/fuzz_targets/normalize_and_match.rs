@@ -18,6 +18,10 @@ use airlock_policy::{Decision, DenyReason, Rule, RuleSet, Target, normalize, nor
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
+#[path = "../../crates/airlock-policy/tests/support/admin_route.rs"]
+mod admin_route;
+use admin_route::reaches_admin;
+
 const METHODS: [&str; 8] = ["GET", "get", "POST", "DELETE", "PROPFIND", "TRACE", "*", ""];
 
 fn rules() -> &'static RuleSet {
@@ -44,9 +48,13 @@ fuzz_target!(|data: &[u8]| {
 
     // Rules: parse anything; what parses round-trips.
     if let Ok(rule) = Rule::parse_with_methods(raw, rs.extra_methods()) {
-        let again = Rule::parse_with_methods(rule.as_str(), rs.extra_methods()).expect("canonical text parses");
+        let again = Rule::parse_with_methods(rule.as_str(), rs.extra_methods())
+            .expect("canonical text parses");
         assert_eq!(again, rule);
-        assert_eq!(normalize(rule.path()).expect("rule path normalizes").path, rule.path());
+        assert_eq!(
+            normalize(rule.path()).expect("rule path normalizes").path,
+            rule.path()
+        );
     }
     // The matchers must not panic on unnormalized input either.
     for rule in rs.allow_rules().iter().chain(rs.deny_rules()) {
@@ -72,81 +80,80 @@ fuzz_target!(|data: &[u8]| {
 
     // What is checked is what is sent.
     let decided = rs.decide(method, &target);
-    assert_eq!(decided, explained, "explain disagrees with decide on {raw:?}");
-    assert_eq!(decided, by_hand(rs, method, &target.path), "decide is not the rules on {raw:?}");
+    assert_eq!(
+        decided, explained,
+        "explain disagrees with decide on {raw:?}"
+    );
+    assert_eq!(
+        decided,
+        by_hand(rs, method, &target.path),
+        "decide is not the rules on {raw:?}"
+    );
 
     if decided.is_allowed() {
-        assert!(!reaches_admin(&target.path), "{method} {raw:?} reached admin as {:?}", target.path);
+        assert!(
+            !reaches_admin(&target.path),
+            "{method} {raw:?} reached admin as {:?}",
+            target.path
+        );
     }
 });
 
 /// The decision procedure restated on the path string.
 fn by_hand(rs: &RuleSet, method: &str, path: &str) -> Decision {
     let Ok(m) = normalize_method(method, rs.extra_methods()) else {
-        return Decision::Deny { reason: DenyReason::MethodNotAllowed(method.to_owned()) };
+        return Decision::Deny {
+            reason: DenyReason::MethodNotAllowed(method.to_owned()),
+        };
     };
     if let Some(r) = rs.deny_rules().iter().find(|r| r.matches_loosely(&m, path)) {
-        return Decision::Deny { reason: DenyReason::DenyRule(r.as_str().to_owned()) };
+        return Decision::Deny {
+            reason: DenyReason::DenyRule(r.as_str().to_owned()),
+        };
     }
     if rs.allow_rules().is_empty() {
         return Decision::Allow { rule: None };
     }
     match rs.allow_rules().iter().find(|r| r.matches(&m, path)) {
-        Some(r) => Decision::Allow { rule: Some(r.as_str().to_owned()) },
-        None => Decision::Deny { reason: DenyReason::NoAllowMatch },
+        Some(r) => Decision::Allow {
+            rule: Some(r.as_str().to_owned()),
+        },
+        None => Decision::Deny {
+            reason: DenyReason::NoAllowMatch,
+        },
     }
 }
 
 fn assert_clean(t: &Target) {
     let p = &t.path;
     assert!(p.starts_with('/') && p.is_ascii(), "{p:?}");
-    assert!(!p.contains("//") && !p.contains("/./") && !p.contains("/../"), "{p:?}");
+    assert!(
+        !p.contains("//") && !p.contains("/./") && !p.contains("/../"),
+        "{p:?}"
+    );
     assert!(!p.ends_with("/.") && !p.ends_with("/.."), "{p:?}");
-    assert!(!p.bytes().any(|b| b.is_ascii_control() || b"#?\\ ".contains(&b)), "{p:?}");
+    assert!(
+        !p.bytes()
+            .any(|b| b.is_ascii_control() || b"#?\\ ".contains(&b)),
+        "{p:?}"
+    );
     let bytes = p.as_bytes();
     for (i, _) in p.match_indices('%') {
         let (hi, lo) = (bytes[i + 1], bytes[i + 2]);
         let upper_hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
         assert!(upper_hex(hi) && upper_hex(lo), "{p:?}");
         let v = u8::from_str_radix(&p[i + 1..i + 3], 16).expect("hex");
-        assert!(!(v.is_ascii_alphanumeric() || b"-._~/\\".contains(&v)), "{p:?}");
+        assert!(
+            !(v.is_ascii_alphanumeric() || b"-._~/\\".contains(&v)),
+            "{p:?}"
+        );
         assert!(v >= 0x20 && v != 0x7F, "{p:?}");
     }
     if let Some(q) = &t.query {
-        assert!(!q.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'#'), "{q:?}");
+        assert!(
+            !q.bytes()
+                .any(|b| b.is_ascii_control() || b == b' ' || b == b'#'),
+            "{q:?}"
+        );
     }
-}
-
-/// Whether a server that decodes escapes (once), ignores case and strips `;params`
-/// would route `path` to `/v1/admin` or below.
-fn reaches_admin(path: &str) -> bool {
-    let segments: Vec<String> = path
-        .split('/')
-        .map(|s| {
-            let s = decode(s).to_ascii_lowercase();
-            s.split(';').next().unwrap_or_default().to_owned()
-        })
-        .filter(|s| !s.is_empty())
-        .collect();
-    segments.len() >= 2 && segments[0] == "v1" && segments[1] == "admin"
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| char::from(c).to_digit(16);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push(u8::try_from(hi * 16 + lo).expect("byte"));
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

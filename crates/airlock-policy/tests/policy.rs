@@ -23,6 +23,10 @@ enum Want {
 
 use Want::{Path, Refused};
 
+#[path = "support/admin_route.rs"]
+mod admin_route;
+use admin_route::{decode, reaches_admin};
+
 /// Each input, what normalization must do with it, and why it is in the table.
 const TABLE: &[(&str, Want, &str)] = &[
     ("/v1/../admin", Path("/admin"), "dot segment resolved"),
@@ -318,40 +322,6 @@ fn no_trick_reaches_admin() {
         rs.decide("GET", &normalize("/v1/administrator").unwrap())
             .is_allowed()
     );
-}
-
-/// Whether a server that decodes escapes, ignores case and strips `;params` would
-/// route `path` to `/v1/admin` or below.
-fn reaches_admin(path: &str) -> bool {
-    let decoded: Vec<String> = path
-        .split('/')
-        .map(|s| {
-            let s = decode(s).to_ascii_lowercase();
-            s.split(';').next().unwrap_or_default().to_owned()
-        })
-        .filter(|s| !s.is_empty())
-        .collect();
-    decoded.len() >= 2 && decoded[0] == "v1" && decoded[1] == "admin"
-}
-
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| char::from(c).to_digit(16);
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push(u8::try_from(hi * 16 + lo).unwrap());
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[test]
