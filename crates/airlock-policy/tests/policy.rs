@@ -2,7 +2,7 @@
 //! reaches admin" property, and proptests for the invariants of DESIGN.md §4 / §7.3.
 #![allow(clippy::unwrap_used)]
 
-use airlock_policy::{Decision, DenyReason, PathError, Rule, RuleSet, Target, normalize};
+use airlock_policy::{Decision, DenyReason, PathError, Rule, RuleSet, normalize};
 use proptest::prelude::*;
 
 #[path = "policy/edges.rs"]
@@ -23,9 +23,9 @@ enum Want {
 
 use Want::{Path, Refused};
 
-#[path = "support/admin_route.rs"]
-mod admin_route;
-use admin_route::{decode, reaches_admin};
+#[path = "support/oracles.rs"]
+mod oracles;
+use oracles::{assert_clean, decode, reaches_admin, reference_decision};
 
 /// Each input, what normalization must do with it, and why it is in the table.
 const TABLE: &[(&str, Want, &str)] = &[
@@ -537,73 +537,6 @@ fn ref_glob(p: &[Option<u8>], s: &[u8], ci: bool) -> bool {
             }
             _ => false,
         },
-    }
-}
-
-/// The decision procedure, restated on top of `Rule::matches*` and the path string.
-fn reference_decision(rs: &RuleSet, method: &str, path: &str) -> Decision {
-    let m = match airlock_policy::normalize_method(method, rs.extra_methods()) {
-        Ok(m) => m,
-        Err(_) => {
-            return Decision::Deny {
-                reason: DenyReason::MethodNotAllowed(method.to_owned()),
-            };
-        }
-    };
-    if let Some(r) = rs.deny_rules().iter().find(|r| r.matches_loosely(&m, path)) {
-        return Decision::Deny {
-            reason: DenyReason::DenyRule(r.as_str().to_owned()),
-        };
-    }
-    if rs.allow_rules().is_empty() {
-        return Decision::Allow { rule: None };
-    }
-    match rs.allow_rules().iter().find(|r| r.matches(&m, path)) {
-        Some(r) => Decision::Allow {
-            rule: Some(r.as_str().to_owned()),
-        },
-        None => Decision::Deny {
-            reason: DenyReason::NoAllowMatch,
-        },
-    }
-}
-
-fn assert_clean(t: &Target) {
-    let p = &t.path;
-    assert!(p.starts_with('/'), "{p:?}");
-    assert!(!p.contains("//"), "{p:?}");
-    for bad in ["/./", "/../"] {
-        assert!(!p.contains(bad), "{p:?}");
-    }
-    assert!(!p.ends_with("/.") && !p.ends_with("/.."), "{p:?}");
-    assert!(p.is_ascii(), "{p:?}");
-    assert!(!p.bytes().any(|b| b.is_ascii_control()), "{p:?}");
-    for bad in ['#', '?', '\\', ' '] {
-        assert!(!p.contains(bad), "{p:?}");
-    }
-    let upper = p.to_ascii_uppercase();
-    assert!(!upper.contains("%2F") && !upper.contains("%5C"), "{p:?}");
-    // Every remaining escape is upper-case hex of a byte that is not unreserved.
-    for (i, _) in p.match_indices('%') {
-        let hex = &p[i + 1..i + 3];
-        assert!(
-            hex.bytes()
-                .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)),
-            "{p:?}"
-        );
-        let v = u8::from_str_radix(hex, 16).unwrap();
-        assert!(
-            !(v.is_ascii_alphanumeric() || b"-._~".contains(&v)),
-            "{p:?}"
-        );
-        assert!(v >= 0x20 && v != 0x7F, "{p:?}");
-    }
-    if let Some(q) = &t.query {
-        assert!(
-            !q.bytes()
-                .any(|b| b.is_ascii_control() || b == b' ' || b == b'#'),
-            "{q:?}"
-        );
     }
 }
 
