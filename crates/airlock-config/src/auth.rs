@@ -105,7 +105,62 @@ pub struct AddFlag {
 }
 
 /// A check `airlock add` runs on a flag's value; its error is the message.
-pub type FlagCheck = fn(&str) -> Result<(), String>;
+pub type FlagCheck = fn(&str) -> Result<(), AuthError>;
+
+/// Why [`Auth::from_values`] (or a [`FlagCheck`]) refuses a value. `field` is the
+/// auth field's name as written in the config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// A required field has no value.
+    #[error("`{field}` is missing")]
+    Missing {
+        /// The field.
+        field: String,
+    },
+    /// A list where a string is expected.
+    #[error("`{field}` must be a string")]
+    NotText {
+        /// The field.
+        field: String,
+    },
+    /// Text that is not a positive number where a number is expected.
+    #[error("`{field}` must be a positive number")]
+    NotPositiveNumber {
+        /// The field.
+        field: String,
+    },
+    /// A list where a number is expected.
+    #[error("`{field}` must be a number")]
+    NotNumber {
+        /// The field.
+        field: String,
+    },
+    /// A single value where a list is expected.
+    #[error("`{field}` must be a list")]
+    NotList {
+        /// The field.
+        field: String,
+    },
+    /// A field this auth type does not have.
+    #[error("`{field}` is not a field of this auth type")]
+    UnknownField {
+        /// The field.
+        field: String,
+    },
+    /// `client_auth` is neither `"basic"` nor `"body"`.
+    #[error(
+        "invalid `client_auth` \"{}\"; expected \"basic\" or \"body\"",
+        value.escape_debug()
+    )]
+    ClientAuth {
+        /// The value given.
+        value: String,
+    },
+    /// `token_url` cannot be used.
+    #[error(transparent)]
+    TokenUrl(#[from] crate::TokenUrlError),
+}
 
 /// Where `airlock add` reads a field's value from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,8 +253,9 @@ const fn main_key(about: &'static str) -> AuthField {
     secret("secret", true, about).flag(None, "", FlagInput::MainSecret, "", "key")
 }
 
-fn token_url_ok(s: &str) -> Result<(), String> {
-    crate::check_token_url(s).map(drop)
+fn token_url_ok(s: &str) -> Result<(), AuthError> {
+    crate::check_token_url(s)?;
+    Ok(())
 }
 
 /// Every auth type, in the order error messages list them.
@@ -742,42 +798,54 @@ impl ClientAuth {
 struct Values(BTreeMap<String, AuthValue>);
 
 impl Values {
-    fn opt_text(&mut self, field: &str) -> Result<Option<String>, String> {
+    fn opt_text(&mut self, field: &str) -> Result<Option<String>, AuthError> {
         match self.0.remove(field) {
             None => Ok(None),
             Some(AuthValue::Text(s)) => Ok(Some(s)),
             Some(AuthValue::Number(n)) => Ok(Some(n.to_string())),
-            Some(AuthValue::List(_)) => Err(format!("`{field}` must be a string")),
+            Some(AuthValue::List(_)) => Err(AuthError::NotText {
+                field: field.to_string(),
+            }),
         }
     }
 
-    fn text(&mut self, field: &str) -> Result<String, String> {
-        self.opt_text(field)?
-            .ok_or_else(|| format!("`{field}` is missing"))
+    fn text(&mut self, field: &str) -> Result<String, AuthError> {
+        self.opt_text(field)?.ok_or_else(|| AuthError::Missing {
+            field: field.to_string(),
+        })
     }
 
-    fn number(&mut self, field: &str) -> Result<u64, String> {
+    fn number(&mut self, field: &str) -> Result<u64, AuthError> {
+        let field_name = || field.to_string();
         match self.0.remove(field) {
             Some(AuthValue::Number(n)) => Ok(n),
-            Some(AuthValue::Text(s)) => s
-                .parse()
-                .map_err(|_| format!("`{field}` must be a positive number")),
-            Some(AuthValue::List(_)) => Err(format!("`{field}` must be a number")),
-            None => Err(format!("`{field}` is missing")),
+            Some(AuthValue::Text(s)) => s.parse().map_err(|_| AuthError::NotPositiveNumber {
+                field: field_name(),
+            }),
+            Some(AuthValue::List(_)) => Err(AuthError::NotNumber {
+                field: field_name(),
+            }),
+            None => Err(AuthError::Missing {
+                field: field_name(),
+            }),
         }
     }
 
-    fn list(&mut self, field: &str) -> Result<Vec<String>, String> {
+    fn list(&mut self, field: &str) -> Result<Vec<String>, AuthError> {
         match self.0.remove(field) {
             Some(AuthValue::List(v)) => Ok(v),
-            Some(_) => Err(format!("`{field}` must be a list")),
-            None => Err(format!("`{field}` is missing")),
+            Some(_) => Err(AuthError::NotList {
+                field: field.to_string(),
+            }),
+            None => Err(AuthError::Missing {
+                field: field.to_string(),
+            }),
         }
     }
 
-    fn finish(self) -> Result<(), String> {
-        match self.0.keys().next() {
-            Some(k) => Err(format!("`{k}` is not a field of this auth type")),
+    fn finish(self) -> Result<(), AuthError> {
+        match self.0.into_keys().next() {
+            Some(field) => Err(AuthError::UnknownField { field }),
             None => Ok(()),
         }
     }
@@ -910,7 +978,7 @@ impl Auth {
     pub fn from_values(
         kind: AuthKind,
         values: impl IntoIterator<Item = (String, AuthValue)>,
-    ) -> Result<Auth, String> {
+    ) -> Result<Auth, AuthError> {
         let mut v = Values(values.into_iter().collect());
         let auth = match kind {
             AuthKind::Bearer => Auth::Bearer {
@@ -960,10 +1028,9 @@ impl Auth {
                     None | Some("basic") => ClientAuth::Basic,
                     Some("body") => ClientAuth::Body,
                     Some(other) => {
-                        return Err(format!(
-                            "invalid `client_auth` \"{}\"; expected \"basic\" or \"body\"",
-                            other.escape_debug()
-                        ));
+                        return Err(AuthError::ClientAuth {
+                            value: other.to_string(),
+                        });
                     }
                 },
             },

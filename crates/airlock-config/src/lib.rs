@@ -19,12 +19,12 @@ mod parse;
 mod units;
 
 pub use auth::{
-    AUTH_TABLE, AUTH_TYPES, AddFlag, Auth, AuthField, AuthKind, AuthType, AuthValue, AuthValueRef,
-    ClientAuth, FlagCheck, FlagInput, auth_type,
+    AUTH_TABLE, AUTH_TYPES, AddFlag, Auth, AuthError, AuthField, AuthKind, AuthType, AuthValue,
+    AuthValueRef, ClientAuth, FlagCheck, FlagInput, auth_type,
 };
 pub use edit::{CapabilitySpec, ConfigDoc, ExecSpec, TEMPLATE};
-pub use parse::{check_service_url, check_token_url};
-pub use units::{Rate, parse_duration, parse_rate, parse_size};
+pub use parse::{ServiceUrlError, TokenUrlError, check_service_url, check_token_url};
+pub use units::{Rate, UnitError, parse_duration, parse_rate, parse_size};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

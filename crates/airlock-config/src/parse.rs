@@ -456,7 +456,7 @@ fn parse_auth(src: &Source<'_>, name: &str, auth: Spanned<RawAuth>) -> Result<Au
             }
         }
     }
-    Auth::from_values(ty.kind, values).map_err(|m| src.error(span, ctx(m)))
+    Auth::from_values(ty.kind, values).map_err(|e| src.error(span, ctx(e.to_string())))
 }
 
 /// A vault secret's name (every secret field).
@@ -710,14 +710,53 @@ fn check_aws_word(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why a token endpoint URL ([`check_token_url`]) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenUrlError {
+    /// Not a URL.
+    #[error(
+        "invalid URL \"{}\" ({reason}); expected something like \"https://auth.example.com/oauth/token\"",
+        url.escape_debug()
+    )]
+    Invalid {
+        /// The text as given.
+        url: String,
+        /// Why it does not parse (in the message, so not a `source`).
+        reason: url::ParseError,
+    },
+    /// Neither https nor http to a loopback address.
+    #[error(
+        "\"{}\" must use https:// (http:// only for 127.0.0.1, ::1 or localhost)",
+        url.escape_debug()
+    )]
+    Scheme {
+        /// The URL as given.
+        url: String,
+    },
+    /// No host.
+    #[error("\"{}\" has no host", url.escape_debug())]
+    NoHost {
+        /// The URL as given.
+        url: String,
+    },
+    /// A user name or password in the URL (not kept: it may be the secret).
+    #[error("the URL contains credentials; put the client secret in the vault")]
+    Credentials,
+    /// A `#fragment`.
+    #[error("\"{}\" must not have a fragment", url.escape_debug())]
+    Fragment {
+        /// The URL as given.
+        url: String,
+    },
+}
+
 /// A token endpoint: https, or http to a loopback address (a local test or sidecar);
 /// no credentials or fragment in the URL.
-pub fn check_token_url(s: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(s).map_err(|e| {
-        format!(
-            "invalid URL \"{}\" ({e}); expected something like \"https://auth.example.com/oauth/token\"",
-            s.escape_debug()
-        )
+pub fn check_token_url(s: &str) -> Result<url::Url, TokenUrlError> {
+    let url = url::Url::parse(s).map_err(|reason| TokenUrlError::Invalid {
+        url: s.to_string(),
+        reason,
     })?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -728,54 +767,88 @@ pub fn check_token_url(s: &str) -> Result<url::Url, String> {
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
-        _ => {
-            return Err(format!(
-                "\"{}\" must use https:// (http:// only for 127.0.0.1, ::1 or localhost)",
-                s.escape_debug()
-            ));
-        }
+        _ => return Err(TokenUrlError::Scheme { url: s.to_string() }),
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("\"{}\" has no host", s.escape_debug()));
+        return Err(TokenUrlError::NoHost { url: s.to_string() });
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("the URL contains credentials; put the client secret in the vault".into());
+        return Err(TokenUrlError::Credentials);
     }
     if url.fragment().is_some() {
-        return Err(format!("\"{}\" must not have a fragment", s.escape_debug()));
+        return Err(TokenUrlError::Fragment { url: s.to_string() });
     }
     Ok(url)
 }
 
+/// Why a service base URL ([`check_service_url`]) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceUrlError {
+    /// Not a URL.
+    #[error(
+        "invalid URL \"{}\" ({reason}); expected something like \"https://api.example.com\"",
+        url.escape_debug()
+    )]
+    Invalid {
+        /// The text as given.
+        url: String,
+        /// Why it does not parse (in the message, so not a `source`).
+        reason: url::ParseError,
+    },
+    /// Neither https nor http.
+    #[error(
+        "URL \"{}\" must use https:// (or http:// for a local service)",
+        url.escape_debug()
+    )]
+    Scheme {
+        /// The URL as given.
+        url: String,
+    },
+    /// No host.
+    #[error("URL \"{}\" has no host", url.escape_debug())]
+    NoHost {
+        /// The URL as given.
+        url: String,
+    },
+    /// A user name or password in the URL; only the host is kept (the rest may
+    /// be the secret).
+    #[error("URL \"{host}\" contains credentials; put the credential in the vault, not in the URL")]
+    Credentials {
+        /// The URL's host.
+        host: String,
+    },
+    /// A query or a fragment.
+    #[error(
+        "URL \"{}\" must not have a query or fragment; give only the base URL",
+        url.escape_debug()
+    )]
+    QueryOrFragment {
+        /// The URL as given.
+        url: String,
+    },
+}
+
 /// Checks a service base URL: http(s), a host, no credentials, query or fragment.
 /// Returned with a trailing `/` removed from the path so joining is unambiguous.
-pub fn check_service_url(s: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(s).map_err(|e| {
-        format!(
-            "invalid URL \"{}\" ({e}); expected something like \"https://api.example.com\"",
-            s.escape_debug()
-        )
+pub fn check_service_url(s: &str) -> Result<url::Url, ServiceUrlError> {
+    let url = url::Url::parse(s).map_err(|reason| ServiceUrlError::Invalid {
+        url: s.to_string(),
+        reason,
     })?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(format!(
-            "URL \"{}\" must use https:// (or http:// for a local service)",
-            s.escape_debug()
-        ));
+        return Err(ServiceUrlError::Scheme { url: s.to_string() });
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("URL \"{}\" has no host", s.escape_debug()));
+        return Err(ServiceUrlError::NoHost { url: s.to_string() });
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "URL \"{}\" contains credentials; put the credential in the vault, not in the URL",
-            url.host_str().unwrap_or_default()
-        ));
+        return Err(ServiceUrlError::Credentials {
+            host: url.host_str().unwrap_or_default().to_string(),
+        });
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "URL \"{}\" must not have a query or fragment; give only the base URL",
-            s.escape_debug()
-        ));
+        return Err(ServiceUrlError::QueryOrFragment { url: s.to_string() });
     }
     let mut url = url;
     let trimmed = url.path().trim_end_matches('/').to_string();
@@ -890,7 +963,9 @@ fn parse_capability(
 
     let rate = match &c.rate {
         None => None,
-        Some(r) => Some(parse_rate(r.get_ref()).map_err(|m| src.error(r.span(), ctx(m)))?),
+        Some(r) => {
+            Some(parse_rate(r.get_ref()).map_err(|e| src.error(r.span(), ctx(e.to_string())))?)
+        }
     };
 
     let commands = strings(c.commands);
@@ -1026,5 +1101,39 @@ mod tests {
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(line_col(t, 10), (2, 4));
         assert_eq!(line_col(t, 10_000), (3, 1));
+    }
+
+    #[test]
+    fn url_errors_carry_the_url_but_never_its_credentials() {
+        let e = check_service_url("https://user:s3cret@api.example.com").unwrap_err();
+        assert_eq!(
+            e,
+            ServiceUrlError::Credentials {
+                host: "api.example.com".into()
+            }
+        );
+        assert!(!format!("{e} {e:?}").contains("s3cret"));
+        assert_eq!(
+            check_service_url("ftp://x.example")
+                .unwrap_err()
+                .to_string(),
+            "URL \"ftp://x.example\" must use https:// (or http:// for a local service)"
+        );
+        let e = check_token_url("https://id:s3cret@auth.example.com/token").unwrap_err();
+        assert_eq!(e, TokenUrlError::Credentials);
+        assert_eq!(
+            check_token_url("http://auth.example.com/token")
+                .unwrap_err()
+                .to_string(),
+            "\"http://auth.example.com/token\" must use https:// (http:// only for 127.0.0.1, ::1 or localhost)"
+        );
+        let e = check_token_url("not a url").unwrap_err();
+        // The parse error is in the message and so not also a source: the CLI prints
+        // the source chain on the same line.
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(
+            e.to_string(),
+            "invalid URL \"not a url\" (relative URL without a base); expected something like \"https://auth.example.com/oauth/token\""
+        );
     }
 }

@@ -2,15 +2,68 @@
 
 use std::time::Duration;
 
+/// A duration, size or rate that cannot be used; `value` is the text as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnitError {
+    /// Not a duration ([`parse_duration`]).
+    #[error(
+        "invalid duration \"{}\"; expected a duration such as \"30s\", \"15m\", \"1h\", \"1h30m\" or \"2d\"",
+        value.escape_debug()
+    )]
+    InvalidDuration {
+        /// The text as given.
+        value: String,
+    },
+    /// A duration of zero.
+    #[error("duration \"{}\" must be greater than zero", value.escape_debug())]
+    ZeroDuration {
+        /// The text as given.
+        value: String,
+    },
+    /// A duration over 365 days.
+    #[error("duration \"{}\" is longer than 365 days", value.escape_debug())]
+    DurationTooLong {
+        /// The text as given.
+        value: String,
+    },
+    /// Not a size ([`parse_size`]).
+    #[error(
+        "invalid size \"{}\"; expected bytes such as 1048576, \"512KiB\" or \"10MiB\"",
+        value.escape_debug()
+    )]
+    InvalidSize {
+        /// The text as given.
+        value: String,
+    },
+    /// A size of zero or over 1 GiB.
+    #[error("size \"{}\" must be between 1 byte and 1 GiB", value.escape_debug())]
+    SizeOutOfRange {
+        /// The text as given.
+        value: String,
+    },
+    /// Not a rate ([`parse_rate`]).
+    #[error(
+        "invalid rate \"{}\"; expected COUNT/UNIT such as \"60/min\", \"5/s\", \"1000/h\" or \"10000/day\"",
+        value.escape_debug()
+    )]
+    InvalidRate {
+        /// The text as given.
+        value: String,
+    },
+    /// A rate whose count is 0 or over 1 000 000.
+    #[error("rate \"{}\": the count must be between 1 and 1000000", value.escape_debug())]
+    RateCountOutOfRange {
+        /// The text as given.
+        value: String,
+    },
+}
+
 /// Parses a friendly duration such as `30s`, `15m`, `1h`, `1h30m`, `2d`.
 /// Must be positive and at most 365 days.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!(
-            "invalid duration \"{}\"; expected a duration such as \"30s\", \"15m\", \"1h\", \"1h30m\" or \"2d\"",
-            s.escape_debug()
-        )
-    };
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
+    let value = || s.to_string();
+    let bad = || UnitError::InvalidDuration { value: value() };
     let mut rest = s.trim();
     if rest.is_empty() {
         return Err(bad());
@@ -40,28 +93,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[digits + unit_len..];
     }
     if total == 0 {
-        return Err(format!(
-            "duration \"{}\" must be greater than zero",
-            s.escape_debug()
-        ));
+        return Err(UnitError::ZeroDuration { value: value() });
     }
     if total > 365 * 86_400 {
-        return Err(format!(
-            "duration \"{}\" is longer than 365 days",
-            s.escape_debug()
-        ));
+        return Err(UnitError::DurationTooLong { value: value() });
     }
     Ok(Duration::from_secs(total))
 }
 
 /// Parses a size: a number of bytes, optionally with `KiB`, `MiB` or `GiB`
 /// (`"512KiB"`, `"10MiB"`). At least 1 byte, at most 1 GiB.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "invalid size \"{}\"; expected bytes such as 1048576, \"512KiB\" or \"10MiB\"",
-            s.escape_debug()
-        )
+pub fn parse_size(s: &str) -> Result<u64, UnitError> {
+    let bad = || UnitError::InvalidSize {
+        value: s.to_string(),
     };
     let t = s.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
@@ -75,10 +119,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     };
     let v = n.checked_mul(mult).ok_or_else(bad)?;
     if v == 0 || v > 1 << 30 {
-        return Err(format!(
-            "size \"{}\" must be between 1 byte and 1 GiB",
-            s.escape_debug()
-        ));
+        return Err(UnitError::SizeOutOfRange {
+            value: s.to_string(),
+        });
     }
     Ok(v)
 }
@@ -106,16 +149,16 @@ impl std::fmt::Display for Rate {
 
 /// Parses `N/s`, `N/min`, `N/h` or `N/day` (long forms `second`, `minute`,
 /// `hour` accepted), `1 ≤ N ≤ 1 000 000`.
-pub fn parse_rate(s: &str) -> Result<Rate, String> {
-    let expected = "expected COUNT/UNIT such as \"60/min\", \"5/s\", \"1000/h\" or \"10000/day\"";
-    let bad = || format!("invalid rate \"{}\"; {expected}", s.escape_debug());
+pub fn parse_rate(s: &str) -> Result<Rate, UnitError> {
+    let bad = || UnitError::InvalidRate {
+        value: s.to_string(),
+    };
     let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
     let count: u32 = n.trim().parse().map_err(|_| bad())?;
     if !(1..=1_000_000).contains(&count) {
-        return Err(format!(
-            "rate \"{}\": the count must be between 1 and 1000000",
-            s.escape_debug()
-        ));
+        return Err(UnitError::RateCountOutOfRange {
+            value: s.to_string(),
+        });
     }
     let secs = match unit.trim() {
         "s" | "sec" | "second" => 1,
@@ -183,5 +226,33 @@ mod tests {
         ] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn messages_name_the_value() {
+        assert_eq!(
+            parse_duration("1 fortnight").unwrap_err().to_string(),
+            "invalid duration \"1 fortnight\"; expected a duration such as \"30s\", \"15m\", \"1h\", \"1h30m\" or \"2d\""
+        );
+        assert_eq!(
+            parse_duration("0s").unwrap_err(),
+            UnitError::ZeroDuration { value: "0s".into() }
+        );
+        assert_eq!(
+            parse_duration("400d").unwrap_err().to_string(),
+            "duration \"400d\" is longer than 365 days"
+        );
+        assert_eq!(
+            parse_size("2GiB").unwrap_err().to_string(),
+            "size \"2GiB\" must be between 1 byte and 1 GiB"
+        );
+        assert_eq!(
+            parse_rate("0/min").unwrap_err().to_string(),
+            "rate \"0/min\": the count must be between 1 and 1000000"
+        );
+        assert_eq!(
+            parse_rate("60/fortnight\n").unwrap_err().to_string(),
+            "invalid rate \"60/fortnight\\n\"; expected COUNT/UNIT such as \"60/min\", \"5/s\", \"1000/h\" or \"10000/day\""
+        );
     }
 }

@@ -27,7 +27,7 @@
 //! both say so in a note. Whatever cannot be written exactly is made narrower for
 //! allow rules (or dropped) and wider for deny rules — never the other way.
 
-use airlock_policy::{Rule, normalize, normalize_method};
+use airlock_policy::{Rule, RuleError, normalize, normalize_method};
 
 /// Which list a rule is in: decides the safe direction of any approximation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +131,8 @@ fn tokenize(p: &str) -> Vec<Tok<'_>> {
     out
 }
 
-fn parse(method: &str, path: &str) -> Result<String, String> {
-    Rule::parse(&format!("{method} {path}"))
-        .map(|r| r.as_str().to_string())
-        .map_err(|e| e.to_string())
+fn parse(method: &str, path: &str) -> Result<String, RuleError> {
+    Rule::parse(&format!("{method} {path}")).map(|r| r.as_str().to_string())
 }
 
 fn translate_path(method: &str, path: &str, kind: Kind) -> Translation {
@@ -198,7 +196,7 @@ fn translate_path(method: &str, path: &str, kind: Kind) -> Translation {
                 method,
                 path,
                 kind,
-                &format!("it would need more than {MAX_RULES} airlock rules"),
+                format!("it would need more than {MAX_RULES} airlock rules"),
             );
         }
     }
@@ -257,7 +255,7 @@ fn translate_literal(method: &str, path: &str, kind: Kind) -> Translation {
 
 /// A deny rule that cannot be written exactly: deny everything under the longest
 /// literal whole-segment prefix, which covers all Janee matched (and more).
-fn fallback(method: &str, path: &str, kind: Kind, why: &str) -> Translation {
+fn fallback(method: &str, path: &str, kind: Kind, why: impl std::fmt::Display) -> Translation {
     if kind == Kind::Allow {
         return dropped(format!("{why}; not imported"));
     }

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use airlock_config::{Auth, AuthKind, AuthValue, check_service_url};
+use airlock_config::{
+    Auth, AuthError, AuthKind, AuthValue, ConfigError, ServiceUrlError, check_service_url,
+};
 use airlock_home::is_valid_name;
 use secrecy::SecretSlice;
 use yaml_serde::{Mapping, Value};
@@ -217,7 +219,75 @@ struct RawService {
     ownership: Option<Mapping>,
     values: BTreeMap<FieldKey, Zeroizing<Vec<u8>>>,
     /// Set when the service is not usable at all (reason).
-    broken: Option<String>,
+    broken: Option<NotImported>,
+}
+
+/// Why a Janee service or capability is left out of the plan: the end of its
+/// warning ("service \"x\": not imported: …").
+#[derive(Debug, thiserror::Error)]
+enum NotImported {
+    #[error("its entry is not a mapping")]
+    NotAMapping,
+    #[error("it has no `auth` mapping")]
+    NoAuth,
+    /// `field` is under `auth.` (`key`, `headers.X-Key`).
+    #[error("`auth.{field}` is not a string")]
+    NotAString { field: String },
+    #[error("it has no `baseUrl`")]
+    NoBaseUrl,
+    #[error("`baseUrl`: {0}")]
+    BaseUrl(ServiceUrlError),
+    #[error("`auth.type` is missing")]
+    NoAuthType,
+    #[error("`auth.{field}` is missing")]
+    MissingField { field: String },
+    #[error("{} is missing", describe(key))]
+    MissingValue { key: FieldKey },
+    #[error("its `headers` auth has no header")]
+    NoHeader,
+    #[error("it sends {count} headers, and airlock's `header` auth sends one")]
+    ManyHeaders { count: usize },
+    #[error("auth type `{auth_type}` is unknown to this importer")]
+    UnknownAuthType { auth_type: String },
+    #[error(
+        "its private key is read from `pemFile`, which is not imported; add it with \
+         `airlock add NAME --auth github-app`"
+    )]
+    PemFile,
+    #[error("`auth.{field}` {value:?} is not a number")]
+    NotANumber { field: String, value: String },
+    #[error("`auth.{field}` is missing or empty; airlock needs at least one")]
+    EmptyList { field: String },
+    #[error(
+        "auth type `{auth_type}` signs requests the way one exchange wants, and airlock has no such signer"
+    )]
+    ExchangeSigner { auth_type: String },
+    #[error(
+        "auth type `basic` is listed in Janee's README, but the Janee sources read for this \
+         importer do not say how it is stored; add it with `airlock add NAME --auth basic`"
+    )]
+    Basic,
+    #[error("{0}")]
+    Auth(AuthError),
+    /// airlock's own parser refuses what the mapping produced.
+    #[error("{0}")]
+    Config(ConfigError),
+    #[error("it has no `service`")]
+    NoService,
+    #[error("its service \"{service}\" is not in config.yaml")]
+    ServiceNotInConfig { service: String },
+    #[error("its service \"{service}\" was not imported")]
+    ServiceLeftOut { service: String },
+    #[error(
+        "exec mode (allowCommands: {}) is not imported; write it in airlock.toml with \
+         mode = \"exec\", commands and env (`{{{{secret}}}}` where Janee has `{{{{credential}}}}`)",
+        if commands.is_empty() { "none".to_string() } else { commands.join(", ") }
+    )]
+    ExecMode { commands: Vec<String> },
+    #[error("`rules` is not a mapping of allow/deny lists")]
+    RulesNotAMapping,
+    #[error("`rules.{key}` is not a list of \"METHOD PATH\" strings")]
+    RulesNotAList { key: String },
 }
 
 /// Reads the Janee home at `dir` into an import plan. Writes nothing.
@@ -422,7 +492,7 @@ pub fn read_janee(dir: &Path) -> Result<JaneePlan, ImportError> {
             broken: None,
         };
         let Some(svc) = v.as_mapping() else {
-            raw.broken = Some("its entry is not a mapping".into());
+            raw.broken = Some(NotImported::NotAMapping);
             raws.push(raw);
             continue;
         };
@@ -438,7 +508,7 @@ pub fn read_janee(dir: &Path) -> Result<JaneePlan, ImportError> {
         }
         match get(svc, "auth").and_then(Value::as_mapping) {
             Some(a) => raw.auth = a.clone(),
-            None => raw.broken = Some("it has no `auth` mapping".into()),
+            None => raw.broken = Some(NotImported::NoAuth),
         }
         raw.auth_type = get(&raw.auth, "type").and_then(scalar).unwrap_or_default();
 
@@ -447,7 +517,9 @@ pub fn read_janee(dir: &Path) -> Result<JaneePlan, ImportError> {
                 for field in sealed_fields(&raw.auth_type) {
                     if let Some(v) = get(&raw.auth, field) {
                         let Some(text) = scalar(v) else {
-                            raw.broken = Some(format!("`auth.{field}` is not a string"));
+                            raw.broken = Some(NotImported::NotAString {
+                                field: (*field).to_string(),
+                            });
                             continue;
                         };
                         sealed.push(Sealed {
@@ -466,7 +538,9 @@ pub fn read_janee(dir: &Path) -> Result<JaneePlan, ImportError> {
                     for (hk, hv) in h {
                         let hname = scalar(hk).unwrap_or_default();
                         let Some(text) = scalar(hv) else {
-                            raw.broken = Some(format!("`auth.headers.{hname}` is not a string"));
+                            raw.broken = Some(NotImported::NotAString {
+                                field: format!("headers.{hname}"),
+                            });
                             continue;
                         };
                         sealed.push(Sealed {
@@ -628,7 +702,7 @@ pub fn read_janee(dir: &Path) -> Result<JaneePlan, ImportError> {
     let mut unmapped = Vec::new();
     let mut imported: BTreeMap<String, (usize, String)> = BTreeMap::new(); // janee → (raw, airlock)
     for (i, raw) in raws.iter_mut().enumerate() {
-        let result = match raw.broken.clone() {
+        let result = match raw.broken.take() {
             Some(why) => Err(why),
             None => map_service(raw, &mut secret_names),
         };
@@ -886,26 +960,26 @@ fn janee_auth(janee_type: &str) -> Option<(AuthKind, &'static [(&'static str, Ja
 fn map_service(
     raw: &mut RawService,
     secret_names: &mut BTreeSet<String>,
-) -> Result<PlannedService, String> {
-    let base = raw
-        .base_url
-        .clone()
-        .ok_or_else(|| "it has no `baseUrl`".to_string())?;
-    check_service_url(&base).map_err(|e| format!("`baseUrl`: {e}"))?;
+) -> Result<PlannedService, NotImported> {
+    let base = raw.base_url.clone().ok_or(NotImported::NoBaseUrl)?;
+    check_service_url(&base).map_err(NotImported::BaseUrl)?;
     let url = base.trim_end_matches('/').to_string();
     let field = |f: &str| FieldKey::Field(f.to_string());
     let has = |raw: &RawService, f: &str| raw.values.contains_key(&field(f));
-    let need = |raw: &RawService, fields: &[&str]| -> Result<(), String> {
+    let missing = |f: &str| NotImported::MissingField {
+        field: f.to_string(),
+    };
+    let need = |raw: &RawService, fields: &[&str]| -> Result<(), NotImported> {
         match fields.iter().find(|f| !has(raw, f)) {
-            Some(f) => Err(format!("`auth.{f}` is missing")),
+            Some(f) => Err(missing(f)),
             None => Ok(()),
         }
     };
-    let plain = |raw: &RawService, f: &str| -> Result<String, String> {
+    let plain = |raw: &RawService, f: &str| -> Result<String, NotImported> {
         get(&raw.auth, f)
             .and_then(scalar)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| format!("`auth.{f}` is missing"))
+            .ok_or_else(|| missing(f))
     };
     let svc = raw.name.clone();
     // (airlock part, Janee field) pairs to take, in auth.secrets() order.
@@ -920,12 +994,11 @@ fn map_service(
                 .collect();
             let [FieldKey::Header(h)] = headers.as_slice() else {
                 return Err(if headers.is_empty() {
-                    "its `headers` auth has no header".into()
+                    NotImported::NoHeader
                 } else {
-                    format!(
-                        "it sends {} headers, and airlock's `header` auth sends one",
-                        headers.len()
-                    )
+                    NotImported::ManyHeaders {
+                        count: headers.len(),
+                    }
                 });
             };
             let key = FieldKey::Header(h.clone());
@@ -967,19 +1040,15 @@ fn map_service(
         }
         janee_type if janee_auth(janee_type).is_some() => {
             let Some((kind, sources)) = janee_auth(janee_type) else {
-                return Err(format!(
-                    "auth type `{janee_type}` is unknown to this importer"
-                ));
+                return Err(NotImported::UnknownAuthType {
+                    auth_type: janee_type.to_string(),
+                });
             };
             if kind == AuthKind::GitHubApp
                 && !has(raw, "privateKey")
                 && get(&raw.auth, "pemFile").is_some()
             {
-                return Err(
-                    "its private key is read from `pemFile`, which is not imported; add it with \
-                     `airlock add NAME --auth github-app`"
-                        .into(),
-                );
+                return Err(NotImported::PemFile);
             }
             // Every required sealed value first, then the plain parameters.
             let sealed: Vec<&str> = sources
@@ -998,17 +1067,17 @@ fn map_service(
                     JaneeField::Plain(f) => AuthValue::Text(plain(raw, f)?),
                     JaneeField::Number(f) => {
                         let text = plain(raw, f)?;
-                        AuthValue::Number(
-                            text.parse()
-                                .map_err(|_| format!("`auth.{f}` {text:?} is not a number"))?,
-                        )
+                        AuthValue::Number(text.parse().map_err(|_| NotImported::NotANumber {
+                            field: (*f).to_string(),
+                            value: text.clone(),
+                        })?)
                     }
                     JaneeField::List(f) => {
                         let list = str_list(get(&raw.auth, f)).unwrap_or_default();
                         if list.is_empty() {
-                            return Err(format!(
-                                "`auth.{f}` is missing or empty; airlock needs at least one"
-                            ));
+                            return Err(NotImported::EmptyList {
+                                field: (*f).to_string(),
+                            });
                         }
                         AuthValue::List(list)
                     }
@@ -1031,29 +1100,32 @@ fn map_service(
                 values.push((spec.name.to_string(), AuthValue::Text(n.clone())));
                 take.push((n, field(from)));
             }
-            (Auth::from_values(kind, values)?, take)
+            (
+                Auth::from_values(kind, values).map_err(NotImported::Auth)?,
+                take,
+            )
         }
         t @ ("hmac-mexc" | "hmac-bybit" | "hmac-okx" | "hmac") => {
-            return Err(format!(
-                "auth type `{t}` signs requests the way one exchange wants, and airlock has no such signer"
-            ));
+            return Err(NotImported::ExchangeSigner {
+                auth_type: t.to_string(),
+            });
         }
         "basic" => {
-            return Err(
-                "auth type `basic` is listed in Janee's README, but the Janee sources read for this \
-                 importer do not say how it is stored; add it with `airlock add NAME --auth basic`"
-                    .into(),
-            );
+            return Err(NotImported::Basic);
         }
-        "" => return Err("`auth.type` is missing".into()),
-        t => return Err(format!("auth type `{t}` is unknown to this importer")),
+        "" => return Err(NotImported::NoAuthType),
+        t => {
+            return Err(NotImported::UnknownAuthType {
+                auth_type: t.to_string(),
+            });
+        }
     };
     let mut secrets = Vec::new();
     for (name, key) in take {
         let mut v = raw
             .values
             .remove(&key)
-            .ok_or_else(|| format!("{} is missing", describe(&key)))?;
+            .ok_or_else(|| NotImported::MissingValue { key: key.clone() })?;
         secrets.push((name, SecretSlice::from(std::mem::take(&mut *v))));
     }
     Ok(PlannedService {
@@ -1065,11 +1137,11 @@ fn map_service(
     })
 }
 
-fn validate_cap(s: &PlannedService, cap: &PlannedCapability) -> Result<(), String> {
+fn validate_cap(s: &PlannedService, cap: &PlannedCapability) -> Result<(), NotImported> {
     check_config(s, Some(cap))
 }
 
-fn check_config(s: &PlannedService, cap: Option<&PlannedCapability>) -> Result<(), String> {
+fn check_config(s: &PlannedService, cap: Option<&PlannedCapability>) -> Result<(), NotImported> {
     use toml_edit::{Array, DocumentMut, Item, Table, Value as TValue, value};
     let mut doc = DocumentMut::new();
     let mut svc = Table::new();
@@ -1116,23 +1188,25 @@ fn check_config(s: &PlannedService, cap: Option<&PlannedCapability>) -> Result<(
     }
     airlock_config::Config::parse(Path::new("airlock.toml"), &doc.to_string())
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(NotImported::Config)
 }
 
-/// Janee's `parseTTL`: `^(\d+)(s|m|h|d)$`, anything else (or nothing) is 1 hour.
-fn ttl_of(v: Option<&Value>) -> Result<String, String> {
-    let Some(s) = v.and_then(scalar) else {
-        return Err("1h".into());
-    };
+/// Janee's fallback TTL, for a missing or unreadable `ttl`.
+const JANEE_DEFAULT_TTL: &str = "1h";
+
+/// Janee's `parseTTL`: `^(\d+)(s|m|h|d)$`; `None` for anything else (or nothing),
+/// which Janee reads as [`JANEE_DEFAULT_TTL`].
+fn ttl_of(v: Option<&Value>) -> Option<String> {
+    let s = v.and_then(scalar)?;
     let (digits, unit) = s.split_at(s.len().saturating_sub(1));
     if !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && matches!(unit, "s" | "m" | "h" | "d")
         && airlock_config::parse_duration(&s).is_ok()
     {
-        Ok(s)
+        Some(s)
     } else {
-        Err("1h".into())
+        None
     }
 }
 
@@ -1147,31 +1221,22 @@ fn map_capability(
     default_restricted: bool,
     default_deny: bool,
     warnings: &mut Vec<String>,
-) -> Result<PlannedCapability, String> {
-    let cap = v
-        .as_mapping()
-        .ok_or_else(|| "its entry is not a mapping".to_string())?;
+) -> Result<PlannedCapability, NotImported> {
+    let cap = v.as_mapping().ok_or(NotImported::NotAMapping)?;
     let service = get(cap, "service")
         .and_then(scalar)
-        .ok_or_else(|| "it has no `service`".to_string())?;
+        .ok_or(NotImported::NoService)?;
     if !services_map.contains_key(service.as_str()) {
-        return Err(format!("its service \"{service}\" is not in config.yaml"));
+        return Err(NotImported::ServiceNotInConfig { service });
     }
     let Some((raw_idx, airlock_service)) = imported.get(&service) else {
-        return Err(format!("its service \"{service}\" was not imported"));
+        return Err(NotImported::ServiceLeftOut { service });
     };
     let raw = &raws[*raw_idx];
     if get(cap, "mode").and_then(Value::as_str) == Some("exec") {
-        let cmds = str_list(get(cap, "allowCommands")).unwrap_or_default();
-        return Err(format!(
-            "exec mode (allowCommands: {}) is not imported; write it in airlock.toml with \
-             mode = \"exec\", commands and env (`{{{{secret}}}}` where Janee has `{{{{credential}}}}`)",
-            if cmds.is_empty() {
-                "none".into()
-            } else {
-                cmds.join(", ")
-            }
-        ));
+        return Err(NotImported::ExecMode {
+            commands: str_list(get(cap, "allowCommands")).unwrap_or_default(),
+        });
     }
     for (k, _) in cap {
         let k = scalar(k).unwrap_or_default();
@@ -1192,8 +1257,9 @@ fn map_capability(
         }
     }
     let ttl = match ttl_of(get(cap, "ttl")) {
-        Ok(t) => t,
-        Err(t) => {
+        Some(t) => t,
+        None => {
+            let t = JANEE_DEFAULT_TTL.to_string();
             warnings.push(format!(
                 "capability \"{janee_name}\": ttl missing or not like \"30m\"; imported as \"{t}\", \
                  Janee's fallback"
@@ -1219,14 +1285,16 @@ fn map_capability(
     let rules_map = match rules {
         None => None,
         Some(Value::Mapping(m)) => Some(m),
-        Some(_) => return Err("`rules` is not a mapping of allow/deny lists".into()),
+        Some(_) => return Err(NotImported::RulesNotAMapping),
     };
-    let list = |key: &str| -> Result<Option<Vec<String>>, String> {
+    let list = |key: &str| -> Result<Option<Vec<String>>, NotImported> {
         match rules_map.and_then(|m| get(m, key)) {
             None => Ok(None),
             Some(v) => str_list(Some(v))
                 .map(Some)
-                .ok_or_else(|| format!("`rules.{key}` is not a list of \"METHOD PATH\" strings")),
+                .ok_or_else(|| NotImported::RulesNotAList {
+                    key: key.to_string(),
+                }),
         }
     };
     let janee_allow = list("allow")?;
@@ -1368,12 +1436,12 @@ mod tests {
 
     #[test]
     fn ttls() {
-        assert_eq!(ttl_of(Some(&Value::String("10m".into()))), Ok("10m".into()));
         assert_eq!(
-            ttl_of(Some(&Value::String("1h30m".into()))),
-            Err("1h".into())
+            ttl_of(Some(&Value::String("10m".into()))),
+            Some("10m".into())
         );
-        assert_eq!(ttl_of(None), Err("1h".into()));
+        assert_eq!(ttl_of(Some(&Value::String("1h30m".into()))), None);
+        assert_eq!(ttl_of(None), None);
     }
 
     #[test]
