@@ -51,11 +51,21 @@ impl Mac {
     }
 }
 
+/// A [`Mac`] written other than as 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not 64 lowercase hex digits")]
+#[non_exhaustive]
+pub struct ParseMacError {
+    /// The text given.
+    pub input: String,
+}
+
 impl FromStr for Mac {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mac, String> {
-        Mac::from_hex_bytes(s.as_bytes())
-            .ok_or_else(|| format!("{s:?} is not 64 lowercase hex digits"))
+    type Err = ParseMacError;
+    fn from_str(s: &str) -> Result<Mac, ParseMacError> {
+        Mac::from_hex_bytes(s.as_bytes()).ok_or_else(|| ParseMacError {
+            input: s.to_string(),
+        })
     }
 }
 
@@ -172,7 +182,7 @@ impl Anchor {
         };
         let split = match split_line(line) {
             Ok(s) => s,
-            Err(reason) => return AnchorState::Unreadable(reason),
+            Err(reason) => return AnchorState::Unreadable(reason.to_string()),
         };
         if key.anchor(&split.body).verify_slice(&split.mac.0).is_err() {
             return AnchorState::BadMac;

@@ -1,5 +1,11 @@
-//! The one error type of this crate. Problems *inside* the log (a bad MAC, a gap)
-//! are not errors of `verify`: they are its result ([`crate::VerifyReport`]).
+//! The error types of this crate: [`AuditError`] for every operation, and
+//! [`LineError`], why one line of a log is not a record (what
+//! [`crate::Record::parse_line`] returns, and the reason of
+//! [`AuditError::Malformed`]). Problems *inside* the log (a bad MAC, a gap) are not
+//! errors of `verify`: they are its result ([`crate::VerifyReport`]).
+//!
+//! A wrapped error that its message already prints is kept as a typed field, not
+//! as a `source`: the CLI prints the source chain after the message, on one line.
 
 use std::io;
 use std::path::PathBuf;
@@ -54,7 +60,7 @@ pub enum AuditError {
         /// 1-based line number.
         line: u64,
         /// What is wrong with it.
-        reason: String,
+        reason: LineError,
     },
     /// A group commit that covered this record failed to make it durable (the
     /// thread that ran the fsync got the underlying error).
@@ -68,6 +74,51 @@ pub enum AuditError {
         "invalid audit record kind {0:?}: use 1-64 characters from a-z 0-9 _, starting with a letter"
     )]
     InvalidKind(String),
+}
+
+/// Why a line of the log is not a record. This checks the shape of the line only,
+/// never its MAC.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// The line is longer than any record airlock writes.
+    #[error("line is longer than {max} bytes")]
+    TooLong {
+        /// The longest line accepted, in bytes.
+        max: usize,
+    },
+    /// A line without its newline in a file that is not the newest: a record cut
+    /// short by a crash, in a file that was then rotated.
+    #[error("incomplete record in a file that is not the newest")]
+    Incomplete,
+    /// Not a JSON object ending in the `"mac"` member.
+    #[error("not an audit record (expected a JSON object ending in a \"mac\" member)")]
+    NotARecord,
+    /// The `"mac"` or `"prev"` member is not a MAC.
+    #[error("the \"{member}\" member is not 64 lowercase hex digits")]
+    BadMac {
+        /// `"mac"` or `"prev"`.
+        member: &'static str,
+    },
+    /// The body is not the JSON of a record.
+    #[error("invalid JSON: {0}")]
+    Json(serde_json::Error),
+    /// The `"ts"` member is not an RFC 3339 timestamp.
+    #[error("invalid \"ts\" {ts:?}: {reason}")]
+    Timestamp {
+        /// The text of the member.
+        ts: String,
+        /// Why it does not parse.
+        reason: jiff::Error,
+    },
+    /// The `"kind"` member is not a valid kind name.
+    #[error(
+        "invalid audit record kind {kind:?}: use 1-64 characters from a-z 0-9 _, starting with a letter"
+    )]
+    Kind {
+        /// The text of the member.
+        kind: String,
+    },
 }
 
 impl AuditError {

@@ -48,8 +48,8 @@ mod read;
 mod record;
 mod verify;
 
-pub use chain::{ANCHOR_FILE, Mac};
-pub use error::AuditError;
+pub use chain::{ANCHOR_FILE, Mac, ParseMacError};
+pub use error::{AuditError, LineError};
 pub use group::{SharedLog, Written};
 pub use log::{AuditLog, DEFAULT_MAX_FILE_BYTES, FsyncPolicy, Head, LOCK_FILE, Options};
 pub use read::{Filter, Follow, Records, records};

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::error::AuditError;
+use crate::error::{AuditError, LineError};
 use crate::files::{self, LineRead};
 use crate::record::{MAX_LINE, Record};
 
@@ -110,7 +110,7 @@ impl Iterator for Records {
                 }
             };
             *line_no += 1;
-            let malformed = |reason: String| AuditError::Malformed {
+            let malformed = |reason: LineError| AuditError::Malformed {
                 file: name.clone(),
                 line: *line_no,
                 reason,
@@ -127,13 +127,12 @@ impl Iterator for Records {
                     continue;
                 }
                 LineRead::Partial => {
-                    let err =
-                        malformed("incomplete record in a file that is not the newest".into());
+                    let err = malformed(LineError::Incomplete);
                     self.current = None;
                     return Some(Err(err));
                 }
                 LineRead::TooLong => {
-                    let err = malformed(format!("line is longer than {MAX_LINE} bytes"));
+                    let err = malformed(LineError::TooLong { max: MAX_LINE });
                     if reader.skip_until(b'\n').is_err() {
                         self.current = None;
                     }
@@ -256,7 +255,7 @@ impl Follow {
                     out.push(Err(AuditError::Malformed {
                         file: name.clone(),
                         line: self.line_no,
-                        reason: format!("line is longer than {MAX_LINE} bytes"),
+                        reason: LineError::TooLong { max: MAX_LINE },
                     }));
                     let skipped = reader
                         .skip_until(b'\n')

@@ -23,7 +23,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Mac;
-use crate::error::AuditError;
+use crate::error::{AuditError, LineError};
 
 /// The longest line the reader accepts (1 MiB). The writer's own lines are far
 /// shorter: every string field is capped (see [`Event`]).
@@ -506,24 +506,19 @@ pub(crate) struct SplitLine {
 
 /// Splits a line (without its `\n`) into body and MAC, checking the fixed shape of
 /// the end of the line. The MAC itself is not checked here.
-pub(crate) fn split_line(line: &[u8]) -> Result<SplitLine, String> {
+pub(crate) fn split_line(line: &[u8]) -> Result<SplitLine, LineError> {
     if line.len() > MAX_LINE {
-        return Err(format!("line is longer than {MAX_LINE} bytes"));
+        return Err(LineError::TooLong { max: MAX_LINE });
     }
     if line.len() < MAC_SUFFIX_LEN + 2 || line[0] != b'{' {
-        return Err(
-            "not an audit record (expected a JSON object ending in a \"mac\" member)".into(),
-        );
+        return Err(LineError::NotARecord);
     }
     let (head, tail) = line.split_at(line.len() - MAC_SUFFIX_LEN);
     if !tail.starts_with(MAC_PREFIX) || !tail.ends_with(b"\"}") {
-        return Err(
-            "not an audit record (expected a JSON object ending in a \"mac\" member)".into(),
-        );
+        return Err(LineError::NotARecord);
     }
     let hex = &tail[MAC_PREFIX.len()..MAC_PREFIX.len() + 64];
-    let mac =
-        Mac::from_hex_bytes(hex).ok_or("the \"mac\" member is not 64 lowercase hex digits")?;
+    let mac = Mac::from_hex_bytes(hex).ok_or(LineError::BadMac { member: "mac" })?;
     let mut body = Vec::with_capacity(head.len() + 1);
     body.extend_from_slice(head);
     body.push(b'}');
@@ -531,15 +526,17 @@ pub(crate) fn split_line(line: &[u8]) -> Result<SplitLine, String> {
 }
 
 /// Parses a body (as returned by [`split_line`]) into a record.
-pub(crate) fn parse_body(body: &[u8], mac: Mac) -> Result<Record, String> {
-    let wire: WireIn = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-    let ts: Timestamp = wire
-        .ts
-        .parse()
-        .map_err(|e| format!("invalid \"ts\" {:?}: {e}", wire.ts))?;
-    let kind: Kind = wire.kind.parse().map_err(|e: AuditError| e.to_string())?;
-    let prev = Mac::from_hex_bytes(wire.prev.as_bytes())
-        .ok_or("the \"prev\" member is not 64 lowercase hex digits")?;
+pub(crate) fn parse_body(body: &[u8], mac: Mac) -> Result<Record, LineError> {
+    let wire: WireIn = serde_json::from_slice(body).map_err(LineError::Json)?;
+    let ts: Timestamp = wire.ts.parse().map_err(|reason| LineError::Timestamp {
+        ts: wire.ts.clone(),
+        reason,
+    })?;
+    let kind: Kind = wire.kind.parse().map_err(|_: AuditError| LineError::Kind {
+        kind: wire.kind.clone(),
+    })?;
+    let prev =
+        Mac::from_hex_bytes(wire.prev.as_bytes()).ok_or(LineError::BadMac { member: "prev" })?;
     Ok(Record {
         ts,
         seq: wire.seq,
@@ -570,7 +567,7 @@ pub(crate) fn parse_body(body: &[u8], mac: Mac) -> Result<Record, String> {
 impl Record {
     /// Parses one line of a log (with or without its trailing `\n`). This checks the
     /// shape only, not the MAC: use [`crate::verify`] for that.
-    pub fn parse_line(line: &[u8]) -> Result<Record, String> {
+    pub fn parse_line(line: &[u8]) -> Result<Record, LineError> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let split = split_line(line)?;
         parse_body(&split.body, split.mac)
@@ -765,7 +762,35 @@ mod tests {
         let upper = String::from_utf8(line)
             .unwrap()
             .replace(&"ab".repeat(32), &"AB".repeat(32));
-        assert!(Record::parse_line(upper.as_bytes()).is_err());
+        let e = Record::parse_line(upper.as_bytes()).unwrap_err();
+        assert!(matches!(e, LineError::BadMac { member: "mac" }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the \"mac\" member is not 64 lowercase hex digits"
+        );
+    }
+
+    #[test]
+    fn line_errors_say_what_is_wrong() {
+        let e = Record::parse_line(b"hello\n").unwrap_err();
+        assert!(matches!(e, LineError::NotARecord), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "not an audit record (expected a JSON object ending in a \"mac\" member)"
+        );
+        let mut ev = sample();
+        ev.kind = Kind::Other("x".into());
+        let body = canonical_body("2026-01-01T00:00:00Z", 1, &ev, &Mac([0; 32]));
+        let text = String::from_utf8(body)
+            .unwrap()
+            .replace("\"kind\":\"x\"", "\"kind\":\"X\"");
+        let e = parse_body(text.as_bytes(), Mac([0; 32])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid audit record kind \"X\": use 1-64 characters from a-z 0-9 _, starting with a letter"
+        );
+        let e = parse_body(b"{\"ts\":\"yesterday\"}", Mac([0; 32])).unwrap_err();
+        assert!(matches!(e, LineError::Json(_)), "{e:?}");
     }
 
     #[test]

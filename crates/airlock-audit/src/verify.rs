@@ -501,8 +501,14 @@ struct Walk {
 impl Walk {
     /// Checks one complete line; on success it becomes the previous record.
     fn check(&mut self, line: &[u8], file: &str) -> Result<(), (Option<u64>, ProblemKind)> {
-        let split =
-            split_line(line).map_err(|reason| (None, ProblemKind::Unreadable { reason }))?;
+        let split = split_line(line).map_err(|reason| {
+            (
+                None,
+                ProblemKind::Unreadable {
+                    reason: reason.to_string(),
+                },
+            )
+        })?;
         // For the message only: the seq as written, if the line has one.
         let claimed = || -> Option<u64> {
             serde_json::from_slice::<serde_json::Value>(&split.body)
