@@ -290,13 +290,34 @@ pub(crate) fn sensitive(prefix: &str, secret: &str) -> Option<HeaderValue> {
     Some(v)
 }
 
+/// Why a token endpoint's successful answer cannot be used. The injectors put it
+/// in [`InjectError::TokenEndpoint`] after the endpoint's name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenResponseError {
+    /// The token is empty.
+    #[error("the token in the response is empty")]
+    Empty,
+    /// The token has spaces, control or non-ASCII characters, or is over 8 KiB.
+    #[error("the token in the response is not a printable ASCII string")]
+    NotPrintable,
+    /// The body is not an OAuth 2.0 token response.
+    #[error("the response is not a JSON object with an `access_token` string")]
+    NotTokenResponse,
+    /// A `token_type` other than Bearer.
+    #[error("token_type \"{token_type}\" is not supported (only Bearer)")]
+    TokenType {
+        /// The type, sanitized ([`sanitize_text`]; empty if it looked like a secret).
+        token_type: String,
+    },
+}
+
 /// Checks a minted token can travel in a header: printable ASCII, no spaces, ≤ 8 KiB.
-pub(crate) fn check_token(token: &str) -> Result<(), String> {
+pub(crate) fn check_token(token: &str) -> Result<(), TokenResponseError> {
     if token.is_empty() {
-        return Err("the token in the response is empty".into());
+        return Err(TokenResponseError::Empty);
     }
     if token.len() > 8192 || !token.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err("the token in the response is not a printable ASCII string".into());
+        return Err(TokenResponseError::NotPrintable);
     }
     Ok(())
 }
@@ -314,17 +335,15 @@ struct TokenResponse {
 /// Parses a successful OAuth 2.0 token response: the token and its lifetime.
 pub(crate) fn parse_oauth_token(
     body: &[u8],
-) -> Result<(Zeroizing<String>, Option<Duration>), String> {
-    let r: TokenResponse = serde_json::from_slice(body).map_err(|_| {
-        "the response is not a JSON object with an `access_token` string".to_string()
-    })?;
+) -> Result<(Zeroizing<String>, Option<Duration>), TokenResponseError> {
+    let r: TokenResponse =
+        serde_json::from_slice(body).map_err(|_| TokenResponseError::NotTokenResponse)?;
     if let Some(tt) = &r.token_type
         && !tt.eq_ignore_ascii_case("bearer")
     {
-        return Err(format!(
-            "token_type \"{}\" is not supported (only Bearer)",
-            sanitize_text(tt, &[]).unwrap_or_default()
-        ));
+        return Err(TokenResponseError::TokenType {
+            token_type: sanitize_text(tt, &[]).unwrap_or_default(),
+        });
     }
     check_token(&r.access_token)?;
     let lifetime = match &r.expires_in {
@@ -418,7 +437,8 @@ mod tests {
         assert!(parse_oauth_token(br#"{"access_token":"abc","token_type":"mac"}"#).is_err());
         assert!(parse_oauth_token(br#"{"access_token":"a b"}"#).is_err());
         let err = parse_oauth_token(br#"{"token":"zzz"}"#).err().unwrap();
-        assert!(!err.contains("zzz"));
+        assert_eq!(err, TokenResponseError::NotTokenResponse);
+        assert!(!err.to_string().contains("zzz"));
     }
 
     #[test]
