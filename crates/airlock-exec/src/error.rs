@@ -4,6 +4,21 @@
 
 use std::path::PathBuf;
 
+/// Why a path is not an executable regular file ([`PolicyError::NotExecutable`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotExecutable {
+    /// It cannot be looked at (missing, a dangling link, no permission).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// It is a directory or a special file.
+    #[error("not a regular file")]
+    NotAFile,
+    /// No execute permission bit is set.
+    #[error("not executable")]
+    NoExecuteBit,
+}
+
 /// A capability cannot be compiled into an [`ExecPolicy`](crate::ExecPolicy). The
 /// owner's configuration is wrong; each message names the capability and the remedy.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +56,8 @@ pub enum PolicyError {
         command: String,
         /// The path looked at.
         path: PathBuf,
-        /// Why it was rejected.
-        reason: String,
+        /// Why it was rejected (in the message, so not a `source`).
+        reason: NotExecutable,
     },
     /// A `workdirs` entry does not exist or is not a directory.
     #[error(

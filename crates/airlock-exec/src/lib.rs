@@ -40,7 +40,7 @@ mod program;
 pub mod reference;
 
 pub use confine::{Sandbox, Support};
-pub use error::{ExecError, PolicyError, Refusal};
+pub use error::{ExecError, NotExecutable, PolicyError, Refusal};
 pub use home::{GitCredential, PrivateHome};
 pub use launch::{
     DEFAULT_MAX_OUTPUT, Exit, Launch, Limits, Output, Running, Signaller, Stdin, TRUNCATION_NOTE,

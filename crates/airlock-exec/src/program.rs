@@ -4,7 +4,7 @@ use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use crate::error::PolicyError;
+use crate::error::{NotExecutable, PolicyError};
 
 /// Programs whose arguments get a built-in guard, or that are flagged when allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +103,7 @@ impl AllowedProgram {
                 command: command.to_string(),
             })?
         };
-        let not_exec = |path: &Path, reason: String| PolicyError::NotExecutable {
+        let not_exec = |path: &Path, reason: NotExecutable| PolicyError::NotExecutable {
             capability: capability.to_string(),
             command: command.to_string(),
             path: path.to_path_buf(),
@@ -111,7 +111,7 @@ impl AllowedProgram {
         };
         let canonical = found
             .canonicalize()
-            .map_err(|e| not_exec(&found, e.to_string()))?;
+            .map_err(|e| not_exec(&found, e.into()))?;
         is_executable_file(&canonical).map_err(|r| not_exec(&canonical, r))?;
         let name = found
             .file_name()
@@ -153,13 +153,13 @@ pub fn find_program(name: &str, path: &OsStr) -> Option<PathBuf> {
         .find(|candidate| is_executable_file(candidate).is_ok())
 }
 
-fn is_executable_file(path: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+fn is_executable_file(path: &Path) -> Result<(), NotExecutable> {
+    let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
-        return Err("not a regular file".into());
+        return Err(NotExecutable::NotAFile);
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err("not executable".into());
+        return Err(NotExecutable::NoExecuteBit);
     }
     Ok(())
 }
@@ -188,5 +188,49 @@ mod tests {
         let abs = std::env::join_paths([dir.path()]).unwrap();
         assert_eq!(find_program("tool", &abs), Some(prog));
         assert_eq!(find_program("./tool", &abs), None);
+    }
+
+    #[test]
+    fn absolute_paths_that_cannot_run_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::write(&data, "x").unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cmd = data.to_str().unwrap();
+        let e = AllowedProgram::resolve("tools", cmd, OsStr::new("")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PolicyError::NotExecutable {
+                    reason: NotExecutable::NoExecuteBit,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let canonical = data.canonicalize().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "capability \"tools\": command \"{cmd}\" ({}) is not an executable file: not executable",
+                canonical.display()
+            )
+        );
+        let dir_cmd = dir.path().to_str().unwrap();
+        let e = AllowedProgram::resolve("tools", dir_cmd, OsStr::new("")).unwrap_err();
+        assert!(e.to_string().ends_with(": not a regular file"), "{e}");
+        let missing = dir.path().join("missing");
+        let e = AllowedProgram::resolve("tools", missing.to_str().unwrap(), OsStr::new(""))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                PolicyError::NotExecutable {
+                    reason: NotExecutable::Io(io),
+                    ..
+                } if io.kind() == std::io::ErrorKind::NotFound
+            ),
+            "{e:?}"
+        );
     }
 }
