@@ -34,17 +34,14 @@ fn test_key() -> &'static TestKey {
         let kp = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
         let pkcs8 = kp.as_der().unwrap();
         let pkcs8 = pkcs8.as_ref();
+        // 64 characters a line between the markers.
         let pem = |label: &str, der: &[u8]| {
-            let b64 = B64.encode(der);
-            let lines: Vec<&str> = b64
-                .as_bytes()
-                .chunks(64)
-                .map(|c| std::str::from_utf8(c).unwrap())
-                .collect();
-            format!(
-                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-                lines.join("\n")
-            )
+            let mut pem = format!("-----BEGIN {label}-----\n");
+            for line in B64.encode(der).as_bytes().chunks(64) {
+                pem.push_str(std::str::from_utf8(line).unwrap());
+                pem.push('\n');
+            }
+            pem + &format!("-----END {label}-----\n")
         };
         TestKey {
             pkcs8_pem: pem("PRIVATE KEY", pkcs8),
@@ -599,15 +596,10 @@ async fn token_requests_ignore_proxy_environment() {
         .env(CHILD_ENV, &token_url)
         .env_remove("NO_PROXY")
         .env_remove("no_proxy");
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-        ] {
-            cmd.env(var, &proxy_url);
+        // Every proxy variable, upper- and lower-case.
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            cmd.env(var, &proxy_url)
+                .env(var.to_ascii_lowercase(), &proxy_url);
         }
         cmd.stdout(std::process::Stdio::null()).status().unwrap()
     })
@@ -635,15 +627,9 @@ async fn proxy_child() {
     let (a, _) = authorize(&injectors, &svc, &mut l).await.unwrap();
     assert_eq!(a, "Bearer direct-token");
     // Control: a client that honours the environment reaches the proxy instead.
-    let control = reqwest::Client::builder().build().unwrap();
     let base = token_url.trim_end_matches("/token");
-    let body = control
-        .get(format!("{base}/control"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let control = reqwest::Client::builder().build().unwrap();
+    let sent = control.get(format!("{base}/control")).send().await;
+    let body = sent.unwrap().text().await.unwrap();
     assert!(body.contains("proxied-token"), "{body}");
 }

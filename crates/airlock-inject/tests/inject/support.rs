@@ -150,19 +150,23 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let len: usize = headers
+    let content_length = headers
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    let len: usize = match content_length {
+        Some((_, v)) => v.parse().unwrap_or(0),
+        None => 0,
+    };
+    // The rest of the body (up to end of stream).
     let mut body = buf[head_end..].to_vec();
-    while body.len() < len {
-        let n = sock.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
+    let missing = len.saturating_sub(body.len());
+    let mut rest = Vec::with_capacity(missing);
+    (&mut *sock)
+        .take(missing as u64)
+        .read_to_end(&mut rest)
+        .await
+        .ok()?;
+    body.extend(rest);
     Some(Received {
         method,
         path,
