@@ -147,7 +147,25 @@ pub struct AuthorizedExec {
 /// error (shown to the owner at load, and to the agent when it is used).
 #[derive(Debug, Clone, Default)]
 pub struct ExecPolicies {
-    compiled: BTreeMap<String, Result<Arc<ExecPolicy>, String>>,
+    compiled: BTreeMap<String, Result<Arc<ExecPolicy>, Arc<ExecConfigError>>>,
+}
+
+/// Why an exec capability cannot be used: kept by [`ExecPolicies`] per capability,
+/// shown to the owner at load and to the agent when it is used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecConfigError {
+    /// The capability names a service that is not configured.
+    #[error("capability \"{capability}\": service \"{service}\" is not configured")]
+    UnknownService {
+        /// The capability.
+        capability: String,
+        /// The service it names.
+        service: String,
+    },
+    /// The capability does not compile ([`ExecPolicy::new`]).
+    #[error(transparent)]
+    Policy(#[from] airlock_exec::PolicyError),
 }
 
 impl ExecPolicies {
@@ -160,13 +178,13 @@ impl ExecPolicies {
             .filter(|c| c.mode == Mode::Exec)
             .map(|cap| {
                 let policy = match config.services.get(&cap.service) {
-                    None => Err(format!(
-                        "capability \"{}\": service \"{}\" is not configured",
-                        cap.name, cap.service
-                    )),
+                    None => Err(Arc::new(ExecConfigError::UnknownService {
+                        capability: cap.name.clone(),
+                        service: cap.service.clone(),
+                    })),
                     Some(service) => ExecPolicy::new(cap, service, owner)
                         .map(Arc::new)
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| Arc::new(e.into())),
                 };
                 (cap.name.clone(), policy)
             })
@@ -176,17 +194,17 @@ impl ExecPolicies {
 
     /// The compiled policy of capability `name`, or why it could not be
     /// compiled; `None` when it is not an exec capability.
-    pub fn get(&self, name: &str) -> Option<Result<&Arc<ExecPolicy>, &str>> {
+    pub fn get(&self, name: &str) -> Option<Result<&Arc<ExecPolicy>, &ExecConfigError>> {
         self.compiled
             .get(name)
-            .map(|r| r.as_ref().map_err(String::as_str))
+            .map(|r| r.as_ref().map_err(|e| &**e))
     }
 
-    /// The configuration problems, one message per capability that did not compile.
-    pub fn errors(&self) -> impl Iterator<Item = &str> {
+    /// The configuration problems, one per capability that did not compile.
+    pub fn errors(&self) -> impl Iterator<Item = &ExecConfigError> {
         self.compiled
             .values()
-            .filter_map(|r| r.as_ref().err().map(String::as_str))
+            .filter_map(|r| r.as_ref().err().map(|e| &**e))
     }
 
     /// Warnings about policies that compiled (an allowed shell or interpreter…).

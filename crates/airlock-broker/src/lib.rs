@@ -84,11 +84,12 @@ pub mod tokens;
 
 pub use broker::{
     AgentRequest, Approver, Authorized, AuthorizedExec, Broker, Caller, Check, ExecAgentRequest,
-    ExecPolicies, MAX_REASON_LEN, Refusal, refuse,
+    ExecConfigError, ExecPolicies, MAX_REASON_LEN, Refusal, refuse,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;
 pub use runtime::{
-    ExecOutcome, ExecRequest, ExecuteError, ExecuteRequest, ExecuteResponse, Runtime, RuntimeError,
+    AuditWriteError, ExecOutcome, ExecRequest, ExecuteError, ExecuteRequest, ExecuteResponse,
+    LoadError, Runtime, RuntimeError,
 };
 pub use session::{Grant, SessionEnd, SessionId, SessionInfo, Sessions};

@@ -172,13 +172,14 @@ impl airlock_broker::Approver for ElicitApprover {
     }
 }
 
-/// Turns a JSON query value into the string that is sent.
-fn query_value(v: &Value) -> Result<String, String> {
+/// Turns a JSON query value into the string that is sent; `None` for an array,
+/// an object or null.
+fn query_value(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        Value::Bool(b) => Ok(b.to_string()),
-        _ => Err("query values must be strings, numbers or booleans".into()),
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 
@@ -237,7 +238,7 @@ impl AirlockMcp {
                                 None => json!({ "confined": false }),
                             },
                         }),
-                        Err(problem) => json!({ "unavailable": problem }),
+                        Err(problem) => json!({ "unavailable": problem.to_string() }),
                     };
                 }
                 v
@@ -263,8 +264,12 @@ impl AirlockMcp {
         let mut query = Vec::new();
         for (k, v) in args.query.unwrap_or_default() {
             match query_value(&v) {
-                Ok(s) => query.push((k, s)),
-                Err(e) => return Ok(tool_error(format!("query parameter \"{k}\": {e}"))),
+                Some(s) => query.push((k, s)),
+                None => {
+                    return Ok(tool_error(format!(
+                        "query parameter \"{k}\": query values must be strings, numbers or booleans"
+                    )));
+                }
             }
         }
         let mut headers: Vec<(String, String)> =

@@ -137,7 +137,7 @@ impl Runtime {
                 "approval {}: {text}; request sha256 {hash}, body {} bytes",
                 pending.id, ask.body_bytes
             ));
-        if let Err(e) = self.audit.append(&event).await {
+        if let Err(e) = self.audit.record(&event).await {
             return Err(refuse(
                 Check::Approval,
                 format!("the approval could not be audited: {e}"),

@@ -36,9 +36,20 @@ const TICK: Duration = Duration::from_millis(100);
 const MAX_GROUP: usize = 1024;
 
 /// The sequence number of a durable record, or why it is not on record.
-type Answer = Result<u64, String>;
+type Answer = Result<u64, AuditWriteError>;
 
-const STOPPED: &str = "the audit writer has stopped";
+/// Why an audit record is not on record (or the log could not be flushed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditWriteError {
+    /// The writer thread has stopped (the server is shutting down, or the thread
+    /// ended): nothing more can be recorded.
+    #[error("the audit writer has stopped")]
+    Stopped,
+    /// The log refused the record, or could not make it durable.
+    #[error(transparent)]
+    Log(#[from] AuditError),
+}
 
 /// Who waits for an answer.
 enum Reply {
@@ -91,44 +102,50 @@ impl AuditWriter {
         })
     }
 
-    fn send(&self, job: Job) -> Result<(), String> {
+    fn send(&self, job: Job) -> Result<(), AuditWriteError> {
         self.queue
             .as_ref()
-            .ok_or(STOPPED)?
+            .ok_or(AuditWriteError::Stopped)?
             .send(job)
-            .map_err(|_| STOPPED.to_string())
+            .map_err(|_| AuditWriteError::Stopped)
     }
 
     /// Appends `event` and waits, without blocking the async worker, until it is
     /// durable (per the fsync policy). An error means it is not on record.
-    pub(super) async fn append(&self, event: &Event) -> Answer {
+    pub(super) async fn record(&self, event: &Event) -> Answer {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append {
             event: Box::new(event.clone()),
             reply: Reply::Task(tx),
         })?;
-        rx.await.map_err(|_| STOPPED.to_string())?
+        rx.await.map_err(|_| AuditWriteError::Stopped)?
     }
 
-    /// [`AuditWriter::append`] for a thread that may block.
-    pub(super) fn append_blocking(&self, event: &Event) -> Answer {
+    /// [`AuditWriter::record`] with the error as text, for the request path's
+    /// `ExecuteError::Audit`, which still carries a `String`.
+    pub(super) async fn append(&self, event: &Event) -> Result<u64, String> {
+        self.record(event).await.map_err(|e| e.to_string())
+    }
+
+    /// [`AuditWriter::record`] for a thread that may block.
+    pub(super) fn record_blocking(&self, event: &Event) -> Answer {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Job::Append {
             event: Box::new(event.clone()),
             reply: Reply::Thread(tx),
         })?;
-        rx.recv().map_err(|_| STOPPED.to_string())?
+        rx.recv().map_err(|_| AuditWriteError::Stopped)?
     }
 
     /// Syncs and anchors every record written so far (or, with `due_only`, only
     /// batched records that are due); blocks the calling thread until done.
-    pub(super) fn flush_blocking(&self, due_only: bool) -> Result<(), String> {
+    pub(super) fn flush_blocking(&self, due_only: bool) -> Result<(), AuditWriteError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Job::Flush {
             due_only,
             reply: Reply::Thread(tx),
         })?;
-        rx.recv().map_err(|_| STOPPED.to_string())?.map(drop)
+        rx.recv().map_err(|_| AuditWriteError::Stopped)?.map(drop)
     }
 }
 
@@ -173,7 +190,7 @@ fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
                     } else {
                         log.flush()
                     };
-                    reply.send(done.map(|()| 0).map_err(|e| e.to_string()));
+                    reply.send(done.map(|()| 0).map_err(AuditWriteError::from));
                 }
             }
         }
@@ -193,7 +210,7 @@ fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
 fn settle(log: &SharedLog, written: &mut Vec<(Result<Written, AuditError>, Reply)>) {
     for (w, reply) in written.drain(..) {
         let answer = w.and_then(|w| log.wait(w).map(|()| w.seq));
-        reply.send(answer.map_err(|e| e.to_string()));
+        reply.send(answer.map_err(AuditWriteError::from));
     }
 }
 

@@ -29,6 +29,39 @@ use secrecy::ExposeSecret;
 use super::{Runtime, report};
 use crate::ExecPolicies;
 
+/// Why the engine or the response scrubber cannot be built (at start, from the
+/// files as loaded).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The service settings cannot be turned into an engine.
+    #[error(transparent)]
+    Engine(#[from] airlock_engine::EngineError),
+    /// The scrubber for the vault's secrets cannot be built.
+    #[error("cannot prepare response scrubbing: {0}")]
+    Scrubber(airlock_engine::scrub::ScrubberError),
+}
+
+/// Why a changed `airlock.toml` or `vault.json` is not taken (the previous one
+/// stays in force; the message goes to stderr, and for the config to the audit log).
+#[derive(Debug, thiserror::Error)]
+enum ReloadError {
+    #[error("airlock.toml changed but is invalid, keeping the previous configuration: {0}")]
+    Config(airlock_config::ConfigError),
+    #[error(
+        "airlock.toml changed but its service settings are unusable ({0}); keeping the previous configuration"
+    )]
+    Services(airlock_engine::EngineError),
+    #[error(transparent)]
+    VaultFile(#[from] airlock_home::HomeError),
+    #[error(transparent)]
+    Vault(#[from] airlock_vault::VaultError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("the reload task failed: {0}")]
+    Task(tokio::task::JoinError),
+}
+
 /// The modification times the snapshot was loaded at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamps {
@@ -63,7 +96,7 @@ pub(super) struct Live {
 
 impl Live {
     /// The snapshots for `config` and `vault` as just loaded from `home`.
-    pub(super) fn new(home: &Home, config: &Config, vault: Vault) -> Result<Live, String> {
+    pub(super) fn new(home: &Home, config: &Config, vault: Vault) -> Result<Live, LoadError> {
         let engine = engine_for(config)?;
         let scrubber = scrubber_for(&vault)?;
         Ok(Live {
@@ -158,12 +191,13 @@ impl Runtime {
                     .decision(AuditDecision::Allow)
                     .detail("airlock.toml reloaded")
             }
-            Err(msg) => {
+            Err(e) => {
+                let msg = e.to_string();
                 report(&msg);
                 event.decision(AuditDecision::Deny).detail(&msg)
             }
         };
-        if let Err(e) = self.audit.append(&event).await {
+        if let Err(e) = self.audit.record(&event).await {
             report(&format!("cannot audit the configuration reload: {e}"));
         }
     }
@@ -176,13 +210,14 @@ impl Runtime {
         let home = self.home.clone();
         let vault = Arc::clone(&self.live.vault);
         let result = blocking(move || {
-            let bytes = airlock_home::read(&home.vault_path()).map_err(|e| e.to_string())?;
+            let bytes = airlock_home::read(&home.vault_path())?;
             vault
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .refresh(&bytes)
-                .map_err(|e| e.to_string())?;
-            scrubber_for(&vault.read().unwrap_or_else(PoisonError::into_inner))
+                .refresh(&bytes)?;
+            Ok(scrubber_for(
+                &vault.read().unwrap_or_else(PoisonError::into_inner),
+            )?)
         })
         .await;
         match result {
@@ -202,23 +237,17 @@ impl Runtime {
 
 /// Runs `f` on the blocking pool and awaits it.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce() -> Result<T, ReloadError> + Send + 'static,
+) -> Result<T, ReloadError> {
     tokio::task::spawn_blocking(f)
         .await
-        .unwrap_or_else(|e| Err(format!("the reload task failed: {e}")))
+        .unwrap_or_else(|e| Err(ReloadError::Task(e)))
 }
 
 /// Loads and checks `airlock.toml` with everything built from it.
-fn load(home: &Home) -> Result<Loaded, String> {
-    let config = Config::load(home).map_err(|e| {
-        format!("airlock.toml changed but is invalid, keeping the previous configuration: {e}")
-    })?;
-    let engine = engine_for(&config).map_err(|e| {
-        format!(
-            "airlock.toml changed but its service settings are unusable ({e}); keeping the previous configuration"
-        )
-    })?;
+fn load(home: &Home) -> Result<Loaded, ReloadError> {
+    let config = Config::load(home).map_err(ReloadError::Config)?;
+    let engine = engine_for(&config).map_err(ReloadError::Services)?;
     let exec = compile_exec(&config);
     Ok(Loaded {
         config,
@@ -228,7 +257,7 @@ fn load(home: &Home) -> Result<Loaded, String> {
 }
 
 /// The engine for a configuration: per-service limits and cookie forwarding.
-pub(super) fn engine_for(config: &Config) -> Result<Engine, String> {
+fn engine_for(config: &Config) -> Result<Engine, airlock_engine::EngineError> {
     let mut ec = EngineConfig::default();
     for (name, svc) in &config.services {
         let mut opts = ec.defaults;
@@ -244,19 +273,19 @@ pub(super) fn engine_for(config: &Config) -> Result<Engine, String> {
         opts.forward_cookies = svc.forward_cookies;
         ec.services.insert(name.clone(), opts);
     }
-    Engine::new(ec).map_err(|e| e.to_string())
+    Engine::new(ec)
 }
 
 /// Every vault secret, so that no secret — of this service or another — comes
 /// back to an agent.
-fn scrubber_for(vault: &Vault) -> Result<Scrubber, String> {
+fn scrubber_for(vault: &Vault) -> Result<Scrubber, LoadError> {
     let secrets: Vec<(String, airlock_vault::SecretBytes)> = vault
         .list()
         .into_iter()
         .filter_map(|info| vault.get(&info.name).ok().map(|v| (info.name, v)))
         .collect();
     Scrubber::new(secrets.iter().map(|(n, v)| (n.as_str(), v.expose_secret())))
-        .map_err(|e| format!("cannot prepare response scrubbing: {e}"))
+        .map_err(LoadError::Scrubber)
 }
 
 /// Compiles the exec capabilities of `config` against airlock's own environment

@@ -24,7 +24,9 @@ mod exec;
 mod live;
 mod request;
 
+pub use audit_writer::AuditWriteError;
 pub use exec::{ExecOutcome, ExecRequest};
+pub use live::LoadError;
 pub use request::{ExecuteError, ExecuteRequest, ExecuteResponse};
 
 /// Everything a running server holds: the broker, the unlocked vault, the engine,
@@ -66,9 +68,9 @@ pub enum RuntimeError {
     /// The audit log cannot be opened.
     #[error(transparent)]
     Audit(#[from] airlock_audit::AuditError),
-    /// The engine cannot be built.
-    #[error("{0}")]
-    Engine(String),
+    /// The engine or the response scrubber cannot be built.
+    #[error(transparent)]
+    Engine(#[from] LoadError),
     /// The audit writer thread cannot be started.
     #[error("cannot start the audit writer thread: {0}")]
     AuditWriter(std::io::Error),
@@ -95,7 +97,7 @@ impl Runtime {
             vault.audit_key(),
             airlock_audit::Options::default().fsync(fsync),
         )?;
-        let live = live::Live::new(&home, &config, vault).map_err(RuntimeError::Engine)?;
+        let live = live::Live::new(&home, &config, vault)?;
         let audit = audit_writer::AuditWriter::start(airlock_audit::SharedLog::new(log))
             .map_err(RuntimeError::AuditWriter)?;
         let exec = live::compile_exec(&config);
@@ -148,28 +150,28 @@ impl Runtime {
     /// Appends an audit record; the error means the decision is not on record.
     /// Blocks the calling thread until the record is durable: async code uses
     /// [`Runtime::audit_durable`].
-    pub fn audit(&self, event: &Event) -> Result<u64, String> {
-        self.audit.append_blocking(event)
+    pub fn audit(&self, event: &Event) -> Result<u64, AuditWriteError> {
+        self.audit.record_blocking(event)
     }
 
     /// Appends an audit record and waits, without blocking the async runtime,
     /// until it is durable. The audit writer thread does the write and the
     /// fsync; concurrent requests share fsyncs (group commit), so a loaded server
     /// is not limited to one fsync per request.
-    pub async fn audit_durable(&self, event: &Event) -> Result<u64, String> {
-        self.audit.append(event).await
+    pub async fn audit_durable(&self, event: &Event) -> Result<u64, AuditWriteError> {
+        self.audit.record(event).await
     }
 
     /// Makes batched audit records durable when they are due. The audit writer
     /// does this on its own every 100 ms; calling it is harmless. Blocks the
     /// calling thread.
-    pub fn flush_audit(&self) -> Result<(), String> {
+    pub fn flush_audit(&self) -> Result<(), AuditWriteError> {
         self.audit.flush_blocking(true)
     }
 
     /// Makes every audit record written so far durable and anchored (at exit).
     /// Blocks the calling thread.
-    pub fn close_audit(&self) -> Result<(), String> {
+    pub fn close_audit(&self) -> Result<(), AuditWriteError> {
         self.audit.flush_blocking(false)
     }
 
@@ -182,7 +184,7 @@ impl Runtime {
             .decision(AuditDecision::Deny)
             .status(401)
             .detail(detail);
-        if let Err(e) = self.audit.append(&event).await {
+        if let Err(e) = self.audit.record(&event).await {
             report(&format!("cannot audit a refused request: {e}"));
         }
     }
@@ -199,7 +201,7 @@ impl Runtime {
         path: &str,
         status: u16,
         detail: &str,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, AuditWriteError> {
         let mut event = Event::new(Kind::Request)
             .method(method)
             .path(path)
@@ -212,7 +214,7 @@ impl Runtime {
         if let Some(c) = caller {
             event = agent_event(event, c);
         }
-        self.audit.append(&event).await
+        self.audit.record(&event).await
     }
 
     /// Checks an agent token (HTTP doors). Failures are audited (durably, before
@@ -239,7 +241,7 @@ impl Runtime {
                     .detail(&e.to_string());
                 // A failed audit here only loses the record of a refusal; the
                 // request is refused either way.
-                if let Err(ae) = self.audit.append(&event).await {
+                if let Err(ae) = self.audit.record(&event).await {
                     report(&format!("cannot audit a refused token: {ae}"));
                 }
                 Err(e)
@@ -289,7 +291,7 @@ impl Runtime {
                         .detail(&format!(
                             "{n} live session(s) of this server ended by the owner's revocation"
                         ));
-                    if let Err(err) = self.audit.append(&e).await {
+                    if let Err(err) = self.audit.record(&e).await {
                         report(&format!("cannot audit a revocation: {err}"));
                     }
                 }
