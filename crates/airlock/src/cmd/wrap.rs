@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use airlock_audit::{AuditLog, Decision, Event, Kind};
+use airlock_audit::{AuditError, AuditLog, Decision, Event, Kind};
 use airlock_exec::reference::{self, ResolvedEnv};
 use airlock_exec::{Launch, Limits, Scrubber, Signaller, Stdin};
 use airlock_home::Home;
@@ -63,13 +63,12 @@ impl Relay {
         self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn append(&self, event: &Event) -> Result<(), String> {
+    fn append(&self, event: &Event) -> Result<(), AuditError> {
         self.audit
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .append(event)
             .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 
     /// The audit record of one answered (or abandoned) tool call.
