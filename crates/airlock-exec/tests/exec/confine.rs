@@ -114,12 +114,24 @@ fn confinement_is_available_here() {
     }
 }
 
+/// `sandbox_world()`; none (the test has nothing to check) without Landlock.
+fn landlocked_world() -> Option<Sandboxed> {
+    landlock().then(sandbox_world)
+}
+
+/// The owner's `airlock.toml` in the world's home is as written.
+fn assert_config_untouched(b: &Sandboxed) {
+    assert_eq!(
+        std::fs::read_to_string(b.home.join("airlock.toml")).unwrap(),
+        "# owner's config\n"
+    );
+}
+
 #[test]
 fn reads_stop_at_the_workdir_and_the_system() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let p = confined(&b, &["cat"]);
     // The controls: the workdir and the system's public files are readable.
     let ok = exec(&p, &["cat", "README", "/etc/passwd"]);
@@ -150,10 +162,9 @@ fn reads_stop_at_the_workdir_and_the_system() {
 
 #[test]
 fn links_in_the_workdir_do_not_lead_out() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     // The agent controls its workdir: a symlink to the key, a symlinked
     // directory into the home. The kernel checks the file reached, not the name.
     std::os::unix::fs::symlink(b.home.join("master.key"), b.work.join("key")).unwrap();
@@ -165,18 +176,14 @@ fn links_in_the_workdir_do_not_lead_out() {
     }
     let o = exec(&p, &["sh", "-c", "echo pwned > home/airlock.toml"]);
     denied(&o);
-    assert_eq!(
-        std::fs::read_to_string(b.home.join("airlock.toml")).unwrap(),
-        "# owner's config\n"
-    );
+    assert_config_untouched(&b);
 }
 
 #[test]
 fn writes_stop_at_the_workdir_and_the_private_home() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let p = confined(&b, &["touch", "sh"]);
     let o = exec(&p, &["touch", "made-here"]);
     assert!(o.exit.success(), "{o:?}");
@@ -221,18 +228,14 @@ fn writes_stop_at_the_workdir_and_the_private_home() {
             target.display()
         );
     }
-    assert_eq!(
-        std::fs::read_to_string(b.home.join("airlock.toml")).unwrap(),
-        "# owner's config\n"
-    );
+    assert_config_untouched(&b);
 }
 
 #[test]
 fn no_network_without_direct() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -249,10 +252,9 @@ fn no_network_without_direct() {
 
 #[test]
 fn unix_sockets_outside_are_unreachable() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     // Stands for control.sock: a listening socket the child must not reach, even
     // with network = "direct".
     let sock = b.work.join("control.sock");
@@ -270,10 +272,9 @@ fn unix_sockets_outside_are_unreachable() {
 
 #[test]
 fn other_processes_are_out_of_reach() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let me = std::process::id().to_string();
     let p = confined(&b, &["cat", "kill"]);
     // Its own /proc/self is readable; this process's environment is not.
@@ -348,10 +349,9 @@ fn workdirs_may_not_reach_the_homes() {
 
 #[test]
 fn terminal_injection_is_refused() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let p = confined(&b, &["python3"]);
     // TIOCSTI on whatever fd 0 is: refused by seccomp with EACCES before the
     // kernel even looks at the descriptor (without the filter: ENOTTY).
@@ -382,10 +382,9 @@ fn x32_system_calls_do_not_slip_past_the_filter() {
 
 #[test]
 fn a_program_installed_in_the_home_gets_its_installation_not_the_home() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let script = |path: &Path| {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, "#!/bin/sh\ncat \"$(dirname \"$0\")/../lib/data\"\n").unwrap();
@@ -418,10 +417,9 @@ fn a_program_installed_in_the_home_gets_its_installation_not_the_home() {
 #[test]
 #[ignore = "measurement"]
 fn sandbox_overhead() {
-    if !landlock() {
+    let Some(b) = landlocked_world() else {
         return;
-    }
-    let b = sandbox_world();
+    };
     let on = confined(&b, &["true"]);
     let off = confined(&b, &["true"]).unconfined();
     let rt = rt();
