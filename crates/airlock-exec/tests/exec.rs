@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use airlock_exec::reference::{self, ReferenceError};
 use airlock_exec::{
-    BASE_ENV, ExecPolicy, GIT_CONFIG_OVERRIDES, GitCredential, Launch, Limits, OwnerEnv, Refusal,
-    Scrubber, Stdin,
+    BASE_ENV, ExecPolicy, GIT_CONFIG_OVERRIDES, GitCredential, Launch, Limits, OwnerEnv,
+    PolicyError, Refusal, Scrubber, Stdin,
 };
 use base64::Engine as _;
 use secrecy::SecretSlice;
@@ -44,6 +44,13 @@ struct World {
     /// The agent's workdir.
     work: PathBuf,
     owner: OwnerEnv,
+}
+
+/// The workdir as an agent names it (`cwd` of a call).
+impl World {
+    fn cwd(&self) -> Option<&str> {
+        self.work.to_str()
+    }
 }
 
 fn world() -> World {
@@ -85,6 +92,24 @@ fn world() -> World {
 
 fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A policy with just `commands`: no workdirs, no denied arguments, no env.
+fn commands_only(commands: &[&str], owner: &OwnerEnv) -> Result<ExecPolicy, PolicyError> {
+    ExecPolicy::from_parts("cap", &strings(commands), &[], &[], &BTreeMap::new(), owner)
+}
+
+/// `/bin/sh -c SCRIPT` with PATH `/usr/bin:/bin`.
+fn sh_c(script: &str) -> Launch {
+    Launch::new("/bin/sh")
+        .args(["-c", script])
+        .env("PATH", "/usr/bin:/bin")
+}
+
+/// After a moment, no process of the group `pgid` is alive (else `survived`).
+fn assert_group_gone(pgid: i32, survived: &str) {
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(live_members(pgid), Vec::<i32>::new(), "{survived}");
 }
 
 fn policy(w: &World, commands: &[&str], env: &[(&str, &str)], deny: &[&str]) -> ExecPolicy {
@@ -129,8 +154,7 @@ fn stdout(o: &airlock_exec::Output) -> String {
 fn agent_cannot_choose_the_program() {
     let w = world();
     let p = policy(&w, &["tool", "git"], &[], &[]);
-    let work = w.work.display().to_string();
-    let cwd = Some(work.as_str());
+    let cwd = w.cwd();
 
     // Bare names outside the list.
     for bad in ["sh", "bash", "env", "ls", "tool-impl"] {
@@ -202,33 +226,12 @@ fn commands_resolve_through_the_owners_path_only() {
         path: OsString::from(".::work:owner-bin"),
         ..w.owner.clone()
     };
-    let r = ExecPolicy::from_parts(
-        "cap",
-        &strings(&["tool"]),
-        &[],
-        &[],
-        &BTreeMap::new(),
-        &owner,
-    );
+    let r = commands_only(&["tool"], &owner);
     assert!(r.is_err(), "{r:?}");
     // Relative command entries are refused at load.
-    let r = ExecPolicy::from_parts(
-        "cap",
-        &strings(&["./tool"]),
-        &[],
-        &[],
-        &BTreeMap::new(),
-        &w.owner,
-    );
+    let r = commands_only(&["./tool"], &w.owner);
     assert!(r.unwrap_err().to_string().contains("relative path"));
-    let r = ExecPolicy::from_parts(
-        "cap",
-        &strings(&["nope-not-here"]),
-        &[],
-        &[],
-        &BTreeMap::new(),
-        &w.owner,
-    );
+    let r = commands_only(&["nope-not-here"], &w.owner);
     assert!(r.unwrap_err().to_string().contains("not found in PATH"));
     // Runners are allowed when listed, and flagged.
     let p = policy(&w, &["sh", "tool"], &[], &[]);
@@ -294,8 +297,7 @@ fn probe_parent_environment() {
         &[("API_KEY", "{{secret}}"), ("PLAIN", "plain-value")],
         &[],
     );
-    let work = w.work.display().to_string();
-    let cwd = Some(work.as_str());
+    let cwd = w.cwd();
     let out = run(&p, &["tool"], cwd, Stdin::Null);
     assert!(stdout(&out).starts_with("canonical tool: "), "{out:?}");
 
@@ -371,8 +373,7 @@ fn git_trampolines_and_deny_args_are_refused() {
         &[],
         &["--force", "--output=", "--yes"],
     );
-    let work = w.work.display().to_string();
-    let cwd = Some(work.as_str());
+    let cwd = w.cwd();
     for bad in [
         &["git", "-c", "alias.x=!sh -c 'id'", "x"][..],
         &["git", "-c", "core.sshCommand=touch /tmp/p", "fetch"],
@@ -416,8 +417,7 @@ fn git_trampolines_and_deny_args_are_refused() {
 fn env_and_shell_wrappers_need_the_allow_list() {
     let w = world();
     let p = policy(&w, &["env", "tool"], &[], &[]);
-    let work = w.work.display().to_string();
-    let cwd = Some(work.as_str());
+    let cwd = w.cwd();
     assert!(matches!(
         p.check(&strings(&["env", "sh", "-c", "id"]), cwd),
         Err(Refusal::Argument { .. })
@@ -438,8 +438,7 @@ fn env_and_shell_wrappers_need_the_allow_list() {
 fn git_reads_writes_and_templates_outside_the_workdirs_are_refused() {
     let w = world();
     let p = policy(&w, &["git"], &[], &[]);
-    let work = w.work.display().to_string();
-    let cwd = Some(work.as_str());
+    let cwd = w.cwd();
     for bad in [
         // Reads: explicit and implicit --no-index, in the abbreviations git takes.
         &["git", "diff", "--no-index", "/etc/passwd", "/dev/null"][..],
@@ -711,15 +710,7 @@ fn cwd_must_lie_inside_a_workdir() {
     }
     assert!(matches!(ok("missing"), Err(Refusal::CwdInvalid { .. })));
     // Without workdirs, no cwd at all; the command runs in its private HOME.
-    let p = ExecPolicy::from_parts(
-        "cap",
-        &strings(&["sh"]),
-        &[],
-        &[],
-        &BTreeMap::new(),
-        &w.owner,
-    )
-    .unwrap();
+    let p = commands_only(&["sh"], &w.owner).unwrap();
     assert!(matches!(
         p.check(&strings(&["sh"]), Some("/tmp")),
         Err(Refusal::CwdNotAllowed { .. })
@@ -838,11 +829,9 @@ fn timeout_kills_the_whole_process_group() {
         "{out:?}"
     );
     assert!(!stdout(&out).contains("unreachable"));
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        live_members(pgid),
-        Vec::<i32>::new(),
-        "processes of the group survived (background process was {bg})"
+    assert_group_gone(
+        pgid,
+        &format!("processes of the group survived (background process was {bg})"),
     );
 }
 
@@ -873,11 +862,9 @@ fn background_processes_left_behind_are_killed_at_exit() {
     assert_eq!(stdout(&out), "started\n");
     assert!(out.exit.success() && !out.exit.timed_out);
     assert!(started.elapsed() < Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        live_members(pgid),
-        Vec::<i32>::new(),
-        "background process {bg} survived the child's exit"
+    assert_group_gone(
+        pgid,
+        &format!("background process {bg} survived the child's exit"),
     );
 }
 
@@ -937,10 +924,7 @@ fn output_caps_truncate_and_say_so() {
 
 #[test]
 fn piped_stdin_for_relays() {
-    let launch = Launch::new("/bin/sh")
-        .args(["-c", "while IFS= read -r l; do echo \"got $l\"; done"])
-        .env("PATH", "/usr/bin:/bin")
-        .stdin(Stdin::Piped);
+    let launch = sh_c("while IFS= read -r l; do echo \"got $l\"; done").stdin(Stdin::Piped);
     let out = rt().block_on(async {
         use tokio::io::AsyncWriteExt as _;
         let mut running = launch.spawn(&Scrubber::empty()).unwrap();
@@ -1094,12 +1078,7 @@ fn output_is_scrubbed_streamed() {
 
 #[test]
 fn streaming_forwards_as_output_arrives_and_keeps_colours() {
-    let launch = Launch::new("/bin/sh")
-        .args([
-            "-c",
-            "printf '\\033[31mred\\033[0m\\n'; sleep 1; echo later",
-        ])
-        .env("PATH", "/usr/bin:/bin");
+    let launch = sh_c("printf '\\033[31mred\\033[0m\\n'; sleep 1; echo later");
     rt().block_on(async {
         let running = launch.spawn(&Scrubber::empty()).unwrap();
         let (mut w, mut r) = tokio::io::duplex(1024);
@@ -1129,12 +1108,8 @@ fn streaming_forwards_as_output_arrives_and_keeps_colours() {
 
 #[test]
 fn signaller_reaches_the_child() {
-    let launch = Launch::new("/bin/sh")
-        .args([
-            "-c",
-            "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done",
-        ])
-        .env("PATH", "/usr/bin:/bin");
+    let launch =
+        sh_c("trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.05; done");
     let out = rt().block_on(async {
         let running = launch.spawn(&Scrubber::empty()).unwrap();
         let sig = running.signaller();
@@ -1265,10 +1240,7 @@ fn env_file_references_resolve() {
 
     // Run a program with it: the secrets are in its environment and scrubbed
     // from its output under their names.
-    let launch = Launch::new("/bin/sh")
-        .args(["-c", "echo $STRIPE_KEY; echo $DB_PASSWORD; echo $MODE"])
-        .env("PATH", "/usr/bin:/bin")
-        .envs(env);
+    let launch = sh_c("echo $STRIPE_KEY; echo $DB_PASSWORD; echo $MODE").envs(env);
     let out = rt()
         .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
         .unwrap();
