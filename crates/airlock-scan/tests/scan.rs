@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use airlock_scan::cli::{OutputFormat, ScanArgs, run};
-use airlock_scan::{Risk, ScanError, Scanner};
+use airlock_scan::{Finding, Risk, ScanError, Scanner};
 use fakes::{fake_github_pat, fake_openai, fake_stripe_live, fake_stripe_test};
 
 fn scanner() -> Scanner {
@@ -158,6 +158,35 @@ fn git(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A new git work tree.
+fn git_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q"]);
+    dir
+}
+
+/// A new git work tree whose `.gitignore` is `ignored`.
+fn git_repo_ignoring(ignored: &str) -> tempfile::TempDir {
+    let dir = git_repo();
+    write(dir.path(), ".gitignore", ignored);
+    dir
+}
+
+/// The finding of rule `rule` in `found`; panics naming the rule and what was found.
+fn finding<'a>(found: &'a [Finding], rule: &str) -> &'a Finding {
+    found
+        .iter()
+        .find(|f| f.rule_id == rule)
+        .unwrap_or_else(|| panic!("no {rule} in {found:#?}"))
+}
+
+/// `run` with `args` (text report) exits with `code`; the report.
+fn run_expecting(args: &ScanArgs, code: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    assert_eq!(run(args, &mut out).unwrap(), code);
+    out
 }
 
 fn run_json(args: &ScanArgs) -> (u8, serde_json::Value) {
@@ -314,8 +343,7 @@ fn table_output_is_aligned_and_redacted() {
         paths: vec![dir.path().to_path_buf()],
         ..ScanArgs::default()
     };
-    let mut out = Vec::new();
-    assert_eq!(run(&args, &mut out).unwrap(), 1);
+    let out = run_expecting(&args, 1);
     let text = String::from_utf8(out).unwrap();
     assert!(text.starts_with("RISK "), "{text}");
     assert!(text.contains("stripe-secret-key"));
@@ -329,16 +357,12 @@ fn table_output_is_aligned_and_redacted() {
 
 #[test]
 fn env_file_export_quotes_and_context() {
-    let s = scanner();
     let content = format!(
         "# comment\nexport OPENAI_API_KEY=\"{}\"\n  DB_PASSWORD='{FAKE_PASSWORD}'\n",
         fake_openai()
     );
-    let found = s.scan_bytes(Path::new("app/.env.production"), content.as_bytes());
-    let openai = found
-        .iter()
-        .find(|f| f.rule_id == "openai-api-key")
-        .expect("openai key");
+    let found = scanner().scan_bytes(Path::new("app/.env.production"), content.as_bytes());
+    let openai = finding(&found, "openai-api-key");
     assert_eq!((openai.line, openai.column), (2, 24));
     assert_eq!(openai.context.as_deref(), Some("OPENAI_API_KEY"));
     assert!(
@@ -346,10 +370,7 @@ fn env_file_export_quotes_and_context() {
         "{}",
         openai.preview
     );
-    let pw = found
-        .iter()
-        .find(|f| f.rule_id == "generic-secret-assignment")
-        .expect("password");
+    let pw = finding(&found, "generic-secret-assignment");
     assert_eq!((pw.line, pw.column), (3, 16));
     assert_eq!(pw.context.as_deref(), Some("DB_PASSWORD"));
 }
@@ -368,12 +389,7 @@ fn mcp_config_env_args_and_headers() {
     });
     let text = serde_json::to_string_pretty(&cfg).unwrap();
     let found = s.scan_bytes(Path::new("home/.cursor/mcp.json"), text.as_bytes());
-    let by_rule = |r: &str| {
-        found
-            .iter()
-            .find(|f| f.rule_id == r)
-            .unwrap_or_else(|| panic!("{r} in {found:#?}"))
-    };
+    let by_rule = |r: &str| finding(&found, r);
     let gh = by_rule("github-pat");
     assert_eq!(
         gh.context.as_deref(),
@@ -425,10 +441,7 @@ fn kubernetes_secret_data_is_base64_decoded() {
         enc(FAKE_PASSWORD)
     );
     let found = s.scan_bytes(Path::new("k8s/secret.yaml"), yaml.as_bytes());
-    let gh = found
-        .iter()
-        .find(|f| f.rule_id == "github-pat")
-        .expect("decoded github token");
+    let gh = finding(&found, "github-pat");
     assert_eq!(gh.line, 14);
     assert_eq!(gh.column, 17);
     assert_eq!(
@@ -436,10 +449,7 @@ fn kubernetes_secret_data_is_base64_decoded() {
         Some("Secret/app.data.github-token (base64-decoded)")
     );
     assert!(gh.preview.starts_with("ghp_…"));
-    let pw = found
-        .iter()
-        .find(|f| f.rule_id == "generic-secret-assignment")
-        .expect("decoded password");
+    let pw = finding(&found, "generic-secret-assignment");
     assert_eq!(pw.line, 15);
 }
 
@@ -465,10 +475,7 @@ fn jupyter_notebook_cells_and_outputs() {
             || found.iter().any(|f| f.rule_id == "openai-api-key"),
         "{ids:?}"
     );
-    let pw = found
-        .iter()
-        .find(|f| f.rule_id == "generic-secret-assignment")
-        .unwrap_or_else(|| panic!("{ids:?}"));
+    let pw = finding(&found, "generic-secret-assignment");
     assert_eq!(pw.context.as_deref(), Some("cells[1].source"));
     assert!(
         text.lines()
@@ -570,10 +577,8 @@ fn never_panics_on_odd_input() {
 
 #[test]
 fn walker_reads_ignored_secret_files_and_skips_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = git_repo_ignoring(".env\nbuild/\nnotes.txt\n");
     let d = dir.path();
-    git(d, &["init", "-q"]);
-    write(d, ".gitignore", ".env\nbuild/\nnotes.txt\n");
     write(d, ".env", &format!("STRIPE_KEY={}\n", fake_stripe_live()));
     write(d, "notes.txt", &format!("gh {}\n", fake_github_pat()));
     write(
@@ -620,10 +625,8 @@ fn walker_reads_ignored_secret_files_and_skips_the_rest() {
 
 #[test]
 fn risk_levels() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = git_repo_ignoring("ignored/\n");
     let d = dir.path();
-    git(d, &["init", "-q"]);
-    write(d, ".gitignore", "ignored/\n");
     write(
         d,
         "tracked.py",
@@ -701,8 +704,7 @@ fn exit_codes_follow_fail_on() {
         paths: vec![clean.path().to_path_buf()],
         ..ScanArgs::default()
     };
-    let mut out = Vec::new();
-    assert_eq!(run(&args, &mut out).unwrap(), 0);
+    let out = run_expecting(&args, 0);
     assert!(
         String::from_utf8(out)
             .unwrap()
@@ -747,8 +749,7 @@ fn baseline_round_trip() {
         write_baseline: Some(base.clone()),
         ..ScanArgs::default()
     };
-    let mut out = Vec::new();
-    assert_eq!(run(&args, &mut out).unwrap(), 0);
+    run_expecting(&args, 0);
     let text = std::fs::read_to_string(&base).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["fingerprints"].as_array().unwrap().len(), 2);
@@ -768,8 +769,7 @@ fn baseline_round_trip() {
         baseline: Some(base.clone()),
         ..ScanArgs::default()
     };
-    let mut out = Vec::new();
-    assert_eq!(run(&args, &mut out).unwrap(), 0);
+    let out = run_expecting(&args, 0);
     assert!(String::from_utf8(out).unwrap().contains("2 suppressed"));
     // a new secret is still reported
     write(
@@ -790,9 +790,8 @@ fn baseline_round_trip() {
 
 #[test]
 fn git_history_finds_deleted_secrets_with_their_commit() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = git_repo();
     let d = dir.path();
-    git(d, &["init", "-q"]);
     write(d, "README.md", "# demo\n");
     git(d, &["add", "."]);
     git(d, &["commit", "-q", "-m", "init"]);
