@@ -16,6 +16,9 @@ use airlock_audit::{
 };
 use proptest::prelude::*;
 
+#[path = "audit/edges.rs"]
+mod edges;
+
 const KEY: [u8; 32] = [7; 32];
 
 struct Home {

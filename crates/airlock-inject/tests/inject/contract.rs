@@ -251,6 +251,14 @@ fn debug_names_the_injector_and_its_secrets_only() {
     let http = || TokenClient::new(Duration::from_secs(1), Duration::from_secs(1));
     let pem = rsa_pem();
 
+    // the token client shows its timeouts (what a stuck token request waits for)
+    let client = TokenClient::new(Duration::from_secs(2), Duration::from_millis(300));
+    assert_eq!(
+        format!("{client:?}"),
+        "TokenClient { connect_timeout: 2s, timeout: 300ms, .. }"
+    );
+    assert!(format!("{:?}", Injectors::new()).contains("TokenClient {"));
+
     let secret = named("gh_pem", "-----BEGIN PRIVATE KEY-----");
     assert_eq!(format!("{secret:?}"), r#"NamedSecret("gh_pem")"#);
 
