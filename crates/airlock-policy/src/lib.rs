@@ -40,6 +40,7 @@
 // Tests may unwrap: a panic there is a failed test, which is what we want.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod index;
 mod method;
 mod normalize;
 mod pattern;

@@ -70,6 +70,17 @@ impl Pattern {
         Self { tokens }
     }
 
+    /// The leading segments that are plain literals (decoded), up to the first
+    /// glob or `**`: every path the pattern matches starts with them.
+    pub(crate) fn literal_prefix(&self) -> impl Iterator<Item = &[u8]> {
+        self.tokens.iter().map_while(|t| match t {
+            Token::Segment(SegmentPattern { pieces }) if pieces.len() == 1 => {
+                Some(pieces[0].as_slice())
+            }
+            _ => None,
+        })
+    }
+
     /// Whether the pattern matches the path.
     pub(crate) fn matches(&self, path: &PathSegments, strictness: Strictness) -> bool {
         match strictness {
@@ -98,6 +109,16 @@ pub(crate) struct PathSegments {
 }
 
 impl PathSegments {
+    /// The decoded segments.
+    pub(crate) fn exact(&self) -> &[Vec<u8>] {
+        &self.exact
+    }
+
+    /// The segments with `;params` cut, when any segment has one.
+    pub(crate) fn without_params(&self) -> Option<&[Vec<u8>]> {
+        self.without_params.as_deref()
+    }
+
     /// Splits a normalized path. Given a path that is not normalized, it still
     /// answers (escapes that are not valid stay literal), but rule semantics are only
     /// defined for normalized paths.

@@ -199,6 +199,11 @@ impl Rule {
         self.matches_segments(method, &PathSegments::new(path), Strictness::Loose)
     }
 
+    /// The rule's leading literal path segments (see [`crate::index`]).
+    pub(crate) fn literal_prefix(&self) -> impl Iterator<Item = &[u8]> {
+        self.pattern.literal_prefix()
+    }
+
     pub(crate) fn matches_segments(
         &self,
         method: &str,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::index::Index;
 use crate::method::{MethodError, STANDARD_METHODS, check_extra_method, check_method};
 use crate::normalize::{PathError, Target, check_normal, clip, normalize};
 use crate::pattern::{PathSegments, Strictness};
@@ -23,6 +24,10 @@ use crate::rule::{Rule, RuleError};
 pub struct RuleSet {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
+    /// Which allow rules can match a path (exact literals).
+    allow_index: Index,
+    /// Which deny rules can match a path (literals ignoring case).
+    deny_index: Index,
     /// Upper-cased, validated, without duplicates.
     extra_methods: Vec<String>,
 }
@@ -184,9 +189,13 @@ impl RuleSet {
                 })
                 .collect()
         };
+        let allow = parse(RuleList::Allow, allow)?;
+        let deny = parse(RuleList::Deny, deny)?;
         Ok(RuleSet {
-            allow: parse(RuleList::Allow, allow)?,
-            deny: parse(RuleList::Deny, deny)?,
+            allow_index: Index::build(allow.iter().map(Rule::literal_prefix), false),
+            deny_index: Index::build(deny.iter().map(Rule::literal_prefix), true),
+            allow,
+            deny,
             extra_methods: extras,
         })
     }
@@ -312,7 +321,17 @@ impl RuleSet {
         };
 
         let segments = PathSegments::new(&target.path);
-        for (i, rule) in self.deny.iter().enumerate() {
+        // Deciding looks only at the rules that can match (the index); explaining
+        // walks every rule, to say why each one does not match. Both run the same
+        // loop and matcher.
+        let explaining = trace.0.is_some();
+        let deny_rules = if explaining {
+            (0..self.deny.len()).collect()
+        } else {
+            self.deny_index.candidates(&segments)
+        };
+        for i in deny_rules {
+            let rule = &self.deny[i];
             if rule.matches_segments(&method, &segments, Strictness::Loose) {
                 trace.step(|| {
                     let how = if rule.matches_segments(&method, &segments, Strictness::Exact) {
@@ -331,7 +350,13 @@ impl RuleSet {
             trace.step(|| "no allow rules: everything not denied is allowed".to_owned());
             return Decision::Allow { rule: None };
         }
-        for (i, rule) in self.allow.iter().enumerate() {
+        let allow_rules = if explaining {
+            (0..self.allow.len()).collect()
+        } else {
+            self.allow_index.candidates(&segments)
+        };
+        for i in allow_rules {
+            let rule = &self.allow[i];
             if rule.matches_segments(&method, &segments, Strictness::Exact) {
                 trace.step(|| format!("allow[{i}] {:?} matches", rule.as_str()));
                 return Decision::Allow {

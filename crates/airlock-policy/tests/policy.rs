@@ -7,6 +7,8 @@ use proptest::prelude::*;
 
 #[path = "policy/edges.rs"]
 mod edges;
+#[path = "policy/index.rs"]
+mod index;
 
 // ---------------------------------------------------------------------------------
 // The adversarial table
