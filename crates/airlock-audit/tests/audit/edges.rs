@@ -6,7 +6,9 @@ use std::fs;
 
 use airlock_audit::{AuditError, Decision, Event, Mac, Options, verify};
 
-use super::{KEY, check, home, open};
+use airlock_audit::FsyncPolicy;
+
+use super::{KEY, check, event, home, open};
 
 #[test]
 fn a_mac_reads_back_as_its_bytes_and_its_hex() {
@@ -79,4 +81,69 @@ fn at_most_twenty_requests_without_outcome_are_listed() {
             ),
         }
     }
+}
+
+/// What `airlock audit verify` prints for an intact log: records, files, anchor.
+#[test]
+fn the_summary_counts_records_and_files_and_says_what_is_not_yet_anchored() {
+    let h = home();
+    let empty = check(&h);
+    assert_eq!(
+        (empty.records, empty.last_seq, empty.anchor_seq),
+        (0, None, None)
+    );
+    assert_eq!(empty.to_string(), "audit log intact: 0 records in 0 files");
+
+    let mut log = open(&h, Options::default());
+    for i in 1..=3 {
+        log.append(&event(i)).unwrap();
+    }
+    log.close().unwrap();
+    assert_eq!(
+        check(&h).to_string(),
+        "audit log intact: 3 records in 1 file, anchored at seq 3"
+    );
+
+    // batched fsyncs: the anchor lags behind the newest records
+    let batch = FsyncPolicy::Batch {
+        max_records: 8,
+        max_delay: std::time::Duration::from_secs(60),
+    };
+    let mut log = open(&h, Options::default().fsync(batch));
+    for i in 4..=6 {
+        log.append(&event(i)).unwrap();
+    }
+    let lagging = check(&h).to_string();
+    drop(log);
+    assert!(
+        lagging.starts_with("audit log intact: 6 records in 1 file, anchored at seq ")
+            && lagging.ends_with(" newest not yet anchored)"),
+        "{lagging}"
+    );
+    let anchored: u64 = lagging
+        .split("anchored at seq ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        lagging.contains(&format!("({} newest", 6 - anchored)),
+        "{lagging}"
+    );
+
+    let h = home();
+    let mut log = open(&h, Options::default().max_file_bytes(2_000));
+    for i in 1..=40 {
+        log.append(&event(i)).unwrap();
+    }
+    log.close().unwrap();
+    let report = check(&h);
+    assert!(
+        report.to_string().starts_with(&format!(
+            "audit log intact: 40 records in {} files, anchored at seq 40",
+            report.files
+        )),
+        "{report}"
+    );
 }
