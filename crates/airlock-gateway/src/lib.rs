@@ -76,28 +76,17 @@ pub async fn serve_gateway(
     addr: &str,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), GatewayError> {
-    let app = app(runtime);
-    let listener = tokio::net::TcpListener::bind(addr)
+    listen::serve_on(addr, app(runtime), ready)
         .await
         .map_err(|e| GatewayError::Bind {
             addr: addr.to_string(),
             detail: e.to_string(),
-        })?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| GatewayError::Serve(e.to_string()))?;
-    ready(local);
-    listen::serve(
-        listener,
-        app,
-        listen::Options::default(),
-        std::future::pending(),
-    )
-    .await;
-    Ok(())
+        })
 }
 
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+/// An error answer in the shape both the OpenAI and the Anthropic SDKs read:
+/// `{"type": "error", "error": {"type": KIND, "message": MESSAGE}}`.
+pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "type": "error",
         "error": { "type": kind, "message": message },
@@ -148,10 +137,10 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
-/// Answers a refusal the gateway makes itself, after auditing it (DESIGN.md §7.5:
+/// Answers a refusal a door makes itself, after auditing it (DESIGN.md §7.5:
 /// every decision is audited; a refusal that cannot be recorded fails as a 500).
 #[allow(clippy::too_many_arguments)]
-async fn refuse(
+pub async fn refuse(
     runtime: &Runtime,
     caller: Option<&Caller>,
     capability: Option<&str>,

@@ -290,6 +290,20 @@ impl Drop for Busy {
     }
 }
 
+/// Binds `addr` and serves `app` there with the default limits until the process
+/// stops; `ready` gets the bound address (useful with port 0). Fails only when
+/// the address cannot be bound.
+pub async fn serve_on(
+    addr: &str,
+    app: axum::Router,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    ready(listener.local_addr()?);
+    serve(listener, app, Options::default(), std::future::pending()).await;
+    Ok(())
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting,
 /// lets requests in flight finish (up to [`Options::shutdown_grace`]) and
 /// returns. Dropping the future instead closes every connection at once.

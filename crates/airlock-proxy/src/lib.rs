@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use airlock_broker::{Broker, Caller, Runtime};
 use axum::body::Body;
 use axum::extract::{Request, State};
+use airlock_gateway::{error, refuse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -150,39 +151,12 @@ pub async fn serve_proxy(
     addr: &str,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ProxyError> {
-    let bind_error = |e: std::io::Error| ProxyError::Bind {
-        addr: addr.to_string(),
-        detail: e.to_string(),
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
+    airlock_gateway::listen::serve_on(addr, app(proxy), ready)
         .await
-        .map_err(bind_error)?;
-    ready(listener.local_addr().map_err(bind_error)?);
-    airlock_gateway::listen::serve(
-        listener,
-        app(proxy),
-        airlock_gateway::listen::Options::default(),
-        std::future::pending(),
-    )
-    .await;
-    Ok(())
-}
-
-/// An answer in the gateway's JSON error shape.
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "error",
-        "error": { "type": kind, "message": message },
-    });
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body.to_string(),
-    )
-        .into_response()
+        .map_err(|e| ProxyError::Bind {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 /// The 407 every unauthenticated proxy request gets.
@@ -328,29 +302,6 @@ fn within_base(base: &str, path: &str) -> Option<String> {
     }
 }
 
-/// Records a refusal and answers it.
-async fn refuse(
-    runtime: &Runtime,
-    caller: Option<&Caller>,
-    capability: Option<&str>,
-    method: &str,
-    target: &str,
-    status: StatusCode,
-    message: &str,
-) -> Response {
-    match runtime
-        .audit_door_refusal(caller, capability, method, target, status.as_u16(), message)
-        .await
-    {
-        Ok(_) => error(status, "permission_error", message),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            &format!("{message}; the refusal could not be audited ({e}), so the request fails"),
-        ),
-    }
-}
-
 async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let runtime = &proxy.runtime;
     let method = req.method().as_str().to_string();
@@ -368,63 +319,65 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         Ok(c) => c,
         Err(e) => return proxy_auth_required(&e.to_string()),
     };
-    let broker = runtime.fresh_broker().await;
-    let Some(authority) = req.uri().authority().cloned() else {
-        let msg = "this is airlock's egress proxy: send requests through it as a proxy (HTTPS_PROXY), not to it";
-        return refuse(
-            runtime,
-            Some(&caller),
-            None,
-            &method,
-            &target,
-            StatusCode::BAD_REQUEST,
-            msg,
-        )
-        .await;
-    };
-    let host = authority
-        .host()
-        .trim_matches(['[', ']'])
-        .to_ascii_lowercase();
-    if req.method() == Method::CONNECT {
-        let Some(port) = authority.port_u16() else {
-            let msg = "CONNECT needs host:port";
-            return refuse(
-                runtime,
-                Some(&caller),
-                None,
-                &method,
-                &target,
-                StatusCode::BAD_REQUEST,
-                msg,
-            )
-            .await;
-        };
-        let route = match route(broker, &caller, "https", &host, port, wanted.as_deref()) {
-            Ok(r) => r,
-            Err((status, msg)) => {
-                return refuse(runtime, Some(&caller), None, &method, &target, status, &msg).await;
+    match proxy.dispatch(&caller, wanted, token, req).await {
+        Ok(response) => response,
+        Err((status, msg)) => {
+            let kind = "permission_error";
+            refuse(runtime, Some(&caller), None, &method, &target, status, kind, &msg).await
+        }
+    }
+}
+
+impl Proxy {
+    /// An authenticated proxy request: a CONNECT (answered, then served as a
+    /// tunnel) or an absolute-form `http://` request (forwarded); or why not.
+    async fn dispatch(
+        self: &Arc<Self>,
+        caller: &Caller,
+        wanted: Option<String>,
+        token: String,
+        req: Request,
+    ) -> Result<Response, (StatusCode, String)> {
+        let bad = |msg: &str| (StatusCode::BAD_REQUEST, msg.to_string());
+        let broker = self.runtime.fresh_broker().await;
+        let authority = req.uri().authority().cloned().ok_or_else(|| {
+            bad("this is airlock's egress proxy: send requests through it as a proxy (HTTPS_PROXY), not to it")
+        })?;
+        let host = authority
+            .host()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase();
+        if req.method() != Method::CONNECT {
+            // An absolute-form request: plain http to an http service.
+            if req.uri().scheme_str() != Some("http") {
+                return Err(bad(
+                    "the egress proxy takes CONNECT (https) and absolute-form http:// requests only",
+                ));
             }
-        };
-        let config = match proxy.tls_config(&host) {
+            let port = authority.port_u16().unwrap_or(80);
+            let route = route(broker, caller, "http", &host, port, wanted.as_deref())?;
+            let (mut parts, body) = req.into_parts();
+            parts.headers.remove(header::PROXY_AUTHORIZATION);
+            parts.headers.remove("proxy-connection");
+            return Ok(send(&self.runtime, caller, &route, parts, body).await);
+        }
+        let port = authority
+            .port_u16()
+            .ok_or_else(|| bad("CONNECT needs host:port"))?;
+        let route = route(broker, caller, "https", &host, port, wanted.as_deref())?;
+        let config = match self.tls_config(&host) {
             Ok(c) => c,
             Err(e) => {
-                return error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    &e.to_string(),
-                );
+                let status = StatusCode::INTERNAL_SERVER_ERROR;
+                return Ok(error(status, "internal_error", &e.to_string()));
             }
         };
-        let Ok(slot) = proxy.tunnels.clone().try_acquire_owned() else {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded_error",
-                &format!("{MAX_TUNNELS} tunnels are open; try again when one closes"),
-            );
+        let Ok(slot) = self.tunnels.clone().try_acquire_owned() else {
+            let msg = format!("{MAX_TUNNELS} tunnels are open; try again when one closes");
+            return Ok(error(StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", &msg));
         };
         let tunnel = Tunnel {
-            proxy: proxy.clone(),
+            proxy: self.clone(),
             host,
             port,
             token,
@@ -437,33 +390,8 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
             }
             drop(slot);
         });
-        return StatusCode::OK.into_response();
+        Ok(StatusCode::OK.into_response())
     }
-    // An absolute-form request: plain http to an http service.
-    if req.uri().scheme_str() != Some("http") {
-        let msg = "the egress proxy takes CONNECT (https) and absolute-form http:// requests only";
-        return refuse(
-            runtime,
-            Some(&caller),
-            None,
-            &method,
-            &target,
-            StatusCode::BAD_REQUEST,
-            msg,
-        )
-        .await;
-    }
-    let port = authority.port_u16().unwrap_or(80);
-    let route = match route(broker, &caller, "http", &host, port, wanted.as_deref()) {
-        Ok(r) => r,
-        Err((status, msg)) => {
-            return refuse(runtime, Some(&caller), None, &method, &target, status, &msg).await;
-        }
-    };
-    let (mut parts, body) = req.into_parts();
-    parts.headers.remove(header::PROXY_AUTHORIZATION);
-    parts.headers.remove("proxy-connection");
-    send(runtime, &caller, &route, parts, body).await
 }
 
 /// Sends one request of `route` through the gateway's forwarding path, after
@@ -481,16 +409,11 @@ async fn send(
             parts.uri.path().escape_debug(),
             route.base.escape_debug()
         );
-        return refuse(
-            runtime,
-            Some(caller),
-            Some(&route.capability),
-            parts.method.as_str(),
-            parts.uri.path(),
-            StatusCode::FORBIDDEN,
-            &msg,
-        )
-        .await;
+        let (method, path) = (parts.method.as_str(), parts.uri.path());
+        let cap = Some(route.capability.as_str());
+        let status = StatusCode::FORBIDDEN;
+        let kind = "permission_error";
+        return refuse(runtime, Some(caller), cap, method, path, status, kind, &msg).await;
     };
     airlock_gateway::forward(runtime, caller, &route.capability, &rest, parts, body).await
 }
@@ -586,16 +509,11 @@ impl Tunnel {
                 self.host.escape_debug(),
                 self.port
             );
-            return refuse(
-                runtime,
-                Some(&caller),
-                Some(&self.route.capability),
-                parts.method.as_str(),
-                parts.uri.path(),
-                StatusCode::MISDIRECTED_REQUEST,
-                &msg,
-            )
-            .await;
+            let (method, path) = (parts.method.as_str(), parts.uri.path());
+            let cap = Some(self.route.capability.as_str());
+            let status = StatusCode::MISDIRECTED_REQUEST;
+            let kind = "invalid_request_error";
+            return refuse(runtime, Some(&caller), cap, method, path, status, kind, &msg).await;
         }
         // The engine sets Host (and :authority) from the service's URL.
         parts.headers.remove(header::HOST);

@@ -213,6 +213,17 @@ fn curl(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// curl with `args` that must succeed as a transfer; the body and the
+/// answer's "STATUS HTTP-VERSION".
+fn fetch(args: &[&str]) -> (String, String) {
+    let mut all = args.to_vec();
+    all.extend(["-w", "\n%{http_code} %{http_version}"]);
+    let (code, out, err) = curl(&all);
+    assert_eq!(code, 0, "{err}");
+    let (body, status) = out.rsplit_once('\n').unwrap();
+    (body.to_string(), status.to_string())
+}
+
 fn audit_text(home: &Path) -> String {
     let mut text = String::new();
     for entry in std::fs::read_dir(home.join("audit")).unwrap() {
@@ -345,50 +356,23 @@ fn tls_is_terminated_with_the_session_ca_and_the_policy_decides() {
     let proxy = start_proxy(&home);
     let ca = proxy.ca.to_str().unwrap();
     let url = |path: &str| format!("https://127.0.0.1:{https_port}{path}");
+    let tls = |extra: &[&str], path: &str| {
+        let mut args = vec!["-x", proxy.url.as_str(), "--cacert", ca];
+        args.extend_from_slice(extra);
+        fetch(&[&args[..], &[url(path).as_str()]].concat())
+    };
 
     // Refused by the capability's rules inside the tunnel: airlock's JSON answer
-    // over TLS that curl verified against the session CA (HTTP/2 by ALPN).
-    let (code, body, err) = curl(&[
-        "-x",
-        &proxy.url,
-        "--cacert",
-        ca,
-        "-X",
-        "DELETE",
-        &url("/v1/customers/1"),
-        "-w",
-        "\n%{http_code} %{http_version}",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(body.ends_with("\n403 2"), "{body}");
+    // over TLS that curl verified against the session CA (HTTP/2 by ALPN, and
+    // HTTP/1.1).
+    let (body, status) = tls(&["-X", "DELETE"], "/v1/customers/1");
+    assert_eq!(status, "403 2", "{body}");
     assert!(body.contains("permission_error"), "{body}");
-    // The same over HTTP/1.1.
-    let (code, body, err) = curl(&[
-        "-x",
-        &proxy.url,
-        "--cacert",
-        ca,
-        "--http1.1",
-        "-X",
-        "DELETE",
-        &url("/v1/customers/1"),
-        "-w",
-        "\n%{http_code} %{http_version}",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(body.ends_with("\n403 1.1"), "{body}");
+    let (body, status) = tls(&["--http1.1", "-X", "DELETE"], "/v1/customers/1");
+    assert_eq!(status, "403 1.1", "{body}");
     // Allowed: airlock connects to the service's origin (nothing listens: 502).
-    let (code, body, err) = curl(&[
-        "-x",
-        &proxy.url,
-        "--cacert",
-        ca,
-        &url("/v1/customers"),
-        "-w",
-        "\n%{http_code}",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(body.ends_with("\n502"), "{body}");
+    let (body, status) = tls(&[], "/v1/customers");
+    assert_eq!(status, "502 2", "{body}");
     // Without the session CA, the client does not trust the leaf.
     let (code, _, _) = curl(&["-x", &proxy.url, &url("/v1/customers")]);
     assert_ne!(code, 0);
