@@ -1,12 +1,11 @@
 //! Edges the tampering tests do not reach: how a MAC reads back, an anchor that
-//! exists but cannot be read, and the cap on listed requests without an outcome.
+//! exists but cannot be read, the cap on listed requests without an outcome, the
+//! verify summary, and damage in a file that is not the newest.
 //! Found by mutation testing (docs/testing.md, "Mutation testing").
 
 use std::fs;
 
-use airlock_audit::{AuditError, Decision, Event, Mac, Options, verify};
-
-use airlock_audit::FsyncPolicy;
+use airlock_audit::{AuditError, Decision, Event, FsyncPolicy, Mac, Options, ProblemKind, verify};
 
 use super::{KEY, check, event, home, open};
 
@@ -146,4 +145,75 @@ fn the_summary_counts_records_and_files_and_says_what_is_not_yet_anchored() {
         )),
         "{report}"
     );
+}
+
+/// A rotated log of 40 records in several files.
+fn rotated() -> super::Home {
+    let h = home();
+    let mut log = open(&h, Options::default().max_file_bytes(2_000));
+    for i in 1..=40 {
+        log.append(&event(i)).unwrap();
+    }
+    log.close().unwrap();
+    assert!(check(&h).files > 3);
+    h
+}
+
+/// A damaged file that is not the newest: broken there (never a torn tail, which
+/// only the newest file can have), with the files read up to it counted.
+#[test]
+fn damage_before_the_newest_file_is_named_with_the_files_read_so_far() {
+    // the first file's last line lost its newline
+    let h = rotated();
+    let first = super::log_path(&h, 1);
+    let mut bytes = fs::read(&first).unwrap();
+    assert_eq!(bytes.pop(), Some(b'\n'));
+    let lines = bytes.split(|&b| b == b'\n').count() as u64;
+    fs::write(&first, &bytes).unwrap();
+    let report = check(&h);
+    let problem = report
+        .problem()
+        .unwrap_or_else(|| panic!("not broken: {report}"));
+    assert_eq!(
+        (problem.file.as_str(), problem.line, &problem.kind),
+        ("audit-000001.jsonl", Some(lines), &ProblemKind::Incomplete),
+        "{report}"
+    );
+    assert_eq!(report.files, 1, "{report}");
+
+    // a line in the second file is far too long
+    let h = rotated();
+    let second = super::log_path(&h, 2);
+    let mut lines = super::read_lines(&second);
+    lines[1] = "x".repeat((1 << 20) + 10);
+    super::write_lines(&second, &lines);
+    let report = check(&h);
+    let problem = report
+        .problem()
+        .unwrap_or_else(|| panic!("not broken: {report}"));
+    assert_eq!(
+        (problem.file.as_str(), problem.line),
+        ("audit-000002.jsonl", Some(2))
+    );
+    assert!(
+        matches!(&problem.kind, ProblemKind::Unreadable { reason } if reason.starts_with("line is longer than")),
+        "{report}"
+    );
+    assert_eq!(report.files, 2, "{report}");
+
+    // a record in the third file was edited
+    let h = rotated();
+    let third = super::log_path(&h, 3);
+    let mut lines = super::read_lines(&third);
+    lines[0] = lines[0].replacen("/v1/items/", "/v1/itemz/", 1);
+    super::write_lines(&third, &lines);
+    let report = check(&h);
+    let problem = report
+        .problem()
+        .unwrap_or_else(|| panic!("not broken: {report}"));
+    assert_eq!(
+        (problem.file.as_str(), problem.line),
+        ("audit-000003.jsonl", Some(1))
+    );
+    assert_eq!(report.files, 3, "{report}");
 }
