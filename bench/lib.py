@@ -149,6 +149,19 @@ def wrk(url, conns, duration, headers=(), script=None, env=None):
     return r
 
 
+def load_row(conns, label, runs, direct_rps, data):
+    """The medians of a target's wrk runs at `conns` connections, and its table row
+    (connections, target, req/s, p50, p99, req/s ÷ direct — blank when
+    `direct_rps` is None —, errors); the runs are kept in data["runs"]."""
+    m = medians(runs)
+    errs = sum(r["errors"] + r["non2xx"] for r in runs)
+    data["runs"][f"{label} @ {conns}"] = {"median": m, "runs": runs}
+    row = [conns, label, num(m["rps"]), num(m["p50_ms"]), num(m["p99_ms"]),
+           "" if direct_rps is None else ratio(m["rps"], direct_rps),
+           "none" if errs == 0 else f"{errs:,}"]
+    return m, row
+
+
 # --- formatting and the section file ------------------------------------------
 
 def num(x, digits=None):

@@ -84,12 +84,8 @@ def main():
     for c in conns:
         d = lib.medians(runs[(c, direct)])
         for label, *_ in targets:
-            m = lib.medians(runs[(c, label)])
-            errs = sum(r["errors"] + r["non2xx"] for r in runs[(c, label)])
-            data["runs"][f"{label} @ {c}"] = {"median": m, "runs": runs[(c, label)]}
-            rows.append([c, label, lib.num(m["rps"]), lib.num(m["p50_ms"]), lib.num(m["p99_ms"]),
-                         "" if label == direct else lib.ratio(m["rps"], d["rps"]),
-                         "none" if errs == 0 else f"{errs:,}"])
+            m, row = lib.load_row(c, label, runs[(c, label)], None if label == direct else d["rps"], data)
+            rows.append(row)
             if label != direct and c in (1, 16, 64):
                 summary.append({"measure": f"gateway req/s at {c} conn., {label}", "airlock": lib.num(m["rps"]),
                                 "reference": f"nginx {lib.num(d['rps'])}", "ratio": lib.ratio(m["rps"], d["rps"])})
