@@ -121,12 +121,6 @@ impl AuditWriter {
         rx.await.map_err(|_| AuditWriteError::Stopped)?
     }
 
-    /// [`AuditWriter::record`] with the error as text, for the request path's
-    /// `ExecuteError::Audit`, which still carries a `String`.
-    pub(super) async fn append(&self, event: &Event) -> Result<u64, String> {
-        self.record(event).await.map_err(|e| e.to_string())
-    }
-
     /// [`AuditWriter::record`] for a thread that may block.
     pub(super) fn record_blocking(&self, event: &Event) -> Answer {
         let (tx, rx) = mpsc::sync_channel(1);

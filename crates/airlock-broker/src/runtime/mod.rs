@@ -27,7 +27,7 @@ mod request;
 pub use audit_writer::AuditWriteError;
 pub use exec::{ExecOutcome, ExecRequest};
 pub use live::LoadError;
-pub use request::{ExecuteError, ExecuteRequest, ExecuteResponse};
+pub use request::{AuditStage, ExecuteError, ExecuteRequest, ExecuteResponse};
 
 /// Everything a running server holds: the broker, the unlocked vault, the engine,
 /// the audit writer and the scrubber for every secret.

@@ -52,6 +52,31 @@ pub struct ExecuteResponse {
     pub body_base64: bool,
 }
 
+/// Which record of a request could not be written ([`ExecuteError::Audit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuditStage {
+    /// The record of a refusal.
+    Refusal,
+    /// The decision record, written before anything leaves: nothing was sent.
+    Decision,
+    /// The outcome record of a request that was sent: the answer is withheld.
+    Outcome,
+}
+
+impl std::fmt::Display for AuditStage {
+    /// What follows the writer's error in [`ExecuteError::Audit`]'s message.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AuditStage::Refusal => "",
+            AuditStage::Decision => "; the decision could not be recorded, so nothing was sent",
+            AuditStage::Outcome => {
+                "; the request was sent and its decision is on record, but its outcome could not be recorded, so the answer is withheld"
+            }
+        })
+    }
+}
+
 /// Why an `execute` did not return an upstream answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -63,11 +88,16 @@ pub enum ExecuteError {
     /// the body size) or the upstream failed; the message says which.
     #[error("{0}")]
     Engine(EngineError),
-    /// A record could not be written (DESIGN §7.5): the decision record, so
-    /// nothing was sent, or the outcome record, so the answer is withheld; the
-    /// text says which.
-    #[error("the audit log could not be written ({0})")]
-    Audit(String),
+    /// A record could not be written (DESIGN §7.5): a refusal's record, the
+    /// decision record (so nothing was sent), or the outcome record (so the
+    /// answer is withheld); `stage` says which.
+    #[error("the audit log could not be written ({error}{stage})")]
+    Audit {
+        /// Why the writer could not record it.
+        error: crate::AuditWriteError,
+        /// Which record it was.
+        stage: AuditStage,
+    },
     /// The credential could not be prepared.
     #[error("{0}")]
     Credential(String),
@@ -82,7 +112,7 @@ impl ExecuteError {
         match self {
             ExecuteError::Refused(_) => 403,
             ExecuteError::Engine(e) => e.http_status().as_u16(),
-            ExecuteError::Audit(_) | ExecuteError::Credential(_) | ExecuteError::Exec(_) => 500,
+            ExecuteError::Audit { .. } | ExecuteError::Credential(_) | ExecuteError::Exec(_) => 500,
         }
     }
 }
@@ -384,9 +414,12 @@ impl Runtime {
         if let Some(s) = &refusal.session {
             e = e.session(s.as_str());
         }
-        match self.audit.append(&e).await {
+        match self.audit.record(&e).await {
             Ok(_) => ExecuteError::Refused(refusal),
-            Err(err) => ExecuteError::Audit(err),
+            Err(error) => ExecuteError::Audit {
+                error,
+                stage: AuditStage::Refusal,
+            },
         }
     }
 
@@ -432,21 +465,25 @@ impl Runtime {
     /// Writes a decision record before anything leaves airlock (DESIGN §7.5):
     /// durable under `audit_fsync = "always"`. An error means nothing may be sent.
     pub(super) async fn write_ahead(&self, event: &Event) -> Result<u64, ExecuteError> {
-        self.audit.append(event).await.map_err(|e| {
-            ExecuteError::Audit(format!(
-                "{e}; the decision could not be recorded, so nothing was sent"
-            ))
-        })
+        self.audit
+            .record(event)
+            .await
+            .map_err(|error| ExecuteError::Audit {
+                error,
+                stage: AuditStage::Decision,
+            })
     }
 
     /// Writes the outcome record that completes a decision record; an error
     /// withholds the answer.
     pub(super) async fn write_outcome(&self, event: &Event) -> Result<u64, ExecuteError> {
-        self.audit.append(event).await.map_err(|e| {
-            ExecuteError::Audit(format!(
-                "{e}; the request was sent and its decision is on record, but its outcome could not be recorded, so the answer is withheld"
-            ))
-        })
+        self.audit
+            .record(event)
+            .await
+            .map_err(|error| ExecuteError::Audit {
+                error,
+                stage: AuditStage::Outcome,
+            })
     }
 
     /// Completes the decision record of a request that was allowed but failed
