@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
 
-ORDER = ["mcp", "gateway", "proxy", "exec", "vault", "audit", "scrub", "scan", "f1", "scale"]
+ORDER = ["mcp", "gateway", "proxy", "exec", "vault", "audit", "scrub", "scan", "f1", "scale", "syscalls"]
 
 
 def cmd_out(*cmd):
