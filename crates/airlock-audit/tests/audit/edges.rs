@@ -5,7 +5,9 @@
 
 use std::fs;
 
-use airlock_audit::{AuditError, Decision, Event, FsyncPolicy, Mac, Options, ProblemKind, verify};
+use airlock_audit::{
+    AuditError, AuditLog, Decision, Event, FsyncPolicy, Mac, Options, ProblemKind, verify,
+};
 
 use super::{KEY, check, event, home, open};
 
@@ -43,6 +45,14 @@ fn an_anchor_that_cannot_be_read_is_an_error_not_a_missing_anchor() {
             assert!(err.to_string().contains("audit anchor"), "{err}")
         }
         other => panic!("expected an I/O error naming the anchor, got {other:?}"),
+    }
+    // and a writer does not take it for a fresh log whose anchor is to be rebuilt
+    match AuditLog::open(&h.audit, &h.state, &KEY, Options::default()) {
+        Err(err @ AuditError::Io { .. }) => {
+            assert!(err.to_string().contains("audit anchor"), "{err}")
+        }
+        Err(other) => panic!("expected an I/O error naming the anchor, got {other}"),
+        Ok(_) => panic!("opened a log whose anchor cannot be read"),
     }
 }
 
@@ -216,4 +226,73 @@ fn damage_before_the_newest_file_is_named_with_the_files_read_so_far() {
         ("audit-000003.jsonl", Some(1))
     );
     assert_eq!(report.files, 3, "{report}");
+}
+
+/// An edited record is a bad MAC wherever it is; "wrong key" is only said when the
+/// very first record and the anchor both fail to verify.
+#[test]
+fn an_edited_first_record_is_a_bad_mac_not_a_wrong_key() {
+    let h = home();
+    let mut log = open(&h, Options::default());
+    for i in 1..=4 {
+        log.append(&event(i)).unwrap();
+    }
+    log.close().unwrap();
+    let path = super::log_path(&h, 1);
+    let original = super::read_lines(&path);
+
+    let mut lines = original.clone();
+    lines[0] = lines[0].replacen("/v1/items/1", "/v1/items/9", 1);
+    super::write_lines(&path, &lines);
+    let problem = check(&h).problem().cloned().unwrap();
+    assert_eq!(
+        (problem.line, &problem.kind),
+        (Some(1), &ProblemKind::BadMac)
+    );
+
+    // the anchor's own MAC broken too, and a later record edited: still a bad MAC
+    // at that record, the records before it verify with this key
+    let anchor = h.state.join(airlock_audit::ANCHOR_FILE);
+    let text = fs::read_to_string(&anchor).unwrap();
+    let at = text.rfind(|c: char| c.is_ascii_hexdigit()).unwrap();
+    let flipped = if &text[at..=at] == "0" { "1" } else { "0" };
+    fs::write(
+        &anchor,
+        format!("{}{flipped}{}", &text[..at], &text[at + 1..]),
+    )
+    .unwrap();
+    let mut lines = original;
+    lines[2] = lines[2].replacen("/v1/items/3", "/v1/items/9", 1);
+    super::write_lines(&path, &lines);
+    let report = check(&h);
+    let problem = report.problem().cloned().unwrap();
+    assert_eq!(
+        (problem.line, &problem.kind),
+        (Some(3), &ProblemKind::BadMac),
+        "{report}"
+    );
+}
+
+/// The anchor names the file that holds the head: the anchored record moved to a
+/// file of its own (the chain itself still links) is a mismatch.
+#[test]
+fn the_anchored_record_moved_to_another_file_is_a_mismatch() {
+    let h = rotated();
+    let files = check(&h).files as u64;
+    let newest = super::log_path(&h, files);
+    let mut lines = super::read_lines(&newest);
+    let head = lines.pop().unwrap();
+    super::write_lines(&newest, &lines);
+    super::write_lines(&super::log_path(&h, files + 1), &[head]);
+    let report = check(&h);
+    let problem = report
+        .problem()
+        .unwrap_or_else(|| panic!("not broken: {report}"));
+    assert_eq!(
+        problem.kind,
+        ProblemKind::AnchorMismatch {
+            anchor_file: format!("audit-{files:06}.jsonl")
+        },
+        "{report}"
+    );
 }
