@@ -71,6 +71,7 @@ fn world() -> &'static World {
                     max_request_bytes: None,
                     max_response_bytes: None,
                     forward_cookies: false,
+                    ca_file: None,
                 })
                 .collect(),
             rules: [

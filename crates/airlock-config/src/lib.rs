@@ -128,6 +128,9 @@ pub struct Service {
     pub max_response_bytes: Option<u64>,
     /// Whether the agent's `Cookie` header is forwarded (default false).
     pub forward_cookies: bool,
+    /// A PEM file of CA certificates that this service's certificate is checked
+    /// against instead of the system's roots (a private CA); `https` only.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `capabilities.NAME.mode`.

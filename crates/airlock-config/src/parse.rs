@@ -48,6 +48,7 @@ struct RawService {
     max_request_bytes: Option<Spanned<toml::Value>>,
     max_response_bytes: Option<Spanned<toml::Value>>,
     forward_cookies: Option<bool>,
+    ca_file: Option<Spanned<String>>,
 }
 
 /// How a field of `auth = { … }` is read (an [`crate::AuthField`]'s shape).
@@ -372,8 +373,33 @@ fn parse_service(src: &Source<'_>, name: &str, s: RawService) -> Result<Service,
             .map(Some)
             .map_err(|m| src.error(v.span(), format!("service \"{name}\": {key}: {m}")))
     };
+    let ca_file = match &s.ca_file {
+        None => None,
+        Some(p) => {
+            let path = std::path::Path::new(p.get_ref());
+            if !path.is_absolute() || p.get_ref().chars().any(char::is_control) {
+                return Err(src.error(
+                    p.span(),
+                    format!(
+                        "service \"{name}\": ca_file must be the absolute path of a PEM file of CA certificates, e.g. \"/etc/ssl/private-ca.pem\""
+                    ),
+                ));
+            }
+            if url.scheme() != "https" {
+                return Err(src.error(
+                    p.span(),
+                    format!(
+                        "service \"{name}\": ca_file is for https services; this one is {}",
+                        url.scheme()
+                    ),
+                ));
+            }
+            Some(path.to_path_buf())
+        }
+    };
     Ok(Service {
         name: name.to_string(),
+        ca_file,
         url,
         auth,
         timeout,

@@ -41,6 +41,9 @@ env = { GH_TOKEN = "{{secret}}" }
 timeout = "30s"
 "#;
 
+#[path = "config/ca_file.rs"]
+mod ca_file;
+
 fn parse(text: &str) -> Result<Config, String> {
     Config::parse(Path::new("airlock.toml"), text).map_err(|e| e.to_string())
 }

@@ -1,5 +1,6 @@
 //! Building, pinning, sending and scrubbing one upstream request.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -262,42 +263,78 @@ pub struct Engine {
     /// `tools/list` or refuses a request never pays for loading the TLS roots
     /// and seeding the TLS library (issue 16, cold start).
     client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    /// Services with their own CA (`ca_file`): the certificates, read when the
+    /// engine is made, and a client that trusts only them, built at the first
+    /// request to that service.
+    own_roots: Arc<HashMap<String, OwnRoots>>,
     config: EngineConfig,
+}
+
+#[derive(Debug)]
+struct OwnRoots {
+    certs: Vec<reqwest::Certificate>,
+    client: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Engine {
     /// The engine; its connection pool (rustls only, no proxy — not even
     /// `HTTPS_PROXY` from the environment —, no redirects, no `Referer`, connect
-    /// timeout from `config`) is built at the first request.
+    /// timeout from `config`) is built at the first request. Each `ca_files`
+    /// entry is read now: a file that cannot be read or holds no certificate is
+    /// an error naming the service and the file.
     pub fn new(config: EngineConfig) -> Result<Self, EngineError> {
+        let mut own_roots = HashMap::new();
+        for (service, path) in &config.ca_files {
+            let failed = |why: String| InternalError::Client {
+                detail: format!("service \"{service}\": ca_file {}: {why}", path.display()),
+            };
+            let pem = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(describe(&e)))?;
+            if certs.is_empty() {
+                return Err(failed("no PEM certificate in it".into()).into());
+            }
+            own_roots.insert(
+                service.clone(),
+                OwnRoots {
+                    certs,
+                    client: OnceLock::new(),
+                },
+            );
+        }
         Ok(Engine {
             client: Arc::new(OnceLock::new()),
+            own_roots: Arc::new(own_roots),
             config,
         })
     }
 
-    /// The connection pool, built at the first call.
-    fn client(&self) -> Result<&reqwest::Client, EngineError> {
-        let config = &self.config;
-        self.client
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .no_proxy()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .referer(false)
-                    .connect_timeout(config.connect_timeout)
-                    .pool_idle_timeout(config.pool_idle_timeout)
-                    .tls_backend_rustls()
-                    .build()
-                    .map_err(|e| describe(&e))
-            })
-            .as_ref()
-            .map_err(|detail| {
-                InternalError::Client {
-                    detail: detail.clone(),
-                }
-                .into()
-            })
+    /// The connection pool for `service`, built at the first call: the shared
+    /// one, or the service's own when it has a `ca_file`.
+    fn client(&self, service: &str) -> Result<&reqwest::Client, EngineError> {
+        let build = |roots: Option<&[reqwest::Certificate]>| {
+            let mut b = reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .referer(false)
+                .connect_timeout(self.config.connect_timeout)
+                .pool_idle_timeout(self.config.pool_idle_timeout)
+                .tls_backend_rustls();
+            if let Some(certs) = roots {
+                b = b.tls_certs_only(certs.iter().cloned());
+            }
+            b.build().map_err(|e| describe(&e))
+        };
+        let built = match self.own_roots.get(service) {
+            Some(own) => own.client.get_or_init(|| build(Some(&own.certs))),
+            None => self.client.get_or_init(|| build(None)),
+        };
+        built.as_ref().map_err(|detail| {
+            InternalError::Client {
+                detail: detail.clone(),
+            }
+            .into()
+        })
     }
 
     /// The configuration.
@@ -320,7 +357,7 @@ impl Engine {
         *p.request.timeout_mut() = Some(limits.timeout);
         let method = p.request.method().clone();
         let mut resp = self
-            .client()?
+            .client(&service.name)?
             .execute(p.request)
             .await
             .map_err(|e| self.send_error(&service.name, &e, &limits))?;
@@ -373,18 +410,22 @@ impl Engine {
         let p = self.prepare(service, injector, req, scrubber).await?;
         let limits = p.options.limits;
         let method = p.request.method().clone();
-        let resp =
-            match tokio::time::timeout(limits.timeout, self.client()?.execute(p.request)).await {
-                Err(_) => {
-                    return Err(UpstreamError::Timeout {
-                        service: service.name.clone(),
-                        after: limits.timeout,
-                        phase: "response",
-                    }
-                    .into());
+        let resp = match tokio::time::timeout(
+            limits.timeout,
+            self.client(&service.name)?.execute(p.request),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(UpstreamError::Timeout {
+                    service: service.name.clone(),
+                    after: limits.timeout,
+                    phase: "response",
                 }
-                Ok(r) => r.map_err(|e| self.send_error(&service.name, &e, &limits))?,
-            };
+                .into());
+            }
+            Ok(r) => r.map_err(|e| self.send_error(&service.name, &e, &limits))?,
+        };
         let (status, headers, removed_resp) = response_head(
             &service.name,
             &method,

@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub defaults: ServiceOptions,
     /// Options by service name.
     pub services: BTreeMap<String, ServiceOptions>,
+    /// Services whose certificates are checked against the CA certificates in
+    /// this PEM file *instead of* the system's roots (a private CA), by name.
+    pub ca_files: BTreeMap<String, std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +67,7 @@ impl Default for EngineConfig {
             pool_idle_timeout: Duration::from_secs(90),
             defaults: ServiceOptions::default(),
             services: BTreeMap::new(),
+            ca_files: BTreeMap::new(),
         }
     }
 }

@@ -244,6 +244,7 @@ fn service(url: &str) -> Service {
         max_request_bytes: None,
         max_response_bytes: None,
         forward_cookies: false,
+        ca_file: None,
     }
 }
 
@@ -1345,5 +1346,7 @@ async fn the_callers_scrubber_redacts_other_secrets_too() {
 }
 
 // Issue 14, items 4 and 6: encodings and transformed echoes.
+#[path = "engine/ca_file.rs"]
+mod ca_file;
 #[path = "engine/transformed.rs"]
 mod transformed;

@@ -610,3 +610,123 @@ fn a_tunnel_that_never_starts_tls_is_closed() {
         started.elapsed()
     );
 }
+
+/// An HTTPS upstream with its own CA (not trusted by the system): answers every
+/// request like [`upstream`]. Returns its port, the CA certificate (PEM) and
+/// the request heads it saw.
+fn tls_upstream() -> (u16, String, Arc<Mutex<Vec<String>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if head.is_empty() {
+                continue; // the handshake failed: no request
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let line = head.lines().next().unwrap_or_default().to_string();
+            let auth = head
+                .lines()
+                .find_map(|l| {
+                    l.split_once(':')
+                        .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                })
+                .map_or("none".to_string(), |(_, v)| v.trim().to_string());
+            log.lock().unwrap().push(head);
+            let body = serde_json::json!({ "line": line, "authorization": auth }).to_string();
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (port, ca_cert.pem(), seen)
+}
+
+#[test]
+fn an_https_service_with_a_private_ca_is_reached_through_the_tunnel() {
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = home(closed_port(), port);
+    let proxy = start_proxy(&home);
+    let session_ca = proxy.ca.to_str().unwrap();
+    let fetch_customers = |extra: &[&str]| {
+        let url = format!("https://127.0.0.1:{port}/v1/customers?limit=2");
+        let mut args = vec!["-x", proxy.url.as_str(), "--cacert", session_ca];
+        args.extend_from_slice(extra);
+        args.extend([
+            "-H",
+            "Authorization: Bearer airlock_placeholder",
+            url.as_str(),
+        ]);
+        fetch(&args)
+    };
+    // The upstream's CA is not a system root: airlock refuses its certificate.
+    let (body, status) = fetch_customers(&[]);
+    assert_eq!(status, "502 2", "{body}");
+    assert_untouched(&seen);
+
+    // The owner names the service's CA (`ca_file`); the running proxy reloads.
+    let ca_path = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_path, upstream_ca).unwrap();
+    let toml = home.join("airlock.toml");
+    let config = std::fs::read_to_string(&toml).unwrap().replace(
+        "[services.remote]\n",
+        &format!("[services.remote]\nca_file = \"{}\"\n", ca_path.display()),
+    );
+    assert!(config.contains("ca_file"), "{config}");
+    std::fs::write(&toml, config).unwrap();
+
+    for extra in [&[][..], &["--http1.1"][..]] {
+        let (body, status) = fetch_customers(extra);
+        assert!(status.starts_with("200 "), "{status}: {body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer["line"], "GET /v1/customers?limit=2 HTTP/1.1");
+        // Both services of this home hold the same key: its marker names the
+        // first ("local").
+        assert_eq!(answer["authorization"], "Bearer [REDACTED:local]");
+        assert!(!body.contains(SECRET));
+    }
+    let heads = seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    assert!(!heads.contains("airlock_placeholder"), "{heads}");
+}

@@ -256,7 +256,8 @@ fn load(home: &Home) -> Result<Loaded, ReloadError> {
     })
 }
 
-/// The engine for a configuration: per-service limits and cookie forwarding.
+/// The engine for a configuration: per-service limits, cookie forwarding and
+/// private CAs.
 fn engine_for(config: &Config) -> Result<Engine, airlock_engine::EngineError> {
     let mut ec = EngineConfig::default();
     for (name, svc) in &config.services {
@@ -272,6 +273,9 @@ fn engine_for(config: &Config) -> Result<Engine, airlock_engine::EngineError> {
         }
         opts.forward_cookies = svc.forward_cookies;
         ec.services.insert(name.clone(), opts);
+        if let Some(path) = &svc.ca_file {
+            ec.ca_files.insert(name.clone(), path.clone());
+        }
     }
     Engine::new(ec)
 }
