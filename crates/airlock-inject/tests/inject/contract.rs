@@ -465,6 +465,24 @@ async fn token_endpoint_failures_say_what_broke_and_why() {
         "{err}"
     );
 
+    // A wrong installation id (or token URL) is a 404: the hint says where to look.
+    let endpoint =
+        Endpoint::start(
+            |_r: Received| async move { (404, r#"{"message":"Not Found"}"#.to_string()) },
+        )
+        .await;
+    let svc = github_service(&endpoint.url("/api/v3"));
+    let err = github_authorize(&Injectors::new(), &svc, &pem)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(
+            "HTTP 404: Not Found; check the token endpoint URL (or the GitHub installation id)"
+        ),
+        "{err}"
+    );
+
     // The body stops short of its Content-Length.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
