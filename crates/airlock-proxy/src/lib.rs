@@ -37,9 +37,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use airlock_broker::{Broker, Caller, Runtime};
+use airlock_gateway::{error, refuse};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use airlock_gateway::{error, refuse};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -323,7 +323,17 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         Ok(response) => response,
         Err((status, msg)) => {
             let kind = "permission_error";
-            refuse(runtime, Some(&caller), None, &method, &target, status, kind, &msg).await
+            refuse(
+                runtime,
+                Some(&caller),
+                None,
+                &method,
+                &target,
+                status,
+                kind,
+                &msg,
+            )
+            .await
         }
     }
 }
@@ -374,7 +384,11 @@ impl Proxy {
         };
         let Ok(slot) = self.tunnels.clone().try_acquire_owned() else {
             let msg = format!("{MAX_TUNNELS} tunnels are open; try again when one closes");
-            return Ok(error(StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", &msg));
+            return Ok(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                &msg,
+            ));
         };
         let tunnel = Tunnel {
             proxy: self.clone(),
@@ -457,9 +471,27 @@ impl Tunnel {
                 .await;
             return;
         }
-        let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config)).await
-        else {
-            return;
+        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, start.into_stream(config)).await {
+            Ok(Ok(tls)) => tls,
+            failed => {
+                // A client that pins certificates, or was not given the session
+                // CA, refuses the leaf: on record, not a silent hang.
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+                };
+                let msg = format!(
+                    "TLS handshake with the client failed for \"{}\": {why} (a client that pins certificates, or does not trust the session CA, cannot use the proxy)",
+                    self.host.escape_debug()
+                );
+                let cap = Some(self.route.capability.as_str());
+                let _ = self
+                    .proxy
+                    .runtime
+                    .audit_door_refusal(None, cap, "CONNECT", &self.host, 400, &msg)
+                    .await;
+                return;
+            }
         };
         let tunnel = Arc::new(self);
         let service =
@@ -513,7 +545,17 @@ impl Tunnel {
             let cap = Some(self.route.capability.as_str());
             let status = StatusCode::MISDIRECTED_REQUEST;
             let kind = "invalid_request_error";
-            return refuse(runtime, Some(&caller), cap, method, path, status, kind, &msg).await;
+            return refuse(
+                runtime,
+                Some(&caller),
+                cap,
+                method,
+                path,
+                status,
+                kind,
+                &msg,
+            )
+            .await;
         }
         // The engine sets Host (and :authority) from the service's URL.
         parts.headers.remove(header::HOST);

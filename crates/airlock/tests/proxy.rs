@@ -375,9 +375,13 @@ fn tls_is_terminated_with_the_session_ca_and_the_policy_decides() {
     // Allowed: airlock connects to the service's origin (nothing listens: 502).
     let (body, status) = tls(&[], "/v1/customers");
     assert_eq!(status, "502 2", "{body}");
-    // Without the session CA, the client does not trust the leaf.
+    // Without the session CA, the client does not trust the leaf: on record.
     let (code, _, _) = curl(&["-x", &proxy.url, &url("/v1/customers")]);
     assert_ne!(code, 0);
+    assert!(audit_contains(
+        &home,
+        "TLS handshake with the client failed"
+    ));
     assert!(audit_contains(&home, "/v1/customers/1"));
 }
 
