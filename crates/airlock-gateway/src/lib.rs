@@ -137,6 +137,18 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// The caller an agent token names, or the `401` answer saying why not.
+pub async fn authenticate(runtime: &Runtime, presented: &str) -> Result<Caller, Response> {
+    let caller = runtime.authenticate(presented).await;
+    caller.map_err(|e| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            &e.to_string(),
+        )
+    })
+}
+
 /// Answers a refusal a door makes itself, after auditing it (DESIGN.md §7.5:
 /// every decision is audited; a refusal that cannot be recorded fails as a 500).
 #[allow(clippy::too_many_arguments)]
@@ -279,15 +291,9 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
             .await;
         return error(StatusCode::UNAUTHORIZED, "authentication_error", msg);
     };
-    let caller = match runtime.authenticate(&presented).await {
+    let caller = match authenticate(&runtime, &presented).await {
         Ok(c) => c,
-        Err(e) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "authentication_error",
-                &e.to_string(),
-            );
-        }
+        Err(answer) => return answer,
     };
 
     // /<capability>/<rest>: the rest is passed on exactly as received, for the

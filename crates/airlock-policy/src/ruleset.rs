@@ -325,12 +325,14 @@ impl RuleSet {
         // walks every rule, to say why each one does not match. Both run the same
         // loop and matcher.
         let explaining = trace.0.is_some();
-        let deny_rules = if explaining {
-            (0..self.deny.len()).collect()
-        } else {
-            self.deny_index.candidates(&segments)
+        let candidates = |index: &Index, all: usize| -> Vec<usize> {
+            if explaining {
+                (0..all).collect()
+            } else {
+                index.candidates(&segments)
+            }
         };
-        for i in deny_rules {
+        for i in candidates(&self.deny_index, self.deny.len()) {
             let rule = &self.deny[i];
             if rule.matches_segments(&method, &segments, Strictness::Loose) {
                 trace.step(|| {
@@ -350,12 +352,7 @@ impl RuleSet {
             trace.step(|| "no allow rules: everything not denied is allowed".to_owned());
             return Decision::Allow { rule: None };
         }
-        let allow_rules = if explaining {
-            (0..self.allow.len()).collect()
-        } else {
-            self.allow_index.candidates(&segments)
-        };
-        for i in allow_rules {
+        for i in candidates(&self.allow_index, self.allow.len()) {
             let rule = &self.allow[i];
             if rule.matches_segments(&method, &segments, Strictness::Exact) {
                 trace.step(|| format!("allow[{i}] {:?} matches", rule.as_str()));

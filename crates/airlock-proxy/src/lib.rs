@@ -138,25 +138,20 @@ impl ResolvesServerCert for Fixed {
     }
 }
 
-/// The proxy as an axum app, for [`airlock_gateway::listen::serve`] (which
-/// applies the header-read timeout and the connection cap to proxy connections).
-pub fn app(proxy: Arc<Proxy>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(proxy)
-}
-
-/// Serves the proxy on `addr` until the process stops; `ready` gets the bound
+/// Serves the proxy on `addr` until the process stops (through the doors'
+/// listener: header-read timeout, shared connection cap); `ready` gets the bound
 /// address (useful with port 0).
 pub async fn serve_proxy(
     proxy: Arc<Proxy>,
     addr: &str,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ProxyError> {
-    airlock_gateway::listen::serve_on(addr, app(proxy), ready)
-        .await
-        .map_err(|e| ProxyError::Bind {
-            addr: addr.to_string(),
-            detail: e.to_string(),
-        })
+    let app = axum::Router::new().fallback(handle).with_state(proxy);
+    let served = airlock_gateway::listen::serve_on(addr, app, ready).await;
+    served.map_err(|e| ProxyError::Bind {
+        addr: addr.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 /// The 407 every unauthenticated proxy request gets.
@@ -511,15 +506,9 @@ impl Tunnel {
     async fn request(&self, req: http::Request<hyper::body::Incoming>) -> Response {
         let runtime = &self.proxy.runtime;
         // Checked per request: a revoked token stops an open tunnel.
-        let caller = match runtime.authenticate(&self.token).await {
+        let caller = match airlock_gateway::authenticate(runtime, &self.token).await {
             Ok(c) => c,
-            Err(e) => {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "authentication_error",
-                    &e.to_string(),
-                );
-            }
+            Err(answer) => return answer,
         };
         let (mut parts, body) = req.into_parts();
         let named = parts

@@ -414,12 +414,9 @@ impl Runtime {
         if let Some(s) = &refusal.session {
             e = e.session(s.as_str());
         }
-        match self.audit.record(&e).await {
+        match self.write_stage(&e, AuditStage::Refusal).await {
             Ok(_) => ExecuteError::Refused(refusal),
-            Err(error) => ExecuteError::Audit {
-                error,
-                stage: AuditStage::Refusal,
-            },
+            Err(e) => e,
         }
     }
 
@@ -465,25 +462,18 @@ impl Runtime {
     /// Writes a decision record before anything leaves airlock (DESIGN §7.5):
     /// durable under `audit_fsync = "always"`. An error means nothing may be sent.
     pub(super) async fn write_ahead(&self, event: &Event) -> Result<u64, ExecuteError> {
-        self.audit
-            .record(event)
-            .await
-            .map_err(|error| ExecuteError::Audit {
-                error,
-                stage: AuditStage::Decision,
-            })
+        self.write_stage(event, AuditStage::Decision).await
     }
 
     /// Writes the outcome record that completes a decision record; an error
     /// withholds the answer.
     pub(super) async fn write_outcome(&self, event: &Event) -> Result<u64, ExecuteError> {
-        self.audit
-            .record(event)
-            .await
-            .map_err(|error| ExecuteError::Audit {
-                error,
-                stage: AuditStage::Outcome,
-            })
+        self.write_stage(event, AuditStage::Outcome).await
+    }
+
+    async fn write_stage(&self, event: &Event, stage: AuditStage) -> Result<u64, ExecuteError> {
+        let written = self.audit.record(event).await;
+        written.map_err(|error| ExecuteError::Audit { error, stage })
     }
 
     /// Completes the decision record of a request that was allowed but failed
