@@ -42,14 +42,20 @@ fn an_anchor_that_cannot_be_read_is_an_error_not_a_missing_anchor() {
     fs::create_dir(&anchor).unwrap();
     match verify(&h.audit, &h.state, &KEY) {
         Err(err @ AuditError::Io { .. }) => {
-            assert!(err.to_string().contains("cannot read the audit anchor"), "{err}")
+            assert!(
+                err.to_string().contains("cannot read the audit anchor"),
+                "{err}"
+            )
         }
         other => panic!("expected an I/O error naming the anchor, got {other:?}"),
     }
     // and a writer does not take it for a fresh log whose anchor is to be rebuilt
     match AuditLog::open(&h.audit, &h.state, &KEY, Options::default()) {
         Err(err @ AuditError::Io { .. }) => {
-            assert!(err.to_string().contains("cannot read the audit anchor"), "{err}")
+            assert!(
+                err.to_string().contains("cannot read the audit anchor"),
+                "{err}"
+            )
         }
         Err(other) => panic!("expected an I/O error naming the anchor, got {other}"),
         Ok(_) => panic!("opened a log whose anchor cannot be read"),
