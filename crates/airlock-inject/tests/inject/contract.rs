@@ -432,7 +432,7 @@ async fn minted_tokens_up_to_8_kib_and_responses_up_to_64_kib_are_accepted() {
     .await;
     let svc = github_service(&endpoint.url("/api/v3"));
     let pem = rsa_pem();
-    let mut attempt = async |token_len: usize, body_len: usize| {
+    let attempt = async |token_len: usize, body_len: usize| {
         *next.lock().unwrap() = (token_len, body_len);
         // a fresh registry: a fresh injector, so every attempt mints
         github_authorize(&Injectors::new(), &svc, &pem).await
