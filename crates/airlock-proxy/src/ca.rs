@@ -2,13 +2,12 @@
 //! starts, never written to disk with its key, and trusted only by the programs
 //! the proxy serves (through `SSL_CERT_FILE` and friends), never system-wide.
 //!
-//! It mints one leaf certificate per host the proxy terminates TLS for (ECDSA
-//! P-256, the host as the only subject alternative name), cached for the life of
-//! the proxy: the first request to a host pays one key generation and one
-//! signature, later ones nothing.
+//! It mints a leaf certificate for a host the proxy terminates TLS for (ECDSA
+//! P-256, the host as the only subject alternative name); the proxy caches the
+//! TLS configuration built on it per host, so the first CONNECT to a host pays
+//! one key generation and one signature, later ones nothing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -31,7 +30,6 @@ pub struct SessionCa {
     cert_der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
     not_after: time::OffsetDateTime,
-    leaves: Mutex<HashMap<String, Arc<CertifiedKey>>>,
 }
 
 impl std::fmt::Debug for SessionCa {
@@ -66,7 +64,6 @@ impl SessionCa {
             cert_der: cert.der().clone(),
             issuer: Issuer::new(params, key),
             not_after: now + VALIDITY,
-            leaves: Mutex::new(HashMap::new()),
         })
     }
 
@@ -75,13 +72,9 @@ impl SessionCa {
         &self.cert_pem
     }
 
-    /// The leaf certificate and key for `host` (lower-case DNS name or IP
-    /// literal), minted at the first call and cached.
+    /// A new leaf certificate and key for `host` (lower-case DNS name or IP
+    /// literal).
     pub fn leaf(&self, host: &str) -> Result<Arc<CertifiedKey>, ProxyError> {
-        let mut leaves = self.leaves.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(k) = leaves.get(host) {
-            return Ok(k.clone());
-        }
         let key = KeyPair::generate().map_err(ca_error)?;
         let mut params = CertificateParams::new(vec![host.to_string()]).map_err(ca_error)?;
         params.distinguished_name.push(DnType::CommonName, host);
@@ -95,12 +88,10 @@ impl SessionCa {
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let signing = rustls::crypto::aws_lc_rs::sign::any_ecdsa_type(&der)
             .map_err(|e| ProxyError::Ca(e.to_string()))?;
-        let certified = Arc::new(CertifiedKey::new(
+        Ok(Arc::new(CertifiedKey::new(
             vec![cert.der().clone(), self.cert_der.clone()],
             signing,
-        ));
-        leaves.insert(host.to_string(), certified.clone());
-        Ok(certified)
+        )))
     }
 }
 

@@ -300,11 +300,14 @@ fn within_base(base: &str, path: &str) -> Option<String> {
 async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
     let runtime = &proxy.runtime;
     let method = req.method().as_str().to_string();
-    let target = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_else(|| req.uri().path().to_string());
+    // Recorded as host[:port]: an authority can carry userinfo (credentials).
+    let target = match req.uri().authority() {
+        Some(a) => match a.port_u16() {
+            Some(port) => format!("{}:{port}", a.host()),
+            None => a.host().to_string(),
+        },
+        None => req.uri().path().to_string(),
+    };
     let Some((wanted, token)) = proxy_credentials(&req) else {
         let msg = "no agent token: the egress proxy needs `Proxy-Authorization` (set HTTPS_PROXY=http://airlock:TOKEN@ADDR; issue a token with `airlock token issue --agent NAME`)";
         runtime.audit_token_refusal(&method, &target, msg).await;
@@ -510,7 +513,7 @@ impl Tunnel {
             Ok(c) => c,
             Err(answer) => return answer,
         };
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let named = parts
             .uri
             .authority()
@@ -546,12 +549,8 @@ impl Tunnel {
             )
             .await;
         }
-        // The engine sets Host (and :authority) from the service's URL.
-        parts.headers.remove(header::HOST);
-        parts.uri = match parts.uri.path_and_query() {
-            Some(pq) => pq.as_str().parse().unwrap_or_default(),
-            None => http::Uri::from_static("/"),
-        };
+        // Only the path and query go on (the engine sets Host and :authority
+        // from the service's URL, as for the gateway).
         send(runtime, &caller, &self.route, parts, Body::new(body)).await
     }
 }

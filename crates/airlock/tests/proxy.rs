@@ -734,3 +734,25 @@ fn an_https_service_with_a_private_ca_is_reached_through_the_tunnel() {
     assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
     assert!(!heads.contains("airlock_placeholder"), "{heads}");
 }
+
+#[test]
+fn userinfo_in_a_request_target_is_never_recorded() {
+    let (up, seen) = upstream();
+    let (_dir, home) = home(closed_port(), closed_port());
+    let proxy = start_proxy(&home);
+    let addr = proxy.url.rsplit('@').next().unwrap().to_string();
+    let auth = base64_of(&format!("airlock:{}", token_of(&proxy.url)));
+    // No service names this origin: refused, and the refusal is audited.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET http://user:canary_userinfo_pw@127.0.0.1:{up}/v1/x HTTP/1.1\r\nHost: 127.0.0.1:{up}\r\nProxy-Authorization: Basic {auth}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(audit_contains(&home, &format!("127.0.0.1:{up}")));
+    assert!(!audit_text(&home).contains("canary_userinfo_pw"));
+    assert_untouched(&seen);
+}
