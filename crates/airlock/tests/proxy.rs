@@ -756,3 +756,36 @@ fn userinfo_in_a_request_target_is_never_recorded() {
     assert!(!audit_text(&home).contains("canary_userinfo_pw"));
     assert_untouched(&seen);
 }
+
+#[test]
+fn listening_beyond_loopback_is_warned_and_a_bad_address_is_one_line() {
+    let (_dir, home) = home(closed_port(), closed_port());
+    let out = airlock(&home)
+        .args(["proxy", "--listen", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on nonsense"), "{err}");
+    assert!(err.contains("--listen HOST:PORT"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let mut child = airlock(&home)
+        .args(["proxy", "--listen", "0.0.0.0:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("beyond this machine") {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("beyond this machine"), "{seen}");
+}

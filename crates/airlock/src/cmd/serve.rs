@@ -152,6 +152,11 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
                             "airlock: egress proxy on http://{bound} (session CA: {}; agent token in Proxy-Authorization)",
                             ca.display()
                         ));
+                        if !bound.ip().is_loopback() {
+                            output::warn(format_args!(
+                                "the egress proxy listens on {bound}, beyond this machine: anyone who can reach it can try agent tokens; prefer 127.0.0.1"
+                            ));
+                        }
                         if let Some(token) = proxy_print {
                             output::line(proxy_env(bound, token, &ca));
                         }
