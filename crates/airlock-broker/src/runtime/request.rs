@@ -243,16 +243,8 @@ impl Runtime {
                 &self.live.scrubber(),
             )
             .await;
-        let r = match result {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(self
-                    .finish_failed(p.event, ExecuteError::Engine(e), p.started)
-                    .await);
-            }
-        };
-        let event = p
-            .event
+        let (r, event) = self.sent(result, p.event, p.started).await?;
+        let event = event
             .status(r.status.as_u16())
             .bytes(p.bytes_in, r.body.len() as u64)
             .duration(p.started.elapsed());
@@ -299,21 +291,30 @@ impl Runtime {
             },
             Err(e) => Err(e),
         };
-        let r = match result {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(self
-                    .finish_failed(p.event, ExecuteError::Engine(e), p.started)
-                    .await);
-            }
-        };
-        let event = p
-            .event
+        let (r, event) = self.sent(result, p.event, p.started).await?;
+        let event = event
             .status(r.status.as_u16())
             .detail("streamed response")
             .duration(p.started.elapsed());
         self.write_outcome(&event).await?;
         Ok(r)
+    }
+
+    /// The upstream's answer with the decision record to complete, or — when
+    /// sending failed — the record completed with the failure and the error for
+    /// the caller.
+    async fn sent<T>(
+        &self,
+        result: Result<T, EngineError>,
+        event: Event,
+        started: Instant,
+    ) -> Result<(T, Event), ExecuteError> {
+        match result {
+            Ok(r) => Ok((r, event)),
+            Err(e) => Err(self
+                .finish_failed(event, ExecuteError::Engine(e), started)
+                .await),
+        }
     }
 
     /// Decides one request, writes its decision record and gets everything ready
