@@ -532,6 +532,9 @@ pub(crate) fn parse_body(body: &[u8], mac: Mac) -> Result<Record, LineError> {
         ts: wire.ts.clone(),
         reason,
     })?;
+    // Held at the canonical line's precision (milliseconds), so a record
+    // re-written from what was read is the record that was read.
+    let ts = format_ts(ts).parse().unwrap_or(ts);
     let kind: Kind = wire.kind.parse().map_err(|_: AuditError| LineError::Kind {
         kind: wire.kind.clone(),
     })?;
