@@ -6,6 +6,7 @@
 //! | private key | critical | high | high | medium |
 //! | test key, encrypted key | medium | medium | medium | medium |
 //! | generic | medium | high | low | low |
+//! | account identifier | low | low | low | low |
 
 use crate::finding::{FileContext, Risk};
 use crate::rules::Kind;
@@ -40,6 +41,12 @@ pub(crate) fn rate(kind: Kind, ctx: &FileContext) -> (Risk, String) {
         Kind::Encrypted => (
             Risk::Medium,
             format!("passphrase-protected private key {place}"),
+        ),
+        Kind::Identifier => (
+            Risk::Low,
+            format!(
+                "account identifier {place}: not a credential by itself; look for the auth token next to it"
+            ),
         ),
         Kind::Generic => {
             if ctx.mcp_config {

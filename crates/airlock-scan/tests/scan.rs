@@ -911,3 +911,75 @@ fn dump_corpus() {
     )
     .unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// issue 18: scan accuracy on an independent corpus
+
+/// Rule ids found in `text` as the file `name`.
+fn rules_in(name: &str, text: &str) -> Vec<&'static str> {
+    scanner()
+        .scan_bytes(Path::new(name), text.as_bytes())
+        .iter()
+        .map(|f| f.rule_id)
+        .collect()
+}
+
+#[test]
+fn issue_18_kinds_the_independent_corpus_found_without_a_rule() {
+    let body = concat!("bAqhcVzrhy5cRHkOlNTc0Ve6w5", "NUDCpcutm8vGE9myi");
+    // Doppler service tokens carry the config's slug; identity tokens are `dp.said.`
+    for token in [
+        format!("dp.st.dev.{body}"),
+        format!("dp.st.prd_eu.{body}"),
+        format!("dp.said.{body}"),
+    ] {
+        assert_eq!(
+            rules_in(".env", &format!("DOPPLER_TOKEN={token}\n")),
+            ["doppler-token"],
+            "{token}"
+        );
+    }
+    // an age key whose bech32 checksum does not verify is still (almost) a key
+    let age = format!(
+        "{}{}",
+        "AGE-SECRET-KEY-1",
+        "QYZ7G3V5KP8W2XSDLN4M9C6TRHJAF0UE"
+            .repeat(2)
+            .get(..58)
+            .unwrap()
+    );
+    assert_eq!(
+        rules_in("keys.txt", &format!("{age}\n")),
+        ["age-secret-key"]
+    );
+    assert_eq!(
+        rules_in("keys.txt", &format!("{}\n", age.to_ascii_lowercase())),
+        ["age-secret-key"]
+    );
+    // a Twilio account SID is reported, as an identifier: low risk wherever it is
+    let sid = format!("AC{}", "3f9a1c7e5b2d4086a9e1c3b5d7f90e2a");
+    let found = scanner().scan_bytes(
+        Path::new("deploy/values.yaml"),
+        format!("twilio:\n  account_sid: {sid}\n").as_bytes(),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule_id, "twilio-account-sid");
+    assert_eq!(found[0].risk, Risk::Low);
+    assert!(found[0].risk_reason.contains("not a credential by itself"));
+}
+
+#[test]
+fn issue_18_docs_list_every_rule() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scan.md"))
+            .unwrap();
+    let ids = airlock_scan::testing::rule_ids();
+    for id in &ids {
+        assert!(
+            doc.contains(&format!("| `{id}` |")),
+            "docs/scan.md has no table row for rule {id}"
+        );
+    }
+    let count = format!("{} rules:", ids.len());
+    assert!(doc.contains(&count), "docs/scan.md should say \"{count}\"");
+}

@@ -49,9 +49,11 @@ const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123
 const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 const PASSWORDISH: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789!#^+_-";
+const BECH32_UPPER: &[u8] = b"QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L";
 
 /// Expands `{X:n}` placeholders: A alnum, a lower alnum, L letters, U upper
-/// alnum, h hex, d digits, u base64url, b base64, 2 base32, P password-ish;
+/// alnum, h hex, d digits, u base64url, b base64, 2 base32, 8 bech32 (upper),
+/// P password-ish;
 /// `{crc}` appends the GitHub checksum of the text since the last `_`.
 pub(crate) fn expand(t: &str, rng: &mut Rng) -> String {
     let mut out = String::new();
@@ -93,6 +95,7 @@ pub(crate) fn expand(t: &str, rng: &mut Rng) -> String {
             "u" => B64URL,
             "b" => B64,
             "2" => B32,
+            "8" => BECH32_UPPER,
             "P" => PASSWORDISH,
             _ => ALNUM,
         };
@@ -132,6 +135,14 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         &["{A:3}{d:1}Q~{A:34}", "{A:3}{d:1}Q~{A:31}"],
         None,
     ),
+    ("azure-devops-pat", &["{A:76}AZDO{A:4}"], None),
+    (
+        "azure-shared-access-key",
+        &[
+            "Endpoint=sb://ns{a:6}.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={b:43}=",
+        ],
+        None,
+    ),
     ("alibaba-access-key-id", &["LTAI{A:20}", "LTAI{A:16}"], None),
     (
         "digitalocean-token",
@@ -139,6 +150,12 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         None,
     ),
     ("cloudflare-origin-ca-key", &["v1.0-{h:24}-{h:146}"], None),
+    (
+        "cloudflare-api-key",
+        &["{h:37}", "{u:40}"],
+        Some("CLOUDFLARE_API_TOKEN"),
+    ),
+    ("openshift-token", &["sha256~{u:43}"], None),
     ("heroku-api-key-v2", &["HRKU-AA{u:58}"], None),
     ("heroku-api-key", &["{uuid}"], Some("HEROKU_API_KEY")),
     ("flyio-token", &["fo1_{u:43}", "fm2_{b:140}"], None),
@@ -150,9 +167,29 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("pulumi-token", &["pul-{h:40}"], None),
     ("terraform-cloud-token", &["{A:14}.atlasv1.{u:67}"], None),
     ("vault-token", &["hvs.{u:90}", "hvs.{A:24}"], None),
-    ("doppler-token", &["dp.pt.{A:43}", "dp.st.{A:40}"], None),
+    (
+        "doppler-token",
+        &[
+            "dp.pt.{A:43}",
+            "dp.st.{A:40}",
+            "dp.st.dev.{A:43}",
+            "dp.said.{A:44}",
+            "dp.ct.{A:42}",
+            "dp.st.prd_eu-1.{A:44}",
+        ],
+        None,
+    ),
     ("onepassword-service-account", &["ops_eyJ{u:160}"], None),
-    ("age-secret-key", &["@age"], None),
+    (
+        "onepassword-secret-key",
+        &[
+            "A3-{U:6}-{U:11}-{U:5}-{U:5}-{U:5}",
+            "A3-{U:6}-{U:6}-{U:5}-{U:5}-{U:5}-{U:5}",
+        ],
+        None,
+    ),
+    // `@age` has a valid bech32 checksum, the template does not (still a key)
+    ("age-secret-key", &["@age", "AGE-SECRET-KEY-1{8:58}"], None),
     (
         "tailscale-key",
         &["tskey-auth-{A:12}-{A:30}", "tskey-api-{A:10}-{A:24}"],
@@ -171,6 +208,31 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("gitlab-pat", &["glpat-{u:20}"], None),
     ("gitlab-runner-token", &["glrt-{u:20}"], None),
     ("gitlab-deploy-token", &["gldt-{u:24}"], None),
+    (
+        "gitlab-token",
+        &[
+            "glptt-{h:40}",
+            "gloas-{u:64}",
+            "glcbt-{h:2}_{u:20}",
+            "glft-{u:20}",
+            "glagent-{u:50}",
+            "glsoat-{u:20}",
+        ],
+        None,
+    ),
+    ("circleci-pat", &["CCIPAT_{A:22}_{h:40}"], None),
+    ("sonarqube-token", &["sqp_{h:40}", "squ_{h:40}"], None),
+    ("harness-token", &["pat.{u:22}.{h:24}.{A:20}"], None),
+    ("clojars-token", &["CLOJARS_{a:60}"], None),
+    ("readme-api-key", &["rdme_{a:70}"], None),
+    ("infracost-api-key", &["ico-{A:32}"], None),
+    ("scalingo-token", &["tk-us-{u:48}"], None),
+    ("render-api-key", &["rnd_{A:32}"], None),
+    ("neon-api-key", &["napi_{a:64}"], None),
+    ("contentful-token", &["CFPAT-{u:43}"], None),
+    ("typeform-token", &["tfp_{u:59}"], None),
+    ("frameio-token", &["fio-u-{u:64}"], None),
+    ("adobe-client-secret", &["p8e-{A:32}"], None),
     ("buildkite-token", &["bkua_{h:40}"], None),
     ("atlassian-api-token", &["ATATT3{u:180}"], None),
     ("linear-api-key", &["lin_api_{A:40}"], None),
@@ -217,6 +279,19 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         None,
     ),
     ("shopify-shared-secret", &["shpss_{h:32}"], None),
+    ("easypost-api-key", &["EZAK{A:54}", "EZTK{A:54}"], None),
+    (
+        "flutterwave-secret-key",
+        &["FLWSECK-{h:32}-X", "FLWSECK_TEST-{h:32}-X"],
+        None,
+    ),
+    ("shippo-token", &["shippo_live_{h:40}"], None),
+    ("duffel-token", &["duffel_live_{u:43}"], None),
+    (
+        "plaid-access-token",
+        &["access-production-{uuid}", "access-sandbox-{uuid}"],
+        None,
+    ),
     (
         "openai-api-key",
         &[
@@ -229,7 +304,7 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("anthropic-api-key", &["sk-ant-api03-{u:93}AA"], None),
     ("anthropic-admin-key", &["sk-ant-admin01-{u:93}AA"], None),
     ("groq-api-key", &["gsk_{A:52}"], None),
-    ("huggingface-token", &["hf_{L:34}"], None),
+    ("huggingface-token", &["hf_{L:34}", "api_org_{L:34}"], None),
     ("replicate-api-token", &["r8_{A:37}"], None),
     ("perplexity-api-key", &["pplx-{A:48}"], None),
     ("xai-api-key", &["xai-{A:80}"], None),
@@ -251,6 +326,16 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         None,
     ),
     ("slack-app-token", &["xapp-1-{U:11}-{d:13}-{h:64}"], None),
+    (
+        "slack-config-token",
+        &["xoxe.xoxp-1-{A:164}", "xoxe-1-{A:146}"],
+        None,
+    ),
+    (
+        "slack-legacy-token",
+        &["xoxa-2-{A:40}", "xoxs-{d:10}-{d:11}-{d:12}-{h:64}"],
+        None,
+    ),
     (
         "slack-webhook",
         &["https://hooks.slack.com/services/T{U:10}/B{U:10}/{A:24}"],
@@ -296,7 +381,11 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("nuget-api-key", &["oy2{a:43}"], None),
     ("dockerhub-pat", &["dckr_pat_{u:27}"], None),
     ("docker-config-auth", &["@docker"], None),
-    ("jfrog-api-key", &["AKCp{A:69}"], None),
+    (
+        "jfrog-api-key",
+        &["AKCp{A:69}", "cmVmdGtuOjAxOj{A:50}"],
+        None,
+    ),
     ("netrc-password", &["@netrc"], None),
     (
         "postgres-url",
@@ -347,6 +436,7 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("jwt", &["@jwt"], None),
     ("twilio-api-key", &["SK{h:32}"], None),
     ("twilio-auth-token", &["{h:32}"], Some("TWILIO_AUTH_TOKEN")),
+    ("twilio-account-sid", &["AC{h:32}"], None),
     ("sentry-auth-token", &["sntryu_{h:64}"], None),
     ("datadog-api-key", &["{h:32}"], Some("DD_API_KEY")),
     ("newrelic-user-api-key", &["NRAK-{U:27}"], None),
@@ -364,6 +454,13 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         None,
     ),
     ("prefect-api-key", &["pnu_{A:36}"], None),
+    ("dynatrace-token", &["dt0c01.{U:24}.{U:64}"], None),
+    ("newrelic-insert-key", &["NRII-{u:32}"], None),
+    ("grafana-api-key", &["eyJrIjoi{b:72}"], None),
+    ("posthog-personal-api-key", &["phx_{A:43}"], None),
+    ("launchdarkly-key", &["sdk-{uuid}", "api-{uuid}"], None),
+    ("wandb-api-key", &["{h:40}"], Some("WANDB_API_KEY")),
+    ("algolia-admin-key", &["{h:32}"], Some("ALGOLIA_ADMIN_KEY")),
     (
         "generic-secret-assignment",
         &["{P:16}", "{P:24}", "{A:32}"],
@@ -658,6 +755,61 @@ pub(crate) fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
     out
 }
 
+/// Negative examples per rule: one character short or long, a character
+/// outside the alphabet, a wrong type segment, no word boundary.
+pub(crate) const NEAR_MISSES: &[(&str, &[&str])] = &[
+    (
+        "doppler-token",
+        &["dp.pt.{A:39}", "dp.xx.{A:43}", "dp.st.d.{A:43}"],
+    ),
+    (
+        "age-secret-key",
+        &["AGE-SECRET-KEY-1{8:57}", "AGE-SECRET-KEY-1{8:30}B{8:27}"],
+    ),
+    (
+        "twilio-account-sid",
+        &["AC{h:31}", "xAC{h:32}", "AC{h:30}XY"],
+    ),
+    ("azure-devops-pat", &["{A:76}AZDO{A:3}"]),
+    ("azure-shared-access-key", &["SharedAccessKey={b:20}="]),
+    ("openshift-token", &["sha256~{u:40}"]),
+    ("gitlab-token", &["glptt-{h:39}", "glft-{u:12}"]),
+    ("circleci-pat", &["CCIPAT_{A:22}_{h:39}"]),
+    ("sonarqube-token", &["sqx_{h:40}", "sqp_{h:39}"]),
+    ("harness-token", &["pat.{u:22}.{h:23}.{A:20}"]),
+    ("clojars-token", &["CLOJARS_{a:59}"]),
+    ("readme-api-key", &["rdme_{a:69}"]),
+    ("infracost-api-key", &["ico-{A:31}"]),
+    ("scalingo-token", &["tk-us-{u:40}"]),
+    ("render-api-key", &["rnd_{A:31}"]),
+    ("neon-api-key", &["napi_{a:63}"]),
+    ("contentful-token", &["CFPAT-{u:40}"]),
+    ("typeform-token", &["tfp_{A:50}"]),
+    ("frameio-token", &["fio-u-{A:60}"]),
+    ("adobe-client-secret", &["p8e-{A:31}"]),
+    (
+        "onepassword-secret-key",
+        &["A3-{U:6}-{U:10}-{U:5}-{U:5}-{U:5}"],
+    ),
+    ("easypost-api-key", &["EZAK{A:50}"]),
+    (
+        "flutterwave-secret-key",
+        &["FLWSECK-{h:32}", "FLWPUBK-{h:32}-X"],
+    ),
+    ("shippo-token", &["shippo_live_{h:39}"]),
+    ("duffel-token", &["duffel_live_{A:40}"]),
+    ("plaid-access-token", &["access-staging-{uuid}"]),
+    ("slack-config-token", &["xoxe.xoxp-1-{A:100}"]),
+    ("slack-legacy-token", &["xoxa-{A:5}"]),
+    ("dynatrace-token", &["dt0c01.{U:24}.{U:60}"]),
+    ("newrelic-insert-key", &["NRII-{A:20}"]),
+    ("grafana-api-key", &["eyJrIjoi{A:30}"]),
+    ("posthog-personal-api-key", &["phx_{A:40}", "phc_{A:43}"]),
+    ("launchdarkly-key", &["sdk-{h:32}", "mob-{uuid}"]),
+    ("jfrog-api-key", &["cmVmdGtuOjAxOj{A:40}"]),
+    ("huggingface-token", &["api_org_{A:20}"]),
+];
+
 /// Decoys: none of these may produce a finding.
 pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
     let mut d: Vec<(String, String)> = Vec::new();
@@ -722,12 +874,15 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
             format!("const T: &str = \"{prefix}{random}{bad}\";\n"),
         );
     }
-    {
-        let k = age(rng);
-        let mut b = k.into_bytes();
-        let last = b.len() - 1;
-        b[last] = if b[last] == b'Q' { b'P' } else { b'Q' };
-        add("keys.txt", format!("{}\n", String::from_utf8_lossy(&b)));
+    // near misses of the provider formats: one sample each, under a name
+    // that says nothing, so only the provider rule could fire
+    for (rule, templates) in NEAR_MISSES {
+        for t in *templates {
+            add(
+                &format!("src/near_{}.py", rule.replace('-', "_")),
+                format!("value = \"{}\"\n", expand(t, rng)),
+            );
+        }
     }
     // UUIDs, digests, commit hashes, lockfile integrity
     add(
