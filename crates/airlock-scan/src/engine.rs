@@ -667,6 +667,20 @@ const NON_SECRET_SUFFIXES: &[&str] = &[
     "arn",
 ];
 
+/// Names of values that are public by design (`STRIPE_PUBLISHABLE_KEY`,
+/// `public_key`): what they hold is meant to be seen.
+const PUBLIC_NAMES: &[&str] = &[
+    "publishable",
+    "public_key",
+    "publickey",
+    "public-key",
+    "pubkey",
+];
+
+/// Prefixes of keys that are public by design: Stripe publishable keys,
+/// PostHog project keys, Supabase publishable keys.
+const PUBLIC_PREFIXES: &[&str] = &["pk_live_", "pk_test_", "phc_", "sb_publishable_"];
+
 /// Generic rule: the name must say "secret", the value must look random.
 pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     let key = key.to_ascii_lowercase();
@@ -679,6 +693,20 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         return false;
     }
     if value.len() < 10 || value.len() > 256 {
+        return false;
+    }
+    // Human language, not a generated secret: `API-Schlüssel`, `APIトークン`.
+    if !value.is_ascii() {
+        return false;
+    }
+    // Public by design: publishable keys go into web pages.
+    if PUBLIC_NAMES
+        .iter()
+        .any(|w| memchr::memmem::find(key, w.as_bytes()).is_some())
+        || PUBLIC_PREFIXES
+            .iter()
+            .any(|p| value.starts_with(p.as_bytes()))
+    {
         return false;
     }
     let lower = value.to_ascii_lowercase();

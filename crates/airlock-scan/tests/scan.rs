@@ -983,3 +983,69 @@ fn issue_18_docs_list_every_rule() {
     let count = format!("{} rules:", ids.len());
     assert!(doc.contains(&count), "docs/scan.md should say \"{count}\"");
 }
+
+#[test]
+fn issue_18_public_keys_and_ui_strings_are_not_secrets() {
+    let pk_live = concat!("pk_", "live_", "51HqLyjWDarjtT1zdp7dcXJ3wLm4QkZp0aB");
+    let pk_test = concat!("pk_", "test_", "TYooMQauvdEDq54NiTphI7jx9Rq2Lm8V");
+    let cases: Vec<(&str, String)> = vec![
+        // Stripe publishable keys are public by design (they go into web pages)
+        (".env", format!("STRIPE_PUBLISHABLE_KEY={pk_live}\n")),
+        ("src/pay.py", format!("stripe_key = \"{pk_live}\"\n")),
+        (
+            "config/app.json",
+            format!("{{\"stripeKey\": \"{pk_test}\"}}\n"),
+        ),
+        (
+            "config.toml",
+            format!("[stripe]\napi_key = \"{pk_test}\"\n"),
+        ),
+        // localized UI strings under secret-looking names
+        (
+            "i18n/de.json",
+            "{\"apiKey\": \"API-Schlüssel\", \"password\": \"Passwort\"}\n".into(),
+        ),
+        (
+            "locales/de.yml",
+            "de:\n  api_key: API-Schlüssel\n  token: Zugriffs-Token\n".into(),
+        ),
+        (
+            "src/labels.py",
+            "api_key_label = \"Geben Sie Ihren API-Schlüssel ein\"\napi_key = \"API-Schlüssel\"\n"
+                .into(),
+        ),
+        (
+            "res/de.properties",
+            "api_key=API-Schlüssel\nsecret_key=Geheimer-Schlüssel\n".into(),
+        ),
+        (
+            "fr.strings",
+            "\"api_key\" = \"Clé-d'API\";\n\"password\" = \"Mot-de-passe\";\n".into(),
+        ),
+        (
+            "ui/ja.json",
+            "{\"apiToken\": \"APIトークン\", \"secret\": \"シークレットキー\"}\n".into(),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text) in &cases {
+        let found = scanner().scan_bytes(Path::new(name), text.as_bytes());
+        if !found.is_empty() {
+            let what: Vec<_> = found
+                .iter()
+                .map(|f| (f.rule_id, f.preview.clone()))
+                .collect();
+            wrong.push(format!("{name}: {what:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    // the secret key next to them still is one
+    let sk = fake_stripe_live();
+    assert_eq!(
+        rules_in(
+            ".env",
+            &format!("STRIPE_PUBLISHABLE_KEY={pk_live}\nSTRIPE_SECRET_KEY={sk}\n")
+        ),
+        ["stripe-secret-key"]
+    );
+}

@@ -874,6 +874,28 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
             format!("const T: &str = \"{prefix}{random}{bad}\";\n"),
         );
     }
+    // public by design, and human language under secret-looking names
+    add(
+        ".env",
+        format!(
+            "STRIPE_PUBLISHABLE_KEY=pk_live_{}\nSTRIPE_KEY=pk_test_{}\nPOSTHOG_API_KEY=phc_{}\n",
+            rng.pick(ALNUM, 99),
+            rng.pick(ALNUM, 24),
+            rng.pick(ALNUM, 43)
+        ),
+    );
+    add(
+        "src/checkout.js",
+        format!("const stripeKey = \"pk_live_{}\";\n", rng.pick(ALNUM, 34)),
+    );
+    add(
+        "i18n/de.json",
+        "{\"apiKey\": \"API-Schlüssel\", \"apiKeyLabel\": \"Geben Sie Ihren API-Schlüssel ein\", \"password\": \"Passwörter\"}\n".into(),
+    );
+    add(
+        "locales/fr.yml",
+        "fr:\n  api_key: Clé-d’API\n  secret_token: Jeton-secret-personnalisé\n".into(),
+    );
     // near misses of the provider formats: one sample each, under a name
     // that says nothing, so only the provider rule could fire
     for (rule, templates) in NEAR_MISSES {
