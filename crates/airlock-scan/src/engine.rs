@@ -939,31 +939,66 @@ fn password_ok(pw: &[u8]) -> bool {
     !pw.iter().all(u8::is_ascii_digit) || pw.len() > 6
 }
 
-/// Documentation hosts (`example.com`, RFC 2606) and test hosts.
-fn is_doc_url(whole: &[u8]) -> bool {
+/// The host of a URL-ish match, lower case: after the last `@`, up to the
+/// port, path or query; `tcp(…)`/`unix(…)` (Go MySQL DSNs) unwrapped,
+/// `[v6]` kept whole. A Unix socket (`@/db?host=/run/…`, `@unix(…)`) gives `/`.
+fn url_host(whole: &[u8]) -> Vec<u8> {
     let Some(at) = memchr::memrchr(b'@', whole) else {
-        return false;
+        return Vec::new();
     };
-    let host = whole[at + 1..].to_ascii_lowercase();
-    ["example", ".test", ".invalid", "foo", "host"]
-        .iter()
-        .any(|h| memchr::memmem::find(&host, h.as_bytes()).is_some())
+    let rest = whole[at + 1..].to_ascii_lowercase();
+    if rest.starts_with(b"/") || rest.starts_with(b"unix(") {
+        return b"/".to_vec();
+    }
+    let rest = rest.strip_prefix(b"tcp(").unwrap_or(&rest);
+    let end = if rest.starts_with(b"[") {
+        memchr::memchr(b']', rest).map_or(rest.len(), |e| e + 1)
+    } else {
+        rest.iter()
+            .position(|b| matches!(b, b'/' | b':' | b'?' | b'#' | b')' | b','))
+            .unwrap_or(rest.len())
+    };
+    rest[..end].to_vec()
+}
+
+/// Documentation hosts (`example.com`, RFC 2606 and 6761 names) and
+/// stand-in hosts (`host`, `foo.bar`), compared label by label: a real host
+/// may well contain `host` or `example` (`build-host.corp`, `examplecorp.com`).
+fn is_doc_url(whole: &[u8]) -> bool {
+    let host = url_host(whole);
+    let labels: Vec<&[u8]> = host.split(|&b| b == b'.').collect();
+    let last = labels.last().copied().unwrap_or_default();
+    labels.iter().any(|l| {
+        matches!(
+            *l,
+            b"example"
+                | b"foo"
+                | b"bar"
+                | b"baz"
+                | b"your-host"
+                | b"yourhost"
+                | b"your-domain"
+                | b"yourdomain"
+                | b"mydomain"
+                | b"your-server"
+                | b"yourserver"
+        )
+    }) || matches!(last, b"test" | b"invalid")
+        || matches!(&host[..], b"host" | b"hostname" | b"myhost" | b"dbhost")
 }
 
 fn is_local_url(whole: &[u8]) -> bool {
-    let Some(at) = memchr::memrchr(b'@', whole) else {
-        return false;
-    };
-    let host = whole[at + 1..].to_ascii_lowercase();
-    [
-        "localhost",
-        "127.0.0.1",
-        "0.0.0.0",
-        "[::1]",
-        "host.docker.internal",
-    ]
-    .iter()
-    .any(|h| host.starts_with(h.as_bytes()))
+    let host = url_host(whole);
+    host == b"/"
+        || [
+            &b"localhost"[..],
+            b"127.0.0.1",
+            b"0.0.0.0",
+            b"[::1]",
+            b"host.docker.internal",
+        ]
+        .contains(&&host[..])
+        || host.ends_with(b".localhost")
 }
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

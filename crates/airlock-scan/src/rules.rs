@@ -145,8 +145,11 @@ pub(crate) static RULES: &[RuleDef] = &[
     // ---- cloud -------------------------------------------------------------
     r("aws-access-key-id", "AWS", "AWS access key ID", &["AKIA", "ASIA", "ABIA", "ACCA"],
       r"\b(?P<s>(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b").entropy(2.8),
-    r("aws-secret-access-key", "AWS", "AWS secret access key", &["aws"],
-      r#"(?i)aws[A-Za-z0-9_.\-]{0,24}?(?:secret|sk)[A-Za-z0-9_.\-]{0,24}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|\z)"#)
+    // by name: `aws_secret_access_key`, and (Terraform's provider and S3 backend,
+    // CloudFormation outputs) `secret_key`, `secret_access_key`, `SecretAccessKey`
+    r("aws-secret-access-key", "AWS", "AWS secret access key",
+      &["aws", "secret_key", "secret-key", "secretkey", "secret_access", "secret-access", "secretaccess"],
+      r#"(?i)(?:aws[A-Za-z0-9_.\-]{0,24}?(?:secret|sk)[A-Za-z0-9_.\-]{0,24}|\bsecret[_\-]?(?:access[_\-]?)?key)["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|\z)"#)
         .entropy(3.5).priority(3),
     r("gcp-service-account-key", "Google Cloud", "GCP service-account JSON key (private key)", &["service_account"],
       r#""private_key"\s*:\s*"(?P<s>-----BEGIN (?:RSA )?PRIVATE KEY-----\\n[A-Za-z0-9+/=\\]{64,}?-----END (?:RSA )?PRIVATE KEY-----(?:\\n)?)""#)
@@ -405,10 +408,13 @@ pub(crate) static RULES: &[RuleDef] = &[
       r"machine\s+\S+\s+login\s+\S+\s+password\s+(?P<s>\S+)").check(Check::UrlPassword).entropy(0.0).priority(1),
     // ---- databases and URLs -------------------------------------------------
     r("postgres-url", "PostgreSQL", "PostgreSQL connection URL with password", &["postgres"],
-      r#"(?i)\bpostgres(?:ql)?(?:\+[a-z0-9]+)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)
+      r#"(?i)\bpostgres(?:ql)?(?:\+[a-z0-9]+)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@(?:[^\s"'`/:]+|/[^\s"'`]*)"#)
         .check(Check::UrlPassword).entropy(0.0).label("postgres:"),
     r("mysql-url", "MySQL", "MySQL/MariaDB connection URL with password", &["mysql", "mariadb"],
       r#"(?i)\b(?:mysql|mariadb)(?:\+[a-z0-9]+)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)
+        .check(Check::UrlPassword).entropy(0.0).label("mysql:"),
+    r("mysql-dsn", "MySQL", "MySQL DSN with password (Go driver: user:pass@tcp(host)/db)", &["@tcp(", "@unix("],
+      r#"(?:\A|[\s"'`=])[A-Za-z0-9_.\-]{1,64}:(?P<s>[^@/\s"'`]{1,128})@(?:tcp|unix)\([^)\s"'`]*\)"#)
         .check(Check::UrlPassword).entropy(0.0).label("mysql:"),
     r("mongodb-url", "MongoDB", "MongoDB connection URL with password", &["mongodb"],
       r#"(?i)\bmongodb(?:\+srv)?://[^:@/\s"'`]*:(?P<s>[^@/\s"'`]{1,128})@[^\s"'`/:]+"#)

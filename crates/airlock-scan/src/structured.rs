@@ -4,7 +4,9 @@
 //! a flat pass cannot: the key path of a value (`mcpServers.github.env.GITHUB_TOKEN`),
 //! the name of an environment variable, the `--api-key VALUE` pairs in an MCP
 //! server's `args`, `Authorization` headers, base64-decoded Kubernetes Secret
-//! `data`, and the unescaped source of notebook cells. Every value is mapped
+//! `data`, the unescaped source of notebook cells, and names given apart from
+//! their values (`- name: X` / `value: Y` env lists, Terraform variable
+//! defaults). Every value is mapped
 //! back to where it sits in the file, so a structured finding still has a
 //! line and a column.
 
@@ -29,6 +31,8 @@ enum Format {
     Json,
     Yaml,
     Toml,
+    /// Terraform / HCL (`.tf`, `.tfvars`, `.hcl`): only variable defaults.
+    Hcl,
     Notebook,
     Other,
 }
@@ -179,6 +183,7 @@ fn format_of(path: &Path) -> Format {
         "yaml" | "yml" => Format::Yaml,
         "toml" => Format::Toml,
         "ipynb" => Format::Notebook,
+        "tf" | "tfvars" | "hcl" => Format::Hcl,
         _ => Format::Other,
     }
 }
@@ -243,6 +248,9 @@ struct Leaf {
     path: String,
     key: String,
     value: String,
+    /// The key was given apart from the value (`{name: K, value: V}`,
+    /// `variable "K" { default = V }`): run the whole regex pass on `K=V`.
+    pair: bool,
 }
 
 /// Runs the reader that fits `path` and appends its hits; also gives the key
@@ -296,6 +304,7 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
                 mcp_servers(scanner, &v, bytes, out);
             }
         }
+        Format::Hcl => hcl_variables(text, &mut leaves),
         Format::Notebook => {
             if let Ok(v) = serde_json::from_str::<Value>(text) {
                 notebook(scanner, &v, bytes, out);
@@ -309,7 +318,9 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
         let Some(at) = locate(bytes, &leaf.value) else {
             continue;
         };
-        if secret_name(&leaf.key) {
+        if leaf.pair {
+            named_value(scanner, &leaf.key, &leaf.value, at, &leaf.path, out);
+        } else if secret_name(&leaf.key) {
             scanner.structured_value(
                 GENERIC_ASSIGNMENT,
                 &leaf.key,
@@ -353,8 +364,21 @@ fn walk(v: &Value, path: &str, key: &str, out: &mut Vec<Leaf>) {
             path: path.to_owned(),
             key: key.to_owned(),
             value: s.clone(),
+            pair: false,
         }),
         Value::Object(map) => {
+            // `- name: TWILIO_AUTH_TOKEN` / `value: …` (Kubernetes, Compose,
+            // ECS task definitions): the name is a sibling of the value
+            if let (Some(Value::String(name)), Some(Value::String(value))) =
+                (map.get("name").or_else(|| map.get("key")), map.get("value"))
+            {
+                out.push(Leaf {
+                    path: format!("{path}.value ({name})"),
+                    key: name.clone(),
+                    value: value.clone(),
+                    pair: true,
+                });
+            }
             for (k, child) in map {
                 let p = if path.is_empty() {
                     k.clone()
@@ -403,8 +427,76 @@ fn env_leaves(text: &str, out: &mut Vec<Leaf>) {
                 path: k.to_owned(),
                 key: k.to_owned(),
                 value: v.to_owned(),
+                pair: false,
             });
         }
+    }
+}
+
+/// Terraform: `variable "NAME" { … default = "VALUE" … }`, the default's name
+/// being the variable's.
+fn hcl_variables(text: &str, out: &mut Vec<Leaf>) {
+    let mut current: Option<&str> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("variable ")
+            && let Some(rest) = rest.trim_start().strip_prefix('"')
+            && let Some((name, _)) = rest.split_once('"')
+        {
+            current = Some(name);
+            continue;
+        }
+        if line.starts_with('}') {
+            current = None;
+            continue;
+        }
+        if let Some(name) = current
+            && let Some(v) = t.strip_prefix("default")
+            && let Some(v) = v.trim_start().strip_prefix('=')
+            && let Some(v) = v.trim_start().strip_prefix('"')
+            && let Some((value, _)) = v.split_once('"')
+            && !value.is_empty()
+        {
+            out.push(Leaf {
+                path: format!("variable.{name}.default"),
+                key: name.to_owned(),
+                value: value.to_owned(),
+                pair: true,
+            });
+        }
+    }
+}
+
+/// A value whose name stands apart from it: the regex pass runs over
+/// `NAME=VALUE`, so the by-context provider rules (`TWILIO_AUTH_TOKEN`) and the
+/// generic rule see the name, and each hit is mapped back to `at`, where the
+/// value sits in the file.
+fn named_value(
+    scanner: &Scanner,
+    name: &str,
+    value: &str,
+    at: usize,
+    ctx: &str,
+    out: &mut Vec<Hit>,
+) {
+    let plain_name = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !plain_name || value.bytes().any(|b| b.is_ascii_whitespace()) {
+        return;
+    }
+    let line = format!("{name}={value}");
+    let off = name.len() + 1;
+    let mut inner = Vec::new();
+    scanner.raw_hits(line.as_bytes(), false, &mut inner);
+    for mut h in inner {
+        if h.start < off {
+            continue;
+        }
+        h.end = at + (h.end.max(h.start + 1) - off);
+        h.start = at + (h.start - off);
+        h.context = Some(ctx.to_owned());
+        out.push(h);
     }
 }
 

@@ -1049,3 +1049,146 @@ fn issue_18_public_keys_and_ui_strings_are_not_secrets() {
         ["stripe-secret-key"]
     );
 }
+
+#[test]
+fn issue_18_context_misses() {
+    let pw = FAKE_PASSWORD.replace(['!', '#'], "x"); // URL-safe
+    let aws = concat!("q8Vh3kZ1mT5rW9yB2nC6", "xL4pD7fG0jS+aE/uR3tY");
+    let twilio = concat!("9f2c4e6a8b1d3f5a", "7c9e1b3d5f7a9c2e");
+    let cases: Vec<(&str, String, &str)> = vec![
+        // credentials in URLs, in every file type
+        (
+            "scripts/deploy.sh",
+            format!("#!/bin/sh\ngit clone https://deploy:{pw}@git.corp.net/app.git\n"),
+            "url-password",
+        ),
+        (
+            "scripts/fetch.sh",
+            format!(
+                "curl -fsS \"https://ci-bot:{pw}@build-host.corp/artifacts/app.tgz\" -o app.tgz\n"
+            ),
+            "url-password",
+        ),
+        (
+            "Dockerfile",
+            format!("RUN pip install --index-url https://pypi:{pw}@pypi.foocorp.net/simple app\n"),
+            "url-password",
+        ),
+        (
+            "Makefile",
+            format!("push:\n\tgit push https://bot:{pw}@gitea.svc.cluster.local/org/app.git\n"),
+            "url-password",
+        ),
+        (
+            "docs/setup.md",
+            format!("Mirror: `rsync://backup:{pw}@nas-host.lan/share`\n"),
+            "url-password",
+        ),
+        // database URLs in .env files with unusual hosts
+        (
+            ".env",
+            format!("DATABASE_URL=postgres://app:{pw}@pg-host-01.internal:5432/app\n"),
+            "postgres-url",
+        ),
+        (
+            ".env",
+            format!("DATABASE_URL=postgresql://app:{pw}@/app?host=/var/run/postgresql\n"),
+            "postgres-url",
+        ),
+        (
+            ".env",
+            format!(
+                "DATABASE_URL=postgres://app:{pw}@examplecorp-db.c9akciq32.eu-west-1.rds.amazonaws.com/app\n"
+            ),
+            "postgres-url",
+        ),
+        (
+            ".env",
+            format!("MYSQL_DSN=shop:{pw}@tcp(mysql.internal:3306)/shop?parseTime=true\n"),
+            "mysql-dsn",
+        ),
+        (
+            ".env",
+            format!("REDIS_URL=redis://:{pw}@[fd00::12]:6379/0\n"),
+            "redis-url",
+        ),
+        (
+            ".env",
+            format!(
+                "MONGO_URL=mongodb://app:{pw}@mongo-0.mongo,mongo-1.mongo/app?replicaSet=rs0\n"
+            ),
+            "mongodb-url",
+        ),
+        // an AWS secret access key in Terraform without its key id nearby
+        (
+            "infra/main.tf",
+            format!(
+                "provider \"aws\" {{\n  region     = \"eu-west-1\"\n  secret_key = \"{aws}\"\n}}\n"
+            ),
+            "aws-secret-access-key",
+        ),
+        (
+            "infra/variables.tf",
+            format!(
+                "variable \"aws_secret_access_key\" {{\n  type    = string\n  default = \"{aws}\"\n}}\n"
+            ),
+            "aws-secret-access-key",
+        ),
+        (
+            "infra/backend.hcl",
+            format!("bucket            = \"tf-state\"\nsecret_access_key = \"{aws}\"\n"),
+            "aws-secret-access-key",
+        ),
+        (
+            "cfn/user.json",
+            format!("{{\"AccessKey\": {{\"SecretAccessKey\": \"{aws}\"}}}}\n"),
+            "aws-secret-access-key",
+        ),
+        // a secret in a YAML env list of name/value pairs
+        (
+            "k8s/deploy.yaml",
+            format!(
+                "spec:\n  containers:\n    - name: app\n      env:\n        - name: LOG_LEVEL\n          value: info\n        - name: TWILIO_AUTH_TOKEN\n          value: {twilio}\n"
+            ),
+            "twilio-auth-token",
+        ),
+        (
+            "k8s/job.yaml",
+            format!("env:\n  - name: DB_PASSWORD\n    value: \"{pw}\"\n"),
+            "generic-secret-assignment",
+        ),
+        (
+            "ecs/task.json",
+            format!(
+                "{{\"environment\": [{{\"name\": \"TWILIO_AUTH_TOKEN\", \"value\": \"{twilio}\"}}]}}\n"
+            ),
+            "twilio-auth-token",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text, rule) in &cases {
+        let found = rules_in(name, text);
+        if !found.contains(rule) {
+            wrong.push(format!("{name}: want {rule}, got {found:?}\n{text}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // …and what must stay quiet next to them
+    let quiet = [
+        (
+            "scripts/x.sh",
+            "git clone https://user:pass@git.example.com/r.git\ncurl https://u:${TOKEN}@host/x\n",
+        ),
+        (
+            "k8s/x.yaml",
+            "env:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}\n  - name: API_TOKEN\n    value: changeme\n",
+        ),
+        (
+            "infra/x.tf",
+            "variable \"aws_secret_access_key\" {\n  type      = string\n  sensitive = true\n}\n",
+        ),
+    ];
+    for (name, text) in quiet {
+        assert_eq!(rules_in(name, text), Vec::<&str>::new(), "{name}");
+    }
+}

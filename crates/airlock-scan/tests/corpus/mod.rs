@@ -117,7 +117,7 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("aws-access-key-id", &["AKIA{2:16}", "ASIA{2:16}"], None),
     (
         "aws-secret-access-key",
-        &["{b:40}"],
+        &["{b:40}", "@aws_tf"],
         Some("aws_secret_access_key"),
     ),
     ("gcp-service-account-key", &["@gcp"], None),
@@ -392,12 +392,19 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "postgres://app:{P:20}@db.internal:5432/app",
             "postgresql+psycopg2://svc:{A:24}@10.0.0.5/prod",
+            "postgres://app:{A:20}@pg-host-01.examplecorp.net:5432/app",
+            "postgresql://app:{A:20}@/app?host=/var/run/postgresql",
         ],
         None,
     ),
     (
         "mysql-url",
         &["mysql://deploy:{P:20}@mysql.internal:3306/shop"],
+        None,
+    ),
+    (
+        "mysql-dsn",
+        &["deploy:{A:20}@tcp(mysql-host.internal:3306)/shop?parseTime=true"],
         None,
     ),
     (
@@ -418,6 +425,7 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
         &[
             "https://deploy:{A:20}@git.internal.corp/repo.git",
             "amqp://worker:{P:18}@mq.internal:5672/",
+            "@shell:https://ci-bot:{A:20}@build-host.corp/artifacts/app.tgz",
         ],
         None,
     ),
@@ -435,7 +443,11 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("private-key-putty", &["@putty"], None),
     ("jwt", &["@jwt"], None),
     ("twilio-api-key", &["SK{h:32}"], None),
-    ("twilio-auth-token", &["{h:32}"], Some("TWILIO_AUTH_TOKEN")),
+    (
+        "twilio-auth-token",
+        &["{h:32}", "@env_list:{h:32}"],
+        Some("TWILIO_AUTH_TOKEN"),
+    ),
     ("twilio-account-sid", &["AC{h:32}"], None),
     ("sentry-auth-token", &["sntryu_{h:64}"], None),
     ("datadog-api-key", &["{h:32}"], Some("DD_API_KEY")),
@@ -606,6 +618,63 @@ pub(crate) fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
                         )],
                     );
                 }
+                "@aws_tf" => {
+                    let key = expand("{b:40}", rng);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "infra/main.tf".into(),
+                                format!(
+                                    "provider \"aws\" {{\n  region     = \"eu-west-1\"\n  secret_key = \"{key}\"\n}}\n"
+                                ),
+                            ),
+                            (
+                                "infra/variables.tf".into(),
+                                format!(
+                                    "variable \"aws_secret_access_key\" {{\n  type    = string\n  default = \"{key}\"\n}}\n"
+                                ),
+                            ),
+                        ],
+                    );
+                }
+                t if t.starts_with("@env_list:") => {
+                    let value = expand(&t[10..], rng);
+                    let name = var.to_ascii_uppercase();
+                    let ecs = serde_json::json!({ "containerDefinitions": [{ "name": "app", "environment": [
+                        { "name": "LOG_LEVEL", "value": "info" }, { "name": name.clone(), "value": value.clone() } ] }] });
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "k8s/deploy.yaml".into(),
+                                format!(
+                                    "spec:\n  containers:\n    - name: app\n      env:\n        - name: LOG_LEVEL\n          value: info\n        - name: {name}\n          value: {value}\n"
+                                ),
+                            ),
+                            (
+                                "ecs/task.json".into(),
+                                serde_json::to_string_pretty(&ecs).unwrap_or_default(),
+                            ),
+                        ],
+                    );
+                }
+                t if t.starts_with("@shell:") => {
+                    let url = expand(&t[7..], rng);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "scripts/fetch.sh".into(),
+                                format!("#!/bin/sh\nset -eu\ncurl -fsS \"{url}\" -o app.tgz\n"),
+                            ),
+                            (
+                                "Dockerfile".into(),
+                                format!("FROM alpine\nRUN wget -q {url}\n"),
+                            ),
+                        ],
+                    );
+                }
                 "@age" => {
                     let k = age(rng);
                     push(
@@ -769,6 +838,10 @@ pub(crate) const NEAR_MISSES: &[(&str, &[&str])] = &[
     (
         "twilio-account-sid",
         &["AC{h:31}", "xAC{h:32}", "AC{h:30}XY"],
+    ),
+    (
+        "mysql-dsn",
+        &["app@tcp(db:3306)/shop", "mailto:ops{a:6}@corp.net"],
     ),
     ("azure-devops-pat", &["{A:76}AZDO{A:3}"]),
     ("azure-shared-access-key", &["SharedAccessKey={b:20}="]),
