@@ -568,6 +568,10 @@ pub(crate) fn is_decoy(s: &[u8], hex_ok: bool) -> bool {
     if matches!(s.first(), Some(b'$' | b'%' | b'<' | b'@' | b'&' | b'*')) {
         return true;
     }
+    // a format-string field: `f"postgres://{user}:{password}@{host}"`, `{pw}`
+    if s.len() >= 3 && s.starts_with(b"{") && s.ends_with(b"}") {
+        return true;
+    }
     for integrity in ["sha512-", "sha384-", "sha256-", "sha1-"] {
         if lower.starts_with(integrity.as_bytes()) {
             return true;
@@ -927,7 +931,8 @@ const DEFAULT_PASSWORDS: &[&str] = &[
 /// URL and netrc passwords: not a reference, not a default password.
 fn password_ok(pw: &[u8]) -> bool {
     let lower = pw.to_ascii_lowercase();
-    if DEFAULT_PASSWORDS.iter().any(|p| lower == p.as_bytes()) {
+    // one or two characters: `u:p@host` in a usage line
+    if pw.len() < 3 || DEFAULT_PASSWORDS.iter().any(|p| lower == p.as_bytes()) {
         return false;
     }
     if pw.iter().all(|&b| b == b'*' || b == b'x' || b == b'X')
@@ -975,16 +980,20 @@ fn is_doc_url(whole: &[u8]) -> bool {
                 | b"foo"
                 | b"bar"
                 | b"baz"
+                | b"host"
+                | b"hostname"
+                | b"domain"
                 | b"your-host"
                 | b"yourhost"
                 | b"your-domain"
                 | b"yourdomain"
                 | b"mydomain"
+                | b"yourcompany"
                 | b"your-server"
                 | b"yourserver"
         )
     }) || matches!(last, b"test" | b"invalid")
-        || matches!(&host[..], b"host" | b"hostname" | b"myhost" | b"dbhost")
+        || matches!(&host[..], b"myhost" | b"dbhost")
 }
 
 fn is_local_url(whole: &[u8]) -> bool {

@@ -1184,6 +1184,10 @@ fn issue_18_context_misses() {
             "env:\n  - name: DB_PASSWORD\n    valueFrom:\n      secretKeyRef: {name: db, key: password}\n  - name: API_TOKEN\n    value: changeme\n",
         ),
         (
+            "src/db.py",
+            "URL = f\"postgresql://{user}:{password}@{host}/app\"\nDOC = \"postgresql://u:p@/db?host=/run/postgresql\"\n",
+        ),
+        (
             "infra/x.tf",
             "variable \"aws_secret_access_key\" {\n  type      = string\n  sensitive = true\n}\n",
         ),
