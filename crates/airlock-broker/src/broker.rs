@@ -11,6 +11,9 @@ use airlock_policy::{Decision, Target};
 use crate::session::{Grant, SessionEnd, SessionId, Sessions};
 use crate::{Clock, RateLimiter};
 
+/// The agent name of the owner's own commands in sessions and audit records.
+pub const OWNER: &str = "owner";
+
 /// The longest reason accepted, in characters: reasons go into every audit record.
 pub const MAX_REASON_LEN: usize = 1000;
 
@@ -29,6 +32,11 @@ pub struct Caller {
     /// A way to ask a person on the caller's side (MCP elicitation), tried
     /// alongside `airlock approve` when a request needs approval.
     pub approver: Option<std::sync::Arc<dyn Approver>>,
+    /// The owner's own command (`airlock run --proxy`), not an agent: the
+    /// capabilities' `agents` lists and `default_access` do not apply (its
+    /// `scope` still does), and its HTTP requests through the egress proxy may
+    /// use the exec capabilities it was started with.
+    pub owner: bool,
 }
 
 /// Asks a person to approve a request through the agent's own client (MCP
@@ -49,6 +57,19 @@ impl std::fmt::Debug for dyn Approver {
 }
 
 impl Caller {
+    /// The caller of the owner's `airlock run --proxy`: agent `owner`, a grant of
+    /// its own, limited to `capabilities`.
+    pub fn owner_run(capabilities: Vec<String>) -> Caller {
+        Caller {
+            grant: Grant::run(),
+            trusted: Some(OWNER.to_string()),
+            declared: None,
+            scope: Some(capabilities),
+            approver: None,
+            owner: true,
+        }
+    }
+
     /// The name to show and record: the trusted identity, else the declared one
     /// (marked as such), else "unknown".
     pub fn agent(&self) -> String {
@@ -422,6 +443,9 @@ impl Broker {
                 ),
             ));
         }
+        if caller.owner {
+            return Ok(());
+        }
         match &cap.agents {
             Some(agents) => match &caller.trusted {
                 Some(t) if agents.iter().any(|a| a == t) => Ok(()),
@@ -586,7 +610,10 @@ impl Broker {
     ) -> Result<Decided<T>, Refusal> {
         let Snapshot { config, exec } = self.snapshot();
         let cap = Self::capability(&config, caller, capability)?;
-        if cap.mode != mode {
+        // The owner's run reaches its exec capabilities' services over HTTP
+        // through the egress proxy.
+        let owner_http = caller.owner && mode == Mode::Http && cap.mode == Mode::Exec;
+        if cap.mode != mode && !owner_http {
             let message = match cap.mode {
                 Mode::Exec => format!(
                     "capability \"{}\" runs programs (mode exec); use the exec tool",

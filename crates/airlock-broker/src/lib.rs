@@ -84,7 +84,7 @@ pub mod tokens;
 
 pub use broker::{
     AgentRequest, Approver, Authorized, AuthorizedExec, Broker, Caller, Check, ExecAgentRequest,
-    ExecConfigError, ExecPolicies, MAX_REASON_LEN, Refusal, refuse,
+    ExecConfigError, ExecPolicies, MAX_REASON_LEN, OWNER, Refusal, refuse,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;

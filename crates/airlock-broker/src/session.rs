@@ -18,6 +18,11 @@ impl Grant {
         Grant(format!("conn-{}", random_hex(8)))
     }
 
+    /// A grant for one `airlock run --proxy` (a fresh random id each run).
+    pub fn run() -> Grant {
+        Grant(format!("run-{}", random_hex(8)))
+    }
+
     /// The grant of a gateway token, by the token's public id.
     pub fn token(id: &str) -> Grant {
         Grant(format!("token-{id}"))

@@ -51,6 +51,7 @@ fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
         declared: declared.map(String::from),
         scope: None,
         approver: None,
+        owner: false,
     }
 }
 
@@ -611,4 +612,46 @@ async fn query_values_and_the_credential_are_in_no_file_under_the_home() {
         audit.contains(r#""query_keys":["k","page","token"]"#),
         "{audit}"
     );
+}
+
+#[test]
+fn the_owners_run_skips_agents_lists_but_keeps_its_scope_and_the_rules() {
+    let (_c, b) = broker(CONFIG);
+    let run = Caller::owner_run(vec!["ro".into(), "tool".into()]);
+    // `ro` is limited to claude-desktop: the owner is no agent.
+    let ok = b
+        .authorize(&run, &req("ro", "GET", "/v1/x", Some("r")))
+        .unwrap();
+    assert_eq!(ok.capability.name, "ro");
+    // Its rules and requires_reason still hold.
+    let r = b
+        .authorize(&run, &req("ro", "GET", "/v1/admin/x", Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Rule);
+    let r = b
+        .authorize(&run, &req("ro", "GET", "/v1/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Reason);
+    // Only the capabilities it was started with.
+    let r = b
+        .authorize(&run, &req("open", "GET", "/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Agent);
+    // HTTP through the proxy on its exec capability.
+    let ok = b
+        .authorize(&run, &req("tool", "GET", "/v1/repos", None))
+        .unwrap();
+    assert_eq!(ok.capability.name, "tool");
+    // An agent may not use an exec capability over HTTP, whatever its scope.
+    let agent = Caller {
+        scope: Some(vec!["tool".into()]),
+        ..caller(Some("claude-desktop"), None)
+    };
+    let r = b
+        .authorize(&agent, &req("tool", "GET", "/v1/repos", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Mode);
+    // Its sessions are the owner's.
+    assert_eq!(ok.session.as_str().len(), 18);
+    assert!(b.sessions().list().iter().any(|s| s.agent == "owner"));
 }

@@ -15,8 +15,10 @@
 //!   device files; a handful of `/proc` and `/sys` files, and the child's own
 //!   `/proc/self`. Nothing else: not `$AIRLOCK_HOME`, not the owner's home, not
 //!   `/tmp`, not other users' files, not `/proc/<other pid>`.
-//! * TCP (ABI ≥ 4): no `bind`, no `connect` (until the egress proxy: then its
-//!   port only), unless the capability says `network = "direct"`.
+//! * TCP (ABI ≥ 4): no `bind`, no `connect` — but to the egress proxy's port
+//!   when the sandbox has one ([`Sandbox::allow_proxy`], `airlock run --confine
+//!   --proxy`; refused on a kernel before ABI 4) — unless the capability says
+//!   `network = "direct"`. Landlock matches the port, not the address.
 //! * scopes (ABI ≥ 6): no signals to processes outside the sandbox, no abstract
 //!   UNIX sockets created outside it.
 //!
@@ -24,7 +26,8 @@
 //! * `socket()` — Landlock does not mediate UDP, raw or netlink sockets, nor
 //!   `connect()` to a pathname UNIX socket (before ABI 9), and `control.sock`
 //!   answers revocations. With `network = "none"` no socket can be created at
-//!   all; with `"direct"`, only `AF_UNIX` is refused.
+//!   all; with `"direct"`, only `AF_UNIX` is refused; with the egress proxy,
+//!   only TCP sockets (`AF_INET`/`AF_INET6`, `SOCK_STREAM`, protocol TCP) can.
 //! * `io_uring_setup` — io_uring creates sockets (`IORING_OP_SOCKET`) without the
 //!   `socket()` system call the filter sees.
 //! * `ioctl(TIOCSTI | TIOCLINUX)` — a terminal inherited from `airlock run` is
@@ -277,7 +280,11 @@ pub struct Sandbox {
     read_exec: Vec<PathBuf>,
     network: Network,
     protected: Protected,
+    proxy_port: Option<u16>,
 }
+
+/// The first Landlock ABI that can limit TCP connections (Linux 6.7).
+const MIN_TCP_ABI: u32 = 4;
 
 impl Sandbox {
     /// A sandbox with the system's read-only paths and nothing writable.
@@ -287,7 +294,21 @@ impl Sandbox {
             read_exec: Vec::new(),
             network,
             protected,
+            proxy_port: None,
         }
+    }
+
+    /// Lets the child open TCP connections to `port` (the egress proxy's) and
+    /// nowhere else, when its network is not `direct` (Landlock matches the
+    /// port only: docs/exec.md says what that leaves).
+    pub fn allow_proxy(&mut self, port: u16) {
+        self.proxy_port = Some(port);
+    }
+
+    /// The egress proxy's port the child may connect to, if any (`None` too
+    /// when the network is `direct`: then any port).
+    pub fn proxy_port(&self) -> Option<u16> {
+        self.proxy_port.filter(|_| self.network != Network::Direct)
     }
 
     /// Lets the child write (and read, and execute) beneath `dir` (canonical).
@@ -423,6 +444,19 @@ impl Sandbox {
             .map_err(|e| build_error("ruleset", &e))?
             .add_rules(rules)
             .map_err(|e| build_error("rules", &e))?;
+        let created = match self.proxy_port() {
+            None => created,
+            Some(port) => {
+                if abi < MIN_TCP_ABI {
+                    return Err(ExecError::Confine(format!(
+                        "this kernel's Landlock (ABI {abi}) cannot limit TCP connections to the egress proxy (ABI {MIN_TCP_ABI}, Linux 6.7, can); the program was not started"
+                    )));
+                }
+                created
+                    .add_rule(landlock::NetPort::new(port, AccessNet::ConnectTcp))
+                    .map_err(|e| build_error("the proxy's port", &e))?
+            }
+        };
         let ruleset: Option<std::os::fd::OwnedFd> = created.into();
         let ruleset = ruleset.ok_or_else(|| {
             ExecError::Confine("the kernel refused to create a Landlock ruleset".into())
@@ -430,9 +464,30 @@ impl Sandbox {
         Ok(airlock_confine::Hook {
             ruleset,
             proc_self_access: read().bits(),
-            filter: seccomp_program(self.network, abi)?,
+            filter: seccomp_program(self.net_mode(), abi)?,
         })
     }
+}
+
+impl Sandbox {
+    fn net_mode(&self) -> NetMode {
+        match (self.network, self.proxy_port()) {
+            (Network::Direct, _) => NetMode::Direct,
+            (_, Some(_)) => NetMode::Proxy,
+            _ => NetMode::None,
+        }
+    }
+}
+
+/// What sockets the seccomp program lets a child create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NetMode {
+    /// None at all.
+    None,
+    /// TCP only (Landlock then limits it to the proxy's port).
+    Proxy,
+    /// All but `AF_UNIX`.
+    Direct,
 }
 
 fn build_error(what: &str, e: &dyn std::fmt::Display) -> ExecError {
@@ -556,12 +611,12 @@ fn etc_entries() -> Vec<PathBuf> {
 
 /// The seccomp program: everything allowed except the named holes (see the
 /// module docs), which fail with `EACCES` like a Landlock refusal.
-fn seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecError> {
+fn seccomp_program(network: NetMode, abi: u32) -> Result<BpfProgram, ExecError> {
     use std::sync::OnceLock;
-    // Four possible programs (network none/direct × truncate filtered or not),
-    // each compiled once.
-    static PROGRAMS: [OnceLock<BpfProgram>; 4] = [const { OnceLock::new() }; 4];
-    let slot = &PROGRAMS[usize::from(network == Network::Direct) * 2 + usize::from(abi < 3)];
+    // Six possible programs (network none/proxy/direct × truncate filtered or
+    // not), each compiled once.
+    static PROGRAMS: [OnceLock<BpfProgram>; 6] = [const { OnceLock::new() }; 6];
+    let slot = &PROGRAMS[network as usize * 2 + usize::from(abi < 3)];
     if let Some(p) = slot.get() {
         return Ok(p.clone());
     }
@@ -569,7 +624,7 @@ fn seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecError> 
     Ok(slot.get_or_init(|| p).clone())
 }
 
-fn build_seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecError> {
+fn build_seccomp_program(network: NetMode, abi: u32) -> Result<BpfProgram, ExecError> {
     let cond = |arg: u8, op: SeccompCmpOp, value: u64| {
         SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value)
     };
@@ -578,11 +633,35 @@ fn build_seccomp_program(network: Network, abi: u32) -> Result<BpfProgram, ExecE
     }
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     match network {
-        Network::None => {
+        NetMode::None => {
             // No socket at all (an empty rule list matches every call).
             rules.insert(libc::SYS_socket, Vec::new());
         }
-        Network::Direct => {
+        NetMode::Proxy => {
+            // Refused (each rule is one way to fail): a family other than IPv4
+            // or IPv6; a type other than a stream; a protocol other than TCP
+            // (SCTP streams). What is left is TCP, which Landlock limits.
+            let ne = |arg, v: i32| cond(arg, SeccompCmpOp::Ne, v as u64).map_err(bad);
+            let family = vec![ne(0, libc::AF_INET)?, ne(0, libc::AF_INET6)?];
+            let protocol = vec![ne(2, 0)?, ne(2, libc::IPPROTO_TCP)?];
+            // The type's low bits (SOCK_CLOEXEC and SOCK_NONBLOCK are above).
+            let mut socket = vec![
+                SeccompRule::new(family).map_err(bad)?,
+                SeccompRule::new(protocol).map_err(bad)?,
+            ];
+            for t in [
+                libc::SOCK_DGRAM,
+                libc::SOCK_RAW,
+                libc::SOCK_RDM,
+                libc::SOCK_SEQPACKET,
+                libc::SOCK_DCCP,
+            ] {
+                let c = cond(1, SeccompCmpOp::MaskedEq(0xf), t as u64).map_err(bad)?;
+                socket.push(SeccompRule::new(vec![c]).map_err(bad)?);
+            }
+            rules.insert(libc::SYS_socket, socket);
+        }
+        NetMode::Direct => {
             let unix = cond(0, SeccompCmpOp::Eq, libc::AF_UNIX as u64).map_err(bad)?;
             rules.insert(
                 libc::SYS_socket,

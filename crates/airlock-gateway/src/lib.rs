@@ -318,15 +318,32 @@ async fn handle(State(runtime): State<Arc<Runtime>>, req: Request) -> Response {
         .await;
     }
     let capability = capability.to_owned();
-    forward(&runtime, &caller, &capability, &rest, parts, body).await
+    forward(
+        &runtime,
+        &caller,
+        &capability,
+        &rest,
+        parts,
+        body,
+        &|_, _| Ok(()),
+    )
+    .await
 }
+
+/// A door's own check of a request as received (its head and whole body), run
+/// by [`forward`] once the body is read and before anything is decided or sent:
+/// `Err(message)` refuses it (`403`, audited with `message`). The egress proxy
+/// looks for placeholders here.
+pub type Inspect<'a> =
+    &'a (dyn Fn(&http::request::Parts, &[u8]) -> Result<(), String> + Send + Sync);
 
 /// Sends one request the door has authenticated and routed: `capability`, and
 /// `rest` (the path within the service, as received; the query is taken from
 /// `parts`), through the broker's request path (`Runtime::execute_streaming`),
 /// and streams the scrubbed answer back. Token headers and the reason header are
 /// removed here; the service's body limit applies while the body is read; every
-/// refusal is audited. The HTTP gateway and the egress proxy both end here.
+/// refusal is audited; `inspect` sees the request as received before any of it
+/// is used. The HTTP gateway and the egress proxy both end here.
 pub async fn forward(
     runtime: &Runtime,
     caller: &Caller,
@@ -334,6 +351,7 @@ pub async fn forward(
     rest: &str,
     parts: http::request::Parts,
     body: Body,
+    inspect: Inspect<'_>,
 ) -> Response {
     let method = parts.method.as_str();
     let path = match parts.uri.query() {
@@ -405,6 +423,11 @@ pub async fn forward(
             .await;
         }
     };
+    if let Err(msg) = inspect(&parts, &body) {
+        let status = StatusCode::FORBIDDEN;
+        let (cap, kind) = (Some(capability), "permission_error");
+        return refuse(runtime, Some(caller), cap, method, rest, status, kind, &msg).await;
+    }
     let request = ExecuteRequest {
         capability: capability.to_string(),
         method: method.to_string(),

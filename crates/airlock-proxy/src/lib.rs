@@ -25,15 +25,23 @@
 //!   CONNECT host, and each request's `Host` (or `:authority`) must name it too
 //!   (`421` otherwise); the path must lie under the service's base path. HTTP/1.1
 //!   and HTTP/2 are offered by ALPN.
+//! - **A run's proxy.** `airlock run --proxy` starts one for its child alone
+//!   ([`Proxy::for_run`]): it accepts only that run's session token, routes to
+//!   the run's capabilities (exec ones included: the owner's caller), and checks
+//!   every request it can read for the run's [placeholders](placeholder). One
+//!   seen off its surface or origin trips the wire: refused, audited, the run's
+//!   sessions revoked, every later request refused.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod ca;
+pub mod placeholder;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use airlock_broker::{Broker, Caller, Runtime};
@@ -49,6 +57,7 @@ use rustls::server::{Acceptor, ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 pub use ca::SessionCa;
+pub use placeholder::{Placeholders, Trip};
 
 /// The proxy user name that picks no capability (`http://airlock:TOKEN@…`).
 pub const NO_CAPABILITY_USER: &str = "airlock";
@@ -84,7 +93,22 @@ pub struct Proxy {
     ca: SessionCa,
     tls: Mutex<HashMap<String, Arc<ServerConfig>>>,
     tunnels: Arc<tokio::sync::Semaphore>,
+    run: Option<RunSession>,
 }
+
+/// The one session a run's proxy serves.
+struct RunSession {
+    token: String,
+    caller: Caller,
+    placeholders: Placeholders,
+    /// Set by the trip wire: from then on every request is refused.
+    tripped: AtomicBool,
+    /// Tells the owner (the run prints it on its terminal).
+    on_trip: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+/// Every run's session token starts with this.
+pub const RUN_TOKEN_PREFIX: &str = "airlock_run_";
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,7 +124,110 @@ impl Proxy {
             ca: SessionCa::new()?,
             tls: Mutex::new(HashMap::new()),
             tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
+            run: None,
         }))
+    }
+
+    /// The proxy of one `airlock run --proxy`: it accepts only the session token
+    /// it returns (random, never stored), on behalf of `caller`, and watches
+    /// for `placeholders`; `on_trip` is told, once, when one trips the wire.
+    pub fn for_run(
+        runtime: Arc<Runtime>,
+        caller: Caller,
+        placeholders: Placeholders,
+        on_trip: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Result<(Arc<Proxy>, String), ProxyError> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|e| ProxyError::Ca(format!("randomness: {e}")))?;
+        let token = format!("{RUN_TOKEN_PREFIX}{}", hex::encode(random));
+        let proxy = Arc::new(Proxy {
+            runtime,
+            ca: SessionCa::new()?,
+            tls: Mutex::new(HashMap::new()),
+            tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
+            run: Some(RunSession {
+                token: token.clone(),
+                caller,
+                placeholders,
+                tripped: AtomicBool::new(false),
+                on_trip,
+            }),
+        });
+        Ok((proxy, token))
+    }
+
+    /// Whether a run's placeholder has tripped the wire.
+    pub fn tripped(&self) -> bool {
+        self.run
+            .as_ref()
+            .is_some_and(|r| r.tripped.load(Ordering::SeqCst))
+    }
+
+    /// The caller a token stands for: a run's own session token (and only it,
+    /// on a run's proxy), else an agent token; or the answer refusing it.
+    async fn authenticate(&self, token: &str) -> Result<Caller, Response> {
+        let Some(run) = &self.run else {
+            return airlock_gateway::authenticate(&self.runtime, token).await;
+        };
+        use subtle::ConstantTimeEq as _;
+        if !bool::from(token.as_bytes().ct_eq(run.token.as_bytes())) {
+            return Err(proxy_auth_required(
+                "not this run's session token: the proxy of `airlock run --proxy` serves only the program it started",
+            ));
+        }
+        if run.tripped.load(Ordering::SeqCst) {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "this run's session was revoked by the placeholder trip wire; nothing more goes through",
+            ));
+        }
+        Ok(run.caller.clone())
+    }
+
+    /// Checks a request to `origin` for placeholders off their surface; on a
+    /// trip, revokes the run's session and returns the refusal's message.
+    fn check_placeholders(
+        &self,
+        origin: placeholder::Origin<'_>,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let Some(run) = &self.run else {
+            return Ok(());
+        };
+        run.placeholders
+            .check(origin, uri, headers, body)
+            .map_err(|trip| self.trip(run, &trip))
+    }
+
+    /// Trips the wire: every later request is refused, the run's sessions are
+    /// revoked (here and in the state files `airlock sessions` reads), and the
+    /// owner is told. Returns the message the refusal is audited with.
+    fn trip(&self, run: &RunSession, trip: &Trip) -> String {
+        let first = !run.tripped.swap(true, Ordering::SeqCst);
+        let grant = run.caller.grant.as_str().to_string();
+        let sessions = self.runtime.broker().sessions();
+        let ids: Vec<String> = sessions
+            .list()
+            .into_iter()
+            .filter(|s| s.grant == grant)
+            .map(|s| s.id.as_str().to_string())
+            .collect();
+        sessions.revoke_where(|s| s.grant == grant);
+        for id in ids {
+            let target = airlock_broker::state::RevokeTarget::Session(id);
+            // A session not yet in the state files has nothing to revoke there.
+            let _ = airlock_broker::state::revoke(self.runtime.home(), &target);
+        }
+        let msg = format!(
+            "placeholder trip wire: {trip}; the run's session is revoked and every further request refused"
+        );
+        if first {
+            (run.on_trip)(&msg);
+        }
+        msg
     }
 
     /// The session CA (its certificate goes to the clients).
@@ -236,7 +363,8 @@ fn route(
         .visible(caller)
         .into_iter()
         .filter(|c| {
-            c.mode == airlock_config::Mode::Http && services.iter().any(|s| s.name == c.service)
+            (c.mode == airlock_config::Mode::Http || caller.owner)
+                && services.iter().any(|s| s.name == c.service)
         })
         .collect();
     caps.sort_by(|a, b| a.name.cmp(&b.name));
@@ -313,9 +441,39 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         runtime.audit_token_refusal(&method, &target, msg).await;
         return proxy_auth_required(msg);
     };
-    let caller = match runtime.authenticate(&token).await {
-        Ok(c) => c,
-        Err(e) => return proxy_auth_required(&e.to_string()),
+    // Every request it can read is looked at, refused ones included.
+    if let Some(run) = &proxy.run {
+        let checked = match (req.method() == Method::CONNECT, req.uri().authority()) {
+            (false, Some(a)) if req.uri().scheme_str() == Some("http") => {
+                let host = a.host().trim_matches(['[', ']']).to_ascii_lowercase();
+                let origin = placeholder::Origin {
+                    scheme: "http",
+                    host: &host,
+                    port: a.port_u16().unwrap_or(80),
+                };
+                run.placeholders
+                    .check(origin, req.uri(), req.headers(), b"")
+            }
+            _ => run
+                .placeholders
+                .check_anywhere(&target, req.uri(), req.headers()),
+        };
+        if let Err(trip) = checked {
+            let msg = proxy.trip(run, &trip);
+            let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
+            let caller = Some(&run.caller);
+            return refuse(runtime, caller, None, &method, &target, status, kind, &msg).await;
+        }
+    }
+    let caller = match proxy.run {
+        Some(_) => match proxy.authenticate(&token).await {
+            Ok(c) => c,
+            Err(answer) => return answer,
+        },
+        None => match runtime.authenticate(&token).await {
+            Ok(c) => c,
+            Err(e) => return proxy_auth_required(&e.to_string()),
+        },
     };
     match proxy.dispatch(&caller, wanted, token, req).await {
         Ok(response) => response,
@@ -367,7 +525,12 @@ impl Proxy {
             let (mut parts, body) = req.into_parts();
             parts.headers.remove(header::PROXY_AUTHORIZATION);
             parts.headers.remove("proxy-connection");
-            return Ok(send(&self.runtime, caller, &route, parts, body).await);
+            let origin = placeholder::Origin {
+                scheme: "http",
+                host: &host,
+                port,
+            };
+            return Ok(send(self, caller, &route, origin, parts, body).await);
         }
         let port = authority
             .port_u16()
@@ -406,15 +569,18 @@ impl Proxy {
     }
 }
 
-/// Sends one request of `route` through the gateway's forwarding path, after
-/// checking that its path lies under the service's base path.
+/// Sends one request of `route` to `origin` through the gateway's forwarding
+/// path, after checking that its path lies under the service's base path; its
+/// placeholders are checked once its body is read.
 async fn send(
-    runtime: &Runtime,
+    proxy: &Proxy,
     caller: &Caller,
     route: &Route,
+    origin: placeholder::Origin<'_>,
     parts: http::request::Parts,
     body: Body,
 ) -> Response {
+    let runtime = &proxy.runtime;
     let Some(rest) = within_base(&route.base, parts.uri.path()) else {
         let msg = format!(
             "path \"{}\" is outside the service's base path \"{}\"",
@@ -427,7 +593,11 @@ async fn send(
         let kind = "permission_error";
         return refuse(runtime, Some(caller), cap, method, path, status, kind, &msg).await;
     };
-    airlock_gateway::forward(runtime, caller, &route.capability, &rest, parts, body).await
+    let inspect = |parts: &http::request::Parts, body: &[u8]| {
+        proxy.check_placeholders(origin, &parts.uri, &parts.headers, body)
+    };
+    let cap = &route.capability;
+    airlock_gateway::forward(runtime, caller, cap, &rest, parts, body, &inspect).await
 }
 
 /// One CONNECT tunnel: TLS terminated for `host`, requests served inside.
@@ -509,11 +679,35 @@ impl Tunnel {
     async fn request(&self, req: http::Request<hyper::body::Incoming>) -> Response {
         let runtime = &self.proxy.runtime;
         // Checked per request: a revoked token stops an open tunnel.
-        let caller = match airlock_gateway::authenticate(runtime, &self.token).await {
+        let caller = match self.proxy.authenticate(&self.token).await {
             Ok(c) => c,
             Err(answer) => return answer,
         };
         let (parts, body) = req.into_parts();
+        let origin = placeholder::Origin {
+            scheme: "https",
+            host: &self.host,
+            port: self.port,
+        };
+        if let Err(msg) = self
+            .proxy
+            .check_placeholders(origin, &parts.uri, &parts.headers, b"")
+        {
+            let (method, path) = (parts.method.as_str(), parts.uri.path());
+            let cap = Some(self.route.capability.as_str());
+            let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
+            return refuse(
+                runtime,
+                Some(&caller),
+                cap,
+                method,
+                path,
+                status,
+                kind,
+                &msg,
+            )
+            .await;
+        }
         let named = parts
             .uri
             .authority()
@@ -551,7 +745,15 @@ impl Tunnel {
         }
         // Only the path and query go on (the engine sets Host and :authority
         // from the service's URL, as for the gateway).
-        send(runtime, &caller, &self.route, parts, Body::new(body)).await
+        send(
+            &self.proxy,
+            &caller,
+            &self.route,
+            origin,
+            parts,
+            Body::new(body),
+        )
+        .await
     }
 }
 

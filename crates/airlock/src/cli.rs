@@ -541,9 +541,16 @@ pub(crate) struct RunArgs {
     /// Run the command in the kernel sandbox: it writes only in the current
     /// directory, the --cap capabilities' workdirs and a private HOME, reads the
     /// system's read-only paths, never the airlock home or your home, and has no
-    /// network unless a --cap says network = "direct"
+    /// network unless a --cap says network = "direct" (with --proxy: only the
+    /// run's egress proxy)
     #[arg(long)]
     pub(crate) confine: bool,
+    /// Give the command placeholders instead of keys and an egress proxy of
+    /// its own (HTTPS_PROXY): the real key goes only on requests to its own
+    /// service, under the capability's policy, audited. Without --cap, the
+    /// exec capabilities whose `commands` name the program
+    #[arg(long)]
+    pub(crate) proxy: bool,
     /// The command and its arguments, after --
     #[arg(
         required = true,

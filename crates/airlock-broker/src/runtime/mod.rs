@@ -233,6 +233,7 @@ impl Runtime {
                     declared: None,
                     scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
                     approver: None,
+                    owner: false,
                 })
             }
             Err(e) => {

@@ -1,6 +1,7 @@
-//! `airlock run [--cap C]... [--env-file F]... [--no-mask] -- CMD ARGS...`: the
-//! owner's command with secrets in its environment (like `op run`), its output
-//! scrubbed of them.
+//! `airlock run [--cap C]... [--env-file F]... [--no-mask] [--proxy] [--confine]
+//! -- CMD ARGS...`: the owner's command with secrets in its environment (like
+//! `op run`), its output scrubbed of them; with `--proxy`, placeholders in their
+//! place and an egress proxy of its own (`run_proxy`).
 //!
 //! The owner chooses the command, so there is no allow-list and no agent policy
 //! here: the environment is airlock's own (minus `AIRLOCK_PASSPHRASE`) with every
@@ -8,6 +9,7 @@
 //! files' variables, then each `--cap`'s `env` (its `{{secret}}` filled in).
 //! The helpers that build that environment are shared with `airlock wrap`.
 
+use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use zeroize::Zeroizing;
 
 use crate::cli::RunArgs;
+use crate::cmd::run_proxy::{self, Plan};
 use crate::{input, output, unlock};
 
 /// The placeholder for a capability's secret in its `env` values.
@@ -130,18 +133,49 @@ impl ChildEnv {
 
 /// Builds the child's environment: airlock's own variables (without
 /// `AIRLOCK_PASSPHRASE`) with `airlock://NAME` values resolved, then `extra`
-/// (env files, `--env`), then each capability's `env`.
+/// (env files, `--env`), then each capability's `env`. With a proxy `plan`,
+/// a secret that one of its services uses becomes that service's placeholder.
 pub(crate) fn child_env(
     home: &Home,
     vault: &Vault,
     caps: &[String],
+    plan: Option<&mut Plan>,
     extra: impl FnOnce(reference::SecretLookup<'_>) -> anyhow::Result<ResolvedEnv>,
 ) -> anyhow::Result<ChildEnv> {
-    let lookup = |name: &str| vault.get(name).ok();
+    let plan = plan.map(RefCell::new);
+    let failed: RefCell<Option<anyhow::Error>> = RefCell::new(None);
+    let stood_in: RefCell<Vec<String>> = RefCell::new(Vec::new());
+    let lookup = |name: &str| {
+        if let Some(plan) = &plan {
+            match plan.borrow_mut().for_secret(name) {
+                Ok(Some(placeholder)) => {
+                    stood_in.borrow_mut().push(name.to_string());
+                    return Some(SecretBytes::from(placeholder.into_bytes()));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failed.borrow_mut().get_or_insert(e);
+                    return None;
+                }
+            }
+        }
+        vault.get(name).ok()
+    };
     let own = std::env::vars_os().filter(|(k, _)| k != input::PASSPHRASE_ENV);
-    let mut resolved = reference::resolve_environment(own, &lookup)?;
-    resolved.extend(extra(&lookup)?);
-    let (vars, secrets) = resolved.into_parts();
+    let resolved = reference::resolve_environment(own, &lookup)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut r| {
+            r.extend(extra(&lookup)?);
+            Ok(r)
+        });
+    if let Some(e) = failed.take() {
+        return Err(e);
+    }
+    let (vars, mut secrets) = resolved?.into_parts();
+    // A placeholder is no secret: nothing to scrub, nothing to report as held.
+    let stood_in = stood_in.into_inner();
+    secrets.retain(|(n, _)| !stood_in.contains(n));
+    let mut plan = plan.map(RefCell::into_inner);
     let mut env = ChildEnv {
         vars,
         secrets,
@@ -166,14 +200,18 @@ pub(crate) fn child_env(
                 cap.service
             )
         })?;
-        let secret = match service.auth.secrets().first() {
-            Some(s) => Some((
-                s.to_string(),
+        let secret = match (service.auth.secrets().first(), plan.as_deref_mut()) {
+            (Some(_), Some(plan)) => {
+                let placeholder = plan.for_capability(name)?;
+                Some((None, SecretBytes::from(placeholder.into_bytes())))
+            }
+            (Some(s), None) => Some((
+                Some(s.to_string()),
                 vault
                     .get(s)
                     .with_context(|| format!("capability \"{name}\" needs secret \"{s}\""))?,
             )),
-            None => None,
+            (None, _) => None,
         };
         for (key, template) in &cap.env {
             let value = secret
@@ -190,7 +228,9 @@ pub(crate) fn child_env(
             env.vars.push((key.into(), out));
         }
         if let Some((n, v)) = secret {
-            env.add_secret(n, v);
+            if let Some(n) = n {
+                env.add_secret(n, v);
+            }
             if let Some(cred) = GitCredential::for_capability_env(&service.url, &cap.env) {
                 let dir = PrivateHome::create(None)
                     .context("cannot create the directory for git's askpass helper")?;
@@ -356,18 +396,33 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         bail!("no command given; usage: airlock run [--cap C]... [--env-file F] -- CMD ARGS...");
     };
     let (vault, mut audit) = open(home)?;
-    let env = child_env(home, &vault, &args.caps, |lookup| {
+    let program = resolve_program(cmd, &child_path());
+    let mut plan = match args.proxy {
+        true => Some(Plan::new(home, &args.caps, &program)?),
+        false => None,
+    };
+    let caps = match &plan {
+        Some(p) => p.env_caps().to_vec(),
+        None => args.caps.clone(),
+    };
+    let env = child_env(home, &vault, &caps, plan.as_mut(), |lookup| {
         let mut all = ResolvedEnv::default();
         for file in &args.env_file {
             all.extend(reference::resolve_env_file(file, lookup)?);
         }
         Ok(all)
     })?;
-    drop(vault);
+    if let Some(plan) = &plan
+        && !plan.real_secrets().is_empty()
+    {
+        output::note(format_args!(
+            "airlock run --proxy: no service uses secret(s) [{}]: the program gets them as themselves (the proxy can stand in only for a service's key)",
+            plan.real_secrets().join(", ")
+        ));
+    }
     let secrets = env.secret_names();
-    let program = resolve_program(cmd, &child_path());
-    let confinement = if args.confine {
-        Some(confinement(home, &args.caps, &program)?)
+    let mut confinement = if args.confine {
+        Some(confinement(home, &caps, &program)?)
     } else {
         None
     };
@@ -386,9 +441,6 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         // can read the terminal, and Ctrl-C reaches it directly.
         .own_process_group(!interactive);
     launch = env.apply(launch, !args.no_mask);
-    if let Some((sandbox, private)) = confinement {
-        launch = confine_launch(launch, sandbox, private);
-    }
     if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         // The child writes to a pipe (airlock scrubs it), so tell colour-aware
         // programs that the output does end on a terminal.
@@ -400,36 +452,80 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(async {
-        let running = match launch.spawn(&Scrubber::empty()) {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(e)),
+    // The proxy serves while the child runs: two workers then.
+    let runtime = match plan {
+        Some(_) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")?;
+    let (result, proxied) = runtime.block_on(async {
+        let proxied = match plan {
+            Some(plan) => Some(run_proxy::start(home, vault, plan).await?),
+            None => {
+                drop(vault);
+                None
+            }
         };
-        let stop = forward_signals(running.signaller(), interactive)?;
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
-        let r = running.stream(&mut out, &mut err).await;
-        stop.abort();
-        Ok::<_, anyhow::Error>(r)
+        if let Some(p) = &proxied {
+            launch = p.apply(launch);
+            if let Some((sandbox, _)) = &mut confinement {
+                sandbox.allow_proxy(p.port());
+                sandbox.allow_read_exec(p.dir()).map_err(|e| {
+                    anyhow::anyhow!("--confine: the proxy's CA directory cannot be readable: {e}")
+                })?;
+            }
+        }
+        if let Some((sandbox, private)) = confinement {
+            launch = confine_launch(launch, sandbox, private);
+        }
+        let result = match launch.spawn(&Scrubber::empty()) {
+            Ok(running) => {
+                let stop = forward_signals(running.signaller(), interactive)?;
+                let mut out = tokio::io::stdout();
+                let mut err = tokio::io::stderr();
+                let r = running.stream(&mut out, &mut err).await;
+                stop.abort();
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let summary = match proxied {
+            Some(p) => Some(p.stop().await),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((result, summary))
     })?;
     // Stdin is read by the child, not by us: nothing to wait for.
     runtime.shutdown_background();
 
+    let proxy_detail = match &proxied {
+        None => String::new(),
+        Some(s) => format!(
+            "; --proxy: placeholders for services [{}]{}",
+            s.services.join(", "),
+            if s.tripped {
+                "; the placeholder trip wire tripped (session revoked)"
+            } else {
+                ""
+            }
+        ),
+    };
     let mut event = Event::new(Kind::Exec)
-        .agent("owner", true)
+        .agent(airlock_broker::OWNER, true)
         .method("run")
         .path(&program.display().to_string())
         .duration(started.elapsed())
         .decision(Decision::Allow)
         .detail(&format!(
-            "airlock run{}; secrets: [{}]; capabilities: [{}]; env files: {}; output {}",
+            "airlock run{}; secrets: [{}]; capabilities: [{}]; env files: {}; output {}{proxy_detail}",
             if args.confine { " --confine" } else { "" },
             secrets.join(", "),
-            args.caps.join(", "),
+            caps.join(", "),
             args.env_file.len(),
             if args.no_mask {
                 "not scrubbed (--no-mask)"
@@ -437,7 +533,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
                 "scrubbed"
             }
         ));
-    if let [cap] = args.caps.as_slice() {
+    if let [cap] = caps.as_slice() {
         event = event.capability(cap);
     }
     let code = match result {

@@ -101,7 +101,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let (vault, audit) = open(home)?;
-    let env = child_env(home, &vault, &args.caps, |lookup| {
+    let env = child_env(home, &vault, &args.caps, None, |lookup| {
         let mut all = ResolvedEnv::default();
         for assignment in &args.env {
             all.extend(reference::resolve_assignment(assignment, lookup)?);

@@ -1,0 +1,317 @@
+//! `airlock run --proxy`: the program gets placeholders instead of keys, and an
+//! egress proxy of its own (loopback, a random port, this run's session token)
+//! that puts the real key on requests to each key's service only
+//! (docs/proxy.md, "airlock run --proxy").
+//!
+//! Which services the run reaches, each through one capability:
+//! - the `--cap` capabilities; without `--cap`, the exec capabilities whose
+//!   `commands` name the program (`gh` for `airlock run --proxy -- gh …`);
+//! - for an `airlock://NAME` value in the environment or an env file, the
+//!   service that authenticates with secret `NAME`, through its only capability
+//!   (the run asks for `--cap` when there are several). A secret no service
+//!   uses (a database password) is given as itself, and the run says so.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use airlock_broker::{Caller, Runtime, SystemClock};
+use airlock_config::{Config, Mode};
+use airlock_exec::Launch;
+use airlock_home::Home;
+use airlock_proxy::{Placeholders, Proxy};
+use airlock_vault::Vault;
+use anyhow::{Context as _, bail};
+
+use crate::output;
+
+/// The services a run reaches and their placeholders.
+pub(crate) struct Plan {
+    config: Config,
+    /// Capability by service: one each.
+    by_service: BTreeMap<String, String>,
+    /// The exec capabilities whose `env` the program gets.
+    env_caps: Vec<String>,
+    placeholders: Placeholders,
+    /// Secrets given as themselves: no service of the run uses them.
+    real: Vec<String>,
+}
+
+impl Plan {
+    /// The plan for running `program` with `caps` (see the module docs).
+    pub(crate) fn new(home: &Home, caps: &[String], program: &Path) -> anyhow::Result<Plan> {
+        let config = Config::load(home)?;
+        let env_caps: Vec<String> = if caps.is_empty() {
+            let name = program.file_name();
+            config
+                .capabilities
+                .values()
+                .filter(|c| c.mode == Mode::Exec)
+                .filter(|c| {
+                    c.commands
+                        .iter()
+                        .any(|cmd| Path::new(cmd.trim()).file_name() == name)
+                })
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            caps.to_vec()
+        };
+        let mut plan = Plan {
+            config,
+            by_service: BTreeMap::new(),
+            env_caps: env_caps.clone(),
+            placeholders: Placeholders::new(),
+            real: Vec::new(),
+        };
+        for cap in &env_caps {
+            plan.add(cap)?;
+        }
+        Ok(plan)
+    }
+
+    /// Adds capability `name` (and a placeholder for its service).
+    fn add(&mut self, name: &str) -> anyhow::Result<()> {
+        let Some(cap) = self.config.capability(name) else {
+            bail!("unknown capability \"{name}\"; see `airlock cap list`");
+        };
+        if let Some(other) = self.by_service.get(&cap.service) {
+            if other == name {
+                return Ok(());
+            }
+            bail!(
+                "capabilities \"{other}\" and \"{name}\" both use service \"{}\": a run reaches a service through one capability; pass only one of them with --cap",
+                cap.service
+            );
+        }
+        let service = self.config.services.get(&cap.service).with_context(|| {
+            format!(
+                "capability \"{name}\": service \"{}\" is not configured",
+                cap.service
+            )
+        })?;
+        self.placeholders.for_service(service).with_context(|| {
+            format!(
+                "cannot make a placeholder for service \"{}\" (its URL has no host, or the system has no randomness)",
+                service.name
+            )
+        })?;
+        self.by_service
+            .insert(cap.service.clone(), cap.name.clone());
+        Ok(())
+    }
+
+    /// The exec capabilities whose `env` the program gets.
+    pub(crate) fn env_caps(&self) -> &[String] {
+        &self.env_caps
+    }
+
+    /// The placeholder that stands for capability `cap`'s secret.
+    pub(crate) fn for_capability(&mut self, cap: &str) -> anyhow::Result<String> {
+        self.add(cap)?;
+        let service = self
+            .config
+            .capability(cap)
+            .and_then(|c| self.config.services.get(&c.service))
+            .context("capability without a service")?
+            .clone();
+        self.placeholders
+            .for_service(&service)
+            .context("cannot make a placeholder")
+    }
+
+    /// The placeholder for `airlock://NAME`: `None` when no service uses the
+    /// secret (it is given as itself).
+    pub(crate) fn for_secret(&mut self, name: &str) -> anyhow::Result<Option<String>> {
+        let users: Vec<String> = self
+            .config
+            .services
+            .values()
+            .filter(|s| s.auth.secrets().first() == Some(&name))
+            .map(|s| s.name.clone())
+            .collect();
+        if users.is_empty() {
+            if !self.real.iter().any(|r| r == name) {
+                self.real.push(name.to_string());
+            }
+            return Ok(None);
+        }
+        let service = match users.iter().find(|s| self.by_service.contains_key(*s)) {
+            Some(s) => s.clone(),
+            None => {
+                let caps: Vec<&str> = self
+                    .config
+                    .capabilities
+                    .values()
+                    .filter(|c| users.contains(&c.service))
+                    .map(|c| c.name.as_str())
+                    .collect();
+                match caps.as_slice() {
+                    [] => bail!(
+                        "secret \"{name}\" is used by service \"{}\", which has no capability: add one (`airlock cap add NAME --service {}`) for the proxy to check its requests against",
+                        users[0],
+                        users[0]
+                    ),
+                    [one] => {
+                        let one = one.to_string();
+                        self.add(&one)?;
+                        self.config.capabilities[&one].service.clone()
+                    }
+                    many => bail!(
+                        "secret \"{name}\" is reached through several capabilities ({}): pass the one the program should use with --cap",
+                        many.join(", ")
+                    ),
+                }
+            }
+        };
+        let service = self.config.services[&service].clone();
+        Ok(self.placeholders.for_service(&service))
+    }
+
+    /// Secrets the program gets as themselves.
+    pub(crate) fn real_secrets(&self) -> &[String] {
+        &self.real
+    }
+}
+
+/// The running proxy of one run.
+pub(crate) struct Proxied {
+    proxy: Arc<Proxy>,
+    runtime: Arc<Runtime>,
+    task: tokio::task::JoinHandle<()>,
+    bound: SocketAddr,
+    token: String,
+    dir: tempfile::TempDir,
+    services: Vec<String>,
+}
+
+/// What the run's audit record says of its proxy.
+pub(crate) struct Summary {
+    pub(crate) services: Vec<String>,
+    pub(crate) tripped: bool,
+}
+
+/// Where the system's trusted roots are, on the systems airlock runs on.
+const SYSTEM_ROOTS: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// Starts the run's proxy on a free loopback port, over a runtime of its own
+/// (`vault` moves into it), with the session CA's files in a private directory.
+pub(crate) async fn start(home: &Home, vault: Vault, plan: Plan) -> anyhow::Result<Proxied> {
+    let runtime = Arc::new(Runtime::new(home.clone(), vault, SystemClock::new())?);
+    let caller = Caller::owner_run(plan.by_service.values().cloned().collect());
+    let services: Vec<String> = plan.placeholders.services().map(String::from).collect();
+    let on_trip = Box::new(|msg: &str| output::warn(format_args!("airlock run --proxy: {msg}")));
+    let (proxy, token) = Proxy::for_run(runtime.clone(), caller, plan.placeholders, on_trip)?;
+
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-run-proxy-")
+        .tempdir()
+        .context("cannot create the proxy's directory for its CA certificate")?;
+    let ca = proxy.ca().cert_pem();
+    std::fs::write(dir.path().join("ca.pem"), ca).context("cannot write the session CA")?;
+    // Clients that read one file get the system's roots too.
+    let mut bundle = SYSTEM_ROOTS
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .unwrap_or_default();
+    if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+        bundle.push(b'\n');
+    }
+    bundle.extend_from_slice(ca.as_bytes());
+    std::fs::write(dir.path().join("bundle.pem"), bundle).context("cannot write the CA bundle")?;
+
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let serving = proxy.clone();
+    let task = tokio::spawn(async move {
+        let served = airlock_proxy::serve_proxy(serving, "127.0.0.1:0", |bound| {
+            let _ = tx.send(bound);
+        })
+        .await;
+        if let Err(e) = served {
+            output::error(e.to_string());
+        }
+    });
+    let bound = rx.await.context("the run's egress proxy could not start")?;
+    Ok(Proxied {
+        proxy,
+        runtime,
+        task,
+        bound,
+        token,
+        dir,
+        services,
+    })
+}
+
+impl Proxied {
+    /// The proxy's port.
+    pub(crate) fn port(&self) -> u16 {
+        self.bound.port()
+    }
+
+    /// The directory of the CA files (the sandbox lets the program read it).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Points the program at the proxy: the proxy variables (both cases, with
+    /// the session token), the CA variables clients read, and an empty
+    /// `NO_PROXY` (it never covers a service's host).
+    pub(crate) fn apply(&self, mut launch: Launch) -> Launch {
+        let url = format!(
+            "http://{}:{}@{}",
+            airlock_proxy::NO_CAPABILITY_USER,
+            self.token,
+            self.bound
+        );
+        for var in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            launch = launch.env(var, &url);
+        }
+        for var in ["NO_PROXY", "no_proxy"] {
+            launch = launch.env(var, "");
+        }
+        let bundle: PathBuf = self.dir.path().join("bundle.pem");
+        for var in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "GIT_SSL_CAINFO",
+            "AWS_CA_BUNDLE",
+        ] {
+            launch = launch.env(var, &bundle);
+        }
+        launch
+            .env("NODE_EXTRA_CA_CERTS", self.dir.path().join("ca.pem"))
+            .env("NODE_USE_ENV_PROXY", "1")
+    }
+
+    /// Stops the proxy and makes every audit record it wrote durable.
+    pub(crate) async fn stop(self) -> Summary {
+        self.task.abort();
+        let tripped = self.proxy.tripped();
+        let runtime = self.runtime.clone();
+        match tokio::task::spawn_blocking(move || runtime.close_audit()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => output::warn(format_args!("audit flush at exit failed: {e}")),
+            Err(e) => output::warn(format_args!("audit flush at exit failed: {e}")),
+        }
+        drop(self.dir);
+        Summary {
+            services: self.services,
+            tripped,
+        }
+    }
+}
