@@ -35,6 +35,8 @@ const RANDOM_BYTES: usize = 20;
 struct Bound {
     value: String,
     service: String,
+    /// The vault secret it stands for.
+    secret: String,
     scheme: String,
     host: String,
     port: u16,
@@ -97,10 +99,26 @@ impl Placeholders {
         Placeholders::default()
     }
 
-    /// The placeholder for `service` (minted on first use, then the same one).
-    /// `None` for a service whose URL has no host.
+    /// The placeholder for `service`'s main secret (the first its auth names:
+    /// the key, the password, the access key id).
     pub fn for_service(&mut self, service: &Service) -> Option<String> {
-        if let Some(b) = self.bound.iter().find(|b| b.service == service.name) {
+        let secret = service.auth.secrets().first()?.to_string();
+        self.for_secret(service, &secret)
+    }
+
+    /// The placeholder for `secret` as `service` uses it (minted on first use,
+    /// then the same one): one per service and secret, so a signing client
+    /// (SigV4) can hold both halves of its key pair as placeholders. `None`
+    /// for a secret the service does not use, or a URL without a host.
+    pub fn for_secret(&mut self, service: &Service, secret: &str) -> Option<String> {
+        if !service.auth.secrets().contains(&secret) {
+            return None;
+        }
+        if let Some(b) = self
+            .bound
+            .iter()
+            .find(|b| b.service == service.name && b.secret == secret)
+        {
             return Some(b.value.clone());
         }
         let host = service
@@ -116,6 +134,7 @@ impl Placeholders {
         self.bound.push(Bound {
             value: value.clone(),
             service: service.name.clone(),
+            secret: secret.to_string(),
             scheme: service.url.scheme().to_string(),
             host,
             port,
@@ -136,9 +155,15 @@ impl Placeholders {
         self.bound.is_empty()
     }
 
-    /// The services with a placeholder, by name.
-    pub fn services(&self) -> impl Iterator<Item = &str> {
-        self.bound.iter().map(|b| b.service.as_str())
+    /// The services with a placeholder, by name, each once.
+    pub fn services(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for b in &self.bound {
+            if !out.contains(&b.service.as_str()) {
+                out.push(&b.service);
+            }
+        }
+        out
     }
 
     /// The placeholders in `text` (each once).
@@ -196,6 +221,10 @@ impl Placeholders {
             if let Some(decoded) = basic_credentials(name, value.as_bytes()) {
                 self.check_text(&decoded, origin, shown, on_surface)?;
             }
+        }
+        if let Some(a) = uri.authority() {
+            let shown = || "the request's authority".to_string();
+            self.check_text(a.as_str().as_bytes(), origin, shown, |_| false)?;
         }
         let path = uri.path().as_bytes();
         for text in [path.to_vec(), percent_decode(path)] {
@@ -509,6 +538,45 @@ mod tests {
             .check(origin("maps.example.com"), &uri, &none, b"")
             .unwrap_err();
         assert_eq!(trip.service, "anthropic");
+    }
+
+    #[test]
+    fn each_secret_of_a_service_has_its_own_placeholder() {
+        let mut p = Placeholders::new();
+        let aws = service(
+            "aws",
+            "https://sts.amazonaws.com",
+            r#"{ type = "aws-sigv4", region = "us-east-1", aws_service = "sts", access_key_id = "id", secret_access_key = "key" }"#,
+        );
+        let id = p.for_service(&aws).unwrap();
+        assert_eq!(p.for_secret(&aws, "id").unwrap(), id);
+        let key = p.for_secret(&aws, "key").unwrap();
+        assert_ne!(key, id);
+        assert_eq!(p.for_secret(&aws, "other"), None);
+        assert_eq!(p.services(), vec!["aws"]);
+        // The key id rides in the signature's Credential; the secret key
+        // never leaves the client.
+        let h = headers(&[(
+            "authorization",
+            &format!("AWS4-HMAC-SHA256 Credential={id}/20260101/us-east-1/sts/aws4_request"),
+        )]);
+        let root: http::Uri = "/".parse().unwrap();
+        assert_eq!(p.check(origin("sts.amazonaws.com"), &root, &h, b""), Ok(()));
+        let body = format!("Action=GetCallerIdentity&k={key}");
+        assert!(
+            p.check(origin("sts.amazonaws.com"), &root, &h, body.as_bytes())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_absolute_target_s_authority_may_carry_none() {
+        let (p, ph) = github();
+        let uri: http::Uri = format!("https://{ph}@api.github.com/").parse().unwrap();
+        let trip = p
+            .check(origin("api.github.com"), &uri, &http::HeaderMap::new(), b"")
+            .unwrap_err();
+        assert_eq!(trip.surface, "the request's authority");
     }
 
     #[test]

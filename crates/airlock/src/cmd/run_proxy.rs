@@ -91,12 +91,14 @@ impl Plan {
                 cap.service
             )
         })?;
-        self.placeholders.for_service(service).with_context(|| {
-            format!(
-                "cannot make a placeholder for service \"{}\" (its URL has no host, or the system has no randomness)",
-                service.name
-            )
-        })?;
+        if !service.auth.secrets().is_empty() {
+            self.placeholders.for_service(service).with_context(|| {
+                format!(
+                    "cannot make a placeholder for service \"{}\" (its URL has no host, or the system has no randomness)",
+                    service.name
+                )
+            })?;
+        }
         self.by_service
             .insert(cap.service.clone(), cap.name.clone());
         Ok(())
@@ -128,7 +130,7 @@ impl Plan {
             .config
             .services
             .values()
-            .filter(|s| s.auth.secrets().first() == Some(&name))
+            .filter(|s| s.auth.secrets().contains(&name))
             .map(|s| s.name.clone())
             .collect();
         if users.is_empty() {
@@ -166,7 +168,7 @@ impl Plan {
             }
         };
         let service = self.config.services[&service].clone();
-        Ok(self.placeholders.for_service(&service))
+        Ok(self.placeholders.for_secret(&service, name))
     }
 
     /// Secrets the program gets as themselves.
@@ -205,7 +207,12 @@ const SYSTEM_ROOTS: [&str; 4] = [
 pub(crate) async fn start(home: &Home, vault: Vault, plan: Plan) -> anyhow::Result<Proxied> {
     let runtime = Arc::new(Runtime::new(home.clone(), vault, SystemClock::new())?);
     let caller = Caller::owner_run(plan.by_service.values().cloned().collect());
-    let services: Vec<String> = plan.placeholders.services().map(String::from).collect();
+    let services: Vec<String> = plan
+        .placeholders
+        .services()
+        .into_iter()
+        .map(String::from)
+        .collect();
     let on_trip = Box::new(|msg: &str| output::warn(format_args!("airlock run --proxy: {msg}")));
     let (proxy, token) = Proxy::for_run(runtime.clone(), caller, plan.placeholders, on_trip)?;
 
