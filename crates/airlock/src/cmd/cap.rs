@@ -112,7 +112,7 @@ fn exec_spec(args: &CapAddArgs) -> anyhow::Result<Option<ExecSpec>> {
     }
     if args.inject == Some(CapInject::Placeholder) {
         bail!(
-            "--inject placeholder arrives with the egress proxy; use --inject env (the real secret in the program's environment, today's behaviour) or leave --inject out"
+            "--inject placeholder is not available for the MCP exec tool yet (its children do not get the egress proxy); leave --inject out, and use `airlock run --proxy --cap NAME` for a program that should hold a placeholder"
         );
     }
     let commands: Vec<String> = args
