@@ -1023,3 +1023,22 @@ exit 0"#
     assert!(out.contains("UDP-REFUSED"), "{out} {err}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn revoke_all_stops_a_running_run_proxy_at_its_next_request() {
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    let bin = env!("CARGO_BIN_EXE_airlock");
+    let get = format!(
+        r#"curl -sS --max-time 20 -o /dev/null -w '%{{http_code}}\n' -H "Authorization: Bearer $TOKEN" https://127.0.0.1:{port}/v1/x"#
+    );
+    // The owner revokes everything while the run is going on (from the run
+    // itself here, for a deterministic order).
+    let script = format!("{get}; '{bin}' revoke --all >/dev/null; {get}; exit 0");
+    let (code, out, err) = run_proxied(&home, dir.path(), &["--proxy", "--cap", "tool"], &script);
+    assert_eq!(code, 0, "{err}");
+    let codes: Vec<&str> = out.lines().collect();
+    assert_eq!(codes, ["200", "403"], "{out} {err}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(audit_contains(&home, "revoked"));
+}
