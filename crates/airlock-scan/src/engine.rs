@@ -207,6 +207,9 @@ impl Scanner {
                     continue;
                 }
                 let whole = caps.get(0).map_or(m.range(), |w| w.range());
+                if c.def.id == "gcp-api-key" && firebase_client_config(bytes, m.start()) {
+                    continue;
+                }
                 let key = c.k_group.and_then(|g| caps.get(g)).map(|k| k.as_bytes());
                 let Some(kind) = self.accept(i, m.as_bytes(), key, &bytes[whole.clone()]) else {
                     continue;
@@ -304,7 +307,32 @@ impl Scanner {
         if !pre_ok {
             return None;
         }
-        if is_decoy(body, def.hex_ok) {
+        // In a URL's userinfo a leading `*` or `&` is just a character of the
+        // password (RFC 3986 sub-delims), not a YAML alias or a mask, and a
+        // leading `%23` is an escaped `#`, not a `%VAR%` reference.
+        let decoy_body = if def.check == Check::UrlPassword {
+            let escaped = body.len() > 3
+                && body[0] == b'%'
+                && body[1].is_ascii_hexdigit()
+                && body[2].is_ascii_hexdigit();
+            if escaped {
+                // `%2A%2B…` all the way is an escaping test vector, not a password
+                let rest = &body[3..];
+                if rest.first() == Some(&b'%') {
+                    body
+                } else {
+                    rest
+                }
+            } else {
+                body.strip_prefix(b"*")
+                    .or_else(|| body.strip_prefix(b"&"))
+                    .filter(|rest| !rest.starts_with(b"*"))
+                    .unwrap_or(body)
+            }
+        } else {
+            body
+        };
+        if is_decoy(decoy_body, def.hex_ok) {
             return None;
         }
         if def.min_entropy > 0.0 && entropy(body) < def.min_entropy {
@@ -386,6 +414,27 @@ fn dedupe(mut hits: Vec<Hit>, rules: &[Compiled]) -> Vec<Hit> {
     }
     kept.sort_by_key(|h| (h.start, h.rule));
     kept
+}
+
+/// A Google API key inside a Firebase client configuration (`firebaseConfig`
+/// of a web app, `google-services.json`, `GoogleService-Info.plist`): such a
+/// key ships in every copy of the app and is public by design (Firebase
+/// restricts it by app and rules, not by secrecy). Known by its neighbours
+/// within a few hundred bytes.
+fn firebase_client_config(bytes: &[u8], at: usize) -> bool {
+    const WINDOW: usize = 600;
+    const MARKERS: &[&[u8]] = &[
+        b"authDomain",
+        b"firebaseapp.com",
+        b"firebaseio.com",
+        b"messagingSenderId",
+        b"GCM_SENDER_ID",
+        b"mobilesdk_app_id",
+    ];
+    let near = &bytes[at.saturating_sub(WINDOW)..(at + WINDOW).min(bytes.len())];
+    MARKERS
+        .iter()
+        .any(|m| memchr::memmem::find(near, m).is_some())
 }
 
 /// Incremental offset → (line, column) for ascending offsets.
@@ -565,7 +614,18 @@ pub(crate) fn is_decoy(s: &[u8], hex_ok: bool) -> bool {
     {
         return true;
     }
-    if matches!(s.first(), Some(b'$' | b'%' | b'<' | b'@' | b'&' | b'*')) {
+    if matches!(s.first(), Some(b'$' | b'<' | b'@' | b'&' | b'*')) {
+        return true;
+    }
+    // `%VAR%`, `%(name)s`, `%{x}`: a reference or a format field; `%3A%2F…`:
+    // percent-encoded text (URL test vectors); a random password may begin
+    // with `%` too (`%lPKeV5…`). URL passwords are unescaped before this.
+    if s.first() == Some(&b'%')
+        && (s.len() < 4
+            || s.ends_with(b"%")
+            || matches!(s.get(1), Some(b'(' | b'{'))
+            || (s[1].is_ascii_hexdigit() && s[2].is_ascii_hexdigit()))
+    {
         return true;
     }
     // a format-string field: `f"postgres://{user}:{password}@{host}"`, `{pw}`
@@ -683,7 +743,8 @@ const PUBLIC_NAMES: &[&str] = &[
 
 /// Prefixes of keys that are public by design: Stripe publishable keys,
 /// PostHog project keys, Supabase publishable keys.
-const PUBLIC_PREFIXES: &[&str] = &["pk_live_", "pk_test_", "phc_", "sb_publishable_"];
+/// Mapbox public tokens (`pk.eyJ…`) too: they are made for browsers.
+const PUBLIC_PREFIXES: &[&str] = &["pk_live_", "pk_test_", "phc_", "sb_publishable_", "pk.eyJ"];
 
 /// Generic rule: the name must say "secret", the value must look random.
 pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
@@ -697,6 +758,11 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         return false;
     }
     if value.len() < 10 || value.len() > 256 {
+        return false;
+    }
+    // a table of names (`{"setAttr-Token-B0Prime", "setAttr-Token-B0Prime"}`),
+    // a WebSocket handshake nonce (`Sec-WebSocket-Key`)
+    if value.eq_ignore_ascii_case(key) || memchr::memmem::find(key, b"websocket").is_some() {
         return false;
     }
     // Human language, not a generated secret: `API-Schlüssel`, `APIトークン`.
@@ -753,6 +819,18 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
             _ => ot = true,
         }
     }
+    // a lookup written as code: `os.environ['API_TOKEN']`, `os.getenv("X")`,
+    // `ENV.fetch("X")`, `process.env["X"]`
+    if let Some(open) = value.iter().position(|&b| b == b'[' || b == b'(')
+        && open > 0
+        && value[..open]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'$'))
+        && value[0].is_ascii_alphabetic()
+        && matches!(value.last(), Some(b']' | b')'))
+    {
+        return false;
+    }
     // identifiers and references: `process.env.TOKEN`, `settings.SECRET_KEY`, `my-app-name`
     let identifier = value
         .iter()
@@ -760,21 +838,38 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
     if identifier && (ot || !(lo && up)) {
         return false;
     }
-    // JWT-shaped values belong to the `jwt` rule (which validates them);
+    // JWT-shaped values belong to the `jwt` rule (which validates them), Google
+    // API keys to `gcp-api-key` (which knows Firebase client configs);
     // `hijklmnop…` alphabets are tables, not secrets
     if is_name_like(value)
         || is_camel_words(value)
         || value.starts_with(b"eyJ")
+        || value.starts_with(b"AIza")
         || has_ascending_run(value, 5)
     {
         return false;
     }
-    // `Protocol=https;AccountKey=…`: a `k=v` list, not one value
-    if value
-        .iter()
-        .rposition(|&b| b != b'=')
-        .is_some_and(|last| value[..last].contains(&b'='))
+    // `Protocol=https;AccountKey=…`, `TOKEN=abc`: a `k=v` list or line, not
+    // one value. A password may hold `=` too (`3=Tyj3IPqb…`): it is a `k=v`
+    // only when `;`/`&` separate pairs or a name comes before the `=`.
+    if let Some(last) = value.iter().rposition(|&b| b != b'=')
+        && let Some(eq) = value[..last].iter().position(|&b| b == b'=')
     {
+        let name = &value[..eq];
+        let named = name.len() >= 2
+            && name
+                .iter()
+                .all(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b'.'))
+            && (!name.iter().any(u8::is_ascii_lowercase)
+                || !name.iter().any(u8::is_ascii_uppercase)
+                || name.iter().any(|b| matches!(b, b'_' | b'-' | b'.'))
+                || is_camel_words(name));
+        if named || value.contains(&b';') || value.contains(&b'&') {
+            return false;
+        }
+    }
+    // a container image pinned by digest: `ghcr.io/acme/api@sha256:…`
+    if memchr::memmem::find(&lower, b"sha256:").is_some() {
         return false;
     }
     if u8::from(lo) + u8::from(up) + u8::from(dg) + u8::from(ot) < 2 {
@@ -993,6 +1088,7 @@ fn is_doc_url(whole: &[u8]) -> bool {
                 | b"yourserver"
         )
     }) || matches!(last, b"test" | b"invalid")
+        || (host.len() == 1 && host[0].is_ascii_alphanumeric())
         || matches!(&host[..], b"myhost" | b"dbhost")
 }
 

@@ -149,7 +149,7 @@ pub(crate) static RULES: &[RuleDef] = &[
     // CloudFormation outputs) `secret_key`, `secret_access_key`, `SecretAccessKey`
     r("aws-secret-access-key", "AWS", "AWS secret access key",
       &["aws", "secret_key", "secret-key", "secretkey", "secret_access", "secret-access", "secretaccess"],
-      r#"(?i)(?:aws[A-Za-z0-9_.\-]{0,24}?(?:secret|sk)[A-Za-z0-9_.\-]{0,24}|\bsecret[_\-]?(?:access[_\-]?)?key)["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|\z)"#)
+      r#"(?i)(?:aws[A-Za-z0-9_.\-]{0,24}?(?:secret|sk)[A-Za-z0-9_.\-]{0,24}|\bsecret[_\-]?(?:access[_\-]?)?key)(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|\z)"#)
         .entropy(3.5).priority(3),
     r("gcp-service-account-key", "Google Cloud", "GCP service-account JSON key (private key)", &["service_account"],
       r#""private_key"\s*:\s*"(?P<s>-----BEGIN (?:RSA )?PRIVATE KEY-----\\n[A-Za-z0-9+/=\\]{64,}?-----END (?:RSA )?PRIVATE KEY-----(?:\\n)?)""#)
@@ -174,21 +174,21 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("cloudflare-origin-ca-key", "Cloudflare", "Cloudflare Origin CA key", &["v1.0-"],
       r"\b(?P<s>v1\.0-[a-f0-9]{24}-[a-f0-9]{146})\b").hex(),
     r("cloudflare-api-key", "Cloudflare", "Cloudflare global API key or API token (by context)", &["cloudflare", "cf_api"],
-      r#"(?i)(?:cloudflare[A-Za-z0-9_.\-]{0,30}?(?:key|token|secret)|cf_api_(?:key|token))[A-Za-z0-9_.\-]{0,10}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[a-f0-9]{37}|[A-Za-z0-9_\-]{40})(?:[^A-Za-z0-9_\-]|\z)"#)
+      r#"(?i)(?:cloudflare[A-Za-z0-9_.\-]{0,30}?(?:key|token|secret)|cf_api_(?:key|token))[A-Za-z0-9_.\-]{0,10}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{37}|[A-Za-z0-9_\-]{40})(?:[^A-Za-z0-9_\-]|\z)"#)
         .hex().entropy(3.3).priority(3),
     r("openshift-token", "Red Hat", "OpenShift user token", &["sha256~"],
       r"(?:\A|[^A-Za-z0-9_~])(?P<s>sha256~[A-Za-z0-9_\-]{43}){E}").entropy(3.5),
     r("heroku-api-key-v2", "Heroku", "Heroku API key", &["HRKU-"],
       r"\b(?P<s>HRKU-AA[0-9A-Za-z_\-]{58}){E}"),
     r("heroku-api-key", "Heroku", "Heroku API key (UUID, by context)", &["heroku"],
-      r#"(?i)heroku[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
+      r#"(?i)heroku[A-Za-z0-9_.\-]{0,40}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
         .hex().priority(3),
     r("flyio-token", "Fly.io", "Fly.io access token", &["fo1_", "fm1", "fm2"],
       r"\b(?P<s>fo1_[A-Za-z0-9_\-]{43}|fm[12][ar]?_[A-Za-z0-9+/]{100,}={0,3})(?:[^A-Za-z0-9_\-+/=]|\z)"),
     r("netlify-token", "Netlify", "Netlify personal access token", &["nfp_"],
       r"\b(?P<s>nfp_[A-Za-z0-9]{36})\b"),
     r("vercel-token", "Vercel", "Vercel access token (by context)", &["vercel"],
-      r#"(?i)vercel[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9]{24})\b"#)
+      r#"(?i)vercel[A-Za-z0-9_.\-]{0,40}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{24})\b"#)
         .entropy(3.5).priority(3),
     r("supabase-pat", "Supabase", "Supabase management access token", &["sbp_"],
       r"\b(?P<s>sbp_[a-f0-9]{40})\b").hex(),
@@ -296,7 +296,7 @@ pub(crate) static RULES: &[RuleDef] = &[
       r"\b(?P<s>access_token\$(?:production|sandbox)\$[0-9a-z]{16}\$[0-9a-f]{32})\b")
         .hex().test_marker("$sandbox$").label("access_token$"),
     r("paypal-client-secret", "PayPal/Braintree", "PayPal REST client secret (by context)", &["paypal"],
-      r#"(?i)paypal[A-Za-z0-9_.\-]{0,30}secret[A-Za-z0-9_.\-]{0,20}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>E[A-Za-z0-9_\-]{79})(?:[^A-Za-z0-9_\-]|\z)"#)
+      r#"(?i)paypal[A-Za-z0-9_.\-]{0,30}secret[A-Za-z0-9_.\-]{0,20}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>E[A-Za-z0-9_\-]{79})(?:[^A-Za-z0-9_\-]|\z)"#)
         .entropy(3.5).priority(3),
     r("shopify-access-token", "Shopify", "Shopify access token", &["shpat_", "shpca_", "shppa_"],
       r"\b(?P<s>shp(?:at|ca|pa)_[a-fA-F0-9]{32})\b").hex(),
@@ -331,10 +331,10 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("xai-api-key", "xAI", "xAI (Grok) API key", &["xai-"],
       r"\b(?P<s>xai-[A-Za-z0-9]{80})\b"),
     r("mistral-api-key", "Mistral AI", "Mistral API key (by context)", &["mistral"],
-      r#"(?i)mistral[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9]{32})\b"#)
+      r#"(?i)mistral[A-Za-z0-9_.\-]{0,40}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{32})\b"#)
         .entropy(3.5).priority(3),
     r("cohere-api-key", "Cohere", "Cohere API key (by context)", &["cohere", "co_api"],
-      r#"(?i)(?:cohere|co_api)[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[A-Za-z0-9]{40})\b"#)
+      r#"(?i)(?:cohere|co_api)[A-Za-z0-9_.\-]{0,40}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{40})\b"#)
         .entropy(3.5).priority(3),
     r("openrouter-api-key", "OpenRouter", "OpenRouter API key", &["sk-or-v1-"],
       r"\b(?P<s>sk-or-v1-[a-f0-9]{64})\b").hex(),
@@ -379,7 +379,7 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("mailchimp-api-key", "Mailchimp", "Mailchimp API key", &["-us"],
       r"\b(?P<s>[0-9a-f]{32}-us[0-9]{1,2})\b").hex().label("mailchimp:"),
     r("postmark-server-token", "Postmark", "Postmark server token (by context)", &["postmark"],
-      r#"(?i)postmark[A-Za-z0-9_.\-]{0,40}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
+      r#"(?i)postmark[A-Za-z0-9_.\-]{0,40}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
         .hex().priority(3),
     r("brevo-api-key", "Brevo", "Brevo (Sendinblue) API key", &["xkeysib-"],
       r"\b(?P<s>xkeysib-[a-f0-9]{64}-[A-Za-z0-9]{16})\b").hex(),
@@ -450,14 +450,14 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("twilio-api-key", "Twilio", "Twilio API key SID", &["SK"],
       r"\b(?P<s>SK[0-9a-f]{32})\b").hex().entropy(3.0),
     r("twilio-auth-token", "Twilio", "Twilio auth token (by context)", &["twilio"],
-      r#"(?i)twilio[A-Za-z0-9_.\-]{0,30}(?:auth|token|secret)[A-Za-z0-9_.\-]{0,20}["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[0-9a-f]{32})\b"#)
+      r#"(?i)twilio[A-Za-z0-9_.\-]{0,30}(?:auth|token|secret)[A-Za-z0-9_.\-]{0,20}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{32})\b"#)
         .hex().priority(3),
     r("twilio-account-sid", "Twilio", "Twilio account SID (an identifier; low risk on its own)", &["AC"],
       r"\b(?P<s>AC[0-9a-f]{32})\b").hex().entropy(3.0).kind(Kind::Identifier),
     r("sentry-auth-token", "Sentry", "Sentry auth token", &["sntryu_", "sntrys_"],
       r"\b(?P<s>sntry[us]_[A-Za-z0-9+/=_\-]{64,})(?:[^A-Za-z0-9+/=_\-]|\z)"),
     r("datadog-api-key", "Datadog", "Datadog API / application key (by context)", &["datadog", "dd_api", "dd_app", "dd-api", "dd-app"],
-      r#"(?i)(?:datadog[_\-.]?(?:api|app|application)?[_\-.]?key|dd[_\-]?(?:api|app|application)[_\-]?key)["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[a-f0-9]{32}(?:[a-f0-9]{8})?)\b"#)
+      r#"(?i)(?:datadog[_\-.]?(?:api|app|application)?[_\-.]?key|dd[_\-]?(?:api|app|application)[_\-]?key)(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32}(?:[a-f0-9]{8})?)\b"#)
         .hex().priority(3),
     r("newrelic-user-api-key", "New Relic", "New Relic user API key", &["NRAK-"],
       r"\b(?P<s>NRAK-[A-Z0-9]{27})\b"),
@@ -484,15 +484,15 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("launchdarkly-key", "LaunchDarkly", "LaunchDarkly API access token or server-side SDK key", &["api-", "sdk-"],
       r"\b(?P<s>(?:api|sdk)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b").hex(),
     r("wandb-api-key", "Weights & Biases", "Weights & Biases API key (by context)", &["wandb"],
-      r#"(?i)wandb[A-Za-z0-9_.\-]{0,20}key["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[a-f0-9]{40})\b"#)
+      r#"(?i)wandb[A-Za-z0-9_.\-]{0,20}key(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{40})\b"#)
         .hex().priority(3),
     r("algolia-admin-key", "Algolia", "Algolia admin / write API key (by context)", &["algolia"],
-      r#"(?i)algolia[A-Za-z0-9_.\-]{0,20}(?:admin|write|secret|api)[A-Za-z0-9_.\-]{0,12}key["']?\s*(?::=|=>|=|:)\s*["']?(?P<s>[a-f0-9]{32})\b"#)
+      r#"(?i)algolia[A-Za-z0-9_.\-]{0,20}(?:admin|write|secret|api)[A-Za-z0-9_.\-]{0,12}key(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})\b"#)
         .hex().priority(3),
     // ---- generic (weak context) ---------------------------------------------
     r(GENERIC_ASSIGNMENT, "Generic", "high-entropy value assigned to a secret-looking name",
       &["pass", "pwd", "secret", "token", "key", "cred", "auth"],
-      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|key)[A-Za-z0-9_.\-]*)["'`]?[ \t]*(?::=|=>|=|:)[ \t]*(?:[bru]?(?P<q>["'`]))?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
+      r#"(?i)(?P<k>[A-Za-z0-9_.\-]*(?:password|passwd|passphrase|pwd|secret|token|api[_\-.]?key|apikey|access[_\-.]?key|private[_\-.]?key|auth[_\-.]?key|credentials?|key)[A-Za-z0-9_.\-]*)(?:["'`]?\]?[ \t]*(?::=|=>|=|:)|["'`][ \t]*,)[ \t]*(?:[bru]?(?P<q>["'`]))?(?P<s>[^\s"'`,;()\[\]{}<>]{8,256})"#)
         .kind(Kind::Generic).check(Check::Generic).entropy(0.0).priority(0).label(""),
     r(XML_SECRET, "Generic", "high-entropy value in an XML element with a secret-looking name",
       &["pass", "secret", "token", "key", "cred"],
@@ -501,6 +501,11 @@ pub(crate) static RULES: &[RuleDef] = &[
     r(AUTH_HEADER, "Generic", "credential in an Authorization header", &["authorization"],
       r#"(?i)authorization["']?\s*[:=]\s*["']?(?:bearer|token|basic)\s+(?P<s>[A-Za-z0-9_\-.=:/+~]{16,})"#)
         .kind(Kind::Generic).entropy(3.0).priority(1).label(""),
+    // `curl -u user:password URL` (also `--user`, on a continuation line);
+    // the default-password filter of URL passwords applies
+    r("curl-user-password", "curl", "password passed to curl with -u / --user", &["curl"],
+      r#"\bcurl\b(?:[^\n]|\\\r?\n){0,400}?\s(?:-u|--user)(?:=|[ \t]*)["']?[^\s:"'`$]{1,64}:(?P<s>[^\s"'`]{3,128})"#)
+        .check(Check::UrlPassword).entropy(0.0).priority(1).label("curl:"),
     r(CLI_FLAG, "Generic", "credential passed as a command-line flag",
       &["--api", "--token", "--secret", "--password", "--access", "--auth", "--client-secret"],
       r#"--(?:api[_\-]?key|access[_\-]?token|auth[_\-]?token|token|secret|password|client[_\-]secret)(?:=|\s+)["']?(?P<s>[^\s"'`]{12,})"#)

@@ -19,7 +19,7 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::engine::{Hit, Scanner};
-use crate::rules::{AUTH_HEADER, CLI_FLAG, GENERIC_ASSIGNMENT};
+use crate::rules::{AUTH_HEADER, CLI_FLAG, GENERIC_ASSIGNMENT, Kind};
 
 /// Larger structured files are left to the regex pass alone.
 const MAX_STRUCTURED: usize = 4 << 20;
@@ -275,6 +275,9 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
         return;
     };
     let mut leaves = Vec::new();
+    // where a Kubernetes Secret's base64 `data` values sit: their decoded
+    // value has been judged, the encoding is not a leaf of its own
+    let mut encoded = Vec::new();
     match format {
         Format::Env => env_leaves(text, &mut leaves),
         Format::Json => {
@@ -299,7 +302,7 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
                 let Ok(v) = serde_json::to_value(&y) else {
                     continue;
                 };
-                k8s_secret(scanner, &v, bytes, out);
+                k8s_secret(scanner, &v, bytes, out, &mut encoded);
                 walk(&v, "", "", &mut leaves);
                 mcp_servers(scanner, &v, bytes, out);
             }
@@ -318,7 +321,9 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
         let Some(at) = locate(bytes, &leaf.value) else {
             continue;
         };
-        if leaf.pair {
+        if encoded.contains(&at) {
+            // judged decoded by `k8s_secret`
+        } else if leaf.pair {
             named_value(scanner, &leaf.key, &leaf.value, at, &leaf.path, out);
         } else if secret_name(&leaf.key) {
             scanner.structured_value(
@@ -630,7 +635,13 @@ fn one_server(scanner: &Scanner, server: &Value, path: &str, bytes: &[u8], out: 
 }
 
 /// Kubernetes `kind: Secret`: `data` values are base64; decode, then scan.
-fn k8s_secret(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
+fn k8s_secret(
+    scanner: &Scanner,
+    v: &Value,
+    bytes: &[u8],
+    out: &mut Vec<Hit>,
+    encoded_at: &mut Vec<usize>,
+) {
     if v.get("kind").and_then(Value::as_str) != Some("Secret") {
         return;
     }
@@ -655,6 +666,14 @@ fn k8s_secret(scanner: &Scanner, v: &Value, bytes: &[u8], out: &mut Vec<Hit>) {
             continue;
         };
         let ctx = format!("Secret/{name}.data.{key} (base64-decoded)");
+        // The decoded value speaks for the encoded one: a generic hit of the
+        // flat pass on the base64 text (a random-looking encoding of
+        // `<YOUR_API_KEY>`) is not a finding of its own.
+        let end = at + encoded.trim().len();
+        out.retain(|h| {
+            !(h.kind == Kind::Generic && h.context.is_none() && (at..end).contains(&h.start))
+        });
+        encoded_at.push(at);
         let before = out.len();
         scanner.decoded_hits(&decoded, at, encoded.trim().len(), Some(&ctx), out);
         if out.len() == before {

@@ -1196,3 +1196,196 @@ fn issue_18_context_misses() {
         assert_eq!(rules_in(name, text), Vec::<&str>::new(), "{name}");
     }
 }
+
+/// Misses and false positives that the independent corpus of
+/// `bench/scan/independent/` (written from public formats, not from our rules)
+/// showed, one case each.
+#[test]
+fn issue_18_independent_corpus_misses() {
+    let aws = concat!("W733+VBnMgcmahRCGwBx", "dx6O4k8aCWB4ITf14yTL");
+    let twilio = concat!("7c9fb4c3565239d7", "0938df3d70cdccc3");
+    let found: Vec<(&str, String, &str)> = vec![
+        // URL passwords may begin with a sub-delim or a percent-escape
+        (
+            ".env",
+            "AMQP_URL=amqps://app:*K8e4K_pSpc_xXUO@mq-rfqu.prod.acme-corp.net/vhost\n".into(),
+            "url-password",
+        ),
+        (
+            "config.yaml",
+            "url: \"amqps://worker:%23sg_0bh%25e!7TPeBJ%5E9@primary-qwsc.initech.cloud/vhost\"\n"
+                .into(),
+            "url-password",
+        ),
+        // a password that contains `=` or begins with `%`
+        (
+            "settings.json",
+            "{\"config\": {\"POSTGRES_PASSWORD\": \"3=Tyj3IPqbqotbglp\"}}\n".into(),
+            "generic-secret-assignment",
+        ),
+        (
+            "settings.py",
+            "DB_PASSWORD = \"%lPKeV5VnB9PK1V\"\n".into(),
+            "generic-secret-assignment",
+        ),
+        // assignment by subscript, and (name, value) pairs in a call
+        (
+            "settings.py",
+            format!("os.environ[\"AWS_SECRET_ACCESS_KEY\"] = \"{aws}\"\n"),
+            "aws-secret-access-key",
+        ),
+        (
+            "settings.py",
+            "os.environ['SMTP_PASSWORD'] = 'QG#A=0dxEJaEwf!3z'\n".into(),
+            "generic-secret-assignment",
+        ),
+        (
+            "settings.py",
+            format!("os.environ.setdefault(\"TWILIO_AUTH_TOKEN\", \"{twilio}\")\n"),
+            "twilio-auth-token",
+        ),
+        (
+            "settings.py",
+            "os.environ.setdefault(\"X_API_KEY\", \"1Z7MkoiZfmgJlBUKecd1CLPpOnPiBGhA\")\n".into(),
+            "generic-secret-assignment",
+        ),
+        (
+            "analysis.ipynb",
+            format!(
+                "{{\"cells\": [{{\"cell_type\": \"code\", \"source\": [\"import os\\n\", \"os.environ[\\\"AWS_SECRET_ACCESS_KEY\\\"] = \\\"{aws}\\\"\"]}}]}}\n"
+            ),
+            "aws-secret-access-key",
+        ),
+        // curl -u user:password
+        (
+            "release.sh",
+            "curl -u deploy:Vq3*Tz9_kLm2Rx7w https://artifacts.acme-corp.net/upload\n".into(),
+            "curl-user-password",
+        ),
+        (
+            "release.sh",
+            "curl -X POST \\\n  --user ci:Vq3Tz9kLm2Rx7wPa \\\n  https://ci.globex.io/hooks\n"
+                .into(),
+            "curl-user-password",
+        ),
+        // a Google API key outside a Firebase client config is still reported
+        (
+            "server.js",
+            format!(
+                "const key = \"AIza{}\";\n",
+                concat!("SyB2x9Qk4vT7mW1zR", "8pL3nF6hJ0cD5gY2uE")
+            ),
+            "gcp-api-key",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text, rule) in &found {
+        let got = rules_in(name, text);
+        if !got.contains(rule) {
+            wrong.push(format!("{name}: want {rule}, got {got:?}\n{text}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let quiet: Vec<(&str, String)> = vec![
+        // a Kubernetes Secret's data: placeholders and references once decoded
+        (
+            "k8s.yaml",
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: api\ndata:\n  API_KEY: {}\n  API_TOKEN: {}\n  IMAGE: {}\n",
+                b64("<YOUR_API_KEY>"),
+                b64("{{ .Values.apiToken }}"),
+                b64(&format!("ghcr.io/acme/api@sha256:{}", "d6ae86eb3688b1f9464c54cbc5f0131f9909738e922f9b997d8da00120f1afd4"))
+            ),
+        ),
+        // code written as a value: a lookup, not a secret
+        ("config.yaml", "app:\n  token: \"os.environ['API_TOKEN']\"\n".into()),
+        (".env", "API_TOKEN=os.getenv(\"UPSTREAM_TOKEN\")\n".into()),
+        // public by design: a Mapbox public token, a Firebase web config
+        (
+            ".env",
+            format!("MAPBOX_PUBLIC_TOKEN=pk.eyJ1IjoiYWNtZSIsImEiOiJ{}.{}\n", "Xk29pQz7Lm4vB8nRwq3T", "s9Df2Gh5Jk8Lz1Xc4Vb7Nm"),
+        ),
+        (
+            "firebase.js",
+            format!(
+                "const firebaseConfig = {{\n  apiKey: \"AIza{}\",\n  authDomain: \"acme-1f2e3.firebaseapp.com\",\n  projectId: \"acme-1f2e3\",\n}};\n",
+                concat!("SyB2x9Qk4vT7mW1zR", "8pL3nF6hJ0cD5gY2uE")
+            ),
+        ),
+        (
+            "google-services.json",
+            format!(
+                "{{\"client\": [{{\"client_info\": {{\"mobilesdk_app_id\": \"1:123:android:abc\"}}, \"api_key\": [{{\"current_key\": \"AIza{}\"}}]}}]}}\n",
+                concat!("SyB2x9Qk4vT7mW1zR", "8pL3nF6hJ0cD5gY2uE")
+            ),
+        ),
+        // what the loosened gates met in the cargo registry tree: a table of
+        // names, a WebSocket nonce, percent-encoding test vectors
+        ("obj_dat.h", "    {\"setAttr-Token-B0Prime\", \"setAttr-Token-B0Prime\",\n".into()),
+        ("ws.rs", "    .header(\"sec-websocket-key\", \"6D69KGBOr4Re+Nj6zx9aQA==\")\n".into()),
+        (
+            "urltestdata.json",
+            "{\"password\": \"%20!%22$%&'()*+,-.%3A%3B%3C\",\n \"href\": \"http://%60%7B%7D:%60%7B%7D@h/%60%7B%7D\"}\n".into(),
+        ),
+        // a `%VAR%` reference stays quiet
+        ("run.bat", "set DB_PASSWORD=%APPDATA_DB_PASSWORD%\n".into()),
+    ];
+    for (name, text) in &quiet {
+        assert_eq!(rules_in(name, text), Vec::<&str>::new(), "{name}\n{text}");
+    }
+}
+
+/// The independent check of issue 18 in CI: `bench/scan/independent/gen.py`
+/// writes four seeded corpora (~165 secrets of ~90 kinds and ~190 decoys each,
+/// in ~100 files of a dozen formats) from public token formats — not from our
+/// rules — and `score.py` scores the findings at secret level. Measured F1:
+/// 0.964–0.970 per seed before the fixes of this issue's item 3, 1.000 after
+/// (seeds 1–4, and 5–12 unseen while fixing). The test fails below 0.99.
+/// Needs python3 (as `scripts/test` does).
+#[test]
+fn issue_18_independent_corpus_f1() {
+    const MIN_F1: &str = "0.99";
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/scan/independent");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scanner();
+    let mut pairs = Vec::new();
+    for seed in 1..=4 {
+        let dir = tmp.path().join(format!("corpus-{seed}"));
+        let st = std::process::Command::new("python3")
+            .arg(root.join("gen.py"))
+            .args(["--seed", &seed.to_string(), "--out"])
+            .arg(&dir)
+            .status()
+            .expect("python3 is needed to generate the independent corpus");
+        assert!(st.success(), "gen.py --seed {seed} failed");
+        let report = airlock_scan::scan(
+            &s,
+            &airlock_scan::ScanOptions {
+                paths: vec![dir.clone()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let findings = tmp.path().join(format!("findings-{seed}.json"));
+        std::fs::write(&findings, serde_json::to_vec(&report.findings).unwrap()).unwrap();
+        pairs.push(dir);
+        pairs.push(findings);
+    }
+    let out = std::process::Command::new("python3")
+        .arg(root.join("score.py"))
+        .args(&pairs)
+        .args(["--verbose", "--min-f1", MIN_F1])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "F1 on the independent corpus fell below {MIN_F1}:\n{text}"
+    );
+}

@@ -481,6 +481,7 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("generic-xml-secret", &["@xml"], None),
     ("authorization-header", &["@header"], None),
     ("cli-secret-flag", &["@flag"], None),
+    ("curl-user-password", &["@curl"], None),
 ];
 
 const NEUTRAL_VARS: &[&str] = &["API_TOKEN", "UPSTREAM", "SERVICE_KEY", "value"];
@@ -810,6 +811,27 @@ pub(crate) fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
                         ],
                     );
                 }
+                "@curl" => {
+                    let pw = expand("{A:18}", rng);
+                    let pw2 = expand("{A:6}*{A:10}", rng);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "scripts/upload.sh".into(),
+                                format!(
+                                    "#!/bin/sh\ncurl -fsS -u deploy:{pw} -T dist.tgz https://artifacts.acme-corp.net/upload\n"
+                                ),
+                            ),
+                            (
+                                ".github/workflows/release.yml".into(),
+                                format!(
+                                    "jobs:\n  up:\n    steps:\n      - run: |\n          curl -X POST \\\n            --user ci:{pw2} \\\n            https://ci.globex.io/hooks\n"
+                                ),
+                            ),
+                        ],
+                    );
+                }
                 t if t.starts_with("@pem:") => {
                     let key = pem(rng, &t[5..]);
                     push(&mut out, multiline_contexts(&key));
@@ -902,6 +924,11 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
     add(
         "src/app.js",
         "const token = process.env.GITHUB_TOKEN;\nconst apiKey = config.get('api_key');\n".into(),
+    );
+    // curl with a reference, a default password, a prompt for the password
+    add(
+        "scripts/fetch.sh",
+        "curl -u \"$USER:$TOKEN\" https://api.acme-corp.net/\ncurl -u admin:password https://intranet.acme-corp.net/\ncurl -u admin: https://intranet.acme-corp.net/\ncurl -u user:${PASSWORD} https://x.acme-corp.net\n".into(),
     );
     add("src/app.py", "password = get_password()\nsecret_key = settings.SECRET_KEY\ntoken = os.environ[\"TOKEN\"]\n".into());
     add("config.yaml", "max_tokens: 4096\ntoken_type: Bearer\npassword_min_length: 12\nsecret_name: prod-db-credentials\n".into());
