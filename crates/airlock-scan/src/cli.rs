@@ -43,6 +43,9 @@ pub struct ScanArgs {
     /// Write the fingerprints of every current finding to FILE (plus those of --baseline), then report with it applied.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
+    /// Ask each found key's own provider whether it is live (GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack, npm, Hugging Face, SendGrid, DigitalOcean). This SENDS THE KEY TO ITS PROVIDER: one read-only request per key, to that provider's documented host only.
+    #[arg(long)]
+    pub verify: bool,
     /// Skip files larger than this many bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_file_size: u64,
@@ -59,6 +62,7 @@ impl Default for ScanArgs {
             baseline: None,
             write_baseline: None,
             max_file_size: 10 * 1024 * 1024,
+            verify: false,
         }
     }
 }
@@ -156,7 +160,11 @@ pub fn write_baseline(path: &Path, fingerprints: &BTreeSet<String>) -> Result<()
 /// or above `--fail-on`, 1: findings) or an error (the binary maps errors to
 /// exit 2 with the message).
 pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
-    let scanner = Scanner::new()?;
+    let scanner = if args.verify {
+        Scanner::new()?.keeping_keys_for_verify()
+    } else {
+        Scanner::new()?
+    };
     let mut paths = args.paths.clone();
     if paths.is_empty() && !args.mcp_configs {
         paths.push(PathBuf::from("."));
@@ -190,6 +198,10 @@ pub fn run(args: &ScanArgs, out: &mut dyn Write) -> Result<u8, ScanError> {
     let before = findings.len();
     findings.retain(|f| !baseline.contains(&f.fingerprint));
     let suppressed = before - findings.len();
+    // only what is reported is asked about: a baselined key is not sent anywhere
+    if args.verify {
+        crate::verify::verify(&mut findings, &crate::verify::VerifyOptions::default());
+    }
     match args.format {
         OutputFormat::Table => report::table(&findings, suppressed, out),
         OutputFormat::Json => report::json(&findings, out),

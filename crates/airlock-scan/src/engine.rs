@@ -58,6 +58,8 @@ pub struct Scanner {
     /// keyword pattern index → rule index
     kw_rule: Vec<usize>,
     generic: usize,
+    /// Findings of rules `--verify` supports keep their key (until `verify`).
+    keep_keys: bool,
 }
 
 impl Scanner {
@@ -111,7 +113,16 @@ impl Scanner {
             ac,
             kw_rule,
             generic,
+            keep_keys: false,
         })
+    }
+
+    /// A scanner whose findings of rules that [`crate::verify`] supports hold
+    /// their key (wiped on drop, never serialized or printed) until
+    /// [`crate::verify::verify`] takes it. Only for `--verify`.
+    pub fn keeping_keys_for_verify(mut self) -> Self {
+        self.keep_keys = true;
+        self
     }
 
     /// The rules this scanner applies.
@@ -170,7 +181,10 @@ impl Scanner {
                 context: h.context,
                 commit: ctx.commit.clone(),
                 in_head: ctx.in_head,
+                verification: None,
                 kind: h.kind,
+                key: (self.keep_keys && crate::verify::supports(def.id))
+                    .then(|| crate::verify::HeldKey::new(&h.secret)),
             });
         }
         out

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::rules::Kind;
+use crate::verify::{HeldKey, Verification};
 
 /// How bad an exposure is. Ordered: `Low < Medium < High < Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
@@ -83,6 +84,14 @@ pub struct Finding {
     pub commit: Option<String>,
     /// Whether the secret is still in `HEAD` (git history scans).
     pub in_head: Option<bool>,
+    /// With `--verify`: what the key's provider said (`live`, `revoked`,
+    /// `unknown`) and why. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
     #[serde(skip)]
     pub(crate) kind: Kind,
+    /// The key itself, kept only for `--verify` and only until `verify`
+    /// takes it; wiped on drop, never serialized.
+    #[serde(skip)]
+    pub(crate) key: Option<HeldKey>,
 }

@@ -26,6 +26,7 @@ mod report;
 mod risk;
 mod rules;
 mod structured;
+pub mod verify;
 mod walk;
 
 use std::path::PathBuf;

@@ -35,7 +35,11 @@ pub(crate) fn table(
         .map(|f| {
             [
                 f.risk.as_str().to_owned(),
-                f.rule_id.to_owned(),
+                // a verified status leads the rule column: `github-pat (live)`
+                match &f.verification {
+                    Some(v) => format!("{} ({})", f.rule_id, v.status.as_str()),
+                    None => f.rule_id.to_owned(),
+                },
                 location(f),
                 f.preview.clone(),
                 f.risk_reason.clone(),
@@ -271,6 +275,10 @@ pub(crate) fn sarif(
             }
             if let Some(c) = &f.context {
                 props["context"] = json!(c);
+            }
+            if let Some(v) = &f.verification {
+                props["verification"] = json!(v.status);
+                props["verificationDetail"] = json!(v.detail);
             }
             json!({
                 "ruleId": f.rule_id,

@@ -1389,3 +1389,402 @@ fn issue_18_independent_corpus_f1() {
         "F1 on the independent corpus fell below {MIN_F1}:\n{text}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// issue 18 item 4: `scan --verify` against local mock providers. The base URL
+// is only overridable through the test-only variable, so each case runs this
+// test binary again (the ignored `verify_child`) with the variable set.
+
+/// A mock of every provider on 127.0.0.1: the Authorization / x-api-key /
+/// private-token value decides the answer (`…LIVE…` 200, `…DEAD…` 401,
+/// `…SLOW…` no answer for 3 s, `…MOVE…` a redirect to `redirect_to`). Records
+/// `(method, path, header name, key)` of every request.
+struct MockProvider {
+    addr: std::net::SocketAddr,
+    seen: Seen,
+}
+
+/// `(method, path, header name, key)` of each request a mock received.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String, String)>>>;
+
+fn mock_provider(redirect_to: Option<String>) -> MockProvider {
+    use std::io::{BufRead as _, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = std::sync::Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let log = log.clone();
+            let redirect_to = redirect_to.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                let mut parts = first.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or_default().to_owned(),
+                    parts.next().unwrap_or_default().to_owned(),
+                );
+                let (mut hname, mut key) = (String::new(), String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((n, v)) = line.split_once(':') {
+                        let n = n.trim().to_ascii_lowercase();
+                        if matches!(n.as_str(), "authorization" | "x-api-key" | "private-token") {
+                            hname = n;
+                            key = v.trim().trim_start_matches("Bearer ").to_owned();
+                        }
+                    }
+                }
+                log.lock()
+                    .unwrap()
+                    .push((method, path.clone(), hname, key.clone()));
+                let slack = path == "/api/auth.test";
+                let (status, body, extra) = if key.contains("SLOW") {
+                    std::thread::sleep(std::time::Duration::from_secs(3));
+                    ("200 OK", "{}".to_owned(), String::new())
+                } else if key.contains("MOVE") {
+                    let to = redirect_to.clone().unwrap_or_default();
+                    (
+                        "302 Found",
+                        String::new(),
+                        format!("location: {to}{path}\r\n"),
+                    )
+                } else if key.contains("LIVE") {
+                    (
+                        "200 OK",
+                        if slack { r#"{"ok":true}"# } else { "{}" }.to_owned(),
+                        String::new(),
+                    )
+                } else if slack {
+                    (
+                        "200 OK",
+                        r#"{"ok":false,"error":"invalid_auth"}"#.to_owned(),
+                        String::new(),
+                    )
+                } else {
+                    ("401 Unauthorized", "{}".to_owned(), String::new())
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    MockProvider { addr, seen }
+}
+
+/// Keys the scanner finds, marked for the mock (`LIVE`, `DEAD`, `SLOW`, `MOVE`).
+fn verify_keys(mark: &str) -> Vec<(&'static str, String)> {
+    let gh_random = format!(
+        "{mark}{}",
+        &concat!("Ab3dE5gH7jK9mN1pQ2r", "S4tU6vW8xY0")[4..]
+    );
+    let npm_random = format!(
+        "{mark}{}",
+        &concat!("Zq8mN3vR5tY7uI9oP1aS", "2dF4gH6jK8")[4..]
+    );
+    vec![
+        (
+            "github-pat",
+            format!(
+                "ghp_{gh_random}{}",
+                airlock_scan::testing::github_checksum(gh_random.as_bytes())
+            ),
+        ),
+        (
+            "anthropic-api-key",
+            format!(
+                "sk-ant-api03-{mark}{}AA",
+                "Xk29pQz7Lm4vB8nRwq3T".repeat(5).get(..89).unwrap()
+            ),
+        ),
+        (
+            "stripe-secret-key",
+            format!("sk_{}_{mark}{}", "live", "Zq8mN3vR5tY7uI9oP1aS2d"),
+        ),
+        ("gitlab-pat", format!("glpat-{mark}{}", "Zq8mN3vR5tY7uI9o")),
+        (
+            "slack-bot-token",
+            format!(
+                "xoxb-730194825613-4819273650192-{mark}{}",
+                "Zq8mN3vR5tY7uI9oP1aS"
+            ),
+        ),
+        (
+            "npm-access-token",
+            format!(
+                "npm_{npm_random}{}",
+                airlock_scan::testing::github_checksum(npm_random.as_bytes())
+            ),
+        ),
+    ]
+}
+
+/// Runs `verify_child` in a new process with `env`; returns its findings.
+fn verify_in_child(dir: &Path, mode: &str, env: &[(&str, String)]) -> serde_json::Value {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "verify_child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("AIRLOCK_TEST_VERIFY_DIR", dir)
+    .env("AIRLOCK_TEST_VERIFY_MODE", mode)
+    .env_remove(airlock_scan::verify::TEST_ORIGIN_VAR);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = text
+        .split("<<<JSON\n")
+        .nth(1)
+        .and_then(|t| t.split("\nJSON>>>").next())
+        .unwrap_or_else(|| {
+            panic!(
+                "no report from the child:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(json).unwrap()
+}
+
+/// The child side of the verify tests: scan `AIRLOCK_TEST_VERIFY_DIR` with
+/// verification and print the JSON report between markers.
+#[test]
+#[ignore]
+fn verify_child() {
+    let dir = PathBuf::from(std::env::var("AIRLOCK_TEST_VERIFY_DIR").unwrap());
+    let json = if std::env::var("AIRLOCK_TEST_VERIFY_MODE").as_deref() == Ok("cli") {
+        let args = ScanArgs {
+            paths: vec![dir],
+            format: OutputFormat::Json,
+            verify: true,
+            ..ScanArgs::default()
+        };
+        let mut out = Vec::new();
+        run(&args, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    } else {
+        let s = Scanner::new().unwrap().keeping_keys_for_verify();
+        let mut found = airlock_scan::scan(
+            &s,
+            &airlock_scan::ScanOptions {
+                paths: vec![dir],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .findings;
+        let opts = airlock_scan::verify::VerifyOptions {
+            timeout: std::time::Duration::from_secs(1),
+            min_interval: std::time::Duration::from_millis(20),
+            max_requests: 100,
+        };
+        airlock_scan::verify::verify(&mut found, &opts);
+        serde_json::to_string(&found).unwrap()
+    };
+    println!("<<<JSON\n{json}\nJSON>>>");
+}
+
+fn statuses(report: &serde_json::Value) -> BTreeMap<String, (String, String, String)> {
+    report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule_id"].as_str().unwrap().to_owned(),
+                (
+                    f["verification"]["status"]
+                        .as_str()
+                        .unwrap_or("-")
+                        .to_owned(),
+                    f["risk"].as_str().unwrap().to_owned(),
+                    f["verification"]["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn verify_live_revoked_and_each_key_to_its_own_endpoint() {
+    let mock = mock_provider(None);
+    let origin = format!("http://{}", mock.addr);
+    for (mark, want, risk) in [("LIVE", "live", "critical"), ("DEAD", "revoked", "low")] {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = verify_keys(mark);
+        let env: String = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, k))| format!("KEY_{i}={k}\n"))
+            .collect();
+        write(dir.path(), ".env", &env);
+        let got = statuses(&verify_in_child(
+            dir.path(),
+            "lib",
+            &[(airlock_scan::verify::TEST_ORIGIN_VAR, origin.clone())],
+        ));
+        for (rule, _) in &keys {
+            let (status, r, detail) = got
+                .get(*rule)
+                .unwrap_or_else(|| panic!("{rule} not found: {got:?}\n{env}"));
+            assert_eq!(
+                (status.as_str(), r.as_str()),
+                (want, risk),
+                "{rule}: {detail}"
+            );
+        }
+    }
+    // each key went to its own provider's endpoint, in its own header, once
+    let seen = mock.seen.lock().unwrap().clone();
+    let want: [(&str, &str, &str, &str); 6] = [
+        ("github-pat", "GET", "/user", "authorization"),
+        ("anthropic-api-key", "GET", "/v1/models", "x-api-key"),
+        ("stripe-secret-key", "GET", "/v1/balance", "authorization"),
+        ("gitlab-pat", "GET", "/api/v4/user", "private-token"),
+        ("slack-bot-token", "POST", "/api/auth.test", "authorization"),
+        ("npm-access-token", "GET", "/-/whoami", "authorization"),
+    ];
+    for mark in ["LIVE", "DEAD"] {
+        for ((rule, key), (rule2, method, path, header)) in verify_keys(mark).iter().zip(want) {
+            assert_eq!(*rule, rule2);
+            let hits: Vec<_> = seen.iter().filter(|s| &s.3 == key).collect();
+            assert_eq!(hits.len(), 1, "{rule} asked {} times: {seen:?}", hits.len());
+            assert_eq!(
+                (hits[0].0.as_str(), hits[0].1.as_str(), hits[0].2.as_str()),
+                (method, path, header),
+                "{rule}"
+            );
+        }
+    }
+}
+
+#[test]
+fn verify_timeout_and_refused_redirect_are_unknown() {
+    let elsewhere = mock_provider(None);
+    let mock = mock_provider(Some(format!("http://{}", elsewhere.addr)));
+    let dir = tempfile::tempdir().unwrap();
+    let slow = verify_keys("SLOW").remove(0).1;
+    let moved = verify_keys("MOVE").remove(2).1;
+    write(
+        dir.path(),
+        ".env",
+        &format!("GITHUB_TOKEN={slow}\nSTRIPE_KEY={moved}\n"),
+    );
+    let got = statuses(&verify_in_child(
+        dir.path(),
+        "lib",
+        &[(
+            airlock_scan::verify::TEST_ORIGIN_VAR,
+            format!("http://{}", mock.addr),
+        )],
+    ));
+    let (status, _, detail) = &got["github-pat"];
+    assert_eq!(status, "unknown", "{detail}");
+    assert!(detail.contains("no answer in time"), "{detail}");
+    let (status, _, detail) = &got["stripe-secret-key"];
+    assert_eq!(status, "unknown", "{detail}");
+    assert!(detail.contains("redirect; not followed"), "{detail}");
+    // never followed, never retried elsewhere
+    assert!(elsewhere.seen.lock().unwrap().is_empty());
+    assert_eq!(
+        mock.seen.lock().unwrap().len(),
+        2,
+        "one request per key, no retry"
+    );
+}
+
+#[test]
+fn verify_test_origin_must_be_loopback_http() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".env",
+        &format!("GITHUB_TOKEN={}\n", fake_github_pat()),
+    );
+    for bad in [
+        "http://example.com:8080",
+        "https://127.0.0.1:1",
+        "http://127.0.0.1:1/x",
+        "nonsense",
+    ] {
+        let got = statuses(&verify_in_child(
+            dir.path(),
+            "lib",
+            &[(airlock_scan::verify::TEST_ORIGIN_VAR, bad.to_owned())],
+        ));
+        let (status, _, detail) = &got["github-pat"];
+        assert_eq!(status, "unknown", "{bad}");
+        assert!(detail.contains("for tests only"), "{bad}: {detail}");
+    }
+}
+
+#[test]
+fn verify_through_the_cli_reports_status_in_json() {
+    let mock = mock_provider(None);
+    let dir = tempfile::tempdir().unwrap();
+    let live = verify_keys("LIVE").remove(0).1;
+    let dead = verify_keys("DEAD").remove(2).1;
+    let openai = fake_openai(); // no LIVE mark: the mock says 401
+    write(
+        dir.path(),
+        "app/.env",
+        &format!(
+            "GITHUB_TOKEN={live}\nSTRIPE_KEY={dead}\nOPENAI_API_KEY={openai}\nDB_PASSWORD=Xk29!pQz7#Lm4vB8\n"
+        ),
+    );
+    let report = verify_in_child(
+        dir.path(),
+        "cli",
+        &[(
+            airlock_scan::verify::TEST_ORIGIN_VAR,
+            format!("http://{}", mock.addr),
+        )],
+    );
+    let got = statuses(&report);
+    assert_eq!(got["github-pat"].0, "live");
+    assert_eq!(got["stripe-secret-key"].0, "revoked");
+    assert_eq!(got["openai-api-key"].0, "revoked");
+    // no verifier for a generic password: no field, nothing sent
+    assert_eq!(got["generic-secret-assignment"].0, "-");
+    assert_eq!(mock.seen.lock().unwrap().len(), 3);
+    // the key is never in the report
+    let text = report.to_string();
+    for k in [&live, &dead, &openai] {
+        assert!(!text.contains(k.as_str()));
+    }
+}
+
+#[test]
+fn without_verify_no_finding_keeps_a_key_or_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        ".env",
+        &format!("GITHUB_TOKEN={}\n", fake_github_pat()),
+    );
+    let (_, v) = run_json(&ScanArgs {
+        paths: vec![dir.path().to_path_buf()],
+        ..ScanArgs::default()
+    });
+    assert!(v[0].get("verification").is_none());
+    assert!(airlock_scan::verify::supports("github-pat"));
+    assert!(!airlock_scan::verify::supports("generic-secret-assignment"));
+}
