@@ -10,7 +10,7 @@
 //! ```
 //! Prints one JSON object: requests, rps, p50_ms, p99_ms, errors.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
