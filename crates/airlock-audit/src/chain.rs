@@ -139,6 +139,17 @@ struct AnchorWire {
     file: String,
 }
 
+/// What [`Anchor::advance`] did to the anchor file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Advanced {
+    /// The file already named this record or a newer one; it was left alone.
+    Already,
+    /// The line was overwritten in place and is not synced yet.
+    InPlace,
+    /// The file was replaced atomically and its content synced.
+    Replaced,
+}
+
 /// What is found at the anchor path.
 #[derive(Debug)]
 pub(crate) enum AnchorState {
@@ -207,6 +218,60 @@ impl Anchor {
         })
     }
 
+    /// Points the anchor file at this record, unless it already names this record
+    /// or a newer one (another writer got there first). Returns what it did.
+    ///
+    /// The usual case costs no sync: an anchor line of the same length as the one
+    /// in the file (the anchor only moves forward, so lines grow a digit at a
+    /// time) is overwritten in place, one `pwrite` of a few hundred bytes at
+    /// offset 0, inside the first disk sector. That write is not synced
+    /// ([`Advanced::InPlace`]): the caller fsyncs the file later (off the request
+    /// path). It is safe by construction: the records it names are already
+    /// durable, so whatever a crash leaves in the file — the new line or the
+    /// previous one — is at or *behind* the log, the state that appenders roll
+    /// forward and `verify` accepts; and processes see the new line at once, so a
+    /// deletion of the newest records while the machine runs is caught as
+    /// before. A line of another length (a new digit, a new file name length) or
+    /// a missing file is written with [`Anchor::store`] ([`Advanced::Replaced`]):
+    /// synced, then renamed over the old one, so the file is never seen half
+    /// written or with a stale tail.
+    pub(crate) fn advance(
+        &self,
+        state_dir: &Path,
+        key: &Keyed,
+        sync_dir: bool,
+    ) -> Result<Advanced, AuditError> {
+        let path = state_dir.join(ANCHOR_FILE);
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.store(state_dir, key, sync_dir)?;
+                return Ok(Advanced::Replaced);
+            }
+            Err(e) => return Err(AuditError::io("cannot read the audit anchor", path, e)),
+        };
+        let line = self.to_bytes(key);
+        let mut old = Vec::with_capacity(line.len() + 1);
+        std::io::Read::read_to_end(&mut file, &mut old)
+            .map_err(|e| AuditError::io("cannot read the audit anchor", &path, e))?;
+        if let AnchorState::Valid(a) = Anchor::parse(&old, key)
+            && a.seq >= self.seq
+        {
+            return Ok(Advanced::Already);
+        }
+        if old.len() != line.len() {
+            self.store(state_dir, key, sync_dir)?;
+            return Ok(Advanced::Replaced);
+        }
+        files::overwrite_at_start(&file, &line)
+            .map_err(|e| AuditError::io("cannot write the audit anchor", path, e))?;
+        Ok(Advanced::InPlace)
+    }
+
     /// Replaces the anchor atomically: temp file (0600), fdatasync, rename.
     ///
     /// The directory is fsynced only when `sync_dir` is set (the first anchor a
@@ -271,6 +336,119 @@ mod tests {
                 "flip at {i}"
             );
         }
+    }
+
+    fn anchor(seq: u64) -> Anchor {
+        Anchor {
+            seq,
+            head: Mac([seq as u8; 32]),
+            file: "audit-000001.jsonl".into(),
+        }
+    }
+
+    #[cfg(unix)]
+    fn inode(path: &Path) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap())
+    }
+
+    #[cfg(not(unix))]
+    fn inode(_path: &Path) -> u64 {
+        0
+    }
+
+    fn anchored(dir: &Path, key: &Keyed) -> Option<Anchor> {
+        match Anchor::load(dir, key).unwrap() {
+            AnchorState::Valid(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The anchor moves forward in place while its line keeps its length, is
+    /// replaced (a new file) when the length changes or the file is missing, and
+    /// never moves back.
+    #[test]
+    fn advance_overwrites_in_place_replaces_on_a_new_length_and_never_goes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, path) = (Keyed::new(&[7; 32]), dir.path().join(ANCHOR_FILE));
+
+        assert_eq!(
+            anchor(3).advance(dir.path(), &key, true).unwrap(),
+            Advanced::Replaced
+        );
+        assert_eq!(anchored(dir.path(), &key), Some(anchor(3)));
+        let ino = inode(&path);
+
+        assert_eq!(
+            anchor(5).advance(dir.path(), &key, false).unwrap(),
+            Advanced::InPlace
+        );
+        assert_eq!(anchored(dir.path(), &key), Some(anchor(5)));
+        assert_eq!(inode(&path), ino, "overwritten in place");
+
+        // The same record, or an older one: left alone.
+        for seq in [5, 4] {
+            assert_eq!(
+                anchor(seq).advance(dir.path(), &key, false).unwrap(),
+                Advanced::Already
+            );
+            assert_eq!(anchored(dir.path(), &key), Some(anchor(5)));
+        }
+
+        // seq 10 is one digit longer: a new file, synced and renamed.
+        assert_eq!(
+            anchor(10).advance(dir.path(), &key, false).unwrap(),
+            Advanced::Replaced
+        );
+        assert_eq!(anchored(dir.path(), &key), Some(anchor(10)));
+        assert_eq!(std::fs::read(&path).unwrap(), anchor(10).to_bytes(&key));
+        assert!(!dir.path().join(format!(".{ANCHOR_FILE}.tmp")).exists());
+    }
+
+    /// Whatever the file held, an advanced anchor reads back exactly: a longer
+    /// unreadable file is replaced (an overwrite would leave its tail), one of
+    /// the same length is overwritten.
+    #[test]
+    fn advance_over_an_unreadable_anchor_leaves_exactly_the_new_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, path) = (Keyed::new(&[7; 32]), dir.path().join(ANCHOR_FILE));
+        let line = anchor(42).to_bytes(&key);
+
+        std::fs::write(&path, vec![b'x'; line.len() + 9]).unwrap();
+        assert_eq!(
+            anchor(42).advance(dir.path(), &key, false).unwrap(),
+            Advanced::Replaced
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), line);
+
+        std::fs::write(&path, vec![b'x'; line.len()]).unwrap();
+        assert_eq!(
+            anchor(42).advance(dir.path(), &key, false).unwrap(),
+            Advanced::InPlace
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), line);
+
+        // An anchor written with another key does not count as newer.
+        let other = anchor(90).to_bytes(&Keyed::new(&[8; 32]));
+        std::fs::write(&path, &other).unwrap();
+        assert_ne!(
+            anchor(42).advance(dir.path(), &key, false).unwrap(),
+            Advanced::Already
+        );
+        assert_eq!(anchored(dir.path(), &key), Some(anchor(42)));
+    }
+
+    /// An anchor path that cannot be opened is an error naming it, never taken
+    /// for a missing anchor.
+    #[test]
+    fn advance_refuses_an_anchor_it_cannot_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Keyed::new(&[7; 32]);
+        std::fs::create_dir(dir.path().join(ANCHOR_FILE)).unwrap();
+        let err = anchor(1).advance(dir.path(), &key, false).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read the audit anchor"),
+            "{err}"
+        );
     }
 
     #[test]

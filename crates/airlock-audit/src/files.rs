@@ -75,6 +75,30 @@ pub(crate) fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Overwrites the start of `file` with `bytes` (one `pwrite` on Unix), leaving
+/// its length as it is when `bytes` is no longer than the file.
+#[cfg(unix)]
+pub(crate) fn overwrite_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn overwrite_at_start(mut file: &File, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(bytes)
+}
+
+/// fdatasyncs the file at `path` (an anchor overwritten in place). A missing
+/// file has nothing to sync.
+pub(crate) fn sync_data_at(path: &Path) -> io::Result<()> {
+    match File::open(path) {
+        Ok(file) => file.sync_data(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The end of a file, as the appender needs it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct TailInfo {

@@ -2,8 +2,8 @@
 //!
 //! With [`FsyncPolicy::Always`](crate::FsyncPolicy::Always) each record must be
 //! durable before the request it describes is answered. Done one record at a
-//! time, a server's throughput is one fsync (log) plus one fsync (anchor) per
-//! request. A [`SharedLog`] keeps the guarantee and lifts that ceiling: writers
+//! time, a server's throughput is one fsync of the log per record. A
+//! [`SharedLog`] keeps the guarantee and lifts that ceiling: writers
 //! append under the lock without syncing, then wait; the first waiter becomes the
 //! leader, fsyncs the log file *outside* the lock (other writers keep appending
 //! meanwhile), anchors the newest record it covered, and wakes every writer whose
@@ -39,7 +39,9 @@ struct SyncState {
 }
 
 /// A record written but perhaps not yet durable: pass it to [`SharedLog::wait`]
-/// before answering the request it describes.
+/// before answering the request it describes. A record nobody waits for (an
+/// outcome, whose decision is durable) is made durable by the next wait's
+/// fsync, or by [`SharedLog::flush_if_due`] once it is 100 ms old.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a written record is not on record until it is waited for"]
 pub struct Written {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use airlock_home::{Home, ensure_private_dir};
 use jiff::Timestamp;
 
-use crate::chain::{ANCHOR_FILE, Anchor, AnchorState, Keyed, Mac};
+use crate::chain::{ANCHOR_FILE, Advanced, Anchor, AnchorState, Keyed, Mac};
 use crate::error::AuditError;
 use crate::files;
 use crate::record::{Event, Kind, canonical_body, format_ts, line_from_body, split_line};
@@ -24,6 +24,12 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 << 20;
 /// How old a record written for a group commit gets before
 /// [`AuditLog::flush_if_due`] makes it durable itself (its writer stopped waiting).
 const ABANDONED_AFTER: Duration = Duration::from_millis(100);
+
+/// How long an anchor overwritten in place may stay unsynced before
+/// [`AuditLog::flush_if_due`] fdatasyncs it (a flush or close does at once).
+/// Bounds how far the anchor *on disk* can lag behind the durable log after a
+/// power loss; the anchor other processes see is never behind.
+pub(crate) const ANCHOR_SYNC_AFTER: Duration = Duration::from_secs(1);
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,8 +170,12 @@ pub struct AuditLog {
     /// Records written but not yet fsynced and anchored (batch policy).
     pending: u32,
     pending_since: Option<Instant>,
-    /// Whether this log has written the anchor once (and fsynced its directory).
+    /// Whether this log has replaced the anchor file once (and fsynced its
+    /// directory).
     anchored: bool,
+    /// Since when the anchor file holds a line this log overwrote in place and
+    /// has not fsynced.
+    anchor_unsynced_since: Option<Instant>,
 }
 
 impl fmt::Debug for AuditLog {
@@ -247,6 +257,7 @@ impl AuditLog {
             pending: 0,
             pending_since: None,
             anchored: false,
+            anchor_unsynced_since: None,
         };
         let _guard = acquire(&log.lock, &log.lock_path, log.opts.lock_timeout)?;
         let repaired = log.reload()?;
@@ -284,29 +295,59 @@ impl AuditLog {
         Ok(seq)
     }
 
-    /// Makes every record written so far durable and anchors the head (batch
-    /// policy; a no-op when nothing is pending).
+    /// Makes every record written so far durable and anchors the head (a no-op
+    /// when nothing is pending), and fdatasyncs an anchor this log overwrote in
+    /// place.
     pub fn flush(&mut self) -> Result<(), AuditError> {
-        if self.pending == 0 {
+        if self.pending > 0 {
+            let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+            if let Some(cur) = &self.cur {
+                // Our records may be in a file another process has since rotated
+                // away from: sync through our own handle first.
+                cur.file
+                    .sync_data()
+                    .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))?;
+            }
+            if !self.is_fresh() {
+                self.reload()?;
+            }
+            self.sync_and_anchor()?;
+        }
+        self.sync_anchor()
+    }
+
+    /// fdatasyncs the anchor file if this log overwrote it in place since its
+    /// last sync. No lock needed: whatever line the file holds names durable
+    /// records, and a writer that replaced the file synced its own.
+    fn sync_anchor(&mut self) -> Result<(), AuditError> {
+        if self.anchor_unsynced_since.is_none() {
             return Ok(());
         }
-        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
-        if let Some(cur) = &self.cur {
-            // Our records may be in a file another process has since rotated away
-            // from: sync through our own handle first.
-            cur.file
-                .sync_data()
-                .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))?;
+        let path = self.state_dir.join(ANCHOR_FILE);
+        files::sync_data_at(&path)
+            .map_err(|e| AuditError::io("cannot sync the audit anchor", path, e))?;
+        self.anchor_unsynced_since = None;
+        Ok(())
+    }
+
+    /// Points the anchor at `anchor` (see [`Anchor::advance`]) and notes whether
+    /// the anchor file now waits for a sync. Called under the lock.
+    fn advance_anchor(&mut self, anchor: &Anchor) -> Result<(), AuditError> {
+        match anchor.advance(&self.state_dir, &self.key, !self.anchored)? {
+            Advanced::Already => {}
+            Advanced::InPlace => {
+                self.anchor_unsynced_since.get_or_insert_with(Instant::now);
+            }
+            Advanced::Replaced => self.anchored = true,
         }
-        if !self.is_fresh() {
-            self.reload()?;
-        }
-        self.sync_and_anchor()
+        Ok(())
     }
 
     /// [`AuditLog::flush`] if the batch policy's `max_delay` has passed (or, with
     /// `Always`, if a record written for a group commit was left unsynced for
-    /// 100 ms because its writer stopped waiting). Call it from a timer.
+    /// 100 ms: its writer stopped waiting, or did not wait, as for an outcome
+    /// record). Also fdatasyncs an anchor overwritten in place more than a
+    /// second ago. Call it from a timer.
     pub fn flush_if_due(&mut self) -> Result<(), AuditError> {
         let max_delay = match self.opts.fsync {
             FsyncPolicy::Batch { max_delay, .. } => max_delay,
@@ -316,7 +357,10 @@ impl AuditLog {
         };
         match self.pending_since {
             Some(since) if since.elapsed() >= max_delay => self.flush(),
-            _ => Ok(()),
+            _ => match self.anchor_unsynced_since {
+                Some(since) if since.elapsed() >= ANCHOR_SYNC_AFTER => self.sync_anchor(),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -378,19 +422,9 @@ impl AuditLog {
     /// (group commit), unless another writer already anchored a newer record.
     pub(crate) fn anchor_synced(&mut self, point: &SyncPoint) -> Result<(), AuditError> {
         let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
-        let newer = matches!(
-            Anchor::load(&self.state_dir, &self.key)?,
-            AnchorState::Valid(a) if a.seq >= point.anchor.seq
-        );
-        if !newer {
-            if let Err(e) = point
-                .anchor
-                .store(&self.state_dir, &self.key, !self.anchored)
-            {
-                self.cur = None;
-                return Err(e);
-            }
-            self.anchored = true;
+        if let Err(e) = self.advance_anchor(&point.anchor) {
+            self.cur = None;
+            return Err(e);
         }
         if self.written_seq() == point.anchor.seq {
             self.pending = 0;
@@ -679,23 +713,20 @@ impl AuditLog {
         let Some(cur) = &self.cur else {
             return Ok(());
         };
+        let anchor = Anchor {
+            seq: cur.head.seq,
+            head: cur.head.mac,
+            file: files::name_of(cur.index),
+        };
         let result = cur
             .file
             .sync_data()
             .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))
-            .and_then(|()| {
-                Anchor {
-                    seq: cur.head.seq,
-                    head: cur.head.mac,
-                    file: files::name_of(cur.index),
-                }
-                .store(&self.state_dir, &self.key, !self.anchored)
-            });
+            .and_then(|()| self.advance_anchor(&anchor));
         if result.is_err() {
             self.cur = None;
             return result;
         }
-        self.anchored = true;
         self.pending = 0;
         self.pending_since = None;
         Ok(())

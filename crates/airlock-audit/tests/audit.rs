@@ -563,6 +563,46 @@ fn shared_log_anchors_each_record_before_append_returns() {
     std::mem::forget(log);
 }
 
+/// A record written without waiting (an outcome record: the server answers once
+/// it is written) is made durable and anchored by the next sync, or by
+/// `flush_if_due` once it is 100 ms old; the anchor keeps its file (overwritten
+/// in place) while its line keeps its length.
+#[test]
+fn a_record_nobody_waits_for_is_anchored_by_the_next_sync_or_when_due() {
+    let h = home();
+    let log = SharedLog::new(open(&h, Options::default()));
+    assert_eq!(log.append(&event(1)).unwrap(), 1);
+    let anchor_file = h.state.join("audit-head");
+    let inode = || std::os::unix::fs::MetadataExt::ino(&fs::metadata(&anchor_file).unwrap());
+    let first_inode = inode();
+    let unwaited = log.write(&event(2)).unwrap();
+    assert!(!unwaited.is_durable());
+    // Written: every reader sees it at once; not anchored yet.
+    assert_eq!(check(&h).records, 2);
+    assert_eq!(check(&h).anchor_seq, Some(1));
+    let next = log.write(&event(3)).unwrap();
+    log.wait(next).unwrap();
+    assert_eq!(check(&h).anchor_seq, Some(3));
+    let last = log.write(&event(4)).unwrap();
+    assert_eq!(last.seq, 4);
+    std::thread::sleep(Duration::from_millis(120));
+    log.flush_if_due().unwrap();
+    let report = check(&h);
+    assert_eq!(
+        (report.outcome.clone(), report.anchor_seq),
+        (Outcome::Intact, Some(4)),
+        "{report}"
+    );
+    assert_eq!(inode(), first_inode, "the anchor was overwritten in place");
+    // Lines grow a digit at seq 10: the anchor is replaced, and still verifies.
+    for i in 5..=10 {
+        assert_eq!(log.append(&event(i)).unwrap(), i);
+    }
+    assert_ne!(inode(), first_inode);
+    assert_eq!(check(&h).anchor_seq, Some(10));
+    log.into_inner().close().unwrap();
+}
+
 #[test]
 fn group_commit_from_many_threads_and_another_writer_keeps_one_anchored_chain() {
     let h = Arc::new(home());

@@ -614,6 +614,68 @@ async fn query_values_and_the_credential_are_in_no_file_under_the_home() {
     );
 }
 
+/// Write-ahead with one fsync per request (issue 16): the outcome record is
+/// written — readable in the log, naming its decision — before the answer
+/// returns, without an fsync of its own; the next request's decision sync
+/// covers it, and at close every record is durable and anchored, no request
+/// left without outcome.
+#[tokio::test(flavor = "current_thread")]
+async fn the_outcome_is_written_before_the_answer_and_anchored_by_the_next_sync() {
+    use airlock_audit::{Filter, Kind, records, verify};
+    use airlock_broker::{ExecuteRequest, Runtime, SystemClock};
+    let (port, _seen) = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[services.svc]\nurl = \"http://127.0.0.1:{port}/base\"\n\
+         auth = {{ type = \"bearer\", secret = \"svc\" }}\n\
+         [capabilities.svc]\nservice = \"svc\"\nallow = [\"GET /v1/**\"]\n"
+    );
+    let (home, vault) = home_with_secret(dir.path().join("home"), "sk_test_x", &config);
+    let key = *vault.audit_key();
+    let (audit, state) = (home.audit_dir(), home.state_dir());
+    let rt = Runtime::new(home, vault, SystemClock::new()).unwrap();
+    let me = caller(Some("tester"), None);
+    let get = |i: u32| ExecuteRequest {
+        capability: "svc".into(),
+        method: "GET".into(),
+        path: format!("/v1/items/{i}"),
+        query: Vec::new(),
+        headers: Vec::new(),
+        body: None,
+        reason: None,
+    };
+    let mut anchored = Vec::new();
+    for i in 0..2 {
+        let r = rt.execute(&me, get(i)).await.unwrap();
+        assert_eq!(r.status, 200);
+        let all: Vec<_> = records(&audit, Filter::all())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let (decision, outcome) = (&all[all.len() - 2], &all[all.len() - 1]);
+        assert_eq!(
+            (decision.event.kind.clone(), outcome.event.kind.clone()),
+            (Kind::Request, Kind::Outcome)
+        );
+        assert_eq!(outcome.event.of, Some(decision.seq));
+        assert_eq!(outcome.event.status, Some(200));
+        assert_eq!(outcome.seq, decision.seq + 1);
+        anchored.push((
+            decision.seq,
+            verify(&audit, &state, &key).unwrap().anchor_seq,
+        ));
+    }
+    // The second decision's sync covered the first outcome (seq + 1).
+    let (first, (second, at_second)) = (anchored[0].0, anchored[1]);
+    assert!(at_second >= Some(second), "{anchored:?}");
+    assert_eq!(second, first + 2, "{anchored:?}");
+    rt.close_audit().unwrap();
+    let report = verify(&audit, &state, &key).unwrap();
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.anchor_seq, Some(second + 1), "{report}");
+    assert!(report.without_outcome.is_empty(), "{report}");
+}
+
 #[test]
 fn the_owners_run_skips_agents_lists_but_keeps_its_scope_and_the_rules() {
     let (_c, b) = broker(CONFIG);

@@ -14,6 +14,13 @@
 //! calls [`SharedLog::flush_if_due`] every [`TICK`] (the server needs no timer of
 //! its own).
 //!
+//! Records that need not wait. An outcome record follows a decision record that
+//! is already durable ([`AuditWriter::record_written`]): it is answered as soon
+//! as it is written (in the page cache, visible to every reader; a crash of the
+//! process cannot lose it), and the next group's fsync — or, when traffic stops,
+//! the tick at most [`TICK`] after it is due — makes it durable. So a request
+//! costs one fsync (its decision), not two.
+//!
 //! Order. One thread, one queue: records reach the log in the order they were
 //! sent.
 //!
@@ -73,6 +80,8 @@ impl Reply {
 enum Job {
     /// Write a record and make it durable.
     Append { event: Box<Event>, reply: Reply },
+    /// Write a record; answer without waiting for its fsync.
+    Write { event: Box<Event>, reply: Reply },
     /// Sync and anchor what is written: everything, or only what is due.
     Flush { due_only: bool, reply: Reply },
 }
@@ -115,6 +124,22 @@ impl AuditWriter {
     pub(super) async fn record(&self, event: &Event) -> Answer {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append {
+            event: Box::new(event.clone()),
+            reply: Reply::Task(tx),
+        })?;
+        rx.await.map_err(|_| AuditWriteError::Stopped)?
+    }
+
+    /// Appends `event` and answers once it is written — visible to readers and
+    /// other processes, so a crash of this process cannot lose it — without
+    /// waiting for its fsync: the next group's fsync, or the writer's tick once
+    /// the record is 100 ms old, makes it durable. Only for a record whose
+    /// absence after a power loss is itself on record: an outcome, whose
+    /// decision record is durable (`audit verify` then lists the request as
+    /// without outcome). An error means it is not written.
+    pub(super) async fn record_written(&self, event: &Event) -> Answer {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Write {
             event: Box::new(event.clone()),
             reply: Reply::Task(tx),
         })?;
@@ -177,6 +202,10 @@ fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
         for job in group {
             match job {
                 Job::Append { event, reply } => written.push((log.write(&event), reply)),
+                Job::Write { event, reply } => {
+                    let answer = log.write(&event).map(|w| w.seq);
+                    reply.send(answer.map_err(AuditWriteError::from));
+                }
                 Job::Flush { due_only, reply } => {
                     settle(log, &mut written);
                     let done = if due_only {

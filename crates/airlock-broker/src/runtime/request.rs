@@ -467,9 +467,16 @@ impl Runtime {
     }
 
     /// Writes the outcome record that completes a decision record; an error
-    /// withholds the answer.
+    /// withholds the answer. The answer waits for the write, not for an fsync:
+    /// the decision record is durable already, so a power loss before the next
+    /// group's fsync leaves a request without outcome, which `audit verify`
+    /// lists (docs/audit.md, "Write-ahead"). One fsync per request, not two.
     pub(super) async fn write_outcome(&self, event: &Event) -> Result<u64, ExecuteError> {
-        self.write_stage(event, AuditStage::Outcome).await
+        let written = self.audit.record_written(event).await;
+        written.map_err(|error| ExecuteError::Audit {
+            error,
+            stage: AuditStage::Outcome,
+        })
     }
 
     async fn write_stage(&self, event: &Event, stage: AuditStage) -> Result<u64, ExecuteError> {
