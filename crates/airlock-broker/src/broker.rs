@@ -37,6 +37,11 @@ pub struct Caller {
     /// `scope` still does), and its HTTP requests through the egress proxy may
     /// use the exec capabilities it was started with.
     pub owner: bool,
+    /// A program the MCP `exec` tool started with `inject = "placeholder"`,
+    /// reaching its capability's service through the egress proxy: its HTTP
+    /// requests use that exec capability, whose reason and approval were
+    /// checked when the program was started.
+    pub exec_child: bool,
 }
 
 /// Asks a person to approve a request through the agent's own client (MCP
@@ -67,6 +72,22 @@ impl Caller {
             scope: Some(capabilities),
             approver: None,
             owner: true,
+            exec_child: false,
+        }
+    }
+
+    /// The caller of a program that `self` started through the exec tool with
+    /// capability `capability`: the same identity and grant (its sessions are
+    /// the agent's), limited to that capability.
+    pub fn exec_child(&self, capability: &str) -> Caller {
+        Caller {
+            grant: self.grant.clone(),
+            trusted: self.trusted.clone(),
+            declared: self.declared.clone(),
+            scope: Some(vec![capability.to_string()]),
+            approver: None,
+            owner: false,
+            exec_child: true,
         }
     }
 
@@ -612,7 +633,8 @@ impl Broker {
         let cap = Self::capability(&config, caller, capability)?;
         // The owner's run reaches its exec capabilities' services over HTTP
         // through the egress proxy.
-        let owner_http = caller.owner && mode == Mode::Http && cap.mode == Mode::Exec;
+        let owner_http =
+            (caller.owner || caller.exec_child) && mode == Mode::Http && cap.mode == Mode::Exec;
         if cap.mode != mode && !owner_http {
             let message = match cap.mode {
                 Mode::Exec => format!(
@@ -633,7 +655,10 @@ impl Broker {
         let specific = specific(&exec, &cap)?;
 
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-        if cap.requires_reason && reason.is_none() {
+        // An exec child's requests: the reason and the approval were the exec
+        // call's.
+        let child = caller.exec_child && cap.mode == Mode::Exec;
+        if cap.requires_reason && reason.is_none() && !child {
             return Err(refuse(
                 Check::Reason,
                 format!(
@@ -655,7 +680,7 @@ impl Broker {
             Approval::Always => true,
             Approval::Session => self.sessions.check(&caller.grant, &cap.name).is_none(),
         };
-        if needs_approval && !approved {
+        if needs_approval && !approved && !child {
             return Err(refuse(
                 Check::Approval,
                 format!(

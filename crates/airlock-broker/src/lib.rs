@@ -89,7 +89,7 @@ pub use broker::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;
 pub use runtime::{
-    AuditStage, AuditWriteError, ExecOutcome, ExecRequest, ExecuteError, ExecuteRequest,
-    ExecuteResponse, LoadError, Runtime, RuntimeError,
+    AuditStage, AuditWriteError, ChildEgress, ChildProxy, ExecOutcome, ExecRequest, ExecuteError,
+    ExecuteRequest, ExecuteResponse, LoadError, Runtime, RuntimeError,
 };
 pub use session::{Grant, SessionEnd, SessionId, SessionInfo, Sessions};

@@ -52,6 +52,7 @@ fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
         scope: None,
         approver: None,
         owner: false,
+        exec_child: false,
     }
 }
 
@@ -716,4 +717,49 @@ fn the_owners_run_skips_agents_lists_but_keeps_its_scope_and_the_rules() {
     // Its sessions are the owner's.
     assert_eq!(ok.session.as_str().len(), 18);
     assert!(b.sessions().list().iter().any(|s| s.agent == "owner"));
+}
+
+#[test]
+fn an_exec_child_reaches_its_own_capability_over_http_as_its_agent() {
+    let config = format!(
+        "{CONFIG}\n[capabilities.child]\nservice = \"stripe\"\nmode = \"exec\"\ncommands = [\"git\"]\nagents = [\"claude-desktop\"]\nrequires_reason = true\napproval = true\n"
+    );
+    let (_c, b) = broker(&config);
+    let agent = caller(Some("claude-desktop"), None);
+    let child = agent.exec_child("child");
+    assert!(child.exec_child && !child.owner);
+    assert_eq!(child.grant, agent.grant);
+    // HTTP on its exec capability, without a reason or an approval of its own
+    // (the exec call had both).
+    let ok = b
+        .authorize(&child, &req("child", "GET", "/v1/x", None))
+        .unwrap();
+    assert_eq!(ok.capability.name, "child");
+    // Its sessions are the agent's: same grant, same session.
+    let again = b
+        .authorize(&child, &req("child", "GET", "/v1/y", None))
+        .unwrap();
+    assert_eq!(ok.session, again.session);
+    // Only that capability.
+    let r = b
+        .authorize(&child, &req("open", "GET", "/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Agent);
+    // The agents list still holds: another agent's child is refused.
+    let other = caller(Some("cursor"), None).exec_child("child");
+    let r = b
+        .authorize(&other, &req("child", "GET", "/v1/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Agent);
+    // The agent itself still may not use an exec capability over HTTP, and
+    // still needs its reason on HTTP capabilities.
+    let r = b
+        .authorize(&agent, &req("child", "GET", "/v1/x", Some("r")))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Mode);
+    let child_of_ro = agent.exec_child("ro");
+    let r = b
+        .authorize(&child_of_ro, &req("ro", "GET", "/v1/x", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Reason);
 }

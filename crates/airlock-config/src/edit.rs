@@ -54,6 +54,8 @@ pub struct ExecSpec {
     pub confine: bool,
     /// `network`, when given.
     pub network: Option<String>,
+    /// `inject`, when given.
+    pub inject: Option<String>,
 }
 
 /// `airlock.toml` as an editable document that keeps the user's comments, order
@@ -232,6 +234,9 @@ impl ConfigDoc {
         }
         if let Some(n) = &spec.network {
             t.insert("network", toml_edit::value(n));
+        }
+        if let Some(i) = &spec.inject {
+            t.insert("inject", toml_edit::value(i));
         }
         Ok(())
     }

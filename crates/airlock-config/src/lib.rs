@@ -198,6 +198,31 @@ pub struct Capability {
     pub confine: bool,
     /// Exec mode: what network the child may reach.
     pub network: Network,
+    /// Exec mode: what the child holds for the secret.
+    pub inject: Inject,
+}
+
+/// What an exec child holds where its capability's `env` says `{{secret}}`
+/// (`inject = "…"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Inject {
+    /// The real secret (today's default).
+    #[default]
+    Env,
+    /// A placeholder bound to the service; the child reaches the network only
+    /// through airlock's egress proxy, which puts the key on requests to the
+    /// service (docs/proxy.md).
+    Placeholder,
+}
+
+impl Inject {
+    /// As written in `airlock.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Inject::Env => "env",
+            Inject::Placeholder => "placeholder",
+        }
+    }
 }
 
 /// What network an exec child may reach (`network = "…"` on the capability).

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use toml::Spanned;
 
+use crate::Inject;
 use crate::auth::all_field_names;
 use crate::units::{parse_duration, parse_rate, parse_size};
 use crate::{
@@ -231,6 +232,7 @@ struct RawCapability {
     deny_args: Option<Vec<Spanned<String>>>,
     confine: Option<Spanned<bool>>,
     network: Option<Spanned<String>>,
+    inject: Option<Spanned<String>>,
 }
 
 /// Locates byte offsets in the source for error messages.
@@ -1050,7 +1052,29 @@ fn parse_capability(
                 ctx("`network` is only for mode = \"exec\"; remove it".into()),
             ));
         }
+        if let Some(i) = &c.inject {
+            return Err(src.error(
+                i.span(),
+                ctx("`inject` is only for mode = \"exec\"; remove it".into()),
+            ));
+        }
     }
+    let inject = match &c.inject {
+        None => Inject::Env,
+        Some(i) => match i.get_ref().as_str() {
+            "env" => Inject::Env,
+            "placeholder" => Inject::Placeholder,
+            other => {
+                return Err(src.error(
+                    i.span(),
+                    ctx(format!(
+                        "invalid inject \"{}\"; expected \"placeholder\" (the program holds a placeholder and reaches its service through airlock's egress proxy) or \"env\" (the real secret in its environment, the default)",
+                        other.escape_debug()
+                    )),
+                ));
+            }
+        },
+    };
     let network = match &c.network {
         None => Network::None,
         Some(n) => match n.get_ref().as_str() {
@@ -1095,6 +1119,7 @@ fn parse_capability(
         deny_args: deny_args.into_iter().map(Spanned::into_inner).collect(),
         confine: c.confine.map(Spanned::into_inner).unwrap_or(true),
         network,
+        inject,
     })
 }
 

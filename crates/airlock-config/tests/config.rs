@@ -726,8 +726,26 @@ fn confine_and_network_are_checked() {
         airlock_config::Network::Direct
     );
     assert!(!direct.capabilities["c"].confine);
+    assert_eq!(cap.inject, airlock_config::Inject::Env, "env by default");
+    let placeholder = parse("inject = \"placeholder\"\n", exec).unwrap();
+    assert_eq!(
+        placeholder.capabilities["c"].inject,
+        airlock_config::Inject::Placeholder
+    );
     let http = "[capabilities.c]\nservice = \"s\"\n";
     for (extra, base, line, says) in [
+        (
+            "inject = \"proxy\"\n",
+            exec,
+            ":8:",
+            "invalid inject \"proxy\"; expected \"placeholder\"",
+        ),
+        (
+            "inject = \"placeholder\"\n",
+            http,
+            ":6:",
+            "`inject` is only for mode = \"exec\"",
+        ),
         (
             "network = \"proxy\"\n",
             exec,

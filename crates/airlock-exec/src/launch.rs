@@ -345,6 +345,19 @@ impl Launch {
         self
     }
 
+    /// Lets a confined child reach the egress proxy on loopback `port` (TCP
+    /// connections to that port only, unless its network is `direct`) and
+    /// read `dir` (the proxy's CA files). No effect on an unconfined child.
+    pub fn via_proxy(mut self, port: u16, dir: &std::path::Path) -> Result<Self, ExecError> {
+        if let Some(sandbox) = &mut self.sandbox {
+            sandbox.allow_proxy(port);
+            sandbox
+                .allow_read_exec(dir)
+                .map_err(|e| ExecError::Confine(format!("the egress proxy's CA directory: {e}")))?;
+        }
+        Ok(self)
+    }
+
     /// Whether the child will be confined.
     pub fn is_confined(&self) -> bool {
         self.sandbox.is_some()

@@ -56,6 +56,7 @@ pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result
         scope: None,
         approver: None,
         owner: false,
+        exec_child: false,
     };
     let server = AirlockMcp::new(runtime, tools::Identity::Fixed(caller));
     // A line rmcp would drop in silence (not JSON, too long) gets its JSON-RPC

@@ -37,6 +37,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod ca;
+pub mod egress;
 pub mod placeholder;
 
 use std::collections::HashMap;
@@ -93,22 +94,30 @@ pub struct Proxy {
     ca: SessionCa,
     tls: Mutex<HashMap<String, Arc<ServerConfig>>>,
     tunnels: Arc<tokio::sync::Semaphore>,
-    run: Option<RunSession>,
+    /// `Some` for a proxy of sessions (a run's, the exec children's): it
+    /// takes only their tokens, never an agent token.
+    sessions: Option<Mutex<HashMap<String, Arc<Session>>>>,
 }
 
-/// The one session a run's proxy serves.
-struct RunSession {
-    token: String,
+/// One session of a proxy of sessions: a run, or one exec child.
+struct Session {
     caller: Caller,
     placeholders: Placeholders,
     /// Set by the trip wire: from then on every request is refused.
     tripped: AtomicBool,
-    /// Tells the owner (the run prints it on its terminal).
+    /// Tells the owner (a run prints it on its terminal).
     on_trip: Box<dyn Fn(&str) + Send + Sync>,
 }
 
-/// Every run's session token starts with this.
+/// Every session token starts with this.
 pub const RUN_TOKEN_PREFIX: &str = "airlock_run_";
+
+/// A fresh session token.
+fn session_token() -> Result<String, ProxyError> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|e| ProxyError::Ca(format!("randomness: {e}")))?;
+    Ok(format!("{RUN_TOKEN_PREFIX}{}", hex::encode(random)))
+}
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,15 +126,28 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy over `runtime` with a new session CA.
+    /// A proxy over `runtime` with a new session CA, for agent tokens.
     pub fn new(runtime: Arc<Runtime>) -> Result<Arc<Proxy>, ProxyError> {
+        Self::build(runtime, None)
+    }
+
+    fn build(
+        runtime: Arc<Runtime>,
+        sessions: Option<Mutex<HashMap<String, Arc<Session>>>>,
+    ) -> Result<Arc<Proxy>, ProxyError> {
         Ok(Arc::new(Proxy {
             runtime,
             ca: SessionCa::new()?,
             tls: Mutex::new(HashMap::new()),
             tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
-            run: None,
+            sessions,
         }))
+    }
+
+    /// A proxy of sessions: it takes only the tokens [`Proxy::add_session`]
+    /// returns.
+    pub fn for_sessions(runtime: Arc<Runtime>) -> Result<Arc<Proxy>, ProxyError> {
+        Self::build(runtime, Some(Mutex::new(HashMap::new())))
     }
 
     /// The proxy of one `airlock run --proxy`: it accepts only the session token
@@ -137,77 +159,137 @@ impl Proxy {
         placeholders: Placeholders,
         on_trip: Box<dyn Fn(&str) + Send + Sync>,
     ) -> Result<(Arc<Proxy>, String), ProxyError> {
-        let mut random = [0u8; 32];
-        getrandom::fill(&mut random).map_err(|e| ProxyError::Ca(format!("randomness: {e}")))?;
-        let token = format!("{RUN_TOKEN_PREFIX}{}", hex::encode(random));
-        let proxy = Arc::new(Proxy {
-            runtime,
-            ca: SessionCa::new()?,
-            tls: Mutex::new(HashMap::new()),
-            tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
-            run: Some(RunSession {
-                token: token.clone(),
+        let proxy = Self::for_sessions(runtime)?;
+        let token = proxy.add_session(caller, placeholders, on_trip)?;
+        Ok((proxy, token))
+    }
+
+    /// Opens a session on a proxy of sessions: requests with the returned token
+    /// act as `caller` and are watched for `placeholders`. (On an agent-token
+    /// proxy the session is never used.)
+    pub fn add_session(
+        &self,
+        caller: Caller,
+        placeholders: Placeholders,
+        on_trip: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Result<String, ProxyError> {
+        let token = session_token()?;
+        if let Some(sessions) = &self.sessions {
+            let session = Arc::new(Session {
                 caller,
                 placeholders,
                 tripped: AtomicBool::new(false),
                 on_trip,
-            }),
-        });
-        Ok((proxy, token))
+            });
+            sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(token.clone(), session);
+        }
+        Ok(token)
     }
 
-    /// Whether a run's placeholder has tripped the wire.
+    /// Ends a session: its token is refused from now on.
+    pub fn end_session(&self, token: &str) {
+        if let Some(sessions) = &self.sessions {
+            sessions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(token);
+        }
+    }
+
+    /// Every open session.
+    fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.as_ref().map_or_else(Vec::new, |s| {
+            s.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values()
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The session CA (its certificate goes to the clients).
+    pub fn ca(&self) -> &SessionCa {
+        &self.ca
+    }
+
+    /// Whether a placeholder has tripped the wire in any session.
     pub fn tripped(&self) -> bool {
-        self.run
-            .as_ref()
-            .is_some_and(|r| r.tripped.load(Ordering::SeqCst))
+        self.all_sessions()
+            .iter()
+            .any(|s| s.tripped.load(Ordering::SeqCst))
     }
 
-    /// The caller a token stands for: a run's own session token (and only it,
-    /// on a run's proxy), else an agent token; or the answer refusing it.
+    /// The caller a token stands for: on a proxy of sessions, one of its
+    /// sessions' tokens (and only those); else an agent token. Or the answer
+    /// refusing it.
     async fn authenticate(&self, token: &str) -> Result<Caller, Response> {
-        let Some(run) = &self.run else {
+        let Some(sessions) = &self.sessions else {
             return airlock_gateway::authenticate(&self.runtime, token).await;
         };
-        use subtle::ConstantTimeEq as _;
-        if !bool::from(token.as_bytes().ct_eq(run.token.as_bytes())) {
+        let session = sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        let Some(session) = session else {
             return Err(proxy_auth_required(
-                "not this run's session token: the proxy of `airlock run --proxy` serves only the program it started",
+                "not a session token of this proxy: it serves only the programs airlock started with it (`airlock run --proxy`, exec capabilities with inject = \"placeholder\")",
             ));
-        }
-        if run.tripped.load(Ordering::SeqCst) {
+        };
+        if session.tripped.load(Ordering::SeqCst) {
             return Err(error(
                 StatusCode::FORBIDDEN,
                 "permission_error",
-                "this run's session was revoked by the placeholder trip wire; nothing more goes through",
+                "this session was revoked by the placeholder trip wire; nothing more goes through",
             ));
         }
-        Ok(run.caller.clone())
+        Ok(session.caller.clone())
     }
 
-    /// Checks a request to `origin` for placeholders off their surface; on a
-    /// trip, revokes the run's session and returns the refusal's message.
+    /// Checks a request to `origin` for placeholders off their surface (any
+    /// session's: a placeholder names its session); on a trip, revokes that
+    /// session and returns the refusal's message and the session's caller.
     fn check_placeholders(
         &self,
         origin: placeholder::Origin<'_>,
         uri: &http::Uri,
         headers: &http::HeaderMap,
         body: &[u8],
-    ) -> Result<(), String> {
-        let Some(run) = &self.run else {
-            return Ok(());
-        };
-        run.placeholders
-            .check(origin, uri, headers, body)
-            .map_err(|trip| self.trip(run, &trip))
+    ) -> Result<(), (String, Box<Caller>)> {
+        for session in self.all_sessions() {
+            if let Err(trip) = session.placeholders.check(origin, uri, headers, body) {
+                return Err((self.trip(&session, &trip), Box::new(session.caller.clone())));
+            }
+        }
+        Ok(())
     }
 
-    /// Trips the wire: every later request is refused, the run's sessions are
-    /// revoked (here and in the state files `airlock sessions` reads), and the
-    /// owner is told. Returns the message the refusal is audited with.
-    fn trip(&self, run: &RunSession, trip: &Trip) -> String {
-        let first = !run.tripped.swap(true, Ordering::SeqCst);
-        let grant = run.caller.grant.as_str().to_string();
+    /// [`Proxy::check_placeholders`] for a request no placeholder may ride at
+    /// all (a `CONNECT`, a request whose origin is not a service's).
+    fn check_anywhere(
+        &self,
+        target: &str,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Result<(), (String, Box<Caller>)> {
+        for session in self.all_sessions() {
+            if let Err(trip) = session.placeholders.check_anywhere(target, uri, headers) {
+                return Err((self.trip(&session, &trip), Box::new(session.caller.clone())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Trips the wire: every later request of the session is refused, the
+    /// sessions of its grant are revoked (here and in the state files `airlock
+    /// sessions` reads), and the owner is told. Returns the message the
+    /// refusal is audited with.
+    fn trip(&self, session: &Session, trip: &Trip) -> String {
+        let first = !session.tripped.swap(true, Ordering::SeqCst);
+        let grant = session.caller.grant.as_str().to_string();
         let sessions = self.runtime.broker().sessions();
         let ids: Vec<String> = sessions
             .list()
@@ -222,17 +304,12 @@ impl Proxy {
             let _ = airlock_broker::state::revoke(self.runtime.home(), &target);
         }
         let msg = format!(
-            "placeholder trip wire: {trip}; the run's session is revoked and every further request refused"
+            "placeholder trip wire: {trip}; the session is revoked and every further request refused"
         );
         if first {
-            (run.on_trip)(&msg);
+            (session.on_trip)(&msg);
         }
         msg
-    }
-
-    /// The session CA (its certificate goes to the clients).
-    pub fn ca(&self) -> &SessionCa {
-        &self.ca
     }
 
     /// The TLS configuration presenting the leaf for `host` (cached per host).
@@ -363,7 +440,7 @@ fn route(
         .visible(caller)
         .into_iter()
         .filter(|c| {
-            (c.mode == airlock_config::Mode::Http || caller.owner)
+            (c.mode == airlock_config::Mode::Http || caller.owner || caller.exec_child)
                 && services.iter().any(|s| s.name == c.service)
         })
         .collect();
@@ -436,36 +513,31 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         },
         None => req.uri().path().to_string(),
     };
+    // Every request it can read is looked at for placeholders, refused ones
+    // included (before its credentials are).
+    let checked = match (req.method() == Method::CONNECT, req.uri().authority()) {
+        (false, Some(a)) if req.uri().scheme_str() == Some("http") => {
+            let host = a.host().trim_matches(['[', ']']).to_ascii_lowercase();
+            let origin = placeholder::Origin {
+                scheme: "http",
+                host: &host,
+                port: a.port_u16().unwrap_or(80),
+            };
+            proxy.check_placeholders(origin, req.uri(), req.headers(), b"")
+        }
+        _ => proxy.check_anywhere(&target, req.uri(), req.headers()),
+    };
+    if let Err((msg, caller)) = checked {
+        let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
+        let caller = Some(&*caller);
+        return refuse(runtime, caller, None, &method, &target, status, kind, &msg).await;
+    }
     let Some((wanted, token)) = proxy_credentials(&req) else {
         let msg = "no agent token: the egress proxy needs `Proxy-Authorization` (set HTTPS_PROXY=http://airlock:TOKEN@ADDR; issue a token with `airlock token issue --agent NAME`)";
         runtime.audit_token_refusal(&method, &target, msg).await;
         return proxy_auth_required(msg);
     };
-    // Every request it can read is looked at, refused ones included.
-    if let Some(run) = &proxy.run {
-        let checked = match (req.method() == Method::CONNECT, req.uri().authority()) {
-            (false, Some(a)) if req.uri().scheme_str() == Some("http") => {
-                let host = a.host().trim_matches(['[', ']']).to_ascii_lowercase();
-                let origin = placeholder::Origin {
-                    scheme: "http",
-                    host: &host,
-                    port: a.port_u16().unwrap_or(80),
-                };
-                run.placeholders
-                    .check(origin, req.uri(), req.headers(), b"")
-            }
-            _ => run
-                .placeholders
-                .check_anywhere(&target, req.uri(), req.headers()),
-        };
-        if let Err(trip) = checked {
-            let msg = proxy.trip(run, &trip);
-            let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
-            let caller = Some(&run.caller);
-            return refuse(runtime, caller, None, &method, &target, status, kind, &msg).await;
-        }
-    }
-    let caller = match proxy.run {
+    let caller = match proxy.sessions {
         Some(_) => match proxy.authenticate(&token).await {
             Ok(c) => c,
             Err(answer) => return answer,
@@ -594,7 +666,9 @@ async fn send(
         return refuse(runtime, Some(caller), cap, method, path, status, kind, &msg).await;
     };
     let inspect = |parts: &http::request::Parts, body: &[u8]| {
-        proxy.check_placeholders(origin, &parts.uri, &parts.headers, body)
+        proxy
+            .check_placeholders(origin, &parts.uri, &parts.headers, body)
+            .map_err(|(msg, _)| msg)
     };
     let cap = &route.capability;
     airlock_gateway::forward(runtime, caller, cap, &rest, parts, body, &inspect).await
@@ -689,9 +763,9 @@ impl Tunnel {
             host: &self.host,
             port: self.port,
         };
-        if let Err(msg) = self
-            .proxy
-            .check_placeholders(origin, &parts.uri, &parts.headers, b"")
+        if let Err((msg, _)) =
+            self.proxy
+                .check_placeholders(origin, &parts.uri, &parts.headers, b"")
         {
             let (method, path) = (parts.method.as_str(), parts.uri.path());
             let cap = Some(self.route.capability.as_str());

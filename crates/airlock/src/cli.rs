@@ -324,9 +324,10 @@ pub(crate) struct CapAddArgs {
     /// (repeatable; must exist)
     #[arg(long = "workdir", value_name = "DIR")]
     pub(crate) workdirs: Vec<String>,
-    /// With --mode exec: how the secret reaches the program; only `env` (the
-    /// real secret in its environment) until the egress proxy brings
-    /// `placeholder`
+    /// With --mode exec: what the program holds for the secret: `env` (the
+    /// real secret in its environment, the default) or `placeholder` (a
+    /// placeholder; its HTTPS goes through airlock's egress proxy, which puts
+    /// the key on requests to the service only)
     #[arg(long, value_enum, value_name = "HOW")]
     pub(crate) inject: Option<CapInject>,
     /// With --mode exec: run its programs outside the kernel sandbox
@@ -350,7 +351,7 @@ pub(crate) enum CapMode {
 /// `cap add --inject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum CapInject {
-    /// A host-bound placeholder, swapped by the egress proxy (not yet available)
+    /// A host-bound placeholder, swapped by the egress proxy
     Placeholder,
     /// The real secret in the program's environment
     Env,

@@ -1042,3 +1042,135 @@ fn revoke_all_stops_a_running_run_proxy_at_its_next_request() {
     assert_eq!(seen.lock().unwrap().len(), 1);
     assert!(audit_contains(&home, "revoked"));
 }
+
+// ---------------------------------------------------------------------------
+// The MCP `exec` tool with `inject = "placeholder"`: the program holds a
+// placeholder and reaches its service only through the children's egress proxy.
+
+#[path = "common/mod.rs"]
+mod common;
+
+/// `airlock serve --agent bot` over stdio, initialized; (child, stdin, stdout).
+fn mcp_serve(
+    home: &Path,
+) -> (
+    Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = airlock(home)
+        .args(["serve", "--agent", AGENT])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": common::initialize_params("proxy-test")});
+    writeln!(stdin, "{init}").unwrap();
+    common::read_response(&mut stdout, 1, "serve exited");
+    writeln!(
+        stdin,
+        "{}",
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .unwrap();
+    (child, stdin, stdout)
+}
+
+/// One `exec` tool call: (isError, the tool's text).
+fn mcp_exec(
+    stdin: &mut std::process::ChildStdin,
+    stdout: &mut BufReader<std::process::ChildStdout>,
+    id: u64,
+    args: serde_json::Value,
+) -> (bool, String) {
+    let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "exec", "arguments": args}});
+    writeln!(stdin, "{call}").unwrap();
+    let v = common::read_response(stdout, id, "serve exited");
+    let r = &v["result"];
+    (
+        r["isError"].as_bool().unwrap_or(false),
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn an_exec_child_with_inject_placeholder_holds_a_placeholder_and_reaches_only_the_proxy() {
+    if !matches!(
+        airlock_exec::Support::probe(),
+        airlock_exec::Support::Landlock { .. }
+    ) {
+        eprintln!("skipped: no Landlock here");
+        return;
+    }
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let work = work.canonicalize().unwrap();
+    ok(airlock(&home)
+        .args([
+            "cap",
+            "add",
+            "agenttool",
+            "--service",
+            "remote",
+            "--mode",
+            "exec",
+            "--command",
+            "sh",
+            "--env",
+            "TOKEN={{secret}}",
+            "--inject",
+            "placeholder",
+            "--workdir",
+        ])
+        .arg(&work)
+        .output()
+        .unwrap());
+    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    assert!(config.contains("inject = \"placeholder\""), "{config}");
+    let (mut child, mut stdin, mut stdout) = mcp_serve(&home);
+    let url = format!("https://127.0.0.1:{port}/v1/customers");
+    let script = format!(
+        r#"printf %s "$TOKEN" > held.txt
+curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" {url}; echo
+curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?""#
+    );
+    let args = serde_json::json!({"capability": "agenttool", "command": ["sh", "-c", script], "cwd": work.to_str().unwrap()});
+    let (is_error, text) = mcp_exec(&mut stdin, &mut stdout, 2, args);
+    assert!(!is_error, "{text}");
+    let out: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let stdout_text = out["stdout"].as_str().unwrap();
+    assert!(stdout_text.contains("Bearer [REDACTED:local]"), "{text}");
+    assert!(stdout_text.contains("DIRECT-EXIT 7"), "{text}");
+    let held = std::fs::read_to_string(work.join("held.txt")).unwrap();
+    assert!(held.starts_with("airlock_ph_"), "{held}");
+    let heads = seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    assert!(!heads.contains(&held), "{heads}");
+    assert!(audit_contains(
+        &home,
+        "a placeholder for the secret, HTTPS through the egress proxy"
+    ));
+
+    // A child that sends its placeholder elsewhere trips the wire: refused, and
+    // the agent's session is revoked — its next exec call is refused too.
+    let leak = format!(r#"curl -sS -o /dev/null -w '%{{http_code}}' -H "X-Debug: $TOKEN" {url}"#);
+    let args = serde_json::json!({"capability": "agenttool", "command": ["sh", "-c", leak], "cwd": work.to_str().unwrap()});
+    let (is_error, text) = mcp_exec(&mut stdin, &mut stdout, 3, args.clone());
+    assert!(!is_error, "{text}");
+    assert!(text.contains("403"), "{text}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    let (is_error, text) = mcp_exec(&mut stdin, &mut stdout, 4, args);
+    assert!(is_error, "{text}");
+    assert!(text.contains("revoked"), "{text}");
+    assert!(audit_contains(&home, "placeholder trip wire"));
+    drop(stdin);
+    let _ = child.wait();
+}

@@ -16,6 +16,43 @@ use super::{Runtime, agent_event};
 use crate::approval::Ask;
 use crate::{AuthorizedExec, Broker, Caller, ExecAgentRequest, Refusal, SessionId};
 
+/// The egress proxy exec children with `inject = "placeholder"` use
+/// (implemented by `airlock-proxy`; docs/proxy.md).
+pub trait ChildEgress: Send + Sync {
+    /// Opens a session for one child of `caller` (already limited to the exec
+    /// capability) that reaches `service`: a placeholder for the service's
+    /// secret, and the proxy's address, token and CA. The session ends when
+    /// the returned [`ChildProxy`] is dropped.
+    fn open<'a>(
+        &'a self,
+        caller: Caller,
+        service: &'a airlock_config::Service,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ChildProxy, String>> + Send + 'a>>;
+}
+
+/// One exec child's way out: what goes in its environment, and the sandbox's
+/// opening.
+pub struct ChildProxy {
+    /// What stands for the secret where the capability's `env` says `{{secret}}`.
+    pub placeholder: String,
+    /// Proxy and CA variables for the child.
+    pub env: Vec<(String, std::ffi::OsString)>,
+    /// The proxy's loopback port (the only TCP connection the sandbox allows).
+    pub port: u16,
+    /// The directory of the CA files (readable in the sandbox).
+    pub dir: std::path::PathBuf,
+    /// Ends the session when dropped.
+    pub guard: Box<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for ChildProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildProxy")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One `exec` call as the agent gave it.
 #[derive(Debug, Clone, Default)]
 pub struct ExecRequest {
@@ -176,6 +213,12 @@ impl Runtime {
             Some(sb) => format!("{command}; confined, network {}", sb.network().as_str()),
             None => format!("{command}; UNCONFINED (confine = false)"),
         };
+        let command = match authorized.capability.inject {
+            airlock_config::Inject::Placeholder => {
+                format!("{command}; a placeholder for the secret, HTTPS through the egress proxy")
+            }
+            airlock_config::Inject::Env => command,
+        };
         let event = base
             .path(&program)
             .session(authorized.session.as_str())
@@ -186,7 +229,7 @@ impl Runtime {
         // child started; if it cannot be written, nothing runs.
         let seq = self.write_ahead(&event).await?;
 
-        let result = self.run_authorized(authorized, req.stdin).await;
+        let result = self.run_authorized(caller, authorized, req.stdin).await;
         let event = event.outcome_of(seq);
         let event = match &result {
             Ok(out) => {
@@ -211,22 +254,45 @@ impl Runtime {
         result.map(|output| ExecOutcome { output, session })
     }
 
-    /// Looks up the capability's secret, prepares the launch (its private HOME
-    /// and environment, on the blocking pool) and runs it.
+    /// Looks up the capability's secret — or, with `inject = "placeholder"`,
+    /// opens the child's session on the egress proxy and takes its placeholder
+    /// —, prepares the launch (its private HOME and environment, on the
+    /// blocking pool) and runs it.
     async fn run_authorized(
         &self,
+        caller: &Caller,
         authorized: AuthorizedExec,
         stdin: Option<Vec<u8>>,
     ) -> Result<Output, ExecuteError> {
         let policy = authorized.policy;
-        let secret = match policy.secret_name() {
-            Some(name) => Some(self.live.secret(name).ok_or_else(|| {
+        let cap = &authorized.capability;
+        let egress = match cap.inject {
+            airlock_config::Inject::Env => None,
+            airlock_config::Inject::Placeholder => {
+                let Some(egress) = self.egress.get() else {
+                    return Err(ExecuteError::Credential(format!(
+                        "capability \"{}\" has inject = \"placeholder\", and this server runs no egress proxy for its programs",
+                        cap.name
+                    )));
+                };
+                let child = caller.exec_child(&cap.name);
+                let opened = egress.open(child, &authorized.service).await.map_err(|e| {
+                    ExecuteError::Credential(format!("the egress proxy for the program: {e}"))
+                })?;
+                Some(opened)
+            }
+        };
+        let secret = match (policy.secret_name(), &egress) {
+            (Some(_), Some(proxy)) => Some(airlock_vault::SecretBytes::from(
+                proxy.placeholder.clone().into_bytes(),
+            )),
+            (Some(name), None) => Some(self.live.secret(name).ok_or_else(|| {
                 ExecuteError::Credential(format!(
                     "secret \"{name}\" of capability \"{}\" is not in the vault; the owner can add it with `airlock secret set {name}`",
                     authorized.capability.name
                 ))
             })?),
-            None => None,
+            (None, _) => None,
         };
         let invocation = authorized.invocation;
         let launch = tokio::task::spawn_blocking(move || {
@@ -243,12 +309,27 @@ impl Runtime {
             )))
         })?
         .map_err(ExecuteError::Exec)?;
-        launch
+        let launch = match &egress {
+            None => launch,
+            Some(proxy) => {
+                let mut launch = launch
+                    .via_proxy(proxy.port, &proxy.dir)
+                    .map_err(ExecuteError::Exec)?;
+                for (k, v) in &proxy.env {
+                    launch = launch.env(k, v);
+                }
+                launch
+            }
+        };
+        let output = launch
             .spawn(&self.live.scrubber())
             .map_err(ExecuteError::Exec)?
             .output()
             .await
-            .map_err(ExecuteError::Exec)
+            .map_err(ExecuteError::Exec);
+        // The child is gone: its proxy session ends.
+        drop(egress);
+        output
     }
 }
 

@@ -25,6 +25,7 @@ mod live;
 mod request;
 
 pub use audit_writer::AuditWriteError;
+pub use exec::{ChildEgress, ChildProxy};
 pub use exec::{ExecOutcome, ExecRequest};
 pub use live::LoadError;
 pub use request::{AuditStage, ExecuteError, ExecuteRequest, ExecuteResponse};
@@ -48,6 +49,9 @@ pub struct Runtime {
     token_uses: Mutex<HashMap<String, Instant>>,
     /// The requests held for a person's answer (in memory only; see `approval`).
     approvals: crate::approval::Approvals,
+    /// Where exec children with `inject = "placeholder"` send their HTTP (the
+    /// egress proxy of this process; set by the server that starts one).
+    egress: std::sync::OnceLock<std::sync::Arc<dyn exec::ChildEgress>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -111,7 +115,14 @@ impl Runtime {
             injectors: airlock_inject::Injectors::new(),
             token_uses: Mutex::new(HashMap::new()),
             approvals: crate::approval::Approvals::new(),
+            egress: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Gives exec children with `inject = "placeholder"` their egress proxy
+    /// (once; later calls are ignored).
+    pub fn set_egress(&self, egress: std::sync::Arc<dyn exec::ChildEgress>) {
+        let _ = self.egress.set(egress);
     }
 
     /// The broker (policy, sessions, visibility) with the configuration as of the
@@ -234,6 +245,7 @@ impl Runtime {
                     scope: (!record.capabilities.is_empty()).then_some(record.capabilities),
                     approver: None,
                     owner: false,
+                    exec_child: false,
                 })
             }
             Err(e) => {

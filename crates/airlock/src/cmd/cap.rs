@@ -82,8 +82,7 @@ fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
 
 /// The exec part of `cap add`, checked: the exec flags need `--mode exec`,
 /// which needs a `--command`; `--env` is `VAR=VALUE`; each `--workdir` exists
-/// (stored absolute; `~/…` kept as written); `--inject placeholder` waits for
-/// the egress proxy.
+/// (stored absolute; `~/…` kept as written).
 fn exec_spec(args: &CapAddArgs) -> anyhow::Result<Option<ExecSpec>> {
     if args.mode != CapMode::Exec {
         let given: Vec<&str> = [
@@ -108,11 +107,6 @@ fn exec_spec(args: &CapAddArgs) -> anyhow::Result<Option<ExecSpec>> {
     if !args.allow.is_empty() || !args.deny.is_empty() {
         bail!(
             "--allow/--deny are HTTP rules; an exec capability is limited by --command, --workdir and its token's own scope"
-        );
-    }
-    if args.inject == Some(CapInject::Placeholder) {
-        bail!(
-            "--inject placeholder is not available for the MCP exec tool yet (its children do not get the egress proxy); leave --inject out, and use `airlock run --proxy --cap NAME` for a program that should hold a placeholder"
         );
     }
     let commands: Vec<String> = args
@@ -162,6 +156,13 @@ fn exec_spec(args: &CapAddArgs) -> anyhow::Result<Option<ExecSpec>> {
             match n {
                 CapNetwork::None => "none",
                 CapNetwork::Direct => "direct",
+            }
+            .to_string()
+        }),
+        inject: args.inject.map(|i| {
+            match i {
+                CapInject::Placeholder => "placeholder",
+                CapInject::Env => "env",
             }
             .to_string()
         }),
@@ -256,6 +257,9 @@ fn summary(cap: &Capability) -> String {
         } else {
             "UNCONFINED (confine = false)".into()
         });
+        if cap.inject == airlock_config::Inject::Placeholder {
+            parts.push("a placeholder for the secret (egress proxy)".into());
+        }
     } else if cap.allow.is_empty() && cap.deny.is_empty() {
         parts.push("all paths".into());
     } else {
@@ -299,6 +303,7 @@ pub(crate) fn to_json(c: &Capability) -> Value {
         v["workdirs"] = json!(c.workdirs);
         v["confine"] = json!(c.confine);
         v["network"] = json!(c.network.as_str());
+        v["inject"] = json!(c.inject.as_str());
     }
     v
 }

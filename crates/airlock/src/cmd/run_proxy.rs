@@ -12,8 +12,7 @@
 //!   uses (a database password) is given as itself, and the run says so.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use airlock_broker::{Caller, Runtime, SystemClock};
@@ -179,12 +178,9 @@ impl Plan {
 
 /// The running proxy of one run.
 pub(crate) struct Proxied {
-    proxy: Arc<Proxy>,
+    started: airlock_proxy::egress::Started,
     runtime: Arc<Runtime>,
-    task: tokio::task::JoinHandle<()>,
-    bound: SocketAddr,
     token: String,
-    dir: tempfile::TempDir,
     services: Vec<String>,
 }
 
@@ -193,14 +189,6 @@ pub(crate) struct Summary {
     pub(crate) services: Vec<String>,
     pub(crate) tripped: bool,
 }
-
-/// Where the system's trusted roots are, on the systems airlock runs on.
-const SYSTEM_ROOTS: [&str; 4] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-    "/etc/ssl/ca-bundle.pem",
-];
 
 /// Starts the run's proxy on a free loopback port, over a runtime of its own
 /// (`vault` moves into it), with the session CA's files in a private directory.
@@ -215,43 +203,13 @@ pub(crate) async fn start(home: &Home, vault: Vault, plan: Plan) -> anyhow::Resu
         .collect();
     let on_trip = Box::new(|msg: &str| output::warn(format_args!("airlock run --proxy: {msg}")));
     let (proxy, token) = Proxy::for_run(runtime.clone(), caller, plan.placeholders, on_trip)?;
-
-    let dir = tempfile::Builder::new()
-        .prefix("airlock-run-proxy-")
-        .tempdir()
-        .context("cannot create the proxy's directory for its CA certificate")?;
-    let ca = proxy.ca().cert_pem();
-    std::fs::write(dir.path().join("ca.pem"), ca).context("cannot write the session CA")?;
-    // Clients that read one file get the system's roots too.
-    let mut bundle = SYSTEM_ROOTS
-        .iter()
-        .find_map(|p| std::fs::read(p).ok())
-        .unwrap_or_default();
-    if !bundle.is_empty() && !bundle.ends_with(b"\n") {
-        bundle.push(b'\n');
-    }
-    bundle.extend_from_slice(ca.as_bytes());
-    std::fs::write(dir.path().join("bundle.pem"), bundle).context("cannot write the CA bundle")?;
-
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let serving = proxy.clone();
-    let task = tokio::spawn(async move {
-        let served = airlock_proxy::serve_proxy(serving, "127.0.0.1:0", |bound| {
-            let _ = tx.send(bound);
-        })
-        .await;
-        if let Err(e) = served {
-            output::error(e.to_string());
-        }
-    });
-    let bound = rx.await.context("the run's egress proxy could not start")?;
+    let started = airlock_proxy::egress::Started::start(proxy)
+        .await
+        .map_err(|e| anyhow::anyhow!("the run's egress proxy could not start: {e}"))?;
     Ok(Proxied {
-        proxy,
+        started,
         runtime,
-        task,
-        bound,
         token,
-        dir,
         services,
     })
 }
@@ -259,63 +217,33 @@ pub(crate) async fn start(home: &Home, vault: Vault, plan: Plan) -> anyhow::Resu
 impl Proxied {
     /// The proxy's port.
     pub(crate) fn port(&self) -> u16 {
-        self.bound.port()
+        self.started.bound.port()
     }
 
     /// The directory of the CA files (the sandbox lets the program read it).
     pub(crate) fn dir(&self) -> &Path {
-        self.dir.path()
+        self.started.dir.path()
     }
 
-    /// Points the program at the proxy: the proxy variables (both cases, with
-    /// the session token), the CA variables clients read, and an empty
-    /// `NO_PROXY` (it never covers a service's host).
+    /// Points the program at the proxy ([`airlock_proxy::egress::client_env`]).
     pub(crate) fn apply(&self, mut launch: Launch) -> Launch {
-        let url = format!(
-            "http://{}:{}@{}",
-            airlock_proxy::NO_CAPABILITY_USER,
-            self.token,
-            self.bound
-        );
-        for var in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            launch = launch.env(var, &url);
-        }
-        for var in ["NO_PROXY", "no_proxy"] {
-            launch = launch.env(var, "");
-        }
-        let bundle: PathBuf = self.dir.path().join("bundle.pem");
-        for var in [
-            "SSL_CERT_FILE",
-            "REQUESTS_CA_BUNDLE",
-            "CURL_CA_BUNDLE",
-            "GIT_SSL_CAINFO",
-            "AWS_CA_BUNDLE",
-        ] {
-            launch = launch.env(var, &bundle);
+        for (k, v) in airlock_proxy::egress::client_env(self.started.bound, &self.token, self.dir())
+        {
+            launch = launch.env(k, v);
         }
         launch
-            .env("NODE_EXTRA_CA_CERTS", self.dir.path().join("ca.pem"))
-            .env("NODE_USE_ENV_PROXY", "1")
     }
 
     /// Stops the proxy and makes every audit record it wrote durable.
     pub(crate) async fn stop(self) -> Summary {
-        self.task.abort();
-        let tripped = self.proxy.tripped();
+        self.started.stop();
+        let tripped = self.started.proxy.tripped();
         let runtime = self.runtime.clone();
         match tokio::task::spawn_blocking(move || runtime.close_audit()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => output::warn(format_args!("audit flush at exit failed: {e}")),
             Err(e) => output::warn(format_args!("audit flush at exit failed: {e}")),
         }
-        drop(self.dir);
         Summary {
             services: self.services,
             tripped,

@@ -117,6 +117,9 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
             vault,
             SystemClock::new(),
         )?);
+        // Exec children with inject = "placeholder" reach their service through
+        // an egress proxy of their own, started at the first one.
+        rt.set_egress(airlock_proxy::egress::ExecChildren::new(&rt));
         // Batched audit records are made durable within 100 ms by the audit
         // writer thread itself (no timer here).
         let gateway = async {

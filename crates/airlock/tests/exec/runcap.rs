@@ -301,17 +301,6 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
                 "--mode",
                 "exec",
                 "--command",
-                "printenv",
-                "--inject",
-                "placeholder",
-            ],
-            "egress proxy",
-        ),
-        (
-            vec![
-                "--mode",
-                "exec",
-                "--command",
                 "no-such-program-airlock-test",
             ],
             "no-such-program-airlock-test",
