@@ -76,6 +76,21 @@ pub struct Server {
     pub approval_timeout: Duration,
     /// When audit records are made durable.
     pub audit_fsync: AuditFsync,
+    /// What the egress proxy does with a host no service names.
+    pub egress: Egress,
+}
+
+/// `server.egress`: what the egress proxy does with a `CONNECT` to a host no
+/// service names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    /// Refused (the default).
+    #[default]
+    Deny,
+    /// Tunnelled unmodified (no TLS interception, no credential), unless the
+    /// host resolves to a private, loopback, link-local or metadata address.
+    Tunnel,
 }
 
 /// `server.audit_fsync`: when audit records reach the disk.
@@ -96,6 +111,7 @@ impl Default for Server {
             default_access: DefaultAccess::Open,
             approval_timeout: Duration::from_secs(120),
             audit_fsync: AuditFsync::Always,
+            egress: Egress::Deny,
         }
     }
 }

@@ -38,6 +38,7 @@ struct RawServer {
     default_access: Option<Spanned<String>>,
     approval_timeout: Option<Spanned<String>>,
     audit_fsync: Option<Spanned<String>>,
+    egress: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +341,21 @@ fn parse_server(src: &Source<'_>, s: RawServer) -> Result<Server, ConfigError> {
                     f.span(),
                     format!(
                         "invalid audit_fsync \"{}\"; expected \"always\" or \"batch\"",
+                        other.escape_debug()
+                    ),
+                ));
+            }
+        };
+    }
+    if let Some(e) = s.egress {
+        server.egress = match e.get_ref().as_str() {
+            "deny" => crate::Egress::Deny,
+            "tunnel" => crate::Egress::Tunnel,
+            other => {
+                return Err(src.error(
+                    e.span(),
+                    format!(
+                        "invalid egress \"{}\"; expected \"deny\" (the default: the egress proxy reaches only the services' origins) or \"tunnel\" (other hosts tunnelled unmodified)",
                         other.escape_debug()
                     ),
                 ));

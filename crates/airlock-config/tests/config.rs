@@ -771,3 +771,28 @@ fn confine_and_network_are_checked() {
         assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
+
+/// `server.egress`: "deny" by default, "tunnel" when set, anything else one
+/// located error.
+#[test]
+fn egress_is_deny_unless_the_owner_says_tunnel() {
+    let parse =
+        |text: &str| airlock_config::Config::parse(std::path::Path::new("airlock.toml"), text);
+    assert_eq!(
+        parse("").unwrap().server.egress,
+        airlock_config::Egress::Deny
+    );
+    assert_eq!(
+        parse("[server]\negress = \"tunnel\"\n")
+            .unwrap()
+            .server
+            .egress,
+        airlock_config::Egress::Tunnel
+    );
+    let e = parse("[server]\negress = \"open\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("airlock.toml:2:"), "{e}");
+    assert!(e.contains("invalid egress \"open\""), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+}

@@ -419,13 +419,7 @@ fn route(
     let services: Vec<&airlock_config::Service> = config
         .services
         .values()
-        .filter(|s| {
-            s.url.scheme() == scheme
-                && s.url
-                    .host_str()
-                    .is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(host))
-                && s.url.port_or_known_default() == Some(port)
-        })
+        .filter(|s| names(s, scheme, host, port))
         .collect();
     let shown = format!("{scheme}://{}:{port}", host.escape_debug());
     if services.is_empty() {
@@ -485,6 +479,58 @@ fn route(
                     .join(", ")
             ),
         )),
+    }
+}
+
+/// Whether `service`'s URL names the origin `scheme://host:port`.
+fn names(service: &airlock_config::Service, scheme: &str, host: &str, port: u16) -> bool {
+    service.url.scheme() == scheme
+        && service
+            .url
+            .host_str()
+            .is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(host))
+        && service.url.port_or_known_default() == Some(port)
+}
+
+/// Whether the egress proxy may tunnel to `ip` with `egress = "tunnel"`: not
+/// loopback, private, link-local (cloud metadata: 169.254.169.254, fd00:ec2::254),
+/// shared (CGNAT), unspecified, multicast, broadcast or documentation space —
+/// nor an IPv4-mapped or NAT64-embedded one of those.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && v4.octets()[2] == 0)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            // 64:ff9b::/96 (NAT64) carries an IPv4 address in its last 32 bits.
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let [.., hi, lo] = seg;
+                let v4 = std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+                return is_public(IpAddr::V4(v4));
+            }
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8))
+        }
     }
 }
 
@@ -607,6 +653,15 @@ impl Proxy {
         let port = authority
             .port_u16()
             .ok_or_else(|| bad("CONNECT needs host:port"))?;
+        let config = broker.config();
+        if config.server.egress == airlock_config::Egress::Tunnel
+            && !config
+                .services
+                .values()
+                .any(|s| names(s, "https", &host, port))
+        {
+            return self.tunnel(caller, host, port, req).await;
+        }
         let route = route(broker, caller, "https", &host, port, wanted.as_deref())?;
         let config = match self.tls_config(&host) {
             Ok(c) => c,
@@ -634,6 +689,82 @@ impl Proxy {
         tokio::spawn(async move {
             if let Ok(upgraded) = upgrade.await {
                 tunnel.serve(TokioIo::new(upgraded), config).await;
+            }
+            drop(slot);
+        });
+        Ok(StatusCode::OK.into_response())
+    }
+}
+
+impl Proxy {
+    /// `egress = "tunnel"`: a `CONNECT` to a host no service names, tunnelled
+    /// unmodified to a public address it resolves to (never a private,
+    /// loopback, link-local or metadata one: every address is checked, and the
+    /// connection goes to the checked ones, not to a second lookup). Audited
+    /// before the tunnel opens; nothing inside it is read or changed.
+    async fn tunnel(
+        self: &Arc<Self>,
+        caller: &Caller,
+        host: String,
+        port: u16,
+        req: Request,
+    ) -> Result<Response, (StatusCode, String)> {
+        let shown = format!("{}:{port}", host.escape_debug());
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    format!("cannot resolve {shown}: {e}"),
+                )
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err((StatusCode::BAD_GATEWAY, format!("{shown} has no address")));
+        }
+        if let Some(private) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{shown} resolves to {}, which is not a public address: egress = \"tunnel\" reaches public hosts only (a service may name a private one)",
+                    private.ip()
+                ),
+            ));
+        }
+        let event = airlock_audit::Event::new(airlock_audit::Kind::Request)
+            .agent(&caller.agent(), caller.is_trusted())
+            .method("CONNECT")
+            .path(&shown)
+            .decision(airlock_audit::Decision::Allow)
+            .detail("tunnelled unmodified (egress = \"tunnel\": no service names this host; nothing in the tunnel is read, and no credential is added)");
+        if let Err(e) = self.runtime.audit_durable(&event).await {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the tunnel could not be audited, so it was not opened: {e}"),
+            ));
+        }
+        let upstream = tokio::net::TcpStream::connect(&addrs[..])
+            .await
+            .map_err(|e| {
+                (
+                    StatusCode::BAD_GATEWAY,
+                    format!("cannot connect to {shown}: {e}"),
+                )
+            })?;
+        let Ok(slot) = self.tunnels.clone().try_acquire_owned() else {
+            let msg = format!("{MAX_TUNNELS} tunnels are open; try again when one closes");
+            return Ok(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                &msg,
+            ));
+        };
+        let upgrade = hyper::upgrade::on(req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut client = TokioIo::new(upgraded);
+                let mut upstream = upstream;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             }
             drop(slot);
         });
@@ -853,6 +984,43 @@ mod tests {
         assert_eq!(within_base("/api", "/api").as_deref(), Some("/"));
         assert_eq!(within_base("/api", "/apix/v1"), None);
         assert_eq!(within_base("/api", "/v1"), None);
+    }
+
+    #[test]
+    fn only_public_addresses_are_tunnelled() {
+        let public = ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111", "198.18.0.1"];
+        let not = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.0.1",
+            "192.0.2.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::7f00:1",
+        ];
+        for ip in public {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in not {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]

@@ -1174,3 +1174,103 @@ curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?""#
     drop(stdin);
     let _ = child.wait();
 }
+
+// ---------------------------------------------------------------------------
+// `egress = "tunnel"`: a host no service names is tunnelled unmodified when it
+// is public, refused when it resolves to a private or loopback address.
+
+#[test]
+fn egress_tunnel_reaches_public_hosts_unmodified_and_never_private_ones() {
+    // A network namespace of the test's own, where 198.18.0.1 (a public-range
+    // address) is local: the only way to test a "public" host with no internet.
+    let probe = Command::new("unshare").args(["-n", "true"]).status();
+    if !probe.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot create a network namespace here (needs root)");
+        return;
+    }
+    let (_dir, home) = home(closed_port(), closed_port());
+    let toml = home.join("airlock.toml");
+    let config = std::fs::read_to_string(&toml).unwrap();
+    let config = if config.contains("[server]\n") {
+        config.replace("[server]\n", "[server]\negress = \"tunnel\"\n")
+    } else {
+        format!("[server]\negress = \"tunnel\"\n\n{config}")
+    };
+    std::fs::write(&toml, config).unwrap();
+    let token = String::from_utf8(
+        ok(airlock(&home)
+            .args(["token", "issue", "--agent", AGENT])
+            .output()
+            .unwrap())
+        .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let auth = base64_of(&format!("airlock:{token}"));
+    // In the namespace: a TCP server on 198.18.0.1:8443 that greets, the proxy,
+    // and a client that CONNECTs to it, to a loopback port, and to a metadata
+    // address.
+    let script = format!(
+        r#"set -e
+ip link set lo up
+ip addr add 198.18.0.1/32 dev lo
+python3 - >/dev/null 2>&1 <<'PY' &
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("198.18.0.1", 8443)); s.listen(4)
+while True:
+    c, _ = s.accept(); c.sendall(b"HELLO-FROM-PUBLIC\n"); data = c.recv(100); c.sendall(b"ECHO " + data); c.close()
+PY
+SRV=$!
+'{bin}' serve --proxy 127.0.0.1:18789 >/dev/null 2>proxy.log &
+PX=$!
+trap 'kill $SRV $PX' EXIT
+for i in $(seq 50); do python3 -c 'import socket; socket.create_connection(("127.0.0.1", 18789))' 2>/dev/null && break; sleep 0.1; done
+python3 - <<'PY'
+import socket
+def connect(target):
+    s = socket.create_connection(("127.0.0.1", 18789))
+    s.sendall(f"CONNECT {{target}} HTTP/1.1\r\nHost: {{target}}\r\nProxy-Authorization: Basic {auth}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk: break
+        head += chunk
+    return s, head.decode(errors="replace")
+s, head = connect("198.18.0.1:8443")
+print("PUBLIC", head.split("\r\n")[0])
+print(s.recv(100).decode().strip())
+s.sendall(b"ping\n"); print(s.recv(100).decode().strip())
+for target in ("127.0.0.1:9", "169.254.169.254:80", "localhost:9"):
+    s, head = connect(target)
+    body = s.recv(2000).decode(errors="replace")
+    print("PRIVATE", target, head.split("\r\n")[0], "not a public address" in head + body)
+PY
+"#,
+        bin = env!("CARGO_BIN_EXE_airlock"),
+    );
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", &script])
+        .env("AIRLOCK_HOME", &home)
+        .current_dir(&home)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("PUBLIC HTTP/1.1 200 OK"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("HELLO-FROM-PUBLIC"), "{stdout}");
+    assert!(stdout.contains("ECHO ping"), "{stdout}");
+    for target in ["127.0.0.1:9", "169.254.169.254:80", "localhost:9"] {
+        assert!(
+            stdout.contains(&format!("PRIVATE {target} HTTP/1.1 403 Forbidden True")),
+            "{target}: {stdout}\n{stderr}"
+        );
+    }
+    assert!(audit_contains(&home, "tunnelled unmodified"));
+    assert!(audit_contains(&home, "198.18.0.1:8443"));
+    assert!(audit_contains(&home, "which is not a public address"));
+}
