@@ -880,9 +880,23 @@ impl Tunnel {
         let _ = builder.serve_connection(TokioIo::new(tls), service).await;
     }
 
+    /// Refuses a request inside the tunnel (audited, on the route's capability).
+    async fn refuse(
+        &self,
+        caller: &Caller,
+        parts: &http::request::Parts,
+        status: StatusCode,
+        kind: &str,
+        msg: &str,
+    ) -> Response {
+        let (method, path) = (parts.method.as_str(), parts.uri.path());
+        let cap = Some(self.route.capability.as_str());
+        let runtime = &self.proxy.runtime;
+        refuse(runtime, Some(caller), cap, method, path, status, kind, msg).await
+    }
+
     /// One request inside the tunnel.
     async fn request(&self, req: http::Request<hyper::body::Incoming>) -> Response {
-        let runtime = &self.proxy.runtime;
         // Checked per request: a revoked token stops an open tunnel.
         let caller = match self.proxy.authenticate(&self.token).await {
             Ok(c) => c,
@@ -898,20 +912,8 @@ impl Tunnel {
             self.proxy
                 .check_placeholders(origin, &parts.uri, &parts.headers, b"")
         {
-            let (method, path) = (parts.method.as_str(), parts.uri.path());
-            let cap = Some(self.route.capability.as_str());
             let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
-            return refuse(
-                runtime,
-                Some(&caller),
-                cap,
-                method,
-                path,
-                status,
-                kind,
-                &msg,
-            )
-            .await;
+            return self.refuse(&caller, &parts, status, kind, &msg).await;
         }
         let named = parts
             .uri
@@ -932,21 +934,9 @@ impl Tunnel {
                 self.host.escape_debug(),
                 self.port
             );
-            let (method, path) = (parts.method.as_str(), parts.uri.path());
-            let cap = Some(self.route.capability.as_str());
             let status = StatusCode::MISDIRECTED_REQUEST;
             let kind = "invalid_request_error";
-            return refuse(
-                runtime,
-                Some(&caller),
-                cap,
-                method,
-                path,
-                status,
-                kind,
-                &msg,
-            )
-            .await;
+            return self.refuse(&caller, &parts, status, kind, &msg).await;
         }
         // Only the path and query go on (the engine sets Host and :authority
         // from the service's URL, as for the gateway).
