@@ -118,6 +118,9 @@ def main():
             "direct (nginx, TLS)": load(a.load, ["--port", str(a.tls_port), "--path", "/v1/items", "--ca", a.tls_ca, "--first", ",".join(fresh)]),
             "proxy (CONNECT, TLS)": load(a.load, ["--port", str(a.tls_port), "--path", "/v1/items", "--ca", px_ca, "--first", ",".join(fresh), *via]),
         }
+        # The same ten hosts again: a new connection each, the leaf and
+        # airlock's upstream client already there — what the first time adds.
+        first["proxy, same hosts again"] = load(a.load, ["--port", str(a.tls_port), "--path", "/v1/items", "--ca", px_ca, "--first", ",".join(fresh), *via])
     finally:
         for p in procs:
             p.terminate()
