@@ -225,7 +225,14 @@ impl Proxy {
     /// The caller a token stands for: on a proxy of sessions, one of its
     /// sessions' tokens (and only those); else an agent token. Or the answer
     /// refusing it.
-    async fn authenticate(&self, token: &str) -> Result<Caller, Response> {
+    /// A refusal of a tripped session's request is audited (`method`,
+    /// `target`).
+    async fn authenticate(
+        &self,
+        token: &str,
+        method: &str,
+        target: &str,
+    ) -> Result<Caller, Response> {
         let Some(sessions) = &self.sessions else {
             return airlock_gateway::authenticate(&self.runtime, token).await;
         };
@@ -240,11 +247,12 @@ impl Proxy {
             ));
         };
         if session.tripped.load(Ordering::SeqCst) {
-            return Err(error(
-                StatusCode::FORBIDDEN,
-                "permission_error",
-                "this session was revoked by the placeholder trip wire; nothing more goes through",
-            ));
+            let msg =
+                "this session was revoked by the placeholder trip wire; nothing more goes through";
+            let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
+            let caller = Some(&session.caller);
+            let runtime = &self.runtime;
+            return Err(refuse(runtime, caller, None, method, target, status, kind, msg).await);
         }
         Ok(session.caller.clone())
     }
@@ -584,7 +592,7 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
         return proxy_auth_required(msg);
     };
     let caller = match proxy.sessions {
-        Some(_) => match proxy.authenticate(&token).await {
+        Some(_) => match proxy.authenticate(&token, &method, &target).await {
             Ok(c) => c,
             Err(answer) => return answer,
         },
@@ -898,7 +906,12 @@ impl Tunnel {
     /// One request inside the tunnel.
     async fn request(&self, req: http::Request<hyper::body::Incoming>) -> Response {
         // Checked per request: a revoked token stops an open tunnel.
-        let caller = match self.proxy.authenticate(&self.token).await {
+        let target = format!("{}{}", self.host, req.uri().path());
+        let caller = match self
+            .proxy
+            .authenticate(&self.token, req.method().as_str(), &target)
+            .await
+        {
             Ok(c) => c,
             Err(answer) => return answer,
         };

@@ -931,6 +931,11 @@ fn a_placeholder_anywhere_else_trips_the_wire_and_ends_the_run_s_access() {
         "placeholder trip wire: the placeholder for service \\\"remote\\\" was sent in header \\\"x-debug\\\""
     ));
     assert!(audit_contains(&home, "the body of a request"));
+    // The refused follow-ups are on record too.
+    assert!(audit_contains(
+        &home,
+        "revoked by the placeholder trip wire; nothing more goes through"
+    ));
     assert!(audit_contains(
         &home,
         "the placeholder trip wire tripped (session revoked)"
