@@ -215,6 +215,19 @@ impl Proxy {
         &self.ca
     }
 
+    /// A place among the [`MAX_TUNNELS`] open tunnels, or the `503` when
+    /// there is none.
+    fn tunnel_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Box<Response>> {
+        self.tunnels.clone().try_acquire_owned().map_err(|_| {
+            let msg = format!("{MAX_TUNNELS} tunnels are open; try again when one closes");
+            Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                &msg,
+            ))
+        })
+    }
+
     /// Whether a placeholder has tripped the wire in any session.
     pub fn tripped(&self) -> bool {
         self.all_sessions()
@@ -257,34 +270,15 @@ impl Proxy {
         Ok(session.caller.clone())
     }
 
-    /// Checks a request to `origin` for placeholders off their surface (any
-    /// session's: a placeholder names its session); on a trip, revokes that
-    /// session and returns the refusal's message and the session's caller.
-    fn check_placeholders(
+    /// Runs `check` on every open session's placeholders (a placeholder names
+    /// its session); on a trip, revokes that session and returns the refusal's
+    /// message and the session's caller.
+    fn check_sessions(
         &self,
-        origin: placeholder::Origin<'_>,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
-        body: &[u8],
+        check: impl Fn(&Placeholders) -> Result<(), Trip>,
     ) -> Result<(), (String, Box<Caller>)> {
         for session in self.all_sessions() {
-            if let Err(trip) = session.placeholders.check(origin, uri, headers, body) {
-                return Err((self.trip(&session, &trip), Box::new(session.caller.clone())));
-            }
-        }
-        Ok(())
-    }
-
-    /// [`Proxy::check_placeholders`] for a request no placeholder may ride at
-    /// all (a `CONNECT`, a request whose origin is not a service's).
-    fn check_anywhere(
-        &self,
-        target: &str,
-        uri: &http::Uri,
-        headers: &http::HeaderMap,
-    ) -> Result<(), (String, Box<Caller>)> {
-        for session in self.all_sessions() {
-            if let Err(trip) = session.placeholders.check_anywhere(target, uri, headers) {
+            if let Err(trip) = check(&session.placeholders) {
                 return Err((self.trip(&session, &trip), Box::new(session.caller.clone())));
             }
         }
@@ -577,9 +571,9 @@ async fn handle(State(proxy): State<Arc<Proxy>>, req: Request) -> Response {
                 host: &host,
                 port: a.port_u16().unwrap_or(80),
             };
-            proxy.check_placeholders(origin, req.uri(), req.headers(), b"")
+            proxy.check_sessions(|p| p.check_head(origin, req.uri(), req.headers()))
         }
-        _ => proxy.check_anywhere(&target, req.uri(), req.headers()),
+        _ => proxy.check_sessions(|p| p.check_anywhere(&target, req.uri(), req.headers())),
     };
     if let Err((msg, caller)) = checked {
         let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
@@ -678,13 +672,9 @@ impl Proxy {
                 return Ok(error(status, "internal_error", &e.to_string()));
             }
         };
-        let Ok(slot) = self.tunnels.clone().try_acquire_owned() else {
-            let msg = format!("{MAX_TUNNELS} tunnels are open; try again when one closes");
-            return Ok(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded_error",
-                &msg,
-            ));
+        let slot = match self.tunnel_slot() {
+            Ok(slot) => slot,
+            Err(busy) => return Ok(*busy),
         };
         let tunnel = Tunnel {
             proxy: self.clone(),
@@ -717,6 +707,10 @@ impl Proxy {
         port: u16,
         req: Request,
     ) -> Result<Response, (StatusCode, String)> {
+        let slot = match self.tunnel_slot() {
+            Ok(slot) => slot,
+            Err(busy) => return Ok(*busy),
+        };
         let shown = format!("{}:{port}", host.escape_debug());
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
@@ -759,14 +753,6 @@ impl Proxy {
                     format!("cannot connect to {shown}: {e}"),
                 )
             })?;
-        let Ok(slot) = self.tunnels.clone().try_acquire_owned() else {
-            let msg = format!("{MAX_TUNNELS} tunnels are open; try again when one closes");
-            return Ok(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded_error",
-                &msg,
-            ));
-        };
         let upgrade = hyper::upgrade::on(req);
         tokio::spawn(async move {
             if let Ok(upgraded) = upgrade.await {
@@ -804,9 +790,11 @@ async fn send(
         let kind = "permission_error";
         return refuse(runtime, Some(caller), cap, method, path, status, kind, &msg).await;
     };
-    let inspect = |parts: &http::request::Parts, body: &[u8]| {
+    // The head was checked before it got here (refused requests included);
+    // the body, read now, is what is left.
+    let inspect = |_: &http::request::Parts, body: &[u8]| {
         proxy
-            .check_placeholders(origin, &parts.uri, &parts.headers, body)
+            .check_sessions(|p| p.check_body(origin, body))
             .map_err(|(msg, _)| msg)
     };
     let cap = &route.capability;
@@ -921,9 +909,9 @@ impl Tunnel {
             host: &self.host,
             port: self.port,
         };
-        if let Err((msg, _)) =
-            self.proxy
-                .check_placeholders(origin, &parts.uri, &parts.headers, b"")
+        if let Err((msg, _)) = self
+            .proxy
+            .check_sessions(|p| p.check_head(origin, &parts.uri, &parts.headers))
         {
             let (status, kind) = (StatusCode::FORBIDDEN, "permission_error");
             return self.refuse(&caller, &parts, status, kind, &msg).await;

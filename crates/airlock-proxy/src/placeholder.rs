@@ -211,6 +211,17 @@ impl Placeholders {
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<(), Trip> {
+        self.check_head(origin, uri, headers)?;
+        self.check_body(origin, body)
+    }
+
+    /// [`Placeholders::check`] of a request's head: its headers and target.
+    pub fn check_head(
+        &self,
+        origin: Origin<'_>,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+    ) -> Result<(), Trip> {
         if self.bound.is_empty() {
             return Ok(());
         }
@@ -226,23 +237,40 @@ impl Placeholders {
             let shown = || "the request's authority".to_string();
             self.check_text(a.as_str().as_bytes(), origin, shown, |_| false)?;
         }
-        let path = uri.path().as_bytes();
-        for text in [path.to_vec(), percent_decode(path)] {
-            self.check_text(&text, origin, || "the path".to_string(), |_| false)?;
-        }
+        let path = || "the path".to_string();
+        self.check_escaped(uri.path().as_bytes(), origin, path, |_| false)?;
         if let Some(query) = uri.query() {
             for pair in query.split('&') {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
                 let name = String::from_utf8_lossy(&percent_decode(name.as_bytes())).into_owned();
                 let shown = || format!("query parameter \"{}\"", name.escape_debug());
                 let on_surface = |b: &Bound| b.query.contains(&name);
-                for text in [value.as_bytes().to_vec(), percent_decode(value.as_bytes())] {
-                    self.check_text(&text, origin, shown, on_surface)?;
-                }
+                self.check_escaped(value.as_bytes(), origin, shown, on_surface)?;
                 self.check_text(name.as_bytes(), origin, shown, |_| false)?;
             }
         }
+        Ok(())
+    }
+
+    /// [`Placeholders::check`] of a request's body: no placeholder may ride it.
+    pub fn check_body(&self, origin: Origin<'_>, body: &[u8]) -> Result<(), Trip> {
         self.check_text(body, origin, || "the body".to_string(), |_| false)
+    }
+
+    /// [`Placeholders::check_text`] of `text` as sent and, when it has a `%`,
+    /// percent-decoded.
+    fn check_escaped(
+        &self,
+        text: &[u8],
+        origin: Origin<'_>,
+        surface: impl Fn() -> String + Copy,
+        allowed: impl Fn(&Bound) -> bool + Copy,
+    ) -> Result<(), Trip> {
+        self.check_text(text, origin, surface, allowed)?;
+        if text.contains(&b'%') {
+            self.check_text(&percent_decode(text), origin, surface, allowed)?;
+        }
+        Ok(())
     }
 
     /// Checks what can be read of a request that no placeholder may ride at

@@ -6,7 +6,7 @@
 //! not the CONNECT host, and policy refusals are refused and audited.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -99,6 +99,20 @@ impl Drop for Proxy {
     }
 }
 
+/// Lines from `reader` until one holds `marker` (true) or the stream ends
+/// (false); all of them.
+fn read_until(reader: &mut impl BufRead, marker: &str) -> (String, bool) {
+    let mut text = String::new();
+    while !text.contains(marker) {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return (text, false);
+        }
+        text.push_str(&line);
+    }
+    (text, true)
+}
+
 fn start_proxy(home: &Path) -> Proxy {
     let port = closed_port();
     let mut child = airlock(home)
@@ -114,20 +128,16 @@ fn start_proxy(home: &Path) -> Proxy {
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = String::new();
-    while !stdout.contains("unset NO_PROXY") {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("airlock proxy exited: {err}");
-        }
-        stdout.push_str(&line);
+    let (stdout, seen) = read_until(&mut out, "unset NO_PROXY");
+    if !seen {
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("airlock proxy exited: {err}");
     }
     let value = |var: &str| {
         stdout
@@ -777,14 +787,7 @@ fn listening_beyond_loopback_is_warned_and_a_bad_address_is_one_line() {
         .spawn()
         .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("beyond this machine") {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-    }
+    let (seen, _) = read_until(&mut err, "beyond this machine");
     let _ = child.kill();
     let _ = child.wait();
     assert!(seen.contains("beyond this machine"), "{seen}");
@@ -1020,7 +1023,12 @@ try:
     socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     print("UDP-OK")
 except PermissionError:
-    print("UDP-REFUSED")'
+    print("UDP-REFUSED")
+try:
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    print("UNIX-OK")
+except PermissionError:
+    print("UNIX-REFUSED")'
 exit 0"#
     );
     let work = dir.path().join("work");
@@ -1036,6 +1044,8 @@ exit 0"#
     // curl: "Failed to connect" (7), the kernel said EACCES.
     assert!(out.contains("DIRECT-EXIT 7"), "{out} {err}");
     assert!(out.contains("UDP-REFUSED"), "{out} {err}");
+    // No UNIX socket either: control.sock answers revocations.
+    assert!(out.contains("UNIX-REFUSED"), "{out} {err}");
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
@@ -1169,6 +1179,17 @@ curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?""#
         &home,
         "a placeholder for the secret, HTTPS through the egress proxy"
     ));
+    // The key is in no file of the home nor of the workdir (the vault holds
+    // it sealed), and the agent never saw it.
+    for file in files_under(&home).into_iter().chain(files_under(&work)) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the key is in {}",
+            file.display()
+        );
+    }
+    assert!(!text.contains(SECRET), "{text}");
 
     // A child that sends its placeholder elsewhere trips the wire: refused, and
     // the agent's session is revoked — its next exec call is refused too.
@@ -1284,4 +1305,31 @@ PY
     assert!(audit_contains(&home, "tunnelled unmodified"));
     assert!(audit_contains(&home, "198.18.0.1:8443"));
     assert!(audit_contains(&home, "which is not a public address"));
+}
+
+#[test]
+fn run_proxy_refuses_a_plan_it_cannot_keep_in_one_line_and_runs_nothing() {
+    let (port, upstream_ca, _seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    // "remote" (http) and "tool" (exec) both use service "remote".
+    for (caps, says) in [
+        (&["--cap", "nope"][..], "unknown capability \"nope\""),
+        (
+            &["--cap", "tool", "--cap", "remote"][..],
+            "both use service \"remote\"",
+        ),
+    ] {
+        let out = airlock(&home)
+            .args(["run", "--proxy"])
+            .args(caps)
+            .args(["--", "touch", "ran"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.path().join("ran").exists());
+    }
 }
