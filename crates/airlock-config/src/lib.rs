@@ -222,13 +222,14 @@ pub struct Capability {
 /// (`inject = "…"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Inject {
-    /// The real secret (today's default).
+    /// A placeholder bound to the service (the default); the child reaches the
+    /// network only through airlock's egress proxy, which puts the key on
+    /// requests to the service (docs/proxy.md).
     #[default]
-    Env,
-    /// A placeholder bound to the service; the child reaches the network only
-    /// through airlock's egress proxy, which puts the key on requests to the
-    /// service (docs/proxy.md).
     Placeholder,
+    /// The real secret, for uses the proxy cannot stand in for (a database
+    /// password, a signing key).
+    Env,
 }
 
 impl Inject {

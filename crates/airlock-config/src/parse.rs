@@ -1076,7 +1076,7 @@ fn parse_capability(
         }
     }
     let inject = match &c.inject {
-        None => Inject::Env,
+        None => Inject::Placeholder,
         Some(i) => match i.get_ref().as_str() {
             "env" => Inject::Env,
             "placeholder" => Inject::Placeholder,
@@ -1084,7 +1084,7 @@ fn parse_capability(
                 return Err(src.error(
                     i.span(),
                     ctx(format!(
-                        "invalid inject \"{}\"; expected \"placeholder\" (the program holds a placeholder and reaches its service through airlock's egress proxy) or \"env\" (the real secret in its environment, the default)",
+                        "invalid inject \"{}\"; expected \"placeholder\" (the default: the program holds a placeholder and reaches its service through airlock's egress proxy) or \"env\" (the real secret in its environment, for non-HTTP uses)",
                         other.escape_debug()
                     )),
                 ));

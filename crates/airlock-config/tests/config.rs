@@ -726,12 +726,13 @@ fn confine_and_network_are_checked() {
         airlock_config::Network::Direct
     );
     assert!(!direct.capabilities["c"].confine);
-    assert_eq!(cap.inject, airlock_config::Inject::Env, "env by default");
-    let placeholder = parse("inject = \"placeholder\"\n", exec).unwrap();
     assert_eq!(
-        placeholder.capabilities["c"].inject,
-        airlock_config::Inject::Placeholder
+        cap.inject,
+        airlock_config::Inject::Placeholder,
+        "a placeholder by default (DESIGN §4)"
     );
+    let env = parse("inject = \"env\"\n", exec).unwrap();
+    assert_eq!(env.capabilities["c"].inject, airlock_config::Inject::Env);
     let http = "[capabilities.c]\nservice = \"s\"\n";
     for (extra, base, line, says) in [
         (

@@ -324,10 +324,10 @@ pub(crate) struct CapAddArgs {
     /// (repeatable; must exist)
     #[arg(long = "workdir", value_name = "DIR")]
     pub(crate) workdirs: Vec<String>,
-    /// With --mode exec: what the program holds for the secret: `env` (the
-    /// real secret in its environment, the default) or `placeholder` (a
-    /// placeholder; its HTTPS goes through airlock's egress proxy, which puts
-    /// the key on requests to the service only)
+    /// With --mode exec: what the program holds for the secret: `placeholder`
+    /// (the default: its HTTPS goes through airlock's egress proxy, which puts
+    /// the key on requests to the service only) or `env` (the real secret in
+    /// its environment, for non-HTTP uses such as a database password)
     #[arg(long, value_enum, value_name = "HOW")]
     pub(crate) inject: Option<CapInject>,
     /// With --mode exec: run its programs outside the kernel sandbox
@@ -344,7 +344,7 @@ pub(crate) struct CapAddArgs {
 pub(crate) enum CapMode {
     /// HTTP requests through the broker (`execute`, the gateway)
     Http,
-    /// Programs run with the secret in their environment (`exec`)
+    /// Programs run with a placeholder (or the secret) in their environment (`exec`)
     Exec,
 }
 

@@ -194,6 +194,7 @@ service = "svc"
 mode = "exec"
 commands = ["/usr/bin/printenv", "git", "{}"]
 env = {{ TOKEN = "{{{{secret}}}}" }}
+inject = "env"
 workdirs = ["{}"]
 timeout = "20s"
 "#,

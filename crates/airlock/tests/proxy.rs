@@ -1049,6 +1049,183 @@ exit 0"#
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
+/// `run --confine` without `--proxy`: the child's environment follows each
+/// capability's `inject` (DESIGN §7.11). The default, a placeholder, brings the
+/// run's own proxy; `inject = "env"` gives the key itself and no proxy; a run
+/// without `--confine` is the owner's own command and gets the key.
+#[test]
+fn a_confined_run_follows_each_capabilitys_inject() {
+    if !landlock_here() {
+        return;
+    }
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    let url = format!("https://127.0.0.1:{port}/v1/customers");
+    let script = format!(
+        r#"printf %s "$TOKEN" > held.txt; printf %s "${{HTTPS_PROXY:-none}}" > proxy.txt
+curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" {url}; echo
+curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?"
+exit 0"#
+    );
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    assert!(
+        !config.contains("inject"),
+        "cap add wrote no inject: {config}"
+    );
+
+    // The default: a placeholder, the key put on by the run's proxy only.
+    let (code, out, err) = run_proxied(&home, &work, &["--confine", "--cap", "tool"], &script);
+    assert_eq!(code, 0, "{err}");
+    let held = std::fs::read_to_string(work.join("held.txt")).unwrap();
+    assert!(held.starts_with("airlock_ph_"), "{held}");
+    assert!(
+        std::fs::read_to_string(work.join("proxy.txt"))
+            .unwrap()
+            .starts_with("http://"),
+        "{out} {err}"
+    );
+    assert!(out.contains("Bearer [REDACTED:local]"), "{out} {err}");
+    assert!(out.contains("DIRECT-EXIT 7"), "{out} {err}");
+    let heads = seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    assert!(!heads.contains(&held), "{heads}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(audit_contains(
+        &home,
+        "inject = placeholder: placeholders for services [remote]"
+    ));
+
+    // `inject = "env"`: the key itself, no proxy, and (network "none") no
+    // connection at all.
+    let toml = home.join("airlock.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        "[capabilities.tool]\n",
+        "[capabilities.tool]\ninject = \"env\"\n",
+    );
+    std::fs::write(&toml, text).unwrap();
+    let (code, out, err) = run_proxied(&home, &work, &["--confine", "--cap", "tool"], &script);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("held.txt")).unwrap(),
+        SECRET
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.join("proxy.txt")).unwrap(),
+        "none"
+    );
+    assert!(out.contains("DIRECT-EXIT 7"), "{out} {err}");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "nothing reached the upstream"
+    );
+
+    // Unconfined, the owner's own command gets the key, whatever `inject` says.
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("inject = \"env\"\n", "");
+    std::fs::write(&toml, text).unwrap();
+    let (code, _, err) = run_proxied(
+        &home,
+        &work,
+        &["--cap", "tool"],
+        "printf %s \"$TOKEN\" > held.txt",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(work.join("held.txt")).unwrap(),
+        SECRET
+    );
+}
+
+/// A stdio MCP server whose one tool fetches the URL it is given with
+/// `Authorization: Bearer $TOKEN` (urllib, through the environment's proxy)
+/// and answers what came back and what it holds.
+const FETCH_SERVER: &str = r#"
+import json, os, sys, urllib.request
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    if m.get("method") == "initialize":
+        r = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+             "serverInfo": {"name": "fetch", "version": "1"}}
+    else:
+        req = urllib.request.Request(m["params"]["arguments"]["url"],
+                                     headers={"Authorization": "Bearer " + os.environ["TOKEN"]})
+        body = urllib.request.urlopen(req, timeout=20).read().decode()
+        held = "placeholder" if os.environ["TOKEN"].startswith("airlock_ph_") else "other"
+        r = {"content": [{"type": "text", "text": held + " " + body}], "isError": False}
+    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+"#;
+
+/// `wrap --confine` follows `inject` as `run --confine` does: the wrapped
+/// server holds a placeholder and its requests reach the service with the key.
+#[test]
+fn a_confined_wrap_gives_the_server_a_placeholder_and_a_proxy() {
+    if !landlock_here() || !Path::new("/usr/bin/python3").exists() {
+        return;
+    }
+    let (port, upstream_ca, seen) = tls_upstream();
+    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("fetch.py"), FETCH_SERVER).unwrap();
+    let url = format!("https://127.0.0.1:{port}/v1/customers");
+    let mut child = airlock(&home)
+        .args([
+            "wrap",
+            "--confine",
+            "--cap",
+            "tool",
+            "--",
+            "/usr/bin/python3",
+            "fetch.py",
+        ])
+        .current_dir(&work)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": common::initialize_params("wrap-test")}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fetch", "arguments": {"url": url}}}),
+    ];
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    // The answers come before the server sees the end of its input.
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let answer: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["id"] == 2)
+        .unwrap_or_else(|| panic!("no answer to the call: {stderr}"));
+    let text = answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.starts_with("placeholder "), "{answer} {stderr}");
+    assert!(
+        text.contains("Bearer [REDACTED:local]"),
+        "{answer} {stderr}"
+    );
+    let heads = seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    assert!(!heads.contains("airlock_ph_"), "{heads}");
+    assert!(audit_contains(
+        &home,
+        "inject = placeholder: placeholders for services [remote]"
+    ));
+}
+
 #[test]
 fn revoke_all_stops_a_running_run_proxy_at_its_next_request() {
     let (port, upstream_ca, seen) = tls_upstream();
@@ -1069,7 +1246,7 @@ fn revoke_all_stops_a_running_run_proxy_at_its_next_request() {
 }
 
 // ---------------------------------------------------------------------------
-// The MCP `exec` tool with `inject = "placeholder"`: the program holds a
+// The MCP `exec` tool with `inject = "placeholder"` (the default): the program holds a
 // placeholder and reaches its service only through the children's egress proxy.
 
 #[path = "common/mod.rs"]
@@ -1125,7 +1302,7 @@ fn mcp_exec(
 }
 
 #[test]
-fn an_exec_child_with_inject_placeholder_holds_a_placeholder_and_reaches_only_the_proxy() {
+fn an_exec_child_by_default_holds_a_placeholder_and_reaches_only_the_proxy() {
     if !landlock_here() {
         return;
     }
@@ -1147,15 +1324,14 @@ fn an_exec_child_with_inject_placeholder_holds_a_placeholder_and_reaches_only_th
             "sh",
             "--env",
             "TOKEN={{secret}}",
-            "--inject",
-            "placeholder",
             "--workdir",
         ])
         .arg(&work)
         .output()
         .unwrap());
+    // No --inject: a placeholder is the default (DESIGN §4).
     let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
-    assert!(config.contains("inject = \"placeholder\""), "{config}");
+    assert!(!config.contains("inject"), "{config}");
     let (mut child, mut stdin, mut stdout) = mcp_serve(&home);
     let url = format!("https://127.0.0.1:{port}/v1/customers");
     let script = format!(

@@ -257,9 +257,12 @@ fn summary(cap: &Capability) -> String {
         } else {
             "UNCONFINED (confine = false)".into()
         });
-        if cap.inject == airlock_config::Inject::Placeholder {
-            parts.push("a placeholder for the secret (egress proxy)".into());
-        }
+        parts.push(match cap.inject {
+            airlock_config::Inject::Placeholder => {
+                "a placeholder for the secret (egress proxy)".into()
+            }
+            airlock_config::Inject::Env => "the real secret (inject = env)".into(),
+        });
     } else if cap.allow.is_empty() && cap.deny.is_empty() {
         parts.push("all paths".into());
     } else {

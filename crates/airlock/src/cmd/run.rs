@@ -1,7 +1,9 @@
 //! `airlock run [--cap C]... [--env-file F]... [--no-mask] [--proxy] [--confine]
 //! -- CMD ARGS...`: the owner's command with secrets in its environment (like
 //! `op run`), its output scrubbed of them; with `--proxy`, placeholders in their
-//! place and an egress proxy of its own (`run_proxy`).
+//! place and an egress proxy of its own (`run_proxy`). With `--confine` alone,
+//! each capability's `inject` decides: placeholders (and the proxy) for those
+//! with `inject = "placeholder"`, the default; the secret for `inject = "env"`.
 //!
 //! The owner chooses the command, so there is no allow-list and no agent policy
 //! here: the environment is airlock's own (minus `AIRLOCK_PASSPHRASE`) with every
@@ -201,11 +203,11 @@ pub(crate) fn child_env(
             )
         })?;
         let secret = match (service.auth.secrets().first(), plan.as_deref_mut()) {
-            (Some(_), Some(plan)) => {
+            (Some(_), Some(plan)) if plan.stands_in_for(name) => {
                 let placeholder = plan.for_capability(name)?;
                 Some((None, SecretBytes::from(placeholder.into_bytes())))
             }
-            (Some(s), None) => Some((
+            (Some(s), _) => Some((
                 Some(s.to_string()),
                 vault
                     .get(s)
@@ -397,9 +399,12 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (vault, mut audit) = open(home)?;
     let program = resolve_program(cmd, &child_path());
-    let mut plan = match args.proxy {
-        true => Some(Plan::new(home, &args.caps, &program)?),
-        false => None,
+    let mut plan = match (args.proxy, args.confine) {
+        (true, _) => Some(Plan::new(home, &args.caps, &program)?),
+        // Confined, the child's environment follows each capability's
+        // `inject`: placeholders (and this run's proxy) for those that say so.
+        (false, true) => Plan::for_confine(home, &args.caps)?,
+        (false, false) => None,
     };
     let caps = match &plan {
         Some(p) => p.env_caps().to_vec(),
@@ -452,17 +457,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let started = Instant::now();
-    // The proxy serves while the child runs: two workers then.
-    let runtime = match plan {
-        Some(_) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-    }
-    .context("cannot start the async runtime")?;
+    let runtime = run_proxy::child_runtime(plan.is_some())?;
     let (result, proxied) = runtime.block_on(async {
         let proxied = match plan {
             Some(plan) => Some(run_proxy::start(home, vault, plan).await?),
@@ -472,13 +467,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
             }
         };
         if let Some(p) = &proxied {
-            launch = p.apply(launch);
-            if let Some((sandbox, _)) = &mut confinement {
-                sandbox.allow_proxy(p.port());
-                sandbox.allow_read_exec(p.dir()).map_err(|e| {
-                    anyhow::anyhow!("--confine: the proxy's CA directory cannot be readable: {e}")
-                })?;
-            }
+            launch = p.attach(launch, confinement.as_mut().map(|(s, _)| s))?;
         }
         if let Some((sandbox, private)) = confinement {
             launch = confine_launch(launch, sandbox, private);
@@ -503,18 +492,13 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     // Stdin is read by the child, not by us: nothing to wait for.
     runtime.shutdown_background();
 
-    let proxy_detail = match &proxied {
-        None => String::new(),
-        Some(s) => format!(
-            "; --proxy: placeholders for services [{}]{}",
-            s.services.join(", "),
-            if s.tripped {
-                "; the placeholder trip wire tripped (session revoked)"
-            } else {
-                ""
-            }
-        ),
-    };
+    let proxy_detail = proxied.map_or_else(String::new, |s| {
+        s.detail(if args.proxy {
+            "--proxy"
+        } else {
+            "inject = placeholder"
+        })
+    });
     let mut event = Event::new(Kind::Exec)
         .agent(airlock_broker::OWNER, true)
         .method("run")

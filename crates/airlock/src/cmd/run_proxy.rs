@@ -16,8 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use airlock_broker::{Caller, Runtime, SystemClock};
-use airlock_config::{Config, Mode};
-use airlock_exec::Launch;
+use airlock_config::{Config, Inject, Mode};
+use airlock_exec::{Launch, Sandbox};
 use airlock_home::Home;
 use airlock_proxy::{Placeholders, Proxy};
 use airlock_vault::Vault;
@@ -28,6 +28,10 @@ use crate::output;
 /// The services a run reaches and their placeholders.
 pub(crate) struct Plan {
     config: Config,
+    /// `--proxy`: every key the program gets becomes a placeholder. Otherwise
+    /// (`--confine` alone) only those of the capabilities with
+    /// `inject = "placeholder"`.
+    all: bool,
     /// Capability by service: one each.
     by_service: BTreeMap<String, String>,
     /// The exec capabilities whose `env` the program gets.
@@ -59,6 +63,7 @@ impl Plan {
         };
         let mut plan = Plan {
             config,
+            all: true,
             by_service: BTreeMap::new(),
             env_caps: env_caps.clone(),
             placeholders: Placeholders::new(),
@@ -68,6 +73,43 @@ impl Plan {
             plan.add(cap)?;
         }
         Ok(plan)
+    }
+
+    /// The plan of `run --confine` without `--proxy`: the child's environment
+    /// follows each capability's `inject` (DESIGN §7.11), so the `caps` with
+    /// `inject = "placeholder"` (the default) get placeholders and the run a
+    /// proxy; `None` when every one says `inject = "env"`.
+    pub(crate) fn for_confine(home: &Home, caps: &[String]) -> anyhow::Result<Option<Plan>> {
+        let config = Config::load(home)?;
+        let standing_in: Vec<String> = caps
+            .iter()
+            .filter(|name| {
+                config
+                    .capability(name)
+                    .is_some_and(|c| c.mode == Mode::Exec && c.inject == Inject::Placeholder)
+            })
+            .cloned()
+            .collect();
+        if standing_in.is_empty() {
+            return Ok(None);
+        }
+        let mut plan = Plan {
+            config,
+            all: false,
+            by_service: BTreeMap::new(),
+            env_caps: caps.to_vec(),
+            placeholders: Placeholders::new(),
+            real: Vec::new(),
+        };
+        for cap in &standing_in {
+            plan.add(cap)?;
+        }
+        Ok(Some(plan))
+    }
+
+    /// Whether capability `cap`'s secret is a placeholder in this run.
+    pub(crate) fn stands_in_for(&self, cap: &str) -> bool {
+        self.all || self.by_service.values().any(|c| c == cap)
     }
 
     /// Adds capability `name` (and a placeholder for its service).
@@ -125,6 +167,17 @@ impl Plan {
     /// The placeholder for `airlock://NAME`: `None` when no service uses the
     /// secret (it is given as itself).
     pub(crate) fn for_secret(&mut self, name: &str) -> anyhow::Result<Option<String>> {
+        if !self.all {
+            // `--confine` alone: a reference is the placeholder only of a
+            // service the run already stands in for; any other is the secret.
+            let service = self
+                .config
+                .services
+                .values()
+                .find(|s| self.by_service.contains_key(&s.name) && s.auth.secrets().contains(&name))
+                .cloned();
+            return Ok(service.and_then(|s| self.placeholders.for_secret(&s, name)));
+        }
         let users: Vec<String> = self
             .config
             .services
@@ -190,6 +243,36 @@ pub(crate) struct Summary {
     pub(crate) tripped: bool,
 }
 
+/// The runtime a child of `run` or `wrap` is driven on: with a proxy, which
+/// serves while the child runs, two workers; otherwise one thread.
+pub(crate) fn child_runtime(proxied: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    match proxied {
+        true => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        false => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("cannot start the async runtime")
+}
+
+impl Summary {
+    /// The audit record's words for it, `why` naming what asked for the proxy.
+    pub(crate) fn detail(&self, why: &str) -> String {
+        format!(
+            "; {why}: placeholders for services [{}]{}",
+            self.services.join(", "),
+            if self.tripped {
+                "; the placeholder trip wire tripped (session revoked)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// Starts the run's proxy on a free loopback port, over a runtime of its own
 /// (`vault` moves into it), with the session CA's files in a private directory.
 pub(crate) async fn start(home: &Home, vault: Vault, plan: Plan) -> anyhow::Result<Proxied> {
@@ -201,7 +284,7 @@ pub(crate) async fn start(home: &Home, vault: Vault, plan: Plan) -> anyhow::Resu
         .into_iter()
         .map(String::from)
         .collect();
-    let on_trip = Box::new(|msg: &str| output::warn(format_args!("airlock run --proxy: {msg}")));
+    let on_trip = Box::new(|msg: &str| output::warn(format_args!("airlock run: {msg}")));
     let (proxy, token) = Proxy::for_run(runtime.clone(), caller, plan.placeholders, on_trip)?;
     let started = airlock_proxy::egress::Started::start(proxy)
         .await
@@ -225,13 +308,25 @@ impl Proxied {
         self.started.dir.path()
     }
 
-    /// Points the program at the proxy ([`airlock_proxy::egress::client_env`]).
-    pub(crate) fn apply(&self, mut launch: Launch) -> Launch {
+    /// Points the program at the proxy ([`airlock_proxy::egress::client_env`])
+    /// and, when it is confined, lets its `sandbox` reach the proxy's port and
+    /// read the CA files.
+    pub(crate) fn attach(
+        &self,
+        mut launch: Launch,
+        sandbox: Option<&mut Sandbox>,
+    ) -> anyhow::Result<Launch> {
         for (k, v) in airlock_proxy::egress::client_env(self.started.bound, &self.token, self.dir())
         {
             launch = launch.env(k, v);
         }
-        launch
+        if let Some(sandbox) = sandbox {
+            sandbox.allow_proxy(self.port());
+            sandbox.allow_read_exec(self.dir()).map_err(|e| {
+                anyhow::anyhow!("--confine: the proxy's CA directory cannot be readable: {e}")
+            })?;
+        }
+        Ok(launch)
     }
 
     /// Stops the proxy and makes every audit record it wrote durable.

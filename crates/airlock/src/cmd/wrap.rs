@@ -24,7 +24,7 @@ use airlock_audit::{AuditError, AuditLog, Decision, Event, Kind};
 use airlock_exec::reference::{self, ResolvedEnv};
 use airlock_exec::{Launch, Limits, Scrubber, Signaller, Stdin};
 use airlock_home::Home;
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWrite, AsyncWriteExt as _, BufReader};
 
@@ -32,6 +32,7 @@ use crate::cli::WrapArgs;
 use crate::cmd::run::{
     child_env, child_path, forward_signals, open, resolve_program, spawn_failure,
 };
+use crate::cmd::run_proxy::{self, Plan};
 use crate::output;
 
 /// How long a server may keep running after the client closed its stdin.
@@ -101,14 +102,20 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let (vault, audit) = open(home)?;
-    let env = child_env(home, &vault, &args.caps, None, |lookup| {
+    // Confined, the server's environment follows each capability's `inject`
+    // (as `run --confine`): placeholders, and a proxy of the run's own, for
+    // those with `inject = "placeholder"`.
+    let mut plan = match args.confine {
+        true => Plan::for_confine(home, &args.caps)?,
+        false => None,
+    };
+    let env = child_env(home, &vault, &args.caps, plan.as_mut(), |lookup| {
         let mut all = ResolvedEnv::default();
         for assignment in &args.env {
             all.extend(reference::resolve_assignment(assignment, lookup)?);
         }
         Ok(all)
     })?;
-    drop(vault);
     let scrubber = env.scrubber()?;
     let secrets = env.secret_names();
     let program = resolve_program(cmd, &child_path());
@@ -123,10 +130,10 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
             .limits(Limits::unlimited()),
         false,
     );
-    if args.confine {
-        let (sandbox, private) = super::run::confinement(home, &args.caps, &program)?;
-        launch = super::run::confine_launch(launch, sandbox, private);
-    }
+    let mut confinement = match args.confine {
+        true => Some(super::run::confinement(home, &args.caps, &program)?),
+        false => None,
+    };
     let relay = Arc::new(Relay {
         calls: Mutex::new(Calls::default()),
         audit: Mutex::new(audit),
@@ -138,11 +145,28 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     });
 
     let started = Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve(launch, scrubber, relay.clone()));
+    let runtime = run_proxy::child_runtime(plan.is_some())?;
+    let (result, proxied) = runtime.block_on(async {
+        let proxied = match plan {
+            Some(plan) => Some(run_proxy::start(home, vault, plan).await?),
+            None => {
+                drop(vault);
+                None
+            }
+        };
+        if let Some(p) = &proxied {
+            launch = p.attach(launch, confinement.as_mut().map(|(s, _)| s))?;
+        }
+        if let Some((sandbox, private)) = confinement {
+            launch = super::run::confine_launch(launch, sandbox, private);
+        }
+        let result = serve(launch, scrubber, relay.clone()).await;
+        let summary = match proxied {
+            Some(p) => Some(p.stop().await),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((result, summary))
+    })?;
     // Our stdin may still be blocked in a read on a helper thread: do not wait.
     runtime.shutdown_background();
 
@@ -157,9 +181,11 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     }
     let answered = relay.calls().answered;
     let detail = format!(
-        "airlock wrap; secrets: [{}]; capabilities: [{}]; {answered} tool call(s) answered",
+        "airlock wrap{}; secrets: [{}]; capabilities: [{}]; {answered} tool call(s) answered{}",
+        if args.confine { " --confine" } else { "" },
         secrets.join(", "),
-        args.caps.join(", ")
+        args.caps.join(", "),
+        proxied.map_or_else(String::new, |s| s.detail("inject = placeholder")),
     );
     let code = match result {
         Ok(code) => code,

@@ -188,15 +188,17 @@ fn run_and_wrap_cap_give_git_the_askpass_helper_for_the_service_origin_only() {
     );
     assert!(good_seen.lock().unwrap()[before..].contains(&basic));
 
-    // run --confine with network = "direct": the helper lives in the sandbox's
-    // private HOME, where the confined git may run it.
+    // run --confine with network = "direct" and inject = "env" (the real
+    // token, as this Basic-auth git server wants; the default, a placeholder,
+    // is in tests/proxy.rs): the helper lives in the sandbox's private HOME,
+    // where the confined git may run it.
     if matches!(
         airlock_exec::Support::probe(),
         airlock_exec::Support::Landlock { .. }
     ) {
         let text = std::fs::read_to_string(&config).unwrap().replace(
             "commands = [\"git\"]",
-            "commands = [\"git\"]\nnetwork = \"direct\"",
+            "commands = [\"git\"]\nnetwork = \"direct\"\ninject = \"env\"",
         );
         std::fs::write(&config, text).unwrap();
         let work = dir.path().join("work");
