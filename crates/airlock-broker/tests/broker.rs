@@ -11,6 +11,10 @@ use homes::{assert_no_canary_in_home, home_files, home_with_secret};
 #[path = "support/homes.rs"]
 mod homes;
 
+// The survivors of mutation testing, killed (docs/testing.md, "Mutation testing").
+#[path = "broker/mutants.rs"]
+mod mutants;
+
 const CONFIG: &str = r#"
 [services.stripe]
 url = "https://api.stripe.com/base"
