@@ -628,3 +628,58 @@ fn batched_records_are_anchored_by_the_writers_tick() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ------------------------------------------------------------ exec specifics
+
+/// A NUL byte in the working directory is the cwd check's refusal; one in the
+/// command is the argument check's.
+#[test]
+fn a_nul_byte_is_refused_by_the_check_it_appears_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, b) = broker(&super::exec_config(dir.path()));
+    let me = caller(Some("claude-desktop"), None);
+    let cwd = format!("{}/a\0b", dir.path().display());
+    let r = b
+        .authorize_exec(
+            &me,
+            &super::exec_req("tools", &["printenv"], Some(&cwd), Some("r")),
+        )
+        .unwrap_err();
+    assert_eq!(r.check, Check::Cwd, "{r}");
+    let r = b
+        .authorize_exec(
+            &me,
+            &super::exec_req("tools", &["printenv", "A\0B"], None, Some("r")),
+        )
+        .unwrap_err();
+    assert_eq!(r.check, Check::Argument, "{r}");
+}
+
+/// The owner is warned at load about an exec capability that allows a shell
+/// (it can run anything); a capability without one gives no warning.
+#[test]
+fn an_allowed_shell_is_a_warning_for_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, b) = broker(&super::exec_config(dir.path()));
+    assert_eq!(b.exec_policies().warnings().count(), 0);
+    let shell = super::exec_config(dir.path()).replace(
+        "commands = [\"/usr/bin/printenv\", \"git\"]",
+        "commands = [\"/usr/bin/printenv\", \"sh\"]",
+    );
+    let (_c, b) = broker(&shell);
+    let policies = b.exec_policies();
+    let warnings: Vec<&str> = policies.warnings().collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("capability \"tools\": `sh` runs whatever it is told to"),
+        "{warnings:?}"
+    );
+}
+
+/// A caller's `Debug` shows that an approver is attached (never what it holds).
+#[test]
+fn a_callers_debug_shows_its_approver() {
+    let (me, _) = with_approver(Some(true));
+    let shown = format!("{me:?}");
+    assert!(shown.contains("approver: Some(Approver)"), "{shown}");
+}
