@@ -46,6 +46,23 @@ fn explain_names_the_caller_and_whether_the_owner_vouches_for_it() {
     }
 }
 
+/// `explain_access` says when a person must approve: for a capability with
+/// `approval`, and only then.
+#[test]
+fn explain_says_when_a_person_must_approve() {
+    let (_c, b) = broker(CONFIG);
+    let me = caller(Some("claude-desktop"), None);
+    const STEP: &str =
+        "approval: required (a person answers with `airlock approve ID` or `airlock deny ID`)";
+    let steps = b.explain(&me, "approve", Some("GET"), Some("/x"));
+    assert!(steps.iter().any(|s| s == STEP), "{steps:?}");
+    let steps = b.explain(&me, "open", Some("GET"), Some("/x"));
+    assert!(
+        !steps.iter().any(|s| s.starts_with("approval")),
+        "{steps:?}"
+    );
+}
+
 /// A refusal reads "refused by the <check> check: …" — the check's name is what
 /// agents and the audit log see.
 #[test]
