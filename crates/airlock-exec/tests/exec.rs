@@ -23,6 +23,9 @@ use secrecy::SecretSlice;
 
 #[path = "exec/confine.rs"]
 mod confine;
+// The survivors of mutation testing, killed (docs/testing.md, "Mutation testing").
+#[path = "exec/mutants.rs"]
+mod mutants;
 
 const SECRET: &str = "sk_live_4eC39Hq/Ly+jWD ar&tT1zdp7dc=";
 const NAME: &str = "stripe";

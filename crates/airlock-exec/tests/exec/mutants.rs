@@ -1,0 +1,211 @@
+//! What the exec crate's tests missed under mutation (issue 20, item 1;
+//! docs/testing.md, "Mutation testing"): which `/etc` files a confined child
+//! may not read, what `airlock doctor` says the kernel's Landlock gives, and
+//! what the sandbox grants (every workdir, the egress proxy's port).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use airlock_exec::confine::hidden_in_etc;
+use airlock_exec::{ExecPolicy, Launch, OwnerEnv, Scrubber, Stdin, Support};
+
+use super::{rt, strings};
+
+/// TLS private keys named `*-key.pem` / `*_key.pem` (the usual names of
+/// certbot's, cfssl's and many distributions' keys) are hidden from a confined
+/// child by their suffix alone; the certificates beside them stay readable.
+#[test]
+fn pem_private_keys_are_hidden_by_their_suffix() {
+    for n in [
+        "server-key.pem",
+        "ca_key.pem",
+        "Host-Key.PEM",
+        "tls_KEY.pem",
+    ] {
+        assert!(hidden_in_etc(n), "{n} must be hidden");
+    }
+    for n in ["server.pem", "ca-cert.pem", "key-usage.pem", "keyring.pem"] {
+        assert!(!hidden_in_etc(n), "{n} must stay readable");
+    }
+}
+
+/// `airlock doctor`: one line for what the child gets, then one line per
+/// protection this kernel's Landlock ABI lacks; nothing without Landlock.
+#[test]
+fn doctor_lists_what_each_landlock_abi_lacks() {
+    const HEAD: &str = "Landlock ABI {abi}: files confined; seccomp: sockets, io_uring and terminal injection refused";
+    const LACKS: [(u32, &str); 4] = [
+        (3, "ABI < 3: truncate(2) is refused by seccomp instead"),
+        (
+            4,
+            "ABI < 4: TCP is confined by seccomp only (no socket at all with network = \"none\")",
+        ),
+        (
+            5,
+            "ABI < 5: ioctl on device files opened in the sandbox is not restricted",
+        ),
+        (
+            6,
+            "ABI < 6: a child can signal other processes of the same user (upgrade to Linux 6.12+)",
+        ),
+    ];
+    for abi in 1..=8 {
+        let mut want = vec![HEAD.replace("{abi}", &abi.to_string())];
+        want.extend(
+            LACKS
+                .iter()
+                .filter(|(below, _)| abi < *below)
+                .map(|(_, line)| line.to_string()),
+        );
+        assert_eq!(Support::Landlock { abi }.describe(), want, "ABI {abi}");
+    }
+    assert!(
+        Support::Unavailable("no Landlock".into())
+            .describe()
+            .is_empty()
+    );
+}
+
+// ------------------------------------------------------------ the sandbox
+
+/// A capability's world: an owner, a home standing for `$AIRLOCK_HOME`, two
+/// workdirs and a directory of CA files.
+struct Box2 {
+    _root: tempfile::TempDir,
+    owner: OwnerEnv,
+    work: [PathBuf; 2],
+    ca: PathBuf,
+}
+
+fn box2() -> Box2 {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().canonicalize().unwrap();
+    let (home, owner_home) = (r.join("airlock-home"), r.join("owner"));
+    let work = [owner_home.join("one"), owner_home.join("two")];
+    let ca = r.join("proxy-ca");
+    for d in [&home, &owner_home, &work[0], &work[1], &ca] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(ca.join("ca.pem"), "PROXY-CA-PEM\n").unwrap();
+    let owner = OwnerEnv {
+        path: "/usr/bin:/bin".into(),
+        home: Some(owner_home),
+        lang: None,
+        term: None,
+        temp_root: None,
+        airlock_home: Some(home),
+    };
+    Box2 {
+        _root: root,
+        owner,
+        work,
+        ca,
+    }
+}
+
+fn bash_policy(b: &Box2) -> ExecPolicy {
+    let dirs: Vec<String> = b.work.iter().map(|w| w.display().to_string()).collect();
+    ExecPolicy::from_parts(
+        "cap",
+        &strings(&["bash"]),
+        &dirs,
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_secs(20))
+}
+
+fn run_confined(launch: Launch) -> String {
+    assert!(launch.is_confined());
+    let o = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[allow(clippy::print_stderr)]
+fn landlock() -> bool {
+    match Support::probe() {
+        Support::Landlock { .. } => true,
+        Support::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+/// Every workdir of a capability is writable for a confined child, not only
+/// the first (and its private HOME too).
+#[test]
+fn a_confined_child_may_write_in_every_workdir() {
+    if !landlock() {
+        return;
+    }
+    let b = box2();
+    let p = bash_policy(&b);
+    for (i, w) in b.work.iter().enumerate() {
+        let cwd = w.display().to_string();
+        let inv = p
+            .check(
+                &strings(&[
+                    "bash",
+                    "-c",
+                    "echo hi > f && echo ok-cwd; echo hi > \"$HOME/g\" && echo ok-home",
+                ]),
+                Some(&cwd),
+            )
+            .unwrap();
+        let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+        assert!(
+            out.contains("ok-cwd") && out.contains("ok-home"),
+            "workdir {i}: {out}"
+        );
+        assert_eq!(std::fs::read_to_string(w.join("f")).unwrap(), "hi\n");
+    }
+}
+
+/// `via_proxy`: a confined child (network not `direct`) may connect to the
+/// egress proxy's port and read its CA files, and still reaches no other port.
+#[test]
+fn a_confined_child_reaches_the_egress_proxy_and_nothing_else() {
+    if !landlock() {
+        return;
+    }
+    let b = box2();
+    let p = bash_policy(&b);
+    let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let (pp, op) = (
+        proxy.local_addr().unwrap().port(),
+        other.local_addr().unwrap().port(),
+    );
+    let probe = format!(
+        "(exec 3<>/dev/tcp/127.0.0.1/{pp} && echo proxy-connected); \
+         (exec 3<>/dev/tcp/127.0.0.1/{op} && echo other-connected); \
+         cat {}/ca.pem; true",
+        b.ca.display()
+    );
+    let inv = p.check(&strings(&["bash", "-c", &probe]), None).unwrap();
+    let launch = p
+        .prepare(inv, None, Stdin::Null)
+        .unwrap()
+        .via_proxy(pp, &b.ca)
+        .unwrap();
+    let out = run_confined(launch);
+    assert!(out.contains("proxy-connected"), "{out}");
+    assert!(out.contains("PROXY-CA-PEM"), "{out}");
+    assert!(!out.contains("other-connected"), "{out}");
+    assert!(other.accept().is_err(), "the other port saw a connection");
+    // Without via_proxy the proxy's port is as closed as any other.
+    let inv = p.check(&strings(&["bash", "-c", &probe]), None).unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(!out.contains("proxy-connected"), "{out}");
+}
