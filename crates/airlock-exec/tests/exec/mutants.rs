@@ -209,3 +209,59 @@ fn a_confined_child_reaches_the_egress_proxy_and_nothing_else() {
     let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
     assert!(!out.contains("proxy-connected"), "{out}");
 }
+
+/// A workdir that would expose a protected place is refused at load with the
+/// reason and the remedy: the airlock home, the owner's home, the directory of
+/// the private HOMEs — also when that directory is the owner's own `temp_root`
+/// (which must not drop the other two protections).
+#[test]
+fn a_workdir_over_a_protected_place_is_refused_with_the_reason() {
+    let b = box2();
+    let temp_root = b.work[0].join("homes");
+    std::fs::create_dir_all(&temp_root).unwrap();
+    let owner = OwnerEnv {
+        temp_root: Some(temp_root.clone()),
+        ..b.owner.clone()
+    };
+    let compile = |workdir: &std::path::Path| {
+        ExecPolicy::from_parts(
+            "cap",
+            &strings(&["cat"]),
+            &[workdir.display().to_string()],
+            &[],
+            &Default::default(),
+            &owner,
+        )
+        .map(drop)
+        .unwrap_err()
+        .to_string()
+    };
+    let (airlock_home, owner_home) = (
+        owner.airlock_home.clone().unwrap(),
+        owner.home.clone().unwrap(),
+    );
+    let e = compile(&airlock_home);
+    assert!(
+        e.contains(&format!(
+            "it overlaps the airlock home {} (the key, vault, config and state)",
+            airlock_home.display()
+        )),
+        "{e}"
+    );
+    let e = compile(&owner_home);
+    assert!(
+        e.contains(&format!(
+            "it contains your home directory {} (your keys, shell and tool configuration)",
+            owner_home.display()
+        )),
+        "{e}"
+    );
+    let e = compile(&b.work[0]);
+    assert!(
+        e.contains(&format!(
+            "it contains {}, where airlock makes each call's private HOME",
+            temp_root.display()
+        )),
+        "{e}"
+    );
+}
