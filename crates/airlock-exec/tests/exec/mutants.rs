@@ -4,6 +4,7 @@
 //! what the sandbox grants (every workdir, the egress proxy's port).
 
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -264,4 +265,52 @@ fn a_workdir_over_a_protected_place_is_refused_with_the_reason() {
         )),
         "{e}"
     );
+}
+
+/// A program inside `node_modules` gets its whole package (its `lib/`,
+/// `package.json`…), not only the directory it is in; the rest of
+/// `node_modules` stays out of reach.
+#[test]
+fn a_program_in_node_modules_gets_its_whole_package() {
+    if !landlock() {
+        return;
+    }
+    let b = box2();
+    let tools = b._root.path().canonicalize().unwrap().join("tools");
+    let pkg = tools.join("node_modules/pkg");
+    let cli = pkg.join("dist/cli");
+    for d in [
+        pkg.join("dist"),
+        pkg.join("lib"),
+        tools.join("node_modules/other"),
+    ] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(pkg.join("lib/data.txt"), "PACKAGE-DATA\n").unwrap();
+    std::fs::write(tools.join("node_modules/other/x.txt"), "OTHER-PACKAGE\n").unwrap();
+    std::fs::write(
+        &cli,
+        format!(
+            "#!/bin/bash\ncat \"$(dirname \"$0\")/../lib/data.txt\"\ncat {}\n",
+            tools.join("node_modules/other/x.txt").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = ExecPolicy::from_parts(
+        "cap",
+        &strings(&[&cli.display().to_string()]),
+        &[b.work[0].display().to_string()],
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_secs(20));
+    let inv = p
+        .check(&strings(&[&cli.display().to_string()]), None)
+        .unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(out.contains("PACKAGE-DATA"), "{out}");
+    assert!(!out.contains("OTHER-PACKAGE"), "{out}");
 }
