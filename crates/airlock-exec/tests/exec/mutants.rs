@@ -313,4 +313,28 @@ fn a_program_in_node_modules_gets_its_whole_package() {
     let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
     assert!(out.contains("PACKAGE-DATA"), "{out}");
     assert!(!out.contains("OTHER-PACKAGE"), "{out}");
+    // A program directly in `node_modules` (no package around it) gets its own
+    // directory, like any program.
+    let direct = tools.join("node_modules/direct");
+    std::fs::write(tools.join("node_modules/beside.txt"), "BESIDE\n").unwrap();
+    std::fs::write(
+        &direct,
+        "#!/bin/bash\ncat \"$(dirname \"$0\")/beside.txt\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&direct, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let direct = direct.display().to_string();
+    let p = ExecPolicy::from_parts(
+        "cap",
+        &strings(&[&direct]),
+        &[b.work[0].display().to_string()],
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_secs(20));
+    let inv = p.check(&strings(&[&direct]), None).unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(out.contains("BESIDE"), "{out}");
 }
