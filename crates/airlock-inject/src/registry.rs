@@ -226,9 +226,13 @@ impl Injectors {
     /// (10 s connect, 30 s total, no proxy).
     pub fn new() -> Self {
         let mut key = [0u8; 32];
-        // Fails only if the OS has no randomness, in which case nothing works; the
-        // zero key still keeps fingerprints correct (just not keyed).
-        let _ = aws_lc_rs::rand::fill(&mut key);
+        // Straight from the OS (one getrandom call), not aws-lc's generator: the
+        // first use of that one seeds it from CPU jitter, ~40 ms of CPU that a
+        // server would otherwise pay at start-up for a key no request needs
+        // (issue 16, cold start). It fails only if the OS has no randomness, in
+        // which case nothing works; the zero key still keeps fingerprints
+        // correct (just not keyed).
+        let _ = getrandom::fill(&mut key);
         Injectors {
             clock: Arc::new(SystemClock),
             http: TokenClient::default(),
