@@ -338,3 +338,42 @@ fn a_program_in_node_modules_gets_its_whole_package() {
     let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
     assert!(out.contains("BESIDE"), "{out}");
 }
+
+/// What `airlock doctor` and the exec tool report of a confined capability:
+/// the directories it may write (every workdir, canonical) and its network.
+#[test]
+fn the_sandbox_reports_what_it_grants() {
+    let b = box2();
+    let p = bash_policy(&b);
+    let sb = p.sandbox().expect("confined by default");
+    assert_eq!(sb.writable(), &b.work[..]);
+    assert_eq!(sb.network(), airlock_exec::Network::None);
+    let direct = bash_policy(&b).with_network(airlock_exec::Network::Direct);
+    assert_eq!(
+        direct.sandbox().unwrap().network(),
+        airlock_exec::Network::Direct
+    );
+}
+
+/// On a host with systemd-resolved (`/etc/resolv.conf` links into
+/// `/run/systemd/resolve`), a child with `network = "direct"` may read the
+/// resolver's files and one without network may not. Nothing to check on a
+/// host without that directory.
+#[test]
+fn only_a_direct_child_reads_the_systemd_resolver() {
+    let dir = std::path::Path::new("/run/systemd/resolve");
+    if !landlock() || !dir.is_dir() {
+        return;
+    }
+    let b = box2();
+    let probe = format!("ls {} >/dev/null && echo listed", dir.display());
+    for (network, listed) in [
+        (airlock_exec::Network::Direct, true),
+        (airlock_exec::Network::None, false),
+    ] {
+        let p = bash_policy(&b).with_network(network);
+        let inv = p.check(&strings(&["bash", "-c", &probe]), None).unwrap();
+        let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+        assert_eq!(out.contains("listed"), listed, "{network:?}: {out}");
+    }
+}
