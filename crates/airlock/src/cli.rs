@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// through airlock; it injects the credential at the last moment, so the agent
 /// never holds a key.
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about, long_about = None)]
+#[command(name = "airlock", version = env!("AIRLOCK_VERSION"), about, long_about = None)]
 #[command(
     after_help = "Files live in $AIRLOCK_HOME (default ~/.airlock). Exit codes: 0 ok, 1 findings or a failed check, 2 bad input (with a one-line reason)."
 )]
@@ -78,6 +78,12 @@ pub(crate) enum Command {
     /// Run a stdio MCP server with secrets in its environment, relaying its
     /// protocol with every server message scrubbed and each tool call audited
     Wrap(WrapArgs),
+    /// The local web dashboard: live audit, approvals, sessions, lock, configuration, exposures
+    Ui(crate::cmd::ui::UiArgs),
+    /// Print a shell completion script: bash, zsh, fish, powershell or elvish
+    Completions(crate::cmd::ui::CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
 }
 
 #[derive(Debug, Args)]

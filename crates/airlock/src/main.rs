@@ -47,6 +47,8 @@ fn needs_home(command: &Command) -> bool {
             | Command::Search(_)
             | Command::Scan(_)
             | Command::McpConfig(_)
+            | Command::Completions(_)
+            | Command::Man
     )
 }
 
@@ -98,6 +100,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => cmd::import::run(&home, args)?,
         Command::Run(args) => return cmd::run::run(&home, args),
         Command::Wrap(args) => return cmd::wrap::run(&home, args),
+        Command::Ui(args) => cmd::ui::run(&home, args)?,
+        Command::Completions(args) => cmd::ui::completions(args)?,
+        Command::Man => cmd::ui::man()?,
         Command::Scan(args) => {
             let mut out = std::io::stdout().lock();
             let code = airlock_scan::cli::run(args, &mut out)?;

@@ -14,6 +14,7 @@ pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod sessions;
 pub(crate) mod token;
+pub(crate) mod ui;
 pub(crate) mod wrap;
 
 /// Formats a duration the way the config writes it ("1h", "90m" → "1h30m").
