@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 KEY = "sk-proj-runproxy" + os.urandom(16).hex()
+WS_KEY = "sk-ws-runproxy" + os.urandom(16).hex()
 NODE_MODULES = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
 
 
@@ -227,6 +228,45 @@ except requests.exceptions.ProxyError as e:
 '''
 
 
+WS_CLIENT = r'''
+import json, os, sys
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+token = os.environ["WS_TOKEN"]
+out = {"key_prefix": token[:11]}
+with connect(sys.argv[1], additional_headers={"Authorization": "Bearer " + token}, open_timeout=20) as ws:
+    ws.send("hello")
+    out["hello"] = ws.recv(timeout=20)
+    ws.send("echo-key")
+    out["echo"] = ws.recv(timeout=20)
+    ws.send("leak " + token)
+    try:
+        out["leak"] = ws.recv(timeout=20)
+    except ConnectionClosed as e:
+        out["leak"] = ["closed", e.rcvd.code if e.rcvd else None]
+print(json.dumps(out))
+'''
+
+
+def start_ws_upstream(leaf, leaf_key, seen):
+    """A TLS WebSocket server (the websockets library): "got MSG" for each text
+    message, the key itself for "echo-key"; records handshakes and messages."""
+    from websockets.sync.server import serve
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(leaf, leaf_key)
+
+    def handler(ws):
+        seen.append({"headers": [(k.lower(), v) for k, v in ws.request.headers.raw_items()], "messages": []})
+        for msg in ws:
+            seen[-1]["messages"].append(msg)
+            ws.send("key=" + WS_KEY if msg == "echo-key" else "got " + msg)
+
+    server = serve(handler, "127.0.0.1", 0, ssl=ctx)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.socket.getsockname()[1]
+
+
 def main():
     arm_watchdog("run --proxy clients", 240)
     with tempfile.TemporaryDirectory() as tmp:
@@ -309,6 +349,36 @@ def main():
         for heads in GitServer.seen:
             check(dict(heads).get("authorization") == want, "git's request reached the server with the real key")
             check("airlock_ph_" not in json.dumps(heads), "and no placeholder")
+
+        # A WebSocket client (the websockets library, through HTTPS_PROXY):
+        # the handshake gets the key in the placeholder's place, messages are
+        # relayed and scrubbed, and a message carrying the placeholder is
+        # refused (1008) and trips the wire.
+        ws_seen = []
+        ws_port = start_ws_upstream(leaf, leaf_key, ws_seen)
+        airlock(home, "add", "wsapi", "--url", f"https://127.0.0.1:{ws_port}", "--key-from-env", "KEY", "--no-cap", env={"KEY": WS_KEY})
+        with open(toml) as f:
+            text = f.read()
+        with open(toml, "w") as f:
+            f.write(text.replace("[services.wsapi]\n", f'[services.wsapi]\nca_file = "{ca}"\n', 1))
+        airlock(home, "cap", "add", "wscap", "--service", "wsapi", "--mode", "exec", "--command", python, "--env", "WS_TOKEN={{secret}}")
+        e = dict(os.environ, AIRLOCK_HOME=home)
+        p = subprocess.run([AIRLOCK, "run", "--proxy", "--cap", "wscap", "--", python, "-c", WS_CLIENT, f"wss://127.0.0.1:{ws_port}/v1/stream"], env=e, cwd=work, capture_output=True, text=True, timeout=120)
+        check(p.returncode == 0, f"the websockets client ran: {p.stderr[-2000:]}")
+        out = json.loads(p.stdout)
+        check(out["key_prefix"] == "airlock_ph_", "websockets: the program held a placeholder")
+        check(out["hello"] == "got hello", "websockets: a message went both ways through the proxy")
+        check(out["echo"] == "key=[REDACTED:wsapi]", "websockets: the echoed key came back redacted")
+        check(out["leak"] == ["closed", 1008], f"websockets: the message with the placeholder closed the connection (1008): {out['leak']}")
+        check(len(ws_seen) == 1, "websockets: one handshake reached the upstream")
+        auths = [v for k, v in ws_seen[0]["headers"] if k == "authorization"]
+        check(auths == [f"Bearer {WS_KEY}"], "websockets: the handshake carried the real key, once")
+        check(ws_seen[0]["messages"] == ["hello", "echo-key"], "websockets: the leaking message never reached the upstream")
+        check("airlock_ph_" not in json.dumps(ws_seen), "websockets: no placeholder reached the upstream")
+        logs = airlock(home, "logs", "--json").stdout
+        check("WebSocket opened" in logs, "airlock logs shows the WebSocket")
+        check("a WebSocket message: placeholder trip wire" in logs, "airlock logs shows the trip in a message")
+        check(WS_KEY not in logs and WS_KEY not in p.stdout + p.stderr, "websockets: the key is in no log or output")
 
         # A program that puts its placeholder in another header trips the wire.
         seen = len(Upstream.seen)

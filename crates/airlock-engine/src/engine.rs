@@ -255,6 +255,28 @@ struct Prepared {
     options: ServiceOptions,
 }
 
+/// A [`Prepared`] request's answer side, once the request is sent.
+struct Answering {
+    scrubber: Scrubber,
+    removed: Vec<String>,
+    pinned: Pinned,
+    location_base: url::Url,
+    limits: Limits,
+}
+
+impl Prepared {
+    fn split(self) -> (reqwest::Request, Answering) {
+        let answering = Answering {
+            scrubber: self.scrubber,
+            removed: self.removed,
+            pinned: self.pinned,
+            location_base: self.location_base,
+            limits: self.options.limits,
+        };
+        (self.request, answering)
+    }
+}
+
 /// The upstream engine: a pooled HTTP client that only ever talks to the origin of
 /// the service a request is for. See the crate docs.
 #[derive(Debug, Clone)]
@@ -263,6 +285,8 @@ pub struct Engine {
     /// `tools/list` or refuses a request never pays for loading the TLS roots
     /// and seeding the TLS library (issue 16, cold start).
     client: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    /// The same, HTTP/1.1 only: for WebSocket upgrades (`upgrade` module).
+    http1_client: Arc<OnceLock<Result<reqwest::Client, String>>>,
     /// Services with their own CA (`ca_file`): the certificates, read when the
     /// engine is made, and a client that trusts only them, built at the first
     /// request to that service.
@@ -274,6 +298,7 @@ pub struct Engine {
 struct OwnRoots {
     certs: Vec<reqwest::Certificate>,
     client: OnceLock<Result<reqwest::Client, String>>,
+    http1_client: OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl Engine {
@@ -299,11 +324,13 @@ impl Engine {
                 OwnRoots {
                     certs,
                     client: OnceLock::new(),
+                    http1_client: OnceLock::new(),
                 },
             );
         }
         Ok(Engine {
             client: Arc::new(OnceLock::new()),
+            http1_client: Arc::new(OnceLock::new()),
             own_roots: Arc::new(own_roots),
             config,
         })
@@ -312,6 +339,11 @@ impl Engine {
     /// The connection pool for `service`, built at the first call: the shared
     /// one, or the service's own when it has a `ca_file`.
     fn client(&self, service: &str) -> Result<&reqwest::Client, EngineError> {
+        self.pool(service, false)
+    }
+
+    /// [`Engine::client`], or with `http1_only` its HTTP/1.1-only twin.
+    fn pool(&self, service: &str, http1_only: bool) -> Result<&reqwest::Client, EngineError> {
         let build = |roots: Option<&[reqwest::Certificate]>| {
             let mut b = reqwest::Client::builder()
                 .no_proxy()
@@ -323,11 +355,16 @@ impl Engine {
             if let Some(certs) = roots {
                 b = b.tls_certs_only(certs.iter().cloned());
             }
+            if http1_only {
+                b = b.http1_only();
+            }
             b.build().map_err(|e| describe(&e))
         };
-        let built = match self.own_roots.get(service) {
-            Some(own) => own.client.get_or_init(|| build(Some(&own.certs))),
-            None => self.client.get_or_init(|| build(None)),
+        let built = match (self.own_roots.get(service), http1_only) {
+            (Some(own), false) => own.client.get_or_init(|| build(Some(&own.certs))),
+            (Some(own), true) => own.http1_client.get_or_init(|| build(Some(&own.certs))),
+            (None, false) => self.client.get_or_init(|| build(None)),
+            (None, true) => self.http1_client.get_or_init(|| build(None)),
         };
         built.as_ref().map_err(|detail| {
             InternalError::Client {
@@ -408,56 +445,33 @@ impl Engine {
         scrubber: &Scrubber,
     ) -> Result<StreamingResponse, EngineError> {
         let p = self.prepare(service, injector, req, scrubber).await?;
-        let limits = p.options.limits;
-        let method = p.request.method().clone();
-        let resp = match tokio::time::timeout(
-            limits.timeout,
-            self.client(&service.name)?.execute(p.request),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(UpstreamError::Timeout {
-                    service: service.name.clone(),
-                    after: limits.timeout,
-                    phase: "response",
-                }
-                .into());
+        let (request, answering) = p.split();
+        let method = request.method().clone();
+        let client = self.client(&service.name)?;
+        let resp = self
+            .head_within(&service.name, client, request, &answering.limits)
+            .await?;
+        streaming(&service.name, &method, resp, answering)
+    }
+
+    /// Sends `request` with `client` and waits for the response head, at most
+    /// [`Limits::timeout`].
+    async fn head_within(
+        &self,
+        service: &str,
+        client: &reqwest::Client,
+        request: reqwest::Request,
+        limits: &Limits,
+    ) -> Result<reqwest::Response, EngineError> {
+        match tokio::time::timeout(limits.timeout, client.execute(request)).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                service: service.to_string(),
+                after: limits.timeout,
+                phase: "response",
             }
-            Ok(r) => r.map_err(|e| self.send_error(&service.name, &e, &limits))?,
-        };
-        let (status, headers, removed_resp) = response_head(
-            &service.name,
-            &method,
-            &resp,
-            &p.scrubber,
-            &p.pinned,
-            &p.location_base,
-        )?;
-        if resp
-            .content_length()
-            .is_some_and(|n| n > limits.max_response_body as u64)
-        {
-            return Err(too_large(&service.name, limits.max_response_body));
+            .into()),
+            Ok(r) => r.map_err(|e| self.send_error(service, &e, limits)),
         }
-        let scrub = p.scrubber.stream_body(body_kind(&resp));
-        let state = Some(Box::new(BodyReader {
-            resp,
-            scrub,
-            total: 0,
-            service: service.name.clone(),
-            limits,
-        }));
-        let stream = futures_util::stream::unfold(state, next_body_chunk);
-        Ok(StreamingResponse {
-            status,
-            headers,
-            removed_request_headers: p.removed,
-            removed_response_headers: removed_resp,
-            body: ScrubbedBody {
-                inner: Box::pin(stream),
-            },
-        })
     }
 
     /// The URL [`Engine::send`] would request for `req`, built and checked by the same
@@ -874,6 +888,49 @@ fn response_head(
     Ok((status, headers, removed))
 }
 
+/// A response whose head has arrived, as a [`StreamingResponse`]: the head
+/// filtered and scrubbed, the body streamed through the scrubber.
+fn streaming(
+    service: &str,
+    method: &Method,
+    resp: reqwest::Response,
+    a: Answering,
+) -> Result<StreamingResponse, EngineError> {
+    let limits = a.limits;
+    let (status, headers, removed_resp) = response_head(
+        service,
+        method,
+        &resp,
+        &a.scrubber,
+        &a.pinned,
+        &a.location_base,
+    )?;
+    if resp
+        .content_length()
+        .is_some_and(|n| n > limits.max_response_body as u64)
+    {
+        return Err(too_large(service, limits.max_response_body));
+    }
+    let scrub = a.scrubber.stream_body(body_kind(&resp));
+    let state = Some(Box::new(BodyReader {
+        resp,
+        scrub,
+        total: 0,
+        service: service.to_string(),
+        limits,
+    }));
+    let stream = futures_util::stream::unfold(state, next_body_chunk);
+    Ok(StreamingResponse {
+        status,
+        headers,
+        removed_request_headers: a.removed,
+        removed_response_headers: removed_resp,
+        body: ScrubbedBody {
+            inner: Box::pin(stream),
+        },
+    })
+}
+
 struct BodyReader {
     resp: reqwest::Response,
     scrub: StreamScrubber,
@@ -935,6 +992,9 @@ async fn next_body_chunk(
         }
     }
 }
+
+mod upgrade;
+pub use upgrade::{Upgrade, WebSocketOffer, WebSocketOpen};
 
 #[cfg(test)]
 mod tests {

@@ -143,6 +143,12 @@ pub enum AgentError {
         /// The byte limit.
         max_bytes: usize,
     },
+    /// A WebSocket upgrade request that cannot be sent as one.
+    #[error("WebSocket upgrade refused: {reason}")]
+    BadUpgrade {
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
     /// The body is over the service's request limit.
     #[error(
         "request body of {size} bytes is over the {limit}-byte limit for service \"{service}\""

@@ -50,7 +50,8 @@ mod options;
 pub mod scrub;
 
 pub use engine::{
-    BodyText, Engine, ScrubbedBody, StreamingResponse, UpstreamRequest, UpstreamResponse,
+    BodyText, Engine, ScrubbedBody, StreamingResponse, Upgrade, UpstreamRequest, UpstreamResponse,
+    WebSocketOffer, WebSocketOpen,
 };
 pub use error::{AgentError, EngineError, ErrorSource, InternalError, UpstreamError};
 pub use options::{DEFAULT_MAX_BODY, EngineConfig, Limits, ServiceOptions};

@@ -24,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod listen;
+pub mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -345,7 +346,7 @@ pub type Inspect<'a> =
 /// refusal is audited; `inspect` sees the request as received before any of it
 /// is used. The HTTP gateway and the egress proxy both end here.
 pub async fn forward(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     caller: &Caller,
     capability: &str,
     rest: &str,
@@ -353,6 +354,45 @@ pub async fn forward(
     body: Body,
     inspect: Inspect<'_>,
 ) -> Response {
+    forward_with(
+        runtime, caller, capability, rest, parts, body, inspect, None,
+    )
+    .await
+}
+
+/// [`forward`], with `frames` checking each message the agent sends once a
+/// WebSocket handshake is answered (module `websocket`).
+#[allow(clippy::too_many_arguments)] // forward's, and the frame check
+pub async fn forward_with(
+    runtime: &Arc<Runtime>,
+    caller: &Caller,
+    capability: &str,
+    rest: &str,
+    mut parts: http::request::Parts,
+    body: Body,
+    inspect: Inspect<'_>,
+    frames: Option<websocket::FrameCheck>,
+) -> Response {
+    let offer = match airlock_engine::WebSocketOffer::from_request(&parts.method, &parts.headers) {
+        Ok(offer) => offer,
+        Err(e) => {
+            let (method, path) = (parts.method.as_str(), parts.uri.path());
+            let status = StatusCode::BAD_REQUEST;
+            let (cap, kind) = (Some(capability), "invalid_request_error");
+            return refuse(
+                runtime,
+                Some(caller),
+                cap,
+                method,
+                path,
+                status,
+                kind,
+                &e.to_string(),
+            )
+            .await;
+        }
+    };
+    let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let method = parts.method.as_str();
     let path = match parts.uri.query() {
         Some(q) => format!("{rest}?{q}"),
@@ -437,27 +477,86 @@ pub async fn forward(
         body: (!body.is_empty()).then(|| body.to_vec()),
         reason,
     };
-    match runtime.execute_streaming(caller, request).await {
-        Ok(resp) => {
-            let stream = resp
-                .body
-                .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
-            let mut out = Response::new(Body::from_stream(stream));
-            *out.status_mut() = resp.status;
-            *out.headers_mut() = resp.headers;
-            out
-        }
-        Err(e) => {
-            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
-            let kind = match (&e, status.as_u16()) {
-                (ExecuteError::Refused(_), _) => "permission_error",
-                (_, 400..=499) => "invalid_request_error",
-                (_, 502..=504) => "api_error",
-                _ => "internal_error",
-            };
-            error(status, kind, &e.to_string())
-        }
+    if let Some(offer) = offer {
+        let Some(on_upgrade) = on_upgrade else {
+            let msg =
+                "this connection cannot be upgraded to a WebSocket (WebSockets need HTTP/1.1)";
+            let status = StatusCode::BAD_REQUEST;
+            let (cap, kind) = (Some(capability), "invalid_request_error");
+            return refuse(runtime, Some(caller), cap, method, rest, status, kind, msg).await;
+        };
+        let Some(slot) = websocket::Slot::take() else {
+            let msg = format!(
+                "{} WebSockets are open, the most airlock relays at once; try again when one closes",
+                websocket::MAX_OPEN
+            );
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            let (cap, kind) = (Some(capability), "overloaded_error");
+            return refuse(runtime, Some(caller), cap, method, rest, status, kind, &msg).await;
+        };
+        return match runtime.execute_upgrade(caller, request, &offer).await {
+            Ok(airlock_engine::Upgrade::Switched(open)) => {
+                let guard = websocket::Guard {
+                    runtime: runtime.clone(),
+                    caller: caller.clone(),
+                    capability: capability.to_string(),
+                    frames,
+                    slot,
+                };
+                switch(open, on_upgrade, guard)
+            }
+            Ok(airlock_engine::Upgrade::Answered(resp)) => streamed(resp),
+            Err(e) => execute_error(&e),
+        };
     }
+    match runtime.execute_streaming(caller, request).await {
+        Ok(resp) => streamed(resp),
+        Err(e) => execute_error(&e),
+    }
+}
+
+/// A streamed upstream answer as the door's response.
+fn streamed(resp: airlock_engine::StreamingResponse) -> Response {
+    let stream = resp
+        .body
+        .map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
+    let mut out = Response::new(Body::from_stream(stream));
+    *out.status_mut() = resp.status;
+    *out.headers_mut() = resp.headers;
+    out
+}
+
+/// The request path's error as the door's response.
+fn execute_error(e: &ExecuteError) -> Response {
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let kind = match (e, status.as_u16()) {
+        (ExecuteError::Refused(_), _) => "permission_error",
+        (_, 400..=499) => "invalid_request_error",
+        (_, 502..=504) => "api_error",
+        _ => "internal_error",
+    };
+    error(status, kind, &e.to_string())
+}
+
+/// Answers the agent's handshake with `101` and relays messages once its
+/// connection is handed over.
+fn switch(
+    open: airlock_engine::WebSocketOpen,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    guard: websocket::Guard,
+) -> Response {
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = out.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.extend(open.headers.clone());
+    tokio::spawn(async move {
+        if let Ok(agent) = on_upgrade.await {
+            websocket::relay(agent, open, guard).await;
+        }
+    });
+    out
 }
 
 #[cfg(test)]

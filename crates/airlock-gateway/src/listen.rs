@@ -395,7 +395,8 @@ async fn connection(
     };
     {
         // With upgrades: the egress proxy answers CONNECT and takes the connection
-        // over (no other door upgrades a connection).
+        // over, and a WebSocket handshake on any door does the same (an upgraded
+        // connection leaves this cap: tunnels and WebSockets have their own).
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();

@@ -768,9 +768,10 @@ impl Proxy {
 
 /// Sends one request of `route` to `origin` through the gateway's forwarding
 /// path, after checking that its path lies under the service's base path; its
-/// placeholders are checked once its body is read.
+/// placeholders are checked once its body is read, and — when it opens a
+/// WebSocket — in every message the program sends on it.
 async fn send(
-    proxy: &Proxy,
+    proxy: &Arc<Proxy>,
     caller: &Caller,
     route: &Route,
     origin: placeholder::Origin<'_>,
@@ -797,8 +798,55 @@ async fn send(
             .check_sessions(|p| p.check_body(origin, body))
             .map_err(|(msg, _)| msg)
     };
+    let frames = frame_check(proxy, caller, &route.capability, origin, parts.uri.path());
     let cap = &route.capability;
-    airlock_gateway::forward(runtime, caller, cap, &rest, parts, body, &inspect).await
+    airlock_gateway::forward_with(runtime, caller, cap, &rest, parts, body, &inspect, frames).await
+}
+
+/// The trip wire for a WebSocket's messages (a placeholder in a message is
+/// on no surface an auth type uses): a message that trips it is refused, the
+/// connection closed (1008) and the refusal audited.
+fn frame_check(
+    proxy: &Arc<Proxy>,
+    caller: &Caller,
+    capability: &str,
+    origin: placeholder::Origin<'_>,
+    path: &str,
+) -> Option<airlock_gateway::websocket::FrameCheck> {
+    let proxy = proxy.clone();
+    let caller = caller.clone();
+    let capability = capability.to_string();
+    let (scheme, host, port) = (
+        origin.scheme.to_string(),
+        origin.host.to_string(),
+        origin.port,
+    );
+    let path = path.to_string();
+    Some(Arc::new(move |message: &[u8]| {
+        let origin = placeholder::Origin {
+            scheme: &scheme,
+            host: &host,
+            port,
+        };
+        let Err((msg, _)) = proxy.check_sessions(|p| p.check_body(origin, message)) else {
+            return Ok(());
+        };
+        let (proxy, caller, capability, path) = (
+            proxy.clone(),
+            caller.clone(),
+            capability.clone(),
+            path.clone(),
+        );
+        let detail = format!("a WebSocket message: {msg}");
+        tokio::spawn(async move {
+            let runtime = &proxy.runtime;
+            let cap = Some(capability.as_str());
+            let _ = runtime
+                .audit_door_refusal(Some(&caller), cap, "WEBSOCKET", &path, 403, &detail)
+                .await;
+        });
+        Err(msg)
+    }))
 }
 
 /// One CONNECT tunnel: TLS terminated for `host`, requests served inside.
@@ -873,7 +921,10 @@ impl Tunnel {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(airlock_gateway::listen::HEADER_READ_TIMEOUT);
-        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+        // With upgrades: a WebSocket handshake inside the tunnel.
+        let _ = builder
+            .serve_connection_with_upgrades(TokioIo::new(tls), service)
+            .await;
     }
 
     /// Refuses a request inside the tunnel (audited, on the route's capability).

@@ -597,6 +597,158 @@ fn base64_of(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
+// ---------------------------------------------------------------------------
+// WebSocket upgrades: the handshake goes through the request path (the key
+// injected, the agent's own credential and extensions dropped), messages are
+// relayed whole and scrubbed.
+
+/// A plain-TCP WebSocket upstream: answers each text message "got MSG", and
+/// "echo-key" with the key itself; on `/v1/ext` it picks an extension nobody
+/// offered. Returns its port and the handshake heads it saw.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type
+fn ws_upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let callback = |req: &WsRequest, mut resp: WsResponse| {
+                    let mut head = format!("GET {}\n", req.uri());
+                    for (k, v) in req.headers() {
+                        head.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+                    }
+                    log.lock().unwrap().push(head);
+                    if req.uri().path() == "/v1/ext" {
+                        resp.headers_mut().insert(
+                            "sec-websocket-extensions",
+                            "permessage-deflate".parse().unwrap(),
+                        );
+                    }
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tungstenite::accept_hdr(tcp, callback) else {
+                    return;
+                };
+                while let Ok(msg) = ws.read() {
+                    let answer = match msg {
+                        tungstenite::Message::Text(t) if t.as_str() == "echo-key" => {
+                            format!("key={SECRET}")
+                        }
+                        tungstenite::Message::Text(t) => format!("got {}", t.as_str()),
+                        tungstenite::Message::Close(_) => break,
+                        _ => continue,
+                    };
+                    if ws.send(tungstenite::Message::text(answer)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// Sends a WebSocket handshake for `path` on the "local" service through the
+/// proxy as an absolute-form request; the answer's head and the connection.
+fn ws_handshake(
+    proxy: &Proxy,
+    ws_port: u16,
+    path: &str,
+    extra: &str,
+) -> (String, std::net::TcpStream) {
+    let (userinfo, addr) = proxy
+        .url
+        .strip_prefix("http://")
+        .unwrap()
+        .split_once('@')
+        .unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        tcp,
+        "GET http://127.0.0.1:{ws_port}{path} HTTP/1.1\r\nHost: 127.0.0.1:{ws_port}\r\nProxy-Authorization: Basic {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n",
+        base64_of(userinfo)
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tcp.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    (String::from_utf8_lossy(&head).into_owned(), tcp)
+}
+
+#[test]
+fn a_websocket_gets_the_key_in_its_handshake_and_its_messages_scrubbed() {
+    let (ws_port, seen) = ws_upstream();
+    let (_dir, home) = home(ws_port, closed_port());
+    let proxy = start_proxy(&home);
+
+    // The agent offers compression and its own credential: neither goes on.
+    let extra = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\nAuthorization: Bearer agent-own\r\n";
+    let (head, tcp) = ws_handshake(&proxy, ws_port, "/v1/ws", extra);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // RFC 6455's example key and its accept value: the upstream's answer.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    assert!(!head.to_ascii_lowercase().contains("extensions"), "{head}");
+    let mut ws =
+        tungstenite::WebSocket::from_raw_socket(tcp, tungstenite::protocol::Role::Client, None);
+    let mut ask = |text: &str| {
+        ws.send(tungstenite::Message::text(text)).unwrap();
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => t.as_str().to_string(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(ask("hello"), "got hello");
+    // The key echoed in a message comes back redacted.
+    assert_eq!(ask("echo-key"), "key=[REDACTED:local]");
+    assert_eq!(ask("again"), "got again");
+
+    let heads = seen.lock().unwrap().join("");
+    assert!(
+        heads.contains(&format!("authorization: Bearer {SECRET}")),
+        "{heads}"
+    );
+    assert!(!heads.contains("agent-own"), "{heads}");
+    assert!(!heads.contains("sec-websocket-extensions"), "{heads}");
+    assert!(audit_contains(&home, "WebSocket opened"));
+
+    // An upstream that picks an extension anyway is refused: a compressed
+    // frame could not be scrubbed.
+    let (head, _tcp) = ws_handshake(&proxy, ws_port, "/v1/ext", "Sec-WebSocket-Version: 13\r\n");
+    assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+    // A handshake airlock cannot honour is refused before anything is sent.
+    let before = seen.lock().unwrap().len();
+    let (head, _tcp) = ws_handshake(&proxy, ws_port, "/v1/ws", "Sec-WebSocket-Version: 8\r\n");
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(seen.lock().unwrap().len(), before);
+    assert!(audit_contains(&home, "Sec-WebSocket-Version"));
+
+    // The owner's revocation reaches the connection still open: closed (1008).
+    ok(airlock(&home).args(["revoke", "--all"]).output().unwrap());
+    match ws.read() {
+        Ok(tungstenite::Message::Close(Some(frame))) => {
+            assert_eq!(
+                frame.code,
+                tungstenite::protocol::frame::coding::CloseCode::Policy
+            );
+        }
+        other => panic!("the WebSocket outlived the revocation: {other:?}"),
+    }
+}
+
 #[test]
 fn a_tunnel_that_never_starts_tls_is_closed() {
     let https_port = closed_port();

@@ -281,6 +281,24 @@ impl Runtime {
         }
     }
 
+    /// Whether `caller`'s session of `capability` still runs, with the owner's
+    /// lock and revocations applied first (as before a decision): for a
+    /// connection that outlives its request (a WebSocket), which is closed
+    /// once this refuses. `Err` says why.
+    pub async fn still_open(&self, caller: &Caller, capability: &str) -> Result<(), String> {
+        self.check_owner_state().await.map_err(|r| r.to_string())?;
+        match self.broker.sessions().check(&caller.grant, capability) {
+            Some(Ok(_)) => Ok(()),
+            Some(Err((id, crate::session::SessionEnd::Revoked))) => {
+                Err(format!("session {} was revoked", id.as_str()))
+            }
+            Some(Err((id, crate::session::SessionEnd::Expired))) => {
+                Err(format!("session {} expired", id.as_str()))
+            }
+            None => Err(format!("no session of capability \"{capability}\"")),
+        }
+    }
+
     /// Applies the owner's lock and revocations (shared by every server on this
     /// home through `state/`) to the live sessions. Called before every decision.
     async fn check_owner_state(&self) -> Result<(), Refusal> {

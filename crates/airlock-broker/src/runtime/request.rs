@@ -300,6 +300,43 @@ impl Runtime {
         Ok(r)
     }
 
+    /// A WebSocket handshake (`offer`, from the agent's request) through the
+    /// same request path: decided (rules, rate, reason, approval) and recorded
+    /// before it leaves, the credential injected into the handshake, the
+    /// outcome (`101`, or the upstream's other answer) recorded before the
+    /// caller gets the connection. The caller relays frames (scrubbed) after.
+    pub async fn execute_upgrade(
+        &self,
+        caller: &Caller,
+        req: ExecuteRequest,
+        offer: &airlock_engine::WebSocketOffer,
+    ) -> Result<airlock_engine::Upgrade, ExecuteError> {
+        let p = self.begin(caller, &req).await?;
+        let result = p
+            .engine
+            .send_upgrade(
+                &p.service,
+                p.injector.as_ref(),
+                p.upstream,
+                offer,
+                &self.live.scrubber(),
+            )
+            .await;
+        let (r, event) = self.sent(result, p.event, p.started).await?;
+        let detail = match &r {
+            airlock_engine::Upgrade::Switched(_) => "WebSocket opened",
+            airlock_engine::Upgrade::Answered(_) => {
+                "WebSocket handshake answered without an upgrade"
+            }
+        };
+        let event = event
+            .status(r.status().as_u16())
+            .detail(detail)
+            .duration(p.started.elapsed());
+        self.write_outcome(&event).await?;
+        Ok(r)
+    }
+
     /// The upstream's answer with the decision record to complete, or — when
     /// sending failed — the record completed with the failure and the error for
     /// the caller.
