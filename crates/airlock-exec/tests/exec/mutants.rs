@@ -194,6 +194,13 @@ fn a_confined_child_reaches_the_egress_proxy_and_nothing_else() {
          cat {}/ca.pem; true",
         b.ca.display()
     );
+    // First without via_proxy: the proxy's port is as closed as any other.
+    // (Run first on purpose: each network mode has a seccomp program of its
+    // own, built at its first use, and a child with the proxy must not get the
+    // one built for a child without network.)
+    let inv = p.check(&strings(&["bash", "-c", &probe]), None).unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(!out.contains("proxy-connected"), "{out}");
     let inv = p.check(&strings(&["bash", "-c", &probe]), None).unwrap();
     let launch = p
         .prepare(inv, None, Stdin::Null)
@@ -205,10 +212,6 @@ fn a_confined_child_reaches_the_egress_proxy_and_nothing_else() {
     assert!(out.contains("PROXY-CA-PEM"), "{out}");
     assert!(!out.contains("other-connected"), "{out}");
     assert!(other.accept().is_err(), "the other port saw a connection");
-    // Without via_proxy the proxy's port is as closed as any other.
-    let inv = p.check(&strings(&["bash", "-c", &probe]), None).unwrap();
-    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
-    assert!(!out.contains("proxy-connected"), "{out}");
 }
 
 /// A workdir that would expose a protected place is refused at load with the
@@ -376,4 +379,50 @@ fn only_a_direct_child_reads_the_systemd_resolver() {
         let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
         assert_eq!(out.contains("listed"), listed, "{network:?}: {out}");
     }
+}
+
+/// The system's files are granted read-only: a confined child may read
+/// `/dev/urandom` but not open it for writing (its mode lets everyone write;
+/// the sandbox must not), while `/dev/null` stays writable.
+#[test]
+fn read_only_device_files_stay_read_only() {
+    if !landlock() {
+        return;
+    }
+    let b = box2();
+    let p = bash_policy(&b);
+    let probe = "head -c 4 /dev/urandom >/dev/null && echo read-ok; \
+                 (exec 3>>/dev/urandom && echo urandom-writable); \
+                 (exec 3>>/dev/null && echo null-writable); true";
+    let inv = p.check(&strings(&["bash", "-c", probe]), None).unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(out.contains("read-ok"), "{out}");
+    assert!(out.contains("null-writable"), "{out}");
+    assert!(!out.contains("urandom-writable"), "{out}");
+}
+
+/// In `/etc` directories that mix public files and keys (`/etc/ssl`,
+/// `/etc/ssh`…), a confined child reads the public entries (the CA bundle
+/// TLS needs) and not the secret-shaped ones (`/etc/ssl/private`). Checks the
+/// entries this host has.
+#[test]
+fn etc_ssl_gives_the_certificates_and_hides_the_private_keys() {
+    if !landlock() {
+        return;
+    }
+    let (certs, private) = (
+        std::path::Path::new("/etc/ssl/certs"),
+        std::path::Path::new("/etc/ssl/private"),
+    );
+    if !certs.is_dir() || !private.is_dir() {
+        return;
+    }
+    let b = box2();
+    let p = bash_policy(&b);
+    let probe = "ls /etc/ssl/certs >/dev/null && echo certs-listed; \
+                 ls /etc/ssl/private >/dev/null && echo private-listed; true";
+    let inv = p.check(&strings(&["bash", "-c", probe]), None).unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(out.contains("certs-listed"), "{out}");
+    assert!(!out.contains("private-listed"), "{out}");
 }
