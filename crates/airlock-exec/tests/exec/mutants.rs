@@ -426,3 +426,24 @@ fn etc_ssl_gives_the_certificates_and_hides_the_private_keys() {
     assert!(out.contains("certs-listed"), "{out}");
     assert!(!out.contains("private-listed"), "{out}");
 }
+
+/// On a kernel whose Landlock handles truncation (ABI 3 and later), a confined
+/// child may `truncate(2)` files in its workdir: seccomp refuses that call
+/// only on older kernels, where Landlock cannot tell where the file is.
+#[test]
+fn a_confined_child_may_truncate_files_in_its_workdir() {
+    if !matches!(Support::probe(), Support::Landlock { abi } if abi >= 3) {
+        return;
+    }
+    let b = box2();
+    let p = bash_policy(&b);
+    std::fs::write(b.work[0].join("f"), "some bytes\n").unwrap();
+    let probe = "python3 -c \"import os; os.truncate('f', 4); print('truncated')\"";
+    let cwd = b.work[0].display().to_string();
+    let inv = p
+        .check(&strings(&["bash", "-c", probe]), Some(&cwd))
+        .unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(out.contains("truncated"), "{out}");
+    assert_eq!(std::fs::read(b.work[0].join("f")).unwrap(), b"some");
+}
