@@ -348,6 +348,7 @@ def main():
 
         page.goto(base + "/")
         page.screenshot(path=f"{SHOTS}/live-after.png")
+        page.screenshot(path=f"{SHOTS}/readme.png", clip={"x": 0, "y": 0, "width": 1100, "height": 520})
         browser.close()
 
     logs = [json.loads(line) for line in airlock(home, "logs", "--json").stdout.splitlines()]

@@ -64,17 +64,21 @@
 
   var approvals = document.getElementById('approvals');
   if (approvals) {
-    // Replaced only when the server's list changed (compared as sent, not as
-    // the DOM re-serializes it), so a button is not swapped under the pointer.
-    var last = null;
+    // Replaced only when the set of held requests changed (a held request's
+    // card never changes), so a button is not swapped under the pointer.
+    var ids = function (nodes) {
+      return Array.prototype.map.call(nodes, function (n) { return n.getAttribute('data-id'); }).join(' ');
+    };
     setInterval(function () {
       fetch('/approvals?partial=1', { credentials: 'same-origin' })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (t) {
-          if (t === null || t === last) { return; }
-          var first = last === null;
-          last = t;
-          if (!first) { approvals.innerHTML = t; }
+          if (t === null) { return; }
+          // An inert document: nothing in it loads or runs.
+          var next = new DOMParser().parseFromString(t, 'text/html');
+          if (ids(next.querySelectorAll('section.approval')) !== ids(approvals.querySelectorAll('section.approval'))) {
+            approvals.innerHTML = t;
+          }
         }, function () {});
     }, 1000);
   }
