@@ -66,7 +66,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", type=int, required=True)
     ap.add_argument("--home", required=True)
-    ap.add_argument("--conns", default="1,16")
+    ap.add_argument("--conns", default="1,16,64")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", default="10s")
     ap.add_argument("--tls-port", type=int, required=True)
@@ -105,6 +105,8 @@ def main():
         targets += [
             ("direct (nginx, TLS)", lambda c: load(a.load, [*common, "--ca", a.tls_ca, "--conns", str(c)])),
             ("proxy (CONNECT, TLS)", lambda c: load(a.load, [*common, "--ca", px_ca, "--conns", str(c), *via])),
+            ("direct (nginx, TLS, HTTP/2)", lambda c: load(a.load, [*common, "--ca", a.tls_ca, "--conns", str(c), "--h2", "1"])),
+            ("proxy (CONNECT, TLS, HTTP/2)", lambda c: load(a.load, [*common, "--ca", px_ca, "--conns", str(c), *via, "--h2", "1"])),
         ]
         runs = {(c, t[0]): [] for c in conns for t in targets}
         for c in conns:
@@ -129,16 +131,23 @@ def main():
 
     rows, summary, data = [], [], {"runs": {}}
     direct, gateway = targets[0][0], targets[1][0]
-    tls_direct = "direct (nginx, TLS)"
+    tls_direct, h2_direct = "direct (nginx, TLS)", "direct (nginx, TLS, HTTP/2)"
     for c in conns:
         d = lib.medians(runs[(c, direct)])
         g = lib.medians(runs[(c, gateway)])
         td = lib.medians(runs[(c, tls_direct)])
+        hd = lib.medians(runs[(c, h2_direct)])
         for label, _ in targets:
-            base = None if label in (direct, tls_direct) else td["rps"] if "TLS" in label else d["rps"]
+            base = (None if label in (direct, tls_direct, h2_direct)
+                    else hd["rps"] if "HTTP/2" in label else td["rps"] if "TLS" in label else d["rps"])
             m, row = lib.load_row(c, label, runs[(c, label)], base, data)
             rows.append(row)
-            if label == "proxy (CONNECT, TLS)":
+            if label == "proxy (CONNECT, TLS, HTTP/2)":
+                summary.append({"measure": f"proxy req/s at {c} conn. (HTTPS via CONNECT, HTTP/2, batch)", "airlock": lib.num(m["rps"]),
+                                "reference": f"direct TLS HTTP/2 {lib.num(hd['rps'])}", "ratio": lib.ratio(m["rps"], hd["rps"])})
+                summary.append({"measure": f"proxy added p50 at {c} conn. (HTTPS via CONNECT, HTTP/2)",
+                                "airlock": f"{lib.num(m['p50_ms'] - hd['p50_ms'])} ms", "reference": "", "ratio": ""})
+            elif label == "proxy (CONNECT, TLS)":
                 summary.append({"measure": f"proxy req/s at {c} conn. (HTTPS via CONNECT, batch)", "airlock": lib.num(m["rps"]),
                                 "reference": f"direct TLS {lib.num(td['rps'])}", "ratio": lib.ratio(m["rps"], td["rps"])})
                 summary.append({"measure": f"proxy added p50 at {c} conn. (HTTPS via CONNECT)",

