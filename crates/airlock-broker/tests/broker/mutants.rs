@@ -502,6 +502,23 @@ async fn a_request_refused_by_a_rule_is_never_held_for_approval() {
     assert!(prompts.lock().unwrap().is_empty());
 }
 
+/// The request `rt` holds for approval, as `airlock approve` lists it; fails
+/// when none is held within 5 s (a request that was never held must not hang
+/// the test).
+async fn held(rt: &Runtime) -> airlock_broker::approval::PendingRecord {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(p) = rt.approvals().list().pop() {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request was held for approval"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Answered over the control path (`airlock approve ID`, bound to the hash the
 /// person was shown): the held request is sent.
 #[tokio::test(flavor = "current_thread")]
@@ -509,13 +526,8 @@ async fn a_request_approved_by_id_and_hash_is_sent() {
     let s = served("10s", "always");
     let me = caller(Some("tester"), None);
     let approve = async {
-        loop {
-            if let Some(p) = s.rt.approvals().list().pop() {
-                s.rt.approvals().answer(&p.id, true, Some(&p.hash)).unwrap();
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let p = held(&s.rt).await;
+        s.rt.approvals().answer(&p.id, true, Some(&p.hash)).unwrap();
     };
     let (r, ()) = tokio::join!(s.rt.execute(&me, get("ask", "/v1/items")), approve);
     assert_eq!(r.unwrap().status, 200);
@@ -531,21 +543,15 @@ async fn a_request_that_changed_while_held_is_not_sent() {
     let me = caller(Some("tester"), None);
     let moved = approval_config(s.port, "/other", "10s", "always");
     let approve = async {
-        loop {
-            if let Some(p) = s.rt.approvals().list().pop() {
-                assert!(
-                    p.url.as_deref().unwrap().contains("/base/v1/items"),
-                    "{p:?}"
-                );
-                s.rt.broker().reload(
-                    airlock_config::Config::parse(std::path::Path::new("airlock.toml"), &moved)
-                        .unwrap(),
-                );
-                s.rt.approvals().answer(&p.id, true, Some(&p.hash)).unwrap();
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let p = held(&s.rt).await;
+        assert!(
+            p.url.as_deref().unwrap().contains("/base/v1/items"),
+            "{p:?}"
+        );
+        s.rt.broker().reload(
+            airlock_config::Config::parse(std::path::Path::new("airlock.toml"), &moved).unwrap(),
+        );
+        s.rt.approvals().answer(&p.id, true, Some(&p.hash)).unwrap();
     };
     let (r, ()) = tokio::join!(s.rt.execute(&me, get("ask", "/v1/items")), approve);
     let r = refusal(r);
@@ -609,21 +615,73 @@ fn close_audit_anchors_every_record_at_once() {
 }
 
 /// Dropping the runtime waits for the writer thread to write, sync and anchor
-/// what is queued: every record is on record when the drop returns.
+/// what is queued: every record is on record when the drop returns, even when
+/// the process exits right after (as `serve` does at shutdown). The runtime
+/// lives in a child process (this test binary, running
+/// `mutants::child_drops_the_runtime_then_exits`) that exits at once after the
+/// drop; a writer still flushing then would be cut off.
 #[test]
-fn dropping_the_runtime_anchors_what_was_written() {
-    let Served {
-        _dir,
-        rt,
-        audit,
-        state,
-        key,
-        ..
-    } = served("1s", "batch");
-    let last = (0..3).map(|i| rt.audit(&note(i)).unwrap()).last().unwrap();
-    drop(rt);
-    let report = verify(&audit, &state, &key).unwrap();
+fn records_are_anchored_when_the_process_exits_right_after_the_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("home");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "mutants::child_drops_the_runtime_then_exits",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DROP_CHILD, &root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: u64 = stdout
+        .lines()
+        .find_map(|l| l.split_once("last seq ").map(|(_, n)| n))
+        .unwrap_or_else(|| panic!("the child printed no seq: {stdout}"))
+        .trim()
+        .parse()
+        .unwrap();
+    let home = airlock_home::Home::at(root);
+    let vault = airlock_vault::LockedVault::load(&home)
+        .unwrap()
+        .unlock_with_key_file(&home)
+        .unwrap();
+    let report = verify(&home.audit_dir(), &home.state_dir(), vault.audit_key()).unwrap();
     assert_eq!(report.anchor_seq, Some(last), "{report}");
+}
+
+/// Where [`child_drops_the_runtime_then_exits`] makes its home.
+const DROP_CHILD: &str = "AIRLOCK_BROKER_TEST_DROP_CHILD";
+
+/// The body of the child process of
+/// `records_are_anchored_when_the_process_exits_right_after_the_drop`.
+#[test]
+#[ignore = "run by records_are_anchored_when_the_process_exits_right_after_the_drop"]
+fn child_drops_the_runtime_then_exits() {
+    let root = std::env::var_os(DROP_CHILD).unwrap_or_else(|| {
+        panic!(
+            "child_drops_the_runtime_then_exits is the child process of \
+             records_are_anchored_when_the_process_exits_right_after_the_drop; it needs {DROP_CHILD}"
+        )
+    });
+    let config = approval_config(1, "/base", "1s", "batch");
+    let (home, vault) = home_with_secret(root.into(), "sk_test_x", &config);
+    let rt = Runtime::new(home, vault, SystemClock::new()).unwrap();
+    let last = (0..3).map(|i| rt.audit(&note(i)).unwrap()).last().unwrap();
+    #[allow(clippy::print_stdout)]
+    {
+        println!("last seq {last}");
+    }
+    // Nothing between the drop and the exit.
+    drop(rt);
+    std::process::exit(0);
 }
 
 /// Batched records are made durable and anchored by the writer's own timer once
