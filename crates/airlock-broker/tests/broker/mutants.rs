@@ -689,7 +689,10 @@ fn child_drops_the_runtime_then_exits() {
 #[test]
 fn batched_records_are_anchored_by_the_writers_tick() {
     let s = served("1s", "batch");
-    let last = s.rt.audit(&note(0)).unwrap();
+    // The first record starts a file, which is synced and anchored at once;
+    // the second waits for its batch.
+    s.rt.audit(&note(0)).unwrap();
+    let last = s.rt.audit(&note(1)).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let report = verify(&s.audit, &s.state, &s.key).unwrap();
