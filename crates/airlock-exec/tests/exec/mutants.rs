@@ -447,3 +447,82 @@ fn a_confined_child_may_truncate_files_in_its_workdir() {
     assert!(out.contains("truncated"), "{out}");
     assert_eq!(std::fs::read(b.work[0].join("f")).unwrap(), b"some");
 }
+
+// ------------------------------------------------------------ the git guard
+
+fn git(args: &[&str]) -> Result<(), String> {
+    airlock_exec::guard::check(airlock_exec::ProgramKind::Git, "git", &strings(args)).map_err(|r| {
+        match r {
+            airlock_exec::Refusal::Argument { reason, .. } => reason,
+            other => panic!("not an argument refusal: {other}"),
+        }
+    })
+}
+
+/// Each refused git global option says why, and the ones that move git out of
+/// the workdir say what to do instead (`cwd`).
+#[test]
+fn git_global_option_refusals_say_why() {
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["-c", "alias.x=!sh", "x"],
+            "git -c and --config-env are refused",
+        ),
+        (
+            &["-calias.x=!sh", "x"],
+            "git -c and --config-env are refused",
+        ),
+        (
+            &["--config-env=core.pager=P", "log"],
+            "git -c and --config-env are refused",
+        ),
+        (
+            &["--exec-path=/tmp", "log"],
+            "--exec-path chooses where git finds",
+        ),
+        (
+            &["-C", "/", "log"],
+            "it moves git outside the capability's workdirs; pass `cwd` instead",
+        ),
+        (
+            &["--git-dir=/x", "log"],
+            "it moves git outside the capability's workdirs; pass `cwd` instead",
+        ),
+        (
+            &["--work-tree=/x", "log"],
+            "it moves git outside the capability's workdirs; pass `cwd` instead",
+        ),
+        (
+            &["--namespace=x", "log"],
+            "it moves git outside the capability's workdirs; pass `cwd` instead",
+        ),
+        (&["--help"], "it runs a configurable viewer or browser"),
+    ];
+    for (args, why) in cases {
+        let reason = git(args).unwrap_err();
+        assert!(reason.starts_with(why), "{args:?}: {reason}");
+    }
+    let reason = git(&["--frobnicate", "log"]).unwrap_err();
+    assert!(
+        reason.starts_with("not a git global option airlock allows"),
+        "{reason}"
+    );
+}
+
+/// After `--` or `--end-of-options` everything is a path: one that leaves the
+/// working directory is refused even when it starts with `-`, and one that
+/// looks like a refused option (`--output`) is only a file name.
+#[test]
+fn after_the_end_of_options_every_argument_is_a_path() {
+    for end in ["--", "--end-of-options"] {
+        let reason = git(&["diff", end, "-a/../../etc/passwd"]).unwrap_err();
+        assert!(
+            reason.contains("outside the working directory"),
+            "{end}: {reason}"
+        );
+        git(&["log", end, "--output"]).unwrap();
+        git(&["diff", end, "--output"]).unwrap();
+    }
+    // Before them, the same words are options.
+    assert!(git(&["log", "--output=x"]).is_err());
+}
