@@ -526,3 +526,34 @@ fn after_the_end_of_options_every_argument_is_a_path() {
     // Before them, the same words are options.
     assert!(git(&["log", "--output=x"]).is_err());
 }
+
+// ------------------------------------------------------------ the env guard
+
+/// `env` may print the environment, never run or split a command: `-S`
+/// (`--split-string`) and `-C` (`--chdir`) are refused in every spelling, a
+/// program name too; variables and `-i` alone are fine.
+#[test]
+fn env_may_not_split_change_directory_or_run() {
+    let env = |args: &[&str]| {
+        airlock_exec::guard::check(airlock_exec::ProgramKind::Env, "env", &strings(args))
+    };
+    for args in [
+        &["-S", "sh -c id"][..],
+        &["-Ssh -c id"],
+        &["-C", "/"],
+        &["-C/"],
+        &["--split-string=sh -c id"],
+        &["--split-string", "sh -c id"],
+        &["--chdir=/"],
+        &["--chdir", "/"],
+    ] {
+        let r = env(args).unwrap_err().to_string();
+        assert!(
+            r.contains("env may print the environment but not run or split commands"),
+            "{args:?}: {r}"
+        );
+    }
+    let r = env(&["A=1", "id"]).unwrap_err().to_string();
+    assert!(r.contains("allow that program itself instead"), "{r}");
+    env(&["-i", "A=1"]).unwrap();
+}
