@@ -557,3 +557,29 @@ fn env_may_not_split_change_directory_or_run() {
     assert!(r.contains("allow that program itself instead"), "{r}");
     env(&["-i", "A=1"]).unwrap();
 }
+
+/// The owner is warned about an allowed shell or interpreter (it runs whatever
+/// it is told), and only about that: other programs give no warning.
+#[test]
+fn only_a_runner_on_the_allow_list_is_a_warning() {
+    let b = box2();
+    let compile = |commands: &[&str]| {
+        ExecPolicy::from_parts(
+            "cap",
+            &strings(commands),
+            &[],
+            &[],
+            &Default::default(),
+            &b.owner,
+        )
+        .unwrap()
+    };
+    assert!(compile(&["cat", "ls"]).warnings().is_empty());
+    let p = compile(&["cat", "bash"]);
+    assert_eq!(
+        p.warnings(),
+        [
+            "capability \"cap\": `bash` runs whatever it is told to; allowing it lets the agent run any program with the secret"
+        ]
+    );
+}
