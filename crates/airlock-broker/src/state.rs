@@ -215,6 +215,39 @@ pub fn revoke(home: &Home, target: &RevokeTarget) -> Result<usize, StateError> {
     Ok(before - after)
 }
 
+/// Team mode's hook (issue 15): records a revocation another device of the team
+/// made at `at` (takes the home lock). Later instants win, so replaying an older
+/// revocation changes nothing; returns whether the file changed.
+pub fn apply_team_revocation(
+    home: &Home,
+    target: &RevokeTarget,
+    at: jiff::Timestamp,
+) -> Result<bool, StateError> {
+    let _lock = home.lock()?;
+    let mut revs = revocations(home)?;
+    let later = |old: Option<&jiff::Timestamp>| old.is_none_or(|t| *t < at);
+    let changed = match target {
+        RevokeTarget::Session(id) => revs.sessions.insert(id.clone()),
+        RevokeTarget::Agent(a) if later(revs.agents.get(a)) => {
+            revs.agents.insert(a.clone(), at);
+            true
+        }
+        RevokeTarget::Capability(c) if later(revs.capabilities.get(c)) => {
+            revs.capabilities.insert(c.clone(), at);
+            true
+        }
+        RevokeTarget::All if later(revs.all.as_ref()) => {
+            revs.all = Some(at);
+            true
+        }
+        _ => false,
+    };
+    if changed {
+        write_json(home, &revocations_path(home), &revs)?;
+    }
+    Ok(changed)
+}
+
 /// Whether the emergency lock is on.
 pub fn is_locked(home: &Home) -> bool {
     lock_path(home).exists()

@@ -21,6 +21,7 @@ const INFO_KEK: &[u8] = b"airlock-vault v1 kek";
 const INFO_SECRETS: &[u8] = b"airlock-vault v1 secrets";
 const INFO_FINGERPRINT: &[u8] = b"airlock-vault v1 fingerprint";
 const INFO_AUDIT: &[u8] = b"airlock-vault v1 audit";
+const INFO_TEAM_DEVICE: &[u8] = b"airlock-vault v1 team device";
 
 /// Where the master key comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +384,17 @@ impl Vault {
     /// a passphrase change.
     pub fn audit_key(&self) -> &[u8; KEY_LEN] {
         &self.keys.audit
+    }
+
+    /// Team mode's hook (issue 15): the key that seals this device's team keys
+    /// (`team/device.sealed`), derived from the data key for that purpose only, so
+    /// the device keys are as safe as the vault and never leave it unsealed.
+    pub fn team_device_key(&self) -> Zeroizing<[u8; KEY_LEN]> {
+        crypto::subkey(
+            self.data_key.as_ref(),
+            self.file.vault_id.as_bytes(),
+            INFO_TEAM_DEVICE,
+        )
     }
 
     /// Whether a secret of this name exists.

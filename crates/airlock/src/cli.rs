@@ -32,6 +32,9 @@ pub(crate) enum Command {
     /// Manage secret values in the vault
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Team mode on PostgreSQL: devices share secrets, revocations and the lock (docs/team.md)
+    #[command(subcommand)]
+    Team(TeamCommand),
     /// Run the MCP server (stdio by default; --http for streamable HTTP) and/or the HTTP gateway (--gateway)
     Serve(ServeArgs),
     /// Run the egress proxy alone (HTTPS_PROXY for clients whose base URL cannot
@@ -382,6 +385,51 @@ pub(crate) struct ValueInput {
     /// Read the value from standard input (one trailing newline is removed)
     #[arg(long)]
     pub(crate) stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TeamCommand {
+    /// Create the team and its schema in a PostgreSQL database; this device becomes its first admin
+    Init {
+        /// postgres://USER:PASSWORD@HOST:PORT/DB (kept sealed in this device's team files)
+        #[arg(long, value_name = "URL")]
+        db: String,
+        /// This device's name in `team devices` (default: the host name)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Print a single-use enrollment code, valid for 1 hour (admin devices)
+    Invite {
+        /// The device joining with it becomes an admin once approved
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Enroll this device with an invite code; prints its fingerprint for the admin to confirm
+    Join {
+        /// postgres://USER:PASSWORD@HOST:PORT/DB
+        #[arg(long, value_name = "URL")]
+        db: String,
+        /// The code from `airlock team invite`
+        code: String,
+        /// This device's name in `team devices` (default: the host name)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the team's devices, verified from the root admin
+    Devices(JsonFlag),
+    /// Approve an enrolled device after confirming its fingerprint on both sides (admin devices)
+    Approve {
+        /// The fingerprint `team join` printed on the new device
+        fingerprint: String,
+    },
+    /// This device, the team, the last sync and the change-log lag
+    Status(JsonFlag),
+    /// Catch up with the team: secrets into the vault, revocations and the lock into this home
+    Sync {
+        /// Keep following: on every change notification, and every 10 s at the latest
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -42,6 +42,7 @@ fn needs_home(command: &Command) -> bool {
             | Command::Add(_)
             | Command::Serve(_)
             | Command::Secret(cli::SecretCommand::Set { .. })
+            | Command::Team(cli::TeamCommand::Init { .. } | cli::TeamCommand::Join { .. })
             | Command::Migrate(_)
             | Command::Import(_)
             | Command::Search(_)
@@ -82,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => cmd::service::list(&home, args)?,
         Command::Cap(c) => cmd::cap::run(&home, c)?,
         Command::Secret(c) => cmd::secret::run(&home, c)?,
+        Command::Team(c) => cmd::team::run(&home, c)?,
         Command::Serve(args) => cmd::serve::run(&home, args)?,
         Command::Proxy(args) => cmd::serve::proxy(&home, args)?,
         Command::Token(c) => cmd::token::run(&home, c)?,

@@ -13,6 +13,7 @@ pub(crate) mod secret;
 pub(crate) mod serve;
 pub(crate) mod service;
 pub(crate) mod sessions;
+pub(crate) mod team;
 pub(crate) mod token;
 pub(crate) mod ui;
 pub(crate) mod wrap;

@@ -30,6 +30,7 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
             vault.insert(name, &value)?;
             vault.save(home)?;
             output::line(format_args!("stored secret \"{name}\" (version 1)"));
+            super::team::publish_secret(home, &vault, name, &value)?;
         }
         SecretCommand::Rotate { name, input } => {
             // Fail fast, before asking for a value, if the secret does not exist.
@@ -47,6 +48,7 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
             let (_lock, mut vault) = unlock::open_for_write(home, false)?;
             vault.rotate(name, &value)?;
             vault.save(home)?;
+            super::team::publish_secret(home, &vault, name, &value)?;
             let version = vault
                 .list()
                 .into_iter()

@@ -161,6 +161,7 @@ pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
     output::line(format_args!(
         "revoked {what}: {ended} active session(s) ended, {tokens} agent token(s) revoked; {servers} running server(s) applied it now (others at their next request)"
     ));
+    super::team::publish_revocation(home, &target)?;
     Ok(())
 }
 
@@ -176,6 +177,7 @@ pub(crate) fn lock(home: &Home) -> anyhow::Result<()> {
     output::line(
         "airlock is locked: every running server refuses every request until `airlock unlock`",
     );
+    super::team::publish_lock(home, true)?;
     Ok(())
 }
 
@@ -196,6 +198,7 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
         )?;
         notify(home);
         output::line("airlock is unlocked: requests are decided by the policy again");
+        super::team::publish_lock(home, false)?;
     } else {
         output::line("airlock was not locked; nothing changed");
     }

@@ -1,0 +1,163 @@
+//! This device's team files in the airlock home.
+//!
+//! | file | content |
+//! |---|---|
+//! | `team/state.json` | team id, this device's id, the pinned root admin (id and signing key), the database's address without its password, the last change number applied, the last sync, the versions of team secrets applied |
+//! | `team/device.sealed` | this device's two private key seeds and the full database URL, sealed (XChaCha20-Poly1305) under the vault's team-device key |
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use airlock_home::Home;
+use airlock_vault::Vault;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::keys::{self, DeviceKeys, KEY_LEN};
+use crate::{Result, TeamError};
+
+/// What this device remembers about its team (no secret in it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamState {
+    /// The team id.
+    pub team: String,
+    /// This device's id.
+    pub device: String,
+    /// The root admin's device id, pinned at init or join.
+    pub root: String,
+    /// The root admin's Ed25519 key (hex), pinned with it.
+    pub root_sign_pk: String,
+    /// Where the database is (host:port/db; never the password).
+    pub db: String,
+    /// The last change-log number applied.
+    #[serde(default)]
+    pub last_seq: i64,
+    /// When the last successful sync finished.
+    #[serde(default)]
+    pub last_sync: Option<jiff::Timestamp>,
+    /// The team version of each secret applied to the local vault.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, i32>,
+    /// The signed instant of the last lock/unlock applied (the latest wins).
+    #[serde(default)]
+    pub lock_at: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedFile {
+    nonce: String,
+    ciphertext: String,
+}
+
+#[derive(Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+struct DeviceSecrets {
+    sign_seed: String,
+    kx_seed: String,
+    db_url: String,
+}
+
+/// The team directory.
+pub fn dir(home: &Home) -> PathBuf {
+    home.root().join("team")
+}
+fn state_path(home: &Home) -> PathBuf {
+    dir(home).join("state.json")
+}
+fn sealed_path(home: &Home) -> PathBuf {
+    dir(home).join("device.sealed")
+}
+
+/// Whether this home is a device of a team.
+pub fn is_member(home: &Home) -> bool {
+    state_path(home).exists()
+}
+
+/// Reads `team/state.json`.
+pub fn load_state(home: &Home) -> Result<TeamState> {
+    let path = state_path(home);
+    if !path.exists() {
+        return Err(TeamError::NotInTeam);
+    }
+    let bytes = airlock_home::read(&path)?;
+    serde_json::from_slice(&bytes).map_err(|e| TeamError::Local {
+        path,
+        detail: e.to_string(),
+    })
+}
+
+/// Writes `team/state.json` atomically.
+pub fn save_state(home: &Home, state: &TeamState) -> Result<()> {
+    airlock_home::ensure_private_dir(&dir(home))?;
+    let path = state_path(home);
+    let bytes = serde_json::to_vec_pretty(state).map_err(|e| TeamError::Local {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    airlock_home::write_atomic(&path, &bytes)?;
+    Ok(())
+}
+
+fn aad(device: &str) -> Vec<u8> {
+    keys::message("device file", &[device.as_bytes()])
+}
+
+/// Seals the device keys and the database URL under the vault's team-device key.
+pub fn save_device(
+    home: &Home,
+    vault: &Vault,
+    device: &str,
+    keys: &DeviceKeys,
+    db_url: &str,
+) -> Result<()> {
+    let (s, x) = keys.seeds();
+    let plain = Zeroizing::new(
+        serde_json::to_vec(&DeviceSecrets {
+            sign_seed: hex::encode(s.as_ref()),
+            kx_seed: hex::encode(x.as_ref()),
+            db_url: db_url.to_string(),
+        })
+        .map_err(|e| TeamError::Crypto(e.to_string()))?,
+    );
+    let (nonce, ct) = keys::seal_local(&vault.team_device_key(), &aad(device), &plain)?;
+    let file = serde_json::to_vec_pretty(&SealedFile {
+        nonce: B64.encode(nonce),
+        ciphertext: B64.encode(ct),
+    })
+    .map_err(|e| TeamError::Crypto(e.to_string()))?;
+    airlock_home::ensure_private_dir(&dir(home))?;
+    airlock_home::write_atomic(&sealed_path(home), &file)?;
+    Ok(())
+}
+
+/// Opens the device keys and the database URL.
+pub fn load_device(
+    home: &Home,
+    vault: &Vault,
+    device: &str,
+) -> Result<(DeviceKeys, Zeroizing<String>)> {
+    let path = sealed_path(home);
+    let bad = |detail: &str| TeamError::Local {
+        path: path.clone(),
+        detail: detail.to_string(),
+    };
+    let bytes = airlock_home::read(&path)?;
+    let file: SealedFile = serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
+    let nonce = B64.decode(&file.nonce).map_err(|_| bad("nonce"))?;
+    let ct = B64
+        .decode(&file.ciphertext)
+        .map_err(|_| bad("ciphertext"))?;
+    let plain = keys::open_local(&vault.team_device_key(), &aad(device), &nonce, &ct)
+        .ok_or_else(|| bad("it does not open with this vault's key"))?;
+    let parsed: DeviceSecrets = serde_json::from_slice(&plain).map_err(|_| bad("content"))?;
+    let seed = |h: &str| -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        let v = Zeroizing::new(hex::decode(h).map_err(|_| bad("seed"))?);
+        let arr: [u8; KEY_LEN] = v.as_slice().try_into().map_err(|_| bad("seed length"))?;
+        Ok(Zeroizing::new(arr))
+    };
+    let s = seed(&parsed.sign_seed)?;
+    let x = seed(&parsed.kx_seed)?;
+    let keys = DeviceKeys::from_seeds(&s, &x);
+    Ok((keys, Zeroizing::new(parsed.db_url.clone())))
+}

@@ -1,0 +1,26 @@
+//! The schema, as embedded sqlx migrations in the `airlock` schema.
+
+use std::borrow::Cow;
+
+use sqlx::PgPool;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::Result;
+
+/// Creates or upgrades the `airlock` schema (idempotent; migrations are applied
+/// under sqlx's advisory lock, so two devices may run it at once).
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::query("CREATE SCHEMA IF NOT EXISTS airlock")
+        .execute(pool)
+        .await?;
+    let mut migrator = Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("team"),
+        MigrationType::Simple,
+        sqlx::SqlStr::from_static(include_str!("../migrations/0001_team.sql")),
+        false,
+    )]);
+    migrator.dangerous_set_table_name("airlock._sqlx_migrations");
+    migrator.run(pool).await?;
+    Ok(())
+}

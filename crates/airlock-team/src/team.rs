@@ -1,0 +1,1284 @@
+//! A device of a team: enrollment, publishing, and the verified sync.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use airlock_broker::state::{self, RevokeTarget};
+use airlock_home::Home;
+use airlock_vault::Vault;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use zeroize::Zeroizing;
+
+use crate::keys::{self, DeviceKeys, DevicePublic, KEY_LEN, message};
+use crate::local::{self, TeamState};
+use crate::{Result, TeamError};
+
+/// The `pg_notify` channel that carries change numbers.
+pub const CHANNEL: &str = "airlock_changes";
+/// How long an invite code is valid.
+const INVITE_TTL_SECS: i64 = 3600;
+
+/// Where a device stands in the team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    /// Enrolled, waiting for an admin's approval.
+    Pending,
+    /// A member: its signature counts and it holds the team key.
+    Approved,
+    /// Removed by an admin.
+    Revoked,
+}
+
+impl DeviceStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Pending => "pending",
+            DeviceStatus::Approved => "approved",
+            DeviceStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// A device as verified by this node.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Device id (hex SHA-256 over its public keys).
+    pub id: String,
+    /// The name it enrolled with.
+    pub name: String,
+    /// Whether it is an admin (only meaningful once approved).
+    pub admin: bool,
+    /// Its standing.
+    pub status: DeviceStatus,
+    /// The admin that approved it.
+    pub approved_by: Option<String>,
+    /// Unix seconds of its enrollment.
+    pub joined_at: i64,
+    sign_pk: Vec<u8>,
+    kx_pk: Vec<u8>,
+    invite: Option<Vec<u8>>,
+    approval_sig: Option<Vec<u8>>,
+    revoked_by: Option<String>,
+    revocation_sig: Option<Vec<u8>>,
+    admin_claimed: bool,
+}
+
+impl Device {
+    /// The short fingerprint an admin confirms.
+    pub fn fingerprint(&self) -> String {
+        keys::fingerprint(&self.id)
+    }
+    fn is_admin(&self) -> bool {
+        self.status == DeviceStatus::Approved && self.admin
+    }
+    fn row(&self) -> String {
+        format!("airlock.devices id={}", self.id)
+    }
+}
+
+/// What one sync did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Secrets written to the local vault (name, team version).
+    pub secrets: Vec<(String, i32)>,
+    /// Change-log rows applied.
+    pub changes: usize,
+    /// Revocations applied to this home's state.
+    pub revocations: usize,
+    /// The lock state set by this sync, if it changed it.
+    pub lock: Option<bool>,
+    /// The last change number applied.
+    pub last_seq: i64,
+}
+
+/// `airlock team status`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Team id.
+    pub team: String,
+    /// This device.
+    pub device: String,
+    /// Where the database is (no password).
+    pub db: String,
+    /// Last change number applied here.
+    pub last_seq: i64,
+    /// The database's newest change number.
+    pub head_seq: i64,
+    /// When this device last synced.
+    pub last_sync: Option<jiff::Timestamp>,
+    /// Every device, verified.
+    pub devices: Vec<Device>,
+}
+
+struct View {
+    members: BTreeMap<String, Device>,
+    epochs: BTreeMap<i32, Zeroizing<[u8; KEY_LEN]>>,
+}
+
+impl View {
+    fn member(&self, id: &str) -> Option<&Device> {
+        self.members
+            .get(id)
+            .filter(|d| d.status == DeviceStatus::Approved)
+    }
+    fn admin(&self, id: &str) -> Option<&Device> {
+        self.member(id).filter(|d| d.admin)
+    }
+}
+
+/// This device, connected to its team's database.
+pub struct Team {
+    home: Home,
+    state: TeamState,
+    keys: DeviceKeys,
+    db_url: Zeroizing<String>,
+    pool: PgPool,
+}
+
+impl std::fmt::Debug for Team {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Team")
+            .field("team", &self.state.team)
+            .field("device", &self.state.device)
+            .field("db", &self.state.db)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// host:port/db of a database URL: what may be shown and stored in the clear.
+fn display_db(url: &str) -> Result<String> {
+    let u = url::Url::parse(url).map_err(|e| TeamError::BadUrl(e.to_string()))?;
+    if !matches!(u.scheme(), "postgres" | "postgresql") {
+        return Err(TeamError::BadUrl(format!(
+            "scheme \"{}\" is not postgres",
+            u.scheme()
+        )));
+    }
+    Ok(format!(
+        "{}:{}{}",
+        u.host_str().unwrap_or("localhost"),
+        u.port().unwrap_or(5432),
+        u.path()
+    ))
+}
+
+async fn connect(url: &str) -> Result<PgPool> {
+    display_db(url)?;
+    let opts = PgConnectOptions::from_str(url).map_err(|e| TeamError::BadUrl(e.to_string()))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?)
+}
+
+fn b(v: bool) -> [u8; 1] {
+    [u8::from(v)]
+}
+
+fn approval_msg(team: &str, d: &Device, admin: bool, by: &str) -> Vec<u8> {
+    message(
+        "device",
+        &[
+            team.as_bytes(),
+            d.id.as_bytes(),
+            d.name.as_bytes(),
+            &d.sign_pk,
+            &d.kx_pk,
+            &b(admin),
+            by.as_bytes(),
+        ],
+    )
+}
+
+fn revocation_msg(team: &str, id: &str, by: &str) -> Vec<u8> {
+    message(
+        "device revoked",
+        &[team.as_bytes(), id.as_bytes(), by.as_bytes()],
+    )
+}
+
+fn epoch_info(team: &str, epoch: i32, device: &str) -> Vec<u8> {
+    message(
+        "epoch key info",
+        &[team.as_bytes(), &epoch.to_be_bytes(), device.as_bytes()],
+    )
+}
+
+fn epoch_msg(team: &str, epoch: i32, device: &str, enc: &[u8], ct: &[u8], by: &str) -> Vec<u8> {
+    message(
+        "epoch key",
+        &[
+            team.as_bytes(),
+            &epoch.to_be_bytes(),
+            device.as_bytes(),
+            enc,
+            ct,
+            by.as_bytes(),
+        ],
+    )
+}
+
+fn invite_msg(team: &str, code_hash: &[u8], admin: bool, expires: i64, by: &str) -> Vec<u8> {
+    message(
+        "invite",
+        &[
+            team.as_bytes(),
+            code_hash,
+            &b(admin),
+            &expires.to_be_bytes(),
+            by.as_bytes(),
+        ],
+    )
+}
+
+fn secret_aad(team: &str, name: &str, version: i32, epoch: i32) -> Vec<u8> {
+    message(
+        "secret aad",
+        &[
+            team.as_bytes(),
+            name.as_bytes(),
+            &version.to_be_bytes(),
+            &epoch.to_be_bytes(),
+        ],
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn secret_msg(
+    team: &str,
+    name: &str,
+    version: i32,
+    epoch: i32,
+    nonce: &[u8],
+    ct: &[u8],
+    author: &str,
+) -> Vec<u8> {
+    message(
+        "secret",
+        &[
+            team.as_bytes(),
+            name.as_bytes(),
+            &version.to_be_bytes(),
+            &epoch.to_be_bytes(),
+            nonce,
+            ct,
+            author.as_bytes(),
+        ],
+    )
+}
+
+fn change_msg(team: &str, kind: &str, subject: &str, body: &str, at: i64, device: &str) -> Vec<u8> {
+    message(
+        "change",
+        &[
+            team.as_bytes(),
+            kind.as_bytes(),
+            subject.as_bytes(),
+            body.as_bytes(),
+            &at.to_be_bytes(),
+            device.as_bytes(),
+        ],
+    )
+}
+
+fn id_of(sign_pk: &[u8], kx_pk: &[u8]) -> Option<String> {
+    Some(
+        DevicePublic {
+            sign_pk: sign_pk.try_into().ok()?,
+            kx_pk: kx_pk.try_into().ok()?,
+        }
+        .id(),
+    )
+}
+
+async fn load_devices(pool: &PgPool) -> Result<Vec<Device>> {
+    let rows = sqlx::query(
+        "SELECT id, name, sign_pk, kx_pk, invite, admin, approved_by, approval_sig, revoked_by, \
+         revocation_sig, extract(epoch from joined_at)::bigint AS joined \
+         FROM airlock.devices ORDER BY joined_at, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Device {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                admin: false,
+                admin_claimed: r.try_get("admin")?,
+                status: DeviceStatus::Pending,
+                approved_by: r.try_get("approved_by")?,
+                joined_at: r.try_get("joined")?,
+                sign_pk: r.try_get("sign_pk")?,
+                kx_pk: r.try_get("kx_pk")?,
+                invite: r.try_get("invite")?,
+                approval_sig: r.try_get("approval_sig")?,
+                revoked_by: r.try_get("revoked_by")?,
+                revocation_sig: r.try_get("revocation_sig")?,
+            })
+        })
+        .collect()
+}
+
+/// Verifies membership from the pinned root: a device is a member only through a
+/// chain of admin signatures that ends at the root. Any row that claims an
+/// approval or a revocation that does not verify is refused, by name.
+fn verify_members(
+    team: &str,
+    root: &str,
+    root_pk: &[u8],
+    rows: Vec<Device>,
+) -> Result<BTreeMap<String, Device>> {
+    let mut devs: BTreeMap<String, Device> = BTreeMap::new();
+    for d in rows {
+        if id_of(&d.sign_pk, &d.kx_pk).as_deref() != Some(d.id.as_str()) {
+            return Err(TeamError::Tampered {
+                row: d.row(),
+                why: "the id does not match its public keys".into(),
+            });
+        }
+        devs.insert(d.id.clone(), d);
+    }
+    match devs.get(root) {
+        Some(r) if r.sign_pk == root_pk => {}
+        _ => {
+            return Err(TeamError::Tampered {
+                row: format!("airlock.devices id={root}"),
+                why: "the root admin is missing or has other keys than the ones pinned on this device".into(),
+            });
+        }
+    }
+    let mut approved: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let mut progress = false;
+        for d in devs.values() {
+            if approved.contains(&d.id) {
+                continue;
+            }
+            let Some(by) = d.approved_by.as_deref() else {
+                continue;
+            };
+            let signer = if d.id == root {
+                (by == root).then_some(root_pk)
+            } else if approved.contains(by) && devs.get(by).is_some_and(|a| a.admin_claimed) {
+                devs.get(by).map(|a| a.sign_pk.as_slice())
+            } else {
+                None
+            };
+            let Some(pk) = signer else { continue };
+            let sig = d.approval_sig.as_deref().unwrap_or_default();
+            let admin = d.admin_claimed || d.id == root;
+            if !keys::verify(pk, &approval_msg(team, d, admin, by), sig) {
+                return Err(TeamError::Tampered {
+                    row: d.row(),
+                    why: format!("its approval is not signed by admin device {by}"),
+                });
+            }
+            approved.insert(d.id.clone());
+            progress = true;
+        }
+        if !progress {
+            break;
+        }
+    }
+    if let Some(d) = devs
+        .values()
+        .find(|d| d.approved_by.is_some() && !approved.contains(&d.id))
+    {
+        return Err(TeamError::Tampered {
+            row: d.row(),
+            why: format!(
+                "it claims approval by {}, which is not an admin of this team",
+                d.approved_by.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    for id in &approved {
+        if let Some(d) = devs.get_mut(id) {
+            d.status = DeviceStatus::Approved;
+            d.admin = d.admin_claimed || *id == root;
+        }
+    }
+    let mut revoked = Vec::new();
+    for d in devs.values() {
+        let Some(by) = d.revoked_by.as_deref() else {
+            continue;
+        };
+        let ok = devs.get(by).filter(|a| a.is_admin()).is_some_and(|a| {
+            keys::verify(
+                &a.sign_pk,
+                &revocation_msg(team, &d.id, by),
+                d.revocation_sig.as_deref().unwrap_or_default(),
+            )
+        });
+        if !ok {
+            return Err(TeamError::Tampered {
+                row: d.row(),
+                why: format!("its revocation is not signed by admin device {by}"),
+            });
+        }
+        revoked.push(d.id.clone());
+    }
+    for id in revoked {
+        if let Some(d) = devs.get_mut(&id) {
+            d.status = DeviceStatus::Revoked;
+        }
+    }
+    Ok(devs)
+}
+
+async fn insert_change(
+    tx: &mut Transaction<'_, Postgres>,
+    team: &str,
+    keys: &DeviceKeys,
+    device: &str,
+    kind: &str,
+    subject: &str,
+    body: &str,
+) -> Result<i64> {
+    let at = jiff::Timestamp::now().as_millisecond();
+    let sig = keys.sign(&change_msg(team, kind, subject, body, at, device));
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO airlock.changes (kind, subject, body, at, device, sig) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+    )
+    .bind(kind)
+    .bind(subject)
+    .bind(body)
+    .bind(at)
+    .bind(device)
+    .bind(sig)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(seq.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(seq)
+}
+
+/// A revocation as the change log carries it.
+fn revoke_subject(t: &RevokeTarget) -> String {
+    match t {
+        RevokeTarget::Session(s) => format!("session:{s}"),
+        RevokeTarget::Agent(a) => format!("agent:{a}"),
+        RevokeTarget::Capability(c) => format!("capability:{c}"),
+        RevokeTarget::All => "all".into(),
+    }
+}
+
+fn parse_revoke_subject(s: &str) -> Option<RevokeTarget> {
+    if s == "all" {
+        return Some(RevokeTarget::All);
+    }
+    let (k, v) = s.split_once(':')?;
+    Some(match k {
+        "session" => RevokeTarget::Session(v.into()),
+        "agent" => RevokeTarget::Agent(v.into()),
+        "capability" => RevokeTarget::Capability(v.into()),
+        _ => return None,
+    })
+}
+
+impl Team {
+    /// Whether `home` is a device of a team (no database needed to tell).
+    pub fn is_member(home: &Home) -> bool {
+        local::is_member(home)
+    }
+
+    /// `airlock team init`: creates the schema and the team; this device becomes
+    /// the root admin and holds the first epoch key.
+    pub async fn init(home: &Home, vault: &Vault, db_url: &str, name: &str) -> Result<Team> {
+        if let Ok(s) = local::load_state(home) {
+            return Err(TeamError::AlreadyInTeam { team: s.team });
+        }
+        let db = display_db(db_url)?;
+        let pool = connect(db_url).await?;
+        crate::schema::migrate(&pool).await?;
+        let keys = DeviceKeys::generate()?;
+        let public = keys.public();
+        let id = public.id();
+        let mut t = [0u8; 16];
+        keys::random(&mut t)?;
+        let team = hex::encode(t);
+        let mut tx = pool.begin().await?;
+        let existing: Option<String> = sqlx::query_scalar("SELECT id FROM airlock.team FOR UPDATE")
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(team) = existing {
+            return Err(TeamError::TeamExists { team });
+        }
+        sqlx::query("INSERT INTO airlock.team (id, root_device) VALUES ($1, $2)")
+            .bind(&team)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let me = Device {
+            id: id.clone(),
+            name: name.into(),
+            admin: true,
+            status: DeviceStatus::Approved,
+            approved_by: Some(id.clone()),
+            joined_at: now_secs(),
+            sign_pk: public.sign_pk.to_vec(),
+            kx_pk: public.kx_pk.to_vec(),
+            invite: None,
+            approval_sig: None,
+            revoked_by: None,
+            revocation_sig: None,
+            admin_claimed: true,
+        };
+        let sig = keys.sign(&approval_msg(&team, &me, true, &id));
+        sqlx::query(
+            "INSERT INTO airlock.devices (id, name, sign_pk, kx_pk, admin, approved_by, approval_sig) \
+             VALUES ($1, $2, $3, $4, true, $1, $5)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(&me.sign_pk)
+        .bind(&me.kx_pk)
+        .bind(sig)
+        .execute(&mut *tx)
+        .await?;
+        let mut epoch_key = Zeroizing::new([0u8; KEY_LEN]);
+        keys::random(epoch_key.as_mut())?;
+        insert_wrapped(&mut tx, &team, &keys, &id, 1, &epoch_key, &me).await?;
+        insert_change(&mut tx, &team, &keys, &id, "device", &id, "root").await?;
+        tx.commit().await?;
+        let state = TeamState {
+            team,
+            device: id.clone(),
+            root: id.clone(),
+            root_sign_pk: hex::encode(public.sign_pk),
+            db,
+            last_seq: 0,
+            last_sync: None,
+            secrets: BTreeMap::new(),
+            lock_at: None,
+        };
+        local::save_device(home, vault, &id, &keys, db_url)?;
+        local::save_state(home, &state)?;
+        Ok(Team {
+            home: home.clone(),
+            state,
+            keys,
+            db_url: Zeroizing::new(db_url.into()),
+            pool,
+        })
+    }
+
+    /// `airlock team join`: checks the code against the team's pinned root,
+    /// consumes it, registers this device's public keys (pending approval).
+    pub async fn join(
+        home: &Home,
+        vault: &Vault,
+        db_url: &str,
+        code: &str,
+        name: &str,
+    ) -> Result<Team> {
+        if let Ok(s) = local::load_state(home) {
+            return Err(TeamError::AlreadyInTeam { team: s.team });
+        }
+        let raw = B64URL
+            .decode(code.trim())
+            .ok()
+            .filter(|r| r.len() == 32)
+            .ok_or(TeamError::BadCode)?;
+        let (secret, root_prefix) = raw.split_at(16);
+        let db = display_db(db_url)?;
+        let pool = connect(db_url).await?;
+        let (team, root) = team_row(&pool).await?;
+        if hex::decode(&root)
+            .ok()
+            .as_deref()
+            .map(|r| &r[..16.min(r.len())])
+            != Some(root_prefix)
+        {
+            return Err(TeamError::Tampered {
+                row: "airlock.team".into(),
+                why: "its root admin is not the one this invite code names".into(),
+            });
+        }
+        let rows = load_devices(&pool).await?;
+        let root_pk = rows
+            .iter()
+            .find(|d| d.id == root)
+            .map(|d| d.sign_pk.clone())
+            .ok_or_else(|| TeamError::Tampered {
+                row: format!("airlock.devices id={root}"),
+                why: "the root admin's row is missing".into(),
+            })?;
+        let members = verify_members(&team, &root, &root_pk, rows)?;
+        let keys = DeviceKeys::generate()?;
+        let public = keys.public();
+        let id = public.id();
+        let code_hash = Sha256::digest(secret).to_vec();
+        let mut tx = pool.begin().await?;
+        let inv = sqlx::query(
+            "UPDATE airlock.invites SET used_by = $1, used_at = now() \
+             WHERE code_hash = $2 AND used_by IS NULL AND expires > extract(epoch from now()) \
+             RETURNING admin, expires, created_by, sig",
+        )
+        .bind(&id)
+        .bind(&code_hash)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(TeamError::InviteRefused)?;
+        let admin: bool = inv.try_get("admin")?;
+        let expires: i64 = inv.try_get("expires")?;
+        let by: String = inv.try_get("created_by")?;
+        let sig: Vec<u8> = inv.try_get("sig")?;
+        let signed = members
+            .values()
+            .find(|d| d.id == by && d.is_admin())
+            .is_some_and(|a| {
+                keys::verify(
+                    &a.sign_pk,
+                    &invite_msg(&team, &code_hash, admin, expires, &by),
+                    &sig,
+                )
+            });
+        if !signed {
+            return Err(TeamError::Tampered {
+                row: "airlock.invites (this code)".into(),
+                why: format!("it is not signed by admin device {by}"),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO airlock.devices (id, name, sign_pk, kx_pk, invite) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(public.sign_pk.to_vec())
+        .bind(public.kx_pk.to_vec())
+        .bind(&code_hash)
+        .execute(&mut *tx)
+        .await?;
+        insert_change(&mut tx, &team, &keys, &id, "device", &id, "joined").await?;
+        tx.commit().await?;
+        let state = TeamState {
+            team,
+            device: id.clone(),
+            root,
+            root_sign_pk: hex::encode(&root_pk),
+            db,
+            last_seq: 0,
+            last_sync: None,
+            secrets: BTreeMap::new(),
+            lock_at: None,
+        };
+        local::save_device(home, vault, &id, &keys, db_url)?;
+        local::save_state(home, &state)?;
+        Ok(Team {
+            home: home.clone(),
+            state,
+            keys,
+            db_url: Zeroizing::new(db_url.into()),
+            pool,
+        })
+    }
+
+    /// Opens this home's team membership and connects.
+    pub async fn open(home: &Home, vault: &Vault) -> Result<Team> {
+        let state = local::load_state(home)?;
+        let (keys, db_url) = local::load_device(home, vault, &state.device)?;
+        let pool = connect(&db_url).await?;
+        Ok(Team {
+            home: home.clone(),
+            state,
+            keys,
+            db_url,
+            pool,
+        })
+    }
+
+    /// This device's id.
+    pub fn device(&self) -> &str {
+        &self.state.device
+    }
+
+    /// This device's fingerprint.
+    pub fn fingerprint(&self) -> String {
+        keys::fingerprint(&self.state.device)
+    }
+
+    /// The team id.
+    pub fn team_id(&self) -> &str {
+        &self.state.team
+    }
+
+    async fn view(&self) -> Result<View> {
+        let (team, root) = team_row(&self.pool).await?;
+        if team != self.state.team || root != self.state.root {
+            return Err(TeamError::Tampered {
+                row: "airlock.team".into(),
+                why: "the team id or its root admin differs from the ones pinned on this device"
+                    .into(),
+            });
+        }
+        let root_pk = hex::decode(&self.state.root_sign_pk).map_err(|_| TeamError::Local {
+            path: local::dir(&self.home).join("state.json"),
+            detail: "root_sign_pk is not hex".into(),
+        })?;
+        let members = verify_members(&team, &root, &root_pk, load_devices(&self.pool).await?)?;
+        let rows = sqlx::query(
+            "SELECT epoch, enc, ct, wrapped_by, sig FROM airlock.epoch_keys WHERE device = $1",
+        )
+        .bind(&self.state.device)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut epochs = BTreeMap::new();
+        for r in rows {
+            let epoch: i32 = r.try_get("epoch")?;
+            let enc: Vec<u8> = r.try_get("enc")?;
+            let ct: Vec<u8> = r.try_get("ct")?;
+            let by: String = r.try_get("wrapped_by")?;
+            let sig: Vec<u8> = r.try_get("sig")?;
+            let row = || {
+                format!(
+                    "airlock.epoch_keys epoch={epoch} device={}",
+                    self.state.device
+                )
+            };
+            let signed = members
+                .values()
+                .find(|d| d.id == by && d.is_admin())
+                .is_some_and(|a| {
+                    keys::verify(
+                        &a.sign_pk,
+                        &epoch_msg(&team, epoch, &self.state.device, &enc, &ct, &by),
+                        &sig,
+                    )
+                });
+            if !signed {
+                return Err(TeamError::Tampered {
+                    row: row(),
+                    why: format!("it is not signed by admin device {by}"),
+                });
+            }
+            let key = self
+                .keys
+                .unwrap_epoch_key(&epoch_info(&team, epoch, &self.state.device), &enc, &ct)
+                .ok_or_else(|| TeamError::Tampered {
+                    row: row(),
+                    why: "it does not open with this device's key".into(),
+                })?;
+            epochs.insert(epoch, key);
+        }
+        Ok(View { members, epochs })
+    }
+
+    fn me<'v>(&self, view: &'v View) -> Result<&'v Device> {
+        view.member(&self.state.device)
+            .ok_or_else(|| TeamError::NotApproved {
+                fingerprint: self.fingerprint(),
+            })
+    }
+
+    fn require_admin(&self, view: &View, action: &'static str) -> Result<()> {
+        if self.me(view)?.admin {
+            Ok(())
+        } else {
+            Err(TeamError::NotAdmin { action })
+        }
+    }
+
+    /// `airlock team invite`: a single-use code valid for one hour.
+    pub async fn invite(&self, admin: bool) -> Result<String> {
+        let view = self.view().await?;
+        self.require_admin(&view, "invite devices")?;
+        let mut secret = [0u8; 16];
+        keys::random(&mut secret)?;
+        let code_hash = Sha256::digest(secret).to_vec();
+        let expires = now_secs() + INVITE_TTL_SECS;
+        let sig = self.keys.sign(&invite_msg(
+            &self.state.team,
+            &code_hash,
+            admin,
+            expires,
+            &self.state.device,
+        ));
+        sqlx::query(
+            "INSERT INTO airlock.invites (code_hash, admin, expires, created_by, sig) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&code_hash)
+        .bind(admin)
+        .bind(expires)
+        .bind(&self.state.device)
+        .bind(sig)
+        .execute(&self.pool)
+        .await?;
+        let root = hex::decode(&self.state.root).unwrap_or_default();
+        let mut raw = secret.to_vec();
+        raw.extend_from_slice(&root[..16.min(root.len())]);
+        Ok(B64URL.encode(raw))
+    }
+
+    /// Every device, as verified from the root.
+    pub async fn devices(&self) -> Result<Vec<Device>> {
+        let mut v: Vec<Device> = self.view().await?.members.into_values().collect();
+        v.sort_by_key(|d| (d.joined_at, d.id.clone()));
+        Ok(v)
+    }
+
+    /// `airlock team approve`: signs the device's membership (admin as its invite
+    /// said) and wraps every epoch key this admin holds to it.
+    pub async fn approve(&self, fingerprint: &str) -> Result<Device> {
+        let view = self.view().await?;
+        self.require_admin(&view, "approve devices")?;
+        let want: String = fingerprint
+            .chars()
+            .filter(|c| *c != '-' && *c != ' ')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if want.len() < 8 {
+            return Err(TeamError::NoSuchDevice(
+                fingerprint.escape_debug().to_string(),
+            ));
+        }
+        let found: Vec<&Device> = view
+            .members
+            .values()
+            .filter(|d| d.id.starts_with(&want))
+            .collect();
+        let d = match found.as_slice() {
+            [d] => (*d).clone(),
+            [] => {
+                return Err(TeamError::NoSuchDevice(
+                    fingerprint.escape_debug().to_string(),
+                ));
+            }
+            _ => {
+                return Err(TeamError::AmbiguousDevice(
+                    fingerprint.escape_debug().to_string(),
+                ));
+            }
+        };
+        if d.status != DeviceStatus::Pending {
+            return Ok(d);
+        }
+        let invite = d.invite.clone().ok_or_else(|| TeamError::Tampered {
+            row: d.row(),
+            why: "a pending device without an invite".into(),
+        })?;
+        let inv = sqlx::query(
+            "SELECT admin, expires, created_by, sig, used_by FROM airlock.invites WHERE code_hash = $1",
+        )
+        .bind(&invite)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| TeamError::Tampered {
+            row: d.row(),
+            why: "its invite does not exist".into(),
+        })?;
+        let admin: bool = inv.try_get("admin")?;
+        let expires: i64 = inv.try_get("expires")?;
+        let by: String = inv.try_get("created_by")?;
+        let sig: Vec<u8> = inv.try_get("sig")?;
+        let used_by: Option<String> = inv.try_get("used_by")?;
+        let signed = view.admin(&by).is_some_and(|a| {
+            keys::verify(
+                &a.sign_pk,
+                &invite_msg(&self.state.team, &invite, admin, expires, &by),
+                &sig,
+            )
+        });
+        if !signed || used_by.as_deref() != Some(d.id.as_str()) {
+            return Err(TeamError::Tampered {
+                row: format!("airlock.invites used by {}", d.id),
+                why: "the invite is not an admin's, or was used by another device".into(),
+            });
+        }
+        let me = &self.state.device;
+        let sig = self
+            .keys
+            .sign(&approval_msg(&self.state.team, &d, admin, me));
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE airlock.devices SET admin = $2, approved_by = $3, approval_sig = $4 \
+             WHERE id = $1 AND approved_by IS NULL",
+        )
+        .bind(&d.id)
+        .bind(admin)
+        .bind(me)
+        .bind(sig)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            for (epoch, key) in &view.epochs {
+                insert_wrapped(&mut tx, &self.state.team, &self.keys, me, *epoch, key, &d).await?;
+            }
+            insert_change(
+                &mut tx,
+                &self.state.team,
+                &self.keys,
+                me,
+                "device",
+                &d.id,
+                "approved",
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Device {
+            status: DeviceStatus::Approved,
+            admin,
+            approved_by: Some(me.clone()),
+            ..d
+        })
+    }
+
+    /// Seals a new version of a secret under the current epoch key and logs it.
+    /// Returns its team version.
+    pub async fn publish_secret(&mut self, name: &str, value: &[u8]) -> Result<i32> {
+        let view = self.view().await?;
+        self.me(&view)?;
+        let (epoch, key) =
+            view.epochs
+                .iter()
+                .next_back()
+                .ok_or_else(|| TeamError::NotApproved {
+                    fingerprint: self.fingerprint(),
+                })?;
+        let team = &self.state.team;
+        let me = &self.state.device;
+        let mut tx = self.pool.begin().await?;
+        // One writer per name at a time; the primary key refuses a duplicate anyway.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('airlock.secrets:' || $1))")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let version: i32 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM airlock.secrets WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        let aad = secret_aad(team, name, version, *epoch);
+        let (nonce, ct) = keys::seal_secret(key, team, &aad, value)?;
+        let sig = self
+            .keys
+            .sign(&secret_msg(team, name, version, *epoch, &nonce, &ct, me));
+        sqlx::query(
+            "INSERT INTO airlock.secrets (name, version, epoch, nonce, ct, author, sig) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(name)
+        .bind(version)
+        .bind(*epoch)
+        .bind(nonce)
+        .bind(ct)
+        .bind(me)
+        .bind(sig)
+        .execute(&mut *tx)
+        .await?;
+        insert_change(
+            &mut tx,
+            team,
+            &self.keys,
+            me,
+            "secret",
+            name,
+            &version.to_string(),
+        )
+        .await?;
+        tx.commit().await?;
+        // This device already holds the value: its own sync must not rewrite it.
+        self.state.secrets.insert(name.into(), version);
+        local::save_state(&self.home, &self.state)?;
+        Ok(version)
+    }
+
+    /// Logs a revocation made on this device, for every other device.
+    pub async fn publish_revocation(&self, target: &RevokeTarget) -> Result<i64> {
+        self.publish_change("revoke", &revoke_subject(target), None)
+            .await
+    }
+
+    /// Logs the emergency lock (`true`) or its release (admin devices only).
+    pub async fn publish_lock(&self, locked: bool) -> Result<i64> {
+        self.publish_change(if locked { "lock" } else { "unlock" }, "", Some(locked))
+            .await
+    }
+
+    async fn publish_change(&self, kind: &str, subject: &str, lock: Option<bool>) -> Result<i64> {
+        let view = self.view().await?;
+        self.me(&view)?;
+        if lock == Some(false) {
+            self.require_admin(&view, "release the team's lock")?;
+        }
+        let mut tx = self.pool.begin().await?;
+        let seq = insert_change(
+            &mut tx,
+            &self.state.team,
+            &self.keys,
+            &self.state.device,
+            kind,
+            subject,
+            "",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// One catch-up: verifies every row it uses, writes new secret versions into
+    /// the local vault, and applies the change log's revocations and lock to this
+    /// home's state files (which every running server of the home checks on each
+    /// request). A row that does not verify stops the sync, named; nothing of it
+    /// is applied.
+    pub async fn sync(&mut self, vault: &mut Vault) -> Result<SyncReport> {
+        let view = self.view().await?;
+        self.me(&view)?;
+        let team = self.state.team.clone();
+        let mut report = SyncReport::default();
+
+        // Secrets: the newest version of each, verified and opened.
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (name) name, version, epoch, nonce, ct, author, sig \
+             FROM airlock.secrets ORDER BY name, version DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut fresh: Vec<(String, i32, Zeroizing<Vec<u8>>)> = Vec::new();
+        for r in rows {
+            let name: String = r.try_get("name")?;
+            let version: i32 = r.try_get("version")?;
+            if self.state.secrets.get(&name) == Some(&version) {
+                continue;
+            }
+            let epoch: i32 = r.try_get("epoch")?;
+            let nonce: Vec<u8> = r.try_get("nonce")?;
+            let ct: Vec<u8> = r.try_get("ct")?;
+            let author: String = r.try_get("author")?;
+            let sig: Vec<u8> = r.try_get("sig")?;
+            let row = format!("airlock.secrets name={name} version={version}");
+            let signed = view.member(&author).is_some_and(|a| {
+                keys::verify(
+                    &a.sign_pk,
+                    &secret_msg(&team, &name, version, epoch, &nonce, &ct, &author),
+                    &sig,
+                )
+            });
+            if !signed {
+                return Err(TeamError::Tampered {
+                    row,
+                    why: format!("it is not signed by member device {author}"),
+                });
+            }
+            let key = view.epochs.get(&epoch).ok_or_else(|| TeamError::Tampered {
+                row: row.clone(),
+                why: format!("this device holds no key of epoch {epoch}"),
+            })?;
+            let value = keys::open_secret(
+                key,
+                &team,
+                &secret_aad(&team, &name, version, epoch),
+                &nonce,
+                &ct,
+            )
+            .ok_or_else(|| TeamError::Tampered {
+                row,
+                why: "it does not open under its epoch key and identity".into(),
+            })?;
+            fresh.push((name, version, value));
+        }
+
+        // The change log since the last number applied.
+        let rows = sqlx::query(
+            "SELECT seq, kind, subject, body, at, device, sig FROM airlock.changes \
+             WHERE seq > $1 ORDER BY seq",
+        )
+        .bind(self.state.last_seq)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut actions = Vec::new();
+        let mut last_seq = self.state.last_seq;
+        for r in rows {
+            let seq: i64 = r.try_get("seq")?;
+            let kind: String = r.try_get("kind")?;
+            let subject: String = r.try_get("subject")?;
+            let body: String = r.try_get("body")?;
+            let at: i64 = r.try_get("at")?;
+            let device: String = r.try_get("device")?;
+            let sig: Vec<u8> = r.try_get("sig")?;
+            let row = format!("airlock.changes seq={seq}");
+            // A device's own enrollment is signed by that (still pending) device.
+            let signer = if kind == "device" && body == "joined" {
+                view.members.get(&device)
+            } else {
+                view.member(&device)
+            };
+            let signed = signer.is_some_and(|d| {
+                keys::verify(
+                    &d.sign_pk,
+                    &change_msg(&team, &kind, &subject, &body, at, &device),
+                    &sig,
+                )
+            });
+            if !signed {
+                return Err(TeamError::Tampered {
+                    row,
+                    why: format!("it is not signed by member device {device}"),
+                });
+            }
+            if kind == "unlock" && view.admin(&device).is_none() {
+                return Err(TeamError::Tampered {
+                    row,
+                    why: format!("an unlock by {device}, which is not an admin"),
+                });
+            }
+            actions.push((kind, subject, at));
+            last_seq = seq;
+            report.changes += 1;
+        }
+
+        // Apply: the vault first (under the home's writer lock, re-read from disk).
+        if !fresh.is_empty() {
+            let _lock = self.home.lock()?;
+            vault.refresh(&Zeroizing::new(airlock_home::read(
+                &self.home.vault_path(),
+            )?))?;
+            for (name, _, value) in &fresh {
+                if vault.contains(name) {
+                    vault.rotate(name, value)?;
+                } else {
+                    vault.insert(name, value)?;
+                }
+            }
+            vault.save(&self.home)?;
+        }
+        for (name, version, _) in fresh {
+            self.state.secrets.insert(name.clone(), version);
+            report.secrets.push((name, version));
+        }
+        for (kind, subject, at) in actions {
+            match kind.as_str() {
+                "revoke" => {
+                    if let (Some(target), Ok(t)) = (
+                        parse_revoke_subject(&subject),
+                        jiff::Timestamp::from_millisecond(at),
+                    ) && state::apply_team_revocation(&self.home, &target, t)?
+                    {
+                        report.revocations += 1;
+                    }
+                }
+                "lock" | "unlock" if self.state.lock_at.is_none_or(|l| l < at) => {
+                    self.state.lock_at = Some(at);
+                    let locked = kind == "lock";
+                    if locked {
+                        airlock_home::ensure_private_dir(&self.home.state_dir())?;
+                        state::engage_lock(&self.home)?;
+                    } else {
+                        state::release_lock(&self.home)?;
+                    }
+                    report.lock = Some(locked);
+                }
+                _ => {}
+            }
+        }
+        self.state.last_seq = last_seq;
+        self.state.last_sync = Some(jiff::Timestamp::now());
+        local::save_state(&self.home, &self.state)?;
+        report.last_seq = last_seq;
+        Ok(report)
+    }
+
+    /// Follows the change log: a sync now, then on every `pg_notify`, after every
+    /// reconnect, and every `poll` at the latest. `report` hears each outcome.
+    /// Returns only if the listener cannot be set up.
+    pub async fn follow(
+        &mut self,
+        vault: &mut Vault,
+        poll: Duration,
+        mut report: impl FnMut(Result<SyncReport>),
+    ) -> Result<()> {
+        let mut listener = PgListener::connect(&self.db_url).await?;
+        listener.listen(CHANNEL).await?;
+        loop {
+            report(self.sync(vault).await);
+            tokio::select! {
+                n = listener.try_recv() => match n {
+                    Ok(Some(_)) => {}
+                    // The connection dropped; try_recv reconnects on the next call.
+                    Ok(None) => {}
+                    Err(e) => {
+                        report(Err(e.into()));
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                },
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// `airlock team status`.
+    pub async fn status(&self) -> Result<Status> {
+        let devices = self.devices().await?;
+        let head_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM airlock.changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Status {
+            team: self.state.team.clone(),
+            device: self.state.device.clone(),
+            db: self.state.db.clone(),
+            last_seq: self.state.last_seq,
+            head_seq,
+            last_sync: self.state.last_sync,
+            devices,
+        })
+    }
+}
+
+async fn team_row(pool: &PgPool) -> Result<(String, String)> {
+    let row = match sqlx::query("SELECT id, root_device FROM airlock.team")
+        .fetch_optional(pool)
+        .await
+    {
+        Ok(r) => r,
+        // 42P01: undefined_table (no schema yet).
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => None,
+        Err(e) => return Err(e.into()),
+    };
+    let row = row.ok_or(TeamError::NoTeam)?;
+    Ok((row.try_get("id")?, row.try_get("root_device")?))
+}
+
+async fn insert_wrapped(
+    tx: &mut Transaction<'_, Postgres>,
+    team: &str,
+    keys: &DeviceKeys,
+    me: &str,
+    epoch: i32,
+    key: &[u8; KEY_LEN],
+    to: &Device,
+) -> Result<()> {
+    let (enc, ct) = keys::wrap_epoch_key(&to.kx_pk, &epoch_info(team, epoch, &to.id), key)?;
+    let sig = keys.sign(&epoch_msg(team, epoch, &to.id, &enc, &ct, me));
+    sqlx::query(
+        "INSERT INTO airlock.epoch_keys (epoch, device, enc, ct, wrapped_by, sig) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(epoch)
+    .bind(&to.id)
+    .bind(enc)
+    .bind(ct)
+    .bind(me)
+    .bind(sig)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
