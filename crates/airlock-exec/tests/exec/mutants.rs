@@ -583,3 +583,54 @@ fn only_a_runner_on_the_allow_list_is_a_warning() {
         ]
     );
 }
+
+/// A program in a `bin/` whose installation directory also holds the airlock
+/// home still compiles: the child gets the `bin/` only, never the installation
+/// (which would reach the home).
+#[test]
+fn an_installation_holding_the_airlock_home_gives_only_its_bin() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().canonicalize().unwrap();
+    let inst = r.join("inst");
+    let home = inst.join("airlock-home");
+    let tool = inst.join("bin/tool");
+    for d in [&home, &inst.join("bin"), &r.join("owner"), &r.join("work")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(home.join("master.key"), "CANARY-KEY\n").unwrap();
+    std::fs::write(
+        &tool,
+        format!(
+            "#!/bin/bash\necho tool-ran\ncat {}/master.key\n",
+            home.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let owner = OwnerEnv {
+        path: "/usr/bin:/bin".into(),
+        home: Some(r.join("owner")),
+        lang: None,
+        term: None,
+        temp_root: None,
+        airlock_home: Some(home),
+    };
+    let tool = tool.display().to_string();
+    let p = ExecPolicy::from_parts(
+        "cap",
+        &strings(&[&tool]),
+        &[r.join("work").display().to_string()],
+        &[],
+        &Default::default(),
+        &owner,
+    )
+    .expect("the bin/ alone is granted")
+    .with_timeout(Duration::from_secs(20));
+    if !landlock() {
+        return;
+    }
+    let inv = p.check(&strings(&[&tool]), None).unwrap();
+    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    assert!(out.contains("tool-ran"), "{out}");
+    assert!(!out.contains("CANARY-KEY"), "{out}");
+}
