@@ -634,3 +634,44 @@ fn an_installation_holding_the_airlock_home_gives_only_its_bin() {
     assert!(out.contains("tool-ran"), "{out}");
     assert!(!out.contains("CANARY-KEY"), "{out}");
 }
+
+/// The child's `PATH`: the allowed programs' own directories first, then
+/// `SAFE_PATH`, each directory once.
+#[test]
+fn the_childs_path_lists_each_directory_once() {
+    let b = box2();
+    let tools = b._root.path().canonicalize().unwrap().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for name in ["one", "two"] {
+        let t = tools.join(name);
+        std::fs::write(&t, "#!/bin/bash\necho \"$PATH\"\n").unwrap();
+        std::fs::set_permissions(&t, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let commands: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|n| tools.join(n).display().to_string())
+        .chain(["/usr/bin/cat".to_string()])
+        .collect();
+    let p = ExecPolicy::from_parts(
+        "cap",
+        &commands,
+        &[b.work[0].display().to_string()],
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_secs(20))
+    .unconfined();
+    let inv = p.check(&strings(&["one"]), None).unwrap();
+    let launch = p.prepare(inv, None, Stdin::Null).unwrap();
+    let o = rt()
+        .block_on(async { launch.spawn(&Scrubber::empty()).unwrap().output().await })
+        .unwrap();
+    let path = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert_eq!(
+        path,
+        format!("{}:/usr/bin:/usr/local/bin:/bin", tools.display()),
+        "{o:?}"
+    );
+}
