@@ -251,7 +251,7 @@ impl Event {
     /// Whether this is a write-ahead decision record: an allowed `request` or
     /// `exec` with no outcome in it (neither `status` nor `duration_ms`), written
     /// before anything was sent; the [`Kind::Outcome`] record whose `of` is its
-    /// `seq` completes it. One-record events (a refusal, `airlock run`) carry
+    /// `seq` completes it. One-record events (a refusal) carry
     /// their outcome and need none.
     pub fn awaits_outcome(&self) -> bool {
         matches!(self.kind, Kind::Request | Kind::Exec)

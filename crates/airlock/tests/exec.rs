@@ -415,13 +415,64 @@ fn run_resolves_references_scrubs_output_and_propagates_the_exit_code() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{SECRET}\n"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-mask"));
 
-    let runs: Vec<Value> = audit_records(&home)
-        .into_iter()
+    // Write-ahead (DESIGN §7.5): each run's decision is on record before the
+    // child starts (no outcome in it); its outcome record follows.
+    let records = audit_records(&home);
+    let runs: Vec<&Value> = records
+        .iter()
         .filter(|r| r["kind"] == "exec" && r["method"] == "run")
         .collect();
+    let outcomes: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "outcome" && r["method"] == "run")
+        .collect();
     assert_eq!(runs.len(), 5, "{runs:?}");
-    assert_eq!(runs[2]["status"], 7);
+    assert_eq!(outcomes.len(), 5, "{outcomes:?}");
+    for (run, outcome) in runs.iter().zip(&outcomes) {
+        assert!(run["status"].is_null(), "{run}");
+        assert_eq!(outcome["of"], run["seq"]);
+        assert!(
+            outcome["seq"].as_u64() > run["seq"].as_u64(),
+            "{run} {outcome}"
+        );
+    }
+    assert_eq!(outcomes[2]["status"], 7);
     assert_eq!(runs[0]["path"], "/usr/bin/printenv");
+}
+
+/// Write-ahead for the owner's commands (DESIGN §7.5): when the decision
+/// record cannot be written (every file is over `ulimit -f`), `run` and `wrap`
+/// start nothing and say why.
+#[test]
+fn run_and_wrap_start_nothing_when_they_cannot_be_audited() {
+    let (dir, home) = home();
+    // Grow the log past the limit used below.
+    for _ in 0..8 {
+        ok(airlock(&home).args(["run", "--", "true"]).output().unwrap());
+    }
+    let before = audit_records(&home).len();
+    let bin = env!("CARGO_BIN_EXE_airlock");
+    for cmd in ["run", "wrap"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 2; exec '{bin}' {cmd} -- sh -c 'touch ran'"
+            ))
+            .env("AIRLOCK_HOME", &home)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("could not be audited"), "{cmd}: {err}");
+        assert!(
+            !dir.path().join("ran").exists(),
+            "{cmd} ran without a record"
+        );
+    }
+    assert_eq!(audit_records(&home).len(), before);
+    ok(airlock(&home).args(["audit", "verify"]).output().unwrap());
 }
 
 #[test]
@@ -560,8 +611,15 @@ fn wrap_scrubs_the_servers_messages_and_audits_tool_calls() {
     let run = records
         .iter()
         .find(|r| r["kind"] == "exec" && r["method"] == "wrap")
-        .expect("the wrapped server's run is audited");
-    assert_eq!(run["status"], 3);
+        .expect("the wrapped server's run is audited before it starts");
+    assert!(run["status"].is_null(), "{run}");
+    let outcome = records
+        .iter()
+        .find(|r| r["kind"] == "outcome" && r["of"] == run["seq"])
+        .expect("and its outcome after");
+    assert_eq!(outcome["status"], 3);
+    // The server started after its decision was on record.
+    assert!(run["seq"].as_u64() < calls[0]["seq"].as_u64(), "{run}");
 }
 
 /// A key the scanner recognizes (OpenAI project key shape), random per run.

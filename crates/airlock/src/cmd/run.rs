@@ -456,6 +456,34 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    // Write-ahead (DESIGN §7.5): the run is on record (durable: the log
+    // fsyncs every record here) before the child starts with a secret or a
+    // placeholder; if it cannot be written, nothing runs. The outcome follows.
+    let detail = format!(
+        "airlock run{}; secrets: [{}]; capabilities: [{}]; env files: {}; output {}",
+        if args.confine { " --confine" } else { "" },
+        secrets.join(", "),
+        caps.join(", "),
+        args.env_file.len(),
+        if args.no_mask {
+            "not scrubbed (--no-mask)"
+        } else {
+            "scrubbed"
+        }
+    );
+    let mut decision = Event::new(Kind::Exec)
+        .agent(airlock_broker::OWNER, true)
+        .method("run")
+        .path(&program.display().to_string())
+        .decision(Decision::Allow)
+        .detail(&detail);
+    if let [cap] = caps.as_slice() {
+        decision = decision.capability(cap);
+    }
+    let seq = audit
+        .append(&decision)
+        .context("the run could not be audited, so nothing was run")?;
+
     let started = Instant::now();
     let runtime = run_proxy::child_runtime(plan.is_some())?;
     let (result, proxied) = runtime.block_on(async {
@@ -499,27 +527,10 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
             "inject = placeholder"
         })
     });
-    let mut event = Event::new(Kind::Exec)
-        .agent(airlock_broker::OWNER, true)
-        .method("run")
-        .path(&program.display().to_string())
+    let mut event = decision
+        .outcome_of(seq)
         .duration(started.elapsed())
-        .decision(Decision::Allow)
-        .detail(&format!(
-            "airlock run{}; secrets: [{}]; capabilities: [{}]; env files: {}; output {}{proxy_detail}",
-            if args.confine { " --confine" } else { "" },
-            secrets.join(", "),
-            caps.join(", "),
-            args.env_file.len(),
-            if args.no_mask {
-                "not scrubbed (--no-mask)"
-            } else {
-                "scrubbed"
-            }
-        ));
-    if let [cap] = caps.as_slice() {
-        event = event.capability(cap);
-    }
+        .detail(&format!("{detail}{proxy_detail}"));
     let code = match result {
         Ok((exit, _, _)) => {
             let code = exit.exit_code();
@@ -534,7 +545,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if let Err(e) = audit.append(&event) {
-        output::warn(format_args!("the run could not be audited: {e}"));
+        output::warn(format_args!("the run's outcome could not be audited: {e}"));
     }
     Ok(ExitCode::from(code))
 }

@@ -144,6 +144,32 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
         },
     });
 
+    // Write-ahead (DESIGN §7.5): on record before the server starts with a
+    // secret or a placeholder; if it cannot be written, nothing runs.
+    let detail = format!(
+        "airlock wrap{}; secrets: [{}]; capabilities: [{}]",
+        if args.confine { " --confine" } else { "" },
+        secrets.join(", "),
+        args.caps.join(", "),
+    );
+    let mut decision = Event::new(Kind::Exec)
+        .agent("owner", true)
+        .method("wrap")
+        .path(&relay.program)
+        .decision(Decision::Allow)
+        .detail(&detail);
+    if let Some(c) = &relay.capability {
+        decision = decision.capability(c);
+    }
+    let seq = relay
+        .audit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .append(&decision)
+        .map_err(|e| {
+            anyhow::anyhow!("the wrapped server could not be audited, so it was not started: {e}")
+        })?;
+
     let started = Instant::now();
     let runtime = run_proxy::child_runtime(plan.is_some())?;
     let (result, proxied) = runtime.block_on(async {
@@ -170,23 +196,12 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     // Our stdin may still be blocked in a read on a helper thread: do not wait.
     runtime.shutdown_background();
 
-    let mut event = Event::new(Kind::Exec)
-        .agent("owner", true)
-        .method("wrap")
-        .path(&relay.program)
-        .duration(started.elapsed())
-        .decision(Decision::Allow);
-    if let Some(c) = &relay.capability {
-        event = event.capability(c);
-    }
     let answered = relay.calls().answered;
     let detail = format!(
-        "airlock wrap{}; secrets: [{}]; capabilities: [{}]; {answered} tool call(s) answered{}",
-        if args.confine { " --confine" } else { "" },
-        secrets.join(", "),
-        args.caps.join(", "),
+        "{detail}; {answered} tool call(s) answered{}",
         proxied.map_or_else(String::new, |s| s.detail("inject = placeholder")),
     );
+    let event = decision.outcome_of(seq).duration(started.elapsed());
     let code = match result {
         Ok(code) => code,
         Err(e) => {
@@ -195,7 +210,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
             code
         }
     };
-    event = event.status(u16::from(code)).detail(&detail);
+    let event = event.status(u16::from(code)).detail(&detail);
     if let Err(e) = relay.append(&event) {
         output::warn(format_args!(
             "the wrapped server's run could not be audited: {e}"
