@@ -343,11 +343,13 @@ fn a_program_in_node_modules_gets_its_whole_package() {
 }
 
 /// What `airlock doctor` and the exec tool report of a confined capability:
-/// the directories it may write (every workdir, canonical) and its network.
+/// its name, the directories it may write (every workdir, canonical) and its
+/// network.
 #[test]
 fn the_sandbox_reports_what_it_grants() {
     let b = box2();
     let p = bash_policy(&b);
+    assert_eq!(p.capability(), "cap");
     let sb = p.sandbox().expect("confined by default");
     assert_eq!(sb.writable(), &b.work[..]);
     assert_eq!(sb.network(), airlock_exec::Network::None);
