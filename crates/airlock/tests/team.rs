@@ -1,0 +1,423 @@
+//! Team mode against a REAL PostgreSQL (issue 15): two devices as two homes and
+//! processes on this machine, one throwaway cluster per test binary
+//! (scripts/postgres, removed by its watchdog when this process exits), one
+//! database per test.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const CANARY: &str = "sk_live_TEAMCANARY_7f3a9c2e1b";
+
+/// The cluster's URLs, as scripts/postgres printed them.
+struct Cluster {
+    app_url: String,
+    admin_url: String,
+    bin: String,
+}
+
+fn cluster() -> &'static Cluster {
+    static C: OnceLock<Cluster> = OnceLock::new();
+    C.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(["start", "--owner-pid", &std::process::id().to_string()])
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "scripts/postgres start failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let var = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("scripts/postgres printed no {k}: {text}"))
+                .to_string()
+        };
+        Cluster {
+            app_url: var("AIRLOCK_PG_URL"),
+            admin_url: var("AIRLOCK_PG_ADMIN_URL"),
+            bin: var("AIRLOCK_PG_BIN"),
+        }
+    })
+}
+
+/// A fresh database for one test, owned by the app role: (app URL, superuser URL).
+fn database() -> (String, String) {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let c = cluster();
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    );
+    psql(
+        &c.admin_url,
+        &format!("CREATE DATABASE {name} OWNER airlock_app"),
+    );
+    let swap = |u: &str| format!("{}/{name}", u.rsplit_once('/').unwrap().0);
+    (swap(&c.app_url), swap(&c.admin_url))
+}
+
+fn psql(url: &str, sql: &str) -> Output {
+    let out = Command::new(format!("{}/psql", cluster().bin))
+        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn psql_fails(url: &str, sql: &str) -> String {
+    let out = Command::new(format!("{}/psql", cluster().bin))
+        .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "psql {sql} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn airlock(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    c.args(args)
+        .env("AIRLOCK_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn ok(home: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    let out = airlock(home, args, stdin);
+    assert!(
+        out.status.success(),
+        "airlock {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A team of two: A (root admin) and B (approved member).
+fn team_of_two(url: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    ok(&a, &["team", "init", "--db", url, "--name", "alice"], None);
+    let code = ok(&a, &["team", "invite"], None).trim().to_string();
+    let joined = ok(
+        &b,
+        &["team", "join", "--db", url, &code, "--name", "bob"],
+        None,
+    );
+    let fp = joined
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: "))
+        .unwrap()
+        .to_string();
+    // Before approval, B is pending and cannot sync.
+    let out = airlock(&b, &["team", "sync"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not approved yet"));
+    // The code is single-use.
+    let c = dir.path().join("c");
+    let out = airlock(&c, &["team", "join", "--db", url, &code], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already used or expired"));
+    let devices = ok(&a, &["team", "devices"], None);
+    assert!(
+        devices.contains(&fp) && devices.contains("pending"),
+        "{devices}"
+    );
+    ok(&a, &["team", "approve", &fp], None);
+    (dir, a, b)
+}
+
+/// An upstream on 127.0.0.1 that answers 200 "match" only when the request
+/// carries the canary as a bearer token.
+fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    head.push_str(&line.to_ascii_lowercase());
+                }
+                let good = head.contains(&format!(
+                    "authorization: bearer {}",
+                    CANARY.to_ascii_lowercase()
+                ));
+                let (status, body) = if good {
+                    ("200 OK", "match")
+                } else {
+                    ("401 Unauthorized", "no")
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+fn gateway_get(addr: &str, token: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /echo/v1/x HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).ok();
+    String::from_utf8_lossy(&resp).into_owned()
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(home: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .env("AIRLOCK_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls until `f` holds; panics with `what` after a generous deadline (a
+/// liveness bound, not a timing assertion).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
+#[test]
+fn a_secret_revocation_and_lock_made_on_one_device_hold_on_the_other() {
+    let (url, _) = database();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+
+    // B: a service that uses the team's secret, and its gateway.
+    let port = upstream();
+    std::fs::write(
+        b.join("airlock.toml"),
+        format!(
+            "[services.echo]\nurl = \"http://127.0.0.1:{port}\"\nauth = {{ type = \"bearer\", secret = \"canary\" }}\n\n[capabilities.echo]\nservice = \"echo\"\nttl = \"1h\"\n"
+        ),
+    )
+    .unwrap();
+    let synced = ok(&b, &["team", "sync"], None);
+    assert!(
+        synced.contains("secret \"canary\" now at team version 1"),
+        "{synced}"
+    );
+    let token: serde_json::Value = serde_json::from_str(&ok(
+        &b,
+        &["token", "issue", "--agent", "ci", "--json"],
+        None,
+    ))
+    .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let mut serve = Kill(spawn(&b, &["serve", "--gateway", "127.0.0.1:0"]));
+    let mut err = BufReader::new(serve.0.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "serve printed no address"
+        );
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap().trim().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let _follow = Kill(spawn(&b, &["team", "sync", "--follow"]));
+
+    // The secret set on A is what B's gateway sends upstream.
+    let resp = gateway_get(&addr, &token);
+    assert!(
+        resp.starts_with("HTTP/1.1 200") && resp.contains("\r\nmatch\r\n"),
+        "{resp}"
+    );
+    assert!(!resp.contains(CANARY));
+
+    // A revokes everything: B's follower hears it, B's gateway refuses.
+    ok(&a, &["revoke", "--all"], None);
+    eventually("B refusing after A's revoke --all", || {
+        !gateway_get(&addr, &token).starts_with("HTTP/1.1 200")
+    });
+
+    // A engages the lock: B's home is locked; A unlocks: B's too.
+    ok(&a, &["lock"], None);
+    eventually("B locked", || b.join("state/locked").exists());
+    ok(&a, &["unlock"], None);
+    eventually("B unlocked", || !b.join("state/locked").exists());
+    let status = ok(&b, &["team", "status"], None);
+    assert!(status.contains("(0 behind)"), "{status}");
+}
+
+#[test]
+fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
+    let (url, admin_url) = database();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    ok(&b, &["team", "sync"], None);
+
+    // A full dump (as the superuser) holds the canary in no encoding.
+    let dump = Command::new(format!("{}/pg_dump", cluster().bin))
+        .arg(&admin_url)
+        .output()
+        .unwrap();
+    assert!(dump.status.success());
+    let dump = String::from_utf8_lossy(&dump.stdout).to_ascii_lowercase();
+    assert!(dump.contains("airlock.secrets"));
+    use base64::Engine as _;
+    let forms = [
+        CANARY.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(CANARY),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(CANARY),
+        hex::encode(CANARY),
+    ];
+    for f in &forms {
+        assert!(
+            !dump.contains(&f.to_ascii_lowercase()),
+            "the dump holds {f}"
+        );
+    }
+
+    let refused = |needle: &str| {
+        let out = airlock(&b, &["team", "sync"], None);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "sync accepted a tampered row");
+        assert!(
+            err.contains("refused tampered row") && err.contains(needle),
+            "{err}"
+        );
+    };
+
+    // A database writer inserts a device that claims the root's approval.
+    let root: String =
+        String::from_utf8(psql(&admin_url, "SELECT root_device FROM airlock.team").stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+    let fake = DeviceRow::new();
+    psql(
+        &admin_url,
+        &format!(
+            "INSERT INTO airlock.devices (id, name, sign_pk, kx_pk, admin, approved_by, approval_sig) \
+             VALUES ('{}', 'mallory', '\\x{}', '\\x{}', true, '{root}', '\\x{}')",
+            fake.id,
+            fake.sign_hex,
+            fake.kx_hex,
+            "00".repeat(64)
+        ),
+    );
+    refused(&format!("airlock.devices id={}", fake.id));
+    psql(
+        &admin_url,
+        &format!("DELETE FROM airlock.devices WHERE id = '{}'", fake.id),
+    );
+    ok(&b, &["team", "sync"], None);
+
+    // ... a secret version nobody signed (the superuser gets past the trigger).
+    psql(
+        &admin_url,
+        "ALTER TABLE airlock.secrets DISABLE TRIGGER append_only; \
+         INSERT INTO airlock.secrets (name, version, epoch, nonce, ct, author, sig) \
+         SELECT name, version + 1, epoch, nonce, ct, author, sig FROM airlock.secrets WHERE name = 'canary'",
+    );
+    refused("airlock.secrets name=canary version=2");
+    psql(
+        &admin_url,
+        "DELETE FROM airlock.secrets WHERE version = 2; ALTER TABLE airlock.secrets ENABLE TRIGGER append_only",
+    );
+    ok(&b, &["team", "sync"], None);
+
+    // ... a change (an unlock) signed by nobody.
+    let seq = String::from_utf8(
+        psql(
+            &admin_url,
+            &format!(
+                "INSERT INTO airlock.changes (kind, subject, body, at, device, sig) \
+                 VALUES ('unlock', '', '', 0, '{root}', '\\x{}') RETURNING seq",
+                "11".repeat(64)
+            ),
+        )
+        .stdout,
+    )
+    .unwrap();
+    refused(&format!("airlock.changes seq={}", seq.trim()));
+
+    // The app role cannot rewrite history: changes, secrets and audit are append-only.
+    psql(
+        &url,
+        "INSERT INTO airlock.audit (device, seq, prev, record, sig) VALUES ('d', 1, '\\x00', '{}', '\\x00')",
+    );
+    for sql in [
+        "UPDATE airlock.changes SET body = 'x'",
+        "DELETE FROM airlock.changes",
+        "DELETE FROM airlock.secrets",
+        "UPDATE airlock.audit SET record = 'x'",
+        "TRUNCATE airlock.audit",
+    ] {
+        let err = psql_fails(&url, sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}
+
+/// A syntactically valid device row (real keys) that no admin approved.
+struct DeviceRow {
+    id: String,
+    sign_hex: String,
+    kx_hex: String,
+}
+
+impl DeviceRow {
+    fn new() -> DeviceRow {
+        let k = airlock_team::keys::DeviceKeys::generate().unwrap();
+        let p = k.public();
+        DeviceRow {
+            id: p.id(),
+            sign_hex: hex::encode(p.sign_pk),
+            kx_hex: hex::encode(p.kx_pk),
+        }
+    }
+}
