@@ -1350,3 +1350,6 @@ async fn the_callers_scrubber_redacts_other_secrets_too() {
 mod ca_file;
 #[path = "engine/transformed.rs"]
 mod transformed;
+// The survivors of mutation testing, killed (docs/testing.md, "Mutation testing").
+#[path = "engine/mutants.rs"]
+mod mutants;
