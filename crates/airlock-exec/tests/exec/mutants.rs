@@ -350,6 +350,7 @@ fn the_sandbox_reports_what_it_grants() {
     let b = box2();
     let p = bash_policy(&b);
     assert_eq!(p.capability(), "cap");
+    assert_eq!(p.workdirs(), &b.work[..]);
     let sb = p.sandbox().expect("confined by default");
     assert_eq!(sb.writable(), &b.work[..]);
     assert_eq!(sb.network(), airlock_exec::Network::None);
@@ -676,4 +677,22 @@ fn the_childs_path_lists_each_directory_once() {
         format!("{}:/usr/bin:/usr/local/bin:/bin", tools.display()),
         "{o:?}"
     );
+}
+
+/// A program that is not on the allow-list is refused with the list of the
+/// programs that are (what the agent can use instead).
+#[test]
+fn a_program_not_allowed_is_refused_with_the_allowed_list() {
+    let b = box2();
+    let p = ExecPolicy::from_parts(
+        "cap",
+        &strings(&["cat", "ls"]),
+        &[],
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap();
+    let r = p.check(&strings(&["rm", "-rf", "x"]), None).unwrap_err();
+    assert!(r.to_string().contains("cat, ls"), "{r}");
 }
