@@ -77,3 +77,47 @@ async fn agent_header_bounds_are_exact() {
         "a refused request reached the upstream"
     );
 }
+
+/// Each routing-override header's refusal names what it would override: a
+/// path rewrite says "path", an unknown `X-Forwarded-*` "path or origin", the
+/// host ones "host".
+#[tokio::test]
+async fn routing_override_refusals_name_what_they_override() {
+    let up = Server::start(|_| ok("")).await;
+    let svc = service(&up.url("/"));
+    let e = engine();
+    for (name, part) in [
+        ("X-Original-URL", "path"),
+        ("X-Rewrite-URL", "path"),
+        ("X-Envoy-Original-Path", "path"),
+        ("X-Forwarded-Prefix", "path or origin"),
+        ("X-Forwarded-Host", "host"),
+        ("X-Forwarded-Proto", "scheme"),
+        ("Forwarded", "host and scheme"),
+    ] {
+        let err = send_err(&e, &svc, &bearer(), get("/v1").header(name, "x")).await;
+        let want = format!(
+            "header \"{}\" is refused: proxies and frameworks that honour it take the request's {part} from it",
+            name.to_ascii_lowercase()
+        );
+        assert!(err.to_string().contains(&want), "{name}: {err}");
+    }
+    up.assert_untouched();
+}
+
+/// A header whose name is not an HTTP token is refused for its name, even when
+/// its value is bad too (the name is checked first).
+#[tokio::test]
+async fn a_bad_header_name_is_refused_as_such() {
+    let up = Server::start(|_| ok("")).await;
+    let svc = service(&up.url("/"));
+    let e = engine();
+    for name in ["Bad Name", "X:Y", "X(Y)", "é"] {
+        let err = send_err(&e, &svc, &bearer(), get("/v1").header(name, "x\u{1}y")).await;
+        assert!(
+            err.to_string().contains("not a valid HTTP header name"),
+            "{name:?}: {err}"
+        );
+    }
+    up.assert_untouched();
+}
