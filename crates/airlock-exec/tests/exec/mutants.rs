@@ -696,3 +696,26 @@ fn a_program_not_allowed_is_refused_with_the_allowed_list() {
     let r = p.check(&strings(&["rm", "-rf", "x"]), None).unwrap_err();
     assert!(r.to_string().contains("cat, ls"), "{r}");
 }
+
+/// `~` and `~/…` in `workdirs` (and `run --confine`) are the owner's home;
+/// `~user`, a `~` elsewhere, or no known home leave the entry as written.
+#[test]
+fn workdirs_expand_a_leading_tilde_to_the_owners_home() {
+    use airlock_exec::expand_workdir;
+    let home = std::path::Path::new("/home/owner");
+    assert_eq!(expand_workdir("~", Some(home)), home);
+    assert_eq!(
+        expand_workdir("~/src/app", Some(home)),
+        home.join("src/app")
+    );
+    assert_eq!(
+        expand_workdir("~other/x", Some(home)),
+        PathBuf::from("~other/x")
+    );
+    assert_eq!(
+        expand_workdir("/srv/~/x", Some(home)),
+        PathBuf::from("/srv/~/x")
+    );
+    assert_eq!(expand_workdir("~/x", None), PathBuf::from("~/x"));
+    assert_eq!(expand_workdir("~", None), PathBuf::from("~"));
+}
