@@ -17,7 +17,7 @@ fn padded(total: usize) -> airlock_engine::UpstreamRequest {
         } else {
             values - 15 * (values / 16)
         };
-        req = req.header(name, &"a".repeat(len));
+        req = req.header(name, "a".repeat(len));
     }
     req
 }
@@ -43,7 +43,7 @@ async fn agent_header_bounds_are_exact() {
     assert_eq!(r.status.as_u16(), 200);
     let mut many = get("/v1");
     for i in 0..MAX_AGENT_HEADERS {
-        many = many.header(&format!("X-N-{i}"), "v");
+        many = many.header(format!("X-N-{i}"), "v");
     }
     let r = e
         .send(&svc, &bearer(), many, &super::empty())
@@ -63,7 +63,7 @@ async fn agent_header_bounds_are_exact() {
     );
     let mut too_many = get("/v1");
     for i in 0..=MAX_AGENT_HEADERS {
-        too_many = too_many.header(&format!("X-N-{i}"), "v");
+        too_many = too_many.header(format!("X-N-{i}"), "v");
     }
     let err = send_err(&e, &svc, &bearer(), too_many).await;
     assert_eq!(
