@@ -963,23 +963,17 @@ fn run_home(http_port: u16, https_port: u16, upstream_ca: &str) -> (tempfile::Te
         &format!("[services.remote]\nca_file = \"{}\"\n", ca_path.display()),
     );
     std::fs::write(&toml, config).unwrap();
-    ok(airlock(&home)
-        .args([
-            "cap",
-            "add",
-            "tool",
-            "--service",
-            "remote",
-            "--mode",
-            "exec",
-            "--command",
-            "sh",
-            "--env",
-            "TOKEN={{secret}}",
-        ])
+    add_sh_capability(&home, "tool", "remote");
+    (dir, home)
+}
+
+/// Exec capability `name` of `service`: `sh`, with the secret in `TOKEN`.
+fn add_sh_capability(home: &Path, name: &str, service: &str) {
+    ok(airlock(home)
+        .args(["cap", "add", name, "--service", service, "--mode", "exec"])
+        .args(["--command", "sh", "--env", "TOKEN={{secret}}"])
         .output()
         .unwrap());
-    (dir, home)
 }
 
 /// `airlock run --proxy ARGS... -- sh -c SCRIPT` in `cwd`, without the test's
@@ -1086,22 +1080,7 @@ fn a_redirect_cannot_carry_a_placeholder_elsewhere() {
     let (other, other_seen) = upstream();
     let (redir, redir_seen) = redirecting_upstream(format!("http://127.0.0.1:{other}/steal"));
     let (dir, home) = home(redir, closed_port());
-    ok(airlock(&home)
-        .args([
-            "cap",
-            "add",
-            "web",
-            "--service",
-            "local",
-            "--mode",
-            "exec",
-            "--command",
-            "sh",
-            "--env",
-            "TOKEN={{secret}}",
-        ])
-        .output()
-        .unwrap());
+    add_sh_capability(&home, "web", "local");
     let script = format!(
         r#"curl -sS -o /dev/null -L --location-trusted --max-redirs 3 -w 'FOLLOW %{{http_code}} [%{{redirect_url}}]\n' -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{redir}/v1/go
 curl -sS -o /dev/null -w 'BYHAND %{{http_code}}\n' -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{other}/steal

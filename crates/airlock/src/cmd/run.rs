@@ -426,7 +426,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let secrets = env.secret_names();
-    let mut confinement = if args.confine {
+    let confinement = if args.confine {
         Some(confinement(home, &caps, &program)?)
     } else {
         None
@@ -487,19 +487,7 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let runtime = run_proxy::child_runtime(plan.is_some())?;
     let (result, proxied) = runtime.block_on(async {
-        let proxied = match plan {
-            Some(plan) => Some(run_proxy::start(home, vault, plan).await?),
-            None => {
-                drop(vault);
-                None
-            }
-        };
-        if let Some(p) = &proxied {
-            launch = p.attach(launch, confinement.as_mut().map(|(s, _)| s))?;
-        }
-        if let Some((sandbox, private)) = confinement {
-            launch = confine_launch(launch, sandbox, private);
-        }
+        let (launch, proxied) = run_proxy::ready(home, vault, plan, launch, confinement).await?;
         let result = match launch.spawn(&Scrubber::empty()) {
             Ok(running) => {
                 let stop = forward_signals(running.signaller(), interactive)?;

@@ -23,6 +23,7 @@ use airlock_proxy::{Placeholders, Proxy};
 use airlock_vault::Vault;
 use anyhow::{Context as _, bail};
 
+use crate::cmd::run::{ConfinedHome, confine_launch};
 use crate::output;
 
 /// The services a run reaches and their placeholders.
@@ -271,6 +272,34 @@ impl Summary {
             }
         )
     }
+}
+
+/// Gets `launch` ready to spawn: with a `plan`, starts the run's proxy (`vault`
+/// moves into it; without one the vault is dropped now) and points the launch
+/// at it; then confines it when there is a `confinement`. Returns the launch
+/// and the proxy to stop once the child is done.
+pub(crate) async fn ready(
+    home: &Home,
+    vault: Vault,
+    plan: Option<Plan>,
+    mut launch: Launch,
+    confinement: Option<(Sandbox, ConfinedHome)>,
+) -> anyhow::Result<(Launch, Option<Proxied>)> {
+    let proxied = match plan {
+        Some(plan) => Some(start(home, vault, plan).await?),
+        None => {
+            drop(vault);
+            None
+        }
+    };
+    let mut confinement = confinement;
+    if let Some(p) = &proxied {
+        launch = p.attach(launch, confinement.as_mut().map(|(s, _)| s))?;
+    }
+    if let Some((sandbox, private)) = confinement {
+        launch = confine_launch(launch, sandbox, private);
+    }
+    Ok((launch, proxied))
 }
 
 /// Starts the run's proxy on a free loopback port, over a runtime of its own

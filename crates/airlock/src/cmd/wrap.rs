@@ -122,7 +122,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     // airlock scrubs whole lines itself (below), so the launch gets no secrets
     // to scrub: a stream scrubber would hold back the end of a line that might
     // begin a secret, and a JSON-RPC response must not wait for the next one.
-    let mut launch = env.apply(
+    let launch = env.apply(
         Launch::new(&program)
             .arg0(cmd)
             .args(cmd_args)
@@ -130,7 +130,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
             .limits(Limits::unlimited()),
         false,
     );
-    let mut confinement = match args.confine {
+    let confinement = match args.confine {
         true => Some(super::run::confinement(home, &args.caps, &program)?),
         false => None,
     };
@@ -173,19 +173,7 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let runtime = run_proxy::child_runtime(plan.is_some())?;
     let (result, proxied) = runtime.block_on(async {
-        let proxied = match plan {
-            Some(plan) => Some(run_proxy::start(home, vault, plan).await?),
-            None => {
-                drop(vault);
-                None
-            }
-        };
-        if let Some(p) = &proxied {
-            launch = p.attach(launch, confinement.as_mut().map(|(s, _)| s))?;
-        }
-        if let Some((sandbox, private)) = confinement {
-            launch = super::run::confine_launch(launch, sandbox, private);
-        }
+        let (launch, proxied) = run_proxy::ready(home, vault, plan, launch, confinement).await?;
         let result = serve(launch, scrubber, relay.clone()).await;
         let summary = match proxied {
             Some(p) => Some(p.stop().await),
