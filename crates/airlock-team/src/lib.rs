@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
 pub mod keys;
 pub mod local;
 mod schema;
@@ -111,6 +112,9 @@ pub enum TeamError {
     /// The home directory.
     #[error(transparent)]
     Home(#[from] airlock_home::HomeError),
+    /// `airlock.toml`, or a team service or capability that would make it invalid.
+    #[error(transparent)]
+    Config(#[from] airlock_config::ConfigError),
     /// The broker's state files.
     #[error(transparent)]
     State(#[from] airlock_broker::state::StateError),

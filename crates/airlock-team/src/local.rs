@@ -43,6 +43,10 @@ pub struct TeamState {
     /// The signed instant of the last lock/unlock applied (the latest wins).
     #[serde(default)]
     pub lock_at: Option<i64>,
+    /// The team version of each service and capability applied to `airlock.toml`
+    /// (`service:NAME`, `capability:NAME`).
+    #[serde(default)]
+    pub config: BTreeMap<String, i32>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -87,6 +87,9 @@ impl Device {
 pub struct SyncReport {
     /// Secrets written to the local vault (name, team version).
     pub secrets: Vec<(String, i32)>,
+    /// Services and capabilities written to `airlock.toml` (kind, name, team
+    /// version; removed when the row's body is empty).
+    pub config: Vec<(String, String, i32)>,
     /// Change-log rows applied.
     pub changes: usize,
     /// Revocations applied to this home's state.
@@ -290,6 +293,77 @@ fn change_msg(team: &str, kind: &str, subject: &str, body: &str, at: i64, device
             device.as_bytes(),
         ],
     )
+}
+
+fn config_msg(
+    team: &str,
+    kind: &str,
+    name: &str,
+    version: i32,
+    body: &str,
+    author: &str,
+) -> Vec<u8> {
+    message(
+        "config",
+        &[
+            team.as_bytes(),
+            kind.as_bytes(),
+            name.as_bytes(),
+            &version.to_be_bytes(),
+            body.as_bytes(),
+            author.as_bytes(),
+        ],
+    )
+}
+
+/// The newest row of each (kind, name) in `airlock.config`, verified: signed by an
+/// admin device, its body exactly the one table it names. A row that fails is
+/// refused by name.
+async fn verified_config(
+    pool: &PgPool,
+    team: &str,
+    view: &View,
+) -> Result<Vec<(String, String, i32, String)>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT ON (kind, name) kind, name, version, body, author, sig \
+         FROM airlock.config ORDER BY kind, name, version DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let kind: String = r.try_get("kind")?;
+        let name: String = r.try_get("name")?;
+        let version: i32 = r.try_get("version")?;
+        let body: String = r.try_get("body")?;
+        let author: String = r.try_get("author")?;
+        let sig: Vec<u8> = r.try_get("sig")?;
+        let row = format!("airlock.config kind={kind} name={name} version={version}");
+        let signed = view.admin(&author).is_some_and(|a| {
+            keys::verify(
+                &a.sign_pk,
+                &config_msg(team, &kind, &name, version, &body, &author),
+                &sig,
+            )
+        });
+        if !signed {
+            return Err(TeamError::Tampered {
+                row,
+                why: format!("it is not signed by admin device {author}"),
+            });
+        }
+        let shaped = crate::config::section(&kind).is_some_and(|sec| {
+            body.is_empty() || crate::config::table_of(sec, &name, &body).is_some()
+        });
+        if !shaped {
+            return Err(TeamError::Tampered {
+                row,
+                why: "its body is not the one table it names".into(),
+            });
+        }
+        out.push((kind, name, version, body));
+    }
+    Ok(out)
 }
 
 fn id_of(sign_pk: &[u8], kx_pk: &[u8]) -> Option<String> {
@@ -567,6 +641,7 @@ impl Team {
             last_sync: None,
             secrets: BTreeMap::new(),
             lock_at: None,
+            config: BTreeMap::new(),
         };
         local::save_device(home, vault, &id, &keys, db_url)?;
         local::save_state(home, &state)?;
@@ -678,6 +753,7 @@ impl Team {
             last_sync: None,
             secrets: BTreeMap::new(),
             lock_at: None,
+            config: BTreeMap::new(),
         };
         local::save_device(home, vault, &id, &keys, db_url)?;
         local::save_state(home, &state)?;
@@ -1002,6 +1078,101 @@ impl Team {
         Ok(version)
     }
 
+    /// `airlock team push-config`: publishes this device's services and
+    /// capabilities (all, or those named) whose table differs from the team's
+    /// newest version, each as a new version signed by this admin device. A name
+    /// given that this device no longer defines but the team does is published as
+    /// removed. Returns (kind, name, team version, removed) of each row written.
+    pub async fn push_config(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<(String, String, i32, bool)>> {
+        let view = self.view().await?;
+        self.require_admin(&view, "share services and capabilities")?;
+        let team = self.state.team.clone();
+        let me = self.state.device.clone();
+        let local = crate::config::entries(&self.home, &crate::config::read_local(&self.home)?)?;
+        let current = verified_config(&self.pool, &team, &view).await?;
+        let wanted = |name: &str| names.is_empty() || names.iter().any(|n| n == name);
+        let mut plan: Vec<(String, String, String)> = Vec::new();
+        for (kind, name, body) in &local {
+            let same = current
+                .iter()
+                .any(|(k, n, _, b)| k == kind && n == name && b == body);
+            if wanted(name) && !same {
+                plan.push((kind.clone(), name.clone(), body.clone()));
+            }
+        }
+        for (kind, name, _, body) in &current {
+            let here = local.iter().any(|(k, n, _)| k == kind && n == name);
+            if !names.is_empty() && wanted(name) && !here && !body.is_empty() {
+                plan.push((kind.clone(), name.clone(), String::new()));
+            }
+        }
+        for n in names {
+            let known =
+                local.iter().any(|(_, l, _)| l == n) || current.iter().any(|(_, c, _, _)| c == n);
+            if !known {
+                return Err(TeamError::Config(airlock_config::ConfigError::Edit(
+                    format!(
+                        "no service or capability \"{}\" here or in the team",
+                        n.escape_debug()
+                    ),
+                )));
+            }
+        }
+        let mut done = Vec::new();
+        if plan.is_empty() {
+            return Ok(done);
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('airlock.config'))")
+            .execute(&mut *tx)
+            .await?;
+        for (kind, name, body) in plan {
+            let version: i32 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM airlock.config WHERE kind = $1 AND name = $2",
+            )
+            .bind(&kind)
+            .bind(&name)
+            .fetch_one(&mut *tx)
+            .await?;
+            let sig = self
+                .keys
+                .sign(&config_msg(&team, &kind, &name, version, &body, &me));
+            sqlx::query(
+                "INSERT INTO airlock.config (kind, name, version, body, author, sig) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&kind)
+            .bind(&name)
+            .bind(version)
+            .bind(&body)
+            .bind(&me)
+            .bind(sig)
+            .execute(&mut *tx)
+            .await?;
+            insert_change(
+                &mut tx,
+                &team,
+                &self.keys,
+                &me,
+                "config",
+                &format!("{kind}:{name}"),
+                &version.to_string(),
+            )
+            .await?;
+            done.push((kind, name, version, body.is_empty()));
+        }
+        tx.commit().await?;
+        // This device already holds what it published.
+        for (kind, name, version, _) in &done {
+            self.state.config.insert(format!("{kind}:{name}"), *version);
+        }
+        local::save_state(&self.home, &self.state)?;
+        Ok(done)
+    }
+
     /// Logs a revocation made on this device, for every other device.
     pub async fn publish_revocation(&self, target: &RevokeTarget) -> Result<i64> {
         self.publish_change("revoke", &revoke_subject(target), None)
@@ -1097,6 +1268,15 @@ impl Team {
             fresh.push((name, version, value));
         }
 
+        // Services and capabilities: the newest row of each, verified (every sync,
+        // applied or not), applied when this device has not applied that version.
+        let fresh_config: Vec<(String, String, i32, String)> =
+            verified_config(&self.pool, &team, &view)
+                .await?
+                .into_iter()
+                .filter(|(k, n, v, _)| self.state.config.get(&format!("{k}:{n}")) != Some(v))
+                .collect();
+
         // The change log since the last number applied.
         let rows = sqlx::query(
             "SELECT seq, kind, subject, body, at, device, sig FROM airlock.changes \
@@ -1146,9 +1326,12 @@ impl Team {
             report.changes += 1;
         }
 
-        // Apply: the vault first (under the home's writer lock, re-read from disk).
+        // Apply: the vault first (under the home's writer lock, re-read from disk),
+        // then airlock.toml.
+        let _lock = (!fresh.is_empty() || !fresh_config.is_empty())
+            .then(|| self.home.lock())
+            .transpose()?;
         if !fresh.is_empty() {
-            let _lock = self.home.lock()?;
             vault.refresh(&Zeroizing::new(airlock_home::read(
                 &self.home.vault_path(),
             )?))?;
@@ -1164,6 +1347,16 @@ impl Team {
         for (name, version, _) in fresh {
             self.state.secrets.insert(name.clone(), version);
             report.secrets.push((name, version));
+        }
+        let rows: Vec<(String, String, String)> = fresh_config
+            .iter()
+            .map(|(k, n, _, b)| (k.clone(), n.clone(), b.clone()))
+            .collect();
+        crate::config::apply(&self.home, &rows)?;
+        drop(_lock);
+        for (kind, name, version, _) in fresh_config {
+            self.state.config.insert(format!("{kind}:{name}"), version);
+            report.config.push((kind, name, version));
         }
         for (kind, subject, at) in actions {
             match kind.as_str() {

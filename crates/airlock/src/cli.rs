@@ -424,7 +424,12 @@ pub(crate) enum TeamCommand {
     },
     /// This device, the team, the last sync and the change-log lag
     Status(JsonFlag),
-    /// Catch up with the team: secrets into the vault, revocations and the lock into this home
+    /// Share this device's services and capabilities (all, or those named) with the team, signed by this admin device
+    PushConfig {
+        /// Only these services/capabilities; a name this device no longer defines is removed from the team
+        names: Vec<String>,
+    },
+    /// Catch up with the team: secrets into the vault, services and capabilities into airlock.toml, revocations and the lock into this home
     Sync {
         /// Keep following: on every change notification, and every 10 s at the latest
         #[arg(long)]

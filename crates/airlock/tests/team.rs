@@ -228,24 +228,42 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("{what} did not happen within 30 s");
 }
 
+/// A's `airlock.toml`: service "echo" at the local upstream with the team's
+/// secret, and capability "echo" allowing GET /v1/** only.
+fn echo_config(home: &Path, port: u16) {
+    std::fs::create_dir_all(home).unwrap();
+    std::fs::write(
+        home.join("airlock.toml"),
+        format!(
+            "# A's own comment\n[services.echo]\nurl = \"http://127.0.0.1:{port}\"\nauth = {{ type = \"bearer\", secret = \"canary\" }}\n\n[capabilities.echo]\nservice = \"echo\"\nttl = \"1h\"\nallow = [\"GET /v1/**\"]\n"
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_secret_revocation_and_lock_made_on_one_device_hold_on_the_other() {
     let (url, _) = database();
     let (_dir, a, b) = team_of_two(&url);
     ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
 
-    // B: a service that uses the team's secret, and its gateway.
+    // A defines a service that uses the team's secret and shares it (signed);
+    // B gets both at its sync, and runs its gateway.
     let port = upstream();
-    std::fs::write(
-        b.join("airlock.toml"),
-        format!(
-            "[services.echo]\nurl = \"http://127.0.0.1:{port}\"\nauth = {{ type = \"bearer\", secret = \"canary\" }}\n\n[capabilities.echo]\nservice = \"echo\"\nttl = \"1h\"\n"
-        ),
-    )
-    .unwrap();
+    echo_config(&a, port);
+    let pushed = ok(&a, &["team", "push-config"], None);
+    assert!(
+        pushed.contains("service \"echo\" shared at team version 1")
+            && pushed.contains("capability \"echo\" shared at team version 1"),
+        "{pushed}"
+    );
+    let again = ok(&a, &["team", "push-config"], None);
+    assert!(again.contains("already has"), "{again}");
     let synced = ok(&b, &["team", "sync"], None);
     assert!(
-        synced.contains("secret \"canary\" now at team version 1"),
+        synced.contains("secret \"canary\" now at team version 1")
+            && synced.contains("service \"echo\" now at team version 1")
+            && synced.contains("capability \"echo\" now at team version 1"),
         "{synced}"
     );
     let token: serde_json::Value = serde_json::from_str(&ok(
@@ -331,6 +349,51 @@ fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
             "{err}"
         );
     };
+
+    // Services and capabilities are admin-signed rows: a member cannot share
+    // them, and a database writer cannot point a service elsewhere or widen a rule.
+    echo_config(&a, upstream());
+    ok(&a, &["team", "push-config"], None);
+    ok(&b, &["team", "sync"], None);
+    let b_config = std::fs::read_to_string(b.join("airlock.toml")).unwrap();
+    assert!(
+        b_config.contains("127.0.0.1") && b_config.contains("\"GET /v1/**\""),
+        "{b_config}"
+    );
+    let out = airlock(&b, &["team", "push-config"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only an admin device can share"),
+        "{out:?}"
+    );
+    psql(
+        &admin_url,
+        "UPDATE airlock.config SET body = replace(body, '127.0.0.1', 'collector.evil.example') WHERE kind = 'service'",
+    );
+    refused("airlock.config kind=service name=echo version=1");
+    psql(
+        &admin_url,
+        "UPDATE airlock.config SET body = replace(body, 'collector.evil.example', '127.0.0.1') WHERE kind = 'service'",
+    );
+    psql(
+        &admin_url,
+        "UPDATE airlock.config SET body = replace(body, '\"GET /v1/**\"', '\"GET /v1/**\", \"DELETE /**\"') WHERE kind = 'capability'",
+    );
+    refused("airlock.config kind=capability name=echo version=1");
+    // ... nor replay a signed row under a newer version.
+    psql(
+        &admin_url,
+        "UPDATE airlock.config SET body = replace(body, ', \"DELETE /**\"', '') WHERE kind = 'capability'; \
+         INSERT INTO airlock.config (kind, name, version, body, author, sig) \
+         SELECT kind, name, 2, '', author, sig FROM airlock.config WHERE kind = 'capability'",
+    );
+    refused("airlock.config kind=capability name=echo version=2");
+    psql(&admin_url, "DELETE FROM airlock.config WHERE version = 2");
+    // Nothing refused reached B's airlock.toml.
+    assert_eq!(
+        std::fs::read_to_string(b.join("airlock.toml")).unwrap(),
+        b_config
+    );
+    ok(&b, &["team", "sync"], None);
 
     // A database writer inserts a device that claims the root's approval.
     let root: String =

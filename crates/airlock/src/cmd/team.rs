@@ -1,4 +1,4 @@
-//! `airlock team init|invite|join|devices|approve|status|sync` (team mode on
+//! `airlock team init|invite|join|devices|approve|push-config|status|sync` (team mode on
 //! PostgreSQL, docs/team.md), and the hooks that tell the team about a secret,
 //! a revocation or the lock made on this device. In local mode (no `team/`
 //! directory in the home) every hook returns at once and nothing changes.
@@ -157,6 +157,26 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             ));
             output::line(format_args!("devices:   {}", s.devices.len()));
         }
+        TeamCommand::PushConfig { names } => {
+            let vault = unlock::open(home)?;
+            let done =
+                rt.block_on(async { Team::open(home, &vault).await?.push_config(names).await })?;
+            if done.is_empty() {
+                output::line("the team already has this device's services and capabilities");
+            }
+            for (kind, name, version, removed) in done {
+                let name = airlock_audit::Escaped(&name);
+                if removed {
+                    output::line(format_args!(
+                        "{kind} \"{name}\" removed from the team (team version {version})"
+                    ));
+                } else {
+                    output::line(format_args!(
+                        "{kind} \"{name}\" shared at team version {version}"
+                    ));
+                }
+            }
+        }
         TeamCommand::Sync { follow } => {
             let mut vault = unlock::open(home)?;
             rt.block_on(async {
@@ -164,7 +184,9 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 if *follow {
                     output::note("following the team's change log (Ctrl-C to stop)");
                     team.follow(&mut vault, POLL, |r| match r {
-                        Ok(r) if r.changes > 0 || !r.secrets.is_empty() => report(&r),
+                        Ok(r) if r.changes > 0 || !r.secrets.is_empty() || !r.config.is_empty() => {
+                            report(&r)
+                        }
                         Ok(_) => {}
                         Err(e) => output::warn(format_args!("team sync: {e}")),
                     })
@@ -184,6 +206,12 @@ fn report(r: &airlock_team::SyncReport) {
     for (name, version) in &r.secrets {
         output::line(format_args!(
             "secret \"{name}\" now at team version {version}"
+        ));
+    }
+    for (kind, name, version) in &r.config {
+        output::line(format_args!(
+            "{kind} \"{}\" now at team version {version} in airlock.toml",
+            airlock_audit::Escaped(name)
         ));
     }
     if r.revocations > 0 {
