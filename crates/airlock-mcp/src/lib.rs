@@ -61,7 +61,8 @@ pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result
     let server = AirlockMcp::new(runtime, tools::Identity::Fixed(caller));
     // A line rmcp would drop in silence (not JSON, too long) gets its JSON-RPC
     // error instead; see `stdio`.
-    let (transport, door) = stdio::transport(tokio::io::stdin(), tokio::io::stdout());
+    let (input, output) = stdio::std_streams();
+    let (transport, door) = stdio::transport(input, output);
     let running = server
         .serve(transport)
         .await

@@ -152,6 +152,73 @@ where
     let _ = output.flush().await;
 }
 
+/// A reader of the process's stdin and a writer of its stdout. When they are
+/// pipes or sockets — what an MCP client gives its server — the serving thread
+/// reads and writes them itself through the reactor (the file descriptions are
+/// set non-blocking). Anything else (a terminal, a file) goes through tokio's
+/// `stdin()`/`stdout()`, which hand every read and write to a blocking-pool
+/// thread: two thread wake-ups per line each way, the futex calls that issue 16
+/// counts per call.
+pub(crate) fn std_streams() -> (
+    Box<dyn AsyncRead + Unpin + Send>,
+    Box<dyn AsyncWrite + Unpin + Send>,
+) {
+    #[cfg(unix)]
+    {
+        let input = fds::reader().unwrap_or_else(|| Box::new(tokio::io::stdin()));
+        let output = fds::writer().unwrap_or_else(|| Box::new(tokio::io::stdout()));
+        (input, output)
+    }
+    #[cfg(not(unix))]
+    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
+}
+
+#[cfg(unix)]
+mod fds {
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
+
+    use tokio::io::{AsyncRead, AsyncWrite};
+
+    enum Kind {
+        Pipe(std::fs::File),
+        Socket(tokio::net::UnixStream),
+    }
+
+    /// A duplicate of `fd` as a pipe or a (non-blocking) socket, or `None`.
+    fn open(fd: std::os::fd::BorrowedFd<'_>) -> Option<Kind> {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        let kind = file.metadata().ok()?.file_type();
+        if kind.is_fifo() {
+            return Some(Kind::Pipe(file));
+        }
+        if kind.is_socket() {
+            let s = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
+            s.set_nonblocking(true).ok()?;
+            return tokio::net::UnixStream::from_std(s).ok().map(Kind::Socket);
+        }
+        None
+    }
+
+    pub(super) fn reader() -> Option<Box<dyn AsyncRead + Unpin + Send>> {
+        match open(std::io::stdin().as_fd())? {
+            Kind::Pipe(f) => tokio::net::unix::pipe::Receiver::from_file(f)
+                .ok()
+                .map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
+            Kind::Socket(s) => Some(Box::new(s)),
+        }
+    }
+
+    pub(super) fn writer() -> Option<Box<dyn AsyncWrite + Unpin + Send>> {
+        match open(std::io::stdout().as_fd())? {
+            Kind::Pipe(f) => tokio::net::unix::pipe::Sender::from_file(f)
+                .ok()
+                .map(|w| Box::new(w) as Box<dyn AsyncWrite + Unpin + Send>),
+            Kind::Socket(s) => Some(Box::new(s)),
+        }
+    }
+}
+
 /// The transport rmcp serves on, and the task that runs the door between it and
 /// the real `input`/`output`. Await the task after the service ends.
 pub(crate) fn transport<R, W>(

@@ -103,14 +103,26 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
     }
     // A crash must not leave the unlocked data key in a core file.
     disable_core_dumps();
-    let vault = unlock::open(home)?;
+    // Team mode: the team follower gets its own unlocked copy of the vault (one
+    // unlock); local mode opens it exactly as before.
+    let (vault, team_vault) = crate::cmd::team::open_vaults(home)?;
 
-    // One worker per core: audit records are written and fsynced on the
-    // runtime's audit writer thread, so the workers keep serving meanwhile.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // MCP over stdio alone serves one client: one thread does it (no worker
+    // pool, no wake-ups between workers: less memory and fewer system calls
+    // per call, measured in docs/benchmarks.md, issue 16). A network
+    // door serves many connections: one worker per core. Either way whatever
+    // can wait for a disk — an audit fsync, the audit log's file lock, a reload,
+    // a state file — happens on the audit writer thread or the blocking pool,
+    // never on a serving thread.
+    let stdio_only = args.http.is_none() && args.gateway.is_none() && args.proxy.is_none();
+    let runtime = if stdio_only {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()
+    .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let rt = Arc::new(Runtime::new(
             home.clone(),
@@ -120,6 +132,10 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
         // Exec children with inject = "placeholder" reach their service through
         // an egress proxy of their own, started at the first one.
         rt.set_egress(airlock_proxy::egress::ExecChildren::new(&rt));
+        // Team mode: follow the team's change log; fail closed past max_staleness.
+        if let Some(v) = team_vault {
+            crate::cmd::team::start_follower(home, v, &rt)?;
+        }
         // Batched audit records are made durable within 100 ms by the audit
         // writer thread itself (no timer here).
         let gateway = async {
