@@ -158,6 +158,45 @@ impl SharedLog {
         }
     }
 
+    /// [`AuditLog::hold_lock`]: keeps the append lock between records until
+    /// [`SharedLog::release_lock`].
+    pub fn hold_lock(&self) -> Result<(), AuditError> {
+        self.log().hold_lock()
+    }
+
+    /// [`AuditLog::release_lock`].
+    pub fn release_lock(&self) {
+        self.log().release_lock();
+    }
+
+    /// [`AuditLog::holds_lock`].
+    pub fn holds_lock(&self) -> bool {
+        self.log().holds_lock()
+    }
+
+    /// Writes `event` on the calling thread if that costs no wait: the log is
+    /// free this instant, it keeps the append lock ([`SharedLog::hold_lock`])
+    /// and knows its head, and no batched fsync is due. The record is written
+    /// (visible to every reader and process) but not synced — as
+    /// [`SharedLog::write`] without [`SharedLog::wait`]: with `Always` the next
+    /// group's fsync covers it, or [`SharedLog::flush_if_due`] once it is
+    /// 100 ms old. `None` when it would have to wait (nothing is written): then
+    /// write from a thread that may block.
+    pub fn try_write_now(&self, event: &Event) -> Option<Result<u64, AuditError>> {
+        let mut log = self.log.try_lock().ok()?;
+        log.try_append_unsynced(event)
+    }
+
+    /// Whether records wait for an fsync of their own (`Always`).
+    pub fn syncs_each_record(&self) -> bool {
+        self.log().syncs_each_record()
+    }
+
+    /// The sequence number of the newest record this log wrote (0 if none).
+    pub fn written_seq(&self) -> u64 {
+        self.log().written_seq()
+    }
+
     /// [`AuditLog::flush_if_due`] (batch policy; call from a timer).
     pub fn flush_if_due(&self) -> Result<(), AuditError> {
         self.log().flush_if_due()

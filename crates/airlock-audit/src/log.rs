@@ -176,6 +176,11 @@ pub struct AuditLog {
     /// Since when the anchor file holds a line this log overwrote in place and
     /// has not fsynced.
     anchor_unsynced_since: Option<Instant>,
+    /// The append lock, when kept between appends ([`AuditLog::hold_lock`]).
+    held: Option<LockGuard>,
+    /// Whether the head was checked since the held lock was taken: while it is
+    /// held no other appender can move it, so it is not checked again.
+    held_fresh: bool,
 }
 
 impl fmt::Debug for AuditLog {
@@ -258,6 +263,8 @@ impl AuditLog {
             pending_since: None,
             anchored: false,
             anchor_unsynced_since: None,
+            held: None,
+            held_fresh: false,
         };
         let _guard = acquire(&log.lock, &log.lock_path, log.opts.lock_timeout)?;
         let repaired = log.reload()?;
@@ -285,11 +292,8 @@ impl AuditLog {
             // A name readers could not parse back would make the record unreadable.
             name.parse::<Kind>()?;
         }
-        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
-        let mut force = false;
-        if !self.is_fresh() {
-            force |= self.reload()?;
-        }
+        let _guard = self.guard()?;
+        let force = self.refresh_head()?;
         let (seq, rotated) = self.write(event)?;
         self.settle(force || rotated)?;
         Ok(seq)
@@ -300,7 +304,7 @@ impl AuditLog {
     /// place.
     pub fn flush(&mut self) -> Result<(), AuditError> {
         if self.pending > 0 {
-            let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+            let _guard = self.guard()?;
             if let Some(cur) = &self.cur {
                 // Our records may be in a file another process has since rotated
                 // away from: sync through our own handle first.
@@ -308,9 +312,7 @@ impl AuditLog {
                     .sync_data()
                     .map_err(|e| AuditError::io("cannot sync the audit log", &cur.path, e))?;
             }
-            if !self.is_fresh() {
-                self.reload()?;
-            }
+            self.refresh_head()?;
             self.sync_and_anchor()?;
         }
         self.sync_anchor()
@@ -384,11 +386,8 @@ impl AuditLog {
         if let Kind::Other(name) = &event.kind {
             name.parse::<Kind>()?;
         }
-        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
-        let mut force = false;
-        if !self.is_fresh() {
-            force |= self.reload()?;
-        }
+        let _guard = self.guard()?;
+        let force = self.refresh_head()?;
         let (seq, rotated) = self.write(event)?;
         if force || rotated {
             self.sync_and_anchor()?;
@@ -421,7 +420,7 @@ impl AuditLog {
     /// Points the anchor at a record whose file was fsynced outside the lock
     /// (group commit), unless another writer already anchored a newer record.
     pub(crate) fn anchor_synced(&mut self, point: &SyncPoint) -> Result<(), AuditError> {
-        let _guard = acquire(&self.lock, &self.lock_path, self.opts.lock_timeout)?;
+        let _guard = self.guard()?;
         if let Err(e) = self.advance_anchor(&point.anchor) {
             self.cur = None;
             return Err(e);
@@ -438,6 +437,100 @@ impl AuditLog {
             .clock
             .as_ref()
             .map_or_else(Timestamp::now, |c| c())
+    }
+
+    /// Takes the append lock and keeps it until [`AuditLog::release_lock`] (or
+    /// drop). Meanwhile appends take no lock of their own and check the head
+    /// once, at the first of them, instead of at each (a `stat` of the file and
+    /// one of the next file): no other appender can write while it is held.
+    /// For a writer with a steady stream of records — a server's audit writer
+    /// thread —, which must release it whenever the stream pauses and at short
+    /// intervals, since every other appender (the CLI, other servers, `audit
+    /// verify`'s snapshot) waits for it meanwhile. Waits for the lock as an
+    /// append does. Durability is unchanged: the fsync policy applies as ever.
+    pub fn hold_lock(&mut self) -> Result<(), AuditError> {
+        if self.held.is_none() {
+            self.held = Some(acquire(
+                &self.lock,
+                &self.lock_path,
+                self.opts.lock_timeout,
+            )?);
+            self.held_fresh = false;
+        }
+        Ok(())
+    }
+
+    /// Releases the lock [`AuditLog::hold_lock`] took (a no-op without it).
+    pub fn release_lock(&mut self) {
+        self.held = None;
+        self.held_fresh = false;
+    }
+
+    /// Whether this log keeps the append lock between appends.
+    pub fn holds_lock(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Appends `event` with no wait at all, if that is possible: this log holds
+    /// the lock ([`AuditLog::hold_lock`]) and has checked the head under it, the
+    /// record neither starts nor fills a file, and no batched fsync is due. The
+    /// record is written (visible to every reader and process), not synced: the
+    /// next sync of the log covers it — with `Always`, the next group commit's
+    /// or [`AuditLog::flush_if_due`]'s once it is 100 ms old; with `Batch`, the
+    /// batch's. `None` when something would have to wait (nothing written).
+    pub(crate) fn try_append_unsynced(&mut self, event: &Event) -> Option<Result<u64, AuditError>> {
+        /// Room left in the file below which the record might rotate it (the
+        /// longest record is a few KiB).
+        const ROOM: u64 = 64 << 10;
+        let cur = self.cur.as_ref()?;
+        let full = cur.len + ROOM > self.opts.max_file_bytes;
+        if self.held.is_none() || !self.held_fresh || full || cur.head.seq == 0 || self.sync_due() {
+            return None;
+        }
+        if let Kind::Other(name) = &event.kind
+            && let Err(e) = name.parse::<Kind>()
+        {
+            return Some(Err(e));
+        }
+        Some(self.write(event).map(|(seq, _)| seq))
+    }
+
+    /// Whether the batch policy wants its fsync now.
+    fn sync_due(&self) -> bool {
+        match self.opts.fsync {
+            FsyncPolicy::Always => false,
+            FsyncPolicy::Batch {
+                max_records,
+                max_delay,
+            } => {
+                self.pending >= max_records
+                    || self.pending_since.is_some_and(|t| t.elapsed() >= max_delay)
+            }
+        }
+    }
+
+    /// The append lock for one operation: `None` when the lock is held already.
+    fn guard(&self) -> Result<Option<LockGuard>, AuditError> {
+        if self.held.is_some() {
+            return Ok(None);
+        }
+        acquire(&self.lock, &self.lock_path, self.opts.lock_timeout).map(Some)
+    }
+
+    /// Finds the head again if another process may have moved it; returns
+    /// whether repair records were written. Under a held lock only the first
+    /// call checks. Called under the lock.
+    fn refresh_head(&mut self) -> Result<bool, AuditError> {
+        if self.held_fresh && self.cur.is_some() {
+            return Ok(false);
+        }
+        let force = if self.is_fresh() {
+            false
+        } else {
+            self.reload()?
+        };
+        self.held_fresh = self.held.is_some();
+        Ok(force)
     }
 
     /// Whether the cached head is still the head: nobody else wrote to our file,

@@ -1020,3 +1020,68 @@ fn escaped_writes_control_and_bidi_characters_escaped() {
     let s = Escaped("x\u{1b}[2J\u{1b}[1;1H\r\n\u{202e}y").to_string();
     assert_eq!(s, r"x\u{1b}[2J\u{1b}[1;1H\u{d}\u{a}\u{202e}y");
 }
+
+/// Issue 16: a log that keeps the append lock between appends shuts every other
+/// appender out until it lets go, chains across the hand-over, and its no-wait
+/// writes happen only while it holds the lock and knows the head.
+#[test]
+fn a_held_lock_keeps_other_appenders_out_until_released() {
+    let h = home();
+    let quick = || Options::default().lock_timeout(Duration::from_millis(50));
+    let held = SharedLog::new(open(&h, quick()));
+    assert_eq!(held.append(&event(1)).unwrap(), 1);
+    let mut other = open(&h, quick());
+    // Not held yet: no write without waiting.
+    assert!(held.try_write_now(&event(2)).is_none());
+    held.hold_lock().unwrap();
+    assert!(held.holds_lock());
+    // The head is checked at the first append under the lock, then trusted.
+    assert!(held.try_write_now(&event(2)).is_none());
+    assert_eq!(held.append(&event(2)).unwrap(), 2);
+    assert_eq!(held.try_write_now(&event(3)).unwrap().unwrap(), 3);
+    assert!(matches!(
+        other.append(&event(9)),
+        Err(airlock_audit::AuditError::Locked { .. })
+    ));
+    assert_eq!(held.append(&event(4)).unwrap(), 4);
+    held.release_lock();
+    assert!(held.try_write_now(&event(5)).is_none());
+    // The other process's append sees every record written under the lock.
+    assert_eq!(other.append(&event(5)).unwrap(), 5);
+    // And the holder sees the other's record when it holds the lock again.
+    held.hold_lock().unwrap();
+    assert_eq!(held.append(&event(6)).unwrap(), 6);
+    assert_eq!(held.try_write_now(&event(7)).unwrap().unwrap(), 7);
+    held.release_lock();
+    drop(other);
+    held.flush().unwrap();
+    let r = check(&h);
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(r.records, 7);
+}
+
+/// Under the batch policy a no-wait write is refused once the batch's fsync is
+/// due, so that fsync happens where waiting is allowed.
+#[test]
+fn no_wait_writes_leave_a_due_batch_sync_to_the_writer() {
+    let h = home();
+    let opts = Options::default().fsync(FsyncPolicy::Batch {
+        max_records: 2,
+        max_delay: Duration::from_secs(60),
+    });
+    let log = SharedLog::new(open(&h, opts));
+    log.hold_lock().unwrap();
+    // The first record of a file is synced at once; 2 and 3 make a full batch.
+    assert_eq!(log.append(&event(1)).unwrap(), 1);
+    assert_eq!(log.try_write_now(&event(2)).unwrap().unwrap(), 2);
+    assert_eq!(log.try_write_now(&event(3)).unwrap().unwrap(), 3);
+    assert!(
+        log.try_write_now(&event(4)).is_none(),
+        "two pending: the batch is due"
+    );
+    assert_eq!(log.append(&event(4)).unwrap(), 4);
+    assert_eq!(log.try_write_now(&event(5)).unwrap().unwrap(), 5);
+    log.release_lock();
+    log.flush().unwrap();
+    assert!(check(&h).is_ok());
+}

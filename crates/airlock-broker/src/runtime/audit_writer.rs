@@ -1,9 +1,15 @@
 //! The audit writer: one dedicated thread owns the audit log.
 //!
-//! Ownership. The [`SharedLog`] lives on the writer thread and nowhere else; the
-//! rest of the server holds an [`AuditWriter`], which only sends it records. So no
-//! async worker ever takes the log's lock, its cross-process file lock, a write or
-//! an fsync: an async request awaits a one-shot answer instead.
+//! Ownership. The [`SharedLog`] is the writer thread's; the rest of the server
+//! holds an [`AuditWriter`], which sends it records. So no async worker ever
+//! waits for the log's cross-process file lock, an fsync or a repair: an async
+//! request awaits a one-shot answer instead. One exception costs no wait: a
+//! record that is answered once written, not synced — an outcome, or any record
+//! under `audit_fsync = "batch"` — is written by the request's own thread (one
+//! `write` to the page cache, [`SharedLog::try_write_now`]) when the log is free
+//! that instant, the thread keeps the file lock (below) and no batch fsync is
+//! due; otherwise it goes to the thread like the rest. That saves two thread
+//! wake-ups per record (issue 16).
 //!
 //! Group commit. The thread takes every record queued at that moment, writes them
 //! in order ([`SharedLog::write`]), makes them durable with one fsync
@@ -24,10 +30,18 @@
 //! Order. One thread, one queue: records reach the log in the order they were
 //! sent.
 //!
+//! The cross-process lock. While records keep coming (less than [`HOLD_IDLE`]
+//! apart) the thread keeps the log's append lock between them
+//! ([`SharedLog::hold_lock`]), so a record costs no `flock` and no `stat` of the
+//! log files (issue 16). It lets go when the stream pauses, and after holding it
+//! for [`HOLD_MAX`] it appends record by record for [`HOLD_GAP`], so another
+//! process's append (the CLI's, another server's, `audit verify`'s snapshot)
+//! waits at most about [`HOLD_MAX`].
+//!
 //! Shutdown. Dropping the writer closes the queue; the thread writes what is still
 //! queued, flushes and anchors the log, and the drop waits for it.
 
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +55,16 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// At most this many records in one group (bounds one sender's wait).
 const MAX_GROUP: usize = 1024;
+
+/// The append lock is let go when no record came for this long.
+const HOLD_IDLE: Duration = Duration::from_millis(10);
+
+/// The append lock is kept at most this long at a time...
+const HOLD_MAX: Duration = Duration::from_millis(250);
+
+/// ... and then not taken again for this long: records are appended one by one
+/// (each taking and releasing the lock), so a process polling for it gets it.
+const HOLD_GAP: Duration = Duration::from_millis(5);
 
 /// The sequence number of a durable record, or why it is not on record.
 type Answer = Result<u64, AuditWriteError>;
@@ -90,6 +114,10 @@ enum Job {
 pub(super) struct AuditWriter {
     queue: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// The thread's log, for the records written without waiting.
+    log: Arc<SharedLog>,
+    /// Whether a decision record waits for an fsync of its own (`Always`).
+    decisions_sync: bool,
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -102,13 +130,26 @@ impl AuditWriter {
     /// Starts the writer thread, which takes ownership of `log`.
     pub(super) fn start(log: SharedLog) -> std::io::Result<AuditWriter> {
         let (queue, jobs) = mpsc::channel();
+        let log = Arc::new(log);
+        let decisions_sync = log.syncs_each_record();
+        let owned = Arc::clone(&log);
         let thread = std::thread::Builder::new()
             .name("airlock-audit".into())
-            .spawn(move || run(&log, &jobs))?;
+            .spawn(move || run(&owned, &jobs))?;
         Ok(AuditWriter {
             queue: Some(queue),
             thread: Some(thread),
+            log,
+            decisions_sync,
         })
+    }
+
+    /// Writes `event` here and now when that costs no wait (see the module
+    /// docs); `None` when it must go to the thread.
+    fn write_now(&self, event: &Event) -> Option<Answer> {
+        self.queue.as_ref()?;
+        let written = self.log.try_write_now(event)?;
+        Some(written.map_err(AuditWriteError::from))
     }
 
     fn send(&self, job: Job) -> Result<(), AuditWriteError> {
@@ -122,6 +163,11 @@ impl AuditWriter {
     /// Appends `event` and waits, without blocking the async worker, until it is
     /// durable (per the fsync policy). An error means it is not on record.
     pub(super) async fn record(&self, event: &Event) -> Answer {
+        if !self.decisions_sync
+            && let Some(answer) = self.write_now(event)
+        {
+            return answer;
+        }
         let (tx, rx) = oneshot::channel();
         self.send(Job::Append {
             event: Box::new(event.clone()),
@@ -138,6 +184,9 @@ impl AuditWriter {
     /// decision record is durable (`audit verify` then lists the request as
     /// without outcome). An error means it is not written.
     pub(super) async fn record_written(&self, event: &Event) -> Answer {
+        if let Some(answer) = self.write_now(event) {
+            return answer;
+        }
         let (tx, rx) = oneshot::channel();
         self.send(Job::Write {
             event: Box::new(event.clone()),
@@ -178,20 +227,77 @@ impl Drop for AuditWriter {
     }
 }
 
+/// When the writer thread holds the append lock between records.
+#[derive(Default)]
+struct Hold {
+    /// Since when it holds the lock.
+    since: Option<Instant>,
+    /// It does not take it again before this.
+    not_before: Option<Instant>,
+}
+
+impl Hold {
+    /// Takes the lock for the records to come, unless in a gap. A failure is
+    /// not reported here: each append then takes the lock itself and reports.
+    fn take(&mut self, log: &SharedLog) {
+        let now = Instant::now();
+        if self.since.is_some() || self.not_before.is_some_and(|t| now < t) {
+            return;
+        }
+        if log.hold_lock().is_ok() {
+            self.since = Some(now);
+        }
+    }
+
+    /// Lets the lock go (when the stream pauses, or at shutdown).
+    fn release(&mut self, log: &SharedLog) {
+        if self.since.take().is_some() {
+            log.release_lock();
+        }
+    }
+
+    /// Lets the lock go for a gap once it was held for [`HOLD_MAX`].
+    fn expire(&mut self, log: &SharedLog) {
+        if self.since.is_some_and(|t| t.elapsed() >= HOLD_MAX) {
+            self.release(log);
+            self.not_before = Some(Instant::now() + HOLD_GAP);
+        }
+    }
+}
+
 /// The writer thread: groups, writes, syncs, answers; until the queue closes.
 fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
     let mut last_tick = Instant::now();
     let mut written: Vec<(Result<Written, AuditError>, Reply)> = Vec::new();
+    let mut hold = Hold::default();
+    // The newest record written, as of the last pause: records written by the
+    // requests' own threads keep the lock held.
+    let mut newest = 0;
     loop {
-        let first = match jobs.recv_timeout(TICK) {
+        let wait = if hold.since.is_some() {
+            HOLD_IDLE
+        } else {
+            TICK
+        };
+        let first = match jobs.recv_timeout(wait) {
             Ok(job) => job,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                tick(log);
-                last_tick = Instant::now();
+                let now = log.written_seq();
+                if now == newest {
+                    hold.release(log);
+                } else {
+                    hold.expire(log);
+                }
+                newest = now;
+                if last_tick.elapsed() >= TICK {
+                    tick(log);
+                    last_tick = Instant::now();
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        hold.take(log);
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -218,6 +324,7 @@ fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
             }
         }
         settle(log, &mut written);
+        hold.expire(log);
         if last_tick.elapsed() >= TICK {
             tick(log);
             last_tick = Instant::now();
@@ -226,6 +333,7 @@ fn run(log: &SharedLog, jobs: &mpsc::Receiver<Job>) {
     if let Err(e) = log.flush() {
         report(&format!("audit flush at exit failed: {e}"));
     }
+    hold.release(log);
 }
 
 /// Makes the written records durable (one fsync for the group) and answers
