@@ -5,7 +5,8 @@
 //! exec policies ([`crate::Broker::config`]), the engine, the scrubber and the
 //! unlocked vault, each behind an `Arc` or a read lock. Before it decides,
 //! [`Runtime::fresh`] compares the two files' modification times with those of
-//! the snapshot (one `stat` each, like the lock and revocation checks). Only when
+//! the snapshot (one `stat` each, like the lock and revocation checks), when the
+//! home watch saw a change since they last matched (`watch`). Only when
 //! one changed is anything loaded, and then on the blocking pool — reading and
 //! parsing the file, decrypting the vault, building the engine and the scrubber,
 //! compiling the exec capabilities — while the request awaits it without holding
@@ -92,6 +93,9 @@ pub(super) struct Live {
     stamps: Mutex<Stamps>,
     /// One reload at a time; requests that saw a change wait here for it.
     turn: tokio::sync::Mutex<()>,
+    /// The home watch's generation at which the files were last found as
+    /// loaded: until it moves, no `stat` is needed.
+    seen: super::watch::Seen,
 }
 
 impl Live {
@@ -105,6 +109,7 @@ impl Live {
             scrubber: RwLock::new(Arc::new(scrubber)),
             stamps: Mutex::new(Stamps::of(home)),
             turn: tokio::sync::Mutex::new(()),
+            seen: super::watch::Seen::default(),
         })
     }
 
@@ -151,11 +156,17 @@ struct Loaded {
 
 impl Runtime {
     /// Picks up `airlock.toml` and vault changes made while the server runs (by
-    /// the owner's editor or the CLI): one `stat` per file when nothing changed;
-    /// otherwise the new version is loaded on the blocking pool and swapped in
-    /// before this returns.
+    /// the owner's editor or the CLI): nothing but the home watch's `read` when
+    /// it saw no change, one `stat` per file when it did; when a file changed,
+    /// the new version is loaded on the blocking pool and swapped in before
+    /// this returns.
     pub(super) async fn fresh(&self) {
+        let generation = self.watch.generation();
+        if self.live.seen.unchanged(generation) {
+            return;
+        }
         if Stamps::of(&self.home) == self.live.stamps() {
+            self.live.seen.passed(generation);
             return;
         }
         let _turn = self.live.turn.lock().await;
@@ -170,6 +181,7 @@ impl Runtime {
         if seen.vault != known.vault {
             self.reload_vault().await;
         }
+        self.live.seen.passed(generation);
     }
 
     /// Reloads `airlock.toml`. An invalid new file keeps the old configuration;

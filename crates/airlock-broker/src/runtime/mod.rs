@@ -23,6 +23,7 @@ mod audit_writer;
 mod exec;
 mod live;
 mod request;
+mod watch;
 
 pub use audit_writer::AuditWriteError;
 pub use exec::{ChildEgress, ChildProxy};
@@ -40,8 +41,20 @@ pub struct Runtime {
     /// The audit log's owner (a dedicated thread).
     audit: audit_writer::AuditWriter,
     revocations: crate::state::RevocationWatch,
+    /// Team mode's staleness check, set once by the team follower (unset: local
+    /// mode, and nothing below looks at it).
+    team_gate: std::sync::OnceLock<std::sync::Arc<crate::team_gate::TeamGate>>,
+    /// Whether the owner's files may have changed (one `read` per check
+    /// instead of a `stat` per file; see `watch`).
+    watch: watch::HomeWatch,
+    /// The generation at which the lock and revocations were last found as
+    /// they were.
+    owner_seen: watch::Seen,
     /// `state/tokens.json`, re-read only when it changes.
     token_store: crate::state::Watched<Vec<tokens::TokenRecord>>,
+    /// The tokens as of the home watch's generation at which they were last
+    /// looked at: until it moves, no `stat` of `tokens.json`.
+    tokens_seen: Mutex<Option<(u64, Vec<tokens::TokenRecord>)>>,
     /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
     /// cached across requests and refreshed single-flight.
     injectors: airlock_inject::Injectors,
@@ -102,6 +115,8 @@ impl Runtime {
             airlock_audit::Options::default().fsync(fsync),
         )?;
         let live = live::Live::new(&home, &config, vault)?;
+        // After the audit log is open: it creates `state/`.
+        let watch = watch::HomeWatch::new(&home);
         let audit = audit_writer::AuditWriter::start(airlock_audit::SharedLog::new(log))
             .map_err(RuntimeError::AuditWriter)?;
         let exec = live::compile_exec(&config);
@@ -111,7 +126,11 @@ impl Runtime {
             live,
             audit,
             revocations: crate::state::RevocationWatch::default(),
+            team_gate: std::sync::OnceLock::new(),
+            watch,
+            owner_seen: watch::Seen::default(),
             token_store: crate::state::Watched::default(),
+            tokens_seen: Mutex::new(None),
             injectors: airlock_inject::Injectors::new(),
             token_uses: Mutex::new(HashMap::new()),
             approvals: crate::approval::Approvals::new(),
@@ -151,6 +170,13 @@ impl Runtime {
     pub async fn refresh(&self) {
         self.fresh().await;
         let _ = self.check_owner_state().await;
+    }
+
+    /// Team mode: from now on every decision first checks `gate` (the server
+    /// refuses when it has not caught up with its team within `max_staleness`).
+    /// Set once; a second gate is ignored.
+    pub fn set_team_gate(&self, gate: std::sync::Arc<crate::team_gate::TeamGate>) {
+        let _ = self.team_gate.set(gate);
     }
 
     /// The home this server runs on.
@@ -232,9 +258,8 @@ impl Runtime {
     /// this returns).
     pub async fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
         let verified = self
-            .token_store
-            .current(&tokens::store_path(&self.home), || tokens::list(&self.home))
-            .and_then(|(records, _)| tokens::verify_in(&records, presented));
+            .token_records()
+            .and_then(|records| tokens::verify_in(&records, presented));
         match verified {
             Ok(record) => {
                 self.note_token_use(&record.id);
@@ -260,6 +285,26 @@ impl Runtime {
                 Err(e)
             }
         }
+    }
+
+    /// The issued tokens: as last read while the home watch saw no change,
+    /// otherwise from `state/tokens.json` (a `stat`, and a read when it changed).
+    fn token_records(&self) -> Result<Vec<tokens::TokenRecord>, tokens::TokenError> {
+        let generation = self.watch.generation();
+        let mut seen = self
+            .tokens_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, records)) = seen.as_ref()
+            && *at == generation
+        {
+            return Ok(records.clone());
+        }
+        let (records, _) = self
+            .token_store
+            .current(&tokens::store_path(&self.home), || tokens::list(&self.home))?;
+        *seen = Some((generation, records.clone()));
+        Ok(records)
     }
 
     /// Marks a token as used, at most once a minute per token (for `token
@@ -300,8 +345,28 @@ impl Runtime {
     }
 
     /// Applies the owner's lock and revocations (shared by every server on this
-    /// home through `state/`) to the live sessions. Called before every decision.
+    /// home through `state/`) to the live sessions. Called before every decision;
+    /// looks at the files only when the home watch saw a change since they last
+    /// passed (a lock refuses, so it is looked at again at every request).
     async fn check_owner_state(&self) -> Result<(), Refusal> {
+        if let Some(gate) = self.team_gate.get() {
+            gate.check().map_err(|m| refuse(Check::Lock, m))?;
+        }
+        let generation = self.watch.generation();
+        if self.owner_seen.unchanged(generation) {
+            return Ok(());
+        }
+        let checked = self.check_owner_files().await;
+        if checked.is_ok() {
+            self.owner_seen.passed(generation);
+        }
+        checked
+    }
+
+    /// [`Runtime::check_owner_state`]'s look at `state/locked` and
+    /// `state/revocations.json` (one `stat` each; the list is re-read when it
+    /// changed).
+    async fn check_owner_files(&self) -> Result<(), Refusal> {
         if crate::state::is_locked(&self.home) {
             // Minted tokens are dropped too: after an unlock they are fetched anew.
             self.injectors.clear();
