@@ -176,7 +176,9 @@ fn a_confined_child_may_write_in_every_workdir() {
 /// egress proxy's port and read its CA files, and still reaches no other port.
 #[test]
 fn a_confined_child_reaches_the_egress_proxy_and_nothing_else() {
-    if !landlock() {
+    // Landlock limits TCP connections from ABI 4 (Linux 6.7); below, a child
+    // with the proxy is refused at spawn.
+    if !landlock() || !matches!(Support::probe(), Support::Landlock { abi } if abi >= 4) {
         return;
     }
     let b = box2();
