@@ -34,6 +34,7 @@
 //! | [`state`], [`tokens`] | the shared files in `state/` (sessions, revocations, lock, agent tokens) |
 //! | [`approval`] | held requests by id, what a person is shown ([`approval::Ask`]) and its hash |
 //! | [`control`] | the admin socket's commands (`control.sock`) |
+//! | [`team_gate`] | team mode's staleness check (fail closed when not caught up within `max_staleness`) |
 //! | `runtime` | a running server, the [`Runtime`] every door calls; split below |
 //! | `runtime::live` | state and reload: engine, scrubber and vault snapshots; `airlock.toml` and vault changes loaded on the blocking pool and swapped in |
 //! | `runtime::audit_writer` | the audit log, owned by one dedicated thread: appends, group-commit fsyncs, the batch timer |
@@ -80,6 +81,7 @@ mod rate;
 mod runtime;
 mod session;
 pub mod state;
+pub mod team_gate;
 pub mod tokens;
 
 pub use broker::{

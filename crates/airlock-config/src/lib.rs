@@ -65,6 +65,24 @@ pub struct Config {
     pub services: BTreeMap<String, Service>,
     /// `[capabilities.NAME]`, by name.
     pub capabilities: BTreeMap<String, Capability>,
+    /// `[team]` settings (used only when the home is a device of a team).
+    pub team: Team,
+}
+
+/// `[team]`: team mode (docs/team.md); ignored in local mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    /// A server that has not caught up with the team's change log for longer
+    /// than this refuses new requests until it has.
+    pub max_staleness: Duration,
+}
+
+impl Default for Team {
+    fn default() -> Self {
+        Team {
+            max_staleness: Duration::from_secs(30),
+        }
+    }
 }
 
 /// `[server]`.

@@ -30,6 +30,14 @@ struct RawConfig {
     services: BTreeMap<Spanned<String>, Spanned<RawService>>,
     #[serde(default)]
     capabilities: BTreeMap<Spanned<String>, Spanned<RawCapability>>,
+    #[serde(default)]
+    team: Option<RawTeam>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTeam {
+    max_staleness: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -308,10 +316,17 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         capabilities.insert(name.into_inner(), cap);
     }
 
+    let mut team = crate::Team::default();
+    if let Some(t) = raw.team.and_then(|t| t.max_staleness) {
+        team.max_staleness = parse_duration(t.get_ref())
+            .map_err(|m| src.error(t.span(), format!("max_staleness: {m}")))?;
+    }
+
     Ok(Config {
         server,
         services,
         capabilities,
+        team,
     })
 }
 
@@ -1160,6 +1175,24 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn team_max_staleness_defaults_to_30s_and_is_located_when_bad() {
+        let p = Path::new("airlock.toml");
+        assert_eq!(
+            Config::parse(p, "").unwrap().team.max_staleness,
+            Duration::from_secs(30)
+        );
+        let c = Config::parse(p, "[team]\nmax_staleness = \"5s\"\n").unwrap();
+        assert_eq!(c.team.max_staleness, Duration::from_secs(5));
+        let e = Config::parse(p, "[team]\nmax_staleness = \"soon\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("airlock.toml:2:17: max_staleness:"),
+            "{e}"
+        );
+        assert!(Config::parse(p, "[team]\nstaleness = \"5s\"\n").is_err());
+    }
 
     #[test]
     fn line_col_counts_chars() {

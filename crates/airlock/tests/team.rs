@@ -16,35 +16,46 @@ const CANARY: &str = "sk_live_TEAMCANARY_7f3a9c2e1b";
 
 /// The cluster's URLs, as scripts/postgres printed them.
 struct Cluster {
+    dir: String,
     app_url: String,
     admin_url: String,
     bin: String,
 }
 
+fn pg_script(args: &[&str]) -> Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scripts/postgres {args:?} failed");
+    out
+}
+
+/// A new cluster, removed by the script's watchdog when this process exits.
+fn start_cluster() -> Cluster {
+    let out = pg_script(&["start", "--owner-pid", &std::process::id().to_string()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let var = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("scripts/postgres printed no {k}: {text}"))
+            .to_string()
+    };
+    Cluster {
+        dir: var("AIRLOCK_PG_DIR"),
+        app_url: var("AIRLOCK_PG_URL"),
+        admin_url: var("AIRLOCK_PG_ADMIN_URL"),
+        bin: var("AIRLOCK_PG_BIN"),
+    }
+}
+
+/// The cluster the tests share (one per test binary).
 fn cluster() -> &'static Cluster {
     static C: OnceLock<Cluster> = OnceLock::new();
-    C.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/postgres");
-        let out = Command::new("bash")
-            .arg(script)
-            .args(["start", "--owner-pid", &std::process::id().to_string()])
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "scripts/postgres start failed");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let var = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{k}=")))
-                .unwrap_or_else(|| panic!("scripts/postgres printed no {k}: {text}"))
-                .to_string()
-        };
-        Cluster {
-            app_url: var("AIRLOCK_PG_URL"),
-            admin_url: var("AIRLOCK_PG_ADMIN_URL"),
-            bin: var("AIRLOCK_PG_BIN"),
-        }
-    })
+    C.get_or_init(start_cluster)
 }
 
 /// A fresh database for one test, owned by the app role: (app URL, superuser URL).
@@ -183,6 +194,32 @@ fn upstream() -> u16 {
     port
 }
 
+/// `airlock serve --gateway` on `home`: the server and its address. Its stderr
+/// is drained into `log` (shared) so it never blocks.
+fn serve_gateway(home: &Path, log: std::sync::Arc<std::sync::Mutex<String>>) -> (Kill, String) {
+    let mut serve = Kill(spawn(home, &["serve", "--gateway", "127.0.0.1:0"]));
+    let mut err = BufReader::new(serve.0.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "serve printed no address"
+        );
+        log.lock().unwrap().push_str(&line);
+        if let Some(rest) = line.split("http://").nth(1) {
+            break rest.split('/').next().unwrap().trim().to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap_or(0) > 0 {
+            log.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+    });
+    (serve, addr)
+}
+
 fn gateway_get(addr: &str, token: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -286,7 +323,6 @@ fn a_secret_revocation_and_lock_made_on_one_device_hold_on_the_other() {
         }
     };
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let _follow = Kill(spawn(&b, &["team", "sync", "--follow"]));
 
     // The secret set on A is what B's gateway sends upstream.
     let resp = gateway_get(&addr, &token);
@@ -296,7 +332,8 @@ fn a_secret_revocation_and_lock_made_on_one_device_hold_on_the_other() {
     );
     assert!(!resp.contains(CANARY));
 
-    // A revokes everything: B's follower hears it, B's gateway refuses.
+    // A revokes everything: the follower inside B's server hears it, B's
+    // gateway refuses.
     ok(&a, &["revoke", "--all"], None);
     eventually("B refusing after A's revoke --all", || {
         !gateway_get(&addr, &token).starts_with("HTTP/1.1 200")
@@ -483,4 +520,68 @@ impl DeviceRow {
             kx_hex: hex::encode(p.kx_pk),
         }
     }
+}
+
+#[test]
+fn a_server_follows_its_team_fails_closed_past_max_staleness_and_catches_up() {
+    // A cluster of its own: this test stops it.
+    let c = start_cluster();
+    let url = c.app_url.clone();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(&a, upstream());
+    ok(&a, &["team", "push-config"], None);
+    // B's own setting stays beside the team's tables.
+    std::fs::write(b.join("airlock.toml"), "[team]\nmax_staleness = \"6s\"\n").unwrap();
+    ok(&b, &["team", "sync"], None);
+    assert!(
+        std::fs::read_to_string(b.join("airlock.toml"))
+            .unwrap()
+            .contains("max_staleness = \"6s\"")
+    );
+    let token: serde_json::Value = serde_json::from_str(&ok(
+        &b,
+        &["token", "issue", "--agent", "ci", "--json"],
+        None,
+    ))
+    .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (_serve, addr) = serve_gateway(&b, log.clone());
+    let served = |resp: &str| resp.starts_with("HTTP/1.1 200") && resp.contains("\r\nmatch\r\n");
+    eventually("B serving", || served(&gateway_get(&addr, &token)));
+
+    // The database goes away: B keeps serving from its last synced state for
+    // max_staleness, then refuses every request, saying why.
+    pg_script(&["halt", &c.dir]);
+    let resp = gateway_get(&addr, &token);
+    assert!(served(&resp), "refused within max_staleness: {resp}");
+    eventually("B failing closed", || {
+        gateway_get(&addr, &token).contains("has not caught up with its team")
+    });
+    let resp = gateway_get(&addr, &token);
+    assert!(
+        !resp.starts_with("HTTP/1.1 200") && resp.contains("max_staleness (6 s)"),
+        "{resp}"
+    );
+    eventually("B's server telling why", || {
+        log.lock()
+            .unwrap()
+            .contains("team: cannot catch up with the team")
+    });
+
+    // Back: B catches up and serves; the follower inside the server applies
+    // what the team did next.
+    pg_script(&["resume", &c.dir]);
+    eventually("B serving again", || served(&gateway_get(&addr, &token)));
+    assert!(
+        log.lock().unwrap().contains("team: caught up again"),
+        "{}",
+        log.lock().unwrap()
+    );
+    ok(&a, &["revoke", "--all"], None);
+    eventually("B refusing after A's revoke --all", || {
+        let r = gateway_get(&addr, &token);
+        !r.starts_with("HTTP/1.1 200") && !r.contains("has not caught up")
+    });
 }

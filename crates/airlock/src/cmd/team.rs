@@ -3,12 +3,15 @@
 //! a revocation or the lock made on this device. In local mode (no `team/`
 //! directory in the home) every hook returns at once and nothing changes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use airlock_broker::Runtime;
 use airlock_broker::state::RevokeTarget;
+use airlock_broker::team_gate::TeamGate;
 use airlock_home::Home;
-use airlock_team::{Team, TeamError};
-use airlock_vault::Vault;
+use airlock_team::{SyncReport, Team, TeamError};
+use airlock_vault::{LockedVault, UnlockMode, Vault};
 use serde_json::json;
 
 use crate::cli::TeamCommand;
@@ -16,6 +19,108 @@ use crate::{output, unlock};
 
 /// How often a follower catches up without a notification.
 const POLL: Duration = Duration::from_secs(10);
+
+/// `airlock serve`'s vault, and in team mode a second unlocked copy for the
+/// team follower (which writes new team secrets into the vault file; the
+/// server reloads it like any other vault change). One passphrase prompt.
+pub(crate) fn open_vaults(home: &Home) -> anyhow::Result<(Vault, Option<Vault>)> {
+    if !Team::is_member(home) {
+        return Ok((unlock::open(home)?, None));
+    }
+    let (a, b) = (LockedVault::load(home)?, LockedVault::load(home)?);
+    Ok(match a.mode() {
+        UnlockMode::KeyFile => (
+            a.unlock_with_key_file(home)?,
+            Some(b.unlock_with_key_file(home)?),
+        ),
+        UnlockMode::Passphrase => {
+            let p = crate::input::passphrase(false)?;
+            (
+                a.unlock_with_passphrase(&p)?,
+                Some(b.unlock_with_passphrase(&p)?),
+            )
+        }
+        UnlockMode::Keyring => (a.unlock_with_keyring()?, Some(b.unlock_with_keyring()?)),
+    })
+}
+
+/// Starts the team follower inside `airlock serve`: it catches up now, on every
+/// change notification, after a reconnect and every 10 s (more often when
+/// `max_staleness` is short: a third of it), and keeps `rt`'s staleness gate:
+/// past `[team] max_staleness` without a successful catch-up, every new request
+/// is refused until the next one succeeds.
+pub(crate) fn start_follower(home: &Home, vault: Vault, rt: &Arc<Runtime>) -> anyhow::Result<()> {
+    let max = airlock_config::Config::load(home)?.team.max_staleness;
+    let state = airlock_team::local::load_state(home)?;
+    let ago = state.last_sync.map(|t| {
+        let secs = jiff::Timestamp::now().as_second() - t.as_second();
+        Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+    });
+    let gate = Arc::new(TeamGate::new(max, ago));
+    rt.set_team_gate(gate.clone());
+    let poll = POLL.min(max / 3).max(Duration::from_millis(200));
+    let home = home.clone();
+    tokio::spawn(async move {
+        let mut vault = vault;
+        let mut teller = Teller {
+            gate,
+            max,
+            failing: false,
+        };
+        loop {
+            match Team::open(&home, &vault).await {
+                Ok(mut team) => {
+                    let done = team.follow(&mut vault, poll, |r| teller.outcome(r)).await;
+                    if let Err(e) = done {
+                        teller.outcome(Err(e));
+                    }
+                }
+                Err(e) => teller.outcome(Err(e)),
+            }
+            tokio::time::sleep(poll.min(Duration::from_secs(1))).await;
+        }
+    });
+    Ok(())
+}
+
+/// The serve follower's outcomes: into the gate, and to stderr once per change
+/// of fortune (never stdout: it is the MCP protocol).
+struct Teller {
+    gate: Arc<TeamGate>,
+    max: Duration,
+    failing: bool,
+}
+
+impl Teller {
+    fn outcome(&mut self, r: airlock_team::Result<SyncReport>) {
+        match r {
+            Ok(r) => {
+                self.gate.synced();
+                if std::mem::take(&mut self.failing) {
+                    output::note(format_args!(
+                        "team: caught up again (change {}); serving",
+                        r.last_seq
+                    ));
+                } else if r.changes > 0 {
+                    output::note(format_args!(
+                        "team: in sync with change {} ({} new)",
+                        r.last_seq, r.changes
+                    ));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.gate.failed(&msg);
+                if !std::mem::replace(&mut self.failing, true) {
+                    output::warn(format_args!(
+                        "team: cannot catch up with the team: {msg}; requests are refused once this device is {} s behind (max_staleness)",
+                        self.max.as_secs()
+                    ));
+                }
+            }
+        }
+    }
+}
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
