@@ -681,8 +681,9 @@ fn the_childs_path_lists_each_directory_once() {
     );
 }
 
-/// A program that is not on the allow-list is refused with the list of the
-/// programs that are (what the agent can use instead).
+/// A program that is not on the allow-list, or named by a relative path, is
+/// refused with the list of the programs that are (what the agent can use
+/// instead).
 #[test]
 fn a_program_not_allowed_is_refused_with_the_allowed_list() {
     let b = box2();
@@ -696,7 +697,10 @@ fn a_program_not_allowed_is_refused_with_the_allowed_list() {
     )
     .unwrap();
     let r = p.check(&strings(&["rm", "-rf", "x"]), None).unwrap_err();
-    assert!(r.to_string().contains("cat, ls"), "{r}");
+    assert!(r.to_string().contains("allowed: cat, "), "{r}");
+    // A relative path names no program on the list: the refusal lists them.
+    let r = p.check(&strings(&["./cat", "x"]), None).unwrap_err();
+    assert!(r.to_string().ends_with("cat, ls"), "{r}");
 }
 
 /// `~` and `~/…` in `workdirs` (and `run --confine`) are the owner's home;
