@@ -21,7 +21,7 @@ mod schema;
 mod team;
 
 pub use schema::migrate;
-pub use team::{CHANNEL, Device, DeviceStatus, Status, SyncReport, Team};
+pub use team::{CHANNEL, Device, DeviceRevocation, DeviceStatus, Status, SyncReport, Team};
 
 /// Everything that can go wrong in team mode. Messages name the row or file and
 /// the remedy; none holds a secret or the database password.
@@ -73,6 +73,22 @@ pub enum TeamError {
     NotApproved {
         /// This device's fingerprint.
         fingerprint: String,
+    },
+    /// This device was removed from the team.
+    #[error(
+        "this device ({fingerprint}) was revoked by a team admin: it can no longer sync or read new secret versions; join again with a new invite if that was a mistake"
+    )]
+    DeviceRevoked {
+        /// This device's fingerprint.
+        fingerprint: String,
+    },
+    /// A device that cannot be revoked.
+    #[error("device {fingerprint} cannot be revoked: {why}")]
+    CannotRevoke {
+        /// Its fingerprint.
+        fingerprint: String,
+        /// Why.
+        why: &'static str,
     },
     /// An admin-only action on a member device.
     #[error("only an admin device can {action}")]

@@ -119,6 +119,22 @@ pub struct Status {
     pub devices: Vec<Device>,
 }
 
+/// What `airlock team revoke-device` did.
+#[derive(Debug, Clone)]
+pub struct DeviceRevocation {
+    /// The device, now revoked.
+    pub device: Device,
+    /// The new team key epoch.
+    pub epoch: i32,
+    /// How many devices hold it.
+    pub devices: usize,
+    /// Secrets re-sealed under it (name, new team version).
+    pub resealed: Vec<(String, i32)>,
+    /// Every secret the device could open (a version sealed under an epoch it
+    /// held): the upstream keys to rotate.
+    pub exposed: Vec<String>,
+}
+
 struct View {
     members: BTreeMap<String, Device>,
     epochs: BTreeMap<i32, Zeroizing<[u8; KEY_LEN]>>,
@@ -857,10 +873,42 @@ impl Team {
     }
 
     fn me<'v>(&self, view: &'v View) -> Result<&'v Device> {
+        if view
+            .members
+            .get(&self.state.device)
+            .is_some_and(|d| d.status == DeviceStatus::Revoked)
+        {
+            return Err(TeamError::DeviceRevoked {
+                fingerprint: self.fingerprint(),
+            });
+        }
         view.member(&self.state.device)
             .ok_or_else(|| TeamError::NotApproved {
                 fingerprint: self.fingerprint(),
             })
+    }
+
+    /// The one device whose fingerprint (or id) starts with `fingerprint`.
+    fn find<'v>(&self, view: &'v View, fingerprint: &str) -> Result<&'v Device> {
+        let want: String = fingerprint
+            .chars()
+            .filter(|c| *c != '-' && *c != ' ')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let named = || fingerprint.escape_debug().to_string();
+        if want.len() < 8 {
+            return Err(TeamError::NoSuchDevice(named()));
+        }
+        let found: Vec<&Device> = view
+            .members
+            .values()
+            .filter(|d| d.id.starts_with(&want))
+            .collect();
+        match found.as_slice() {
+            [d] => Ok(*d),
+            [] => Err(TeamError::NoSuchDevice(named())),
+            _ => Err(TeamError::AmbiguousDevice(named())),
+        }
     }
 
     fn require_admin(&self, view: &View, action: &'static str) -> Result<()> {
@@ -914,34 +962,7 @@ impl Team {
     pub async fn approve(&self, fingerprint: &str) -> Result<Device> {
         let view = self.view().await?;
         self.require_admin(&view, "approve devices")?;
-        let want: String = fingerprint
-            .chars()
-            .filter(|c| *c != '-' && *c != ' ')
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if want.len() < 8 {
-            return Err(TeamError::NoSuchDevice(
-                fingerprint.escape_debug().to_string(),
-            ));
-        }
-        let found: Vec<&Device> = view
-            .members
-            .values()
-            .filter(|d| d.id.starts_with(&want))
-            .collect();
-        let d = match found.as_slice() {
-            [d] => (*d).clone(),
-            [] => {
-                return Err(TeamError::NoSuchDevice(
-                    fingerprint.escape_debug().to_string(),
-                ));
-            }
-            _ => {
-                return Err(TeamError::AmbiguousDevice(
-                    fingerprint.escape_debug().to_string(),
-                ));
-            }
-        };
+        let d = self.find(&view, fingerprint)?.clone();
         if d.status != DeviceStatus::Pending {
             return Ok(d);
         }
@@ -1173,6 +1194,234 @@ impl Team {
         Ok(done)
     }
 
+    /// `airlock team revoke-device`: removes a device (admin devices only). In one
+    /// transaction: the device's revocation, signed; a new team key epoch wrapped
+    /// to every remaining approved device; every secret's current version
+    /// re-sealed under it (a new version, same value); whatever the device signed
+    /// as an admin and is still current (wrapped keys of older epochs, the newest
+    /// service/capability rows) signed again by this admin; a change-log row.
+    /// The device can no longer sync, and holds no key of the new epoch.
+    pub async fn revoke_device(&mut self, fingerprint: &str) -> Result<DeviceRevocation> {
+        let view = self.view().await?;
+        self.require_admin(&view, "revoke devices")?;
+        let d = self.find(&view, fingerprint)?.clone();
+        let team = self.state.team.clone();
+        let me = self.state.device.clone();
+        if d.id == me || d.id == self.state.root {
+            return Err(TeamError::CannotRevoke {
+                fingerprint: d.fingerprint(),
+                why: if d.id == self.state.root {
+                    "it is the team's root admin, pinned on every device"
+                } else {
+                    "it is this device; revoke it from another admin device"
+                },
+            });
+        }
+        if d.status == DeviceStatus::Revoked {
+            return Err(TeamError::CannotRevoke {
+                fingerprint: d.fingerprint(),
+                why: "it is already revoked",
+            });
+        }
+        let held: Vec<i32> =
+            sqlx::query_scalar("SELECT epoch FROM airlock.epoch_keys WHERE device = $1")
+                .bind(&d.id)
+                .fetch_all(&self.pool)
+                .await?;
+        let exposed: BTreeSet<String> = if held.is_empty() {
+            BTreeSet::new()
+        } else {
+            sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT name FROM airlock.secrets WHERE epoch = ANY($1)",
+            )
+            .bind(&held)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect()
+        };
+        let remaining: Vec<&Device> = view
+            .members
+            .values()
+            .filter(|m| m.status == DeviceStatus::Approved && m.id != d.id)
+            .collect();
+
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('airlock.epochs'))")
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query(
+            "UPDATE airlock.devices SET revoked_by = $2, revocation_sig = $3 \
+             WHERE id = $1 AND revoked_by IS NULL",
+        )
+        .bind(&d.id)
+        .bind(&me)
+        .bind(self.keys.sign(&revocation_msg(&team, &d.id, &me)))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            return Err(TeamError::CannotRevoke {
+                fingerprint: d.fingerprint(),
+                why: "it is already revoked",
+            });
+        }
+        let epoch: i32 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(epoch), 0) + 1 FROM airlock.epoch_keys")
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        keys::random(key.as_mut())?;
+        for m in &remaining {
+            insert_wrapped(&mut tx, &team, &self.keys, &me, epoch, &key, m).await?;
+        }
+        // Keys of older epochs the revoked admin wrapped: wrapped again by this one.
+        if d.admin {
+            let rows = sqlx::query(
+                "SELECT epoch, device FROM airlock.epoch_keys WHERE wrapped_by = $1 AND device <> $1",
+            )
+            .bind(&d.id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for r in rows {
+                let (e, to): (i32, String) = (r.try_get("epoch")?, r.try_get("device")?);
+                let (Some(k), Some(m)) = (view.epochs.get(&e), view.members.get(&to)) else {
+                    continue;
+                };
+                sqlx::query("DELETE FROM airlock.epoch_keys WHERE epoch = $1 AND device = $2")
+                    .bind(e)
+                    .bind(&to)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_wrapped(&mut tx, &team, &self.keys, &me, e, k, m).await?;
+            }
+            for (kind, name, _, body) in verified_config(&self.pool, &team, &view).await? {
+                let author: Option<String> = sqlx::query_scalar(
+                    "SELECT author FROM airlock.config WHERE kind = $1 AND name = $2 \
+                     ORDER BY version DESC LIMIT 1",
+                )
+                .bind(&kind)
+                .bind(&name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if author.as_deref() == Some(d.id.as_str()) {
+                    self.insert_config(&mut tx, &kind, &name, &body).await?;
+                }
+            }
+        }
+        // Every secret's current version, re-sealed under the new epoch.
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (name) name, version, epoch, nonce, ct FROM airlock.secrets \
+             ORDER BY name, version DESC",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut resealed = Vec::new();
+        for r in rows {
+            let name: String = r.try_get("name")?;
+            let version: i32 = r.try_get("version")?;
+            let old: i32 = r.try_get("epoch")?;
+            let nonce: Vec<u8> = r.try_get("nonce")?;
+            let ct: Vec<u8> = r.try_get("ct")?;
+            let row = format!("airlock.secrets name={name} version={version}");
+            let old_key = view.epochs.get(&old).ok_or_else(|| TeamError::Tampered {
+                row: row.clone(),
+                why: format!("this device holds no key of epoch {old}"),
+            })?;
+            let value = keys::open_secret(
+                old_key,
+                &team,
+                &secret_aad(&team, &name, version, old),
+                &nonce,
+                &ct,
+            )
+            .ok_or_else(|| TeamError::Tampered {
+                row,
+                why: "it does not open under its epoch key and identity".into(),
+            })?;
+            let next = version + 1;
+            let (nonce, ct) =
+                keys::seal_secret(&key, &team, &secret_aad(&team, &name, next, epoch), &value)?;
+            let sig = self
+                .keys
+                .sign(&secret_msg(&team, &name, next, epoch, &nonce, &ct, &me));
+            sqlx::query(
+                "INSERT INTO airlock.secrets (name, version, epoch, nonce, ct, author, sig) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&name)
+            .bind(next)
+            .bind(epoch)
+            .bind(nonce)
+            .bind(ct)
+            .bind(&me)
+            .bind(sig)
+            .execute(&mut *tx)
+            .await?;
+            resealed.push((name, next));
+        }
+        insert_change(&mut tx, &team, &self.keys, &me, "device", &d.id, "revoked").await?;
+        tx.commit().await?;
+        for (name, version) in &resealed {
+            self.state.secrets.insert(name.clone(), *version);
+        }
+        local::save_state(&self.home, &self.state)?;
+        Ok(DeviceRevocation {
+            device: Device {
+                status: DeviceStatus::Revoked,
+                ..d
+            },
+            epoch,
+            devices: remaining.len(),
+            resealed,
+            exposed: exposed.into_iter().collect(),
+        })
+    }
+
+    async fn insert_config(
+        &mut self,
+        tx: &mut Transaction<'_, Postgres>,
+        kind: &str,
+        name: &str,
+        body: &str,
+    ) -> Result<i32> {
+        let (team, me) = (&self.state.team, &self.state.device);
+        let version: i32 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM airlock.config WHERE kind = $1 AND name = $2",
+        )
+        .bind(kind)
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await?;
+        let sig = self
+            .keys
+            .sign(&config_msg(team, kind, name, version, body, me));
+        sqlx::query(
+            "INSERT INTO airlock.config (kind, name, version, body, author, sig) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(kind)
+        .bind(name)
+        .bind(version)
+        .bind(body)
+        .bind(me)
+        .bind(sig)
+        .execute(&mut **tx)
+        .await?;
+        insert_change(
+            tx,
+            team,
+            &self.keys,
+            me,
+            "config",
+            &format!("{kind}:{name}"),
+            &version.to_string(),
+        )
+        .await?;
+        self.state.config.insert(format!("{kind}:{name}"), version);
+        Ok(version)
+    }
+
     /// Logs a revocation made on this device, for every other device.
     pub async fn publish_revocation(&self, target: &RevokeTarget) -> Result<i64> {
         self.publish_change("revoke", &revoke_subject(target), None)
@@ -1285,6 +1534,22 @@ impl Team {
         .bind(self.state.last_seq)
         .fetch_all(&self.pool)
         .await?;
+        let revoked_ids: Vec<String> = view
+            .members
+            .values()
+            .filter(|d| d.status == DeviceStatus::Revoked)
+            .map(|d| d.id.clone())
+            .collect();
+        let revoked_at: BTreeMap<String, i64> = sqlx::query(
+            "SELECT subject, MIN(seq) AS seq FROM airlock.changes \
+             WHERE kind = 'device' AND body = 'revoked' AND subject = ANY($1) GROUP BY subject",
+        )
+        .bind(&revoked_ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("subject")?, r.try_get("seq")?)))
+        .collect::<Result<_>>()?;
         let mut actions = Vec::new();
         let mut last_seq = self.state.last_seq;
         for r in rows {
@@ -1297,7 +1562,10 @@ impl Team {
             let sig: Vec<u8> = r.try_get("sig")?;
             let row = format!("airlock.changes seq={seq}");
             // A device's own enrollment is signed by that (still pending) device.
-            let signer = if kind == "device" && body == "joined" {
+            // A revoked device's changes count up to its revocation's row.
+            let signer = if (kind == "device" && body == "joined")
+                || revoked_at.get(&device).is_some_and(|r| seq < *r)
+            {
                 view.members.get(&device)
             } else {
                 view.member(&device)

@@ -424,6 +424,11 @@ pub(crate) enum TeamCommand {
     },
     /// This device, the team, the last sync and the change-log lag
     Status(JsonFlag),
+    /// Remove a device (admin devices): new team key epoch, secrets re-sealed for the others; lists the upstream keys it could read
+    RevokeDevice {
+        /// The device's fingerprint (see `airlock team devices`)
+        fingerprint: String,
+    },
     /// Share this device's services and capabilities (all, or those named) with the team, signed by this admin device
     PushConfig {
         /// Only these services/capabilities; a name this device no longer defines is removed from the team

@@ -585,3 +585,104 @@ fn a_server_follows_its_team_fails_closed_past_max_staleness_and_catches_up() {
         !r.starts_with("HTTP/1.1 200") && !r.contains("has not caught up")
     });
 }
+
+#[test]
+fn a_revoked_device_cannot_sync_and_holds_no_key_of_the_new_epoch() {
+    let (url, admin_url) = database();
+    let (dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(&a, 9);
+    ok(&a, &["team", "push-config"], None);
+    ok(&b, &["team", "sync"], None);
+    // A third device, C, stays.
+    let c = dir.path().join("c2");
+    let code = ok(&a, &["team", "invite"], None).trim().to_string();
+    let joined = ok(
+        &c,
+        &["team", "join", "--db", &url, &code, "--name", "carol"],
+        None,
+    );
+    let fp_c = joined
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: "))
+        .unwrap()
+        .to_string();
+    ok(&a, &["team", "approve", &fp_c], None);
+    ok(&c, &["team", "sync"], None);
+    let devices: serde_json::Value =
+        serde_json::from_str(&ok(&a, &["team", "devices", "--json"], None)).unwrap();
+    let bob = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "bob")
+        .unwrap();
+    let (b_id, fp_b) = (
+        bob["id"].as_str().unwrap().to_string(),
+        bob["fingerprint"].as_str().unwrap().to_string(),
+    );
+
+    // B may not revoke; the root cannot be revoked.
+    let out = airlock(&b, &["team", "revoke-device", &fp_c], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only an admin device can revoke"));
+    let out = ok(&a, &["team", "revoke-device", &fp_b], None);
+    assert!(
+        out.contains(&format!(
+            "revoked {fp_b} (bob); new team key epoch 2 held by 2 device(s); 1 secret(s) re-sealed"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("it could read these secrets") && out.contains("  canary (service echo)"),
+        "{out}"
+    );
+    let out = airlock(&a, &["team", "revoke-device", &fp_b], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already revoked"));
+
+    // B can no longer sync, and holds no key of epoch 2, under which the
+    // current version is sealed; C gets that version.
+    let out = airlock(&b, &["team", "sync"], None);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was revoked by a team admin"),
+        "{out:?}"
+    );
+    let count = |sql: &str| {
+        String::from_utf8(psql(&admin_url, sql).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM airlock.epoch_keys WHERE epoch = 2 AND device = '{b_id}'"
+        )),
+        "0"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM airlock.epoch_keys WHERE epoch = 2"),
+        "2"
+    );
+    assert_eq!(
+        count(
+            "SELECT epoch FROM airlock.secrets WHERE name = 'canary' ORDER BY version DESC LIMIT 1"
+        ),
+        "2"
+    );
+    let synced = ok(&c, &["team", "sync"], None);
+    assert!(
+        synced.contains("secret \"canary\" now at team version 2"),
+        "{synced}"
+    );
+    // A secret set after the revocation is sealed under epoch 2 as well.
+    ok(
+        &a,
+        &["secret", "set", "later", "--stdin"],
+        Some("after-revocation"),
+    );
+    assert_eq!(
+        count("SELECT epoch FROM airlock.secrets WHERE name = 'later'"),
+        "2"
+    );
+    assert!(ok(&c, &["team", "sync"], None).contains("secret \"later\" now at team version 1"));
+}

@@ -1,4 +1,4 @@
-//! `airlock team init|invite|join|devices|approve|push-config|status|sync` (team mode on
+//! `airlock team init|invite|join|devices|approve|revoke-device|push-config|status|sync` (team mode on
 //! PostgreSQL, docs/team.md), and the hooks that tell the team about a secret,
 //! a revocation or the lock made on this device. In local mode (no `team/`
 //! directory in the home) every hook returns at once and nothing changes.
@@ -261,6 +261,43 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 s.last_seq, s.head_seq, lag
             ));
             output::line(format_args!("devices:   {}", s.devices.len()));
+        }
+        TeamCommand::RevokeDevice { fingerprint } => {
+            let vault = unlock::open(home)?;
+            let r = rt.block_on(async {
+                Team::open(home, &vault)
+                    .await?
+                    .revoke_device(fingerprint)
+                    .await
+            })?;
+            output::line(format_args!(
+                "revoked {} ({}); new team key epoch {} held by {} device(s); {} secret(s) re-sealed under it",
+                r.device.fingerprint(),
+                airlock_audit::Escaped(&r.device.name),
+                r.epoch,
+                r.devices,
+                r.resealed.len()
+            ));
+            if r.exposed.is_empty() {
+                output::line("it could read no team secret");
+            } else {
+                let config = airlock_config::Config::load(home).ok();
+                let used = config.as_ref().map(|c| c.referenced_secrets());
+                output::line(
+                    "it could read these secrets: rotate each at its upstream, then `airlock secret rotate NAME`:",
+                );
+                for name in &r.exposed {
+                    let services = used
+                        .as_ref()
+                        .and_then(|u| u.get(name.as_str()))
+                        .map(|s| format!(" (service {})", s.join(", ")))
+                        .unwrap_or_default();
+                    output::line(format_args!("  {}{services}", airlock_audit::Escaped(name)));
+                }
+            }
+            output::note(
+                "the device still knows the database URL and password: rotate the app role's password and give the others the new URL",
+            );
         }
         TeamCommand::PushConfig { names } => {
             let vault = unlock::open(home)?;
