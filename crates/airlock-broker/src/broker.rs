@@ -14,6 +14,10 @@ use crate::{Clock, RateLimiter};
 /// The agent name of the owner's own commands in sessions and audit records.
 pub const OWNER: &str = "owner";
 
+/// The rule an audit record names for a request a learning capability allowed
+/// (`airlock learn show` reads them back).
+pub const LEARNING_RULE: &str = "learning";
+
 /// The longest reason accepted, in characters: reasons go into every audit record.
 pub const MAX_REASON_LEN: usize = 1000;
 
@@ -536,7 +540,31 @@ impl Broker {
                     .map_err(|e| refuse(Check::Method, e.to_string()))?;
                 let target = airlock_policy::normalize(&req.path)
                     .map_err(|e| refuse(Check::Path, e.to_string()))?;
-                match cap.rules.decide(&method, &target) {
+                let decision = cap.rules.decide(&method, &target);
+                if let Some(until) = cap.learn_until {
+                    if cap.learning_at(jiff::Timestamp::now()) {
+                        // Learning: everything the deny rules leave is
+                        // allowed, and recorded as learned.
+                        let denied = matches!(
+                            &decision,
+                            Decision::Deny {
+                                reason: airlock_policy::DenyReason::DenyRule(_)
+                            }
+                        );
+                        if !denied {
+                            return Ok((method, target, Some(format!("{LEARNING_RULE} until {until}"))));
+                        }
+                    } else if cap.allow.is_empty() {
+                        return Err(refuse(
+                            Check::Rule,
+                            format!(
+                                "capability \"{}\" finished learning at {until} and has no allow rules yet: see what it learned with `airlock learn show {}` and apply it with `airlock learn apply {}`",
+                                cap.name, cap.name, cap.name
+                            ),
+                        ));
+                    }
+                }
+                match decision {
                     Decision::Allow { rule } => Ok((method, target, rule)),
                     Decision::Deny { reason } => {
                         let rule = match &reason {
@@ -781,6 +809,13 @@ impl Broker {
         }
         if let Some(rate) = cap.rate {
             steps.push(format!("rate: {rate} per agent"));
+        }
+        if let Some(until) = cap.learn_until {
+            steps.push(if cap.learning_at(jiff::Timestamp::now()) {
+                format!("learning until {until}: every request the deny rules leave is allowed and recorded to write this capability's rules")
+            } else {
+                format!("learning ended at {until}: every request is refused until the owner applies the learned rules")
+            });
         }
         if cap.mode == Mode::Exec {
             match self.exec_policies().get(&cap.name) {

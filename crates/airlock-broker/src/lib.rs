@@ -86,7 +86,7 @@ pub mod tokens;
 
 pub use broker::{
     AgentRequest, Approver, Authorized, AuthorizedExec, Broker, Caller, Check, ExecAgentRequest,
-    ExecConfigError, ExecPolicies, MAX_REASON_LEN, OWNER, Refusal, refuse,
+    ExecConfigError, ExecPolicies, LEARNING_RULE, MAX_REASON_LEN, OWNER, Refusal, refuse,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;

@@ -37,6 +37,8 @@ pub struct CapabilitySpec {
     pub approval: bool,
     /// Rate limit, e.g. "60/min".
     pub rate: Option<String>,
+    /// Learning mode until then (`learn_until`, RFC 3339).
+    pub learn_until: Option<String>,
 }
 
 /// The exec part of a capability (`airlock cap add --mode exec`), as given on
@@ -192,7 +194,33 @@ impl ConfigDoc {
         if let Some(rate) = &spec.rate {
             t.insert("rate", toml_edit::value(rate));
         }
+        if let Some(until) = &spec.learn_until {
+            t.insert("learn_until", toml_edit::value(until));
+        }
         self.section("capabilities").insert(name, Item::Table(t));
+        Ok(())
+    }
+
+    /// Ends learning for `[capabilities.NAME]`: its `allow` rules become
+    /// `allow` (replacing any there were) and `learn_until` is removed; the
+    /// rest of the file stays as it is.
+    pub fn apply_learned(&mut self, name: &str, allow: &[String]) -> Result<(), ConfigError> {
+        let Some(t) = self
+            .doc
+            .get_mut("capabilities")
+            .and_then(|c| c.get_mut(name))
+            .and_then(Item::as_table_mut)
+        else {
+            return Err(ConfigError::Edit(format!(
+                "capability \"{name}\" is not in the file"
+            )));
+        };
+        let mut a = Array::new();
+        for rule in allow {
+            a.push(rule.as_str());
+        }
+        t.insert("allow", toml_edit::value(a));
+        t.remove("learn_until");
         Ok(())
     }
 

@@ -234,6 +234,18 @@ pub struct Capability {
     pub network: Network,
     /// Exec mode: what the child holds for the secret.
     pub inject: Inject,
+    /// Learning mode (`learn_until`, HTTP only): until then the service's
+    /// requests are allowed (deny rules still apply) and recorded, for
+    /// `airlock learn show` to propose rules from; after it, a capability
+    /// without allow rules refuses everything until `airlock learn apply`.
+    pub learn_until: Option<jiff::Timestamp>,
+}
+
+impl Capability {
+    /// Whether the capability is learning at `now`.
+    pub fn learning_at(&self, now: jiff::Timestamp) -> bool {
+        self.learn_until.is_some_and(|until| now < until)
+    }
 }
 
 /// What an exec child holds where its capability's `env` says `{{secret}}`

@@ -242,6 +242,7 @@ struct RawCapability {
     confine: Option<Spanned<bool>>,
     network: Option<Spanned<String>>,
     inject: Option<Spanned<String>>,
+    learn_until: Option<Spanned<String>>,
 }
 
 /// Locates byte offsets in the source for error messages.
@@ -1122,6 +1123,23 @@ fn parse_capability(
             }
         },
     };
+    let learn_until = match &c.learn_until {
+        None => None,
+        Some(t) if mode == Mode::Exec => {
+            return Err(src.error(
+                t.span(),
+                ctx("`learn_until` is only for HTTP capabilities (learning proposes method and path rules); remove it".into()),
+            ));
+        }
+        Some(t) => Some(t.get_ref().trim().parse::<jiff::Timestamp>().map_err(|e| {
+            src.error(
+                t.span(),
+                ctx(format!(
+                    "learn_until: {e}; write a time with its zone, e.g. \"2026-12-07T15:00:00Z\" (`airlock cap add --learn --for 1h` writes it)"
+                )),
+            )
+        })?),
+    };
     let timeout = match &c.timeout {
         None => None,
         Some(t) => Some(
@@ -1151,6 +1169,7 @@ fn parse_capability(
         confine: c.confine.map(Spanned::into_inner).unwrap_or(true),
         network,
         inject,
+        learn_until,
     })
 }
 

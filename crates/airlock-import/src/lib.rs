@@ -154,7 +154,7 @@ impl PlannedCapability {
             agents: self.agents.clone(),
             requires_reason: self.requires_reason,
             approval: self.approval,
-            rate: None,
+            ..Default::default()
         }
     }
 }

@@ -218,6 +218,12 @@ impl AirlockMcp {
                     "approval": c.approval != airlock_config::Approval::Never,
                     "rate": c.rate.map(|r| r.to_string()),
                 });
+                if let Some(until) = c.learn_until {
+                    // Learning is loud, to the agent too: what it does now is
+                    // recorded to write this capability's rules.
+                    v["learning_until"] = json!(until.to_string());
+                    v["learning"] = json!(c.learning_at(jiff::Timestamp::now()));
+                }
                 if let Some(policy) = exec.get(&c.name) {
                     v["exec"] = match policy {
                         Ok(p) => json!({

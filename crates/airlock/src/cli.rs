@@ -29,6 +29,9 @@ pub(crate) enum Command {
     /// Manage capabilities: what agents may do with a service
     #[command(subcommand)]
     Cap(CapCommand),
+    /// Learning mode: the rules a learning capability's requests call for
+    #[command(subcommand)]
+    Learn(LearnCommand),
     /// Manage secret values in the vault
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -288,6 +291,26 @@ pub(crate) enum CapCommand {
     },
 }
 
+/// `airlock learn`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LearnCommand {
+    /// Propose the smallest allow rules that cover what a learning capability
+    /// was asked for (from the audit log), with counts and examples
+    Show {
+        /// The capability (added with `airlock cap add NAME --learn`)
+        name: String,
+        /// One JSON object instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the proposed rules into airlock.toml as the capability's `allow`
+    /// and end its learning window (the rest of the file is kept as it is)
+    Apply {
+        /// The capability
+        name: String,
+    },
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct CapAddArgs {
     /// Name of the capability (agents use it; the gateway path starts with it)
@@ -317,6 +340,15 @@ pub(crate) struct CapAddArgs {
     /// Rate limit per agent, e.g. 60/min
     #[arg(long)]
     pub(crate) rate: Option<String>,
+    /// Learning mode: for --for (default 1h) the service's requests are allowed
+    /// (--deny rules still apply) and recorded; `airlock learn show NAME` then
+    /// proposes the smallest rules that cover them, `airlock learn apply NAME`
+    /// writes them (HTTP capabilities only, without --allow)
+    #[arg(long)]
+    pub(crate) learn: bool,
+    /// With --learn: how long the learning window lasts, e.g. 30m, 1h, 1d
+    #[arg(long = "for", value_name = "DURATION", requires = "learn")]
+    pub(crate) learn_for: Option<String>,
     /// `exec`: the agent runs programs with the secret in their environment
     /// (MCP tool `exec`) instead of HTTP requests
     #[arg(long, value_enum, default_value_t = CapMode::Http)]

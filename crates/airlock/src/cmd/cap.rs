@@ -38,6 +38,7 @@ fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
         );
     }
     let exec = exec_spec(args)?;
+    let learn_until = learn_until(args)?;
     let _lock = lock_config(home)?;
     let mut doc = ConfigDoc::load(home)?;
     if !doc.has_service(&args.service) {
@@ -56,6 +57,7 @@ fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
         requires_reason: args.requires_reason,
         approval: args.approval,
         rate: args.rate.clone(),
+        learn_until,
     };
     doc.add_capability(name, &spec)?;
     if let Some(exec) = &exec {
@@ -78,6 +80,34 @@ fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
         summary(cap)
     ));
     Ok(())
+}
+
+/// `--learn [--for D]`: the end of the learning window, checked (HTTP only,
+/// no `--allow`: learning is how the allow rules get written).
+fn learn_until(args: &CapAddArgs) -> anyhow::Result<Option<String>> {
+    if !args.learn {
+        return Ok(None);
+    }
+    if args.mode == CapMode::Exec {
+        bail!(
+            "--learn is for HTTP capabilities (it proposes method and path rules); drop --mode exec"
+        );
+    }
+    if !args.allow.is_empty() {
+        bail!(
+            "--learn starts without allow rules (`airlock learn apply` writes them from what it saw); drop --allow (--deny rules still apply while learning)"
+        );
+    }
+    let window = args.learn_for.as_deref().unwrap_or("1h");
+    let d = airlock_config::parse_duration(window)
+        .map_err(|e| anyhow::anyhow!("invalid --for \"{}\": {e}", window.escape_debug()))?;
+    let span = jiff::SignedDuration::try_from(d)
+        .map_err(|_| anyhow::anyhow!("--for {window} is too long"))?;
+    let until = jiff::Timestamp::now()
+        .checked_add(span)
+        .map_err(|_| anyhow::anyhow!("--for {window} is too long"))?;
+    // Whole seconds: the file is for people to read.
+    Ok(Some(until.round(jiff::Unit::Second)?.to_string()))
 }
 
 /// The exec part of `cap add`, checked: the exec flags need `--mode exec`,
@@ -236,7 +266,7 @@ fn remove(home: &Home, name: &str) -> anyhow::Result<()> {
 
 /// Config-only edits still take the home lock so they never interleave with
 /// another writer's read-modify-write.
-fn lock_config(home: &Home) -> anyhow::Result<airlock_home::HomeLock> {
+pub(crate) fn lock_config(home: &Home) -> anyhow::Result<airlock_home::HomeLock> {
     home.ensure_dir()?;
     Ok(home.lock()?)
 }
@@ -263,6 +293,8 @@ fn summary(cap: &Capability) -> String {
             }
             airlock_config::Inject::Env => "the real secret (inject = env)".into(),
         });
+    } else if let Some(note) = learning_note(cap) {
+        parts.push(note);
     } else if cap.allow.is_empty() && cap.deny.is_empty() {
         parts.push("all paths".into());
     } else {
@@ -287,6 +319,23 @@ fn summary(cap: &Capability) -> String {
     parts.join(", ")
 }
 
+/// What a learning capability (`learn_until`) does now, loud; `None` when it
+/// is not one.
+pub(crate) fn learning_note(cap: &Capability) -> Option<String> {
+    let until = cap.learn_until?;
+    Some(if cap.learning_at(jiff::Timestamp::now()) {
+        format!(
+            "LEARNING until {until}: every path the deny rules leave is allowed and recorded; `airlock learn show {}`",
+            cap.name
+        )
+    } else {
+        format!(
+            "learning ended at {until}: refuses everything until `airlock learn apply {}`",
+            cap.name
+        )
+    })
+}
+
 pub(crate) fn to_json(c: &Capability) -> Value {
     let mut v = json!({
         "name": c.name,
@@ -301,6 +350,10 @@ pub(crate) fn to_json(c: &Capability) -> Value {
         "approval": c.approval,
         "rate": c.rate.map(|r| r.to_string()),
     });
+    if let Some(until) = c.learn_until {
+        v["learn_until"] = json!(until.to_string());
+        v["learning"] = json!(c.learning_at(jiff::Timestamp::now()));
+    }
     if c.mode == airlock_config::Mode::Exec {
         v["commands"] = json!(c.commands);
         v["workdirs"] = json!(c.workdirs);
@@ -320,6 +373,8 @@ pub(crate) fn print_table(config: &Config) {
             rules.extend(c.deny.iter().map(|r| format!("deny {r}")));
             if c.mode == airlock_config::Mode::Exec {
                 rules = vec![format!("exec: {}", c.commands.join(", "))];
+            } else if let Some(note) = learning_note(c) {
+                rules.insert(0, note);
             } else if rules.is_empty() {
                 rules.push("(all paths)".into());
             }

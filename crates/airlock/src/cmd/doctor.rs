@@ -139,6 +139,11 @@ pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
                 }
             }
             for cap in cfg.capabilities.values() {
+                // Learning is loud: it allows what its deny rules leave.
+                if let Some(note) = crate::cmd::cap::learning_note(cap) {
+                    r.push(Level::Warn, format!("capability \"{}\": {note}", cap.name));
+                    continue;
+                }
                 if cap.allow.is_empty() && cap.mode == airlock_config::Mode::Http {
                     r.push(
                         Level::Note,

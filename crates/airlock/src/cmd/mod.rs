@@ -5,6 +5,7 @@ pub(crate) mod cap;
 pub(crate) mod doctor;
 pub(crate) mod import;
 pub(crate) mod init;
+pub(crate) mod learn;
 pub(crate) mod mcp_config;
 pub(crate) mod migrate;
 pub(crate) mod run;

@@ -1,0 +1,314 @@
+//! Learning mode through the binary and the HTTP gateway: `cap add --learn`
+//! allows and records the service's requests for a bounded time (deny rules
+//! still apply), `learn show` proposes the smallest rules that cover them,
+//! the capability refuses everything once the window is over, and `learn
+//! apply` writes the rules (keeping the rest of the file) so that exactly what
+//! was seen is allowed.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const SECRET: &str = "sk_live_learnCanary0123456789abcdef";
+
+fn airlock(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(args)
+        .env("AIRLOCK_HOME", home)
+        .env("K", SECRET)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An upstream that answers every request 200 with its request line.
+fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
+                    break;
+                }
+            }
+            let body = line.trim().to_string();
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+struct Gateway {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gateway(home: &Path) -> Gateway {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
+        .env("AIRLOCK_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Gateway { child, port }
+}
+
+/// One request through the gateway; the status code.
+fn call(gw: &Gateway, token: &str, method: &str, path: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    write!(
+        s,
+        "{method} /learner{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"))
+}
+
+#[test]
+fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
+    let port = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let url = format!("http://127.0.0.1:{port}");
+    ok(airlock(
+        &home,
+        &[
+            "add",
+            "svc",
+            "--no-cap",
+            "--url",
+            &url,
+            "--key-from-env",
+            "K",
+        ],
+    ));
+    // Bad input first: one line, nothing written.
+    for (args, says) in [
+        (vec!["--learn", "--allow", "GET /**"], "drop --allow"),
+        (vec!["--learn", "--for", "soon"], "invalid --for"),
+        (vec!["--for", "1h"], "--learn"),
+    ] {
+        let mut all = vec!["cap", "add", "learner", "--service", "svc"];
+        all.extend(args);
+        let out = airlock(&home, &all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{all:?}: {err}"
+        );
+    }
+    ok(airlock(
+        &home,
+        &[
+            "cap",
+            "add",
+            "learner",
+            "--service",
+            "svc",
+            "--learn",
+            "--for",
+            "4s",
+            "--deny",
+            "DELETE /**",
+        ],
+    ));
+    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    assert!(config.contains("learn_until = "), "{config}");
+    // A comment of the owner's, which apply must keep.
+    std::fs::write(
+        home.join("airlock.toml"),
+        format!("# my note: keep me\n{config}"),
+    )
+    .unwrap();
+    let listed = ok(airlock(&home, &["cap", "list"]));
+    assert!(listed.contains("LEARNING until"), "{listed}");
+    let doctor = airlock(&home, &["doctor"]);
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(said.contains("LEARNING until"), "{said}");
+    let token = ok(airlock(
+        &home,
+        &["token", "issue", "--agent", "bot", "--cap", "learner"],
+    ))
+    .trim()
+    .to_string();
+
+    let started = Instant::now();
+    let gw = gateway(&home);
+    for (method, path, want) in [
+        ("GET", "/v1/customers/42", 200),
+        ("GET", "/v1/customers/77", 200),
+        ("GET", "/v1/customers/cus_9fK2x1Lq/invoices", 200),
+        ("POST", "/v1/charges", 200),
+        // The deny rule holds while learning, and is not learned.
+        ("DELETE", "/v1/customers/42", 403),
+    ] {
+        assert_eq!(call(&gw, &token, method, path), want, "{method} {path}");
+    }
+    let shown: Value =
+        serde_json::from_str(&ok(airlock(&home, &["learn", "show", "learner", "--json"]))).unwrap();
+    assert_eq!(shown["learning"], true, "{shown}");
+    assert_eq!(shown["requests"], 4, "{shown}");
+    let rules: Vec<(String, u64)> = shown["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap().to_string(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("GET /v1/customers/*".to_string(), 2),
+            ("GET /v1/customers/*/invoices".to_string(), 1),
+            ("POST /v1/charges".to_string(), 1),
+        ],
+        "{shown}"
+    );
+    let table = ok(airlock(&home, &["learn", "show", "learner"]));
+    assert!(table.contains("GET /v1/customers/*"), "{table}");
+
+    // The window ends: everything is refused until the rules are applied.
+    let left = Duration::from_secs(5).saturating_sub(started.elapsed());
+    std::thread::sleep(left);
+    assert_eq!(call(&gw, &token, "GET", "/v1/customers/42"), 403);
+    let logs = ok(airlock(&home, &["logs", "--json"]));
+    assert!(logs.contains("finished learning"), "{logs}");
+    let listed = ok(airlock(&home, &["cap", "list"]));
+    assert!(listed.contains("learning ended"), "{listed}");
+
+    let applied = ok(airlock(&home, &["learn", "apply", "learner"]));
+    assert!(applied.contains("3 allow rule(s)"), "{applied}");
+    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    assert!(config.starts_with("# my note: keep me\n"), "{config}");
+    assert!(!config.contains("learn_until"), "{config}");
+    assert!(
+        config.contains("\"GET /v1/customers/*/invoices\""),
+        "{config}"
+    );
+    // The running gateway picks the file up: what was seen is allowed, and
+    // nothing else.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(&gw, &token, "GET", "/v1/customers/5") != 200 {
+        assert!(Instant::now() < deadline, "the applied rules never took");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(call(&gw, &token, "GET", "/v1/customers/5/invoices"), 200);
+    assert_eq!(call(&gw, &token, "POST", "/v1/charges"), 200);
+    assert_eq!(call(&gw, &token, "GET", "/v1/balance"), 403);
+    assert_eq!(call(&gw, &token, "POST", "/v1/customers/5"), 403);
+    assert_eq!(call(&gw, &token, "DELETE", "/v1/customers/5"), 403);
+    // Nothing left to learn.
+    let out = airlock(&home, &["learn", "show", "learner"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not learning"));
+    ok(airlock(&home, &["audit", "verify"]));
+}
+
+#[test]
+fn apply_refuses_when_nothing_was_learned_and_exec_cannot_learn() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    ok(airlock(
+        &home,
+        &[
+            "add",
+            "svc",
+            "--no-cap",
+            "--url",
+            "http://127.0.0.1:9",
+            "--key-from-env",
+            "K",
+        ],
+    ));
+    ok(airlock(
+        &home,
+        &["cap", "add", "learner", "--service", "svc", "--learn"],
+    ));
+    let out = airlock(&home, &["learn", "apply", "learner"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("nothing to apply"),
+        "{err}"
+    );
+    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    assert!(
+        config.contains("learn_until"),
+        "nothing was written: {config}"
+    );
+    let out = airlock(
+        &home,
+        &[
+            "cap",
+            "add",
+            "x",
+            "--service",
+            "svc",
+            "--mode",
+            "exec",
+            "--command",
+            "true",
+            "--learn",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("HTTP capabilities"),
+        "{err}"
+    );
+    let out = airlock(&home, &["learn", "show", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability"));
+}
