@@ -361,4 +361,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        # Also when a browser step raises: no server outlives the suite.
+        stop_children()
