@@ -169,21 +169,14 @@ impl ConfigDoc {
         if let Some(ttl) = &spec.ttl {
             t.insert("ttl", toml_edit::value(ttl));
         }
-        let array = |items: &[String]| {
-            let mut a = Array::new();
-            for i in items {
-                a.push(i.as_str());
-            }
-            toml_edit::value(a)
-        };
         if !spec.allow.is_empty() {
-            t.insert("allow", array(&spec.allow));
+            t.insert("allow", string_array(&spec.allow));
         }
         if !spec.deny.is_empty() {
-            t.insert("deny", array(&spec.deny));
+            t.insert("deny", string_array(&spec.deny));
         }
         if let Some(agents) = &spec.agents {
-            t.insert("agents", array(agents));
+            t.insert("agents", string_array(agents));
         }
         if spec.requires_reason {
             t.insert("requires_reason", toml_edit::value(true));
@@ -205,48 +198,32 @@ impl ConfigDoc {
     /// `allow` (replacing any there were) and `learn_until` is removed; the
     /// rest of the file stays as it is.
     pub fn apply_learned(&mut self, name: &str, allow: &[String]) -> Result<(), ConfigError> {
-        let Some(t) = self
-            .doc
+        let t = self.capability_table(name)?;
+        t.insert("allow", string_array(allow));
+        t.remove("learn_until");
+        Ok(())
+    }
+
+    /// `[capabilities.NAME]` as a table to edit.
+    fn capability_table(&mut self, name: &str) -> Result<&mut Table, ConfigError> {
+        self.doc
             .get_mut("capabilities")
             .and_then(|c| c.get_mut(name))
             .and_then(Item::as_table_mut)
-        else {
-            return Err(ConfigError::Edit(format!(
-                "capability \"{name}\" is not in the file"
-            )));
-        };
-        let mut a = Array::new();
-        for rule in allow {
-            a.push(rule.as_str());
-        }
-        t.insert("allow", toml_edit::value(a));
-        t.remove("learn_until");
-        Ok(())
+            .ok_or_else(|| {
+                ConfigError::Edit(format!(
+                    "capability \"{name}\" is not in the file; add it first"
+                ))
+            })
     }
 
     /// Makes `[capabilities.NAME]` (added with [`ConfigDoc::add_capability`])
     /// an exec capability: `mode = "exec"`, `commands`, `env` (an inline table),
     /// `workdirs`, and `confine`/`network` when they differ from the defaults.
     pub fn set_exec(&mut self, name: &str, spec: &ExecSpec) -> Result<(), ConfigError> {
-        let Some(t) = self
-            .doc
-            .get_mut("capabilities")
-            .and_then(|c| c.get_mut(name))
-            .and_then(Item::as_table_mut)
-        else {
-            return Err(ConfigError::Edit(format!(
-                "capability \"{name}\" is not in the file; add it first"
-            )));
-        };
-        let array = |items: &[String]| {
-            let mut a = Array::new();
-            for i in items {
-                a.push(i.as_str());
-            }
-            toml_edit::value(a)
-        };
+        let t = self.capability_table(name)?;
         t.insert("mode", toml_edit::value("exec"));
-        t.insert("commands", array(&spec.commands));
+        t.insert("commands", string_array(&spec.commands));
         if !spec.env.is_empty() {
             let mut env = toml_edit::InlineTable::new();
             for (k, v) in &spec.env {
@@ -255,7 +232,7 @@ impl ConfigDoc {
             t.insert("env", Item::Value(Value::InlineTable(env)));
         }
         if !spec.workdirs.is_empty() {
-            t.insert("workdirs", array(&spec.workdirs));
+            t.insert("workdirs", string_array(&spec.workdirs));
         }
         if !spec.confine {
             t.insert("confine", toml_edit::value(false));
@@ -286,4 +263,13 @@ impl ConfigDoc {
             .and_then(|t| t.remove(name))
             .is_some()
     }
+}
+
+/// A TOML array of strings, as a value to insert.
+fn string_array(items: &[String]) -> Item {
+    let mut a = Array::new();
+    for i in items {
+        a.push(i.as_str());
+    }
+    toml_edit::value(a)
 }

@@ -40,13 +40,7 @@ impl WebSocketOffer {
         method: &Method,
         headers: &HeaderMap,
     ) -> Result<Option<WebSocketOffer>, EngineError> {
-        let is_websocket = headers
-            .get_all(header::UPGRADE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|p| p.trim().eq_ignore_ascii_case("websocket"));
-        if !is_websocket {
+        if !lists_token(headers, &header::UPGRADE, "websocket") {
             return Ok(None);
         }
         let bad = |reason: &str| -> EngineError {
@@ -58,13 +52,7 @@ impl WebSocketOffer {
         if *method != Method::GET {
             return Err(bad("a WebSocket handshake is a GET request"));
         }
-        let connection_upgrade = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-        if !connection_upgrade {
+        if !lists_token(headers, &header::CONNECTION, "upgrade") {
             return Err(bad("`Upgrade: websocket` needs `Connection: Upgrade`"));
         }
         let one = |name: &header::HeaderName| -> Result<Option<String>, EngineError> {
@@ -101,6 +89,16 @@ impl WebSocketOffer {
             protocols: (!protocols.is_empty()).then(|| protocols.join(", ")),
         }))
     }
+}
+
+/// Whether any `name` header's comma-separated list holds `token` (any case).
+fn lists_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// What the upstream answered a WebSocket handshake with.
