@@ -797,3 +797,38 @@ fn egress_is_deny_unless_the_owner_says_tunnel() {
     assert!(e.contains("invalid egress \"open\""), "{e}");
     assert_eq!(e.lines().count(), 1, "{e}");
 }
+
+/// `learn_until` (learning mode): a time with its zone on an HTTP capability;
+/// anything else is one located error, never a silent default.
+#[test]
+fn learn_until_is_checked() {
+    let svc =
+        "[services.s]\nurl = \"https://x.com\"\nauth = { type = \"bearer\", secret = \"s\" }\n";
+    let parse = |cap: &str| {
+        airlock_config::Config::parse(
+            std::path::Path::new("airlock.toml"),
+            &format!("{svc}[capabilities.c]\nservice = \"s\"\n{cap}"),
+        )
+    };
+    let ok = parse("learn_until = \"2026-12-07T15:00:00Z\"\n").unwrap();
+    let cap = &ok.capabilities["c"];
+    let until: jiff::Timestamp = "2026-12-07T15:00:00Z".parse().unwrap();
+    assert_eq!(cap.learn_until, Some(until));
+    assert!(cap.learning_at("2026-12-07T14:59:59Z".parse().unwrap()));
+    assert!(!cap.learning_at(until), "the window ends at learn_until");
+    assert_eq!(parse("").unwrap().capabilities["c"].learn_until, None);
+    for (cap, says) in [
+        ("learn_until = \"tomorrow\"\n", "learn_until:"),
+        ("learn_until = \"2026-12-07T15:00:00\"\n", "learn_until:"),
+        (
+            "mode = \"exec\"\ncommands = [\"git\"]\nlearn_until = \"2026-12-07T15:00:00Z\"\n",
+            "only for HTTP capabilities",
+        ),
+    ] {
+        let err = parse(cap).unwrap_err().to_string();
+        assert!(
+            err.contains(says) && err.contains("airlock.toml:"),
+            "{cap}: {err}"
+        );
+    }
+}

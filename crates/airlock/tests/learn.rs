@@ -191,6 +191,9 @@ fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
         ("POST", "/v1/charges", 200),
         // The deny rule holds while learning, and is not learned.
         ("DELETE", "/v1/customers/42", 403),
+        // An agent shaping its own grant: a literal `**` is allowed while
+        // learning, but never proposed (it would be a wildcard in a rule).
+        ("GET", "/v1/**", 200),
     ] {
         assert_eq!(call(&gw, &token, method, path), want, "{method} {path}");
     }
@@ -198,6 +201,11 @@ fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
         serde_json::from_str(&ok(airlock(&home, &["learn", "show", "learner", "--json"]))).unwrap();
     assert_eq!(shown["learning"], true, "{shown}");
     assert_eq!(shown["requests"], 4, "{shown}");
+    assert_eq!(
+        shown["not_proposed"],
+        serde_json::json!(["GET /v1/**"]),
+        "{shown}"
+    );
     let rules: Vec<(String, u64)> = shown["rules"]
         .as_array()
         .unwrap()
@@ -249,6 +257,7 @@ fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
     assert_eq!(call(&gw, &token, "GET", "/v1/customers/5/invoices"), 200);
     assert_eq!(call(&gw, &token, "POST", "/v1/charges"), 200);
     assert_eq!(call(&gw, &token, "GET", "/v1/balance"), 403);
+    assert_eq!(call(&gw, &token, "GET", "/v1/anything/deeper"), 403);
     assert_eq!(call(&gw, &token, "POST", "/v1/customers/5"), 403);
     assert_eq!(call(&gw, &token, "DELETE", "/v1/customers/5"), 403);
     // Nothing left to learn.

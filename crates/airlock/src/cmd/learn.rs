@@ -8,7 +8,9 @@
 //! per method and path template, where a segment that is an identifier (a
 //! number, a UUID, a long hex string, a mixed letters-and-digits token of 8 or
 //! more characters such as `cus_9fK2…` or a date) becomes `*` and every other
-//! segment stays as it was seen. `apply` writes them as the capability's
+//! segment stays as it was seen. A path with a `*` in it is never proposed
+//! (in a rule it would be a wildcard: an agent could request `/v1/**` to have
+//! itself granted everything); `show` lists such requests. `apply` writes them as the capability's
 //! `allow` and removes `learn_until` (the rest of the file is kept).
 
 use std::collections::BTreeMap;
@@ -39,12 +41,19 @@ struct Proposed {
     examples: Vec<String>,
 }
 
-/// The proposal for capability `name`: rules (`METHOD /template`) with what
-/// each covers, and when learning ends.
-fn proposal(
-    home: &Home,
-    name: &str,
-) -> anyhow::Result<(BTreeMap<String, Proposed>, jiff::Timestamp)> {
+/// What learning saw for one capability.
+struct Proposal {
+    /// Rules (`METHOD /template`) with what each covers.
+    rules: BTreeMap<String, Proposed>,
+    /// Requests whose path holds a `*`: never turned into a rule, where it
+    /// would be a wildcard (an agent could otherwise write itself `GET /**`).
+    not_proposed: Vec<String>,
+    /// When learning ends.
+    until: jiff::Timestamp,
+}
+
+/// The proposal for capability `name`.
+fn proposal(home: &Home, name: &str) -> anyhow::Result<Proposal> {
     let config = Config::load(home)?;
     let Some(cap) = config.capability(name) else {
         bail!(
@@ -62,6 +71,7 @@ fn proposal(
         );
     };
     let mut rules: BTreeMap<String, Proposed> = BTreeMap::new();
+    let mut not_proposed = Vec::new();
     let dir = home.audit_dir();
     if dir.exists() {
         for record in airlock_audit::records(&dir, Filter::all().capability(name))? {
@@ -77,6 +87,13 @@ fn proposal(
             if !learned {
                 continue;
             }
+            if path.contains('*') {
+                let seen = format!("{method} {path}");
+                if !not_proposed.contains(&seen) {
+                    not_proposed.push(seen);
+                }
+                continue;
+            }
             let p = rules
                 .entry(format!("{method} {}", template(&path)))
                 .or_default();
@@ -86,11 +103,19 @@ fn proposal(
             }
         }
     }
-    Ok((rules, until))
+    Ok(Proposal {
+        rules,
+        not_proposed,
+        until,
+    })
 }
 
 fn show(home: &Home, name: &str, as_json: bool) -> anyhow::Result<()> {
-    let (rules, until) = proposal(home, name)?;
+    let Proposal {
+        rules,
+        not_proposed,
+        until,
+    } = proposal(home, name)?;
     let learning = jiff::Timestamp::now() < until;
     let mut ordered: Vec<(&String, &Proposed)> = rules.iter().collect();
     ordered.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
@@ -105,6 +130,7 @@ fn show(home: &Home, name: &str, as_json: bool) -> anyhow::Result<()> {
             "learning": learning,
             "requests": rules.iter().map(|r| r["requests"].as_u64().unwrap_or(0)).sum::<u64>(),
             "rules": rules,
+            "not_proposed": not_proposed,
         }));
     }
     output::line(format_args!(
@@ -134,6 +160,17 @@ fn show(home: &Home, name: &str, as_json: bool) -> anyhow::Result<()> {
         rows,
         "no request recorded yet: let the agent work, then run this again",
     );
+    if !not_proposed.is_empty() {
+        output::warn(format_args!(
+            "not proposed: {} request(s) with `*` in the path, which a rule would read as a wildcard: {}",
+            not_proposed.len(),
+            not_proposed
+                .iter()
+                .map(|r| r.escape_debug().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if !rules.is_empty() {
         output::note(format_args!(
             "`airlock learn apply {name}` writes these rules and ends learning"
@@ -144,7 +181,7 @@ fn show(home: &Home, name: &str, as_json: bool) -> anyhow::Result<()> {
 
 fn apply(home: &Home, name: &str) -> anyhow::Result<()> {
     let _lock = crate::cmd::cap::lock_config(home)?;
-    let (rules, _) = proposal(home, name)?;
+    let rules = proposal(home, name)?.rules;
     if rules.is_empty() {
         bail!(
             "nothing to apply: capability \"{name}\" recorded no request while learning (a capability without allow rules would allow every path); let the agent work first, or write rules with `airlock cap add`"
