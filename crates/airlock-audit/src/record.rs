@@ -447,6 +447,17 @@ fn cap_opt(s: &Option<String>, max: usize) -> Option<Cow<'_, str>> {
     s.as_deref().map(|s| cap(s, max))
 }
 
+/// [`cap`] of an owned field, as read back.
+fn capped(s: Option<String>, max: usize) -> Option<String> {
+    s.map(|s| match cap(&s, max) {
+        Cow::Borrowed(_) => s,
+        Cow::Owned(c) => c,
+    })
+}
+
+/// A `query_keys` name is capped at this many bytes.
+const MAX_QUERY_KEY: usize = 128;
+
 /// The timestamp as written: RFC 3339, UTC, millisecond precision.
 pub(crate) fn format_ts(ts: Timestamp) -> String {
     format!("{ts:.3}")
@@ -470,7 +481,7 @@ pub(crate) fn canonical_body(ts: &str, seq: u64, event: &Event, prev: &Mac) -> V
             .query_keys
             .iter()
             .take(MAX_QUERY_KEYS)
-            .map(|k| cap(k, 128))
+            .map(|k| cap(k, MAX_QUERY_KEY))
             .collect(),
         status: event.status,
         duration_ms: event.duration_ms,
@@ -543,24 +554,33 @@ pub(crate) fn parse_body(body: &[u8], mac: Mac) -> Result<Record, LineError> {
     Ok(Record {
         ts,
         seq: wire.seq,
+        // Held at the canonical line's caps too (as the timestamp above): a
+        // field over its cap, which airlock never writes, reads back as the
+        // line it would write, so a record re-written from what was read is
+        // the record that was read.
         event: Event {
             kind,
             of: wire.of,
-            agent: wire.agent,
+            agent: capped(wire.agent, MAX_FIELD),
             agent_trusted: wire.agent_trusted,
-            session: wire.session,
-            capability: wire.capability,
-            method: wire.method,
-            path: wire.path,
-            query_keys: wire.query_keys,
+            session: capped(wire.session, MAX_FIELD),
+            capability: capped(wire.capability, MAX_FIELD),
+            method: capped(wire.method, MAX_FIELD),
+            path: capped(wire.path, MAX_PATH),
+            query_keys: wire
+                .query_keys
+                .into_iter()
+                .take(MAX_QUERY_KEYS)
+                .map(|k| cap(&k, MAX_QUERY_KEY).into_owned())
+                .collect(),
             status: wire.status,
             duration_ms: wire.duration_ms,
             decision: wire.decision,
-            rule: wire.rule,
-            reason: wire.reason,
+            rule: capped(wire.rule, MAX_FIELD),
+            reason: capped(wire.reason, MAX_FIELD),
             bytes_in: wire.bytes_in,
             bytes_out: wire.bytes_out,
-            detail: wire.detail,
+            detail: capped(wire.detail, MAX_DETAIL),
         },
         prev,
         mac,
