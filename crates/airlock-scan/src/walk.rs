@@ -5,6 +5,7 @@ use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -64,10 +65,28 @@ pub struct Report {
     pub blobs_scanned: usize,
 }
 
-struct Target {
-    path: PathBuf,
-    display: String,
-    ignored: bool,
+/// Files already scanned, as 64-bit keyed hashes (8 bytes a path instead of the
+/// path): scanning never holds every path of the tree (issue 16: memory stays
+/// bounded by the findings, not by the tree). A collision (2^-64 per pair)
+/// could only make one file count as tracked, or as seen, wrongly.
+#[derive(Default)]
+struct PathSet {
+    keys: HashSet<u64>,
+    hasher: std::hash::RandomState,
+}
+
+impl PathSet {
+    fn key(&self, path: &Path) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one(path)
+    }
+    fn insert(&mut self, path: &Path) -> bool {
+        let k = self.key(path);
+        self.keys.insert(k)
+    }
+    fn contains(&self, path: &Path) -> bool {
+        self.keys.contains(&self.key(path))
+    }
 }
 
 fn display_of(root_given: &Path, root_canon: &Path, file: &Path) -> String {
@@ -81,59 +100,107 @@ fn display_of(root_given: &Path, root_canon: &Path, file: &Path) -> String {
     s.strip_prefix("./").map(str::to_owned).unwrap_or(s)
 }
 
-fn collect(root_given: &Path, root: &Path, out: &mut Vec<Target>) {
-    // Pass 1: everything the ignore rules allow, hidden files included.
-    let found: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    ignore::WalkBuilder::new(root)
-        .hidden(false)
-        .require_git(false)
-        .filter_entry(|e| e.file_name() != ".git")
-        .build_parallel()
-        .run(|| {
-            Box::new(|entry| {
-                if let Ok(e) = entry
-                    && e.file_type().is_some_and(|t| t.is_file())
-                    && let Ok(mut v) = found.lock()
+/// Where files go as they are found: each is read and scanned at once, on the
+/// walker's threads, and only its findings are kept.
+struct Sink<'a> {
+    scanner: &'a Scanner,
+    max_file_size: u64,
+    tracked: &'a PathSet,
+    /// With more than one path given, the files already scanned (the same
+    /// file reached from two of them is scanned once).
+    seen: Option<Mutex<PathSet>>,
+    findings: Mutex<Vec<Finding>>,
+    files_scanned: AtomicUsize,
+    bytes_scanned: AtomicU64,
+    files_skipped: AtomicUsize,
+    bar: indicatif::ProgressBar,
+}
+
+impl Sink<'_> {
+    fn scan_file(&self, path: &Path, display: &str, ignored: bool) {
+        if let Some(seen) = &self.seen
+            && !seen.lock().map(|mut s| s.insert(path)).unwrap_or(true)
+        {
+            return;
+        }
+        self.bar.inc(1);
+        match read_file(path, self.max_file_size) {
+            Read::Ok(buf, world) => {
+                let ctx = FileContext {
+                    tracked: self.tracked.contains(path),
+                    ignored,
+                    world_readable: world,
+                    mcp_config: structured::is_mcp_config(path),
+                    commit: None,
+                    in_head: None,
+                };
+                self.files_scanned.fetch_add(1, Ordering::Relaxed);
+                self.bytes_scanned
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                let found = self.scanner.scan_with_context(path, display, &buf, &ctx);
+                if !found.is_empty()
+                    && let Ok(mut f) = self.findings.lock()
                 {
-                    v.push(e.into_path());
+                    f.extend(found);
                 }
-                ignore::WalkState::Continue
-            })
-        });
-    let seen: Vec<PathBuf> = found.into_inner().unwrap_or_default();
-    let set: HashSet<&PathBuf> = seen.iter().collect();
-    // Pass 2: secret-bearing files the ignore rules hid (.env, MCP configs…).
-    let extra: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    ignore::WalkBuilder::new(root)
-        .standard_filters(false)
-        .filter_entry(|e| !HEAVY_DIRS.iter().any(|d| e.file_name() == *d))
-        .build_parallel()
-        .run(|| {
-            Box::new(|entry| {
-                if let Ok(e) = entry
-                    && e.file_type().is_some_and(|t| t.is_file())
-                    && structured::is_secret_bearing(e.path())
-                    && let Ok(mut v) = extra.lock()
-                {
-                    v.push(e.into_path());
-                }
-                ignore::WalkState::Continue
-            })
-        });
-    let extra = extra.into_inner().unwrap_or_default();
-    for p in extra.into_iter().filter(|p| !set.contains(p)) {
-        out.push(Target {
-            display: display_of(root_given, root, &p),
-            path: p,
-            ignored: true,
-        });
+            }
+            Read::Skip => {
+                self.files_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
-    for p in seen {
-        out.push(Target {
-            display: display_of(root_given, root, &p),
-            path: p,
-            ignored: false,
-        });
+
+    /// Scans the tree under `root` as the files are found.
+    fn walk(&self, root_given: &Path, root: &Path) {
+        // Secret-bearing files the ignore rules hide (.env, MCP configs…): a
+        // handful, found first, so that the main walk can tell them apart.
+        let hidden: Mutex<HashSet<PathBuf>> = Mutex::new(HashSet::new());
+        ignore::WalkBuilder::new(root)
+            .standard_filters(false)
+            .filter_entry(|e| !HEAVY_DIRS.iter().any(|d| e.file_name() == *d))
+            .build_parallel()
+            .run(|| {
+                Box::new(|entry| {
+                    if let Ok(e) = entry
+                        && e.file_type().is_some_and(|t| t.is_file())
+                        && structured::is_secret_bearing(e.path())
+                        && let Ok(mut v) = hidden.lock()
+                    {
+                        v.insert(e.into_path());
+                    }
+                    ignore::WalkState::Continue
+                })
+            });
+        // Everything the ignore rules allow, hidden files included, scanned as
+        // it is found; a secret-bearing file seen here is not ignored.
+        ignore::WalkBuilder::new(root)
+            .hidden(false)
+            .require_git(false)
+            .filter_entry(|e| e.file_name() != ".git")
+            .build_parallel()
+            .run(|| {
+                Box::new(|entry| {
+                    if let Ok(e) = entry
+                        && e.file_type().is_some_and(|t| t.is_file())
+                    {
+                        if structured::is_secret_bearing(e.path())
+                            && let Ok(mut h) = hidden.lock()
+                        {
+                            h.remove(e.path());
+                        }
+                        self.scan_file(e.path(), &display_of(root_given, root, e.path()), false);
+                    }
+                    ignore::WalkState::Continue
+                })
+            });
+        let mut rest: Vec<PathBuf> = hidden
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        rest.sort();
+        rest.par_iter()
+            .for_each(|p| self.scan_file(p, &display_of(root_given, root, p), true));
     }
 }
 
@@ -153,20 +220,19 @@ pub(crate) fn git_toplevel(dir: &Path) -> Option<PathBuf> {
     p.canonicalize().ok()
 }
 
-fn tracked_files(top: &Path) -> HashSet<PathBuf> {
+/// The files git tracks under `top` (as hashes: see [`PathSet`]).
+fn tracked_files(top: &Path, into: &mut PathSet) {
     let Ok(out) = Command::new("git")
         .arg("-C")
         .arg(top)
         .args(["ls-files", "-z"])
         .output()
     else {
-        return HashSet::new();
+        return;
     };
-    out.stdout
-        .split(|&b| b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| top.join(String::from_utf8_lossy(s).as_ref()))
-        .collect()
+    for s in out.stdout.split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        into.insert(&top.join(String::from_utf8_lossy(s).as_ref()));
+    }
 }
 
 #[cfg(unix)]
@@ -210,9 +276,10 @@ pub(crate) fn is_binary(buf: &[u8]) -> bool {
     memchr::memchr(0, &buf[..buf.len().min(8192)]).is_some()
 }
 
-/// Scans files and directories (and, with `git`, history).
+/// Scans files and directories (and, with `git`, history). Files are read and
+/// scanned as the walk finds them: memory holds the findings, not the tree.
 pub fn scan(scanner: &Scanner, opts: &ScanOptions) -> Result<Report, ScanError> {
-    let mut targets = Vec::new();
+    let mut roots: Vec<(&Path, PathBuf)> = Vec::new();
     let mut tops: Vec<PathBuf> = Vec::new();
     for given in &opts.paths {
         let Ok(canon) = given.canonicalize() else {
@@ -230,70 +297,55 @@ pub fn scan(scanner: &Scanner, opts: &ScanOptions) -> Result<Report, ScanError> 
         {
             tops.push(top);
         }
+        roots.push((given.as_path(), canon));
+    }
+    if opts.git && tops.is_empty() {
+        let path = opts.paths.first().cloned().unwrap_or_default();
+        return Err(ScanError::NotARepo { path });
+    }
+    let mut tracked = PathSet::default();
+    for top in &tops {
+        tracked_files(top, &mut tracked);
+    }
+    let bar = if opts.progress && std::io::stderr().is_terminal() {
+        let bar =
+            indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {pos} files scanned")
+        {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let sink = Sink {
+        scanner,
+        max_file_size: opts.max_file_size,
+        tracked: &tracked,
+        seen: (roots.len() > 1).then(|| Mutex::new(PathSet::default())),
+        findings: Mutex::new(Vec::new()),
+        files_scanned: AtomicUsize::new(0),
+        bytes_scanned: AtomicU64::new(0),
+        files_skipped: AtomicUsize::new(0),
+        bar,
+    };
+    for (given, canon) in &roots {
         if canon.is_dir() {
-            collect(given, &canon, &mut targets);
+            sink.walk(given, canon);
         } else {
             let display = given.to_string_lossy().into_owned();
             let display = display
                 .strip_prefix("./")
                 .map(str::to_owned)
                 .unwrap_or(display);
-            targets.push(Target {
-                path: canon,
-                display,
-                ignored: false,
-            });
+            sink.scan_file(canon, &display, false);
         }
     }
-    if opts.git && tops.is_empty() {
-        let path = opts.paths.first().cloned().unwrap_or_default();
-        return Err(ScanError::NotARepo { path });
-    }
-    let mut seen = HashSet::new();
-    targets.retain(|t| seen.insert(t.path.clone()));
-    targets.sort_by(|a, b| a.path.cmp(&b.path));
-    let tracked: HashSet<PathBuf> = tops.iter().flat_map(|t| tracked_files(t)).collect();
-
-    let bar = if opts.progress && std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::with_draw_target(
-            Some(targets.len() as u64),
-            indicatif::ProgressDrawTarget::stderr(),
-        )
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let stats = Mutex::new((0usize, 0u64, 0usize));
-    let mut findings: Vec<Finding> = targets
-        .par_iter()
-        .flat_map_iter(|t| {
-            bar.inc(1);
-            match read_file(&t.path, opts.max_file_size) {
-                Read::Ok(buf, world) => {
-                    let ctx = FileContext {
-                        tracked: tracked.contains(&t.path),
-                        ignored: t.ignored,
-                        world_readable: world,
-                        mcp_config: structured::is_mcp_config(&t.path),
-                        commit: None,
-                        in_head: None,
-                    };
-                    if let Ok(mut s) = stats.lock() {
-                        s.0 += 1;
-                        s.1 += buf.len() as u64;
-                    }
-                    scanner.scan_with_context(&t.path, &t.display, &buf, &ctx)
-                }
-                Read::Skip => {
-                    if let Ok(mut s) = stats.lock() {
-                        s.2 += 1;
-                    }
-                    Vec::new()
-                }
-            }
-        })
-        .collect();
-    bar.finish_and_clear();
-    let (files_scanned, mut bytes_scanned, files_skipped) = stats.into_inner().unwrap_or_default();
+    sink.bar.finish_and_clear();
+    let mut findings = sink.findings.into_inner().unwrap_or_default();
+    let files_scanned = sink.files_scanned.into_inner();
+    let mut bytes_scanned = sink.bytes_scanned.into_inner();
+    let files_skipped = sink.files_skipped.into_inner();
     let mut blobs_scanned = 0;
 
     if opts.git {

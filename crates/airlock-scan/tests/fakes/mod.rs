@@ -1,4 +1,4 @@
-//! Fixed fake secrets for the scan tests (`scan.rs`, `sarif.rs`), assembled from
+//! Fixed fake secrets for the scan tests (`scan.rs`, `sarif.rs`, `walk.rs`), assembled from
 //! pieces so no source file trips a scanner.
 #![allow(dead_code)] // each test binary uses its own subset
 
