@@ -5,14 +5,21 @@ audit log of each home must hold a request record for every request wrk counted,
 and `airlock audit verify` must pass.
 
 Usage: bench_gateway.py --upstream PORT --home LABEL::HOME [--home ...]
-                        [--conns 1,16,64] [--runs R] [--duration 10s]
-Each HOME holds a capability `bench` for the upstream. Writes the section `gateway`.
+                        [--ui-home LABEL::HOME] [--conns 1,16,64] [--runs R] [--duration 10s]
+Each HOME holds a capability `bench` for the upstream. A --ui-home is served with
+`serve --gateway ... --ui ...` and, while wrk runs against it, a client logged in
+to the dashboard reads its live view (`/events`, every record as it is written);
+the section compares it with the last --home (issue 17: within 5 %).
+Writes the section `gateway`.
 """
 
 import argparse
+import http.client
 import os
 import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import lib  # noqa: E402
@@ -20,16 +27,62 @@ import lib  # noqa: E402
 BIN = os.environ["BENCH_BIN"]
 
 
-def start_gateway(home):
+def start_gateway(home, ui_port=None):
     env = {**os.environ, "AIRLOCK_HOME": home}
     token = subprocess.run([BIN, "token", "issue", "--agent", "bench", "--ttl", "1d"], env=env,
                            capture_output=True, text=True, check=True).stdout.strip()
     port = lib.free_port()
-    log = open(os.path.join(home, "serve.log"), "w")
-    p = subprocess.Popen([BIN, "serve", "--gateway", f"127.0.0.1:{port}"], env=env,
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log_path = os.path.join(home, "serve.log")
+    log = open(log_path, "w")
+    args = [BIN, "serve", "--gateway", f"127.0.0.1:{port}"]
+    if ui_port:
+        args += ["--ui", f"127.0.0.1:{ui_port}"]
+    p = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     lib.wait_port(port, proc=p)
+    if ui_port:
+        lib.wait_port(ui_port, proc=p)
     return p, port, token
+
+
+class LiveView:
+    """A client logged in to the dashboard of a `serve --ui`, reading `/events`
+    (the live view's stream) in a thread for as long as the benchmark runs."""
+
+    def __init__(self, home, port):
+        deadline = time.time() + 30
+        link = None
+        while link is None and time.time() < deadline:
+            for line in open(os.path.join(home, "serve.log")):
+                if "/login#token=" in line:
+                    link = line.strip().split("/login#token=", 1)[1]
+            time.sleep(0.05)
+        if link is None:
+            raise SystemExit("serve --ui printed no login link")
+        host = f"127.0.0.1:{port}"
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        c.request("POST", "/login", body=f"token={link}",
+                  headers={"Host": host, "Origin": f"http://{host}", "Content-Type": "application/x-www-form-urlencoded"})
+        r = c.getresponse()
+        r.read()
+        cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+        if r.status != 204 or not cookie:
+            raise SystemExit(f"dashboard login answered {r.status}")
+        c.close()
+        self.events = 0
+        self.conn = http.client.HTTPConnection("127.0.0.1", port)
+        self.conn.request("GET", "/events", headers={"Host": host, "Cookie": cookie})
+        resp = self.conn.getresponse()
+        if resp.status != 200:
+            raise SystemExit(f"dashboard /events answered {resp.status}")
+        threading.Thread(target=self._read, args=(resp,), daemon=True).start()
+
+    def _read(self, resp):
+        try:
+            for line in resp:
+                if line.startswith(b"data:"):
+                    self.events += 1
+        except (OSError, ValueError):
+            pass
 
 
 def audit_check(home):
@@ -45,6 +98,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", type=int, required=True)
     ap.add_argument("--home", action="append", required=True, help="LABEL::HOME")
+    ap.add_argument("--ui-home", help="LABEL::HOME served with --ui and watched live")
     ap.add_argument("--conns", default="1,16,64")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--duration", default="10s")
@@ -58,6 +112,14 @@ def main():
             label, home = spec.split("::", 1)
             p, port, token = start_gateway(home)
             procs.append(p)
+            targets.append((label, f"http://127.0.0.1:{port}/bench/v1/items", f"Bearer {token}", home))
+        live = None
+        if a.ui_home:
+            label, home = a.ui_home.split("::", 1)
+            ui_port = lib.free_port()
+            p, port, token = start_gateway(home, ui_port)
+            procs.append(p)
+            live = LiveView(home, ui_port)
             targets.append((label, f"http://127.0.0.1:{port}/bench/v1/items", f"Bearer {token}", home))
 
         runs = {(c, t[0]): [] for c in conns for t in targets}
@@ -80,6 +142,8 @@ def main():
             p.wait()
 
     rows, summary, data = [], [], {"runs": {}, "audit": audit}
+    if live is not None:
+        data["live_view_events"] = live.events
     direct = targets[0][0]
     for c in conns:
         d = lib.medians(runs[(c, direct)])
@@ -92,6 +156,15 @@ def main():
                 if c == 1:
                     summary.append({"measure": f"gateway p50 at 1 conn., {label}", "airlock": f"{lib.num(m['p50_ms'])} ms",
                                     "reference": f"nginx {lib.num(d['p50_ms'])} ms", "ratio": lib.ratio(m["p50_ms"], d["p50_ms"])})
+    if live is not None:
+        ui_label, plain = a.ui_home.split("::", 1)[0], a.home[-1].split("::", 1)[0]
+        for c in conns:
+            with_ui, without = lib.medians(runs[(c, ui_label)]), lib.medians(runs[(c, plain)])
+            summary.append({"measure": f"gateway req/s at {c} conn., dashboard live view streaming",
+                            "airlock": lib.num(with_ui["rps"]), "reference": f"{plain}: {lib.num(without['rps'])}",
+                            "ratio": lib.ratio(with_ui["rps"], without["rps"])})
+        summary.append({"measure": "dashboard live view: records streamed during the runs",
+                        "airlock": f"{live.events:,}", "reference": "", "ratio": ""})
     audit_rows = []
     for label, x in audit.items():
         slack = x["request_records"] - x["requests_counted_by_wrk"]

@@ -80,7 +80,7 @@ pub(crate) async fn dispatch(
             let mut r = done(
                 StatusCode::OK,
                 "Logged out",
-                "logged out; restart `airlock ui` for a new login link",
+                "logged out; restart `airlock ui` (or `airlock serve --ui`) for a new login link",
                 "/",
                 "",
             );

@@ -70,7 +70,7 @@ impl Refusal {
             ),
             Refusal::NoSession => (
                 S::UNAUTHORIZED,
-                "not logged in: open the login URL `airlock ui` printed (it works once; restart `airlock ui` for a new one)",
+                "not logged in: open the login URL `airlock ui` printed (it works once; restart `airlock ui`, or `airlock serve --ui`, for a new one)",
             ),
             Refusal::Csrf => (
                 S::FORBIDDEN,
@@ -78,7 +78,7 @@ impl Refusal {
             ),
             Refusal::Login => (
                 S::FORBIDDEN,
-                "refused: this login link is wrong or was already used; restart `airlock ui` for a new one",
+                "refused: this login link is wrong or was already used; restart `airlock ui`, or `airlock serve --ui`, for a new one",
             ),
         }
     }

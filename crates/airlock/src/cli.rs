@@ -520,6 +520,11 @@ pub(crate) struct ServeArgs {
     /// --gateway), no MCP on stdio
     #[arg(long, value_name = "ADDR")]
     pub(crate) proxy: Option<String>,
+    /// Also serve the dashboard (`airlock ui`) on ADDR (e.g. 127.0.0.1:8790); its
+    /// one-time login link is printed on stderr. Not a door for agents: it does
+    /// not change which of the others are served
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) ui: Option<String>,
 }
 
 #[derive(Debug, Args)]

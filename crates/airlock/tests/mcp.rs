@@ -2020,3 +2020,6 @@ mod http_edges;
 
 #[path = "mcp/integrity.rs"]
 mod integrity;
+
+#[path = "mcp/dashboard.rs"]
+mod dashboard;

@@ -25,6 +25,7 @@ pub(crate) fn proxy(home: &Home, args: &ProxyArgs) -> anyhow::Result<()> {
         http: None,
         gateway: None,
         proxy: Some(args.listen.clone()),
+        ui: None,
     };
     let issued = match &args.agent {
         None => None,
@@ -106,6 +107,11 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
     // Team mode: the team follower gets its own unlocked copy of the vault (one
     // unlock); local mode opens it exactly as before.
     let (vault, team_vault) = crate::cmd::team::open_vaults(home)?;
+    // `--ui`: the dashboard records the owner's actions with the audit key.
+    let audit_key = args
+        .ui
+        .as_ref()
+        .map(|_| zeroize::Zeroizing::new(*vault.audit_key()));
 
     // MCP over stdio alone serves one client: one thread does it (no worker
     // pool, no wake-ups between workers: less memory and fewer system calls
@@ -114,7 +120,8 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
     // can wait for a disk — an audit fsync, the audit log's file lock, a reload,
     // a state file — happens on the audit writer thread or the blocking pool,
     // never on a serving thread.
-    let stdio_only = args.http.is_none() && args.gateway.is_none() && args.proxy.is_none();
+    let stdio_only =
+        args.http.is_none() && args.gateway.is_none() && args.proxy.is_none() && args.ui.is_none();
     let runtime = if stdio_only {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -186,6 +193,19 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
                 }
             }
         };
+        // The dashboard is not a door for agents: with `--ui` alone, MCP is
+        // still served on stdio, and the login link goes to stderr.
+        let ui = async {
+            match (&args.ui, &audit_key) {
+                (Some(addr), Some(key)) => {
+                    let (ui, listener) =
+                        crate::cmd::ui::start(home, key, addr, crate::cmd::ui::Link::Stderr).await?;
+                    airlock_ui::serve(&ui, listener, std::future::pending()).await;
+                    Ok(())
+                }
+                _ => std::future::pending::<anyhow::Result<()>>().await,
+            }
+        };
         let mcp = async {
             let other_door = args.gateway.is_some() || args.proxy.is_some();
             match (&args.http, other_door) {
@@ -219,6 +239,7 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
             r = gateway => r,
             r = proxy => r,
             r = mcp => r,
+            r = ui => r,
             r = shutdown_signal() => r,
         };
         if let Some(p) = control_path {

@@ -34,21 +34,52 @@ pub(crate) fn run(home: &Home, args: &UiArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let listener = airlock_ui::bind(&args.listen).await?;
-        let addr: SocketAddr = listener.local_addr()?;
-        if !addr.ip().is_loopback() {
-            output::warn(format_args!(
-                "the dashboard listens on {addr}, beyond this machine: anyone who can reach it can try to log in; prefer 127.0.0.1"
-            ));
-        }
-        let ui = airlock_ui::Ui::new(home.clone(), &audit_key, addr.port())?;
-        output::note(format_args!(
-            "airlock ui on http://{addr} — open this link once to log in (it works one time; Ctrl-C stops the dashboard):"
-        ));
-        output::line(ui.login_url(addr));
+        let (ui, listener) = start(home, &audit_key, &args.listen, Link::Stdout).await?;
         airlock_ui::serve(&ui, listener, shutdown()).await;
         anyhow::Ok(())
     })
+}
+
+/// Where the one-time login link goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// `airlock ui`: the link on stdout (scripts read it there).
+    Stdout,
+    /// `airlock serve --ui`: on stderr, since stdout may be an MCP client's.
+    Stderr,
+}
+
+/// Binds the dashboard on `listen`, warns when it is reachable beyond this
+/// machine, and prints where it is and its one-time login link.
+pub(crate) async fn start(
+    home: &Home,
+    audit_key: &[u8; 32],
+    listen: &str,
+    link: Link,
+) -> anyhow::Result<(std::sync::Arc<airlock_ui::Ui>, tokio::net::TcpListener)> {
+    let listener = airlock_ui::bind(listen).await?;
+    let addr: SocketAddr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        output::warn(format_args!(
+            "the dashboard listens on {addr}, beyond this machine: anyone who can reach it can try to log in; prefer 127.0.0.1"
+        ));
+    }
+    let ui = airlock_ui::Ui::new(home.clone(), audit_key, addr.port())?;
+    match link {
+        Link::Stdout => {
+            output::note(format_args!(
+                "airlock ui on http://{addr} — open this link once to log in (it works one time; Ctrl-C stops the dashboard):"
+            ));
+            output::line(ui.login_url(addr));
+        }
+        Link::Stderr => {
+            output::note(format_args!(
+                "airlock: dashboard on http://{addr} — open this link once to log in (it works one time):"
+            ));
+            output::note(ui.login_url(addr));
+        }
+    }
+    Ok((ui, listener))
 }
 
 /// Ctrl-C or SIGTERM.
