@@ -10,18 +10,26 @@
 //!   change log to the local vault and state files, where every running server of
 //!   this home already looks.
 //!
+//! - the team audit: each device's records signed and chained in `airlock.audit`,
+//!   admin checkpoints, [`Team::verify_audit`] and [`Team::read_audit`].
+//!
 //! Local mode needs none of this: nothing here runs unless the home has joined a team.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod audit;
 mod config;
 pub mod keys;
 pub mod local;
 mod schema;
 mod team;
 
+pub use audit::{AuditProblem, AuditReport, Chain, TeamRecord, UPLOAD_BATCH, Upload};
 pub use schema::migrate;
-pub use team::{CHANNEL, Device, DeviceRevocation, DeviceStatus, Status, SyncReport, Team};
+pub use team::{
+    AUDIT_TICK, CHANNEL, CHECKPOINT_EVERY, Device, DeviceRevocation, DeviceStatus, Followed,
+    Health, Status, SyncReport, Team,
+};
 
 /// Everything that can go wrong in team mode. Messages name the row or file and
 /// the remedy; none holds a secret or the database password.
@@ -119,6 +127,9 @@ pub enum TeamError {
         /// What is wrong.
         detail: String,
     },
+    /// This device's local audit log cannot be uploaded as it is.
+    #[error("this device's audit log: {0}")]
+    LocalAudit(String),
     /// A cryptographic operation failed.
     #[error("team crypto: {0}")]
     Crypto(String),

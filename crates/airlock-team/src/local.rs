@@ -47,6 +47,24 @@ pub struct TeamState {
     /// (`service:NAME`, `capability:NAME`).
     #[serde(default)]
     pub config: BTreeMap<String, i32>,
+    /// The newest row of this device's audit chain it uploaded (team seq and
+    /// row hash): `audit verify --team` on this device checks that the
+    /// database still holds it, so deleting the chain's newest rows is seen.
+    #[serde(default)]
+    pub audit_head: Option<Mark>,
+    /// The newest audit checkpoint this device wrote (admin devices), checked
+    /// the same way.
+    #[serde(default)]
+    pub checkpoint: Option<Mark>,
+}
+
+/// A row this device remembers: its number and hex SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The row's number (team audit seq, or checkpoint seq).
+    pub seq: i64,
+    /// Its hash, hex.
+    pub hash: String,
 }
 
 #[derive(Serialize, Deserialize)]

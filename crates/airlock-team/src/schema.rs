@@ -13,13 +13,22 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     sqlx::query("CREATE SCHEMA IF NOT EXISTS airlock")
         .execute(pool)
         .await?;
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("team"),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(include_str!("../migrations/0001_team.sql")),
-        false,
-    )]);
+    let mut migrator = Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("team"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(include_str!("../migrations/0001_team.sql")),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("audit checkpoints"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(include_str!("../migrations/0002_audit_checkpoints.sql")),
+            false,
+        ),
+    ]);
     migrator.dangerous_set_table_name("airlock._sqlx_migrations");
     migrator.run(pool).await?;
     Ok(())

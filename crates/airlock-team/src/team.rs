@@ -20,6 +20,11 @@ use crate::{Result, TeamError};
 
 /// The `pg_notify` channel that carries change numbers.
 pub const CHANNEL: &str = "airlock_changes";
+/// How often a follower uploads this device's new audit records.
+pub const AUDIT_TICK: Duration = Duration::from_secs(2);
+/// How often an admin device's follower writes an audit checkpoint (when a
+/// chain's head moved).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(60);
 /// How long an invite code is valid.
 const INVITE_TTL_SECS: i64 = 3600;
 
@@ -60,7 +65,7 @@ pub struct Device {
     pub approved_by: Option<String>,
     /// Unix seconds of its enrollment.
     pub joined_at: i64,
-    sign_pk: Vec<u8>,
+    pub(crate) sign_pk: Vec<u8>,
     kx_pk: Vec<u8>,
     invite: Option<Vec<u8>>,
     approval_sig: Option<Vec<u8>>,
@@ -100,6 +105,40 @@ pub struct SyncReport {
     pub last_seq: i64,
 }
 
+/// What `airlock doctor` learns from the team's database.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// host:port/db.
+    pub db: String,
+    /// Whether this connection is encrypted (`pg_stat_ssl`).
+    pub tls: bool,
+    /// Whether the database's host is this machine.
+    pub loopback: bool,
+    /// One round trip, in ms.
+    pub rtt_ms: i64,
+    /// This machine's clock minus the database's, in ms (half a round trip
+    /// either way).
+    pub skew_ms: i64,
+    /// This device's last successful sync.
+    pub last_sync: Option<jiff::Timestamp>,
+    /// The last change applied here.
+    pub last_seq: i64,
+    /// The newest change in the database.
+    pub head_seq: i64,
+    /// Rows of this device's audit chain in the database.
+    pub audit_rows: i64,
+}
+
+/// What [`Team::follow`] reports.
+#[derive(Debug)]
+pub enum Followed {
+    /// A catch-up with the change log.
+    Sync(Result<SyncReport>),
+    /// An audit upload, and the checkpoint written with it (admin devices,
+    /// about once a minute).
+    Audit(Result<(crate::Upload, Option<i64>)>),
+}
+
 /// `airlock team status`.
 #[derive(Debug, Clone)]
 pub struct Status {
@@ -135,29 +174,32 @@ pub struct DeviceRevocation {
     pub exposed: Vec<String>,
 }
 
-struct View {
-    members: BTreeMap<String, Device>,
+pub(crate) struct View {
+    pub(crate) members: BTreeMap<String, Device>,
     epochs: BTreeMap<i32, Zeroizing<[u8; KEY_LEN]>>,
 }
 
 impl View {
-    fn member(&self, id: &str) -> Option<&Device> {
+    pub(crate) fn member(&self, id: &str) -> Option<&Device> {
         self.members
             .get(id)
             .filter(|d| d.status == DeviceStatus::Approved)
     }
-    fn admin(&self, id: &str) -> Option<&Device> {
+    pub(crate) fn admin(&self, id: &str) -> Option<&Device> {
         self.member(id).filter(|d| d.admin)
     }
 }
 
 /// This device, connected to its team's database.
 pub struct Team {
-    home: Home,
-    state: TeamState,
-    keys: DeviceKeys,
+    pub(crate) home: Home,
+    pub(crate) state: TeamState,
+    pub(crate) keys: DeviceKeys,
     db_url: Zeroizing<String>,
-    pool: PgPool,
+    pub(crate) pool: PgPool,
+    /// The newest local audit file (name, length) when the last upload left
+    /// nothing to send: the next upload skips reading the log while it is so.
+    pub(crate) audit_seen: Option<(String, u64)>,
 }
 
 impl std::fmt::Debug for Team {
@@ -658,6 +700,8 @@ impl Team {
             secrets: BTreeMap::new(),
             lock_at: None,
             config: BTreeMap::new(),
+            audit_head: None,
+            checkpoint: None,
         };
         local::save_device(home, vault, &id, &keys, db_url)?;
         local::save_state(home, &state)?;
@@ -667,6 +711,7 @@ impl Team {
             keys,
             db_url: Zeroizing::new(db_url.into()),
             pool,
+            audit_seen: None,
         })
     }
 
@@ -770,6 +815,8 @@ impl Team {
             secrets: BTreeMap::new(),
             lock_at: None,
             config: BTreeMap::new(),
+            audit_head: None,
+            checkpoint: None,
         };
         local::save_device(home, vault, &id, &keys, db_url)?;
         local::save_state(home, &state)?;
@@ -779,6 +826,7 @@ impl Team {
             keys,
             db_url: Zeroizing::new(db_url.into()),
             pool,
+            audit_seen: None,
         })
     }
 
@@ -793,7 +841,18 @@ impl Team {
             keys,
             db_url,
             pool,
+            audit_seen: None,
         })
+    }
+
+    /// Opens this home's membership and syncs once, giving up after `limit`
+    /// (then a database error: the pool timed out).
+    pub async fn catch_up(home: &Home, vault: &mut Vault, limit: Duration) -> Result<SyncReport> {
+        tokio::time::timeout(limit, async {
+            Team::open(home, vault).await?.sync(vault).await
+        })
+        .await
+        .unwrap_or(Err(TeamError::Db(sqlx::Error::PoolTimedOut)))
     }
 
     /// This device's id.
@@ -811,7 +870,7 @@ impl Team {
         &self.state.team
     }
 
-    async fn view(&self) -> Result<View> {
+    pub(crate) async fn view(&self) -> Result<View> {
         let (team, root) = team_row(&self.pool).await?;
         if team != self.state.team || root != self.state.root {
             return Err(TeamError::Tampered {
@@ -872,7 +931,7 @@ impl Team {
         Ok(View { members, epochs })
     }
 
-    fn me<'v>(&self, view: &'v View) -> Result<&'v Device> {
+    pub(crate) fn me<'v>(&self, view: &'v View) -> Result<&'v Device> {
         if view
             .members
             .get(&self.state.device)
@@ -1632,9 +1691,16 @@ impl Team {
                     if let (Some(target), Ok(t)) = (
                         parse_revoke_subject(&subject),
                         jiff::Timestamp::from_millisecond(at),
-                    ) && state::apply_team_revocation(&self.home, &target, t)?
-                    {
-                        report.revocations += 1;
+                    ) {
+                        let sessions = state::apply_team_revocation(&self.home, &target, t)?;
+                        // As a local `revoke --all | --agent A` does: the agent
+                        // tokens too, those issued before the signed instant (a
+                        // server restarted later would otherwise start a new
+                        // session with an old token).
+                        let tokens = self.revoke_tokens(&target, t)?;
+                        if sessions || tokens > 0 {
+                            report.revocations += 1;
+                        }
                     }
                 }
                 "lock" | "unlock" if self.state.lock_at.is_none_or(|l| l < at) => {
@@ -1658,32 +1724,109 @@ impl Team {
         Ok(report)
     }
 
+    /// Revokes this home's agent tokens that a team revocation of everything
+    /// or of an agent covers: those issued at or before its instant.
+    fn revoke_tokens(&self, target: &RevokeTarget, at: jiff::Timestamp) -> Result<usize> {
+        let agent = match target {
+            RevokeTarget::All => None,
+            RevokeTarget::Agent(a) => Some(a.as_str()),
+            _ => return Ok(0),
+        };
+        let _lock = self.home.lock()?;
+        airlock_broker::tokens::revoke_where(&self.home, |t| {
+            t.created <= at && agent.is_none_or(|a| t.agent == a)
+        })
+        .map_err(|e| TeamError::Local {
+            path: self.home.state_dir().join("tokens.json"),
+            detail: e.to_string(),
+        })
+    }
+
     /// Follows the change log: a sync now, then on every `pg_notify`, after every
-    /// reconnect, and every `poll` at the latest. `report` hears each outcome.
-    /// Returns only if the listener cannot be set up.
+    /// reconnect, and every `poll` at the latest; and, while in sync, uploads
+    /// this device's new audit records every [`AUDIT_TICK`] and (admin devices)
+    /// writes an audit checkpoint every [`CHECKPOINT_EVERY`] when a head moved.
+    /// `report` hears each outcome. Returns only if the listener cannot be set up.
     pub async fn follow(
         &mut self,
         vault: &mut Vault,
         poll: Duration,
-        mut report: impl FnMut(Result<SyncReport>),
+        mut report: impl FnMut(Followed),
     ) -> Result<()> {
+        use tokio::time::Instant;
         let mut listener = PgListener::connect(&self.db_url).await?;
         listener.listen(CHANNEL).await?;
+        let mut next_sync = Instant::now();
+        let mut next_checkpoint = Instant::now();
+        let mut in_sync = false;
         loop {
-            report(self.sync(vault).await);
+            if Instant::now() >= next_sync {
+                let r = self.sync(vault).await;
+                in_sync = r.is_ok();
+                report(Followed::Sync(r));
+                next_sync = Instant::now() + poll;
+            }
+            if in_sync {
+                let r = match self.upload_audit().await {
+                    Ok(u) if Instant::now() >= next_checkpoint => {
+                        next_checkpoint = Instant::now() + CHECKPOINT_EVERY;
+                        self.checkpoint().await.map(|c| (u, c))
+                    }
+                    Ok(u) => Ok((u, None)),
+                    Err(e) => Err(e),
+                };
+                report(Followed::Audit(r));
+            }
+            let wait = next_sync
+                .saturating_duration_since(Instant::now())
+                .min(AUDIT_TICK);
             tokio::select! {
                 n = listener.try_recv() => match n {
-                    Ok(Some(_)) => {}
-                    // The connection dropped; try_recv reconnects on the next call.
-                    Ok(None) => {}
+                    // A change, or (None) the connection dropped: try_recv
+                    // reconnects on the next call; catch up now either way.
+                    Ok(_) => next_sync = Instant::now(),
                     Err(e) => {
-                        report(Err(e.into()));
+                        report(Followed::Sync(Err(e.into())));
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },
-                () = tokio::time::sleep(poll) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// `airlock doctor` on a team device: the database's clock, whether this
+    /// connection uses TLS, the change log's head, this device's audit backlog.
+    pub async fn health(&self) -> Result<Health> {
+        let t0 = jiff::Timestamp::now();
+        let row = sqlx::query(
+            "SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now_ms, \
+             COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false) AS ssl, \
+             (SELECT COALESCE(MAX(seq), 0) FROM airlock.changes) AS head",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let t1 = jiff::Timestamp::now();
+        let db_ms: i64 = row.try_get("now_ms")?;
+        let rtt_ms = (t1.as_millisecond() - t0.as_millisecond()).max(0);
+        let local_ms = t0.as_millisecond() + rtt_ms / 2;
+        let uploaded: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM airlock.audit WHERE device = $1")
+                .bind(&self.state.device)
+                .fetch_one(&self.pool)
+                .await?;
+        let loopback = loopback(&self.db_url);
+        Ok(Health {
+            db: self.state.db.clone(),
+            tls: row.try_get("ssl")?,
+            loopback,
+            rtt_ms,
+            skew_ms: local_ms - db_ms,
+            last_sync: self.state.last_sync,
+            last_seq: self.state.last_seq,
+            head_seq: row.try_get("head")?,
+            audit_rows: uploaded,
+        })
     }
 
     /// `airlock team status`.
@@ -1701,6 +1844,30 @@ impl Team {
             last_sync: self.state.last_sync,
             devices,
         })
+    }
+}
+
+/// Whether a database URL's host is this machine (loopback address,
+/// `localhost`, or a UNIX socket: no host, or a `host=/path` parameter).
+fn loopback(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    if u.query_pairs()
+        .any(|(k, v)| k == "host" && v.starts_with('/'))
+    {
+        return true;
+    }
+    match u.host() {
+        None => true,
+        // postgres: is not a special scheme, so an IPv4 address is a "domain".
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
     }
 }
 
@@ -1742,4 +1909,29 @@ async fn insert_wrapped(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts_are_told_from_remote_ones() {
+        for url in [
+            "postgres://u:p@127.0.0.1:5432/db",
+            "postgres://u:p@127.9.0.1/db",
+            "postgres://u:p@localhost/db",
+            "postgres://u:p@[::1]:5432/db",
+            "postgres:///db?host=/var/run/postgresql",
+        ] {
+            assert!(super::loopback(url), "{url}");
+        }
+        for url in [
+            "postgres://u:p@db.internal:5432/db",
+            "postgres://u:p@10.0.0.5/db",
+            "postgres://u:p@localhost.evil.example/db",
+            "postgres://u:p@[2001:db8::1]/db",
+            "not a url",
+        ] {
+            assert!(!super::loopback(url), "{url}");
+        }
+    }
 }

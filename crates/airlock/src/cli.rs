@@ -441,7 +441,8 @@ pub(crate) enum TeamCommand {
         /// postgres://USER:PASSWORD@HOST:PORT/DB
         #[arg(long, value_name = "URL")]
         db: String,
-        /// The code from `airlock team invite`
+        /// The code from `airlock team invite` (it may start with '-')
+        #[arg(allow_hyphen_values = true)]
         code: String,
         /// This device's name in `team devices` (default: the host name)
         #[arg(long)]
@@ -585,12 +586,27 @@ pub(crate) struct LogsArgs {
     /// Only records newer than this, e.g. 10m, 2h, 1d
     #[arg(long, value_name = "DURATION")]
     pub(crate) since: Option<String>,
+    /// Every device's records, from the team's database (team mode; each row's
+    /// signature and chain checked, rows that fail are not shown)
+    #[arg(long, conflicts_with = "follow")]
+    pub(crate) team: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
     /// Verify the hash chain and its anchor: exit 0 intact, 1 naming the first bad record
-    Verify(JsonFlag),
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Machine-readable JSON instead of a table
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Verify the team's audit in its database instead (team mode): every
+    /// device's chain, every signature, every checkpoint; names each bad row
+    #[arg(long)]
+    pub(crate) team: bool,
 }
 
 #[derive(Debug, Args)]

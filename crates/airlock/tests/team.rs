@@ -686,3 +686,493 @@ fn a_revoked_device_cannot_sync_and_holds_no_key_of_the_new_epoch() {
     );
     assert!(ok(&c, &["team", "sync"], None).contains("secret \"later\" now at team version 1"));
 }
+
+/// stdout of a query, trimmed.
+fn q(url: &str, sql: &str) -> String {
+    String::from_utf8(psql(url, sql).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// This home's device id.
+fn device_id(home: &Path) -> String {
+    let devices: serde_json::Value =
+        serde_json::from_str(&ok(home, &["team", "devices", "--json"], None)).unwrap();
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["this_device"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `airlock logs --json` of a home: its local records.
+fn local_records(home: &Path) -> Vec<serde_json::Value> {
+    ok(home, &["logs", "--json"], None)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_team_audit_is_signed_chained_checkpointed_and_tampering_is_named_by_row() {
+    let (url, admin_url) = database();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    for i in 0..3 {
+        ok(&a, &["token", "issue", "--agent", &format!("a{i}")], None);
+    }
+    ok(&b, &["token", "issue", "--agent", "b0"], None);
+    let (a_local, b_local) = (local_records(&a), local_records(&b));
+    let (na, nb) = (a_local.len(), b_local.len());
+    assert!(na >= 3 && nb >= 1, "{a_local:?} {b_local:?}");
+
+    // `team sync` uploads the device's records; on an admin it checkpoints.
+    let synced = ok(&b, &["team", "sync"], None);
+    assert!(
+        synced.contains(&format!(
+            "audit: {nb} record(s) uploaded; this device's chain is at seq {nb}"
+        )) && !synced.contains("checkpoint"),
+        "{synced}"
+    );
+    let synced = ok(&a, &["team", "sync"], None);
+    assert!(
+        synced.contains(&format!(
+            "audit: {na} record(s) uploaded; this device's chain is at seq {na}"
+        )) && synced.contains("audit: checkpoint 1 signed over every device's chain"),
+        "{synced}"
+    );
+    // Nothing new: nothing uploaded twice, no checkpoint over the same heads.
+    let again = ok(&a, &["team", "sync"], None);
+    assert!(
+        again.contains(&format!(
+            "audit: 0 record(s) uploaded; this device's chain is at seq {na}"
+        )) && !again.contains("checkpoint"),
+        "{again}"
+    );
+    let verified = ok(&b, &["audit", "verify", "--team"], None);
+    assert!(
+        verified.contains(&format!(
+            "team audit intact: {} row(s) in 2 chain(s), 1 checkpoint(s) verified",
+            na + nb
+        )),
+        "{verified}"
+    );
+
+    // `logs --team` reads every device's records: exactly the lines each
+    // device's own `logs --json` prints, with the device named.
+    let team_logs: Vec<serde_json::Value> = ok(&b, &["logs", "--team", "--json"], None)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |name: &str| -> Vec<serde_json::Value> {
+        team_logs
+            .iter()
+            .filter(|r| r["device_name"] == name)
+            .map(|r| r["record"].clone())
+            .collect()
+    };
+    assert_eq!(of("alice"), a_local);
+    assert_eq!(of("bob"), b_local);
+    let human = ok(&a, &["logs", "--team", "--agent", "a1"], None);
+    assert_eq!(human.lines().count(), 1, "{human}");
+    assert!(
+        human.contains(" alice ") && human.contains("token_issue") && human.contains("a1"),
+        "{human}"
+    );
+    // The records hold what local records hold: no secret.
+    assert!(
+        !q(
+            &admin_url,
+            "SELECT string_agg(record, '') FROM airlock.audit"
+        )
+        .contains(CANARY)
+    );
+
+    // The app role cannot rewrite the audit or its checkpoints.
+    for sql in [
+        "UPDATE airlock.audit SET record = 'x'",
+        "DELETE FROM airlock.audit",
+        "UPDATE airlock.audit_checkpoints SET heads = '[]'",
+        "DELETE FROM airlock.audit_checkpoints",
+        "TRUNCATE airlock.audit_checkpoints",
+    ] {
+        let err = psql_fails(&url, sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+
+    // A database writer (the superuser, past the triggers) edits, deletes,
+    // reorders and inserts rows: each is named by `audit verify --team`.
+    let a_id = device_id(&a);
+    psql(
+        &admin_url,
+        "CREATE TABLE public.audit_copy AS SELECT * FROM airlock.audit; \
+         ALTER TABLE airlock.audit DISABLE TRIGGER USER; \
+         ALTER TABLE airlock.audit_checkpoints DISABLE TRIGGER USER",
+    );
+    let broken = |needle: &str| {
+        let out = airlock(&b, &["audit", "verify", "--team"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains(&format!("BROKEN {needle}")) && text.contains("team audit BROKEN"),
+            "wanted BROKEN {needle} in\n{text}"
+        );
+    };
+    let restore = || {
+        psql(
+            &admin_url,
+            "DELETE FROM airlock.audit; INSERT INTO airlock.audit SELECT * FROM public.audit_copy",
+        );
+        ok(&b, &["audit", "verify", "--team"], None);
+    };
+    let tamper = |sql: &str| psql(&admin_url, &sql.replace("{A}", &a_id));
+
+    tamper(
+        "UPDATE airlock.audit SET record = replace(record, 'a1', 'a9') WHERE device = '{A}' AND seq = 2",
+    );
+    broken(&format!(
+        "airlock.audit device={a_id} seq=2: its signature by the device does not verify"
+    ));
+    restore();
+    tamper("DELETE FROM airlock.audit WHERE device = '{A}' AND seq = 2");
+    broken(&format!(
+        "airlock.audit device={a_id} seq=2: the row is missing (deleted): the chain goes from seq 1 to seq 3"
+    ));
+    restore();
+    // The newest row: the chain is shorter but whole; the checkpoint saw it.
+    tamper(&format!(
+        "DELETE FROM airlock.audit WHERE device = '{{A}}' AND seq = {na}"
+    ));
+    broken(&format!(
+        "airlock.audit device={a_id} seq={na}: it is missing (deleted): checkpoint 1 saw this chain reach seq {na}"
+    ));
+    // ... and A, which uploaded it, tells too.
+    let out = airlock(&a, &["audit", "verify", "--team", "--json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["problems"][0]["device"], a_id.as_str());
+    assert_eq!(v["problems"][0]["seq"], na);
+    // A still has the record: its next upload writes the same row again.
+    let healed = ok(&a, &["team", "sync"], None);
+    assert!(
+        healed.contains(&format!(
+            "audit: 1 record(s) uploaded; this device's chain is at seq {na}"
+        )) && !healed.contains("checkpoint"),
+        "{healed}"
+    );
+    ok(&b, &["audit", "verify", "--team"], None);
+    tamper(
+        "UPDATE airlock.audit t SET prev = s.prev, record = s.record, sig = s.sig \
+         FROM public.audit_copy s WHERE t.device = '{A}' AND s.device = t.device \
+         AND ((t.seq = 1 AND s.seq = 2) OR (t.seq = 2 AND s.seq = 1))",
+    );
+    broken(&format!(
+        "airlock.audit device={a_id} seq=1: its signature by the device does not verify"
+    ));
+    restore();
+    tamper(&format!(
+        "INSERT INTO airlock.audit (device, seq, prev, record, sig) \
+         SELECT device, {}, prev, record, sig FROM public.audit_copy WHERE device = '{{A}}' AND seq = 1",
+        na + 1
+    ));
+    broken(&format!(
+        "airlock.audit device={a_id} seq={}: its signature by the device does not verify",
+        na + 1
+    ));
+    restore();
+    psql(
+        &admin_url,
+        "UPDATE airlock.audit_checkpoints SET at = at + 1 WHERE seq = 1",
+    );
+    broken("airlock.audit_checkpoints seq=1: it is not signed by admin device");
+    // Nothing of it is shown by `logs --team` as if it were fine.
+    let out = airlock(&b, &["logs", "--team"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 problem(s) in the team audit"),
+        "{out:?}"
+    );
+    psql(
+        &admin_url,
+        "UPDATE airlock.audit_checkpoints SET at = at - 1 WHERE seq = 1; \
+         ALTER TABLE airlock.audit ENABLE TRIGGER USER; \
+         ALTER TABLE airlock.audit_checkpoints ENABLE TRIGGER USER; DROP TABLE public.audit_copy",
+    );
+    ok(&b, &["audit", "verify", "--team"], None);
+
+    // The app role owns the schema `team init` made, so it could disable the
+    // triggers; sql/protect-audit.sql (run by the superuser) takes that away
+    // and the team keeps working.
+    assert!(q(&url, "SELECT current_user") == "airlock_app");
+    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("../airlock-team/sql/protect-audit.sql");
+    let out = Command::new(format!("{}/psql", cluster().bin))
+        .args(["-X", "-q", "-v", "app_role=airlock_app", &admin_url, "-f"])
+        .arg(&sql)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for sql in [
+        "ALTER TABLE airlock.audit DISABLE TRIGGER USER",
+        "CREATE OR REPLACE FUNCTION airlock.append_only() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN OLD; END'",
+        "DROP TABLE airlock.audit",
+        "ALTER TABLE airlock.changes DISABLE TRIGGER USER",
+    ] {
+        let err = psql_fails(&url, sql);
+        assert!(err.contains("must be owner"), "{sql}: {err}");
+    }
+    let err = psql_fails(&url, "DELETE FROM airlock.audit");
+    assert!(err.contains("permission denied"), "{err}");
+    ok(&b, &["token", "issue", "--agent", "b1"], None);
+    assert!(ok(&b, &["team", "sync"], None).contains("audit: 1 record(s) uploaded"));
+    ok(
+        &a,
+        &["secret", "rotate", "canary", "--stdin"],
+        Some("rotated"),
+    );
+    assert!(ok(&a, &["team", "sync"], None).contains("audit: checkpoint 2 signed"));
+    assert!(ok(&b, &["audit", "verify", "--team"], None).contains("2 checkpoint(s) verified"));
+
+    // doctor: the database, TLS (none, but on this machine), clock, lag.
+    let out = airlock(&b, &["doctor", "--json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines: Vec<(String, String)> = v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["level"].as_str().unwrap().to_string(),
+                l["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |level: &str, text: &str| {
+        assert!(
+            lines.iter().any(|(l, m)| l == level && m.contains(text)),
+            "no {level} line with {text}: {lines:?}"
+        );
+    };
+    has("ok", "team database 127.0.0.1:");
+    has("note", "does not use TLS");
+    has("ok", "clock within");
+    has("ok", "change(s) behind");
+}
+
+fn served(resp: &str) -> bool {
+    resp.starts_with("HTTP/1.1 200") && resp.contains("\r\nmatch\r\n")
+}
+
+/// An agent token for `home`'s gateway.
+fn token(home: &Path) -> String {
+    let t: serde_json::Value = serde_json::from_str(&ok(
+        home,
+        &["token", "issue", "--agent", "ci", "--json"],
+        None,
+    ))
+    .unwrap();
+    t["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn eight_devices_share_a_secret_and_a_lock_or_revocation_on_one_holds_on_every_other() {
+    let (url, _) = database();
+    let dir = tempfile::tempdir().unwrap();
+    let homes: Vec<PathBuf> = (0..8).map(|i| dir.path().join(format!("d{i}"))).collect();
+    ok(
+        &homes[0],
+        &["team", "init", "--db", &url, "--name", "d0"],
+        None,
+    );
+    // Seven devices join at once, then the admin approves them at once.
+    let codes: Vec<String> = (1..8)
+        .map(|_| ok(&homes[0], &["team", "invite"], None).trim().to_string())
+        .collect();
+    let fps: Vec<String> = std::thread::scope(|s| {
+        let joins: Vec<_> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, code)| {
+                let (home, url) = (&homes[i + 1], &url);
+                s.spawn(move || {
+                    let name = format!("d{}", i + 1);
+                    let out = ok(
+                        home,
+                        &["team", "join", "--db", url, code, "--name", &name],
+                        None,
+                    );
+                    out.lines()
+                        .find_map(|l| l.strip_prefix("fingerprint: "))
+                        .unwrap()
+                        .to_string()
+                })
+            })
+            .collect();
+        joins.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    std::thread::scope(|s| {
+        for fp in &fps {
+            let admin = &homes[0];
+            s.spawn(move || ok(admin, &["team", "approve", fp], None));
+        }
+    });
+    // The secret is set on a member; the admin shares the service using it.
+    ok(
+        &homes[3],
+        &["secret", "set", "canary", "--stdin"],
+        Some(CANARY),
+    );
+    echo_config(&homes[0], upstream());
+    ok(&homes[0], &["team", "push-config"], None);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let servers: Vec<(Kill, String, String)> = std::thread::scope(|s| {
+        let started: Vec<_> = homes
+            .iter()
+            .map(|h| {
+                let log = log.clone();
+                s.spawn(move || {
+                    ok(h, &["team", "sync"], None);
+                    let t = token(h);
+                    let (serve, addr) = serve_gateway(h, log);
+                    (serve, addr, t)
+                })
+            })
+            .collect();
+        started.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    let all = |what: &str, f: &dyn Fn(&str) -> bool| {
+        for (i, (_, addr, t)) in servers.iter().enumerate() {
+            eventually(&format!("device {i}: {what}"), || f(&gateway_get(addr, t)));
+        }
+    };
+    all("serving with the secret set on device 3", &|r| served(r));
+
+    // A member locks: every device refuses; the admin unlocks: every device serves.
+    ok(&homes[5], &["lock"], None);
+    all("refusing under device 5's lock", &|r| {
+        !r.starts_with("HTTP/1.1 200")
+    });
+    for h in &homes {
+        assert!(h.join("state/locked").exists());
+    }
+    ok(&homes[0], &["unlock"], None);
+    all("serving after the admin's unlock", &|r| served(r));
+
+    // A member revokes every session: every other device refuses.
+    ok(&homes[6], &["revoke", "--all"], None);
+    all("refusing after device 6's revoke --all", &|r| {
+        !r.starts_with("HTTP/1.1 200") && !r.contains("has not caught up")
+    });
+    let status = ok(&homes[7], &["team", "status", "--json"], None);
+    let s: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(s["devices"], 8);
+}
+
+#[test]
+fn a_device_offline_while_a_revocation_is_issued_refuses_it_from_its_first_request_back() {
+    let (url, _) = database();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(&a, upstream());
+    ok(&a, &["team", "push-config"], None);
+    ok(&b, &["team", "sync"], None);
+    let t = token(&b);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (serve, addr) = serve_gateway(&b, log.clone());
+    eventually("B serving", || served(&gateway_get(&addr, &t)));
+    // B goes offline (its server stops); A revokes every session meanwhile.
+    drop(serve);
+    ok(&a, &["revoke", "--all"], None);
+    // B comes back: its very first request is refused, for the revocation.
+    let (_serve, addr) = serve_gateway(&b, log.clone());
+    let first = gateway_get(&addr, &t);
+    assert!(
+        !first.starts_with("HTTP/1.1 200") && !first.contains("has not caught up"),
+        "{first}"
+    );
+    // A token issued after the revocation is served: B is not merely down.
+    let fresh = token(&b);
+    assert!(served(&gateway_get(&addr, &fresh)));
+}
+
+#[test]
+fn a_server_killed_mid_upload_resumes_its_chain_without_gap_or_duplicate() {
+    let (url, admin_url) = database();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(&a, upstream());
+    ok(&a, &["team", "push-config"], None);
+    ok(&b, &["team", "sync"], None);
+    let b_id = device_id(&b);
+    let t = token(&b);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (mut serve, addr) = serve_gateway(&b, log.clone());
+    let rows = || {
+        q(
+            &admin_url,
+            &format!("SELECT count(*) FROM airlock.audit WHERE device = '{b_id}'"),
+        )
+        .parse::<usize>()
+        .unwrap()
+    };
+    // A stream of requests; kill -9 the server once part of it is uploaded.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, addr, t) = (stop.clone(), addr.clone(), t.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(mut s) = TcpStream::connect(&addr) else {
+                    break;
+                };
+                let _ = write!(
+                    s,
+                    "GET /echo/v1/x HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n"
+                );
+                let _ = s.read_to_end(&mut Vec::new());
+            }
+        })
+    };
+    eventually("part of B's records uploaded", || rows() > 0);
+    serve.0.kill().unwrap();
+    serve.0.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let at_kill = rows();
+    let local = local_records(&b).len();
+    assert!(
+        local > at_kill,
+        "the kill came after the upload finished ({local} local, {at_kill} uploaded)"
+    );
+
+    // Restarted, the server uploads the rest: the database's chain is the
+    // local log, record for record, seq 1..n.
+    let (_serve, addr) = serve_gateway(&b, log.clone());
+    assert!(served(&gateway_get(&addr, &t)));
+    eventually("every record of B uploaded", || {
+        rows() == local_records(&b).len()
+    });
+    let uploaded: Vec<serde_json::Value> = q(
+        &admin_url,
+        &format!("SELECT record FROM airlock.audit WHERE device = '{b_id}' ORDER BY seq"),
+    )
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    assert_eq!(uploaded, local_records(&b));
+    assert_eq!(
+        q(
+            &admin_url,
+            &format!(
+                "SELECT min(seq) || ' ' || max(seq) || ' ' || count(DISTINCT seq) FROM airlock.audit WHERE device = '{b_id}'"
+            ),
+        ),
+        format!("1 {} {}", uploaded.len(), uploaded.len())
+    );
+    ok(&a, &["team", "sync"], None);
+    let v = ok(&a, &["audit", "verify", "--team"], None);
+    assert!(v.contains("team audit intact"), "{v}");
+}

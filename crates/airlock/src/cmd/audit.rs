@@ -11,6 +11,15 @@ use crate::cli::{AuditCommand, LogsArgs};
 use crate::{output, unlock};
 
 pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
+    let filter = filter(args)?;
+    if args.team {
+        return crate::cmd::team::logs(home, &filter, args.json);
+    }
+    print_logs(home, args, filter)
+}
+
+/// The records `airlock logs` shows, from its flags.
+fn filter(args: &LogsArgs) -> anyhow::Result<Filter> {
     let mut filter = Filter::all();
     if let Some(c) = &args.capability {
         filter = filter.capability(c);
@@ -23,6 +32,10 @@ pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
         let d = jiff::SignedDuration::try_from(d)?;
         filter = filter.since(jiff::Timestamp::now().checked_sub(d)?);
     }
+    Ok(filter)
+}
+
+fn print_logs(home: &Home, args: &LogsArgs, filter: Filter) -> anyhow::Result<()> {
     let dir = home.audit_dir();
     if !dir.exists() {
         if !args.follow {
@@ -70,6 +83,7 @@ pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
 
 pub(crate) fn run(home: &Home, cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        AuditCommand::Verify(args) if args.team => crate::cmd::team::verify_audit(home, args.json),
         AuditCommand::Verify(args) => {
             let vault = unlock::open(home)?;
             let report = airlock_audit::verify_home(home, vault.audit_key())?;

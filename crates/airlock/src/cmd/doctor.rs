@@ -77,6 +77,7 @@ pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
 
     // Vault and unlock mode.
     let mut audit_key = None;
+    let mut vault = None;
     match LockedVault::load(home) {
         Ok(locked) => {
             let mode = locked.mode();
@@ -92,7 +93,10 @@ pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
                 || std::env::var_os(crate::input::PASSPHRASE_ENV).is_some()
             {
                 match crate::unlock::open(home) {
-                    Ok(v) => audit_key = Some(*v.audit_key()),
+                    Ok(v) => {
+                        audit_key = Some(*v.audit_key());
+                        vault = Some(v);
+                    }
                     Err(e) => r.push(Level::Action, format!("the vault does not open: {e:#}")),
                 }
             } else {
@@ -207,6 +211,27 @@ pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
         } else {
             r.push(Level::Ok, "no audit records yet");
         }
+    }
+
+    // Team mode: the database, TLS, clock skew, sync lag (docs/team.md).
+    match &vault {
+        Some(v) => {
+            use crate::cmd::team::Check;
+            for (check, msg) in crate::cmd::team::doctor(home, v) {
+                let level = match check {
+                    Check::Ok => Level::Ok,
+                    Check::Note => Level::Note,
+                    Check::Warn => Level::Warn,
+                    Check::Action => Level::Action,
+                };
+                r.push(level, msg);
+            }
+        }
+        None if airlock_team::Team::is_member(home) => r.push(
+            Level::Note,
+            "team checks skipped: the vault is not open (set AIRLOCK_PASSPHRASE)",
+        ),
+        None => {}
     }
 
     // Servers and the lock.

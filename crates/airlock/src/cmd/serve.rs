@@ -141,7 +141,7 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
         rt.set_egress(airlock_proxy::egress::ExecChildren::new(&rt));
         // Team mode: follow the team's change log; fail closed past max_staleness.
         if let Some(v) = team_vault {
-            crate::cmd::team::start_follower(home, v, &rt)?;
+            crate::cmd::team::start_follower(home, v, &rt).await?;
         }
         // Batched audit records are made durable within 100 ms by the audit
         // writer thread itself (no timer here).

@@ -10,7 +10,7 @@ use airlock_broker::Runtime;
 use airlock_broker::state::RevokeTarget;
 use airlock_broker::team_gate::TeamGate;
 use airlock_home::Home;
-use airlock_team::{SyncReport, Team, TeamError};
+use airlock_team::{Followed, SyncReport, Team, TeamError};
 use airlock_vault::{LockedVault, UnlockMode, Vault};
 use serde_json::json;
 
@@ -44,12 +44,23 @@ pub(crate) fn open_vaults(home: &Home) -> anyhow::Result<(Vault, Option<Vault>)>
     })
 }
 
-/// Starts the team follower inside `airlock serve`: it catches up now, on every
-/// change notification, after a reconnect and every 10 s (more often when
-/// `max_staleness` is short: a third of it), and keeps `rt`'s staleness gate:
-/// past `[team] max_staleness` without a successful catch-up, every new request
-/// is refused until the next one succeeds.
-pub(crate) fn start_follower(home: &Home, vault: Vault, rt: &Arc<Runtime>) -> anyhow::Result<()> {
+/// How long `airlock serve` waits for its first catch-up before serving.
+const FIRST_SYNC: Duration = Duration::from_secs(5);
+
+/// Starts the team follower inside `airlock serve`. It first catches up once
+/// (for at most 5 s) before the server takes its first request, so a device
+/// that was offline while the team revoked something refuses it from its
+/// first request on; then it catches up on every change notification, after a
+/// reconnect and every 10 s (more often when `max_staleness` is short: a third
+/// of it), uploads this device's audit records every 2 s and, on an admin
+/// device, writes an audit checkpoint about every minute. It keeps `rt`'s
+/// staleness gate: past `[team] max_staleness` without a successful catch-up,
+/// every new request is refused until the next one succeeds.
+pub(crate) async fn start_follower(
+    home: &Home,
+    mut vault: Vault,
+    rt: &Arc<Runtime>,
+) -> anyhow::Result<()> {
     let max = airlock_config::Config::load(home)?.team.max_staleness;
     let state = airlock_team::local::load_state(home)?;
     let ago = state.last_sync.map(|t| {
@@ -59,18 +70,20 @@ pub(crate) fn start_follower(home: &Home, vault: Vault, rt: &Arc<Runtime>) -> an
     let gate = Arc::new(TeamGate::new(max, ago));
     rt.set_team_gate(gate.clone());
     let poll = POLL.min(max / 3).max(Duration::from_millis(200));
+    let mut teller = Teller {
+        gate,
+        max,
+        failing: false,
+        audit_failing: false,
+    };
+    teller.outcome(Team::catch_up(home, &mut vault, FIRST_SYNC).await);
     let home = home.clone();
     tokio::spawn(async move {
         let mut vault = vault;
-        let mut teller = Teller {
-            gate,
-            max,
-            failing: false,
-        };
         loop {
             match Team::open(&home, &vault).await {
                 Ok(mut team) => {
-                    let done = team.follow(&mut vault, poll, |r| teller.outcome(r)).await;
+                    let done = team.follow(&mut vault, poll, |f| teller.heard(f)).await;
                     if let Err(e) = done {
                         teller.outcome(Err(e));
                     }
@@ -89,9 +102,30 @@ struct Teller {
     gate: Arc<TeamGate>,
     max: Duration,
     failing: bool,
+    audit_failing: bool,
 }
 
 impl Teller {
+    fn heard(&mut self, f: Followed) {
+        match f {
+            Followed::Sync(r) => self.outcome(r),
+            // The upload does not gate requests: every record stays in the
+            // local log and is uploaded once it can be.
+            Followed::Audit(Ok(_)) => {
+                if std::mem::take(&mut self.audit_failing) {
+                    output::note("team: audit upload resumed");
+                }
+            }
+            Followed::Audit(Err(e)) => {
+                if !std::mem::replace(&mut self.audit_failing, true) {
+                    output::warn(format_args!(
+                        "team: cannot upload this device's audit records: {e}; they stay in the local log and are uploaded once this is fixed"
+                    ));
+                }
+            }
+        }
+    }
+
     fn outcome(&mut self, r: airlock_team::Result<SyncReport>) {
         match r {
             Ok(r) => {
@@ -325,23 +359,47 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 let mut team = Team::open(home, &vault).await?;
                 if *follow {
                     output::note("following the team's change log (Ctrl-C to stop)");
-                    team.follow(&mut vault, POLL, |r| match r {
-                        Ok(r) if r.changes > 0 || !r.secrets.is_empty() || !r.config.is_empty() => {
+                    team.follow(&mut vault, POLL, |f| match f {
+                        Followed::Sync(Ok(r))
+                            if r.changes > 0 || !r.secrets.is_empty() || !r.config.is_empty() =>
+                        {
                             report(&r)
                         }
-                        Ok(_) => {}
-                        Err(e) => output::warn(format_args!("team sync: {e}")),
+                        Followed::Audit(Ok((u, c))) => report_audit(&u, c, false),
+                        Followed::Sync(Ok(_)) => {}
+                        Followed::Sync(Err(e)) => output::warn(format_args!("team sync: {e}")),
+                        Followed::Audit(Err(e)) => output::warn(format_args!("team audit: {e}")),
                     })
                     .await
                 } else {
                     let r = team.sync(&mut vault).await?;
                     report(&r);
+                    let u = team.upload_audit().await?;
+                    let c = team.checkpoint().await?;
+                    report_audit(&u, c, true);
                     Ok(())
                 }
             })?;
         }
     }
     Ok(())
+}
+
+/// An audit upload (and checkpoint): said when something happened, or always
+/// for a one-shot `team sync`.
+fn report_audit(u: &airlock_team::Upload, checkpoint: Option<i64>, always: bool) {
+    if u.rows > 0 || always {
+        output::line(format_args!(
+            "audit: {} record(s) uploaded; this device's chain is at seq {}",
+            u.rows,
+            u.head.unwrap_or(0)
+        ));
+    }
+    if let Some(c) = checkpoint {
+        output::line(format_args!(
+            "audit: checkpoint {c} signed over every device's chain"
+        ));
+    }
 }
 
 fn report(r: &airlock_team::SyncReport) {
@@ -448,4 +506,208 @@ pub(crate) fn publish_lock(home: &Home, locked: bool) -> anyhow::Result<()> {
             "done on this device, but the team was not told: {e}; run it again once the database is reachable"
         ),
     }
+}
+
+/// `airlock logs --team`: every device's records that verify, through the
+/// same line and JSON renderings as `airlock logs`, each with its device.
+pub(crate) fn logs(home: &Home, filter: &airlock_audit::Filter, json: bool) -> anyhow::Result<()> {
+    let vault = unlock::open(home)?;
+    let (records, report) =
+        runtime()?.block_on(async { Team::open(home, &vault).await?.read_audit(filter).await })?;
+    for r in &records {
+        if json {
+            let record: serde_json::Value = serde_json::from_str(&r.record.to_json())?;
+            output::line(serde_json::to_string(&json!({
+                "device": r.device, "device_name": r.name, "device_seq": r.seq, "record": record,
+            }))?);
+        } else {
+            output::line(format_args!(
+                "{} {} {}",
+                airlock_team::keys::fingerprint(&r.device),
+                airlock_audit::Escaped(&r.name),
+                r.record.human()
+            ));
+        }
+    }
+    if let Some(first) = report.problems.first() {
+        output::warn(format_args!(
+            "{} problem(s) in the team audit; a chain's rows from its first bad row on are not shown (first: {}); `airlock audit verify --team` lists them",
+            report.problems.len(),
+            airlock_audit::Escaped(&first.to_string())
+        ));
+    } else if records.is_empty() {
+        output::note(
+            "no team audit records yet: devices upload theirs at `airlock team sync` and while `airlock serve` runs",
+        );
+    }
+    Ok(())
+}
+
+/// `airlock audit verify --team`: exit 0 when every chain, signature and
+/// checkpoint verifies, 1 naming every bad row.
+pub(crate) fn verify_audit(home: &Home, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    let vault = unlock::open(home)?;
+    let r = runtime()?.block_on(async { Team::open(home, &vault).await?.verify_audit().await })?;
+    if json {
+        output::json(&json!({
+            "ok": r.is_ok(),
+            "rows": r.rows,
+            "checkpoints": r.checkpoints,
+            "chains": r.chains.iter().map(|c| json!({
+                "device": c.device, "fingerprint": airlock_team::keys::fingerprint(&c.device),
+                "name": c.name, "rows": c.rows, "head": c.head, "intact": c.intact,
+            })).collect::<Vec<_>>(),
+            "problems": r.problems.iter().map(|p| json!({
+                "row": p.row, "device": p.device, "seq": p.seq, "why": p.why,
+                "message": p.to_string(),
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        let rows = r
+            .chains
+            .iter()
+            .map(|c| {
+                vec![
+                    airlock_team::keys::fingerprint(&c.device),
+                    airlock_audit::Escaped(&c.name).to_string(),
+                    c.rows.to_string(),
+                    c.head.to_string(),
+                    if c.intact { "intact" } else { "BROKEN" }.into(),
+                ]
+            })
+            .collect();
+        output::table(
+            &["DEVICE", "NAME", "ROWS", "HEAD", "CHAIN"],
+            rows,
+            "no device has uploaded audit records yet",
+        );
+        for p in &r.problems {
+            output::line(format_args!(
+                "BROKEN {}",
+                airlock_audit::Escaped(&p.to_string())
+            ));
+        }
+        if r.is_ok() {
+            output::line(format_args!(
+                "team audit intact: {} row(s) in {} chain(s), {} checkpoint(s) verified",
+                r.rows,
+                r.chains.iter().filter(|c| c.rows > 0).count(),
+                r.checkpoints
+            ));
+        } else {
+            output::line(format_args!(
+                "team audit BROKEN: {} problem(s)",
+                r.problems.len()
+            ));
+        }
+    }
+    Ok(if r.is_ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
+}
+
+/// How much a team check asks of the owner (`airlock doctor` maps it to its levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    Ok,
+    Note,
+    Warn,
+    Action,
+}
+
+/// A clock further than this from the database's is reported.
+const MAX_SKEW_MS: i64 = 2_000;
+
+/// `airlock doctor` on a team device: the database reachable, TLS, clock skew
+/// against the database's `now()`, how far behind this device is. Nothing in
+/// local mode.
+pub(crate) fn doctor(home: &Home, vault: &Vault) -> Vec<(Check, String)> {
+    if !Team::is_member(home) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let max = airlock_config::Config::load(home)
+        .map(|c| c.team.max_staleness)
+        .unwrap_or(Duration::from_secs(30));
+    let health = runtime().map_err(|e| e.to_string()).and_then(|rt| {
+        rt.block_on(async { Team::open(home, vault).await?.health().await })
+            .map_err(|e| e.to_string())
+    });
+    let state = airlock_team::local::load_state(home).ok();
+    match &health {
+        Err(e) => out.push((
+            Check::Action,
+            format!(
+                "team database {} is unreachable: {e}; this device cannot sync, and a running server refuses requests once it is max_staleness ({} s) behind",
+                state.as_ref().map_or("?", |s| s.db.as_str()),
+                max.as_secs()
+            ),
+        )),
+        Ok(h) => {
+            out.push((
+                Check::Ok,
+                format!("team database {} is reachable ({} ms round trip)", h.db, h.rtt_ms),
+            ));
+            out.push(if h.tls {
+                (Check::Ok, "the team database connection uses TLS".into())
+            } else if h.loopback {
+                (
+                    Check::Note,
+                    format!("the team database connection does not use TLS; {} is on this machine, so nothing crosses the network", h.db),
+                )
+            } else {
+                (
+                    Check::Warn,
+                    format!("the team database connection to {} does not use TLS: its password and every row cross the network in clear; add `?sslmode=verify-full` to the URL and enable TLS on the server", h.db),
+                )
+            });
+            let skew = h.skew_ms;
+            out.push(if skew.abs() > MAX_SKEW_MS {
+                (
+                    Check::Warn,
+                    format!(
+                        "this machine's clock is {:.1} s {} the team database's: revocations and locks carry signed instants; synchronise the clock (NTP)",
+                        skew.abs() as f64 / 1000.0,
+                        if skew > 0 { "ahead of" } else { "behind" }
+                    ),
+                )
+            } else {
+                (
+                    Check::Ok,
+                    format!("clock within {} ms of the team database's", skew.abs()),
+                )
+            });
+        }
+    }
+    if let Some(s) = &state {
+        let ago = s
+            .last_sync
+            .map(|t| jiff::Timestamp::now().as_second() - t.as_second());
+        let behind = health
+            .as_ref()
+            .map_or(0, |h| (h.head_seq - s.last_seq).max(0));
+        out.push(match ago {
+            None => (
+                Check::Warn,
+                "this device has never synced with its team: `airlock team sync`".into(),
+            ),
+            Some(a) if a > i64::try_from(max.as_secs()).unwrap_or(i64::MAX) => (
+                Check::Warn,
+                format!(
+                    "last team sync {a} s ago, longer than max_staleness ({} s): a server of this home refuses requests until it catches up (`airlock serve` follows the team by itself; `airlock team sync` once)",
+                    max.as_secs()
+                ),
+            ),
+            Some(a) => (
+                Check::Ok,
+                format!(
+                    "team sync {a} s ago (max_staleness {} s), {behind} change(s) behind",
+                    max.as_secs()
+                ),
+            ),
+        });
+    }
+    out
 }
