@@ -43,7 +43,7 @@ pub struct ScanArgs {
     /// Write the fingerprints of every current finding to FILE (plus those of --baseline), then report with it applied.
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
-    /// Ask each found key's own provider whether it is live (GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack, npm, Hugging Face, SendGrid, DigitalOcean). This SENDS THE KEY TO ITS PROVIDER: one read-only request per key, to that provider's documented host only.
+    /// Ask each found key's own provider whether it is live (GitHub, GitLab, OpenAI, Anthropic, Stripe, Slack, npm, Hugging Face, SendGrid, DigitalOcean; AWS key id + secret pairs through STS GetCallerIdentity, signed, the secret never sent). This SENDS THE KEY TO ITS PROVIDER: one read-only request per key, to that provider's documented host only.
     #[arg(long)]
     pub verify: bool,
     /// Skip files larger than this many bytes.

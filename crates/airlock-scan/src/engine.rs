@@ -802,6 +802,9 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         b"./",
         b"../",
         b"~/",
+        // the same paths percent-encoded (`.%2Ftests%2Fcerts%2Fclient.key`)
+        b".%2f",
+        b"..%2f",
     ]
     .iter()
     .any(|p| lower.starts_with(p))

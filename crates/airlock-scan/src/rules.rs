@@ -489,6 +489,202 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("algolia-admin-key", "Algolia", "Algolia admin / write API key (by context)", &["algolia"],
       r#"(?i)algolia[A-Za-z0-9_.\-]{0,20}(?:admin|write|secret|api)[A-Za-z0-9_.\-]{0,12}key(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})\b"#)
         .hex().priority(3),
+    // ---- widened against gitleaks' default rules, trufflehog's detectors and
+    // GitHub's secret-scanning partner patterns (issue 18); formats only
+    r("google-oauth-access-token", "Google Cloud", "Google OAuth 2.0 access token", &["ya29."],
+      r"\b(?P<s>ya29\.[0-9A-Za-z_\-]{30,}){E}").entropy(3.0),
+    r("google-oauth-refresh-token", "Google Cloud", "Google OAuth 2.0 refresh token", &["1//0"],
+      r"(?m)(?:^|[^A-Za-z0-9_/:\-])(?P<s>1//0[0-9A-Za-z_\-]{60,}){E}").entropy(3.5),
+    r("firebase-fcm-server-key", "Google Firebase", "Firebase Cloud Messaging legacy server key", &["APA91b"],
+      r"\b(?P<s>AAAA[A-Za-z0-9_\-]{7}:APA91b[A-Za-z0-9_\-]{134}){E}"),
+    r("dropbox-token", "Dropbox", "Dropbox short-lived access token", &["sl."],
+      r"\b(?P<s>sl\.(?:u\.)?[A-Za-z0-9_\-]{130,}){E}").entropy(3.5),
+    r("facebook-access-token", "Meta", "Facebook / Meta Graph API access token", &["EAA"],
+      r"\b(?P<s>EAA[A-Za-z0-9]{100,})\b").entropy(3.5),
+    r("twitter-bearer-token", "X (Twitter)", "X (Twitter) app-only bearer token", &["AAAAAAAAAAAAAAAAAAAAAA"],
+      r"\b(?P<s>A{22}[A-Za-z0-9%]{80,110})(?:[^A-Za-z0-9%]|\z)").entropy(3.0),
+    r("settlemint-token", "SettleMint", "SettleMint application, personal or service access token", &["sm_aat_", "sm_pat_", "sm_sat_"],
+      r"\b(?P<s>sm_(?:aat|pat|sat)_[A-Za-z0-9]{16})\b"),
+    r("defined-networking-token", "Defined Networking", "Defined Networking (Nebula) API token", &["dnkey-"],
+      r"\b(?P<s>dnkey-[A-Za-z0-9=_\-]{26}-[A-Za-z0-9=_\-]{52})(?:[^A-Za-z0-9=_\-]|\z)"),
+    r("clickhouse-cloud-key", "ClickHouse", "ClickHouse Cloud API key secret", &["4b1d"],
+      r"\b(?P<s>4b1d[A-Za-z0-9]{38})\b").entropy(3.5),
+    r("maxmind-license-key", "MaxMind", "MaxMind license key", &["_mmk"],
+      r"\b(?P<s>[A-Za-z0-9]{6}_[A-Za-z0-9]{29}_mmk)\b"),
+    r("octopus-deploy-api-key", "Octopus Deploy", "Octopus Deploy API key", &["API-"],
+      r"\b(?P<s>API-[A-Z0-9]{26})\b").entropy(3.5),
+    r("yandex-api-key", "Yandex Cloud", "Yandex Cloud API key", &["AQVN"],
+      r"\b(?P<s>AQVN[A-Za-z0-9_\-]{35,38}){E}"),
+    r("yandex-iam-token", "Yandex Cloud", "Yandex Cloud IAM token", &["t1."],
+      r"\b(?P<s>t1\.[A-Za-z0-9_\-]+={0,2}\.[A-Za-z0-9_\-]{86}={0,2})(?:[^A-Za-z0-9_\-=]|\z)").entropy(3.5),
+    r("sidekiq-secret", "Sidekiq", "Sidekiq Pro / Enterprise gem server credential", &["contribsys"],
+      r#"(?i)(?:BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM(?:["']?\]?\s*(?::=|=>|=|:))\s*["']?|https?://)(?P<s>[a-f0-9]{8}:[a-f0-9]{8})\b"#)
+        .hex().entropy(2.0),
+    r("hubspot-private-app-token", "HubSpot", "HubSpot private app access token", &["pat-na1-", "pat-eu1-"],
+      r"\b(?P<s>pat-(?:na1|eu1)-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})\b").hex(),
+    r("sourcegraph-token", "Sourcegraph", "Sourcegraph access token", &["sgp_"],
+      r"\b(?P<s>sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40})\b").hex(),
+    r("okta-api-token", "Okta", "Okta API token (by context, or after SSWS)", &["okta", "ssws"],
+      r#"(?i)(?:okta[A-Za-z0-9_.\-]{0,24}(?:token|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?|\bSSWS\s+)(?P<s>00[A-Za-z0-9_\-]{40}){E}"#)
+        .entropy(3.5).priority(3),
+    r("fastly-api-token", "Fastly", "Fastly API token (by context)", &["fastly"],
+      r#"(?i)fastly[A-Za-z0-9_.\-]{0,24}(?:token|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9_\-]{32}){E}"#)
+        .entropy(3.5).priority(3),
+    r("snyk-token", "Snyk", "Snyk API token (by context)", &["snyk"],
+      r#"(?i)snyk[A-Za-z0-9_.\-]{0,24}(?:token|key|auth)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#)
+        .hex().priority(3),
+    r("asana-pat", "Asana", "Asana personal access token (by context)", &["asana"],
+      r#"(?i)asana[A-Za-z0-9_.\-]{0,24}(?:token|pat|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[12]/[0-9]{10,20}(?:/[0-9]{10,20})?:[a-f0-9]{32})\b"#)
+        .hex().priority(3),
+    r("lob-api-key", "Lob", "Lob secret API key (by context)", &["lob"],
+      r#"(?i)\blob[A-Za-z0-9_.\-]{0,16}(?:key|secret|token)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:live|test)_[a-f0-9]{35})\b"#)
+        .hex().priority(3).test_marker("test_"),
+    r("gocardless-token", "GoCardless", "GoCardless access token (by context)", &["gocardless"],
+      r#"(?i)gocardless[A-Za-z0-9_.\-]{0,24}(?:token|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:live|sandbox)_[A-Za-z0-9_\-=]{40})(?:[^A-Za-z0-9_\-=]|\z)"#)
+        .priority(3).test_marker("sandbox_"),
+    r("authress-key", "Authress", "Authress service client access key", &["sc_", "ext_", "scauth_", "authress_"],
+      r"(?i)\b(?P<s>(?:sc|ext|scauth|authress)_[a-z0-9]{5,30}\.[a-z0-9]{4,6}\.acc[_\-][a-z0-9\-]{10,32}\.[a-z0-9+/_=\-]{30,120})(?:[^a-z0-9+/_=\-]|\z)"),
+    r("bitbucket-app-password", "Atlassian", "Bitbucket app password", &["ATBB"],
+      r"\b(?P<s>ATBB[A-Za-z0-9_=.\-]{28,40}){E}").entropy(3.0),
+    r("nvidia-api-key", "NVIDIA", "NVIDIA API / NGC key", &["nvapi-"],
+      r"\b(?P<s>nvapi-[A-Za-z0-9_\-]{60,70}){E}"),
+    r("elevenlabs-api-key", "ElevenLabs", "ElevenLabs API key", &["sk_"],
+      r"\b(?P<s>sk_[a-f0-9]{48})\b").hex().entropy(3.0),
+    r("firecrawl-api-key", "Firecrawl", "Firecrawl API key", &["fc-"],
+      r"\b(?P<s>fc-[a-f0-9]{32})\b").hex().entropy(3.0),
+    r("langfuse-secret-key", "Langfuse", "Langfuse secret key", &["sk-lf-"],
+      r"\b(?P<s>sk-lf-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})\b").hex(),
+    r("salesforce-access-token", "Salesforce", "Salesforce access token / session id", &["00D"],
+      r"\b(?P<s>00D[A-Za-z0-9]{12}![A-Za-z0-9._]{90,})").entropy(3.5),
+    r("cisco-meraki-api-key", "Cisco", "Cisco Meraki Dashboard API key (by context)", &["meraki"],
+      r#"(?i)meraki[A-Za-z0-9_.\-]{0,24}(?:key|token|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{40})\b"#)
+        .hex().priority(3),
+    r("intercom-access-token", "Intercom", "Intercom access token (by context)", &["intercom"],
+      r#"(?i)intercom[A-Za-z0-9_.\-]{0,24}(?:token|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9_\-=]{60})(?:[^A-Za-z0-9_\-=]|\z)"#)
+        .entropy(3.5).priority(3),
+    r("zendesk-api-token", "Zendesk", "Zendesk API token (by context)", &["zendesk"],
+      r#"(?i)zendesk[A-Za-z0-9_.\-]{0,24}(?:token|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{40})\b"#)
+        .entropy(3.5).priority(3),
+    r("aws-bedrock-api-key", "AWS", "Amazon Bedrock API key", &["ABSK", "bedrock-api-key-"],
+      r"\b(?P<s>ABSK[A-Za-z0-9+/]{109,269}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/%]{20,}={0,2})(?:[^A-Za-z0-9+/=%]|\z)").entropy(3.5),
+    r("nuget-config-password", "NuGet", "password of a package source in NuGet.Config", &["cleartextpassword", "\"password\""],
+      r#"(?i)<add\s+key\s*=\s*"(?:ClearText)?Password"\s+value\s*=\s*"(?P<s>[^"\s]{8,256})""#)
+        .entropy(3.0).label("nuget:"),
+    r("gitlab-runner-registration-token", "GitLab", "GitLab runner registration token (legacy)", &["GR1348941"],
+      r"\b(?P<s>GR1348941[A-Za-z0-9_\-]{20}){E}"),
+    r("gitlab-session-cookie", "GitLab", "GitLab session cookie", &["_gitlab_session="],
+      r"_gitlab_session=(?P<s>[0-9a-z]{32})\b").hex(),
+    r("intra42-client-secret", "42", "42 Intra API client secret", &["s-s4t2"],
+      r"\b(?P<s>s-s4t2(?:ud|af)-[a-f0-9]{64})\b").hex(),
+    // by context: the provider's name in the variable, a secret word, a value of the shape
+    r("travisci-token", "Travis CI", "Travis CI API token (by context)", &["travis"],
+      r#"(?i)travis[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{22})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("twitch-api-token", "Twitch", "Twitch client secret / OAuth token (by context)", &["twitch"],
+      r#"(?i)twitch[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{30})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("mattermost-token", "Mattermost", "Mattermost access token (by context)", &["mattermost"],
+      r#"(?i)mattermost[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{26})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("rapidapi-key", "RapidAPI", "RapidAPI key (by context)", &["rapidapi"],
+      r#"(?i)rapidapi[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9_\-]{50})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("sumologic-access-key", "Sumo Logic", "Sumo Logic access key (by context)", &["sumo"],
+      r#"(?i)sumo(?:logic)?[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{64})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("squarespace-token", "Squarespace", "Squarespace API key (by context)", &["squarespace"],
+      r#"(?i)squarespace[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("sendbird-token", "Sendbird", "Sendbird API token (by context)", &["sendbird"],
+      r#"(?i)sendbird[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{40})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("droneci-token", "Drone CI", "Drone CI access token (by context)", &["drone"],
+      r#"(?i)drone[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("codecov-token", "Codecov", "Codecov upload / access token (by context)", &["codecov"],
+      r#"(?i)codecov[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9]{32}))(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("confluent-secret", "Confluent", "Confluent Cloud API secret (by context)", &["confluent"],
+      r#"(?i)confluent[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9+/]{64})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("coinbase-secret", "Coinbase", "Coinbase API secret (by context)", &["coinbase"],
+      r#"(?i)coinbase[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9_\-]{64})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("kraken-secret", "Kraken", "Kraken API private key (by context)", &["kraken"],
+      r#"(?i)kraken[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9/=_+\-]{80,90})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("kucoin-secret", "KuCoin", "KuCoin API secret (by context)", &["kucoin"],
+      r#"(?i)kucoin[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("gitter-token", "Gitter", "Gitter access token (by context)", &["gitter"],
+      r#"(?i)gitter[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9_\-]{40})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("finnhub-key", "Finnhub", "Finnhub API key (by context)", &["finnhub"],
+      r#"(?i)finnhub[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{20})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("etsy-key", "Etsy", "Etsy API key (by context)", &["etsy"],
+      r#"(?i)etsy[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{24})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("nytimes-key", "The New York Times", "New York Times API key (by context)", &["nytimes"],
+      r#"(?i)nytimes[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9=_\-]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("messagebird-key", "MessageBird", "MessageBird (Bird) API key (by context)", &["messagebird", "message_bird", "message-bird"],
+      r#"(?i)message[_\-]?bird[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{25})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("adafruit-key", "Adafruit", "Adafruit IO key (by context)", &["adafruit"],
+      r#"(?i)adafruit[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9_\-]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("discord-client-secret", "Discord", "Discord OAuth2 client secret (by context)", &["discord"],
+      r#"(?i)discord[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9=_\-]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("linear-client-secret", "Linear", "Linear OAuth client secret (by context)", &["linear"],
+      r#"(?i)linear[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("alibaba-secret-key", "Alibaba Cloud", "Alibaba Cloud AccessKey secret (by context)", &["alibaba", "aliyun"],
+      r#"(?i)(?:alibaba|aliyun)[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{30})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("beamer-token", "Beamer", "Beamer API key (by context)", &["beamer"],
+      r#"(?i)beamer[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>b_[A-Za-z0-9=_\-]{44})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("freshbooks-token", "FreshBooks", "FreshBooks access token (by context)", &["freshbooks"],
+      r#"(?i)freshbooks[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{64})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("flickr-key", "Flickr", "Flickr API secret (by context)", &["flickr"],
+      r#"(?i)flickr[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("plaid-secret", "Plaid", "Plaid API secret (by context)", &["plaid"],
+      r#"(?i)plaid[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{30})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("mailgun-signing-key", "Mailgun", "Mailgun webhook signing key (by context)", &["mailgun"],
+      r#"(?i)mailgun[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-h0-9]{32}-[a-h0-9]{8}-[a-h0-9]{8})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("looker-client-secret", "Looker", "Looker API client secret (by context)", &["looker"],
+      r#"(?i)looker[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{24})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("linkedin-client-secret", "LinkedIn", "LinkedIn client secret (by context)", &["linkedin", "linked_in", "linked-in"],
+      r#"(?i)linked[_\-]?in[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9]{16})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("twitter-api-secret", "X (Twitter)", "X (Twitter) API / access token secret (by context)", &["twitter"],
+      r#"(?i)twitter[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:[A-Za-z0-9]{50}|[A-Za-z0-9]{45}))(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("bitbucket-client-secret", "Atlassian", "Bitbucket OAuth consumer secret (by context)", &["bitbucket"],
+      r#"(?i)bitbucket[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[A-Za-z0-9=_\-]{32,64})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("asana-client-secret", "Asana", "Asana OAuth client secret (by context)", &["asana"],
+      r#"(?i)asana[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
+    r("facebook-app-secret", "Meta", "Facebook app secret (by context)", &["facebook"],
+      r#"(?i)facebook[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("finicity-secret", "Finicity", "Finicity API token / client secret (by context)", &["finicity"],
+      r#"(?i)finicity[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:[a-f0-9]{32}|[a-z0-9]{20}))(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("hubspot-api-key", "HubSpot", "HubSpot API key (legacy, UUID; by context)", &["hubspot"],
+      r#"(?i)hubspot[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .hex().priority(3),
+    r("privateai-key", "Private AI", "Private AI API key (by context)", &["privateai", "private_ai", "private-ai"],
+      r#"(?i)private[_\-]?ai[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+        .priority(3),
     // ---- generic (weak context) ---------------------------------------------
     r(GENERIC_ASSIGNMENT, "Generic", "high-entropy value assigned to a secret-looking name",
       &["pass", "pwd", "secret", "token", "key", "cred", "auth"],

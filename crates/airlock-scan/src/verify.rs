@@ -2,8 +2,10 @@
 //!
 //! Opt-in, because it sends the key to its provider: each supported key goes
 //! to one documented, read-only identity endpoint of the provider that issued
-//! it (GitHub `GET /user`, Stripe `GET /v1/balance`, Slack `auth.test`…), over
-//! HTTPS, never anywhere else. Requests are sequential and rate-limited, each
+//! it (GitHub `GET /user`, Stripe `GET /v1/balance`, Slack `auth.test`, AWS
+//! `sts:GetCallerIdentity`…), over HTTPS, never anywhere else. An AWS secret
+//! access key is never sent at all: it signs (SigV4, with the signer the broker
+//! injects with) a request that carries its key id, found beside it. Requests are sequential and rate-limited, each
 //! time-boxed, never retried, never redirected (a redirect is an answer of
 //! `unknown`, not a hop to another host), and never routed through a system
 //! proxy. The same key found twice is asked about once.
@@ -243,9 +245,21 @@ fn endpoint(rule_id: &str) -> Option<Endpoint> {
     })
 }
 
+/// AWS STS: the global endpoint, whose signing region is `us-east-1`.
+const AWS_STS_ORIGIN: &str = "https://sts.amazonaws.com";
+const AWS_STS_REGION: &str = "us-east-1";
+/// `sts:GetCallerIdentity` needs no permission and changes nothing.
+const AWS_STS_BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+const AWS_KEY_ID: &str = "aws-access-key-id";
+const AWS_SECRET: &str = "aws-secret-access-key";
+
+fn is_aws(rule_id: &str) -> bool {
+    matches!(rule_id, AWS_KEY_ID | AWS_SECRET)
+}
+
 /// Whether `--verify` can ask about keys of this rule.
 pub fn supports(rule_id: &str) -> bool {
-    endpoint(rule_id).is_some()
+    endpoint(rule_id).is_some() || is_aws(rule_id)
 }
 
 /// Rule ids `--verify` can ask about, with the provider and the request.
@@ -253,6 +267,13 @@ pub fn supported() -> Vec<(&'static str, &'static str, String)> {
     crate::rules::RULES
         .iter()
         .filter_map(|d| {
+            if is_aws(d.id) {
+                return Some((
+                    d.id,
+                    "AWS",
+                    format!("POST {AWS_STS_ORIGIN}/ (sts:GetCallerIdentity, SigV4)"),
+                ));
+            }
             endpoint(d.id).map(|e| {
                 let method = if e.post { "POST" } else { "GET" };
                 (d.id, e.provider, format!("{method} {}{}", e.origin, e.path))
@@ -304,42 +325,171 @@ pub fn verify(findings: &mut [Finding], opts: &VerifyOptions) {
             .map_err(|e| format!("cannot build the HTTP client: {e}")),
         Err(e) => Err(e.clone()),
     };
+    let base = origin.as_ref().ok().and_then(|o| o.as_deref());
+    let keys: Vec<Option<HeldKey>> = findings.iter_mut().map(|f| f.key.take()).collect();
+    let partner = aws_pairs(findings);
     let mut asked: HashMap<String, Verification> = HashMap::new();
-    let mut last: HashMap<&'static str, Instant> = HashMap::new();
-    let mut sent = 0usize;
-    for f in findings.iter_mut() {
-        let key = f.key.take();
-        let Some(ep) = endpoint(f.rule_id) else {
+    let mut budget = Budget {
+        opts,
+        sent: 0,
+        last: HashMap::new(),
+    };
+    for (i, f) in findings.iter_mut().enumerate() {
+        let Some(ask_once) = Question::of(f, i, &partner, &keys) else {
             continue;
         };
-        let v = if let Some(v) = asked.get(&f.fingerprint) {
-            v.clone()
-        } else {
-            let v = match (&client, &key) {
-                (Err(why), _) => unknown(why.clone()),
-                (_, None) => unknown("the key was not kept for verification".to_owned()),
-                (Ok(_), Some(_)) if sent >= opts.max_requests => unknown(format!(
-                    "not asked: more than {} keys in one run",
-                    opts.max_requests
-                )),
-                (Ok(client), Some(key)) => {
-                    if let Some(t) = last.get(ep.origin) {
-                        let wait = opts.min_interval.saturating_sub(t.elapsed());
-                        std::thread::sleep(wait);
-                    }
-                    sent += 1;
-                    let base = origin.as_ref().ok().and_then(|o| o.as_deref());
-                    let v = ask(client, &ep, base, key);
-                    last.insert(ep.origin, Instant::now());
+        let v = match ask_once {
+            Err(v) => v,
+            Ok((cache_key, question)) => {
+                if let Some(v) = asked.get(&cache_key) {
+                    v.clone()
+                } else {
+                    let v = match &client {
+                        Err(why) => unknown(why.clone()),
+                        Ok(client) => match budget.wait(question.origin()) {
+                            Err(v) => v,
+                            Ok(()) => {
+                                let v = question.ask(client, base);
+                                budget.done(question.origin());
+                                v
+                            }
+                        },
+                    };
+                    asked.insert(cache_key, v.clone());
                     v
                 }
-            };
-            asked.insert(f.fingerprint.clone(), v.clone());
-            v
+            }
         };
         rerate(f, &v);
         f.verification = Some(v);
     }
+}
+
+/// Rate limit and request cap of one run.
+struct Budget<'a> {
+    opts: &'a VerifyOptions,
+    sent: usize,
+    last: HashMap<&'static str, Instant>,
+}
+
+impl Budget<'_> {
+    /// Waits for the provider's turn, or says why no request may be sent.
+    fn wait(&mut self, origin: &'static str) -> Result<(), Verification> {
+        if self.sent >= self.opts.max_requests {
+            return Err(unknown(format!(
+                "not asked: more than {} keys in one run",
+                self.opts.max_requests
+            )));
+        }
+        if let Some(t) = self.last.get(origin) {
+            std::thread::sleep(self.opts.min_interval.saturating_sub(t.elapsed()));
+        }
+        self.sent += 1;
+        Ok(())
+    }
+
+    fn done(&mut self, origin: &'static str) {
+        self.last.insert(origin, Instant::now());
+    }
+}
+
+/// One request to make: a key for its endpoint, or an AWS key pair for STS.
+enum Question<'a> {
+    Key(Endpoint, &'a HeldKey),
+    Aws {
+        id: &'a HeldKey,
+        secret: &'a HeldKey,
+    },
+}
+
+impl<'a> Question<'a> {
+    /// What to ask about finding `i`, with the cache key of the answer; `Err`
+    /// when the answer is `unknown` without a request; `None` when its rule
+    /// has no verifier.
+    fn of(
+        f: &Finding,
+        i: usize,
+        partner: &[Option<usize>],
+        keys: &'a [Option<HeldKey>],
+    ) -> Option<Result<(String, Question<'a>), Verification>> {
+        let not_kept = || unknown("the key was not kept for verification".to_owned());
+        if !is_aws(f.rule_id) {
+            let ep = endpoint(f.rule_id)?;
+            return Some(match &keys[i] {
+                Some(k) => Ok((f.fingerprint.clone(), Question::Key(ep, k))),
+                None => Err(not_kept()),
+            });
+        }
+        let Some(j) = partner[i] else {
+            return Some(Err(unknown(if f.rule_id == AWS_KEY_ID {
+                "AWS: not asked, no secret access key in the same file to sign with".to_owned()
+            } else {
+                "AWS: not asked, no access key id in the same file to pair it with".to_owned()
+            })));
+        };
+        let (id, secret) = if f.rule_id == AWS_KEY_ID {
+            (i, j)
+        } else {
+            (j, i)
+        };
+        Some(match (&keys[id], &keys[secret]) {
+            (Some(id), Some(secret)) => {
+                Ok((aws_cache_key(id, secret), Question::Aws { id, secret }))
+            }
+            _ => Err(not_kept()),
+        })
+    }
+
+    fn origin(&self) -> &'static str {
+        match self {
+            Question::Key(ep, _) => ep.origin,
+            Question::Aws { .. } => AWS_STS_ORIGIN,
+        }
+    }
+
+    fn ask(&self, client: &reqwest::blocking::Client, base: Option<&str>) -> Verification {
+        match self {
+            Question::Key(ep, key) => ask(client, ep, base, key),
+            Question::Aws { id, secret } => ask_aws(client, base, id, secret),
+        }
+    }
+}
+
+/// The same key id and secret, wherever they were found, share one answer
+/// (a digest: the cache never holds the secret itself).
+fn aws_cache_key(id: &HeldKey, secret: &HeldKey) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for k in [id, secret] {
+        h.update((k.0.len() as u64).to_be_bytes());
+        h.update(&*k.0);
+    }
+    format!("aws:{}", hex::encode(h.finalize()))
+}
+
+/// For each AWS finding, the finding it pairs with: the nearest finding of
+/// the other half (key id ↔ secret access key) in the same file (and, in git
+/// history, the same commit); ties go to the earlier one.
+fn aws_pairs(findings: &[Finding]) -> Vec<Option<usize>> {
+    findings
+        .iter()
+        .map(|f| {
+            if !is_aws(f.rule_id) {
+                return None;
+            }
+            let other = if f.rule_id == AWS_KEY_ID {
+                AWS_SECRET
+            } else {
+                AWS_KEY_ID
+            };
+            findings
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.rule_id == other && g.file == f.file && g.commit == f.commit)
+                .min_by_key(|(j, g)| (g.line.abs_diff(f.line), *j))
+                .map(|(j, _)| j)
+        })
+        .collect()
 }
 
 fn unknown(detail: String) -> Verification {
@@ -386,18 +536,11 @@ fn ask(
     for (k, v) in ep.extra {
         req = req.header(*k, *v);
     }
-    let resp = match req.send() {
+    let (resp, status, detail) = match send(req, &what) {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return unknown(format!("{what}: no answer in time")),
-        Err(e) if e.is_connect() => return unknown(format!("{what}: could not connect")),
-        Err(_) => return unknown(format!("{what}: request failed")),
+        Err(v) => return v,
     };
-    let status = resp.status().as_u16();
-    let detail = format!("{what}: HTTP {status}");
     let judged = match (ep.judge, status) {
-        (_, 300..=399) => {
-            return unknown(format!("{detail} (a redirect; not followed)"));
-        }
         (Judge::SlackOk, 200) => slack(resp),
         (Judge::SlackOk, _) => None,
         (_, 200..=299) => Some(Liveness::Live),
@@ -409,6 +552,123 @@ fn ask(
         Some(status) => Verification { status, detail },
         None => unknown(detail),
     }
+}
+
+/// Sends one request (no retry, no redirect): the response, its status and
+/// `"{what}: HTTP {status}"`; `Err` is the `unknown` answer for a failure or
+/// a redirect.
+fn send(
+    req: reqwest::blocking::RequestBuilder,
+    what: &str,
+) -> Result<(reqwest::blocking::Response, u16, String), Verification> {
+    let resp = match req.send() {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Err(unknown(format!("{what}: no answer in time"))),
+        Err(e) if e.is_connect() => return Err(unknown(format!("{what}: could not connect"))),
+        Err(_) => return Err(unknown(format!("{what}: request failed"))),
+    };
+    let status = resp.status().as_u16();
+    let detail = format!("{what}: HTTP {status}");
+    if (300..=399).contains(&status) {
+        return Err(unknown(format!("{detail} (a redirect; not followed)")));
+    }
+    Ok((resp, status, detail))
+}
+
+/// AWS: `sts:GetCallerIdentity` (no permission needed, no side effect),
+/// SigV4-signed by airlock-inject's signer with the key id and its secret
+/// access key. The secret is never sent: only the key id and a signature. A
+/// temporary key id (`ASIA…`) needs its session token, which the scan does not
+/// pair, so it is not asked about.
+fn ask_aws(
+    client: &reqwest::blocking::Client,
+    base: Option<&str>,
+    id: &HeldKey,
+    secret: &HeldKey,
+) -> Verification {
+    use airlock_inject::{NamedSecret, SigV4, SystemClock};
+    let what = "AWS POST / (sts:GetCallerIdentity)";
+    if id.0.starts_with(b"ASIA") {
+        return unknown(format!(
+            "{what}: not asked, a temporary key id (ASIA…) needs its session token"
+        ));
+    }
+    let held =
+        |name: &str, k: &HeldKey| NamedSecret::new(name, secrecy::SecretSlice::from(k.0.to_vec()));
+    let Ok(signer) = SigV4::new(
+        AWS_STS_REGION,
+        "sts",
+        held("aws access key id", id),
+        held("aws secret access key", secret),
+        None,
+        std::sync::Arc::new(SystemClock),
+    ) else {
+        return unknown(format!("{what}: not asked, the pair cannot sign a request"));
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+    );
+    let mut req = airlock_inject::OutgoingRequest::new(
+        http::Method::POST,
+        base.unwrap_or(AWS_STS_ORIGIN),
+        "/",
+        None,
+        headers,
+        bytes::Bytes::from_static(AWS_STS_BODY.as_bytes()),
+    );
+    if signer.sign(&mut req).is_err() {
+        return unknown(format!(
+            "{what}: not asked, the request could not be signed"
+        ));
+    }
+    let (method, url, headers, body) = req.into_parts();
+    let (resp, status, detail) = match send(
+        client.request(method, url).headers(headers).body(body),
+        what,
+    ) {
+        Ok(r) => r,
+        Err(v) => return v,
+    };
+    if (200..=299).contains(&status) {
+        return Verification {
+            status: Liveness::Live,
+            detail,
+        };
+    }
+    let code = resp
+        .bytes()
+        .ok()
+        .and_then(|b| aws_error_code(&b[..b.len().min(64 * 1024)]));
+    match code.as_deref() {
+        // the key id does not exist or is deactivated; an expired token
+        // (STS's global endpoint knows the commercial partition only: a key
+        // of aws-cn or aws-us-gov is unknown to it too; the detail says so)
+        Some(c @ ("InvalidClientTokenId" | "ExpiredToken")) => Verification {
+            status: Liveness::Revoked,
+            detail: format!(
+                "{detail} {c} (unless the key belongs to the China or GovCloud partition)"
+            ),
+        },
+        // the key id exists but this is not its secret: a mismatched pair,
+        // which says nothing about either half
+        Some(c @ "SignatureDoesNotMatch") => unknown(format!(
+            "{detail} {c} (the key id is real but the secret found beside it is not its secret)"
+        )),
+        Some(c) if c.len() <= 64 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            unknown(format!("{detail} {c}"))
+        }
+        _ => unknown(detail),
+    }
+}
+
+/// The `<Code>` of an AWS query-protocol error (`<ErrorResponse><Error><Code>…`).
+fn aws_error_code(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let len = text[start..].find("</Code>")?;
+    Some(text[start..start + len].trim().to_owned())
 }
 
 /// Slack's `auth.test`: `{"ok": true}` live; an auth error revoked.
@@ -505,6 +765,73 @@ mod tests {
         ] {
             assert!(listed.iter().any(|(r, _, _)| *r == id), "{id}");
         }
+    }
+
+    /// AWS pairs go to STS only; the secret access key is listed as signing,
+    /// not as a key sent anywhere.
+    #[test]
+    fn aws_pairs_are_asked_of_sts_only() {
+        let listed = supported();
+        for id in [AWS_KEY_ID, AWS_SECRET] {
+            let (_, provider, request) = listed.iter().find(|(r, _, _)| *r == id).unwrap();
+            assert_eq!(*provider, "AWS");
+            assert_eq!(
+                request,
+                "POST https://sts.amazonaws.com/ (sts:GetCallerIdentity, SigV4)"
+            );
+            assert!(supports(id));
+        }
+        assert_eq!(
+            aws_error_code(
+                b"<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code></Error></ErrorResponse>"
+            )
+            .as_deref(),
+            Some("InvalidClientTokenId")
+        );
+        assert_eq!(aws_error_code(b"<Code>unterminated"), None);
+        assert_eq!(aws_error_code(&[0xff, 0xfe]), None);
+    }
+
+    /// A key id pairs with the nearest secret in the same file, never with
+    /// one in another file.
+    #[test]
+    fn aws_halves_pair_with_the_nearest_other_half_in_their_file() {
+        let scanner = crate::Scanner::new().unwrap();
+        let id = |c: char| format!("AKIA{}", c.to_string().repeat(4) + "Q7Z2XK4M3RN5");
+        let secret = |c: char| {
+            format!(
+                "{}wK3pZ8qLm2Vn7Rt4Xy9Bc1Df6Gh0Jk5Ms/+Ua3",
+                c.to_string().repeat(2)
+            )
+        };
+        let text = format!(
+            "aws_access_key_id = {}\naws_secret_access_key = {}\n\n\n\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            id('B'),
+            secret('b'),
+            id('C'),
+            secret('c')
+        );
+        let mut found = scanner.scan_bytes(std::path::Path::new("credentials"), text.as_bytes());
+        found.extend(scanner.scan_bytes(
+            std::path::Path::new("other/credentials"),
+            format!("aws_access_key_id = {}\n", id('D')).as_bytes(),
+        ));
+        found.sort_by_key(|f| (f.file.clone(), f.line));
+        let at: Vec<(&str, usize)> = found.iter().map(|f| (f.rule_id, f.line)).collect();
+        assert_eq!(
+            at,
+            [
+                (AWS_KEY_ID, 1),
+                (AWS_SECRET, 2),
+                (AWS_KEY_ID, 6),
+                (AWS_SECRET, 7),
+                (AWS_KEY_ID, 1)
+            ]
+        );
+        assert_eq!(
+            aws_pairs(&found),
+            [Some(1), Some(0), Some(3), Some(2), None]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod corpus;
 mod fakes;
+mod sigv4;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -1397,11 +1398,31 @@ fn issue_18_independent_corpus_f1() {
 
 /// A mock of every provider on 127.0.0.1: the Authorization / x-api-key /
 /// private-token value decides the answer (`…LIVE…` 200, `…DEAD…` 401,
-/// `…SLOW…` no answer for 3 s, `…MOVE…` a redirect to `redirect_to`). Records
-/// `(method, path, header name, key)` of every request.
+/// `…SLOW…` no answer for 3 s, `…MOVE…` a redirect to `redirect_to`).
+/// `POST /` is AWS STS, which checks the SigV4 signature against the secrets
+/// of [`STS_ACCOUNTS`]. Records `(method, path, header name, key)` of every
+/// request, and every request's bytes in `raw`.
 struct MockProvider {
     addr: std::net::SocketAddr,
     seen: Seen,
+    raw: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// The AWS key ids the STS mock knows, and their secrets.
+fn sts_accounts() -> Vec<(String, String)> {
+    vec![(aws_id("LIVE"), aws_secret(0))]
+}
+
+/// An AWS access key id with a mark the tests can see (`AKIA` + 16 base32).
+fn aws_id(mark: &str) -> String {
+    let prefix = if mark == "TEMP" { "ASIA" } else { "AKIA" };
+    format!("{prefix}{mark}{}", &"Q7Z2XK4M3RN5WJ6P"[mark.len()..])
+}
+
+/// AWS secret access keys (40 characters), distinct by `n`.
+fn aws_secret(n: usize) -> String {
+    let base = concat!("wK3pZ8qLm2Vn7Rt4Xy9Bc1D", "f6Gh0Jk5Ms/+Ua3Ee");
+    format!("{}{}", &base[n..], &base[..n])
 }
 
 /// `(method, path, header name, key)` of each request a mock received.
@@ -1412,11 +1433,14 @@ fn mock_provider(redirect_to: Option<String>) -> MockProvider {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = std::sync::Arc::default();
+    let raw: std::sync::Arc<std::sync::Mutex<String>> = std::sync::Arc::default();
     let log = seen.clone();
+    let raw_log = raw.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
             let log = log.clone();
+            let raw_log = raw_log.clone();
             let redirect_to = redirect_to.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(conn.try_clone().unwrap());
@@ -1430,24 +1454,54 @@ fn mock_provider(redirect_to: Option<String>) -> MockProvider {
                     parts.next().unwrap_or_default().to_owned(),
                 );
                 let (mut hname, mut key) = (String::new(), String::new());
+                let mut headers = Vec::new();
+                let mut raw = first.clone();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
+                    raw.push_str(&line);
                     if let Some((n, v)) = line.split_once(':') {
                         let n = n.trim().to_ascii_lowercase();
                         if matches!(n.as_str(), "authorization" | "x-api-key" | "private-token") {
-                            hname = n;
+                            hname = n.clone();
                             key = v.trim().trim_start_matches("Bearer ").to_owned();
                         }
+                        headers.push((n, v.trim().to_owned()));
                     }
                 }
+                let length = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap_or(0));
+                let mut body = vec![0; length];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    return;
+                }
+                raw.push_str(&String::from_utf8_lossy(&body));
+                raw_log.lock().unwrap().push_str(&raw);
                 log.lock()
                     .unwrap()
-                    .push((method, path.clone(), hname, key.clone()));
+                    .push((method.clone(), path.clone(), hname, key.clone()));
                 let slack = path == "/api/auth.test";
-                let (status, body, extra) = if key.contains("SLOW") {
+                let (path_only, query) = path.split_once('?').unwrap_or((&path, ""));
+                let (status, body, extra) = if method == "POST" && path_only == "/" {
+                    let req = sigv4::Request {
+                        method: &method,
+                        path: path_only,
+                        query,
+                        headers: &headers,
+                        body: &body,
+                    };
+                    let (status, body) = sigv4::sts_answer(&req, &addr.to_string(), |id| {
+                        sts_accounts()
+                            .into_iter()
+                            .find(|(i, _)| i == id)
+                            .map(|(_, s)| s)
+                    });
+                    (status, body, String::new())
+                } else if key.contains("SLOW") {
                     std::thread::sleep(std::time::Duration::from_secs(3));
                     ("200 OK", "{}".to_owned(), String::new())
                 } else if key.contains("MOVE") {
@@ -1480,7 +1534,7 @@ fn mock_provider(redirect_to: Option<String>) -> MockProvider {
             });
         }
     });
-    MockProvider { addr, seen }
+    MockProvider { addr, seen, raw }
 }
 
 /// Keys the scanner finds, marked for the mock (`LIVE`, `DEAD`, `SLOW`, `MOVE`).
@@ -1525,6 +1579,15 @@ fn verify_keys(mark: &str) -> Vec<(&'static str, String)> {
             format!(
                 "npm_{npm_random}{}",
                 airlock_scan::testing::github_checksum(npm_random.as_bytes())
+            ),
+        ),
+        (
+            "openai-api-key",
+            format!(
+                "sk-proj-{mark}{}{}{}",
+                "Rk2Lm9Nq4Pz7Vx1Wy3Ua5",
+                concat!("T3Blbk", "FJ"),
+                "Hb5Jd8Kf0Lg2Mh4Ni6Oc7"
             ),
         ),
     ]
@@ -1654,13 +1717,14 @@ fn verify_live_revoked_and_each_key_to_its_own_endpoint() {
     }
     // each key went to its own provider's endpoint, in its own header, once
     let seen = mock.seen.lock().unwrap().clone();
-    let want: [(&str, &str, &str, &str); 6] = [
+    let want: [(&str, &str, &str, &str); 7] = [
         ("github-pat", "GET", "/user", "authorization"),
         ("anthropic-api-key", "GET", "/v1/models", "x-api-key"),
         ("stripe-secret-key", "GET", "/v1/balance", "authorization"),
         ("gitlab-pat", "GET", "/api/v4/user", "private-token"),
         ("slack-bot-token", "POST", "/api/auth.test", "authorization"),
         ("npm-access-token", "GET", "/-/whoami", "authorization"),
+        ("openai-api-key", "GET", "/v1/models", "authorization"),
     ];
     for mark in ["LIVE", "DEAD"] {
         for ((rule, key), (rule2, method, path, header)) in verify_keys(mark).iter().zip(want) {
@@ -1674,6 +1738,139 @@ fn verify_live_revoked_and_each_key_to_its_own_endpoint() {
             );
         }
     }
+}
+
+#[test]
+fn verify_aws_pairs_through_sts_with_a_checked_sigv4_signature() {
+    let mock = mock_provider(None);
+    let dir = tempfile::tempdir().unwrap();
+    let pair = |id: &str, secret: &str| {
+        format!("AWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={secret}\n")
+    };
+    // the mock knows LIVE's secret (0); GONE is no key of its; OTHR pairs
+    // LIVE's id with another secret; TEMP is a temporary (ASIA) id
+    write(
+        dir.path(),
+        "live/.env",
+        &pair(&aws_id("LIVE"), &aws_secret(0)),
+    );
+    write(
+        dir.path(),
+        "again/.env",
+        &pair(&aws_id("LIVE"), &aws_secret(0)),
+    );
+    write(
+        dir.path(),
+        "gone/credentials",
+        &format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            aws_id("GONE"),
+            aws_secret(1)
+        ),
+    );
+    write(
+        dir.path(),
+        "othr/.env",
+        &pair(&aws_id("LIVE"), &aws_secret(2)),
+    );
+    write(
+        dir.path(),
+        "temp/.env",
+        &pair(&aws_id("TEMP"), &aws_secret(3)),
+    );
+    write(
+        dir.path(),
+        "lone/main.tf",
+        &format!(
+            "provider \"aws\" {{\n  region     = \"eu-west-1\"\n  secret_key = \"{}\"\n}}\n",
+            aws_secret(4)
+        ),
+    );
+    let report = verify_in_child(
+        dir.path(),
+        "lib",
+        &[(
+            airlock_scan::verify::TEST_ORIGIN_VAR,
+            format!("http://{}", mock.addr),
+        )],
+    );
+    let got: BTreeMap<(String, String), (String, String, String)> = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let file = f["file"].as_str().unwrap();
+            let dir = Path::new(file).parent().unwrap().file_name().unwrap();
+            (
+                (
+                    dir.to_string_lossy().into_owned(),
+                    f["rule_id"].as_str().unwrap().to_owned(),
+                ),
+                (
+                    f["verification"]["status"]
+                        .as_str()
+                        .unwrap_or("-")
+                        .to_owned(),
+                    f["risk"].as_str().unwrap().to_owned(),
+                    f["verification"]["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                ),
+            )
+        })
+        .collect();
+    let check = |dir: &str, rule: &str, status: &str, risk: Option<&str>, says: &str| {
+        let (s, r, d) = got
+            .get(&(dir.to_owned(), rule.to_owned()))
+            .unwrap_or_else(|| panic!("{dir}/{rule} not found: {got:?}"));
+        assert_eq!(s, status, "{dir}/{rule}: {d}");
+        if let Some(risk) = risk {
+            assert_eq!(r, risk, "{dir}/{rule}: {d}");
+        }
+        assert!(d.contains(says), "{dir}/{rule}: {d}");
+    };
+    for rule in ["aws-access-key-id", "aws-secret-access-key"] {
+        check("live", rule, "live", Some("critical"), "HTTP 200");
+        check("again", rule, "live", Some("critical"), "HTTP 200");
+        check("gone", rule, "revoked", Some("low"), "InvalidClientTokenId");
+        check("othr", rule, "unknown", None, "SignatureDoesNotMatch");
+        check("temp", rule, "unknown", None, "session token");
+    }
+    check(
+        "lone",
+        "aws-secret-access-key",
+        "unknown",
+        None,
+        "no access key id in the same file",
+    );
+    // one signed request per distinct pair (live, gone, othr): the repeated
+    // pair is asked once; the temporary id and the lone secret not at all
+    let sts: Vec<_> = mock
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.0 == "POST" && s.1 == "/")
+        .cloned()
+        .collect();
+    assert_eq!(sts.len(), 3, "{sts:?}");
+    for s in &sts {
+        assert!(s.3.starts_with("AWS4-HMAC-SHA256 Credential=AKIA"), "{s:?}");
+        assert!(s.3.contains("/us-east-1/sts/aws4_request"), "{s:?}");
+    }
+    // the secret access keys never leave the machine: only the key id and a
+    // signature do; nor are they in the report
+    let raw = mock.raw.lock().unwrap().clone();
+    let text = report.to_string();
+    for n in 0..5 {
+        assert!(!raw.contains(&aws_secret(n)), "secret {n} was sent");
+        assert!(
+            !text.contains(&aws_secret(n)),
+            "secret {n} is in the report"
+        );
+    }
+    assert!(!raw.contains(&aws_id("TEMP")));
 }
 
 #[test]

@@ -482,6 +482,197 @@ pub(crate) const TEMPLATES: &[(&str, &[&str], Option<&str>)] = &[
     ("authorization-header", &["@header"], None),
     ("cli-secret-flag", &["@flag"], None),
     ("curl-user-password", &["@curl"], None),
+    // widened inventory (issue 18); last, so the samples above keep their
+    // random stream
+    (
+        "google-oauth-access-token",
+        &["ya29.{u:40}", "ya29.a0{u:120}"],
+        None,
+    ),
+    ("google-oauth-refresh-token", &["1//0{u:100}"], None),
+    (
+        "firebase-fcm-server-key",
+        &["AAAA{u:7}:APA91b{u:134}"],
+        None,
+    ),
+    ("dropbox-token", &["sl.{u:138}", "sl.u.{u:140}"], None),
+    (
+        "facebook-access-token",
+        &["EAAB{A:120}", "EAAG{A:180}"],
+        None,
+    ),
+    (
+        "twitter-bearer-token",
+        &["AAAAAAAAAAAAAAAAAAAAAA{A:20}%2B{A:58}"],
+        None,
+    ),
+    (
+        "settlemint-token",
+        &["sm_aat_{A:16}", "sm_pat_{A:16}", "sm_sat_{A:16}"],
+        None,
+    ),
+    ("defined-networking-token", &["dnkey-{u:26}-{u:52}"], None),
+    ("clickhouse-cloud-key", &["4b1d{A:38}"], None),
+    ("maxmind-license-key", &["{A:6}_{A:29}_mmk"], None),
+    ("octopus-deploy-api-key", &["API-{U:26}"], None),
+    ("yandex-api-key", &["AQVN{u:36}"], None),
+    ("yandex-iam-token", &["t1.{u:60}.{u:86}"], None),
+    (
+        "sidekiq-secret",
+        &["{h:8}:{h:8}"],
+        Some("BUNDLE_ENTERPRISE__CONTRIBSYS__COM"),
+    ),
+    (
+        "hubspot-private-app-token",
+        &["pat-na1-{uuid}", "pat-eu1-{uuid}"],
+        None,
+    ),
+    (
+        "sourcegraph-token",
+        &["sgp_{h:16}_{h:40}", "sgp_local_{h:40}", "sgp_{h:40}"],
+        None,
+    ),
+    ("okta-api-token", &["00{u:40}"], Some("OKTA_API_TOKEN")),
+    ("fastly-api-token", &["{u:32}"], Some("FASTLY_API_TOKEN")),
+    ("snyk-token", &["{uuid}"], Some("SNYK_TOKEN")),
+    (
+        "asana-pat",
+        &["2/{d:16}/{d:16}:{h:32}", "1/{d:16}:{h:32}"],
+        Some("ASANA_ACCESS_TOKEN"),
+    ),
+    (
+        "lob-api-key",
+        &["live_{h:35}", "test_{h:35}"],
+        Some("LOB_API_KEY"),
+    ),
+    (
+        "gocardless-token",
+        &["live_{u:40}", "sandbox_{u:40}"],
+        Some("GOCARDLESS_ACCESS_TOKEN"),
+    ),
+    ("authress-key", &["sc_{a:12}.{a:5}.acc_{a:20}.{u:64}"], None),
+    ("bitbucket-app-password", &["ATBB{A:32}"], None),
+    ("nvidia-api-key", &["nvapi-{u:64}"], None),
+    ("elevenlabs-api-key", &["sk_{h:48}"], None),
+    ("firecrawl-api-key", &["fc-{h:32}"], None),
+    ("langfuse-secret-key", &["sk-lf-{uuid}"], None),
+    ("salesforce-access-token", &["00D{A:12}!{A:96}"], None),
+    ("cisco-meraki-api-key", &["{h:40}"], Some("MERAKI_API_KEY")),
+    (
+        "intercom-access-token",
+        &["dG9rOj{A:53}="],
+        Some("INTERCOM_ACCESS_TOKEN"),
+    ),
+    ("zendesk-api-token", &["{A:40}"], Some("ZENDESK_API_TOKEN")),
+    (
+        "aws-bedrock-api-key",
+        &["ABSK{b:130}", "ABSK{b:200}=="],
+        None,
+    ),
+    (
+        "gitlab-runner-registration-token",
+        &["GR1348941{u:20}"],
+        None,
+    ),
+    ("gitlab-session-cookie", &["@gitlab_session"], None),
+    (
+        "intra42-client-secret",
+        &["s-s4t2ud-{h:64}", "s-s4t2af-{h:64}"],
+        None,
+    ),
+    ("nuget-config-password", &["@nuget"], None),
+    ("travisci-token", &["{A:22}"], Some("TRAVIS_API_TOKEN")),
+    (
+        "twitch-api-token",
+        &["{a:30}"],
+        Some("TWITCH_CLIENT_SECRET"),
+    ),
+    ("mattermost-token", &["{a:26}"], Some("MATTERMOST_TOKEN")),
+    ("rapidapi-key", &["{u:50}"], Some("RAPIDAPI_KEY")),
+    ("sumologic-access-key", &["{A:64}"], Some("SUMO_ACCESS_KEY")),
+    (
+        "squarespace-token",
+        &["{uuid}"],
+        Some("SQUARESPACE_API_KEY"),
+    ),
+    ("sendbird-token", &["{h:40}"], Some("SENDBIRD_API_TOKEN")),
+    ("droneci-token", &["{A:32}"], Some("DRONE_TOKEN")),
+    ("codecov-token", &["{uuid}"], Some("CODECOV_TOKEN")),
+    (
+        "confluent-secret",
+        &["{A:64}"],
+        Some("CONFLUENT_API_SECRET"),
+    ),
+    ("coinbase-secret", &["{u:64}"], Some("COINBASE_API_SECRET")),
+    ("kraken-secret", &["{b:86}=="], Some("KRAKEN_PRIVATE_KEY")),
+    ("kucoin-secret", &["{uuid}"], Some("KUCOIN_API_SECRET")),
+    ("gitter-token", &["{a:40}"], Some("GITTER_TOKEN")),
+    ("finnhub-key", &["{a:20}"], Some("FINNHUB_API_KEY")),
+    ("etsy-key", &["{a:24}"], Some("ETSY_API_KEY")),
+    ("nytimes-key", &["{u:32}"], Some("NYTIMES_API_KEY")),
+    ("messagebird-key", &["{A:25}"], Some("MESSAGEBIRD_API_KEY")),
+    ("adafruit-key", &["aio_{A:28}"], Some("ADAFRUIT_IO_KEY")),
+    (
+        "discord-client-secret",
+        &["{u:32}"],
+        Some("DISCORD_CLIENT_SECRET"),
+    ),
+    (
+        "linear-client-secret",
+        &["{h:32}"],
+        Some("LINEAR_CLIENT_SECRET"),
+    ),
+    (
+        "alibaba-secret-key",
+        &["{A:30}"],
+        Some("ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
+    ),
+    ("beamer-token", &["b_{u:44}"], Some("BEAMER_API_KEY")),
+    (
+        "freshbooks-token",
+        &["{a:64}"],
+        Some("FRESHBOOKS_ACCESS_TOKEN"),
+    ),
+    ("flickr-key", &["{h:32}"], Some("FLICKR_API_SECRET")),
+    ("plaid-secret", &["{a:30}"], Some("PLAID_SECRET")),
+    (
+        "mailgun-signing-key",
+        &["{h:32}-{h:8}-{h:8}"],
+        Some("MAILGUN_WEBHOOK_SIGNING_KEY"),
+    ),
+    (
+        "looker-client-secret",
+        &["{A:24}"],
+        Some("LOOKER_CLIENT_SECRET"),
+    ),
+    (
+        "linkedin-client-secret",
+        &["{A:16}"],
+        Some("LINKEDIN_CLIENT_SECRET"),
+    ),
+    (
+        "twitter-api-secret",
+        &["{A:50}"],
+        Some("TWITTER_API_SECRET"),
+    ),
+    (
+        "bitbucket-client-secret",
+        &["{u:64}"],
+        Some("BITBUCKET_CLIENT_SECRET"),
+    ),
+    (
+        "asana-client-secret",
+        &["{a:32}"],
+        Some("ASANA_CLIENT_SECRET"),
+    ),
+    (
+        "facebook-app-secret",
+        &["{h:32}"],
+        Some("FACEBOOK_APP_SECRET"),
+    ),
+    ("finicity-secret", &["{h:32}"], Some("FINICITY_APP_KEY")),
+    ("hubspot-api-key", &["{uuid}"], Some("HUBSPOT_API_KEY")),
+    ("privateai-key", &["{a:32}"], Some("PRIVATE_AI_API_KEY")),
 ];
 
 const NEUTRAL_VARS: &[&str] = &["API_TOKEN", "UPSTREAM", "SERVICE_KEY", "value"];
@@ -634,6 +825,38 @@ pub(crate) fn positives(per_rule: usize, rng: &mut Rng) -> Vec<Sample> {
                                 "infra/variables.tf".into(),
                                 format!(
                                     "variable \"aws_secret_access_key\" {{\n  type    = string\n  default = \"{key}\"\n}}\n"
+                                ),
+                            ),
+                        ],
+                    );
+                }
+                "@nuget" => {
+                    let pw = expand("{P:20}", rng);
+                    push(
+                        &mut out,
+                        vec![(
+                            "NuGet.Config".into(),
+                            format!(
+                                "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<configuration>\n  <packageSourceCredentials>\n    <internal>\n      <add key=\"Username\" value=\"ci\" />\n      <add key=\"ClearTextPassword\" value=\"{pw}\" />\n    </internal>\n  </packageSourceCredentials>\n</configuration>\n"
+                            ),
+                        )],
+                    );
+                }
+                "@gitlab_session" => {
+                    let cookie = expand("{a:32}", rng);
+                    push(
+                        &mut out,
+                        vec![
+                            (
+                                "scripts/export.sh".into(),
+                                format!(
+                                    "curl -H 'Cookie: _gitlab_session={cookie}' https://gitlab.acme-corp.net/api/v4/projects\n"
+                                ),
+                            ),
+                            (
+                                "tests/fixtures/request.http".into(),
+                                format!(
+                                    "GET /dashboard HTTP/1.1\nHost: gitlab.acme-corp.net\nCookie: _gitlab_session={cookie}; event_filter=all\n"
                                 ),
                             ),
                         ],
@@ -903,6 +1126,98 @@ pub(crate) const NEAR_MISSES: &[(&str, &[&str])] = &[
     ("launchdarkly-key", &["sdk-{h:32}", "mob-{uuid}"]),
     ("jfrog-api-key", &["cmVmdGtuOjAxOj{A:40}"]),
     ("huggingface-token", &["api_org_{A:20}"]),
+    // widened inventory (issue 18): too short, wrong type segment, public halves
+    ("google-oauth-access-token", &["ya29.{u:12}"]),
+    (
+        "google-oauth-refresh-token",
+        &["1//0{u:30}", "http://1//0{u:80}"],
+    ),
+    ("firebase-fcm-server-key", &["AAAA{u:7}:APA91b{u:90}"]),
+    ("dropbox-token", &["sl.{u:60}"]),
+    ("facebook-access-token", &["EAA{A:60}"]),
+    ("twitter-bearer-token", &["AAAAAAAAAAAAAAAAAAAAAA{A:30}"]),
+    ("settlemint-token", &["sm_xat_{A:16}", "sm_pat_{A:12}"]),
+    ("defined-networking-token", &["dnkey-{a:26}-{a:20}"]),
+    ("clickhouse-cloud-key", &["4b1d{A:30}"]),
+    ("maxmind-license-key", &["{A:6}_{A:29}_mmx"]),
+    ("octopus-deploy-api-key", &["API-{U:20}", "API-{a:26}"]),
+    ("yandex-api-key", &["AQVN{u:20}"]),
+    ("yandex-iam-token", &["t1.{u:20}.{u:40}"]),
+    (
+        "sidekiq-secret",
+        &["BUNDLE_GEMS__CONTRIBSYS__COM={h:8}:{h:6}"],
+    ),
+    (
+        "hubspot-private-app-token",
+        &["pat-xx1-{uuid}", "pat-na1-{h:32}"],
+    ),
+    ("sourcegraph-token", &["sgp_{h:39}", "sgp_{h:16}_{h:30}"]),
+    ("okta-api-token", &["SSWS 00{u:30}", "okta_token=01{u:40}"]),
+    ("fastly-api-token", &["fastly_token={u:20}"]),
+    ("snyk-token", &["snyk_token={h:32}"]),
+    ("asana-pat", &["asana_token=3/{d:16}:{h:32}"]),
+    (
+        "lob-api-key",
+        &["lob_api_key=live_pub_{h:31}", "lob_key=test_{h:20}"],
+    ),
+    ("gocardless-token", &["gocardless_token=live_{u:20}"]),
+    ("authress-key", &["sc_{a:12}.{a:5}.bcc_{a:20}.{u:64}"]),
+    ("bitbucket-app-password", &["ATBB{A:10}"]),
+    ("nvidia-api-key", &["nvapi-{u:30}"]),
+    ("elevenlabs-api-key", &["sk_{h:40}", "sk_{A:48}"]),
+    ("firecrawl-api-key", &["fc-{h:31}"]),
+    ("langfuse-secret-key", &["pk-lf-{uuid}"]),
+    ("salesforce-access-token", &["00D{A:12}!{A:20}"]),
+    ("cisco-meraki-api-key", &["meraki_key={h:32}"]),
+    ("intercom-access-token", &["intercom_token={A:20}"]),
+    ("zendesk-api-token", &["zendesk_token={A:20}"]),
+    ("aws-bedrock-api-key", &["ABSK{b:60}"]),
+    ("gitlab-runner-registration-token", &["GR1348941{u:12}"]),
+    ("gitlab-session-cookie", &["_gitlab_session={h:20}"]),
+    ("intra42-client-secret", &["s-s4t2xx-{h:64}"]),
+    (
+        "nuget-config-password",
+        &["<add key=\"Username\" value=\"{P:16}\" />"],
+    ),
+    ("travisci-token", &["TRAVIS_CLIENT_ID={A:22}"]),
+    ("twitch-api-token", &["TWITCH_CLIENT_ID={a:30}"]),
+    ("mattermost-token", &["MATTERMOST_CLIENT_ID={a:26}"]),
+    ("rapidapi-key", &["RAPIDAPI_CLIENT_ID={u:50}"]),
+    ("sumologic-access-key", &["SUMO_CLIENT_ID={A:64}"]),
+    ("squarespace-token", &["SQUARESPACE_CLIENT_ID={uuid}"]),
+    ("sendbird-token", &["SENDBIRD_CLIENT_ID={h:40}"]),
+    ("droneci-token", &["DRONE_CLIENT_ID={A:32}"]),
+    ("codecov-token", &["CODECOV_CLIENT_ID={uuid}"]),
+    ("confluent-secret", &["CONFLUENT_CLIENT_ID={A:64}"]),
+    ("coinbase-secret", &["COINBASE_CLIENT_ID={u:64}"]),
+    ("kraken-secret", &["KRAKEN_CLIENT_ID={b:86}=="]),
+    ("kucoin-secret", &["KUCOIN_CLIENT_ID={uuid}"]),
+    ("gitter-token", &["GITTER_CLIENT_ID={a:40}"]),
+    ("finnhub-key", &["FINNHUB_CLIENT_ID={a:20}"]),
+    ("etsy-key", &["ETSY_CLIENT_ID={a:24}"]),
+    ("nytimes-key", &["NYTIMES_CLIENT_ID={u:32}"]),
+    ("messagebird-key", &["MESSAGEBIRD_CLIENT_ID={A:25}"]),
+    ("adafruit-key", &["ADAFRUIT_CLIENT_ID=aio_{A:28}"]),
+    ("discord-client-secret", &["DISCORD_CLIENT_ID={u:32}"]),
+    ("linear-client-secret", &["LINEAR_CLIENT_ID={h:32}"]),
+    ("alibaba-secret-key", &["ALIBABA_CLIENT_ID={A:30}"]),
+    ("beamer-token", &["BEAMER_CLIENT_ID=b_{u:44}"]),
+    ("freshbooks-token", &["FRESHBOOKS_CLIENT_ID={a:64}"]),
+    ("flickr-key", &["FLICKR_CLIENT_ID={h:32}"]),
+    ("plaid-secret", &["PLAID_CLIENT_ID={a:30}"]),
+    (
+        "mailgun-signing-key",
+        &["MAILGUN_CLIENT_ID={h:32}-{h:8}-{h:8}"],
+    ),
+    ("looker-client-secret", &["LOOKER_CLIENT_ID={A:24}"]),
+    ("linkedin-client-secret", &["LINKEDIN_CLIENT_ID={A:16}"]),
+    ("twitter-api-secret", &["TWITTER_CLIENT_ID={A:50}"]),
+    ("bitbucket-client-secret", &["BITBUCKET_CLIENT_ID={u:64}"]),
+    ("asana-client-secret", &["ASANA_CLIENT_ID={a:32}"]),
+    ("facebook-app-secret", &["FACEBOOK_CLIENT_ID={h:32}"]),
+    ("finicity-secret", &["FINICITY_CLIENT_ID={h:32}"]),
+    ("hubspot-api-key", &["HUBSPOT_CLIENT_ID={uuid}"]),
+    ("privateai-key", &["PRIVATEAI_CLIENT_ID={a:32}"]),
 ];
 
 /// Decoys: none of these may produce a finding.
@@ -931,6 +1246,10 @@ pub(crate) fn decoys(rng: &mut Rng) -> Vec<Sample> {
         "curl -u \"$USER:$TOKEN\" https://api.acme-corp.net/\ncurl -u admin:password https://intranet.acme-corp.net/\ncurl -u admin: https://intranet.acme-corp.net/\ncurl -u user:${PASSWORD} https://x.acme-corp.net\n".into(),
     );
     add("src/app.py", "password = get_password()\nsecret_key = settings.SECRET_KEY\ntoken = os.environ[\"TOKEN\"]\n".into());
+    add(
+        "tests/x.py",
+        "client_ssl_key = \".%2Ftests%2Fcerts%2Fkeys%2Fclient.key\"\nclient_ssl_ca = \"..%2Fcerts%2Frsa%2Fca.crt\"\n".into(),
+    );
     add("config.yaml", "max_tokens: 4096\ntoken_type: Bearer\npassword_min_length: 12\nsecret_name: prod-db-credentials\n".into());
     // documented example keys
     add(
