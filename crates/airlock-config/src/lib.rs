@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod auth;
+mod diff;
 mod edit;
 mod parse;
 mod units;
@@ -21,6 +22,10 @@ mod units;
 pub use auth::{
     AUTH_TABLE, AUTH_TYPES, AddFlag, Auth, AuthError, AuthField, AuthKind, AuthType, AuthValue,
     AuthValueRef, ClientAuth, FlagCheck, FlagInput, auth_type,
+};
+pub use diff::{
+    AuthorityDiff, CapabilityDiff, DiffRow, PathChange, RuleMatch, ServiceDiff, SettingChange, Status,
+    authority_diff,
 };
 pub use edit::{CapabilitySpec, ConfigDoc, ExecSpec, TEMPLATE};
 pub use parse::{ServiceUrlError, TokenUrlError, check_service_url, check_token_url};

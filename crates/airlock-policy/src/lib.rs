@@ -40,6 +40,7 @@
 // Tests may unwrap: a panic there is a failed test, which is what we want.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod diff;
 mod index;
 mod method;
 mod normalize;
@@ -47,6 +48,9 @@ mod pattern;
 mod rule;
 mod ruleset;
 
+pub use diff::{
+    Change, DiffError, ListName, MAX_DIFF_STATES, MatchedRule, PathClass, Presence, RuleDiff, diff,
+};
 pub use method::{FORBIDDEN_METHODS, MethodError, STANDARD_METHODS, normalize_method};
 pub use normalize::{MAX_TARGET_LEN, PathError, Target, normalize};
 pub use rule::{Rule, RuleError, RuleProblem};

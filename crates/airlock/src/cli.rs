@@ -32,6 +32,9 @@ pub(crate) enum Command {
     /// Learning mode: the rules a learning capability's requests call for
     #[command(subcommand)]
     Learn(LearnCommand),
+    /// Authority diff: what a change of airlock.toml grants or takes away
+    #[command(subcommand)]
+    Policy(crate::cmd::policy::PolicyCommand),
     /// Manage secret values in the vault
     #[command(subcommand)]
     Secret(SecretCommand),

@@ -83,6 +83,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => cmd::service::list(&home, args)?,
         Command::Cap(c) => cmd::cap::run(&home, c)?,
         Command::Learn(c) => cmd::learn::run(&home, c)?,
+        Command::Policy(c) => return cmd::policy::run(&home, c),
         Command::Secret(c) => cmd::secret::run(&home, c)?,
         Command::Team(c) => cmd::team::run(&home, c)?,
         Command::Serve(args) => cmd::serve::run(&home, args)?,

@@ -188,10 +188,16 @@ impl Runtime {
     /// the problem goes to stderr and the audit log.
     async fn reload_config(&self) {
         let home = self.home.clone();
-        let loaded = blocking(move || load(&home)).await;
+        let before = self.broker.config();
+        // The authority diff (issue 19) is computed off the async workers too.
+        let loaded =
+            blocking(move || load(&home).map(|l| (authority_changes(&before, &l.config), l))).await;
         let event = Event::new(Kind::ConfigReload);
         let event = match loaded {
-            Ok(l) => {
+            Ok((changes, l)) => {
+                for change in &changes {
+                    report(&format!("airlock.toml reloaded: {change}"));
+                }
                 *self
                     .live
                     .engine
@@ -254,6 +260,15 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(ReloadError::Task(e)))
+}
+
+/// One line per authority change between the configuration in force and the
+/// one being loaded (`airlock policy diff`, docs/least-privilege.md).
+fn authority_changes(before: &Config, after: &Config) -> Vec<String> {
+    match airlock_config::authority_diff(before, after, jiff::Timestamp::now()) {
+        Ok(diff) => diff.summary_lines(),
+        Err(e) => vec![format!("cannot compute the authority diff: {e}")],
+    }
 }
 
 /// Loads and checks `airlock.toml` with everything built from it.

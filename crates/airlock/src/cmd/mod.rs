@@ -8,6 +8,7 @@ pub(crate) mod init;
 pub(crate) mod learn;
 pub(crate) mod mcp_config;
 pub(crate) mod migrate;
+pub(crate) mod policy;
 pub(crate) mod run;
 pub(crate) mod run_proxy;
 pub(crate) mod secret;
