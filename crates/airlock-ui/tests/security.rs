@@ -541,3 +541,41 @@ async fn the_live_stream_sends_new_records() {
     // The filter applies to the stream: the allowed record is not sent.
     assert!(!text.contains("/allowed"), "{text}");
 }
+
+/// A burst larger than the page keeps (500 rows) costs the server only the
+/// newest 500 of the interval: the stream skips the older ones (issue 17: an
+/// open dashboard stays cheap at any request rate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_stream_sends_at_most_the_newest_500_of_a_burst() {
+    let d = Dash::start().await;
+    let cookie = d.login().await;
+    {
+        let mut log = AuditLog::open_home(&d.home, &KEY, Options::default()).unwrap();
+        for i in 0..1200 {
+            log.append(&Event::request("cap", "GET", &format!("/burst/{i}")))
+                .unwrap();
+        }
+    }
+    let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
+    let req = format!(
+        "GET /events?after=0 HTTP/1.1\r\nHost: {}\r\nCookie: airlock_ui={cookie}\r\n\r\n",
+        d.host
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("/burst/1199\"") {
+        let mut buf = [0u8; 65536];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let sent = text.matches("data: ").count();
+    assert_eq!(sent, 500, "{sent} events sent for a burst of 1,200");
+    assert!(text.contains("/burst/700\""), "the newest 500 start at 700");
+    assert!(!text.contains("/burst/699\""), "an older record was sent");
+}
