@@ -46,6 +46,9 @@ pub struct Caller {
     /// requests use that exec capability, whose reason and approval were
     /// checked when the program was started.
     pub exec_child: bool,
+    /// The caveats of an attenuated agent token: checked on every request on
+    /// top of everything else (`None`: not an attenuated token).
+    pub attenuation: Option<Arc<crate::attenuate::Attenuation>>,
 }
 
 /// Asks a person to approve a request through the agent's own client (MCP
@@ -77,6 +80,7 @@ impl Caller {
             approver: None,
             owner: true,
             exec_child: false,
+            attenuation: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Caller {
             approver: None,
             owner: false,
             exec_child: true,
+            attenuation: self.attenuation.clone(),
         }
     }
 
@@ -289,6 +294,8 @@ pub enum Check {
     Rate,
     /// The owner engaged the emergency lock.
     Lock,
+    /// A caveat of an attenuated agent token refuses it.
+    Caveat,
     /// The program is not on the exec capability's allow-list.
     Program,
     /// An argument makes the program run another one, or `deny_args` refuses it.
@@ -315,6 +322,7 @@ impl Check {
             Check::Approval => "approval",
             Check::Rate => "rate",
             Check::Lock => "lock",
+            Check::Caveat => "caveat",
             Check::Program => "program",
             Check::Argument => "argument",
             Check::Cwd => "cwd",
@@ -392,6 +400,9 @@ pub struct Broker {
     current: RwLock<Snapshot>,
     sessions: Sessions,
     rate: RateLimiter,
+    /// What the owner's incidents locked (`state/revocations.json`, applied by
+    /// the runtime whenever the file changes).
+    incident_locks: RwLock<Arc<crate::state::IncidentLocks>>,
 }
 
 impl Broker {
@@ -411,6 +422,7 @@ impl Broker {
             }),
             sessions: Sessions::new(clock.clone()),
             rate: RateLimiter::new(clock),
+            incident_locks: RwLock::default(),
         }
     }
 
@@ -452,8 +464,47 @@ impl Broker {
         &self.sessions
     }
 
+    /// Replaces the capabilities and agents an incident locked: from now on
+    /// every request of theirs is refused, new sessions included.
+    pub fn set_incident_locks(&self, locks: crate::state::IncidentLocks) {
+        *self
+            .incident_locks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(locks);
+    }
+
+    /// The refusal when an incident locked `cap` or the caller's identity.
+    fn incident_locked(&self, caller: &Caller, cap: &Capability) -> Result<(), Refusal> {
+        let locks = self
+            .incident_locks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let agent = caller.trusted.as_ref().or(caller.declared.as_ref());
+        let what = if let Some(at) = locks.capabilities.get(&cap.name) {
+            format!(
+                "capability \"{}\" was locked by its owner's incident response at {at}",
+                cap.name
+            )
+        } else if let Some((name, at)) = agent.and_then(|a| locks.agents.get_key_value(a)) {
+            format!(
+                "agent \"{}\" was locked by its owner's incident response at {at}",
+                name.escape_debug()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(refuse(
+            Check::Lock,
+            format!("{what}; every request is refused until the owner runs `airlock unlock`"),
+        ))
+    }
+
     /// Whether `caller` may see and use `cap` at all.
     fn may_use(config: &Config, caller: &Caller, cap: &Capability) -> Result<(), Refusal> {
+        if let Some(a) = &caller.attenuation {
+            a.check_capability(&cap.name)?;
+        }
         if let Some(scope) = caller
             .scope
             .as_ref()
@@ -529,6 +580,10 @@ impl Broker {
 
     /// Runs every check, in order, for one HTTP request.
     pub fn authorize(&self, caller: &Caller, req: &AgentRequest) -> Result<Authorized, Refusal> {
+        if let Some(a) = &caller.attenuation {
+            Self::capability(&self.config(), caller, &req.capability)?;
+            a.check_request(&req.method, &req.path)?;
+        }
         let decided = self.decide(
             caller,
             &req.capability,
@@ -603,6 +658,10 @@ impl Broker {
         caller: &Caller,
         req: &ExecAgentRequest,
     ) -> Result<AuthorizedExec, Refusal> {
+        if let Some(a) = &caller.attenuation {
+            Self::capability(&self.config(), caller, &req.capability)?;
+            a.check_exec()?;
+        }
         let decided = self.decide(
             caller,
             &req.capability,
@@ -659,6 +718,7 @@ impl Broker {
     ) -> Result<Decided<T>, Refusal> {
         let Snapshot { config, exec } = self.snapshot();
         let cap = Self::capability(&config, caller, capability)?;
+        self.incident_locked(caller, &cap)?;
         // The owner's run reaches its exec capabilities' services over HTTP
         // through the egress proxy.
         let owner_http =
@@ -790,6 +850,21 @@ impl Broker {
             },
             cap.ttl.as_secs()
         ));
+        if let Some(a) = &caller.attenuation {
+            let checked = match (method, path) {
+                (Some(m), Some(p)) => a.check_request(m, p),
+                _ => Ok(()),
+            };
+            if let Err(r) = checked {
+                steps.push(format!("decision: deny — {r}"));
+                return steps;
+            }
+            steps.push(format!("token: {}, caveats passed", a.label()));
+        }
+        if let Err(r) = self.incident_locked(caller, &cap) {
+            steps.push(format!("decision: deny — {r}"));
+            return steps;
+        }
         match self.sessions.check(&caller.grant, &cap.name) {
             None => steps.push("session: none yet; the first allowed request starts one".into()),
             Some(Ok(id)) => steps.push(format!("session: {id} running")),

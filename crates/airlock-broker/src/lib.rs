@@ -32,6 +32,7 @@
 //! | `broker` | the decision: [`Broker`], [`Caller`], [`Refusal`]; pure, no I/O |
 //! | `session`, `rate`, `clock` | live sessions with TTL, rate buckets, time |
 //! | [`state`], [`tokens`] | the shared files in `state/` (sessions, revocations, lock, agent tokens) |
+//! | [`attenuate`] | attenuable agent tokens: the macaroon chain, caveats, their checks |
 //! | [`approval`] | held requests by id, what a person is shown ([`approval::Ask`]) and its hash |
 //! | [`control`] | the admin socket's commands (`control.sock`) |
 //! | [`team_gate`] | team mode's staleness check (fail closed when not caught up within `max_staleness`) |
@@ -74,6 +75,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod approval;
+pub mod attenuate;
 mod broker;
 mod clock;
 pub mod control;

@@ -82,6 +82,30 @@ pub struct Revocations {
     /// Every session started at or before this instant is revoked.
     #[serde(default)]
     pub all: Option<jiff::Timestamp>,
+    /// What `airlock incident` locked: refused at every request, new sessions
+    /// included, until `airlock unlock`.
+    #[serde(default, skip_serializing_if = "IncidentLocks::is_empty")]
+    pub locked: IncidentLocks,
+}
+
+/// The capabilities and agents an incident locked (`airlock incident`), each
+/// with when: every server refuses them at every request — new connections,
+/// tokens and sessions too, unlike a revocation — until `airlock unlock`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentLocks {
+    /// Locked capabilities.
+    #[serde(default)]
+    pub capabilities: BTreeMap<String, jiff::Timestamp>,
+    /// Locked agent identities.
+    #[serde(default)]
+    pub agents: BTreeMap<String, jiff::Timestamp>,
+}
+
+impl IncidentLocks {
+    /// Whether nothing is locked.
+    pub fn is_empty(&self) -> bool {
+        self.capabilities.is_empty() && self.agents.is_empty()
+    }
 }
 
 impl Revocations {
@@ -248,6 +272,37 @@ pub fn apply_team_revocation(
     Ok(changed)
 }
 
+/// Locks `capabilities` and `agents` for an incident (takes the home lock); a
+/// name already locked keeps its first instant.
+pub fn lock_for_incident(
+    home: &Home,
+    capabilities: &[String],
+    agents: &[String],
+) -> Result<(), StateError> {
+    let _lock = home.lock()?;
+    let now = jiff::Timestamp::now();
+    let mut revs = revocations(home)?;
+    for c in capabilities {
+        revs.locked.capabilities.entry(c.clone()).or_insert(now);
+    }
+    for a in agents {
+        revs.locked.agents.entry(a.clone()).or_insert(now);
+    }
+    write_json(home, &revocations_path(home), &revs)
+}
+
+/// Releases every incident lock (takes the home lock); returns what was
+/// locked. The caller has proven it holds the master key.
+pub fn release_incident_locks(home: &Home) -> Result<IncidentLocks, StateError> {
+    let _lock = home.lock()?;
+    let mut revs = revocations(home)?;
+    let released = std::mem::take(&mut revs.locked);
+    if !released.is_empty() {
+        write_json(home, &revocations_path(home), &revs)?;
+    }
+    Ok(released)
+}
+
 /// Whether the emergency lock is on.
 pub fn is_locked(home: &Home) -> bool {
     lock_path(home).exists()
@@ -380,6 +435,24 @@ mod tests {
             "z",
             revs.agents["a"] + jiff::SignedDuration::from_secs(5)
         ));
+    }
+
+    #[test]
+    fn incident_locks_survive_revocations_and_release_together() {
+        let (_d, h) = home();
+        lock_for_incident(&h, &["x".into()], &["a".into()]).unwrap();
+        let first = revocations(&h).unwrap().locked.capabilities["x"];
+        lock_for_incident(&h, &["x".into(), "y".into()], &[]).unwrap();
+        // A later revocation keeps the locks, and a lock keeps its first instant.
+        revoke(&h, &RevokeTarget::All).unwrap();
+        let revs = revocations(&h).unwrap();
+        assert_eq!(revs.locked.capabilities["x"], first);
+        assert!(revs.locked.capabilities.contains_key("y"));
+        assert!(revs.locked.agents.contains_key("a"));
+        let released = release_incident_locks(&h).unwrap();
+        assert_eq!(released.capabilities.len(), 2);
+        assert!(revocations(&h).unwrap().locked.is_empty());
+        assert!(release_incident_locks(&h).unwrap().is_empty());
     }
 
     #[test]

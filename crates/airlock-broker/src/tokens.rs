@@ -1,22 +1,31 @@
-//! Agent tokens: what the HTTP doors (MCP over HTTP, the gateway) accept instead
-//! of an MCP client's self-declared name. A token binds a trusted agent identity,
-//! optionally a set of capabilities, and an expiry.
+//! Agent tokens: what the HTTP doors (MCP over HTTP, the gateway, the egress
+//! proxy) accept instead of an MCP client's self-declared name. A token binds a
+//! trusted agent identity, optionally a set of capabilities, and an expiry.
 //!
 //! A token is `airlock_<id>_<secret>`: `id` is 12 hex digits (public, names the
-//! token in lists and audit records), `secret` is 32 random bytes, base64url. Only
+//! token in lists and audit records), `secret` is 32 bytes, base64url. Only
 //! SHA-256 of the whole token is stored (`state/tokens.json`, 0600); a presented
 //! token is looked up by id and its hash compared in constant time. The token itself
 //! is printed once, by `airlock token issue`, and never stored, logged or shown again.
+//!
+//! Tokens issued by `airlock token issue` ([`issue_keyed`]) can be attenuated
+//! offline by whoever holds them ([`crate::attenuate`]): their secret is derived
+//! from the vault's token key and the record (id, creation time), so a server
+//! recomputes the chain's root key from what it already has, and nothing more is
+//! stored. Tokens issued without the key ([`issue`]: `airlock proxy --agent`,
+//! and every token issued before attenuation existed) keep working as they are,
+//! but an attenuated token made from one is refused with a message that says so.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use airlock_home::Home;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+use crate::attenuate::{self, Attenuation, TokenKey};
 
 /// The prefix every airlock token starts with (scanners can recognize leaked ones).
 pub const TOKEN_PREFIX: &str = "airlock_";
@@ -61,6 +70,48 @@ pub enum TokenError {
     /// A home-level problem.
     #[error(transparent)]
     Home(#[from] airlock_home::HomeError),
+    /// An attenuated token whose signature chain does not verify.
+    #[error(
+        "attenuated agent token of {id} does not verify (its caveats were changed, reordered or cut); use it exactly as it was given, or attenuate the parent again"
+    )]
+    BadChain {
+        /// The root token's public id.
+        id: String,
+    },
+    /// An attenuated token made from a token that cannot be attenuated.
+    #[error(
+        "agent token {id} cannot be attenuated (it was issued before attenuation existed, or by `airlock proxy --agent`); issue a new one with `airlock token issue`"
+    )]
+    NotAttenuable {
+        /// The root token's public id.
+        id: String,
+    },
+    /// An attenuated token with a caveat this airlock does not accept.
+    #[error(
+        "attenuated agent token of {id} is refused: its caveat {caveat} is not understood ({detail})"
+    )]
+    BadCaveat {
+        /// The root token's public id.
+        id: String,
+        /// The caveat's 1-based index.
+        caveat: usize,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// An attenuated token past the expiry one of its caveats set.
+    #[error(
+        "attenuated agent token of {id} (chain {digest}) expired at {expired} (its caveat {caveat}); attenuate the parent again"
+    )]
+    CaveatExpired {
+        /// The root token's public id.
+        id: String,
+        /// The chain's digest.
+        digest: String,
+        /// The caveat's 1-based index.
+        caveat: usize,
+        /// When it expired.
+        expired: jiff::Timestamp,
+    },
 }
 
 /// A stored token: everything but the token.
@@ -125,12 +176,36 @@ fn hash(token: &str) -> String {
 
 /// Issues a token for `agent`, limited to `capabilities` (empty = all the agent
 /// may use), valid for `ttl`. Returns the token — the only time it exists in the
-/// clear — and its record. The caller holds the home lock.
+/// clear — and its record. The caller holds the home lock. Its holder cannot
+/// attenuate it (see [`issue_keyed`]).
 pub fn issue(
     home: &Home,
     agent: &str,
     capabilities: &[String],
     ttl: Duration,
+) -> Result<(Zeroizing<String>, TokenRecord), TokenError> {
+    issue_with(home, agent, capabilities, ttl, None)
+}
+
+/// [`issue`] a token that its holder can attenuate: its secret is derived
+/// from `key` (the vault's) and the record, so servers recompute its chain's
+/// root key ([`crate::attenuate`]).
+pub fn issue_keyed(
+    home: &Home,
+    agent: &str,
+    capabilities: &[String],
+    ttl: Duration,
+    key: &TokenKey,
+) -> Result<(Zeroizing<String>, TokenRecord), TokenError> {
+    issue_with(home, agent, capabilities, ttl, Some(key))
+}
+
+fn issue_with(
+    home: &Home,
+    agent: &str,
+    capabilities: &[String],
+    ttl: Duration,
+    key: Option<&TokenKey>,
 ) -> Result<(Zeroizing<String>, TokenRecord), TokenError> {
     if !airlock_home::is_valid_name(agent) {
         return Err(TokenError::Invalid(format!(
@@ -139,16 +214,29 @@ pub fn issue(
             airlock_home::NAME_RULE
         )));
     }
-    let mut id = [0u8; 6];
-    let mut secret = Zeroizing::new([0u8; 32]);
-    getrandom::fill(&mut id).map_err(|e| TokenError::Invalid(format!("random: {e}")))?;
-    getrandom::fill(secret.as_mut()).map_err(|e| TokenError::Invalid(format!("random: {e}")))?;
-    let id = hex::encode(id);
-    let token = Zeroizing::new(format!(
-        "{TOKEN_PREFIX}{id}_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret.as_ref())
-    ));
+    let mut file = load(home)?;
+    let random = |buf: &mut [u8]| {
+        getrandom::fill(buf).map_err(|e| TokenError::Invalid(format!("random: {e}")))
+    };
+    // A fresh id: a derived secret depends on it, so it is never reused.
+    let id = loop {
+        let mut id = [0u8; 6];
+        random(&mut id)?;
+        let id = hex::encode(id);
+        if !file.tokens.iter().any(|t| t.id == id) {
+            break id;
+        }
+    };
     let now = jiff::Timestamp::now();
+    let secret = match key {
+        Some(key) => key.root_secret(&id, now),
+        None => {
+            let mut secret = Zeroizing::new([0u8; 32]);
+            random(secret.as_mut())?;
+            secret
+        }
+    };
+    let token = attenuate::root_text(&id, &secret);
     let ttl = jiff::SignedDuration::try_from(ttl)
         .map_err(|_| TokenError::Invalid("ttl too long".into()))?;
     let expires = now
@@ -163,7 +251,6 @@ pub fn issue(
         expires,
         revoked: false,
     };
-    let mut file = load(home)?;
     file.tokens.push(record.clone());
     save(home, &file)?;
     Ok((token, record))
@@ -201,36 +288,103 @@ pub fn store_path(home: &Home) -> PathBuf {
 }
 
 /// Checks a presented token against `records` (the content of the store).
+/// An attenuated token needs the server's key ([`verify_keyed`]) and is
+/// refused here.
 pub fn verify_in(records: &[TokenRecord], presented: &str) -> Result<TokenRecord, TokenError> {
+    verify_keyed(records, presented, None).map(|v| v.record)
+}
+
+/// A token that verified: its root record, and for an attenuated token what
+/// its caveats allow.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The root token's record (agent, capabilities, expiry).
+    pub record: TokenRecord,
+    /// The caveats of an attenuated token; `None` for a root token.
+    pub attenuation: Option<std::sync::Arc<Attenuation>>,
+}
+
+/// Checks a presented token — a root token, or one attenuated from it —
+/// against `records`, with the server's `key` (which attenuated tokens need).
+/// Revoking or the expiry of the root refuses every token attenuated from it;
+/// a caveat's expiry refuses the tokens that carry it.
+pub fn verify_keyed(
+    records: &[TokenRecord],
+    presented: &str,
+    key: Option<&TokenKey>,
+) -> Result<Verified, TokenError> {
     let presented = presented.trim();
     if presented.is_empty() {
         return Err(TokenError::Missing);
     }
-    let id = presented
-        .strip_prefix(TOKEN_PREFIX)
-        .and_then(|rest| rest.split_once('_'))
-        .map(|(id, _)| id)
-        .ok_or(TokenError::Unknown)?;
+    let parsed = attenuate::parse(presented).map_err(|_| TokenError::Unknown)?;
+    let id = match &parsed {
+        attenuate::Parsed::Root { id, .. } | attenuate::Parsed::Chain { id, .. } => *id,
+    };
     let record = records
         .iter()
         .find(|t| t.id == id)
         .cloned()
         .ok_or(TokenError::Unknown)?;
     let want = hex::decode(&record.hash).unwrap_or_default();
-    let got = Sha256::digest(presented.as_bytes());
-    if want.len() != got.len() || !bool::from(want.as_slice().ct_eq(got.as_slice())) {
-        return Err(TokenError::Unknown);
-    }
+    let same_hash = |token: &str| {
+        let got = Sha256::digest(token.as_bytes());
+        want.len() == got.len() && bool::from(want.as_slice().ct_eq(got.as_slice()))
+    };
+    let attenuation = match parsed {
+        attenuate::Parsed::Root { .. } => {
+            if !same_hash(presented) {
+                return Err(TokenError::Unknown);
+            }
+            None
+        }
+        attenuate::Parsed::Chain { id, caveats, sig } => {
+            let not_attenuable = || TokenError::NotAttenuable { id: id.to_string() };
+            let secret = key
+                .ok_or_else(not_attenuable)?
+                .root_secret(id, record.created);
+            if !same_hash(&attenuate::root_text(id, &secret)) {
+                return Err(not_attenuable());
+            }
+            let signed: Vec<&[u8]> = caveats.iter().map(Vec::as_slice).collect();
+            let want_sig = attenuate::chain_sig(&attenuate::chain_start(id, &secret), &signed);
+            if !bool::from(want_sig.as_slice().ct_eq(sig.as_slice())) {
+                return Err(TokenError::BadChain { id: id.to_string() });
+            }
+            Some(Attenuation::from_verified(id, presented, &caveats).map_err(
+                |(caveat, detail)| TokenError::BadCaveat {
+                    id: id.to_string(),
+                    caveat,
+                    detail,
+                },
+            )?)
+        }
+    };
     if record.revoked {
         return Err(TokenError::Revoked { id: record.id });
     }
-    if jiff::Timestamp::now() >= record.expires {
+    let now = jiff::Timestamp::now();
+    if now >= record.expires {
         return Err(TokenError::Expired {
             id: record.id,
             expired: record.expires,
         });
     }
-    Ok(record)
+    if let Some(a) = &attenuation
+        && let Some((caveat, expired)) = a.expires()
+        && now >= expired
+    {
+        return Err(TokenError::CaveatExpired {
+            id: record.id,
+            digest: a.digest().to_string(),
+            caveat,
+            expired,
+        });
+    }
+    Ok(Verified {
+        record,
+        attenuation: attenuation.map(std::sync::Arc::new),
+    })
 }
 
 fn use_path(home: &Home, id: &str) -> PathBuf {

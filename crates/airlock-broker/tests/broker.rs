@@ -57,6 +57,7 @@ fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
         approver: None,
         owner: false,
         exec_child: false,
+        attenuation: None,
     }
 }
 

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod attenuate;
 mod http;
 mod stdio;
 mod tools;
@@ -57,6 +58,7 @@ pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result
         approver: None,
         owner: false,
         exec_child: false,
+        attenuation: None,
     };
     let server = AirlockMcp::new(runtime, tools::Identity::Fixed(caller));
     // A line rmcp would drop in silence (not JSON, too long) gets its JSON-RPC

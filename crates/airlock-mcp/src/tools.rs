@@ -109,7 +109,7 @@ impl AirlockMcp {
         AirlockMcp {
             runtime,
             identity,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::attenuate_router(),
         }
     }
 

@@ -69,8 +69,10 @@ pub(crate) enum Command {
     },
     /// Emergency stop: every running server refuses every request until `airlock unlock`
     Lock,
-    /// Release the emergency lock (needs the master key or passphrase)
+    /// Release the emergency lock and every incident lock (needs the master key or passphrase)
     Unlock,
+    /// Incident response in one command: revoke, lock, rotate at the provider, and the blast radius
+    Incident(IncidentArgs),
     /// Move the secrets of a .env file or an MCP client config into the vault and rewrite it
     Migrate(MigrateArgs),
     /// Check permissions, configuration, exposures, the audit chain and running servers
@@ -570,6 +572,26 @@ pub(crate) enum TokenCommand {
         /// The token's id (see `airlock token list`)
         id: String,
     },
+    /// Make a narrower token from an agent token, offline (no home, no secret
+    /// but the token): it can do only what its parent can, within these caveats
+    Attenuate {
+        /// The token to narrow, or `-` to read it from stdin (keeps it out of
+        /// argv and shell history)
+        token: String,
+        /// Limit to these capabilities (repeatable)
+        #[arg(long = "cap", value_name = "CAPABILITY")]
+        caps: Vec<String>,
+        /// Allow only requests matching one of these rules, e.g. 'GET /repos/acme/x/**'
+        /// (repeatable; the capability's own rules still apply)
+        #[arg(long = "allow", value_name = "RULE")]
+        allow: Vec<String>,
+        /// Stop working after this long, e.g. 10m (never later than the parent)
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Print {"token", "root", "caveats", "expires"} as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -729,4 +751,31 @@ pub(crate) struct ImportArgs {
     pub(crate) source: String,
     /// Its home directory (default: $JANEE_HOME, else ~/.janee)
     pub(crate) path: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["secret", "agent", "token"])))]
+pub(crate) struct IncidentArgs {
+    /// The secret that leaked (its vault name): every session and token that
+    /// could use it is revoked, its capabilities locked, and it is rotated
+    pub(crate) secret: Option<String>,
+    /// A compromised agent: its sessions and tokens are revoked and the agent locked
+    #[arg(long, value_name = "A")]
+    pub(crate) agent: Option<String>,
+    /// A leaked agent token (its id, see `airlock token list`): revoked with its sessions
+    #[arg(long, value_name = "ID")]
+    pub(crate) token: Option<String>,
+    /// Blast radius from this time: a duration back from now (2h, 7d) or an
+    /// RFC 3339 time (default: the secret's last change, else the log's start)
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Show what would be done, change nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Machine-readable JSON instead of tables
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Revoke and lock, but leave the upstream credential as it is
+    #[arg(long)]
+    pub(crate) no_rotate: bool,
 }

@@ -48,8 +48,10 @@ fn needs_home(command: &Command) -> bool {
             | Command::Search(_)
             | Command::Scan(_)
             | Command::McpConfig(_)
+            | Command::Policy(_)
             | Command::Completions(_)
             | Command::Man
+            | Command::Token(cli::TokenCommand::Attenuate { .. })
     )
 }
 
@@ -98,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deny { id } => cmd::sessions::deny(&home, id)?,
         Command::Lock => cmd::sessions::lock(&home)?,
         Command::Unlock => cmd::sessions::unlock(&home)?,
+        Command::Incident(args) => cmd::incident::run(&home, args)?,
         Command::Search(args) => cmd::service::search(args)?,
         Command::Migrate(args) => cmd::migrate::run(&home, args)?,
         Command::Doctor(args) => return cmd::doctor::run(&home, args),

@@ -58,6 +58,8 @@ pub struct Runtime {
     /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
     /// cached across requests and refreshed single-flight.
     injectors: airlock_inject::Injectors,
+    /// The key attenuated agent tokens verify with (derived from the vault).
+    token_key: crate::attenuate::TokenKey,
     /// When each token's use was last written to `state/token-use/`.
     token_uses: Mutex<HashMap<String, Instant>>,
     /// The requests held for a person's answer (in memory only; see `approval`).
@@ -114,6 +116,7 @@ impl Runtime {
             vault.audit_key(),
             airlock_audit::Options::default().fsync(fsync),
         )?;
+        let token_key = crate::attenuate::TokenKey::from_vault(&vault);
         let live = live::Live::new(&home, &config, vault)?;
         // After the audit log is open: it creates `state/`.
         let watch = watch::HomeWatch::new(&home);
@@ -132,6 +135,7 @@ impl Runtime {
             token_store: crate::state::Watched::default(),
             tokens_seen: Mutex::new(None),
             injectors: airlock_inject::Injectors::new(),
+            token_key,
             token_uses: Mutex::new(HashMap::new()),
             approvals: crate::approval::Approvals::new(),
             egress: std::sync::OnceLock::new(),
@@ -259,9 +263,12 @@ impl Runtime {
     pub async fn authenticate(&self, presented: &str) -> Result<Caller, tokens::TokenError> {
         let verified = self
             .token_records()
-            .and_then(|records| tokens::verify_in(&records, presented));
+            .and_then(|records| tokens::verify_keyed(&records, presented, Some(&self.token_key)));
         match verified {
-            Ok(record) => {
+            Ok(tokens::Verified {
+                record,
+                attenuation,
+            }) => {
                 self.note_token_use(&record.id);
                 Ok(Caller {
                     grant: Grant::token(&record.id),
@@ -271,6 +278,7 @@ impl Runtime {
                     approver: None,
                     owner: false,
                     exec_child: false,
+                    attenuation,
                 })
             }
             Err(e) => {
@@ -377,6 +385,7 @@ impl Runtime {
         }
         match self.revocations.current(&self.home) {
             Ok((revs, true)) => {
+                self.broker.set_incident_locks(revs.locked.clone());
                 let n = self
                     .broker
                     .sessions()
@@ -407,7 +416,13 @@ impl Runtime {
 /// it. Every record of one request (decision, approval, outcome, refusal) takes
 /// its identity from here, so they cannot disagree.
 fn agent_event(event: Event, caller: &Caller) -> Event {
-    event.agent(&caller.agent(), caller.is_trusted())
+    let event = event.agent(&caller.agent(), caller.is_trusted());
+    // An attenuated token's records name its root token and chain (a refusal's
+    // own detail, set later, names them too when a caveat refused).
+    match &caller.attenuation {
+        Some(a) => event.detail(&a.label()),
+        None => event,
+    }
 }
 
 /// A server-side problem worth telling the owner about (stderr, never stdout:

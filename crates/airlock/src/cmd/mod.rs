@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod cap;
 pub(crate) mod doctor;
 pub(crate) mod import;
+pub(crate) mod incident;
 pub(crate) mod init;
 pub(crate) mod learn;
 pub(crate) mod mcp_config;

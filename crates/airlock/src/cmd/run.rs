@@ -187,10 +187,20 @@ pub(crate) fn child_env(
         return Ok(env);
     }
     let config = Config::load(home)?;
+    // `airlock incident` locks capabilities until `airlock unlock`; a run is
+    // held to them as every server's requests are.
+    let locked = airlock_broker::state::revocations(home)?
+        .locked
+        .capabilities;
     for name in caps {
         let Some(cap) = config.capability(name) else {
             bail!("unknown capability \"{name}\"; see `airlock cap list`");
         };
+        if let Some(at) = locked.get(name) {
+            bail!(
+                "capability \"{name}\" was locked by its owner's incident response at {at}; run `airlock unlock` to release it"
+            );
+        }
         if cap.mode != Mode::Exec {
             bail!(
                 "capability \"{name}\" is not mode = \"exec\": --cap takes an exec capability, whose `env` says which variables get the secret"

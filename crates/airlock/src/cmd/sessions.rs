@@ -119,7 +119,7 @@ pub(crate) fn audit(home: &Home, event: Event) {
 
 /// Tells every running server (through its control socket) to apply the state
 /// files now; returns how many answered.
-fn notify(home: &Home) -> usize {
+pub(crate) fn notify(home: &Home) -> usize {
     airlock_broker::control::broadcast(home, &json!({"cmd": "reload"})).len()
 }
 
@@ -137,18 +137,7 @@ pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
         _ => (RevokeTarget::All, "every session".to_string()),
     };
     home.ensure_dir()?;
-    let ended = state::revoke(home, &target)?;
-    let tokens = match &target {
-        RevokeTarget::Agent(a) => {
-            let _lock = home.lock()?;
-            tokens::revoke_where(home, |t| &t.agent == a)?
-        }
-        RevokeTarget::All => {
-            let _lock = home.lock()?;
-            tokens::revoke_where(home, |_| true)?
-        }
-        _ => 0,
-    };
+    let (ended, tokens) = apply_revocation(home, &target)?;
     audit(
         home,
         Event::new(Kind::Revoke)
@@ -163,6 +152,29 @@ pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
     ));
     super::team::publish_revocation(home, &target)?;
     Ok(())
+}
+
+/// Records a revocation in `state/`: ends the sessions `target` names and, for
+/// an agent or everything, revokes the agent tokens too; returns (sessions
+/// ended, tokens revoked). Running servers apply it at their next request, or
+/// at once after [`notify`].
+pub(crate) fn apply_revocation(
+    home: &Home,
+    target: &RevokeTarget,
+) -> anyhow::Result<(usize, usize)> {
+    let ended = state::revoke(home, target)?;
+    let tokens = match target {
+        RevokeTarget::Agent(a) => {
+            let _lock = home.lock()?;
+            tokens::revoke_where(home, |t| &t.agent == a)?
+        }
+        RevokeTarget::All => {
+            let _lock = home.lock()?;
+            tokens::revoke_where(home, |_| true)?
+        }
+        _ => 0,
+    };
+    Ok((ended, tokens))
 }
 
 pub(crate) fn lock(home: &Home) -> anyhow::Result<()> {
@@ -184,6 +196,11 @@ pub(crate) fn lock(home: &Home) -> anyhow::Result<()> {
 pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
     // Proof of ownership: the master key (key file, keyring) or the passphrase.
     let vault = unlock::open(home)?;
+    // The capabilities and agents `airlock incident` locked are released too.
+    if super::incident::release_locks(home, &vault)? && !state::is_locked(home) {
+        notify(home);
+        return Ok(());
+    }
     let released = state::release_lock(home)?;
     if released {
         let mut log = airlock_audit::AuditLog::open_home(

@@ -1,4 +1,4 @@
-//! `airlock token issue`.
+//! `airlock token issue|list|revoke|attenuate`.
 
 use airlock_broker::tokens;
 use airlock_config::Config;
@@ -29,7 +29,8 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
                 }
             }
             let (_lock, vault) = unlock::open_for_write(home, false)?;
-            let (token, record) = tokens::issue(home, agent, caps, ttl)?;
+            let key = airlock_broker::attenuate::TokenKey::from_vault(&vault);
+            let (token, record) = tokens::issue_keyed(home, agent, caps, ttl, &key)?;
             let mut audit = airlock_audit::AuditLog::open_home(
                 home,
                 vault.audit_key(),
@@ -133,6 +134,13 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        TokenCommand::Attenuate {
+            token,
+            caps,
+            allow,
+            ttl,
+            json,
+        } => attenuate(token, caps, allow, ttl.as_deref(), *json),
         TokenCommand::Revoke { id } => {
             home.ensure_dir()?;
             let n = {
@@ -151,4 +159,50 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `airlock token attenuate`: offline, touches no file.
+fn attenuate(
+    token: &str,
+    caps: &[String],
+    allow: &[String],
+    ttl: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let ttl = ttl
+        .map(|t| airlock_config::parse_duration(t).map_err(anyhow::Error::msg))
+        .transpose()?;
+    let parent = if token == "-" {
+        let mut buf = zeroize::Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut buf)?;
+        if buf.trim().is_empty() || buf.trim().contains(char::is_whitespace) {
+            bail!("expected one agent token on stdin (for `airlock token attenuate -`)");
+        }
+        buf
+    } else {
+        zeroize::Zeroizing::new(token.to_string())
+    };
+    let narrowed = airlock_broker::attenuate::narrow(&parent, caps, allow, ttl)?;
+    if json {
+        return output::json(&narrowed.to_json());
+    }
+    output::line(narrowed.token.as_str());
+    let info = &narrowed.info;
+    let until = info.expires().map_or_else(
+        || "as long as its parent".to_string(),
+        |e| format!("until {e} at the latest"),
+    );
+    let newest = info
+        .caveats
+        .last()
+        .and_then(Option::as_ref)
+        .map(airlock_broker::attenuate::Caveat::describe)
+        .unwrap_or_default();
+    output::note(format_args!(
+        "attenuated token of {} with {} caveat(s), the new one: {newest}; valid {until} (never past its parent); `airlock token revoke {}` revokes it",
+        info.root,
+        info.caveats.len(),
+        info.root
+    ));
+    Ok(())
 }
