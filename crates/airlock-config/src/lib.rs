@@ -24,8 +24,8 @@ pub use auth::{
     AuthValueRef, ClientAuth, FlagCheck, FlagInput, auth_type,
 };
 pub use diff::{
-    AuthorityDiff, CapabilityDiff, DiffRow, PathChange, RuleMatch, ServiceDiff, SettingChange, Status,
-    authority_diff,
+    AuthorityDiff, CapabilityDiff, DiffRow, PathChange, RuleMatch, ServiceDiff, SettingChange,
+    Status, authority_diff,
 };
 pub use edit::{CapabilitySpec, ConfigDoc, ExecSpec, TEMPLATE};
 pub use parse::{ServiceUrlError, TokenUrlError, check_service_url, check_token_url};

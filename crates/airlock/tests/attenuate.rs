@@ -9,11 +9,13 @@
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use serde_json::Value;
+
+mod common;
+use common::{Door, gateway_call, ok, serve_door};
 
 const SECRET: &str = "ghp_attenuateCanary0123456789abcdefXYZ";
 
@@ -31,16 +33,6 @@ fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
     drop(input);
     child.wait_with_output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A one-line error and exit 2; the stderr.
@@ -81,60 +73,9 @@ fn echo_upstream() -> u16 {
     port
 }
 
-/// `airlock serve --gateway` on a free port, killed when dropped.
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `airlock serve <door> 127.0.0.1:PORT` (`--gateway` or `--http`).
-fn serve(home: &Path, door: &str) -> Server {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", door, &format!("127.0.0.1:{port}")])
-        .env("AIRLOCK_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child, port);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    server
-}
-
 /// One request through the gateway: the status and the body.
-fn call(server: &Server, token: &str, method: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{answer}"));
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+fn call(server: &Door, token: &str, method: &str, path: &str) -> (u16, String) {
+    gateway_call(server.port, token, method, path)
 }
 
 /// The token with its decoded caveats rewritten by `edit` (signature kept).
@@ -269,7 +210,7 @@ fn a_narrowed_token_does_only_what_its_caveats_allow_until_its_parent_is_revoked
     ));
     assert!(err.contains("stdin"), "{err}");
 
-    let server = serve(&home, "--gateway");
+    let server = serve_door(&home, "--gateway");
     // Within the caveats and the capability's rules: through, credential injected.
     let (status, body) = call(&server, &child, "GET", "/gh/repos/acme/x/issues");
     assert_eq!(status, 200, "{body}");
@@ -344,12 +285,12 @@ fn a_narrowed_token_does_only_what_its_caveats_allow_until_its_parent_is_revoked
 /// One JSON-RPC message to MCP over HTTP: the answer's session id header (if
 /// any) and the JSON-RPC response (from the SSE stream or the body).
 fn mcp_post(
-    server: &Server,
+    server: &Door,
     token: &str,
     session: Option<&str>,
     body: &str,
 ) -> (Option<String>, Value) {
-    let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     let session = session.map_or(String::new(), |id| format!("Mcp-Session-Id: {id}\r\n"));
     write!(
         s,
@@ -379,7 +320,7 @@ fn mcp_post(
 }
 
 /// An initialized MCP session over HTTP with `token`; its id.
-fn mcp_session(server: &Server, token: &str) -> String {
+fn mcp_session(server: &Door, token: &str) -> String {
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
     let (id, _) = mcp_post(server, token, None, init);
     let id = id.expect("a session id");
@@ -393,13 +334,7 @@ fn mcp_session(server: &Server, token: &str) -> String {
 }
 
 /// A tools/call over MCP HTTP: (is_error, the text content).
-fn mcp_tool(
-    server: &Server,
-    token: &str,
-    session: &str,
-    tool: &str,
-    args: Value,
-) -> (bool, String) {
+fn mcp_tool(server: &Door, token: &str, session: &str, tool: &str, args: Value) -> (bool, String) {
     let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
                                   "params": {"name": tool, "arguments": args}});
     let (_, v) = mcp_post(server, token, Some(session), &call.to_string());
@@ -418,7 +353,7 @@ fn attenuate_token_over_mcp_http_narrows_the_connections_own_token() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let (parent, id, _) = setup(&home);
-    let server = serve(&home, "--http");
+    let server = serve_door(&home, "--http");
     let session = mcp_session(&server, &parent);
     // No `token` argument: the connection's own token is narrowed.
     let (failed, text) = mcp_tool(
@@ -495,12 +430,12 @@ fn the_egress_proxy_holds_a_narrowed_token_to_its_caveats() {
     ))
     .trim()
     .to_string();
-    let server = serve(&home, "--proxy");
+    let server = serve_door(&home, "--proxy");
     // An absolute-form request through the proxy; the user name picks the
     // capability, the password is the token.
     let send = |token: &str, method: &str, path: &str| {
         let auth = base64::engine::general_purpose::STANDARD.encode(format!("gh:{token}"));
-        let mut s = TcpStream::connect(("127.0.0.1", server.1)).unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         write!(
             s,
             "{method} http://127.0.0.1:{up}{path} HTTP/1.1\r\nHost: 127.0.0.1:{up}\r\nProxy-Authorization: Basic {auth}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

@@ -9,11 +9,13 @@
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{Door, gateway_call, ok, serve_door};
 
 const OLD_ID: &str = "AKIAOLDKEY0000000001";
 const OLD_SECRET: &str = "oldSecretKey/abcdefghijklmnopqrstuvwxyz01";
@@ -31,16 +33,6 @@ fn airlock_env(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// One HTTP/1.1 request read off `stream`: request line, lower-cased headers, body.
@@ -209,51 +201,9 @@ fn mock_iam(state: Arc<Mutex<Iam>>) -> u16 {
     port
 }
 
-struct Serve(Child, u16);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve_gateway(home: &Path) -> Serve {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
-        .env("AIRLOCK_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Serve(child, port)
-}
-
 /// One request through the gateway; its status code.
-fn through(gw: &Serve, token: &str, method: &str, path: &str) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", gw.1)).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{text}"))
+fn through(gw: &Door, token: &str, method: &str, path: &str) -> u16 {
+    gateway_call(gw.port, token, method, path).0
 }
 
 /// A home with service `aws` (SigV4, key pair `aws-id` + `aws-secret`, capability
@@ -333,7 +283,7 @@ fn an_incident_revokes_locks_rotates_and_lists_the_blast_radius() {
     setup(&home, up);
     let bot = issue(&home, "bot", "s3");
     let bystander = issue(&home, "helper", "other");
-    let gw = serve_gateway(&home);
+    let gw = serve_door(&home, "--gateway");
     assert_eq!(through(&gw, &bot, "POST", "/s3/buckets/b1/objects"), 200);
     assert_eq!(through(&gw, &bot, "GET", "/s3/buckets/b1"), 200);
     assert_eq!(through(&gw, &bot, "GET", "/s3/buckets/b1"), 200);
@@ -589,7 +539,7 @@ fn an_agent_incident_locks_the_agent_until_unlock() {
     setup(&home, up);
     let bot = issue(&home, "bot", "other");
     let helper = issue(&home, "helper", "other");
-    let gw = serve_gateway(&home);
+    let gw = serve_door(&home, "--gateway");
     assert_eq!(through(&gw, &bot, "GET", "/other/a"), 200);
     let out: Value = serde_json::from_str(&ok(airlock_env(
         &home,
@@ -681,7 +631,7 @@ fn rotate_and_use(home: &Path, port: u16) -> Value {
     .unwrap();
     ok(airlock_env(home, &["unlock"], &[]));
     let token = issue(home, "bot", "api");
-    let gw = serve_gateway(home);
+    let gw = serve_door(home, "--gateway");
     assert_eq!(through(&gw, &token, "GET", "/api/v1/x"), 200);
     done
 }
@@ -812,7 +762,7 @@ fn a_token_incident_revokes_that_token_alone_and_lists_its_requests() {
     setup(&home, up);
     let leaked = issue(&home, "bot", "other");
     let sibling = issue(&home, "bot", "other");
-    let gw = serve_gateway(&home);
+    let gw = serve_door(&home, "--gateway");
     assert_eq!(through(&gw, &leaked, "GET", "/other/leaked"), 200);
     assert_eq!(through(&gw, &sibling, "GET", "/other/sibling"), 200);
     // The whole leaked token is accepted; only its id is ever shown.

@@ -6,13 +6,16 @@
 //! was seen is allowed.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{Door, gateway_call, ok, serve_door};
 
 const SECRET: &str = "sk_live_learnCanary0123456789abcdef";
 
@@ -24,16 +27,6 @@ fn airlock(home: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// An upstream that answers every request 200 with its request line.
@@ -63,55 +56,9 @@ fn upstream() -> u16 {
     port
 }
 
-struct Gateway {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn gateway(home: &Path) -> Gateway {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
-        .env("AIRLOCK_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Gateway { child, port }
-}
-
-/// One request through the gateway; the status code.
-fn call(gw: &Gateway, token: &str, method: &str, path: &str) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    write!(
-        s,
-        "{method} /learner{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{answer}"))
+/// One request through the gateway to capability `learner`; the status code.
+fn call(gw: &Door, token: &str, method: &str, path: &str) -> u16 {
+    gateway_call(gw.port, token, method, &format!("/learner{path}")).0
 }
 
 #[test]
@@ -183,7 +130,7 @@ fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
     .to_string();
 
     let started = Instant::now();
-    let gw = gateway(&home);
+    let gw = serve_door(&home, "--gateway");
     for (method, path, want) in [
         ("GET", "/v1/customers/42", 200),
         ("GET", "/v1/customers/77", 200),

@@ -1,10 +1,14 @@
-//! Helpers shared by the `airlock` binary's test crates (`cli`, `exec`, `mcp`):
-//! config edits, JSON lookups, the audit file and the JSON-RPC stdio exchange.
+//! Helpers shared by the `airlock` binary's test crates (`cli`, `exec`, `mcp`,
+//! `learn`, `incident`, `attenuate`): config edits, JSON lookups, the audit file,
+//! the JSON-RPC stdio exchange, and a server on a free port with one request
+//! through its gateway.
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -71,4 +75,79 @@ pub(crate) fn first_line(child: &mut Child) -> (BufReader<ChildStdout>, String) 
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     (stdout, line)
+}
+
+/// The command's stdout; fails showing both streams when it did not succeed.
+pub(crate) fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `airlock serve DOOR 127.0.0.1:PORT` (`--gateway`, `--http`) on a free port,
+/// its output discarded; killed when dropped.
+pub(crate) struct Door {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+}
+
+impl Drop for Door {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `airlock serve DOOR` on `home` and waits until it accepts connections.
+pub(crate) fn serve_door(home: &Path, door: &str) -> Door {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", door, &format!("127.0.0.1:{port}")])
+        .env("AIRLOCK_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Door { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "airlock serve {door} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+/// One request through the gateway at `port` with the agent token as a bearer
+/// token: the status and the body.
+pub(crate) fn gateway_call(port: u16, token: &str, method: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
 }
