@@ -148,6 +148,28 @@ impl Iterator for Records {
     }
 }
 
+/// Where [`Follow`] puts what it reads: parsed records (and unreadable
+/// lines), or the raw lines, for [`Follow::poll_newest`] to parse from the end.
+enum Sink<'a> {
+    All(&'a mut Vec<Result<Record, AuditError>>),
+    Raw(&'a mut Lines),
+}
+
+/// Complete lines, back to back in one buffer.
+#[derive(Default)]
+struct Lines {
+    bytes: Vec<u8>,
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Lines {
+    fn push(&mut self, line: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(line);
+        self.ranges.push(start..self.bytes.len());
+    }
+}
+
 /// A poll-based tail of the log (`airlock logs -f`). It reads only complete lines,
 /// so it never shows half a record, and moves to the next file when the log
 /// rotates.
@@ -192,11 +214,44 @@ impl Follow {
     /// Returns the records appended since the last call (possibly none).
     pub fn poll(&mut self) -> Result<Vec<Result<Record, AuditError>>, AuditError> {
         let mut out = Vec::new();
+        self.poll_into(&mut Sink::All(&mut out))?;
+        Ok(out)
+    }
+
+    /// Like [`Follow::poll`], but only the newest `n` records that pass the
+    /// filter and `keep`: lines are parsed from the newest back until `n` are found, so a
+    /// reader that shows only the latest records (the dashboard's live view)
+    /// does not parse every record a busy log gains. Lines that cannot be read
+    /// are skipped, not reported (`airlock audit verify` reports them).
+    pub fn poll_newest(
+        &mut self,
+        n: usize,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Result<Vec<Record>, AuditError> {
+        let mut lines = Lines::default();
+        self.poll_into(&mut Sink::Raw(&mut lines))?;
+        let mut newest = Vec::new();
+        for range in lines.ranges.iter().rev() {
+            if newest.len() == n {
+                break;
+            }
+            if let Ok(record) = Record::parse_line(&lines.bytes[range.clone()])
+                && self.filter.matches(&record)
+                && keep(&record)
+            {
+                newest.push(record);
+            }
+        }
+        newest.reverse();
+        Ok(newest)
+    }
+
+    fn poll_into(&mut self, out: &mut Sink<'_>) -> Result<(), AuditError> {
         loop {
             let next_exists = self.dir.join(files::name_of(self.index + 1)).exists();
             // Once the next file exists, this one is final: read it to its end
             // (again, in case the last write landed after our previous read).
-            self.read_current(&mut out)?;
+            self.read_current(out)?;
             if !next_exists {
                 // Files may also be missing in between (deleted): jump to the next
                 // one that exists, if any.
@@ -206,7 +261,7 @@ impl Follow {
                 let current_exists = self.dir.join(files::name_of(self.index)).exists();
                 match later {
                     Some((i, _)) if !current_exists => self.advance(i),
-                    _ => return Ok(out),
+                    _ => return Ok(()),
                 }
             } else {
                 self.advance(self.index + 1);
@@ -220,10 +275,7 @@ impl Follow {
         self.line_no = 0;
     }
 
-    fn read_current(
-        &mut self,
-        out: &mut Vec<Result<Record, AuditError>>,
-    ) -> Result<(), AuditError> {
+    fn read_current(&mut self, out: &mut Sink<'_>) -> Result<(), AuditError> {
         let name = files::name_of(self.index);
         let path = self.dir.join(&name);
         let mut file = match File::open(&path) {
@@ -252,11 +304,13 @@ impl Follow {
                 LineRead::TooLong => {
                     // Skip the monster line entirely.
                     self.line_no += 1;
-                    out.push(Err(AuditError::Malformed {
-                        file: name.clone(),
-                        line: self.line_no,
-                        reason: LineError::TooLong { max: MAX_LINE },
-                    }));
+                    if let Sink::All(out) = out {
+                        out.push(Err(AuditError::Malformed {
+                            file: name.clone(),
+                            line: self.line_no,
+                            reason: LineError::TooLong { max: MAX_LINE },
+                        }));
+                    }
                     let skipped = reader
                         .skip_until(b'\n')
                         .map_err(|e| AuditError::io("cannot read the audit log", &path, e))?;
@@ -265,14 +319,17 @@ impl Follow {
                 LineRead::Complete => {
                     self.line_no += 1;
                     self.offset += buf.len() as u64 + 1;
-                    match Record::parse_line(&buf) {
-                        Ok(record) if self.filter.matches(&record) => out.push(Ok(record)),
-                        Ok(_) => {}
-                        Err(reason) => out.push(Err(AuditError::Malformed {
-                            file: name.clone(),
-                            line: self.line_no,
-                            reason,
-                        })),
+                    match out {
+                        Sink::Raw(lines) => lines.push(&buf),
+                        Sink::All(out) => match Record::parse_line(&buf) {
+                            Ok(record) if self.filter.matches(&record) => out.push(Ok(record)),
+                            Ok(_) => {}
+                            Err(reason) => out.push(Err(AuditError::Malformed {
+                                file: name.clone(),
+                                line: self.line_no,
+                                reason,
+                            })),
+                        },
                     }
                 }
             }

@@ -821,6 +821,38 @@ fn follow_sees_new_records_across_rotation() {
 }
 
 #[test]
+fn poll_newest_gives_the_newest_matching_records_in_order_across_rotation() {
+    let h = home();
+    let opts = || Options::default().max_file_bytes(1_500);
+    fill(&h, 3, opts());
+    let mut follow = Follow::from_end(&h.audit, Filter::all()).unwrap();
+    let mut log = open(&h, opts());
+    for i in 4..=30 {
+        log.append(&event(i)).unwrap();
+    }
+    assert!(log_path(&h, 3).exists(), "the test should rotate");
+    // The newest 5 of what was appended, oldest first, whatever the files.
+    let seqs = |v: Vec<airlock_audit::Record>| v.iter().map(|r| r.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(follow.poll_newest(5, |_| true).unwrap()),
+        [26, 27, 28, 29, 30]
+    );
+    // What was read is consumed, as with poll().
+    assert!(follow.poll_newest(5, |_| true).unwrap().is_empty());
+    for i in 31..=40 {
+        log.append(&event(i)).unwrap();
+    }
+    // The predicate counts toward n: the newest 3 even records.
+    assert_eq!(
+        seqs(follow.poll_newest(3, |r| r.seq % 2 == 0).unwrap()),
+        [36, 38, 40]
+    );
+    // Fewer than n: all of them.
+    log.append(&event(41)).unwrap();
+    assert_eq!(seqs(follow.poll_newest(500, |_| true).unwrap()), [41]);
+}
+
+#[test]
 fn human_line_and_json_line() {
     let h = home();
     fill(&h, 1, Options::default());

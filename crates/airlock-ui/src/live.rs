@@ -30,6 +30,7 @@ const MAX_PER_POLL: usize = 500;
 
 /// The filters of the live view (query parameters `agent`, `capability`,
 /// `decision`), and the record to start after (`after`).
+#[derive(Clone)]
 pub(crate) struct Filters {
     pub(crate) agent: Option<String>,
     pub(crate) capability: Option<String>,
@@ -207,8 +208,9 @@ pub(crate) fn events(ui: &Arc<Ui>, q: &Form) -> Response {
                     Err(_) => continue,
                 },
             };
+            let (filters, after) = (st.filters.clone(), st.after);
             let (follow, polled) = match tokio::task::spawn_blocking(move || {
-                let r = follow.poll();
+                let r = follow.poll_newest(MAX_PER_POLL, |r| r.seq > after && filters.keeps(r));
                 (follow, r)
             })
             .await
@@ -217,15 +219,9 @@ pub(crate) fn events(ui: &Arc<Ui>, q: &Form) -> Response {
                 Err(_) => return None,
             };
             st.follow = Some(follow);
-            let mut kept: VecDeque<Record> = VecDeque::new();
-            for r in polled.into_iter().flatten().flatten() {
-                if r.seq > st.after && st.filters.keeps(&r) {
-                    st.after = r.seq;
-                    if kept.len() == MAX_PER_POLL {
-                        kept.pop_front();
-                    }
-                    kept.push_back(r);
-                }
+            let kept = polled.unwrap_or_default();
+            if let Some(last) = kept.last() {
+                st.after = last.seq;
             }
             st.ready.extend(kept.iter().map(view));
         }
