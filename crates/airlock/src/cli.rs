@@ -313,6 +313,11 @@ pub(crate) enum LearnCommand {
     Apply {
         /// The capability
         name: String,
+        /// Open the proposal in $VISUAL / $EDITOR (else vi) first, one rule a
+        /// line; what you save is written (an empty file or an editor that
+        /// fails writes nothing)
+        #[arg(long)]
+        edit: bool,
     },
 }
 

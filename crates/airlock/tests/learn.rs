@@ -268,3 +268,96 @@ fn apply_refuses_when_nothing_was_learned_and_exec_cannot_learn() {
     let out = airlock(&home, &["learn", "show", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability"));
 }
+
+/// `learn apply --edit`: the owner's editor gets the proposal; what is saved is
+/// written (checked, rule by rule); an editor that fails, a bad rule or an
+/// empty file writes nothing.
+#[test]
+fn apply_edit_writes_what_the_owner_saved_and_nothing_on_failure() {
+    let port = upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let url = format!("http://127.0.0.1:{port}");
+    ok(airlock(
+        &home,
+        &[
+            "add",
+            "svc",
+            "--no-cap",
+            "--url",
+            &url,
+            "--key-from-env",
+            "K",
+        ],
+    ));
+    ok(airlock(
+        &home,
+        &["cap", "add", "learner", "--service", "svc", "--learn"],
+    ));
+    let token = ok(airlock(
+        &home,
+        &["token", "issue", "--agent", "bot", "--cap", "learner"],
+    ))
+    .trim()
+    .to_string();
+    let gw = serve_door(&home, "--gateway");
+    for path in [
+        "/v1/customers/42",
+        "/v1/customers/77/invoices",
+        "/v1/balance",
+    ] {
+        assert_eq!(call(&gw, &token, "GET", path), 200, "{path}");
+    }
+    drop(gw);
+    let config = || std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    let before = config();
+    // An editor: a shell script that edits the file it is given.
+    let editor = |name: &str, script: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    };
+    let apply = |editor: &str| {
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(["learn", "apply", "learner", "--edit"])
+            .env("AIRLOCK_HOME", &home)
+            .env_remove("VISUAL")
+            .env("EDITOR", editor)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Each failure: a non-zero exit, one error line, the file as it was.
+    for (script, says) in [
+        ("exit 1", "exited with"),
+        ("echo 'GET v1/no-slash' >> \"$1\"", "line "),
+        ("sed -i '/^[A-Z]/d' \"$1\"", "no rule left"),
+    ] {
+        let out = apply(&editor("fail.sh", script));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(says),
+            "{script}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert_eq!(config(), before, "{script} changed airlock.toml");
+    }
+    // The owner keeps the customer rules, drops /v1/balance and adds one.
+    let out = apply(&editor(
+        "edit.sh",
+        "grep -q '^GET /v1/customers/\\*$' \"$1\" || exit 3\nsed -i '/balance/d' \"$1\"\necho 'POST /v1/customers/*/notes' >> \"$1\"",
+    ));
+    let said = ok(out);
+    assert!(said.contains("3 allow rule(s)"), "{said}");
+    let written = config();
+    assert!(!written.contains("learn_until"), "{written}");
+    for rule in [
+        "\"GET /v1/customers/*\"",
+        "\"GET /v1/customers/*/invoices\"",
+        "\"POST /v1/customers/*/notes\"",
+    ] {
+        assert!(written.contains(rule), "{rule} missing: {written}");
+    }
+    assert!(!written.contains("/v1/balance"), "{written}");
+}

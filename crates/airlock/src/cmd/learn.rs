@@ -11,7 +11,8 @@
 //! segment stays as it was seen. A path with a `*` in it is never proposed
 //! (in a rule it would be a wildcard: an agent could request `/v1/**` to have
 //! itself granted everything); `show` lists such requests. `apply` writes them as the capability's
-//! `allow` and removes `learn_until` (the rest of the file is kept).
+//! `allow` and removes `learn_until` (the rest of the file is kept); `apply
+//! --edit` first opens them in the owner's editor, and writes what is saved.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +31,7 @@ const EXAMPLES: usize = 3;
 pub(crate) fn run(home: &Home, cmd: &LearnCommand) -> anyhow::Result<()> {
     match cmd {
         LearnCommand::Show { name, json } => show(home, name, *json),
-        LearnCommand::Apply { name } => apply(home, name),
+        LearnCommand::Apply { name, edit } => apply(home, name, *edit),
     }
 }
 
@@ -179,15 +180,25 @@ fn show(home: &Home, name: &str, as_json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn apply(home: &Home, name: &str) -> anyhow::Result<()> {
-    let _lock = crate::cmd::cap::lock_config(home)?;
-    let rules = proposal(home, name)?.rules;
-    if rules.is_empty() {
+fn apply(home: &Home, name: &str, edit: bool) -> anyhow::Result<()> {
+    let proposed = proposal(home, name)?.rules;
+    if proposed.is_empty() {
         bail!(
             "nothing to apply: capability \"{name}\" recorded no request while learning (a capability without allow rules would allow every path); let the agent work first, or write rules with `airlock cap add`"
         );
     }
-    let allow: Vec<String> = rules.keys().cloned().collect();
+    // The editor runs before the configuration is locked: the owner may take
+    // a while, and other commands must not wait for them.
+    let allow: Vec<String> = if edit {
+        let methods = Config::load(home)?
+            .capability(name)
+            .map(|c| c.methods.clone())
+            .unwrap_or_default();
+        edit_rules(name, &proposed, &methods)?
+    } else {
+        proposed.keys().cloned().collect()
+    };
+    let _lock = crate::cmd::cap::lock_config(home)?;
     let mut doc = ConfigDoc::load(home)?;
     doc.apply_learned(name, &allow)?;
     doc.save()?;
@@ -199,6 +210,77 @@ fn apply(home: &Home, name: &str) -> anyhow::Result<()> {
         output::line(format_args!("  {rule}"));
     }
     Ok(())
+}
+
+/// `apply --edit`: the proposed rules in a file for `$VISUAL` / `$EDITOR` (else
+/// `vi`), one `METHOD PATH` a line with what each covers as a comment above it;
+/// the rules saved, each checked. An empty file, or an editor that exits with
+/// a failure, applies nothing.
+fn edit_rules(
+    name: &str,
+    proposed: &BTreeMap<String, Proposed>,
+    methods: &[String],
+) -> anyhow::Result<Vec<String>> {
+    use std::io::Write as _;
+    let mut text = format!(
+        "# Allow rules for capability \"{name}\", one \"METHOD PATH\" a line (`*` within a\n\
+         # segment, `**` for any number of segments). Lines starting with # are ignored.\n\
+         # Save and quit to write them to airlock.toml and end learning; save an empty\n\
+         # file, or quit the editor with an error (:cq in vi), to write nothing.\n"
+    );
+    for (rule, p) in proposed {
+        text.push_str(&format!(
+            "\n# {} request(s), e.g. {}\n{rule}\n",
+            p.count,
+            p.examples.join(", ")
+        ));
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix("airlock-learn-")
+        .suffix(".txt")
+        .tempfile()?;
+    file.write_all(text.as_bytes())?;
+    file.flush()?;
+    let editor = ["VISUAL", "EDITOR"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "vi".to_owned());
+    // Through the shell, as git does, so `EDITOR="code --wait"` works; the
+    // file's path is an argument, never part of the command text.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot start the editor ({editor}): {e}"))?;
+    if !status.success() {
+        bail!("the editor ({editor}) exited with {status}: nothing was written");
+    }
+    let saved = std::fs::read_to_string(file.path())?;
+    let mut rules = Vec::new();
+    for (i, line) in saved.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let rule = airlock_policy::Rule::parse_with_methods(line, methods).map_err(|e| {
+            anyhow::anyhow!(
+                "line {} of the edited rules: {e}; nothing was written",
+                i + 1
+            )
+        })?;
+        let rule = rule.as_str().to_owned();
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    if rules.is_empty() {
+        bail!(
+            "no rule left in the edited file: nothing was written (a capability without allow rules would allow every path)"
+        );
+    }
+    Ok(rules)
 }
 
 /// `path` with its identifier segments as `*`.
