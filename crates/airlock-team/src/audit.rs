@@ -31,6 +31,27 @@ use crate::local::{self, Mark};
 use crate::team::{DeviceStatus, Team};
 use crate::{Result, TeamError};
 
+/// One row of `airlock.audit` as read back.
+struct AuditRow {
+    device: String,
+    seq: i64,
+    prev: Vec<u8>,
+    record: String,
+    sig: Vec<u8>,
+}
+
+impl AuditRow {
+    fn read(r: &sqlx::postgres::PgRow) -> std::result::Result<AuditRow, sqlx::Error> {
+        Ok(AuditRow {
+            device: r.try_get("device")?,
+            seq: r.try_get("seq")?,
+            prev: r.try_get("prev")?,
+            record: r.try_get("record")?,
+            sig: r.try_get("sig")?,
+        })
+    }
+}
+
 /// Rows uploaded per transaction.
 pub const UPLOAD_BATCH: usize = 256;
 
@@ -313,11 +334,13 @@ impl Team {
         .await?;
         let mut heads: Vec<(String, i64, String)> = Vec::new();
         for r in rows {
-            let device: String = r.try_get("device")?;
-            let seq: i64 = r.try_get("seq")?;
-            let prev: Vec<u8> = r.try_get("prev")?;
-            let record: String = r.try_get("record")?;
-            let sig: Vec<u8> = r.try_get("sig")?;
+            let AuditRow {
+                device,
+                seq,
+                prev,
+                record,
+                sig,
+            } = AuditRow::read(&r)?;
             let msg = row_msg(&team, &device, seq, &prev, &record);
             let signed = view
                 .members
@@ -413,11 +436,13 @@ impl Team {
         .fetch_all(&self.pool)
         .await?;
         for r in rows {
-            let device: String = r.try_get("device")?;
-            let seq: i64 = r.try_get("seq")?;
-            let prev: Vec<u8> = r.try_get("prev")?;
-            let record: String = r.try_get("record")?;
-            let sig: Vec<u8> = r.try_get("sig")?;
+            let AuditRow {
+                device,
+                seq,
+                prev,
+                record,
+                sig,
+            } = AuditRow::read(&r)?;
             let c = chains.entry(device.clone()).or_insert(Walk {
                 expect: 1,
                 prev: ZERO,

@@ -303,6 +303,36 @@ fn invite_msg(team: &str, code_hash: &[u8], admin: bool, expires: i64, by: &str)
     )
 }
 
+/// Opens a secret row's value (version `version` of `name`, sealed under the
+/// key of `epoch`); `row` names the row in the error when it does not open.
+#[allow(clippy::too_many_arguments)]
+fn open_row_secret(
+    view: &View,
+    team: &str,
+    name: &str,
+    version: i32,
+    epoch: i32,
+    nonce: &[u8],
+    ct: &[u8],
+    row: String,
+) -> Result<Zeroizing<Vec<u8>>, TeamError> {
+    let key = view.epochs.get(&epoch).ok_or_else(|| TeamError::Tampered {
+        row: row.clone(),
+        why: format!("this device holds no key of epoch {epoch}"),
+    })?;
+    keys::open_secret(
+        key,
+        team,
+        &secret_aad(team, name, version, epoch),
+        nonce,
+        ct,
+    )
+    .ok_or_else(|| TeamError::Tampered {
+        row,
+        why: "it does not open under its epoch key and identity".into(),
+    })
+}
+
 fn secret_aad(team: &str, name: &str, version: i32, epoch: i32) -> Vec<u8> {
     message(
         "secret aad",
@@ -1383,21 +1413,7 @@ impl Team {
             let nonce: Vec<u8> = r.try_get("nonce")?;
             let ct: Vec<u8> = r.try_get("ct")?;
             let row = format!("airlock.secrets name={name} version={version}");
-            let old_key = view.epochs.get(&old).ok_or_else(|| TeamError::Tampered {
-                row: row.clone(),
-                why: format!("this device holds no key of epoch {old}"),
-            })?;
-            let value = keys::open_secret(
-                old_key,
-                &team,
-                &secret_aad(&team, &name, version, old),
-                &nonce,
-                &ct,
-            )
-            .ok_or_else(|| TeamError::Tampered {
-                row,
-                why: "it does not open under its epoch key and identity".into(),
-            })?;
+            let value = open_row_secret(&view, &team, &name, version, old, &nonce, &ct, row)?;
             let next = version + 1;
             let (nonce, ct) =
                 keys::seal_secret(&key, &team, &secret_aad(&team, &name, next, epoch), &value)?;
@@ -1558,21 +1574,7 @@ impl Team {
                     why: format!("it is not signed by member device {author}"),
                 });
             }
-            let key = view.epochs.get(&epoch).ok_or_else(|| TeamError::Tampered {
-                row: row.clone(),
-                why: format!("this device holds no key of epoch {epoch}"),
-            })?;
-            let value = keys::open_secret(
-                key,
-                &team,
-                &secret_aad(&team, &name, version, epoch),
-                &nonce,
-                &ct,
-            )
-            .ok_or_else(|| TeamError::Tampered {
-                row,
-                why: "it does not open under its epoch key and identity".into(),
-            })?;
+            let value = open_row_secret(&view, &team, &name, version, epoch, &nonce, &ct, row)?;
             fresh.push((name, version, value));
         }
 
