@@ -177,6 +177,137 @@ SECRETS = {
     "generic-secret": (lambda: rs(B64URL, R.choice([32, 43, 50])), ["JWT_SECRET", "SESSION_SECRET", "APP_SECRET", "client_secret", "SECRET_KEY"]),
     "generic-api-key": (lambda: rs(ALNUM, R.choice([32, 40])), ["ACME_API_KEY", "WEATHER_API_KEY", "apiKey", "x_api_key"]),
 }
+def uuid4():
+    return "%08x-%04x-4%03x-%04x-%012x" % (R.getrandbits(32), R.getrandbits(16), R.getrandbits(12), 0x8000 | R.getrandbits(14), R.getrandbits(48))
+
+
+LOWER_NUM = string.ascii_lowercase + string.digits
+B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+# The second wave (issue 18, item 1's wider inventory): more providers, from
+# the same kinds of sources (providers' token-format docs, gitleaks' default
+# config, GitHub secret scanning's partner list). Tokens that have no prefix of
+# their own are planted under the names their docs and SDKs read them from.
+SECRETS.update({
+    "gcp-api-key": (lambda: "AIza" + rs(B64URL, 35), ["GEMINI_API_KEY", "GOOGLE_API_KEY"]),
+    "gcp-oauth-client-secret": (lambda: "GOCSPX-" + rs(B64URL, 28), ["GOOGLE_CLIENT_SECRET"]),
+    "azure-storage-connection": (lambda: f"DefaultEndpointsProtocol=https;AccountName=acme{rs(LOWER_NUM, 6)};AccountKey="
+                                 + base64.b64encode(R.randbytes(64)).decode() + ";EndpointSuffix=core.windows.net", ["AZURE_STORAGE_CONNECTION_STRING"]),
+    "azure-devops-pat": (lambda: rs(ALNUM, 76) + "AZDO" + rs(ALNUM, 4), ["AZURE_DEVOPS_EXT_PAT", "AZDO_PAT"]),
+    "azure-service-bus": (lambda: f"Endpoint=sb://acme-{rs(LOWER_NUM, 5)}.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey="
+                          + base64.b64encode(R.randbytes(32)).decode(), ["SERVICEBUS_CONNECTION"]),
+    "alibaba-secret": (lambda: rs(ALNUM, 30), ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]),
+    "cloudflare-global-key": (lambda: rs(HEX, 37), ["CLOUDFLARE_API_KEY", "CF_API_KEY"]),
+    "cloudflare-api-token": (lambda: rs(B64URL, 40), ["CLOUDFLARE_API_TOKEN", "CF_API_TOKEN"]),
+    "heroku-uuid": (uuid4, ["HEROKU_API_KEY"]),
+    "netlify": (lambda: "nfp_" + rs(ALNUM, 36), ["NETLIFY_AUTH_TOKEN"]),
+    "vercel": (lambda: rs(ALNUM, 24), ["VERCEL_TOKEN"]),
+    "onepassword-secret-key": (lambda: "A3-" + "-".join(rs(UPPER_NUM, n) for n in (6, 6, 5, 5, 5, 5)), ["OP_SECRET_KEY"]),
+    "tailscale": (lambda: "tskey-" + R.choice(["auth", "api", "client"]) + "-k" + rs(ALNUM, 11) + "CNTRL-" + rs(ALNUM, 32), ["TS_AUTHKEY", "TAILSCALE_API_KEY"]),
+    "github-refresh": (lambda: "ghr_" + rs(ALNUM, 76), ["GITHUB_REFRESH_TOKEN"]),
+    "gitlab-other": (lambda: R.choice(["glptt-" + rs(HEX, 40), "glft-" + rs(ALNUM + "-_", 20), "glagent-" + rs(ALNUM + "-_", 50),
+                                       "gloas-" + rs(ALNUM + "-_", 64), "glcbt-" + rs(HEX, 5) + "_" + rs(ALNUM + "-_", 20)]), ["GITLAB_TRIGGER_TOKEN", "GITLAB_FEED_TOKEN"]),
+    "gitlab-registration": (lambda: "GR1348941" + rs(ALNUM + "-_", 20), ["REGISTRATION_TOKEN"]),
+    "circleci": (lambda: "CCIPAT_" + rs(ALNUM, 22) + "_" + rs(HEX, 40), ["CIRCLECI_TOKEN", "CIRCLE_TOKEN"]),
+    "sonarqube": (lambda: R.choice(["squ_", "sqp_", "sqa_"]) + rs(HEX, 40), ["SONAR_TOKEN"]),
+    "harness": (lambda: R.choice(["pat.", "sat."]) + rs(B64URL, 22) + "." + rs(HEX, 24) + "." + rs(ALNUM, 20), ["HARNESS_API_KEY"]),
+    "scalingo": (lambda: "tk-us-" + rs(B64URL, 48), ["SCALINGO_API_TOKEN"]),
+    "render": (lambda: "rnd_" + rs(ALNUM, 32), ["RENDER_API_KEY"]),
+    "neon": (lambda: "napi_" + rs(LOWER_NUM, 64), ["NEON_API_KEY"]),
+    "contentful": (lambda: "CFPAT-" + rs(B64URL, 43), ["CONTENTFUL_MANAGEMENT_TOKEN"]),
+    "frameio": (lambda: "fio-u-" + rs(B64URL, 64), ["FRAMEIO_TOKEN"]),
+    "adobe": (lambda: "p8e-" + rs(ALNUM, 32), ["ADOBE_CLIENT_SECRET"]),
+    "buildkite": (lambda: "bkua_" + rs(HEX, 40), ["BUILDKITE_API_TOKEN"]),
+    "airtable": (lambda: "pat" + rs(ALNUM, 14) + "." + rs(HEX, 64), ["AIRTABLE_TOKEN"]),
+    "figma": (lambda: "figd_" + rs(B64URL, 40), ["FIGMA_TOKEN"]),
+    "stripe-test-secret": (lambda: R.choice(["sk_test_", "rk_test_"]) + rs(ALNUM, R.choice([24, 99])), ["STRIPE_TEST_SECRET_KEY"]),
+    "square-oauth-secret": (lambda: "sq0csp-" + rs(B64URL, 43), ["SQUARE_APPLICATION_SECRET"]),
+    "braintree": (lambda: "access_token$production$" + rs(LOWER_NUM, 16) + "$" + rs(HEX, 32), ["BRAINTREE_ACCESS_TOKEN"]),
+    "paypal-secret": (lambda: "E" + rs(B64URL, 79), ["PAYPAL_CLIENT_SECRET"]),
+    "flutterwave": (lambda: "FLWSECK-" + rs(HEX, 32) + "-X", ["FLW_SECRET_KEY"]),
+    "plaid-access": (lambda: "access-production-" + uuid4(), ["PLAID_ACCESS_TOKEN"]),
+    "plaid-secret": (lambda: rs(HEX, 30), ["PLAID_SECRET"]),
+    "xai": (lambda: "xai-" + rs(ALNUM, 80), ["XAI_API_KEY"]),
+    "mistral": (lambda: rs(ALNUM, 32), ["MISTRAL_API_KEY"]),
+    "cohere": (lambda: rs(ALNUM, 40), ["COHERE_API_KEY", "CO_API_KEY"]),
+    "pinecone": (lambda: "pcsk_" + rs(ALNUM, 5) + "_" + rs(ALNUM, 64), ["PINECONE_API_KEY"]),
+    "tavily": (lambda: "tvly-" + R.choice(["", "dev-", "prod-"]) + rs(ALNUM, 32), ["TAVILY_API_KEY"]),
+    "e2b": (lambda: "e2b_" + rs(HEX, 40), ["E2B_API_KEY"]),
+    "slack-config": (lambda: R.choice(["xoxe.xoxp-1-" + rs(ALNUM, R.randint(163, 166)), "xoxe-1-" + rs(ALNUM, 146)]), ["SLACK_CONFIG_TOKEN", "SLACK_CONFIG_REFRESH_TOKEN"]),
+    "slack-legacy": (lambda: "xoxs-" + rs(string.digits, 11) + "-" + rs(string.digits, 12) + "-" + rs(string.digits, 13) + "-" + rs(HEX, 64), ["SLACK_LEGACY_TOKEN"]),
+    "teams-webhook": (lambda: f"https://acme.webhook.office.com/webhookb2/{uuid4()}@{uuid4()}/IncomingWebhook/{rs(HEX, 32)}/{uuid4()}", ["TEAMS_WEBHOOK_URL"]),
+    "postmark": (uuid4, ["POSTMARK_SERVER_TOKEN", "POSTMARK_API_TOKEN"]),
+    "pypi-test": (lambda: "pypi-AgENdGVzdC5weXBpLm9yZw" + rs(B64URL, R.randint(70, 140)), ["TEST_PYPI_TOKEN"]),
+    "crates-io": (lambda: "cio" + rs(ALNUM, 32), ["CARGO_REGISTRY_TOKEN"]),
+    "nuget": (lambda: "oy2" + rs(LOWER_NUM, 43), ["NUGET_API_KEY"]),
+    "jfrog-reference": (lambda: "cmVmdGtuOjAxOjE3" + rs(B64, 48), ["JFROG_ACCESS_TOKEN"]),
+    "mysql-dsn": (lambda: f"{R.choice(['app', 'svc'])}:{url_password()}@tcp({host()}:3306)/app?parseTime=true", ["MYSQL_DSN"]),
+    "https-userinfo": (lambda: f"https://{R.choice(['deploy', 'ci-bot'])}:{url_password()}@{R.choice(['git', 'nexus', 'artifacts'])}.acme-corp.net/{R.choice(['repo.git', 'repository/pypi/simple'])}",
+                       ["PIP_INDEX_URL", "REPO_URL", "NEXUS_URL"]),
+    "sentry-org": (lambda: "sntrys_" + b64url_json({"iat": R.randint(1.6e9, 1.8e9), "url": "https://sentry.io", "org": "acme"}) + "_" + rs(B64URL, 43), ["SENTRY_ORG_TOKEN"]),
+    "datadog-api": (lambda: rs(HEX, 32), ["DD_API_KEY", "DATADOG_API_KEY"]),
+    "datadog-app": (lambda: rs(HEX, 40), ["DD_APP_KEY", "DATADOG_APP_KEY"]),
+    "newrelic-license": (lambda: rs(HEX, 36) + "NRAL", ["NEW_RELIC_LICENSE_KEY"]),
+    "newrelic-insert": (lambda: "NRII-" + rs(B64URL, 32), ["NEW_RELIC_INSERT_KEY"]),
+    "grafana-legacy": (lambda: b64url_json({"k": rs(ALNUM, 32), "n": "ci", "id": R.randint(1, 99)}), ["GRAFANA_API_KEY"]),
+    "mapbox-secret": (lambda: "sk.eyJ1IjoiYWNtZSIsImEiOiJ" + rs(ALNUM, 20) + "." + rs(B64URL, 22), ["MAPBOX_SECRET_TOKEN"]),
+    "posthog": (lambda: "phx_" + rs(ALNUM, 43), ["POSTHOG_PERSONAL_API_KEY"]),
+    "launchdarkly": (lambda: R.choice(["api-", "sdk-"]) + uuid4(), ["LAUNCHDARKLY_SDK_KEY", "LD_API_KEY"]),
+    "wandb": (lambda: rs(HEX, 40), ["WANDB_API_KEY"]),
+    "algolia-admin": (lambda: rs(HEX, 32), ["ALGOLIA_ADMIN_API_KEY", "ALGOLIA_WRITE_KEY"]),
+    "google-access-token": (lambda: "ya29." + rs(B64URL, R.randint(120, 200)), ["GOOGLE_ACCESS_TOKEN"]),
+    "google-refresh-token": (lambda: "1//0" + rs(B64URL, 99), ["GOOGLE_REFRESH_TOKEN"]),
+    "fcm-server-key": (lambda: "AAAA" + rs(B64URL, 7) + ":APA91b" + rs(B64URL, 134), ["FCM_SERVER_KEY"]),
+    "dropbox": (lambda: "sl." + rs(B64URL, 135), ["DROPBOX_ACCESS_TOKEN"]),
+    "facebook-token": (lambda: "EAAG" + rs(ALNUM, 180), ["FACEBOOK_ACCESS_TOKEN", "META_ACCESS_TOKEN"]),
+    "twitter-bearer": (lambda: "A" * 22 + rs(ALNUM, 30) + "%3D" + rs(ALNUM, 50), ["TWITTER_BEARER_TOKEN", "X_BEARER_TOKEN"]),
+    "settlemint": (lambda: R.choice(["sm_aat_", "sm_pat_", "sm_sat_"]) + rs(ALNUM, 16), ["SETTLEMINT_ACCESS_TOKEN"]),
+    "defined-networking": (lambda: "dnkey-" + rs(B32, 26) + "-" + rs(B32, 52), ["DN_API_KEY"]),
+    "clickhouse": (lambda: "4b1d" + rs(ALNUM, 38), ["CLICKHOUSE_KEY_SECRET"]),
+    "maxmind": (lambda: rs(ALNUM, 6) + "_" + rs(ALNUM, 29) + "_mmk", ["MAXMIND_LICENSE_KEY"]),
+    "octopus": (lambda: "API-" + rs(UPPER_NUM, 26), ["OCTOPUS_API_KEY"]),
+    "yandex-api": (lambda: "AQVN" + rs(B64URL, 36), ["YC_API_KEY"]),
+    "yandex-iam": (lambda: "t1." + rs(B64URL, 36) + "." + rs(B64URL, 86), ["YC_IAM_TOKEN"]),
+    "sidekiq": (lambda: rs(HEX, 8) + ":" + rs(HEX, 8), ["BUNDLE_ENTERPRISE__CONTRIBSYS__COM", "BUNDLE_GEMS__CONTRIBSYS__COM"]),
+    "hubspot-private-app": (lambda: "pat-" + R.choice(["na1", "eu1"]) + "-" + uuid4(), ["HUBSPOT_ACCESS_TOKEN"]),
+    "sourcegraph": (lambda: "sgp_" + rs(HEX, 16) + "_" + rs(HEX, 40), ["SRC_ACCESS_TOKEN"]),
+    "okta": (lambda: "00" + rs(B64URL, 40), ["OKTA_API_TOKEN"]),
+    "fastly": (lambda: rs(B64URL, 32), ["FASTLY_API_TOKEN"]),
+    "snyk": (uuid4, ["SNYK_TOKEN"]),
+    "asana-pat": (lambda: "2/" + rs(string.digits, 16) + "/" + rs(string.digits, 16) + ":" + rs(HEX, 32), ["ASANA_ACCESS_TOKEN"]),
+    "lob": (lambda: "live_" + rs(HEX, 35), ["LOB_API_KEY"]),
+    "gocardless": (lambda: "live_" + rs(B64URL, 40), ["GOCARDLESS_ACCESS_TOKEN"]),
+    "bitbucket-app-password": (lambda: "ATBB" + rs(ALNUM, 32), ["BITBUCKET_APP_PASSWORD"]),
+    "nvidia": (lambda: "nvapi-" + rs(B64URL, 64), ["NVIDIA_API_KEY", "NGC_API_KEY"]),
+    "elevenlabs": (lambda: "sk_" + rs(HEX, 48), ["ELEVENLABS_API_KEY"]),
+    "firecrawl": (lambda: "fc-" + rs(HEX, 32), ["FIRECRAWL_API_KEY"]),
+    "langfuse": (lambda: "sk-lf-" + uuid4(), ["LANGFUSE_SECRET_KEY"]),
+    "salesforce": (lambda: "00D" + rs(ALNUM, 12) + "!" + rs(ALNUM + "._", 96), ["SF_ACCESS_TOKEN", "SALESFORCE_SESSION_ID"]),
+    "meraki": (lambda: rs(HEX, 40), ["MERAKI_DASHBOARD_API_KEY"]),
+    "intercom": (lambda: "dG9rOj" + rs(B64, 54) + "=", ["INTERCOM_ACCESS_TOKEN"]),
+    "zendesk": (lambda: rs(ALNUM, 40), ["ZENDESK_API_TOKEN"]),
+    "bedrock": (lambda: "ABSKQmVkcm9ja0FQSUtleS" + rs(B64, 110), ["AWS_BEARER_TOKEN_BEDROCK"]),
+    "intra42": (lambda: "s-s4t2ud-" + rs(HEX, 64), ["FT_CLIENT_SECRET"]),
+    "twitch": (lambda: rs(LOWER_NUM, 30), ["TWITCH_CLIENT_SECRET"]),
+    "mattermost": (lambda: rs(LOWER_NUM, 26), ["MATTERMOST_TOKEN"]),
+    "rapidapi": (lambda: rs(ALNUM, 50), ["RAPIDAPI_KEY", "X_RAPIDAPI_KEY"]),
+    "sumologic": (lambda: rs(ALNUM, 64), ["SUMO_ACCESS_KEY"]),
+    "sendbird": (lambda: rs(HEX, 40), ["SENDBIRD_API_TOKEN"]),
+    "drone": (lambda: rs(ALNUM, 32), ["DRONE_TOKEN"]),
+    "codecov": (uuid4, ["CODECOV_TOKEN"]),
+    "confluent": (lambda: rs(ALNUM + "+/", 64), ["CONFLUENT_CLOUD_API_SECRET"]),
+    "kraken": (lambda: base64.b64encode(R.randbytes(64)).decode(), ["KRAKEN_PRIVATE_KEY"]),
+    "finnhub": (lambda: rs(LOWER_NUM, 20), ["FINNHUB_API_KEY"]),
+    "adafruit": (lambda: "aio_" + rs(ALNUM, 28), ["ADAFRUIT_IO_KEY"]),
+    "discord-client-secret": (lambda: rs(B64URL, 32), ["DISCORD_CLIENT_SECRET"]),
+    "linear-client-secret": (lambda: rs(HEX, 32), ["LINEAR_CLIENT_SECRET"]),
+    "facebook-app-secret": (lambda: rs(HEX, 32), ["FACEBOOK_APP_SECRET", "FB_APP_SECRET"]),
+    "twitter-secret": (lambda: rs(ALNUM, 50), ["TWITTER_API_SECRET", "TWITTER_ACCESS_TOKEN_SECRET"]),
+    "linkedin-secret": (lambda: rs(ALNUM, 16), ["LINKEDIN_CLIENT_SECRET"]),
+    "hubspot-legacy": (uuid4, ["HUBSPOT_API_KEY", "HAPIKEY"]),
+})
+
+
 # Keys that belong to a pair are planted with their partner on the next line.
 PAIRS = {"aws-access-key-id": "aws-secret-access-key"}
 PEM_KINDS = ["RSA PRIVATE KEY", "EC PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY"]
@@ -430,6 +561,13 @@ def build(seed, out_dir):
         if R.random() < 0.15:
             ek, en, eg = R.choice(EITHER)
             items.append((en, eg(), ("either", ek)))
+        # one name once per file: a repeated key is invalid YAML, JSON and TOML
+        seen = set()
+        for i, (name, v, lab) in enumerate(items):
+            while name.upper() in seen:
+                name += "_2"
+            seen.add(name.upper())
+            items[i] = (name, v, lab)
         files.append((fname, WRITERS[fname](items)))
         n += 1
     for _ in range(8):
@@ -438,7 +576,10 @@ def build(seed, out_dir):
         files.append(special_file())
     for _ in range(12):  # files with decoys only
         fname = R.choice(list(WRITERS))
-        files.append((fname, WRITERS[fname]([(dn, dv, ("decoy", dk)) for dk, dn, dv in (decoy() for _ in range(R.randint(2, 5)))])))
+        decoys = {}
+        for dk, dn, dv in (decoy() for _ in range(R.randint(2, 5))):
+            decoys.setdefault(dn.upper(), (dn, dv, ("decoy", dk)))
+        files.append((fname, WRITERS[fname](list(decoys.values()))))
     for i, (fname, lines) in enumerate(files):
         rel = os.path.join(f"f{i:03d}", fname)
         os.makedirs(os.path.join(out_dir, f"f{i:03d}"), exist_ok=True)

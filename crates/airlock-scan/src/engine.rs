@@ -338,10 +338,7 @@ impl Scanner {
                     rest
                 }
             } else {
-                body.strip_prefix(b"*")
-                    .or_else(|| body.strip_prefix(b"&"))
-                    .filter(|rest| !rest.starts_with(b"*"))
-                    .unwrap_or(body)
+                unmasked(body)
             }
         } else {
             body
@@ -873,7 +870,8 @@ pub(crate) fn generic_gate(key: &[u8], value: &[u8]) -> bool {
         && let Some(eq) = value[..last].iter().position(|&b| b == b'=')
     {
         let name = &value[..eq];
-        let named = name.len() >= 2
+        // (`ww=jCRSy…`: two letters before `=` are as likely a password's own)
+        let named = name.len() >= 3
             && name
                 .iter()
                 .all(|&b| b.is_ascii_alphabetic() || matches!(b, b'_' | b'-' | b'.'))
@@ -1272,9 +1270,21 @@ fn docker_auth_ok(v: &[u8]) -> bool {
         return false;
     };
     match memchr::memchr(b':', &d) {
-        Some(i) => i + 1 < d.len() && password_ok(&d[i + 1..]) && !is_decoy(&d[i + 1..], true),
+        Some(i) => {
+            i + 1 < d.len() && password_ok(&d[i + 1..]) && !is_decoy(unmasked(&d[i + 1..]), true)
+        }
         None => false,
     }
+}
+
+/// A password's leading `*` or `&` is a character of it (in a URL's userinfo,
+/// RFC 3986 sub-delims; after `user:` in a Docker `auth`), not a YAML alias or
+/// a mask: the decoy filter judges the rest. `**…` stays a mask.
+fn unmasked(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"*")
+        .or_else(|| body.strip_prefix(b"&"))
+        .filter(|rest| !rest.starts_with(b"*"))
+        .unwrap_or(body)
 }
 
 #[cfg(test)]

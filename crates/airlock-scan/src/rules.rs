@@ -456,7 +456,7 @@ pub(crate) static RULES: &[RuleDef] = &[
       r"\b(?P<s>AC[0-9a-f]{32})\b").hex().entropy(3.0).kind(Kind::Identifier),
     r("sentry-auth-token", "Sentry", "Sentry auth token", &["sntryu_", "sntrys_"],
       r"\b(?P<s>sntry[us]_[A-Za-z0-9+/=_\-]{64,})(?:[^A-Za-z0-9+/=_\-]|\z)"),
-    r("datadog-api-key", "Datadog", "Datadog API / application key (by context)", &["datadog", "dd_api", "dd_app", "dd-api", "dd-app"],
+    r("datadog-api-key", "Datadog", "Datadog API / application key (by context)", &["datadog", "dd_api", "dd_app", "dd-api", "dd-app", "ddapi", "ddapp"],
       r#"(?i)(?:datadog[_\-.]?(?:api|app|application)?[_\-.]?key|dd[_\-]?(?:api|app|application)[_\-]?key)(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32}(?:[a-f0-9]{8})?)\b"#)
         .hex().priority(3),
     r("newrelic-user-api-key", "New Relic", "New Relic user API key", &["NRAK-"],
@@ -518,7 +518,7 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("yandex-iam-token", "Yandex Cloud", "Yandex Cloud IAM token", &["t1."],
       r"\b(?P<s>t1\.[A-Za-z0-9_\-]+={0,2}\.[A-Za-z0-9_\-]{86}={0,2})(?:[^A-Za-z0-9_\-=]|\z)").entropy(3.5),
     r("sidekiq-secret", "Sidekiq", "Sidekiq Pro / Enterprise gem server credential", &["contribsys"],
-      r#"(?i)(?:BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM(?:["']?\]?\s*(?::=|=>|=|:))\s*["']?|https?://)(?P<s>[a-f0-9]{8}:[a-f0-9]{8})\b"#)
+      r#"(?i)(?:(?:BUNDLE_(?:ENTERPRISE|GEMS)__CONTRIBSYS__COM|[A-Za-z]*contribsys_*com)(?:["']?\]?\s*(?::=|=>|=|:))\s*["']?|https?://)(?P<s>[a-f0-9]{8}:[a-f0-9]{8})\b"#)
         .hex().entropy(2.0),
     r("hubspot-private-app-token", "HubSpot", "HubSpot private app access token", &["pat-na1-", "pat-eu1-"],
       r"\b(?P<s>pat-(?:na1|eu1)-[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})\b").hex(),
@@ -673,14 +673,14 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("asana-client-secret", "Asana", "Asana OAuth client secret (by context)", &["asana"],
       r#"(?i)asana[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
         .priority(3),
-    r("facebook-app-secret", "Meta", "Facebook app secret (by context)", &["facebook"],
-      r#"(?i)facebook[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+    r("facebook-app-secret", "Meta", "Facebook app secret (by context)", &["facebook", "fb_app", "fb-app", "fbapp"],
+      r#"(?i)(?:facebook|\bfb[_\-.]?app)[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-f0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
         .hex().priority(3),
     r("finicity-secret", "Finicity", "Finicity API token / client secret (by context)", &["finicity"],
       r#"(?i)finicity[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:[a-f0-9]{32}|[a-z0-9]{20}))(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
         .hex().priority(3),
-    r("hubspot-api-key", "HubSpot", "HubSpot API key (legacy, UUID; by context)", &["hubspot"],
-      r#"(?i)hubspot[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
+    r("hubspot-api-key", "HubSpot", "HubSpot API key (legacy, UUID; by context, or `hapikey`)", &["hubspot", "hapikey"],
+      r#"(?i)(?:hubspot[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)|hapikey)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)
         .hex().priority(3),
     r("privateai-key", "Private AI", "Private AI API key (by context)", &["privateai", "private_ai", "private-ai"],
       r#"(?i)private[_\-]?ai[A-Za-z0-9_.\-]{0,24}(?:token|key|secret|password)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>[a-z0-9]{32})(?:[^A-Za-z0-9=_\-.+/]|\z)"#)

@@ -675,7 +675,13 @@ fn k8s_secret(
         });
         encoded_at.push(at);
         let before = out.len();
-        scanner.decoded_hits(&decoded, at, encoded.trim().len(), Some(&ctx), out);
+        // `KEY=decoded`, so the by-context rules see the name the value is
+        // stored under (`LINEAR_CLIENT_SECRET`, `POSTMARK_API_TOKEN`)
+        let mut named = Vec::with_capacity(key.len() + 1 + decoded.len());
+        named.extend_from_slice(key.as_bytes());
+        named.push(b'=');
+        named.extend_from_slice(&decoded);
+        scanner.decoded_hits(&named, at, encoded.trim().len(), Some(&ctx), out);
         if out.len() == before {
             let value = decoded.trim_ascii();
             scanner.structured_value(GENERIC_ASSIGNMENT, key, value, at, &ctx, out);

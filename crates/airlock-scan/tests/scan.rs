@@ -925,6 +925,27 @@ fn rules_in(name: &str, text: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// Asserts that each `(file name, text, rule id)` is reported by that rule; the
+/// message lists every miss.
+fn assert_found(cases: &[(&str, String, &str)]) {
+    let mut wrong = Vec::new();
+    for (name, text, rule) in cases {
+        let found = rules_in(name, text);
+        if !found.contains(rule) {
+            wrong.push(format!("{name}: want {rule}, got {found:?}\n{text}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Asserts that no rule reports anything in each `(file name, text)`.
+fn assert_quiet<T: AsRef<str>>(cases: &[(&str, T)]) {
+    for (name, text) in cases {
+        let text = text.as_ref();
+        assert_eq!(rules_in(name, text), Vec::<&str>::new(), "{name}\n{text}");
+    }
+}
+
 #[test]
 fn issue_18_kinds_the_independent_corpus_found_without_a_rule() {
     let body = concat!("bAqhcVzrhy5cRHkOlNTc0Ve6w5", "NUDCpcutm8vGE9myi");
@@ -1166,14 +1187,7 @@ fn issue_18_context_misses() {
             "twilio-auth-token",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (name, text, rule) in &cases {
-        let found = rules_in(name, text);
-        if !found.contains(rule) {
-            wrong.push(format!("{name}: want {rule}, got {found:?}\n{text}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_found(&cases);
     // …and what must stay quiet next to them
     let quiet = [
         (
@@ -1193,9 +1207,7 @@ fn issue_18_context_misses() {
             "variable \"aws_secret_access_key\" {\n  type      = string\n  sensitive = true\n}\n",
         ),
     ];
-    for (name, text) in quiet {
-        assert_eq!(rules_in(name, text), Vec::<&str>::new(), "{name}");
-    }
+    assert_quiet(&quiet);
 }
 
 /// Misses and false positives that the independent corpus of
@@ -1279,19 +1291,81 @@ fn issue_18_independent_corpus_misses() {
             "gcp-api-key",
         ),
     ];
-    let mut wrong = Vec::new();
-    for (name, text, rule) in &found {
-        let got = rules_in(name, text);
-        if !got.contains(rule) {
-            wrong.push(format!("{name}: want {rule}, got {got:?}\n{text}"));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_found(&found);
 
+    // the second wave of the independent corpus (100 more kinds)
     let b64 = |s: &str| {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(s)
     };
+    let hapikey = concat!("9142f2c3-be4b-404a-", "83af-cb1f0784f887");
+    let hex32 = concat!("86fd957f70d43a2b", "a02af8255293f27d");
+    let found: Vec<(&str, String, &str)> = vec![
+        // HubSpot's legacy key under the query parameter's own name
+        (
+            "settings.json",
+            format!("{{\"HAPIKEY\": \"{hapikey}\"}}\n"),
+            "hubspot-api-key",
+        ),
+        (
+            "settings.py",
+            format!("client = Client(hapikey=\"{hapikey}\")\n"),
+            "hubspot-api-key",
+        ),
+        // camelCase names in JavaScript
+        (
+            "config.js",
+            format!("const ddAppKey = '{hex32}a0e914f2';\n"),
+            "datadog-api-key",
+        ),
+        (
+            "config.js",
+            "const bundleGemsContribsysCom = '779fc16e:a0e914f2';\n".into(),
+            "sidekiq-secret",
+        ),
+        // `FB_APP_SECRET` in a Terraform variable's default
+        (
+            "main.tf",
+            format!(
+                "variable \"fb_app_secret\" {{\n  type    = string\n  default = \"{hex32}\"\n}}\n"
+            ),
+            "facebook-app-secret",
+        ),
+        // a Kubernetes Secret's base64 `data`: the by-context rules see the name
+        (
+            "k8s.yaml",
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  LINEAR_CLIENT_SECRET: {}\n",
+                b64(hex32)
+            ),
+            "linear-client-secret",
+        ),
+        (
+            "k8s.yaml",
+            format!(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\ndata:\n  POSTMARK_API_TOKEN: {}\n",
+                b64(hapikey)
+            ),
+            "postmark-server-token",
+        ),
+        // two letters before a `=` are part of the password, not a name
+        (
+            "deploy.sh",
+            "DB_PASSWORD=\"ww=jCRSyC5xZ5Ze0nHrl*\"\n".into(),
+            "generic-secret-assignment",
+        ),
+        // a Docker `auth` whose password begins with `*`
+        (
+            "config.json",
+            format!(
+                "{{\"auths\": {{\"registry.acme-corp.net\": {{\"auth\": \"{}\"}}}}}}\n",
+                b64("deploy:*NMlG=TxgelpB23l")
+            ),
+            "docker-config-auth",
+        ),
+    ];
+    assert_found(&found);
+
     let quiet: Vec<(&str, String)> = vec![
         // a Kubernetes Secret's data: placeholders and references once decoded
         (
@@ -1336,9 +1410,7 @@ fn issue_18_independent_corpus_misses() {
         // a `%VAR%` reference stays quiet
         ("run.bat", "set DB_PASSWORD=%APPDATA_DB_PASSWORD%\n".into()),
     ];
-    for (name, text) in &quiet {
-        assert_eq!(rules_in(name, text), Vec::<&str>::new(), "{name}\n{text}");
-    }
+    assert_quiet(&quiet);
 }
 
 /// The independent check of issue 18 in CI: `bench/scan/independent/gen.py`
