@@ -224,6 +224,12 @@ impl Scanner {
                 if c.def.id == "gcp-api-key" && firebase_client_config(bytes, m.start()) {
                     continue;
                 }
+                // `EAAA` is a short prefix: a line of a wrapped base64 blob
+                // (a test vector split into 64-character lines) starts with it
+                // now and then
+                if c.def.id == "square-access-token" && wrapped_base64_line(bytes, m.range()) {
+                    continue;
+                }
                 let key = c.k_group.and_then(|g| caps.get(g)).map(|k| k.as_bytes());
                 let Some(kind) = self.accept(i, m.as_bytes(), key, &bytes[whole.clone()]) else {
                     continue;
@@ -432,6 +438,40 @@ fn dedupe(mut hits: Vec<Hit>, rules: &[Compiled]) -> Vec<Hit> {
 /// key ships in every copy of the app and is public by design (Firebase
 /// restricts it by app and rules, not by secrecy). Known by its neighbours
 /// within a few hundred bytes.
+/// The match fills its line (quotes, a `\n` escape and white space aside) and
+/// a line next to it is base64 of the same length that does not start like
+/// the match: one line of a wrapped blob, not a token in a list of tokens.
+fn wrapped_base64_line(bytes: &[u8], m: std::ops::Range<usize>) -> bool {
+    fn core(line: &[u8]) -> &[u8] {
+        let t = line.trim_ascii();
+        let t = t.strip_suffix(b",").unwrap_or(t);
+        let t = t.strip_prefix(b"\"").unwrap_or(t);
+        let t = t.strip_suffix(b"\"").unwrap_or(t);
+        t.strip_suffix(b"\\n").unwrap_or(t)
+    }
+    let line_start = memchr::memrchr(b'\n', &bytes[..m.start]).map_or(0, |i| i + 1);
+    let line_end = memchr::memchr(b'\n', &bytes[m.end..]).map_or(bytes.len(), |i| m.end + i);
+    let token = &bytes[m.clone()];
+    if core(&bytes[line_start..line_end]) != token {
+        return false;
+    }
+    let blob_line = |line: &[u8]| {
+        let c = core(line);
+        c.len() == token.len()
+            && c.get(..4) != token.get(..4)
+            && c.iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    let prev = line_start
+        .checked_sub(1)
+        .map(|end| &bytes[memchr::memrchr(b'\n', &bytes[..end]).map_or(0, |i| i + 1)..end]);
+    let next = (line_end < bytes.len()).then(|| {
+        let rest = &bytes[line_end + 1..];
+        &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())]
+    });
+    prev.is_some_and(blob_line) || next.is_some_and(blob_line)
+}
+
 fn firebase_client_config(bytes: &[u8], at: usize) -> bool {
     const WINDOW: usize = 600;
     const MARKERS: &[&[u8]] = &[
@@ -604,6 +644,8 @@ const PLACEHOLDERS: &[&str] = &[
     "secretsmanager:",
     "abcdefgh",
     "12345678",
+    // test values that say what they are for (`…SECRETTOKENMARKERzzz`)
+    "marker",
 ];
 
 /// Placeholders, documented example keys, references, digests, UUIDs.
@@ -1036,11 +1078,15 @@ const DEFAULT_PASSWORDS: &[&str] = &[
     "secret1",
     "secret123",
     "opensesame",
+    // xkcd 936's example passphrase, the usual one in docs
+    "correct horse battery staple",
 ];
 
 /// URL and netrc passwords: not a reference, not a default password.
 fn password_ok(pw: &[u8]) -> bool {
-    let lower = pw.to_ascii_lowercase();
+    // as written in a URL (`p%40ssw0rd`); `[user[:password]@]` is the
+    // syntax line of a manual, not a password
+    let lower = percent_decoded(pw.strip_suffix(b"]").unwrap_or(pw)).to_ascii_lowercase();
     // one or two characters: `u:p@host` in a usage line
     if pw.len() < 3 || DEFAULT_PASSWORDS.iter().any(|p| lower == p.as_bytes()) {
         return false;
@@ -1052,6 +1098,28 @@ fn password_ok(pw: &[u8]) -> bool {
     }
     // `user:pass@host` in docs, and `:port@` mis-parses
     !pw.iter().all(u8::is_ascii_digit) || pw.len() > 6
+}
+
+/// `%XX` escapes decoded; anything else (a lone `%`, `%zz`) kept as it is.
+fn percent_decoded(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = s
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) if s[i] == b'%' => {
+                out.push(b);
+                i += 3;
+            }
+            _ => {
+                out.push(s[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The host of a URL-ish match, lower case: after the last `@`, up to the

@@ -1006,6 +1006,66 @@ fn issue_18_docs_list_every_rule() {
     assert!(doc.contains(&count), "docs/scan.md should say \"{count}\"");
 }
 
+/// What the registry sources (real code with no live secret) still reported:
+/// examples in database drivers' docs and tests, a test marker, a wrapped
+/// base64 test vector. Each stays quiet; the same shapes with real values
+/// are still found.
+#[test]
+fn issue_18_clean_source_false_positives() {
+    let blob = |first: &str| {
+        let rest = [
+            "hY0QMQkJMmUciYxAQCkhhQAJoW2EwGTiAi1IBEASCY7gQi6TRAgSEGoBhAWSMIrL",
+            "NI6iJi5chhELNQgYEAACNCYkI4nRhAAkRmATskkkKEYYAnGgOJCJFETTli2jGEAj",
+        ];
+        format!(
+            "static const char kKey[] =\n\"{first}\\n\"\n\"{}\\n\"\n\"{}\\n\";\n",
+            rest[0], rest[1]
+        )
+    };
+    let square = concat!(
+        "EAAAlSjBKJBZtIXTFGUKQG4RKWUYwkwhNGXY",
+        "MGkQMFIZMWaMGIrIwAhMmDCjpiBB"
+    );
+    assert_quiet(&[
+        (
+            "parse.rs",
+            "let url = \"postgres://username:p%40ssw0rd@[2001:db8::1]:5432/database\";\n"
+                .to_owned(),
+        ),
+        (
+            "doc.md",
+            "postgresql://user:correct%20horse%20battery%20staple@localhost\n".to_owned(),
+        ),
+        (
+            "doc.md",
+            "postgresql://[user[:password]@][host][:port][/dbname][?param1=value1&...]\n"
+                .to_owned(),
+        ),
+        (
+            "headers.rs",
+            "headers.insert(\"x-amz-security-token\", \"IQoJb3JpZ2luSECRETTOKENMARKERzzz\");\n"
+                .to_owned(),
+        ),
+        ("p_pqdsa_test.cc", blob(square)),
+    ]);
+    let found: Vec<(&str, String, &str)> = vec![
+        // a real password, percent-encoded, is still one
+        (
+            "app.env",
+            "DATABASE_URL=postgres://app:Vq3%40Tz9kLm2Rx7w@db.acme-corp.net/app\n".into(),
+            "postgres-url",
+        ),
+        // Square tokens alone and one per line, each line alike
+        ("square.txt", format!("{square}\n"), "square-access-token"),
+        (
+            "tokens.txt",
+            format!("{square}\n{}\n", square.replace("lSjB", "x9Qk")),
+            "square-access-token",
+        ),
+    ];
+    assert_found(&found);
+}
+
 #[test]
 fn issue_18_public_keys_and_ui_strings_are_not_secrets() {
     let pk_live = concat!("pk_", "live_", "51HqLyjWDarjtT1zdp7dcXJ3wLm4QkZp0aB");
