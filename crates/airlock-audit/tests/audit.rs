@@ -81,6 +81,23 @@ fn write_lines(path: &Path, lines: &[String]) {
     fs::write(path, text).unwrap();
 }
 
+/// Rewrites the lines of log file `n` with `edit`.
+fn edit_lines(h: &Home, n: u64, edit: impl FnOnce(&mut Vec<String>)) {
+    let path = log_path(h, n);
+    let mut lines = read_lines(&path);
+    edit(&mut lines);
+    write_lines(&path, &lines);
+}
+
+/// What the verifier finds in a log of ten records in one file after `edit`
+/// rewrote its lines.
+fn tampered(edit: impl FnOnce(&mut Vec<String>)) -> VerifyReport {
+    let h = home();
+    fill(&h, 10, Options::default());
+    edit_lines(&h, 1, edit);
+    check(&h)
+}
+
 /// Asserts the report is broken at `file` line `line` (seq `seq`) for `kind`.
 #[track_caller]
 fn assert_broken(
@@ -164,13 +181,9 @@ fn files_are_private() {
 
 #[test]
 fn edited_field_is_named() {
-    let h = home();
-    fill(&h, 10, Options::default());
-    let path = log_path(&h, 1);
-    let mut lines = read_lines(&path);
-    lines[4] = lines[4].replace("\"status\":200", "\"status\":201");
-    write_lines(&path, &lines);
-    let report = check(&h);
+    let report = tampered(|lines| {
+        lines[4] = lines[4].replace("\"status\":200", "\"status\":201");
+    });
     assert_broken(&report, "audit-000001.jsonl", Some(5), Some(5), &|k| {
         *k == ProblemKind::BadMac
     });
@@ -183,13 +196,9 @@ fn edited_field_is_named() {
 
 #[test]
 fn deleted_middle_record_is_named() {
-    let h = home();
-    fill(&h, 10, Options::default());
-    let path = log_path(&h, 1);
-    let mut lines = read_lines(&path);
-    lines.remove(4);
-    write_lines(&path, &lines);
-    let report = check(&h);
+    let report = tampered(|lines| {
+        lines.remove(4);
+    });
     assert_broken(&report, "audit-000001.jsonl", Some(5), Some(6), &|k| {
         *k == ProblemKind::SeqGap { expected: 5 }
     });
@@ -198,42 +207,31 @@ fn deleted_middle_record_is_named() {
 
 #[test]
 fn reordered_records_are_named() {
-    let h = home();
-    fill(&h, 10, Options::default());
-    let path = log_path(&h, 1);
-    let mut lines = read_lines(&path);
-    lines.swap(6, 7);
-    write_lines(&path, &lines);
-    assert_broken(&check(&h), "audit-000001.jsonl", Some(7), Some(8), &|k| {
+    let report = tampered(|lines| lines.swap(6, 7));
+    assert_broken(&report, "audit-000001.jsonl", Some(7), Some(8), &|k| {
         *k == ProblemKind::SeqGap { expected: 7 }
     });
 }
 
 #[test]
 fn inserted_record_with_wrong_mac_is_named() {
-    let h = home();
-    fill(&h, 10, Options::default());
-    let path = log_path(&h, 1);
-    let mut lines = read_lines(&path);
-    // Valid JSON, plausible fields, a MAC taken from another record.
-    let forged = lines[2].replace("/v1/items/3", "/v1/admin");
-    lines.insert(3, forged);
-    write_lines(&path, &lines);
-    assert_broken(&check(&h), "audit-000001.jsonl", Some(4), Some(3), &|k| {
+    let report = tampered(|lines| {
+        // Valid JSON, plausible fields, a MAC taken from another record.
+        let forged = lines[2].replace("/v1/items/3", "/v1/admin");
+        lines.insert(3, forged);
+    });
+    assert_broken(&report, "audit-000001.jsonl", Some(4), Some(3), &|k| {
         *k == ProblemKind::BadMac
     });
 }
 
 #[test]
 fn replayed_record_with_valid_mac_is_named() {
-    let h = home();
-    fill(&h, 10, Options::default());
-    let path = log_path(&h, 1);
-    let mut lines = read_lines(&path);
-    let copy = lines[1].clone();
-    lines.insert(5, copy);
-    write_lines(&path, &lines);
-    assert_broken(&check(&h), "audit-000001.jsonl", Some(6), Some(2), &|k| {
+    let report = tampered(|lines| {
+        let copy = lines[1].clone();
+        lines.insert(5, copy);
+    });
+    assert_broken(&report, "audit-000001.jsonl", Some(6), Some(2), &|k| {
         *k == ProblemKind::SeqOutOfOrder { expected: 6 }
     });
 }

@@ -94,6 +94,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use rate::RateLimiter;
 pub use runtime::{
     AuditStage, AuditWriteError, ChildEgress, ChildProxy, ExecOutcome, ExecRequest, ExecuteError,
-    ExecuteRequest, ExecuteResponse, LoadError, Runtime, RuntimeError,
+    ExecuteRequest, ExecuteResponse, LoadError, Runtime, RuntimeError, SessionClosed,
 };
 pub use session::{Grant, SessionEnd, SessionId, SessionInfo, Sessions};

@@ -56,7 +56,7 @@ impl TeamGate {
 
     /// `Ok` while the last catch-up is at most `max_staleness` old; otherwise the
     /// one-line reason every new request is refused with.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), GateError> {
         let s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let age = s.synced.map(|t| t.elapsed());
         if age.is_some_and(|a| a <= self.max) {
@@ -71,11 +71,21 @@ impl TeamGate {
             .as_deref()
             .map(|e| format!(" (last attempt: {e})"))
             .unwrap_or_default();
-        Err(format!(
+        Err(GateError::Stale(format!(
             "team mode: this device has not caught up with its team {since}, longer than max_staleness ({} s){why}; every request is refused until it has",
             self.max.as_secs()
-        ))
+        )))
     }
+}
+
+/// Why [`TeamGate::check`] refuses every new request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GateError {
+    /// The last catch-up is older than `max_staleness`, or there was none: the
+    /// one-line reason (how long, and the last attempt's error if any).
+    #[error("{0}")]
+    Stale(String),
 }
 
 #[cfg(test)]
@@ -88,7 +98,7 @@ mod tests {
         assert!(TeamGate::new(hour, Some(Duration::ZERO)).check().is_ok());
         let stale = TeamGate::new(hour, Some(hour * 2));
         stale.failed("database: connection refused\nmore");
-        let e = stale.check().unwrap_err();
+        let e = stale.check().unwrap_err().to_string();
         assert!(
             e.contains("for 7200 s") && e.contains("max_staleness (3600 s)"),
             "{e}"
@@ -101,6 +111,7 @@ mod tests {
             never
                 .check()
                 .unwrap_err()
+                .to_string()
                 .contains("since this server started")
         );
     }

@@ -41,6 +41,41 @@ pub struct CapabilitySpec {
     pub learn_until: Option<String>,
 }
 
+impl CapabilitySpec {
+    /// The `[capabilities.NAME]` table: the keys that are set, in the order
+    /// `airlock.toml` documents them (service, ttl, allow, deny, agents,
+    /// requires_reason, approval, rate, learn_until).
+    pub fn to_table(&self) -> Table {
+        let mut t = Table::new();
+        t.insert("service", toml_edit::value(&self.service));
+        if let Some(ttl) = &self.ttl {
+            t.insert("ttl", toml_edit::value(ttl));
+        }
+        if !self.allow.is_empty() {
+            t.insert("allow", string_array(&self.allow));
+        }
+        if !self.deny.is_empty() {
+            t.insert("deny", string_array(&self.deny));
+        }
+        if let Some(agents) = &self.agents {
+            t.insert("agents", string_array(agents));
+        }
+        if self.requires_reason {
+            t.insert("requires_reason", toml_edit::value(true));
+        }
+        if self.approval {
+            t.insert("approval", toml_edit::value(true));
+        }
+        if let Some(rate) = &self.rate {
+            t.insert("rate", toml_edit::value(rate));
+        }
+        if let Some(until) = &self.learn_until {
+            t.insert("learn_until", toml_edit::value(until));
+        }
+        t
+    }
+}
+
 /// The exec part of a capability (`airlock cap add --mode exec`), as given on
 /// the command line (validated when the edited document is re-parsed and the
 /// capability compiled).
@@ -164,33 +199,8 @@ impl ConfigDoc {
                 "a capability named \"{name}\" already exists; pick another name or `airlock cap remove {name}` first"
             )));
         }
-        let mut t = Table::new();
-        t.insert("service", toml_edit::value(&spec.service));
-        if let Some(ttl) = &spec.ttl {
-            t.insert("ttl", toml_edit::value(ttl));
-        }
-        if !spec.allow.is_empty() {
-            t.insert("allow", string_array(&spec.allow));
-        }
-        if !spec.deny.is_empty() {
-            t.insert("deny", string_array(&spec.deny));
-        }
-        if let Some(agents) = &spec.agents {
-            t.insert("agents", string_array(agents));
-        }
-        if spec.requires_reason {
-            t.insert("requires_reason", toml_edit::value(true));
-        }
-        if spec.approval {
-            t.insert("approval", toml_edit::value(true));
-        }
-        if let Some(rate) = &spec.rate {
-            t.insert("rate", toml_edit::value(rate));
-        }
-        if let Some(until) = &spec.learn_until {
-            t.insert("learn_until", toml_edit::value(until));
-        }
-        self.section("capabilities").insert(name, Item::Table(t));
+        self.section("capabilities")
+            .insert(name, Item::Table(spec.to_table()));
         Ok(())
     }
 
@@ -248,17 +258,18 @@ impl ConfigDoc {
 
     /// Removes `[services.NAME]`; returns whether it existed.
     pub fn remove_service(&mut self, name: &str) -> bool {
-        self.doc
-            .get_mut("services")
-            .and_then(Item::as_table_like_mut)
-            .and_then(|t| t.remove(name))
-            .is_some()
+        self.remove_entry("services", name)
     }
 
     /// Removes `[capabilities.NAME]`; returns whether it existed.
     pub fn remove_capability(&mut self, name: &str) -> bool {
+        self.remove_entry("capabilities", name)
+    }
+
+    /// Removes `[TABLE.NAME]`; returns whether it existed.
+    fn remove_entry(&mut self, table: &str, name: &str) -> bool {
         self.doc
-            .get_mut("capabilities")
+            .get_mut(table)
             .and_then(Item::as_table_like_mut)
             .and_then(|t| t.remove(name))
             .is_some()

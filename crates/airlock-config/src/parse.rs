@@ -334,55 +334,73 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
 fn parse_server(src: &Source<'_>, s: RawServer) -> Result<Server, ConfigError> {
     let mut server = Server::default();
     if let Some(access) = s.default_access {
-        server.default_access = match access.get_ref().as_str() {
-            "open" => DefaultAccess::Open,
-            "restricted" => DefaultAccess::Restricted,
-            other => {
-                return Err(src.error(
-                    access.span(),
-                    format!(
-                        "invalid default_access \"{}\"; expected \"open\" or \"restricted\"",
-                        other.escape_debug()
-                    ),
-                ));
-            }
-        };
+        server.default_access = keyword(
+            src,
+            &access,
+            "default_access",
+            &[
+                ("open", DefaultAccess::Open),
+                ("restricted", DefaultAccess::Restricted),
+            ],
+            "\"open\" or \"restricted\"",
+            |m| m,
+        )?;
     }
     if let Some(f) = s.audit_fsync {
-        server.audit_fsync = match f.get_ref().as_str() {
-            "always" => crate::AuditFsync::Always,
-            "batch" => crate::AuditFsync::Batch,
-            other => {
-                return Err(src.error(
-                    f.span(),
-                    format!(
-                        "invalid audit_fsync \"{}\"; expected \"always\" or \"batch\"",
-                        other.escape_debug()
-                    ),
-                ));
-            }
-        };
+        server.audit_fsync = keyword(
+            src,
+            &f,
+            "audit_fsync",
+            &[
+                ("always", crate::AuditFsync::Always),
+                ("batch", crate::AuditFsync::Batch),
+            ],
+            "\"always\" or \"batch\"",
+            |m| m,
+        )?;
     }
     if let Some(e) = s.egress {
-        server.egress = match e.get_ref().as_str() {
-            "deny" => crate::Egress::Deny,
-            "tunnel" => crate::Egress::Tunnel,
-            other => {
-                return Err(src.error(
-                    e.span(),
-                    format!(
-                        "invalid egress \"{}\"; expected \"deny\" (the default: the egress proxy reaches only the services' origins) or \"tunnel\" (other hosts tunnelled unmodified)",
-                        other.escape_debug()
-                    ),
-                ));
-            }
-        };
+        server.egress = keyword(
+            src,
+            &e,
+            "egress",
+            &[
+                ("deny", crate::Egress::Deny),
+                ("tunnel", crate::Egress::Tunnel),
+            ],
+            "\"deny\" (the default: the egress proxy reaches only the services' origins) or \"tunnel\" (other hosts tunnelled unmodified)",
+            |m| m,
+        )?;
     }
     if let Some(t) = s.approval_timeout {
         server.approval_timeout = parse_duration(t.get_ref())
             .map_err(|m| src.error(t.span(), format!("approval_timeout: {m}")))?;
     }
     Ok(server)
+}
+
+/// The value of a keyword setting `v` (named `key`), one of `choices` (how it is
+/// spelled, what it means); another word is an error at it, "invalid KEY
+/// \"WORD\"; expected EXPECTED", passed through `ctx` (which names the table).
+fn keyword<T: Copy>(
+    src: &Source<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    choices: &[(&str, T)],
+    expected: &str,
+    ctx: impl FnOnce(String) -> String,
+) -> Result<T, ConfigError> {
+    let word = v.get_ref().as_str();
+    match choices.iter().find(|(w, _)| *w == word) {
+        Some(&(_, value)) => Ok(value),
+        None => Err(src.error(
+            v.span(),
+            ctx(format!(
+                "invalid {key} \"{}\"; expected {expected}",
+                word.escape_debug()
+            )),
+        )),
+    }
 }
 
 fn parse_service(src: &Source<'_>, name: &str, s: RawService) -> Result<Service, ConfigError> {
@@ -943,19 +961,16 @@ fn parse_capability(
             )),
         ));
     }
-    let mode = match c.mode.as_ref().map(|m| m.get_ref().as_str()) {
-        None | Some("http") => Mode::Http,
-        Some("exec") => Mode::Exec,
-        Some(other) => {
-            let m = c.mode.as_ref().map_or(span.clone(), Spanned::span);
-            return Err(src.error(
-                m,
-                ctx(format!(
-                    "invalid mode \"{}\"; expected \"http\" or \"exec\"",
-                    other.escape_debug()
-                )),
-            ));
-        }
+    let mode = match &c.mode {
+        None => Mode::Http,
+        Some(m) => keyword(
+            src,
+            m,
+            "mode",
+            &[("http", Mode::Http), ("exec", Mode::Exec)],
+            "\"http\" or \"exec\"",
+            ctx,
+        )?,
     };
     let ttl = match &c.ttl {
         None => DEFAULT_TTL,
@@ -1093,35 +1108,25 @@ fn parse_capability(
     }
     let inject = match &c.inject {
         None => Inject::Placeholder,
-        Some(i) => match i.get_ref().as_str() {
-            "env" => Inject::Env,
-            "placeholder" => Inject::Placeholder,
-            other => {
-                return Err(src.error(
-                    i.span(),
-                    ctx(format!(
-                        "invalid inject \"{}\"; expected \"placeholder\" (the default: the program holds a placeholder and reaches its service through airlock's egress proxy) or \"env\" (the real secret in its environment, for non-HTTP uses)",
-                        other.escape_debug()
-                    )),
-                ));
-            }
-        },
+        Some(i) => keyword(
+            src,
+            i,
+            "inject",
+            &[("env", Inject::Env), ("placeholder", Inject::Placeholder)],
+            "\"placeholder\" (the default: the program holds a placeholder and reaches its service through airlock's egress proxy) or \"env\" (the real secret in its environment, for non-HTTP uses)",
+            ctx,
+        )?,
     };
     let network = match &c.network {
         None => Network::None,
-        Some(n) => match n.get_ref().as_str() {
-            "none" => Network::None,
-            "direct" => Network::Direct,
-            other => {
-                return Err(src.error(
-                    n.span(),
-                    ctx(format!(
-                        "invalid network \"{}\"; expected \"none\" (the default: no network) or \"direct\" (any host, unconfined network)",
-                        other.escape_debug()
-                    )),
-                ));
-            }
-        },
+        Some(n) => keyword(
+            src,
+            n,
+            "network",
+            &[("none", Network::None), ("direct", Network::Direct)],
+            "\"none\" (the default: no network) or \"direct\" (any host, unconfined network)",
+            ctx,
+        )?,
     };
     let learn_until = match &c.learn_until {
         None => None,

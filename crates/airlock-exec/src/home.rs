@@ -61,12 +61,7 @@ impl PrivateHome {
     /// the sandbox keeps out of reach anyway). A workdir whose path cannot be
     /// written as a git config value (a newline in it) gets no entry.
     pub fn write_git_config(&self, workdirs: &[PathBuf]) -> std::io::Result<PathBuf> {
-        let path = self.dir.path().join(".airlock-gitconfig");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
+        let (path, mut f) = self.new_file(".airlock-gitconfig", 0o600)?;
         f.write_all(
             b"# git's global configuration for one command airlock runs (GIT_CONFIG_GLOBAL);\n\
               # removed with this directory. The settings that keep git safe are given on\n\
@@ -93,6 +88,17 @@ impl PrivateHome {
         Ok(path)
     }
 
+    /// Creates the new file `name` in this directory with `mode`, for writing.
+    fn new_file(&self, name: &str, mode: u32) -> std::io::Result<(PathBuf, fs::File)> {
+        let path = self.dir.path().join(name);
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)?;
+        Ok((path, f))
+    }
+
     /// Writes the askpass helper for `cred` (mode 0700) and returns its path.
     ///
     /// The helper holds no secret: it prints the value of the environment variable
@@ -101,12 +107,7 @@ impl PrivateHome {
     /// fails, so a remote on another host gets nothing. The username prompt for an
     /// allowed origin is answered with `cred.username`.
     pub fn write_askpass(&self, cred: &GitCredential) -> std::io::Result<PathBuf> {
-        let path = self.dir.path().join(".airlock-askpass");
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o700)
-            .open(&path)?;
+        let (path, mut f) = self.new_file(".airlock-askpass", 0o700)?;
         f.write_all(cred.script().as_bytes())?;
         f.sync_all()?;
         Ok(path)

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use airlock_exec::reference::{self, ReferenceError};
 use airlock_exec::{
     BASE_ENV, ExecPolicy, GIT_CONFIG_OVERRIDES, GitCredential, Launch, Limits, OwnerEnv,
-    PolicyError, Refusal, Scrubber, Stdin,
+    PolicyError, Refusal, Scrubber, Stdin, Support,
 };
 use base64::Engine as _;
 use secrecy::SecretSlice;
@@ -102,6 +102,18 @@ fn commands_only(commands: &[&str], owner: &OwnerEnv) -> Result<ExecPolicy, Poli
     ExecPolicy::from_parts("cap", &strings(commands), &[], &[], &BTreeMap::new(), owner)
 }
 
+/// A policy that gives `cat` the one workdir `workdir`.
+fn cat_in(workdir: &Path, owner: &OwnerEnv) -> Result<ExecPolicy, PolicyError> {
+    ExecPolicy::from_parts(
+        "cap",
+        &strings(&["cat"]),
+        &[workdir.display().to_string()],
+        &[],
+        &BTreeMap::new(),
+        owner,
+    )
+}
+
 /// `/bin/sh -c SCRIPT` with PATH `/usr/bin:/bin`.
 fn sh_c(script: &str) -> Launch {
     Launch::new("/bin/sh")
@@ -129,6 +141,19 @@ fn policy(w: &World, commands: &[&str], env: &[(&str, &str)], deny: &[&str]) -> 
         &w.owner,
     )
     .unwrap()
+}
+
+/// Whether the kernel sandbox is available; a test of it skips (with a note) when
+/// not.
+#[allow(clippy::print_stderr)]
+fn landlock() -> bool {
+    match Support::probe() {
+        Support::Landlock { .. } => true,
+        Support::Unavailable(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
 }
 
 fn rt() -> tokio::runtime::Runtime {

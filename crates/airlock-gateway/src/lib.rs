@@ -398,6 +398,21 @@ pub async fn forward_with(
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
     };
+    // Every refusal from here on is recorded with the caller, the capability,
+    // the method and the path as received.
+    let refused = |status: StatusCode, kind: &'static str, msg: String| async move {
+        refuse(
+            runtime,
+            Some(caller),
+            Some(capability),
+            method,
+            rest,
+            status,
+            kind,
+            &msg,
+        )
+        .await
+    };
 
     let mut headers = parts.headers.clone();
     for h in TOKEN_HEADERS {
@@ -409,15 +424,10 @@ pub async fn forward_with(
     let headers = match airlock_engine::UpstreamRequest::headers_from_map(&headers) {
         Ok(h) => h,
         Err(e) => {
-            return refuse(
-                runtime,
-                Some(caller),
-                Some(capability),
-                method,
-                rest,
+            return refused(
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
-                &e.to_string(),
+                e.to_string(),
             )
             .await;
         }
@@ -450,23 +460,11 @@ pub async fn forward_with(
                     format!("malformed request body: {e}"),
                 ),
             };
-            return refuse(
-                runtime,
-                Some(caller),
-                Some(capability),
-                method,
-                rest,
-                status,
-                kind,
-                &msg,
-            )
-            .await;
+            return refused(status, kind, msg).await;
         }
     };
     if let Err(msg) = inspect(&parts, &body) {
-        let status = StatusCode::FORBIDDEN;
-        let (cap, kind) = (Some(capability), "permission_error");
-        return refuse(runtime, Some(caller), cap, method, rest, status, kind, &msg).await;
+        return refused(StatusCode::FORBIDDEN, "permission_error", msg).await;
     }
     let request = ExecuteRequest {
         capability: capability.to_string(),
@@ -481,18 +479,14 @@ pub async fn forward_with(
         let Some(on_upgrade) = on_upgrade else {
             let msg =
                 "this connection cannot be upgraded to a WebSocket (WebSockets need HTTP/1.1)";
-            let status = StatusCode::BAD_REQUEST;
-            let (cap, kind) = (Some(capability), "invalid_request_error");
-            return refuse(runtime, Some(caller), cap, method, rest, status, kind, msg).await;
+            return refused(StatusCode::BAD_REQUEST, "invalid_request_error", msg.into()).await;
         };
         let Some(slot) = websocket::Slot::take() else {
             let msg = format!(
                 "{} WebSockets are open, the most airlock relays at once; try again when one closes",
                 websocket::MAX_OPEN
             );
-            let status = StatusCode::SERVICE_UNAVAILABLE;
-            let (cap, kind) = (Some(capability), "overloaded_error");
-            return refuse(runtime, Some(caller), cap, method, rest, status, kind, &msg).await;
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "overloaded_error", msg).await;
         };
         return match runtime.execute_upgrade(caller, request, &offer).await {
             Ok(airlock_engine::Upgrade::Switched(open)) => {

@@ -139,7 +139,7 @@ pub async fn relay(agent: hyper::upgrade::Upgraded, open: WebSocketOpen, guard: 
                 if let Err(why) = guard.runtime.still_open(&guard.caller, &guard.capability).await {
                     let _ = agent.send(close(CloseCode::Policy, "session ended")).await;
                     let _ = upstream.close(None).await;
-                    relayed.ended = Ended::SessionEnded(why);
+                    relayed.ended = Ended::SessionEnded(why.to_string());
                     break;
                 }
             }

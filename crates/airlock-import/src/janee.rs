@@ -1142,7 +1142,7 @@ fn validate_cap(s: &PlannedService, cap: &PlannedCapability) -> Result<(), NotIm
 }
 
 fn check_config(s: &PlannedService, cap: Option<&PlannedCapability>) -> Result<(), NotImported> {
-    use toml_edit::{Array, DocumentMut, Item, Table, Value as TValue, value};
+    use toml_edit::{DocumentMut, Item, Table, Value as TValue, value};
     let mut doc = DocumentMut::new();
     let mut svc = Table::new();
     svc.insert("url", value(s.url.as_str()));
@@ -1154,36 +1154,8 @@ fn check_config(s: &PlannedService, cap: Option<&PlannedCapability>) -> Result<(
     services.insert(&s.name, Item::Table(svc));
     doc.insert("services", Item::Table(services));
     if let Some(c) = cap {
-        let array = |items: &[String]| {
-            let mut a = Array::new();
-            for i in items {
-                a.push(i.as_str());
-            }
-            value(a)
-        };
-        let spec = c.to_spec();
-        let mut t = Table::new();
-        t.insert("service", value(spec.service.as_str()));
-        if let Some(ttl) = &spec.ttl {
-            t.insert("ttl", value(ttl.as_str()));
-        }
-        if !spec.allow.is_empty() {
-            t.insert("allow", array(&spec.allow));
-        }
-        if !spec.deny.is_empty() {
-            t.insert("deny", array(&spec.deny));
-        }
-        if let Some(a) = &spec.agents {
-            t.insert("agents", array(a));
-        }
-        if spec.requires_reason {
-            t.insert("requires_reason", value(true));
-        }
-        if spec.approval {
-            t.insert("approval", value(true));
-        }
         let mut caps = Table::new();
-        caps.insert(&c.name, Item::Table(t));
+        caps.insert(&c.name, Item::Table(c.to_spec().to_table()));
         doc.insert("capabilities", Item::Table(caps));
     }
     airlock_config::Config::parse(Path::new("airlock.toml"), &doc.to_string())

@@ -38,7 +38,9 @@ pub enum JaneeFormat {
     Split,
 }
 
-/// Everything an import would create. Holds decrypted secret values: keep it short-lived.
+/// Everything an import would create. Holds decrypted secret values: keep it
+/// short-lived. `Debug` shows none of them (the parts that hold one hide it).
+#[derive(Debug)]
 #[non_exhaustive]
 pub struct JaneePlan {
     /// The Janee config file that was read.
@@ -56,20 +58,6 @@ pub struct JaneePlan {
     pub unmapped_secrets: Vec<PlannedSecret>,
     /// What could not be carried over exactly, one line each, naming the Janee entry.
     pub warnings: Vec<String>,
-}
-
-impl fmt::Debug for JaneePlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JaneePlan")
-            .field("config_path", &self.config_path)
-            .field("key_path", &self.key_path)
-            .field("format", &self.format)
-            .field("services", &self.services)
-            .field("capabilities", &self.capabilities)
-            .field("unmapped_secrets", &self.unmapped_secrets)
-            .field("warnings", &self.warnings)
-            .finish()
-    }
 }
 
 /// A vault secret to create: its airlock name and the decrypted value.

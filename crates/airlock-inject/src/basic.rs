@@ -8,16 +8,15 @@ use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretSlice};
 use zeroize::Zeroizing;
 
-use crate::{BoxFuture, InjectError, Injector, OutgoingRequest};
+use crate::{BoxFuture, InjectError, Injector, NamedSecret, OutgoingRequest};
 
 const AUTHORIZATION_ONLY: &[HeaderName] = &[AUTHORIZATION];
 
 /// Basic auth (RFC 7617): `Authorization: Basic base64(username ":" password)`,
 /// marked sensitive. Never `Bearer Basic …`.
 pub struct Basic {
-    secret_name: String,
     username: String,
-    password: SecretSlice<u8>,
+    password: NamedSecret,
 }
 
 impl Basic {
@@ -44,28 +43,21 @@ impl Basic {
             });
         }
         Ok(Basic {
-            secret_name,
             username,
-            password,
+            password: NamedSecret::new(secret_name, password),
         })
     }
 
     fn header_value(&self) -> Result<HeaderValue, InjectError> {
-        let pw = self.password.expose_secret();
+        let pw = self.password.value.expose_secret();
         let mut plain = Zeroizing::new(Vec::with_capacity(self.username.len() + 1 + pw.len()));
         plain.extend_from_slice(self.username.as_bytes());
         plain.push(b':');
         plain.extend_from_slice(pw);
-        let mut value = Zeroizing::new(String::with_capacity(6 + plain.len() * 4 / 3 + 4));
-        value.push_str("Basic ");
-        base64::engine::general_purpose::STANDARD.encode_string(&*plain, &mut value);
-        let mut v = HeaderValue::from_str(&value).map_err(|_| InjectError::InvalidSecret {
-            secret: self.secret_name.clone(),
-            auth: "basic",
-            reason: "the value is not a valid header value",
-        })?;
-        v.set_sensitive(true);
-        Ok(v)
+        let mut b64 = Zeroizing::new(String::with_capacity(plain.len() * 4 / 3 + 4));
+        base64::engine::general_purpose::STANDARD.encode_string(&*plain, &mut b64);
+        self.password
+            .sensitive_header("basic", &[b"Basic ", b64.as_bytes()])
     }
 }
 
@@ -73,7 +65,7 @@ impl fmt::Debug for Basic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Basic")
             .field("username", &self.username)
-            .field("secret_name", &self.secret_name)
+            .field("secret_name", &self.password.name)
             .finish_non_exhaustive()
     }
 }
@@ -90,7 +82,7 @@ impl Injector for Basic {
     fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
         // The scrubber finds the password inside the base64 of "user:password" at any
         // alignment, so the password alone is enough.
-        visit(&self.secret_name, self.password.expose_secret());
+        self.password.visit(visit);
     }
 
     fn inject<'a>(
@@ -110,10 +102,9 @@ impl Injector for Basic {
 /// The key must be printable ASCII without leading or trailing spaces (what a header
 /// carries unambiguously); the prefix (`"Token "`, `"Bot "`…) is not secret.
 pub struct HeaderKey {
-    secret_name: String,
     owned: [HeaderName; 1],
     prefix: String,
-    value: SecretSlice<u8>,
+    key: NamedSecret,
 }
 
 impl HeaderKey {
@@ -143,30 +134,15 @@ impl HeaderKey {
         }
         check_printable(&secret_name, "header", value.expose_secret())?;
         Ok(HeaderKey {
-            secret_name,
             owned: [name],
             prefix,
-            value,
+            key: NamedSecret::new(secret_name, value),
         })
     }
 
     /// The header this injector sets.
     pub fn header_name(&self) -> &HeaderName {
         &self.owned[0]
-    }
-
-    fn header_value(&self) -> Result<HeaderValue, InjectError> {
-        let secret = self.value.expose_secret();
-        let mut buf = Zeroizing::new(Vec::with_capacity(self.prefix.len() + secret.len()));
-        buf.extend_from_slice(self.prefix.as_bytes());
-        buf.extend_from_slice(secret);
-        let mut v = HeaderValue::from_bytes(&buf).map_err(|_| InjectError::InvalidSecret {
-            secret: self.secret_name.clone(),
-            auth: "header",
-            reason: "the value is not a valid header value",
-        })?;
-        v.set_sensitive(true);
-        Ok(v)
     }
 }
 
@@ -195,7 +171,7 @@ impl fmt::Debug for HeaderKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HeaderKey")
             .field("header_name", &self.owned[0])
-            .field("secret_name", &self.secret_name)
+            .field("secret_name", &self.key.name)
             .finish_non_exhaustive()
     }
 }
@@ -210,7 +186,7 @@ impl Injector for HeaderKey {
     }
 
     fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        visit(&self.secret_name, self.value.expose_secret());
+        self.key.visit(visit);
     }
 
     fn inject<'a>(
@@ -218,7 +194,7 @@ impl Injector for HeaderKey {
         req: &'a mut OutgoingRequest,
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
-            let value = self.header_value()?;
+            let value = self.key.header_value("header", self.prefix.as_bytes())?;
             // `insert` replaces every value an agent may have slipped past the engine.
             req.headers.insert(self.owned[0].clone(), value);
             Ok(())
@@ -231,9 +207,8 @@ impl Injector for HeaderKey {
 /// The URL then holds a credential: the engine never logs it, and the scrubber knows
 /// the key's URL-encoded forms.
 pub struct QueryKey {
-    secret_name: String,
     owned: [String; 1],
-    value: SecretSlice<u8>,
+    key: NamedSecret,
 }
 
 impl QueryKey {
@@ -259,9 +234,8 @@ impl QueryKey {
             });
         }
         Ok(QueryKey {
-            secret_name,
             owned: [param],
-            value,
+            key: NamedSecret::new(secret_name, value),
         })
     }
 }
@@ -270,7 +244,7 @@ impl fmt::Debug for QueryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QueryKey")
             .field("param", &self.owned[0])
-            .field("secret_name", &self.secret_name)
+            .field("secret_name", &self.key.name)
             .finish_non_exhaustive()
     }
 }
@@ -285,7 +259,7 @@ impl Injector for QueryKey {
     }
 
     fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        visit(&self.secret_name, self.value.expose_secret());
+        self.key.visit(visit);
     }
 
     fn inject<'a>(
@@ -293,7 +267,7 @@ impl Injector for QueryKey {
         req: &'a mut OutgoingRequest,
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
-            req.append_query_pair(&self.owned[0], self.value.expose_secret());
+            req.append_query_pair(&self.owned[0], self.key.value.expose_secret());
             Ok(())
         })
     }

@@ -2,12 +2,11 @@
 
 use std::fmt;
 
+use http::HeaderName;
 use http::header::AUTHORIZATION;
-use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretSlice};
-use zeroize::Zeroizing;
 
-use crate::{BoxFuture, InjectError, Injector, OutgoingRequest};
+use crate::{BoxFuture, InjectError, Injector, NamedSecret, OutgoingRequest};
 
 const OWNED: &[HeaderName] = &[AUTHORIZATION];
 
@@ -16,8 +15,7 @@ const OWNED: &[HeaderName] = &[AUTHORIZATION];
 /// The value is checked once, when the injector is built: it must be non-empty
 /// visible ASCII (`!`…`~`), which is what a header can carry without ambiguity.
 pub struct Bearer {
-    secret_name: String,
-    value: SecretSlice<u8>,
+    token: NamedSecret,
 }
 
 impl Bearer {
@@ -41,33 +39,21 @@ impl Bearer {
                 "a bearer token must be visible ASCII without spaces or control characters",
             ));
         }
-        Ok(Bearer { secret_name, value })
+        Ok(Bearer {
+            token: NamedSecret::new(secret_name, value),
+        })
     }
 
     /// The vault secret's name.
     pub fn secret_name(&self) -> &str {
-        &self.secret_name
-    }
-
-    fn header_value(&self) -> Result<HeaderValue, InjectError> {
-        let secret = self.value.expose_secret();
-        let mut buf = Zeroizing::new(Vec::with_capacity(7 + secret.len()));
-        buf.extend_from_slice(b"Bearer ");
-        buf.extend_from_slice(secret);
-        let mut v = HeaderValue::from_bytes(&buf).map_err(|_| InjectError::InvalidSecret {
-            secret: self.secret_name.clone(),
-            auth: "bearer",
-            reason: "the value is not a valid header value",
-        })?;
-        v.set_sensitive(true);
-        Ok(v)
+        &self.token.name
     }
 }
 
 impl fmt::Debug for Bearer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bearer")
-            .field("secret_name", &self.secret_name)
+            .field("secret_name", &self.token.name)
             .finish_non_exhaustive()
     }
 }
@@ -82,7 +68,7 @@ impl Injector for Bearer {
     }
 
     fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        visit(&self.secret_name, self.value.expose_secret());
+        self.token.visit(visit);
     }
 
     fn inject<'a>(
@@ -90,7 +76,7 @@ impl Injector for Bearer {
         req: &'a mut OutgoingRequest,
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
-            let value = self.header_value()?;
+            let value = self.token.header_value("bearer", b"Bearer ")?;
             // `insert` replaces every existing value: exactly one Authorization.
             req.headers.insert(AUTHORIZATION, value);
             Ok(())
@@ -102,7 +88,7 @@ impl Injector for Bearer {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use http::{HeaderMap, Method};
+    use http::{HeaderMap, HeaderValue, Method};
 
     fn secret(v: &[u8]) -> SecretSlice<u8> {
         SecretSlice::from(v.to_vec())

@@ -2,18 +2,14 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::jwt::RsaKey;
-use crate::token::{self, Minted, TokenCache, TokenClient};
-use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
+use crate::token::{self, Minted, MintsBearer, TokenCache, TokenClient};
+use crate::{Clock, InjectError, NamedSecret};
 
-const OWNED: &[HeaderName] = &[AUTHORIZATION];
 const AUTH: &str = "gcp-service-account";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
@@ -107,12 +103,20 @@ impl GcpServiceAccount {
     pub fn client_email(&self) -> &str {
         &self.client_email
     }
+}
+
+impl MintsBearer for GcpServiceAccount {
+    const AUTH: &'static str = AUTH;
+
+    fn source(&self) -> &NamedSecret {
+        &self.json
+    }
+
+    fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
 
     async fn mint(&self) -> Result<Minted, InjectError> {
-        let fail = |detail: String| InjectError::TokenEndpoint {
-            secret: self.json.name.clone(),
-            detail,
-        };
         let now = self.cache.clock().now();
         let unix = self.cache.clock().unix_seconds();
         let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
@@ -129,35 +133,25 @@ impl GcpServiceAccount {
         let jwt = self
             .key
             .sign_jwt(&header, &claims)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| InjectError::TokenEndpoint {
+                secret: self.json.name.clone(),
+                detail: e.to_string(),
+            })?;
         let mut body = Zeroizing::new(Vec::with_capacity(jwt.len() + 80));
         body.extend_from_slice(
             b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=",
         );
         body.extend_from_slice(jwt.as_bytes()); // base64url and dots: nothing to encode
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let (status, resp) = self
-            .http
-            .post(&self.token_url, headers, body, &self.json.name)
-            .await?;
-        let what = format!("POST {}", token::endpoint_name(&self.token_url));
-        if !status.is_success() {
-            return Err(fail(format!(
-                "{what}: {}",
-                token::describe_failure(status, &resp, &[jwt.as_bytes()])
-            )));
-        }
-        let (access, lifetime) =
-            token::parse_oauth_token(&resp).map_err(|m| fail(format!("{what}: {m}")))?;
-        let lifetime = lifetime
-            .unwrap_or(token::DEFAULT_LIFETIME)
-            .min(Duration::from_secs(86_400));
-        Ok(Minted::new(access, now, now + lifetime))
+        self.http
+            .mint(
+                &self.token_url,
+                token::form_headers(),
+                body,
+                &self.json.name,
+                &[jwt.as_bytes()],
+                |_, resp| token::oauth_minted(resp, now),
+            )
+            .await
     }
 }
 
@@ -169,30 +163,5 @@ impl fmt::Debug for GcpServiceAccount {
             .field("scopes", &self.scopes)
             .field("json", &self.json)
             .finish_non_exhaustive()
-    }
-}
-
-impl Injector for GcpServiceAccount {
-    fn kind(&self) -> &'static str {
-        AUTH
-    }
-
-    fn owned_headers(&self) -> &[HeaderName] {
-        OWNED
-    }
-
-    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        visit(&self.json.name, self.json.value.expose_secret());
-        self.cache.visit(&self.json.name, visit);
-    }
-
-    fn inject<'a>(
-        &'a self,
-        req: &'a mut OutgoingRequest,
-    ) -> BoxFuture<'a, Result<(), InjectError>> {
-        Box::pin(async move {
-            let token = self.cache.get(|| self.mint()).await?;
-            token::set_bearer(&mut req.headers, &self.json.name, &token.value)
-        })
     }
 }

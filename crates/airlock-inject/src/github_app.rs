@@ -5,15 +5,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::header::{ACCEPT, AUTHORIZATION};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::jwt::RsaKey;
-use crate::token::{self, Minted, TokenCache, TokenClient};
-use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
+use crate::request::sensitive_value;
+use crate::token::{self, Minted, MintsBearer, TokenCache, TokenClient};
+use crate::{Clock, InjectError, NamedSecret};
 
-const OWNED: &[HeaderName] = &[AUTHORIZATION];
 const AUTH: &str = "github-app";
 
 /// A GitHub App acting as one installation: `Authorization: Bearer <installation token>`.
@@ -84,6 +84,18 @@ impl GitHubApp {
     pub fn token_url(&self) -> &url::Url {
         &self.token_url
     }
+}
+
+impl MintsBearer for GitHubApp {
+    const AUTH: &'static str = AUTH;
+
+    fn source(&self) -> &NamedSecret {
+        &self.pem
+    }
+
+    fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
 
     async fn mint(&self) -> Result<Minted, InjectError> {
         let fail = |detail: String| InjectError::TokenEndpoint {
@@ -107,7 +119,8 @@ impl GitHubApp {
         let mut headers = HeaderMap::new();
         headers.insert(
             AUTHORIZATION,
-            token::sensitive("Bearer ", &jwt).ok_or_else(|| fail("invalid JWT".into()))?,
+            sensitive_value(&[b"Bearer ", jwt.as_bytes()])
+                .ok_or_else(|| fail("invalid JWT".into()))?,
         );
         headers.insert(
             ACCEPT,
@@ -117,46 +130,16 @@ impl GitHubApp {
             HeaderName::from_static("x-github-api-version"),
             HeaderValue::from_static("2022-11-28"),
         );
-        let (status, body) = self
-            .http
-            .post(
+        self.http
+            .mint(
                 &self.token_url,
                 headers,
                 Zeroizing::new(Vec::new()),
                 &self.pem.name,
+                &[jwt.as_bytes()],
+                |status, body| installation_token(status, body, now),
             )
-            .await?;
-        let what = format!("POST {}", token::endpoint_name(&self.token_url));
-        if !status.is_success() {
-            return Err(fail(format!(
-                "{what}: {}",
-                token::describe_failure(status, &body, &[jwt.as_bytes()])
-            )));
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            token: Zeroizing<String>,
-            #[serde(default)]
-            expires_at: Option<String>,
-        }
-        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
-            fail(format!(
-                "{what}: HTTP {}: the response has no `token` string",
-                status.as_u16()
-            ))
-        })?;
-        token::check_token(&answer.token).map_err(|m| fail(format!("{what}: {m}")))?;
-        let expires_at = match answer.expires_at.as_deref() {
-            Some(s) => {
-                let ts: jiff::Timestamp = s.parse().map_err(|_| {
-                    fail(format!("{what}: `expires_at` is not an RFC 3339 timestamp"))
-                })?;
-                let secs = u64::try_from(ts.as_second()).unwrap_or(0);
-                SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
-            }
-            None => now + Duration::from_secs(3600),
-        };
-        Ok(Minted::new(answer.token, now, expires_at))
+            .await
     }
 }
 
@@ -170,27 +153,31 @@ impl fmt::Debug for GitHubApp {
     }
 }
 
-impl Injector for GitHubApp {
-    fn kind(&self) -> &'static str {
-        AUTH
+/// The installation token in GitHub's answer, valid until its `expires_at` (an hour
+/// from `now` when it does not say).
+fn installation_token(status: StatusCode, body: &[u8], now: SystemTime) -> Result<Minted, String> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        token: Zeroizing<String>,
+        #[serde(default)]
+        expires_at: Option<String>,
     }
-
-    fn owned_headers(&self) -> &[HeaderName] {
-        OWNED
-    }
-
-    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        visit(&self.pem.name, self.pem.value.expose_secret());
-        self.cache.visit(&self.pem.name, visit);
-    }
-
-    fn inject<'a>(
-        &'a self,
-        req: &'a mut OutgoingRequest,
-    ) -> BoxFuture<'a, Result<(), InjectError>> {
-        Box::pin(async move {
-            let token = self.cache.get(|| self.mint()).await?;
-            token::set_bearer(&mut req.headers, &self.pem.name, &token.value)
-        })
-    }
+    let answer: Answer = serde_json::from_slice(body).map_err(|_| {
+        format!(
+            "HTTP {}: the response has no `token` string",
+            status.as_u16()
+        )
+    })?;
+    token::check_token(&answer.token).map_err(|m| m.to_string())?;
+    let expires_at = match answer.expires_at.as_deref() {
+        Some(s) => {
+            let ts: jiff::Timestamp = s
+                .parse()
+                .map_err(|_| "`expires_at` is not an RFC 3339 timestamp".to_string())?;
+            let secs = u64::try_from(ts.as_second()).unwrap_or(0);
+            SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+        }
+        None => now + Duration::from_secs(3600),
+    };
+    Ok(Minted::new(answer.token, now, expires_at))
 }

@@ -34,7 +34,7 @@
 //!
 //! ```
 //! use airlock_inject::{Bearer, Injector, OutgoingRequest};
-//! use secrecy::SecretSlice;
+//! use secrecy::{ExposeSecret, SecretSlice};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let bearer = Bearer::new("stripe", SecretSlice::from(b"sk_test_123".to_vec())).unwrap();
@@ -87,7 +87,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use http::HeaderName;
-use secrecy::SecretSlice;
+use secrecy::{ExposeSecret, SecretSlice};
 
 /// A boxed, sendable future: what [`Injector::inject`] returns, so injectors can be
 /// used as `dyn Injector` and still mint tokens asynchronously.
@@ -143,6 +143,34 @@ impl NamedSecret {
             name: name.into(),
             value,
         }
+    }
+
+    /// Calls `visit(name, value)`: what an injector that sends the value emits.
+    pub(crate) fn visit(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        visit(&self.name, self.value.expose_secret());
+    }
+
+    /// `prefix` then the value, as a sensitive header value for auth type `auth`.
+    pub(crate) fn header_value(
+        &self,
+        auth: &'static str,
+        prefix: &[u8],
+    ) -> Result<http::HeaderValue, InjectError> {
+        self.sensitive_header(auth, &[prefix, self.value.expose_secret()])
+    }
+
+    /// `parts` joined, as a sensitive header value made from this secret for auth type
+    /// `auth`: an error naming the secret if they make no valid header value.
+    pub(crate) fn sensitive_header(
+        &self,
+        auth: &'static str,
+        parts: &[&[u8]],
+    ) -> Result<http::HeaderValue, InjectError> {
+        request::sensitive_value(parts).ok_or_else(|| InjectError::InvalidSecret {
+            secret: self.name.clone(),
+            auth,
+            reason: "the value is not a valid header value",
+        })
     }
 }
 
@@ -258,7 +286,7 @@ pub(crate) fn random_hex(n: usize) -> Result<String, InjectError> {
 ///
 /// ```
 /// use airlock_config::Auth;
-/// use secrecy::SecretSlice;
+/// use secrecy::{ExposeSecret, SecretSlice};
 ///
 /// let auth = Auth::Bearer { secret: "stripe".into() };
 /// let inj = airlock_inject::for_auth(&auth, &mut |name| {

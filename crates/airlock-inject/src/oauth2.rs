@@ -2,20 +2,17 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use airlock_config::ClientAuth;
 use base64::Engine as _;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::header::AUTHORIZATION;
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
-use crate::request::form_encode_into;
-use crate::token::{self, Minted, TokenCache, TokenClient};
-use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
+use crate::request::{form_encode_into, sensitive_value};
+use crate::token::{self, Minted, MintsBearer, TokenCache, TokenClient};
+use crate::{Clock, InjectError, NamedSecret};
 
-const OWNED: &[HeaderName] = &[AUTHORIZATION];
 const AUTH: &str = "oauth2";
 
 /// OAuth 2.0 client credentials: `Authorization: Bearer <access token>`.
@@ -76,12 +73,20 @@ impl OAuth2ClientCredentials {
             cache: TokenCache::new(clock),
         })
     }
+}
+
+impl MintsBearer for OAuth2ClientCredentials {
+    const AUTH: &'static str = AUTH;
+
+    fn source(&self) -> &NamedSecret {
+        &self.client_secret
+    }
+
+    fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
 
     async fn mint(&self) -> Result<Minted, InjectError> {
-        let fail = |detail: String| InjectError::TokenEndpoint {
-            secret: self.client_secret.name.clone(),
-            detail,
-        };
         let now = self.cache.clock().now();
         let secret = self.client_secret.value.expose_secret();
         let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
@@ -89,12 +94,7 @@ impl OAuth2ClientCredentials {
             body.push_str("&scope=");
             form_encode_into(scope.as_bytes(), &mut body);
         }
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut headers = token::form_headers();
         match self.client_auth {
             ClientAuth::Basic => {
                 // RFC 6749 §2.3.1: id and secret form-encoded, then Basic.
@@ -106,8 +106,12 @@ impl OAuth2ClientCredentials {
                 base64::engine::general_purpose::STANDARD.encode_string(plain.as_bytes(), &mut b64);
                 headers.insert(
                     AUTHORIZATION,
-                    token::sensitive("Basic ", &b64)
-                        .ok_or_else(|| fail("invalid client credentials header".into()))?,
+                    sensitive_value(&[b"Basic ", b64.as_bytes()]).ok_or_else(|| {
+                        InjectError::TokenEndpoint {
+                            secret: self.client_secret.name.clone(),
+                            detail: "invalid client credentials header".into(),
+                        }
+                    })?,
                 );
             }
             ClientAuth::Body => {
@@ -118,23 +122,16 @@ impl OAuth2ClientCredentials {
             }
         }
         let body = Zeroizing::new(body.as_bytes().to_vec());
-        let (status, resp) = self
-            .http
-            .post(&self.token_url, headers, body, &self.client_secret.name)
-            .await?;
-        let what = format!("POST {}", token::endpoint_name(&self.token_url));
-        if !status.is_success() {
-            return Err(fail(format!(
-                "{what}: {}",
-                token::describe_failure(status, &resp, &[secret])
-            )));
-        }
-        let (access, lifetime) =
-            token::parse_oauth_token(&resp).map_err(|m| fail(format!("{what}: {m}")))?;
-        let lifetime = lifetime
-            .unwrap_or(token::DEFAULT_LIFETIME)
-            .min(Duration::from_secs(86_400));
-        Ok(Minted::new(access, now, now + lifetime))
+        self.http
+            .mint(
+                &self.token_url,
+                headers,
+                body,
+                &self.client_secret.name,
+                &[secret],
+                |_, resp| token::oauth_minted(resp, now),
+            )
+            .await
     }
 }
 
@@ -145,33 +142,5 @@ impl fmt::Debug for OAuth2ClientCredentials {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .finish_non_exhaustive()
-    }
-}
-
-impl Injector for OAuth2ClientCredentials {
-    fn kind(&self) -> &'static str {
-        AUTH
-    }
-
-    fn owned_headers(&self) -> &[HeaderName] {
-        OWNED
-    }
-
-    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        visit(
-            &self.client_secret.name,
-            self.client_secret.value.expose_secret(),
-        );
-        self.cache.visit(&self.client_secret.name, visit);
-    }
-
-    fn inject<'a>(
-        &'a self,
-        req: &'a mut OutgoingRequest,
-    ) -> BoxFuture<'a, Result<(), InjectError>> {
-        Box::pin(async move {
-            let token = self.cache.get(|| self.mint()).await?;
-            token::set_bearer(&mut req.headers, &self.client_secret.name, &token.value)
-        })
     }
 }

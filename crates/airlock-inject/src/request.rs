@@ -3,7 +3,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
+use zeroize::Zeroizing;
 
 /// An upstream request on its way out, as the engine built it.
 ///
@@ -128,6 +129,18 @@ impl fmt::Debug for OutgoingRequest {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
+}
+
+/// `parts` joined into a header value marked sensitive (it holds a credential), or
+/// `None` if they make no valid header value. The joined copy is wiped.
+pub(crate) fn sensitive_value(parts: &[&[u8]]) -> Option<HeaderValue> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(parts.iter().map(|p| p.len()).sum()));
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    let mut v = HeaderValue::from_bytes(&buf).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 /// RFC 3986 percent-encoding: everything except unreserved characters

@@ -173,6 +173,25 @@ impl SigV4 {
         self.options
     }
 
+    /// A signed `POST /` to `origin` with the form `form` as its body
+    /// (`application/x-www-form-urlencoded; charset=utf-8`): a call of an AWS
+    /// Query API (STS, IAM). Returns the request's parts, ready to send.
+    pub fn sign_form_post(
+        &self,
+        origin: impl Into<String>,
+        form: impl Into<bytes::Bytes>,
+    ) -> Result<(http::Method, String, http::HeaderMap, bytes::Bytes), InjectError> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let mut req =
+            OutgoingRequest::new(http::Method::POST, origin, "/", None, headers, form.into());
+        self.sign(&mut req)?;
+        Ok(req.into_parts())
+    }
+
     /// Signs `req` in place (what [`Injector::inject`] does).
     pub fn sign(&self, req: &mut OutgoingRequest) -> Result<(), InjectError> {
         for h in OWNED.iter() {

@@ -7,17 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use zeroize::Zeroizing;
 
-use crate::{Clock, InjectError};
+use crate::request::sensitive_value;
+use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
 
 /// Largest token-endpoint response read (a token response is a few KiB at most).
 const MAX_RESPONSE: usize = 64 * 1024;
 
 /// Lifetime assumed when a token endpoint does not say (`expires_in` is optional in
 /// OAuth 2.0): short, so an expired token is not reused for long.
-pub(crate) const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 
 /// The HTTP client for token endpoints: rustls, **no system proxy** (`HTTPS_PROXY` must
 /// not see client secrets or assertions), no redirects, connect and total timeouts.
@@ -77,20 +79,22 @@ impl TokenClient {
         })
     }
 
-    /// POSTs `body` to `url` and returns the status and the (bounded) body. `what`
-    /// names the endpoint in errors (origin and path, never the query).
-    pub(crate) async fn post(
+    /// POSTs a token request to `url` and makes a token of a successful (2xx) answer
+    /// with `parse`. `secret` names the vault secret the token is minted from in
+    /// errors, which name the endpoint by origin and path (never the query). An error
+    /// status is described by [`describe_failure`], which never quotes `redact` (the
+    /// credentials that were sent).
+    pub(crate) async fn mint<E: fmt::Display>(
         &self,
         url: &url::Url,
         headers: HeaderMap,
         body: Zeroizing<Vec<u8>>,
         secret: &str,
-    ) -> Result<(StatusCode, Zeroizing<Vec<u8>>), InjectError> {
+        redact: &[&[u8]],
+        parse: impl FnOnce(StatusCode, &[u8]) -> Result<Minted, E>,
+    ) -> Result<Minted, InjectError> {
         let client = self.client()?;
-        let fail = |detail: String| InjectError::TokenEndpoint {
-            secret: secret.to_string(),
-            detail: format!("POST {}: {detail}", endpoint_name(url)),
-        };
+        let fail = |detail: String| endpoint_error(secret, url, detail);
         // reqwest takes the body by value; its copy cannot be wiped (documented).
         let mut resp = client
             .post(url.clone())
@@ -111,7 +115,34 @@ impl TokenClient {
             }
             out.extend_from_slice(&chunk);
         }
-        Ok((status, out))
+        if !status.is_success() {
+            return Err(fail(describe_failure(status, &out, redact)));
+        }
+        parse(status, &out).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// The headers of a form-encoded token request that wants JSON back.
+pub(crate) fn form_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    headers
+}
+
+/// A token endpoint's answer that cannot be used: `POST <endpoint>: <detail>`,
+/// naming the vault secret the token was to be minted from.
+pub(crate) fn endpoint_error(
+    secret: &str,
+    url: &url::Url,
+    detail: impl fmt::Display,
+) -> InjectError {
+    InjectError::TokenEndpoint {
+        secret: secret.to_string(),
+        detail: format!("POST {}: {detail}", endpoint_name(url)),
     }
 }
 
@@ -265,7 +296,49 @@ impl TokenCache {
     }
 }
 
-/// A header value holding a credential, marked sensitive.
+/// An injector that mints bearer tokens from one vault secret (`source`) and caches
+/// them: it owns `Authorization`, emits the secret and the cached tokens, and injects
+/// `Authorization: Bearer <token>`, minting one when the cache has none fresh.
+pub(crate) trait MintsBearer: Send + Sync {
+    /// The auth type's name as written in `airlock.toml`.
+    const AUTH: &'static str;
+
+    /// The vault secret tokens are minted from.
+    fn source(&self) -> &NamedSecret;
+
+    /// The cache of minted tokens.
+    fn cache(&self) -> &TokenCache;
+
+    /// Gets a new token from the endpoint.
+    fn mint(&self) -> impl Future<Output = Result<Minted, InjectError>> + Send;
+}
+
+impl<T: MintsBearer> Injector for T {
+    fn kind(&self) -> &'static str {
+        T::AUTH
+    }
+
+    fn owned_headers(&self) -> &[HeaderName] {
+        const OWNED: &[HeaderName] = &[AUTHORIZATION];
+        OWNED
+    }
+
+    fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
+        self.source().visit(visit);
+        self.cache().visit(&self.source().name, visit);
+    }
+
+    fn inject<'a>(
+        &'a self,
+        req: &'a mut OutgoingRequest,
+    ) -> BoxFuture<'a, Result<(), InjectError>> {
+        Box::pin(async move {
+            let token = self.cache().get(|| self.mint()).await?;
+            set_bearer(&mut req.headers, &self.source().name, &token.value)
+        })
+    }
+}
+
 /// Puts a minted access token on the request as `Authorization: Bearer …`
 /// (sensitive); `secret` names the vault secret it was minted from, for the error.
 pub(crate) fn set_bearer(
@@ -273,21 +346,14 @@ pub(crate) fn set_bearer(
     secret: &str,
     token: &str,
 ) -> Result<(), InjectError> {
-    let value = sensitive("Bearer ", token).ok_or_else(|| InjectError::TokenEndpoint {
-        secret: secret.to_string(),
-        detail: "the token is not a valid header value".into(),
+    let value = sensitive_value(&[b"Bearer ", token.as_bytes()]).ok_or_else(|| {
+        InjectError::TokenEndpoint {
+            secret: secret.to_string(),
+            detail: "the token is not a valid header value".into(),
+        }
     })?;
     headers.insert(http::header::AUTHORIZATION, value);
     Ok(())
-}
-
-pub(crate) fn sensitive(prefix: &str, secret: &str) -> Option<HeaderValue> {
-    let mut buf = Zeroizing::new(String::with_capacity(prefix.len() + secret.len()));
-    buf.push_str(prefix);
-    buf.push_str(secret);
-    let mut v = HeaderValue::from_str(&buf).ok()?;
-    v.set_sensitive(true);
-    Some(v)
 }
 
 /// Why a token endpoint's successful answer cannot be used. The injectors put it
@@ -330,6 +396,16 @@ struct TokenResponse {
     token_type: Option<String>,
     #[serde(default)]
     expires_in: Option<serde_json::Value>,
+}
+
+/// The token of a successful OAuth 2.0 token response received at `now`, valid for
+/// its `expires_in` (5 minutes when the provider does not say, a day at most).
+pub(crate) fn oauth_minted(body: &[u8], now: SystemTime) -> Result<Minted, TokenResponseError> {
+    let (access, lifetime) = parse_oauth_token(body)?;
+    let lifetime = lifetime
+        .unwrap_or(DEFAULT_LIFETIME)
+        .min(Duration::from_secs(86_400));
+    Ok(Minted::new(access, now, now + lifetime))
 }
 
 /// Parses a successful OAuth 2.0 token response: the token and its lifetime.

@@ -75,6 +75,21 @@ pub fn client_env(bound: SocketAddr, token: &str, dir: &Path) -> Vec<(String, Os
     env
 }
 
+/// Why the egress proxy could not start ([`Started::start`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The temporary directory for the proxy's CA files could not be created.
+    #[error("cannot create the proxy's directory for its CA: {0}")]
+    CaDir(std::io::Error),
+    /// The proxy's CA files could not be written.
+    #[error("cannot write the proxy's CA files: {0}")]
+    CaFiles(std::io::Error),
+    /// The proxy could not listen on a loopback port.
+    #[error("the egress proxy could not listen on 127.0.0.1")]
+    Listen,
+}
+
 /// A proxy of sessions on a free loopback port, serving in the background,
 /// with its CA files in a private directory (removed when it is dropped).
 pub struct Started {
@@ -89,13 +104,12 @@ pub struct Started {
 
 impl Started {
     /// Starts `proxy` (a proxy of sessions) on 127.0.0.1 and a free port.
-    pub async fn start(proxy: Arc<Proxy>) -> Result<Started, String> {
+    pub async fn start(proxy: Arc<Proxy>) -> Result<Started, StartError> {
         let dir = tempfile::Builder::new()
             .prefix("airlock-egress-")
             .tempdir()
-            .map_err(|e| format!("cannot create the proxy's directory for its CA: {e}"))?;
-        write_ca_files(&proxy, dir.path())
-            .map_err(|e| format!("cannot write the proxy's CA files: {e}"))?;
+            .map_err(StartError::CaDir)?;
+        write_ca_files(&proxy, dir.path()).map_err(StartError::CaFiles)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let serving = proxy.clone();
         let task = tokio::spawn(async move {
@@ -104,9 +118,7 @@ impl Started {
             })
             .await;
         });
-        let bound = rx
-            .await
-            .map_err(|_| "the egress proxy could not listen on 127.0.0.1".to_string())?;
+        let bound = rx.await.map_err(|_| StartError::Listen)?;
         Ok(Started {
             proxy,
             bound,
@@ -172,7 +184,7 @@ impl ChildEgress for ExecChildren {
                         .upgrade()
                         .ok_or_else(|| "the server is stopping".to_string())?;
                     let proxy = Proxy::for_sessions(runtime).map_err(|e| e.to_string())?;
-                    Started::start(proxy).await
+                    Started::start(proxy).await.map_err(|e| e.to_string())
                 })
                 .await?;
             let mut placeholders = Placeholders::new();

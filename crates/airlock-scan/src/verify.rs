@@ -605,25 +605,13 @@ fn ask_aws(
     ) else {
         return unknown(format!("{what}: not asked, the pair cannot sign a request"));
     };
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
-    );
-    let mut req = airlock_inject::OutgoingRequest::new(
-        http::Method::POST,
-        base.unwrap_or(AWS_STS_ORIGIN),
-        "/",
-        None,
-        headers,
-        bytes::Bytes::from_static(AWS_STS_BODY.as_bytes()),
-    );
-    if signer.sign(&mut req).is_err() {
+    let Ok((method, url, headers, body)) =
+        signer.sign_form_post(base.unwrap_or(AWS_STS_ORIGIN), AWS_STS_BODY)
+    else {
         return unknown(format!(
             "{what}: not asked, the request could not be signed"
         ));
-    }
-    let (method, url, headers, body) = req.into_parts();
+    };
     let (resp, status, detail) = match send(
         client.request(method, url).headers(headers).body(body),
         what,

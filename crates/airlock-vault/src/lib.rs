@@ -142,4 +142,11 @@ impl VaultError {
     pub(crate) fn corrupt(detail: String) -> Self {
         VaultError::Corrupt { detail }
     }
+
+    /// No secret `name` (escaped for a one-line message).
+    pub(crate) fn no_such_secret(name: &str) -> Self {
+        VaultError::NoSuchSecret {
+            name: name.escape_debug().to_string(),
+        }
+    }
 }

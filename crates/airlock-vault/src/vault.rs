@@ -419,13 +419,7 @@ impl Vault {
 
     /// Decrypts one secret.
     pub fn get(&self, name: &str) -> Result<SecretBytes, VaultError> {
-        let entry = self
-            .file
-            .secrets
-            .get(name)
-            .ok_or_else(|| VaultError::NoSuchSecret {
-                name: name.escape_debug().to_string(),
-            })?;
+        let entry = self.entry(name)?;
         let aad = secret_aad(&self.file.vault_id, name, entry.version);
         let plain = crypto::open(
             &self.keys.secrets,
@@ -450,13 +444,7 @@ impl Vault {
 
     /// Replaces an existing secret's value, bumping its version.
     pub fn rotate(&mut self, name: &str, value: &[u8]) -> Result<(), VaultError> {
-        let old = self
-            .file
-            .secrets
-            .get(name)
-            .ok_or_else(|| VaultError::NoSuchSecret {
-                name: name.escape_debug().to_string(),
-            })?;
+        let old = self.entry(name)?;
         let version = old.version.checked_add(1).ok_or_else(|| {
             VaultError::corrupt(format!("secret \"{name}\" has reached the maximum version"))
         })?;
@@ -472,9 +460,15 @@ impl Vault {
             .secrets
             .remove(name)
             .map(|_| ())
-            .ok_or_else(|| VaultError::NoSuchSecret {
-                name: name.escape_debug().to_string(),
-            })
+            .ok_or_else(|| VaultError::no_such_secret(name))
+    }
+
+    /// The stored entry of secret `name`.
+    fn entry(&self, name: &str) -> Result<&Entry, VaultError> {
+        self.file
+            .secrets
+            .get(name)
+            .ok_or_else(|| VaultError::no_such_secret(name))
     }
 
     /// The keyed fingerprint a value would get in this vault (hex, 16 chars), so

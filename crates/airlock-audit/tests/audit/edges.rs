@@ -6,7 +6,8 @@
 use std::fs;
 
 use airlock_audit::{
-    AuditError, AuditLog, Decision, Event, FsyncPolicy, Mac, Options, ProblemKind, verify,
+    AuditError, AuditLog, Decision, Event, FsyncPolicy, Mac, Options, ProblemKind, VerifyReport,
+    verify,
 };
 
 use super::{KEY, check, event, home, open};
@@ -147,12 +148,7 @@ fn the_summary_counts_records_and_files_and_says_what_is_not_yet_anchored() {
         "{lagging}"
     );
 
-    let h = home();
-    let mut log = open(&h, Options::default().max_file_bytes(2_000));
-    for i in 1..=40 {
-        log.append(&event(i)).unwrap();
-    }
-    log.close().unwrap();
+    let h = rotated();
     let report = check(&h);
     assert!(
         report.to_string().starts_with(&format!(
@@ -175,6 +171,13 @@ fn rotated() -> super::Home {
     h
 }
 
+/// Checks the log of home `h`, which must be broken.
+fn broken(h: &super::Home) -> VerifyReport {
+    let report = check(h);
+    assert!(report.problem().is_some(), "not broken: {report}");
+    report
+}
+
 /// A damaged file that is not the newest: broken there (never a torn tail, which
 /// only the newest file can have), with the files read up to it counted.
 #[test]
@@ -186,10 +189,8 @@ fn damage_before_the_newest_file_is_named_with_the_files_read_so_far() {
     assert_eq!(bytes.pop(), Some(b'\n'));
     let lines = bytes.split(|&b| b == b'\n').count() as u64;
     fs::write(&first, &bytes).unwrap();
-    let report = check(&h);
-    let problem = report
-        .problem()
-        .unwrap_or_else(|| panic!("not broken: {report}"));
+    let report = broken(&h);
+    let problem = report.problem().unwrap();
     assert_eq!(
         (problem.file.as_str(), problem.line, &problem.kind),
         ("audit-000001.jsonl", Some(lines), &ProblemKind::Incomplete),
@@ -199,14 +200,9 @@ fn damage_before_the_newest_file_is_named_with_the_files_read_so_far() {
 
     // a line in the second file is far too long
     let h = rotated();
-    let second = super::log_path(&h, 2);
-    let mut lines = super::read_lines(&second);
-    lines[1] = "x".repeat((1 << 20) + 10);
-    super::write_lines(&second, &lines);
-    let report = check(&h);
-    let problem = report
-        .problem()
-        .unwrap_or_else(|| panic!("not broken: {report}"));
+    super::edit_lines(&h, 2, |lines| lines[1] = "x".repeat((1 << 20) + 10));
+    let report = broken(&h);
+    let problem = report.problem().unwrap();
     assert_eq!(
         (problem.file.as_str(), problem.line),
         ("audit-000002.jsonl", Some(2))
@@ -219,14 +215,11 @@ fn damage_before_the_newest_file_is_named_with_the_files_read_so_far() {
 
     // a record in the third file was edited
     let h = rotated();
-    let third = super::log_path(&h, 3);
-    let mut lines = super::read_lines(&third);
-    lines[0] = lines[0].replacen("/v1/items/", "/v1/itemz/", 1);
-    super::write_lines(&third, &lines);
-    let report = check(&h);
-    let problem = report
-        .problem()
-        .unwrap_or_else(|| panic!("not broken: {report}"));
+    super::edit_lines(&h, 3, |lines| {
+        lines[0] = lines[0].replacen("/v1/items/", "/v1/itemz/", 1);
+    });
+    let report = broken(&h);
+    let problem = report.problem().unwrap();
     assert_eq!(
         (problem.file.as_str(), problem.line),
         ("audit-000003.jsonl", Some(1))
@@ -290,10 +283,8 @@ fn the_anchored_record_moved_to_another_file_is_a_mismatch() {
     let head = lines.pop().unwrap();
     super::write_lines(&newest, &lines);
     super::write_lines(&super::log_path(&h, files + 1), &[head]);
-    let report = check(&h);
-    let problem = report
-        .problem()
-        .unwrap_or_else(|| panic!("not broken: {report}"));
+    let report = broken(&h);
+    let problem = report.problem().unwrap();
     assert_eq!(
         problem.kind,
         ProblemKind::AnchorMismatch {

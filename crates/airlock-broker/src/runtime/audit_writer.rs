@@ -168,12 +168,8 @@ impl AuditWriter {
         {
             return answer;
         }
-        let (tx, rx) = oneshot::channel();
-        self.send(Job::Append {
-            event: Box::new(event.clone()),
-            reply: Reply::Task(tx),
-        })?;
-        rx.await.map_err(|_| AuditWriteError::Stopped)?
+        self.hand_over(|event, reply| Job::Append { event, reply }, event)
+            .await
     }
 
     /// Appends `event` and answers once it is written — visible to readers and
@@ -187,11 +183,15 @@ impl AuditWriter {
         if let Some(answer) = self.write_now(event) {
             return answer;
         }
+        self.hand_over(|event, reply| Job::Write { event, reply }, event)
+            .await
+    }
+
+    /// Hands `event` to the writer thread as the job `job` makes of it and its
+    /// reply, and waits for the answer.
+    async fn hand_over(&self, job: impl FnOnce(Box<Event>, Reply) -> Job, event: &Event) -> Answer {
         let (tx, rx) = oneshot::channel();
-        self.send(Job::Write {
-            event: Box::new(event.clone()),
-            reply: Reply::Task(tx),
-        })?;
+        self.send(job(Box::new(event.clone()), Reply::Task(tx)))?;
         rx.await.map_err(|_| AuditWriteError::Stopped)?
     }
 

@@ -16,7 +16,7 @@ use airlock_config::Config;
 use airlock_home::Home;
 use airlock_vault::Vault;
 
-use crate::{Broker, Caller, Check, Clock, Grant, Refusal, refuse, tokens};
+use crate::{Broker, Caller, Check, Clock, Grant, Refusal, SessionId, refuse, tokens};
 
 mod approve;
 mod audit_writer;
@@ -30,6 +30,28 @@ pub use exec::{ChildEgress, ChildProxy};
 pub use exec::{ExecOutcome, ExecRequest};
 pub use live::LoadError;
 pub use request::{AuditStage, ExecuteError, ExecuteRequest, ExecuteResponse};
+
+/// Why a connection that outlives its request must close
+/// ([`Runtime::still_open`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionClosed {
+    /// The owner's lock or revocations refuse the caller now.
+    #[error("{0}")]
+    Refused(Refusal),
+    /// The caller's session of the capability was revoked.
+    #[error("session {} was revoked", .0.as_str())]
+    Revoked(SessionId),
+    /// The caller's session of the capability expired.
+    #[error("session {} expired", .0.as_str())]
+    Expired(SessionId),
+    /// The caller has no session of the capability.
+    #[error("no session of capability \"{capability}\"")]
+    NoSession {
+        /// The capability.
+        capability: String,
+    },
+}
 
 /// Everything a running server holds: the broker, the unlocked vault, the engine,
 /// the audit writer and the scrubber for every secret.
@@ -338,17 +360,17 @@ impl Runtime {
     /// lock and revocations applied first (as before a decision): for a
     /// connection that outlives its request (a WebSocket), which is closed
     /// once this refuses. `Err` says why.
-    pub async fn still_open(&self, caller: &Caller, capability: &str) -> Result<(), String> {
-        self.check_owner_state().await.map_err(|r| r.to_string())?;
+    pub async fn still_open(&self, caller: &Caller, capability: &str) -> Result<(), SessionClosed> {
+        self.check_owner_state()
+            .await
+            .map_err(SessionClosed::Refused)?;
         match self.broker.sessions().check(&caller.grant, capability) {
             Some(Ok(_)) => Ok(()),
-            Some(Err((id, crate::session::SessionEnd::Revoked))) => {
-                Err(format!("session {} was revoked", id.as_str()))
-            }
-            Some(Err((id, crate::session::SessionEnd::Expired))) => {
-                Err(format!("session {} expired", id.as_str()))
-            }
-            None => Err(format!("no session of capability \"{capability}\"")),
+            Some(Err((id, crate::session::SessionEnd::Revoked))) => Err(SessionClosed::Revoked(id)),
+            Some(Err((id, crate::session::SessionEnd::Expired))) => Err(SessionClosed::Expired(id)),
+            None => Err(SessionClosed::NoSession {
+                capability: capability.to_string(),
+            }),
         }
     }
 
@@ -358,7 +380,8 @@ impl Runtime {
     /// passed (a lock refuses, so it is looked at again at every request).
     async fn check_owner_state(&self) -> Result<(), Refusal> {
         if let Some(gate) = self.team_gate.get() {
-            gate.check().map_err(|m| refuse(Check::Lock, m))?;
+            gate.check()
+                .map_err(|m| refuse(Check::Lock, m.to_string()))?;
         }
         let generation = self.watch.generation();
         if self.owner_seen.unchanged(generation) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use airlock_exec::{ExecPolicy, Network, OwnerEnv, Scrubber, Stdin, Support};
 
-use super::{rt, strings};
+use super::{cat_in, landlock, rt, strings};
 
 const CANARY: &str = "CANARY-master-key-5f2b8c1e9d";
 
@@ -23,17 +23,6 @@ struct Sandboxed {
     /// The capability's workdir.
     work: PathBuf,
     owner: OwnerEnv,
-}
-
-#[allow(clippy::print_stderr)]
-fn landlock() -> bool {
-    match Support::probe() {
-        Support::Landlock { .. } => true,
-        Support::Unavailable(why) => {
-            eprintln!("skipped: {why}");
-            false
-        }
-    }
 }
 
 fn sandbox_world() -> Sandboxed {
@@ -323,16 +312,6 @@ fn unconfined_runs_where_the_owner_said_so() {
 #[test]
 fn workdirs_may_not_reach_the_homes() {
     let b = sandbox_world();
-    let compile = |workdir: &Path| {
-        ExecPolicy::from_parts(
-            "cap",
-            &strings(&["cat"]),
-            &[workdir.display().to_string()],
-            &[],
-            &Default::default(),
-            &b.owner,
-        )
-    };
     for w in [
         b.home.clone(),
         b.home.join("state"),
@@ -341,10 +320,10 @@ fn workdirs_may_not_reach_the_homes() {
         PathBuf::from("/"),
         std::env::temp_dir(),
     ] {
-        let e = compile(&w).unwrap_err().to_string();
+        let e = cat_in(&w, &b.owner).map(drop).unwrap_err().to_string();
         assert!(e.contains("cannot be given to a confined program"), "{e}");
     }
-    assert!(compile(&b.work).is_ok());
+    assert!(cat_in(&b.work, &b.owner).is_ok());
 }
 
 #[test]

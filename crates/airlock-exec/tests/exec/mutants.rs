@@ -11,7 +11,7 @@ use std::time::Duration;
 use airlock_exec::confine::hidden_in_etc;
 use airlock_exec::{ExecPolicy, Launch, OwnerEnv, Scrubber, Stdin, Support};
 
-use super::{rt, strings};
+use super::{cat_in, landlock, rt, strings};
 
 /// TLS private keys named `*-key.pem` / `*_key.pem` (the usual names of
 /// certbot's, cfssl's and many distributions' keys) are hidden from a confined
@@ -131,26 +131,23 @@ fn run_confined(launch: Launch) -> String {
     )
 }
 
-#[allow(clippy::print_stderr)]
-fn landlock() -> bool {
-    match Support::probe() {
-        Support::Landlock { .. } => true,
-        Support::Unavailable(why) => {
-            eprintln!("skipped: {why}");
-            false
-        }
-    }
+/// The two-workdir box and its bash policy, for a test of the sandbox: `None`
+/// (the test skips) on a kernel without Landlock.
+fn confined_bash() -> Option<(Box2, ExecPolicy)> {
+    landlock().then(|| {
+        let b = box2();
+        let p = bash_policy(&b);
+        (b, p)
+    })
 }
 
 /// Every workdir of a capability is writable for a confined child, not only
 /// the first (and its private HOME too).
 #[test]
 fn a_confined_child_may_write_in_every_workdir() {
-    if !landlock() {
+    let Some((b, p)) = confined_bash() else {
         return;
-    }
-    let b = box2();
-    let p = bash_policy(&b);
+    };
     for (i, w) in b.work.iter().enumerate() {
         let cwd = w.display().to_string();
         let inv = p
@@ -229,47 +226,59 @@ fn a_workdir_over_a_protected_place_is_refused_with_the_reason() {
         temp_root: Some(temp_root.clone()),
         ..b.owner.clone()
     };
-    let compile = |workdir: &std::path::Path| {
-        ExecPolicy::from_parts(
-            "cap",
-            &strings(&["cat"]),
-            &[workdir.display().to_string()],
-            &[],
-            &Default::default(),
-            &owner,
-        )
-        .map(drop)
-        .unwrap_err()
-        .to_string()
-    };
     let (airlock_home, owner_home) = (
         owner.airlock_home.clone().unwrap(),
         owner.home.clone().unwrap(),
     );
-    let e = compile(&airlock_home);
-    assert!(
-        e.contains(&format!(
-            "it overlaps the airlock home {} (the key, vault, config and state)",
-            airlock_home.display()
-        )),
-        "{e}"
-    );
-    let e = compile(&owner_home);
-    assert!(
-        e.contains(&format!(
-            "it contains your home directory {} (your keys, shell and tool configuration)",
-            owner_home.display()
-        )),
-        "{e}"
-    );
-    let e = compile(&b.work[0]);
-    assert!(
-        e.contains(&format!(
-            "it contains {}, where airlock makes each call's private HOME",
-            temp_root.display()
-        )),
-        "{e}"
-    );
+    for (workdir, reason) in [
+        (
+            &airlock_home,
+            format!(
+                "it overlaps the airlock home {} (the key, vault, config and state)",
+                airlock_home.display()
+            ),
+        ),
+        (
+            &owner_home,
+            format!(
+                "it contains your home directory {} (your keys, shell and tool configuration)",
+                owner_home.display()
+            ),
+        ),
+        (
+            &b.work[0],
+            format!(
+                "it contains {}, where airlock makes each call's private HOME",
+                temp_root.display()
+            ),
+        ),
+    ] {
+        let e = cat_in(workdir, &owner).map(drop).unwrap_err().to_string();
+        assert!(e.contains(&reason), "{e}");
+    }
+}
+
+/// A policy for `commands` with the box's first workdir.
+fn in_first_workdir(b: &Box2, commands: &[String]) -> ExecPolicy {
+    ExecPolicy::from_parts(
+        "cap",
+        commands,
+        &[b.work[0].display().to_string()],
+        &[],
+        &Default::default(),
+        &b.owner,
+    )
+    .unwrap()
+    .with_timeout(Duration::from_secs(20))
+}
+
+/// Runs `program` confined, as the one command of a capability with the box's
+/// first workdir: what it printed.
+fn run_alone(b: &Box2, program: &std::path::Path) -> String {
+    let program = strings(&[&program.display().to_string()]);
+    let p = in_first_workdir(b, &program);
+    let inv = p.check(&program, None).unwrap();
+    run_confined(p.prepare(inv, None, Stdin::Null).unwrap())
 }
 
 /// A program inside `node_modules` gets its whole package (its `lib/`,
@@ -302,20 +311,7 @@ fn a_program_in_node_modules_gets_its_whole_package() {
     )
     .unwrap();
     std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let p = ExecPolicy::from_parts(
-        "cap",
-        &strings(&[&cli.display().to_string()]),
-        &[b.work[0].display().to_string()],
-        &[],
-        &Default::default(),
-        &b.owner,
-    )
-    .unwrap()
-    .with_timeout(Duration::from_secs(20));
-    let inv = p
-        .check(&strings(&[&cli.display().to_string()]), None)
-        .unwrap();
-    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    let out = run_alone(&b, &cli);
     assert!(out.contains("PACKAGE-DATA"), "{out}");
     assert!(!out.contains("OTHER-PACKAGE"), "{out}");
     // A program directly in `node_modules` (no package around it) gets its own
@@ -328,19 +324,7 @@ fn a_program_in_node_modules_gets_its_whole_package() {
     )
     .unwrap();
     std::fs::set_permissions(&direct, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let direct = direct.display().to_string();
-    let p = ExecPolicy::from_parts(
-        "cap",
-        &strings(&[&direct]),
-        &[b.work[0].display().to_string()],
-        &[],
-        &Default::default(),
-        &b.owner,
-    )
-    .unwrap()
-    .with_timeout(Duration::from_secs(20));
-    let inv = p.check(&strings(&[&direct]), None).unwrap();
-    let out = run_confined(p.prepare(inv, None, Stdin::Null).unwrap());
+    let out = run_alone(&b, &direct);
     assert!(out.contains("BESIDE"), "{out}");
 }
 
@@ -391,11 +375,9 @@ fn only_a_direct_child_reads_the_systemd_resolver() {
 /// the sandbox must not), while `/dev/null` stays writable.
 #[test]
 fn read_only_device_files_stay_read_only() {
-    if !landlock() {
+    let Some((_b, p)) = confined_bash() else {
         return;
-    }
-    let b = box2();
-    let p = bash_policy(&b);
+    };
     let probe = "head -c 4 /dev/urandom >/dev/null && echo read-ok; \
                  (exec 3>>/dev/urandom && echo urandom-writable); \
                  (exec 3>>/dev/null && echo null-writable); true";
@@ -657,17 +639,7 @@ fn the_childs_path_lists_each_directory_once() {
         .map(|n| tools.join(n).display().to_string())
         .chain(["/usr/bin/cat".to_string()])
         .collect();
-    let p = ExecPolicy::from_parts(
-        "cap",
-        &commands,
-        &[b.work[0].display().to_string()],
-        &[],
-        &Default::default(),
-        &b.owner,
-    )
-    .unwrap()
-    .with_timeout(Duration::from_secs(20))
-    .unconfined();
+    let p = in_first_workdir(&b, &commands).unconfined();
     let inv = p.check(&strings(&["one"]), None).unwrap();
     let launch = p.prepare(inv, None, Stdin::Null).unwrap();
     let o = rt()
