@@ -1,11 +1,13 @@
 """Shared start-up for the interop scripts (standard library only): the airlock binary
 from the command line, the counted `check`, the watchdog, running airlock against a
-home and starting `airlock serve --gateway`.
+home, starting `airlock serve --gateway`, and a JSON answer from a test server.
 
 The scripts import it as `import common` (their own folder is on sys.path when run as
-`python tests/interop/NAME.py PATH/TO/airlock`).
+`python tests/interop/NAME.py PATH/TO/airlock`); the browser suite (tests/ui/browser.py)
+puts this folder on sys.path to use it too.
 """
 
+import json
 import os
 import re
 import signal
@@ -31,11 +33,14 @@ def summary():
     print(f"{_passed} passed, 0 failed")
 
 
-def arm_watchdog(what, seconds=180):
-    """Fails the run (exit 1, even from a hung call) after `seconds`."""
+def arm_watchdog(what, seconds=180, on_timeout=None):
+    """Fails the run (exit 1, even from a hung call) after `seconds`; `on_timeout`
+    (say, stopping the children) runs first."""
 
     def fire(*_):
         print(f"FAIL: timed out ({what} hung)", file=sys.stderr)
+        if on_timeout:
+            on_timeout()
         os._exit(1)
 
     signal.signal(signal.SIGALRM, fire)
@@ -60,3 +65,13 @@ def start_gateway(home):
     # keep reading stderr so the server never blocks on a full pipe
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
     return proc, addr
+
+
+def send_json(handler, status, obj):
+    """Answers the request of `handler` (an http.server handler) with `obj` as JSON."""
+    data = json.dumps(obj).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

@@ -34,7 +34,7 @@ import urllib.request  # noqa: E402
 
 import anthropic  # noqa: E402
 import openai  # noqa: E402
-from common import airlock, arm_watchdog, check, start_gateway, summary  # noqa: E402
+from common import airlock, arm_watchdog, check, send_json, start_gateway, summary  # noqa: E402
 
 OPENAI_KEY = "sk-proj-interop" + os.urandom(16).hex()
 ANTHROPIC_KEY = "sk-ant-api03-interop" + os.urandom(16).hex()
@@ -67,14 +67,6 @@ class Fake(http.server.BaseHTTPRequestHandler):
 
     def header(self, name):
         return self.headers.get(name)
-
-    def send_json(self, status, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def start_stream(self):
         self.send_response(200)
@@ -124,7 +116,7 @@ class Fake(http.server.BaseHTTPRequestHandler):
     do_DELETE = do_GET
 
     def not_found(self):
-        self.send_json(404, {"error": {"type": "not_found", "message": f"fake upstream: no route {self.command} {self.path}"}})
+        send_json(self, 404, {"error": {"type": "not_found", "message": f"fake upstream: no route {self.command} {self.path}"}})
 
 
 class FakeOpenAI(Fake):
@@ -133,13 +125,13 @@ class FakeOpenAI(Fake):
 
     def handle_api(self, body):
         if self.header("Authorization") != f"Bearer {OPENAI_KEY}":
-            return self.send_json(401, {"error": {"message": "fake upstream: wrong key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+            return send_json(self, 401, {"error": {"message": "fake upstream: wrong key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
         if self.path != "/v1/chat/completions":
             return self.not_found()
         req = json.loads(body)
         base = {"id": "chatcmpl-fake1", "created": int(time.time()), "model": req["model"], "system_fingerprint": "fp_fake"}
         if not req.get("stream"):
-            return self.send_json(200, {
+            return send_json(self, 200, {
                 **base,
                 "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": f"Hello! The key is {OPENAI_KEY}.", "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
@@ -170,15 +162,15 @@ class FakeAnthropic(Fake):
     def handle_api(self, body):
         # The real API takes the key in x-api-key; the stock SDK sends it as a bearer token.
         if ANTHROPIC_KEY not in (self.header("x-api-key"), (self.header("Authorization") or "").removeprefix("Bearer ")):
-            return self.send_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "fake upstream: wrong key"}})
+            return send_json(self, 401, {"type": "error", "error": {"type": "authentication_error", "message": "fake upstream: wrong key"}})
         if not self.header("anthropic-version"):
-            return self.send_json(400, {"type": "error", "error": {"type": "invalid_request_error", "message": "fake upstream: anthropic-version header is required"}})
+            return send_json(self, 400, {"type": "error", "error": {"type": "invalid_request_error", "message": "fake upstream: anthropic-version header is required"}})
         if self.path != "/v1/messages":
             return self.not_found()
         req = json.loads(body)
         message = {"id": "msg_fake1", "type": "message", "role": "assistant", "model": req["model"], "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": 1}}
         if not req.get("stream"):
-            return self.send_json(200, {**message, "content": [{"type": "text", "text": f"Hello! The key is {ANTHROPIC_KEY}."}], "stop_reason": "end_turn", "usage": {"input_tokens": 9, "output_tokens": 7}})
+            return send_json(self, 200, {**message, "content": [{"type": "text", "text": f"Hello! The key is {ANTHROPIC_KEY}."}], "stop_reason": "end_turn", "usage": {"input_tokens": 9, "output_tokens": 7}})
 
         def event(kind, obj):
             return f"event: {kind}\ndata: {json.dumps({'type': kind, **obj})}\n\n".encode()

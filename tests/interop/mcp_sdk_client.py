@@ -19,7 +19,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from common import AIRLOCK, airlock, check, summary
+from common import AIRLOCK, airlock, check, send_json, summary
 
 SECRET = "sk_test_interop_" + os.urandom(8).hex()
 
@@ -29,12 +29,7 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         Upstream.seen.append((self.path, self.headers.get("Authorization")))
-        body = json.dumps({"path": self.path, "echo": self.headers.get("Authorization")}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 200, {"path": self.path, "echo": self.headers.get("Authorization")})
 
     def log_message(self, *args):
         pass

@@ -34,7 +34,7 @@ for name in list(os.environ):
     if name.startswith("OPENAI_") or name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         del os.environ[name]
 
-from common import AIRLOCK, airlock, arm_watchdog, check, summary  # noqa: E402
+from common import AIRLOCK, airlock, arm_watchdog, check, send_json, summary  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
@@ -107,12 +107,7 @@ class Upstream(http.server.BaseHTTPRequestHandler):
             out = {"object": "list", "data": [{"id": "m-1", "object": "model", "created": 0, "owned_by": self.headers.get("Authorization", "")}]}
         else:
             out = {"client": self.headers.get("X-Client", ""), "authorization": self.headers.get("Authorization", "")}
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200, out)
 
     do_GET = answer
     do_POST = answer

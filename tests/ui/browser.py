@@ -38,6 +38,10 @@ import urllib.request
 
 from playwright.sync_api import sync_playwright
 
+# airlock against a home, the watchdog and JSON answers: the interop suite's helpers.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from common import airlock, arm_watchdog, send_json  # noqa: E402
+
 AIRLOCK = os.path.abspath(sys.argv[1])
 SHOTS = os.path.abspath(sys.argv[2])
 CHROMIUM = "/usr/bin/chromium"
@@ -66,21 +70,6 @@ def stop_children():
                 p.kill()
 
 
-def watchdog(seconds=240):
-    def fire(*_):
-        print("FAIL: timed out", file=sys.stderr)
-        stop_children()
-        os._exit(1)
-
-    signal.signal(signal.SIGALRM, fire)
-    signal.alarm(seconds)
-
-
-def airlock(home, *args, env=None):
-    e = dict(os.environ, AIRLOCK_HOME=home, **(env or {}))
-    return subprocess.run([AIRLOCK, *args], env=e, capture_output=True, text=True, check=True)
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,12 +88,7 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b""
         ok = self.headers.get("Authorization") == f"Bearer {UPSTREAM_KEY}"
-        out = json.dumps({"path": self.path, "auth_ok": ok, "body_bytes": len(body)}).encode()
-        self.send_response(200 if ok else 401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_json(self, 200 if ok else 401, {"path": self.path, "auth_ok": ok, "body_bytes": len(body)})
 
     do_GET = answer
     do_POST = answer
@@ -186,7 +170,7 @@ def in_thread(fn, *args, **kw):
 
 
 def main():
-    watchdog()
+    arm_watchdog("the browser suite", 240, on_timeout=stop_children)
     os.makedirs(SHOTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="airlock-ui-")
     home = os.path.join(tmp, "home")

@@ -35,6 +35,7 @@ use http::{HeaderValue, Method, Request, StatusCode, header};
 use zeroize::Zeroizing;
 
 use guard::{Logins, Refusal};
+pub use pages::{pending_approvals, token_status};
 
 /// The Content-Security-Policy on every answer: our own script and style only,
 /// no inline code, no framing, forms post only to us.

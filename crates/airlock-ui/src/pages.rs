@@ -220,8 +220,23 @@ pub(crate) async fn record(ui: &Arc<Ui>, seq: u64, csrf: &str) -> Response {
     html(page(&format!("Record {seq}"), "/", Some(csrf), &body))
 }
 
-/// What every running server holds for approval, oldest first.
-fn pending(home: &airlock_home::Home) -> Vec<PendingRecord> {
+/// An agent token's status as the owner reads it at `now` (the Sessions page
+/// and `airlock token list`): "revoked", "expired" or "active".
+pub fn token_status(t: &tokens::TokenRecord, now: jiff::Timestamp) -> &'static str {
+    if t.revoked {
+        "revoked"
+    } else if t.expires <= now {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// The requests every running server holds for approval, oldest first (the
+/// Approvals page and `airlock approve` list these). Approvals live only in the
+/// server that holds the request: they are asked for over each server's
+/// control socket, never read from a file.
+pub fn pending_approvals(home: &airlock_home::Home) -> Vec<PendingRecord> {
     let mut out: Vec<PendingRecord> =
         airlock_broker::control::broadcast(home, &json!({"cmd": "approvals"}))
             .into_iter()
@@ -236,7 +251,7 @@ fn pending(home: &airlock_home::Home) -> Vec<PendingRecord> {
 /// Approve / Deny forms carrying the request hash shown.
 pub(crate) async fn approvals(ui: &Arc<Ui>, q: &Form, csrf: &str) -> Response {
     let home = ui.home.clone();
-    let list = tokio::task::spawn_blocking(move || pending(&home))
+    let list = tokio::task::spawn_blocking(move || pending_approvals(&home))
         .await
         .unwrap_or_default();
     let mut items = String::new();
@@ -399,13 +414,7 @@ pub(crate) async fn sessions(ui: &Arc<Ui>, csrf: &str) -> Response {
     );
     body.push_str("<h2>Agent tokens</h2><table id=\"tokens\"><thead><tr><th>id</th><th>agent</th><th>capabilities</th><th>expires</th><th>last use</th><th>status</th><th></th></tr></thead><tbody>");
     for (t, last) in toks.iter().zip(&uses) {
-        let status = if t.revoked {
-            "revoked"
-        } else if t.expires <= now {
-            "expired"
-        } else {
-            "active"
-        };
+        let status = token_status(t, now);
         let action = if status == "active" {
             format!(
                 "<form method=\"post\" action=\"/tokens/revoke\" class=\"inline\">{}<input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\" class=\"danger\">Revoke</button></form>",

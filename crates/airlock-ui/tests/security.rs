@@ -69,6 +69,33 @@ async fn send(
     }
 }
 
+/// The value of the session cookie a login answer sets.
+fn session_cookie(r: &Reply) -> String {
+    let set = r.header("set-cookie").unwrap();
+    set.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("airlock_ui=")
+        .unwrap()
+        .to_owned()
+}
+
+/// What the stream `s` sends until it has sent `needle`, within `secs` seconds.
+async fn read_until(s: &mut tokio::net::TcpStream, needle: &str, secs: u64) -> String {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !String::from_utf8_lossy(&got).contains(needle) {
+        let mut buf = [0u8; 65536];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 struct Dash {
     _dir: tempfile::TempDir,
     home: Home,
@@ -112,23 +139,18 @@ impl Dash {
 
     /// Logs in with the printed token; returns the session cookie's value.
     async fn login(&self) -> String {
-        let r = send(
-            self.addr,
-            "POST",
-            "/login",
-            &[("Host", &self.host), ("Origin", &self.origin)],
-            &format!("token={}", self.login),
-        )
-        .await;
+        let r = self.post_login(Some(&self.origin), &self.login).await;
         assert_eq!(r.status, 204, "{}", r.body);
-        let set = r.header("set-cookie").unwrap();
-        let value = set
-            .split(';')
-            .next()
-            .unwrap()
-            .strip_prefix("airlock_ui=")
-            .unwrap();
-        value.to_owned()
+        session_cookie(&r)
+    }
+
+    /// POSTs the login form with `token`: our Host, and `origin` as the Origin.
+    async fn post_login(&self, origin: Option<&str>, token: &str) -> Reply {
+        let mut h = vec![("Host", self.host.as_str())];
+        if let Some(o) = origin {
+            h.push(("Origin", o));
+        }
+        send(self.addr, "POST", "/login", &h, &format!("token={token}")).await
     }
 
     async fn csrf(&self, cookie: &str) -> String {
@@ -145,6 +167,22 @@ impl Dash {
             h.push(("Origin", o));
         }
         send(self.addr, "POST", path, &h, body).await
+    }
+
+    /// [`Dash::post`] from our own origin.
+    async fn act(&self, path: &str, cookie: &str, body: &str) -> Reply {
+        self.post(path, cookie, Some(&self.origin), body).await
+    }
+
+    /// Opens the live stream `/events?QUERY` with the session `cookie`.
+    async fn events(&self, query: &str, cookie: &str) -> tokio::net::TcpStream {
+        let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let req = format!(
+            "GET /events?{query} HTTP/1.1\r\nHost: {}\r\nCookie: airlock_ui={cookie}\r\n\r\n",
+            self.host
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        s
     }
 
     fn audit(&self) -> Vec<airlock_audit::Record> {
@@ -198,61 +236,20 @@ async fn login_is_one_time_and_sets_a_strict_httponly_cookie() {
     assert_eq!(d.get("/", None).await.status, 401);
     assert_eq!(d.get("/", Some("guess")).await.status, 401);
     // A wrong token, or the right one without our Origin, is refused and spends nothing.
-    let wrong = send(
-        d.addr,
-        "POST",
-        "/login",
-        &[("Host", &d.host), ("Origin", &d.origin)],
-        "token=00",
-    )
-    .await;
+    let wrong = d.post_login(Some(&d.origin), "00").await;
     assert_eq!(wrong.status, 403);
-    let no_origin = send(
-        d.addr,
-        "POST",
-        "/login",
-        &[("Host", &d.host)],
-        &format!("token={}", d.login),
-    )
-    .await;
+    let no_origin = d.post_login(None, &d.login).await;
     assert_eq!(no_origin.status, 403);
-    let cross = send(
-        d.addr,
-        "POST",
-        "/login",
-        &[("Host", &d.host), ("Origin", "http://evil.example")],
-        &format!("token={}", d.login),
-    )
-    .await;
+    let cross = d.post_login(Some("http://evil.example"), &d.login).await;
     assert_eq!(cross.status, 403);
-    let r = send(
-        d.addr,
-        "POST",
-        "/login",
-        &[("Host", &d.host), ("Origin", &d.origin)],
-        &format!("token={}", d.login),
-    )
-    .await;
+    let r = d.post_login(Some(&d.origin), &d.login).await;
     assert_eq!(r.status, 204);
     let set = r.header("set-cookie").unwrap();
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Strict"), "{set}");
-    let cookie = set
-        .split(';')
-        .next()
-        .unwrap()
-        .strip_prefix("airlock_ui=")
-        .unwrap();
-    assert_eq!(d.get("/", Some(cookie)).await.status, 200);
+    assert_eq!(d.get("/", Some(&session_cookie(&r))).await.status, 200);
     // Spent: the same link does not log in twice.
-    let again = send(
-        d.addr,
-        "POST",
-        "/login",
-        &[("Host", &d.host), ("Origin", &d.origin)],
-        &format!("token={}", d.login),
-    )
-    .await;
+    let again = d.post_login(Some(&d.origin), &d.login).await;
     assert_eq!(again.status, 403);
     // The login is audited, the owner as actor.
     let recs = d.audit();
@@ -339,38 +336,21 @@ async fn state_changes_need_csrf_and_our_origin() {
     }
     // Without a session, the CSRF token alone does nothing.
     let r = d
-        .post(
-            "/lock",
-            "nope",
-            Some(&d.origin),
-            &format!("csrf={csrf}&confirm=yes"),
-        )
+        .act("/lock", "nope", &format!("csrf={csrf}&confirm=yes"))
         .await;
     assert_eq!(r.status, 401);
     // Unconfirmed: asked to confirm, nothing done.
-    let r = d
-        .post("/lock", &cookie, Some(&d.origin), &format!("csrf={csrf}"))
-        .await;
+    let r = d.act("/lock", &cookie, &format!("csrf={csrf}")).await;
     assert_eq!(r.status, 400);
     assert!(!state::is_locked(&d.home));
     // The real thing locks, and unlocks; both audited as the owner.
     let r = d
-        .post(
-            "/lock",
-            &cookie,
-            Some(&d.origin),
-            &format!("csrf={csrf}&confirm=yes"),
-        )
+        .act("/lock", &cookie, &format!("csrf={csrf}&confirm=yes"))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(state::is_locked(&d.home));
     let r = d
-        .post(
-            "/unlock",
-            &cookie,
-            Some(&d.origin),
-            &format!("csrf={csrf}&confirm=yes"),
-        )
+        .act("/unlock", &cookie, &format!("csrf={csrf}&confirm=yes"))
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!state::is_locked(&d.home));
@@ -412,10 +392,9 @@ async fn revoking_a_session_from_the_page() {
     assert!(page.body.contains("s-0123456789ab"));
     let csrf = d.csrf(&cookie).await;
     let r = d
-        .post(
+        .act(
             "/sessions/revoke",
             &cookie,
-            Some(&d.origin),
             &format!("csrf={csrf}&session=s-0123456789ab"),
         )
         .await;
@@ -434,10 +413,9 @@ async fn revoking_a_session_from_the_page() {
     assert_eq!(rev.event.agent.as_deref(), Some("owner"));
     // An answer with no hash is refused before any server is asked.
     let r = d
-        .post(
+        .act(
             "/approvals/answer",
             &cookie,
-            Some(&d.origin),
             &format!("csrf={csrf}&id=ap-1&approve=1"),
         )
         .await;
@@ -461,14 +439,7 @@ async fn agent_tokens_never_open_the_dashboard() {
         let r = send(d.addr, "GET", "/", &[("Host", &d.host), (k, v)], "").await;
         assert_eq!(r.status, 401, "{k}");
     }
-    let r = send(
-        d.addr,
-        "POST",
-        "/login",
-        &[("Host", &d.host), ("Origin", &d.origin)],
-        &format!("token={}", token.as_str()),
-    )
-    .await;
+    let r = d.post_login(Some(&d.origin), token.as_str()).await;
     assert_eq!(r.status, 403);
 }
 
@@ -508,12 +479,7 @@ async fn agent_controlled_text_is_escaped_in_every_view() {
 async fn the_live_stream_sends_new_records() {
     let d = Dash::start().await;
     let cookie = d.login().await;
-    let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
-    let req = format!(
-        "GET /events?after=0&decision=deny HTTP/1.1\r\nHost: {}\r\nCookie: airlock_ui={cookie}\r\n\r\n",
-        d.host
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
+    let mut s = d.events("after=0&decision=deny", &cookie).await;
     {
         let mut log = AuditLog::open_home(&d.home, &KEY, Options::default()).unwrap();
         log.append(
@@ -525,18 +491,7 @@ async fn the_live_stream_sends_new_records() {
         )
         .unwrap();
     }
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !String::from_utf8_lossy(&got).contains("/refused") {
-        let mut buf = [0u8; 4096];
-        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&got);
+    let text = read_until(&mut s, "/refused", 5).await;
     assert!(text.contains("text/event-stream"));
     // The filter applies to the stream: the allowed record is not sent.
     assert!(!text.contains("/allowed"), "{text}");
@@ -556,24 +511,8 @@ async fn the_live_stream_sends_at_most_the_newest_500_of_a_burst() {
                 .unwrap();
         }
     }
-    let mut s = tokio::net::TcpStream::connect(d.addr).await.unwrap();
-    let req = format!(
-        "GET /events?after=0 HTTP/1.1\r\nHost: {}\r\nCookie: airlock_ui={cookie}\r\n\r\n",
-        d.host
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !String::from_utf8_lossy(&got).contains("/burst/1199\"") {
-        let mut buf = [0u8; 65536];
-        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&got);
+    let mut s = d.events("after=0", &cookie).await;
+    let text = read_until(&mut s, "/burst/1199\"", 10).await;
     let sent = text.matches("data: ").count();
     assert_eq!(sent, 500, "{sent} events sent for a burst of 1,200");
     assert!(text.contains("/burst/700\""), "the newest 500 start at 700");

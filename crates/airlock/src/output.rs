@@ -69,6 +69,24 @@ pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>, empty: &str) {
     out(t);
 }
 
+/// Prints `items` for scripts or for people: with `json`, a JSON array of
+/// `to_json` of each; otherwise a [`table`] under `header`, a `to_row` of each
+/// (`empty` when there are none).
+pub(crate) fn list<T>(
+    json: bool,
+    items: &[T],
+    to_json: impl Fn(&T) -> serde_json::Value,
+    header: &[&str],
+    to_row: impl Fn(&T) -> Vec<String>,
+    empty: &str,
+) -> anyhow::Result<()> {
+    if json {
+        return self::json(&items.iter().map(to_json).collect::<Vec<_>>());
+    }
+    table(header, items.iter().map(to_row).collect(), empty);
+    Ok(())
+}
+
 /// A note for the person at the terminal (stderr).
 pub(crate) fn note(s: impl std::fmt::Display) {
     err(s);

@@ -6,33 +6,30 @@
 //! revoking the parent refuses every descendant.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use base64::Engine as _;
 use serde_json::Value;
 
 mod common;
-use common::{Door, gateway_call, ok, serve_door};
+use common::{
+    Door, add_svc, gateway_call, http_response, http_upstream, ok, output_with_stdin, serve_door,
+    tool_result,
+};
 
 const SECRET: &str = "ghp_attenuateCanary0123456789abcdefXYZ";
 
 fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .env("AIRLOCK_HOME", home)
-        .env("K", SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args(args)
+            .env("AIRLOCK_HOME", home)
+            .env("K", SECRET),
+        stdin.unwrap_or("").as_bytes(),
+    )
 }
 
 /// A one-line error and exit 2; the stderr.
@@ -47,30 +44,18 @@ fn usage_error(out: Output) -> String {
 /// An upstream that answers 200 with the request line it got, and whether
 /// the real credential came with it.
 fn echo_upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            let mut l = String::new();
-            let mut injected = false;
-            while reader.read_line(&mut l).unwrap_or(0) > 0 && l != "\r\n" {
-                injected |=
-                    l.to_ascii_lowercase().starts_with("authorization:") && l.contains(SECRET);
-                l.clear();
-            }
-            let body = format!("{} injected={injected}", first.trim());
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+    http_upstream(|head| {
+        let injected = head
+            .lines()
+            .skip(1)
+            .any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l.contains(SECRET));
+        let first = head.lines().next().unwrap_or_default();
+        http_response(
+            "200 OK",
+            &[],
+            &format!("{} injected={injected}", first.trim()),
+        )
+    })
 }
 
 /// One request through the gateway: the status and the body.
@@ -100,19 +85,7 @@ fn edited(token: &str, edit: impl FnOnce(&mut Vec<Vec<u8>>)) -> String {
 fn setup(home: &Path) -> (String, String, u16) {
     let up = echo_upstream();
     let url = format!("http://127.0.0.1:{up}");
-    ok(run(
-        home,
-        &[
-            "add",
-            "svc",
-            "--no-cap",
-            "--url",
-            &url,
-            "--key-from-env",
-            "K",
-        ],
-        None,
-    ));
+    add_svc(home, &url, SECRET);
     for (cap, allow) in [("gh", "GET /repos/**"), ("other", "GET /**")] {
         ok(run(
             home,
@@ -319,33 +292,35 @@ fn mcp_post(
     (id, json)
 }
 
-/// An initialized MCP session over HTTP with `token`; its id.
-fn mcp_session(server: &Door, token: &str) -> String {
-    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-    let (id, _) = mcp_post(server, token, None, init);
-    let id = id.expect("a session id");
-    mcp_post(
-        server,
-        token,
-        Some(&id),
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    );
-    id
+/// An initialized MCP session over HTTP of `token` with `server`.
+struct Session<'a> {
+    server: &'a Door,
+    token: &'a str,
+    id: String,
 }
 
-/// A tools/call over MCP HTTP: (is_error, the text content).
-fn mcp_tool(server: &Door, token: &str, session: &str, tool: &str, args: Value) -> (bool, String) {
-    let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                                  "params": {"name": tool, "arguments": args}});
-    let (_, v) = mcp_post(server, token, Some(session), &call.to_string());
-    let result = &v["result"];
-    (
-        result["isError"] == true,
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
+impl<'a> Session<'a> {
+    /// Opens one: `initialize`, then `notifications/initialized`.
+    fn open(server: &'a Door, token: &'a str) -> Session<'a> {
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+        let (id, _) = mcp_post(server, token, None, init);
+        let id = id.expect("a session id");
+        mcp_post(
+            server,
+            token,
+            Some(&id),
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        Session { server, token, id }
+    }
+
+    /// A `tools/call`: (isError, the text content), as `common::tool_result`.
+    fn tool(&self, tool: &str, args: Value) -> (bool, String) {
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                      "params": {"name": tool, "arguments": args}});
+        let (_, v) = mcp_post(self.server, self.token, Some(&self.id), &call.to_string());
+        tool_result(&v)
+    }
 }
 
 #[test]
@@ -354,12 +329,9 @@ fn attenuate_token_over_mcp_http_narrows_the_connections_own_token() {
     let home = dir.path().join("home");
     let (parent, id, _) = setup(&home);
     let server = serve_door(&home, "--http");
-    let session = mcp_session(&server, &parent);
+    let session = Session::open(&server, &parent);
     // No `token` argument: the connection's own token is narrowed.
-    let (failed, text) = mcp_tool(
-        &server,
-        &parent,
-        &session,
+    let (failed, text) = session.tool(
         "attenuate_token",
         serde_json::json!({"capabilities": ["gh"], "allow": ["GET /repos/acme/x/**"], "ttl": "10m"}),
     );
@@ -369,21 +341,12 @@ fn attenuate_token_over_mcp_http_narrows_the_connections_own_token() {
     assert!(child.starts_with(&format!("airlock_{id}.")), "{child}");
     assert_eq!(made["caveats"][0]["allow"][0], "GET /repos/acme/x/**");
     // Bad arguments are tool errors that say what is wrong.
-    let (failed, text) = mcp_tool(
-        &server,
-        &parent,
-        &session,
-        "attenuate_token",
-        serde_json::json!({"ttl": "soon"}),
-    );
+    let (failed, text) = session.tool("attenuate_token", serde_json::json!({"ttl": "soon"}));
     assert!(failed && text.contains("ttl"), "{text}");
 
     // The narrowed token over MCP HTTP: only within its caveats.
-    let narrow = mcp_session(&server, &child);
-    let (failed, text) = mcp_tool(
-        &server,
-        &child,
-        &narrow,
+    let narrow = Session::open(&server, &child);
+    let (failed, text) = narrow.tool(
         "execute",
         serde_json::json!({"capability": "gh", "method": "GET", "path": "/repos/acme/x/pulls"}),
     );
@@ -395,10 +358,7 @@ fn attenuate_token_over_mcp_http_narrows_the_connections_own_token() {
         ("gh", "POST", "/repos/acme/x/pulls"),
         ("other", "GET", "/repos/acme/x"),
     ] {
-        let (failed, text) = mcp_tool(
-            &server,
-            &child,
-            &narrow,
+        let (failed, text) = narrow.tool(
             "execute",
             serde_json::json!({"capability": cap, "method": method, "path": path}),
         );
@@ -407,7 +367,7 @@ fn attenuate_token_over_mcp_http_narrows_the_connections_own_token() {
             "{cap} {method} {path}: {text}"
         );
     }
-    let (_, whoami) = mcp_tool(&server, &child, &narrow, "whoami", serde_json::json!({}));
+    let (_, whoami) = narrow.tool("whoami", serde_json::json!({}));
     let whoami: Value = serde_json::from_str(&whoami).unwrap();
     assert_eq!(whoami["capabilities"], serde_json::json!(["gh"]));
 }

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use secrecy::ExposeSecret;
 
 mod common;
-use common::{audit_jsonl, find_named};
+use common::{audit_jsonl, find_named, output_with_stdin};
 
 /// One temporary airlock home and a way to run the real binary against it.
 struct Env {
@@ -101,16 +101,8 @@ impl Env {
         }
         let output: Output = match stdin {
             None => c.output().expect("run airlock"),
-            Some(data) => {
-                use std::io::Write;
-                c.stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                let mut child = c.spawn().expect("spawn airlock");
-                // airlock may stop reading early (size cap); a broken pipe is fine.
-                let _ = child.stdin.take().expect("stdin").write_all(data);
-                child.wait_with_output().expect("wait")
-            }
+            // airlock may stop reading early (size cap); a broken pipe is fine.
+            Some(data) => output_with_stdin(&mut c, data),
         };
         Out {
             code: output.status.code().unwrap_or(-1),

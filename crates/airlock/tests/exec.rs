@@ -4,18 +4,16 @@
 //! the caller saw and the audit log recorded.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufReader, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
 
 mod common;
-use common::{
-    append_config, find_named, first_line, initialize_params, read_response, read_stderr,
-};
+use common::{McpClient, append_config, exit_2, field_strs, find_named, first_line};
 
 #[path = "exec/confine.rs"]
 mod confine;
@@ -88,82 +86,6 @@ fn assert_no_secret(what: &str, text: &str) {
     }
 }
 
-/// A newline-delimited JSON-RPC client over a child's stdio.
-struct Client {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    next: u64,
-}
-
-impl Client {
-    fn spawn(mut cmd: Command) -> Client {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Client {
-            stdin: child.stdin.take(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
-            child,
-            next: 1,
-        }
-    }
-
-    fn send(&mut self, msg: &Value) {
-        let pipe = self.stdin.as_mut().unwrap();
-        writeln!(pipe, "{msg}").unwrap();
-        pipe.flush().unwrap();
-    }
-
-    /// Sends a request and returns its response; every line read must be JSON.
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next;
-        self.next += 1;
-        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
-        read_response(&mut self.stdout, id, "stdout closed")
-    }
-
-    fn initialize(&mut self) -> Value {
-        let r = self.call("initialize", initialize_params("exec-test"));
-        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
-        r
-    }
-
-    /// `tools/call`: (isError, first text).
-    fn tool(&mut self, name: &str, args: Value) -> (bool, String) {
-        let v = self.call("tools/call", json!({"name": name, "arguments": args}));
-        let r = &v["result"];
-        (
-            r["isError"].as_bool().unwrap_or(false),
-            r["content"][0]["text"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        )
-    }
-
-    /// Closes stdin and waits (at most `limit`); returns the exit code and stderr.
-    fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
-        drop(self.stdin.take());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the process did not exit after stdin closed"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let err = read_stderr(&mut self.child);
-        (status.code(), err)
-    }
-}
-
 // ---- MCP `exec` through `airlock serve` ----
 
 #[test]
@@ -205,8 +127,11 @@ timeout = "20s"
 
     let mut serve = airlock(&home);
     serve.args(["serve", "--agent", "tester"]);
-    let mut c = Client::spawn(serve);
-    assert_eq!(c.initialize()["result"]["serverInfo"]["name"], "airlock");
+    let mut c = McpClient::spawn(serve);
+    assert_eq!(
+        c.initialize("exec-test")["result"]["serverInfo"]["name"],
+        "airlock"
+    );
 
     let tools = c.call("tools/list", json!({}));
     let exec = find_named(&tools["result"]["tools"], "name", "exec");
@@ -220,12 +145,7 @@ timeout = "20s"
     let listed: Value = serde_json::from_str(&listed).unwrap();
     let cap = find_named(&listed["capabilities"], "capability", "tool");
     assert_eq!(cap["mode"], "exec");
-    let names: Vec<&str> = cap["exec"]["programs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let names = field_strs(&cap["exec"]["programs"], "name");
     assert_eq!(names, ["printenv", "git", "show-token"], "{cap}");
 
     // Allowed: the secret is in the child's environment, never in what comes back.
@@ -463,9 +383,7 @@ fn run_and_wrap_start_nothing_when_they_cannot_be_audited() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
-        assert!(err.contains("could not be audited"), "{cmd}: {err}");
+        exit_2(cmd, &out, "could not be audited");
         assert!(
             !dir.path().join("ran").exists(),
             "{cmd} ran without a record"
@@ -569,10 +487,10 @@ fn wrap_scrubs_the_servers_messages_and_audits_tool_calls() {
         .arg(&server)
         .env("SEEN_FILE", &seen)
         .env("EXIT_CODE", "3");
-    let mut c = Client::spawn(cmd);
+    let mut c = McpClient::spawn(cmd);
 
     // Passthrough: initialize and tools/list arrive intact.
-    let init = c.initialize();
+    let init = c.initialize("exec-test");
     assert_eq!(init["result"]["serverInfo"]["name"], "fake", "{init}");
     let list = c.call("tools/list", json!({}));
     assert_eq!(list["result"]["tools"][0]["name"], "show_env", "{list}");
@@ -689,8 +607,8 @@ fn migrated_mcp_config_still_launches_the_server_with_the_same_env() {
     for (k, val) in entry["env"].as_object().unwrap() {
         cmd.env(k, val.as_str().unwrap());
     }
-    let mut c = Client::spawn(cmd);
-    let init = c.initialize();
+    let mut c = McpClient::spawn(cmd);
+    let init = c.initialize("exec-test");
     assert_eq!(init["result"]["serverInfo"]["name"], "fake", "{init}");
     let (err, text) = c.tool("show_env", json!({}));
     assert!(!err && text.starts_with("K is [REDACTED:"), "{text}");

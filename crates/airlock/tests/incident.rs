@@ -8,14 +8,14 @@
 
 use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
 mod common;
-use common::{Door, gateway_call, ok, serve_door};
+use common::{Door, exit_2, field_strs, find_named, gateway_call, ok, serve_door};
 
 const OLD_ID: &str = "AKIAOLDKEY0000000001";
 const OLD_SECRET: &str = "oldSecretKey/abcdefghijklmnopqrstuvwxyz01";
@@ -69,7 +69,9 @@ fn answer(mut stream: TcpStream, status: u16, body: &str) {
 
 /// The API behind the gateway: answers 200 and keeps each request's
 /// `Authorization` (test keys only).
-fn upstream(seen: Arc<Mutex<Vec<String>>>) -> u16 {
+fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -80,11 +82,11 @@ fn upstream(seen: Arc<Mutex<Vec<String>>>) -> u16 {
                 .find(|(k, _)| k == "authorization")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            seen.lock().unwrap().push(auth);
+            log.lock().unwrap().push(auth);
             answer(stream, 200, "{}");
         }
     });
-    port
+    (port, seen)
 }
 
 /// What the mock IAM saw: each action, and whether its SigV4 signature was
@@ -241,6 +243,22 @@ allow = ["GET /**"]
     std::fs::write(&config, text).unwrap();
 }
 
+/// A temporary home `setup` against a fresh [`upstream`]: the directory, the
+/// home, and the `Authorization` of each request the upstream got.
+fn upstream_home() -> (tempfile::TempDir, PathBuf, Arc<Mutex<Vec<String>>>) {
+    let (up, seen) = upstream();
+    let (dir, home) = home_at(up);
+    (dir, home, seen)
+}
+
+/// A temporary home `setup` with both services at `port`.
+fn home_at(port: u16) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    setup(&home, port);
+    (dir, home)
+}
+
 fn issue(home: &Path, agent: &str, cap: &str) -> String {
     ok(airlock_env(
         home,
@@ -271,16 +289,12 @@ fn audit_text(home: &Path) -> String {
 
 #[test]
 fn an_incident_revokes_locks_rotates_and_lists_the_blast_radius() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen.clone());
+    let (_dir, home, seen) = upstream_home();
     let old_cred = format!("Credential={OLD_ID}/");
     let iam = Arc::new(Mutex::new(Iam::default()));
     let iam_port = mock_iam(iam.clone());
     let origin = format!("http://127.0.0.1:{iam_port}");
     let test_env = [("AIRLOCK_INCIDENT_TEST_ORIGIN", origin.as_str())];
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    setup(&home, up);
     let bot = issue(&home, "bot", "s3");
     let bystander = issue(&home, "helper", "other");
     let gw = serve_door(&home, "--gateway");
@@ -313,12 +327,7 @@ fn an_incident_revokes_locks_rotates_and_lists_the_blast_radius() {
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["capabilities"], serde_json::json!(["s3"]));
     assert_eq!(plan["lock"]["capabilities"], serde_json::json!(["s3"]));
-    let tokens: Vec<&str> = plan["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["agent"].as_str().unwrap())
-        .collect();
+    let tokens = field_strs(&plan["tokens"], "agent");
     assert_eq!(tokens, ["bot"], "{plan}");
     assert_eq!(plan["rotations"][0]["provider"], "AWS IAM");
     assert_eq!(plan["rotations"][0]["automatic"], true);
@@ -393,12 +402,7 @@ fn an_incident_revokes_locks_rotates_and_lists_the_blast_radius() {
     let listed: Value =
         serde_json::from_str(&ok(airlock_env(&home, &["secret", "list", "--json"], &[]))).unwrap();
     for name in ["aws-id", "aws-secret"] {
-        let s = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["name"] == name)
-            .unwrap();
+        let s = find_named(&listed, "name", name);
         assert_eq!(s["version"], 2, "{listed}");
     }
     // Every step is audited with the owner as actor.
@@ -433,16 +437,12 @@ fn an_incident_revokes_locks_rotates_and_lists_the_blast_radius() {
 
 #[test]
 fn a_failed_rotation_keeps_the_old_value_and_says_so() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen);
+    let (_dir, home, _) = upstream_home();
     let iam = Arc::new(Mutex::new(Iam {
         fail_create: true,
         ..Iam::default()
     }));
     let iam_port = mock_iam(iam.clone());
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    setup(&home, up);
     let vault_before = std::fs::read(home.join("vault.json")).unwrap();
     let origin = format!("http://127.0.0.1:{iam_port}");
     let out = ok(airlock_env(
@@ -478,9 +478,7 @@ fn a_failed_rotation_keeps_the_old_value_and_says_so() {
 
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    setup(&home, 9);
+    let (_dir, home) = home_at(9);
     let before = snapshot(&home);
     for (args, says) in [
         (vec!["incident"], "required"),
@@ -508,9 +506,7 @@ fn bad_input_is_one_line_and_exit_2() {
         ),
     ] {
         let out = airlock_env(&home, &args, &[]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
+        let err = exit_2(&args, &out, says);
         // clap's own usage errors keep clap's format (as every command's do);
         // airlock's are one line.
         let ours = !err.contains("For more information, try '--help'");
@@ -532,11 +528,7 @@ fn bad_input_is_one_line_and_exit_2() {
 
 #[test]
 fn an_agent_incident_locks_the_agent_until_unlock() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen);
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    setup(&home, up);
+    let (_dir, home, _) = upstream_home();
     let bot = issue(&home, "bot", "other");
     let helper = issue(&home, "helper", "other");
     let gw = serve_door(&home, "--gateway");
@@ -619,9 +611,22 @@ fn bearer_home(home: &Path, upstream: u16, key: &str, admin_name: &str, admin: &
     std::fs::write(&config, text).unwrap();
 }
 
-/// Runs the incident for `api-key` against the mock at `port`, unlocks, and
+/// In a temporary [`bearer_home`] (service at `upstream`, key `key`, the
+/// management key `admin` as `admin_name`): runs the incident for `api-key`
+/// against the mock at `port`, checks that `provider` rotated it, unlocks, and
 /// makes one request through a gateway (the upstream keeps its credential).
-fn rotate_and_use(home: &Path, port: u16) -> Value {
+/// The incident's JSON.
+fn rotate_and_use(
+    provider: &str,
+    upstream: u16,
+    key: &str,
+    admin_name: &str,
+    admin: &str,
+    port: u16,
+) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let home = &dir.path().join("home");
+    bearer_home(home, upstream, key, admin_name, admin);
     let origin = format!("http://127.0.0.1:{port}");
     let done: Value = serde_json::from_str(&ok(airlock_env(
         home,
@@ -629,6 +634,8 @@ fn rotate_and_use(home: &Path, port: u16) -> Value {
         &[("AIRLOCK_INCIDENT_TEST_ORIGIN", &origin)],
     )))
     .unwrap();
+    assert_eq!(done["rotations"][0]["provider"], provider);
+    assert_eq!(done["rotations"][0]["rotated"], true, "{done}");
     ok(airlock_env(home, &["unlock"], &[]));
     let token = issue(home, "bot", "api");
     let gw = serve_door(home, "--gateway");
@@ -641,8 +648,7 @@ fn stripe_restricted_keys_roll_through_the_api_keys_api() {
     const LEAKED: &str = "rk_test_51LeakedKeyAbcdefghijklmnopUVWX";
     const NEW: &str = "rk_test_51FreshKeyZyxwvutsrqponmlkjiQRST";
     const ADMIN: &str = "sk_test_managementKey0000000000000000";
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen.clone());
+    let (up, seen) = upstream();
     let (port, calls) = json_mock(ADMIN, |method, path, body| {
         match (method, path) {
         ("GET", "/v2/iam/api_keys?limit=100") => (
@@ -660,12 +666,7 @@ fn stripe_restricted_keys_roll_through_the_api_keys_api() {
         _ => (404, "{}".into()),
     }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    bearer_home(&home, up, LEAKED, "stripe-admin", ADMIN);
-    let done = rotate_and_use(&home, port);
-    assert_eq!(done["rotations"][0]["provider"], "Stripe");
-    assert_eq!(done["rotations"][0]["rotated"], true, "{done}");
+    let done = rotate_and_use("Stripe", up, LEAKED, "stripe-admin", ADMIN, port);
     let paths: Vec<String> = calls
         .lock()
         .unwrap()
@@ -693,8 +694,7 @@ fn openai_service_account_keys_are_replaced_then_deleted() {
     const LEAKED: &str = "sk-svcacct-LeakedKeyAbcdefghijklmnopqrstuvwxyz0123";
     const NEW: &str = "sk-svcacct-FreshKeyZyxwvutsrqponmlkjihgfedcba9876";
     const ADMIN: &str = "sk-admin-organizationAdminKey000000000000";
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen.clone());
+    let (up, seen) = upstream();
     let (port, calls) = json_mock(ADMIN, |method, path, _| {
         match (method, path) {
         ("GET", "/v1/organization/projects?limit=100") => {
@@ -720,12 +720,7 @@ fn openai_service_account_keys_are_replaced_then_deleted() {
         _ => (404, "{}".into()),
     }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    bearer_home(&home, up, LEAKED, "openai-admin", ADMIN);
-    let done = rotate_and_use(&home, port);
-    assert_eq!(done["rotations"][0]["provider"], "OpenAI");
-    assert_eq!(done["rotations"][0]["rotated"], true, "{done}");
+    rotate_and_use("OpenAI", up, LEAKED, "openai-admin", ADMIN, port);
     let calls = calls.lock().unwrap().clone();
     let last: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(last, ["GET", "GET", "GET", "POST", "DELETE"], "{calls:?}");
@@ -755,11 +750,7 @@ fn github_tokens_are_not_rotated_by_api_and_the_plan_says_where() {
 
 #[test]
 fn a_token_incident_revokes_that_token_alone_and_lists_its_requests() {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let up = upstream(seen);
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    setup(&home, up);
+    let (_dir, home, _) = upstream_home();
     let leaked = issue(&home, "bot", "other");
     let sibling = issue(&home, "bot", "other");
     let gw = serve_door(&home, "--gateway");
@@ -776,12 +767,7 @@ fn a_token_incident_revokes_that_token_alone_and_lists_its_requests() {
     assert_eq!(done["done"]["tokens_revoked"], 1, "{done}");
     assert_eq!(done["done"]["sessions_ended"], 1, "{done}");
     assert_eq!(done["lock"]["capabilities"], serde_json::json!([]));
-    let paths: Vec<&str> = done["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["path"].as_str().unwrap())
-        .collect();
+    let paths = field_strs(&done["requests"], "path");
     assert_eq!(paths, ["/leaked"], "only the token's own requests");
     assert_eq!(through(&gw, &leaked, "GET", "/other/leaked"), 401);
     assert_eq!(through(&gw, &sibling, "GET", "/other/sibling"), 200);
@@ -791,9 +777,7 @@ fn a_token_incident_revokes_that_token_alone_and_lists_its_requests() {
 /// --cap` too (not only to the servers' requests), until `airlock unlock`.
 #[test]
 fn run_cap_is_refused_while_its_capability_is_locked_by_an_incident() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    setup(&home, 9);
+    let (_dir, home) = home_at(9);
     let mut text = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
     text.push_str(
         "\n[capabilities.other_cli]\nservice = \"other\"\nmode = \"exec\"\ncommands = [\"true\"]\nenv = { OTHER_TOKEN = \"{{secret}}\" }\nconfine = false\n",

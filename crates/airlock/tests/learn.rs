@@ -6,16 +6,14 @@
 //! was seen is allowed.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
-use common::{Door, gateway_call, ok, serve_door};
+use common::{Door, add_svc, gateway_call, http_response, http_upstream, ok, serve_door};
 
 const SECRET: &str = "sk_live_learnCanary0123456789abcdef";
 
@@ -29,31 +27,21 @@ fn airlock(home: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// An upstream that answers every request 200 with its request line.
-fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            loop {
-                let mut l = String::new();
-                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-            }
-            let body = line.trim().to_string();
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+/// An upstream that answers every request 200 with its request line; its URL.
+fn upstream() -> String {
+    let port = http_upstream(|head| {
+        let line = head.lines().next().unwrap_or_default();
+        http_response("200 OK", &[], line.trim())
     });
-    port
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A temporary home with service `svc` on `url` and no capability yet.
+fn home_with_svc(url: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    add_svc(&home, url, SECRET);
+    (dir, home)
 }
 
 /// One request through the gateway to capability `learner`; the status code.
@@ -63,22 +51,7 @@ fn call(gw: &Door, token: &str, method: &str, path: &str) -> u16 {
 
 #[test]
 fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
-    let port = upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let url = format!("http://127.0.0.1:{port}");
-    ok(airlock(
-        &home,
-        &[
-            "add",
-            "svc",
-            "--no-cap",
-            "--url",
-            &url,
-            "--key-from-env",
-            "K",
-        ],
-    ));
+    let (_dir, home) = home_with_svc(&upstream());
     // Bad input first: one line, nothing written.
     for (args, says) in [
         (vec!["--learn", "--allow", "GET /**"], "drop --allow"),
@@ -216,20 +189,7 @@ fn learning_records_then_proposes_then_applies_exactly_what_was_seen() {
 
 #[test]
 fn apply_refuses_when_nothing_was_learned_and_exec_cannot_learn() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    ok(airlock(
-        &home,
-        &[
-            "add",
-            "svc",
-            "--no-cap",
-            "--url",
-            "http://127.0.0.1:9",
-            "--key-from-env",
-            "K",
-        ],
-    ));
+    let (_dir, home) = home_with_svc("http://127.0.0.1:9");
     ok(airlock(
         &home,
         &["cap", "add", "learner", "--service", "svc", "--learn"],
@@ -274,22 +234,7 @@ fn apply_refuses_when_nothing_was_learned_and_exec_cannot_learn() {
 /// empty file writes nothing.
 #[test]
 fn apply_edit_writes_what_the_owner_saved_and_nothing_on_failure() {
-    let port = upstream();
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("home");
-    let url = format!("http://127.0.0.1:{port}");
-    ok(airlock(
-        &home,
-        &[
-            "add",
-            "svc",
-            "--no-cap",
-            "--url",
-            &url,
-            "--key-from-env",
-            "K",
-        ],
-    ));
+    let (dir, home) = home_with_svc(&upstream());
     ok(airlock(
         &home,
         &["cap", "add", "learner", "--service", "svc", "--learn"],

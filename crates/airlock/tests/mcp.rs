@@ -17,8 +17,8 @@ mod common;
 #[path = "../../airlock-broker/tests/support/homes.rs"]
 mod homes;
 use common::{
-    append_config, audit_jsonl, edit_config, first_line, initialize_params, read_response,
-    read_stderr,
+    append_config, audit_jsonl, edit_config, exit_2, field_strs, first_line, initialize_params,
+    read_response, read_stderr, tool_result,
 };
 use homes::home_files;
 
@@ -243,25 +243,6 @@ impl Server {
         assert!(status.success(), "serve exited with {status}");
         read_stderr(&mut self.child)
     }
-}
-
-/// A `tools/call` answer as (isError, text); panics on a JSON-RPC error or a
-/// result with no text content, naming the message.
-fn tool_result(v: &Value) -> (bool, String) {
-    assert!(
-        v.get("error").is_none(),
-        "tools/call answered with a JSON-RPC error, not a tool result: {v}"
-    );
-    let r = &v["result"];
-    let text = r["content"][0]["text"]
-        .as_str()
-        .unwrap_or_else(|| panic!("tools/call result without text content: {v}"));
-    let is_error = match &r["isError"] {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        other => panic!("isError is not a boolean: {other} in {v}"),
-    };
-    (is_error, text.to_string())
 }
 
 /// Fails if any file under `$AIRLOCK_HOME` holds any canary in any of its forms
@@ -537,12 +518,7 @@ fn list_whoami_and_explain_show_what_the_agent_may_do() {
     let (err, text) = s.call("list_services", json!({}));
     assert!(!err);
     let v: Value = serde_json::from_str(&text).unwrap();
-    let names: Vec<&str> = v["capabilities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["capability"].as_str().unwrap())
-        .collect();
+    let names = field_strs(&v["capabilities"], "capability");
     assert_eq!(names, ["mine", "ro", "svc"]);
     let (_, who) = s.call("whoami", json!({}));
     let who: Value = serde_json::from_str(&who).unwrap();
@@ -891,9 +867,7 @@ fn serve_and_token_bad_inputs_are_one_line_errors() {
     ];
     for (args, needle) in cases {
         let out = airlock(&home, args, &[]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: {err}");
+        let err = exit_2(args, &out, needle);
         assert_eq!(
             err.lines().filter(|l| l.starts_with("error:")).count(),
             1,
@@ -1689,9 +1663,7 @@ fn the_control_socket_refuses_another_uid() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(err.contains("refused"), "{err}");
+        exit_2("approve as another uid", &out, "refused");
         open(&home.join("control.sock"), 0o600);
         open(&home, 0o700);
         open(dir.path(), 0o700);

@@ -6,13 +6,15 @@
 //! 2); and `airlock serve` logs the diff when it reloads a changed airlock.toml.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{
+    find_named, gateway_call, http_response, http_upstream, ok, read_stderr, serve_door_with,
+};
 
 const SECRET: &str = "sk_live_policyDiffCanary0123456789";
 
@@ -58,6 +60,15 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
+/// A temporary directory with no airlock home (`nohome`, its path) and an
+/// `old.toml` of `config(body)` (its path).
+fn with_old(body: &str) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("nohome");
+    let old = write(dir.path(), "old.toml", &config(body));
+    (dir, home, old)
+}
+
 fn json_diff(home: &Path, dir: &Path, old: &str, new: &str) -> (i32, Value) {
     let out = airlock(home, dir, &["policy", "diff", old, new, "--json"]);
     let v = serde_json::from_str(&stdout(&out))
@@ -67,18 +78,12 @@ fn json_diff(home: &Path, dir: &Path, old: &str, new: &str) -> (i32, Value) {
 
 #[test]
 fn equivalent_rewrites_are_no_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("nohome");
-    let old = write(
-        dir.path(),
-        "old.toml",
-        &config(
-            r#"ttl = "1h"
+    let (dir, home, old) = with_old(
+        r#"ttl = "1h"
 allow = ["GET /v1/a/*", "GET /v1/a/**", "POST /v1/charges"]
 deny = ["* /v1/a/admin/**"]
 agents = ["claude"]
 "#,
-        ),
     );
     // Reordered, the redundant `*` rule dropped, a deny rule repeated in
     // another letter case (deny rules ignore case), a comment, `1h` as `60m`.
@@ -113,13 +118,8 @@ ttl = "60m"
 
 #[test]
 fn narrowing_widening_agents_and_settings_are_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("nohome");
-    let old = write(
-        dir.path(),
-        "old.toml",
-        &config(
-            r#"ttl = "1h"
+    let (dir, home, old) = with_old(
+        r#"ttl = "1h"
 allow = ["GET /v1/customers/**", "POST /v1/charges"]
 agents = ["claude", "gone"]
 [capabilities.runner]
@@ -128,7 +128,6 @@ mode = "exec"
 commands = ["/usr/bin/true"]
 env = { TOKEN = "{{secret}}" }
 "#,
-        ),
     );
     let new = write(
         dir.path(),
@@ -157,22 +156,10 @@ env = { TOKEN = "{{secret}}", EXTRA = "not-shown-value" }
     let (c, v) = json_diff(&home, dir.path(), &old, &new);
     assert_eq!(c, 1, "{v}");
     assert_eq!(v["changed"], true);
-    let caps = v["capabilities"].as_array().unwrap();
-    let ro = caps
-        .iter()
-        .find(|c| c["capability"] == "stripe_ro")
-        .unwrap();
+    let ro = find_named(&v["capabilities"], "capability", "stripe_ro");
     assert_eq!(ro["agents_gained"], serde_json::json!(["codex"]));
     assert_eq!(ro["agents_lost"], serde_json::json!(["gone"]));
-    let setting = |name: &str| {
-        ro["settings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["setting"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {name} in {ro}"))
-    };
+    let setting = |name: &str| find_named(&ro["settings"], "setting", name);
     assert_eq!(setting("ttl")["new"], "2h");
     assert_eq!(setting("rate")["new"], "60/min");
     assert_eq!(setting("approval")["old"], "never");
@@ -182,10 +169,7 @@ env = { TOKEN = "{{secret}}", EXTRA = "not-shown-value" }
     let paths = ro["paths"].as_array().unwrap();
     // Narrowing: GET on /v1/customers itself and deeper paths is refused now,
     // with a concrete example the old rules allowed.
-    let refused = paths
-        .iter()
-        .find(|p| p["change"] == "newly refused")
-        .unwrap();
+    let refused = find_named(&ro["paths"], "change", "newly refused");
     assert_eq!(refused["methods"], serde_json::json!(["GET"]));
     let ex = refused["example"].as_str().unwrap();
     assert!(
@@ -193,10 +177,7 @@ env = { TOKEN = "{{secret}}", EXTRA = "not-shown-value" }
         "{ex}"
     );
     // Widening: every method but POST (already allowed) and DELETE (denied).
-    let allowed = paths
-        .iter()
-        .find(|p| p["change"] == "newly allowed")
-        .unwrap();
+    let allowed = find_named(&ro["paths"], "change", "newly allowed");
     assert_eq!(
         allowed["methods"],
         serde_json::json!(["GET", "HEAD", "PUT", "PATCH", "OPTIONS"])
@@ -219,7 +200,7 @@ env = { TOKEN = "{{secret}}", EXTRA = "not-shown-value" }
     assert!(text.contains("header"), "{text}");
 
     // The exec capability: env changes by name only, never a value.
-    let runner = caps.iter().find(|c| c["capability"] == "runner").unwrap();
+    let runner = find_named(&v["capabilities"], "capability", "runner");
     assert!(runner.to_string().contains("EXTRA"), "{runner}");
     let all = v.to_string();
     assert!(!all.contains("not-shown-value"), "{all}");
@@ -248,9 +229,7 @@ env = { TOKEN = "{{secret}}", EXTRA = "not-shown-value" }
 
 #[test]
 fn a_removed_capability_loses_everything_and_an_added_one_grants() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("nohome");
-    let old = write(dir.path(), "old.toml", &config("allow = [\"GET /v1/x\"]\n"));
+    let (dir, home, old) = with_old("allow = [\"GET /v1/x\"]\n");
     let new = write(dir.path(), "new.toml", SERVICE);
     let (c, v) = json_diff(&home, dir.path(), &old, &new);
     assert_eq!(c, 1);
@@ -308,6 +287,8 @@ fn bad_input_is_one_line_naming_the_file_and_line() {
     }
 }
 
+/// Runs git in `dir` (a repository above it is never found); fails unless it
+/// succeeded.
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
@@ -316,11 +297,7 @@ fn git(dir: &Path, args: &[&str]) {
         .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(out);
 }
 
 #[test]
@@ -383,33 +360,12 @@ fn defaults_one_file_against_the_home_and_none_against_git_head() {
 
 /// An upstream that answers every request 200.
 fn upstream() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    port
+    http_upstream(|_| http_response("200 OK", &[], ""))
 }
 
+/// The status of `GET /svc{path}` through the gateway at `port`.
 fn status(port: u16, token: &str, path: &str) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET /svc{path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("{answer}"))
+    gateway_call(port, token, "GET", &format!("/svc{path}")).0
 }
 
 #[test]
@@ -431,24 +387,8 @@ fn serve_logs_the_authority_diff_when_it_reloads() {
     assert!(out.status.success(), "{}", stderr(&out));
     let token = stdout(&out).trim().to_owned();
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(["serve", "--gateway", &format!("127.0.0.1:{port}")])
-        .env("AIRLOCK_HOME", &home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the gateway did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut gw = serve_door_with(&home, "--gateway", Stdio::piped());
+    let port = gw.port;
     assert_eq!(status(port, &token, "/v1/admin/users"), 200);
 
     // The owner fences off admin; the next request reloads and is refused.
@@ -463,9 +403,9 @@ fn serve_logs_the_authority_diff_when_it_reloads() {
     std::fs::write(&path, text).unwrap();
     assert_eq!(status(port, &token, "/v1/admin/users"), 403);
 
-    let _ = child.kill();
-    let _ = child.wait();
-    let log = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let _ = gw.child.kill();
+    let _ = gw.child.wait();
+    let log = read_stderr(&mut gw.child);
     let line = log
         .lines()
         .find(|l| l.contains("airlock.toml reloaded: capability svc: newly refused"))

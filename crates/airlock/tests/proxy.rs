@@ -6,8 +6,8 @@
 //! not the CONNECT host, and policy refusals are refused and audited.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader, Read, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -31,41 +31,31 @@ fn ok(out: Output) -> Output {
     out
 }
 
+/// What a test server saw: the request (or handshake) heads, in order.
+type Heads = Arc<Mutex<Vec<String>>>;
+
 /// An HTTP/1.1 upstream that answers every request with what it received:
 /// `{"line": REQUEST LINE, "authorization": VALUE}`. Returns its port and the
 /// request heads it saw.
-fn upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+fn upstream() -> (u16, Heads) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut head = String::new();
-            let (mut line, mut auth) = (String::new(), String::from("none"));
-            loop {
-                let mut l = String::new();
-                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                if line.is_empty() {
-                    line = l.trim().to_string();
-                }
-                if let Some(v) = l.to_ascii_lowercase().strip_prefix("authorization: ") {
-                    auth = l[l.len() - v.len()..].trim().to_string();
-                }
-                head.push_str(&l);
-            }
-            log.lock().unwrap().push(head);
-            let body = serde_json::json!({ "line": line, "authorization": auth }).to_string();
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
+    let port = common::http_upstream(move |head| {
+        log.lock().unwrap().push(head.to_string());
+        let line = head.lines().next().unwrap_or_default().trim();
+        let auth = head
+            .lines()
+            .filter_map(|l| {
+                let v = l
+                    .to_ascii_lowercase()
+                    .strip_prefix("authorization: ")?
+                    .len();
+                Some(l[l.len() - v..].trim())
+            })
+            .next_back()
+            .unwrap_or("none");
+        let body = serde_json::json!({ "line": line, "authorization": auth }).to_string();
+        common::http_response("200 OK", &[("Content-Type", "application/json")], &body)
     });
     (port, seen)
 }
@@ -113,20 +103,23 @@ fn read_until(reader: &mut impl BufRead, marker: &str) -> (String, bool) {
     (text, true)
 }
 
-fn start_proxy(home: &Path) -> Proxy {
-    let port = closed_port();
-    let mut child = airlock(home)
-        .args([
-            "proxy",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--agent",
-            AGENT,
-        ])
+/// `airlock proxy ARGS` on `home`, its stdout and stderr piped.
+fn spawn_proxy(home: &Path, args: &[&str]) -> Child {
+    airlock(home)
+        .arg("proxy")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn start_proxy(home: &Path) -> Proxy {
+    let port = closed_port();
+    let mut child = spawn_proxy(
+        home,
+        &["--listen", &format!("127.0.0.1:{port}"), "--agent", AGENT],
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let (stdout, seen) = read_until(&mut out, "unset NO_PROXY");
     if !seen {
@@ -178,33 +171,25 @@ fn home(http_port: u16, https_port: u16) -> (tempfile::TempDir, PathBuf) {
             .output()
             .unwrap());
     }
-    ok(airlock(&home)
-        .args([
-            "cap",
-            "add",
-            "local",
-            "--service",
-            "local",
-            "--agents",
-            AGENT,
-        ])
-        .output()
-        .unwrap());
-    ok(airlock(&home)
-        .args([
-            "cap",
-            "add",
-            "remote",
-            "--service",
-            "remote",
-            "--agents",
-            AGENT,
-            "--allow",
-            "GET /v1/**",
-        ])
-        .output()
-        .unwrap());
+    for (cap, rules) in [
+        ("local", &[][..]),
+        ("remote", &["--allow", "GET /v1/**"][..]),
+    ] {
+        ok(airlock(&home)
+            .args(["cap", "add", cap, "--service", cap, "--agents", AGENT])
+            .args(rules)
+            .output()
+            .unwrap());
+    }
     (dir, home)
+}
+
+/// A [`home`] and `airlock proxy` started on it: the directory, the home and
+/// the proxy.
+fn proxied_home(http_port: u16, https_port: u16) -> (tempfile::TempDir, PathBuf, Proxy) {
+    let (dir, home) = home(http_port, https_port);
+    let proxy = start_proxy(&home);
+    (dir, home, proxy)
 }
 
 /// curl with `args`, no proxy variables of the test's own environment; returns
@@ -264,8 +249,7 @@ fn audit_contains(home: &Path, needle: &str) -> bool {
 #[test]
 fn a_plain_http_request_gets_the_credential_and_its_answer_is_scrubbed() {
     let (up, seen) = upstream();
-    let (_dir, home) = home(up, closed_port());
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(up, closed_port());
     assert!(!proxy.stdout.contains(SECRET));
 
     let (code, body, err) = curl(&[
@@ -316,8 +300,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn without_a_valid_token_the_answer_is_407_and_nothing_is_sent() {
     let (up, seen) = upstream();
-    let (_dir, home) = home(up, closed_port());
-    let proxy = start_proxy(&home);
+    let (_dir, _home, proxy) = proxied_home(up, closed_port());
     let addr = proxy.url.rsplit('@').next().unwrap().to_string();
     let target = format!("http://127.0.0.1:{up}/v1/x");
     for proxy_url in [
@@ -341,8 +324,7 @@ fn without_a_valid_token_the_answer_is_407_and_nothing_is_sent() {
 #[test]
 fn hosts_no_service_names_are_refused_and_audited() {
     let (up, seen) = upstream();
-    let (_dir, home) = home(closed_port(), closed_port());
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(closed_port(), closed_port());
     // `up` listens but no service names it.
     let (code, body, err) = curl(&[
         "-x",
@@ -364,8 +346,7 @@ fn hosts_no_service_names_are_refused_and_audited() {
 #[test]
 fn tls_is_terminated_with_the_session_ca_and_the_policy_decides() {
     let https_port = closed_port();
-    let (_dir, home) = home(closed_port(), https_port);
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(closed_port(), https_port);
     let ca = proxy.ca.to_str().unwrap();
     let url = |path: &str| format!("https://127.0.0.1:{https_port}{path}");
     let tls = |extra: &[&str], path: &str| {
@@ -398,8 +379,7 @@ fn tls_is_terminated_with_the_session_ca_and_the_policy_decides() {
 #[test]
 fn a_tls_server_name_or_host_other_than_the_connect_host_is_refused() {
     let https_port = closed_port();
-    let (_dir, home) = home(closed_port(), https_port);
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(closed_port(), https_port);
     let ca = proxy.ca.to_str().unwrap();
     // CONNECT 127.0.0.1:PORT, but the TLS server name says localhost.
     let (code, _, _) = curl(&[
@@ -432,8 +412,7 @@ fn a_tls_server_name_or_host_other_than_the_connect_host_is_refused() {
 
 #[test]
 fn the_token_it_issued_is_revoked_when_the_proxy_stops() {
-    let (_dir, home) = home(closed_port(), closed_port());
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(closed_port(), closed_port());
     let list = |home: &Path| {
         String::from_utf8(ok(airlock(home).args(["token", "list"]).output().unwrap()).stdout)
             .unwrap()
@@ -462,8 +441,7 @@ fn the_token_it_issued_is_revoked_when_the_proxy_stops() {
 fn targets_that_are_not_a_service_origin_are_refused_before_anything_is_sent() {
     let (up, seen) = upstream();
     let https_port = closed_port();
-    let (_dir, home) = home(up, https_port);
-    let proxy = start_proxy(&home);
+    let (_dir, _home, proxy) = proxied_home(up, https_port);
     let code_of = |args: &[&str]| {
         let mut all = vec!["-x", proxy.url.as_str(), "-w", "\n%{http_code}"];
         all.extend_from_slice(args);
@@ -602,54 +580,76 @@ fn base64_of(s: &str) -> String {
 // injected, the agent's own credential and extensions dropped), messages are
 // relayed whole and scrubbed.
 
-/// A plain-TCP WebSocket upstream: answers each text message "got MSG", and
-/// "echo-key" with the key itself; on `/v1/ext` it picks an extension nobody
-/// offered. Returns its port and the handshake heads it saw.
-#[allow(clippy::result_large_err)] // tungstenite's handshake callback type
-fn ws_upstream() -> (u16, Arc<Mutex<Vec<String>>>) {
-    use tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+/// A server on a free loopback port that hands each connection to `serve`,
+/// with the log to keep what it saw in; its port and that log.
+fn logging_server(serve: impl Fn(TcpStream, &Heads) + Send + 'static) -> (u16, Heads) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
     std::thread::spawn(move || {
         for tcp in listener.incoming().flatten() {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                let callback = |req: &WsRequest, mut resp: WsResponse| {
-                    let mut head = format!("GET {}\n", req.uri());
-                    for (k, v) in req.headers() {
-                        head.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
-                    }
-                    log.lock().unwrap().push(head);
-                    if req.uri().path() == "/v1/ext" {
-                        resp.headers_mut().insert(
-                            "sec-websocket-extensions",
-                            "permessage-deflate".parse().unwrap(),
-                        );
-                    }
-                    Ok(resp)
-                };
-                let Ok(mut ws) = tungstenite::accept_hdr(tcp, callback) else {
-                    return;
-                };
-                while let Ok(msg) = ws.read() {
-                    let answer = match msg {
-                        tungstenite::Message::Text(t) if t.as_str() == "echo-key" => {
-                            format!("key={SECRET}")
-                        }
-                        tungstenite::Message::Text(t) => format!("got {}", t.as_str()),
-                        tungstenite::Message::Close(_) => break,
-                        _ => continue,
-                    };
-                    if ws.send(tungstenite::Message::text(answer)).is_err() {
-                        break;
-                    }
-                }
-            });
+            serve(tcp, &log);
         }
     });
     (port, seen)
+}
+
+/// A request or response head read a byte at a time (nothing past it is
+/// consumed), up to the blank line or the end of input, CRLFs kept.
+fn read_head_bytes(r: &mut impl Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match r.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => break,
+        }
+    }
+    head
+}
+
+/// A plain-TCP WebSocket upstream: answers each text message "got MSG", and
+/// "echo-key" with the key itself; on `/v1/ext` it picks an extension nobody
+/// offered. Returns its port and the handshake heads it saw.
+#[allow(clippy::result_large_err)] // tungstenite's handshake callback type
+fn ws_upstream() -> (u16, Heads) {
+    use tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+    logging_server(|tcp, log| {
+        let log = Arc::clone(log);
+        std::thread::spawn(move || {
+            let callback = |req: &WsRequest, mut resp: WsResponse| {
+                let mut head = format!("GET {}\n", req.uri());
+                for (k, v) in req.headers() {
+                    head.push_str(&format!("{k}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+                }
+                log.lock().unwrap().push(head);
+                if req.uri().path() == "/v1/ext" {
+                    resp.headers_mut().insert(
+                        "sec-websocket-extensions",
+                        "permessage-deflate".parse().unwrap(),
+                    );
+                }
+                Ok(resp)
+            };
+            let Ok(mut ws) = tungstenite::accept_hdr(tcp, callback) else {
+                return;
+            };
+            while let Ok(msg) = ws.read() {
+                let answer = match msg {
+                    tungstenite::Message::Text(t) if t.as_str() == "echo-key" => {
+                        format!("key={SECRET}")
+                    }
+                    tungstenite::Message::Text(t) => format!("got {}", t.as_str()),
+                    tungstenite::Message::Close(_) => break,
+                    _ => continue,
+                };
+                if ws.send(tungstenite::Message::text(answer)).is_err() {
+                    break;
+                }
+            }
+        });
+    })
 }
 
 /// Sends a WebSocket handshake for `path` on the "local" service through the
@@ -674,22 +674,14 @@ fn ws_handshake(
         base64_of(userinfo)
     )
     .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tcp.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => break,
-        }
-    }
+    let head = read_head_bytes(&mut tcp);
     (String::from_utf8_lossy(&head).into_owned(), tcp)
 }
 
 #[test]
 fn a_websocket_gets_the_key_in_its_handshake_and_its_messages_scrubbed() {
     let (ws_port, seen) = ws_upstream();
-    let (_dir, home) = home(ws_port, closed_port());
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(ws_port, closed_port());
 
     // The agent offers compression and its own credential: neither goes on.
     let extra = "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\nAuthorization: Bearer agent-own\r\n";
@@ -752,8 +744,7 @@ fn a_websocket_gets_the_key_in_its_handshake_and_its_messages_scrubbed() {
 #[test]
 fn a_tunnel_that_never_starts_tls_is_closed() {
     let https_port = closed_port();
-    let (_dir, home) = home(closed_port(), https_port);
-    let proxy = start_proxy(&home);
+    let (_dir, _home, proxy) = proxied_home(closed_port(), https_port);
     let addr = proxy.url.rsplit('@').next().unwrap().to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     write!(
@@ -780,7 +771,7 @@ fn a_tunnel_that_never_starts_tls_is_closed() {
 /// An HTTPS upstream with its own CA (not trusted by the system): answers every
 /// request like [`upstream`]. Returns its port, the CA certificate (PEM) and
 /// the request heads it saw.
-fn tls_upstream() -> (u16, String, Arc<Mutex<Vec<String>>>) {
+fn tls_upstream() -> (u16, String, Heads) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::default();
@@ -804,47 +795,34 @@ fn tls_upstream() -> (u16, String, Arc<Mutex<Vec<String>>>) {
             )
             .unwrap(),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-                continue;
-            };
-            let mut tls = rustls::StreamOwned::new(conn, tcp);
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                match tls.read(&mut byte) {
-                    Ok(1) => head.push(byte[0]),
-                    _ => break,
-                }
-            }
-            if head.is_empty() {
-                continue; // the handshake failed: no request
-            }
-            let head = String::from_utf8_lossy(&head).into_owned();
-            let line = head.lines().next().unwrap_or_default().to_string();
-            let auth = head
-                .lines()
-                .find_map(|l| {
-                    l.split_once(':')
-                        .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-                })
-                .map_or("none".to_string(), |(_, v)| v.trim().to_string());
-            log.lock().unwrap().push(head);
-            let body = serde_json::json!({ "line": line, "authorization": auth }).to_string();
-            let _ = write!(
-                tls,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.flush();
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
+    let (port, seen) = logging_server(move |tcp, log| {
+        let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
+            return;
+        };
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let head = read_head_bytes(&mut tls);
+        if head.is_empty() {
+            return; // the handshake failed: no request
         }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let line = head.lines().next().unwrap_or_default().to_string();
+        let auth = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            })
+            .map_or("none".to_string(), |(_, v)| v.trim().to_string());
+        log.lock().unwrap().push(head);
+        let body = serde_json::json!({ "line": line, "authorization": auth }).to_string();
+        let _ = write!(
+            tls,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tls.flush();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
     });
     (port, ca_cert.pem(), seen)
 }
@@ -852,8 +830,7 @@ fn tls_upstream() -> (u16, String, Arc<Mutex<Vec<String>>>) {
 #[test]
 fn an_https_service_with_a_private_ca_is_reached_through_the_tunnel() {
     let (port, upstream_ca, seen) = tls_upstream();
-    let (dir, home) = home(closed_port(), port);
-    let proxy = start_proxy(&home);
+    let (dir, home, proxy) = proxied_home(closed_port(), port);
     let session_ca = proxy.ca.to_str().unwrap();
     let fetch_customers = |extra: &[&str]| {
         let url = format!("https://127.0.0.1:{port}/v1/customers?limit=2");
@@ -872,15 +849,7 @@ fn an_https_service_with_a_private_ca_is_reached_through_the_tunnel() {
     assert_untouched(&seen);
 
     // The owner names the service's CA (`ca_file`); the running proxy reloads.
-    let ca_path = dir.path().join("upstream-ca.pem");
-    std::fs::write(&ca_path, upstream_ca).unwrap();
-    let toml = home.join("airlock.toml");
-    let config = std::fs::read_to_string(&toml).unwrap().replace(
-        "[services.remote]\n",
-        &format!("[services.remote]\nca_file = \"{}\"\n", ca_path.display()),
-    );
-    assert!(config.contains("ca_file"), "{config}");
-    std::fs::write(&toml, config).unwrap();
+    name_remote_ca(dir.path(), &home, &upstream_ca);
 
     for extra in [&[][..], &["--http1.1"][..]] {
         let (body, status) = fetch_customers(extra);
@@ -900,8 +869,7 @@ fn an_https_service_with_a_private_ca_is_reached_through_the_tunnel() {
 #[test]
 fn userinfo_in_a_request_target_is_never_recorded() {
     let (up, seen) = upstream();
-    let (_dir, home) = home(closed_port(), closed_port());
-    let proxy = start_proxy(&home);
+    let (_dir, home, proxy) = proxied_home(closed_port(), closed_port());
     let addr = proxy.url.rsplit('@').next().unwrap().to_string();
     let auth = base64_of(&format!("airlock:{}", token_of(&proxy.url)));
     // No service names this origin: refused, and the refusal is audited.
@@ -932,12 +900,7 @@ fn listening_beyond_loopback_is_warned_and_a_bad_address_is_one_line() {
     assert!(err.contains("--listen HOST:PORT"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    let mut child = airlock(&home)
-        .args(["proxy", "--listen", "0.0.0.0:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_proxy(&home, &["--listen", "0.0.0.0:0"]);
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let (seen, _) = read_until(&mut err, "beyond this machine");
     let _ = child.kill();
@@ -950,19 +913,26 @@ fn listening_beyond_loopback_is_warned_and_a_bad_address_is_one_line() {
 // puts the key on requests to the placeholder's service only, and a
 // placeholder anywhere else trips the wire.
 
-/// A home whose service "remote" is `tls_upstream`'s (its CA named), with an
-/// exec capability "tool" for `sh` that puts {{secret}} in `TOKEN`; service
-/// "local" (plain http on `http_port`) as [`home`] makes it.
-fn run_home(http_port: u16, https_port: u16, upstream_ca: &str) -> (tempfile::TempDir, PathBuf) {
-    let (dir, home) = home(http_port, https_port);
-    let ca_path = dir.path().join("upstream-ca.pem");
+/// Writes `upstream_ca` (PEM) into `dir` and names it as service "remote"'s
+/// `ca_file` in the home's airlock.toml.
+fn name_remote_ca(dir: &Path, home: &Path, upstream_ca: &str) {
+    let ca_path = dir.join("upstream-ca.pem");
     std::fs::write(&ca_path, upstream_ca).unwrap();
     let toml = home.join("airlock.toml");
     let config = std::fs::read_to_string(&toml).unwrap().replace(
         "[services.remote]\n",
         &format!("[services.remote]\nca_file = \"{}\"\n", ca_path.display()),
     );
+    assert!(config.contains("ca_file"), "{config}");
     std::fs::write(&toml, config).unwrap();
+}
+
+/// A home whose service "remote" is `tls_upstream`'s (its CA named), with an
+/// exec capability "tool" for `sh` that puts {{secret}} in `TOKEN`; service
+/// "local" (plain http on `http_port`) as [`home`] makes it.
+fn run_home(http_port: u16, https_port: u16, upstream_ca: &str) -> (tempfile::TempDir, PathBuf) {
+    let (dir, home) = home(http_port, https_port);
+    name_remote_ca(dir.path(), &home, upstream_ca);
     add_sh_capability(&home, "tool", "remote");
     (dir, home)
 }
@@ -1043,29 +1013,12 @@ curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:{por
 
 /// An HTTP/1.1 upstream that answers every request with `302 Found` to
 /// `location`; the request heads it saw.
-fn redirecting_upstream(location: String) -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+fn redirecting_upstream(location: String) -> (u16, Heads) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut head = String::new();
-            loop {
-                let mut l = String::new();
-                if reader.read_line(&mut l).unwrap_or(0) == 0 || l == "\r\n" {
-                    break;
-                }
-                head.push_str(&l);
-            }
-            log.lock().unwrap().push(head);
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-        }
+    let port = common::http_upstream(move |head| {
+        log.lock().unwrap().push(head.to_string());
+        common::http_response("302 Found", &[("Location", &location)], "")
     });
     (port, seen)
 }
@@ -1208,14 +1161,28 @@ fn landlock_here() -> bool {
     here
 }
 
-#[test]
-fn a_confined_run_reaches_the_network_only_through_its_proxy() {
+/// What a confined child is tried against, where the kernel can confine
+/// (`None`, said, where it cannot): an HTTPS upstream ([`tls_upstream`]), a
+/// [`run_home`] for it in a temporary directory, an empty directory `work`
+/// there. The directory, the home, `work`, the service's `/v1/customers` URL
+/// and the request heads the upstream saw.
+fn confined() -> Option<(tempfile::TempDir, PathBuf, PathBuf, String, Heads)> {
     if !landlock_here() {
-        return;
+        return None;
     }
     let (port, upstream_ca, seen) = tls_upstream();
     let (dir, home) = run_home(closed_port(), port, &upstream_ca);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
     let url = format!("https://127.0.0.1:{port}/v1/customers");
+    Some((dir, home, work, url, seen))
+}
+
+#[test]
+fn a_confined_run_reaches_the_network_only_through_its_proxy() {
+    let Some((_dir, home, work, url, seen)) = confined() else {
+        return;
+    };
     // Through the proxy: allowed. Around it (--noproxy): the sandbox refuses
     // the connection; UDP too.
     let script = format!(
@@ -1235,8 +1202,6 @@ except PermissionError:
     print("UNIX-REFUSED")'
 exit 0"#
     );
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
     let (code, out, err) = run_proxied(
         &home,
         &work,
@@ -1259,24 +1224,19 @@ exit 0"#
 /// without `--confine` is the owner's own command and gets the key.
 #[test]
 fn a_confined_run_follows_each_capabilitys_inject() {
-    if !landlock_here() {
+    let Some((_dir, home, work, url, seen)) = confined() else {
         return;
-    }
-    let (port, upstream_ca, seen) = tls_upstream();
-    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
-    let url = format!("https://127.0.0.1:{port}/v1/customers");
+    };
+    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
+    assert!(
+        !config.contains("inject"),
+        "cap add wrote no inject: {config}"
+    );
     let script = format!(
         r#"printf %s "$TOKEN" > held.txt; printf %s "${{HTTPS_PROXY:-none}}" > proxy.txt
 curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" {url}; echo
 curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?"
 exit 0"#
-    );
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
-    assert!(
-        !config.contains("inject"),
-        "cap add wrote no inject: {config}"
     );
 
     // The default: a placeholder, the key put on by the run's proxy only.
@@ -1344,69 +1304,56 @@ exit 0"#
     );
 }
 
-/// A stdio MCP server whose one tool fetches the URL it is given with
-/// `Authorization: Bearer $TOKEN` (urllib, through the environment's proxy)
-/// and answers what came back and what it holds.
-const FETCH_SERVER: &str = r#"
-import json, os, sys, urllib.request
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m:
-        continue
-    if m.get("method") == "initialize":
-        r = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
-             "serverInfo": {"name": "fetch", "version": "1"}}
-    else:
-        req = urllib.request.Request(m["params"]["arguments"]["url"],
-                                     headers={"Authorization": "Bearer " + os.environ["TOKEN"]})
-        body = urllib.request.urlopen(req, timeout=20).read().decode()
-        held = "placeholder" if os.environ["TOKEN"].startswith("airlock_ph_") else "other"
-        r = {"content": [{"type": "text", "text": held + " " + body}], "isError": False}
-    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+/// The tool of a stdio MCP server (`python_mcp_server`) that fetches the URL
+/// it is given with `Authorization: Bearer $TOKEN` (urllib, through the
+/// environment's proxy) and answers what came back and what it holds.
+const FETCH_TOOL: &str = r#"
+import os, urllib.request
+def tool(args):
+    req = urllib.request.Request(args["url"],
+                                 headers={"Authorization": "Bearer " + os.environ["TOKEN"]})
+    body = urllib.request.urlopen(req, timeout=20).read().decode()
+    held = "placeholder" if os.environ["TOKEN"].startswith("airlock_ph_") else "other"
+    return held + " " + body
 "#;
 
 /// `wrap --confine` follows `inject` as `run --confine` does: the wrapped
 /// server holds a placeholder and its requests reach the service with the key.
 #[test]
 fn a_confined_wrap_gives_the_server_a_placeholder_and_a_proxy() {
-    if !landlock_here() || !Path::new("/usr/bin/python3").exists() {
+    if !Path::new("/usr/bin/python3").exists() {
         return;
     }
-    let (port, upstream_ca, seen) = tls_upstream();
-    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
-    std::fs::write(work.join("fetch.py"), FETCH_SERVER).unwrap();
-    let url = format!("https://127.0.0.1:{port}/v1/customers");
-    let mut child = airlock(&home)
-        .args([
-            "wrap",
-            "--confine",
-            "--cap",
-            "tool",
-            "--",
-            "/usr/bin/python3",
-            "fetch.py",
-        ])
-        .current_dir(&work)
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
+    let Some((_dir, home, work, url, seen)) = confined() else {
+        return;
+    };
+    std::fs::write(
+        work.join("fetch.py"),
+        common::python_mcp_server("fetch", FETCH_TOOL),
+    )
+    .unwrap();
     let lines = [
         serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": common::initialize_params("wrap-test")}),
         serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "fetch", "arguments": {"url": url}}}),
     ];
-    for line in lines {
-        writeln!(stdin, "{line}").unwrap();
-    }
     // The answers come before the server sees the end of its input.
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
+    let input: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let out = common::output_with_stdin(
+        airlock(&home)
+            .args([
+                "wrap",
+                "--confine",
+                "--cap",
+                "tool",
+                "--",
+                "/usr/bin/python3",
+                "fetch.py",
+            ])
+            .current_dir(&work)
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy"),
+        input.as_bytes(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     let answer: serde_json::Value = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -1456,64 +1403,20 @@ fn revoke_all_stops_a_running_run_proxy_at_its_next_request() {
 #[path = "common/mod.rs"]
 mod common;
 
-/// `airlock serve --agent bot` over stdio, initialized; (child, stdin, stdout).
-fn mcp_serve(
-    home: &Path,
-) -> (
-    Child,
-    std::process::ChildStdin,
-    BufReader<std::process::ChildStdout>,
-) {
-    let mut child = airlock(home)
-        .args(["serve", "--agent", AGENT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": common::initialize_params("proxy-test")});
-    writeln!(stdin, "{init}").unwrap();
-    common::read_response(&mut stdout, 1, "serve exited");
-    writeln!(
-        stdin,
-        "{}",
-        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
-    )
-    .unwrap();
-    (child, stdin, stdout)
-}
-
-/// One `exec` tool call: (isError, the tool's text).
-fn mcp_exec(
-    stdin: &mut std::process::ChildStdin,
-    stdout: &mut BufReader<std::process::ChildStdout>,
-    id: u64,
-    args: serde_json::Value,
-) -> (bool, String) {
-    let call = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "exec", "arguments": args}});
-    writeln!(stdin, "{call}").unwrap();
-    let v = common::read_response(stdout, id, "serve exited");
-    let r = &v["result"];
-    (
-        r["isError"].as_bool().unwrap_or(false),
-        r["content"][0]["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
+/// `airlock serve --agent bot` over stdio, initialized.
+fn mcp_serve(home: &Path) -> common::McpClient {
+    let mut cmd = airlock(home);
+    cmd.args(["serve", "--agent", AGENT]);
+    let mut c = common::McpClient::spawn(cmd);
+    c.initialize("proxy-test");
+    c
 }
 
 #[test]
 fn an_exec_child_by_default_holds_a_placeholder_and_reaches_only_the_proxy() {
-    if !landlock_here() {
+    let Some((_dir, home, work, url, seen)) = confined() else {
         return;
-    }
-    let (port, upstream_ca, seen) = tls_upstream();
-    let (dir, home) = run_home(closed_port(), port, &upstream_ca);
-    let work = dir.path().join("work");
-    std::fs::create_dir(&work).unwrap();
+    };
     let work = work.canonicalize().unwrap();
     ok(airlock(&home)
         .args([
@@ -1536,15 +1439,14 @@ fn an_exec_child_by_default_holds_a_placeholder_and_reaches_only_the_proxy() {
     // No --inject: a placeholder is the default (DESIGN §4).
     let config = std::fs::read_to_string(home.join("airlock.toml")).unwrap();
     assert!(!config.contains("inject"), "{config}");
-    let (mut child, mut stdin, mut stdout) = mcp_serve(&home);
-    let url = format!("https://127.0.0.1:{port}/v1/customers");
+    let mut c = mcp_serve(&home);
     let script = format!(
         r#"printf %s "$TOKEN" > held.txt
 curl -sS --max-time 20 -H "Authorization: Bearer $TOKEN" {url}; echo
 curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?""#
     );
     let args = serde_json::json!({"capability": "agenttool", "command": ["sh", "-c", script], "cwd": work.to_str().unwrap()});
-    let (is_error, text) = mcp_exec(&mut stdin, &mut stdout, 2, args);
+    let (is_error, text) = c.tool("exec", args);
     assert!(!is_error, "{text}");
     let out: serde_json::Value = serde_json::from_str(&text).unwrap();
     let stdout_text = out["stdout"].as_str().unwrap();
@@ -1575,16 +1477,15 @@ curl -sS --max-time 5 --noproxy '*' -k {url}; echo "DIRECT-EXIT $?""#
     // the agent's session is revoked — its next exec call is refused too.
     let leak = format!(r#"curl -sS -o /dev/null -w '%{{http_code}}' -H "X-Debug: $TOKEN" {url}"#);
     let args = serde_json::json!({"capability": "agenttool", "command": ["sh", "-c", leak], "cwd": work.to_str().unwrap()});
-    let (is_error, text) = mcp_exec(&mut stdin, &mut stdout, 3, args.clone());
+    let (is_error, text) = c.tool("exec", args.clone());
     assert!(!is_error, "{text}");
     assert!(text.contains("403"), "{text}");
     assert_eq!(seen.lock().unwrap().len(), 1);
-    let (is_error, text) = mcp_exec(&mut stdin, &mut stdout, 4, args);
+    let (is_error, text) = c.tool("exec", args);
     assert!(is_error, "{text}");
     assert!(text.contains("revoked"), "{text}");
     assert!(audit_contains(&home, "placeholder trip wire"));
-    drop(stdin);
-    let _ = child.wait();
+    c.finish(Duration::from_secs(10));
 }
 
 // ---------------------------------------------------------------------------
@@ -1706,9 +1607,7 @@ fn run_proxy_refuses_a_plan_it_cannot_keep_in_one_line_and_runs_nothing() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(err.contains(says), "{err}");
+        let err = common::exit_2(caps, &out, says);
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(!dir.path().join("ran").exists());
     }

@@ -30,13 +30,7 @@ pub(crate) fn run(home: &Home, cmd: &CapCommand) -> anyhow::Result<()> {
 
 fn add(home: &Home, args: &CapAddArgs) -> anyhow::Result<()> {
     let name = args.name.as_str();
-    if !airlock_home::is_valid_name(name) {
-        bail!(
-            "invalid capability name \"{}\": {}",
-            name.escape_debug(),
-            airlock_home::NAME_RULE
-        );
-    }
+    super::check_name("capability", name)?;
     let exec = exec_spec(args)?;
     let learn_until = learn_until(args)?;
     let _lock = lock_config(home)?;

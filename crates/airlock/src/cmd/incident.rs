@@ -52,13 +52,7 @@ impl Target {
                 Ok(Target::Secret(s.clone()))
             }
             (None, Some(a), None) => {
-                if !airlock_home::is_valid_name(a) {
-                    bail!(
-                        "invalid agent name \"{}\": {}",
-                        a.escape_debug(),
-                        airlock_home::NAME_RULE
-                    );
-                }
+                super::check_name("agent", a)?;
                 Ok(Target::Agent(a.clone()))
             }
             (None, None, Some(t)) => Ok(Target::Token(token_id(t)?)),
@@ -457,11 +451,7 @@ fn audit(log: &mut Option<airlock_audit::AuditLog>, kind: Kind, ok: bool, detail
 
 fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result<Outcome> {
     home.ensure_dir()?;
-    let mut log = match airlock_audit::AuditLog::open_home(
-        home,
-        vault.audit_key(),
-        airlock_audit::Options::default(),
-    ) {
+    let mut log = match super::open_audit(home, &vault) {
         Ok(l) => Some(l),
         Err(e) => {
             output::warn(format_args!("the incident cannot be audited: {e}"));
@@ -660,19 +650,10 @@ fn report(
         ]);
     }
     if !p.lock_capabilities.is_empty() || !p.lock_agents.is_empty() {
-        let mut what: Vec<String> = p
-            .lock_capabilities
-            .iter()
-            .map(|c| format!("capability \"{c}\""))
-            .collect();
-        what.extend(
-            p.lock_agents
-                .iter()
-                .map(|a| format!("agent \"{}\"", shown(a))),
-        );
+        let what = lock_targets(&p.lock_capabilities, &p.lock_agents);
         rows.push(vec![
             verb("would lock", "locked"),
-            format!("{} (until `airlock unlock`)", what.join(", ")),
+            format!("{what} (until `airlock unlock`)"),
         ]);
     }
     for r in &p.rotations {
@@ -743,6 +724,24 @@ fn report(
     Ok(())
 }
 
+/// Locked capabilities and agents as the owner reads them:
+/// `capability "a", agent "b"`.
+fn lock_targets<'a>(
+    capabilities: impl IntoIterator<Item = &'a String>,
+    agents: impl IntoIterator<Item = &'a String>,
+) -> String {
+    capabilities
+        .into_iter()
+        .map(|c| format!("capability \"{c}\""))
+        .chain(
+            agents
+                .into_iter()
+                .map(|a| format!("agent \"{}\"", shown(a))),
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `airlock unlock`'s part: releases every incident lock (audited with the
 /// owner as actor); whether there was any.
 pub(crate) fn release_locks(home: &Home, vault: &airlock_vault::Vault) -> anyhow::Result<bool> {
@@ -750,31 +749,13 @@ pub(crate) fn release_locks(home: &Home, vault: &airlock_vault::Vault) -> anyhow
     if released.is_empty() {
         return Ok(false);
     }
-    let mut what: Vec<String> = released
-        .capabilities
-        .keys()
-        .map(|c| format!("capability \"{c}\""))
-        .collect();
-    what.extend(
-        released
-            .agents
-            .keys()
-            .map(|a| format!("agent \"{}\"", shown(a))),
-    );
-    let mut log = airlock_audit::AuditLog::open_home(
-        home,
-        vault.audit_key(),
-        airlock_audit::Options::default(),
-    )
-    .ok();
+    let what = lock_targets(released.capabilities.keys(), released.agents.keys());
+    let mut log = super::open_audit(home, vault).ok();
     if let Some(log) = &mut log {
         let event = Event::new(Kind::Unlock)
             .agent(airlock_broker::OWNER, true)
             .decision(Decision::Allow)
-            .detail(&format!(
-                "owner released the incident lock on {}",
-                what.join(", ")
-            ));
+            .detail(&format!("owner released the incident lock on {what}"));
         if let Err(e) = log.append(&event) {
             output::warn(format_args!(
                 "the unlock took effect but could not be audited: {e}"
@@ -782,8 +763,7 @@ pub(crate) fn release_locks(home: &Home, vault: &airlock_vault::Vault) -> anyhow
         }
     }
     output::line(format_args!(
-        "released the incident lock on {}: their requests are decided by the policy again",
-        what.join(", ")
+        "released the incident lock on {what}: their requests are decided by the policy again"
     ));
     Ok(true)
 }

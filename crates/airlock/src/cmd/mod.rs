@@ -21,6 +21,27 @@ pub(crate) mod token;
 pub(crate) mod ui;
 pub(crate) mod wrap;
 
+/// Refuses a service, capability or agent `name` that is not a valid name: the
+/// error says which `kind` of name, shows it escaped, and states the rule.
+pub(crate) fn check_name(kind: &str, name: &str) -> anyhow::Result<()> {
+    if !airlock_home::is_valid_name(name) {
+        anyhow::bail!(
+            "invalid {kind} name \"{}\": {}",
+            name.escape_debug(),
+            airlock_home::NAME_RULE
+        );
+    }
+    Ok(())
+}
+
+/// The home's audit log, opened with the vault's audit key.
+pub(crate) fn open_audit(
+    home: &airlock_home::Home,
+    vault: &airlock_vault::Vault,
+) -> Result<airlock_audit::AuditLog, airlock_audit::AuditError> {
+    airlock_audit::AuditLog::open_home(home, vault.audit_key(), airlock_audit::Options::default())
+}
+
 /// Formats a duration the way the config writes it ("1h", "90m" → "1h30m").
 pub(crate) fn human_duration(d: std::time::Duration) -> String {
     let mut s = d.as_secs();

@@ -265,7 +265,7 @@ pub(crate) fn open(home: &Home) -> anyhow::Result<(Vault, AuditLog)> {
     // A crash must not leave the unlocked data key in a core file.
     disable_core_dumps();
     let vault = unlock::open(home)?;
-    let audit = AuditLog::open_home(home, vault.audit_key(), airlock_audit::Options::default())?;
+    let audit = super::open_audit(home, &vault)?;
     Ok((vault, audit))
 }
 
@@ -495,10 +495,8 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("the run could not be audited, so nothing was run")?;
 
     let started = Instant::now();
-    let runtime = run_proxy::child_runtime(plan.is_some())?;
-    let (result, proxied) = runtime.block_on(async {
-        let (launch, proxied) = run_proxy::ready(home, vault, plan, launch, confinement).await?;
-        let result = match launch.spawn(&Scrubber::empty()) {
+    let child = |launch: Launch| async move {
+        Ok(match launch.spawn(&Scrubber::empty()) {
             Ok(running) => {
                 let stop = forward_signals(running.signaller(), interactive)?;
                 let mut out = tokio::io::stdout();
@@ -508,15 +506,9 @@ pub(crate) fn run(home: &Home, args: &RunArgs) -> anyhow::Result<ExitCode> {
                 r
             }
             Err(e) => Err(e),
-        };
-        let summary = match proxied {
-            Some(p) => Some(p.stop().await),
-            None => None,
-        };
-        Ok::<_, anyhow::Error>((result, summary))
-    })?;
-    // Stdin is read by the child, not by us: nothing to wait for.
-    runtime.shutdown_background();
+        })
+    };
+    let (result, proxied) = run_proxy::drive(home, vault, plan, launch, confinement, child)?;
 
     let proxy_detail = proxied.map_or_else(String::new, |s| {
         s.detail(if args.proxy {

@@ -62,18 +62,7 @@ impl Plan {
         } else {
             caps.to_vec()
         };
-        let mut plan = Plan {
-            config,
-            all: true,
-            by_service: BTreeMap::new(),
-            env_caps: env_caps.clone(),
-            placeholders: Placeholders::new(),
-            real: Vec::new(),
-        };
-        for cap in &env_caps {
-            plan.add(cap)?;
-        }
-        Ok(plan)
+        Plan::build(config, true, env_caps.clone(), &env_caps)
     }
 
     /// The plan of `run --confine` without `--proxy`: the child's environment
@@ -94,18 +83,29 @@ impl Plan {
         if standing_in.is_empty() {
             return Ok(None);
         }
+        Plan::build(config, false, caps.to_vec(), &standing_in).map(Some)
+    }
+
+    /// The plan over `config` whose program gets the `env` of `env_caps`, with
+    /// a placeholder for the service of each of `standing_in`.
+    fn build(
+        config: Config,
+        all: bool,
+        env_caps: Vec<String>,
+        standing_in: &[String],
+    ) -> anyhow::Result<Plan> {
         let mut plan = Plan {
             config,
-            all: false,
+            all,
             by_service: BTreeMap::new(),
-            env_caps: caps.to_vec(),
+            env_caps,
             placeholders: Placeholders::new(),
             real: Vec::new(),
         };
-        for cap in &standing_in {
+        for cap in standing_in {
             plan.add(cap)?;
         }
-        Ok(Some(plan))
+        Ok(plan)
     }
 
     /// Whether capability `cap`'s secret is a placeholder in this run.
@@ -246,7 +246,7 @@ pub(crate) struct Summary {
 
 /// The runtime a child of `run` or `wrap` is driven on: with a proxy, which
 /// serves while the child runs, two workers; otherwise one thread.
-pub(crate) fn child_runtime(proxied: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+fn child_runtime(proxied: bool) -> anyhow::Result<tokio::runtime::Runtime> {
     match proxied {
         true => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -278,7 +278,7 @@ impl Summary {
 /// moves into it; without one the vault is dropped now) and points the launch
 /// at it; then confines it when there is a `confinement`. Returns the launch
 /// and the proxy to stop once the child is done.
-pub(crate) async fn ready(
+async fn ready(
     home: &Home,
     vault: Vault,
     plan: Option<Plan>,
@@ -300,6 +300,37 @@ pub(crate) async fn ready(
         launch = confine_launch(launch, sandbox, private);
     }
     Ok((launch, proxied))
+}
+
+/// Drives a child of `run` or `wrap` on a [`child_runtime`]: gets `launch`
+/// [`ready`], hands it to `child` (which spawns it and sees it through), then
+/// stops the run's proxy. Returns what `child` returned and, with a `plan`, the
+/// proxy's summary. The runtime is shut down without waiting for blocking work:
+/// `run`'s stdin is read by the child, and `wrap`'s may still be blocked in a
+/// read on a helper thread.
+pub(crate) fn drive<T, Fut>(
+    home: &Home,
+    vault: Vault,
+    plan: Option<Plan>,
+    launch: Launch,
+    confinement: Option<(Sandbox, ConfinedHome)>,
+    child: impl FnOnce(Launch) -> Fut,
+) -> anyhow::Result<(T, Option<Summary>)>
+where
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let runtime = child_runtime(plan.is_some())?;
+    let done = runtime.block_on(async {
+        let (launch, proxied) = ready(home, vault, plan, launch, confinement).await?;
+        let result = child(launch).await?;
+        let summary = match proxied {
+            Some(p) => Some(p.stop().await),
+            None => None,
+        };
+        Ok::<_, anyhow::Error>((result, summary))
+    })?;
+    runtime.shutdown_background();
+    Ok(done)
 }
 
 /// Starts the run's proxy on a free loopback port, over a runtime of its own

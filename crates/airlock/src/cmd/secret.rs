@@ -62,26 +62,28 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
             let vault = unlock::open(home)?;
             let config = Config::load(home)?;
             let users = config.referenced_secrets();
-            let infos = vault.list();
-            if flag.json {
-                let rows: Vec<_> = infos
-                    .iter()
-                    .map(|s| {
-                        json!({
-                            "name": s.name,
-                            "version": s.version,
-                            "created": s.created.to_string(),
-                            "rotated": s.rotated.map(|t| t.to_string()),
-                            "fingerprint": s.fingerprint,
-                            "used_by": users.get(s.name.as_str()).cloned().unwrap_or_default(),
-                        })
+            output::list(
+                flag.json,
+                &vault.list(),
+                |s| {
+                    json!({
+                        "name": s.name,
+                        "version": s.version,
+                        "created": s.created.to_string(),
+                        "rotated": s.rotated.map(|t| t.to_string()),
+                        "fingerprint": s.fingerprint,
+                        "used_by": users.get(s.name.as_str()).cloned().unwrap_or_default(),
                     })
-                    .collect();
-                return output::json(&rows);
-            }
-            let rows = infos
-                .iter()
-                .map(|s| {
+                },
+                &[
+                    "NAME",
+                    "VERSION",
+                    "CREATED",
+                    "ROTATED",
+                    "FINGERPRINT",
+                    "USED BY",
+                ],
+                |s| {
                     vec![
                         s.name.clone(),
                         s.version.to_string(),
@@ -93,20 +95,9 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
                             .get(s.name.as_str())
                             .map_or("-".into(), |u| u.join(", ")),
                     ]
-                })
-                .collect();
-            output::table(
-                &[
-                    "NAME",
-                    "VERSION",
-                    "CREATED",
-                    "ROTATED",
-                    "FINGERPRINT",
-                    "USED BY",
-                ],
-                rows,
+                },
                 "no secrets yet — `airlock add` or `airlock secret set NAME` stores one",
-            );
+            )?;
         }
         SecretCommand::Rm { name } => {
             let (_lock, mut vault) = unlock::open_for_write(home, false)?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use airlock_broker::{Runtime, SystemClock};
 use airlock_home::Home;
 use airlock_vault::{NewVaultKey, Vault, VaultError};
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::cli::{ProxyArgs, ServeArgs};
 use crate::{output, unlock};
@@ -77,16 +77,8 @@ fn proxy_env(bound: std::net::SocketAddr, token: Option<&str>, ca: &std::path::P
 /// Serves the doors `args` names; `proxy_print` (from `airlock proxy`) prints the
 /// proxy's environment, with the token it issued, once the proxy listens.
 fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> anyhow::Result<()> {
-    if let Some(agent) = args
-        .agent
-        .as_ref()
-        .filter(|a| !airlock_home::is_valid_name(a))
-    {
-        bail!(
-            "invalid agent name \"{}\": {}",
-            agent.escape_debug(),
-            airlock_home::NAME_RULE
-        );
+    if let Some(agent) = &args.agent {
+        super::check_name("agent", agent)?;
     }
     if !home.vault_path().exists() {
         match Vault::init(home, NewVaultKey::KeyFile) {

@@ -173,13 +173,7 @@ fn build_auth(
 
 pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
     let name = args.name.as_str();
-    if !airlock_home::is_valid_name(name) {
-        bail!(
-            "invalid service name \"{}\": {}",
-            name.escape_debug(),
-            airlock_home::NAME_RULE
-        );
-    }
+    super::check_name("service", name)?;
     let template = match &args.template {
         Some(t) => Some(templates::find(t).ok_or_else(|| {
             anyhow::anyhow!(
@@ -252,13 +246,7 @@ pub(crate) fn add(home: &Home, args: &AddArgs) -> anyhow::Result<()> {
         ..Default::default()
     });
     if let (Some(cap), Some(spec)) = (cap_name, &spec) {
-        if !airlock_home::is_valid_name(cap) {
-            bail!(
-                "invalid capability name \"{}\": {}",
-                cap.escape_debug(),
-                airlock_home::NAME_RULE
-            );
-        }
+        super::check_name("capability", cap)?;
         doc.add_capability(cap, spec)?;
     }
     doc.config()?;
@@ -329,31 +317,21 @@ fn granted(
 }
 
 pub(crate) fn search(args: &SearchArgs) -> anyhow::Result<()> {
-    let found = templates::search(args.query.as_deref());
-    if args.json {
-        let v: Vec<_> = found
-            .iter()
-            .map(|t| json!({"name": t.name, "description": t.description, "url": t.url, "auth": t.auth.type_name(), "allow": t.allow, "deny": t.deny}))
-            .collect();
-        return output::json(&v);
-    }
-    let rows = found
-        .iter()
-        .map(|t| {
+    output::list(
+        args.json,
+        &templates::search(args.query.as_deref()),
+        |t| json!({"name": t.name, "description": t.description, "url": t.url, "auth": t.auth.type_name(), "allow": t.allow, "deny": t.deny}),
+        &["TEMPLATE", "AUTH", "URL", "WHAT"],
+        |t| {
             vec![
                 t.name.to_string(),
                 t.auth.type_name().to_string(),
                 t.url.to_string(),
                 t.description.to_string(),
             ]
-        })
-        .collect();
-    output::table(
-        &["TEMPLATE", "AUTH", "URL", "WHAT"],
-        rows,
+        },
         "no template matches; `airlock add NAME --url URL --auth TYPE` works for any API",
-    );
-    Ok(())
+    )
 }
 
 /// A service URL as people write it: no trailing slash on a bare origin.

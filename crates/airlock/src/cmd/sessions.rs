@@ -40,22 +40,25 @@ pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
             (s, status)
         })
         .collect();
-    if args.json {
-        let v: Vec<_> = rows
-            .iter()
-            .map(|(s, status)| {
-                json!({
-                    "id": s.id, "agent": s.agent, "capability": s.capability, "status": status,
-                    "started": s.started.to_string(), "expires": s.expires.to_string(), "pid": s.pid,
-                    "live": live.contains(&s.id),
-                })
+    output::list(
+        args.json,
+        &rows,
+        |(s, status)| {
+            json!({
+                "id": s.id, "agent": s.agent, "capability": s.capability, "status": status,
+                "started": s.started.to_string(), "expires": s.expires.to_string(), "pid": s.pid,
+                "live": live.contains(&s.id),
             })
-            .collect();
-        return output::json(&v);
-    }
-    let table = rows
-        .iter()
-        .map(|(s, status)| {
+        },
+        &[
+            "SESSION",
+            "AGENT",
+            "CAPABILITY",
+            "STATUS",
+            "TIME LEFT",
+            "SERVER PID",
+        ],
+        |(s, status)| {
             let left = if *status == "active" {
                 let d = now.duration_until(s.expires).unsigned_abs();
                 human_duration(std::time::Duration::from_secs(d.as_secs()))
@@ -70,21 +73,9 @@ pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
                 left,
                 s.pid.to_string(),
             ]
-        })
-        .collect();
-    output::table(
-        &[
-            "SESSION",
-            "AGENT",
-            "CAPABILITY",
-            "STATUS",
-            "TIME LEFT",
-            "SERVER PID",
-        ],
-        table,
+        },
         "no sessions yet: they start at an agent's first call",
-    );
-    Ok(())
+    )
 }
 
 /// Records an owner action in the audit log when the vault opens without a prompt;
@@ -102,13 +93,9 @@ pub(crate) fn audit(home: &Home, event: Event) {
     let result = unlock::open(home)
         .map_err(|e| e.to_string())
         .and_then(|vault| {
-            airlock_audit::AuditLog::open_home(
-                home,
-                vault.audit_key(),
-                airlock_audit::Options::default(),
-            )
-            .and_then(|mut log| log.append(&event))
-            .map_err(|e| e.to_string())
+            super::open_audit(home, &vault)
+                .and_then(|mut log| log.append(&event))
+                .map_err(|e| e.to_string())
         });
     if let Err(e) = result {
         output::warn(format_args!(
@@ -203,11 +190,7 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
     }
     let released = state::release_lock(home)?;
     if released {
-        let mut log = airlock_audit::AuditLog::open_home(
-            home,
-            vault.audit_key(),
-            airlock_audit::Options::default(),
-        )?;
+        let mut log = super::open_audit(home, &vault)?;
         log.append(
             &Event::new(Kind::Unlock)
                 .decision(Decision::Allow)
@@ -229,20 +212,6 @@ fn shown(s: &str) -> String {
     airlock_audit::Escaped(s).to_string()
 }
 
-/// The requests every running server holds for approval, oldest first. Approvals
-/// live only in the server that holds the request: they are asked for over each
-/// server's control socket, never read from a file.
-fn pending_approvals(home: &Home) -> Vec<PendingRecord> {
-    let mut out: Vec<PendingRecord> =
-        airlock_broker::control::broadcast(home, &json!({"cmd": "approvals"}))
-            .into_iter()
-            .flat_map(|a| a["approvals"].as_array().cloned().unwrap_or_default())
-            .filter_map(|p| serde_json::from_value(p).ok())
-            .collect();
-    out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
-    out
-}
-
 /// Sends an answer to every running server over its control socket; the one that
 /// holds `id` takes it and wakes the request at once.
 ///
@@ -250,7 +219,9 @@ fn pending_approvals(home: &Home) -> Vec<PendingRecord> {
 /// now, so it applies to exactly that request (DESIGN.md §7, invariant 13).
 fn send_answer(home: &Home, id: &str, approve: bool) -> anyhow::Result<PendingRecord> {
     let mut request = json!({"cmd": "answer", "id": id, "approve": approve});
-    if let Some(p) = pending_approvals(home).into_iter().find(|p| p.id == id)
+    if let Some(p) = airlock_ui::pending_approvals(home)
+        .into_iter()
+        .find(|p| p.id == id)
         && !p.hash.is_empty()
     {
         request["hash"] = json!(p.hash);
@@ -279,26 +250,29 @@ fn send_answer(home: &Home, id: &str, approve: bool) -> anyhow::Result<PendingRe
 
 pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
     let Some(id) = &args.id else {
-        let pending = pending_approvals(home);
-        if args.json {
-            let v: Vec<_> = pending
-                .iter()
-                .map(|p| {
-                    json!({"id": p.id, "agent": p.agent, "agent_trusted": p.agent_trusted,
-                           "capability": p.capability, "method": p.method, "path": p.path,
-                           "url": p.url, "cwd": p.cwd,
-                           "headers": p.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-                           "body_bytes": p.body_bytes, "body_sha256": p.body_sha256,
-                           "reason": p.reason, "hash": p.hash, "created": p.created.to_string(),
-                           "expires": p.expires.to_string(), "pid": p.pid})
-                })
-                .collect();
-            return output::json(&v);
-        }
+        let pending = airlock_ui::pending_approvals(home);
         let now = jiff::Timestamp::now();
-        let rows = pending
-            .iter()
-            .map(|p| {
+        return output::list(
+            args.json,
+            &pending,
+            |p| {
+                json!({"id": p.id, "agent": p.agent, "agent_trusted": p.agent_trusted,
+                       "capability": p.capability, "method": p.method, "path": p.path,
+                       "url": p.url, "cwd": p.cwd,
+                       "headers": p.headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                       "body_bytes": p.body_bytes, "body_sha256": p.body_sha256,
+                       "reason": p.reason, "hash": p.hash, "created": p.created.to_string(),
+                       "expires": p.expires.to_string(), "pid": p.pid})
+            },
+            &[
+                "ID",
+                "AGENT",
+                "CAPABILITY",
+                "REQUEST",
+                "REASON",
+                "TIME LEFT",
+            ],
+            |p| {
                 let left = now.duration_until(p.expires).unsigned_abs().as_secs();
                 vec![
                     shown(&p.id),
@@ -308,21 +282,9 @@ pub(crate) fn approve(home: &Home, args: &ApproveArgs) -> anyhow::Result<()> {
                     p.reason.as_deref().map_or_else(|| "-".into(), shown),
                     format!("{left}s"),
                 ]
-            })
-            .collect();
-        output::table(
-            &[
-                "ID",
-                "AGENT",
-                "CAPABILITY",
-                "REQUEST",
-                "REASON",
-                "TIME LEFT",
-            ],
-            rows,
+            },
             "nothing is waiting for approval",
         );
-        return Ok(());
     };
     let rec = send_answer(home, id, true)?;
     let mut sent = rec.url.as_deref().map(shown).unwrap_or_default();

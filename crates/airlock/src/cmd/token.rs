@@ -31,11 +31,7 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             let (_lock, vault) = unlock::open_for_write(home, false)?;
             let key = airlock_broker::attenuate::TokenKey::from_vault(&vault);
             let (token, record) = tokens::issue_keyed(home, agent, caps, ttl, &key)?;
-            let mut audit = airlock_audit::AuditLog::open_home(
-                home,
-                vault.audit_key(),
-                airlock_audit::Options::default(),
-            )?;
+            let mut audit = super::open_audit(home, &vault)?;
             audit.append(
                 &airlock_audit::Event::new(airlock_audit::Kind::TokenIssue)
                     .agent(agent, true)
@@ -71,31 +67,28 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             let rows: Vec<_> = tokens::list(home)?
                 .into_iter()
                 .map(|t| {
-                    let status = if t.revoked {
-                        "revoked"
-                    } else if t.expires <= now {
-                        "expired"
-                    } else {
-                        "active"
-                    };
+                    let status = airlock_ui::token_status(&t, now);
                     let last = tokens::last_use(home, &t.id);
                     (t, status, last)
                 })
                 .collect();
-            if flag.json {
-                let v: Vec<_> = rows
-                    .iter()
-                    .map(|(t, status, last)| {
-                        json!({"id": t.id, "agent": t.agent, "capabilities": t.capabilities, "status": status,
-                               "created": t.created.to_string(), "expires": t.expires.to_string(),
-                               "last_use": last.map(|l| l.to_string())})
-                    })
-                    .collect();
-                return output::json(&v);
-            }
-            let table = rows
-                .iter()
-                .map(|(t, status, last)| {
+            output::list(
+                flag.json,
+                &rows,
+                |(t, status, last)| {
+                    json!({"id": t.id, "agent": t.agent, "capabilities": t.capabilities, "status": status,
+                           "created": t.created.to_string(), "expires": t.expires.to_string(),
+                           "last_use": last.map(|l| l.to_string())})
+                },
+                &[
+                    "ID",
+                    "AGENT",
+                    "CAPABILITIES",
+                    "STATUS",
+                    "TIME LEFT",
+                    "LAST USE",
+                ],
+                |(t, status, last)| {
                     let caps = if t.capabilities.is_empty() {
                         "(all the agent may use)".to_string()
                     } else {
@@ -118,21 +111,9 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
                             l.strftime("%Y-%m-%d %H:%M UTC").to_string()
                         }),
                     ]
-                })
-                .collect();
-            output::table(
-                &[
-                    "ID",
-                    "AGENT",
-                    "CAPABILITIES",
-                    "STATUS",
-                    "TIME LEFT",
-                    "LAST USE",
-                ],
-                table,
+                },
                 "no agent tokens; `airlock token issue --agent NAME` makes one",
-            );
-            Ok(())
+            )
         }
         TokenCommand::Attenuate {
             token,

@@ -171,18 +171,9 @@ pub(crate) fn run(home: &Home, args: &WrapArgs) -> anyhow::Result<ExitCode> {
         })?;
 
     let started = Instant::now();
-    let runtime = run_proxy::child_runtime(plan.is_some())?;
-    let (result, proxied) = runtime.block_on(async {
-        let (launch, proxied) = run_proxy::ready(home, vault, plan, launch, confinement).await?;
-        let result = serve(launch, scrubber, relay.clone()).await;
-        let summary = match proxied {
-            Some(p) => Some(p.stop().await),
-            None => None,
-        };
-        Ok::<_, anyhow::Error>((result, summary))
-    })?;
-    // Our stdin may still be blocked in a read on a helper thread: do not wait.
-    runtime.shutdown_background();
+    let relayed = relay.clone();
+    let child = |launch| async move { Ok(serve(launch, scrubber, relayed).await) };
+    let (result, proxied) = run_proxy::drive(home, vault, plan, launch, confinement, child)?;
 
     let answered = relay.calls().answered;
     let detail = format!(

@@ -15,8 +15,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{
-    Client, SECRET, airlock, append_config, assert_no_secret, audit_records, find_named, home, ok,
+    McpClient, SECRET, airlock, append_config, assert_no_secret, audit_records, find_named, home,
+    ok,
 };
+use crate::common::python_mcp_server;
 
 /// Real git and a kernel with Landlock; CI has both (`confinement_is_available_here`
 /// in airlock-exec's tests fails CI otherwise).
@@ -118,17 +120,17 @@ fn doctor_report(w: &World) -> String {
     String::from_utf8_lossy(&doctor.stdout).into_owned()
 }
 
-fn serve(w: &World) -> Client {
+fn serve(w: &World) -> McpClient {
     let mut cmd = airlock(&w.home);
     cmd.args(["serve", "--agent", "attacker"])
         .env("HOME", &w.owner);
-    let mut c = Client::spawn(cmd);
-    c.initialize();
+    let mut c = McpClient::spawn(cmd);
+    c.initialize("exec-test");
     c
 }
 
 /// One `exec` call: (isError, text, parsed result when it ran).
-fn exec(c: &mut Client, command: &[&str]) -> (bool, String, Value) {
+fn exec(c: &mut McpClient, command: &[&str]) -> (bool, String, Value) {
     let (err, text) = c.tool(
         "exec",
         json!({"capability": "gitcap", "command": command, "reason": "attack"}),
@@ -487,9 +489,9 @@ fn without_landlock_exec_refuses_with_one_line_and_confine_false_runs() {
         let mut cmd = airlock(&home);
         cmd.args(["serve", "--agent", "attacker"])
             .env("HOME", &owner);
-        Client::spawn(cmd)
+        McpClient::spawn(cmd)
     });
-    c.initialize();
+    c.initialize("exec-test");
     let (err, text, _) = exec(&mut c, &["git", "log", "--oneline"]);
     assert!(err, "ran without its sandbox: {text}");
     assert!(text.contains("refused by the config check"), "{text}");
@@ -544,24 +546,15 @@ fn without_landlock_exec_refuses_with_one_line_and_confine_false_runs() {
     );
 }
 
-/// A stdio MCP server that reports whether it can read the file a tool call names.
-const PROBE_SERVER: &str = r#"
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if "id" not in m:
-        continue
-    if m.get("method") == "initialize":
-        r = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
-             "serverInfo": {"name": "probe", "version": "1"}}
-    else:
-        try:
-            open(m["params"]["arguments"]["path"], "rb").read()
-            t = "read"
-        except OSError as e:
-            t = "denied: " + e.strerror
-        r = {"content": [{"type": "text", "text": t}], "isError": False}
-    print(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}), flush=True)
+/// The tool of a stdio MCP server (`python_mcp_server`) that reports whether
+/// it can read the file a tool call names.
+const PROBE_TOOL: &str = r#"
+def tool(args):
+    try:
+        open(args["path"], "rb").read()
+        return "read"
+    except OSError as e:
+        return "denied: " + e.strerror
 "#;
 
 #[test]
@@ -570,7 +563,11 @@ fn wrap_confine_keeps_the_server_out_of_the_home() {
         return;
     }
     let w = world("");
-    std::fs::write(w.work.join("probe.py"), PROBE_SERVER).unwrap();
+    std::fs::write(
+        w.work.join("probe.py"),
+        python_mcp_server("probe", PROBE_TOOL),
+    )
+    .unwrap();
     let mut cmd = airlock(&w.home);
     cmd.args([
         "wrap",
@@ -583,10 +580,13 @@ fn wrap_confine_keeps_the_server_out_of_the_home() {
     ])
     .current_dir(&w.work)
     .env("HOME", &w.owner);
-    let mut c = Client::spawn(cmd);
-    assert_eq!(c.initialize()["result"]["serverInfo"]["name"], "probe");
+    let mut c = McpClient::spawn(cmd);
+    assert_eq!(
+        c.initialize("exec-test")["result"]["serverInfo"]["name"],
+        "probe"
+    );
     let probe =
-        |c: &mut Client, p: &Path| c.tool("probe", json!({"path": p.display().to_string()})).1;
+        |c: &mut McpClient, p: &Path| c.tool("probe", json!({"path": p.display().to_string()})).1;
     assert_eq!(probe(&mut c, &w.work.join("README")), "read");
     for f in [
         w.home.join("master.key"),

@@ -344,14 +344,18 @@ fn redacted_fits(redacted: &str, key: &[u8]) -> bool {
         && key.ends_with(tail.as_bytes())
 }
 
-/// The exact-one item of `items` whose `redacted` member fits `key`.
+/// The exact-one item of a provider's `list` answer (its `data` array) whose
+/// `redacted` member fits `key`.
 fn find_key<'a>(
-    items: impl Iterator<Item = &'a Value>,
+    list: &'a Value,
     redacted: &dyn Fn(&Value) -> Option<&str>,
     key: &[u8],
     who: &str,
 ) -> Result<&'a Value, String> {
-    let hits: Vec<&Value> = items
+    let hits: Vec<&Value> = list["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .filter(|v| redacted(v).is_some_and(|r| redacted_fits(r, key)))
         .collect();
     match hits.as_slice() {
@@ -373,11 +377,75 @@ fn secret(vault: &airlock_vault::Vault, name: &str, why: &str) -> Result<SecretS
     })
 }
 
+/// A provider's API as its management (admin) key calls it: JSON calls with
+/// `Authorization: Bearer` that key.
+struct Admin {
+    client: Client,
+    key: SecretSlice<u8>,
+}
+
+impl Admin {
+    /// The client for `provider`, with the key in vault secret `name` (`why`
+    /// says what it is, for the error when it is missing).
+    fn new(
+        vault: &airlock_vault::Vault,
+        provider: Provider,
+        name: &str,
+        why: &str,
+    ) -> Result<Admin, String> {
+        let client = Client::new(provider)?;
+        let key = secret(vault, name, why)?;
+        Ok(Admin { client, key })
+    }
+
+    /// How to retire the old key once the new one is stored: the admin call
+    /// `method path`, then `done` says what became of it.
+    fn retire(
+        self,
+        method: reqwest::Method,
+        path: String,
+        done: String,
+    ) -> impl FnOnce() -> Result<String, String> + 'static {
+        move || {
+            self.call(method, &path, None)?;
+            Ok(done)
+        }
+    }
+
+    /// `Client::json` with the admin key.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        self.client
+            .json(method, path, self.key.expose_secret(), body)
+    }
+}
+
 /// The new values the provider issued, and how to retire the old credential
 /// once they are stored.
 struct Issued {
     values: Vec<(String, Zeroizing<Vec<u8>>)>,
     retire: Box<dyn FnOnce() -> Result<String, String>>,
+}
+
+impl Issued {
+    /// The one new key `value` for `r`'s secret, and how to retire the old.
+    fn key(
+        r: &Rotation,
+        value: &str,
+        retire: impl FnOnce() -> Result<String, String> + 'static,
+    ) -> Issued {
+        Issued {
+            values: vec![(
+                r.secrets[0].clone(),
+                Zeroizing::new(value.as_bytes().to_vec()),
+            )],
+            retire: Box::new(retire),
+        }
+    }
 }
 
 /// Rotates `r`: the provider issues, the vault stores, the old is retired.
@@ -450,22 +518,9 @@ fn iam_call(
         .find_map(|p| p.strip_prefix("Action="))
         .unwrap_or("IAM call")
         .to_string();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
-    );
-    let mut req = airlock_inject::OutgoingRequest::new(
-        http::Method::POST,
-        client.origin.clone(),
-        "/",
-        None,
-        headers,
-        bytes::Bytes::from(form.to_string()),
-    );
-    key.sign(&mut req)
+    let (method, url, headers, body) = key
+        .sign_form_post(client.origin.clone(), form.to_string())
         .map_err(|e| format!("AWS IAM {action}: cannot sign: {e}"))?;
-    let (method, url, headers, body) = req.into_parts();
     let request = client.http.request(method, url).headers(headers).body(body);
     let body = client.send(&action, request)?;
     String::from_utf8(body)
@@ -531,22 +586,16 @@ fn aws(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> {
 }
 
 fn stripe(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> {
-    let client = Client::new(Provider::Stripe)?;
-    let admin = secret(vault, STRIPE_ADMIN, "Stripe's management key")?;
-    let leaked = secret(vault, &r.secrets[0], "the leaked key")?;
-    let list = client.json(
-        reqwest::Method::GET,
-        "/v2/iam/api_keys?limit=100",
-        admin.expose_secret(),
-        None,
+    let admin = Admin::new(
+        vault,
+        Provider::Stripe,
+        STRIPE_ADMIN,
+        "Stripe's management key",
     )?;
-    let items = list["data"]
-        .as_array()
-        .map(|a| a.iter())
-        .into_iter()
-        .flatten();
+    let leaked = secret(vault, &r.secrets[0], "the leaked key")?;
+    let list = admin.call(reqwest::Method::GET, "/v2/iam/api_keys?limit=100", None)?;
     let old = find_key(
-        items,
+        &list,
         &|v| v["secret_key"]["secret_token_redacted"].as_str(),
         leaked.expose_secret(),
         "Stripe",
@@ -558,10 +607,9 @@ fn stripe(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> 
     if !is_id(&old_id) {
         return Err("Stripe: the key's id is not a plain id".into());
     }
-    let rotated = client.json(
+    let rotated = admin.call(
         reqwest::Method::POST,
         &format!("/v2/iam/api_keys/{old_id}/rotate"),
-        admin.expose_secret(),
         Some(serde_json::json!({"expire_current_key_in_minutes": STRIPE_GRACE_MINUTES})),
     )?;
     let Some(token) = rotated["secret_key"]["token"].as_str() else {
@@ -569,32 +617,20 @@ fn stripe(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> 
             "Stripe returned the new key encrypted (live mode) or not at all; airlock cannot read it — the old key expires in {STRIPE_GRACE_MINUTES} minutes: rotate it in the Dashboard now"
         ));
     };
-    let values = vec![(
-        r.secrets[0].clone(),
-        Zeroizing::new(token.as_bytes().to_vec()),
-    )];
-    let retire = Box::new(move || {
-        client.json(
-            reqwest::Method::POST,
-            &format!("/v2/iam/api_keys/{old_id}/expire"),
-            admin.expose_secret(),
-            None,
-        )?;
-        Ok(format!(
-            "new key stored; the old key ({old_id}) is expired at Stripe"
-        ))
-    });
-    Ok(Issued { values, retire })
+    let retire = admin.retire(
+        reqwest::Method::POST,
+        format!("/v2/iam/api_keys/{old_id}/expire"),
+        format!("new key stored; the old key ({old_id}) is expired at Stripe"),
+    );
+    Ok(Issued::key(r, token, retire))
 }
 
 fn openai(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> {
-    let client = Client::new(Provider::OpenAi)?;
-    let admin = secret(vault, OPENAI_ADMIN, "OpenAI's admin key")?;
+    let admin = Admin::new(vault, Provider::OpenAi, OPENAI_ADMIN, "OpenAI's admin key")?;
     let leaked = secret(vault, &r.secrets[0], "the leaked key")?;
-    let projects = client.json(
+    let projects = admin.call(
         reqwest::Method::GET,
         "/v1/organization/projects?limit=100",
-        admin.expose_secret(),
         None,
     )?;
     let mut found: Option<(String, Value)> = None;
@@ -602,19 +638,13 @@ fn openai(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> 
         let Some(pid) = p["id"].as_str().filter(|id| is_id(id)) else {
             continue;
         };
-        let keys = client.json(
+        let keys = admin.call(
             reqwest::Method::GET,
             &format!("/v1/organization/projects/{pid}/api_keys?limit=100"),
-            admin.expose_secret(),
             None,
         )?;
-        let items = keys["data"]
-            .as_array()
-            .map(|a| a.iter())
-            .into_iter()
-            .flatten();
         if let Ok(k) = find_key(
-            items,
+            &keys,
             &|v| v["redacted_value"].as_str(),
             leaked.expose_secret(),
             "OpenAI",
@@ -648,31 +678,20 @@ fn openai(vault: &airlock_vault::Vault, r: &Rotation) -> Result<Issued, String> 
     if !is_id(sa) {
         return Err("OpenAI: the service account id is not a plain id".into());
     }
-    let created = client.json(
+    let created = admin.call(
         reqwest::Method::POST,
         &format!("/v1/organization/projects/{pid}/service_accounts/{sa}/api_keys"),
-        admin.expose_secret(),
         Some(serde_json::json!({"name": "airlock incident rotation"})),
     )?;
     let Some(value) = created["value"].as_str() else {
         return Err("OpenAI: the answer holds no new key".into());
     };
-    let values = vec![(
-        r.secrets[0].clone(),
-        Zeroizing::new(value.as_bytes().to_vec()),
-    )];
-    let retire = Box::new(move || {
-        client.json(
-            reqwest::Method::DELETE,
-            &format!("/v1/organization/projects/{pid}/api_keys/{old_id}"),
-            admin.expose_secret(),
-            None,
-        )?;
-        Ok(format!(
-            "new key stored; the old key ({old_id}) is deleted at OpenAI"
-        ))
-    });
-    Ok(Issued { values, retire })
+    let retire = admin.retire(
+        reqwest::Method::DELETE,
+        format!("/v1/organization/projects/{pid}/api_keys/{old_id}"),
+        format!("new key stored; the old key ({old_id}) is deleted at OpenAI"),
+    );
+    Ok(Issued::key(r, value, retire))
 }
 
 /// A provider's object id that is safe in a URL path and a message.
