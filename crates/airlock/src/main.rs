@@ -17,6 +17,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    harden_process();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -29,6 +30,21 @@ fn main() -> ExitCode {
             output::error(msg);
             ExitCode::from(2)
         }
+    }
+}
+
+/// Once the vault is open, secrets and the master key live in this process's
+/// memory: no core dump may carry them, and no other process of the same user
+/// may read them through ptrace or `/proc/PID/mem` (a crash an agent provokes
+/// with `kill -SEGV`, then `coredumpctl dump`, would otherwise hand it every
+/// key). Not dumpable does both; a program airlock starts gets the normal
+/// setting back at its `exec`. `airlock doctor` reports it.
+fn harden_process() {
+    #[cfg(target_os = "linux")]
+    {
+        // Only fails on a kernel without prctl: nothing more to do then.
+        let _ =
+            rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     }
 }
 

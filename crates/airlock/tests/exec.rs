@@ -393,6 +393,28 @@ fn run_and_wrap_start_nothing_when_they_cannot_be_audited() {
     ok(airlock(&home).args(["audit", "verify"]).output().unwrap());
 }
 
+/// airlock holds the vault's secrets in its memory: it makes itself
+/// non-dumpable (no core dump, no ptrace or /proc/PID/mem by the user's other
+/// processes) and says so in `doctor`; a program it runs gets the normal
+/// setting back at exec (its own crashes still dump, it can be debugged).
+#[test]
+fn airlock_is_not_dumpable_and_the_programs_it_runs_are() {
+    let (_dir, home) = home();
+    let out = airlock(&home).arg("doctor").output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("process memory: no core dumps, no ptrace"),
+        "{report}"
+    );
+    // prctl(PR_GET_DUMPABLE) in the child: 1 = dumpable
+    let out = ok(airlock(&home)
+        .args(["run", "--", "python3", "-c"])
+        .arg("import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))")
+        .output()
+        .unwrap());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+}
+
 #[test]
 fn run_adds_a_capabilitys_env_and_forwards_sigterm() {
     let (dir, home) = home();

@@ -75,6 +75,19 @@ pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
         );
     }
 
+    // The process's own memory (main.rs, harden_process).
+    #[cfg(target_os = "linux")]
+    match rustix::process::dumpable_behavior() {
+        Ok(rustix::process::DumpableBehavior::NotDumpable) => r.push(
+            Level::Ok,
+            "process memory: no core dumps, no ptrace or /proc/PID/mem by other processes of yours",
+        ),
+        _ => r.push(
+            Level::Action,
+            "process memory: airlock could not make itself non-dumpable; a crash could write secrets to a core dump",
+        ),
+    }
+
     // Vault and unlock mode.
     let mut audit_key = None;
     let mut vault = None;
