@@ -46,6 +46,7 @@ mod group;
 mod log;
 mod read;
 mod record;
+mod seek;
 mod verify;
 
 pub use chain::{ANCHOR_FILE, Mac, ParseMacError};
@@ -57,4 +58,5 @@ pub use record::{
     Decision, Escaped, Event, Human, Kind, MAX_DETAIL, MAX_FIELD, MAX_LINE, MAX_PATH,
     MAX_QUERY_KEYS, Record,
 };
+pub use seek::{After, WINDOW, records_after};
 pub use verify::{Outcome, Problem, ProblemKind, VerifyReport, verify, verify_home};

@@ -13,6 +13,7 @@
 //! Servers check `revocations.json` and `locked` with one `stat` each per request
 //! and re-read the file only when it changed.
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
@@ -270,6 +271,70 @@ pub fn apply_team_revocation(
         write_json(home, &revocations_path(home), &revs)?;
     }
     Ok(changed)
+}
+
+/// Team mode's hook (issue 15): records an incident lock on a capability or an
+/// agent (`target`) that a device of the team made at `at` (takes the home
+/// lock); a lock already there keeps the later instant. Returns whether the
+/// file changed.
+pub fn apply_team_incident_lock(
+    home: &Home,
+    target: &RevokeTarget,
+    at: jiff::Timestamp,
+) -> Result<bool, StateError> {
+    let _lock = home.lock()?;
+    let mut revs = revocations(home)?;
+    let entry = match target {
+        RevokeTarget::Capability(c) => revs.locked.capabilities.entry(c.clone()),
+        RevokeTarget::Agent(a) => revs.locked.agents.entry(a.clone()),
+        _ => return Ok(false),
+    };
+    let changed = match entry {
+        Entry::Vacant(v) => {
+            v.insert(at);
+            true
+        }
+        Entry::Occupied(mut o) if *o.get() < at => {
+            o.insert(at);
+            true
+        }
+        Entry::Occupied(_) => false,
+    };
+    if changed {
+        write_json(home, &revocations_path(home), &revs)?;
+    }
+    Ok(changed)
+}
+
+/// Team mode's hook (issue 15): an admin device's `airlock unlock` made at
+/// `at` releases every incident lock made at or before `at` (takes the home
+/// lock); a newer lock stays. Returns what was released.
+pub fn release_team_incident_locks(
+    home: &Home,
+    at: jiff::Timestamp,
+) -> Result<IncidentLocks, StateError> {
+    let _lock = home.lock()?;
+    let mut revs = revocations(home)?;
+    let mut released = IncidentLocks::default();
+    for (from, to) in [
+        (&mut revs.locked.capabilities, &mut released.capabilities),
+        (&mut revs.locked.agents, &mut released.agents),
+    ] {
+        let old: Vec<String> = from
+            .iter()
+            .filter(|(_, t)| **t <= at)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            if let Some(t) = from.remove(&k) {
+                to.insert(k, t);
+            }
+        }
+    }
+    if !released.is_empty() {
+        write_json(home, &revocations_path(home), &revs)?;
+    }
+    Ok(released)
 }
 
 /// Locks `capabilities` and `agents` for an incident (takes the home lock); a

@@ -28,7 +28,7 @@ use sqlx::Row;
 
 use crate::keys::{self, message};
 use crate::local::{self, Mark};
-use crate::team::{DeviceStatus, Team};
+use crate::team::{DeviceStatus, Team, View};
 use crate::{Result, TeamError};
 
 /// One row of `airlock.audit` as read back.
@@ -194,6 +194,103 @@ struct Walk {
     broken_at: Option<i64>,
 }
 
+impl Walk {
+    fn new() -> Walk {
+        Walk {
+            expect: 1,
+            prev: ZERO,
+            last: None,
+            rows: 0,
+            broken_at: None,
+        }
+    }
+
+    /// Checks `row`, the next row of this chain: its record and hash when it
+    /// verifies (the chain moves on), else the seq to name and why (the chain
+    /// is broken from there).
+    fn step(
+        &mut self,
+        view: &View,
+        team: &str,
+        row: &AuditRow,
+    ) -> std::result::Result<(Record, [u8; 32]), (i64, String)> {
+        let (device, seq) = (&row.device, row.seq);
+        let msg = row_msg(team, device, seq, &row.prev, &row.record);
+        let who = view
+            .members
+            .get(device)
+            .filter(|d| d.status != DeviceStatus::Pending);
+        let checked = if let Some(d) = who {
+            if seq != self.expect {
+                Err((
+                    self.expect,
+                    format!(
+                        "the row is missing (deleted): the chain goes from seq {} to seq {seq}",
+                        self.expect - 1
+                    ),
+                ))
+            } else if !keys::verify(&d.sign_pk, &msg, &row.sig) {
+                Err((
+                    seq,
+                    "its signature by the device does not verify: the row was edited, reordered or forged".into(),
+                ))
+            } else if row.prev != self.prev {
+                Err((seq, format!("its prev is not the hash of seq {}", seq - 1)))
+            } else {
+                match Record::parse_line(row.record.as_bytes()) {
+                    Err(e) => Err((seq, format!("its record does not parse: {e}"))),
+                    Ok(rec) => match self.last {
+                        Some((s, mac)) if rec.seq != s + 1 || rec.prev != mac => Err((
+                            seq,
+                            format!(
+                                "its record (local #{}) does not follow the device's record #{s}",
+                                rec.seq
+                            ),
+                        )),
+                        _ => Ok(rec),
+                    },
+                }
+            }
+        } else {
+            Err((seq, format!("device {device} is not a member of this team")))
+        };
+        match checked {
+            Ok(rec) => {
+                let h = sha(&msg);
+                self.prev = h;
+                self.expect += 1;
+                self.rows += 1;
+                self.last = Some((rec.seq, rec.mac));
+                Ok((rec, h))
+            }
+            Err((at, why)) => {
+                self.broken_at = Some(at);
+                Err((at, why))
+            }
+        }
+    }
+}
+
+/// `airlock logs --team --follow`: where each device's chain has been read
+/// and verified up to, so that each poll reads only the rows added since.
+#[derive(Default)]
+pub struct AuditFollow {
+    chains: BTreeMap<String, Walk>,
+}
+
+fn team_record(view: &View, device: &str, seq: i64, record: Record) -> TeamRecord {
+    TeamRecord {
+        name: view
+            .members
+            .get(device)
+            .map(|d| d.name.clone())
+            .unwrap_or_default(),
+        device: device.to_string(),
+        seq,
+        record,
+    }
+}
+
 impl Team {
     /// Uploads this device's local audit records that the database does not
     /// hold yet, in order, `UPLOAD_BATCH` per transaction.
@@ -261,13 +358,12 @@ impl Team {
         out.head = (seq > 0).then_some(seq);
         let after = last.map_or(0, |(s, _)| s);
         let mut batch: Vec<String> = Vec::new();
+        // From the first local record after `after` on, found without reading
+        // the log from its start (airlock_audit::records_after).
         for item in
-            airlock_audit::records(&self.home.audit_dir(), Filter::all()).map_err(local_audit)?
+            airlock_audit::records_after(&self.home.audit_dir(), after).map_err(local_audit)?
         {
             let r = item.map_err(local_audit)?;
-            if r.seq <= after {
-                continue;
-            }
             if let Some((s, mac)) = last
                 && (r.seq != s + 1 || r.prev != mac)
             {
@@ -417,6 +513,58 @@ impl Team {
         Ok((records, report))
     }
 
+    /// `airlock logs --team --follow`: the rows added to every device's chain
+    /// since the last call with `follow` (all of them at the first), verified
+    /// as [`Team::read_audit`] does, those passing `filter` oldest first; and
+    /// the problems found in them (a chain is not read past its first bad row).
+    pub async fn follow_audit(
+        &self,
+        follow: &mut AuditFollow,
+        filter: &Filter,
+    ) -> Result<(Vec<TeamRecord>, Vec<AuditProblem>)> {
+        let view = self.view().await?;
+        let team = self.state.team.as_str();
+        let (devices, heads): (Vec<String>, Vec<i64>) = follow
+            .chains
+            .iter()
+            .map(|(d, c)| (d.clone(), c.broken_at.map_or(c.expect - 1, |_| i64::MAX)))
+            .unzip();
+        let rows = sqlx::query(
+            "SELECT a.device, a.seq, a.prev, a.record, a.sig FROM airlock.audit a \
+             LEFT JOIN UNNEST($1::text[], $2::bigint[]) AS k(device, head) ON k.device = a.device \
+             WHERE a.seq > COALESCE(k.head, 0) ORDER BY a.device, a.seq",
+        )
+        .bind(&devices)
+        .bind(&heads)
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut kept, mut problems) = (Vec::new(), Vec::new());
+        for r in rows {
+            let row = AuditRow::read(&r)?;
+            let c = follow
+                .chains
+                .entry(row.device.clone())
+                .or_insert_with(Walk::new);
+            if c.broken_at.is_some() {
+                continue;
+            }
+            match c.step(&view, team, &row) {
+                Err((at, why)) => problems.push(AuditProblem {
+                    row: audit_row(&row.device, at),
+                    device: Some(row.device.clone()),
+                    seq: Some(at),
+                    why,
+                }),
+                Ok((rec, _)) if filter.matches(&rec) => {
+                    kept.push(team_record(&view, &row.device, row.seq, rec));
+                }
+                Ok(_) => {}
+            }
+        }
+        kept.sort_by(|a, b| (a.record.ts, &a.device, a.seq).cmp(&(b.record.ts, &b.device, b.seq)));
+        Ok((kept, problems))
+    }
+
     async fn walk(&self, keep: Option<&Filter>) -> Result<(AuditReport, Vec<TeamRecord>)> {
         let view = self.view().await?;
         let team = self.state.team.as_str();
@@ -436,100 +584,30 @@ impl Team {
         .fetch_all(&self.pool)
         .await?;
         for r in rows {
-            let AuditRow {
-                device,
-                seq,
-                prev,
-                record,
-                sig,
-            } = AuditRow::read(&r)?;
-            let c = chains.entry(device.clone()).or_insert(Walk {
-                expect: 1,
-                prev: ZERO,
-                last: None,
-                rows: 0,
-                broken_at: None,
-            });
+            let row = AuditRow::read(&r)?;
+            let c = chains.entry(row.device.clone()).or_insert_with(Walk::new);
             if c.broken_at.is_some() {
                 continue;
             }
-            let msg = row_msg(team, &device, seq, &prev, &record);
-            let who = view
-                .members
-                .get(&device)
-                .filter(|d| d.status != DeviceStatus::Pending);
-            let mut parsed = None;
-            let bad: Option<(i64, String)> = if let Some(d) = who {
-                if seq != c.expect {
-                    Some((
-                        c.expect,
-                        format!(
-                            "the row is missing (deleted): the chain goes from seq {} to seq {seq}",
-                            c.expect - 1
-                        ),
-                    ))
-                } else if !keys::verify(&d.sign_pk, &msg, &sig) {
-                    Some((
-                        seq,
-                        "its signature by the device does not verify: the row was edited, reordered or forged".into(),
-                    ))
-                } else if prev != c.prev {
-                    Some((seq, format!("its prev is not the hash of seq {}", seq - 1)))
-                } else {
-                    match Record::parse_line(record.as_bytes()) {
-                        Err(e) => Some((seq, format!("its record does not parse: {e}"))),
-                        Ok(rec) => match c.last {
-                            Some((s, mac)) if rec.seq != s + 1 || rec.prev != mac => Some((
-                                seq,
-                                format!(
-                                    "its record (local #{}) does not follow the device's record #{s}",
-                                    rec.seq
-                                ),
-                            )),
-                            _ => {
-                                parsed = Some(rec);
-                                None
-                            }
-                        },
-                    }
-                }
-            } else {
-                Some((seq, format!("device {device} is not a member of this team")))
-            };
-            if let Some((at, why)) = bad {
-                c.broken_at = Some(at);
-                problem(
+            match c.step(&view, team, &row) {
+                Err((at, why)) => problem(
                     &mut report,
                     AuditProblem {
-                        row: audit_row(&device, at),
-                        device: Some(device.clone()),
+                        row: audit_row(&row.device, at),
+                        device: Some(row.device.clone()),
                         seq: Some(at),
                         why,
                     },
-                );
-                continue;
-            }
-            let Some(rec) = parsed else { continue };
-            let h = sha(&msg);
-            hashes.insert((device.clone(), seq), h);
-            c.prev = h;
-            c.expect += 1;
-            c.rows += 1;
-            c.last = Some((rec.seq, rec.mac));
-            report.rows += 1;
-            if let Some(f) = keep
-                && f.matches(&rec)
-            {
-                kept.push(TeamRecord {
-                    name: view
-                        .members
-                        .get(&device)
-                        .map(|d| d.name.clone())
-                        .unwrap_or_default(),
-                    device: device.clone(),
-                    seq,
-                    record: rec,
-                });
+                ),
+                Ok((rec, h)) => {
+                    hashes.insert((row.device.clone(), row.seq), h);
+                    report.rows += 1;
+                    if let Some(f) = keep
+                        && f.matches(&rec)
+                    {
+                        kept.push(team_record(&view, &row.device, row.seq, rec));
+                    }
+                }
             }
         }
 

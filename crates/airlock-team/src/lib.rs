@@ -24,7 +24,7 @@ pub mod local;
 mod schema;
 mod team;
 
-pub use audit::{AuditProblem, AuditReport, Chain, TeamRecord, UPLOAD_BATCH, Upload};
+pub use audit::{AuditFollow, AuditProblem, AuditReport, Chain, TeamRecord, UPLOAD_BATCH, Upload};
 pub use schema::migrate;
 pub use team::{
     AUDIT_TICK, CHANNEL, CHECKPOINT_EVERY, Device, DeviceRevocation, DeviceStatus, Followed,

@@ -43,6 +43,10 @@ pub struct TeamState {
     /// The signed instant of the last lock/unlock applied (the latest wins).
     #[serde(default)]
     pub lock_at: Option<i64>,
+    /// The signed instant of the last release of the incident locks applied:
+    /// an incident lock signed at or before it is not applied again.
+    #[serde(default)]
+    pub incident_unlock_at: Option<i64>,
     /// The team version of each service and capability applied to `airlock.toml`
     /// (`service:NAME`, `capability:NAME`).
     #[serde(default)]

@@ -18,6 +18,9 @@ use crate::keys::{self, DeviceKeys, DevicePublic, KEY_LEN, message};
 use crate::local::{self, TeamState};
 use crate::{Result, TeamError};
 
+/// How soon a follower whose catch-up failed tries again.
+const RETRY: Duration = Duration::from_secs(1);
+
 /// The `pg_notify` channel that carries change numbers.
 pub const CHANNEL: &str = "airlock_changes";
 /// How often a follower uploads this device's new audit records.
@@ -101,6 +104,11 @@ pub struct SyncReport {
     pub revocations: usize,
     /// The lock state set by this sync, if it changed it.
     pub lock: Option<bool>,
+    /// Incident locks (capabilities and agents) of other devices this sync
+    /// added or renewed.
+    pub incident_locks: Vec<RevokeTarget>,
+    /// Incident locks a team unlock released in this sync.
+    pub incident_unlocked: Vec<RevokeTarget>,
     /// The last change number applied.
     pub last_seq: i64,
 }
@@ -631,7 +639,14 @@ async fn insert_change(
     Ok(seq)
 }
 
-/// A revocation as the change log carries it.
+/// The change-log kind of an incident lock (`airlock incident`): its subject
+/// names one capability or agent as a revocation's does.
+const INCIDENT_LOCK: &str = "incident-lock";
+/// The change-log kind of the release of every incident lock (`airlock
+/// unlock`, admin devices only).
+const INCIDENT_UNLOCK: &str = "incident-unlock";
+
+/// A revocation (or an incident lock) as the change log carries it.
 fn revoke_subject(t: &RevokeTarget) -> String {
     match t {
         RevokeTarget::Session(s) => format!("session:{s}"),
@@ -729,6 +744,7 @@ impl Team {
             last_sync: None,
             secrets: BTreeMap::new(),
             lock_at: None,
+            incident_unlock_at: None,
             config: BTreeMap::new(),
             audit_head: None,
             checkpoint: None,
@@ -844,6 +860,7 @@ impl Team {
             last_sync: None,
             secrets: BTreeMap::new(),
             lock_at: None,
+            incident_unlock_at: None,
             config: BTreeMap::new(),
             audit_head: None,
             checkpoint: None,
@@ -1509,23 +1526,64 @@ impl Team {
             .await
     }
 
+    /// Logs the incident locks `airlock incident` set on this device (each
+    /// capability and agent a row of its own, in one transaction), for every
+    /// other device; the last change number.
+    pub async fn publish_incident_locks(
+        &self,
+        capabilities: &[String],
+        agents: &[String],
+    ) -> Result<i64> {
+        let subjects: Vec<String> = capabilities
+            .iter()
+            .map(|c| revoke_subject(&RevokeTarget::Capability(c.clone())))
+            .chain(
+                agents
+                    .iter()
+                    .map(|a| revoke_subject(&RevokeTarget::Agent(a.clone()))),
+            )
+            .collect();
+        self.publish_changes(INCIDENT_LOCK, &subjects, None).await
+    }
+
+    /// Logs the release of every incident lock made until now (`airlock unlock`;
+    /// admin devices only).
+    pub async fn publish_incident_unlock(&self) -> Result<i64> {
+        self.publish_changes(INCIDENT_UNLOCK, &[String::new()], Some(false))
+            .await
+    }
+
     async fn publish_change(&self, kind: &str, subject: &str, lock: Option<bool>) -> Result<i64> {
+        self.publish_changes(kind, &[subject.to_string()], lock)
+            .await
+    }
+
+    /// One row of `kind` per subject, in one transaction; the last number.
+    async fn publish_changes(
+        &self,
+        kind: &str,
+        subjects: &[String],
+        lock: Option<bool>,
+    ) -> Result<i64> {
         let view = self.view().await?;
         self.me(&view)?;
         if lock == Some(false) {
             self.require_admin(&view, "release the team's lock")?;
         }
         let mut tx = self.pool.begin().await?;
-        let seq = insert_change(
-            &mut tx,
-            &self.state.team,
-            &self.keys,
-            &self.state.device,
-            kind,
-            subject,
-            "",
-        )
-        .await?;
+        let mut seq = 0;
+        for subject in subjects {
+            seq = insert_change(
+                &mut tx,
+                &self.state.team,
+                &self.keys,
+                &self.state.device,
+                kind,
+                subject,
+                "",
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(seq)
     }
@@ -1644,13 +1702,14 @@ impl Team {
                     why: format!("it is not signed by member device {device}"),
                 });
             }
-            if kind == "unlock" && view.admin(&device).is_none() {
+            if (kind == "unlock" || kind == INCIDENT_UNLOCK) && view.admin(&device).is_none() {
                 return Err(TeamError::Tampered {
                     row,
                     why: format!("an unlock by {device}, which is not an admin"),
                 });
             }
-            actions.push((kind, subject, at));
+            let mine = device == self.state.device;
+            actions.push((kind, subject, at, mine));
             last_seq = seq;
             report.changes += 1;
         }
@@ -1687,7 +1746,7 @@ impl Team {
             self.state.config.insert(format!("{kind}:{name}"), version);
             report.config.push((kind, name, version));
         }
-        for (kind, subject, at) in actions {
+        for (kind, subject, at, mine) in actions {
             match kind.as_str() {
                 "revoke" => {
                     if let (Some(target), Ok(t)) = (
@@ -1715,6 +1774,30 @@ impl Team {
                         state::release_lock(&self.home)?;
                     }
                     report.lock = Some(locked);
+                }
+                INCIDENT_LOCK if self.state.incident_unlock_at.is_none_or(|u| u < at) => {
+                    let target = parse_revoke_subject(&subject).filter(|t| {
+                        matches!(t, RevokeTarget::Capability(_) | RevokeTarget::Agent(_))
+                    });
+                    if let (Some(target), Ok(t)) = (target, jiff::Timestamp::from_millisecond(at))
+                        && state::apply_team_incident_lock(&self.home, &target, t)?
+                        && !mine
+                    {
+                        report.incident_locks.push(target);
+                    }
+                }
+                INCIDENT_UNLOCK if self.state.incident_unlock_at.is_none_or(|u| u < at) => {
+                    self.state.incident_unlock_at = Some(at);
+                    if let Ok(t) = jiff::Timestamp::from_millisecond(at) {
+                        let released = state::release_team_incident_locks(&self.home, t)?;
+                        report.incident_unlocked.extend(
+                            released
+                                .capabilities
+                                .into_keys()
+                                .map(RevokeTarget::Capability)
+                                .chain(released.agents.into_keys().map(RevokeTarget::Agent)),
+                        );
+                    }
                 }
                 _ => {}
             }
@@ -1745,7 +1828,8 @@ impl Team {
     }
 
     /// Follows the change log: a sync now, then on every `pg_notify`, after every
-    /// reconnect, and every `poll` at the latest; and, while in sync, uploads
+    /// reconnect, and every `poll` at the latest (every second while a sync
+    /// fails); and, while in sync, uploads
     /// this device's new audit records every [`AUDIT_TICK`] and (admin devices)
     /// writes an audit checkpoint every [`CHECKPOINT_EVERY`] when a head moved.
     /// `report` hears each outcome. Returns only if the listener cannot be set up.
@@ -1766,7 +1850,10 @@ impl Team {
                 let r = self.sync(vault).await;
                 in_sync = r.is_ok();
                 report(Followed::Sync(r));
-                next_sync = Instant::now() + poll;
+                // Out of sync (the database away), try again soon: a restarted
+                // database wakes no listener, and the server refuses every
+                // request past max_staleness until a catch-up succeeds.
+                next_sync = Instant::now() + if in_sync { poll } else { poll.min(RETRY) };
             }
             if in_sync {
                 let r = match self.upload_audit().await {

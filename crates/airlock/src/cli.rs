@@ -618,7 +618,7 @@ pub(crate) struct LogsArgs {
     pub(crate) since: Option<String>,
     /// Every device's records, from the team's database (team mode; each row's
     /// signature and chain checked, rows that fail are not shown)
-    #[arg(long, conflicts_with = "follow")]
+    #[arg(long)]
     pub(crate) team: bool,
 }
 

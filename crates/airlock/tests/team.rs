@@ -12,6 +12,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "team/incident.rs"]
+mod incident;
+#[path = "team/load.rs"]
+mod load;
+
 const CANARY: &str = "sk_live_TEAMCANARY_7f3a9c2e1b";
 
 /// The cluster's URLs, as scripts/postgres printed them.
@@ -1111,36 +1116,13 @@ fn a_server_killed_mid_upload_resumes_its_chain_without_gap_or_duplicate() {
     let t = token(&b);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (mut serve, addr) = serve_gateway(&b, log.clone());
-    let rows = || {
-        q(
-            &admin_url,
-            &format!("SELECT count(*) FROM airlock.audit WHERE device = '{b_id}'"),
-        )
-        .parse::<usize>()
-        .unwrap()
-    };
+    let rows = || load::rows_of(&admin_url, &b_id);
     // A stream of requests; kill -9 the server once part of it is uploaded.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (stop, addr, t) = (stop.clone(), addr.clone(), t.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                let Ok(mut s) = TcpStream::connect(&addr) else {
-                    break;
-                };
-                let _ = write!(
-                    s,
-                    "GET /echo/v1/x HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {t}\r\nConnection: close\r\n\r\n"
-                );
-                let _ = s.read_to_end(&mut Vec::new());
-            }
-        })
-    };
+    let mut load = load::Load::start(&addr, &t);
     eventually("part of B's records uploaded", || rows() > 0);
     serve.0.kill().unwrap();
     serve.0.wait().unwrap();
-    stop.store(true, Ordering::SeqCst);
-    load.join().unwrap();
+    load.stop();
     let at_kill = rows();
     let local = local_records(&b).len();
     assert!(
@@ -1155,23 +1137,7 @@ fn a_server_killed_mid_upload_resumes_its_chain_without_gap_or_duplicate() {
     eventually("every record of B uploaded", || {
         rows() == local_records(&b).len()
     });
-    let uploaded: Vec<serde_json::Value> = q(
-        &admin_url,
-        &format!("SELECT record FROM airlock.audit WHERE device = '{b_id}' ORDER BY seq"),
-    )
-    .lines()
-    .map(|l| serde_json::from_str(l).unwrap())
-    .collect();
-    assert_eq!(uploaded, local_records(&b));
-    assert_eq!(
-        q(
-            &admin_url,
-            &format!(
-                "SELECT min(seq) || ' ' || max(seq) || ' ' || count(DISTINCT seq) FROM airlock.audit WHERE device = '{b_id}'"
-            ),
-        ),
-        format!("1 {} {}", uploaded.len(), uploaded.len())
-    );
+    load::chain_is_local_log(&admin_url, &b, &b_id);
     ok(&a, &["team", "sync"], None);
     let v = ok(&a, &["audit", "verify", "--team"], None);
     assert!(v.contains("team audit intact"), "{v}");

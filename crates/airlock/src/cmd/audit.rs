@@ -13,7 +13,7 @@ use crate::{output, unlock};
 pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
     let filter = filter(args)?;
     if args.team {
-        return crate::cmd::team::logs(home, &filter, args.json);
+        return crate::cmd::team::logs(home, &filter, args.json, args.follow);
     }
     print_logs(home, args, filter)
 }

@@ -500,6 +500,9 @@ fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result
         ),
     );
     out.servers = super::sessions::notify(home);
+    if !p.lock_capabilities.is_empty() || !p.lock_agents.is_empty() {
+        super::team::publish_incident_locks(home, &p.lock_capabilities, &p.lock_agents)?;
+    }
     for target in &p.revocations {
         super::team::publish_revocation(home, target)?;
     }
@@ -765,5 +768,6 @@ pub(crate) fn release_locks(home: &Home, vault: &airlock_vault::Vault) -> anyhow
     output::line(format_args!(
         "released the incident lock on {what}: their requests are decided by the policy again"
     ));
+    super::team::publish_incident_unlock(home)?;
     Ok(true)
 }

@@ -422,10 +422,37 @@ fn report(r: &airlock_team::SyncReport) {
         Some(false) => output::line("the team released the emergency lock"),
         None => {}
     }
+    if !r.incident_locks.is_empty() {
+        output::line(format_args!(
+            "the team's incident response locked {} until an admin's `airlock unlock`",
+            lock_names(&r.incident_locks)
+        ));
+    }
+    if !r.incident_unlocked.is_empty() {
+        output::line(format_args!(
+            "the team released the incident lock on {}",
+            lock_names(&r.incident_unlocked)
+        ));
+    }
     output::line(format_args!(
         "in sync with change {} ({} new)",
         r.last_seq, r.changes
     ));
+}
+
+/// Locked capabilities and agents, as `airlock incident` names them.
+fn lock_names(targets: &[RevokeTarget]) -> String {
+    targets
+        .iter()
+        .filter_map(|t| match t {
+            RevokeTarget::Capability(c) => {
+                Some(format!("capability \"{}\"", airlock_audit::Escaped(c)))
+            }
+            RevokeTarget::Agent(a) => Some(format!("agent \"{}\"", airlock_audit::Escaped(a))),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Hook for `secret set|rotate`: seals the new value for the team. Local mode: nothing.
@@ -457,45 +484,67 @@ pub(crate) fn publish_secret(
 
 /// Hook for `revoke`: logs the revocation for every device. Local mode: nothing.
 pub(crate) fn publish_revocation(home: &Home, target: &RevokeTarget) -> anyhow::Result<()> {
-    if !Team::is_member(home) {
-        return Ok(());
-    }
-    let done = (|| {
-        let vault = unlock::open(home)?;
-        runtime()?.block_on(async {
-            Ok::<_, anyhow::Error>(
-                Team::open(home, &vault)
-                    .await?
-                    .publish_revocation(target)
-                    .await?,
-            )
-        })
-    })();
-    match done {
-        Ok(seq) => {
-            output::note(format_args!(
-                "sent to every device of the team (change {seq})"
-            ));
-            Ok(())
-        }
-        Err(e) => anyhow::bail!(
-            "revoked on this device, but the team was not told: {e}; run the same `airlock revoke` again once the database is reachable"
-        ),
-    }
+    publish(
+        home,
+        "revoked on this device",
+        "run the same `airlock revoke` again",
+        async |team| team.publish_revocation(target).await,
+    )
 }
 
 /// Hook for `lock`/`unlock`: logs it for every device. Local mode: nothing.
 pub(crate) fn publish_lock(home: &Home, locked: bool) -> anyhow::Result<()> {
+    publish(home, "done on this device", "run it again", async |team| {
+        team.publish_lock(locked).await
+    })
+}
+
+/// Hook for `airlock incident`: logs the capabilities and agents it locked, for
+/// every device (each refuses them from its next sync until an admin's
+/// `airlock unlock`). Local mode: nothing.
+pub(crate) fn publish_incident_locks(
+    home: &Home,
+    capabilities: &[String],
+    agents: &[String],
+) -> anyhow::Result<()> {
+    publish(
+        home,
+        "locked on this device",
+        "run the same `airlock incident` again",
+        async |team| team.publish_incident_locks(capabilities, agents).await,
+    )
+}
+
+/// Hook for `airlock unlock`: logs the release of every incident lock made
+/// until now (admin devices only). Local mode: nothing.
+pub(crate) fn publish_incident_unlock(home: &Home) -> anyhow::Result<()> {
+    publish(
+        home,
+        "released on this device",
+        "run `airlock unlock` again",
+        async |team| team.publish_incident_unlock().await,
+    )
+}
+
+/// Opens this home's team and logs one change through `change` (nothing in
+/// local mode); says which number it got, or fails with what was `done` here,
+/// why the team was not told, and to `retry` once the database is reachable.
+fn publish(
+    home: &Home,
+    done: &str,
+    retry: &str,
+    change: impl AsyncFnOnce(Team) -> Result<i64, TeamError>,
+) -> anyhow::Result<()> {
     if !Team::is_member(home) {
         return Ok(());
     }
-    let done = (|| {
+    let sent = (|| {
         let vault = unlock::open(home)?;
         runtime()?.block_on(async {
-            Ok::<_, anyhow::Error>(Team::open(home, &vault).await?.publish_lock(locked).await?)
+            Ok::<_, anyhow::Error>(change(Team::open(home, &vault).await?).await?)
         })
     })();
-    match done {
+    match sent {
         Ok(seq) => {
             output::note(format_args!(
                 "sent to every device of the team (change {seq})"
@@ -503,31 +552,29 @@ pub(crate) fn publish_lock(home: &Home, locked: bool) -> anyhow::Result<()> {
             Ok(())
         }
         Err(e) => anyhow::bail!(
-            "done on this device, but the team was not told: {e}; run it again once the database is reachable"
+            "{done}, but the team was not told: {e}; {retry} once the database is reachable"
         ),
     }
 }
 
-/// `airlock logs --team`: every device's records that verify, through the
-/// same line and JSON renderings as `airlock logs`, each with its device.
-pub(crate) fn logs(home: &Home, filter: &airlock_audit::Filter, json: bool) -> anyhow::Result<()> {
+/// `airlock logs --team [--follow]`: every device's records that verify,
+/// through the same line and JSON renderings as `airlock logs`, each with its
+/// device.
+pub(crate) fn logs(
+    home: &Home,
+    filter: &airlock_audit::Filter,
+    json: bool,
+    follow: bool,
+) -> anyhow::Result<()> {
     let vault = unlock::open(home)?;
+    let rt = runtime()?;
+    if follow {
+        return rt.block_on(follow_logs(home, &vault, filter, json));
+    }
     let (records, report) =
-        runtime()?.block_on(async { Team::open(home, &vault).await?.read_audit(filter).await })?;
+        rt.block_on(async { Team::open(home, &vault).await?.read_audit(filter).await })?;
     for r in &records {
-        if json {
-            let record: serde_json::Value = serde_json::from_str(&r.record.to_json())?;
-            output::line(serde_json::to_string(&json!({
-                "device": r.device, "device_name": r.name, "device_seq": r.seq, "record": record,
-            }))?);
-        } else {
-            output::line(format_args!(
-                "{} {} {}",
-                airlock_team::keys::fingerprint(&r.device),
-                airlock_audit::Escaped(&r.name),
-                r.record.human()
-            ));
-        }
+        print_team_record(r, json)?;
     }
     if let Some(first) = report.problems.first() {
         output::warn(format_args!(
@@ -539,6 +586,76 @@ pub(crate) fn logs(home: &Home, filter: &airlock_audit::Filter, json: bool) -> a
         output::note(
             "no team audit records yet: devices upload theirs at `airlock team sync` and while `airlock serve` runs",
         );
+    }
+    Ok(())
+}
+
+/// How often `logs --team --follow` asks the database for new rows.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+
+/// `airlock logs --team --follow`: what `logs --team` prints, then every new
+/// row as it arrives (a poll every second reading only the rows added since,
+/// each verified as `logs --team` does). A lost database is said once and
+/// retried; a chain's problem is said once and its rows stop there.
+async fn follow_logs(
+    home: &Home,
+    vault: &Vault,
+    filter: &airlock_audit::Filter,
+    json: bool,
+) -> anyhow::Result<()> {
+    let team = Team::open(home, vault).await?;
+    let mut follow = airlock_team::AuditFollow::default();
+    let mut lost = false;
+    let mut first = true;
+    loop {
+        match team.follow_audit(&mut follow, filter).await {
+            Ok((records, problems)) => {
+                if lost {
+                    output::note("the team database is back; following again");
+                    lost = false;
+                }
+                for r in &records {
+                    print_team_record(r, json)?;
+                }
+                for p in &problems {
+                    output::warn(format_args!(
+                        "team audit: {}; this chain's later rows are not shown; `airlock audit verify --team` lists every problem",
+                        airlock_audit::Escaped(&p.to_string())
+                    ));
+                }
+                if first && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                    output::note("waiting for new team records… (Ctrl-C to stop)");
+                }
+                first = false;
+            }
+            Err(e) if !first => {
+                if !lost {
+                    output::warn(format_args!(
+                        "cannot read the team audit ({e}); retrying every second"
+                    ));
+                    lost = true;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+    }
+}
+
+/// One line (or JSON object) of `airlock logs --team`.
+fn print_team_record(r: &airlock_team::TeamRecord, json: bool) -> anyhow::Result<()> {
+    if json {
+        let record: serde_json::Value = serde_json::from_str(&r.record.to_json())?;
+        output::line(serde_json::to_string(&json!({
+            "device": r.device, "device_name": r.name, "device_seq": r.seq, "record": record,
+        }))?);
+    } else {
+        output::line(format_args!(
+            "{} {} {}",
+            airlock_team::keys::fingerprint(&r.device),
+            airlock_audit::Escaped(&r.name),
+            r.record.human()
+        ));
     }
     Ok(())
 }
