@@ -1060,3 +1060,6 @@ mod tests {
         assert!(d.contains("stripe") && !d.contains("sk_live"), "{d}");
     }
 }
+
+#[cfg(test)]
+mod mutant_tests;

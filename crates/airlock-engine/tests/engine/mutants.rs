@@ -120,3 +120,469 @@ async fn a_bad_header_name_is_refused_as_such() {
     }
     up.assert_untouched();
 }
+
+// ---------------------------------------------------------------------------------
+// The response scrubber (`scrub.rs`).
+
+mod scrubber {
+    use airlock_engine::scrub::{BodyKind, MAX_HOLD, Scrubber};
+
+    use super::super::contains;
+
+    fn one(name: &str, value: &[u8]) -> Scrubber {
+        Scrubber::new([(name, value)]).unwrap()
+    }
+
+    /// A run of overlapping occurrences (a secret of one repeated byte inside a
+    /// long run of that byte) is held while it may still grow, up to exactly
+    /// `MAX_HOLD` bytes; one byte more and it is released as one marker. What
+    /// came before the run goes out at once.
+    #[test]
+    fn a_growing_run_is_held_up_to_max_hold_exactly() {
+        assert_eq!(MAX_HOLD, 64 * 1024);
+        let s = one("s", b"aaaaaaaa");
+        let mut st = s.stream();
+        let first = [&b"xxxxxxxxxx"[..], &[b'a'; MAX_HOLD][..]].concat();
+        assert_eq!(st.push(&first), b"xxxxxxxxxx");
+        assert_eq!(st.pending_len(), MAX_HOLD);
+        // Two bytes more: the held run is longer than MAX_HOLD and goes out,
+        // redacted, as one marker.
+        assert_eq!(st.push(b"aa"), b"[REDACTED:s]");
+        assert_eq!(st.pending_len(), 0);
+        let mut rest = st.push(b"aaaaaaaa b");
+        rest.extend(st.finish());
+        assert_eq!(rest, b"[REDACTED:s] b");
+    }
+
+    /// A secret that repeats back to back is two occurrences, two markers; one
+    /// that overlaps itself (`ababab` for `abab`) is one run, one marker.
+    #[test]
+    fn adjacent_occurrences_get_a_marker_each_overlapping_ones_share_one() {
+        let s = one("s", b"sk_live_abc123");
+        assert_eq!(
+            s.scrub(b"<sk_live_abc123sk_live_abc123>"),
+            b"<[REDACTED:s][REDACTED:s]>"
+        );
+        let ab = one("ab", b"abab");
+        assert_eq!(ab.scrub(b"xababab y"), b"x[REDACTED:ab] y");
+        assert_eq!(ab.scrub(b"xabababab y"), b"x[REDACTED:ab] y");
+        assert_eq!(ab.scrub(b"xababxabab y"), b"x[REDACTED:ab]x[REDACTED:ab] y");
+    }
+
+    /// `contains_secret` sees what `scrub` redacts: raw bytes and the decoding
+    /// views (an HTML- or JSON-escaped secret), and nothing in clean data.
+    #[test]
+    fn contains_secret_is_exactly_when_scrub_changes_the_data() {
+        let s = one("s", b"sk_live_abc123");
+        let html: String = "sk_live_abc123"
+            .bytes()
+            .map(|b| format!("&#{b};"))
+            .collect();
+        let json: String = "sk_live_abc123"
+            .bytes()
+            .map(|b| format!("\\u{b:04x}"))
+            .collect();
+        for (what, data) in [
+            ("plain", b"x sk_live_abc123 y".to_vec()),
+            ("upper", b"SK_LIVE_ABC123".to_vec()),
+            ("html", html.into_bytes()),
+            ("json", json.into_bytes()),
+        ] {
+            assert!(s.contains_secret(&data), "{what}");
+            assert_ne!(s.scrub(&data), data, "{what}");
+        }
+        for clean in [&b""[..], b"sk_live_abc12", b"&#115;k_live", b"\\u0073k"] {
+            assert!(!s.contains_secret(clean), "{clean:?}");
+            assert_eq!(s.scrub(clean), clean);
+        }
+        assert!(!Scrubber::empty().contains_secret(b"sk_live_abc123"));
+    }
+
+    /// How many patterns a scrubber searches: none for no secret, every form
+    /// (plain, hex, base64 at three alignments, URL encodings) for one, the sum
+    /// for two unrelated ones.
+    #[test]
+    fn pattern_count_counts_every_form() {
+        assert_eq!(Scrubber::empty().pattern_count(), 0);
+        let a = one("a", b"sk_live_abc123");
+        let b = one("b", b"ghp_other_456");
+        assert!(a.pattern_count() >= 5, "{}", a.pattern_count());
+        let ab = a.with_secrets([("b", &b"ghp_other_456"[..])]).unwrap();
+        assert_eq!(ab.pattern_count(), a.pattern_count() + b.pattern_count());
+        assert_eq!(ab.secret_names().collect::<Vec<_>>(), vec!["a", "b"]);
+    }
+
+    /// A stream releases clean bytes at once and holds exactly the tail that
+    /// may still begin a secret (`sk_li`), not from an earlier `s` that begins
+    /// a form but is followed by something else.
+    #[test]
+    fn a_stream_holds_exactly_the_tail_that_may_begin_a_secret() {
+        let s = one("s", b"sk_live_abc123");
+        let mut st = s.stream();
+        let clean = [&[b' '; 200][..], b"s x s"].concat();
+        assert_eq!(st.push(&[&clean[..], b"sk_li"].concat()), clean);
+        assert_eq!(st.pending_len(), 5);
+        let mut out = st.push(b"ve_abc123!");
+        out.extend(st.finish());
+        assert_eq!(out, b"[REDACTED:s]!");
+    }
+
+    /// A whole secret at the end of a chunk is not a prefix of anything more:
+    /// its marker goes out at once, nothing is held.
+    #[test]
+    fn a_whole_secret_at_the_end_of_a_chunk_goes_out_at_once() {
+        let s = one("s", b"tok_abcdef!");
+        let mut st = s.stream();
+        assert_eq!(st.push(b"x tok_abcdef!"), b"x [REDACTED:s]");
+        assert_eq!(st.pending_len(), 0);
+        assert_eq!(st.finish(), b"");
+    }
+
+    /// In an event stream, a secret completed across two events and found again
+    /// inside the second event's data (overlapping the completing piece) still
+    /// leaves a marker in each event.
+    #[test]
+    fn a_piece_completing_a_secret_does_not_hide_a_whole_one_it_overlaps() {
+        let s = one("s", b"aaaaaaaa");
+        let body = b"data: aaaa\n\ndata: aaaaaaaa\n\n";
+        assert_eq!(
+            s.scrub_body(body, BodyKind::EventStream),
+            b"data: [REDACTED:s]\n\ndata: [REDACTED:s]\n\n"
+        );
+    }
+
+    /// Each URL encoder's escape set is a form of its own: JavaScript's
+    /// `encodeURIComponent` (keeps `*~!()'`), WHATWG form encoding (keeps `*`,
+    /// escapes `~`), PHP's `urlencode` (escapes `*` and `~`), Python's `quote`
+    /// (keeps `~`), each with `%20` or `+` for a space.
+    #[test]
+    fn every_url_encoders_escape_set_is_redacted() {
+        let s = one("s", b"a*b~c!d(e)f'g h");
+        for enc in [
+            &b"a*b~c!d(e)f'g%20h"[..],
+            b"a*b%7Ec%21d%28e%29f%27g+h",
+            b"a*b%7Ec%21d%28e%29f%27g%20h",
+            b"a%2Ab%7Ec%21d%28e%29f%27g+h",
+            b"a%2Ab~c%21d%28e%29f%27g%20h",
+            b"a%2ab%7ec%21d%28e%29f%27g+h",
+        ] {
+            let data = [&b"q="[..], enc, b"&x=1"].concat();
+            assert_eq!(
+                s.scrub(&data),
+                b"q=[REDACTED:s]&x=1",
+                "{}",
+                String::from_utf8_lossy(enc)
+            );
+        }
+    }
+
+    /// Base64 of a secret, URL-encoded (`/` as `%2F`, `+` as `%2B`), is
+    /// redacted also when its encoding has only one of the two characters.
+    #[test]
+    fn url_encoded_base64_with_only_a_slash_is_redacted() {
+        // base64("ab??cd?x") = "YWI/P2NkP3g=": a `/`, no `+`.
+        let s = one("s", b"ab??cd?x");
+        for enc in [&b"YWI%2FP2NkP3g%3D"[..], b"YWI%2fP2NkP3g%3D"] {
+            let data = [&b"q="[..], enc, b"&x=1"].concat();
+            let out = s.scrub(&data);
+            assert!(
+                contains(&out, b"q=[REDACTED:s]"),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+            assert!(
+                !contains(&out, b"P2Nk"),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        // base64("a>>?x~~") = "YT4+P3h+fg": `+`, no `/`.
+        let s = one("s", b"a>>?x~~");
+        let out = s.scrub(b"q=YT4%2BP3h%2Bfg&x=1");
+        assert!(
+            contains(&out, b"q=[REDACTED:s]"),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    /// Derived forms shorter than four bytes are not searched (they would match
+    /// noise); a four-byte one is. The plain value is searched at any length.
+    #[test]
+    fn derived_forms_shorter_than_four_bytes_are_not_searched() {
+        let s = one("pin", b"42");
+        // base64("42") = "NDI": its core "ND" is two bytes, not searched.
+        assert_eq!(s.scrub(b"AND ND NDA"), b"AND ND NDA");
+        // hex("42") = "3432": four bytes, searched.
+        assert_eq!(s.scrub(b"x3432y"), b"x[REDACTED:pin]y");
+        assert_eq!(s.scrub(b"a42b"), b"a[REDACTED:pin]b");
+    }
+
+    /// A JSON-escaped secret (`\"`, `\\`, `\/`, `\n`, `\r`, `\t`, `\u00XX`)
+    /// in a plain-text event stream, split right after a backslash, is only
+    /// whole in the text the events make together, where no JSON decoding
+    /// runs: the escaped form itself is searched there. Secrets made only of
+    /// one escaped character are escaped too.
+    #[test]
+    fn a_json_escaped_secret_split_across_text_events_is_redacted() {
+        for (secret, escaped) in [
+            (&b"pa\"ss-1"[..], &br#"pa\"ss-1"#[..]),
+            (b"pa\\ss-2", br"pa\\ss-2"),
+            (b"pa/ss-3", br"pa\/ss-3"),
+            (b"a/b\"c-4", br#"a/b\"c-4"#),
+            (b"pa\nss-5", br"pa\nss-5"),
+            (b"pa\rss-6", br"pa\rss-6"),
+            (b"pa\tss-7", br"pa\tss-7"),
+            (b"pa\x1fss-8", br"pa\u001fss-8"),
+            (b"pa\x01ss-9", br"pa\u0001ss-9"),
+            (b"\"\"\"\"", br#"\"\"\"\""#),
+            (b"\\\\\\\\", br"\\\\\\\\"),
+            (b"////", br"\/\/\/\/"),
+            (b"\x01\x02\x03\x04", br"\u0001\u0002\u0003\u0004"),
+        ] {
+            let s = one("s", secret);
+            // Right after the backslash that opens the last escape.
+            let mut cut = 0;
+            let mut i = 0;
+            while i < escaped.len() {
+                if escaped[i] == b'\\' {
+                    cut = i + 1;
+                    i += 1;
+                }
+                i += 1;
+            }
+            let body = [
+                &b"data: "[..],
+                &escaped[..cut],
+                b"\n\ndata: ",
+                &escaped[cut..],
+                b"\n\n",
+            ]
+            .concat();
+            assert_eq!(
+                s.scrub_body(&body, BodyKind::EventStream),
+                b"data: [REDACTED:s]\n\ndata: \n\n",
+                "{}",
+                String::from_utf8_lossy(escaped)
+            );
+        }
+    }
+
+    /// A run longer than `MAX_HOLD` is released whole, and its end may fall
+    /// inside an HTML reference (`&#115;`, `s`); the stream resumes at the
+    /// reference's start, so a secret that begins with it is still found when
+    /// its rest arrives.
+    #[test]
+    fn a_forced_release_never_resumes_inside_an_escape() {
+        let s = Scrubber::new([
+            ("a", &b"xxxxxxxx"[..]),
+            ("a2", b"xxxxxx&#"),
+            ("b", b"sk_live_abc123"),
+        ])
+        .unwrap();
+        let mut st = s.stream();
+        let first = [&vec![b'x'; 70_000][..], b"&#115;k_li"].concat();
+        let mut out = st.push(&first);
+        assert_eq!(out, b"[REDACTED:a][REDACTED:a2]");
+        // Held: `115;k_li`; the released `&#` is kept only to decode from.
+        assert_eq!(st.pending_len(), 8);
+        out.extend(st.push(b"ve_abc123 end"));
+        out.extend(st.finish());
+        assert_eq!(
+            out,
+            b"[REDACTED:a][REDACTED:a2][REDACTED:b] end",
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    /// Once the event that completes a split secret has arrived, both events
+    /// go out at once (the first with the marker, the second without the
+    /// covered bytes): a finished match holds nothing back, and events after
+    /// it flow.
+    #[test]
+    fn events_completing_a_split_secret_go_out_at_once() {
+        let s = one("s", b"sk_live_abc123");
+        let mut st = s.stream_body(BodyKind::EventStream);
+        assert_eq!(st.push(b"data: sk_li\n\n"), b"");
+        assert_eq!(
+            st.push(b"data: ve_abc123!\n\n"),
+            b"data: [REDACTED:s]\n\ndata: !\n\n"
+        );
+        assert_eq!(st.pending_len(), 0);
+        assert_eq!(st.push(b"data: next\n\n"), b"data: next\n\n");
+        assert_eq!(st.finish(), b"");
+    }
+
+    /// A run of occurrences longer than `MAX_HOLD` is released up to where
+    /// the byte-level views allow, whole: an earlier complete match does not
+    /// stop the release short (memory stays bounded), and a complete match
+    /// after that point is not released early, since a longer secret that
+    /// begins inside it may still arrive.
+    #[test]
+    fn a_forced_release_goes_exactly_to_the_run_crossing_the_hold_point() {
+        let s = Scrubber::new([("a", &b"aaaaaaaa"[..]), ("t", b"tok_abcdef!")]).unwrap();
+        let mut st = s.stream();
+        let data = [&b"tok_abcdef! "[..], &[b'a'; MAX_HOLD + 64][..]].concat();
+        assert_eq!(st.push(&data), b"[REDACTED:t] [REDACTED:a]");
+        assert_eq!(st.pending_len(), 0);
+
+        let s = Scrubber::new([
+            ("a", &b"aaaaaaaa"[..]),
+            ("b1", b"aabbcdefgh"),
+            ("c", b"cdef"),
+            ("b", b"defxyz12"),
+        ])
+        .unwrap();
+        let mut st = s.stream();
+        let data = [&vec![b'a'; 70_000][..], b"bbcdef"].concat();
+        let mut out = st.push(&data);
+        assert_eq!(out, b"[REDACTED:a]");
+        out.extend(st.push(b"xyz12 end"));
+        out.extend(st.finish());
+        assert_eq!(
+            out,
+            b"[REDACTED:a]bb[REDACTED:c][REDACTED:b] end",
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    /// A stream's `Debug` shows its kind and how much it holds, never the
+    /// held bytes.
+    #[test]
+    fn a_streams_debug_shows_how_much_it_holds_not_what() {
+        let s = one("s", b"sk_live_abc123");
+        let mut st = s.stream_body(BodyKind::EventStream);
+        assert!(st.push(b"data: sk_li").is_empty());
+        let d = format!("{st:?}");
+        assert!(
+            d.starts_with("StreamScrubber")
+                && d.contains("EventStream")
+                && d.contains("pending_len: 11"),
+            "{d}"
+        );
+        assert!(!d.contains("sk_li"), "{d}");
+    }
+
+    /// An event stream held past `MAX_HOLD` (a piece of one path's text may
+    /// still begin a secret) is released up to where the bytes may still
+    /// become one: a complete match of a short secret that is also the start
+    /// of a longer one is not released early, and the longer one is redacted
+    /// whole when it completes.
+    #[test]
+    fn a_forced_release_of_events_keeps_a_match_that_may_still_grow() {
+        let s = Scrubber::new([("q", &b"cdef"[..]), ("p", b"cdefgh")]).unwrap();
+        let mut st = s.stream_body(BodyKind::EventStream);
+        let mut out = st.push(b"data: {\"a\":\"cd\"}\n\n");
+        assert!(out.is_empty());
+        let filler = format!("data: {{\"b\":\"{}\"}}\n\n", "x".repeat(1000));
+        // 64 events of ~1 KiB: all held (the first may still begin `cdef`),
+        // under MAX_HOLD.
+        for _ in 0..64 {
+            out.extend(st.push(filler.as_bytes()));
+        }
+        assert!(out.is_empty());
+        // An unfinished event takes the held bytes past MAX_HOLD; it ends with
+        // `cdef`, complete and the start of `cdefgh`.
+        let last = format!("data: {{\"b\":\"{} cdef", "y".repeat(2000));
+        out.extend(st.push(last.as_bytes()));
+        assert!(!out.is_empty());
+        out.extend(st.push(b"gh\"}\n\n"));
+        out.extend(st.finish());
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.ends_with("y [REDACTED:q][REDACTED:p]\"}\n\n"),
+            "{}",
+            &text[text.len().saturating_sub(80)..]
+        );
+        assert_eq!(
+            text.matches("[REDACTED:").count(),
+            2,
+            "{}",
+            &text[text.len().saturating_sub(80)..]
+        );
+    }
+
+    /// An event whose JSON is spread over several `data:` lines ending in
+    /// CRLF is one event (the lines joined, as the EventSource spec says): a
+    /// secret whose first piece is in it and whose rest comes in the next
+    /// event is redacted in both, also when the stream is cut between a CR
+    /// and its LF.
+    #[test]
+    fn a_multi_line_json_event_with_crlf_is_one_event() {
+        let s = one("s", b"sk_live_abc123");
+        let body: &[u8] =
+            b"data: {\"choices\":[{\"delta\":\r\ndata: {\"content\":\"key sk_li\"}}]}\r\n\r\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"ve_abc123!\"}}]}\r\n\r\n";
+        let want: &[u8] = b"data: {\"choices\":[{\"delta\":\r\ndata: {\"content\":\"key [REDACTED:s]\"}}]}\r\n\r\n\
+data: {\"choices\":[{\"delta\":{\"content\":\"!\"}}]}\r\n\r\n";
+        assert_eq!(
+            s.scrub_body(body, BodyKind::EventStream),
+            want,
+            "{}",
+            String::from_utf8_lossy(&s.scrub_body(body, BodyKind::EventStream))
+        );
+        for cut in 1..body.len() {
+            let mut st = s.stream_body(BodyKind::EventStream);
+            let mut out = st.push(&body[..cut]);
+            out.extend(st.push(&body[cut..]));
+            out.extend(st.finish());
+            assert_eq!(out, want, "cut at {cut}");
+        }
+    }
+
+    /// A stream that ends in the middle of an event (no blank line, not even
+    /// a line end) still has that event read, as some clients do: a secret
+    /// completed by its data is redacted, one-shot and streamed.
+    #[test]
+    fn an_unfinished_last_event_still_completes_a_secret() {
+        let s = one("s", b"sk_live_abc123");
+        let body = b"data: sk_li\n\ndata: ve_abc123!";
+        let want = b"data: [REDACTED:s]\n\ndata: !";
+        assert_eq!(s.scrub_body(body, BodyKind::EventStream), want);
+        let mut st = s.stream_body(BodyKind::EventStream);
+        let mut out = st.push(body);
+        assert!(out.is_empty());
+        out.extend(st.finish());
+        assert_eq!(out, want);
+    }
+
+    /// An unfinished event is held whole up to exactly `MAX_HOLD` bytes; one
+    /// byte more and the rest of the stream is read as a plain body (released
+    /// as it comes). The event before it goes out at once.
+    #[test]
+    fn an_unfinished_event_is_held_up_to_max_hold_exactly() {
+        let s = one("s", b"sk_live_abc123");
+        let mut st = s.stream_body(BodyKind::EventStream);
+        let first = [
+            &b"data: a\n\n"[..],
+            b"data: ",
+            &vec![b'x'; MAX_HOLD - 6][..],
+        ]
+        .concat();
+        assert_eq!(st.push(&first), b"data: a\n\n");
+        assert_eq!(st.pending_len(), MAX_HOLD);
+        let out = st.push(b"x");
+        assert_eq!(out.len(), MAX_HOLD + 1);
+        assert_eq!(st.pending_len(), 0);
+        assert_eq!(st.push(b"\n\ndata: y"), b"\n\ndata: y");
+    }
+
+    #[test]
+    fn body_kind_from_content_type() {
+        for (v, kind) in [
+            (None, BodyKind::Plain),
+            (Some(&b"text/event-stream"[..]), BodyKind::EventStream),
+            (
+                Some(b" Text/Event-Stream ; charset=utf-8"),
+                BodyKind::EventStream,
+            ),
+            (Some(b"text/plain"), BodyKind::Plain),
+            (Some(b"text/event-streams"), BodyKind::Plain),
+            (Some(b""), BodyKind::Plain),
+        ] {
+            assert_eq!(BodyKind::from_content_type(v), kind, "{v:?}");
+        }
+    }
+}
