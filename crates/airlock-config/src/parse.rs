@@ -995,19 +995,35 @@ fn parse_capability(
         methods.push(m.get_ref().to_ascii_uppercase());
     }
 
-    let compiled_rules = |list: Option<Vec<Spanned<String>>>, which: &str| {
-        let mut out = Vec::new();
-        for r in strings(list) {
-            Rule::parse_with_methods(r.get_ref(), &methods)
-                .map_err(|e| src.error(r.span(), ctx(format!("{which} rule: {e}"))))?;
-            out.push(r.into_inner());
-        }
-        Ok::<_, ConfigError>(out)
+    // Each rule is parsed once, by `RuleSet::compile` (a million rules load at
+    // start-up). Only when that fails are the rules parsed again one by one, as
+    // written and in order, so that the error points at the rule's own line.
+    let unspan = |list: Option<Vec<Spanned<String>>>| -> (Vec<String>, Vec<Range<usize>>) {
+        strings(list)
+            .into_iter()
+            .map(|r| {
+                let span = r.span();
+                (r.into_inner(), span)
+            })
+            .unzip()
     };
-    let allow = compiled_rules(c.allow, "allow")?;
-    let deny = compiled_rules(c.deny, "deny")?;
-    let rules = RuleSet::compile(&allow, &deny, &methods)
-        .map_err(|e| src.error(span.clone(), ctx(e.to_string())))?;
+    let (allow, allow_spans) = unspan(c.allow);
+    let (deny, deny_spans) = unspan(c.deny);
+    let rules = match RuleSet::compile(&allow, &deny, &methods) {
+        Ok(rules) => rules,
+        Err(e) => {
+            for (which, list, spans) in [
+                ("allow", &allow, &allow_spans),
+                ("deny", &deny, &deny_spans),
+            ] {
+                for (r, at) in list.iter().zip(spans) {
+                    Rule::parse_with_methods(r, &methods)
+                        .map_err(|e| src.error(at.clone(), ctx(format!("{which} rule: {e}"))))?;
+                }
+            }
+            return Err(src.error(span.clone(), ctx(e.to_string())));
+        }
+    };
 
     let agents = match c.agents {
         None => None,

@@ -824,3 +824,48 @@ fn learn_until_is_checked() {
         );
     }
 }
+
+/// Rules are compiled once per capability; a bad one is still reported at its
+/// own line with the message it always had, in the order it always was: allow
+/// before deny, and any rule before the capability's bad extra method.
+#[test]
+fn rule_errors_point_at_the_rule_as_before() {
+    let cap = |body: &str| {
+        format!(
+            "[services.s]\nurl = \"https://x.com\"\nauth = {{ type = \"bearer\", secret = \"s\" }}\n[capabilities.c]\nservice = \"s\"\n{body}"
+        )
+    };
+    let cases: &[(&str, &str)] = &[
+        (
+            "allow = [\"GET /ok\"]\ndeny = [\"GET /fine\", \"get /a//b\"]\n",
+            "airlock.toml:7:22: capability \"c\": deny rule: rule \"get /a//b\": empty segments (\"//\") are not allowed: in a normalized path \"//\" has collapsed to \"/\"",
+        ),
+        (
+            "methods = [\"get\", \"propfind\"]\nallow = [\"PROPFIND /dav\", \"MKCOL /dav\"]\n",
+            "airlock.toml:7:27: capability \"c\": allow rule: rule \"MKCOL /dav\": method \"MKCOL\" is not allowed; allowed methods are GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, GET, PROPFIND (a capability allows others by listing them in its `methods`)",
+        ),
+        (
+            "methods = [\"trace\"]\nallow = [\"GET /%41\"]\n",
+            "airlock.toml:7:10: capability \"c\": allow rule: rule \"GET /%41\": the path is not in normalized form: write it as \"/A\" (rules are matched against normalized paths)",
+        ),
+        (
+            "methods = [\"trace\"]\nallow = [\"GET /ok\"]\n",
+            "airlock.toml:4:1: capability \"c\": extra method [0]: method \"TRACE\" is never allowed: the server would echo the request, including the injected credential, back to the agent",
+        ),
+    ];
+    for (body, want) in cases {
+        let text = cap(body);
+        assert_eq!(parse(&text).unwrap_err(), *want, "{text}");
+    }
+    // And the rules that load are the ones written, compiled.
+    let ok = airlock_config::Config::parse(
+        std::path::Path::new("airlock.toml"),
+        &cap("allow = [\"get  /v1/**\", \"POST /v1/x\"]\ndeny = [\"* /v1/admin/**\"]\n"),
+    )
+    .unwrap();
+    let c = &ok.capabilities["c"];
+    assert_eq!(c.allow, ["get  /v1/**", "POST /v1/x"]);
+    let texts: Vec<&str> = c.rules.allow_rules().iter().map(|r| r.as_str()).collect();
+    assert_eq!(texts, ["GET /v1/**", "POST /v1/x"]);
+    assert_eq!(c.rules.deny_rules()[0].as_str(), "* /v1/admin/**");
+}

@@ -14,24 +14,49 @@
 //! Deny rules match loosely (ASCII case ignored, `;params` cut): their trie is
 //! keyed by lower-cased segments and walked with the path both as is and with its
 //! parameters cut.
+//!
+//! The trie is built once and then only read, so it is laid out flat: every node
+//! in one vector (24 bytes each), its children contiguous and sorted by key (found
+//! by binary search), every key in one byte vector and every node's rules in one
+//! index vector. No allocation per node: a million rules fill three vectors.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::VecDeque;
 
 use crate::pattern::PathSegments;
 
 /// A trie of rule indices keyed by leading literal segments.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Index {
+    /// Node 0 is the root.
     nodes: Vec<Node>,
+    /// Every node's key, one after another (ASCII lower-cased when `fold_case`).
+    keys: Vec<u8>,
+    /// Every node's rules, one after another; each node's ascending.
+    rules: Vec<u32>,
     /// Keys are ASCII lower-cased (deny rules).
     fold_case: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Ranges into [`Index`]'s vectors.
+#[derive(Debug, Clone, Copy, Default)]
 struct Node {
-    children: HashMap<Vec<u8>, usize>,
-    /// Rules whose literal prefix ends here, ascending.
-    rules: Vec<usize>,
+    /// The segment that leads here from the parent, in `keys`.
+    key: (u32, u32),
+    /// The children, in `nodes`, sorted by key.
+    children: (u32, u32),
+    /// The rules whose literal prefix ends here, in `rules`.
+    rules: (u32, u32),
+}
+
+fn range((start, end): (u32, u32)) -> std::ops::Range<usize> {
+    start as usize..end as usize
+}
+
+/// `n` as a `u32`: rule counts and trie sizes stay far below 2³² (a rule is
+/// at least a few bytes of configuration, and a configuration is read into memory).
+fn small(n: usize) -> u32 {
+    u32::try_from(n).expect("fewer than 2^32 rules and trie nodes")
 }
 
 impl Index {
@@ -42,31 +67,69 @@ impl Index {
         I: IntoIterator<Item = P>,
         P: IntoIterator<Item = &'a [u8]>,
     {
+        let key = |seg: &'a [u8]| -> Cow<'a, [u8]> {
+            if fold_case {
+                Cow::Owned(seg.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(seg)
+            }
+        };
+        // Every rule's prefix, one after another in `segs`, and where each one
+        // is: two vectors however many rules there are.
+        let mut segs: Vec<Cow<'a, [u8]>> = Vec::new();
+        let mut spans: Vec<(u32, u32)> = Vec::new();
+        for prefix in rules {
+            let start = small(segs.len());
+            segs.extend(prefix.into_iter().map(key));
+            spans.push((start, small(segs.len())));
+        }
+        let prefix = |r: u32| &segs[range(spans[r as usize])];
+        // Sorted by prefix, rules sharing a node are neighbours, a node's own rules
+        // (the shortest prefix) come before its children's, and the sort being
+        // stable keeps each node's rules ascending.
+        let mut order: Vec<u32> = (0..small(spans.len())).collect();
+        order.sort_by(|&a, &b| prefix(a).cmp(prefix(b)));
+
         let mut index = Index {
             nodes: vec![Node::default()],
+            keys: Vec::new(),
+            rules: Vec::with_capacity(order.len()),
             fold_case,
         };
-        for (i, prefix) in rules.into_iter().enumerate() {
-            let mut at = 0;
-            for seg in prefix {
-                let key = index.key(seg);
-                let next = index.nodes.len();
-                at = *index.nodes[at].children.entry(key).or_insert(next);
-                if at == next {
-                    index.nodes.push(Node::default());
+        // Breadth first, so that each node's children are created together:
+        // (node, its rules in `order`, its depth).
+        let mut queue = VecDeque::from([(0usize, 0..order.len(), 0usize)]);
+        while let Some((at, span, depth)) = queue.pop_front() {
+            let group = &order[span.clone()];
+            let own = group
+                .iter()
+                .take_while(|&&r| prefix(r).len() == depth)
+                .count();
+            let start = small(index.rules.len());
+            index.rules.extend_from_slice(&group[..own]);
+            index.nodes[at].rules = (start, small(index.rules.len()));
+            let first_child = small(index.nodes.len());
+            let mut i = span.start + own;
+            while i < span.end {
+                let seg = &prefix(order[i])[depth];
+                let mut j = i;
+                while j < span.end && prefix(order[j])[depth] == *seg {
+                    j += 1;
                 }
+                let k = small(index.keys.len());
+                index.keys.extend_from_slice(seg);
+                queue.push_back((index.nodes.len(), i..j, depth + 1));
+                index.nodes.push(Node {
+                    key: (k, small(index.keys.len())),
+                    ..Node::default()
+                });
+                i = j;
             }
-            index.nodes[at].rules.push(i);
+            index.nodes[at].children = (first_child, small(index.nodes.len()));
         }
+        index.nodes.shrink_to_fit();
+        index.keys.shrink_to_fit();
         index
-    }
-
-    fn key(&self, seg: &[u8]) -> Vec<u8> {
-        if self.fold_case {
-            seg.to_ascii_lowercase()
-        } else {
-            seg.to_vec()
-        }
     }
 
     /// The rules that can match `path` (with its parameters cut too, for a
@@ -88,20 +151,37 @@ impl Index {
 
     fn walk(&self, segs: &[Vec<u8>], out: &mut Vec<usize>) {
         let mut at = 0;
-        out.extend_from_slice(&self.nodes[at].rules);
+        self.collect(at, out);
         for seg in segs {
-            let found = if self.fold_case {
-                self.nodes[at].children.get(&seg.to_ascii_lowercase())
-            } else {
-                self.nodes[at].children.get(seg)
-            };
-            match found {
-                Some(&next) => {
+            match self.child(at, seg) {
+                Some(next) => {
                     at = next;
-                    out.extend_from_slice(&self.nodes[at].rules);
+                    self.collect(at, out);
                 }
                 None => break,
             }
         }
+    }
+
+    fn collect(&self, at: usize, out: &mut Vec<usize>) {
+        let rules = &self.rules[range(self.nodes[at].rules)];
+        out.extend(rules.iter().map(|&r| r as usize));
+    }
+
+    /// The child of node `at` keyed by `seg` (lower-cased first when folding case).
+    fn child(&self, at: usize, seg: &[u8]) -> Option<usize> {
+        let children = range(self.nodes[at].children);
+        let first = children.start;
+        let found = self.nodes[children].binary_search_by(|n| {
+            let key = &self.keys[range(n.key)];
+            if self.fold_case {
+                key.iter()
+                    .copied()
+                    .cmp(seg.iter().map(u8::to_ascii_lowercase))
+            } else {
+                key.cmp(seg)
+            }
+        });
+        found.ok().map(|i| first + i)
     }
 }

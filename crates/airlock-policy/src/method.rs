@@ -1,5 +1,6 @@
 //! HTTP methods: upper-casing, validation and the allow-list.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::rule::RuleError;
@@ -69,19 +70,26 @@ pub enum MethodError {
 /// [`RuleError::Method`] when `m` is empty, not a method token, forbidden or not
 /// allowed.
 pub fn normalize_method(m: &str, extra: &[String]) -> Result<String, RuleError> {
-    check_method(m, extra).map_err(RuleError::Method)
+    check_method(m, extra)
+        .map(Cow::into_owned)
+        .map_err(RuleError::Method)
 }
 
 /// [`normalize_method`] with the narrower error type, for internal callers.
-pub(crate) fn check_method(m: &str, extra: &[String]) -> Result<String, MethodError> {
+///
+/// A standard method comes back borrowed (no allocation: this runs for every rule
+/// loaded and every request).
+pub(crate) fn check_method(m: &str, extra: &[String]) -> Result<Cow<'static, str>, MethodError> {
+    if let Some(standard) = STANDARD_METHODS.iter().find(|s| s.eq_ignore_ascii_case(m)) {
+        // A standard method is a valid token and never forbidden.
+        return Ok(Cow::Borrowed(standard));
+    }
     let upper = check_token(m)?;
     if let Some(why) = forbidden_reason(&upper) {
         return Err(MethodError::Forbidden { method: upper, why });
     }
-    let allowed = STANDARD_METHODS.iter().any(|s| *s == upper)
-        || extra.iter().any(|e| e.eq_ignore_ascii_case(&upper));
-    if allowed {
-        Ok(upper)
+    if extra.iter().any(|e| e.eq_ignore_ascii_case(&upper)) {
+        Ok(Cow::Owned(upper))
     } else {
         Err(MethodError::NotAllowed {
             method: upper,
@@ -159,6 +167,22 @@ mod tests {
         assert_eq!(normalize_method("get", &[]).unwrap(), "GET");
         assert_eq!(normalize_method("Patch", &[]).unwrap(), "PATCH");
         assert_eq!(normalize_method("OPTIONS", &[]).unwrap(), "OPTIONS");
+    }
+
+    #[test]
+    fn standard_methods_are_not_copied_and_extras_are() {
+        let extra = vec!["propfind".to_string()];
+        for m in ["get", "GET", "dElEtE"] {
+            assert!(
+                matches!(check_method(m, &extra), Ok(Cow::Borrowed(_))),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            check_method("PropFind", &extra).unwrap(),
+            Cow::<str>::Owned("PROPFIND".into())
+        );
+        assert!(check_method("GETS", &extra).is_err());
     }
 
     #[test]

@@ -26,71 +26,150 @@ pub(crate) enum Strictness {
     Loose,
 }
 
-/// A compiled rule path.
-#[derive(Debug, Clone)]
-pub(crate) struct Pattern {
-    tokens: Vec<Token>,
+/// A compiled rule path, as a view of its encoding (see [`encode`]): a rule keeps
+/// its text and its pattern in one allocation ([`crate::Rule`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pattern<'a> {
+    code: &'a [u8],
 }
 
-#[derive(Debug, Clone)]
-enum Token {
-    /// Matches exactly one segment.
-    Segment(SegmentPattern),
+/// Appends the encoding of a rule path that [`crate::Rule`] has already checked to
+/// be a normalized path in which `**` only appears as a whole segment.
+///
+/// One token per non-empty segment, each starting with a LEB128 number: `0` is
+/// `**`; `n ≥ 1` is a segment pattern of `n` decoded literal pieces with a `*`
+/// between consecutive ones (`v1` is one piece, `*` two empty ones, `a*b` the
+/// pieces `a` and `b`), each a LEB128 length and the bytes. The literal `*` is
+/// split on first, then each piece decoded: an escaped `%2A` is a literal
+/// asterisk, not a wildcard.
+pub(crate) fn encode(path: &str, out: &mut Vec<u8>) {
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        if seg == "**" {
+            out.push(0);
+            continue;
+        }
+        push_len(out, seg.split('*').count());
+        for piece in seg.split('*') {
+            if piece.contains('%') {
+                let decoded = percent_decode(piece);
+                push_len(out, decoded.len());
+                out.extend_from_slice(&decoded);
+            } else {
+                // Nothing to decode (the usual case): no copy.
+                push_len(out, piece.len());
+                out.extend_from_slice(piece.as_bytes());
+            }
+        }
+    }
+}
+
+/// Appends `n` in LEB128: seven bits a byte, low bits first, 0x80 added to every
+/// byte but the last. (Written with `%` and `+` rather than masks, so that every
+/// change to an operator changes the encoding.)
+fn push_len(out: &mut Vec<u8>, mut n: usize) {
+    while n >= 0x80 {
+        out.push((n % 0x80) as u8 + 0x80);
+        n /= 0x80;
+    }
+    out.push(n as u8);
+}
+
+/// Reads the LEB128 number at the start of `code`: (the number, what follows).
+fn read_len(code: &[u8]) -> (usize, &[u8]) {
+    let (mut n, mut shift) = (0usize, 0u32);
+    for (i, &b) in code.iter().enumerate() {
+        n += usize::from(b % 0x80) << shift;
+        if b < 0x80 {
+            return (n, &code[i + 1..]);
+        }
+        shift += 7;
+    }
+    (n, &[])
+}
+
+/// One token of an encoded pattern.
+#[derive(Debug, Clone, Copy)]
+enum Token<'a> {
     /// `**`: any number of segments, zero included.
     AnySegments,
+    /// Matches exactly one segment.
+    Segment(SegmentPattern<'a>),
 }
 
 /// The decoded literal pieces of one segment, with a `*` between consecutive pieces:
 /// `["v1"]` is the literal `v1`, `["", ""]` is `*`, `["a", "b"]` is `a*b` and
-/// `["", "x", ""]` is `*x*`.
-#[derive(Debug, Clone)]
-struct SegmentPattern {
-    pieces: Vec<Vec<u8>>,
+/// `["", "x", ""]` is `*x*`; encoded, `count` (≥ 1) of them.
+#[derive(Debug, Clone, Copy)]
+struct SegmentPattern<'a> {
+    count: usize,
+    pieces: &'a [u8],
 }
 
-impl Pattern {
-    /// Compiles a rule path that [`crate::Rule`] has already checked to be a
-    /// normalized path in which `**` only appears as a whole segment.
-    pub(crate) fn compile(path: &str) -> Self {
-        let tokens = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(|seg| {
-                if seg == "**" {
-                    Token::AnySegments
-                } else {
-                    // Split on the literal `*` first, then decode: an escaped `%2A`
-                    // is a literal asterisk, not a wildcard.
-                    Token::Segment(SegmentPattern {
-                        pieces: seg.split('*').map(percent_decode).collect(),
-                    })
-                }
-            })
-            .collect();
-        Self { tokens }
+/// The token at the start of `code` (which is not empty), and the tokens after it.
+fn token(code: &[u8]) -> (Token<'_>, &[u8]) {
+    let (count, body) = read_len(code);
+    if count == 0 {
+        return (Token::AnySegments, body);
+    }
+    let mut rest = body;
+    for _ in 0..count {
+        let (len, bytes) = read_len(rest);
+        rest = &bytes[len..];
+    }
+    let pieces = &body[..body.len() - rest.len()];
+    (Token::Segment(SegmentPattern { count, pieces }), rest)
+}
+
+/// The pieces of an encoded segment pattern, in order.
+struct Pieces<'a>(&'a [u8]);
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let (len, bytes) = read_len(self.0);
+        let (piece, rest) = bytes.split_at(len);
+        self.0 = rest;
+        Some(piece)
+    }
+}
+
+impl<'a> Pattern<'a> {
+    /// A view of the encoding [`encode`] wrote.
+    pub(crate) fn new(code: &'a [u8]) -> Self {
+        Self { code }
     }
 
     /// The leading segments that are plain literals (decoded), up to the first
     /// glob or `**`: every path the pattern matches starts with them.
-    pub(crate) fn literal_prefix(&self) -> impl Iterator<Item = &[u8]> {
-        self.tokens.iter().map_while(|t| match t {
-            Token::Segment(SegmentPattern { pieces }) if pieces.len() == 1 => {
-                Some(pieces[0].as_slice())
+    pub(crate) fn literal_prefix(self) -> impl Iterator<Item = &'a [u8]> {
+        let mut rest = self.code;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
             }
-            _ => None,
+            let (tok, next) = token(rest);
+            rest = next;
+            match tok {
+                Token::Segment(SegmentPattern { count: 1, pieces }) => Pieces(pieces).next(),
+                _ => None,
+            }
         })
     }
 
     /// Whether the pattern matches the path.
-    pub(crate) fn matches(&self, path: &PathSegments, strictness: Strictness) -> bool {
+    pub(crate) fn matches(self, path: &PathSegments, strictness: Strictness) -> bool {
         match strictness {
-            Strictness::Exact => match_tokens(&self.tokens, &path.exact, false),
+            Strictness::Exact => match_tokens(self.code, &path.exact, false),
             Strictness::Loose => {
-                match_tokens(&self.tokens, &path.exact, true)
+                match_tokens(self.code, &path.exact, true)
                     || path
                         .without_params
                         .as_ref()
-                        .is_some_and(|segs| match_tokens(&self.tokens, segs, true))
+                        .is_some_and(|segs| match_tokens(self.code, segs, true))
             }
         }
     }
@@ -148,24 +227,27 @@ impl PathSegments {
 /// Segment-level wildcard matching: `**` plays the role of `*`, each other token
 /// consumes exactly one segment. On a mismatch, the most recent `**` absorbs one more
 /// segment and matching resumes after it (earlier `**` never need to be revisited,
-/// which is what keeps this quadratic rather than exponential).
-fn match_tokens(tokens: &[Token], segs: &[Vec<u8>], ci: bool) -> bool {
-    let (mut t, mut s) = (0, 0);
-    // (token index after the last `**`, segment index it resumes from)
-    let mut resume: Option<(usize, usize)> = None;
+/// which is what keeps this quadratic rather than exponential). `t` is the code of
+/// the tokens not yet matched.
+fn match_tokens(code: &[u8], segs: &[Vec<u8>], ci: bool) -> bool {
+    let (mut t, mut s) = (code, 0);
+    // (the tokens after the last `**`, segment index it resumes from)
+    let mut resume: Option<(&[u8], usize)> = None;
     while s < segs.len() {
-        match tokens.get(t) {
-            Some(Token::AnySegments) => {
-                resume = Some((t + 1, s));
-                t += 1;
-                continue;
+        if !t.is_empty() {
+            match token(t) {
+                (Token::AnySegments, next) => {
+                    resume = Some((next, s));
+                    t = next;
+                    continue;
+                }
+                (Token::Segment(p), next) if p.matches(&segs[s], ci) => {
+                    t = next;
+                    s += 1;
+                    continue;
+                }
+                _ => {}
             }
-            Some(Token::Segment(p)) if p.matches(&segs[s], ci) => {
-                t += 1;
-                s += 1;
-                continue;
-            }
-            _ => {}
         }
         match resume {
             Some((after, from)) => {
@@ -176,22 +258,31 @@ fn match_tokens(tokens: &[Token], segs: &[Vec<u8>], ci: bool) -> bool {
             None => return false,
         }
     }
-    tokens[t..]
-        .iter()
-        .all(|tok| matches!(tok, Token::AnySegments))
+    // Only `**` may be left.
+    while !t.is_empty() {
+        match token(t) {
+            (Token::AnySegments, next) => t = next,
+            (Token::Segment(_), _) => return false,
+        }
+    }
+    true
 }
 
-impl SegmentPattern {
+impl SegmentPattern<'_> {
     /// Byte-level glob within one segment: the first piece is a prefix, the last a
     /// suffix, and the middle ones are found left to right in between (leftmost is
     /// always a safe choice because each `*` can absorb anything).
     fn matches(&self, text: &[u8], ci: bool) -> bool {
-        let (first, rest) = match self.pieces.split_first() {
-            Some(split) => split,
-            None => return text.is_empty(),
+        let mut pieces = Pieces(self.pieces);
+        let Some(first) = pieces.next() else {
+            return text.is_empty();
         };
-        let Some((last, middle)) = rest.split_last() else {
+        if self.count == 1 {
             return eq(first, text, ci); // no `*`: a literal
+        }
+        let middle = Pieces(pieces.0);
+        let Some(last) = pieces.last() else {
+            return eq(first, text, ci);
         };
         if text.len() < first.len() + last.len() {
             return false;
@@ -201,7 +292,7 @@ impl SegmentPattern {
             return false;
         }
         let mut window = &text[first.len()..text.len() - last.len()];
-        for piece in middle {
+        for piece in middle.take(self.count - 2) {
             match find(window, piece, ci) {
                 Some(at) => window = &window[at + piece.len()..],
                 None => return false,
@@ -230,12 +321,65 @@ fn find(hay: &[u8], needle: &[u8], ci: bool) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn code(pattern: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(pattern, &mut out);
+        out
+    }
+
     fn m(pattern: &str, path: &str) -> bool {
-        Pattern::compile(pattern).matches(&PathSegments::new(path), Strictness::Exact)
+        Pattern::new(&code(pattern)).matches(&PathSegments::new(path), Strictness::Exact)
     }
 
     fn loose(pattern: &str, path: &str) -> bool {
-        Pattern::compile(pattern).matches(&PathSegments::new(path), Strictness::Loose)
+        Pattern::new(&code(pattern)).matches(&PathSegments::new(path), Strictness::Loose)
+    }
+
+    #[test]
+    fn encoding_is_one_count_per_token_and_one_length_per_piece() {
+        assert_eq!(code("/"), b"");
+        assert_eq!(code("/v1/**"), b"\x01\x02v1\x00");
+        assert_eq!(code("/a*b/*"), b"\x02\x01a\x01b\x02\x00\x00");
+        // Pieces are decoded after splitting on `*`: `%2A` stays a literal.
+        assert_eq!(code("/%2A:x"), b"\x01\x03*:x");
+        let prefix = |p: &str| -> Vec<Vec<u8>> {
+            let c = code(p);
+            Pattern::new(&c)
+                .literal_prefix()
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+        assert_eq!(
+            prefix("/v1/me%3Ax/a*/b"),
+            [b"v1".to_vec(), b"me:x".to_vec()]
+        );
+        assert_eq!(prefix("/v1/**/b"), [b"v1".to_vec()]);
+        assert!(prefix("/*/v1").is_empty());
+        assert!(prefix("/").is_empty());
+    }
+
+    #[test]
+    fn lengths_past_one_byte_round_trip() {
+        for n in [0, 1, 0x7F, 0x80, 0x3FFF, 0x4000, 300_000] {
+            let mut out = vec![9];
+            push_len(&mut out, n);
+            out.push(7);
+            let (got, rest) = read_len(&out[1..]);
+            assert_eq!((got, rest), (n, &[7][..]), "{n}");
+        }
+        let mut out = Vec::new();
+        push_len(&mut out, 300);
+        assert_eq!(out, [0xAC, 0x02]);
+        // A segment longer than 127 bytes, and a glob of many pieces.
+        let long = "x".repeat(200);
+        assert!(m(&format!("/v1/{long}"), &format!("/v1/{long}")));
+        assert!(!m(&format!("/v1/{long}"), &format!("/v1/{long}y")));
+        let glob = format!("/{}", "a*".repeat(150));
+        assert!(m(&glob, &format!("/{}", "a".repeat(150))));
+        assert!(!m(&glob, &format!("/{}", "a".repeat(149))));
+        // Every middle piece is looked for, up to the last.
+        assert!(m("/v1/a*b*c*d*e", "/v1/abcde"));
+        assert!(!m("/v1/a*b*c*d*e", "/v1/abcxe"));
     }
 
     #[test]

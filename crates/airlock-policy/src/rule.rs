@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::method::{MethodError, check_method};
 use crate::normalize::{PathError, clip, normalize};
-use crate::pattern::{PathSegments, Pattern, Strictness};
+use crate::pattern::{PathSegments, Pattern, Strictness, encode};
 
 /// A compiled access rule, `METHOD PATH` (DESIGN.md §4).
 ///
@@ -23,11 +23,13 @@ use crate::pattern::{PathSegments, Pattern, Strictness};
 /// Two rules are equal when their canonical text ([`Rule::as_str`]) is equal.
 #[derive(Clone)]
 pub struct Rule {
-    /// Canonical text: upper-cased method (or `*`), one space, the path.
-    text: String,
-    /// `None` for `*`.
-    method: Option<String>,
-    pattern: Pattern,
+    /// One allocation per rule (a million rules load in one process): the
+    /// canonical text (upper-cased method or `*`, one space, the path), then the
+    /// compiled path pattern (`crate::pattern::encode`). The method and the path
+    /// are read from the text.
+    data: Box<[u8]>,
+    /// Where the text ends and the pattern starts.
+    text_len: u32,
 }
 
 /// Why a rule, or a method, was refused.
@@ -150,29 +152,51 @@ impl Rule {
             m => Some(check_method(m, extra).map_err(|e| invalid(RuleProblem::Method(e)))?),
         };
         check_rule_path(path).map_err(invalid)?;
-        let text = format!("{} {path}", method.as_deref().unwrap_or("*"));
+        let method = method.as_deref().unwrap_or("*");
+        let mut pattern = Vec::with_capacity(path.len());
+        encode(path, &mut pattern);
+        // `path` is a normalized path, so at most `MAX_TARGET_LEN` bytes long.
+        let text_len = u32::try_from(method.len() + 1 + path.len()).map_err(|_| {
+            invalid(RuleProblem::Path(PathError::TooLong {
+                len: path.len(),
+                max: crate::normalize::MAX_TARGET_LEN,
+            }))
+        })?;
+        let data = [method.as_bytes(), b" ", path.as_bytes(), &pattern].concat();
         Ok(Rule {
-            text,
-            method,
-            pattern: Pattern::compile(path),
+            data: data.into_boxed_slice(),
+            text_len,
         })
     }
 
     /// The canonical text of the rule: the method upper-cased (or `*`), one space,
     /// the path. Parsing it again gives an equal rule.
     pub fn as_str(&self) -> &str {
-        &self.text
+        // The text part is a copy of `&str`s cut at ASCII characters.
+        std::str::from_utf8(self.text()).unwrap_or_default()
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.data[..self.text_len as usize]
     }
 
     /// The rule's method, upper-cased, or `None` for `*`.
     pub fn method(&self) -> Option<&str> {
-        self.method.as_deref()
+        match self.as_str().split_once(' ') {
+            Some(("*", _)) | None => None,
+            Some((m, _)) => Some(m),
+        }
     }
 
     /// The rule's path pattern.
     pub fn path(&self) -> &str {
-        let at = self.text.find(' ').map_or(0, |i| i + 1);
-        &self.text[at..]
+        let text = self.as_str();
+        let at = text.find(' ').map_or(0, |i| i + 1);
+        &text[at..]
+    }
+
+    fn pattern(&self) -> Pattern<'_> {
+        Pattern::new(&self.data[self.text_len as usize..])
     }
 
     /// Whether the rule matches `method` and `path` *exactly*: the semantics of an
@@ -201,7 +225,7 @@ impl Rule {
 
     /// The rule's leading literal path segments (see [`crate::index`]).
     pub(crate) fn literal_prefix(&self) -> impl Iterator<Item = &[u8]> {
-        self.pattern.literal_prefix()
+        self.pattern().literal_prefix()
     }
 
     pub(crate) fn matches_segments(
@@ -210,7 +234,7 @@ impl Rule {
         path: &PathSegments,
         strictness: Strictness,
     ) -> bool {
-        let method_ok = match self.method.as_deref() {
+        let method_ok = match self.method() {
             None => true,
             Some(m) => {
                 m.eq_ignore_ascii_case(method)
@@ -221,7 +245,7 @@ impl Rule {
                         && method.eq_ignore_ascii_case("HEAD"))
             }
         };
-        method_ok && self.pattern.matches(path, strictness)
+        method_ok && self.pattern().matches(path, strictness)
     }
 }
 
@@ -247,6 +271,9 @@ fn check_rule_path(path: &str) -> Result<(), RuleProblem> {
     if let Some(seg) = segments().find(|s| s.contains("**") && *s != "**") {
         return Err(RuleProblem::DoubleStar { segment: clip(seg) });
     }
+    if is_plain(path) {
+        return Ok(());
+    }
     let target = normalize(path).map_err(RuleProblem::Path)?;
     if target.path != path {
         return Err(RuleProblem::NotNormalized {
@@ -254,6 +281,17 @@ fn check_rule_path(path: &str) -> Result<(), RuleProblem> {
         });
     }
     Ok(())
+}
+
+/// Whether a rule path that passed the checks above is made of letters, digits,
+/// `-`, `_`, `~` and `*` between its `/`s only, and not too long: such a path is
+/// its own normalized form (nothing to decode, encode or resolve), so the usual
+/// rule skips [`normalize`]. Anything else goes through it.
+fn is_plain(path: &str) -> bool {
+    path.len() <= crate::normalize::MAX_TARGET_LEN
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'~' | b'*'))
 }
 
 impl FromStr for Rule {
@@ -268,19 +306,19 @@ impl FromStr for Rule {
 impl fmt::Display for Rule {
     /// Writes the canonical text ([`Rule::as_str`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Rule").field(&self.text).finish()
+        f.debug_tuple("Rule").field(&self.as_str()).finish()
     }
 }
 
 impl PartialEq for Rule {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        self.text() == other.text()
     }
 }
 
@@ -288,7 +326,7 @@ impl Eq for Rule {}
 
 impl Hash for Rule {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.text.hash(state);
+        self.as_str().hash(state);
     }
 }
 
@@ -414,6 +452,29 @@ mod tests {
         assert!(
             e.starts_with("rule \"PROPFIND /dav\": method \"PROPFIND\" is not allowed"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn plain_paths_are_their_own_normal_form() {
+        // The fast path is only taken where normalizing changes nothing...
+        for p in ["/", "/v1/**", "/v1/r0001/**", "/a-b_c~d/*x*", "/V1/ADMIN/"] {
+            assert!(is_plain(p), "{p}");
+            assert_eq!(normalize(p).unwrap().path, p);
+        }
+        // ...and not for what normalizing rewrites or refuses.
+        for p in ["/%41", "/a.b", "/a;b", "/a:b", "/é", "/a b", "/a%2Fb"] {
+            assert!(!is_plain(p), "{p}");
+        }
+        let long = format!("/{}", "a".repeat(crate::normalize::MAX_TARGET_LEN));
+        assert!(!is_plain(&long));
+        assert!(is_plain(&long[..crate::normalize::MAX_TARGET_LEN]));
+        assert_eq!(
+            problem(&format!("GET {long}")),
+            RuleProblem::Path(PathError::TooLong {
+                len: long.len(),
+                max: crate::normalize::MAX_TARGET_LEN
+            })
         );
     }
 

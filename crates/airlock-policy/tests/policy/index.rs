@@ -4,7 +4,7 @@
 //! and escapes, `decide` equals the decision procedure restated over every rule
 //! (`reference_decision`) and `explain` (which walks every rule).
 
-use airlock_policy::{RuleSet, normalize};
+use airlock_policy::{Rule, RuleSet, normalize};
 use proptest::prelude::*;
 
 use super::oracles::reference_decision;
@@ -87,5 +87,95 @@ proptest! {
             prop_assert_eq!(&decided, &reference_decision(&rs, method, &t.path), "{} {}", method, raw);
             prop_assert_eq!(&decided, &rs.explain(method, &raw).decision, "{} {}", method, raw);
         }
+    }
+}
+
+/// Segments from a small alphabet in both cases, so that tries get wide nodes
+/// (many children, found by binary search) whose keys collide ignoring case.
+fn wide_segment() -> impl Strategy<Value = String> {
+    "[abAB]{1,3}"
+}
+
+fn wide_rule() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["GET", "POST", "*", "PROPFIND"]),
+        prop::collection::vec(wide_segment(), 0..4),
+        prop::sample::select(vec!["", "*", "**", "a*"]),
+    )
+        .prop_map(|(m, mut segs, tail)| {
+            if !tail.is_empty() {
+                segs.push(tail.to_owned());
+            }
+            format!("{m} /{}", segs.join("/"))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The flat trie (sorted children, binary search, case folded for deny rules)
+    /// against the full walk, on rule sets of up to 200 rules over a small
+    /// alphabet: wide nodes, shared prefixes, keys equal but for case.
+    #[test]
+    fn flat_trie_decisions_equal_the_full_walk(
+        allow in prop::collection::vec(wide_rule(), 0..200),
+        deny in prop::collection::vec(wide_rule(), 0..40),
+        paths in prop::collection::vec(
+            (prop::collection::vec(wide_segment(), 0..5), prop::option::of("[a;]{1,2}")),
+            1..16,
+        ),
+        method in prop::sample::select(vec!["GET", "HEAD", "POST", "propfind"]),
+    ) {
+        let extra = vec!["propfind".to_owned()];
+        let rs = RuleSet::compile(&allow, &deny, &extra).unwrap();
+        for (segs, params) in paths {
+            let mut raw = format!("/{}", segs.join("/"));
+            if let Some(p) = params {
+                raw.push(';');
+                raw.push_str(&p);
+            }
+            let Ok(t) = normalize(&raw) else { continue };
+            let decided = rs.decide(method, &t);
+            prop_assert_eq!(&decided, &reference_decision(&rs, method, &t.path), "{} {}", method, raw);
+            prop_assert_eq!(&decided, &rs.explain(method, &raw).decision, "{} {}", method, raw);
+        }
+    }
+
+    /// A rule keeps its text, method and path in one allocation with its compiled
+    /// pattern: what it reports is what was written (method upper-cased, blanks
+    /// collapsed), and it matches like a rule parsed from that text.
+    #[test]
+    fn compact_rules_report_what_was_written(
+        rule in wide_rule(),
+        lower in any::<bool>(),
+        pad in prop::sample::select(vec![" ", "  ", "\t", " \t "]),
+        path in prop::collection::vec(wide_segment(), 0..5),
+    ) {
+        let (m, p) = rule.split_once(' ').unwrap();
+        let written = format!("{pad}{}{pad}{p}{pad}", if lower { m.to_ascii_lowercase() } else { m.to_owned() });
+        let extra = vec!["propfind".to_owned()];
+        let r = Rule::parse_with_methods(&written, &extra).unwrap();
+        prop_assert_eq!(r.as_str(), rule.as_str());
+        prop_assert_eq!(r.to_string(), rule.clone());
+        prop_assert_eq!(r.method(), (m != "*").then_some(m));
+        prop_assert_eq!(r.path(), p);
+        let again = Rule::parse_with_methods(r.as_str(), &extra).unwrap();
+        prop_assert_eq!(&again, &r);
+        let path = format!("/{}", path.join("/"));
+        for method in ["GET", "HEAD", "PROPFIND"] {
+            prop_assert_eq!(r.matches(method, &path), again.matches(method, &path));
+            prop_assert_eq!(r.matches_loosely(method, &path), again.matches_loosely(method, &path));
+        }
+    }
+
+    /// Rules are accepted exactly when their path is in normal form and well
+    /// shaped, whether or not the load-time fast path for plain paths (letters,
+    /// digits, `-_~*`) skips normalizing: the same rules pass as before it.
+    #[test]
+    fn accepted_rules_are_exactly_the_normalized_ones(p in "/[a-zA-Z0-9_~*/.%;-]{0,12}") {
+        let shaped = !p.contains("//")
+            && p[1..].split('/').all(|s| s != "." && s != ".." && (!s.contains("**") || s == "**"));
+        let normal = airlock_policy::normalize(&p).is_ok_and(|t| t.path == p);
+        prop_assert_eq!(Rule::parse(&format!("GET {p}")).is_ok(), shaped && normal, "{}", p);
     }
 }
