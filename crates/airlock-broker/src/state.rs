@@ -206,6 +206,22 @@ pub fn revocations(home: &Home) -> Result<Revocations, StateError> {
     read_json(&revocations_path(home))
 }
 
+/// Changes the revocations under the home lock: `change` edits them and says
+/// whether it changed anything, and the file is written only then. Returns
+/// what `change` gives back.
+fn update_revocations<T>(
+    home: &Home,
+    change: impl FnOnce(&mut Revocations) -> (bool, T),
+) -> Result<T, StateError> {
+    let _lock = home.lock()?;
+    let mut revs = revocations(home)?;
+    let (changed, out) = change(&mut revs);
+    if changed {
+        write_json(home, &revocations_path(home), &revs)?;
+    }
+    Ok(out)
+}
+
 /// Records a revocation (takes the home lock); returns how many recorded sessions
 /// it ends now.
 pub fn revoke(home: &Home, target: &RevokeTarget) -> Result<usize, StateError> {
@@ -248,29 +264,26 @@ pub fn apply_team_revocation(
     target: &RevokeTarget,
     at: jiff::Timestamp,
 ) -> Result<bool, StateError> {
-    let _lock = home.lock()?;
-    let mut revs = revocations(home)?;
     let later = |old: Option<&jiff::Timestamp>| old.is_none_or(|t| *t < at);
-    let changed = match target {
-        RevokeTarget::Session(id) => revs.sessions.insert(id.clone()),
-        RevokeTarget::Agent(a) if later(revs.agents.get(a)) => {
-            revs.agents.insert(a.clone(), at);
-            true
-        }
-        RevokeTarget::Capability(c) if later(revs.capabilities.get(c)) => {
-            revs.capabilities.insert(c.clone(), at);
-            true
-        }
-        RevokeTarget::All if later(revs.all.as_ref()) => {
-            revs.all = Some(at);
-            true
-        }
-        _ => false,
-    };
-    if changed {
-        write_json(home, &revocations_path(home), &revs)?;
-    }
-    Ok(changed)
+    update_revocations(home, |revs| {
+        let changed = match target {
+            RevokeTarget::Session(id) => revs.sessions.insert(id.clone()),
+            RevokeTarget::Agent(a) if later(revs.agents.get(a)) => {
+                revs.agents.insert(a.clone(), at);
+                true
+            }
+            RevokeTarget::Capability(c) if later(revs.capabilities.get(c)) => {
+                revs.capabilities.insert(c.clone(), at);
+                true
+            }
+            RevokeTarget::All if later(revs.all.as_ref()) => {
+                revs.all = Some(at);
+                true
+            }
+            _ => false,
+        };
+        (changed, changed)
+    })
 }
 
 /// Team mode's hook (issue 15): records an incident lock on a capability or an
@@ -282,28 +295,25 @@ pub fn apply_team_incident_lock(
     target: &RevokeTarget,
     at: jiff::Timestamp,
 ) -> Result<bool, StateError> {
-    let _lock = home.lock()?;
-    let mut revs = revocations(home)?;
-    let entry = match target {
-        RevokeTarget::Capability(c) => revs.locked.capabilities.entry(c.clone()),
-        RevokeTarget::Agent(a) => revs.locked.agents.entry(a.clone()),
-        _ => return Ok(false),
-    };
-    let changed = match entry {
-        Entry::Vacant(v) => {
-            v.insert(at);
-            true
-        }
-        Entry::Occupied(mut o) if *o.get() < at => {
-            o.insert(at);
-            true
-        }
-        Entry::Occupied(_) => false,
-    };
-    if changed {
-        write_json(home, &revocations_path(home), &revs)?;
-    }
-    Ok(changed)
+    update_revocations(home, |revs| {
+        let entry = match target {
+            RevokeTarget::Capability(c) => revs.locked.capabilities.entry(c.clone()),
+            RevokeTarget::Agent(a) => revs.locked.agents.entry(a.clone()),
+            _ => return (false, false),
+        };
+        let changed = match entry {
+            Entry::Vacant(v) => {
+                v.insert(at);
+                true
+            }
+            Entry::Occupied(mut o) if *o.get() < at => {
+                o.insert(at);
+                true
+            }
+            Entry::Occupied(_) => false,
+        };
+        (changed, changed)
+    })
 }
 
 /// Team mode's hook (issue 15): an admin device's `airlock unlock` made at
@@ -313,28 +323,25 @@ pub fn release_team_incident_locks(
     home: &Home,
     at: jiff::Timestamp,
 ) -> Result<IncidentLocks, StateError> {
-    let _lock = home.lock()?;
-    let mut revs = revocations(home)?;
-    let mut released = IncidentLocks::default();
-    for (from, to) in [
-        (&mut revs.locked.capabilities, &mut released.capabilities),
-        (&mut revs.locked.agents, &mut released.agents),
-    ] {
-        let old: Vec<String> = from
-            .iter()
-            .filter(|(_, t)| **t <= at)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in old {
-            if let Some(t) = from.remove(&k) {
-                to.insert(k, t);
+    update_revocations(home, |revs| {
+        let mut released = IncidentLocks::default();
+        for (from, to) in [
+            (&mut revs.locked.capabilities, &mut released.capabilities),
+            (&mut revs.locked.agents, &mut released.agents),
+        ] {
+            let old: Vec<String> = from
+                .iter()
+                .filter(|(_, t)| **t <= at)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in old {
+                if let Some(t) = from.remove(&k) {
+                    to.insert(k, t);
+                }
             }
         }
-    }
-    if !released.is_empty() {
-        write_json(home, &revocations_path(home), &revs)?;
-    }
-    Ok(released)
+        (!released.is_empty(), released)
+    })
 }
 
 /// Locks `capabilities` and `agents` for an incident (takes the home lock); a
@@ -344,28 +351,25 @@ pub fn lock_for_incident(
     capabilities: &[String],
     agents: &[String],
 ) -> Result<(), StateError> {
-    let _lock = home.lock()?;
     let now = jiff::Timestamp::now();
-    let mut revs = revocations(home)?;
-    for c in capabilities {
-        revs.locked.capabilities.entry(c.clone()).or_insert(now);
-    }
-    for a in agents {
-        revs.locked.agents.entry(a.clone()).or_insert(now);
-    }
-    write_json(home, &revocations_path(home), &revs)
+    update_revocations(home, |revs| {
+        for c in capabilities {
+            revs.locked.capabilities.entry(c.clone()).or_insert(now);
+        }
+        for a in agents {
+            revs.locked.agents.entry(a.clone()).or_insert(now);
+        }
+        (true, ())
+    })
 }
 
 /// Releases every incident lock (takes the home lock); returns what was
 /// locked. The caller has proven it holds the master key.
 pub fn release_incident_locks(home: &Home) -> Result<IncidentLocks, StateError> {
-    let _lock = home.lock()?;
-    let mut revs = revocations(home)?;
-    let released = std::mem::take(&mut revs.locked);
-    if !released.is_empty() {
-        write_json(home, &revocations_path(home), &revs)?;
-    }
-    Ok(released)
+    update_revocations(home, |revs| {
+        let released = std::mem::take(&mut revs.locked);
+        (!released.is_empty(), released)
+    })
 }
 
 /// Whether the emergency lock is on.
