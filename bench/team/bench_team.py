@@ -72,13 +72,17 @@ def setup(a):
     servers = []
     for h in homes:
         cli(h, "team", "sync")
-        port = lib.free_port()
-        p = subprocess.Popen([BIN, "serve", "--gateway", f"127.0.0.1:{port}"],
-                             env={**os.environ, "AIRLOCK_HOME": h},
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        lib.wait_port(port, proc=p)
-        servers.append((h, port, p))
+        servers.append(start_gateway(h))
     return servers
+
+
+def start_gateway(home):
+    """`airlock serve --gateway` on a free port for `home`: (home, port, process)."""
+    port = lib.free_port()
+    p = subprocess.Popen([BIN, "serve", "--gateway", f"127.0.0.1:{port}"], env={**os.environ, "AIRLOCK_HOME": home},
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lib.wait_port(port, proc=p)
+    return home, port, p
 
 
 def get(conn, token):
@@ -165,12 +169,7 @@ def local_servers(n, upstream):
                     'auth = { type = "bearer", secret = "key" }\n\n'
                     '[capabilities.up]\nservice = "up"\nttl = "1h"\nallow = ["GET /**"]\n')
         cli(h, "secret", "set", "key", "--stdin", stdin="sk_test_team_bench_0123456789")
-        port = lib.free_port()
-        p = subprocess.Popen([BIN, "serve", "--gateway", f"127.0.0.1:{port}"],
-                             env={**os.environ, "AIRLOCK_HOME": h},
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        lib.wait_port(port, proc=p)
-        servers.append((h, port, p))
+        servers.append(start_gateway(h))
     return servers
 
 

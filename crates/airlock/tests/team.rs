@@ -129,21 +129,32 @@ fn ok(home: &Path, args: &[&str], stdin: Option<&str>) -> String {
 }
 
 /// A team of two: A (root admin) and B (approved member).
+/// `home` joins `admin`'s team as `name` with a fresh invitation: (the code,
+/// the fingerprint `team join` printed). The device is pending until approved.
+fn join_pending(admin: &Path, home: &Path, url: &str, name: &str) -> (String, String) {
+    let code = ok(admin, &["team", "invite"], None).trim().to_string();
+    let joined = ok(
+        home,
+        &["team", "join", "--db", url, &code, "--name", name],
+        None,
+    );
+    (code, fingerprint(&joined))
+}
+
+/// The fingerprint in `team join`'s output.
+fn fingerprint(joined: &str) -> String {
+    joined
+        .lines()
+        .find_map(|l| l.strip_prefix("fingerprint: "))
+        .unwrap()
+        .to_string()
+}
+
 fn team_of_two(url: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     ok(&a, &["team", "init", "--db", url, "--name", "alice"], None);
-    let code = ok(&a, &["team", "invite"], None).trim().to_string();
-    let joined = ok(
-        &b,
-        &["team", "join", "--db", url, &code, "--name", "bob"],
-        None,
-    );
-    let fp = joined
-        .lines()
-        .find_map(|l| l.strip_prefix("fingerprint: "))
-        .unwrap()
-        .to_string();
+    let (code, fp) = join_pending(&a, &b, url, "bob");
     // Before approval, B is pending and cannot sync.
     let out = airlock(&b, &["team", "sync"], None);
     assert!(!out.status.success());
@@ -601,17 +612,7 @@ fn a_revoked_device_cannot_sync_and_holds_no_key_of_the_new_epoch() {
     ok(&b, &["team", "sync"], None);
     // A third device, C, stays.
     let c = dir.path().join("c2");
-    let code = ok(&a, &["team", "invite"], None).trim().to_string();
-    let joined = ok(
-        &c,
-        &["team", "join", "--db", &url, &code, "--name", "carol"],
-        None,
-    );
-    let fp_c = joined
-        .lines()
-        .find_map(|l| l.strip_prefix("fingerprint: "))
-        .unwrap()
-        .to_string();
+    let (_, fp_c) = join_pending(&a, &c, &url, "carol");
     ok(&a, &["team", "approve", &fp_c], None);
     ok(&c, &["team", "sync"], None);
     let devices: serde_json::Value =
@@ -1005,15 +1006,11 @@ fn eight_devices_share_a_secret_and_a_lock_or_revocation_on_one_holds_on_every_o
                 let (home, url) = (&homes[i + 1], &url);
                 s.spawn(move || {
                     let name = format!("d{}", i + 1);
-                    let out = ok(
+                    fingerprint(&ok(
                         home,
                         &["team", "join", "--db", url, code, "--name", &name],
                         None,
-                    );
-                    out.lines()
-                        .find_map(|l| l.strip_prefix("fingerprint: "))
-                        .unwrap()
-                        .to_string()
+                    ))
                 })
             })
             .collect();

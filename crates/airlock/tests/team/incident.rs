@@ -5,17 +5,7 @@ use super::*;
 
 /// A third device joined and approved by `admin`.
 pub(crate) fn join(admin: &Path, home: &Path, url: &str, name: &str) {
-    let code = ok(admin, &["team", "invite"], None).trim().to_string();
-    let joined = ok(
-        home,
-        &["team", "join", "--db", url, &code, "--name", name],
-        None,
-    );
-    let fp = joined
-        .lines()
-        .find_map(|l| l.strip_prefix("fingerprint: "))
-        .unwrap()
-        .to_string();
+    let (_, fp) = join_pending(admin, home, url, name);
     ok(admin, &["team", "approve", &fp], None);
 }
 
