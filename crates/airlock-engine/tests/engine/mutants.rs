@@ -569,6 +569,208 @@ data: {\"choices\":[{\"delta\":{\"content\":\"!\"}}]}\r\n\r\n";
         assert_eq!(st.push(b"\n\ndata: y"), b"\n\ndata: y");
     }
 
+    /// An event's `data:` lines are joined with a line feed, as EventSource
+    /// does, before the scrubber decides whether they are one JSON value:
+    /// `["sk_li",1` and `2]` make `["sk_li",1\n2]`, which is not JSON, so the
+    /// event is text and its string is not a piece of the `0` channel that the
+    /// next event's JSON continues (joined without the line feed they would
+    /// make `["sk_li",12]`).
+    #[test]
+    fn data_lines_are_joined_with_a_line_feed_before_reading_json() {
+        let s = one("s", b"sk_live_abc123");
+        let body = b"data: [\"sk_li\",1\ndata: 2]\n\ndata: [\"ve_abc123\"]\n\n";
+        assert_eq!(s.scrub_body(body, BodyKind::EventStream), body);
+        // The same pieces in events that are JSON are one channel's text.
+        let json = b"data: [\"sk_li\",12]\n\ndata: [\"ve_abc123\"]\n\n";
+        assert_eq!(
+            s.scrub_body(json, BodyKind::EventStream),
+            b"data: [\"[REDACTED:s]\",12]\n\ndata: [\"\"]\n\n"
+        );
+    }
+
+    /// JSON nested 32 deep (the bound) is still read as JSON: a secret whose
+    /// pieces are strings at that depth in two events is redacted in both.
+    #[test]
+    fn json_nested_to_the_depth_bound_is_read_as_json() {
+        let s = one("s", b"sk_live_abc123");
+        let (open, close) = ("[".repeat(32), "]".repeat(32));
+        let body = format!("data: {open}\"sk_li\"{close}\n\ndata: {open}\"ve_abc123\"{close}\n\n");
+        let want = format!("data: {open}\"[REDACTED:s]\"{close}\n\ndata: {open}\"\"{close}\n\n");
+        assert_eq!(
+            String::from_utf8(s.scrub_body(body.as_bytes(), BodyKind::EventStream)).unwrap(),
+            want
+        );
+    }
+
+    /// A multi-line secret (a PEM key, say) sent as one text event's `data:`
+    /// lines is found in the joined data and redacted with the line breaks
+    /// and the `data:` prefix between them, with LF or CRLF line ends; also
+    /// when it ends or starts with the line break (the marker takes the line
+    /// terminator, and for a secret starting with one the next line's `data: `
+    /// too, so the two lines read as one: no secret byte is left, only the
+    /// framing of those lines changes).
+    #[test]
+    fn a_multi_line_secret_across_data_lines_is_redacted() {
+        let s = one("s", b"sk_live\nabc123");
+        for (body, want) in [
+            (
+                &b"data: x sk_live\ndata: abc123 y\n\n"[..],
+                &b"data: x [REDACTED:s] y\n\n"[..],
+            ),
+            (
+                b"data: x sk_live\r\ndata: abc123 y\r\n\r\n",
+                b"data: x [REDACTED:s] y\r\n\r\n",
+            ),
+        ] {
+            assert_eq!(s.scrub_body(body, BodyKind::EventStream), want);
+        }
+        // A secret ending in a line break (a key file read whole) ends at the
+        // next line's start: the marker replaces exactly the secret and its
+        // terminator (LF or CRLF: only the event view sees the CRLF one), the
+        // next line stays.
+        let s = one("s", b"sk_live_abc123\n");
+        for (body, want) in [
+            (
+                &b"data: x sk_live_abc123\ndata: y\n\n"[..],
+                &b"data: x [REDACTED:s]data: y\n\n"[..],
+            ),
+            (
+                b"data: x sk_live_abc123\r\ndata: y\r\n\r\n",
+                b"data: x [REDACTED:s]data: y\r\n\r\n",
+            ),
+        ] {
+            assert_eq!(s.scrub_body(body, BodyKind::EventStream), want);
+        }
+        // One starting with a line break starts at the previous line's end.
+        let s = one("s", b"\nsk_live_abc123");
+        for (body, want) in [
+            (
+                &b"data: x\ndata: sk_live_abc123 y\n\n"[..],
+                &b"data: x[REDACTED:s] y\n\n"[..],
+            ),
+            (
+                b"data: x\r\ndata: sk_live_abc123 y\r\n\r\n",
+                b"data: x[REDACTED:s] y\r\n\r\n",
+            ),
+        ] {
+            assert_eq!(s.scrub_body(body, BodyKind::EventStream), want);
+        }
+    }
+
+    /// Each element of a JSON array is a channel of its own (`0`, `1`, …): a
+    /// secret streamed in the second choice while the first interleaves its
+    /// own text is redacted in both events, the first choice's text kept.
+    #[test]
+    fn json_array_elements_are_channels_of_their_own() {
+        let s = one("s", b"sk_live_abc123");
+        assert_eq!(
+            s.scrub_body(
+                b"data: [\"x\",\"sk_li\"]\n\ndata: [\"y\",\"ve_abc123\"]\n\n",
+                BodyKind::EventStream
+            ),
+            b"data: [\"x\",\"[REDACTED:s]\"]\n\ndata: [\"y\",\"\"]\n\n"
+        );
+    }
+
+    /// An escaped quote inside a JSON string does not end it: the events stay
+    /// JSON and the secret their strings complete is redacted.
+    #[test]
+    fn an_escaped_quote_does_not_end_a_json_string() {
+        let s = one("s", b"sk_live_abc123");
+        assert_eq!(
+            s.scrub_body(
+                b"data: {\"c\":\"say \\\"sk_li\"}\n\ndata: {\"c\":\"ve_abc123\\\"\"}\n\n",
+                BodyKind::EventStream
+            ),
+            b"data: {\"c\":\"say \\\"[REDACTED:s]\"}\n\ndata: {\"c\":\"\\\"\"}\n\n"
+        );
+    }
+
+    /// A raw control byte (here a tab) inside a quoted string is not JSON
+    /// (a client's `JSON.parse` refuses it): the event is text, so its string
+    /// is no piece of the `0` channel the next event's JSON continues.
+    #[test]
+    fn a_raw_control_byte_in_a_string_makes_the_event_text() {
+        let s = one("s", b"sk_live_abc123");
+        let body = b"data: [\"sk_li\",\"\t\"]\n\ndata: [\"ve_abc123\"]\n\n";
+        assert_eq!(s.scrub_body(body, BodyKind::EventStream), body);
+        let json = b"data: [\"sk_li\",\"\\t\"]\n\ndata: [\"ve_abc123\"]\n\n";
+        assert_eq!(
+            s.scrub_body(json, BodyKind::EventStream),
+            b"data: [\"[REDACTED:s]\",\"\\t\"]\n\ndata: [\"\"]\n\n"
+        );
+    }
+
+    /// An upstream cannot crash the scrubber with deep nesting: an event of
+    /// 200,000 `[` or `{"a":` (deeper than the JSON bound: read as text) is
+    /// passed as it is, one-shot and streamed, and the next event is still
+    /// scrubbed.
+    #[test]
+    fn deeply_nested_json_does_not_crash_the_scrubber() {
+        let s = one("s", b"sk_live_abc123");
+        for open in ["[", "{\"a\":"] {
+            let deep = open.repeat(200_000);
+            let body = format!("data: {deep}\n\ndata: sk_live_abc123\n\n");
+            let want = format!("data: {deep}\n\ndata: [REDACTED:s]\n\n");
+            assert!(s.scrub_body(body.as_bytes(), BodyKind::EventStream) == want.as_bytes());
+            let mut st = s.stream_body(BodyKind::EventStream);
+            let mut out = st.push(body.as_bytes());
+            out.extend(st.finish());
+            assert!(out == want.as_bytes(), "{open}");
+        }
+    }
+
+    /// Behind an escape that the HTML view decodes (`&#115;` is `s`), a
+    /// stream still holds exactly the tail that may begin a secret (`sk_li`),
+    /// not the plain text between the escape and it.
+    #[test]
+    fn behind_an_escape_a_stream_holds_only_the_secrets_prefix() {
+        let s = one("s", b"sk_live_abc123");
+        let mut st = s.stream();
+        assert_eq!(st.push(b"&#115; yyyy sk_li"), b"&#115; yyyy ");
+        assert_eq!(st.pending_len(), 5);
+        let mut out = st.push(b"ve_abc123!");
+        out.extend(st.finish());
+        assert_eq!(out, b"[REDACTED:s]!");
+        // The same when only the decoded text shows the prefix (`sk_l&#105;`
+        // is `sk_li`): the hold starts at its `s`, so no byte of it goes out.
+        let mut st = s.stream();
+        assert_eq!(st.push(b"&#115; yyyy sk_l&#105;"), b"&#115; yyyy ");
+        let mut out = st.push(b"ve_abc123!");
+        out.extend(st.finish());
+        assert_eq!(out, b"[REDACTED:s]!");
+    }
+
+    /// A secret split across JSON events whose last byte is a `\u` escape
+    /// is redacted up to the escape's end: the rest of the string stays.
+    #[test]
+    fn a_split_json_secret_ending_in_an_escape_is_redacted_to_its_end() {
+        let s = one("s", b"sk_live_abc123");
+        assert_eq!(
+            s.scrub_body(
+                b"data: {\"c\":\"sk_li\"}\n\ndata: {\"c\":\"ve_abc12\\u0033!\"}\n\n",
+                BodyKind::EventStream
+            ),
+            b"data: {\"c\":\"[REDACTED:s]\"}\n\ndata: {\"c\":\"!\"}\n\n"
+        );
+    }
+
+    /// Two escapes the HTML view decodes with 35 plain bytes between them: a
+    /// secret whose last byte is the second escape and whose start lies
+    /// nearer the first escape than the second is redacted. (Written for
+    /// `scan`'s window merge bound `2 * ext`; its `+` mutant still passes:
+    /// see docs/testing.md, `scrub/views.rs`.)
+    #[test]
+    fn escapes_within_reach_of_one_secret_are_decoded_together() {
+        let s = one("s", b"sk_live_abc123");
+        let z = "z".repeat(22);
+        assert_eq!(
+            String::from_utf8(s.scrub(format!("&#97;{z}sk_live_abc12&#51; tail").as_bytes()))
+                .unwrap(),
+            format!("&#97;{z}[REDACTED:s] tail")
+        );
+    }
+
     #[test]
     fn body_kind_from_content_type() {
         for (v, kind) in [
