@@ -258,11 +258,16 @@ impl Drop for Kill {
 }
 
 fn spawn(home: &Path, args: &[&str]) -> Child {
+    spawn_to(home, args, Stdio::null())
+}
+
+/// `spawn` with stdout going to `stdout` (`Stdio::piped()` for a `logs --follow`).
+fn spawn_to(home: &Path, args: &[&str], stdout: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_airlock"))
         .args(args)
         .env("AIRLOCK_HOME", home)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()

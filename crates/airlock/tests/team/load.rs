@@ -121,7 +121,11 @@ fn logs_team_follow_prints_every_new_record_as_it_arrives_like_logs_team() {
     let b_id = device_id(&b);
 
     // A follows the team audit (JSON) from before B serves anything.
-    let mut follow = Kill(follower(&a, &["logs", "--team", "--follow", "--json"]));
+    let mut follow = Kill(spawn_to(
+        &a,
+        &["logs", "--team", "--follow", "--json"],
+        Stdio::piped(),
+    ));
     let seen = Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
     {
         let (out, seen) = (follow.0.stdout.take().unwrap(), seen.clone());
@@ -206,7 +210,11 @@ fn logs_team_follow_prints_every_new_record_as_it_arrives_like_logs_team() {
         &format!("DELETE FROM airlock.audit WHERE device = '{b_id}' AND seq = 2"),
     );
     drop(follow);
-    let mut again = Kill(follower(&a, &["logs", "--team", "--follow"]));
+    let mut again = Kill(spawn_to(
+        &a,
+        &["logs", "--team", "--follow"],
+        Stdio::piped(),
+    ));
     let mut err = BufReader::new(again.0.stderr.take().unwrap());
     let mut line = String::new();
     err.read_line(&mut line).unwrap();
@@ -283,16 +291,4 @@ fn postgres_stopped_under_load_loses_no_audit_record_and_every_chain_verifies() 
     ok(&a, &["team", "sync"], None);
     let v = ok(&a, &["audit", "verify", "--team"], None);
     assert!(v.contains("team audit intact"), "{v}");
-}
-
-/// `airlock ARGS` for `home` with its output piped (a `logs --follow`).
-fn follower(home: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .args(args)
-        .env("AIRLOCK_HOME", home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
