@@ -37,12 +37,21 @@ fn main() -> ExitCode {
 /// memory: no core dump may carry them, and no other process of the same user
 /// may read them through ptrace or `/proc/PID/mem` (a crash an agent provokes
 /// with `kill -SEGV`, then `coredumpctl dump`, would otherwise hand it every
-/// key). Not dumpable does both; a program airlock starts gets the normal
-/// setting back at its `exec`. `airlock doctor` reports it.
+/// key). On Linux, not dumpable does both (a program airlock starts gets the
+/// normal setting back at its `exec`; `airlock doctor` reports it); everywhere,
+/// a core size limit of 0 keeps a crash from writing a core file (inherited by
+/// the programs airlock starts).
 fn harden_process() {
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     {
-        // Only fails on a kernel without prctl: nothing more to do then.
+        use rustix::process::{Resource, Rlimit, setrlimit};
+        let none = Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        };
+        // Both only fail on a kernel without them: nothing more to do then.
+        let _ = setrlimit(Resource::Core, none);
+        #[cfg(target_os = "linux")]
         let _ =
             rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
     }

@@ -413,6 +413,13 @@ fn airlock_is_not_dumpable_and_the_programs_it_runs_are() {
         .output()
         .unwrap());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+    // the core size limit airlock set for itself (0) is what its child inherits
+    let out = ok(airlock(&home)
+        .args(["run", "--", "python3", "-c"])
+        .arg("import resource; print(resource.getrlimit(resource.RLIMIT_CORE))")
+        .output()
+        .unwrap());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "(0, 0)\n");
 }
 
 #[test]

@@ -94,8 +94,6 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
             home.root().display()
         ));
     }
-    // A crash must not leave the unlocked data key in a core file.
-    disable_core_dumps();
     // Team mode: the team follower gets its own unlocked copy of the vault (one
     // unlock); local mode opens it exactly as before.
     let (vault, team_vault) = crate::cmd::team::open_vaults(home)?;
@@ -327,18 +325,3 @@ fn start_control(rt: &Arc<Runtime>, home: &Home) -> Option<std::path::PathBuf> {
 fn start_control(_rt: &Arc<Runtime>, _home: &Home) -> Option<std::path::PathBuf> {
     None
 }
-
-#[cfg(unix)]
-fn disable_core_dumps() {
-    use rustix::process::{Resource, Rlimit, setrlimit};
-    let _ = setrlimit(
-        Resource::Core,
-        Rlimit {
-            current: Some(0),
-            maximum: Some(0),
-        },
-    );
-}
-
-#[cfg(not(unix))]
-fn disable_core_dumps() {}
