@@ -72,17 +72,17 @@ def main():
     a = ap.parse_args()
     if len(a.bin) != 2:
         ap.error("give exactly two --bin")
-    work = tempfile.mkdtemp(prefix="airlock-ab-")
     up = a.upstream
-    homes = []
-    for i, b in enumerate(a.bin):
-        home = os.path.join(work, f"home-{i}")
-        os.makedirs(home, mode=0o700)
-        homes.append(make_home(os.path.abspath(b), home, up, a.fsync))
     runs = [[], []]
-    for _ in range(a.rounds):
+    with tempfile.TemporaryDirectory(prefix="airlock-ab-") as work:
+        homes = []
         for i, b in enumerate(a.bin):
-            runs[i].append(one_run(os.path.abspath(b), *homes[i], a.conns, a.duration))
+            home = os.path.join(work, f"home-{i}")
+            os.makedirs(home, mode=0o700)
+            homes.append(make_home(os.path.abspath(b), home, up, a.fsync))
+        for _ in range(a.rounds):
+            for i, b in enumerate(a.bin):
+                runs[i].append(one_run(os.path.abspath(b), *homes[i], a.conns, a.duration))
     med = [{k: statistics.median(r[k] for r in rs) for k in ("rps", "p50_ms", "cpu_us_per_req")} for rs in runs]
     print(f"{a.rounds} rounds, {a.conns} connections, {a.duration} each, audit_fsync {a.fsync}, "
           f"load average {os.getloadavg()[0]:.1f}")
