@@ -631,3 +631,23 @@ fn issue_14_15_init_passphrase_on_a_new_home_speaks_of_a_new_passphrase() {
     assert!(out.stdout.contains("cannot be recovered"), "{}", out.stdout);
     assert!(out.stdout.contains("AIRLOCK_PASSPHRASE"), "{}", out.stdout);
 }
+
+/// `logs --team` and `logs --team --follow` on a home that is not in team mode:
+/// one line saying how to get there, exit 2, nothing printed on stdout (and no
+/// waiting: `--follow` must not sit polling a team that does not exist).
+#[test]
+fn logs_team_outside_team_mode_is_one_line_and_exit_2() {
+    let t = Env::new();
+    t.init();
+    for args in [&["logs", "--team"][..], &["logs", "--team", "--follow"]] {
+        let out = t.run_with(args, &[], None);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("not in team mode") && out.stderr.contains("airlock team join"),
+            "{}",
+            out.stderr
+        );
+    }
+}
