@@ -8,7 +8,7 @@
 -- then owns every table: an owner can disable a trigger, replace the trigger's
 -- function, or drop the table, so the append-only triggers alone do not stop
 -- it. This gives the schema, the append-only tables (audit, audit_checkpoints,
--- changes, secrets) and their trigger function to a role that cannot log in,
+-- changes, config, secrets) and their trigger function to a role that cannot log in,
 -- and gives the app role back only what airlock needs: SELECT and INSERT on
 -- them, USAGE (and CREATE, for later migrations' new tables) on the schema.
 \set ON_ERROR_STOP on
@@ -26,8 +26,9 @@ ALTER FUNCTION airlock.append_only() OWNER TO airlock_owner;
 ALTER TABLE airlock.audit OWNER TO airlock_owner;
 ALTER TABLE airlock.audit_checkpoints OWNER TO airlock_owner;
 ALTER TABLE airlock.changes OWNER TO airlock_owner;
+ALTER TABLE airlock.config OWNER TO airlock_owner;
 ALTER TABLE airlock.secrets OWNER TO airlock_owner;
 GRANT USAGE, CREATE ON SCHEMA airlock TO :app;
-GRANT SELECT, INSERT ON airlock.audit, airlock.audit_checkpoints, airlock.changes, airlock.secrets TO :app;
+GRANT SELECT, INSERT ON airlock.audit, airlock.audit_checkpoints, airlock.changes, airlock.config, airlock.secrets TO :app;
 GRANT USAGE, SELECT ON SEQUENCE airlock.audit_checkpoints_seq_seq, airlock.changes_seq_seq TO :app;
 COMMIT;

@@ -412,12 +412,13 @@ impl Team {
         Ok(batch.len())
     }
 
-    /// On an admin device: a signed checkpoint over the head of every device's
-    /// chain, chained to the checkpoint before it. `None` on a member device, or
-    /// when no head moved since the newest checkpoint.
+    /// On the designated checkpointer (the admin device an admin designated
+    /// last, else the root admin): a signed checkpoint over the head of every
+    /// device's chain, chained to the checkpoint before it. `None` on any
+    /// other device, or when no head moved since the newest checkpoint.
     pub async fn checkpoint(&mut self) -> Result<Option<i64>> {
         let view = self.view().await?;
-        if !self.me(&view)?.admin {
+        if !self.me(&view)?.admin || self.checkpointer(&view) != self.state.device {
             return Ok(None);
         }
         let team = self.state.team.clone();

@@ -28,7 +28,7 @@ pub use audit::{AuditFollow, AuditProblem, AuditReport, Chain, TeamRecord, UPLOA
 pub use schema::migrate;
 pub use team::{
     AUDIT_TICK, CHANNEL, CHECKPOINT_EVERY, Device, DeviceRevocation, DeviceStatus, Followed,
-    Health, Status, SyncReport, Team,
+    Health, Status, SyncReport, Team, change_msg,
 };
 
 /// Everything that can go wrong in team mode. Messages name the row or file and
@@ -103,6 +103,14 @@ pub enum TeamError {
     NotAdmin {
         /// What was attempted.
         action: &'static str,
+    },
+    /// A device that cannot write audit checkpoints.
+    #[error(
+        "device {fingerprint} is not an approved admin device; only an admin device can write the team's audit checkpoints"
+    )]
+    NotAdminDevice {
+        /// Its fingerprint.
+        fingerprint: String,
     },
     /// No device matches a fingerprint.
     #[error("no device matches \"{0}\"; see `airlock team devices`")]

@@ -2,7 +2,7 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `team/state.json` | team id, this device's id, the pinned root admin (id and signing key), the database's address without its password, the last change number applied, the last sync, the versions of team secrets applied |
+//! | `team/state.json` | team id, this device's id, the pinned root admin (id and signing key), the database's address without its password, the last change number applied, the last sync, the versions of team secrets applied, the team's agents and the designated audit checkpointer |
 //! | `team/device.sealed` | this device's two private key seeds and the full database URL, sealed (XChaCha20-Poly1305) under the vault's team-device key |
 
 use std::collections::BTreeMap;
@@ -60,6 +60,56 @@ pub struct TeamState {
     /// the same way.
     #[serde(default)]
     pub checkpoint: Option<Mark>,
+    /// The team's agents, each as the newest admin-signed `agent-add` or
+    /// `agent-remove` row says (by signed instant: a replayed older row changes
+    /// nothing). Empty: the team defines no agents, and any agent name may be
+    /// issued a token on this device.
+    #[serde(default)]
+    pub agents: BTreeMap<String, TeamAgent>,
+    /// The admin device designated to write audit checkpoints, with the signed
+    /// instant of its designation; `None`: the root admin.
+    #[serde(default)]
+    pub checkpointer: Option<Designation>,
+    /// The signed instant of the newest database URL an admin handed this
+    /// device (a `db-url` row) that it adopted.
+    #[serde(default)]
+    pub db_url_at: Option<i64>,
+}
+
+/// One of the team's agents as this device last synced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamAgent {
+    /// The signed instant (unix ms) of the row that set this.
+    pub at: i64,
+    /// Removed by an admin (its tokens revoked on every device, no new one issued).
+    pub removed: bool,
+}
+
+/// An admin's designation of the audit checkpointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Designation {
+    /// The designated admin device's id.
+    pub device: String,
+    /// The signed instant (unix ms) of the designation.
+    pub at: i64,
+}
+
+impl TeamState {
+    /// Why this device refuses to issue a token to `agent`, if it does: the
+    /// team removed it, or the team defines its agents and `agent` is not one.
+    pub fn agent_refusal(&self, agent: &str) -> Option<String> {
+        let agent_shown = agent.escape_debug();
+        match self.agents.get(agent) {
+            Some(a) if a.removed => Some(format!(
+                "agent \"{agent_shown}\" was removed from the team by an admin; an admin's `airlock team agent add {agent_shown}` brings it back"
+            )),
+            Some(_) => None,
+            None if self.agents.values().any(|a| !a.removed) => Some(format!(
+                "agent \"{agent_shown}\" is not one of the team's agents (`airlock team agent list`); an admin adds it with `airlock team agent add {agent_shown}`"
+            )),
+            None => None,
+        }
+    }
 }
 
 /// A row this device remembers: its number and hex SHA-256.

@@ -8,7 +8,9 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use crate::Result;
 
 /// Creates or upgrades the `airlock` schema (idempotent; migrations are applied
-/// under sqlx's advisory lock, so two devices may run it at once).
+/// under sqlx's advisory lock, so two devices may run it at once). `team init`
+/// runs it, and so does every `airlock team sync`, which is how a team made by
+/// an older airlock gets the newer migrations.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     sqlx::query("CREATE SCHEMA IF NOT EXISTS airlock")
         .execute(pool)
@@ -26,6 +28,13 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
             Cow::Borrowed("audit checkpoints"),
             MigrationType::Simple,
             sqlx::SqlStr::from_static(include_str!("../migrations/0002_audit_checkpoints.sql")),
+            false,
+        ),
+        Migration::new(
+            3,
+            Cow::Borrowed("config append-only"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(include_str!("../migrations/0003_config_append_only.sql")),
             false,
         ),
     ]);

@@ -109,6 +109,15 @@ pub struct SyncReport {
     pub incident_locks: Vec<RevokeTarget>,
     /// Incident locks a team unlock released in this sync.
     pub incident_unlocked: Vec<RevokeTarget>,
+    /// The team's agents this sync added (`false`) or removed (`true`).
+    pub agents: Vec<(String, bool)>,
+    /// Agent tokens of this home revoked by this sync: a team token
+    /// revocation, or a removed agent's.
+    pub tokens_revoked: usize,
+    /// The audit checkpointer an admin designated, if this sync applied it.
+    pub checkpointer: Option<String>,
+    /// Whether this sync took a new database URL from an admin.
+    pub db_url: bool,
     /// The last change number applied.
     pub last_seq: i64,
 }
@@ -164,6 +173,8 @@ pub struct Status {
     pub last_sync: Option<jiff::Timestamp>,
     /// Every device, verified.
     pub devices: Vec<Device>,
+    /// The admin device that writes audit checkpoints.
+    pub checkpointer: String,
 }
 
 /// What `airlock team revoke-device` did.
@@ -377,7 +388,16 @@ fn secret_msg(
     )
 }
 
-fn change_msg(team: &str, kind: &str, subject: &str, body: &str, at: i64, device: &str) -> Vec<u8> {
+/// What a device signs for a row of `airlock.changes`: (team, kind, subject,
+/// body, signed instant in unix ms, device).
+pub fn change_msg(
+    team: &str,
+    kind: &str,
+    subject: &str,
+    body: &str,
+    at: i64,
+    device: &str,
+) -> Vec<u8> {
     message(
         "change",
         &[
@@ -645,6 +665,54 @@ const INCIDENT_LOCK: &str = "incident-lock";
 /// The change-log kind of the release of every incident lock (`airlock
 /// unlock`, admin devices only).
 const INCIDENT_UNLOCK: &str = "incident-unlock";
+/// The change-log kinds of an admin adding or removing one of the team's
+/// agents (subject: the agent's name).
+const AGENT_ADD: &str = "agent-add";
+const AGENT_REMOVE: &str = "agent-remove";
+/// The change-log kind of an agent token's revocation (subject: its id): every
+/// device revokes the token of that id if it holds it. Any member's counts, as
+/// a revocation's does: it only takes authority away.
+const TOKEN_REVOKE: &str = "token-revoke";
+/// The change-log kind of an admin designating the device that writes the
+/// audit checkpoints (subject: its id).
+const CHECKPOINTER: &str = "checkpointer";
+/// What a member device cannot do with the lock.
+const RELEASE: &str = "release the team's lock";
+/// The change-log kind of an admin handing every device a new database URL
+/// (subject: the epoch whose key seals it; body: base64 of nonce ‖ ciphertext).
+const DB_URL: &str = "db-url";
+/// Kinds that count only when signed by an admin device.
+const ADMIN_KINDS: [&str; 6] = [
+    "unlock",
+    INCIDENT_UNLOCK,
+    AGENT_ADD,
+    AGENT_REMOVE,
+    CHECKPOINTER,
+    DB_URL,
+];
+
+/// The associated data a new database URL is sealed with.
+fn db_url_aad(team: &str, epoch: i32, author: &str) -> Vec<u8> {
+    message(
+        "db url aad",
+        &[team.as_bytes(), &epoch.to_be_bytes(), author.as_bytes()],
+    )
+}
+
+/// Connects to `url` and checks that it holds this device's team (same id
+/// and root): a URL that points anywhere else is refused before it is kept.
+async fn connect_same_team(url: &str, state: &TeamState) -> Result<PgPool> {
+    let pool = connect(url).await?;
+    let (team, root) = team_row(&pool).await?;
+    if team != state.team || root != state.root {
+        return Err(TeamError::BadUrl(format!(
+            "{} holds another team than this device's ({})",
+            display_db(url)?,
+            state.team
+        )));
+    }
+    Ok(pool)
+}
 
 /// A revocation (or an incident lock) as the change log carries it.
 fn revoke_subject(t: &RevokeTarget) -> String {
@@ -748,6 +816,9 @@ impl Team {
             config: BTreeMap::new(),
             audit_head: None,
             checkpoint: None,
+            agents: BTreeMap::new(),
+            checkpointer: None,
+            db_url_at: None,
         };
         local::save_device(home, vault, &id, &keys, db_url)?;
         local::save_state(home, &state)?;
@@ -864,6 +935,9 @@ impl Team {
             config: BTreeMap::new(),
             audit_head: None,
             checkpoint: None,
+            agents: BTreeMap::new(),
+            checkpointer: None,
+            db_url_at: None,
         };
         local::save_device(home, vault, &id, &keys, db_url)?;
         local::save_state(home, &state)?;
@@ -900,6 +974,12 @@ impl Team {
         })
         .await
         .unwrap_or(Err(TeamError::Db(sqlx::Error::PoolTimedOut)))
+    }
+
+    /// Applies the schema's migrations this database does not have yet (a team
+    /// made by an older airlock); `airlock team sync` runs it.
+    pub async fn migrate(&self) -> Result<()> {
+        crate::schema::migrate(&self.pool).await
     }
 
     /// This device's id.
@@ -1058,9 +1138,7 @@ impl Team {
 
     /// Every device, as verified from the root.
     pub async fn devices(&self) -> Result<Vec<Device>> {
-        let mut v: Vec<Device> = self.view().await?.members.into_values().collect();
-        v.sort_by_key(|d| (d.joined_at, d.id.clone()));
-        Ok(v)
+        Ok(sorted(self.view().await?))
     }
 
     /// `airlock team approve`: signs the device's membership (admin as its invite
@@ -1522,8 +1600,168 @@ impl Team {
 
     /// Logs the emergency lock (`true`) or its release (admin devices only).
     pub async fn publish_lock(&self, locked: bool) -> Result<i64> {
-        self.publish_change(if locked { "lock" } else { "unlock" }, "", Some(locked))
+        let admin = (!locked).then_some(RELEASE);
+        self.publish_change(if locked { "lock" } else { "unlock" }, "", admin)
             .await
+    }
+
+    /// Adds (`add`) or removes one of the team's agents (admin devices only).
+    /// Once the team has agents, every device issues tokens only to them; a
+    /// removed agent's tokens are revoked and its sessions end on every device.
+    pub async fn publish_agent(&self, name: &str, add: bool) -> Result<i64> {
+        let kind = if add { AGENT_ADD } else { AGENT_REMOVE };
+        self.publish_change(kind, name, Some("add or remove the team's agents"))
+            .await
+    }
+
+    /// Logs the revocation of the agent token `id` (made on this device or
+    /// not): every device that holds it revokes it.
+    pub async fn publish_token_revocation(&self, id: &str) -> Result<i64> {
+        self.publish_change(TOKEN_REVOKE, id, None).await
+    }
+
+    /// Designates the admin device (`fingerprint`) that writes the team's
+    /// audit checkpoints (admin devices only).
+    pub async fn designate_checkpointer(&self, fingerprint: &str) -> Result<(Device, i64)> {
+        let view = self.view().await?;
+        self.require_admin(&view, "designate the audit checkpointer")?;
+        let d = self.find(&view, fingerprint)?.clone();
+        if !d.is_admin() {
+            return Err(TeamError::NotAdminDevice {
+                fingerprint: d.fingerprint(),
+            });
+        }
+        let seq = self
+            .publish_change(
+                CHECKPOINTER,
+                &d.id,
+                Some("designate the audit checkpointer"),
+            )
+            .await?;
+        Ok((d, seq))
+    }
+
+    /// `airlock team set-db-url`: this device's database URL becomes `url`,
+    /// once it connects and holds this team, and this device is a member there
+    /// (checked first, through `url`: the old URL may no longer work). On an
+    /// admin device the URL is also sealed under the newest epoch key (which a
+    /// device removed by `revoke-device` does not hold) and logged, signed, for
+    /// every device: each re-seals it into its `team/device.sealed` at its next
+    /// sync. Returns the change number on an admin device.
+    pub async fn set_db_url(home: &Home, vault: &Vault, url: &str) -> Result<Option<i64>> {
+        let state = local::load_state(home)?;
+        let (keys, _) = local::load_device(home, vault, &state.device)?;
+        let pool = connect_same_team(url, &state).await?;
+        let mut t = Team {
+            home: home.clone(),
+            state,
+            keys,
+            db_url: Zeroizing::new(url.to_string()),
+            pool: pool.clone(),
+            audit_seen: None,
+        };
+        let view = t.view().await?;
+        let me = t.me(&view)?.clone();
+        t.adopt_db_url(vault, url, pool, None)?;
+        t.publish_db_url(&view, &me, url).await
+    }
+
+    async fn publish_db_url(&self, view: &View, me: &Device, url: &str) -> Result<Option<i64>> {
+        let mut seq = None;
+        if me.admin {
+            let (epoch, key) =
+                view.epochs
+                    .iter()
+                    .next_back()
+                    .ok_or_else(|| TeamError::NotApproved {
+                        fingerprint: self.fingerprint(),
+                    })?;
+            let team = &self.state.team;
+            let aad = db_url_aad(team, *epoch, &me.id);
+            let (nonce, ct) = keys::seal_secret(key, team, &aad, url.as_bytes())?;
+            let body = B64URL.encode([nonce, ct].concat());
+            let mut tx = self.pool.begin().await?;
+            seq = Some(
+                insert_change(
+                    &mut tx,
+                    team,
+                    &self.keys,
+                    &me.id,
+                    DB_URL,
+                    &epoch.to_string(),
+                    &body,
+                )
+                .await?,
+            );
+            tx.commit().await?;
+        }
+        Ok(seq)
+    }
+
+    /// Keeps `url` as this device's database URL (sealed), with its pool.
+    fn adopt_db_url(
+        &mut self,
+        vault: &Vault,
+        url: &str,
+        pool: PgPool,
+        at: Option<i64>,
+    ) -> Result<()> {
+        local::save_device(&self.home, vault, &self.state.device, &self.keys, url)?;
+        self.state.db = display_db(url)?;
+        if at.is_some() {
+            self.state.db_url_at = at;
+        }
+        local::save_state(&self.home, &self.state)?;
+        self.db_url = Zeroizing::new(url.to_string());
+        self.pool = pool;
+        Ok(())
+    }
+
+    /// Opens a `db-url` row's URL (sealed under `epoch`'s key by `author`).
+    fn open_db_url(
+        &self,
+        view: &View,
+        epoch: &str,
+        body: &str,
+        author: &str,
+        row: &str,
+    ) -> Result<Zeroizing<String>> {
+        let bad = |why: &str| TeamError::Tampered {
+            row: row.to_string(),
+            why: why.to_string(),
+        };
+        let epoch: i32 = epoch
+            .parse()
+            .map_err(|_| bad("its epoch is not a number"))?;
+        let raw = B64URL
+            .decode(body)
+            .map_err(|_| bad("its body is not base64"))?;
+        if raw.len() < 24 {
+            return Err(bad("its body is too short"));
+        }
+        let key = view
+            .epochs
+            .get(&epoch)
+            .ok_or_else(|| bad("this device holds no key of its epoch"))?;
+        let (nonce, ct) = raw.split_at(24);
+        let team = &self.state.team;
+        let plain = keys::open_secret(key, team, &db_url_aad(team, epoch, author), nonce, ct)
+            .ok_or_else(|| bad("it does not open under its epoch key"))?;
+        let url =
+            Zeroizing::new(String::from_utf8(plain.to_vec()).map_err(|_| bad("it is not a URL"))?);
+        display_db(&url).map_err(|_| bad("it is not a postgres URL"))?;
+        Ok(url)
+    }
+
+    /// The admin device that writes audit checkpoints: the one an admin
+    /// designated last, while it is an admin; otherwise the root admin.
+    pub(crate) fn checkpointer(&self, view: &View) -> String {
+        self.state
+            .checkpointer
+            .as_ref()
+            .map(|c| c.device.clone())
+            .filter(|d| view.admin(d).is_some())
+            .unwrap_or_else(|| self.state.root.clone())
     }
 
     /// Logs the incident locks `airlock incident` set on this device (each
@@ -1549,26 +1787,32 @@ impl Team {
     /// Logs the release of every incident lock made until now (`airlock unlock`;
     /// admin devices only).
     pub async fn publish_incident_unlock(&self) -> Result<i64> {
-        self.publish_changes(INCIDENT_UNLOCK, &[String::new()], Some(false))
+        self.publish_changes(INCIDENT_UNLOCK, &[String::new()], Some(RELEASE))
             .await
     }
 
-    async fn publish_change(&self, kind: &str, subject: &str, lock: Option<bool>) -> Result<i64> {
-        self.publish_changes(kind, &[subject.to_string()], lock)
+    async fn publish_change(
+        &self,
+        kind: &str,
+        subject: &str,
+        admin: Option<&'static str>,
+    ) -> Result<i64> {
+        self.publish_changes(kind, &[subject.to_string()], admin)
             .await
     }
 
     /// One row of `kind` per subject, in one transaction; the last number.
+    /// `admin`: the action, when only an admin device may do it.
     async fn publish_changes(
         &self,
         kind: &str,
         subjects: &[String],
-        lock: Option<bool>,
+        admin: Option<&'static str>,
     ) -> Result<i64> {
         let view = self.view().await?;
         self.me(&view)?;
-        if lock == Some(false) {
-            self.require_admin(&view, "release the team's lock")?;
+        if let Some(action) = admin {
+            self.require_admin(&view, action)?;
         }
         let mut tx = self.pool.begin().await?;
         let mut seq = 0;
@@ -1670,6 +1914,7 @@ impl Team {
         .map(|r| Ok((r.try_get("subject")?, r.try_get("seq")?)))
         .collect::<Result<_>>()?;
         let mut actions = Vec::new();
+        let mut new_url: Option<(Zeroizing<String>, i64)> = None;
         let mut last_seq = self.state.last_seq;
         for r in rows {
             let seq: i64 = r.try_get("seq")?;
@@ -1702,13 +1947,24 @@ impl Team {
                     why: format!("it is not signed by member device {device}"),
                 });
             }
-            if (kind == "unlock" || kind == INCIDENT_UNLOCK) && view.admin(&device).is_none() {
+            // Admin-only kinds: signed by a device that was an admin when it
+            // signed (a revoked admin's rows before its revocation still count).
+            if ADMIN_KINDS.contains(&kind.as_str()) && !signer.is_some_and(|d| d.admin) {
                 return Err(TeamError::Tampered {
                     row,
-                    why: format!("an unlock by {device}, which is not an admin"),
+                    why: format!("{kind} by {device}, which is not an admin device"),
                 });
             }
             let mine = device == self.state.device;
+            let newer = |t: Option<i64>| t.is_none_or(|t| t < at);
+            if kind == DB_URL
+                && !mine
+                && newer(self.state.db_url_at)
+                && newer(new_url.as_ref().map(|(_, t)| *t))
+            {
+                let url = self.open_db_url(&view, &subject, &body, &device, &row)?;
+                new_url = Some((url, at));
+            }
             actions.push((kind, subject, at, mine));
             last_seq = seq;
             report.changes += 1;
@@ -1799,8 +2055,65 @@ impl Team {
                         );
                     }
                 }
+                AGENT_ADD | AGENT_REMOVE
+                    if airlock_home::is_valid_name(&subject)
+                        && self.state.agents.get(&subject).is_none_or(|a| a.at < at) =>
+                {
+                    let removed = kind == AGENT_REMOVE;
+                    self.state
+                        .agents
+                        .insert(subject.clone(), local::TeamAgent { at, removed });
+                    report.agents.push((subject, removed));
+                }
+                TOKEN_REVOKE => {
+                    let _lock = self.home.lock()?;
+                    report.tokens_revoked +=
+                        airlock_broker::tokens::revoke_where(&self.home, |t| t.id == subject)
+                            .map_err(|e| self.token_store_error(&e))?;
+                }
+                CHECKPOINTER if self.state.checkpointer.as_ref().is_none_or(|c| c.at < at) => {
+                    self.state.checkpointer = Some(local::Designation {
+                        device: subject.clone(),
+                        at,
+                    });
+                    report.checkpointer = Some(subject);
+                }
                 _ => {}
             }
+        }
+        // A removed agent: its sessions end and every token of it is revoked,
+        // whenever issued (one issued here before this device heard of the
+        // removal too); this device issues it no new one.
+        let removed: Vec<(String, i64)> = report
+            .agents
+            .iter()
+            .filter_map(|(a, _)| {
+                self.state
+                    .agents
+                    .get(a)
+                    .filter(|s| s.removed)
+                    .map(|s| (a.clone(), s.at))
+            })
+            .collect();
+        for (agent, at) in removed {
+            if let Ok(t) = jiff::Timestamp::from_millisecond(at) {
+                let target = RevokeTarget::Agent(agent.clone());
+                if state::apply_team_revocation(&self.home, &target, t)? {
+                    report.revocations += 1;
+                }
+            }
+            let _lock = self.home.lock()?;
+            report.tokens_revoked +=
+                airlock_broker::tokens::revoke_where(&self.home, |t| t.agent == agent)
+                    .map_err(|e| self.token_store_error(&e))?;
+        }
+        // A new database URL from an admin: kept (sealed) once it reaches this
+        // team; until it does (its credential not made yet), the sync fails
+        // and the next one tries again, on the old URL.
+        if let Some((url, at)) = new_url {
+            let pool = connect_same_team(&url, &self.state).await?;
+            self.adopt_db_url(vault, &url, pool, Some(at))?;
+            report.db_url = true;
         }
         self.state.last_seq = last_seq;
         self.state.last_sync = Some(jiff::Timestamp::now());
@@ -1821,10 +2134,14 @@ impl Team {
         airlock_broker::tokens::revoke_where(&self.home, |t| {
             t.created <= at && agent.is_none_or(|a| t.agent == a)
         })
-        .map_err(|e| TeamError::Local {
-            path: self.home.state_dir().join("tokens.json"),
+        .map_err(|e| self.token_store_error(&e))
+    }
+
+    fn token_store_error(&self, e: &airlock_broker::tokens::TokenError) -> TeamError {
+        TeamError::Local {
+            path: airlock_broker::tokens::store_path(&self.home),
             detail: e.to_string(),
-        })
+        }
     }
 
     /// Follows the change log: a sync now, then on every `pg_notify`, after every
@@ -1840,8 +2157,7 @@ impl Team {
         mut report: impl FnMut(Followed),
     ) -> Result<()> {
         use tokio::time::Instant;
-        let mut listener = PgListener::connect(&self.db_url).await?;
-        listener.listen(CHANNEL).await?;
+        let mut listener = listen(&self.db_url).await?;
         let mut next_sync = Instant::now();
         let mut next_checkpoint = Instant::now();
         let mut in_sync = false;
@@ -1849,6 +2165,13 @@ impl Team {
             if Instant::now() >= next_sync {
                 let r = self.sync(vault).await;
                 in_sync = r.is_ok();
+                // A new database URL from an admin: listen through it (the old
+                // credential may stop working at any time now).
+                if r.as_ref().is_ok_and(|r| r.db_url)
+                    && let Ok(l) = listen(&self.db_url).await
+                {
+                    listener = l;
+                }
                 report(Followed::Sync(r));
                 // Out of sync (the database away), try again soon: a restarted
                 // database wakes no listener, and the server refuses every
@@ -1920,7 +2243,9 @@ impl Team {
 
     /// `airlock team status`.
     pub async fn status(&self) -> Result<Status> {
-        let devices = self.devices().await?;
+        let view = self.view().await?;
+        let checkpointer = self.checkpointer(&view);
+        let devices = sorted(view);
         let head_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM airlock.changes")
             .fetch_one(&self.pool)
             .await?;
@@ -1932,8 +2257,23 @@ impl Team {
             head_seq,
             last_sync: self.state.last_sync,
             devices,
+            checkpointer,
         })
     }
+}
+
+/// A listener on the change log's channel.
+async fn listen(url: &str) -> Result<PgListener> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+/// Every device of a view, in the order they joined.
+fn sorted(view: View) -> Vec<Device> {
+    let mut v: Vec<Device> = view.members.into_values().collect();
+    v.sort_by_key(|d| (d.joined_at, d.id.clone()));
+    v
 }
 
 /// Whether a database URL's host is this machine (loopback address,

@@ -477,6 +477,16 @@ pub(crate) enum TeamCommand {
         /// Only these services/capabilities; a name this device no longer defines is removed from the team
         names: Vec<String>,
     },
+    /// The team's agents: add and remove them on every device (admin devices), list them
+    #[command(subcommand)]
+    Agent(crate::cmd::team::AgentCommand),
+    /// Designate the admin device that writes the team's audit checkpoints (admin devices)
+    Checkpointer {
+        /// The admin device's fingerprint (see `airlock team devices`)
+        fingerprint: String,
+    },
+    /// Change this device's database URL, read from stdin (admin devices: every device gets it, sealed under the team key)
+    SetDbUrl,
     /// Catch up with the team: secrets into the vault, services and capabilities into airlock.toml, revocations and the lock into this home
     Sync {
         /// Keep following: on every change notification, and every 10 s at the latest

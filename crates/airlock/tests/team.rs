@@ -12,6 +12,12 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "team/agents.rs"]
+mod agents;
+#[path = "team/checkpoints.rs"]
+mod checkpoints;
+#[path = "team/db_url.rs"]
+mod db_url;
 #[path = "team/incident.rs"]
 mod incident;
 #[path = "team/load.rs"]
@@ -423,9 +429,11 @@ fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
         String::from_utf8_lossy(&out.stderr).contains("only an admin device can share"),
         "{out:?}"
     );
+    // airlock.config is append-only: the superuser gets past its trigger.
     psql(
         &admin_url,
-        "UPDATE airlock.config SET body = replace(body, '127.0.0.1', 'collector.evil.example') WHERE kind = 'service'",
+        "ALTER TABLE airlock.config DISABLE TRIGGER USER; \
+         UPDATE airlock.config SET body = replace(body, '127.0.0.1', 'collector.evil.example') WHERE kind = 'service'",
     );
     refused("airlock.config kind=service name=echo version=1");
     psql(
@@ -445,7 +453,10 @@ fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
          SELECT kind, name, 2, '', author, sig FROM airlock.config WHERE kind = 'capability'",
     );
     refused("airlock.config kind=capability name=echo version=2");
-    psql(&admin_url, "DELETE FROM airlock.config WHERE version = 2");
+    psql(
+        &admin_url,
+        "DELETE FROM airlock.config WHERE version = 2; ALTER TABLE airlock.config ENABLE TRIGGER USER",
+    );
     // Nothing refused reached B's airlock.toml.
     assert_eq!(
         std::fs::read_to_string(b.join("airlock.toml")).unwrap(),
@@ -518,10 +529,38 @@ fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
         "DELETE FROM airlock.secrets",
         "UPDATE airlock.audit SET record = 'x'",
         "TRUNCATE airlock.audit",
+        "UPDATE airlock.config SET body = replace(body, '127.0.0.1', 'collector.evil.example')",
+        "DELETE FROM airlock.config",
+        "TRUNCATE airlock.config",
     ] {
         let err = psql_fails(&url, sql);
         assert!(err.contains("append-only"), "{sql}: {err}");
     }
+    // A team made before migration 3 (no trigger on airlock.config) gets it
+    // at its next `team sync`.
+    psql(
+        &admin_url,
+        "DROP TRIGGER append_only ON airlock.config; DROP TRIGGER append_only_truncate ON airlock.config; \
+         DELETE FROM airlock._sqlx_migrations WHERE version = 3",
+    );
+    psql(&url, "UPDATE airlock.config SET author = author");
+    // (the unsigned unlock above still stops B's sync, after the migration)
+    let out = airlock(&b, &["team", "sync"], None);
+    assert!(!out.status.success());
+    assert_eq!(
+        q(
+            &url,
+            "SELECT count(*) FROM airlock._sqlx_migrations WHERE version = 3"
+        ),
+        "1"
+    );
+    let err = psql_fails(&url, "UPDATE airlock.config SET author = author");
+    assert!(
+        err.contains("airlock.config is append-only: UPDATE refused"),
+        "{err}"
+    );
+    // The appended versions the team made are all still there.
+    assert_eq!(q(&url, "SELECT count(*) FROM airlock.config"), "2");
 }
 
 /// A syntactically valid device row (real keys) that no admin approved.

@@ -30,6 +30,7 @@ pub(crate) fn proxy(home: &Home, args: &ProxyArgs) -> anyhow::Result<()> {
     let issued = match &args.agent {
         None => None,
         Some(agent) => {
+            super::team::check_agent(home, agent)?;
             let _lock = home.lock()?;
             Some(airlock_broker::tokens::issue(
                 home,

@@ -1,4 +1,4 @@
-//! `airlock team init|invite|join|devices|approve|revoke-device|push-config|status|sync` (team mode on
+//! `airlock team init|invite|join|devices|approve|revoke-device|push-config|agent|checkpointer|status|sync` (team mode on
 //! PostgreSQL, docs/team.md), and the hooks that tell the team about a secret,
 //! a revocation or the lock made on this device. In local mode (no `team/`
 //! directory in the home) every hook returns at once and nothing changes.
@@ -14,8 +14,27 @@ use airlock_team::{Followed, SyncReport, Team, TeamError};
 use airlock_vault::{LockedVault, UnlockMode, Vault};
 use serde_json::json;
 
-use crate::cli::TeamCommand;
+use crate::cli::{JsonFlag, TeamCommand};
 use crate::{output, unlock};
+
+/// `airlock team agent`: the team's agents, as admin-signed rows of the change log.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Add an agent to the team (admin devices); once the team has agents,
+    /// every device issues tokens only to them
+    Add {
+        /// The agent's name (the identity its tokens carry)
+        name: String,
+    },
+    /// Remove an agent from the team (admin devices): on every device its
+    /// tokens are revoked, its sessions end and no new token is issued to it
+    Remove {
+        /// The agent's name
+        name: String,
+    },
+    /// The team's agents, as of this device's last sync
+    List(JsonFlag),
+}
 
 /// How often a follower catches up without a notification.
 const POLL: Duration = Duration::from_secs(10);
@@ -270,7 +289,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                     "status": me.map(|d| d.status.as_str()), "admin": me.is_some_and(|d| d.admin),
                     "db": s.db, "last_seq": s.last_seq, "head_seq": s.head_seq, "lag": lag,
                     "last_sync": s.last_sync.map(|t| t.to_string()),
-                    "devices": s.devices.len(),
+                    "devices": s.devices.len(), "checkpointer": s.checkpointer,
                     "pending": s.devices.iter().filter(|d| d.status == airlock_team::DeviceStatus::Pending).count(),
                 }));
             }
@@ -295,6 +314,12 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 s.last_seq, s.head_seq, lag
             ));
             output::line(format_args!("devices:   {}", s.devices.len()));
+            let cp = s.devices.iter().find(|d| d.id == s.checkpointer);
+            output::line(format_args!(
+                "audit checkpoints by: {} ({})",
+                airlock_team::keys::fingerprint(&s.checkpointer),
+                cp.map_or("?".into(), |d| airlock_audit::Escaped(&d.name).to_string())
+            ));
         }
         TeamCommand::RevokeDevice { fingerprint } => {
             let vault = unlock::open(home)?;
@@ -330,7 +355,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 }
             }
             output::note(
-                "the device still knows the database URL and password: rotate the app role's password and give the others the new URL",
+                "the device still knows the database URL and password: give the others a new credential with `airlock team set-db-url`, then take the old one away (docs/team.md)",
             );
         }
         TeamCommand::PushConfig { names } => {
@@ -353,6 +378,89 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        TeamCommand::Agent(AgentCommand::List(flag)) => {
+            let state = airlock_team::local::load_state(home)?;
+            let rows: Vec<_> = state.agents.iter().collect();
+            output::list(
+                flag.json,
+                &rows,
+                |(name, a)| {
+                    json!({"name": name, "status": if a.removed { "removed" } else { "active" },
+                           "since": jiff::Timestamp::from_millisecond(a.at).ok().map(|t| t.to_string())})
+                },
+                &["AGENT", "STATUS", "SINCE"],
+                |(name, a)| {
+                    vec![
+                        (*name).clone(),
+                        if a.removed { "removed" } else { "active" }.into(),
+                        jiff::Timestamp::from_millisecond(a.at)
+                            .map_or("?".into(), |t| t.strftime("%Y-%m-%d %H:%M UTC").to_string()),
+                    ]
+                },
+                "the team defines no agents: every device issues tokens to any agent name; an admin's `airlock team agent add NAME` starts the list",
+            )?;
+        }
+        TeamCommand::Agent(AgentCommand::Add { name } | AgentCommand::Remove { name }) => {
+            let add = matches!(cmd, TeamCommand::Agent(AgentCommand::Add { .. }));
+            super::check_name("agent", name)?;
+            let mut vault = unlock::open(home)?;
+            let r = rt.block_on(async {
+                let mut team = Team::open(home, &vault).await?;
+                let seq = team.publish_agent(name, add).await?;
+                team.sync(&mut vault).await.map(|r| (seq, r))
+            });
+            let (seq, r) = r?;
+            output::line(if add {
+                format!(
+                    "agent \"{name}\" added to the team (change {seq}): every device may issue it tokens"
+                )
+            } else {
+                format!(
+                    "agent \"{name}\" removed from the team (change {seq}): every device revokes its tokens and ends its sessions at its next sync, and issues it no new token"
+                )
+            });
+            report(&r);
+        }
+        TeamCommand::Checkpointer { fingerprint } => {
+            let vault = unlock::open(home)?;
+            let (d, seq) = rt.block_on(async {
+                Team::open(home, &vault)
+                    .await?
+                    .designate_checkpointer(fingerprint)
+                    .await
+            })?;
+            output::line(format_args!(
+                "{} ({}) writes the team's audit checkpoints from now on (change {seq}); the other admin devices stop at their next sync",
+                d.fingerprint(),
+                airlock_audit::Escaped(&d.name)
+            ));
+        }
+        TeamCommand::SetDbUrl => {
+            let source = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                crate::input::Source::Prompt
+            } else {
+                crate::input::Source::Stdin
+            };
+            let url = crate::input::read_value(
+                source,
+                "new database URL",
+                "standard input (`airlock team set-db-url < FILE`)",
+            )?;
+            let url = zeroize::Zeroizing::new(
+                String::from_utf8(url.to_vec())
+                    .map_err(|_| anyhow::anyhow!("the database URL is not UTF-8"))?,
+            );
+            let vault = unlock::open(home)?;
+            let seq = rt.block_on(Team::set_db_url(home, &vault, url.trim()))?;
+            output::line(
+                "this device now uses the new database URL (sealed in team/device.sealed)",
+            );
+            if let Some(seq) = seq {
+                output::line(format_args!(
+                    "sent to every device of the team, sealed under the team key (change {seq}); once every device has synced, take the old credential away (docs/team.md)"
+                ));
+            }
+        }
         TeamCommand::Sync { follow } => {
             let mut vault = unlock::open(home)?;
             rt.block_on(async {
@@ -372,6 +480,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                     })
                     .await
                 } else {
+                    team.migrate().await?;
                     let r = team.sync(&mut vault).await?;
                     report(&r);
                     let u = team.upload_audit().await?;
@@ -426,6 +535,31 @@ fn report(r: &airlock_team::SyncReport) {
         output::line(format_args!(
             "the team's incident response locked {} until an admin's `airlock unlock`",
             lock_names(&r.incident_locks)
+        ));
+    }
+    for (agent, removed) in &r.agents {
+        let agent = airlock_audit::Escaped(agent);
+        output::line(if *removed {
+            format!(
+                "the team removed agent \"{agent}\": its sessions end and its tokens are revoked here"
+            )
+        } else {
+            format!("the team added agent \"{agent}\"")
+        });
+    }
+    if r.tokens_revoked > 0 {
+        output::line(format_args!(
+            "{} agent token(s) of this home revoked by the team",
+            r.tokens_revoked
+        ));
+    }
+    if r.db_url {
+        output::line("this device now uses the new database URL an admin sent");
+    }
+    if let Some(d) = &r.checkpointer {
+        output::line(format_args!(
+            "audit checkpoints are now written by device {}",
+            airlock_team::keys::fingerprint(d)
         ));
     }
     if !r.incident_unlocked.is_empty() {
@@ -490,6 +624,42 @@ pub(crate) fn publish_revocation(home: &Home, target: &RevokeTarget) -> anyhow::
         "run the same `airlock revoke` again",
         async |team| team.publish_revocation(target).await,
     )
+}
+
+/// Hook for `token revoke ID`: logs the revocation for every device (each
+/// revokes the token if it holds it; token values never leave their device).
+/// Local mode: nothing.
+pub(crate) fn publish_token_revocation(home: &Home, id: &str) -> anyhow::Result<()> {
+    if Team::is_member(home) && !(id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())) {
+        anyhow::bail!(
+            "invalid token id \"{}\": give the 12-hex-digit id `airlock token list` (or `airlock logs --team`) shows",
+            id.escape_debug()
+        );
+    }
+    publish(
+        home,
+        "done on this device",
+        "run the same `airlock token revoke` again",
+        async |team| team.publish_token_revocation(id).await,
+    )
+}
+
+/// Hook for `token issue`: refuses an agent the team removed, or one that is
+/// not among the team's agents when the team defines them (as of this
+/// device's last sync). Local mode: nothing.
+pub(crate) fn check_agent(home: &Home, agent: &str) -> anyhow::Result<()> {
+    if !Team::is_member(home) {
+        return Ok(());
+    }
+    if let Some(why) = airlock_team::local::load_state(home)?.agent_refusal(agent) {
+        anyhow::bail!("{why}");
+    }
+    Ok(())
+}
+
+/// Whether this home is a device of a team.
+pub(crate) fn in_team(home: &Home) -> bool {
+    Team::is_member(home)
 }
 
 /// Hook for `lock`/`unlock`: logs it for every device. Local mode: nothing.

@@ -19,6 +19,7 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             json,
         } => {
             let ttl = airlock_config::parse_duration(ttl).map_err(anyhow::Error::msg)?;
+            super::team::check_agent(home, agent)?;
             let config = Config::load(home)?;
             for c in caps {
                 if !config.capabilities.contains_key(c) {
@@ -128,16 +129,19 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
                 let _lock = home.lock()?;
                 tokens::revoke_where(home, |t| &t.id == id)?
             };
-            if n == 0 {
+            // In a team, a token another device issued is revoked there.
+            if n == 0 && !super::team::in_team(home) {
                 bail!(
                     "no active token \"{}\"; see `airlock token list`",
                     id.escape_debug()
                 );
             }
-            output::line(format_args!(
-                "revoked token {id}: running servers refuse it from its next request"
-            ));
-            Ok(())
+            if n > 0 {
+                output::line(format_args!(
+                    "revoked token {id}: running servers refuse it from its next request"
+                ));
+            }
+            super::team::publish_token_revocation(home, id)
         }
     }
 }

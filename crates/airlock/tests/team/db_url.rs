@@ -1,0 +1,110 @@
+//! A new database credential after a device's removal: an admin's `team
+//! set-db-url` reaches every remaining device, sealed under the team key of
+//! the epoch the removed device does not hold; once the old credential is
+//! taken away, the removed device cannot even connect.
+
+use super::*;
+
+/// The database URL sealed in `home`'s `team/device.sealed`.
+fn sealed_url(home: &Path) -> String {
+    agents::device_secrets(home).2
+}
+
+/// `url` with its user and password replaced.
+fn with_login(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.split_once('@').unwrap().1;
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+#[test]
+fn after_a_revocation_an_admin_hands_every_remaining_device_a_new_database_credential() {
+    let (app_url, admin_url) = database();
+    // The team logs in as a role of its own, as a DBA would set it up, so
+    // that it can be locked out without touching the other tests' role.
+    let old = format!("team_old_{}", std::process::id());
+    let new = format!("team_new_{}", std::process::id());
+    psql(
+        &admin_url,
+        &format!("CREATE ROLE {old} LOGIN PASSWORD 'first-credential-4Kq' IN ROLE airlock_app"),
+    );
+    let url = with_login(&app_url, &old, "first-credential-4Kq");
+    let (dir, a, b) = team_of_two(&url);
+    let c = dir.path().join("c");
+    incident::join(&a, &c, &url, "carol");
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(&a, upstream());
+    ok(&a, &["team", "push-config"], None);
+    ok(&c, &["team", "sync"], None);
+    ok(&b, &["team", "sync"], None);
+    let t = token(&b);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (_serve, addr) = serve_gateway(&b, log.clone());
+    eventually("B serving", || served(&gateway_get(&addr, &t)));
+
+    // A removes C; the DBA makes a new login role (a member of the old one,
+    // which owns the tables) and A hands its URL to the team.
+    let c_fp = airlock_team::keys::fingerprint(&device_id(&c));
+    let out = ok(&a, &["team", "revoke-device", &c_fp], None);
+    assert!(out.contains("new team key epoch 2"), "{out}");
+    let password = "second-credential-9Zt";
+    psql(
+        &admin_url,
+        &format!("CREATE ROLE {new} LOGIN PASSWORD '{password}' IN ROLE {old}"),
+    );
+    let new_url = with_login(&app_url, &new, password);
+    // A URL that does not reach this team is refused, and nothing is kept.
+    let out = airlock(
+        &a,
+        &["team", "set-db-url"],
+        Some(&with_login(&app_url, &new, "wrong")),
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(sealed_url(&a), url);
+    let out = ok(&a, &["team", "set-db-url"], Some(&new_url));
+    assert!(out.contains("sent to every device of the team"), "{out}");
+    assert_eq!(sealed_url(&a), new_url);
+    // B's running server adopts it from the change log.
+    eventually("B on the new URL", || sealed_url(&b) == new_url);
+    // The database holds it sealed only.
+    let rows = q(
+        &admin_url,
+        "SELECT string_agg(subject || body, ' ') FROM airlock.changes",
+    );
+    assert!(!rows.contains(password) && !rows.contains(&new), "{rows}");
+
+    // The DBA takes the old credential away and ends its sessions.
+    psql(
+        &admin_url,
+        &format!(
+            "ALTER ROLE {old} NOLOGIN; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{old}'"
+        ),
+    );
+    // B follows the team through the new credential: A's revocation reaches it.
+    ok(&a, &["revoke", "--all"], None);
+    eventually("B refusing after A's revoke --all", || {
+        !served(&gateway_get(&addr, &t))
+    });
+    let status = ok(&b, &["team", "status"], None);
+    assert!(status.contains("(0 behind)"), "{status}");
+    // C, removed, never got the new URL (it holds no key of epoch 2), and its
+    // old credential no longer logs in.
+    assert_eq!(sealed_url(&c), url);
+    let out = airlock(&c, &["team", "sync"], None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not permitted to log in"),
+        "{err}"
+    );
+
+    // A URL row signed by a member device is refused by every device, by name.
+    let b_id = device_id(&b);
+    let seq = agents::signed_by(&b, &new_url, "db-url", "2");
+    agents::sync_refuses(
+        &a,
+        &format!("airlock.changes seq={seq}: db-url by {b_id}, which is not an admin device"),
+    );
+    agents::drop_change(&admin_url, &seq);
+    ok(&a, &["team", "sync"], None);
+}
