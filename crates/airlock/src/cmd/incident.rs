@@ -422,7 +422,17 @@ pub(crate) fn run(home: &Home, args: &IncidentArgs) -> anyhow::Result<()> {
     } else {
         act(home, &plan, vault)?
     };
-    report(&plan, &blast, &outcome, args)
+    report(&plan, &blast, &outcome, args)?;
+    match outcome.team_error {
+        // Everything above took effect here; say so, and fail, so a script
+        // knows the other devices were not told.
+        Some(e) => Err(e.context(if outcome.rotated.iter().any(|r| r.result.is_ok()) {
+            "incident response done on this device, rotation included (add --no-rotate when you run it again)"
+        } else {
+            "incident response done on this device"
+        })),
+        None => Ok(()),
+    }
 }
 
 /// What the incident did (empty for a dry run).
@@ -432,6 +442,9 @@ struct Outcome {
     tokens_revoked: usize,
     servers: usize,
     rotated: Vec<rotate::Rotated>,
+    /// Why the team (its other devices) was not told of the locks and
+    /// revocations; the local steps and the rotation went on regardless.
+    team_error: Option<anyhow::Error>,
 }
 
 /// Records one owner action of the incident (`ok`: it did what it set out to
@@ -500,11 +513,26 @@ fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result
         ),
     );
     out.servers = super::sessions::notify(home);
-    if !p.lock_capabilities.is_empty() || !p.lock_agents.is_empty() {
-        super::team::publish_incident_locks(home, &p.lock_capabilities, &p.lock_agents)?;
-    }
-    for target in &p.revocations {
-        super::team::publish_revocation(home, target)?;
+    // The team is told next; if its database is out of reach, the rotation
+    // below still happens (it is what makes the leaked value useless) and
+    // `run` fails at the end with why.
+    let told = (|| {
+        if !p.lock_capabilities.is_empty() || !p.lock_agents.is_empty() {
+            super::team::publish_incident_locks(home, &p.lock_capabilities, &p.lock_agents)?;
+        }
+        for target in &p.revocations {
+            super::team::publish_revocation(home, target)?;
+        }
+        anyhow::Ok(())
+    })();
+    if let Err(e) = told {
+        audit(
+            &mut log,
+            Kind::Other("incident".into()),
+            false,
+            &format!("incident {what}: the team was not told: {e:#}"),
+        );
+        out.team_error = Some(e);
     }
     for r in &p.rotations {
         let done = rotate::apply(home, &mut vault, r);
@@ -590,6 +618,7 @@ fn report(
             "done": (!args.dry_run).then(|| json!({
                 "sessions_ended": out.sessions_ended, "tokens_revoked": out.tokens_revoked,
                 "servers_notified": out.servers,
+                "team_error": out.team_error.as_ref().map(|e| format!("{e:#}")),
             })),
             "since": ts(p.since),
             "requests": requests,

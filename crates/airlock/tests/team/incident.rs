@@ -126,3 +126,73 @@ fn an_incident_lock_on_one_device_refuses_on_every_other_until_an_admin_unlocks(
     let status = ok(&c, &["team", "status"], None);
     assert!(status.contains("(0 behind)"), "{status}");
 }
+
+/// With the team's database out of reach, `airlock incident` still does all
+/// it can on this device — revocation, lock, the rotation step, its audit
+/// records, the report — and then fails with why the team was not told; run
+/// again once the database is back (`--no-rotate`), it tells every device.
+#[test]
+fn an_incident_with_the_database_down_acts_here_rotates_and_says_the_team_was_not_told() {
+    let (url, _) = database();
+    let (_dir, a, b) = team_of_two(&url);
+    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(&a, upstream());
+    ok(&a, &["team", "push-config"], None);
+    ok(&b, &["team", "sync"], None);
+    token(&b);
+    let db = url.rsplit_once('/').unwrap().1.to_string();
+    let allow = |on: bool| {
+        psql(
+            &cluster().admin_url,
+            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {on}"),
+        )
+    };
+    allow(false);
+
+    let out = airlock(&b, &["incident", "canary", "--json"], None);
+    allow(true);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("incident response done on this device")
+            && err.contains("locked on this device, but the team was not told"),
+        "{err}"
+    );
+    // The report was written, with what was done here and the rotation step
+    // reached (this generic bearer key has no rotation API: not automatic).
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let done = &report["done"];
+    assert_eq!(done["tokens_revoked"], 1, "{report}");
+    assert!(
+        done["team_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the team was not told")),
+        "{report}"
+    );
+    assert_eq!(report["rotations"][0]["rotated"], false, "{report}");
+    assert!(
+        report["rotations"][0]["result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not automatic")),
+        "{report}"
+    );
+    assert_eq!(locks(&b).0, vec!["echo".to_string()]);
+    assert!(
+        local_records(&b).iter().any(|r| r["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("the team was not told"))),
+        "no audit record of the failure"
+    );
+
+    // A has heard nothing; the same incident again (the rotation is not
+    // repeated) tells every device.
+    let synced = ok(&a, &["team", "sync"], None);
+    assert!(!synced.contains("incident response locked"), "{synced}");
+    ok(&b, &["incident", "canary", "--no-rotate"], None);
+    let synced = ok(&a, &["team", "sync"], None);
+    assert!(
+        synced.contains("incident response locked capability \"echo\""),
+        "{synced}"
+    );
+}
