@@ -97,3 +97,18 @@ pub use runtime::{
     ExecuteRequest, ExecuteResponse, LoadError, Runtime, RuntimeError, SessionClosed,
 };
 pub use session::{Grant, SessionEnd, SessionId, SessionInfo, Sessions};
+
+/// What the crate's unit tests share.
+#[cfg(test)]
+mod test_util {
+    use airlock_home::Home;
+
+    /// A fresh home `h` (created) inside a temporary directory that lives as
+    /// long as the returned guard.
+    pub(crate) fn home() -> (tempfile::TempDir, Home) {
+        let d = tempfile::tempdir().unwrap();
+        let h = Home::at(d.path().join("h"));
+        h.ensure_dir().unwrap();
+        (d, h)
+    }
+}

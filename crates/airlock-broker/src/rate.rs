@@ -60,14 +60,21 @@ mod tests {
     use super::*;
     use crate::ManualClock;
 
-    #[test]
-    fn burst_then_steady_refill() {
+    /// A `3/min` limiter on a manual clock, with the whole burst of agent `a`
+    /// on capability `c` just taken.
+    fn burst_taken() -> (Arc<ManualClock>, RateLimiter, Rate) {
         let clock = ManualClock::new();
         let rl = RateLimiter::new(clock.clone());
         let rate = airlock_config::parse_rate("3/min").unwrap();
         for _ in 0..3 {
             rl.try_acquire("a", "c", rate).unwrap();
         }
+        (clock, rl, rate)
+    }
+
+    #[test]
+    fn burst_then_steady_refill() {
+        let (clock, rl, rate) = burst_taken();
         let wait = rl.try_acquire("a", "c", rate).unwrap_err();
         assert!(
             wait <= Duration::from_secs(20) && wait > Duration::from_secs(19),
@@ -84,6 +91,23 @@ mod tests {
         for _ in 0..3 {
             rl.try_acquire("a", "c", rate).unwrap();
         }
+        assert!(rl.try_acquire("a", "c", rate).is_err());
+    }
+
+    /// The wait a refused caller is told is until its next token: with half a token
+    /// refilled, half the refill period.
+    #[test]
+    fn the_rate_limiters_wait_is_until_the_next_token() {
+        let (clock, rl, rate) = burst_taken();
+        clock.advance(Duration::from_secs(10));
+        let wait = rl.try_acquire("a", "c", rate).unwrap_err();
+        assert!(
+            wait > Duration::from_millis(9_990) && wait < Duration::from_millis(10_010),
+            "{wait:?}"
+        );
+        // After the wait, exactly one token.
+        clock.advance(wait);
+        rl.try_acquire("a", "c", rate).unwrap();
         assert!(rl.try_acquire("a", "c", rate).is_err());
     }
 }

@@ -451,12 +451,7 @@ impl RevocationWatch {
 mod tests {
     use super::*;
 
-    fn home() -> (tempfile::TempDir, Home) {
-        let d = tempfile::tempdir().unwrap();
-        let h = Home::at(d.path().join("h"));
-        h.ensure_dir().unwrap();
-        (d, h)
-    }
+    use crate::test_util::home;
 
     fn rec(id: &str, agent: &str, cap: &str) -> SessionRecord {
         let now = jiff::Timestamp::now();

@@ -413,12 +413,7 @@ pub fn last_use(home: &Home, id: &str) -> Option<jiff::Timestamp> {
 mod tests {
     use super::*;
 
-    fn home() -> (tempfile::TempDir, Home) {
-        let d = tempfile::tempdir().unwrap();
-        let h = Home::at(d.path().join("h"));
-        h.ensure_dir().unwrap();
-        (d, h)
-    }
+    use crate::test_util::home;
 
     #[test]
     fn issue_verify_revoke() {

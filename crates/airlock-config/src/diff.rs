@@ -135,46 +135,39 @@ impl AuthorityDiff {
             detail,
             example,
         };
-        for s in &self.server {
-            rows.push(row("server", &s.setting, setting_detail(s), None));
-        }
+        // "added" or "removed" for a whole entry (a changed one has only the
+        // rows of what changed).
+        let status_row = |subject: &str, status: Status| {
+            let change = match status {
+                Status::Added => "added",
+                Status::Removed => "removed",
+                Status::Changed => return None,
+            };
+            Some(row(subject, change, String::new(), None))
+        };
+        let setting_rows = |rows: &mut Vec<DiffRow>, subject: &str, settings: &[SettingChange]| {
+            for s in settings {
+                rows.push(row(subject, &s.setting, setting_detail(s), None));
+            }
+        };
+        setting_rows(&mut rows, "server", &self.server);
         for svc in &self.services {
             let subject = format!("service {}", svc.service);
-            match svc.status {
-                Status::Added => rows.push(row(&subject, "added", String::new(), None)),
-                Status::Removed => rows.push(row(&subject, "removed", String::new(), None)),
-                Status::Changed => {}
-            }
-            for s in &svc.settings {
-                rows.push(row(&subject, &s.setting, setting_detail(s), None));
-            }
+            rows.extend(status_row(&subject, svc.status));
+            setting_rows(&mut rows, &subject, &svc.settings);
         }
         for cap in &self.capabilities {
             let subject = format!("capability {}", cap.capability);
-            match cap.status {
-                Status::Added => rows.push(row(&subject, "added", String::new(), None)),
-                Status::Removed => rows.push(row(&subject, "removed", String::new(), None)),
-                Status::Changed => {}
+            rows.extend(status_row(&subject, cap.status));
+            for (change, who) in [
+                ("agents gain it", &cap.agents_gained),
+                ("agents lose it", &cap.agents_lost),
+            ] {
+                if !who.is_empty() {
+                    rows.push(row(&subject, change, agents(who), None));
+                }
             }
-            if !cap.agents_gained.is_empty() {
-                rows.push(row(
-                    &subject,
-                    "agents gain it",
-                    agents(&cap.agents_gained),
-                    None,
-                ));
-            }
-            if !cap.agents_lost.is_empty() {
-                rows.push(row(
-                    &subject,
-                    "agents lose it",
-                    agents(&cap.agents_lost),
-                    None,
-                ));
-            }
-            for s in &cap.settings {
-                rows.push(row(&subject, &s.setting, setting_detail(s), None));
-            }
+            setting_rows(&mut rows, &subject, &cap.settings);
             for p in &cap.paths {
                 rows.push(row(
                     &subject,

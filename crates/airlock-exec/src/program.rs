@@ -168,6 +168,16 @@ fn is_executable_file(path: &Path) -> Result<(), NotExecutable> {
 mod tests {
     use super::*;
 
+    /// A file `name` holding `text` with permission bits `mode` in a new
+    /// temporary directory (kept alive by the returned guard).
+    fn file_in_tempdir(name: &str, text: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, path)
+    }
+
     #[test]
     fn kinds() {
         assert_eq!(ProgramKind::of("git"), ProgramKind::Git);
@@ -179,10 +189,7 @@ mod tests {
 
     #[test]
     fn relative_path_entries_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let prog = dir.path().join("tool");
-        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (dir, prog) = file_in_tempdir("tool", "#!/bin/sh\n", 0o755);
         let rel = OsStr::new(".:bin:");
         assert_eq!(find_program("tool", rel), None);
         let abs = std::env::join_paths([dir.path()]).unwrap();
@@ -192,10 +199,7 @@ mod tests {
 
     #[test]
     fn absolute_paths_that_cannot_run_say_why() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::write(&data, "x").unwrap();
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (dir, data) = file_in_tempdir("data", "x", 0o644);
         let cmd = data.to_str().unwrap();
         let e = AllowedProgram::resolve("tools", cmd, OsStr::new("")).unwrap_err();
         assert!(

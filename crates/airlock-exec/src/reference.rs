@@ -200,13 +200,23 @@ pub fn resolve_environment<I>(
 where
     I: IntoIterator<Item = (OsString, OsString)>,
 {
+    resolve_vars(vars, |key| format!("environment variable {key}"), lookup)
+}
+
+/// Resolves references among `vars`; `location(key)` says in messages where a
+/// value came from.
+fn resolve_vars<V: AsRef<OsStr>>(
+    vars: impl IntoIterator<Item = (OsString, V)>,
+    location: impl Fn(&str) -> String,
+    lookup: SecretLookup<'_>,
+) -> Result<ResolvedEnv, ReferenceError> {
     let mut env = ResolvedEnv::default();
     for (key, value) in vars {
         let shown_key = key.to_string_lossy().into_owned();
         env.push(
             key,
-            value.as_bytes(),
-            || format!("environment variable {shown_key}"),
+            value.as_ref().as_bytes(),
+            || location(&shown_key),
             lookup,
         )?;
     }
@@ -235,14 +245,7 @@ pub fn resolve_assignment(
             crate::error::shown(key)
         )));
     }
-    let mut env = ResolvedEnv::default();
-    env.push(
-        key.into(),
-        value.as_bytes(),
-        || format!("--env {key}"),
-        lookup,
-    )?;
-    Ok(env)
+    resolve_vars([(key.into(), value)], |key| format!("--env {key}"), lookup)
 }
 
 /// Reads and resolves an env file.

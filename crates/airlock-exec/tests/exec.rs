@@ -817,6 +817,27 @@ fn background_member(pid_file: &Path, pgid: i32) -> i32 {
     pid
 }
 
+/// Runs `launch` to its end. Its child writes the pid of a process it leaves in
+/// the background to `pid_file`; once that process is seen in the child's group,
+/// `then` runs. After the end the group must be empty (`survived(pid)` says
+/// what a survivor means). The output and the background process's pid.
+fn run_watching_the_group(
+    launch: Launch,
+    pid_file: &Path,
+    then: impl FnOnce(),
+    survived: impl FnOnce(i32) -> String,
+) -> (airlock_exec::Output, i32) {
+    let (out, pgid, bg) = rt().block_on(async {
+        let running = launch.spawn(&Scrubber::empty()).unwrap();
+        let pgid = running.pid();
+        let bg = background_member(pid_file, pgid);
+        then();
+        (running.output().await.unwrap(), pgid, bg)
+    });
+    assert_group_gone(pgid, &survived(bg));
+    (out, bg)
+}
+
 #[test]
 fn timeout_kills_the_whole_process_group() {
     let w = world();
@@ -838,12 +859,12 @@ fn timeout_kills_the_whole_process_group() {
         .unwrap();
     let launch = p.prepare(inv, Some(&secret()), Stdin::Null).unwrap();
     let started = Instant::now();
-    let (out, pgid, bg) = rt().block_on(async {
-        let running = launch.spawn(&Scrubber::empty()).unwrap();
-        let pgid = running.pid();
-        let bg = background_member(&pid_file, pgid);
-        (running.output().await.unwrap(), pgid, bg)
-    });
+    let (out, bg) = run_watching_the_group(
+        launch,
+        &pid_file,
+        || {},
+        |bg| format!("processes of the group survived (background process was {bg})"),
+    );
     assert!(out.exit.timed_out, "{out:?}");
     assert_eq!(out.exit.exit_code(), 137);
     assert!(
@@ -857,10 +878,6 @@ fn timeout_kills_the_whole_process_group() {
         "{out:?}"
     );
     assert!(!stdout(&out).contains("unreachable"));
-    assert_group_gone(
-        pgid,
-        &format!("processes of the group survived (background process was {bg})"),
-    );
 }
 
 #[test]
@@ -880,20 +897,15 @@ fn background_processes_left_behind_are_killed_at_exit() {
     let inv = p.check(&strings(&["sh", "-c", &script]), None).unwrap();
     let launch = p.prepare(inv, None, Stdin::Null).unwrap();
     let started = Instant::now();
-    let (out, pgid, bg) = rt().block_on(async {
-        let running = launch.spawn(&Scrubber::empty()).unwrap();
-        let pgid = running.pid();
-        let bg = background_member(&pid_file, pgid);
-        std::fs::write(&go, b"").unwrap();
-        (running.output().await.unwrap(), pgid, bg)
-    });
+    let (out, _) = run_watching_the_group(
+        launch,
+        &pid_file,
+        || std::fs::write(&go, b"").unwrap(),
+        |bg| format!("background process {bg} survived the child's exit"),
+    );
     assert_eq!(stdout(&out), "started\n");
     assert!(out.exit.success() && !out.exit.timed_out);
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert_group_gone(
-        pgid,
-        &format!("background process {bg} survived the child's exit"),
-    );
 }
 
 #[test]
@@ -1036,27 +1048,47 @@ fn assert_clean(what: &str, bytes: &[u8]) {
     assert!(text.contains("[REDACTED:stripe]"), "{what}:\n{text}");
 }
 
-fn leaky_policy(w: &World) -> ExecPolicy {
+/// The policy of exec capability `cap` of a config with one bearer service
+/// (`service` at `url`, secret `secret`): it runs `command` with `var` set to
+/// the secret, in `w.work`, plus the `extra` lines of the capability.
+fn exec_policy(
+    w: &World,
+    (service, url, secret): (&str, &str, &str),
+    (cap, command, var): (&str, &str, &str),
+    extra: &str,
+) -> ExecPolicy {
     let toml = format!(
         r#"
-[services.stripe]
-url = "https://api.stripe.com"
-auth = {{ type = "bearer", secret = "{NAME}" }}
+[services.{service}]
+url = "{url}"
+auth = {{ type = "bearer", secret = "{secret}" }}
 
-[capabilities.stripe_cli]
-service = "stripe"
+[capabilities.{cap}]
+service = "{service}"
 mode = "exec"
-commands = ["sh"]
-env = {{ API_KEY = "{{{{secret}}}}" }}
+commands = ["{command}"]
+env = {{ {var} = "{{{{secret}}}}" }}
 workdirs = ["{}"]
-timeout = "20s"
+{extra}
 "#,
         w.work.display()
     );
     let config = airlock_config::Config::parse(Path::new("airlock.toml"), &toml).unwrap();
-    let cap = config.capability("stripe_cli").unwrap();
-    let svc = &config.services["stripe"];
-    let p = ExecPolicy::new(cap, svc, &w.owner).unwrap();
+    ExecPolicy::new(
+        config.capability(cap).unwrap(),
+        &config.services[service],
+        &w.owner,
+    )
+    .unwrap()
+}
+
+fn leaky_policy(w: &World) -> ExecPolicy {
+    let p = exec_policy(
+        w,
+        ("stripe", "https://api.stripe.com", NAME),
+        ("stripe_cli", "sh", "API_KEY"),
+        "timeout = \"20s\"",
+    );
     assert_eq!(p.secret_name(), Some(NAME));
     assert_eq!(p.timeout(), Duration::from_secs(20));
     assert!(p.git_credential().is_none());
@@ -1176,28 +1208,12 @@ grep -c "$GH_TOKEN" "$GIT_ASKPASS"
 stat -c %a "$GIT_ASKPASS"
 echo "helper=$GIT_ASKPASS""#,
     );
-    let toml = format!(
-        r#"
-[services.github]
-url = "https://api.github.com"
-auth = {{ type = "bearer", secret = "gh" }}
-
-[capabilities.gh]
-service = "github"
-mode = "exec"
-commands = ["git"]
-env = {{ GH_TOKEN = "{{{{secret}}}}" }}
-workdirs = ["{}"]
-"#,
-        w.work.display()
+    let p = exec_policy(
+        &w,
+        ("github", "https://api.github.com", "gh"),
+        ("gh", "git", "GH_TOKEN"),
+        "",
     );
-    let config = airlock_config::Config::parse(Path::new("airlock.toml"), &toml).unwrap();
-    let p = ExecPolicy::new(
-        config.capability("gh").unwrap(),
-        &config.services["github"],
-        &w.owner,
-    )
-    .unwrap();
     let cred: &GitCredential = p.git_credential().unwrap();
     assert_eq!(
         cred.origins,

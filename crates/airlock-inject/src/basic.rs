@@ -148,21 +148,19 @@ impl HeaderKey {
 
 /// A key sent as text: non-empty printable ASCII, no leading/trailing space.
 fn check_printable(secret: &str, auth: &'static str, v: &[u8]) -> Result<(), InjectError> {
-    let invalid = |reason| InjectError::InvalidSecret {
-        secret: secret.to_string(),
+    crate::check_ascii(
+        secret,
         auth,
-        reason,
-    };
-    if v.is_empty() {
-        return Err(invalid("the value is empty"));
-    }
-    if !v.iter().all(|b| (0x20..=0x7e).contains(b)) {
-        return Err(invalid(
-            "the value must be printable ASCII without control characters or line breaks",
-        ));
-    }
+        v,
+        b' ',
+        "the value must be printable ASCII without control characters or line breaks",
+    )?;
     if v.first() == Some(&b' ') || v.last() == Some(&b' ') {
-        return Err(invalid("the value starts or ends with a space"));
+        return Err(InjectError::InvalidSecret {
+            secret: secret.to_string(),
+            auth,
+            reason: "the value starts or ends with a space",
+        });
     }
     Ok(())
 }

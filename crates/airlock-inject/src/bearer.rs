@@ -25,20 +25,13 @@ impl Bearer {
         value: SecretSlice<u8>,
     ) -> Result<Self, InjectError> {
         let secret_name = secret_name.into();
-        let invalid = |reason| InjectError::InvalidSecret {
-            secret: secret_name.clone(),
-            auth: "bearer",
-            reason,
-        };
-        let bytes = value.expose_secret();
-        if bytes.is_empty() {
-            return Err(invalid("the value is empty"));
-        }
-        if !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-            return Err(invalid(
-                "a bearer token must be visible ASCII without spaces or control characters",
-            ));
-        }
+        crate::check_ascii(
+            &secret_name,
+            "bearer",
+            value.expose_secret(),
+            b'!',
+            "a bearer token must be visible ASCII without spaces or control characters",
+        )?;
         Ok(Bearer {
             token: NamedSecret::new(secret_name, value),
         })

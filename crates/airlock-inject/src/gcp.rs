@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::jwt::RsaKey;
-use crate::token::{self, Minted, MintsBearer, TokenCache, TokenClient};
+use crate::token::{self, Minted, Minter, MintsBearer, TokenClient};
 use crate::{Clock, InjectError, NamedSecret};
 
 const AUTH: &str = "gcp-service-account";
@@ -23,12 +24,9 @@ const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 pub struct GcpServiceAccount {
     client_email: String,
     key_id: Option<String>,
-    token_url: url::Url,
     scopes: String,
-    json: NamedSecret,
     key: RsaKey,
-    http: TokenClient,
-    cache: TokenCache,
+    minter: Minter,
 }
 
 #[derive(serde::Deserialize)]
@@ -90,12 +88,9 @@ impl GcpServiceAccount {
             key_id: file
                 .private_key_id
                 .filter(|k| !k.chars().any(char::is_control)),
-            token_url,
             scopes: scopes.join(" "),
-            json,
             key,
-            http,
-            cache: TokenCache::new(clock),
+            minter: Minter::new(json, token_url, http, clock),
         })
     }
 
@@ -108,17 +103,12 @@ impl GcpServiceAccount {
 impl MintsBearer for GcpServiceAccount {
     const AUTH: &'static str = AUTH;
 
-    fn source(&self) -> &NamedSecret {
-        &self.json
+    fn minter(&self) -> &Minter {
+        &self.minter
     }
 
-    fn cache(&self) -> &TokenCache {
-        &self.cache
-    }
-
-    async fn mint(&self) -> Result<Minted, InjectError> {
-        let now = self.cache.clock().now();
-        let unix = self.cache.clock().unix_seconds();
+    async fn mint(&self, now: SystemTime) -> Result<Minted, InjectError> {
+        let unix = self.minter.clock().unix_seconds();
         let mut header = serde_json::json!({"alg": "RS256", "typ": "JWT"});
         if let Some(kid) = &self.key_id {
             header["kid"] = serde_json::json!(kid);
@@ -126,7 +116,7 @@ impl MintsBearer for GcpServiceAccount {
         let claims = serde_json::json!({
             "iss": self.client_email,
             "scope": self.scopes,
-            "aud": self.token_url.as_str(),
+            "aud": self.minter.url.as_str(),
             "iat": unix,
             "exp": unix + 3600,
         });
@@ -134,7 +124,7 @@ impl MintsBearer for GcpServiceAccount {
             .key
             .sign_jwt(&header, &claims)
             .map_err(|e| InjectError::TokenEndpoint {
-                secret: self.json.name.clone(),
+                secret: self.minter.source.name.clone(),
                 detail: e.to_string(),
             })?;
         let mut body = Zeroizing::new(Vec::with_capacity(jwt.len() + 80));
@@ -142,15 +132,10 @@ impl MintsBearer for GcpServiceAccount {
             b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=",
         );
         body.extend_from_slice(jwt.as_bytes()); // base64url and dots: nothing to encode
-        self.http
-            .mint(
-                &self.token_url,
-                token::form_headers(),
-                body,
-                &self.json.name,
-                &[jwt.as_bytes()],
-                |_, resp| token::oauth_minted(resp, now),
-            )
+        self.minter
+            .post(token::form_headers(), body, &[jwt.as_bytes()], |_, resp| {
+                token::oauth_minted(resp, now)
+            })
             .await
     }
 }
@@ -159,9 +144,9 @@ impl fmt::Debug for GcpServiceAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GcpServiceAccount")
             .field("client_email", &self.client_email)
-            .field("token_url", &token::endpoint_name(&self.token_url))
+            .field("token_url", &token::endpoint_name(&self.minter.url))
             .field("scopes", &self.scopes)
-            .field("json", &self.json)
+            .field("json", &self.minter.source)
             .finish_non_exhaustive()
     }
 }

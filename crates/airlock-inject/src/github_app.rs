@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::jwt::RsaKey;
 use crate::request::sensitive_value;
-use crate::token::{self, Minted, MintsBearer, TokenCache, TokenClient};
+use crate::token::{self, Minted, Minter, MintsBearer, TokenClient};
 use crate::{Clock, InjectError, NamedSecret};
 
 const AUTH: &str = "github-app";
@@ -26,11 +26,8 @@ const AUTH: &str = "github-app";
 /// shortly before its `expires_at` (GitHub: one hour) and refreshed single-flight.
 pub struct GitHubApp {
     app_id: String,
-    token_url: url::Url,
-    pem: NamedSecret,
     key: RsaKey,
-    http: TokenClient,
-    cache: TokenCache,
+    minter: Minter,
 }
 
 impl GitHubApp {
@@ -72,38 +69,30 @@ impl GitHubApp {
         })?;
         Ok(GitHubApp {
             app_id,
-            token_url,
-            pem,
             key,
-            http,
-            cache: TokenCache::new(clock),
+            minter: Minter::new(pem, token_url, http, clock),
         })
     }
 
     /// Where installation tokens come from.
     pub fn token_url(&self) -> &url::Url {
-        &self.token_url
+        &self.minter.url
     }
 }
 
 impl MintsBearer for GitHubApp {
     const AUTH: &'static str = AUTH;
 
-    fn source(&self) -> &NamedSecret {
-        &self.pem
+    fn minter(&self) -> &Minter {
+        &self.minter
     }
 
-    fn cache(&self) -> &TokenCache {
-        &self.cache
-    }
-
-    async fn mint(&self) -> Result<Minted, InjectError> {
+    async fn mint(&self, now: SystemTime) -> Result<Minted, InjectError> {
         let fail = |detail: String| InjectError::TokenEndpoint {
-            secret: self.pem.name.clone(),
+            secret: self.minter.source.name.clone(),
             detail,
         };
-        let now = self.cache.clock().now();
-        let unix = self.cache.clock().unix_seconds();
+        let unix = self.minter.clock().unix_seconds();
         // Older GitHub Enterprise Server versions want a numeric `iss`.
         let iss = match self.app_id.parse::<u64>() {
             Ok(n) => serde_json::json!(n),
@@ -130,12 +119,10 @@ impl MintsBearer for GitHubApp {
             HeaderName::from_static("x-github-api-version"),
             HeaderValue::from_static("2022-11-28"),
         );
-        self.http
-            .mint(
-                &self.token_url,
+        self.minter
+            .post(
                 headers,
                 Zeroizing::new(Vec::new()),
-                &self.pem.name,
                 &[jwt.as_bytes()],
                 |status, body| installation_token(status, body, now),
             )
@@ -147,8 +134,8 @@ impl fmt::Debug for GitHubApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GitHubApp")
             .field("app_id", &self.app_id)
-            .field("token_url", &token::endpoint_name(&self.token_url))
-            .field("pem", &self.pem)
+            .field("token_url", &token::endpoint_name(&self.minter.url))
+            .field("pem", &self.minter.source)
             .finish_non_exhaustive()
     }
 }

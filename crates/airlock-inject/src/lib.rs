@@ -266,6 +266,30 @@ impl InjectError {
     }
 }
 
+/// Checks that a secret sent as text is non-empty ASCII from `lowest` (`b'!'`:
+/// visible characters only, `b' '`: spaces too) to `~`; `message` says what it must
+/// be otherwise. Errors name the secret `secret` and the auth type `auth`.
+pub(crate) fn check_ascii(
+    secret: &str,
+    auth: &'static str,
+    v: &[u8],
+    lowest: u8,
+    message: &'static str,
+) -> Result<(), InjectError> {
+    let invalid = |reason| InjectError::InvalidSecret {
+        secret: secret.to_string(),
+        auth,
+        reason,
+    };
+    if v.is_empty() {
+        return Err(invalid("the value is empty"));
+    }
+    if !v.iter().all(|b| (lowest..=0x7e).contains(b)) {
+        return Err(invalid(message));
+    }
+    Ok(())
+}
+
 /// `n` random bytes as lower-case hex (OAuth 1.0a nonces).
 pub(crate) fn random_hex(n: usize) -> Result<String, InjectError> {
     let mut bytes = vec![0u8; n];

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use airlock_config::ClientAuth;
 use base64::Engine as _;
@@ -10,7 +11,7 @@ use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::request::{form_encode_into, sensitive_value};
-use crate::token::{self, Minted, MintsBearer, TokenCache, TokenClient};
+use crate::token::{self, Minted, Minter, MintsBearer, TokenClient};
 use crate::{Clock, InjectError, NamedSecret};
 
 const AUTH: &str = "oauth2";
@@ -23,13 +24,10 @@ const AUTH: &str = "oauth2";
 /// shortly before `expires_in` runs out (5 minutes when the provider does not say)
 /// and refreshed single-flight.
 pub struct OAuth2ClientCredentials {
-    token_url: url::Url,
     client_id: String,
     scope: Option<String>,
     client_auth: ClientAuth,
-    client_secret: NamedSecret,
-    http: TokenClient,
-    cache: TokenCache,
+    minter: Minter,
 }
 
 impl OAuth2ClientCredentials {
@@ -64,13 +62,10 @@ impl OAuth2ClientCredentials {
             });
         }
         Ok(OAuth2ClientCredentials {
-            token_url,
             client_id,
             scope,
             client_auth,
-            client_secret,
-            http,
-            cache: TokenCache::new(clock),
+            minter: Minter::new(client_secret, token_url, http, clock),
         })
     }
 }
@@ -78,17 +73,13 @@ impl OAuth2ClientCredentials {
 impl MintsBearer for OAuth2ClientCredentials {
     const AUTH: &'static str = AUTH;
 
-    fn source(&self) -> &NamedSecret {
-        &self.client_secret
+    fn minter(&self) -> &Minter {
+        &self.minter
     }
 
-    fn cache(&self) -> &TokenCache {
-        &self.cache
-    }
-
-    async fn mint(&self) -> Result<Minted, InjectError> {
-        let now = self.cache.clock().now();
-        let secret = self.client_secret.value.expose_secret();
+    async fn mint(&self, now: SystemTime) -> Result<Minted, InjectError> {
+        let client_secret = &self.minter.source;
+        let secret = client_secret.value.expose_secret();
         let mut body = Zeroizing::new(String::from("grant_type=client_credentials"));
         if let Some(scope) = &self.scope {
             body.push_str("&scope=");
@@ -108,7 +99,7 @@ impl MintsBearer for OAuth2ClientCredentials {
                     AUTHORIZATION,
                     sensitive_value(&[b"Basic ", b64.as_bytes()]).ok_or_else(|| {
                         InjectError::TokenEndpoint {
-                            secret: self.client_secret.name.clone(),
+                            secret: client_secret.name.clone(),
                             detail: "invalid client credentials header".into(),
                         }
                     })?,
@@ -122,15 +113,10 @@ impl MintsBearer for OAuth2ClientCredentials {
             }
         }
         let body = Zeroizing::new(body.as_bytes().to_vec());
-        self.http
-            .mint(
-                &self.token_url,
-                headers,
-                body,
-                &self.client_secret.name,
-                &[secret],
-                |_, resp| token::oauth_minted(resp, now),
-            )
+        self.minter
+            .post(headers, body, &[secret], |_, resp| {
+                token::oauth_minted(resp, now)
+            })
             .await
     }
 }
@@ -138,9 +124,9 @@ impl MintsBearer for OAuth2ClientCredentials {
 impl fmt::Debug for OAuth2ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuth2ClientCredentials")
-            .field("token_url", &token::endpoint_name(&self.token_url))
+            .field("token_url", &token::endpoint_name(&self.minter.url))
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
+            .field("client_secret", &self.minter.source)
             .finish_non_exhaustive()
     }
 }

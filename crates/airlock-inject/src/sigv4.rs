@@ -13,6 +13,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderName, HeaderValue};
 use secrecy::ExposeSecret;
 
+use crate::request::percent_encode_into;
 use crate::{BoxFuture, Clock, InjectError, Injector, NamedSecret, OutgoingRequest};
 
 const X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
@@ -126,21 +127,19 @@ impl SigV4 {
         }
         let text = |s: &NamedSecret| -> Result<String, InjectError> {
             let v = s.value.expose_secret();
-            let invalid = |reason| InjectError::InvalidSecret {
+            crate::check_ascii(
+                &s.name,
+                "aws-sigv4",
+                v,
+                b'!',
+                "AWS keys are printable ASCII without spaces or line breaks",
+            )?;
+            // Checked ASCII above, so this cannot fail; no copy of the bytes is kept.
+            String::from_utf8(v.to_vec()).map_err(|_| InjectError::InvalidSecret {
                 secret: s.name.clone(),
                 auth: "aws-sigv4",
-                reason,
-            };
-            if v.is_empty() {
-                return Err(invalid("the value is empty"));
-            }
-            if !v.iter().all(|b| (0x21..=0x7e).contains(b)) {
-                return Err(invalid(
-                    "AWS keys are printable ASCII without spaces or line breaks",
-                ));
-            }
-            // Checked ASCII above, so this cannot fail; no copy of the bytes is kept.
-            String::from_utf8(v.to_vec()).map_err(|_| invalid("the value is not UTF-8"))
+                reason: "the value is not UTF-8",
+            })
         };
         let credentials = Credentials::new(
             text(&access_key_id)?,
@@ -287,18 +286,9 @@ impl SigV4 {
 /// unreserved characters and `/` encoded as `%XX` (upper case). An encoded `/`
 /// (`%2F`) stays encoded; a `%` not followed by two hex digits is a literal `%`.
 fn s3_canonical_path(path: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len() + 8);
-    let push = |b: u8, out: &mut String| {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    };
+    let push = |b: u8, out: &mut String| percent_encode_into(&[b], out);
     let hex = |b: u8| {
         char::from(b)
             .to_digit(16)
@@ -372,15 +362,16 @@ mod tests {
 
     #[test]
     fn s3_path_is_encoded_once() {
-        assert_eq!(
-            s3_canonical_path("/bucket/a%20key.txt"),
-            "/bucket/a%20key.txt"
-        );
-        assert_eq!(s3_canonical_path("/test$file.text"), "/test%24file.text");
-        assert_eq!(s3_canonical_path("/a%2fb/%7Ex"), "/a%2Fb/~x");
-        assert_eq!(s3_canonical_path("/%E1%88%B4"), "/%E1%88%B4");
-        assert_eq!(s3_canonical_path("/50%"), "/50%25");
-        assert_eq!(s3_canonical_path("/a+b//c"), "/a%2Bb//c");
+        for (path, canonical) in [
+            ("/bucket/a%20key.txt", "/bucket/a%20key.txt"),
+            ("/test$file.text", "/test%24file.text"),
+            ("/a%2fb/%7Ex", "/a%2Fb/~x"),
+            ("/%E1%88%B4", "/%E1%88%B4"),
+            ("/50%", "/50%25"),
+            ("/a+b//c", "/a%2Bb//c"),
+        ] {
+            assert_eq!(s3_canonical_path(path), canonical, "{path}");
+        }
     }
 
     #[test]

@@ -296,21 +296,65 @@ impl TokenCache {
     }
 }
 
-/// An injector that mints bearer tokens from one vault secret (`source`) and caches
-/// them: it owns `Authorization`, emits the secret and the cached tokens, and injects
+/// What every minting injector holds: the vault secret tokens are minted from, the
+/// token endpoint, the client that reaches it and the cache of the tokens minted.
+pub(crate) struct Minter {
+    /// The vault secret tokens are minted from.
+    pub(crate) source: NamedSecret,
+    /// The token endpoint.
+    pub(crate) url: url::Url,
+    http: TokenClient,
+    cache: TokenCache,
+}
+
+impl Minter {
+    /// Mints from `source` at `url` through `http`, caching on `clock`.
+    pub(crate) fn new(
+        source: NamedSecret,
+        url: url::Url,
+        http: TokenClient,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Minter {
+            source,
+            url,
+            http,
+            cache: TokenCache::new(clock),
+        }
+    }
+
+    /// The clock tokens are minted and cached by.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        self.cache.clock()
+    }
+
+    /// POSTs a token request to the endpoint ([`TokenClient::mint`]); errors name
+    /// the source secret, answers never quote `redact`.
+    pub(crate) async fn post<E: fmt::Display>(
+        &self,
+        headers: HeaderMap,
+        body: Zeroizing<Vec<u8>>,
+        redact: &[&[u8]],
+        parse: impl FnOnce(StatusCode, &[u8]) -> Result<Minted, E>,
+    ) -> Result<Minted, InjectError> {
+        self.http
+            .mint(&self.url, headers, body, &self.source.name, redact, parse)
+            .await
+    }
+}
+
+/// An injector that mints bearer tokens with its [`Minter`] and caches them: it owns
+/// `Authorization`, emits the source secret and the cached tokens, and injects
 /// `Authorization: Bearer <token>`, minting one when the cache has none fresh.
 pub(crate) trait MintsBearer: Send + Sync {
     /// The auth type's name as written in `airlock.toml`.
     const AUTH: &'static str;
 
-    /// The vault secret tokens are minted from.
-    fn source(&self) -> &NamedSecret;
+    /// The source secret, the endpoint and the token cache.
+    fn minter(&self) -> &Minter;
 
-    /// The cache of minted tokens.
-    fn cache(&self) -> &TokenCache;
-
-    /// Gets a new token from the endpoint.
-    fn mint(&self) -> impl Future<Output = Result<Minted, InjectError>> + Send;
+    /// Gets a new token from the endpoint; `now` is when it is asked for.
+    fn mint(&self, now: SystemTime) -> impl Future<Output = Result<Minted, InjectError>> + Send;
 }
 
 impl<T: MintsBearer> Injector for T {
@@ -324,8 +368,9 @@ impl<T: MintsBearer> Injector for T {
     }
 
     fn visit_emitted_secrets(&self, visit: &mut dyn FnMut(&str, &[u8])) {
-        self.source().visit(visit);
-        self.cache().visit(&self.source().name, visit);
+        let m = self.minter();
+        m.source.visit(visit);
+        m.cache.visit(&m.source.name, visit);
     }
 
     fn inject<'a>(
@@ -333,8 +378,9 @@ impl<T: MintsBearer> Injector for T {
         req: &'a mut OutgoingRequest,
     ) -> BoxFuture<'a, Result<(), InjectError>> {
         Box::pin(async move {
-            let token = self.cache().get(|| self.mint()).await?;
-            set_bearer(&mut req.headers, &self.source().name, &token.value)
+            let m = self.minter();
+            let token = m.cache.get(|| self.mint(m.clock().now())).await?;
+            set_bearer(&mut req.headers, &m.source.name, &token.value)
         })
     }
 }

@@ -180,42 +180,40 @@ mod fds {
 
     use tokio::io::{AsyncRead, AsyncWrite};
 
-    enum Kind {
-        Pipe(std::fs::File),
-        Socket(tokio::net::UnixStream),
-    }
-
-    /// A duplicate of `fd` as a pipe or a (non-blocking) socket, or `None`.
-    fn open(fd: std::os::fd::BorrowedFd<'_>) -> Option<Kind> {
+    /// A duplicate of `fd`: a pipe, made an async stream by `pipe`, or a
+    /// (non-blocking) socket; `None` for anything else.
+    fn open<T: ?Sized>(
+        fd: std::os::fd::BorrowedFd<'_>,
+        pipe: impl FnOnce(std::fs::File) -> std::io::Result<Box<T>>,
+        socket: impl FnOnce(tokio::net::UnixStream) -> Box<T>,
+    ) -> Option<Box<T>> {
         let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
         let kind = file.metadata().ok()?.file_type();
         if kind.is_fifo() {
-            return Some(Kind::Pipe(file));
+            return pipe(file).ok();
         }
         if kind.is_socket() {
             let s = std::os::unix::net::UnixStream::from(OwnedFd::from(file));
             s.set_nonblocking(true).ok()?;
-            return tokio::net::UnixStream::from_std(s).ok().map(Kind::Socket);
+            return tokio::net::UnixStream::from_std(s).ok().map(socket);
         }
         None
     }
 
     pub(super) fn reader() -> Option<Box<dyn AsyncRead + Unpin + Send>> {
-        match open(std::io::stdin().as_fd())? {
-            Kind::Pipe(f) => tokio::net::unix::pipe::Receiver::from_file(f)
-                .ok()
-                .map(|r| Box::new(r) as Box<dyn AsyncRead + Unpin + Send>),
-            Kind::Socket(s) => Some(Box::new(s)),
-        }
+        open(
+            std::io::stdin().as_fd(),
+            |f| Ok(Box::new(tokio::net::unix::pipe::Receiver::from_file(f)?) as _),
+            |s| Box::new(s) as _,
+        )
     }
 
     pub(super) fn writer() -> Option<Box<dyn AsyncWrite + Unpin + Send>> {
-        match open(std::io::stdout().as_fd())? {
-            Kind::Pipe(f) => tokio::net::unix::pipe::Sender::from_file(f)
-                .ok()
-                .map(|w| Box::new(w) as Box<dyn AsyncWrite + Unpin + Send>),
-            Kind::Socket(s) => Some(Box::new(s)),
-        }
+        open(
+            std::io::stdout().as_fd(),
+            |f| Ok(Box::new(tokio::net::unix::pipe::Sender::from_file(f)?) as _),
+            |s| Box::new(s) as _,
+        )
     }
 }
 

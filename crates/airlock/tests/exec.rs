@@ -406,20 +406,24 @@ fn airlock_is_not_dumpable_and_the_programs_it_runs_are() {
         report.contains("process memory: no core dumps, no ptrace"),
         "{report}"
     );
-    // prctl(PR_GET_DUMPABLE) in the child: 1 = dumpable
-    let out = ok(airlock(&home)
-        .args(["run", "--", "python3", "-c"])
-        .arg("import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))")
-        .output()
-        .unwrap());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
-    // the core size limit airlock set for itself (0) is what its child inherits
-    let out = ok(airlock(&home)
-        .args(["run", "--", "python3", "-c"])
-        .arg("import resource; print(resource.getrlimit(resource.RLIMIT_CORE))")
-        .output()
-        .unwrap());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "(0, 0)\n");
+    for (script, expected) in [
+        // prctl(PR_GET_DUMPABLE) in the child: 1 = dumpable
+        (
+            "import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))",
+            "1\n",
+        ),
+        // the core size limit airlock set for itself (0) is what its child inherits
+        (
+            "import resource; print(resource.getrlimit(resource.RLIMIT_CORE))",
+            "(0, 0)\n",
+        ),
+    ] {
+        let out = ok(airlock(&home)
+            .args(["run", "--", "python3", "-c", script])
+            .output()
+            .unwrap());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{script}");
+    }
 }
 
 #[test]

@@ -117,6 +117,12 @@ impl ExecuteError {
     }
 }
 
+/// One of the engine's sends under way, for `Runtime::round_trip`. Boxed and
+/// `Send` for every lifetime of what it borrows: an async closure's future cannot
+/// promise that, and the doors (axum handlers) need it.
+type Sending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, EngineError>> + Send + 'a>>;
+
 /// An allowed request, ready to send; its decision is on record.
 struct Prepared {
     service: airlock_config::Service,
@@ -126,7 +132,6 @@ struct Prepared {
     upstream: UpstreamRequest,
     engine: Arc<Engine>,
     started: Instant,
-    bytes_in: u64,
 }
 
 /// An HTTP request as the broker decides it (the path carries the extra query).
@@ -233,22 +238,20 @@ impl Runtime {
         caller: &Caller,
         req: ExecuteRequest,
     ) -> Result<ExecuteResponse, ExecuteError> {
-        let p = self.begin(caller, &req).await?;
-        let result = p
-            .engine
-            .send(
-                &p.service,
-                p.injector.as_ref(),
-                p.upstream,
-                &self.live.scrubber(),
+        let r = self
+            .round_trip(
+                caller,
+                &req,
+                |engine, service, injector, upstream, scrubber| {
+                    Box::pin(engine.send(service, injector, upstream, scrubber))
+                },
+                // The decision record has the bytes sent already.
+                |r, mut event| {
+                    event.bytes_out = Some(r.body.len() as u64);
+                    event.status(r.status.as_u16())
+                },
             )
-            .await;
-        let (r, event) = self.sent(result, p.event, p.started).await?;
-        let event = event
-            .status(r.status.as_u16())
-            .bytes(p.bytes_in, r.body.len() as u64)
-            .duration(p.started.elapsed());
-        self.write_outcome(&event).await?;
+            .await?;
         let body = r.body_text();
         Ok(ExecuteResponse {
             status: r.status.as_u16(),
@@ -268,36 +271,24 @@ impl Runtime {
         caller: &Caller,
         req: ExecuteRequest,
     ) -> Result<airlock_engine::StreamingResponse, ExecuteError> {
-        let p = self.begin(caller, &req).await?;
-        let result = p
-            .engine
-            .send_streaming(
-                &p.service,
-                p.injector.as_ref(),
-                p.upstream,
-                &self.live.scrubber(),
-            )
-            .await;
-        // The first chunk is awaited before the head is answered: a body that
-        // fails at once is a failed request (502, audited so), not a 200 cut
-        // before its first byte.
-        let result = match result {
-            Ok(mut r) => match r.body.prefetch().await {
-                Ok(body) => {
-                    r.body = body;
+        self.round_trip(
+            caller,
+            &req,
+            |engine, service, injector, upstream, scrubber| {
+                Box::pin(async move {
+                    let mut r = engine
+                        .send_streaming(service, injector, upstream, scrubber)
+                        .await?;
+                    // The first chunk is awaited before the head is answered: a
+                    // body that fails at once is a failed request (502, audited
+                    // so), not a 200 cut before its first byte.
+                    r.body = r.body.prefetch().await?;
                     Ok(r)
-                }
-                Err(e) => Err(e),
+                })
             },
-            Err(e) => Err(e),
-        };
-        let (r, event) = self.sent(result, p.event, p.started).await?;
-        let event = event
-            .status(r.status.as_u16())
-            .detail("streamed response")
-            .duration(p.started.elapsed());
-        self.write_outcome(&event).await?;
-        Ok(r)
+            |r, event| event.status(r.status.as_u16()).detail("streamed response"),
+        )
+        .await
     }
 
     /// A WebSocket handshake (`offer`, from the agent's request) through the
@@ -311,47 +302,71 @@ impl Runtime {
         req: ExecuteRequest,
         offer: &airlock_engine::WebSocketOffer,
     ) -> Result<airlock_engine::Upgrade, ExecuteError> {
-        let p = self.begin(caller, &req).await?;
-        let result = p
-            .engine
-            .send_upgrade(
-                &p.service,
-                p.injector.as_ref(),
-                p.upstream,
-                offer,
-                &self.live.scrubber(),
-            )
-            .await;
-        let (r, event) = self.sent(result, p.event, p.started).await?;
-        let detail = match &r {
-            airlock_engine::Upgrade::Switched(_) => "WebSocket opened",
-            airlock_engine::Upgrade::Answered(_) => {
-                "WebSocket handshake answered without an upgrade"
-            }
-        };
-        let event = event
-            .status(r.status().as_u16())
-            .detail(detail)
-            .duration(p.started.elapsed());
-        self.write_outcome(&event).await?;
-        Ok(r)
+        // The boxed send may borrow nothing but its arguments (see `Sending`).
+        let offer = offer.clone();
+        self.round_trip(
+            caller,
+            &req,
+            move |engine, service, injector, upstream, scrubber| {
+                Box::pin(async move {
+                    engine
+                        .send_upgrade(service, injector, upstream, &offer, scrubber)
+                        .await
+                })
+            },
+            |r, event| {
+                let detail = match r {
+                    airlock_engine::Upgrade::Switched(_) => "WebSocket opened",
+                    airlock_engine::Upgrade::Answered(_) => {
+                        "WebSocket handshake answered without an upgrade"
+                    }
+                };
+                event.status(r.status().as_u16()).detail(detail)
+            },
+        )
+        .await
     }
 
-    /// The upstream's answer with the decision record to complete, or — when
-    /// sending failed — the record completed with the failure and the error for
-    /// the caller.
-    async fn sent<T>(
+    /// Decides `req` and sends it ([`Runtime::begin`]) with `send` (one of the
+    /// engine's sends, given the engine, the service, the injector, the
+    /// authorized request and the scrubber), then writes the outcome record:
+    /// the decision's, completed from the answer by `outcome`, with the
+    /// duration. When sending fails, the record is completed with the failure
+    /// and the error is for the caller.
+    async fn round_trip<T>(
         &self,
-        result: Result<T, EngineError>,
-        event: Event,
-        started: Instant,
-    ) -> Result<(T, Event), ExecuteError> {
-        match result {
-            Ok(r) => Ok((r, event)),
-            Err(e) => Err(self
-                .finish_failed(event, ExecuteError::Engine(e), started)
-                .await),
-        }
+        caller: &Caller,
+        req: &ExecuteRequest,
+        send: impl for<'a> FnOnce(
+            &'a Engine,
+            &'a airlock_config::Service,
+            &'a dyn airlock_inject::Injector,
+            UpstreamRequest,
+            &'a airlock_engine::scrub::Scrubber,
+        ) -> Sending<'a, T>,
+        outcome: impl FnOnce(&T, Event) -> Event,
+    ) -> Result<T, ExecuteError> {
+        let p = self.begin(caller, req).await?;
+        let scrubber = self.live.scrubber();
+        let result = send(
+            &p.engine,
+            &p.service,
+            p.injector.as_ref(),
+            p.upstream,
+            &scrubber,
+        )
+        .await;
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(self
+                    .finish_failed(p.event, ExecuteError::Engine(e), p.started)
+                    .await);
+            }
+        };
+        let event = outcome(&r, p.event).duration(p.started.elapsed());
+        self.write_outcome(&event).await?;
+        Ok(r)
     }
 
     /// Decides one request, writes its decision record and gets everything ready
@@ -430,7 +445,6 @@ impl Runtime {
                 upstream,
                 engine: self.live.engine(),
                 started,
-                bytes_in,
             }),
             Err(e) => Err(self.finish_failed(event.outcome_of(seq), e, started).await),
         }

@@ -196,9 +196,7 @@ mod tests {
     use super::*;
 
     fn home() -> (tempfile::TempDir, Home) {
-        let d = tempfile::tempdir().unwrap();
-        let h = Home::at(d.path().join("h"));
-        h.ensure_dir().unwrap();
+        let (d, h) = crate::test_util::home();
         airlock_home::ensure_private_dir(&h.state_dir()).unwrap();
         (d, h)
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use airlock_audit::{Decision, Event, Filter, Kind, records, verify};
 use airlock_broker::{
     Approver, Caller, Check, ExecuteError, ExecuteRequest, Grant, MAX_REASON_LEN, ManualClock,
-    RateLimiter, Runtime, SessionEnd, Sessions, SystemClock,
+    Runtime, SessionEnd, Sessions, SystemClock,
 };
 
 use super::homes::home_with_secret;
@@ -189,28 +189,6 @@ fn unverified_callers_have_one_rate_budget_per_connection() {
     let other = caller(None, Some("a"));
     b.authorize(&other, &req("open", "GET", "/x", None))
         .unwrap();
-}
-
-/// The wait a refused caller is told is until its next token: with half a token
-/// refilled, half the refill period.
-#[test]
-fn the_rate_limiters_wait_is_until_the_next_token() {
-    let clock = ManualClock::new();
-    let rl = RateLimiter::new(clock.clone());
-    let rate = airlock_config::parse_rate("3/min").unwrap();
-    for _ in 0..3 {
-        rl.try_acquire("a", "c", rate).unwrap();
-    }
-    clock.advance(Duration::from_secs(10));
-    let wait = rl.try_acquire("a", "c", rate).unwrap_err();
-    assert!(
-        wait > Duration::from_millis(9_990) && wait < Duration::from_millis(10_010),
-        "{wait:?}"
-    );
-    // After the wait, exactly one token.
-    clock.advance(wait);
-    rl.try_acquire("a", "c", rate).unwrap();
-    assert!(rl.try_acquire("a", "c", rate).is_err());
 }
 
 // ------------------------------------------------------------ sessions

@@ -240,6 +240,11 @@ fn cap_add(home: &Path, name: &str, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// `cap add` flags for an exec capability that runs `printenv`, then `extra`.
+fn printenv_cap<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    [&["--mode", "exec", "--command", "printenv"][..], extra].concat()
+}
+
 #[test]
 fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line() {
     let (dir, home) = super::home();
@@ -261,43 +266,10 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
             "add --mode exec",
         ),
         (vec!["--mode", "exec"], "--command"),
-        (
-            vec![
-                "--mode",
-                "exec",
-                "--command",
-                "printenv",
-                "--env",
-                "GH_TOKEN",
-            ],
-            "invalid --env",
-        ),
-        (
-            vec!["--mode", "exec", "--command", "printenv", "--env", "1X=a"],
-            "invalid --env",
-        ),
-        (
-            vec![
-                "--mode",
-                "exec",
-                "--command",
-                "printenv",
-                "--env",
-                "T={{token}}",
-            ],
-            "{{secret}}",
-        ),
-        (
-            vec![
-                "--mode",
-                "exec",
-                "--command",
-                "printenv",
-                "--workdir",
-                &missing,
-            ],
-            "does not exist",
-        ),
+        (printenv_cap(&["--env", "GH_TOKEN"]), "invalid --env"),
+        (printenv_cap(&["--env", "1X=a"]), "invalid --env"),
+        (printenv_cap(&["--env", "T={{token}}"]), "{{secret}}"),
+        (printenv_cap(&["--workdir", &missing]), "does not exist"),
         (
             vec![
                 "--mode",
@@ -307,28 +279,8 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
             ],
             "no-such-program-airlock-test",
         ),
-        (
-            vec![
-                "--mode",
-                "exec",
-                "--command",
-                "printenv",
-                "--env",
-                "PATH=/tmp",
-            ],
-            "PATH",
-        ),
-        (
-            vec![
-                "--mode",
-                "exec",
-                "--command",
-                "printenv",
-                "--allow",
-                "GET /**",
-            ],
-            "--allow",
-        ),
+        (printenv_cap(&["--env", "PATH=/tmp"]), "PATH"),
+        (printenv_cap(&["--allow", "GET /**"]), "--allow"),
     ];
     for (args, needle) in &refusals {
         let (code, err) = cap_add(&home, "bad", args);
@@ -342,11 +294,7 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
     let (code, err) = cap_add(
         &home,
         "gh",
-        &[
-            "--mode",
-            "exec",
-            "--command",
-            "printenv",
+        &printenv_cap(&[
             "--command",
             "sh",
             "--env",
@@ -359,14 +307,10 @@ fn cap_add_mode_exec_writes_an_exec_capability_and_refuses_bad_flags_in_one_line
             "env",
             "--network",
             "direct",
-        ],
+        ]),
     );
     assert_eq!(code, Some(0), "{err}");
-    let (code, err) = cap_add(
-        &home,
-        "loose",
-        &["--mode", "exec", "--command", "printenv", "--no-confine"],
-    );
+    let (code, err) = cap_add(&home, "loose", &printenv_cap(&["--no-confine"]));
     assert_eq!(code, Some(0), "{err}");
     let written = std::fs::read_to_string(&config).unwrap();
     for line in [
