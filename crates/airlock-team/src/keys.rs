@@ -211,13 +211,7 @@ pub fn seal_secret(
     aad: &[u8],
     value: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), TeamError> {
-    let mut nonce = [0u8; 24];
-    random(&mut nonce)?;
-    let key = secrets_key(epoch_key, team);
-    let ct = XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key.as_ref()))
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: value, aad })
-        .map_err(|_| TeamError::Crypto("encryption failed".into()))?;
-    Ok((nonce.to_vec(), ct))
+    seal_local(&secrets_key(epoch_key, team), aad, value)
 }
 
 /// Opens a sealed secret version; `None` when anything does not match.
@@ -228,17 +222,11 @@ pub fn open_secret(
     nonce: &[u8],
     ct: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    if nonce.len() != 24 {
-        return None;
-    }
-    let key = secrets_key(epoch_key, team);
-    XChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key.as_ref()))
-        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
-        .ok()
-        .map(Zeroizing::new)
+    open_local(&secrets_key(epoch_key, team), aad, nonce, ct)
 }
 
-/// Seals bytes under a local 32-byte key (the device file): (nonce, ciphertext).
+/// Seals bytes under a 32-byte key (the device file; a secret version under its
+/// derived key): (nonce, ciphertext), XChaCha20-Poly1305 with a random nonce.
 pub(crate) fn seal_local(
     key: &[u8; KEY_LEN],
     aad: &[u8],

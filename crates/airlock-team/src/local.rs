@@ -95,6 +95,34 @@ pub struct Designation {
 }
 
 impl TeamState {
+    /// The state of a device that has just enrolled: nothing applied yet.
+    pub fn enrolled(
+        team: String,
+        device: String,
+        root: String,
+        root_sign_pk: String,
+        db: String,
+    ) -> TeamState {
+        TeamState {
+            team,
+            device,
+            root,
+            root_sign_pk,
+            db,
+            last_seq: 0,
+            last_sync: None,
+            secrets: BTreeMap::new(),
+            lock_at: None,
+            incident_unlock_at: None,
+            config: BTreeMap::new(),
+            audit_head: None,
+            checkpoint: None,
+            agents: BTreeMap::new(),
+            checkpointer: None,
+            db_url_at: None,
+        }
+    }
+
     /// Why this device refuses to issue a token to `agent`, if it does: the
     /// team removed it, or the team defines its agents and `agent` is not one.
     pub fn agent_refusal(&self, agent: &str) -> Option<String> {

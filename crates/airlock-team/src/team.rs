@@ -802,34 +802,8 @@ impl Team {
         insert_wrapped(&mut tx, &team, &keys, &id, 1, &epoch_key, &me).await?;
         insert_change(&mut tx, &team, &keys, &id, "device", &id, "root").await?;
         tx.commit().await?;
-        let state = TeamState {
-            team,
-            device: id.clone(),
-            root: id.clone(),
-            root_sign_pk: hex::encode(public.sign_pk),
-            db,
-            last_seq: 0,
-            last_sync: None,
-            secrets: BTreeMap::new(),
-            lock_at: None,
-            incident_unlock_at: None,
-            config: BTreeMap::new(),
-            audit_head: None,
-            checkpoint: None,
-            agents: BTreeMap::new(),
-            checkpointer: None,
-            db_url_at: None,
-        };
-        local::save_device(home, vault, &id, &keys, db_url)?;
-        local::save_state(home, &state)?;
-        Ok(Team {
-            home: home.clone(),
-            state,
-            keys,
-            db_url: Zeroizing::new(db_url.into()),
-            pool,
-            audit_seen: None,
-        })
+        let state = TeamState::enrolled(team, id.clone(), id, hex::encode(public.sign_pk), db);
+        Team::enrolled(home, vault, state, keys, db_url, pool)
     }
 
     /// `airlock team join`: checks the code against the team's pinned root,
@@ -921,25 +895,21 @@ impl Team {
         .await?;
         insert_change(&mut tx, &team, &keys, &id, "device", &id, "joined").await?;
         tx.commit().await?;
-        let state = TeamState {
-            team,
-            device: id.clone(),
-            root,
-            root_sign_pk: hex::encode(&root_pk),
-            db,
-            last_seq: 0,
-            last_sync: None,
-            secrets: BTreeMap::new(),
-            lock_at: None,
-            incident_unlock_at: None,
-            config: BTreeMap::new(),
-            audit_head: None,
-            checkpoint: None,
-            agents: BTreeMap::new(),
-            checkpointer: None,
-            db_url_at: None,
-        };
-        local::save_device(home, vault, &id, &keys, db_url)?;
+        let state = TeamState::enrolled(team, id, root, hex::encode(&root_pk), db);
+        Team::enrolled(home, vault, state, keys, db_url, pool)
+    }
+
+    /// A device just enrolled (`init`, `join`): its keys and database URL
+    /// sealed in the vault, its state saved, connected through `pool`.
+    fn enrolled(
+        home: &Home,
+        vault: &Vault,
+        state: TeamState,
+        keys: DeviceKeys,
+        db_url: &str,
+        pool: PgPool,
+    ) -> Result<Team> {
+        local::save_device(home, vault, &state.device, &keys, db_url)?;
         local::save_state(home, &state)?;
         Ok(Team {
             home: home.clone(),

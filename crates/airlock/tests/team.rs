@@ -178,6 +178,35 @@ fn team_of_two(url: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, a, b)
 }
 
+/// A shares the canary secret and the echo service and capability
+/// ([`echo_config`]) with the team.
+fn share_echo(a: &Path) {
+    ok(a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
+    echo_config(a, upstream());
+    ok(a, &["team", "push-config"], None);
+}
+
+/// [`team_of_two`] after [`share_echo`], B synced.
+fn echo_team_of_two(url: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (dir, a, b) = team_of_two(url);
+    share_echo(&a);
+    ok(&b, &["team", "sync"], None);
+    (dir, a, b)
+}
+
+/// A database writer copies the first change row of `kind` under a new
+/// number: a valid signature, replayed.
+fn replay_first(admin_url: &str, kind: &str) {
+    psql(
+        admin_url,
+        &format!(
+            "INSERT INTO airlock.changes (kind, subject, body, at, device, sig) \
+             SELECT kind, subject, body, at, device, sig FROM airlock.changes \
+             WHERE kind = '{kind}' ORDER BY seq LIMIT 1"
+        ),
+    );
+}
+
 /// An upstream on 127.0.0.1 that answers 200 "match" only when the request
 /// carries the canary as a bearer token.
 fn upstream() -> u16 {
@@ -588,9 +617,7 @@ fn a_server_follows_its_team_fails_closed_past_max_staleness_and_catches_up() {
     let c = start_cluster();
     let url = c.app_url.clone();
     let (_dir, a, b) = team_of_two(&url);
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
+    share_echo(&a);
     // B's own setting stays beside the team's tables.
     std::fs::write(b.join("airlock.toml"), "[team]\nmax_staleness = \"6s\"\n").unwrap();
     ok(&b, &["team", "sync"], None);
@@ -1121,11 +1148,7 @@ fn eight_devices_share_a_secret_and_a_lock_or_revocation_on_one_holds_on_every_o
 #[test]
 fn a_device_offline_while_a_revocation_is_issued_refuses_it_from_its_first_request_back() {
     let (url, _) = database();
-    let (_dir, a, b) = team_of_two(&url);
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
-    ok(&b, &["team", "sync"], None);
+    let (_dir, a, b) = echo_team_of_two(&url);
     let t = token(&b);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (serve, addr) = serve_gateway(&b, log.clone());
@@ -1148,11 +1171,7 @@ fn a_device_offline_while_a_revocation_is_issued_refuses_it_from_its_first_reque
 #[test]
 fn a_server_killed_mid_upload_resumes_its_chain_without_gap_or_duplicate() {
     let (url, admin_url) = database();
-    let (_dir, a, b) = team_of_two(&url);
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
-    ok(&b, &["team", "sync"], None);
+    let (_dir, a, b) = echo_team_of_two(&url);
     let b_id = device_id(&b);
     let t = token(&b);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

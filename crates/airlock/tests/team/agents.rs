@@ -86,9 +86,7 @@ fn an_admins_agent_removal_and_a_token_revocation_reach_every_device() {
     let (dir, a, b) = team_of_two(&url);
     let c = dir.path().join("c");
     incident::join(&a, &c, &url, "carol");
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
+    share_echo(&a);
 
     // A defines the team's agents: from then on every device issues tokens
     // only to them.
@@ -206,12 +204,7 @@ fn an_admins_agent_removal_and_a_token_revocation_reach_every_device() {
     );
     // A database writer replays the old add row under a new number: it is
     // older than the removal, so the agent stays removed.
-    psql(
-        &admin_url,
-        "INSERT INTO airlock.changes (kind, subject, body, at, device, sig) \
-         SELECT kind, subject, body, at, device, sig FROM airlock.changes \
-         WHERE kind = 'agent-add' ORDER BY seq LIMIT 1",
-    );
+    replay_first(&admin_url, "agent-add");
     let synced = ok(&c, &["team", "sync"], None);
     assert!(!synced.contains("added agent"), "{synced}");
     assert!(

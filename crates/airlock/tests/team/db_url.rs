@@ -32,9 +32,7 @@ fn after_a_revocation_an_admin_hands_every_remaining_device_a_new_database_crede
     let (dir, a, b) = team_of_two(&url);
     let c = dir.path().join("c");
     incident::join(&a, &c, &url, "carol");
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
+    share_echo(&a);
     ok(&c, &["team", "sync"], None);
     ok(&b, &["team", "sync"], None);
     let t = token(&b);

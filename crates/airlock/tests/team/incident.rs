@@ -28,9 +28,7 @@ fn an_incident_lock_on_one_device_refuses_on_every_other_until_an_admin_unlocks(
     let (dir, a, b) = team_of_two(&url);
     let c = dir.path().join("c");
     join(&a, &c, &url, "carol");
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
+    share_echo(&a);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut gateways = Vec::new();
     for h in [&b, &c] {
@@ -88,12 +86,7 @@ fn an_incident_lock_on_one_device_refuses_on_every_other_until_an_admin_unlocks(
 
     // A database writer replays the old lock row (a valid signature, a new
     // number): it is older than the unlock, so no device applies it.
-    psql(
-        &admin_url,
-        "INSERT INTO airlock.changes (kind, subject, body, at, device, sig) \
-         SELECT kind, subject, body, at, device, sig FROM airlock.changes \
-         WHERE kind = 'incident-lock' ORDER BY seq LIMIT 1",
-    );
+    replay_first(&admin_url, "incident-lock");
     let synced = ok(&c, &["team", "sync"], None);
     assert!(!synced.contains("locked"), "{synced}");
     assert!(locks(&c).0.is_empty());
@@ -134,11 +127,7 @@ fn an_incident_lock_on_one_device_refuses_on_every_other_until_an_admin_unlocks(
 #[test]
 fn an_incident_with_the_database_down_acts_here_rotates_and_says_the_team_was_not_told() {
     let (url, _) = database();
-    let (_dir, a, b) = team_of_two(&url);
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
-    ok(&b, &["team", "sync"], None);
+    let (_dir, a, b) = echo_team_of_two(&url);
     token(&b);
     let db = url.rsplit_once('/').unwrap().1.to_string();
     let allow = |on: bool| {

@@ -113,9 +113,7 @@ pub(crate) fn chain_is_local_log(admin_url: &str, home: &Path, device: &str) {
 fn logs_team_follow_prints_every_new_record_as_it_arrives_like_logs_team() {
     let (url, admin_url) = database();
     let (_dir, a, b) = team_of_two(&url);
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
+    share_echo(&a);
     ok(&a, &["team", "sync"], None);
     ok(&b, &["team", "sync"], None);
     let b_id = device_id(&b);
@@ -233,9 +231,7 @@ fn postgres_stopped_under_load_loses_no_audit_record_and_every_chain_verifies() 
     let url = c.app_url.clone();
     let admin_url = c.admin_url.clone();
     let (_dir, a, b) = team_of_two(&url);
-    ok(&a, &["secret", "set", "canary", "--stdin"], Some(CANARY));
-    echo_config(&a, upstream());
-    ok(&a, &["team", "push-config"], None);
+    share_echo(&a);
     std::fs::write(b.join("airlock.toml"), "[team]\nmax_staleness = \"4s\"\n").unwrap();
     ok(&b, &["team", "sync"], None);
     let b_id = device_id(&b);
