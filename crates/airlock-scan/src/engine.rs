@@ -4,13 +4,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::automaton::{Automaton as _, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 use base64::Engine as _;
 use regex::bytes::Regex;
 use sha2::{Digest, Sha256};
 
 use crate::finding::{FileContext, Finding};
-use crate::rules::{Check, END, GENERIC_ASSIGNMENT, Kind, RULES, RuleDef};
+use crate::rules::{Check, END, GENERIC_ASSIGNMENT, Kind, RULES, RuleDef, XML_SECRET};
 use crate::{ScanError, risk, structured};
 
 /// A compiled rule.
@@ -54,10 +56,14 @@ pub(crate) struct Hit {
 #[derive(Debug)]
 pub struct Scanner {
     rules: Vec<Compiled>,
-    ac: AhoCorasick,
+    /// every rule's keywords (ASCII case-insensitive, all matches reported)
+    kw: DFA,
+    kw_start: StateID,
     /// keyword pattern index → rule index
     kw_rule: Vec<usize>,
     generic: usize,
+    /// rule index → the rule is line-local (see [`LINE_LOCAL`])
+    line_local: Vec<bool>,
     /// Findings of rules `--verify` supports keep their key (until `verify`).
     keep_keys: bool,
 }
@@ -97,22 +103,34 @@ impl Scanner {
                 q_group,
             });
         }
-        let ac = AhoCorasick::builder()
+        // A full DFA, walked by hand (`keywords`): no prefilter can skip ahead
+        // over 300 case-insensitive keywords, so the per-byte cost of the
+        // automaton is the cost of the pass.
+        let kw = aho_corasick::dfa::Builder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            // a full DFA: the overlapping search cannot use a prefilter, so the
-            // per-byte cost of the automaton is the cost of the whole scan
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
             .build(&keywords)
             .map_err(|e| ScanError::Rule {
                 rule: "keywords",
                 reason: e.to_string(),
             })?;
+        let kw_start = kw.start_state(Anchored::No).map_err(|e| ScanError::Rule {
+            rule: "keywords",
+            reason: e.to_string(),
+        })?;
+        let line_local = rules
+            .iter()
+            .map(|c| LINE_LOCAL.contains(&c.def.id))
+            .collect();
         Ok(Self {
             rules,
-            ac,
+            kw,
+            kw_start,
             kw_rule,
             generic,
+            line_local,
             keep_keys: false,
         })
     }
@@ -195,59 +213,149 @@ impl Scanner {
     /// `token: token::Paren` is a type, not a secret.
     pub(crate) fn raw_hits(&self, bytes: &[u8], quoted_only: bool, out: &mut Vec<Hit>) {
         let mut active = vec![false; self.rules.len()];
-        let mut n_active = 0;
-        for m in self.ac.find_overlapping_iter(bytes) {
-            let r = self.kw_rule[m.pattern().as_usize()];
-            if !active[r] {
-                active[r] = true;
-                n_active += 1;
-                if n_active == self.rules.len() {
-                    break;
-                }
-            }
-        }
-        if n_active == 0 {
+        let mut ends = Vec::new();
+        if !self.keywords(bytes, &mut active, &mut ends) {
             return;
         }
-        for (i, c) in self.rules.iter().enumerate() {
-            if !active[i] {
+        let mut lines = None;
+        for (i, &on) in active.iter().enumerate() {
+            if !on {
                 continue;
             }
-            for caps in c.re.captures_iter(bytes) {
-                let Some(m) = c.s_group.and_then(|g| caps.get(g)).or_else(|| caps.get(0)) else {
-                    continue;
-                };
-                if quoted_only && c.q_group.is_some_and(|g| caps.get(g).is_none()) {
-                    continue;
+            if self.line_local[i] {
+                let lines = lines.get_or_insert_with(|| keyword_lines(bytes, &mut ends));
+                for line in lines.iter() {
+                    self.rule_hits(i, bytes, line.clone(), quoted_only, out);
                 }
-                let whole = caps.get(0).map_or(m.range(), |w| w.range());
-                if c.def.id == "gcp-api-key" && firebase_client_config(bytes, m.start()) {
-                    continue;
-                }
-                // `EAAA` is a short prefix: a line of a wrapped base64 blob
-                // (a test vector split into 64-character lines) starts with it
-                // now and then
-                if c.def.id == "square-access-token" && wrapped_base64_line(bytes, m.range()) {
-                    continue;
-                }
-                let key = c.k_group.and_then(|g| caps.get(g)).map(|k| k.as_bytes());
-                let Some(kind) = self.accept(i, m.as_bytes(), key, &bytes[whole.clone()]) else {
-                    continue;
-                };
-                let start = if c.def.kind == Kind::PrivateKey || c.def.kind == Kind::Encrypted {
-                    whole.start
-                } else {
-                    m.start()
-                };
-                out.push(Hit {
-                    rule: i,
-                    kind,
-                    start,
-                    end: m.end().max(start + 1),
-                    secret: normalize(c.def, m.as_bytes()),
-                    context: None,
-                });
+            } else {
+                self.rule_hits(i, bytes, 0..bytes.len(), quoted_only, out);
             }
+        }
+    }
+
+    /// Which rules have a keyword in `bytes` (`active`; false when none has),
+    /// and where the keywords of line-local rules end (`ends`, unordered,
+    /// maybe twice).
+    ///
+    /// Each step of a DFA waits for the one before (the next state is a load
+    /// from the table at the current one), so a file of some size is cut into
+    /// [`STREAMS`] pieces walked side by side in one loop: the CPU runs the
+    /// independent loads at once. A piece reads on past its end by the longest
+    /// keyword less one byte, so a keyword that starts in it is found whole
+    /// (a keyword that starts in the next piece is found there).
+    fn keywords(&self, bytes: &[u8], active: &mut [bool], ends: &mut Vec<usize>) -> bool {
+        let mut seen = Seen {
+            active,
+            ends,
+            any: false,
+        };
+        let n = bytes.len();
+        if n < SPLIT_FROM {
+            self.walk(bytes, 0, self.kw_start, &mut seen);
+            return seen.any;
+        }
+        let piece = n / STREAMS;
+        let over = self.kw.max_pattern_len().saturating_sub(1);
+        let starts: [usize; STREAMS] = std::array::from_fn(|i| i * piece);
+        let ends_at: [usize; STREAMS] = std::array::from_fn(|i| {
+            if i + 1 == STREAMS {
+                n
+            } else {
+                ((i + 1) * piece + over).min(n)
+            }
+        });
+        let common = (0..STREAMS)
+            .map(|i| ends_at[i] - starts[i])
+            .min()
+            .unwrap_or(0);
+        let [a, b, c, d] = starts.map(|s| &bytes[s..s + common]);
+        let mut sid = [self.kw_start; STREAMS];
+        for (j, (((&x0, &x1), &x2), &x3)) in a.iter().zip(b).zip(c).zip(d).enumerate() {
+            for (k, x) in [x0, x1, x2, x3].into_iter().enumerate() {
+                sid[k] = self.kw.next_state(Anchored::No, sid[k], x);
+                if self.kw.is_special(sid[k]) {
+                    self.on_match(sid[k], starts[k] + j + 1, &mut seen);
+                }
+            }
+        }
+        for k in 0..STREAMS {
+            let from = starts[k] + common;
+            self.walk(&bytes[from..ends_at[k]], from, sid[k], &mut seen);
+        }
+        seen.any
+    }
+
+    /// One stream of [`Scanner::keywords`]: `bytes` start at `at` in the file,
+    /// the automaton in state `sid`.
+    fn walk(&self, bytes: &[u8], at: usize, mut sid: StateID, seen: &mut Seen<'_>) {
+        for (j, &x) in bytes.iter().enumerate() {
+            sid = self.kw.next_state(Anchored::No, sid, x);
+            if self.kw.is_special(sid) {
+                self.on_match(sid, at + j + 1, seen);
+            }
+        }
+    }
+
+    /// The keywords that end at `end` (the DFA is in match state `sid`).
+    #[cold]
+    fn on_match(&self, sid: StateID, end: usize, seen: &mut Seen<'_>) {
+        seen.any = true;
+        for m in 0..self.kw.match_len(sid) {
+            let r = self.kw_rule[self.kw.match_pattern(sid, m).as_usize()];
+            seen.active[r] = true;
+            if self.line_local[r] {
+                seen.ends.push(end);
+            }
+        }
+    }
+
+    /// Rule `i`'s matches that lie in `span` of `bytes`.
+    fn rule_hits(
+        &self,
+        i: usize,
+        bytes: &[u8],
+        span: std::ops::Range<usize>,
+        quoted_only: bool,
+        out: &mut Vec<Hit>,
+    ) {
+        let c = &self.rules[i];
+        let off = span.start;
+        let at = |r: std::ops::Range<usize>| r.start + off..r.end + off;
+        for caps in c.re.captures_iter(&bytes[span]) {
+            let Some(m) = c.s_group.and_then(|g| caps.get(g)).or_else(|| caps.get(0)) else {
+                continue;
+            };
+            if quoted_only && c.q_group.is_some_and(|g| caps.get(g).is_none()) {
+                continue;
+            }
+            let m_range = at(m.range());
+            let whole = caps.get(0).map_or(m_range.clone(), |w| at(w.range()));
+            if c.def.id == "gcp-api-key" && firebase_client_config(bytes, m_range.start) {
+                continue;
+            }
+            // `EAAA` is a short prefix: a line of a wrapped base64 blob
+            // (a test vector split into 64-character lines) starts with it
+            // now and then
+            if c.def.id == "square-access-token" && wrapped_base64_line(bytes, m_range.clone()) {
+                continue;
+            }
+            let key = c.k_group.and_then(|g| caps.get(g)).map(|k| k.as_bytes());
+            let Some(kind) = self.accept(i, m.as_bytes(), key, &bytes[whole.clone()]) else {
+                continue;
+            };
+            let start = if c.def.kind == Kind::PrivateKey || c.def.kind == Kind::Encrypted {
+                whole.start
+            } else {
+                m_range.start
+            };
+            out.push(Hit {
+                rule: i,
+                kind,
+                start,
+                end: m_range.end.max(start + 1),
+                secret: normalize(c.def, m.as_bytes()),
+                context: None,
+            });
         }
     }
 
@@ -400,6 +508,60 @@ fn normalize(def: &RuleDef, secret: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Pieces of a file the keyword pass walks side by side, and the size from
+/// which it cuts a file into pieces (below, the set-up costs more than the
+/// overlap of the loads gains).
+const STREAMS: usize = 4;
+const SPLIT_FROM: usize = 4096;
+
+/// What the keyword pass found so far.
+struct Seen<'a> {
+    active: &'a mut [bool],
+    ends: &'a mut Vec<usize>,
+    any: bool,
+}
+
+/// Rules whose regex runs only on the lines that hold one of their keywords,
+/// not over the whole file (the generic rule's regex has no literal to skip
+/// ahead with, and its keywords are in most source files; issue 18,
+/// docs/benchmarks.md). Exact, not a heuristic, for a rule whose every match
+/// (1) lies within one line (no class or `\s` that takes a `\n`), (2) holds
+/// one of its keywords, and (3) sees nothing a line's bounds change: no `\A`,
+/// `\z`, `^`, `$`, and no class that could take the `\n` after the match (as
+/// `{E}` does); a `\b` is fine, since a `\n` is no word character either.
+/// Then the same matches are found line by line as over the whole file.
+/// `keyword_pass_finds_what_the_whole_file_pass_finds` checks it.
+const LINE_LOCAL: &[&str] = &[GENERIC_ASSIGNMENT, XML_SECRET, "url-password"];
+
+/// The lines holding the keywords that end at `ends`, each once, in order, as
+/// spans `start..end` (without the final `\n`). Lines less than [`JOIN_GAP`]
+/// bytes apart share a span, with the lines between them: a regex call costs
+/// more than running over a short line that has no keyword, hence no match.
+fn keyword_lines(bytes: &[u8], ends: &mut [usize]) -> Vec<std::ops::Range<usize>> {
+    ends.sort_unstable();
+    let mut lines: Vec<std::ops::Range<usize>> = Vec::new();
+    // where the last line taken ends (its `\n`, or the end of the bytes)
+    let mut done = 0;
+    for &e in ends.iter() {
+        // the keyword's last byte: never a `\n`
+        let p = e - 1;
+        if !lines.is_empty() && p < done {
+            continue;
+        }
+        let start = memchr::memrchr(b'\n', &bytes[done..p]).map_or(done, |i| done + i + 1);
+        let end = memchr::memchr(b'\n', &bytes[p..]).map_or(bytes.len(), |i| p + i);
+        match lines.last_mut() {
+            Some(last) if start - last.end <= JOIN_GAP => last.end = end,
+            _ => lines.push(start..end),
+        }
+        done = end;
+    }
+    lines
+}
+
+/// See [`keyword_lines`].
+const JOIN_GAP: usize = 256;
 
 /// Removes overlapping hits, keeping the most specific (highest priority,
 /// then one with a key-path context, then the earliest).
@@ -1431,6 +1593,145 @@ mod tests {
         assert!(!is_decoy(b"550e8400-e29b-41d4-a716-446655440000", true));
         assert!(is_decoy(b"da39a3ee5e6b4b0d3255bfef95601890afd80709", false));
         assert!(!is_decoy(b"Xk29pQz7Lm4vB8nR", false));
+    }
+
+    /// The pass as it was before issue 18's throughput work: an overlapping
+    /// search for the keywords with the library's own iterator, then every
+    /// active rule's regex over the whole file.
+    fn whole_file_hits(
+        scanner: &Scanner,
+        ac: &aho_corasick::AhoCorasick,
+        bytes: &[u8],
+        quoted_only: bool,
+    ) -> Vec<Hit> {
+        let mut active = vec![false; scanner.rules.len()];
+        for m in ac.find_overlapping_iter(bytes) {
+            active[scanner.kw_rule[m.pattern().as_usize()]] = true;
+        }
+        let mut out = Vec::new();
+        for (i, on) in active.into_iter().enumerate() {
+            if on {
+                scanner.rule_hits(i, bytes, 0..bytes.len(), quoted_only, &mut out);
+            }
+        }
+        out
+    }
+
+    fn summary(hits: &[Hit]) -> Vec<(usize, usize, usize, Vec<u8>, Kind)> {
+        hits.iter()
+            .map(|h| (h.rule, h.start, h.end, h.secret.clone(), h.kind))
+            .collect()
+    }
+
+    /// The keyword pass walks a file in pieces side by side and runs the
+    /// line-local rules on keyword lines only: it must find exactly what one
+    /// walk and whole-file regexes find, also when a keyword or a secret
+    /// straddles the cut between two pieces, and with `\r\n`, long lines,
+    /// no final newline, keywords in values and several secrets on a line.
+    #[test]
+    fn keyword_pass_finds_what_the_whole_file_pass_finds() {
+        let scanner = Scanner::new().unwrap();
+        // a renamed rule would silently leave the list
+        assert_eq!(
+            scanner.line_local.iter().filter(|&&l| l).count(),
+            LINE_LOCAL.len()
+        );
+        let keywords: Vec<&str> = RULES
+            .iter()
+            .flat_map(|r| r.keywords.iter().copied())
+            .collect();
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&keywords)
+            .unwrap();
+        let snippets: &[&str] = &[
+            "password = \"Xk29pQz7Lm4vB8nR\"",
+            "api_key: 'aB3xK9mQ2zT7wE5r'",
+            "  <apiKey>Zk29pQz7Lm4vB8nRq1</apiKey>",
+            "DATABASE_URL=postgres://app:S3cr3tPw9x@db.internal:5432/x",
+            "see https://deploy:Qw8rT5yU2iO@build.corp.net/path and smtp://u:Zx9Cv8Bn7M@mail.io",
+            "let key = map.get(&k); token: token::Paren,",
+            "ghp_0123456789abcdefghijABCDEFGHIJ3z0KXa \"secret\": \"Hj7Kl9Mn2Bv4Cx6Z\"",
+            "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzQ9sW3tL8u",
+            "x = 1 // a comment with Token and KEY but no value",
+            "auth_token => \"r8_Tq3Lm9Zx2Vb7Nc4Kd1Fg6Hj5Sa0Pw8Ey3Ru\"",
+            "twilio AC0123456789abcdef0123456789abcdef sc_abcdefghijkl.abcde.acc_abcdefghijklmnopqrst.ZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        ];
+        let mut rng: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let filler = b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJ 0123456789 =:,;(){}<>'\"_-./";
+        let mut total = 0;
+        for case in 0..120 {
+            let size = [64, 900, 4096, 5000, 20_000, 70_000][case % 6] + next(3000);
+            let mut text = Vec::with_capacity(size + 256);
+            while text.len() < size {
+                match next(6) {
+                    0 | 1 => text.extend_from_slice(snippets[next(snippets.len())].as_bytes()),
+                    2 => text.extend((0..next(200)).map(|_| filler[next(filler.len())])),
+                    3 => text.extend((0..next(4000)).map(|_| filler[next(filler.len())])),
+                    _ => {}
+                }
+                text.extend_from_slice(if next(4) == 0 { b"\r\n" } else { b"\n" });
+            }
+            if case % 2 == 0 {
+                // no final newline
+                while text.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                    text.pop();
+                }
+            }
+            // a secret right across each cut between the pieces
+            let n = text.len();
+            for k in 1..STREAMS {
+                let cut = k * (n / STREAMS);
+                let snippet = snippets[next(snippets.len())].as_bytes();
+                let at = cut.saturating_sub(next(snippet.len())).min(n);
+                text.splice(at..at, snippet.iter().copied());
+            }
+            for quoted_only in [false, true] {
+                let mut fast = Vec::new();
+                scanner.raw_hits(&text, quoted_only, &mut fast);
+                let slow = whole_file_hits(&scanner, &ac, &text, quoted_only);
+                assert_eq!(summary(&fast), summary(&slow), "case {case}");
+                total += slow.len();
+            }
+        }
+        // the cases do hold secrets of the line-local rules and of others
+        assert!(total > 400, "{total}");
+        // one secret alone in a file of digits, at every offset across each
+        // cut: a keyword cut in two must still be found by the piece it starts in
+        let digits: Vec<u8> = b"0123456789 "
+            .iter()
+            .copied()
+            .cycle()
+            .take(SPLIT_FROM)
+            .collect();
+        let mut found = 0;
+        for snippet in snippets {
+            for k in 1..STREAMS {
+                let cut = k * (digits.len() / STREAMS);
+                for back in 0..=snippet.len() {
+                    let mut text = digits.clone();
+                    text[cut - back..cut - back + snippet.len()]
+                        .copy_from_slice(snippet.as_bytes());
+                    let mut fast = Vec::new();
+                    scanner.raw_hits(&text, false, &mut fast);
+                    let slow = whole_file_hits(&scanner, &ac, &text, false);
+                    assert_eq!(
+                        summary(&fast),
+                        summary(&slow),
+                        "{snippet} at cut {k} - {back}"
+                    );
+                    found += usize::from(!slow.is_empty());
+                }
+            }
+        }
+        assert!(found > 300, "{found}");
     }
 
     #[test]

@@ -542,7 +542,8 @@ pub(crate) static RULES: &[RuleDef] = &[
     r("gocardless-token", "GoCardless", "GoCardless access token (by context)", &["gocardless"],
       r#"(?i)gocardless[A-Za-z0-9_.\-]{0,24}(?:token|key|secret)[A-Za-z0-9_.\-]{0,12}(?:["']?\]?\s*(?::=|=>|=|:)|["']\s*,)\s*["']?(?P<s>(?:live|sandbox)_[A-Za-z0-9_\-=]{40})(?:[^A-Za-z0-9_\-=]|\z)"#)
         .priority(3).test_marker("sandbox_"),
-    r("authress-key", "Authress", "Authress service client access key", &["sc_", "ext_", "scauth_", "authress_"],
+    // keyed on the `.acc_` every key holds: `sc_`/`ext_` are in most C sources
+    r("authress-key", "Authress", "Authress service client access key", &[".acc_", ".acc-"],
       r"(?i)\b(?P<s>(?:sc|ext|scauth|authress)_[a-z0-9]{5,30}\.[a-z0-9]{4,6}\.acc[_\-][a-z0-9\-]{10,32}\.[a-z0-9+/_=\-]{30,120})(?:[^a-z0-9+/_=\-]|\z)"),
     r("bitbucket-app-password", "Atlassian", "Bitbucket app password", &["ATBB"],
       r"\b(?P<s>ATBB[A-Za-z0-9_=.\-]{28,40}){E}").entropy(3.0),

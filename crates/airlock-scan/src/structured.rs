@@ -316,8 +316,16 @@ pub(crate) fn hits(scanner: &Scanner, path: &Path, bytes: &[u8], out: &mut Vec<H
         }
         Format::Other => return,
     }
+    // Where a leaf sits matters for a leaf that is judged, and for the key
+    // path of a regex hit: with no such hit, the other leaves are not looked
+    // for (each look is a search of the file, a cost that grew with leaves ×
+    // size; issue 18, docs/benchmarks.md).
+    let need_spans = out.iter().any(|h| h.context.is_none());
     let mut spans = Vec::with_capacity(leaves.len());
     for leaf in &leaves {
+        if !need_spans && !leaf.pair && !secret_name(&leaf.key) {
+            continue;
+        }
         let Some(at) = locate(bytes, &leaf.value) else {
             continue;
         };
