@@ -1353,3 +1353,5 @@ mod transformed;
 // The survivors of mutation testing, killed (docs/testing.md, "Mutation testing").
 #[path = "engine/mutants.rs"]
 mod mutants;
+#[path = "engine/views.rs"]
+mod views;
