@@ -80,6 +80,7 @@ fn proxy_env(bound: std::net::SocketAddr, token: Option<&str>, ca: &std::path::P
 fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> anyhow::Result<()> {
     if let Some(agent) = &args.agent {
         super::check_name("agent", agent)?;
+        super::team::check_agent(home, agent)?;
     }
     if !home.vault_path().exists() {
         match Vault::init(home, NewVaultKey::KeyFile) {

@@ -196,12 +196,20 @@ fn an_admins_agent_removal_and_a_token_revocation_reach_every_device() {
             !served(&r) && r.contains("revoked")
         });
     }
-    let out = airlock(&c, &["token", "issue", "--agent", "ci"], None);
-    assert!(
-        !out.status.success()
-            && stderr_of(&out).contains("agent \"ci\" was removed from the team by an admin"),
-        "{out:?}"
-    );
+    // Nor does it serve it MCP on stdio (the agent the owner names in an MCP
+    // client's `serve --agent`), nor an egress proxy.
+    for args in [
+        &["token", "issue", "--agent", "ci"][..],
+        &["serve", "--agent", "ci"],
+        &["proxy", "--agent", "ci"],
+    ] {
+        let out = airlock(&c, args, None);
+        assert!(
+            out.status.code() == Some(2)
+                && stderr_of(&out).contains("agent \"ci\" was removed from the team by an admin"),
+            "{args:?}: {out:?}"
+        );
+    }
     // A database writer replays the old add row under a new number: it is
     // older than the removal, so the agent stays removed.
     replay_first(&admin_url, "agent-add");
