@@ -42,20 +42,18 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, AuditError> {
 
 /// Opens (creating 0600 if needed) a file for appending.
 pub(crate) fn open_append(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.create(true).append(true).read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)
+    open_private(path, OpenOptions::new().append(true).read(true))
 }
 
 /// Opens (creating 0600 if needed) the lock file.
 pub(crate) fn open_lock(path: &Path) -> io::Result<File> {
-    let mut opts = OpenOptions::new();
-    opts.create(true).truncate(false).write(true);
+    open_private(path, OpenOptions::new().truncate(false).write(true))
+}
+
+/// Opens `path` with `opts`, creating it readable and writable by its owner
+/// only if it does not exist.
+fn open_private(path: &Path, opts: &mut OpenOptions) -> io::Result<File> {
+    opts.create(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -231,28 +231,32 @@ mod tests {
     #[test]
     fn messages_name_the_value() {
         assert_eq!(
-            parse_duration("1 fortnight").unwrap_err().to_string(),
-            "invalid duration \"1 fortnight\"; expected a duration such as \"30s\", \"15m\", \"1h\", \"1h30m\" or \"2d\""
-        );
-        assert_eq!(
             parse_duration("0s").unwrap_err(),
             UnitError::ZeroDuration { value: "0s".into() }
         );
-        assert_eq!(
-            parse_duration("400d").unwrap_err().to_string(),
-            "duration \"400d\" is longer than 365 days"
-        );
-        assert_eq!(
-            parse_size("2GiB").unwrap_err().to_string(),
-            "size \"2GiB\" must be between 1 byte and 1 GiB"
-        );
-        assert_eq!(
-            parse_rate("0/min").unwrap_err().to_string(),
-            "rate \"0/min\": the count must be between 1 and 1000000"
-        );
-        assert_eq!(
-            parse_rate("60/fortnight\n").unwrap_err().to_string(),
-            "invalid rate \"60/fortnight\\n\"; expected COUNT/UNIT such as \"60/min\", \"5/s\", \"1000/h\" or \"10000/day\""
-        );
+        for (err, message) in [
+            (
+                parse_duration("1 fortnight").unwrap_err(),
+                "invalid duration \"1 fortnight\"; expected a duration such as \"30s\", \"15m\", \"1h\", \"1h30m\" or \"2d\"",
+            ),
+            (
+                parse_duration("400d").unwrap_err(),
+                "duration \"400d\" is longer than 365 days",
+            ),
+            (
+                parse_size("2GiB").unwrap_err(),
+                "size \"2GiB\" must be between 1 byte and 1 GiB",
+            ),
+            (
+                parse_rate("0/min").unwrap_err(),
+                "rate \"0/min\": the count must be between 1 and 1000000",
+            ),
+            (
+                parse_rate("60/fortnight\n").unwrap_err(),
+                "invalid rate \"60/fortnight\\n\"; expected COUNT/UNIT such as \"60/min\", \"5/s\", \"1000/h\" or \"10000/day\"",
+            ),
+        ] {
+            assert_eq!(err.to_string(), message);
+        }
     }
 }

@@ -19,11 +19,19 @@ fn secrets() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn corpus(with_secrets: bool, secrets: &[(String, Vec<u8>)]) -> Vec<u8> {
+/// `record(1)`, `record(2)`, … each appending to the data, until it holds 1 MiB.
+fn records(mut record: impl FnMut(u64, &mut Vec<u8>)) -> Vec<u8> {
     let mut data = Vec::with_capacity(1 << 20);
     let mut i = 0u64;
     while data.len() < (1 << 20) {
         i += 1;
+        record(i, &mut data);
+    }
+    data
+}
+
+fn corpus(with_secrets: bool, secrets: &[(String, Vec<u8>)]) -> Vec<u8> {
+    records(|i, data| {
         data.extend_from_slice(
             format!(r#"{{"id":"ch_{i:016x}","amount":{},"currency":"usd","description":"Order {i} for customer"}},"#, i * 37 % 10_000)
                 .as_bytes(),
@@ -31,36 +39,27 @@ fn corpus(with_secrets: bool, secrets: &[(String, Vec<u8>)]) -> Vec<u8> {
         if with_secrets && i.is_multiple_of(1000) {
             data.extend_from_slice(&secrets[(i / 1000) as usize % secrets.len()].1);
         }
-    }
-    data
+    })
 }
 
 /// Records whose text carries escapes (Go's `\u0026`, HTML's `&amp;`), no secret.
 fn escaped_corpus() -> Vec<u8> {
-    let mut data = Vec::with_capacity(1 << 20);
-    let mut i = 0u64;
-    while data.len() < (1 << 20) {
-        i += 1;
+    records(|i, data| {
         data.extend_from_slice(
             format!(r#"{{"id":"ch_{i:016x}","url":"/v1/x?a={i}\u0026b=2","html":"<b>Tom &amp; Jerry</b> {i}"}},"#)
                 .as_bytes(),
         );
-    }
-    data
+    })
 }
 
 /// OpenAI chat-completion chunks of a few words each, no secret.
 fn event_corpus() -> Vec<u8> {
-    let mut data = Vec::with_capacity(1 << 20);
-    let mut i = 0u64;
-    while data.len() < (1 << 20) {
-        i += 1;
+    records(|i, data| {
         data.extend_from_slice(
             format!("data: {{\"id\":\"chatcmpl-{i}\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" word{i} and more,\"}},\"finish_reason\":null}}]}}\n\n")
                 .as_bytes(),
         );
-    }
-    data
+    })
 }
 
 fn bench(c: &mut Criterion) {

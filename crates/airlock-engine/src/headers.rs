@@ -40,11 +40,9 @@ pub const MAX_AGENT_HEADERS: usize = 128;
 /// At most this many bytes in agent header names and values together.
 pub const MAX_AGENT_HEADER_BYTES: usize = 64 * 1024;
 
-/// Header names that are always dropped from agent requests (lower case).
-const DROPPED: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "host",
+/// Hop-by-hop headers (lower case): they describe one connection, so they are
+/// dropped from agent requests and removed from responses alike.
+const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
@@ -53,6 +51,14 @@ const DROPPED: &[&str] = &[
     "transfer-encoding",
     "upgrade",
     "http2-settings",
+];
+
+/// Header names, besides [`HOP_BY_HOP`], that are always dropped from agent
+/// requests (lower case).
+const DROPPED: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "host",
     "content-length",
     "expect",
     "accept-encoding",
@@ -123,18 +129,17 @@ fn overridden_part(name: &str) -> &'static str {
     }
 }
 
-/// Hop-by-hop headers removed from responses.
-const RESPONSE_HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "http2-settings",
-    "proxy-authenticate",
-];
+/// The header names listed in `values` (those of `Connection` headers): they
+/// are hop-by-hop too. Lower case; a value that is not text lists none.
+fn connection_listed<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> Vec<String> {
+    values
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
 
 /// The agent's headers, filtered.
 #[derive(Debug, Default)]
@@ -217,23 +222,18 @@ pub(crate) fn filter_request(
     }
 
     // Names listed in any Connection header are hop-by-hop too.
-    let mut connection_named: Vec<String> = Vec::new();
-    for (name, value) in &parsed {
-        if name == header::CONNECTION
-            && let Ok(v) = value.to_str()
-        {
-            connection_named.extend(
-                v.split(',')
-                    .map(|t| t.trim().to_ascii_lowercase())
-                    .filter(|t| !t.is_empty()),
-            );
-        }
-    }
+    let connection_named = connection_listed(
+        parsed
+            .iter()
+            .filter(|(name, _)| name == header::CONNECTION)
+            .map(|(_, value)| value),
+    );
 
     let mut out = FilteredRequest::default();
     for (name, value) in parsed {
         let n = name.as_str();
-        let drop = DROPPED.contains(&n)
+        let drop = HOP_BY_HOP.contains(&n)
+            || DROPPED.contains(&n)
             || n.starts_with("proxy-")
             || (n == "cookie" && !forward_cookies)
             || connection_named.iter().any(|c| c == n)
@@ -262,16 +262,7 @@ pub(crate) fn filter_response(
     scrubber: &Scrubber,
     location: impl Fn(&str) -> LocationCheck,
 ) -> (HeaderMap, Vec<String>) {
-    let mut connection_named: Vec<String> = Vec::new();
-    for v in upstream.get_all(header::CONNECTION) {
-        if let Ok(v) = v.to_str() {
-            connection_named.extend(
-                v.split(',')
-                    .map(|t| t.trim().to_ascii_lowercase())
-                    .filter(|t| !t.is_empty()),
-            );
-        }
-    }
+    let connection_named = connection_listed(upstream.get_all(header::CONNECTION));
     let mut out = HeaderMap::with_capacity(upstream.len());
     let mut kept: Vec<(&HeaderName, &[u8])> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
@@ -282,7 +273,8 @@ pub(crate) fn filter_response(
     };
     for (name, value) in upstream {
         let n = name.as_str();
-        if RESPONSE_HOP_BY_HOP.contains(&n)
+        if HOP_BY_HOP.contains(&n)
+            || n == "proxy-authenticate"
             || n == "content-length"
             || n == "set-cookie"
             || n == "set-cookie2"

@@ -307,6 +307,20 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// A scrubber that knows one secret: `value`, named `name`.
+fn one(name: &str, value: &[u8]) -> Scrubber {
+    Scrubber::new([(name, value)]).unwrap()
+}
+
+/// A stream of `s` turns `chunk` into `out` at once: nothing is held back, and
+/// nothing more comes out when it finishes.
+fn streamed_at_once(s: &Scrubber, chunk: &[u8], out: &[u8]) {
+    let mut st = s.stream();
+    assert_eq!(st.push(chunk), out);
+    assert_eq!(st.pending_len(), 0);
+    assert_eq!(st.finish(), b"");
+}
+
 fn hex(s: &[u8], upper: bool) -> String {
     s.iter()
         .map(|b| {

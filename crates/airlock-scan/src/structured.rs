@@ -43,6 +43,11 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The name of the folder `path` is in, lower case (`.aws` for `~/.aws/credentials`).
+fn parent_name(path: &Path) -> String {
+    path.parent().map(file_name).unwrap_or_default()
+}
+
 /// Source code and prose: the generic rule takes only quoted values there.
 pub(crate) fn is_source_or_doc(path: &Path) -> bool {
     let n = file_name(path);
@@ -118,11 +123,7 @@ pub(crate) fn is_env_file(path: &Path) -> bool {
 /// Known MCP client configuration files.
 pub(crate) fn is_mcp_config(path: &Path) -> bool {
     let n = file_name(path);
-    let parent = path
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|p| p.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let parent = parent_name(path);
     match n.as_str() {
         "claude_desktop_config.json" | ".mcp.json" | "mcp_config.json" | ".claude.json" => true,
         "mcp.json" => true,
@@ -138,11 +139,7 @@ pub(crate) fn is_secret_bearing(path: &Path) -> bool {
         return true;
     }
     let n = file_name(path);
-    let parent = path
-        .parent()
-        .and_then(|p| p.file_name())
-        .map(|p| p.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let parent = parent_name(path);
     matches!(
         n.as_str(),
         ".npmrc"

@@ -108,6 +108,18 @@ fn psql_fails(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `team status` on `home` says it is 0 changes behind the team.
+fn caught_up(home: &Path) {
+    let status = ok(home, &["team", "status"], None);
+    assert!(status.contains("(0 behind)"), "{status}");
+}
+
+/// `sql` fails on `url`, saying `needle`.
+fn psql_refuses(url: &str, sql: &str, needle: &str) {
+    let err = psql_fails(url, sql);
+    assert!(err.contains(needle), "{sql}: {err}");
+}
+
 fn airlock(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_airlock"));
     c.args(args)
@@ -132,6 +144,28 @@ fn ok(home: &Path, args: &[&str], stdin: Option<&str>) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// `airlock ARGS` on `home` says `needle` on its stderr.
+fn stderr_says(home: &Path, args: &[&str], needle: &str) {
+    let out = airlock(home, args, None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(needle),
+        "{out:?}"
+    );
+}
+
+/// `team sync` on `home`, which says it uploaded `uploaded` audit record(s)
+/// and that this device's chain is at seq `seq`: what it printed.
+fn sync_uploads(home: &Path, uploaded: usize, seq: usize) -> String {
+    let synced = ok(home, &["team", "sync"], None);
+    assert!(
+        synced.contains(&format!(
+            "audit: {uploaded} record(s) uploaded; this device's chain is at seq {seq}"
+        )),
+        "{synced}"
+    );
+    synced
 }
 
 /// A team of two: A (root admin) and B (approved member).
@@ -359,26 +393,8 @@ fn a_secret_revocation_and_lock_made_on_one_device_hold_on_the_other() {
             && synced.contains("capability \"echo\" now at team version 1"),
         "{synced}"
     );
-    let token: serde_json::Value = serde_json::from_str(&ok(
-        &b,
-        &["token", "issue", "--agent", "ci", "--json"],
-        None,
-    ))
-    .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
-    let mut serve = Kill(spawn(&b, &["serve", "--gateway", "127.0.0.1:0"]));
-    let mut err = BufReader::new(serve.0.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "serve printed no address"
-        );
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest.split('/').next().unwrap().trim().to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    let token = token(&b);
+    let (_serve, addr) = serve_gateway(&b, Default::default());
 
     // The secret set on A is what B's gateway sends upstream.
     let resp = gateway_get(&addr, &token);
@@ -400,8 +416,7 @@ fn a_secret_revocation_and_lock_made_on_one_device_hold_on_the_other() {
     eventually("B locked", || b.join("state/locked").exists());
     ok(&a, &["unlock"], None);
     eventually("B unlocked", || !b.join("state/locked").exists());
-    let status = ok(&b, &["team", "status"], None);
-    assert!(status.contains("(0 behind)"), "{status}");
+    caught_up(&b);
 }
 
 #[test]
@@ -453,10 +468,10 @@ fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
         b_config.contains("127.0.0.1") && b_config.contains("\"GET /v1/**\""),
         "{b_config}"
     );
-    let out = airlock(&b, &["team", "push-config"], None);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("only an admin device can share"),
-        "{out:?}"
+    stderr_says(
+        &b,
+        &["team", "push-config"],
+        "only an admin device can share",
     );
     // airlock.config is append-only: the superuser gets past its trigger.
     psql(
@@ -562,8 +577,7 @@ fn the_database_holds_no_secret_and_its_writers_cannot_forge_rows() {
         "DELETE FROM airlock.config",
         "TRUNCATE airlock.config",
     ] {
-        let err = psql_fails(&url, sql);
-        assert!(err.contains("append-only"), "{sql}: {err}");
+        psql_refuses(&url, sql, "append-only");
     }
     // A team made before migration 3 (no trigger on airlock.config) gets it
     // at its next `team sync`.
@@ -626,13 +640,7 @@ fn a_server_follows_its_team_fails_closed_past_max_staleness_and_catches_up() {
             .unwrap()
             .contains("max_staleness = \"6s\"")
     );
-    let token: serde_json::Value = serde_json::from_str(&ok(
-        &b,
-        &["token", "issue", "--agent", "ci", "--json"],
-        None,
-    ))
-    .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = token(&b);
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let (_serve, addr) = serve_gateway(&b, log.clone());
     let served = |resp: &str| resp.starts_with("HTTP/1.1 200") && resp.contains("\r\nmatch\r\n");
@@ -809,28 +817,16 @@ fn the_team_audit_is_signed_chained_checkpointed_and_tampering_is_named_by_row()
     assert!(na >= 3 && nb >= 1, "{a_local:?} {b_local:?}");
 
     // `team sync` uploads the device's records; on an admin it checkpoints.
-    let synced = ok(&b, &["team", "sync"], None);
+    let synced = sync_uploads(&b, nb, nb);
+    assert!(!synced.contains("checkpoint"), "{synced}");
+    let synced = sync_uploads(&a, na, na);
     assert!(
-        synced.contains(&format!(
-            "audit: {nb} record(s) uploaded; this device's chain is at seq {nb}"
-        )) && !synced.contains("checkpoint"),
-        "{synced}"
-    );
-    let synced = ok(&a, &["team", "sync"], None);
-    assert!(
-        synced.contains(&format!(
-            "audit: {na} record(s) uploaded; this device's chain is at seq {na}"
-        )) && synced.contains("audit: checkpoint 1 signed over every device's chain"),
+        synced.contains("audit: checkpoint 1 signed over every device's chain"),
         "{synced}"
     );
     // Nothing new: nothing uploaded twice, no checkpoint over the same heads.
-    let again = ok(&a, &["team", "sync"], None);
-    assert!(
-        again.contains(&format!(
-            "audit: 0 record(s) uploaded; this device's chain is at seq {na}"
-        )) && !again.contains("checkpoint"),
-        "{again}"
-    );
+    let again = sync_uploads(&a, 0, na);
+    assert!(!again.contains("checkpoint"), "{again}");
     let verified = ok(&b, &["audit", "verify", "--team"], None);
     assert!(
         verified.contains(&format!(
@@ -878,8 +874,7 @@ fn the_team_audit_is_signed_chained_checkpointed_and_tampering_is_named_by_row()
         "DELETE FROM airlock.audit_checkpoints",
         "TRUNCATE airlock.audit_checkpoints",
     ] {
-        let err = psql_fails(&url, sql);
-        assert!(err.contains("append-only"), "{sql}: {err}");
+        psql_refuses(&url, sql, "append-only");
     }
 
     // A database writer (the superuser, past the triggers) edits, deletes,
@@ -936,13 +931,8 @@ fn the_team_audit_is_signed_chained_checkpointed_and_tampering_is_named_by_row()
     assert_eq!(v["problems"][0]["device"], a_id.as_str());
     assert_eq!(v["problems"][0]["seq"], na);
     // A still has the record: its next upload writes the same row again.
-    let healed = ok(&a, &["team", "sync"], None);
-    assert!(
-        healed.contains(&format!(
-            "audit: 1 record(s) uploaded; this device's chain is at seq {na}"
-        )) && !healed.contains("checkpoint"),
-        "{healed}"
-    );
+    let healed = sync_uploads(&a, 1, na);
+    assert!(!healed.contains("checkpoint"), "{healed}");
     ok(&b, &["audit", "verify", "--team"], None);
     tamper(
         "UPDATE airlock.audit t SET prev = s.prev, record = s.record, sig = s.sig \
@@ -969,11 +959,7 @@ fn the_team_audit_is_signed_chained_checkpointed_and_tampering_is_named_by_row()
     );
     broken("airlock.audit_checkpoints seq=1: it is not signed by admin device");
     // Nothing of it is shown by `logs --team` as if it were fine.
-    let out = airlock(&b, &["logs", "--team"], None);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("1 problem(s) in the team audit"),
-        "{out:?}"
-    );
+    stderr_says(&b, &["logs", "--team"], "1 problem(s) in the team audit");
     psql(
         &admin_url,
         "UPDATE airlock.audit_checkpoints SET at = at - 1 WHERE seq = 1; \
@@ -999,8 +985,7 @@ fn the_team_audit_is_signed_chained_checkpointed_and_tampering_is_named_by_row()
         "DROP TABLE airlock.audit",
         "ALTER TABLE airlock.changes DISABLE TRIGGER USER",
     ] {
-        let err = psql_fails(&url, sql);
-        assert!(err.contains("must be owner"), "{sql}: {err}");
+        psql_refuses(&url, sql, "must be owner");
     }
     let err = psql_fails(&url, "DELETE FROM airlock.audit");
     assert!(err.contains("permission denied"), "{err}");

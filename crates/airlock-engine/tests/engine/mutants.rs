@@ -127,11 +127,7 @@ async fn a_bad_header_name_is_refused_as_such() {
 mod scrubber {
     use airlock_engine::scrub::{BodyKind, MAX_HOLD, Scrubber};
 
-    use super::super::contains;
-
-    fn one(name: &str, value: &[u8]) -> Scrubber {
-        Scrubber::new([(name, value)]).unwrap()
-    }
+    use super::super::{contains, one, streamed_at_once};
 
     /// A run of overlapping occurrences (a secret of one repeated byte inside a
     /// long run of that byte) is held while it may still grow, up to exactly
@@ -232,10 +228,7 @@ mod scrubber {
     #[test]
     fn a_whole_secret_at_the_end_of_a_chunk_goes_out_at_once() {
         let s = one("s", b"tok_abcdef!");
-        let mut st = s.stream();
-        assert_eq!(st.push(b"x tok_abcdef!"), b"x [REDACTED:s]");
-        assert_eq!(st.pending_len(), 0);
-        assert_eq!(st.finish(), b"");
+        streamed_at_once(&s, b"x tok_abcdef!", b"x [REDACTED:s]");
     }
 
     /// In an event stream, a secret completed across two events and found again

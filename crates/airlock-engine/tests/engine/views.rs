@@ -5,9 +5,7 @@
 
 use airlock_engine::scrub::Scrubber;
 
-fn one(name: &str, value: &[u8]) -> Scrubber {
-    Scrubber::new([(name, value)]).unwrap()
-}
+use super::{one, streamed_at_once};
 
 /// One-shot and streamed (in one chunk, then byte by byte) output of `data`.
 fn scrubbed(s: &Scrubber, data: &[u8]) -> Vec<u8> {
@@ -168,10 +166,7 @@ fn named_references_are_read_up_to_six_letters() {
         b"[REDACTED:s] rest"
     );
     let plain = one("p", b"sk_live_abc123");
-    let mut st = plain.stream();
-    assert_eq!(st.push(b"x &qqqqqqqqqqqqqqqq"), b"x &qqqqqqqqqqqqqqqq");
-    assert_eq!(st.pending_len(), 0);
-    assert_eq!(st.finish(), b"");
+    streamed_at_once(&plain, b"x &qqqqqqqqqqqqqqqq", b"x &qqqqqqqqqqqqqqqq");
 }
 
 /// A numeric reference decodes to its character up to the last code point,

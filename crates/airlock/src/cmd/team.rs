@@ -181,6 +181,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Unlocks the vault, opens this home's team and runs `call` on it, on `rt`.
+fn on_team<T>(
+    home: &Home,
+    rt: &tokio::runtime::Runtime,
+    call: impl AsyncFnOnce(Team) -> Result<T, TeamError>,
+) -> anyhow::Result<T> {
+    let vault = unlock::open(home)?;
+    Ok(rt.block_on(async { call(Team::open(home, &vault).await?).await })?)
+}
+
 fn device_name(name: Option<&String>) -> String {
     name.cloned()
         .or_else(|| {
@@ -224,19 +234,15 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             ));
         }
         TeamCommand::Invite { admin } => {
-            let vault = unlock::open(home)?;
-            let code =
-                rt.block_on(async { Team::open(home, &vault).await?.invite(*admin).await })?;
+            let code = on_team(home, &rt, async |t| t.invite(*admin).await)?;
             output::line(code);
             output::note(
                 "single-use, valid for 1 hour: `airlock team join --db URL CODE` on the new device",
             );
         }
         TeamCommand::Devices(flag) => {
-            let vault = unlock::open(home)?;
-            let (me, devices) = rt.block_on(async {
-                let t = Team::open(home, &vault).await?;
-                Ok::<_, TeamError>((t.device().to_string(), t.devices().await?))
+            let (me, devices) = on_team(home, &rt, async |t| {
+                Ok((t.device().to_string(), t.devices().await?))
             })?;
             if flag.json {
                 let rows: Vec<_> = devices
@@ -268,9 +274,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             );
         }
         TeamCommand::Approve { fingerprint } => {
-            let vault = unlock::open(home)?;
-            let d =
-                rt.block_on(async { Team::open(home, &vault).await?.approve(fingerprint).await })?;
+            let d = on_team(home, &rt, async |t| t.approve(fingerprint).await)?;
             output::line(format_args!(
                 "approved {} ({}){}; it receives the team key at its next `airlock team sync`",
                 d.fingerprint(),
@@ -279,8 +283,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             ));
         }
         TeamCommand::Status(flag) => {
-            let vault = unlock::open(home)?;
-            let s = rt.block_on(async { Team::open(home, &vault).await?.status().await })?;
+            let s = on_team(home, &rt, async |t| t.status().await)?;
             let me = s.devices.iter().find(|d| d.id == s.device);
             let lag = (s.head_seq - s.last_seq).max(0);
             if flag.json {
@@ -322,13 +325,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             ));
         }
         TeamCommand::RevokeDevice { fingerprint } => {
-            let vault = unlock::open(home)?;
-            let r = rt.block_on(async {
-                Team::open(home, &vault)
-                    .await?
-                    .revoke_device(fingerprint)
-                    .await
-            })?;
+            let r = on_team(home, &rt, async |mut t| t.revoke_device(fingerprint).await)?;
             output::line(format_args!(
                 "revoked {} ({}); new team key epoch {} held by {} device(s); {} secret(s) re-sealed under it",
                 r.device.fingerprint(),
@@ -359,9 +356,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             );
         }
         TeamCommand::PushConfig { names } => {
-            let vault = unlock::open(home)?;
-            let done =
-                rt.block_on(async { Team::open(home, &vault).await?.push_config(names).await })?;
+            let done = on_team(home, &rt, async |mut t| t.push_config(names).await)?;
             if done.is_empty() {
                 output::line("the team already has this device's services and capabilities");
             }
@@ -422,12 +417,8 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
             report(&r);
         }
         TeamCommand::Checkpointer { fingerprint } => {
-            let vault = unlock::open(home)?;
-            let (d, seq) = rt.block_on(async {
-                Team::open(home, &vault)
-                    .await?
-                    .designate_checkpointer(fingerprint)
-                    .await
+            let (d, seq) = on_team(home, &rt, async |t| {
+                t.designate_checkpointer(fingerprint).await
             })?;
             output::line(format_args!(
                 "{} ({}) writes the team's audit checkpoints from now on (change {seq}); the other admin devices stop at their next sync",

@@ -54,10 +54,10 @@ fn only_the_designated_admin_device_writes_audit_checkpoints() {
         "{out:?}"
     );
     let c_fp = airlock_team::keys::fingerprint(&c_id);
-    let out = airlock(&a, &["team", "checkpointer", &c_fp], None);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is not an approved admin device"),
-        "{out:?}"
+    stderr_says(
+        &a,
+        &["team", "checkpointer", &c_fp],
+        "is not an approved admin device",
     );
     // A modified airlock on the member signs a designation of itself: refused
     // by every device, by name.
