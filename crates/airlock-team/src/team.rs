@@ -1192,18 +1192,23 @@ impl Team {
         })
     }
 
+    /// The newest epoch whose key this device holds, with the key (none: the
+    /// device is not approved yet).
+    fn newest_epoch<'v>(&self, view: &'v View) -> Result<(&'v i32, &'v Zeroizing<[u8; KEY_LEN]>)> {
+        view.epochs
+            .iter()
+            .next_back()
+            .ok_or_else(|| TeamError::NotApproved {
+                fingerprint: self.fingerprint(),
+            })
+    }
+
     /// Seals a new version of a secret under the current epoch key and logs it.
     /// Returns its team version.
     pub async fn publish_secret(&mut self, name: &str, value: &[u8]) -> Result<i32> {
         let view = self.view().await?;
         self.me(&view)?;
-        let (epoch, key) =
-            view.epochs
-                .iter()
-                .next_back()
-                .ok_or_else(|| TeamError::NotApproved {
-                    fingerprint: self.fingerprint(),
-                })?;
+        let (epoch, key) = self.newest_epoch(&view)?;
         let team = &self.state.team;
         let me = &self.state.device;
         let mut tx = self.pool.begin().await?;
@@ -1639,13 +1644,7 @@ impl Team {
     async fn publish_db_url(&self, view: &View, me: &Device, url: &str) -> Result<Option<i64>> {
         let mut seq = None;
         if me.admin {
-            let (epoch, key) =
-                view.epochs
-                    .iter()
-                    .next_back()
-                    .ok_or_else(|| TeamError::NotApproved {
-                        fingerprint: self.fingerprint(),
-                    })?;
+            let (epoch, key) = self.newest_epoch(view)?;
             let team = &self.state.team;
             let aad = db_url_aad(team, *epoch, &me.id);
             let (nonce, ct) = keys::seal_secret(key, team, &aad, url.as_bytes())?;
