@@ -19,7 +19,7 @@ use crate::keys::{self, DeviceKeys, KEY_LEN};
 use crate::{Result, TeamError};
 
 /// What this device remembers about its team (no secret in it).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TeamState {
     /// The team id.
     pub team: String,
@@ -109,17 +109,7 @@ impl TeamState {
             root,
             root_sign_pk,
             db,
-            last_seq: 0,
-            last_sync: None,
-            secrets: BTreeMap::new(),
-            lock_at: None,
-            incident_unlock_at: None,
-            config: BTreeMap::new(),
-            audit_head: None,
-            checkpoint: None,
-            agents: BTreeMap::new(),
-            checkpointer: None,
-            db_url_at: None,
+            ..TeamState::default()
         }
     }
 
