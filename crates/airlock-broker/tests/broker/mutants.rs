@@ -739,3 +739,81 @@ fn a_callers_debug_shows_its_approver() {
     let shown = format!("{me:?}");
     assert!(shown.contains("approver: Some(Approver)"), "{shown}");
 }
+
+/// An incident's locks (`airlock incident`, through `state/revocations.json`
+/// or a team's change log) refuse the locked capability, and any capability
+/// for the locked agent, whether its identity is trusted or declared, until
+/// they are released; the rest is served.
+#[test]
+fn incident_locks_refuse_the_locked_capability_and_agent_until_released() {
+    let (_c, b) = broker(CONFIG);
+    let desktop = caller(Some("claude-desktop"), None);
+    let ro = req("ro", "GET", "/v1/x", Some("r"));
+    let at: jiff::Timestamp = "2026-12-07T12:00:00Z".parse().unwrap();
+    let mut locks = airlock_broker::state::IncidentLocks::default();
+    locks.capabilities.insert("ro".into(), at);
+    locks.agents.insert("ci".into(), at);
+    b.set_incident_locks(locks);
+
+    let r = b.authorize(&desktop, &ro).unwrap_err();
+    assert_eq!(r.check, Check::Lock);
+    assert!(
+        r.message.contains(
+            "capability \"ro\" was locked by its owner's incident response at 2026-12-07T12:00:00Z"
+        ),
+        "{}",
+        r.message
+    );
+    for ci in [caller(Some("ci"), None), caller(None, Some("ci"))] {
+        let r = b
+            .authorize(&ci, &req("open", "GET", "/x", None))
+            .unwrap_err();
+        assert_eq!(r.check, Check::Lock);
+        assert!(
+            r.message.contains("agent \"ci\" was locked"),
+            "{}",
+            r.message
+        );
+    }
+    // Another capability for another agent is served.
+    let bot = caller(Some("bot"), None);
+    assert!(b.authorize(&bot, &req("open", "GET", "/x", None)).is_ok());
+
+    b.set_incident_locks(airlock_broker::state::IncidentLocks::default());
+    assert!(b.authorize(&desktop, &ro).is_ok());
+    assert!(
+        b.authorize(&caller(Some("ci"), None), &req("open", "GET", "/x", None))
+            .is_ok()
+    );
+}
+
+/// While a capability learns, what its deny rules match is still refused;
+/// the rest is allowed and named as learned.
+#[test]
+fn a_learning_capability_still_refuses_what_its_deny_rules_match() {
+    let (_c, b) = broker(
+        r#"
+[services.stripe]
+url = "https://api.stripe.com"
+auth = { type = "bearer", secret = "stripe" }
+
+[capabilities.learn]
+service = "stripe"
+deny = ["* /v1/admin/**"]
+learn_until = "2999-01-01T00:00:00Z"
+"#,
+    );
+    let me = caller(Some("bot"), None);
+    let r = b
+        .authorize(&me, &req("learn", "DELETE", "/v1/admin/users", None))
+        .unwrap_err();
+    assert_eq!(r.check, Check::Rule);
+    let ok = b
+        .authorize(&me, &req("learn", "GET", "/v1/customers", None))
+        .unwrap();
+    assert!(
+        ok.rule.as_deref().is_some_and(|r| r.contains("until")),
+        "{:?}",
+        ok.rule
+    );
+}
