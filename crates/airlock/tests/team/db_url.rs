@@ -70,6 +70,18 @@ fn after_a_revocation_an_admin_hands_every_remaining_device_a_new_database_crede
         "SELECT string_agg(subject || body, ' ') FROM airlock.changes",
     );
     assert!(!rows.contains(password) && !rows.contains(&new), "{rows}");
+    // Nor does any output or any file of either home show the password.
+    assert!(!out.contains(password), "{out}");
+    for home in [&a, &b] {
+        for (path, bytes) in files_under(home) {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains(password),
+                "{} holds the password",
+                path.display()
+            );
+        }
+    }
 
     // The DBA takes the old credential away and ends its sessions.
     psql(
@@ -104,4 +116,18 @@ fn after_a_revocation_an_admin_hands_every_remaining_device_a_new_database_crede
     );
     agents::drop_change(&admin_url, &seq);
     ok(&a, &["team", "sync"], None);
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+    out
 }
