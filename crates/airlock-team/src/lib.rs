@@ -27,8 +27,9 @@ mod team;
 pub use audit::{AuditFollow, AuditProblem, AuditReport, Chain, TeamRecord, UPLOAD_BATCH, Upload};
 pub use schema::migrate;
 pub use team::{
-    AUDIT_TICK, CHANNEL, CHECKPOINT_EVERY, Device, DeviceRevocation, DeviceStatus, Followed,
-    Health, Status, SyncReport, Team, change_msg,
+    AUDIT_TICK, CHANNEL, CHECKPOINT_EVERY, DbUrlSet, Device, DeviceRevocation, DeviceStatus,
+    DeviceUrl, Followed, Health, Status, SyncReport, Team, UrlStatus, UrlVersion, change_msg,
+    device_url_msg,
 };
 
 /// Everything that can go wrong in team mode. Messages name the row or file and

@@ -2,7 +2,7 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `team/state.json` | team id, this device's id, the pinned root admin (id and signing key), the database's address without its password, the last change number applied, the last sync, the versions of team secrets applied, the team's agents and the designated audit checkpointer |
+//! | `team/state.json` | team id, this device's id, the pinned root admin (id and signing key), the database's address without its password, the last change number applied, the last sync, the versions of team secrets applied, the team's agents, the designated audit checkpointer, the database URL version adopted and the one last reported to the database |
 //! | `team/device.sealed` | this device's two private key seeds and the full database URL, sealed (XChaCha20-Poly1305) under the vault's team-device key |
 
 use std::collections::BTreeMap;
@@ -71,9 +71,14 @@ pub struct TeamState {
     #[serde(default)]
     pub checkpointer: Option<Designation>,
     /// The signed instant of the newest database URL an admin handed this
-    /// device (a `db-url` row) that it adopted.
+    /// device (a `db-url` row) that it adopted, or sent itself (admin devices).
     #[serde(default)]
     pub db_url_at: Option<i64>,
+    /// The URL version (a `db_url_at`; 0: the URL it enrolled with) this
+    /// device last reported in `airlock.device_db_urls`; a sync reports it
+    /// again while it differs from `db_url_at`.
+    #[serde(default)]
+    pub db_url_reported: Option<i64>,
 }
 
 /// One of the team's agents as this device last synced it.

@@ -37,6 +37,13 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
             sqlx::SqlStr::from_static(include_str!("../migrations/0003_config_append_only.sql")),
             false,
         ),
+        Migration::new(
+            4,
+            Cow::Borrowed("device db urls"),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(include_str!("../migrations/0004_device_db_urls.sql")),
+            false,
+        ),
     ]);
     migrator.dangerous_set_table_name("airlock._sqlx_migrations");
     migrator.run(pool).await?;

@@ -118,6 +118,10 @@ pub struct SyncReport {
     pub checkpointer: Option<String>,
     /// Whether this sync took a new database URL from an admin.
     pub db_url: bool,
+    /// Why this device could not record in `airlock.device_db_urls` which
+    /// database URL it uses (the sync itself went through; the next one
+    /// tries again).
+    pub db_url_report: Option<String>,
     /// The last change number applied.
     pub last_seq: i64,
 }
@@ -175,6 +179,74 @@ pub struct Status {
     pub devices: Vec<Device>,
     /// The admin device that writes audit checkpoints.
     pub checkpointer: String,
+    /// Which database URL each device uses.
+    pub db_url: UrlStatus,
+}
+
+/// Which database URL each device uses, as `airlock team status` shows it:
+/// the newest URL an admin sent (`team set-db-url`) and each device's own
+/// signed report of the version it moved to (`airlock.device_db_urls`).
+#[derive(Debug, Clone, Default)]
+pub struct UrlStatus {
+    /// The newest admin-signed `db-url` row; `None`: no admin has sent one,
+    /// every device uses the URL it enrolled with (or one set by hand).
+    pub newest: Option<UrlVersion>,
+    /// Every approved device, with what it reported.
+    pub devices: Vec<DeviceUrl>,
+}
+
+/// One database URL an admin sent to the team (a `db-url` change row).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlVersion {
+    /// Its change number.
+    pub seq: i64,
+    /// Its signed instant (unix ms): what identifies the version.
+    pub at: i64,
+    /// The admin device that sent it.
+    pub by: String,
+}
+
+/// An approved device and the database URL version it reported.
+#[derive(Debug, Clone)]
+pub struct DeviceUrl {
+    /// The device's id.
+    pub device: String,
+    /// Its name.
+    pub name: String,
+    /// The version it uses, from its verified row: the signed instant of the
+    /// `db-url` row it adopted, 0 for the URL it enrolled with; `None`: no
+    /// row that verifies (not reported yet, or refused).
+    pub url_at: Option<i64>,
+    /// When it wrote that row (unix ms, signed).
+    pub reported_at: Option<i64>,
+    /// Its row does not verify (not signed by the device): refused, and the
+    /// device counts as not moved.
+    pub refused: bool,
+}
+
+impl UrlStatus {
+    /// Whether `d` is on the newest URL an admin sent (always, when none was).
+    pub fn moved(&self, d: &DeviceUrl) -> bool {
+        self.newest
+            .as_ref()
+            .is_none_or(|n| d.url_at.is_some_and(|u| u >= n.at))
+    }
+
+    /// The approved devices not on the newest URL yet: the old credential is
+    /// taken away once this is empty.
+    pub fn behind(&self) -> Vec<&DeviceUrl> {
+        self.devices.iter().filter(|d| !self.moved(d)).collect()
+    }
+}
+
+/// What `airlock team set-db-url` did.
+#[derive(Debug, Clone)]
+pub struct DbUrlSet {
+    /// The `db-url` change row sent to every device (admin devices).
+    pub change: Option<i64>,
+    /// Why this device could not record in `airlock.device_db_urls` that it
+    /// moved (its next sync tries again).
+    pub report_error: Option<String>,
 }
 
 /// What `airlock team revoke-device` did.
@@ -638,6 +710,21 @@ async fn insert_change(
     body: &str,
 ) -> Result<i64> {
     let at = jiff::Timestamp::now().as_millisecond();
+    insert_change_at(tx, team, keys, device, kind, subject, body, at).await
+}
+
+/// [`insert_change`] signed at `at` (unix ms).
+#[allow(clippy::too_many_arguments)]
+async fn insert_change_at(
+    tx: &mut Transaction<'_, Postgres>,
+    team: &str,
+    keys: &DeviceKeys,
+    device: &str,
+    kind: &str,
+    subject: &str,
+    body: &str,
+    at: i64,
+) -> Result<i64> {
     let sig = keys.sign(&change_msg(team, kind, subject, body, at, device));
     let seq: i64 = sqlx::query_scalar(
         "INSERT INTO airlock.changes (kind, subject, body, at, device, sig) \
@@ -697,6 +784,28 @@ fn db_url_aad(team: &str, epoch: i32, author: &str) -> Vec<u8> {
         "db url aad",
         &[team.as_bytes(), &epoch.to_be_bytes(), author.as_bytes()],
     )
+}
+
+/// What a device signs for its row of `airlock.device_db_urls`: (team,
+/// device, the URL version it uses, the signed instant of the row).
+pub fn device_url_msg(team: &str, device: &str, url_at: i64, at: i64) -> Vec<u8> {
+    message(
+        "device db url",
+        &[
+            team.as_bytes(),
+            device.as_bytes(),
+            &url_at.to_be_bytes(),
+            &at.to_be_bytes(),
+        ],
+    )
+}
+
+/// Whether a database error says a table does not exist (a schema older
+/// than migration 4, before any device's `airlock team sync` upgraded it).
+fn undefined_table(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "42P01")
 }
 
 /// Connects to `url` and checks that it holds this device's team (same id
@@ -1623,7 +1732,11 @@ impl Team {
     /// device removed by `revoke-device` does not hold) and logged, signed, for
     /// every device: each re-seals it into its `team/device.sealed` at its next
     /// sync. Returns the change number on an admin device.
-    pub async fn set_db_url(home: &Home, vault: &Vault, url: &str) -> Result<Option<i64>> {
+    ///
+    /// An admin device also records the new version as its own (its signed
+    /// instant) and reports it in `airlock.device_db_urls`, as every other
+    /// device does when it adopts the URL.
+    pub async fn set_db_url(home: &Home, vault: &Vault, url: &str) -> Result<DbUrlSet> {
         let state = local::load_state(home)?;
         let (keys, _) = local::load_device(home, vault, &state.device)?;
         let pool = connect_same_team(url, &state).await?;
@@ -1638,33 +1751,151 @@ impl Team {
         let view = t.view().await?;
         let me = t.me(&view)?.clone();
         t.adopt_db_url(vault, url, pool, None)?;
-        t.publish_db_url(&view, &me, url).await
+        let sent = t.publish_db_url(&view, &me, url).await?;
+        if let Some((_, at)) = sent {
+            t.state.db_url_at = Some(at);
+            local::save_state(&t.home, &t.state)?;
+        }
+        let report_error = t.report_db_url().await.err().map(|e| e.to_string());
+        Ok(DbUrlSet {
+            change: sent.map(|(seq, _)| seq),
+            report_error,
+        })
     }
 
-    async fn publish_db_url(&self, view: &View, me: &Device, url: &str) -> Result<Option<i64>> {
-        let mut seq = None;
-        if me.admin {
-            let (epoch, key) = self.newest_epoch(view)?;
-            let team = &self.state.team;
-            let aad = db_url_aad(team, *epoch, &me.id);
-            let (nonce, ct) = keys::seal_secret(key, team, &aad, url.as_bytes())?;
-            let body = B64URL.encode([nonce, ct].concat());
-            let mut tx = self.pool.begin().await?;
-            seq = Some(
-                insert_change(
-                    &mut tx,
-                    team,
-                    &self.keys,
-                    &me.id,
-                    DB_URL,
-                    &epoch.to_string(),
-                    &body,
-                )
-                .await?,
-            );
-            tx.commit().await?;
+    /// On an admin device, seals `url` under the newest epoch key and logs it
+    /// for every device: the change number and signed instant.
+    async fn publish_db_url(
+        &self,
+        view: &View,
+        me: &Device,
+        url: &str,
+    ) -> Result<Option<(i64, i64)>> {
+        if !me.admin {
+            return Ok(None);
         }
-        Ok(seq)
+        let (epoch, key) = self.newest_epoch(view)?;
+        let team = &self.state.team;
+        let aad = db_url_aad(team, *epoch, &me.id);
+        let (nonce, ct) = keys::seal_secret(key, team, &aad, url.as_bytes())?;
+        let body = B64URL.encode([nonce, ct].concat());
+        let at = jiff::Timestamp::now().as_millisecond();
+        let mut tx = self.pool.begin().await?;
+        let seq = insert_change_at(
+            &mut tx,
+            team,
+            &self.keys,
+            &me.id,
+            DB_URL,
+            &epoch.to_string(),
+            &body,
+            at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some((seq, at)))
+    }
+
+    /// Records in `airlock.device_db_urls`, signed by this device, the
+    /// database URL version it uses (`db_url_at`, 0: the URL it enrolled
+    /// with), unless it already did: an admin's `team status` names the
+    /// devices that have not moved to the newest one.
+    async fn report_db_url(&mut self) -> Result<()> {
+        let url_at = self.state.db_url_at.unwrap_or(0);
+        if self.state.db_url_reported == Some(url_at) {
+            return Ok(());
+        }
+        let at = jiff::Timestamp::now().as_millisecond();
+        let device = &self.state.device;
+        let sig = self
+            .keys
+            .sign(&device_url_msg(&self.state.team, device, url_at, at));
+        sqlx::query(
+            "INSERT INTO airlock.device_db_urls (device, url_at, at, sig) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (device) DO UPDATE SET url_at = $2, at = $3, sig = $4",
+        )
+        .bind(device)
+        .bind(url_at)
+        .bind(at)
+        .bind(sig)
+        .execute(&self.pool)
+        .await?;
+        self.state.db_url_reported = Some(url_at);
+        local::save_state(&self.home, &self.state)?;
+        Ok(())
+    }
+
+    /// Which database URL each approved device uses: the newest admin-signed
+    /// `db-url` row, and every device's row of `airlock.device_db_urls` that
+    /// verifies against its key.
+    async fn url_status(&self, view: &View) -> Result<UrlStatus> {
+        let team = &self.state.team;
+        let mut newest: Option<UrlVersion> = None;
+        let rows = sqlx::query(
+            "SELECT seq, subject, body, at, device, sig FROM airlock.changes \
+             WHERE kind = $1 ORDER BY seq",
+        )
+        .bind(DB_URL)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let (subject, body): (String, String) = (r.try_get("subject")?, r.try_get("body")?);
+            let (at, device): (i64, String) = (r.try_get("at")?, r.try_get("device")?);
+            let sig: Vec<u8> = r.try_get("sig")?;
+            // As a sync takes them: admin-signed (a revoked admin's too), the
+            // newest by signed instant.
+            let signed = view.members.get(&device).is_some_and(|d| {
+                d.admin
+                    && keys::verify(
+                        &d.sign_pk,
+                        &change_msg(team, DB_URL, &subject, &body, at, &device),
+                        &sig,
+                    )
+            });
+            if signed && newest.as_ref().is_none_or(|n| n.at < at) {
+                newest = Some(UrlVersion {
+                    seq: r.try_get("seq")?,
+                    at,
+                    by: device,
+                });
+            }
+        }
+        let rows = match sqlx::query("SELECT device, url_at, at, sig FROM airlock.device_db_urls")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows,
+            // Not migrated yet: no device has reported.
+            Err(e) if undefined_table(&e) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let mut reports = BTreeMap::new();
+        for r in rows {
+            let device: String = r.try_get("device")?;
+            let (url_at, at): (i64, i64) = (r.try_get("url_at")?, r.try_get("at")?);
+            let sig: Vec<u8> = r.try_get("sig")?;
+            let signed = view.members.get(&device).is_some_and(|d| {
+                keys::verify(&d.sign_pk, &device_url_msg(team, &device, url_at, at), &sig)
+            });
+            reports.insert(device, signed.then_some((url_at, at)));
+        }
+        let devices = view
+            .members
+            .values()
+            .filter(|d| d.status == DeviceStatus::Approved)
+            .map(|d| {
+                let report = reports.get(&d.id);
+                let ok = report.copied().flatten();
+                DeviceUrl {
+                    device: d.id.clone(),
+                    name: d.name.clone(),
+                    url_at: ok.map(|(u, _)| u),
+                    reported_at: ok.map(|(_, a)| a),
+                    refused: report.is_some_and(Option::is_none),
+                }
+            })
+            .collect();
+        Ok(UrlStatus { newest, devices })
     }
 
     /// Keeps `url` as this device's database URL (sealed), with its pool.
@@ -2084,6 +2315,10 @@ impl Team {
             self.adopt_db_url(vault, &url, pool, Some(at))?;
             report.db_url = true;
         }
+        // Which URL this device uses, for the admin waiting to take the old
+        // credential away (once per version; a failure is retried at the
+        // next sync and does not fail this one).
+        report.db_url_report = self.report_db_url().await.err().map(|e| e.to_string());
         self.state.last_seq = last_seq;
         self.state.last_sync = Some(jiff::Timestamp::now());
         local::save_state(&self.home, &self.state)?;
@@ -2214,6 +2449,7 @@ impl Team {
     pub async fn status(&self) -> Result<Status> {
         let view = self.view().await?;
         let checkpointer = self.checkpointer(&view);
+        let db_url = self.url_status(&view).await?;
         let devices = sorted(view);
         let head_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM airlock.changes")
             .fetch_one(&self.pool)
@@ -2227,6 +2463,7 @@ impl Team {
             last_sync: self.state.last_sync,
             devices,
             checkpointer,
+            db_url,
         })
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod cmd;
 mod input;
 mod output;
+mod store;
 mod templates;
 mod unlock;
 

@@ -22,6 +22,8 @@ mod db_url;
 mod incident;
 #[path = "team/load.rs"]
 mod load;
+#[path = "team/local.rs"]
+mod local;
 
 const CANARY: &str = "sk_live_TEAMCANARY_7f3a9c2e1b";
 

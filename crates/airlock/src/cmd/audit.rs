@@ -13,7 +13,7 @@ use crate::{output, unlock};
 pub(crate) fn logs(home: &Home, args: &LogsArgs) -> anyhow::Result<()> {
     let filter = filter(args)?;
     if args.team {
-        return crate::cmd::team::logs(home, &filter, args.json, args.follow);
+        return crate::store::open(home).logs_team(&filter, args.json, args.follow);
     }
     print_logs(home, args, filter)
 }
@@ -83,7 +83,9 @@ fn print_logs(home: &Home, args: &LogsArgs, filter: Filter) -> anyhow::Result<()
 
 pub(crate) fn run(home: &Home, cmd: &AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify(args) if args.team => crate::cmd::team::verify_audit(home, args.json),
+        AuditCommand::Verify(args) if args.team => {
+            crate::store::open(home).verify_audit_team(args.json)
+        }
         AuditCommand::Verify(args) => {
             let vault = unlock::open(home)?;
             let report = airlock_audit::verify_home(home, vault.audit_key())?;

@@ -227,24 +227,17 @@ pub(crate) fn run(home: &Home, args: &JsonFlag) -> anyhow::Result<ExitCode> {
     }
 
     // Team mode: the database, TLS, clock skew, sync lag (docs/team.md).
-    match &vault {
-        Some(v) => {
-            use crate::cmd::team::Check;
-            for (check, msg) in crate::cmd::team::doctor(home, v) {
-                let level = match check {
-                    Check::Ok => Level::Ok,
-                    Check::Note => Level::Note,
-                    Check::Warn => Level::Warn,
-                    Check::Action => Level::Action,
-                };
-                r.push(level, msg);
-            }
+    {
+        use crate::cmd::team::Check;
+        for (check, msg) in crate::store::open(home).doctor(vault.as_ref()) {
+            let level = match check {
+                Check::Ok => Level::Ok,
+                Check::Note => Level::Note,
+                Check::Warn => Level::Warn,
+                Check::Action => Level::Action,
+            };
+            r.push(level, msg);
         }
-        None if airlock_team::Team::is_member(home) => r.push(
-            Level::Note,
-            "team checks skipped: the vault is not open (set AIRLOCK_PASSPHRASE)",
-        ),
-        None => {}
     }
 
     // Servers and the lock.

@@ -6,8 +6,8 @@
 //!    service uses it, every agent and agent token that may use those, every
 //!    live session of them; for an agent, its sessions and tokens; for a token,
 //!    the token and its sessions;
-//! 2. **revoke** through the same path as `airlock revoke`
-//!    ([`super::sessions::apply_revocation`], every running server told at once
+//! 2. **revoke** through the same store as `airlock revoke`
+//!    ([`crate::store::Store::incident`]: every running server told at once
 //!    over its control socket, team devices through the change log);
 //! 3. **lock** what an incident must keep shut even for new sessions: the
 //!    secret's capabilities, or the agent (`state/revocations.json`, honoured by
@@ -34,6 +34,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use crate::cli::IncidentArgs;
+use crate::store::{Incident, Store};
 use crate::{output, unlock};
 
 /// What the incident is about.
@@ -464,6 +465,7 @@ fn audit(log: &mut Option<airlock_audit::AuditLog>, kind: Kind, ok: bool, detail
 
 fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result<Outcome> {
     home.ensure_dir()?;
+    let store = crate::store::open(home);
     let mut log = match super::open_audit(home, &vault) {
         Ok(l) => Some(l),
         Err(e) => {
@@ -479,9 +481,22 @@ fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result
         &format!("owner started incident response for {what}"),
     );
     let mut out = Outcome::default();
-    // Lock first: from here no new session of what leaked can start.
+    // Locks first (from there no new session of what leaked can start), then
+    // the revocations, on this home; the team is told below.
+    let ids: Vec<String> = p
+        .tokens
+        .iter()
+        .map(|t| t.id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (done, tell) = store.incident(&Incident {
+        capabilities: &p.lock_capabilities,
+        agents: &p.lock_agents,
+        revocations: &p.revocations,
+        tokens: &ids,
+    })?;
     if !p.lock_capabilities.is_empty() || !p.lock_agents.is_empty() {
-        state::lock_for_incident(home, &p.lock_capabilities, &p.lock_agents)?;
         audit(
             &mut log,
             Kind::Lock,
@@ -493,16 +508,8 @@ fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result
             ),
         );
     }
-    for target in &p.revocations {
-        let (ended, tokens) = super::sessions::apply_revocation(home, target)?;
-        out.sessions_ended += ended;
-        out.tokens_revoked += tokens;
-    }
-    let ids: BTreeSet<&str> = p.tokens.iter().map(|t| t.id.as_str()).collect();
-    if !ids.is_empty() {
-        let _lock = home.lock()?;
-        out.tokens_revoked += tokens::revoke_where(home, |t| ids.contains(t.id.as_str()))?;
-    }
+    out.sessions_ended = done.sessions;
+    out.tokens_revoked = done.tokens;
     audit(
         &mut log,
         Kind::Revoke,
@@ -516,16 +523,7 @@ fn act(home: &Home, p: &Plan, mut vault: airlock_vault::Vault) -> anyhow::Result
     // The team is told next; if its database is out of reach, the rotation
     // below still happens (it is what makes the leaked value useless) and
     // `run` fails at the end with why.
-    let told = (|| {
-        if !p.lock_capabilities.is_empty() || !p.lock_agents.is_empty() {
-            super::team::publish_incident_locks(home, &p.lock_capabilities, &p.lock_agents)?;
-        }
-        for target in &p.revocations {
-            super::team::publish_revocation(home, target)?;
-        }
-        anyhow::Ok(())
-    })();
-    if let Err(e) = told {
+    if let Err(e) = tell.tell() {
         audit(
             &mut log,
             Kind::Other("incident".into()),
@@ -776,8 +774,12 @@ fn lock_targets<'a>(
 
 /// `airlock unlock`'s part: releases every incident lock (audited with the
 /// owner as actor); whether there was any.
-pub(crate) fn release_locks(home: &Home, vault: &airlock_vault::Vault) -> anyhow::Result<bool> {
-    let released = state::release_incident_locks(home)?;
+pub(crate) fn release_locks(
+    home: &Home,
+    vault: &airlock_vault::Vault,
+    store: &dyn Store,
+) -> anyhow::Result<bool> {
+    let (released, tell) = store.release_incident_locks()?;
     if released.is_empty() {
         return Ok(false);
     }
@@ -797,6 +799,6 @@ pub(crate) fn release_locks(home: &Home, vault: &airlock_vault::Vault) -> anyhow
     output::line(format_args!(
         "released the incident lock on {what}: their requests are decided by the policy again"
     ));
-    super::team::publish_incident_unlock(home)?;
+    tell.tell()?;
     Ok(true)
 }

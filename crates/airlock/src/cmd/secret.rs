@@ -26,11 +26,11 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
             airlock_vault::validate_name(name)?;
             let value =
                 input::read_value(source(input), &format!("value for \"{name}\""), VALUE_FLAGS)?;
+            let store = crate::store::open(home);
             let (_lock, mut vault) = unlock::open_for_write(home, true)?;
-            vault.insert(name, &value)?;
-            vault.save(home)?;
-            output::line(format_args!("stored secret \"{name}\" (version 1)"));
-            super::team::publish_secret(home, &vault, name, &value)?;
+            let (version, tell) = store.set_secret(&mut vault, name, &value)?;
+            output::line(format_args!("stored secret \"{name}\" (version {version})"));
+            tell.tell()?;
         }
         SecretCommand::Rotate { name, input } => {
             // Fail fast, before asking for a value, if the secret does not exist.
@@ -45,18 +45,13 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
                 &format!("new value for \"{name}\""),
                 VALUE_FLAGS,
             )?;
+            let store = crate::store::open(home);
             let (_lock, mut vault) = unlock::open_for_write(home, false)?;
-            vault.rotate(name, &value)?;
-            vault.save(home)?;
-            super::team::publish_secret(home, &vault, name, &value)?;
-            let version = vault
-                .list()
-                .into_iter()
-                .find(|s| &s.name == name)
-                .map_or(0, |s| s.version);
+            let (version, tell) = store.rotate_secret(&mut vault, name, &value)?;
             output::line(format_args!(
                 "rotated secret \"{name}\" (now version {version})"
             ));
+            tell.tell()?;
         }
         SecretCommand::List(flag) => {
             let vault = unlock::open(home)?;
@@ -109,8 +104,7 @@ pub(crate) fn run(home: &Home, cmd: &SecretCommand) -> anyhow::Result<()> {
                     users[0]
                 );
             }
-            vault.remove(name)?;
-            vault.save(home)?;
+            crate::store::open(home).remove_secret(&mut vault, name)?;
             output::line(format_args!("deleted secret \"{name}\""));
         }
     }

@@ -11,7 +11,7 @@ use crate::cli::{ProxyArgs, ServeArgs};
 use crate::{output, unlock};
 
 pub(crate) fn run(home: &Home, args: &ServeArgs) -> anyhow::Result<()> {
-    serve(home, args, None)
+    serve(home, crate::store::open(home).as_ref(), args, None)
 }
 
 /// How long a token `airlock proxy --agent` issues is valid at most (it is
@@ -27,10 +27,11 @@ pub(crate) fn proxy(home: &Home, args: &ProxyArgs) -> anyhow::Result<()> {
         proxy: Some(args.listen.clone()),
         ui: None,
     };
+    let store = crate::store::open(home);
     let issued = match &args.agent {
         None => None,
         Some(agent) => {
-            super::team::check_agent(home, agent)?;
+            store.check_agent(agent)?;
             let _lock = home.lock()?;
             Some(airlock_broker::tokens::issue(
                 home,
@@ -41,7 +42,7 @@ pub(crate) fn proxy(home: &Home, args: &ProxyArgs) -> anyhow::Result<()> {
         }
     };
     let token = issued.as_ref().map(|(t, _)| t.as_str());
-    let outcome = serve(home, &serve_args, Some(token));
+    let outcome = serve(home, store.as_ref(), &serve_args, Some(token));
     if let Some((_, record)) = &issued {
         let _lock = home.lock()?;
         airlock_broker::tokens::revoke_where(home, |t| t.id == record.id)?;
@@ -75,12 +76,18 @@ fn proxy_env(bound: std::net::SocketAddr, token: Option<&str>, ca: &std::path::P
     lines.join("\n")
 }
 
-/// Serves the doors `args` names; `proxy_print` (from `airlock proxy`) prints the
-/// proxy's environment, with the token it issued, once the proxy listens.
-fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> anyhow::Result<()> {
+/// Serves the doors `args` names, with the home's `store`; `proxy_print`
+/// (from `airlock proxy`) prints the proxy's environment, with the token it
+/// issued, once the proxy listens.
+fn serve(
+    home: &Home,
+    store: &dyn crate::store::Store,
+    args: &ServeArgs,
+    proxy_print: Option<Option<&str>>,
+) -> anyhow::Result<()> {
     if let Some(agent) = &args.agent {
         super::check_name("agent", agent)?;
-        super::team::check_agent(home, agent)?;
+        store.check_agent(agent)?;
     }
     if !home.vault_path().exists() {
         match Vault::init(home, NewVaultKey::KeyFile) {
@@ -96,9 +103,10 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
             home.root().display()
         ));
     }
-    // Team mode: the team follower gets its own unlocked copy of the vault (one
-    // unlock); local mode opens it exactly as before.
-    let (vault, team_vault) = crate::cmd::team::open_vaults(home)?;
+    // The store opens the vault (one unlock) and says what keeps this home in
+    // step with others while it serves: in team mode the follower, with its
+    // own unlocked copy of the vault; nothing in local mode.
+    let (vault, follow) = store.open_for_serve()?;
     // `--ui`: the dashboard records the owner's actions with the audit key.
     let audit_key = args
         .ui
@@ -132,9 +140,7 @@ fn serve(home: &Home, args: &ServeArgs, proxy_print: Option<Option<&str>>) -> an
         // an egress proxy of their own, started at the first one.
         rt.set_egress(airlock_proxy::egress::ExecChildren::new(&rt));
         // Team mode: follow the team's change log; fail closed past max_staleness.
-        if let Some(v) = team_vault {
-            crate::cmd::team::start_follower(home, v, &rt).await?;
-        }
+        follow(&rt).await?;
         // Batched audit records are made durable within 100 ms by the audit
         // writer thread itself (no timer here).
         let gateway = async {

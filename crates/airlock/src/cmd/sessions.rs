@@ -9,13 +9,12 @@
 use airlock_audit::{Decision, Event, Kind};
 use airlock_broker::approval::{AnswerError, PendingRecord};
 use airlock_broker::state::{self, RevokeTarget};
-use airlock_broker::tokens;
 use airlock_home::Home;
 use serde_json::json;
 
 use crate::cli::{ApproveArgs, JsonFlag, RevokeArgs};
 use crate::cmd::human_duration;
-use crate::{output, unlock};
+use crate::{output, store, unlock};
 
 pub(crate) fn list(home: &Home, args: &JsonFlag) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now();
@@ -123,8 +122,9 @@ pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
         ),
         _ => (RevokeTarget::All, "every session".to_string()),
     };
-    home.ensure_dir()?;
-    let (ended, tokens) = apply_revocation(home, &target)?;
+    let store = store::open(home);
+    let (revoked, tell) = store.revoke(&target)?;
+    let (ended, tokens) = (revoked.sessions, revoked.tokens);
     audit(
         home,
         Event::new(Kind::Revoke)
@@ -137,36 +137,12 @@ pub(crate) fn revoke(home: &Home, args: &RevokeArgs) -> anyhow::Result<()> {
     output::line(format_args!(
         "revoked {what}: {ended} active session(s) ended, {tokens} agent token(s) revoked; {servers} running server(s) applied it now (others at their next request)"
     ));
-    super::team::publish_revocation(home, &target)?;
-    Ok(())
-}
-
-/// Records a revocation in `state/`: ends the sessions `target` names and, for
-/// an agent or everything, revokes the agent tokens too; returns (sessions
-/// ended, tokens revoked). Running servers apply it at their next request, or
-/// at once after [`notify`].
-pub(crate) fn apply_revocation(
-    home: &Home,
-    target: &RevokeTarget,
-) -> anyhow::Result<(usize, usize)> {
-    let ended = state::revoke(home, target)?;
-    let tokens = match target {
-        RevokeTarget::Agent(a) => {
-            let _lock = home.lock()?;
-            tokens::revoke_where(home, |t| &t.agent == a)?
-        }
-        RevokeTarget::All => {
-            let _lock = home.lock()?;
-            tokens::revoke_where(home, |_| true)?
-        }
-        _ => 0,
-    };
-    Ok((ended, tokens))
+    tell.tell()
 }
 
 pub(crate) fn lock(home: &Home) -> anyhow::Result<()> {
-    home.ensure_dir()?;
-    state::engage_lock(home)?;
+    let store = store::open(home);
+    let tell = store.lock()?;
     audit(
         home,
         Event::new(Kind::Lock)
@@ -176,19 +152,19 @@ pub(crate) fn lock(home: &Home) -> anyhow::Result<()> {
     output::line(
         "airlock is locked: every running server refuses every request until `airlock unlock`",
     );
-    super::team::publish_lock(home, true)?;
-    Ok(())
+    tell.tell()
 }
 
 pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
     // Proof of ownership: the master key (key file, keyring) or the passphrase.
     let vault = unlock::open(home)?;
+    let store = store::open(home);
     // The capabilities and agents `airlock incident` locked are released too.
-    if super::incident::release_locks(home, &vault)? && !state::is_locked(home) {
+    if super::incident::release_locks(home, &vault, store.as_ref())? && !state::is_locked(home) {
         notify(home);
         return Ok(());
     }
-    let released = state::release_lock(home)?;
+    let (released, tell) = store.unlock()?;
     if released {
         let mut log = super::open_audit(home, &vault)?;
         log.append(
@@ -198,7 +174,7 @@ pub(crate) fn unlock(home: &Home) -> anyhow::Result<()> {
         )?;
         notify(home);
         output::line("airlock is unlocked: requests are decided by the policy again");
-        super::team::publish_lock(home, false)?;
+        tell.tell()?;
     } else {
         output::line("airlock was not locked; nothing changed");
     }

@@ -1,7 +1,9 @@
-//! `airlock team init|invite|join|devices|approve|revoke-device|push-config|agent|checkpointer|status|sync` (team mode on
-//! PostgreSQL, docs/team.md), and the hooks that tell the team about a secret,
-//! a revocation or the lock made on this device. In local mode (no `team/`
-//! directory in the home) every hook returns at once and nothing changes.
+//! `airlock team init|invite|join|devices|approve|revoke-device|push-config|agent|checkpointer|set-db-url|status|sync`
+//! (team mode on PostgreSQL, docs/team.md), and what the PostgreSQL store
+//! ([`crate::store::TeamStore`]) runs for the other commands: the follower
+//! inside `airlock serve`, `logs --team`, `audit verify --team` and the team
+//! checks of `airlock doctor`. The other commands never call this module:
+//! they go through [`crate::store`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,27 +41,18 @@ pub(crate) enum AgentCommand {
 /// How often a follower catches up without a notification.
 const POLL: Duration = Duration::from_secs(10);
 
-/// `airlock serve`'s vault, and in team mode a second unlocked copy for the
-/// team follower (which writes new team secrets into the vault file; the
+/// `airlock serve`'s vault on a team device, and a second unlocked copy for
+/// the team follower (which writes new team secrets into the vault file; the
 /// server reloads it like any other vault change). One passphrase prompt.
-pub(crate) fn open_vaults(home: &Home) -> anyhow::Result<(Vault, Option<Vault>)> {
-    if !Team::is_member(home) {
-        return Ok((unlock::open(home)?, None));
-    }
+pub(crate) fn open_vaults(home: &Home) -> anyhow::Result<(Vault, Vault)> {
     let (a, b) = (LockedVault::load(home)?, LockedVault::load(home)?);
     Ok(match a.mode() {
-        UnlockMode::KeyFile => (
-            a.unlock_with_key_file(home)?,
-            Some(b.unlock_with_key_file(home)?),
-        ),
+        UnlockMode::KeyFile => (a.unlock_with_key_file(home)?, b.unlock_with_key_file(home)?),
         UnlockMode::Passphrase => {
             let p = crate::input::passphrase(false)?;
-            (
-                a.unlock_with_passphrase(&p)?,
-                Some(b.unlock_with_passphrase(&p)?),
-            )
+            (a.unlock_with_passphrase(&p)?, b.unlock_with_passphrase(&p)?)
         }
-        UnlockMode::Keyring => (a.unlock_with_keyring()?, Some(b.unlock_with_keyring()?)),
+        UnlockMode::Keyring => (a.unlock_with_keyring()?, b.unlock_with_keyring()?),
     })
 }
 
@@ -175,7 +168,8 @@ impl Teller {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// A runtime for one team call from a command.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
@@ -294,6 +288,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                     "last_sync": s.last_sync.map(|t| t.to_string()),
                     "devices": s.devices.len(), "checkpointer": s.checkpointer,
                     "pending": s.devices.iter().filter(|d| d.status == airlock_team::DeviceStatus::Pending).count(),
+                    "db_url": url_json(&s.db_url),
                 }));
             }
             output::line(format_args!("team:      {}", s.team));
@@ -323,6 +318,7 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                 airlock_team::keys::fingerprint(&s.checkpointer),
                 cp.map_or("?".into(), |d| airlock_audit::Escaped(&d.name).to_string())
             ));
+            print_url_status(&s.db_url);
         }
         TeamCommand::RevokeDevice { fingerprint } => {
             let r = on_team(home, &rt, async |mut t| t.revoke_device(fingerprint).await)?;
@@ -442,13 +438,18 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("the database URL is not UTF-8"))?,
             );
             let vault = unlock::open(home)?;
-            let seq = rt.block_on(Team::set_db_url(home, &vault, url.trim()))?;
+            let set = rt.block_on(Team::set_db_url(home, &vault, url.trim()))?;
             output::line(
                 "this device now uses the new database URL (sealed in team/device.sealed)",
             );
-            if let Some(seq) = seq {
+            if let Some(seq) = set.change {
                 output::line(format_args!(
-                    "sent to every device of the team, sealed under the team key (change {seq}); once every device has synced, take the old credential away (docs/team.md)"
+                    "sent to every device of the team, sealed under the team key (change {seq}); `airlock team status` names the devices that have not moved to it yet: take the old credential away once there is none (docs/team.md)"
+                ));
+            }
+            if let Some(e) = set.report_error {
+                output::warn(format_args!(
+                    "the database does not record yet that this device moved ({e}); its next `airlock team sync` tells it"
                 ));
             }
         }
@@ -474,6 +475,11 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
                     team.migrate().await?;
                     let r = team.sync(&mut vault).await?;
                     report(&r);
+                    if let Some(e) = &r.db_url_report {
+                        output::warn(format_args!(
+                            "could not record in the team database which database URL this device uses: {e}"
+                        ));
+                    }
                     let u = team.upload_audit().await?;
                     let c = team.checkpoint().await?;
                     report_audit(&u, c, true);
@@ -483,6 +489,69 @@ pub(crate) fn run(home: &Home, cmd: &TeamCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One device's database URL version, as `team status` shows it.
+fn url_version(u: &airlock_team::UrlStatus, d: &airlock_team::DeviceUrl) -> String {
+    match (d.url_at, d.refused) {
+        (_, true) => "its row in airlock.device_db_urls is not signed by it (refused)".into(),
+        (None, _) => "has not reported which URL it uses (it does at its next sync)".into(),
+        (Some(0), _) => "on the URL it enrolled with".into(),
+        (Some(at), _) if u.newest.as_ref().is_some_and(|n| n.at == at) => {
+            "on the newest URL".into()
+        }
+        (Some(at), _) => format!(
+            "on the URL sent at {}",
+            jiff::Timestamp::from_millisecond(at).map_or("?".into(), |t| t.to_string())
+        ),
+    }
+}
+
+/// `team status`: which database URL the devices use, and which have not
+/// moved to the newest one an admin sent.
+fn print_url_status(u: &airlock_team::UrlStatus) {
+    let Some(n) = &u.newest else {
+        output::line(
+            "database URL: each device's own (no admin has sent one with `airlock team set-db-url`)",
+        );
+        return;
+    };
+    let behind = u.behind();
+    output::line(format_args!(
+        "database URL: the newest sent by {} at {} (change {}); {} of {} device(s) moved to it",
+        airlock_team::keys::fingerprint(&n.by),
+        jiff::Timestamp::from_millisecond(n.at).map_or("?".into(), |t| t.to_string()),
+        n.seq,
+        u.devices.len() - behind.len(),
+        u.devices.len()
+    ));
+    if behind.is_empty() {
+        output::line("  every approved device uses it: the old credential can be taken away");
+    } else {
+        output::line("  not moved yet (keep the old credential until none is left):");
+        for d in behind {
+            output::line(format_args!(
+                "  {} ({}): {}",
+                airlock_team::keys::fingerprint(&d.device),
+                airlock_audit::Escaped(&d.name),
+                url_version(u, d)
+            ));
+        }
+    }
+}
+
+/// `team status --json`'s `db_url`.
+fn url_json(u: &airlock_team::UrlStatus) -> serde_json::Value {
+    let behind = u.behind();
+    json!({
+        "newest": u.newest.as_ref().map(|n| json!({"change": n.seq, "at": n.at, "by": n.by})),
+        "devices": u.devices.iter().map(|d| json!({
+            "device": d.device, "fingerprint": airlock_team::keys::fingerprint(&d.device),
+            "name": d.name, "url_at": d.url_at, "reported_at": d.reported_at,
+            "refused": d.refused, "moved": u.moved(d),
+        })).collect::<Vec<_>>(),
+        "not_moved": behind.iter().map(|d| airlock_team::keys::fingerprint(&d.device)).collect::<Vec<_>>(),
+    })
 }
 
 /// An audit upload (and checkpoint): said when something happened, or always
@@ -580,142 +649,18 @@ fn lock_names(targets: &[RevokeTarget]) -> String {
         .join(", ")
 }
 
-/// Hook for `secret set|rotate`: seals the new value for the team. Local mode: nothing.
+/// The incident's rotation (`incident/rotate.rs`), which saves the vault
+/// itself: the rest of storing a secret, through the home's store (shares it
+/// with the team; nothing in local mode).
 pub(crate) fn publish_secret(
     home: &Home,
     vault: &Vault,
     name: &str,
     value: &[u8],
 ) -> anyhow::Result<()> {
-    if !Team::is_member(home) {
-        return Ok(());
-    }
-    let version = runtime()?.block_on(async {
-        Team::open(home, vault)
-            .await?
-            .publish_secret(name, value)
-            .await
-    });
-    match version {
-        Ok(v) => {
-            output::note(format_args!("shared with the team (team version {v})"));
-            Ok(())
-        }
-        Err(e) => anyhow::bail!(
-            "stored on this device, but the team was not told: {e}; run `airlock secret rotate {name}` again once the database is reachable"
-        ),
-    }
-}
-
-/// Hook for `revoke`: logs the revocation for every device. Local mode: nothing.
-pub(crate) fn publish_revocation(home: &Home, target: &RevokeTarget) -> anyhow::Result<()> {
-    publish(
-        home,
-        "revoked on this device",
-        "run the same `airlock revoke` again",
-        async |team| team.publish_revocation(target).await,
-    )
-}
-
-/// Hook for `token revoke ID`: logs the revocation for every device (each
-/// revokes the token if it holds it; token values never leave their device).
-/// Local mode: nothing.
-pub(crate) fn publish_token_revocation(home: &Home, id: &str) -> anyhow::Result<()> {
-    if Team::is_member(home) && !(id.len() == 12 && id.bytes().all(|b| b.is_ascii_hexdigit())) {
-        anyhow::bail!(
-            "invalid token id \"{}\": give the 12-hex-digit id `airlock token list` (or `airlock logs --team`) shows",
-            id.escape_debug()
-        );
-    }
-    publish(
-        home,
-        "done on this device",
-        "run the same `airlock token revoke` again",
-        async |team| team.publish_token_revocation(id).await,
-    )
-}
-
-/// Hook for `token issue`: refuses an agent the team removed, or one that is
-/// not among the team's agents when the team defines them (as of this
-/// device's last sync). Local mode: nothing.
-pub(crate) fn check_agent(home: &Home, agent: &str) -> anyhow::Result<()> {
-    if !Team::is_member(home) {
-        return Ok(());
-    }
-    if let Some(why) = airlock_team::local::load_state(home)?.agent_refusal(agent) {
-        anyhow::bail!("{why}");
-    }
-    Ok(())
-}
-
-/// Whether this home is a device of a team.
-pub(crate) fn in_team(home: &Home) -> bool {
-    Team::is_member(home)
-}
-
-/// Hook for `lock`/`unlock`: logs it for every device. Local mode: nothing.
-pub(crate) fn publish_lock(home: &Home, locked: bool) -> anyhow::Result<()> {
-    publish(home, "done on this device", "run it again", async |team| {
-        team.publish_lock(locked).await
-    })
-}
-
-/// Hook for `airlock incident`: logs the capabilities and agents it locked, for
-/// every device (each refuses them from its next sync until an admin's
-/// `airlock unlock`). Local mode: nothing.
-pub(crate) fn publish_incident_locks(
-    home: &Home,
-    capabilities: &[String],
-    agents: &[String],
-) -> anyhow::Result<()> {
-    publish(
-        home,
-        "locked on this device",
-        "run the same `airlock incident` again",
-        async |team| team.publish_incident_locks(capabilities, agents).await,
-    )
-}
-
-/// Hook for `airlock unlock`: logs the release of every incident lock made
-/// until now (admin devices only). Local mode: nothing.
-pub(crate) fn publish_incident_unlock(home: &Home) -> anyhow::Result<()> {
-    publish(
-        home,
-        "released on this device",
-        "run `airlock unlock` again",
-        async |team| team.publish_incident_unlock().await,
-    )
-}
-
-/// Opens this home's team and logs one change through `change` (nothing in
-/// local mode); says which number it got, or fails with what was `done` here,
-/// why the team was not told, and to `retry` once the database is reachable.
-fn publish(
-    home: &Home,
-    done: &str,
-    retry: &str,
-    change: impl AsyncFnOnce(Team) -> Result<i64, TeamError>,
-) -> anyhow::Result<()> {
-    if !Team::is_member(home) {
-        return Ok(());
-    }
-    let sent = (|| {
-        let vault = unlock::open(home)?;
-        runtime()?.block_on(async {
-            Ok::<_, anyhow::Error>(change(Team::open(home, &vault).await?).await?)
-        })
-    })();
-    match sent {
-        Ok(seq) => {
-            output::note(format_args!(
-                "sent to every device of the team (change {seq})"
-            ));
-            Ok(())
-        }
-        Err(e) => anyhow::bail!(
-            "{done}, but the team was not told: {e}; {retry} once the database is reachable"
-        ),
-    }
+    crate::store::open(home)
+        .share_secret(vault, name, value)
+        .tell()
 }
 
 /// `airlock logs --team [--follow]`: every device's records that verify,
@@ -899,12 +844,8 @@ pub(crate) enum Check {
 const MAX_SKEW_MS: i64 = 2_000;
 
 /// `airlock doctor` on a team device: the database reachable, TLS, clock skew
-/// against the database's `now()`, how far behind this device is. Nothing in
-/// local mode.
+/// against the database's `now()`, how far behind this device is.
 pub(crate) fn doctor(home: &Home, vault: &Vault) -> Vec<(Check, String)> {
-    if !Team::is_member(home) {
-        return Vec::new();
-    }
     let mut out = Vec::new();
     let max = airlock_config::Config::load(home)
         .map(|c| c.team.max_staleness)

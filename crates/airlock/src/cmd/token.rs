@@ -19,7 +19,7 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             json,
         } => {
             let ttl = airlock_config::parse_duration(ttl).map_err(anyhow::Error::msg)?;
-            super::team::check_agent(home, agent)?;
+            crate::store::open(home).check_agent(agent)?;
             let config = Config::load(home)?;
             for c in caps {
                 if !config.capabilities.contains_key(c) {
@@ -124,24 +124,16 @@ pub(crate) fn run(home: &Home, cmd: &TokenCommand) -> anyhow::Result<()> {
             json,
         } => attenuate(token, caps, allow, ttl.as_deref(), *json),
         TokenCommand::Revoke { id } => {
-            home.ensure_dir()?;
-            let n = {
-                let _lock = home.lock()?;
-                tokens::revoke_where(home, |t| &t.id == id)?
-            };
-            // In a team, a token another device issued is revoked there.
-            if n == 0 && !super::team::in_team(home) {
-                bail!(
-                    "no active token \"{}\"; see `airlock token list`",
-                    id.escape_debug()
-                );
-            }
+            // An id this home does not hold: an error in local mode; in a
+            // team, the device that issued it revokes it.
+            let store = crate::store::open(home);
+            let (n, tell) = store.revoke_token(id)?;
             if n > 0 {
                 output::line(format_args!(
                     "revoked token {id}: running servers refuse it from its next request"
                 ));
             }
-            super::team::publish_token_revocation(home, id)
+            tell.tell()
         }
     }
 }

@@ -129,6 +129,23 @@ fn an_admins_agent_removal_and_a_token_revocation_reach_every_device() {
         err.contains("agent \"rogue\" is not one of the team's agents"),
         "{err}"
     );
+    // So does `airlock serve --agent` (the name the owner gives an MCP client
+    // on stdio): a name that is not one of the team's agents gets no server;
+    // one of them is served (its stdin closed, the server ends at once,
+    // before an MCP client's first request).
+    let out = airlock(&b, &["serve", "--agent", "rogue"], None);
+    assert!(
+        out.status.code() == Some(2)
+            && stderr_of(&out).contains("agent \"rogue\" is not one of the team's agents")
+            && !stderr_of(&out).contains("serving MCP"),
+        "{out:?}"
+    );
+    let out = airlock(&b, &["serve", "--agent", "ci"], None);
+    assert!(
+        stderr_of(&out).contains("serving MCP on stdio (agent: ci)")
+            && !stderr_of(&out).contains("not one of the team's agents"),
+        "{out:?}"
+    );
     let list: serde_json::Value =
         serde_json::from_str(&ok(&c, &["team", "agent", "list", "--json"], None)).unwrap();
     assert_eq!(list[0]["name"], "ci");

@@ -131,3 +131,118 @@ fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// `team status --json` on `home`.
+fn status_json(home: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(home, &["team", "status", "--json"], None)).unwrap()
+}
+
+/// The fingerprints `team status --json` on `home` lists as not on the
+/// newest database URL, sorted.
+fn not_moved(home: &Path) -> Vec<String> {
+    let mut fps: Vec<String> = status_json(home)["db_url"]["not_moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    fps.sort();
+    fps
+}
+
+#[test]
+fn team_status_names_the_devices_not_yet_on_the_newest_database_url() {
+    let (app_url, admin_url) = database();
+    let (dir, a, b) = team_of_two(&app_url);
+    let c = dir.path().join("c");
+    incident::join(&a, &c, &app_url, "carol");
+    let fp = |h: &Path| airlock_team::keys::fingerprint(&device_id(h));
+    let (a_fp, b_fp, c_fp) = (fp(&a), fp(&b), fp(&c));
+
+    // No admin has sent a URL: nobody is behind; each device reports the URL
+    // it enrolled with at its sync.
+    ok(&b, &["team", "sync"], None);
+    ok(&c, &["team", "sync"], None);
+    let status = ok(&a, &["team", "status"], None);
+    assert!(status.contains("no admin has sent one"), "{status}");
+    assert!(not_moved(&a).is_empty());
+    let reports = q(
+        &admin_url,
+        "SELECT string_agg(url_at::text, ',') FROM airlock.device_db_urls",
+    );
+    assert_eq!(reports, "0,0", "B and C report the URL they enrolled with");
+
+    // A sends a new URL (a new login role, a member of the old one): A is on
+    // it, B and C are named as not moved until each has synced.
+    let role = format!("team_next_{}", std::process::id());
+    psql(
+        &admin_url,
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'next-credential-3Hw' IN ROLE airlock_app"),
+    );
+    let new_url = with_login(&app_url, &role, "next-credential-3Hw");
+    ok(&a, &["team", "set-db-url"], Some(&new_url));
+    let mut both = vec![b_fp.clone(), c_fp.clone()];
+    both.sort();
+    assert_eq!(not_moved(&a), both);
+    let status = ok(&a, &["team", "status"], None);
+    assert!(
+        status.contains("1 of 3 device(s) moved to it")
+            && status.contains(&format!("{b_fp} (bob): on the URL it enrolled with"))
+            && status.contains(&format!("{c_fp} (carol): on the URL it enrolled with"))
+            && !status.contains(&format!("  {a_fp} (alice):")),
+        "{status}"
+    );
+    let newest = status_json(&a)["db_url"]["newest"]["at"].as_i64().unwrap();
+
+    ok(&b, &["team", "sync"], None);
+    assert_eq!(sealed_url(&b), new_url);
+    assert_eq!(not_moved(&a), vec![c_fp.clone()]);
+    let b_row = status_json(&a)["db_url"]["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["fingerprint"] == b_fp.as_str())
+        .cloned()
+        .unwrap();
+    assert!(
+        b_row["url_at"] == newest && b_row["moved"] == true,
+        "{b_row}"
+    );
+
+    // A database writer cannot make C look moved: a row it did not sign is
+    // refused, and C is still named.
+    let c_id = device_id(&c);
+    psql(
+        &admin_url,
+        &format!("UPDATE airlock.device_db_urls SET url_at = {newest} WHERE device = '{c_id}'"),
+    );
+    assert_eq!(not_moved(&a), vec![c_fp.clone()]);
+    let status = ok(&a, &["team", "status"], None);
+    assert!(
+        status.contains(&format!(
+            "{c_fp} (carol): its row in airlock.device_db_urls is not signed by it (refused)"
+        )),
+        "{status}"
+    );
+    // Nor by copying B's signed row to C.
+    let b_id = device_id(&b);
+    psql(
+        &admin_url,
+        &format!(
+            "UPDATE airlock.device_db_urls SET (url_at, at, sig) = \
+             (SELECT url_at, at, sig FROM airlock.device_db_urls WHERE device = '{b_id}') \
+             WHERE device = '{c_id}'"
+        ),
+    );
+    assert_eq!(not_moved(&a), vec![c_fp.clone()]);
+
+    // C syncs: it moves, says so, and nobody is left.
+    ok(&c, &["team", "sync"], None);
+    assert!(not_moved(&a).is_empty());
+    let status = ok(&b, &["team", "status"], None);
+    assert!(
+        status.contains("3 of 3 device(s) moved to it")
+            && status.contains("every approved device uses it"),
+        "{status}"
+    );
+}
