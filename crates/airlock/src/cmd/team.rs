@@ -649,20 +649,6 @@ fn lock_names(targets: &[RevokeTarget]) -> String {
         .join(", ")
 }
 
-/// The incident's rotation (`incident/rotate.rs`), which saves the vault
-/// itself: the rest of storing a secret, through the home's store (shares it
-/// with the team; nothing in local mode).
-pub(crate) fn publish_secret(
-    home: &Home,
-    vault: &Vault,
-    name: &str,
-    value: &[u8],
-) -> anyhow::Result<()> {
-    crate::store::open(home)
-        .share_secret(vault, name, value)
-        .tell()
-}
-
 /// `airlock logs --team [--follow]`: every device's records that verify,
 /// through the same line and JSON renderings as `airlock logs`, each with its
 /// device.

@@ -487,8 +487,11 @@ fn store(home: &Home, vault: &mut airlock_vault::Vault, issued: Issued) -> Resul
             "the provider issued a new credential but the vault could not store it ({e}); the old credential was NOT retired and still works — retire the new one at the provider"
         ));
     }
+    // The vault is saved above; the store shares each new value with the team
+    // (nothing to do in local mode).
+    let store = crate::store::open(home);
     for (name, value) in &issued.values {
-        if let Err(e) = super::super::team::publish_secret(home, vault, name, value) {
+        if let Err(e) = store.share_secret(vault, name, value).tell() {
             crate::output::warn(format_args!(
                 "the new value of \"{name}\" is stored here but not shared with the team: {e:#}"
             ));
