@@ -351,3 +351,281 @@ fn tick(log: &SharedLog) {
         report(&format!("audit flush failed: {e}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! When the writer holds the audit file's lock and gives it up, and which
+    //! records it answers without its thread. "Another appender" is a second
+    //! [`AuditLog`] on the same directory: its own open file, so its lock
+    //! contends with the writer's exactly as another process's would.
+
+    use std::path::PathBuf;
+
+    use airlock_audit::{AuditLog, Decision, Filter, FsyncPolicy, Kind, Options, Outcome, verify};
+
+    use super::*;
+
+    const KEY: [u8; 32] = [7; 32];
+
+    struct Dirs {
+        _tmp: tempfile::TempDir,
+        audit: PathBuf,
+        state: PathBuf,
+    }
+
+    fn dirs() -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let (audit, state) = (tmp.path().join("audit"), tmp.path().join("state"));
+        Dirs {
+            _tmp: tmp,
+            audit,
+            state,
+        }
+    }
+
+    /// Nothing batched is ever due: only the writer decides when records sync.
+    const BATCH: FsyncPolicy = FsyncPolicy::Batch {
+        max_records: 1_000_000,
+        max_delay: Duration::from_secs(3600),
+    };
+
+    fn open(d: &Dirs, fsync: FsyncPolicy, lock_timeout: Duration) -> AuditLog {
+        let opts = Options::default().fsync(fsync).lock_timeout(lock_timeout);
+        AuditLog::open(&d.audit, &d.state, &KEY, opts).unwrap()
+    }
+
+    fn note(i: u64) -> Event {
+        Event::new(Kind::TokenUse)
+            .method("GET")
+            .path(&format!("/note/{i}"))
+            .decision(Decision::Deny)
+            .status(401)
+    }
+
+    /// Whether another appender, waiting at most 20 ms, gets the lock.
+    fn other_appends(other: &mut AuditLog, i: u64) -> bool {
+        match other.append(&note(i)) {
+            Ok(_) => true,
+            Err(AuditError::Locked { .. }) => false,
+            Err(e) => panic!("the other appender failed: {e}"),
+        }
+    }
+
+    /// The paths of the records on disk, in order; the chain must verify.
+    fn on_disk(d: &Dirs) -> Vec<String> {
+        let report = verify(&d.audit, &d.state, &KEY).unwrap();
+        assert_eq!(report.outcome, Outcome::Intact, "{report}");
+        airlock_audit::records(&d.audit, Filter::default())
+            .unwrap()
+            .map(|r| r.unwrap().event.path.unwrap())
+            .collect()
+    }
+
+    fn paths(ids: &[u64]) -> Vec<String> {
+        ids.iter().map(|i| format!("/note/{i}")).collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// Another appender waits while the writer holds the lock and gets it as
+    /// soon as the writer lets it go; taking it again while held changes
+    /// nothing, nor does letting it go twice.
+    #[test]
+    fn another_appender_waits_while_the_lock_is_held_and_gets_it_once_released() {
+        let d = dirs();
+        let log = SharedLog::new(open(&d, FsyncPolicy::Always, Duration::from_secs(1)));
+        let mut other = open(&d, FsyncPolicy::Always, Duration::from_millis(20));
+        let mut hold = Hold::default();
+        hold.take(&log);
+        hold.take(&log);
+        log.append(&note(1)).unwrap();
+        assert!(!other_appends(&mut other, 2), "the lock was not held");
+        hold.release(&log);
+        assert!(other_appends(&mut other, 3), "the lock was not let go");
+        hold.release(&log);
+        hold.take(&log);
+        log.append(&note(4)).unwrap();
+        assert!(
+            !other_appends(&mut other, 5),
+            "the lock was not taken again"
+        );
+        hold.release(&log);
+        assert!(other_appends(&mut other, 6));
+        assert_eq!(on_disk(&d), paths(&[1, 3, 4, 6]));
+    }
+
+    /// The lock is kept at most HOLD_MAX (later groups do not restart that
+    /// clock), then let go and not taken again for HOLD_GAP, so a process
+    /// polling for it gets it; after the gap the writer takes it again.
+    #[test]
+    fn after_hold_max_the_lock_is_let_go_for_a_gap() {
+        let d = dirs();
+        let log = SharedLog::new(open(&d, FsyncPolicy::Always, Duration::from_secs(1)));
+        let mut other = open(&d, FsyncPolicy::Always, Duration::from_millis(20));
+        let mut hold = Hold::default();
+        hold.take(&log);
+        hold.expire(&log);
+        assert!(!other_appends(&mut other, 1), "let go before HOLD_MAX");
+        // Held for HOLD_MAX now; the next group's take keeps the clock.
+        hold.since = Instant::now().checked_sub(HOLD_MAX);
+        hold.take(&log);
+        let expired = Instant::now();
+        hold.expire(&log);
+        assert!(other_appends(&mut other, 2), "kept past HOLD_MAX");
+        let gap_end = hold.not_before.expect("no gap after HOLD_MAX");
+        assert!(
+            gap_end >= expired + HOLD_GAP,
+            "the gap ends {:?} after the lock was let go, not {HOLD_GAP:?}",
+            gap_end.saturating_duration_since(expired)
+        );
+        // During the gap (made long here, so that the test does not race it)
+        // the writer does not take the lock; once it is over, it does.
+        hold.not_before = Some(Instant::now() + Duration::from_secs(60));
+        hold.take(&log);
+        assert!(other_appends(&mut other, 3), "taken during the gap");
+        hold.not_before = Instant::now().checked_sub(Duration::from_millis(1));
+        hold.take(&log);
+        assert!(!other_appends(&mut other, 4), "not taken after the gap");
+        hold.release(&log);
+        assert_eq!(on_disk(&d), paths(&[2, 3]));
+    }
+
+    /// While records keep coming less than HOLD_IDLE apart — here written by
+    /// the callers themselves, none through the writer thread — the writer
+    /// keeps the lock; once they pause, another appender gets it at once.
+    #[test]
+    fn records_written_by_callers_keep_the_lock_until_they_pause() {
+        // A loaded machine may not schedule this thread often enough for a
+        // stream; each try is a fresh log and writer.
+        for _ in 0..10 {
+            if stream_keeps_the_lock() {
+                return;
+            }
+        }
+        panic!("not one stream of 10 records in HOLD_MAX / 2 in 10 tries");
+    }
+
+    /// One try of `records_written_by_callers_keep_the_lock_until_they_pause`:
+    /// false when fewer than 10 records came within HOLD_MAX / 2.
+    fn stream_keeps_the_lock() -> bool {
+        let d = dirs();
+        let w =
+            AuditWriter::start(SharedLog::new(open(&d, BATCH, Duration::from_secs(1)))).unwrap();
+        let mut other = open(&d, BATCH, Duration::from_secs(1));
+        let rt = runtime();
+        // `last` is when this thread last called for a record: never later than
+        // that record's write.
+        let start = Instant::now();
+        let mut last = start;
+        w.record_blocking(&note(0)).unwrap();
+        let mut i = 0;
+        // Well within HOLD_MAX of the first record.
+        while start.elapsed() < HOLD_MAX / 2 {
+            i += 1;
+            if w.log.holds_lock() {
+                last = Instant::now();
+                rt.block_on(w.record(&note(i))).unwrap();
+            } else {
+                // Only a pause (this thread not scheduled for HOLD_IDLE) lets
+                // it go; then the next record goes to the thread, which takes
+                // it again.
+                assert!(
+                    last.elapsed() >= HOLD_IDLE,
+                    "the writer let the lock go {:?} after the last record",
+                    last.elapsed()
+                );
+                last = Instant::now();
+                w.record_blocking(&note(i)).unwrap();
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let paused = Instant::now();
+        other.append(&note(i + 1)).unwrap();
+        assert!(
+            paused.elapsed() < HOLD_MAX,
+            "another appender waited {:?} after the records stopped",
+            paused.elapsed()
+        );
+        drop(w);
+        assert_eq!(on_disk(&d), paths(&(0..=i + 1).collect::<Vec<_>>()));
+        i >= 10
+    }
+
+    /// A record that need not wait for its fsync (an outcome; any record under
+    /// the batch policy) is answered by the caller's own write when the log is
+    /// free and its lock held: at once, even while the writer thread is busy
+    /// (here: never reads its queue). A decision under `Always` is not: it
+    /// waits for the thread's fsync.
+    #[test]
+    fn an_outcome_is_answered_at_once_while_the_writer_is_busy_a_decision_waits() {
+        let d = dirs();
+        let log = Arc::new(SharedLog::new(open(
+            &d,
+            FsyncPolicy::Always,
+            Duration::from_secs(1),
+        )));
+        // What the writer thread leaves after a group: the lock held, the head
+        // known.
+        log.hold_lock().unwrap();
+        log.append(&note(1)).unwrap();
+        let (queue, jobs) = mpsc::channel();
+        let w = AuditWriter {
+            queue: Some(queue),
+            thread: None,
+            log: Arc::clone(&log),
+            decisions_sync: log.syncs_each_record(),
+        };
+        let rt = runtime();
+        let answer = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), w.record_written(&note(2))).await
+        });
+        let seq = answer
+            .expect("an outcome waited for the busy writer thread")
+            .unwrap();
+        assert_eq!(seq, 2);
+        assert!(jobs.try_recv().is_err(), "the outcome went to the thread");
+        let decision = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(200), w.record(&note(3))).await
+        });
+        assert!(
+            decision.is_err(),
+            "a decision was answered before its fsync: {decision:?}"
+        );
+        match jobs.try_recv() {
+            Ok(Job::Append { event, .. }) => assert_eq!(event.path.as_deref(), Some("/note/3")),
+            _ => panic!("the decision was not handed to the writer thread"),
+        }
+        drop(w);
+        log.release_lock();
+        log.flush().unwrap();
+        assert_eq!(on_disk(&d), paths(&[1, 2]));
+    }
+
+    /// Under `Always`, a decision answered is durable and anchored, even when
+    /// the writer holds the lock and could have written it at once.
+    #[test]
+    fn a_decision_is_anchored_when_it_is_answered() {
+        let d = dirs();
+        let w = AuditWriter::start(SharedLog::new(open(
+            &d,
+            FsyncPolicy::Always,
+            Duration::from_secs(1),
+        )))
+        .unwrap();
+        let rt = runtime();
+        for i in 0..5 {
+            // The thread takes the lock for this one and keeps it a while.
+            w.record_blocking(&note(2 * i)).unwrap();
+            let seq = rt.block_on(w.record(&note(2 * i + 1))).unwrap();
+            let report = verify(&d.audit, &d.state, &KEY).unwrap();
+            assert_eq!(report.anchor_seq, Some(seq), "{report}");
+        }
+        drop(w);
+        assert_eq!(on_disk(&d), paths(&(0..10).collect::<Vec<_>>()));
+    }
+}
