@@ -4,6 +4,7 @@
 //! `GET /v1/items`), timed several times, and the peak and retained RSS of a
 //! process that only parses it (the bench runs itself again for that). Also
 //! `RuleSet::compile` alone, to tell the policy's share from the TOML parser's.
+//! Each time also as CPU time (all threads), which other load disturbs less.
 //!
 //! `cargo bench -p airlock-config --bench load [-- SERVICES RULES RUNS]`
 //! (default 1000 1000 5). Prints one line per figure.
@@ -54,6 +55,22 @@ fn rss_kib() -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
+/// CPU time this process has used, user and system, all threads, in seconds
+/// (`/proc/self/stat`, in clock ticks of 10 ms): less sensitive to other load
+/// than the wall time, and it shows what parallel work costs in all.
+fn cpu_seconds() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -85,16 +102,22 @@ fn main() {
         mib(text.len())
     );
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for _ in 0..runs {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         let cfg = Config::parse(Path::new("airlock.toml"), &text).expect("valid config");
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c);
         assert_eq!(cfg.capabilities.len(), k);
         drop(cfg);
     }
     println!(
         "Config::parse median ms of {runs}: {:.1}",
         median(times) * 1e3
+    );
+    println!(
+        "Config::parse CPU ms (user + system, all threads), median of {runs}: {:.0}",
+        median(cpu) * 1e3
     );
 
     let out = Command::new(std::env::current_exe().expect("own path"))
@@ -124,16 +147,22 @@ fn main() {
     let mut allow: Vec<String> = (0..n - 1).map(|j| format!("GET /v1/r{j:04}/**")).collect();
     allow.push("GET /v1/items".into());
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     for _ in 0..runs {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         let sets: Vec<RuleSet> = (0..k)
             .map(|_| RuleSet::compile(&allow, &[], &[]).expect("rules"))
             .collect();
         times.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c);
         drop(sets);
     }
     println!(
         "RuleSet::compile x {k} median ms of {runs}: {:.1}",
         median(times) * 1e3
+    );
+    println!(
+        "RuleSet::compile x {k} CPU ms, median of {runs}: {:.0}",
+        median(cpu) * 1e3
     );
 }

@@ -511,7 +511,8 @@ fn effective(cap: &Capability, now: jiff::Timestamp) -> Option<RuleSet> {
     }
     if cap.learn_until.is_some() {
         if cap.learning_at(now) {
-            return RuleSet::compile(&[], &cap.deny, &cap.methods).ok();
+            let deny: Vec<String> = cap.deny_written().map(str::to_owned).collect();
+            return RuleSet::compile(&[], &deny, &cap.methods).ok();
         }
         if cap.allow.is_empty() {
             return None;

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod ahead;
 mod auth;
 mod diff;
 mod edit;
@@ -205,10 +206,12 @@ pub struct Capability {
     pub mode: Mode,
     /// How long a session lasts.
     pub ttl: Duration,
-    /// `allow` rules as written.
-    pub allow: Vec<String>,
-    /// `deny` rules as written.
-    pub deny: Vec<String>,
+    /// How many `allow` rules there are; read them as written with
+    /// [`Capability::allow_written`], compiled in [`Capability::rules`].
+    pub allow: WrittenRules,
+    /// How many `deny` rules there are; read them as written with
+    /// [`Capability::deny_written`], compiled in [`Capability::rules`].
+    pub deny: WrittenRules,
     /// The compiled rules.
     pub rules: RuleSet,
     /// Extra HTTP methods beyond the standard seven.
@@ -246,7 +249,98 @@ pub struct Capability {
     pub learn_until: Option<jiff::Timestamp>,
 }
 
+/// One of a capability's rule lists as written in `airlock.toml`, held without
+/// a second copy of the rules: the compiled rules ([`Capability::rules`]) keep
+/// each rule's canonical text, and this keeps only the rules written otherwise
+/// (`get  /v1/**` for `GET /v1/**`). A million rules load at start-up (issue 16).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrittenRules {
+    /// How many rules the list has.
+    len: usize,
+    /// The rules whose text is not their canonical text: index, text, by index.
+    differ: Vec<(usize, Box<str>)>,
+}
+
+impl WrittenRules {
+    /// `written` as the rules compiled from it (`compiled`, in the same order,
+    /// each parsed from the text at its index) keep it.
+    pub(crate) fn new(written: &[String], compiled: &[airlock_policy::Rule]) -> WrittenRules {
+        let differ = written
+            .iter()
+            .zip(compiled)
+            .enumerate()
+            .filter(|(_, (w, r))| w.as_str() != r.as_str())
+            .map(|(i, (w, _))| (i, w.as_str().into()))
+            .collect();
+        WrittenRules {
+            len: written.len(),
+            differ,
+        }
+    }
+
+    /// How many rules the list has.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty (or absent).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The texts as written, given the compiled rules of the list.
+    fn texts<'a>(&'a self, compiled: &'a [airlock_policy::Rule]) -> Written<'a> {
+        Written {
+            compiled: compiled
+                .get(..self.len)
+                .unwrap_or(compiled)
+                .iter()
+                .enumerate(),
+            differ: &self.differ,
+        }
+    }
+}
+
+/// The rules of a list as written, in order ([`Capability::allow_written`]).
+#[derive(Debug, Clone)]
+pub struct Written<'a> {
+    compiled: std::iter::Enumerate<std::slice::Iter<'a, airlock_policy::Rule>>,
+    /// The rest of the rules written otherwise than canonically, by index.
+    differ: &'a [(usize, Box<str>)],
+}
+
+impl<'a> Iterator for Written<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (i, rule) = self.compiled.next()?;
+        match self.differ.split_first() {
+            Some(((at, text), rest)) if *at == i => {
+                self.differ = rest;
+                Some(text)
+            }
+            _ => Some(rule.as_str()),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.compiled.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Written<'_> {}
+
 impl Capability {
+    /// The `allow` rules as written, in order.
+    pub fn allow_written(&self) -> Written<'_> {
+        self.allow.texts(self.rules.allow_rules())
+    }
+
+    /// The `deny` rules as written, in order.
+    pub fn deny_written(&self) -> Written<'_> {
+        self.deny.texts(self.rules.deny_rules())
+    }
+
     /// Whether the capability is learning at `now`.
     pub fn learning_at(&self, now: jiff::Timestamp) -> bool {
         self.learn_until.is_some_and(|until| now < until)

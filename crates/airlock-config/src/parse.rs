@@ -15,7 +15,7 @@ use crate::auth::all_field_names;
 use crate::units::{parse_duration, parse_rate, parse_size};
 use crate::{
     AUTH_TABLE, AUTH_TYPES, Approval, Auth, AuthField, AuthValue, Capability, Config, ConfigError,
-    DefaultAccess, Mode, Network, Server, Service, auth_type,
+    DefaultAccess, Mode, Network, Server, Service, WrittenRules, auth_type,
 };
 
 /// The TTL a capability gets when it names none.
@@ -289,7 +289,23 @@ fn check_name(src: &Source<'_>, what: &str, name: &Spanned<String>) -> Result<()
 }
 
 /// Parses and validates `text`, read from `path` (used in error messages).
+///
+/// A large configuration's `allow`/`deny` arrays are read ahead of `toml`
+/// ([`crate::ahead`]); when that path finds anything wrong, or anything it
+/// does not read, the text is parsed again the way every configuration was
+/// before it, which gives every error its message and place.
 pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    if let Some(ahead) = crate::ahead::read(text, crate::ahead::MIN_STRINGS)
+        && let Some(config) = parse_ahead(path, &ahead)
+    {
+        return Ok(config);
+    }
+    parse_toml(path, text)
+}
+
+/// The whole document through `toml`, checked in order: the first thing wrong
+/// is the error.
+fn parse_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
@@ -301,34 +317,162 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         None => Server::default(),
         Some(s) => parse_server(&src, s)?,
     };
-
-    let mut services = BTreeMap::new();
-    for (name, svc) in raw.services {
-        check_name(&src, "service", &name)?;
-        let service = parse_service(&src, name.get_ref(), svc.into_inner())?;
-        services.insert(name.into_inner(), service);
-    }
+    let services = parse_services(&src, raw.services)?;
 
     let mut capabilities = BTreeMap::new();
-    for (name, cap) in raw.capabilities {
+    for (name, mut cap) in raw.capabilities {
         check_name(&src, "capability", &name)?;
         let span = cap.span();
-        let cap = parse_capability(&src, name.get_ref(), cap.into_inner(), span, &services)?;
+        let allow = RuleTexts::toml(cap.get_mut().allow.take());
+        let deny = RuleTexts::toml(cap.get_mut().deny.take());
+        let cap = parse_capability(
+            &src,
+            name.get_ref(),
+            cap.into_inner(),
+            [allow, deny],
+            span,
+            &services,
+        )?;
         capabilities.insert(name.into_inner(), cap);
     }
 
-    let mut team = crate::Team::default();
-    if let Some(t) = raw.team.and_then(|t| t.max_staleness) {
-        team.max_staleness = parse_duration(t.get_ref())
-            .map_err(|m| src.error(t.span(), format!("max_staleness: {m}")))?;
-    }
-
+    let team = parse_team(&src, raw.team)?;
     Ok(Config {
         server,
         services,
         capabilities,
         team,
     })
+}
+
+/// Capabilities holding at least this many rules in all are compiled in
+/// parallel (below it, starting threads costs more than it saves).
+const PARALLEL_RULES: usize = 16_384;
+
+/// The document with its rule arrays read ahead: the configuration, or `None`
+/// when anything is wrong or an array read ahead is not a capability's
+/// `allow`/`deny` list (then [`parse_toml`] says what, from the original text).
+fn parse_ahead(path: &Path, ahead: &crate::ahead::Ahead<'_>) -> Option<Config> {
+    let src = Source {
+        path,
+        text: &ahead.text,
+    };
+    let raw: RawConfig = toml::from_str(&ahead.text).ok()?;
+    let server = match raw.server {
+        None => Server::default(),
+        Some(s) => parse_server(&src, s).ok()?,
+    };
+    let services = parse_services(&src, raw.services).ok()?;
+
+    // A list the parser read as `[""]` at an array's marker is that array.
+    let lists = |list: Option<Vec<Spanned<String>>>| match list.as_deref() {
+        Some([only]) if only.get_ref().is_empty() => match ahead.take(only.span().start) {
+            Some(rules) => Lists::Ahead(rules),
+            None => Lists::Toml(list),
+        },
+        _ => Lists::Toml(list),
+    };
+    let mut work = Vec::with_capacity(raw.capabilities.len());
+    let mut rules = 0;
+    for (name, mut cap) in raw.capabilities {
+        check_name(&src, "capability", &name).ok()?;
+        let allow = lists(cap.get_mut().allow.take());
+        let deny = lists(cap.get_mut().deny.take());
+        rules += allow.len() + deny.len();
+        work.push((name.into_inner(), cap, [allow, deny]));
+    }
+    if !ahead.all_taken() {
+        return None;
+    }
+    let check = |(name, cap, lists): (String, Spanned<RawCapability>, [Lists<'_, '_>; 2])| {
+        let span = cap.span();
+        let rules = lists.map(Lists::texts);
+        let cap = parse_capability(&src, &name, cap.into_inner(), rules, span, &services).ok()?;
+        Some((name, cap))
+    };
+    let checked: Vec<Option<(String, Capability)>> = if rules >= PARALLEL_RULES {
+        use rayon::iter::{IntoParallelIterator, ParallelIterator};
+        work.into_par_iter().map(check).collect()
+    } else {
+        work.into_iter().map(check).collect()
+    };
+    let capabilities = checked.into_iter().collect::<Option<BTreeMap<_, _>>>()?;
+
+    let team = parse_team(&src, raw.team).ok()?;
+    Some(Config {
+        server,
+        services,
+        capabilities,
+        team,
+    })
+}
+
+/// An `allow`/`deny` list as [`parse_ahead`] finds it: read ahead, or by `toml`.
+enum Lists<'a, 't> {
+    Ahead(crate::ahead::Rules<'a, 't>),
+    Toml(Option<Vec<Spanned<String>>>),
+}
+
+impl Lists<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            Lists::Ahead(r) => r.len(),
+            Lists::Toml(l) => l.as_ref().map_or(0, Vec::len),
+        }
+    }
+
+    fn texts(self) -> RuleTexts {
+        match self {
+            // Where each was written is not kept: an error is found again by
+            // `parse_toml`.
+            Lists::Ahead(r) => RuleTexts {
+                texts: r.texts(),
+                spans: Vec::new(),
+            },
+            Lists::Toml(l) => RuleTexts::toml(l),
+        }
+    }
+}
+
+/// A capability's `allow` or `deny` rules as written, and where (when known).
+struct RuleTexts {
+    texts: Vec<String>,
+    spans: Vec<Range<usize>>,
+}
+
+impl RuleTexts {
+    fn toml(list: Option<Vec<Spanned<String>>>) -> RuleTexts {
+        let (texts, spans) = strings(list)
+            .into_iter()
+            .map(|r| {
+                let span = r.span();
+                (r.into_inner(), span)
+            })
+            .unzip();
+        RuleTexts { texts, spans }
+    }
+}
+
+fn parse_services(
+    src: &Source<'_>,
+    raw: BTreeMap<Spanned<String>, Spanned<RawService>>,
+) -> Result<BTreeMap<String, Service>, ConfigError> {
+    let mut services = BTreeMap::new();
+    for (name, svc) in raw {
+        check_name(src, "service", &name)?;
+        let service = parse_service(src, name.get_ref(), svc.into_inner())?;
+        services.insert(name.into_inner(), service);
+    }
+    Ok(services)
+}
+
+fn parse_team(src: &Source<'_>, raw: Option<RawTeam>) -> Result<crate::Team, ConfigError> {
+    let mut team = crate::Team::default();
+    if let Some(t) = raw.and_then(|t| t.max_staleness) {
+        team.max_staleness = parse_duration(t.get_ref())
+            .map_err(|m| src.error(t.span(), format!("max_staleness: {m}")))?;
+    }
+    Ok(team)
 }
 
 fn parse_server(src: &Source<'_>, s: RawServer) -> Result<Server, ConfigError> {
@@ -942,6 +1086,7 @@ fn parse_capability(
     src: &Source<'_>,
     name: &str,
     c: RawCapability,
+    [allow, deny]: [RuleTexts; 2],
     span: Range<usize>,
     services: &BTreeMap<String, Service>,
 ) -> Result<Capability, ConfigError> {
@@ -998,17 +1143,14 @@ fn parse_capability(
     // Each rule is parsed once, by `RuleSet::compile` (a million rules load at
     // start-up). Only when that fails are the rules parsed again one by one, as
     // written and in order, so that the error points at the rule's own line.
-    let unspan = |list: Option<Vec<Spanned<String>>>| -> (Vec<String>, Vec<Range<usize>>) {
-        strings(list)
-            .into_iter()
-            .map(|r| {
-                let span = r.span();
-                (r.into_inner(), span)
-            })
-            .unzip()
-    };
-    let (allow, allow_spans) = unspan(c.allow);
-    let (deny, deny_spans) = unspan(c.deny);
+    let RuleTexts {
+        texts: allow,
+        spans: allow_spans,
+    } = allow;
+    let RuleTexts {
+        texts: deny,
+        spans: deny_spans,
+    } = deny;
     let rules = match RuleSet::compile(&allow, &deny, &methods) {
         Ok(rules) => rules,
         Err(e) => {
@@ -1174,8 +1316,8 @@ fn parse_capability(
         service: c.service.into_inner(),
         mode,
         ttl,
-        allow,
-        deny,
+        allow: WrittenRules::new(&allow, rules.allow_rules()),
+        deny: WrittenRules::new(&deny, rules.deny_rules()),
         rules,
         methods,
         agents,
@@ -1215,6 +1357,280 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What the two paths make of `text`: the configuration through `toml`
+    /// alone ([`parse_toml`]), and through the arrays read ahead (`None` when
+    /// that path gives up, as `parse` then uses `parse_toml`).
+    fn both(text: &str) -> (Result<Config, ConfigError>, Option<Option<Config>>) {
+        let p = Path::new("airlock.toml");
+        let ahead = crate::ahead::read(text, 0).map(|a| parse_ahead(p, &a));
+        (parse_toml(p, text), ahead)
+    }
+
+    /// Reading arrays ahead changes nothing: it gives a configuration only when
+    /// `toml` alone gives the same one (compared whole, through `Debug`: every
+    /// field, the rules as written and compiled, the tries), and gives one
+    /// whenever `toml` does and an array was read ahead.
+    fn same(text: &str) -> Result<(), String> {
+        let (toml, ahead) = both(text);
+        match (&toml, ahead) {
+            (_, None) => {}
+            (Ok(want), Some(Some(got))) => {
+                let (want, got) = (format!("{want:?}"), format!("{got:?}"));
+                if want != got {
+                    return Err(format!("differs:\n{want}\n{got}"));
+                }
+            }
+            (Err(e), Some(Some(_))) => return Err(format!("read ahead, accepted; toml: {e}")),
+            (Ok(_), Some(None)) => return Err("valid, but the read-ahead path gave up".into()),
+            (Err(_), Some(None)) => {}
+        }
+        // And `parse` says what `parse_toml` says.
+        let public = parse(Path::new("airlock.toml"), text).map(|c| format!("{c:?}"));
+        let toml = toml.map(|c| format!("{c:?}"));
+        match (public, toml) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            (Err(a), Err(b)) if a.to_string() == b.to_string() => Ok(()),
+            (a, b) => Err(format!("parse: {a:?}; parse_toml: {b:?}")),
+        }
+    }
+
+    const HEAD: &str =
+        "[services.s]\nurl = \"https://x.example\"\nauth = { type = \"bearer\", secret = \"s\" }\n";
+
+    #[test]
+    fn arrays_read_ahead_give_what_toml_gives() {
+        let cap = |body: &str| format!("{HEAD}[capabilities.c]\nservice = \"s\"\n{body}\n");
+        let valid = [
+            "allow = [\"GET /a\", \"get  /b\",]\ndeny = ['* /a/admin/**']",
+            "allow = []\ndeny = [ ]",
+            "allow = [\n  # reads\n  \"GET /a\", # one\r\n  \"GET /b\"\n  ,\"GET /c\"\n]",
+            "allow = [\"GET /\\u0061\", \"GET\\t/tab\", '\tget /lit', \"\\u0047ET /%C3%A9\"]",
+            "allow = [\"\"\"GET /ml\"\"\"]\ndeny = [\"* /x\"]",
+            "allow = [\"GET /a\"]\nmethods = [\"propfind\"]\ndeny = [\"PROPFIND /a\"]",
+            "\"allow\" = [\"GET /quoted-key\"]",
+            "allow\t=\t[\"GET /tabs\"]",
+            "allow = [\"GET /a\"]\n[capabilities.c.env]\nX = \"y\"",
+        ];
+        let invalid = [
+            "allow = [,]",
+            "allow = [\"GET /a\" \"GET /b\"]",
+            "allow = [\"GET /a\",,\"GET /b\"]",
+            "allow = [\"GET /a\"\rdeny = []",
+            "allow = [\"GET /a\" # bad \u{7f} comment\n]",
+            "allow = [\"GET /\\q\"]",
+            "allow = [\"GET /\\\"q\", 'GET /\\x']",
+            "allow = [\"GET /a\"]\nallow = [\"GET /b\"]",
+            "allow = [\"\"]",
+            "allow = [\"GET v1\"]",
+            "allow = [1]",
+            "allow = [\"GET /a\", 1]",
+            "allow = [\"GET /a\", [\"GET /b\"]]",
+            "allow = \"GET /a\"",
+            "allow = [\"GET /a\"\n",
+            "env = { allow = [\"GET /a\"] }",
+        ];
+        for body in valid {
+            let text = cap(body);
+            assert!(both(&text).0.is_ok(), "{text}");
+            same(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        }
+        for body in invalid {
+            let text = cap(body);
+            assert!(both(&text).0.is_err(), "{text}");
+            same(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        }
+        // Arrays elsewhere than a capability's own list.
+        for text in [
+            format!("\u{feff}{HEAD}[capabilities.c]\nservice = \"s\"\nallow = [\"GET /bom\"]\n"),
+            format!("{HEAD}[capabilities]\nc.service = \"s\"\nc.allow = [\"GET /dotted\"]\n"),
+            format!(
+                "{HEAD}capabilities = {{ c = {{ service = \"s\", allow = [\"GET /inline\"] }} }}\n"
+            ),
+            format!("[server]\nallow = [\"GET /a\"]\n{HEAD}"),
+            format!("{HEAD}allow = [\"GET /a\"]\n"),
+            format!("allow = [\"GET /a\"]\n{HEAD}"),
+            format!(
+                "{HEAD}[capabilities.c]\nservice = \"s\"\nnote = \"\"\"\nallow = [\"GET /in-a-string\"]\n\"\"\"\n"
+            ),
+            format!(
+                "{HEAD}[capabilities.c]\nservice = \"s\"\nallow = [\"GET /a\"]\n[capabilities.d]\nservice = \"s\"\ndeny = [\"GET /a\"]\nallow = [\"GET /b\"]\n"
+            ),
+        ] {
+            same(&text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        }
+    }
+
+    /// A configuration large enough to be read ahead by `parse` loads the same,
+    /// in parallel or not, and a mistake in it is the located error it was.
+    #[test]
+    fn large_configurations_are_read_ahead_with_the_same_outcome() {
+        let config = |caps: usize, rules: usize, last: &str| {
+            let mut text = String::from(HEAD);
+            for c in 0..caps {
+                text.push_str(&format!(
+                    "[capabilities.c{c}]\nservice = \"s\"\nallow = [\n"
+                ));
+                for r in 0..rules {
+                    text.push_str(&format!("  \"GET /v1/r{r}/**\",\n"));
+                }
+                text.push_str(&format!("  \"{last}\",\n]\ndeny = ['* /v1/admin']\n"));
+            }
+            text
+        };
+        // Sequential (below `PARALLEL_RULES`) and parallel.
+        for (caps, rules) in [(2, crate::ahead::MIN_STRINGS), (40, PARALLEL_RULES / 40)] {
+            let text = config(caps, rules, "get  /v1/items");
+            assert!(crate::ahead::read(&text, crate::ahead::MIN_STRINGS).is_some());
+            same(&text).unwrap();
+            let c = parse(Path::new("airlock.toml"), &text).unwrap();
+            let cap = &c.capabilities["c1"];
+            assert_eq!(cap.allow.len(), rules + 1);
+            assert_eq!(cap.allow_written().last(), Some("get  /v1/items"));
+            assert_eq!(cap.rules.allow_rules()[rules].as_str(), "GET /v1/items");
+
+            let text = config(caps, rules, "GET /v1/a//b");
+            same(&text).unwrap();
+            let e = parse(Path::new("airlock.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            let line = 6 + rules + 1;
+            assert!(
+                e.starts_with(&format!("airlock.toml:{line}:3: capability \"c0\": allow rule: rule \"GET /v1/a//b\": empty segments")),
+                "{e}"
+            );
+        }
+    }
+
+    /// A rule as a TOML string: basic (escaped as needed, sometimes with an
+    /// escape it does not need), literal when it can be, multi-line (never
+    /// read ahead), or broken.
+    fn quoted(rule: &str, style: u8) -> String {
+        let basic = |needless: bool| {
+            let mut out = String::from("\"");
+            for c in rule.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\t' => out.push_str("\\t"),
+                    c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+                    'G' if needless => out.push_str("\\u0047"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        };
+        match style {
+            0 if !rule.contains('\'') && !rule.chars().any(|c| c.is_control() && c != '\t') => {
+                format!("'{rule}'")
+            }
+            1 => basic(true),
+            2 => format!("\"\"\"{}\"\"\"", &basic(false)[1..basic(false).len() - 1]),
+            3 => format!("\"{rule}\\q\""),
+            4 => "42".into(),
+            _ => basic(false),
+        }
+    }
+
+    fn rule() -> impl Strategy<Value = String> {
+        prop_oneof![
+            8 => "(GET|get|POST|\\*|HEAD)( |  |\t)/(v1|a|%2A|\\*)(/(\\*\\*|[a-z]{1,3}|\\*))?",
+            1 => "(GET|PROPFIND|TRACE) {1,2}/(é|\\*\\*|x y|a//b|\\.|\\?q)(/(\\*\\*|[a-z]{1,3}|\\*))?",
+            1 => "[ -~\t\"\\\\]{0,12}",
+        ]
+    }
+
+    /// Between two tokens of an array: whitespace, newlines, comments.
+    fn gap() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                8 => Just(String::new()),
+                8 => Just(" ".to_string()),
+                4 => Just("\t".to_string()),
+                8 => Just("\n".to_string()),
+                4 => Just("\r\n".to_string()),
+                4 => Just(" # note\n".to_string()),
+                1 => Just("\r".to_string()),
+            ],
+            0..3,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    /// An array of rules: quoting, gaps and commas, now and then wrong.
+    fn array() -> impl Strategy<Value = String> {
+        (
+            prop::collection::vec((rule(), 0u8..40, gap(), gap(), 0u8..30), 0..5),
+            gap(),
+            any::<bool>(),
+        )
+            .prop_map(|(items, first, trailing)| {
+                let mut out = format!("[{first}");
+                let n = items.len();
+                for (i, (r, style, before, after, comma)) in items.into_iter().enumerate() {
+                    out.push_str(&before);
+                    out.push_str(&quoted(&r, style));
+                    out.push_str(&after);
+                    let last = i + 1 == n;
+                    match comma {
+                        0 => {}
+                        1 => out.push_str(",,"),
+                        _ if !last || trailing => out.push(','),
+                        _ => {}
+                    }
+                }
+                if n == 0 && trailing {
+                    out.push(',');
+                }
+                out.push(']');
+                out
+            })
+    }
+
+    /// `allow`/`deny` lines of a capability, or misplaced.
+    fn lists() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            (
+                prop_oneof![
+                    Just("allow = "),
+                    Just("deny = "),
+                    Just("allow="),
+                    Just("\"deny\" = "),
+                    Just("methods = ")
+                ],
+                array(),
+            ),
+            0..3,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(k, a)| format!("{k}{a}\n"))
+                .collect::<String>()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn reading_ahead_changes_no_outcome(
+            caps in prop::collection::vec(lists(), 1..4),
+            misplaced in prop::option::of(lists()),
+        ) {
+            let mut text = String::from(HEAD);
+            if let Some(m) = &misplaced {
+                text.push_str(m);
+            }
+            for (i, body) in caps.iter().enumerate() {
+                text.push_str(&format!("[capabilities.c{i}]\nservice = \"s\"\n{body}"));
+            }
+            if let Err(e) = same(&text) {
+                prop_assert!(false, "{}\n{}", text, e);
+            }
+        }
+    }
 
     #[test]
     fn team_max_staleness_defaults_to_30s_and_is_located_when_bad() {

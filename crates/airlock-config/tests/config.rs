@@ -864,7 +864,12 @@ fn rule_errors_point_at_the_rule_as_before() {
     )
     .unwrap();
     let c = &ok.capabilities["c"];
-    assert_eq!(c.allow, ["get  /v1/**", "POST /v1/x"]);
+    assert_eq!(
+        c.allow_written().collect::<Vec<_>>(),
+        ["get  /v1/**", "POST /v1/x"]
+    );
+    assert_eq!(c.allow.len(), 2);
+    assert_eq!(c.deny_written().collect::<Vec<_>>(), ["* /v1/admin/**"]);
     let texts: Vec<&str> = c.rules.allow_rules().iter().map(|r| r.as_str()).collect();
     assert_eq!(texts, ["GET /v1/**", "POST /v1/x"]);
     assert_eq!(c.rules.deny_rules()[0].as_str(), "* /v1/admin/**");

@@ -500,10 +500,10 @@ pub(crate) fn config(ui: &Arc<Ui>, csrf: &str) -> Response {
     body.push_str("</tbody></table><h2>Capabilities</h2><table id=\"capabilities\"><thead><tr><th>capability</th><th>service</th><th>mode</th><th>effective rules</th><th>who may use it</th><th>checks</th></tr></thead><tbody>");
     for c in config.capabilities.values() {
         let mut rules = String::new();
-        for d in &c.deny {
+        for d in c.deny_written() {
             let _ = write!(rules, "<div class=\"deny\">deny {}</div>", esc(d));
         }
-        for a in &c.allow {
+        for a in c.allow_written() {
             let _ = write!(rules, "<div class=\"allow\">allow {}</div>", esc(a));
         }
         if c.allow.is_empty() {

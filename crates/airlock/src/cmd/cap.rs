@@ -337,8 +337,8 @@ pub(crate) fn to_json(c: &Capability) -> Value {
         "mode": c.mode,
         "ttl": human_duration(c.ttl),
         "ttl_seconds": c.ttl.as_secs(),
-        "allow": c.allow,
-        "deny": c.deny,
+        "allow": c.allow_written().collect::<Vec<_>>(),
+        "deny": c.deny_written().collect::<Vec<_>>(),
         "agents": c.agents,
         "requires_reason": c.requires_reason,
         "approval": c.approval,
@@ -363,8 +363,8 @@ pub(crate) fn print_table(config: &Config) {
         .capabilities
         .values()
         .map(|c| {
-            let mut rules: Vec<String> = c.allow.iter().map(|r| format!("allow {r}")).collect();
-            rules.extend(c.deny.iter().map(|r| format!("deny {r}")));
+            let mut rules: Vec<String> = c.allow_written().map(|r| format!("allow {r}")).collect();
+            rules.extend(c.deny_written().map(|r| format!("deny {r}")));
             if c.mode == airlock_config::Mode::Exec {
                 rules = vec![format!("exec: {}", c.commands.join(", "))];
             } else if let Some(note) = learning_note(c) {
