@@ -132,7 +132,7 @@ def executables(path):
         if not line.startswith("{"):
             continue
         m = json.loads(line)
-        if m.get("reason") == "compiler-artifact" and m.get("executable") and set(m["target"]["kind"]) & {"bench", "test"}:
+        if m.get("reason") == "compiler-artifact" and m.get("executable") and set(m["target"]["kind"]) & {"bench", "test", "example"}:
             out[m["target"]["name"]] = {"executable": m["executable"], "dir": os.path.dirname(m["manifest_path"])}
     return out
 

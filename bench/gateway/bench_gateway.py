@@ -1,10 +1,15 @@
-"""HTTP gateway under load: wrk against nginx directly and through `airlock serve
---gateway` (one server per airlock home, e.g. one per audit_fsync setting), at
-several connection counts; each run measures every target in turn. Afterwards the
-audit log of each home must hold a request record for every request wrk counted,
-and `airlock audit verify` must pass.
+"""HTTP gateway under load: wrk against nginx directly, through the bare proxy (the
+gateway's floor: the same server, HTTP client and runtime as airlock's gateway and
+nothing else, crates/airlock-gateway/examples/bare_proxy.rs) and through `airlock
+serve --gateway` (one server per airlock home, e.g. one per audit_fsync setting),
+at several connection counts; each run measures every target in turn. For each
+run, the CPU time (user + system, from /proc) of the server wrk talks to, of
+nginx and of wrk itself, per request. Afterwards the audit log of each home must
+hold a request record for every request wrk counted, and `airlock audit verify`
+must pass.
 
-Usage: bench_gateway.py --upstream PORT --home LABEL::HOME [--home ...]
+Usage: bench_gateway.py --upstream PORT --nginx-pid-file PATH --bare-proxy PATH
+                        --home LABEL::HOME [--home ...]
                         [--ui-home LABEL::HOME] [--conns 1,16,64] [--runs R] [--duration 10s]
 Each HOME holds a capability `bench` for the upstream. A --ui-home is served with
 `serve --gateway ... --ui ...` and, while wrk runs against it, a client logged in
@@ -16,6 +21,7 @@ Writes the section `gateway`.
 import argparse
 import http.client
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -25,6 +31,60 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import lib  # noqa: E402
 
 BIN = os.environ["BENCH_BIN"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BARE = "bare proxy (same server, client, runtime; no policy, audit, injection, scrubbing)"
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of processes `pids` (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        total += int(f[11]) + int(f[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def nginx_pids(pid_file):
+    """nginx's master and its workers."""
+    master = int(open(pid_file).read().strip())
+    pids = [master]
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if ppid == master:
+                pids.append(int(d))
+    return pids
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def measured_wrk(url, conns, duration, headers, server_pids, upstream_pids):
+    """One wrk run, with the CPU time per request of the server it talks to
+    (`server_pids`), of the upstream nginx (when proxied) and of wrk."""
+    upstream_pids = [p for p in upstream_pids if p not in server_pids]
+    s0, u0, w0 = cpu_seconds(server_pids), cpu_seconds(upstream_pids), children_cpu()
+    r = lib.wrk(url, conns, duration, headers)
+    s1, u1, w1 = cpu_seconds(server_pids), cpu_seconds(upstream_pids), children_cpu()
+    n = max(r["requests"], 1)
+    r["server_cpu_us"] = (s1 - s0) * 1e6 / n
+    r["nginx_cpu_us"] = (u1 - u0) * 1e6 / n
+    r["wrk_cpu_us"] = (w1 - w0) * 1e6 / n
+    r["total_cpu_us"] = r["server_cpu_us"] + r["nginx_cpu_us"] + r["wrk_cpu_us"]
+    return r
+
+
+def start_bare_proxy(path, upstream):
+    port = lib.free_port()
+    p = subprocess.Popen([path, f"127.0.0.1:{port}", f"http://127.0.0.1:{upstream}"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    lib.wait_port(port, proc=p)
+    return p, port
 
 
 def start_gateway(home, ui_port=None):
@@ -97,6 +157,8 @@ def audit_check(home):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--upstream", type=int, required=True)
+    ap.add_argument("--nginx-pid-file", required=True, help="the upstream nginx's pid file")
+    ap.add_argument("--bare-proxy", required=True, help="the bare proxy executable (the floor)")
     ap.add_argument("--home", action="append", required=True, help="LABEL::HOME")
     ap.add_argument("--ui-home", help="LABEL::HOME served with --ui and watched live")
     ap.add_argument("--conns", default="1,16,64")
@@ -105,14 +167,18 @@ def main():
     a = ap.parse_args()
     conns = [int(c) for c in a.conns.split(",")]
 
-    targets = [("direct (nginx)", f"http://127.0.0.1:{a.upstream}/v1/items", "Bearer x", None)]
+    upstream_pids = nginx_pids(a.nginx_pid_file)
+    targets = [("direct (nginx)", f"http://127.0.0.1:{a.upstream}/v1/items", "Bearer x", None, upstream_pids)]
     procs = []
     try:
+        p, port = start_bare_proxy(a.bare_proxy, a.upstream)
+        procs.append(p)
+        targets.append((BARE, f"http://127.0.0.1:{port}/bench/v1/items", "Bearer x", None, [p.pid]))
         for spec in a.home:
             label, home = spec.split("::", 1)
             p, port, token = start_gateway(home)
             procs.append(p)
-            targets.append((label, f"http://127.0.0.1:{port}/bench/v1/items", f"Bearer {token}", home))
+            targets.append((label, f"http://127.0.0.1:{port}/bench/v1/items", f"Bearer {token}", home, [p.pid]))
         live = None
         if a.ui_home:
             label, home = a.ui_home.split("::", 1)
@@ -120,18 +186,18 @@ def main():
             p, port, token = start_gateway(home, ui_port)
             procs.append(p)
             live = LiveView(home, ui_port)
-            targets.append((label, f"http://127.0.0.1:{port}/bench/v1/items", f"Bearer {token}", home))
+            targets.append((label, f"http://127.0.0.1:{port}/bench/v1/items", f"Bearer {token}", home, [p.pid]))
 
         runs = {(c, t[0]): [] for c in conns for t in targets}
         counted = {t[0]: 0 for t in targets}
         for c in conns:
             for _ in range(a.runs):
-                for label, url, auth, _home in targets:
-                    r = lib.wrk(url, c, a.duration, [f"Authorization: {auth}"])
+                for label, url, auth, _home, pids in targets:
+                    r = measured_wrk(url, c, a.duration, [f"Authorization: {auth}"], pids, upstream_pids)
                     runs[(c, label)].append(r)
                     counted[label] += r["requests"]
         audit = {}
-        for label, _, _, home in targets:
+        for label, _, _, home, _ in targets:
             if home:
                 records, ok, msg = audit_check(home)
                 audit[label] = {"requests_counted_by_wrk": counted[label], "request_records": records,
@@ -145,11 +211,25 @@ def main():
     if live is not None:
         data["live_view_events"] = live.events
     direct = targets[0][0]
+    cpu_rows = []
     for c in conns:
         d = lib.medians(runs[(c, direct)])
+        bare = lib.medians(runs[(c, BARE)])
         for label, *_ in targets:
             m, row = lib.load_row(c, label, runs[(c, label)], None if label == direct else d["rps"], data)
+            # req/s ÷ the bare proxy, before the errors column
+            row.insert(6, "" if label in (direct, BARE) else lib.ratio(m["rps"], bare["rps"]))
             rows.append(row)
+            added = "" if label in (direct, BARE) else lib.num(m["server_cpu_us"] - bare["server_cpu_us"])
+            cpu_rows.append([c, label, lib.num(m["server_cpu_us"]), added,
+                             "" if label == direct else lib.num(m["nginx_cpu_us"]),
+                             lib.num(m["wrk_cpu_us"]), lib.num(m["total_cpu_us"]),
+                             lib.num(len(os.sched_getaffinity(0)) * 1e6 / m["total_cpu_us"])])
+            if label not in (direct, BARE) and c in (1, 16):
+                summary.append({"measure": f"gateway server CPU per request at {c} conn., {label}",
+                                "airlock": f"{lib.num(m['server_cpu_us'])} µs",
+                                "reference": f"bare proxy {lib.num(bare['server_cpu_us'])} µs",
+                                "ratio": lib.ratio(m["server_cpu_us"], bare["server_cpu_us"])})
             if label != direct and c in (1, 16, 64):
                 summary.append({"measure": f"gateway req/s at {c} conn., {label}", "airlock": lib.num(m["rps"]),
                                 "reference": f"nginx {lib.num(d['rps'])}", "ratio": lib.ratio(m["rps"], d["rps"])})
@@ -177,7 +257,11 @@ def main():
                         "ratio": "ok" if ok else "MISMATCH"})
     tables = [
         {"title": f"Gateway under load: wrk ({a.duration} per run, 2 threads, 1 at 1 connection) against nginx on loopback, medians of {a.runs} runs",
-         "columns": ["connections", "target", "req/s", "p50 ms", "p99 ms", "req/s ÷ direct", "errors"], "rows": rows},
+         "columns": ["connections", "target", "req/s", "p50 ms", "p99 ms", "req/s ÷ direct", "req/s ÷ bare proxy", "errors"],
+         "rows": rows},
+        {"title": "CPU time per request (user + system from /proc, medians): the server wrk talks to, airlock's beyond the bare proxy's, the upstream nginx, wrk, their total, and the req/s that total allows on this machine's cores (cores × 1 s ÷ total)",
+         "columns": ["connections", "target", "server µs", "server − bare proxy µs", "nginx µs", "wrk µs", "total µs",
+                     "req/s the cores allow"], "rows": cpu_rows},
         {"title": "Audit: request records against requests wrk counted (records may exceed by requests in flight when wrk stopped counting)",
          "columns": ["server", "requests (wrk)", "request records", "difference", "audit verify"], "rows": audit_rows},
     ]

@@ -429,8 +429,7 @@ impl Runtime {
             .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)))
             .and_then(|method| {
                 let injector = self
-                    .injectors
-                    .get(&authorized.service, &mut |name| self.live.secret(name))
+                    .injector(&authorized.service)
                     .map_err(|e| ExecuteError::Credential(e.to_string()))?;
                 let mut upstream = UpstreamRequest::new(method, authorized.target.clone());
                 upstream.headers = req.headers.clone();
