@@ -1,6 +1,7 @@
 //! A capability's compiled rules and the decision procedure.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::index::Index;
 use crate::method::{MethodError, STANDARD_METHODS, check_extra_method, check_method};
@@ -20,8 +21,16 @@ use crate::rule::{Rule, RuleError};
 /// 4. with no allow rules, everything not denied is allowed (open);
 /// 5. otherwise the first allow rule that matches, *exactly* ([`Rule::matches`]),
 ///    allows, and no match denies ([`DenyReason::NoAllowMatch`]).
+///
+/// Cloning is cheap (a reference count): the broker hands each request its own
+/// copy of the capability, which must not cost a copy of every rule (issue 16:
+/// time per request independent of the number of rules).
 #[derive(Debug, Clone)]
-pub struct RuleSet {
+pub struct RuleSet(Arc<Compiled>);
+
+/// What [`RuleSet`] shares between its clones.
+#[derive(Debug)]
+struct Compiled {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
     /// Which allow rules can match a path (exact literals).
@@ -191,13 +200,13 @@ impl RuleSet {
         };
         let allow = parse(RuleList::Allow, allow)?;
         let deny = parse(RuleList::Deny, deny)?;
-        Ok(RuleSet {
+        Ok(RuleSet(Arc::new(Compiled {
             allow_index: Index::build(allow.iter().map(Rule::literal_prefix), false),
             deny_index: Index::build(deny.iter().map(Rule::literal_prefix), true),
             allow,
             deny,
             extra_methods: extras,
-        })
+        })))
     }
 
     /// Decides whether `method` may be used on `target`.
@@ -226,16 +235,16 @@ impl RuleSet {
     /// and for `list_services`.
     pub fn describe(&self) -> Vec<String> {
         let mut lines = vec![format!("methods: {}", self.methods().join(", "))];
-        if self.deny.is_empty() {
+        if self.0.deny.is_empty() {
             lines.push("deny rules: none".to_owned());
         }
-        for (i, r) in self.deny.iter().enumerate() {
+        for (i, r) in self.0.deny.iter().enumerate() {
             lines.push(format!("deny[{i}]: {r}"));
         }
-        if self.allow.is_empty() {
+        if self.0.allow.is_empty() {
             lines.push("allow rules: none, so every path not denied is allowed".to_owned());
         }
-        for (i, r) in self.allow.iter().enumerate() {
+        for (i, r) in self.0.allow.iter().enumerate() {
             lines.push(format!("allow[{i}]: {r}"));
         }
         lines
@@ -243,18 +252,18 @@ impl RuleSet {
 
     /// The allow rules, in order.
     pub fn allow_rules(&self) -> &[Rule] {
-        &self.allow
+        &self.0.allow
     }
 
     /// The deny rules, in order.
     pub fn deny_rules(&self) -> &[Rule] {
-        &self.deny
+        &self.0.deny
     }
 
     /// The capability's extra methods, upper-cased, without duplicates or standard
     /// methods.
     pub fn extra_methods(&self) -> &[String] {
-        &self.extra_methods
+        &self.0.extra_methods
     }
 
     /// Every method this rule set allows: the standard ones, then the extras. This is
@@ -263,7 +272,7 @@ impl RuleSet {
         STANDARD_METHODS
             .iter()
             .copied()
-            .chain(self.extra_methods.iter().map(String::as_str))
+            .chain(self.0.extra_methods.iter().map(String::as_str))
             .collect()
     }
 
@@ -277,7 +286,7 @@ impl RuleSet {
     ) -> Decision {
         let deny = |reason| Decision::Deny { reason };
 
-        let method = match check_method(method, &self.extra_methods) {
+        let method = match check_method(method, &self.0.extra_methods) {
             Ok(m) => {
                 trace.step(|| format!("method {:?} is allowed, as {m}", clip(method)));
                 m
@@ -332,8 +341,8 @@ impl RuleSet {
                 index.candidates(&segments)
             }
         };
-        for i in candidates(&self.deny_index, self.deny.len()) {
-            let rule = &self.deny[i];
+        for i in candidates(&self.0.deny_index, self.0.deny.len()) {
+            let rule = &self.0.deny[i];
             if rule.matches_segments(&method, &segments, Strictness::Loose) {
                 trace.step(|| {
                     let how = if rule.matches_segments(&method, &segments, Strictness::Exact) {
@@ -348,12 +357,12 @@ impl RuleSet {
             trace.step(|| format!("deny[{i}] {:?} does not match", rule.as_str()));
         }
 
-        if self.allow.is_empty() {
+        if self.0.allow.is_empty() {
             trace.step(|| "no allow rules: everything not denied is allowed".to_owned());
             return Decision::Allow { rule: None };
         }
-        for i in candidates(&self.allow_index, self.allow.len()) {
-            let rule = &self.allow[i];
+        for i in candidates(&self.0.allow_index, self.0.allow.len()) {
+            let rule = &self.0.allow[i];
             if rule.matches_segments(&method, &segments, Strictness::Exact) {
                 trace.step(|| format!("allow[{i}] {:?} matches", rule.as_str()));
                 return Decision::Allow {
