@@ -203,7 +203,7 @@ impl Runtime {
                     .engine
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = Arc::new(l.engine);
-                self.forget_injectors(|n| l.config.services.contains_key(n));
+                self.injectors.retain(|n| l.config.services.contains_key(n));
                 self.broker.reload_with_exec_policies(l.config, l.exec);
                 event
                     .decision(AuditDecision::Allow)
@@ -239,7 +239,7 @@ impl Runtime {
         })
         .await;
         // A secret may have been rotated or removed: injectors check theirs again.
-        self.forget_injectors(|_| true);
+        self.injectors.recheck();
         match result {
             Ok(scrubber) => {
                 *self

@@ -80,12 +80,6 @@ pub struct Runtime {
     /// Injectors kept per service, so minted tokens (GitHub App, GCP, OAuth2) are
     /// cached across requests and refreshed single-flight.
     injectors: airlock_inject::Injectors,
-    /// The injector each service last got from `injectors`, reused while
-    /// nothing it was built from can have changed (see [`Runtime::injector`]).
-    injector_memo: Mutex<HashMap<String, InjectorMemo>>,
-    /// Moves whenever what an injector is built from may change: a vault or
-    /// configuration reload, the owner's lock (which drops every injector).
-    injector_epoch: std::sync::atomic::AtomicU64,
     /// The key attenuated agent tokens verify with (derived from the vault).
     token_key: crate::attenuate::TokenKey,
     /// When each token's use was last written to `state/token-use/`.
@@ -163,8 +157,6 @@ impl Runtime {
             token_store: crate::state::Watched::default(),
             tokens_seen: Mutex::new(None),
             injectors: airlock_inject::Injectors::new(),
-            injector_memo: Mutex::new(HashMap::new()),
-            injector_epoch: std::sync::atomic::AtomicU64::new(0),
             token_key,
             token_uses: Mutex::new(HashMap::new()),
             approvals: crate::approval::Approvals::new(),
@@ -408,7 +400,7 @@ impl Runtime {
     async fn check_owner_files(&self) -> Result<(), Refusal> {
         if crate::state::is_locked(&self.home) {
             // Minted tokens are dropped too: after an unlock they are fetched anew.
-            self.forget_injectors(|_| false);
+            self.injectors.clear();
             return Err(refuse(
                 Check::Lock,
                 "airlock is locked by its owner: every request is refused until `airlock unlock`",
@@ -440,77 +432,6 @@ impl Runtime {
                 format!("the revocation list cannot be read ({e}); refusing until it is fixed"),
             )),
         }
-    }
-}
-
-/// A service's injector as [`Runtime::injector`] last got it.
-struct InjectorMemo {
-    /// `Runtime::injector_epoch` when it was got.
-    epoch: u64,
-    auth: airlock_config::Auth,
-    url: url::Url,
-    injector: std::sync::Arc<dyn airlock_inject::Injector>,
-}
-
-impl Runtime {
-    /// The injector for `service`. `Injectors::get` decrypts the service's
-    /// secrets from the vault and fingerprints them at every call, to notice a
-    /// rotated secret (about 6 µs per gateway request, issue 16). Secrets change
-    /// only by a vault reload, so the injector it returned is reused until
-    /// [`Runtime::forget_injectors`] runs (vault or configuration reload, the
-    /// owner's lock) or the service's `auth` or `url` differ; then `get` runs
-    /// again. Called, like `get` was, only after the decision record is written.
-    pub(super) fn injector(
-        &self,
-        service: &airlock_config::Service,
-    ) -> Result<std::sync::Arc<dyn airlock_inject::Injector>, airlock_inject::InjectError> {
-        use std::sync::atomic::Ordering;
-        // Read before `get`: a reload during it moves the epoch, and what `get`
-        // returns is then tagged as stale and not reused.
-        let epoch = self.injector_epoch.load(Ordering::Acquire);
-        {
-            let memo = self
-                .injector_memo
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(m) = memo.get(&service.name)
-                && m.epoch == epoch
-                && m.auth == service.auth
-                && m.url == service.url
-            {
-                return Ok(m.injector.clone());
-            }
-        }
-        let injector = self
-            .injectors
-            .get(service, &mut |name| self.live.secret(name))?;
-        self.injector_memo
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                service.name.clone(),
-                InjectorMemo {
-                    epoch,
-                    auth: service.auth.clone(),
-                    url: service.url.clone(),
-                    injector: injector.clone(),
-                },
-            );
-        Ok(injector)
-    }
-
-    /// Keeps only the injectors of services for which `keep(name)` is true, and
-    /// makes the next request of every service ask `Injectors::get` again (it
-    /// checks the secrets): after a vault or configuration reload, and with
-    /// `|_| false` at the owner's lock.
-    pub(super) fn forget_injectors(&self, keep: impl FnMut(&str) -> bool) {
-        self.injector_epoch
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        self.injector_memo
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        self.injectors.retain(keep);
     }
 }
 
@@ -619,7 +540,7 @@ mod tests {
         };
         assert_eq!(get(&rt, &me).await, 200);
         assert_eq!(get(&rt, &me).await, 200);
-        assert_eq!(rt.injector_memo.lock().unwrap().len(), 1);
+        assert!(!rt.injectors.is_empty());
 
         // The CLI rotates the secret: another process writes vault.json.
         let mut other = airlock_vault::LockedVault::load(&home)
@@ -639,12 +560,9 @@ mod tests {
         );
 
         // The owner's lock: refused, and nothing kept for after the unlock.
-        let epoch = rt.injector_epoch.load(std::sync::atomic::Ordering::Acquire);
         crate::state::engage_lock(&home).unwrap();
         assert_eq!(get(&rt, &me).await, 403);
-        assert!(rt.injector_memo.lock().unwrap().is_empty());
         assert!(rt.injectors.is_empty());
-        assert!(rt.injector_epoch.load(std::sync::atomic::Ordering::Acquire) > epoch);
         crate::state::release_lock(&home).unwrap();
         assert_eq!(get(&rt, &me).await, 200);
         assert_eq!(seen.lock().unwrap().len(), 4);

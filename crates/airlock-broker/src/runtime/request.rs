@@ -429,7 +429,8 @@ impl Runtime {
             .map_err(|_| ExecuteError::Credential(format!("invalid method {}", authorized.method)))
             .and_then(|method| {
                 let injector = self
-                    .injector(&authorized.service)
+                    .injectors
+                    .get_until_recheck(&authorized.service, &mut |name| self.live.secret(name))
                     .map_err(|e| ExecuteError::Credential(e.to_string()))?;
                 let mut upstream = UpstreamRequest::new(method, authorized.target.clone());
                 upstream.headers = req.headers.clone();
