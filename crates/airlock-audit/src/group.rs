@@ -183,8 +183,19 @@ impl SharedLog {
     /// 100 ms old. `None` when it would have to wait (nothing is written): then
     /// write from a thread that may block.
     pub fn try_write_now(&self, event: &Event) -> Option<Result<u64, AuditError>> {
+        self.try_write_deferred(event).map(|w| w.map(|w| w.seq))
+    }
+
+    /// [`SharedLog::try_write_now`] for a record that must be durable before
+    /// its request is answered: the [`Written`] to pass to [`SharedLog::wait`],
+    /// so the calling thread can lead the fsync itself when no other record
+    /// waits (durable at once under the batch policy, as with
+    /// [`SharedLog::write`]).
+    pub fn try_write_deferred(&self, event: &Event) -> Option<Result<Written, AuditError>> {
         let mut log = self.log.try_lock().ok()?;
-        log.try_append_unsynced(event)
+        let durable = !log.syncs_each_record();
+        let seq = log.try_append_unsynced(event)?;
+        Some(seq.map(|seq| Written { seq, durable }))
     }
 
     /// Whether records wait for an fsync of their own (`Always`).

@@ -11,6 +11,16 @@
 //! due; otherwise it goes to the thread like the rest. That saves two thread
 //! wake-ups per record (issue 16).
 //!
+//! The same holds for a record that must be durable (a decision under
+//! `audit_fsync = "always"`) when no other such record is waiting at that
+//! moment ([`AuditWriter::record`] counts them): there is nobody to share an
+//! fsync with, so the request's thread writes it and leads the fsync itself
+//! ([`SharedLog::wait`]) — on a multi-thread runtime inside
+//! [`tokio::task::block_in_place`], which first hands the worker's other tasks
+//! to another thread. A request then waits for one fdatasync, not for the
+//! writer thread to wake up and then wake it (issue 16). A record that arrives
+//! while one is waiting goes to the thread, and its group commit.
+//!
 //! Group commit. The thread takes every record queued at that moment, writes them
 //! in order ([`SharedLog::write`]), makes them durable with one fsync
 //! ([`SharedLog::wait`] on each: the first leads the sync, the others find their
@@ -41,6 +51,7 @@
 //! Shutdown. Dropping the writer closes the queue; the thread writes what is still
 //! queued, flushes and anchors the log, and the drop waits for it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -118,6 +129,25 @@ pub(super) struct AuditWriter {
     log: Arc<SharedLog>,
     /// Whether a decision record waits for an fsync of its own (`Always`).
     decisions_sync: bool,
+    /// How many [`AuditWriter::record`] calls wait for their fsync right now.
+    syncing: AtomicUsize,
+}
+
+/// One [`AuditWriter::record`] call counted in [`AuditWriter::syncing`].
+struct Syncing<'a>(&'a AtomicUsize);
+
+impl<'a> Syncing<'a> {
+    /// Counts a call in; whether it is the only one.
+    fn enter(count: &'a AtomicUsize) -> (Syncing<'a>, bool) {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        (Syncing(count), before == 0)
+    }
+}
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for AuditWriter {
@@ -141,6 +171,7 @@ impl AuditWriter {
             thread: Some(thread),
             log,
             decisions_sync,
+            syncing: AtomicUsize::new(0),
         })
     }
 
@@ -160,16 +191,42 @@ impl AuditWriter {
             .map_err(|_| AuditWriteError::Stopped)
     }
 
-    /// Appends `event` and waits, without blocking the async worker, until it is
-    /// durable (per the fsync policy). An error means it is not on record.
+    /// Appends `event` and waits until it is durable (per the fsync policy). An
+    /// error means it is not on record.
     pub(super) async fn record(&self, event: &Event) -> Answer {
-        if !self.decisions_sync
-            && let Some(answer) = self.write_now(event)
-        {
+        let counted = self.decisions_sync.then(|| Syncing::enter(&self.syncing));
+        let now = match &counted {
+            None => self.write_now(event),
+            Some((_, true)) => self.sync_now(event),
+            Some((_, false)) => None,
+        };
+        if let Some(answer) = now {
             return answer;
         }
         self.hand_over(|event, reply| Job::Append { event, reply }, event)
             .await
+    }
+
+    /// Under `Always`, for a record no other call is waiting to sync: writes it
+    /// here and now when that costs no wait, then leads its fsync on this thread
+    /// (see the module docs) — on a multi-thread runtime inside
+    /// [`tokio::task::block_in_place`], so this worker's other tasks move to
+    /// another thread meanwhile; on a current-thread runtime (MCP over stdio: one
+    /// client, which waits for this answer) directly. `None` when it must go to
+    /// the writer thread (nothing written).
+    fn sync_now(&self, event: &Event) -> Option<Answer> {
+        self.queue.as_ref()?;
+        let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
+        let written = match self.log.try_write_deferred(event)? {
+            Ok(written) => written,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let wait = || self.log.wait(written).map(|()| written.seq);
+        let answer = match flavor {
+            tokio::runtime::RuntimeFlavor::CurrentThread => wait(),
+            _ => tokio::task::block_in_place(wait),
+        };
+        Some(answer.map_err(AuditWriteError::from))
     }
 
     /// Appends `event` and answers once it is written — visible to readers and
@@ -559,10 +616,12 @@ mod tests {
     /// A record that need not wait for its fsync (an outcome; any record under
     /// the batch policy) is answered by the caller's own write when the log is
     /// free and its lock held: at once, even while the writer thread is busy
-    /// (here: never reads its queue). A decision under `Always` is not: it
-    /// waits for the thread's fsync.
+    /// (here: never reads its queue). So is a decision under `Always` that no
+    /// other call waits to sync, after the caller's own fsync: it is anchored
+    /// when answered. A decision that arrives while another one waits goes to
+    /// the thread, to share its group's fsync.
     #[test]
-    fn an_outcome_is_answered_at_once_while_the_writer_is_busy_a_decision_waits() {
+    fn an_outcome_and_a_lone_decision_are_answered_by_the_caller_while_the_writer_is_busy() {
         let d = dirs();
         let log = Arc::new(SharedLog::new(open(
             &d,
@@ -579,6 +638,7 @@ mod tests {
             thread: None,
             log: Arc::clone(&log),
             decisions_sync: log.syncs_each_record(),
+            syncing: AtomicUsize::new(0),
         };
         let rt = runtime();
         let answer = rt.block_on(async {
@@ -589,43 +649,137 @@ mod tests {
             .unwrap();
         assert_eq!(seq, 2);
         assert!(jobs.try_recv().is_err(), "the outcome went to the thread");
+        let lone = rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), w.record(&note(3))).await
+        });
+        let seq = lone
+            .expect("a lone decision waited for the busy writer thread")
+            .unwrap();
+        assert_eq!(seq, 3);
+        assert!(
+            jobs.try_recv().is_err(),
+            "the lone decision went to the thread"
+        );
+        let report = verify(&d.audit, &d.state, &KEY).unwrap();
+        assert_eq!(
+            report.anchor_seq,
+            Some(3),
+            "answered before its fsync: {report}"
+        );
+        // Another decision is waiting for its fsync meanwhile.
+        let (other, alone) = Syncing::enter(&w.syncing);
+        assert!(alone);
         let decision = rt.block_on(async {
-            tokio::time::timeout(Duration::from_millis(200), w.record(&note(3))).await
+            tokio::time::timeout(Duration::from_millis(200), w.record(&note(4))).await
         });
         assert!(
             decision.is_err(),
-            "a decision was answered before its fsync: {decision:?}"
+            "a second decision was answered without the writer thread: {decision:?}"
         );
         match jobs.try_recv() {
-            Ok(Job::Append { event, .. }) => assert_eq!(event.path.as_deref(), Some("/note/3")),
-            _ => panic!("the decision was not handed to the writer thread"),
+            Ok(Job::Append { event, .. }) => assert_eq!(event.path.as_deref(), Some("/note/4")),
+            _ => panic!("the second decision was not handed to the writer thread"),
         }
+        drop(other);
         drop(w);
         log.release_lock();
         log.flush().unwrap();
-        assert_eq!(on_disk(&d), paths(&[1, 2]));
+        assert_eq!(on_disk(&d), paths(&[1, 2, 3]));
     }
 
     /// Under `Always`, a decision answered is durable and anchored, even when
-    /// the writer holds the lock and could have written it at once.
+    /// the writer holds the lock and the caller writes and syncs it itself: on
+    /// a current-thread runtime (MCP over stdio), and on a multi-thread one
+    /// both from `block_on` and from a spawned task (the caller's fsync runs in
+    /// `block_in_place`, which panics on the wrong runtime).
     #[test]
     fn a_decision_is_anchored_when_it_is_answered() {
-        let d = dirs();
-        let w = AuditWriter::start(SharedLog::new(open(
-            &d,
-            FsyncPolicy::Always,
-            Duration::from_secs(1),
-        )))
-        .unwrap();
-        let rt = runtime();
-        for i in 0..5 {
-            // The thread takes the lock for this one and keeps it a while.
-            w.record_blocking(&note(2 * i)).unwrap();
-            let seq = rt.block_on(w.record(&note(2 * i + 1))).unwrap();
-            let report = verify(&d.audit, &d.state, &KEY).unwrap();
-            assert_eq!(report.anchor_seq, Some(seq), "{report}");
+        let multi = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_time()
+                .build()
+                .unwrap()
+        };
+        for (rt, spawned) in [(runtime(), false), (multi(), false), (multi(), true)] {
+            let d = dirs();
+            let w = Arc::new(
+                AuditWriter::start(SharedLog::new(open(
+                    &d,
+                    FsyncPolicy::Always,
+                    Duration::from_secs(1),
+                )))
+                .unwrap(),
+            );
+            for i in 0..5 {
+                // The thread takes the lock for this one and keeps it a while.
+                w.record_blocking(&note(2 * i)).unwrap();
+                let seq = if spawned {
+                    let w = Arc::clone(&w);
+                    let task = rt.spawn(async move { w.record(&note(2 * i + 1)).await });
+                    rt.block_on(task).unwrap().unwrap()
+                } else {
+                    rt.block_on(w.record(&note(2 * i + 1))).unwrap()
+                };
+                let report = verify(&d.audit, &d.state, &KEY).unwrap();
+                assert_eq!(report.anchor_seq, Some(seq), "{report}");
+            }
+            drop(w);
+            assert_eq!(on_disk(&d), paths(&(0..10).collect::<Vec<_>>()));
         }
+    }
+
+    /// Decisions from many tasks at once, some synced by their callers and some
+    /// in the writer's groups, all reach the log once each, in a chain that
+    /// verifies and is anchored at its newest record.
+    #[test]
+    fn concurrent_decisions_are_each_on_record_once_and_anchored_when_answered() {
+        let d = dirs();
+        let w = Arc::new(
+            AuditWriter::start(SharedLog::new(open(
+                &d,
+                FsyncPolicy::Always,
+                Duration::from_secs(1),
+            )))
+            .unwrap(),
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap();
+        let seqs: Vec<u64> = rt.block_on(async {
+            let tasks: Vec<_> = (0..8u64)
+                .map(|t| {
+                    let w = Arc::clone(&w);
+                    tokio::spawn(async move {
+                        let mut seqs = Vec::new();
+                        for i in 0..40 {
+                            seqs.push(w.record(&note(1000 * t + i)).await.unwrap());
+                        }
+                        seqs
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        });
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 320, "a sequence number was answered twice");
         drop(w);
-        assert_eq!(on_disk(&d), paths(&(0..10).collect::<Vec<_>>()));
+        let report = verify(&d.audit, &d.state, &KEY).unwrap();
+        assert_eq!(report.anchor_seq, sorted.last().copied(), "{report}");
+        let mut written = on_disk(&d);
+        written.sort();
+        let mut sent: Vec<String> = (0..8u64)
+            .flat_map(|t| (0..40).map(move |i| format!("/note/{}", 1000 * t + i)))
+            .collect();
+        sent.sort();
+        assert_eq!(written, sent);
     }
 }
