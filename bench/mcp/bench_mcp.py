@@ -203,8 +203,17 @@ def main():
              "reference": f"direct {lib.num(d['calls_per_s'])}", "ratio": lib.ratio(m["calls_per_s"], d["calls_per_s"])},
         ]
     first = servers[0][0]
+    bare = next((label for label, _ in servers if label.startswith("bare MCP server")), None)
+    if bare:  # the floor: what airlock adds beyond the SDK, stdio and HTTP client it is built on
+        for label, _ in servers:
+            if label.startswith("airlock"):
+                own = data[label]["p50_ms"] - data[bare]["p50_ms"]
+                data[label]["own_added_p50_ms"] = own
+                summary.append({"measure": f"MCP execute p50 added by airlock itself (over the bare MCP server), {label}",
+                                "airlock": f"{lib.num(own)} ms",
+                                "reference": f"bare MCP server added {lib.num(data[bare]['added_p50_ms'])} ms over direct", "ratio": ""})
     for label, _ in servers:
-        if not label.startswith("airlock"):  # another server (--mcp-server): against airlock too
+        if not label.startswith("airlock") and label != bare:  # another server (--mcp-server): against airlock too
             o, f = data[label], data[first]
             summary.append({"measure": f"MCP execute p50, {label}", "airlock": f"{lib.num(o['p50_ms'])} ms",
                             "reference": f"{first} {lib.num(f['p50_ms'])} ms", "ratio": lib.ratio(o["p50_ms"], f["p50_ms"])})

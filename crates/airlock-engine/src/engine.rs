@@ -577,10 +577,11 @@ impl Engine {
         );
         // Before injection a mismatch is the agent's (a character the client would
         // re-encode); after injection it would be a bug.
-        check_url(&before.url(), &pinned, &path, query.as_deref()).map_err(|what| {
+        let before_url = before.url();
+        let checked = check_url(&before_url, &pinned, &path, query.as_deref()).map_err(|what| {
             AgentError::TargetNotSendable {
                 service: name.clone(),
-                detail: explain_mismatch(what, &target_string, &before.url(), &pinned),
+                detail: explain_mismatch(what, &target_string, &before_url, &pinned),
             }
         })?;
 
@@ -634,13 +635,19 @@ impl Engine {
         let final_query = out.query().map(str::to_string);
         let (method, url_string, mut headers, body) = out.into_parts();
         let url_string = Zeroizing::new(url_string);
-        let url =
+        // The same check of the same inputs gives the same URL: an injector that
+        // left the URL alone (a header credential) costs no second parse. (The
+        // first check passed with `query`, so `checked.query()` is `query`.)
+        let url = if *url_string == before_url && final_query.as_deref() == checked.query() {
+            checked
+        } else {
             check_url(&url_string, &pinned, &path, final_query.as_deref()).map_err(|what| {
                 InternalError::OriginMismatch {
                     service: name.clone(),
                     what,
                 }
-            })?;
+            })?
+        };
         if let Some(host) = headers.get(header::HOST)
             && host.as_bytes() != authority.as_bytes()
         {

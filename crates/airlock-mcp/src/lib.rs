@@ -21,7 +21,7 @@ mod stdio;
 mod tools;
 
 pub use http::{HttpOptions, serve_http};
-pub use stdio::MAX_LINE;
+pub use stdio::{MAX_LINE, std_streams};
 pub use tools::AirlockMcp;
 
 use std::sync::Arc;

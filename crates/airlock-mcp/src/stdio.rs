@@ -159,7 +159,7 @@ where
 /// `stdin()`/`stdout()`, which hand every read and write to a blocking-pool
 /// thread: two thread wake-ups per line each way, the futex calls that issue 16
 /// counts per call.
-pub(crate) fn std_streams() -> (
+pub fn std_streams() -> (
     Box<dyn AsyncRead + Unpin + Send>,
     Box<dyn AsyncWrite + Unpin + Send>,
 ) {

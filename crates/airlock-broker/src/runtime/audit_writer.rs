@@ -11,15 +11,16 @@
 //! due; otherwise it goes to the thread like the rest. That saves two thread
 //! wake-ups per record (issue 16).
 //!
-//! The same holds for a record that must be durable (a decision under
+//! On the current-thread runtime that serves MCP over stdio (one client), the
+//! same holds for a record that must be durable (a decision under
 //! `audit_fsync = "always"`) when no other such record is waiting at that
 //! moment ([`AuditWriter::record`] counts them): there is nobody to share an
-//! fsync with, so the request's thread writes it and leads the fsync itself
-//! ([`SharedLog::wait`]) — on a multi-thread runtime inside
-//! [`tokio::task::block_in_place`], which first hands the worker's other tasks
-//! to another thread. A request then waits for one fdatasync, not for the
+//! fsync with, so the serving thread writes it and leads the fsync itself
+//! ([`SharedLog::wait`]). The call then waits for one fdatasync, not for the
 //! writer thread to wake up and then wake it (issue 16). A record that arrives
-//! while one is waiting goes to the thread, and its group commit.
+//! while one is waiting goes to the thread, and its group commit; so does
+//! every record of a multi-thread runtime (the network doors), where syncing
+//! on a worker costs more than the hand-off saves (see `sync_now`).
 //!
 //! Group commit. The thread takes every record queued at that moment, writes them
 //! in order ([`SharedLog::write`]), makes them durable with one fsync
@@ -207,25 +208,26 @@ impl AuditWriter {
             .await
     }
 
-    /// Under `Always`, for a record no other call is waiting to sync: writes it
-    /// here and now when that costs no wait, then leads its fsync on this thread
-    /// (see the module docs) — on a multi-thread runtime inside
-    /// [`tokio::task::block_in_place`], so this worker's other tasks move to
-    /// another thread meanwhile; on a current-thread runtime (MCP over stdio: one
-    /// client, which waits for this answer) directly. `None` when it must go to
-    /// the writer thread (nothing written).
+    /// Under `Always`, on a current-thread runtime (MCP over stdio: one client,
+    /// which waits for this answer), for a record no other call is waiting to
+    /// sync: writes it here and now when that costs no wait, then leads its
+    /// fsync on this thread (see the module docs). `None` when it must go to the
+    /// writer thread (nothing written). On a multi-thread runtime (a network
+    /// door, many clients) records always go to the thread: syncing on a worker
+    /// would need `block_in_place`, which hands the worker's other tasks to
+    /// another thread at every record — measured 0.76× the gateway's `"always"`
+    /// throughput at 16 connections for 1.04× at one (docs/benchmarks.md).
     fn sync_now(&self, event: &Event) -> Option<Answer> {
         self.queue.as_ref()?;
         let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
+        if flavor != tokio::runtime::RuntimeFlavor::CurrentThread {
+            return None;
+        }
         let written = match self.log.try_write_deferred(event)? {
             Ok(written) => written,
             Err(e) => return Some(Err(e.into())),
         };
-        let wait = || self.log.wait(written).map(|()| written.seq);
-        let answer = match flavor {
-            tokio::runtime::RuntimeFlavor::CurrentThread => wait(),
-            _ => tokio::task::block_in_place(wait),
-        };
+        let answer = self.log.wait(written).map(|()| written.seq);
         Some(answer.map_err(AuditWriteError::from))
     }
 
@@ -688,10 +690,10 @@ mod tests {
     }
 
     /// Under `Always`, a decision answered is durable and anchored, even when
-    /// the writer holds the lock and the caller writes and syncs it itself: on
-    /// a current-thread runtime (MCP over stdio), and on a multi-thread one
-    /// both from `block_on` and from a spawned task (the caller's fsync runs in
-    /// `block_in_place`, which panics on the wrong runtime).
+    /// the writer holds the lock: on a current-thread runtime (MCP over stdio),
+    /// where the caller writes and syncs it itself, and on a multi-thread one
+    /// both from `block_on` and from a spawned task, where the writer thread
+    /// does.
     #[test]
     fn a_decision_is_anchored_when_it_is_answered() {
         let multi = || {

@@ -1,0 +1,167 @@
+//! The MCP server's floor: a bare MCP server over stdio built from the parts
+//! `airlock serve --agent NAME` is built from, and nothing else — the same MCP
+//! SDK (rmcp, its tool router and JSON-RPC service loop), the same stdio streams
+//! ([`airlock_mcp::std_streams`]: the pipes read and written by the serving
+//! thread through the reactor), the same runtime (tokio's current-thread runtime,
+//! as `serve` uses for stdio alone), the same HTTP client and pool settings as
+//! the engine (reqwest: no proxy, no redirects, no `Referer`, 10 s connect
+//! timeout, 90 s idle pool timeout, rustls) and the same result shape
+//! (`{status, headers, body, body_base64}` as pretty JSON text). No identity, no
+//! policy, no session, no audit record, no credential, no scrubbing, no front
+//! door for malformed lines.
+//!
+//! `bench/mcp/run` measures it next to airlock when `bench/run` is given
+//! `--bare-mcp PATH`, so that airlock's own cost per call is airlock's added
+//! latency minus this one's (docs/benchmarks.md, section `mcp`).
+//!
+//! ```text
+//! cargo run --release --example bare_mcp -p airlock-mcp -- http://127.0.0.1:UPSTREAM
+//! ```
+//! The tool `execute` takes airlock's arguments (`capability`, `method`, `path`,
+//! `query`, `headers`, `body`, `reason`); `capability` and `reason` are ignored,
+//! `path` is appended to `UPSTREAM`.
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// airlock's `execute` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ExecuteArgs {
+    /// Ignored (airlock's capability).
+    #[allow(dead_code)]
+    capability: String,
+    /// HTTP method.
+    method: String,
+    /// Path under the upstream, starting with "/"; may include "?query".
+    path: String,
+    /// Query parameters to add (strings).
+    #[serde(default)]
+    query: Option<BTreeMap<String, String>>,
+    /// Request headers.
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    /// Request body, sent as is (a string) or as JSON.
+    #[serde(default)]
+    body: Option<Value>,
+    /// Ignored (airlock records it).
+    #[serde(default)]
+    #[allow(dead_code)]
+    reason: Option<String>,
+}
+
+#[derive(Clone)]
+struct Bare {
+    client: reqwest::Client,
+    base: String,
+    tool_router: ToolRouter<Self>,
+}
+
+fn failed(message: String) -> Result<CallToolResult, ErrorData> {
+    Ok(CallToolResult::error(vec![ContentBlock::text(message)]))
+}
+
+#[tool_router]
+impl Bare {
+    #[tool(
+        name = "execute",
+        description = "Send an HTTP request to the upstream."
+    )]
+    async fn execute(
+        &self,
+        Parameters(args): Parameters<ExecuteArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Ok(method) = args.method.parse::<reqwest::Method>() else {
+            return failed(format!("bad method {}", args.method));
+        };
+        let mut url = format!("{}{}", self.base, args.path);
+        for (i, (k, v)) in args.query.unwrap_or_default().iter().enumerate() {
+            url.push(if i == 0 && !args.path.contains('?') {
+                '?'
+            } else {
+                '&'
+            });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(v);
+        }
+        let mut request = self.client.request(method, url);
+        for (k, v) in args.headers.unwrap_or_default() {
+            request = request.header(k, v);
+        }
+        match args.body {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => request = request.body(s),
+            Some(other) => request = request.body(other.to_string()),
+        }
+        let resp = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return failed(format!("upstream failed: {e}")),
+        };
+        let status = resp.status().as_u16();
+        let headers: BTreeMap<String, String> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (k.as_str().to_string(), v)
+            })
+            .collect();
+        let body = match resp.bytes().await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => return failed(format!("upstream body: {e}")),
+        };
+        let value = json!({
+            "status": status,
+            "headers": headers,
+            "body": body,
+            "body_base64": false,
+        });
+        let text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+    }
+}
+
+#[tool_handler(router = self.tool_router, name = "bare")]
+impl ServerHandler for Bare {}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [upstream] = args.as_slice() else {
+        eprintln!("usage: bare_mcp UPSTREAM_URL (e.g. http://127.0.0.1:9000)");
+        std::process::exit(2);
+    };
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tls_backend_rustls()
+        .build()?;
+    let server = Bare {
+        client,
+        base: upstream.trim_end_matches('/').to_string(),
+        tool_router: Bare::tool_router(),
+    };
+    // `airlock serve` with stdio alone: the current-thread runtime.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let running = server.serve(airlock_mcp::std_streams()).await?;
+        running.waiting().await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    Ok(())
+}
