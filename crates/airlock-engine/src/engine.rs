@@ -345,13 +345,7 @@ impl Engine {
     /// [`Engine::client`], or with `http1_only` its HTTP/1.1-only twin.
     fn pool(&self, service: &str, http1_only: bool) -> Result<&reqwest::Client, EngineError> {
         let build = |roots: Option<&[reqwest::Certificate]>| {
-            let mut b = reqwest::Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .referer(false)
-                .connect_timeout(self.config.connect_timeout)
-                .pool_idle_timeout(self.config.pool_idle_timeout)
-                .tls_backend_rustls();
+            let mut b = self.config.client_builder();
             if let Some(certs) = roots {
                 b = b.tls_certs_only(certs.iter().cloned());
             }

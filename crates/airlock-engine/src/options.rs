@@ -73,6 +73,21 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The HTTP client every connection pool of an engine with these settings
+    /// starts from: no proxy taken from the environment, no redirect followed,
+    /// no `Referer`, the connect and idle timeouts above, rustls. The engine
+    /// adds a service's own CA roots or HTTP/1.1-only on top; the benchmarks'
+    /// floors (`bare_proxy`, `bare_mcp`) use it as it is.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
+            .connect_timeout(self.connect_timeout)
+            .pool_idle_timeout(self.pool_idle_timeout)
+            .tls_backend_rustls()
+    }
+
     /// The options for `service`.
     pub fn options_for(&self, service: &str) -> &ServiceOptions {
         self.services.get(service).unwrap_or(&self.defaults)

@@ -2,9 +2,9 @@
 //! --gateway` is built from, and nothing else — the same server
 //! ([`airlock_gateway::listen::serve`]: hyper's HTTP/1.1 connection builder with
 //! its timer, the connection table, the axum router), the same HTTP client and
-//! connection pool (reqwest, built with the engine's settings: no proxy, no
-//! redirects, no `Referer`, 10 s connect timeout, 90 s idle pool timeout,
-//! rustls), the same runtime (tokio's multi-thread runtime, one worker per
+//! connection pool (reqwest, from the engine's own
+//! [`airlock_engine::EngineConfig::client_builder`] with its default timeouts),
+//! the same runtime (tokio's multi-thread runtime, one worker per
 //! core) and the same way of streaming the answer back (chunk by chunk). No
 //! token check, no policy, no audit record, no credential, no scrubbing.
 //!
@@ -21,7 +21,6 @@
 #![allow(clippy::print_stderr, clippy::print_stdout)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -125,13 +124,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         std::process::exit(2);
     };
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tls_backend_rustls()
+    let client = airlock_engine::EngineConfig::default()
+        .client_builder()
         .build()?;
     let up = Arc::new(Upstream {
         client,

@@ -4,8 +4,8 @@
 //! ([`airlock_mcp::std_streams`]: the pipes read and written by the serving
 //! thread through the reactor), the same runtime (tokio's current-thread runtime,
 //! as `serve` uses for stdio alone), the same HTTP client and pool settings as
-//! the engine (reqwest: no proxy, no redirects, no `Referer`, 10 s connect
-//! timeout, 90 s idle pool timeout, rustls) and the same result shape
+//! the engine (reqwest, from [`airlock_engine::EngineConfig::client_builder`]
+//! with its default timeouts) and the same result shape
 //! (`{status, headers, body, body_base64}` as pretty JSON text). No identity, no
 //! policy, no session, no audit record, no credential, no scrubbing, no front
 //! door for malformed lines.
@@ -24,7 +24,6 @@
 #![allow(clippy::print_stderr)]
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -141,13 +140,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: bare_mcp UPSTREAM_URL (e.g. http://127.0.0.1:9000)");
         std::process::exit(2);
     };
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .referer(false)
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tls_backend_rustls()
+    let client = airlock_engine::EngineConfig::default()
+        .client_builder()
         .build()?;
     let server = Bare {
         client,

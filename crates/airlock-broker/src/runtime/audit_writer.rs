@@ -491,6 +491,21 @@ mod tests {
             .unwrap()
     }
 
+    /// The runtime of the network doors: two workers.
+    fn multi_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// A writer on a fresh `Always` log in `d`.
+    fn always_writer(d: &Dirs) -> Arc<AuditWriter> {
+        let log = open(d, FsyncPolicy::Always, Duration::from_secs(1));
+        Arc::new(AuditWriter::start(SharedLog::new(log)).unwrap())
+    }
+
     /// Another appender waits while the writer holds the lock and gets it as
     /// soon as the writer lets it go; taking it again while held changes
     /// nothing, nor does letting it go twice.
@@ -696,23 +711,14 @@ mod tests {
     /// does.
     #[test]
     fn a_decision_is_anchored_when_it_is_answered() {
-        let multi = || {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_time()
-                .build()
-                .unwrap()
-        };
-        for (rt, spawned) in [(runtime(), false), (multi(), false), (multi(), true)] {
+        let runtimes = [
+            (runtime(), false),
+            (multi_thread(), false),
+            (multi_thread(), true),
+        ];
+        for (rt, spawned) in runtimes {
             let d = dirs();
-            let w = Arc::new(
-                AuditWriter::start(SharedLog::new(open(
-                    &d,
-                    FsyncPolicy::Always,
-                    Duration::from_secs(1),
-                )))
-                .unwrap(),
-            );
+            let w = always_writer(&d);
             for i in 0..5 {
                 // The thread takes the lock for this one and keeps it a while.
                 w.record_blocking(&note(2 * i)).unwrap();
@@ -731,25 +737,20 @@ mod tests {
         }
     }
 
-    /// Decisions from many tasks at once, some synced by their callers and some
-    /// in the writer's groups, all reach the log once each, in a chain that
-    /// verifies and is anchored at its newest record.
+    /// Decisions from many tasks at once — on the stdio runtime some synced
+    /// by their callers and some in the writer's groups, on the doors' runtime
+    /// all in the writer's groups — all reach the log once each, in a chain
+    /// that verifies and is anchored at its newest record.
     #[test]
     fn concurrent_decisions_are_each_on_record_once_and_anchored_when_answered() {
+        for rt in [runtime(), multi_thread()] {
+            concurrent_decisions(&rt);
+        }
+    }
+
+    fn concurrent_decisions(rt: &tokio::runtime::Runtime) {
         let d = dirs();
-        let w = Arc::new(
-            AuditWriter::start(SharedLog::new(open(
-                &d,
-                FsyncPolicy::Always,
-                Duration::from_secs(1),
-            )))
-            .unwrap(),
-        );
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_time()
-            .build()
-            .unwrap();
+        let w = always_writer(&d);
         let seqs: Vec<u64> = rt.block_on(async {
             let tasks: Vec<_> = (0..8u64)
                 .map(|t| {
