@@ -181,6 +181,21 @@ pub struct AuditLog {
     /// Whether the head was checked since the held lock was taken: while it is
     /// held no other appender can move it, so it is not checked again.
     held_fresh: bool,
+    /// While the lock is held, the anchor file as this log last wrote it: no
+    /// other appender can change it meanwhile, so the next anchor is written
+    /// over it in place without opening, reading and checking the file again
+    /// (six system calls and a MAC per group commit, issue 16). Dropped with
+    /// the lock, and after any error.
+    held_anchor: Option<HeldAnchor>,
+}
+
+/// The anchor file this log wrote last, open, and what it holds.
+struct HeldAnchor {
+    file: File,
+    /// The sequence number the line names.
+    seq: u64,
+    /// The line's length (an in-place overwrite needs the same length).
+    len: usize,
 }
 
 impl fmt::Debug for AuditLog {
@@ -265,6 +280,7 @@ impl AuditLog {
             anchor_unsynced_since: None,
             held: None,
             held_fresh: false,
+            held_anchor: None,
         };
         let _guard = acquire(&log.lock, &log.lock_path, log.opts.lock_timeout)?;
         let repaired = log.reload()?;
@@ -335,12 +351,43 @@ impl AuditLog {
     /// Points the anchor at `anchor` (see [`Anchor::advance`]) and notes whether
     /// the anchor file now waits for a sync. Called under the lock.
     fn advance_anchor(&mut self, anchor: &Anchor) -> Result<(), AuditError> {
+        if self.held.is_some()
+            && let Some(held) = &mut self.held_anchor
+        {
+            if anchor.seq <= held.seq {
+                return Ok(());
+            }
+            let line = anchor.to_bytes(&self.key);
+            if line.len() == held.len {
+                if let Err(e) = files::overwrite_at_start(&held.file, &line) {
+                    self.held_anchor = None;
+                    let path = self.state_dir.join(ANCHOR_FILE);
+                    return Err(AuditError::io("cannot write the audit anchor", path, e));
+                }
+                held.seq = anchor.seq;
+                self.anchor_unsynced_since.get_or_insert_with(Instant::now);
+                return Ok(());
+            }
+        }
+        self.held_anchor = None;
         match anchor.advance(&self.state_dir, &self.key, !self.anchored)? {
-            Advanced::Already => {}
+            Advanced::Already => return Ok(()),
             Advanced::InPlace => {
                 self.anchor_unsynced_since.get_or_insert_with(Instant::now);
             }
             Advanced::Replaced => self.anchored = true,
+        }
+        // The file now holds exactly this anchor's line: keep it open while
+        // the lock is held.
+        if self.held.is_some() {
+            let path = self.state_dir.join(ANCHOR_FILE);
+            if let Ok(file) = fs::OpenOptions::new().write(true).open(&path) {
+                self.held_anchor = Some(HeldAnchor {
+                    file,
+                    seq: anchor.seq,
+                    len: anchor.to_bytes(&self.key).len(),
+                });
+            }
         }
         Ok(())
     }
@@ -464,6 +511,7 @@ impl AuditLog {
     pub fn release_lock(&mut self) {
         self.held = None;
         self.held_fresh = false;
+        self.held_anchor = None;
     }
 
     /// Whether this log keeps the append lock between appends.

@@ -1090,6 +1090,41 @@ fn a_held_lock_keeps_other_appenders_out_until_released() {
     assert_eq!(r.records, 7);
 }
 
+/// Issue 16: while it holds the lock a log writes each anchor over the one it
+/// wrote last, through the file it kept open; once it lets go it opens the
+/// anchor by its path again, so an anchor replaced or removed meanwhile is
+/// found, and recreated. The anchor always names the newest durable record.
+#[test]
+fn a_held_anchor_is_written_in_place_and_found_again_after_the_lock_is_let_go() {
+    let h = home();
+    let log = SharedLog::new(open(&h, Options::default()));
+    log.hold_lock().unwrap();
+    for i in 1..=3 {
+        assert_eq!(log.append(&event(i)).unwrap(), i);
+        assert_eq!(check(&h).anchor_seq, Some(i));
+    }
+    log.release_lock();
+    // Removed while the lock was free (as a crash between a replacement's
+    // unlink and rename would leave it, or by hand).
+    std::fs::remove_file(h.state.join(airlock_audit::ANCHOR_FILE)).unwrap();
+    log.hold_lock().unwrap();
+    assert_eq!(log.append(&event(4)).unwrap(), 4);
+    assert_eq!(
+        check(&h).anchor_seq,
+        Some(4),
+        "the anchor was written to the file kept from before the lock was let go"
+    );
+    for i in 5..=12 {
+        // 10 is one character longer: the line is replaced, and kept again.
+        assert_eq!(log.append(&event(i)).unwrap(), i);
+        assert_eq!(check(&h).anchor_seq, Some(i));
+    }
+    log.release_lock();
+    let r = check(&h);
+    assert!(r.is_ok(), "{r}");
+    assert_eq!((r.records, r.anchor_seq), (12, Some(12)));
+}
+
 /// Under the batch policy a no-wait write is refused once the batch's fsync is
 /// due, so that fsync happens where waiting is allowed.
 #[test]
