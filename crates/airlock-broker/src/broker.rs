@@ -69,6 +69,22 @@ impl std::fmt::Debug for dyn Approver {
 }
 
 impl Caller {
+    /// The caller of one connection (MCP over stdio): a grant of its own and
+    /// the agent the owner configured for it (`serve --agent`) as trusted;
+    /// nothing declared, no scope, approver or attenuation yet.
+    pub fn connection(trusted: Option<String>) -> Caller {
+        Caller {
+            grant: Grant::connection(),
+            trusted,
+            declared: None,
+            scope: None,
+            approver: None,
+            owner: false,
+            exec_child: false,
+            attenuation: None,
+        }
+    }
+
     /// The caller of the owner's `airlock run --proxy`: agent `owner`, a grant of
     /// its own, limited to `capabilities`.
     pub fn owner_run(capabilities: Vec<String>) -> Caller {

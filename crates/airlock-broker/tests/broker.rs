@@ -50,14 +50,8 @@ fn broker(text: &str) -> (std::sync::Arc<ManualClock>, Broker) {
 
 fn caller(trusted: Option<&str>, declared: Option<&str>) -> Caller {
     Caller {
-        grant: Grant::connection(),
-        trusted: trusted.map(String::from),
         declared: declared.map(String::from),
-        scope: None,
-        approver: None,
-        owner: false,
-        exec_child: false,
-        attenuation: None,
+        ..Caller::connection(trusted.map(String::from))
     }
 }
 

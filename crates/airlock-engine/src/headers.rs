@@ -42,7 +42,7 @@ pub const MAX_AGENT_HEADER_BYTES: usize = 64 * 1024;
 
 /// Hop-by-hop headers (lower case): they describe one connection, so they are
 /// dropped from agent requests and removed from responses alike.
-const HOP_BY_HOP: &[&str] = &[
+pub const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",

@@ -22,27 +22,16 @@
 
 use std::sync::Arc;
 
+use airlock_engine::headers::HOP_BY_HOP;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 
-/// Headers a proxy never forwards (hop-by-hop), plus the ones the gateway
-/// takes the agent token from.
-const DROPPED: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "authorization",
-    "x-api-key",
-    "api-key",
-];
+/// `Host` and the headers the gateway takes the agent token from: never
+/// forwarded, nor are the engine's hop-by-hop headers.
+const TOKEN_HEADERS: [&str; 4] = ["host", "authorization", "x-api-key", "api-key"];
 
 struct Upstream {
     client: reqwest::Client,
@@ -51,7 +40,8 @@ struct Upstream {
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     for (name, value) in from {
-        if !DROPPED.contains(&name.as_str()) {
+        let name_str = name.as_str();
+        if !HOP_BY_HOP.contains(&name_str) && !TOKEN_HEADERS.contains(&name_str) {
             to.append(name.clone(), value.clone());
         }
     }

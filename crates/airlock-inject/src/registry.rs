@@ -215,6 +215,13 @@ struct Entry {
     injector: Arc<dyn Injector>,
 }
 
+impl Entry {
+    /// Whether the kept injector was built for `service` as configured now.
+    fn serves(&self, service: &Service) -> bool {
+        self.auth == service.auth && self.url == service.url
+    }
+}
+
 impl Default for Injectors {
     fn default() -> Self {
         Injectors::new()
@@ -302,8 +309,7 @@ impl Injectors {
             let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(e) = entries.get(&service.name)
                 && e.checked == epoch
-                && e.auth == service.auth
-                && e.url == service.url
+                && e.serves(service)
             {
                 return Ok(e.injector.clone());
             }
@@ -312,8 +318,7 @@ impl Injectors {
         let fingerprint = self.fingerprint(&service.auth, &secrets);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = entries.get_mut(&service.name)
-            && e.auth == service.auth
-            && e.url == service.url
+            && e.serves(service)
             && aws_lc_rs::constant_time::verify_slices_are_equal(&e.fingerprint, &fingerprint)
                 .is_ok()
         {

@@ -26,7 +26,7 @@ pub use tools::AirlockMcp;
 
 use std::sync::Arc;
 
-use airlock_broker::{Caller, Grant, Runtime};
+use airlock_broker::{Caller, Runtime};
 
 /// Errors starting or running a server.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +50,7 @@ pub enum McpError {
 /// not JSON gets a JSON-RPC `-32700` error, one over [`MAX_LINE`] a `-32600`.
 pub async fn serve_stdio(runtime: Arc<Runtime>, agent: Option<String>) -> Result<(), McpError> {
     use rmcp::ServiceExt;
-    let caller = Caller {
-        grant: Grant::connection(),
-        trusted: agent,
-        declared: None,
-        scope: None,
-        approver: None,
-        owner: false,
-        exec_child: false,
-        attenuation: None,
-    };
-    let server = AirlockMcp::new(runtime, tools::Identity::Fixed(caller));
+    let server = AirlockMcp::new(runtime, tools::Identity::Fixed(Caller::connection(agent)));
     // A line rmcp would drop in silence (not JSON, too long) gets its JSON-RPC
     // error instead; see `stdio`.
     let (input, output) = stdio::std_streams();

@@ -130,8 +130,16 @@ pub(super) struct AuditWriter {
     log: Arc<SharedLog>,
     /// Whether a decision record waits for an fsync of its own (`Always`).
     decisions_sync: bool,
-    /// How many [`AuditWriter::record`] calls wait for their fsync right now.
+    /// How many [`AuditWriter::record`] calls on a current-thread runtime wait
+    /// for their fsync right now.
     syncing: AtomicUsize,
+}
+
+/// Whether the calling task runs on a current-thread runtime (the one that
+/// serves MCP over stdio), where it may block for its record's fsync.
+fn on_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 /// One [`AuditWriter::record`] call counted in [`AuditWriter::syncing`].
@@ -195,11 +203,14 @@ impl AuditWriter {
     /// Appends `event` and waits until it is durable (per the fsync policy). An
     /// error means it is not on record.
     pub(super) async fn record(&self, event: &Event) -> Answer {
-        let counted = self.decisions_sync.then(|| Syncing::enter(&self.syncing));
+        // Counted only where a caller may sync its own record (see `sync_now`):
+        // the network doors' runtime pays no shared counter per request.
+        let counted = (self.decisions_sync && on_current_thread_runtime())
+            .then(|| Syncing::enter(&self.syncing));
         let now = match &counted {
-            None => self.write_now(event),
+            _ if !self.decisions_sync => self.write_now(event),
             Some((_, true)) => self.sync_now(event),
-            Some((_, false)) => None,
+            _ => None,
         };
         if let Some(answer) = now {
             return answer;
@@ -219,10 +230,6 @@ impl AuditWriter {
     /// throughput at 16 connections for 1.04× at one (docs/benchmarks.md).
     fn sync_now(&self, event: &Event) -> Option<Answer> {
         self.queue.as_ref()?;
-        let flavor = tokio::runtime::Handle::try_current().ok()?.runtime_flavor();
-        if flavor != tokio::runtime::RuntimeFlavor::CurrentThread {
-            return None;
-        }
         let written = match self.log.try_write_deferred(event)? {
             Ok(written) => written,
             Err(e) => return Some(Err(e.into())),

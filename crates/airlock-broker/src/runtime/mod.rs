@@ -528,16 +528,7 @@ mod tests {
         )
         .unwrap();
         let rt = Runtime::new(home.clone(), vault, SystemClock::new()).unwrap();
-        let me = Caller {
-            grant: Grant::connection(),
-            trusted: Some("tester".into()),
-            declared: None,
-            scope: None,
-            approver: None,
-            owner: false,
-            exec_child: false,
-            attenuation: None,
-        };
+        let me = Caller::connection(Some("tester".into()));
         assert_eq!(get(&rt, &me).await, 200);
         assert_eq!(get(&rt, &me).await, 200);
         assert!(!rt.injectors.is_empty());
