@@ -76,6 +76,21 @@ def peak_rss_kib(pid):
     return None
 
 
+def rss_parts_kib(pid):
+    """RssAnon and RssFile of a running process now, KiB: memory it allocated, and
+    pages of files it maps (its executable and libraries: clean, shared with the
+    page cache, mapped by the kernel 64 KiB around each page touched)."""
+    parts = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:")):
+                    parts[line.split(":")[0][3:].lower()] = int(line.split()[1])
+    except OSError:
+        return None
+    return parts
+
+
 def timed_run(cmd, stdout=subprocess.DEVNULL, env=None):
     """Runs cmd; returns (wall seconds, peak RSS KiB, exit code). The peak RSS comes
     from GNU time: a child's own ru_maxrss would include the RSS of this Python

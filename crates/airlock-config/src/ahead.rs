@@ -333,14 +333,14 @@ pub(crate) struct Rules<'a, 't> {
     strings: Range<usize>,
 }
 
-impl Rules<'_, '_> {
+impl<'a> Rules<'a, '_> {
     /// The strings, as the TOML parser would have decoded them.
-    pub(crate) fn texts(&self) -> Vec<String> {
+    pub(crate) fn texts(&self) -> Vec<&'a str> {
         let strings = self.ahead.strings.get(self.strings.clone());
         strings
             .unwrap_or_default()
             .iter()
-            .map(|&s| self.ahead.string(s).to_owned())
+            .map(|&s| self.ahead.string(s))
             .collect()
     }
 

@@ -264,13 +264,17 @@ pub struct WrittenRules {
 impl WrittenRules {
     /// `written` as the rules compiled from it (`compiled`, in the same order,
     /// each parsed from the text at its index) keep it.
-    pub(crate) fn new(written: &[String], compiled: &[airlock_policy::Rule]) -> WrittenRules {
+    pub(crate) fn new<S: AsRef<str>>(
+        written: &[S],
+        compiled: &[airlock_policy::Rule],
+    ) -> WrittenRules {
         let differ = written
             .iter()
+            .map(AsRef::as_ref)
             .zip(compiled)
             .enumerate()
-            .filter(|(_, (w, r))| w.as_str() != r.as_str())
-            .map(|(i, (w, _))| (i, w.as_str().into()))
+            .filter(|(_, (w, r))| *w != r.as_str())
+            .map(|(i, (w, _))| (i, w.into()))
             .collect();
         WrittenRules {
             len: written.len(),

@@ -1,5 +1,6 @@
 //! Text → [`Config`], validating everything once, with located errors.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
@@ -413,7 +414,7 @@ enum Lists<'a, 't> {
     Toml(Option<Vec<Spanned<String>>>),
 }
 
-impl Lists<'_, '_> {
+impl<'a> Lists<'a, '_> {
     fn len(&self) -> usize {
         match self {
             Lists::Ahead(r) => r.len(),
@@ -421,12 +422,13 @@ impl Lists<'_, '_> {
         }
     }
 
-    fn texts(self) -> RuleTexts {
+    fn texts(self) -> RuleTexts<'a> {
         match self {
             // Where each was written is not kept: an error is found again by
-            // `parse_toml`.
+            // `parse_toml`. The texts are borrowed from the source: no copy of
+            // each rule while it is compiled.
             Lists::Ahead(r) => RuleTexts {
-                texts: r.texts(),
+                texts: r.texts().into_iter().map(Cow::Borrowed).collect(),
                 spans: Vec::new(),
             },
             Lists::Toml(l) => RuleTexts::toml(l),
@@ -435,18 +437,18 @@ impl Lists<'_, '_> {
 }
 
 /// A capability's `allow` or `deny` rules as written, and where (when known).
-struct RuleTexts {
-    texts: Vec<String>,
+struct RuleTexts<'a> {
+    texts: Vec<Cow<'a, str>>,
     spans: Vec<Range<usize>>,
 }
 
-impl RuleTexts {
-    fn toml(list: Option<Vec<Spanned<String>>>) -> RuleTexts {
+impl RuleTexts<'_> {
+    fn toml(list: Option<Vec<Spanned<String>>>) -> RuleTexts<'static> {
         let (texts, spans) = strings(list)
             .into_iter()
             .map(|r| {
                 let span = r.span();
-                (r.into_inner(), span)
+                (Cow::Owned(r.into_inner()), span)
             })
             .unzip();
         RuleTexts { texts, spans }

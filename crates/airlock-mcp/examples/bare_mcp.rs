@@ -20,10 +20,20 @@
 //! The tool `execute` takes airlock's arguments (`capability`, `method`, `path`,
 //! `query`, `headers`, `body`, `reason`); `capability` and `reason` are ignored,
 //! `path` is appended to `UPSTREAM`.
+//!
+//! With `--fsync FILE`, it is also the floor of `audit_fsync = "always"`: each
+//! call appends a 400-byte line to `FILE` and fdatasyncs it before sending the
+//! request (airlock's write-ahead decision record, synced on the serving thread
+//! as airlock's stdio server does), then appends a second 400-byte line after the
+//! answer (the outcome record, synced with the next call's). No hashing, no MAC,
+//! no anchor, no lock: only the disk's part of a durable record.
 #![forbid(unsafe_code)]
 #![allow(clippy::print_stderr)]
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -63,7 +73,28 @@ struct ExecuteArgs {
 struct Bare {
     client: reqwest::Client,
     base: String,
+    /// `--fsync FILE`, opened for appending.
+    log: Option<Arc<File>>,
     tool_router: ToolRouter<Self>,
+}
+
+/// One record-sized line: airlock's decision and outcome records for this
+/// call are about 400 bytes each.
+const LINE: [u8; 400] = {
+    let mut line = [b'x'; 400];
+    line[399] = b'\n';
+    line
+};
+
+/// Appends one line to the log, fdatasyncing it when `sync`.
+fn append(log: Option<&Arc<File>>, sync: bool) -> std::io::Result<()> {
+    if let Some(mut file) = log.map(|f| &**f) {
+        file.write_all(&LINE)?;
+        if sync {
+            file.sync_data()?;
+        }
+    }
+    Ok(())
 }
 
 fn failed(message: String) -> Result<CallToolResult, ErrorData> {
@@ -93,6 +124,9 @@ impl Bare {
             url.push_str(k);
             url.push('=');
             url.push_str(v);
+        }
+        if let Err(e) = append(self.log.as_ref(), true) {
+            return failed(format!("log: {e}"));
         }
         let mut request = self.client.request(method, url);
         for (k, v) in args.headers.unwrap_or_default() {
@@ -127,6 +161,9 @@ impl Bare {
             "body_base64": false,
         });
         let text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string());
+        if let Err(e) = append(self.log.as_ref(), false) {
+            return failed(format!("log: {e}"));
+        }
         Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
     }
 }
@@ -136,9 +173,16 @@ impl ServerHandler for Bare {}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [upstream] = args.as_slice() else {
-        eprintln!("usage: bare_mcp UPSTREAM_URL (e.g. http://127.0.0.1:9000)");
-        std::process::exit(2);
+    let (upstream, log) = match args.as_slice() {
+        [upstream] => (upstream, None),
+        [upstream, flag, path] if flag == "--fsync" => {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            (upstream, Some(Arc::new(file)))
+        }
+        _ => {
+            eprintln!("usage: bare_mcp UPSTREAM_URL [--fsync FILE] (e.g. http://127.0.0.1:9000)");
+            std::process::exit(2);
+        }
     };
     let client = airlock_engine::EngineConfig::default()
         .client_builder()
@@ -146,6 +190,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = Bare {
         client,
         base: upstream.trim_end_matches('/').to_string(),
+        log,
         tool_router: Bare::tool_router(),
     };
     // `airlock serve` with stdio alone: the current-thread runtime.

@@ -16,11 +16,16 @@
 //! parameters cut.
 //!
 //! The trie is built once and then only read, so it is laid out flat: every node
-//! in one vector (24 bytes each), its children contiguous and sorted by key (found
-//! by binary search), every key in one byte vector and every node's rules in one
-//! index vector. No allocation per node: a million rules fill three vectors.
+//! in one vector (12 bytes each), its children contiguous and sorted by key
+//! (found by binary search), every key in one byte vector and every node's rules
+//! in one index vector. Nodes are created, and their keys, children and rules
+//! filed, in the same (breadth-first) order, so each node keeps only where its
+//! three ranges start: each ends where the next node's starts (a last, sentinel
+//! node holds the ends). No allocation per node: a million rules fill three
+//! vectors (docs/benchmarks.md, "Loading 1,000,000 rules").
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use crate::pattern::PathSegments;
@@ -28,7 +33,8 @@ use crate::pattern::PathSegments;
 /// A trie of rule indices keyed by leading literal segments.
 #[derive(Debug, Clone)]
 pub(crate) struct Index {
-    /// Node 0 is the root.
+    /// Node 0 is the root; the last node is a sentinel (no node of the trie)
+    /// whose starts are the previous node's ends.
     nodes: Vec<Node>,
     /// Every node's key, one after another (ASCII lower-cased when `fold_case`).
     keys: Vec<u8>,
@@ -38,19 +44,15 @@ pub(crate) struct Index {
     fold_case: bool,
 }
 
-/// Ranges into [`Index`]'s vectors.
+/// Where a node's ranges start; each ends where the next node's starts.
 #[derive(Debug, Clone, Copy, Default)]
 struct Node {
     /// The segment that leads here from the parent, in `keys`.
-    key: (u32, u32),
+    key: u32,
     /// The children, in `nodes`, sorted by key.
-    children: (u32, u32),
+    children: u32,
     /// The rules whose literal prefix ends here, in `rules`.
-    rules: (u32, u32),
-}
-
-fn range((start, end): (u32, u32)) -> std::ops::Range<usize> {
-    start as usize..end as usize
+    rules: u32,
 }
 
 /// `n` as a `u32`: rule counts and trie sizes stay far below 2³² (a rule is
@@ -83,7 +85,10 @@ impl Index {
             segs.extend(prefix.into_iter().map(key));
             spans.push((start, small(segs.len())));
         }
-        let prefix = |r: u32| &segs[range(spans[r as usize])];
+        let prefix = |r: u32| {
+            let (start, end) = spans[r as usize];
+            &segs[start as usize..end as usize]
+        };
         // Sorted by prefix, rules sharing a node are neighbours, a node's own rules
         // (the shortest prefix) come before its children's, and the sort being
         // stable keeps each node's rules ascending.
@@ -96,7 +101,8 @@ impl Index {
             rules: Vec::with_capacity(order.len()),
             fold_case,
         };
-        // Breadth first, so that each node's children are created together:
+        // Breadth first, so that each node's children are created together and
+        // nodes are taken from the queue in the order they were created:
         // (node, its rules in `order`, its depth).
         let mut queue = VecDeque::from([(0usize, 0..order.len(), 0usize)]);
         while let Some((at, span, depth)) = queue.pop_front() {
@@ -105,10 +111,9 @@ impl Index {
                 .iter()
                 .take_while(|&&r| prefix(r).len() == depth)
                 .count();
-            let start = small(index.rules.len());
+            index.nodes[at].rules = small(index.rules.len());
             index.rules.extend_from_slice(&group[..own]);
-            index.nodes[at].rules = (start, small(index.rules.len()));
-            let first_child = small(index.nodes.len());
+            index.nodes[at].children = small(index.nodes.len());
             let mut i = span.start + own;
             while i < span.end {
                 let seg = &prefix(order[i])[depth];
@@ -116,17 +121,20 @@ impl Index {
                 while j < span.end && prefix(order[j])[depth] == *seg {
                     j += 1;
                 }
-                let k = small(index.keys.len());
-                index.keys.extend_from_slice(seg);
                 queue.push_back((index.nodes.len(), i..j, depth + 1));
                 index.nodes.push(Node {
-                    key: (k, small(index.keys.len())),
+                    key: small(index.keys.len()),
                     ..Node::default()
                 });
+                index.keys.extend_from_slice(seg);
                 i = j;
             }
-            index.nodes[at].children = (first_child, small(index.nodes.len()));
         }
+        index.nodes.push(Node {
+            key: small(index.keys.len()),
+            children: small(index.nodes.len()),
+            rules: small(index.rules.len()),
+        });
         index.nodes.shrink_to_fit();
         index.keys.shrink_to_fit();
         index
@@ -164,24 +172,38 @@ impl Index {
     }
 
     fn collect(&self, at: usize, out: &mut Vec<usize>) {
-        let rules = &self.rules[range(self.nodes[at].rules)];
+        let rules = &self.rules[self.nodes[at].rules as usize..self.nodes[at + 1].rules as usize];
         out.extend(rules.iter().map(|&r| r as usize));
+    }
+
+    /// Node `at`'s key.
+    fn key(&self, at: usize) -> &[u8] {
+        &self.keys[self.nodes[at].key as usize..self.nodes[at + 1].key as usize]
     }
 
     /// The child of node `at` keyed by `seg` (lower-cased first when folding case).
     fn child(&self, at: usize, seg: &[u8]) -> Option<usize> {
-        let children = range(self.nodes[at].children);
-        let first = children.start;
-        let found = self.nodes[children].binary_search_by(|n| {
-            let key = &self.keys[range(n.key)];
-            if self.fold_case {
+        // Binary search over the children, sorted by key.
+        let (mut lo, mut hi) = (
+            self.nodes[at].children as usize,
+            self.nodes[at + 1].children as usize,
+        );
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let key = self.key(mid);
+            let order = if self.fold_case {
                 key.iter()
                     .copied()
                     .cmp(seg.iter().map(u8::to_ascii_lowercase))
             } else {
                 key.cmp(seg)
+            };
+            match order {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(mid),
             }
-        });
-        found.ok().map(|i| first + i)
+        }
+        None
     }
 }

@@ -48,6 +48,13 @@ pub(crate) fn encode(path: &str, out: &mut Vec<u8>) {
             out.push(0);
             continue;
         }
+        if !seg.contains(['*', '%']) {
+            // One literal piece, nothing to decode (the usual segment).
+            push_len(out, 1);
+            push_len(out, seg.len());
+            out.extend_from_slice(seg.as_bytes());
+            continue;
+        }
         push_len(out, seg.split('*').count());
         for piece in seg.split('*') {
             if piece.contains('%') {

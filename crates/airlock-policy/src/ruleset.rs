@@ -172,9 +172,9 @@ impl RuleSet {
     ///
     /// [`RuleSetError`] naming the list (`allow`/`deny`, or the extra methods) and the
     /// index of the first entry that is refused, plus why.
-    pub fn compile(
-        allow: &[String],
-        deny: &[String],
+    pub fn compile<S: AsRef<str>>(
+        allow: &[S],
+        deny: &[S],
         extra_methods: &[String],
     ) -> Result<RuleSet, RuleSetError> {
         let mut extras: Vec<String> = Vec::with_capacity(extra_methods.len());
@@ -185,16 +185,13 @@ impl RuleSet {
                 extras.push(m);
             }
         }
-        let parse = |list: RuleList, rules: &[String]| -> Result<Vec<Rule>, RuleSetError> {
+        let parse = |list: RuleList, rules: &[S]| -> Result<Vec<Rule>, RuleSetError> {
             rules
                 .iter()
                 .enumerate()
                 .map(|(index, s)| {
-                    Rule::parse_with_methods(s, &extras).map_err(|error| RuleSetError::Rule {
-                        list,
-                        index,
-                        error,
-                    })
+                    Rule::parse_with_methods(s.as_ref(), &extras)
+                        .map_err(|error| RuleSetError::Rule { list, index, error })
                 })
                 .collect()
         };
@@ -501,7 +498,7 @@ mod tests {
                 .starts_with("allow[0]: rule \"PROPFIND /x\": method \"PROPFIND\""),
             "{e}"
         );
-        let e = RuleSet::compile(&[], &[], &strings(&["MKCOL", "TRACE"])).unwrap_err();
+        let e = RuleSet::compile::<String>(&[], &[], &strings(&["MKCOL", "TRACE"])).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("extra method [1]: method \"TRACE\" is never allowed"),

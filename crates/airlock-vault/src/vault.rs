@@ -397,6 +397,16 @@ impl Vault {
         )
     }
 
+    /// How many secrets the vault holds.
+    pub fn len(&self) -> usize {
+        self.file.secrets.len()
+    }
+
+    /// Whether the vault holds no secret.
+    pub fn is_empty(&self) -> bool {
+        self.file.secrets.is_empty()
+    }
+
     /// Whether a secret of this name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.file.secrets.contains_key(name)

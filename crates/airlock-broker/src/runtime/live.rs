@@ -99,10 +99,15 @@ pub(super) struct Live {
 }
 
 impl Live {
-    /// The snapshots for `config` and `vault` as just loaded from `home`.
-    pub(super) fn new(home: &Home, config: &Config, vault: Vault) -> Result<Live, LoadError> {
+    /// The snapshots for `config` and `vault` as just loaded from `home`, with
+    /// `vault`'s scrubber ([`scrubber_for`]).
+    pub(super) fn new(
+        home: &Home,
+        config: &Config,
+        vault: Vault,
+        scrubber: Scrubber,
+    ) -> Result<Live, LoadError> {
         let engine = engine_for(config)?;
-        let scrubber = scrubber_for(&vault)?;
         Ok(Live {
             vault: Arc::new(RwLock::new(vault)),
             engine: RwLock::new(Arc::new(engine)),
@@ -309,9 +314,15 @@ fn engine_for(config: &Config) -> Result<Engine, airlock_engine::EngineError> {
     Engine::new(ec)
 }
 
+/// From this many vault secrets on, [`super::Runtime::new`] builds the scrubber
+/// on a thread of its own while the configuration loads; below, a thread costs
+/// more than it saves (a few secrets build in microseconds; spawning a thread
+/// takes tens of them, and an MCP server's cold start counts them).
+pub(super) const SCRUBBER_THREAD_FROM: usize = 64;
+
 /// Every vault secret, so that no secret — of this service or another — comes
 /// back to an agent.
-fn scrubber_for(vault: &Vault) -> Result<Scrubber, LoadError> {
+pub(super) fn scrubber_for(vault: &Vault) -> Result<Scrubber, LoadError> {
     let secrets: Vec<(String, airlock_vault::SecretBytes)> = vault
         .list()
         .into_iter()

@@ -125,7 +125,25 @@ impl Runtime {
         vault: Vault,
         clock: std::sync::Arc<dyn Clock>,
     ) -> Result<Runtime, RuntimeError> {
-        let config = Config::load(&home)?;
+        // The response scrubber (every vault secret in every encoding, one
+        // automaton) does not depend on the configuration: with many secrets it
+        // is built on its own thread while the configuration is read and its
+        // rules compiled, instead of after them (1,000 secrets: about 160 ms of
+        // CPU; docs/benchmarks.md, "Loading 1,000,000 rules").
+        let (config, scrubber) = if vault.len() >= live::SCRUBBER_THREAD_FROM {
+            std::thread::scope(|s| {
+                let scrubber = s.spawn(|| live::scrubber_for(&vault));
+                let config = Config::load(&home);
+                let scrubber = scrubber
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (config, scrubber)
+            })
+        } else {
+            (Config::load(&home), live::scrubber_for(&vault))
+        };
+        let config = config?;
+        let scrubber = scrubber?;
         let fsync = match config.server.audit_fsync {
             airlock_config::AuditFsync::Always => airlock_audit::FsyncPolicy::Always,
             airlock_config::AuditFsync::Batch => airlock_audit::FsyncPolicy::Batch {
@@ -139,7 +157,7 @@ impl Runtime {
             airlock_audit::Options::default().fsync(fsync),
         )?;
         let token_key = crate::attenuate::TokenKey::from_vault(&vault);
-        let live = live::Live::new(&home, &config, vault)?;
+        let live = live::Live::new(&home, &config, vault, scrubber)?;
         // After the audit log is open: it creates `state/`.
         let watch = watch::HomeWatch::new(&home);
         let audit = audit_writer::AuditWriter::start(airlock_audit::SharedLog::new(log))
@@ -557,5 +575,50 @@ mod tests {
         crate::state::release_lock(&home).unwrap();
         assert_eq!(get(&rt, &me).await, 200);
         assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    /// With many secrets the scrubber is built on a thread of its own while the
+    /// configuration loads, with few on the starting thread: either way it
+    /// covers every secret of the vault, and a configuration error still stops
+    /// the start.
+    #[test]
+    fn the_scrubber_covers_every_secret_whether_built_on_its_own_thread_or_not() {
+        for n in [
+            live::SCRUBBER_THREAD_FROM - 1,
+            live::SCRUBBER_THREAD_FROM + 1,
+        ] {
+            let (_d, home) = crate::test_util::home();
+            let mut vault =
+                airlock_vault::Vault::init(&home, airlock_vault::NewVaultKey::KeyFile).unwrap();
+            let value = |i: usize| format!("sk_live_canary_{i:04}_0123456789abcdef");
+            for i in 0..n {
+                vault.insert(&format!("s{i}"), value(i).as_bytes()).unwrap();
+            }
+            vault.save(&home).unwrap();
+            std::fs::write(home.config_path(), "[server]\nbogus = 1\n").unwrap();
+            let vault_again = || {
+                airlock_vault::LockedVault::load(&home)
+                    .unwrap()
+                    .unlock_with_key_file(&home)
+                    .unwrap()
+            };
+            let refused = Runtime::new(home.clone(), vault, SystemClock::new());
+            assert!(
+                matches!(refused, Err(RuntimeError::Config(_))),
+                "{n} secrets: a bad configuration is refused"
+            );
+
+            std::fs::write(home.config_path(), "").unwrap();
+            let rt = Runtime::new(home.clone(), vault_again(), SystemClock::new()).unwrap();
+            let scrubber = rt.live.scrubber();
+            assert_eq!(scrubber.secret_names().count(), n, "{n} secrets");
+            for i in [0, n / 2, n - 1] {
+                let echoed = format!("echo: {}", value(i));
+                assert!(
+                    scrubber.contains_secret(echoed.as_bytes()),
+                    "{n} secrets: s{i}"
+                );
+            }
+        }
     }
 }
