@@ -133,6 +133,17 @@ impl Rule {
     ///
     /// [`RuleError::Invalid`] naming the rule and the problem.
     pub fn parse_with_methods(s: &str, extra: &[String]) -> Result<Rule, RuleError> {
+        Self::parse_reusing(s, extra, &mut Vec::new())
+    }
+
+    /// [`Rule::parse_with_methods`], encoding the pattern in `scratch` first so
+    /// that the rule is allocated once at its size: [`crate::RuleSet::compile`]
+    /// gives every rule of a list the same one.
+    pub(crate) fn parse_reusing(
+        s: &str,
+        extra: &[String],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Rule, RuleError> {
         let invalid = |problem| RuleError::Invalid {
             rule: clip(s),
             problem,
@@ -160,14 +171,16 @@ impl Rule {
                 max: crate::normalize::MAX_TARGET_LEN,
             }))
         })?;
-        // The text, then the pattern encoded after it, in one allocation (a
-        // million rules load in one go: docs/benchmarks.md, "Loading 1,000,000
-        // rules"). The encoding takes at most two bytes per path byte.
-        let mut data = Vec::with_capacity(text_len as usize + 2 * path.len());
+        // The text, then the pattern encoded after it, in one allocation of
+        // their size (a million rules load in one go: docs/benchmarks.md,
+        // "Loading 1,000,000 rules").
+        scratch.clear();
+        encode(path, scratch);
+        let mut data = Vec::with_capacity(text_len as usize + scratch.len());
         data.extend_from_slice(method.as_bytes());
         data.push(b' ');
         data.extend_from_slice(path.as_bytes());
-        encode(path, &mut data);
+        data.extend_from_slice(scratch);
         Ok(Rule {
             data: data.into_boxed_slice(),
             text_len,
@@ -263,12 +276,12 @@ fn check_rule_path(path: &str) -> Result<(), RuleProblem> {
     if is_plain(path) {
         // No `?`, `#` or `.` to look for, and nothing to normalize: one pass less
         // for the usual rule, with the checks below in the same order.
-        if path.contains("//") {
+        if doubled(path, b'/') {
             return Err(RuleProblem::EmptySegment);
         }
         return match path[1..]
             .split('/')
-            .find(|s| s.contains("**") && *s != "**")
+            .find(|s| doubled(s, b'*') && *s != "**")
         {
             Some(seg) => Err(RuleProblem::DoubleStar { segment: clip(seg) }),
             None => Ok(()),
@@ -297,6 +310,12 @@ fn check_rule_path(path: &str) -> Result<(), RuleProblem> {
         });
     }
     Ok(())
+}
+
+/// Whether `s` has `byte` twice in a row (`str::contains` with a two-byte
+/// needle sets up a substring searcher: slower on a short rule than this).
+fn doubled(s: &str, byte: u8) -> bool {
+    s.as_bytes().windows(2).any(|w| w[0] == byte && w[1] == byte)
 }
 
 /// Whether a rule path that passed the checks above is made of letters, digits,

@@ -185,12 +185,13 @@ impl RuleSet {
                 extras.push(m);
             }
         }
-        let parse = |list: RuleList, rules: &[S]| -> Result<Vec<Rule>, RuleSetError> {
+        let mut scratch = Vec::new();
+        let mut parse = |list: RuleList, rules: &[S]| -> Result<Vec<Rule>, RuleSetError> {
             rules
                 .iter()
                 .enumerate()
                 .map(|(index, s)| {
-                    Rule::parse_with_methods(s.as_ref(), &extras)
+                    Rule::parse_reusing(s.as_ref(), &extras, &mut scratch)
                         .map_err(|error| RuleSetError::Rule { list, index, error })
                 })
                 .collect()

@@ -315,8 +315,8 @@ fn engine_for(config: &Config) -> Result<Engine, airlock_engine::EngineError> {
 }
 
 /// From this many vault secrets on, [`super::Runtime::new`] builds the scrubber
-/// on a thread of its own while the configuration loads; below, a thread costs
-/// more than it saves (a few secrets build in microseconds; spawning a thread
+/// on another thread while the configuration loads; below, the threads cost
+/// more than they save (a few secrets build in microseconds; starting threads
 /// takes tens of them, and an MCP server's cold start counts them).
 pub(super) const SCRUBBER_THREAD_FROM: usize = 64;
 
