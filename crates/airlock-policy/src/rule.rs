@@ -315,7 +315,9 @@ fn check_rule_path(path: &str) -> Result<(), RuleProblem> {
 /// Whether `s` has `byte` twice in a row (`str::contains` with a two-byte
 /// needle sets up a substring searcher: slower on a short rule than this).
 fn doubled(s: &str, byte: u8) -> bool {
-    s.as_bytes().windows(2).any(|w| w[0] == byte && w[1] == byte)
+    s.as_bytes()
+        .windows(2)
+        .any(|w| w[0] == byte && w[1] == byte)
 }
 
 /// Whether a rule path that passed the checks above is made of letters, digits,
