@@ -572,12 +572,12 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 4);
     }
 
-    /// With many secrets the scrubber is built on a thread of its own while the
-    /// configuration loads, with few on the starting thread: either way it
-    /// covers every secret of the vault, and a configuration error still stops
-    /// the start.
+    /// With many secrets the scrubber is built on another thread while the
+    /// configuration loads, with few after it on the starting thread: either
+    /// way it covers every secret of the vault, and a configuration error
+    /// still stops the start.
     #[test]
-    fn the_scrubber_covers_every_secret_whether_built_on_its_own_thread_or_not() {
+    fn the_scrubber_covers_every_secret_whether_built_alongside_the_configuration_or_not() {
         for n in [
             live::SCRUBBER_THREAD_FROM - 1,
             live::SCRUBBER_THREAD_FROM + 1,
