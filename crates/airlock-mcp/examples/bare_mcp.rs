@@ -176,8 +176,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (upstream, log) = match args.as_slice() {
         [upstream] => (upstream, None),
         [upstream, flag, path] if flag == "--fsync" => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            (upstream, Some(Arc::new(file)))
+            match OpenOptions::new().create(true).append(true).open(path) {
+                Ok(file) => (upstream, Some(Arc::new(file))),
+                Err(e) => {
+                    eprintln!("bare_mcp: cannot open {path} for --fsync: {e}");
+                    std::process::exit(2);
+                }
+            }
         }
         _ => {
             eprintln!("usage: bare_mcp UPSTREAM_URL [--fsync FILE] (e.g. http://127.0.0.1:9000)");
